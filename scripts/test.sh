@@ -1,0 +1,21 @@
+#!/usr/bin/env bash
+# test.sh - sets up, builds and runs every test: the normal build, then the
+# AddressSanitizer + UndefinedBehaviorSanitizer build, then the repository checks.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+scripts/setup.sh dev
+jobs=$(nproc)
+
+echo "== build and test (RelWithDebInfo)"
+BUILD_DIR=build scripts/build.sh
+ctest --test-dir build --output-on-failure -j"$jobs"
+
+echo "== build and test (ASan + UBSan)"
+BUILD_DIR=build-asan BUILD_TYPE=Debug scripts/build.sh -DSANITIZE=address,undefined
+ASAN_OPTIONS=detect_leaks=1 UBSAN_OPTIONS=print_stacktrace=1 \
+    ctest --test-dir build-asan --output-on-failure -j"$jobs"
+
+if [ -x scripts/check.sh ]; then
+    echo "== repository checks"
+    scripts/check.sh
+fi

@@ -1,0 +1,129 @@
+/*
+ * config.h - a benchmark config (YAML, DESIGN.md "Config") loaded into plain structs.
+ * The seed schema loads unchanged; extensions have defaults. Every error names
+ * file:line:column and the key path, e.g.
+ *   configs/x.yaml:14:5: requests.rate_per_second: expected a number or "inf", got "fast"
+ * All strings are owned by the config and freed by config_release().
+ */
+#ifndef TB_CONFIG_H
+#define TB_CONFIG_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <jansson.h>
+
+#include "core/xalloc.h"
+
+enum arrival { ARRIVAL_POISSON, ARRIVAL_CONSTANT, ARRIVAL_BURST, ARRIVAL_GAMMA };
+enum api_kind { API_COMPLETIONS, API_CHAT };
+
+const char *arrival_name(enum arrival a);
+const char *api_kind_name(enum api_kind a);
+
+/* NAN = no objective on that metric. */
+struct slo_cfg {
+    double ttft_ms;
+    double itl_ms;
+    double tpot_ms;
+    double e2e_ms;
+    double percentile; /* quantile used for verdicts, e.g. 95 for p95 (default 95) */
+};
+
+struct requests_cfg {
+    int num_requests;          /* per point and tenant; default 100 */
+    int *concurrency;          /* sweep list; 0 = no cap; default [10] */
+    size_t n_concurrency;
+    double *rates;             /* requests/s; INFINITY = "inf"; default [inf] */
+    size_t n_rates;
+    enum arrival arrival;      /* default poisson */
+    double burstiness;         /* gamma shape: 1 = poisson, < 1 burstier; default 1 */
+    int prompt_tokens_min;     /* default 512 */
+    int prompt_tokens_max;     /* default 2048 */
+    int completion_tokens;     /* default 512; sent as max_tokens with ignore_eos */
+    int shared_prefix_tokens;  /* default 0 */
+};
+
+/* server.sim: the built-in simulator's options (same names as `testbench sim` flags). */
+struct sim_cfg {
+    bool enabled;               /* server.sim present, or --sim */
+    char *gpu;                  /* default "rtx-pro-6000" */
+    char *model;                /* default: model.name */
+    char *quantization;         /* default: model.quantization */
+    char *kv_cache_dtype;       /* default "auto" */
+    int max_model_len;          /* 0 = model max */
+    double gpu_memory_utilization; /* 0 = 0.9 */
+    int max_num_seqs;           /* 0 = default */
+    int max_num_batched_tokens; /* 0 = default */
+    int enable_prefix_caching;  /* -1 = model.enable_prefix_caching */
+    int tensor_parallel_size;   /* 0 = model.tensor_parallel_size */
+    uint64_t seed;              /* default benchmark.seed */
+};
+
+struct server_cfg {
+    char *endpoint;            /* base URL; default http://localhost:8000 */
+    enum api_kind api;         /* default completions */
+    char *api_key_env;         /* default OPENAI_API_KEY */
+    double timeout_s;          /* per request; default 600 */
+    struct sim_cfg sim;
+};
+
+struct model_cfg {
+    char *name;                /* NULL = ask the server (/v1/models) */
+    char *quantization;        /* informational for real servers; used by the simulator */
+    int tensor_parallel_size;  /* default 1 */
+    bool enable_prefix_caching; /* default true */
+};
+
+struct tenant_cfg {
+    char *name;                /* "default" when the config has no tenants: */
+    char *endpoint;            /* default server.endpoint */
+    char *model;               /* default model.name */
+    struct requests_cfg requests; /* inherits the top-level requests' fields it does not set;
+                                     concurrency/rates lists of length 1 only */
+    struct slo_cfg slo;        /* inherits top-level slo fields it does not set */
+};
+
+struct telemetry_cfg {
+    double sample_interval_sec; /* default 1.0; >= 0.05 */
+    bool collect_gpu_stats;     /* default true */
+    bool scrape_server_metrics; /* default true */
+};
+
+struct bench_cfg {
+    char *name;                /* default "benchmark" */
+    char *description;         /* default "" */
+    char *output_prefix;       /* default "benchmark" */
+    char *output_dir;          /* default "results" */
+    uint64_t seed;             /* default 42 */
+};
+
+struct config {
+    char *path;                /* as given to config_load */
+    struct bench_cfg benchmark;
+    struct server_cfg server;
+    struct model_cfg model;
+    int *context_lengths;      /* sweep; NULL/0 = prompt lengths from requests min/max */
+    size_t n_context_lengths;
+    struct requests_cfg requests;
+    struct slo_cfg slo;
+    struct tenant_cfg *tenants; /* always >= 1 after a successful load */
+    size_t n_tenants;
+    struct telemetry_cfg telemetry;
+};
+
+/* Fills c with defaults (a config with no file; one tenant "default"). */
+void config_defaults(struct config *c);
+/* 0 on success; -EINVAL (bad content) or -ENOENT/-EIO (cannot read) with the message in err. */
+MUST_USE int config_load(struct config *c, const char *path, char *err, size_t errlen);
+/* Checks cross-field rules again after command-line overrides (endpoint, model, ...). */
+MUST_USE int config_check(const struct config *c, char *err, size_t errlen);
+void config_release(struct config *c);
+/* The resolved config as JSON (every key, defaults filled in), for result files. */
+json_t *config_to_json(const struct config *c);
+
+/* `testbench validate --config FILE`. Returns an exit code. */
+int validate_main(int argc, char **argv);
+
+#endif

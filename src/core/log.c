@@ -1,0 +1,50 @@
+#include "core/log.h"
+
+#include <stdarg.h>
+#include <stdio.h>
+
+static bool quiet_flag;
+
+void log_set_quiet(bool quiet)
+{
+    quiet_flag = quiet;
+}
+
+bool log_is_quiet(void)
+{
+    return quiet_flag;
+}
+
+static void vlog(const char *prefix, const char *fmt, va_list ap)
+{
+    /* One fprintf per line so threads do not interleave mid-line. */
+    char line[4096];
+    vsnprintf(line, sizeof(line), fmt, ap);
+    fprintf(stderr, "%s%s\n", prefix, line);
+}
+
+void log_info(const char *fmt, ...)
+{
+    if (quiet_flag)
+        return;
+    va_list ap;
+    va_start(ap, fmt);
+    vlog("", fmt, ap);
+    va_end(ap);
+}
+
+void log_warn(const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    vlog("warning: ", fmt, ap);
+    va_end(ap);
+}
+
+void log_error(const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    vlog("error: ", fmt, ap);
+    va_end(ap);
+}

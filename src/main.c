@@ -1,0 +1,115 @@
+/*
+ * main.c - subcommand dispatch; the only place that exits (STYLE P4).
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <curl/curl.h>
+
+#include "config/config.h"
+#include "core/exitcode.h"
+#include "core/version.h"
+#include "plan/plan.h"
+#include "runner/run.h"
+#include "sim/sim.h"
+#include "telemetry/telemetry.h"
+
+struct command {
+    const char *name;
+    int (*main)(int argc, char **argv);
+    const char *usage;
+};
+
+static const struct command commands[] = {
+    {"run", run_main,
+     "testbench run --config FILE [--endpoint URL] [--model NAME] [--output-dir DIR] [--sim] "
+     "[--quiet]\n  Runs the benchmark a config describes and writes results/<prefix>_<time>_*."},
+    {"sim", sim_main,
+     "testbench sim [--host 127.0.0.1] [--port 8000] [--model M] [--served-model-name N]\n"
+     "    [--gpu G] [--quantization Q] [--kv-cache-dtype D] [--max-model-len N]\n"
+     "    [--gpu-memory-utilization F] [--max-num-seqs N] [--max-num-batched-tokens N]\n"
+     "    [--enable-prefix-caching | --no-enable-prefix-caching] [--tensor-parallel-size N]\n"
+     "    [--lora-modules NAME=PATH ...] [--seed N] [--trace FILE] [--catalog DIR]\n"
+     "  Serves an OpenAI-compatible API that behaves like vLLM on the given GPU and model."},
+    {"plan", plan_main,
+     "testbench plan --gpu NAME --model NAME [--quantization Q] [--kv-cache-dtype D]\n"
+     "    [--context N[,N...]] [--prompt-tokens N] [--output-tokens N] [--users N[,N...]]\n"
+     "    [--requests N] [--catalog DIR] [--json]\n"
+     "  Predicts memory, KV capacity, latency and throughput without a GPU."},
+    {"telemetry", telemetry_main,
+     "testbench telemetry [--interval S] [--duration S] [--json] [--metrics-url URL]\n"
+     "  Samples GPUs (NVML) and the host, one line per sample."},
+    {"validate", validate_main,
+     "testbench validate --config FILE\n  Loads and checks a config; prints errors with "
+     "file:line:column."},
+};
+
+#define N_COMMANDS (sizeof(commands) / sizeof(commands[0]))
+
+static void print_usage(FILE *f)
+{
+    fprintf(f, "testbench %s - LLM inference testbench\n\nUsage:\n", TB_VERSION);
+    for (size_t i = 0; i < N_COMMANDS; i++)
+        fprintf(f, "  %s\n", commands[i].usage);
+    fprintf(f, "  testbench --version\n  testbench help [COMMAND]\n\n"
+               "Exit codes: 0 done; 1 runtime failure; 2 usage or config error;\n"
+               "            3 server unreachable or not ready; 130 interrupted (partial files "
+               "written).\n");
+}
+
+static const struct command *find_command(const char *name)
+{
+    for (size_t i = 0; i < N_COMMANDS; i++)
+        if (strcmp(commands[i].name, name) == 0)
+            return &commands[i];
+    return NULL;
+}
+
+static int help(int argc, char **argv)
+{
+    if (argc < 3) {
+        print_usage(stdout);
+        return TB_EXIT_OK;
+    }
+    const struct command *c = find_command(argv[2]);
+    if (!c) {
+        fprintf(stderr, "testbench: unknown command '%s'\n", argv[2]);
+        return TB_EXIT_USAGE;
+    }
+    printf("%s\n", c->usage);
+    return TB_EXIT_OK;
+}
+
+static int dispatch(int argc, char **argv)
+{
+    if (argc < 2) {
+        print_usage(stderr);
+        return TB_EXIT_USAGE;
+    }
+    const char *name = argv[1];
+    if (strcmp(name, "--version") == 0 || strcmp(name, "version") == 0) {
+        printf("testbench %s (git %s)\n", TB_VERSION, TB_GIT);
+        return TB_EXIT_OK;
+    }
+    if (strcmp(name, "help") == 0 || strcmp(name, "--help") == 0 || strcmp(name, "-h") == 0)
+        return help(argc, argv);
+    const struct command *c = find_command(name);
+    if (!c) {
+        fprintf(stderr, "testbench: unknown command '%s' (see 'testbench help')\n", name);
+        return TB_EXIT_USAGE;
+    }
+    /* Subcommands see argv[0] = their own name. */
+    return c->main(argc - 1, argv + 1);
+}
+
+int main(int argc, char **argv)
+{
+    if (curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK) {
+        fprintf(stderr, "testbench: libcurl failed to initialise\n");
+        exit(TB_EXIT_RUNTIME);
+    }
+    int rc = dispatch(argc, argv);
+    curl_global_cleanup();
+    exit(rc);
+}

@@ -1,0 +1,51 @@
+/*
+ * client.h - the streaming HTTP client: libcurl's multi_socket interface driven by a
+ * libevent loop (STYLE P11), many concurrent SSE streams, one thread.
+ * Works with any OpenAI-compatible server: usage is taken from whichever chunk carries
+ * it, text events are counted when usage never arrives, errors are classified.
+ */
+#ifndef TB_CLIENT_H
+#define TB_CLIENT_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <event2/event.h>
+
+#include "config/config.h"
+#include "core/xalloc.h"
+#include "runner/record.h"
+
+struct client_options {
+    const char *api_key;      /* Authorization: Bearer ...; NULL = none */
+    double timeout_s;         /* whole-request limit; 0 = none */
+    long max_host_connections; /* 0 = libcurl default (unlimited) */
+};
+
+/* One request. Strings are borrowed until client_start returns (the body is built there). */
+struct client_request {
+    const char *base_url;     /* http://host:port (no trailing /v1) */
+    enum api_kind api;        /* /v1/completions or /v1/chat/completions */
+    const char *model;
+    const char *prompt;       /* prompt text, or the user message for chat */
+    int max_tokens;           /* max_tokens (completions) / max_completion_tokens + max_tokens (chat) */
+    bool ignore_eos;          /* vLLM extension; also sends min_tokens = max_tokens */
+};
+
+/* Called once per request when it ends (ok, failed or cancelled); rec is the caller's. */
+typedef void (*client_done_fn)(void *ctx, struct req_record *rec);
+
+struct client;
+
+MUST_USE int client_new(struct client **out, struct event_base *base, const struct client_options *o);
+/* Sets rec->t_sent and starts the transfer; the result arrives through done. 0 or -errno
+ * (then done is not called and rec holds the error). */
+MUST_USE int client_start(struct client *c, const struct client_request *rq, struct req_record *rec,
+                          client_done_fn done, void *ctx);
+/* Cancels every transfer in flight; each is recorded as "cancelled" and done is called. */
+void client_cancel_all(struct client *c);
+size_t client_in_flight(const struct client *c);
+void client_free(struct client *c); /* cancels what is in flight; NULL is a no-op */
+
+#endif

@@ -1,0 +1,58 @@
+/*
+ * record.h - everything measured about one request (DESIGN.md "request record").
+ * Times are run-clock nanoseconds (CLOCK_MONOTONIC); 0 means "did not happen".
+ */
+#ifndef TB_RECORD_H
+#define TB_RECORD_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "core/clock.h"
+
+enum req_status {
+    REQ_OK = 0,
+    REQ_HTTP_4XX,
+    REQ_HTTP_5XX,
+    REQ_TIMEOUT,
+    REQ_CONNECT,
+    REQ_STREAM_CUT,
+    REQ_BAD_RESPONSE,
+    REQ_CANCELLED,
+    REQ__COUNT
+};
+
+/* "ok", "http_4xx", "http_5xx", "timeout", "connect", "stream_cut", "bad_response", "cancelled" */
+const char *req_status_name(enum req_status s);
+
+struct req_record {
+    uint64_t id;
+    int tenant;                 /* index into config tenants */
+    mono_ns t_due;              /* when the arrival process scheduled it */
+    mono_ns t_sent;             /* handed to the transport */
+    mono_ns t_first;            /* first event carrying generated (or reasoning) text */
+    mono_ns t_last;             /* last such event */
+    mono_ns t_end;              /* [DONE] or close */
+    int target_prompt_tokens;   /* what the prompt was built for */
+    int prompt_tokens;          /* usage.prompt_tokens; -1 unknown */
+    int target_output_tokens;   /* max_tokens sent */
+    int output_tokens;          /* usage.completion_tokens, else the number of text events */
+    bool tokens_from_usage;     /* false: "tokens_source": "events" */
+    mono_ns *events;            /* arrival time of each text-carrying event (t_first first) */
+    size_t n_events;
+    size_t cap_events;
+    enum req_status status;
+    long http_status;           /* 0 = none received */
+    char *error;                /* owned; NULL when ok */
+};
+
+void req_record_init(struct req_record *r);
+void req_record_release(struct req_record *r);  /* frees events and error */
+/* Appends an event time (aborts on OOM: bounded by max_tokens). */
+void req_record_add_event(struct req_record *r, mono_ns t);
+/* Sets status and a formatted error message (replacing any earlier one). */
+void req_record_fail(struct req_record *r, enum req_status s, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+#endif

@@ -1,0 +1,11 @@
+#include "telemetry/telemetry.h"
+
+#include "core/log.h"
+
+int telemetry_main(int argc, char **argv)
+{
+    (void)argc;
+    (void)argv;
+    log_error("not built yet");
+    return 1;
+}
