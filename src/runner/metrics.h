@@ -1,0 +1,44 @@
+/*
+ * metrics.h - a point's summary from its request records, per DESIGN.md "Metrics".
+ * All latencies in seconds; unknown values NAN.
+ */
+#ifndef TB_METRICS_H
+#define TB_METRICS_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+#include "config/config.h"
+#include "core/stats.h"
+#include "runner/record.h"
+
+struct point_summary {
+    size_t issued;                   /* records given (failures included) */
+    size_t completed;                /* status ok */
+    size_t failed;
+    size_t failed_by_class[REQ__COUNT];
+    mono_ns window_start;            /* first t_sent */
+    mono_ns window_end;              /* last t_end */
+    double duration_s;               /* window length */
+    double request_throughput;       /* completed / window */
+    double output_throughput;        /* sum output tokens of completed / window */
+    double total_throughput;         /* sum (prompt + output) of completed / window */
+    long prompt_tokens_total;        /* completed requests, usage where known */
+    long output_tokens_total;
+    struct dist ttft, ttft_sched, queue_delay, itl, tpot, e2e, e2e_sched, user_token_rate;
+    size_t slo_met;
+    double goodput;                  /* met / window */
+    double slo_attainment_pct;       /* met / issued * 100 */
+    size_t tokens_from_events;       /* completed requests without usage */
+    double prompt_error_max_pct;     /* max |actual - target| / target over requests with usage */
+    bool prompt_off_target;          /* prompt_error_max_pct > 2 */
+};
+
+/* Does one completed request meet every objective of slo? TTFT, TPOT and E2E per request;
+ * ITL as the request's own gaps at slo->percentile. Failed requests never meet it. */
+bool record_meets_slo(const struct req_record *r, const struct slo_cfg *slo);
+/* Computes s from n records. */
+void point_summary_compute(struct point_summary *s, const struct req_record *recs, size_t n,
+                           const struct slo_cfg *slo);
+
+#endif

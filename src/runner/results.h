@@ -1,0 +1,54 @@
+/*
+ * results.h - the result files (DESIGN.md "Output files"): <prefix>_<stamp>_detailed.json,
+ * _summary.csv and _telemetry.json. Each flush rewrites all three through a temporary file
+ * and rename(), so an interrupted run always leaves valid files holding every finished
+ * request.
+ */
+#ifndef TB_RESULTS_H
+#define TB_RESULTS_H
+
+#include <stddef.h>
+
+#include <jansson.h>
+
+#include "runner/metrics.h"
+#include "runner/record.h"
+#include "telemetry/telemetry.h"
+
+/* Identifies a point and tenant (one summary.csv row). */
+struct point_info {
+    const char *benchmark;     /* benchmark.name */
+    const char *tenant;
+    const char *model;
+    int context_length;        /* 0 = none (prompt lengths from min/max) */
+    int concurrency;           /* 0 = no cap */
+    double rate;               /* INFINITY = inf */
+    enum arrival arrival;
+    int num_requests;
+    struct dist dispatch_lag_s;  /* client self-check (t_sent - t_due when no cap held it) */
+    struct dist loop_lag_s;      /* event-loop lateness of timers */
+    bool client_distorted;       /* either p99 above 1 ms */
+};
+
+struct results_writer;
+
+/* Creates dir if needed; names the files from prefix and the current UTC time.
+ * 0 or -errno with a message in err. */
+MUST_USE int results_open(struct results_writer **out, const char *dir, const char *prefix,
+                          char *err, size_t errlen);
+/* Top-level fields of detailed.json; each argument is a new reference the writer steals
+ * (NULL = null). started_at is ISO-8601 UTC. */
+void results_set_meta(struct results_writer *w, const char *started_at, json_t *tool, json_t *config,
+                      json_t *server, json_t *host, json_t *gpus);
+/* Adds a point: its identity, summary, telemetry window (NULL = none) and records
+ * (copied into JSON now; times written relative to t0, the run's start). */
+void results_add_point(struct results_writer *w, const struct point_info *pi,
+                       const struct point_summary *s, const struct telemetry_window *tw,
+                       const struct req_record *recs, size_t n, mono_ns t0);
+/* Rewrites the three files; telemetry may be NULL (an empty sample list is written).
+ * 0 or -errno with a message in err. */
+MUST_USE int results_flush(struct results_writer *w, json_t *telemetry, char *err, size_t errlen);
+const char *results_path(const struct results_writer *w, const char *kind); /* "detailed", ... */
+void results_free(struct results_writer *w); /* NULL is a no-op */
+
+#endif
