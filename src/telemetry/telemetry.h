@@ -54,8 +54,15 @@ void telemetry_free(struct telemetry *t);         /* stops if needed; NULL is a 
 void telemetry_window(struct telemetry *t, mono_ns from, mono_ns to, struct telemetry_window *w);
 json_t *telemetry_json(struct telemetry *t);      /* the whole telemetry.json object (new ref) */
 json_t *telemetry_gpus_json(struct telemetry *t); /* static GPU facts, for detailed.json "gpus" */
+/* Added for live views (the telemetry command): samples stored so far, and sample i as
+ * its telemetry.json "samples" element (new ref; NULL when i is out of range). */
+size_t telemetry_n_samples(struct telemetry *t);
+json_t *telemetry_sample_json(struct telemetry *t, size_t i);
+/* GPUs NVML showed; 0 when GPU telemetry is off. */
+unsigned telemetry_n_gpus(struct telemetry *t);
 
-/* `testbench telemetry [--interval S] [--duration S] [--json]`. Returns an exit code. */
+/* `testbench telemetry [--interval S] [--duration S] [--json] [--metrics-url URL]`.
+ * Returns an exit code. */
 int telemetry_main(int argc, char **argv);
 
 #endif
