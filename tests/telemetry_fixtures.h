@@ -1,0 +1,100 @@
+/*
+ * telemetry_fixtures.h - vLLM /metrics texts for the telemetry tests, in the exposition
+ * format of FACTS.md §3.1 (docs/design/metrics.md). Values are illustrative; the tests
+ * compute what they expect from the numbers written here.
+ */
+#ifndef TB_TEST_TELEMETRY_FIXTURES_H
+#define TB_TEST_TELEMETRY_FIXTURES_H
+
+#define M "model_name=\"meta-llama/Llama-3.1-8B-Instruct\""
+
+/* Current names (vLLM V1, 0.10+): kv_cache_usage_perc, prefix_cache_*, inter_token_latency. */
+static const char vllm_new[] =
+    "# HELP vllm:num_requests_running Number of requests in model execution batches.\n"
+    "# TYPE vllm:num_requests_running gauge\n"
+    "vllm:num_requests_running{engine=\"0\"," M "} 8.0\n"
+    "# HELP vllm:num_requests_waiting Number of requests waiting to be processed.\n"
+    "# TYPE vllm:num_requests_waiting gauge\n"
+    "vllm:num_requests_waiting{engine=\"0\"," M "} 2.0\n"
+    "# HELP vllm:kv_cache_usage_perc KV-cache usage. 1 means 100 percent usage.\n"
+    "# TYPE vllm:kv_cache_usage_perc gauge\n"
+    "vllm:kv_cache_usage_perc{engine=\"0\"," M "} 0.0412\n"
+    "# HELP vllm:cache_config_info Information of the LLMEngine CacheConfig\n"
+    "# TYPE vllm:cache_config_info gauge\n"
+    "vllm:cache_config_info{block_size=\"16\",cache_dtype=\"auto\",enable_prefix_caching=\"True\","
+    "engine=\"0\",gpu_memory_utilization=\"0.9\",num_gpu_blocks=\"28501\"} 1.0\n"
+    "# HELP vllm:prefix_cache_queries_total Prefix cache queries, in terms of number of queried "
+    "tokens.\n"
+    "# TYPE vllm:prefix_cache_queries_total counter\n"
+    "vllm:prefix_cache_queries_total{engine=\"0\"," M "} 40000.0\n"
+    "# TYPE vllm:prefix_cache_hits_total counter\n"
+    "vllm:prefix_cache_hits_total{engine=\"0\"," M "} 10000.0\n"
+    "# TYPE vllm:num_preemptions_total counter\n"
+    "vllm:num_preemptions_total{engine=\"0\"," M "} 3.0\n"
+    "# TYPE vllm:prompt_tokens_total counter\n"
+    "vllm:prompt_tokens_total{engine=\"0\"," M "} 131072.0\n"
+    "# HELP vllm:generation_tokens_total Number of generation tokens processed.\n"
+    "# TYPE vllm:generation_tokens_total counter\n"
+    "vllm:generation_tokens_total{engine=\"0\"," M "} 27453.0\n"
+    "# TYPE vllm:request_success_total counter\n"
+    "vllm:request_success_total{engine=\"0\",finished_reason=\"length\"," M "} 131.0\n"
+    "vllm:request_success_total{engine=\"0\",finished_reason=\"stop\"," M "} 0.0\n"
+    "vllm:request_success_total{engine=\"0\",finished_reason=\"abort\"," M "} 0.0\n"
+    "# HELP vllm:time_to_first_token_seconds Histogram of time to first token in seconds.\n"
+    "# TYPE vllm:time_to_first_token_seconds histogram\n"
+    "vllm:time_to_first_token_seconds_bucket{engine=\"0\",le=\"0.001\"," M "} 0.0\n"
+    "vllm:time_to_first_token_seconds_bucket{engine=\"0\",le=\"0.005\"," M "} 0.0\n"
+    "vllm:time_to_first_token_seconds_bucket{engine=\"0\",le=\"0.01\"," M "} 0.0\n"
+    "vllm:time_to_first_token_seconds_bucket{engine=\"0\",le=\"0.02\"," M "} 2.0\n"
+    "vllm:time_to_first_token_seconds_bucket{engine=\"0\",le=\"0.04\"," M "} 10.0\n"
+    "vllm:time_to_first_token_seconds_bucket{engine=\"0\",le=\"0.06\"," M "} 30.0\n"
+    "vllm:time_to_first_token_seconds_bucket{engine=\"0\",le=\"0.08\"," M "} 60.0\n"
+    "vllm:time_to_first_token_seconds_bucket{engine=\"0\",le=\"0.1\"," M "} 90.0\n"
+    "vllm:time_to_first_token_seconds_bucket{engine=\"0\",le=\"0.25\"," M "} 120.0\n"
+    "vllm:time_to_first_token_seconds_bucket{engine=\"0\",le=\"0.5\"," M "} 135.0\n"
+    "vllm:time_to_first_token_seconds_bucket{engine=\"0\",le=\"0.75\"," M "} 138.0\n"
+    "vllm:time_to_first_token_seconds_bucket{engine=\"0\",le=\"1.0\"," M "} 140.0\n"
+    "vllm:time_to_first_token_seconds_bucket{engine=\"0\",le=\"+Inf\"," M "} 140.0\n"
+    "vllm:time_to_first_token_seconds_count{engine=\"0\"," M "} 140.0\n"
+    "vllm:time_to_first_token_seconds_sum{engine=\"0\"," M "} 14.339\n"
+    "# TYPE vllm:inter_token_latency_seconds histogram\n"
+    "vllm:inter_token_latency_seconds_bucket{engine=\"0\",le=\"0.01\"," M "} 100.0\n"
+    "vllm:inter_token_latency_seconds_bucket{engine=\"0\",le=\"0.025\"," M "} 1000.0\n"
+    "vllm:inter_token_latency_seconds_bucket{engine=\"0\",le=\"0.05\"," M "} 3000.0\n"
+    "vllm:inter_token_latency_seconds_bucket{engine=\"0\",le=\"+Inf\"," M "} 4000.0\n"
+    "vllm:inter_token_latency_seconds_count{engine=\"0\"," M "} 4000.0\n"
+    "vllm:inter_token_latency_seconds_sum{engine=\"0\"," M "} 120.5\n"
+    "# TYPE vllm:request_time_per_output_token_seconds histogram\n"
+    "vllm:request_time_per_output_token_seconds_bucket{engine=\"0\",le=\"0.01\"," M "} 1.0\n"
+    "vllm:request_time_per_output_token_seconds_bucket{engine=\"0\",le=\"+Inf\"," M "} 131.0\n"
+    "# HELP python_gc_objects_collected_total Objects collected during gc\n"
+    "# TYPE python_gc_objects_collected_total counter\n"
+    "python_gc_objects_collected_total{generation=\"0\"} 12345.0\n";
+
+/* Older names (vLLM <= 0.9/0.10): gpu_cache_usage_perc, gpu_prefix_cache_*,
+ * time_per_output_token_seconds; two engines (data parallel) to check the summing. */
+static const char vllm_old[] =
+    "# TYPE vllm:num_requests_running gauge\n"
+    "vllm:num_requests_running{engine=\"0\"," M "} 3.0\n"
+    "vllm:num_requests_running{engine=\"1\"," M "} 5.0\n"
+    "# TYPE vllm:num_requests_waiting gauge\n"
+    "vllm:num_requests_waiting{engine=\"0\"," M "} 1.0\n"
+    "vllm:num_requests_waiting{engine=\"1\"," M "} 0.0\n"
+    "# TYPE vllm:gpu_cache_usage_perc gauge\n"
+    "vllm:gpu_cache_usage_perc{engine=\"0\"," M "} 0.2\n"
+    "vllm:gpu_cache_usage_perc{engine=\"1\"," M "} 0.4\n"
+    "# TYPE vllm:gpu_prefix_cache_queries_total counter\n"
+    "vllm:gpu_prefix_cache_queries_total{engine=\"0\"," M "} 600.0\n"
+    "vllm:gpu_prefix_cache_queries_total{engine=\"1\"," M "} 400.0\n"
+    "# TYPE vllm:gpu_prefix_cache_hits_total counter\n"
+    "vllm:gpu_prefix_cache_hits_total{engine=\"0\"," M "} 300.0\n"
+    "vllm:gpu_prefix_cache_hits_total{engine=\"1\"," M "} 100.0\n"
+    "# TYPE vllm:time_per_output_token_seconds histogram\n"
+    "vllm:time_per_output_token_seconds_bucket{engine=\"0\",le=\"0.01\"," M "} 10.0\n"
+    "vllm:time_per_output_token_seconds_bucket{engine=\"1\",le=\"0.01\"," M "} 30.0\n"
+    "vllm:time_per_output_token_seconds_bucket{engine=\"0\",le=\"0.1\"," M "} 50.0\n"
+    "vllm:time_per_output_token_seconds_bucket{engine=\"1\",le=\"0.1\"," M "} 50.0\n"
+    "vllm:time_per_output_token_seconds_bucket{engine=\"0\",le=\"+Inf\"," M "} 50.0\n"
+    "vllm:time_per_output_token_seconds_bucket{engine=\"1\",le=\"+Inf\"," M "} 50.0\n";
+
+#endif
