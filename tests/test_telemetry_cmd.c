@@ -76,8 +76,8 @@ static size_t count_lines(const char *s)
 static void json_lines_from_double(void **state)
 {
     (void)state;
-    static const char *const args[] = {"--interval", "0.1", "--duration", "0.45", "--json",
-                                       "--no-host", NULL};
+    static const char *const args[] = {"--interval", "0.1",       "--duration", "0.45",
+                                       "--json",     "--no-host", NULL};
     assert_int_equal(run_tb(NVML_DOUBLE_PATH, 0, args), 0);
     char *out = slurp(OUT_PATH);
     size_t n = count_lines(out);

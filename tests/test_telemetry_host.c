@@ -18,7 +18,7 @@ static void stat_text(void **state)
     unsigned long long busy, total;
     /* user nice system idle iowait irq softirq steal guest guest_nice */
     assert_true(host_parse_stat("cpu  100 5 50 800 20 3 2 10 7 0\ncpu0 1 2 3 4\n", &busy, &total));
-    assert_true(total == 990ull);     /* the first eight; guest is inside user already */
+    assert_true(total == 990ull);      /* the first eight; guest is inside user already */
     assert_true(busy == 990ull - 820); /* minus idle and iowait */
     assert_false(host_parse_stat("cpu0 1 2 3 4\n", &busy, &total));
     assert_false(host_parse_stat("cpu  1 2\n", &busy, &total));

@@ -41,9 +41,8 @@ static struct telemetry *start_quiet(bool host)
 
 static json_t *gpu_of(json_t *doc, size_t sample, size_t gpu)
 {
-    return json_array_get(json_object_get(json_array_get(json_object_get(doc, "samples"), sample),
-                                          "gpus"),
-                          gpu);
+    return json_array_get(
+        json_object_get(json_array_get(json_object_get(doc, "samples"), sample), "gpus"), gpu);
 }
 
 static double num(json_t *o, const char *key)
@@ -230,8 +229,8 @@ static void old_library_trapezoid(void **state)
         assert_true(json_is_null(json_object_get(g, "energy_j")));
         NEAR(num(g, "power_w"), 100.0 + 10.0 * (double)i);
         if (i > 0) {
-            double dt = num(json_array_get(samples, i), "t") -
-                        num(json_array_get(samples, i - 1), "t");
+            double dt =
+                num(json_array_get(samples, i), "t") - num(json_array_get(samples, i - 1), "t");
             assert_true(dt >= 0.019);
             expect += (100.0 + 10.0 * (double)(i - 1) + 100.0 + 10.0 * (double)i) / 2.0 * dt;
         }
@@ -261,8 +260,8 @@ static void assert_gpu_off(const char *path, const char *scenario)
     assert_false(has_source(doc, "nvml"));
     assert_int_equal(json_array_size(json_object_get(doc, "samples")), 2);
     assert_int_equal(json_array_size(gpu_of(doc, 0, 0)), 0);
-    assert_true(json_is_array(json_object_get(json_array_get(json_object_get(doc, "samples"), 0),
-                                              "gpus")));
+    assert_true(
+        json_is_array(json_object_get(json_array_get(json_object_get(doc, "samples"), 0), "gpus")));
     json_decref(doc);
     json_t *gpus = telemetry_gpus_json(t);
     assert_int_equal(json_array_size(gpus), 0);
@@ -306,8 +305,7 @@ static void thread_ticks_and_stops(void **state)
 {
     (void)state;
     use_double(NVML_DOUBLE_PATH, "ramp", "1");
-    struct telemetry_options o = {.interval_s = 0.05, .gpu = true, .host = true,
-                                  .t0 = clock_now()};
+    struct telemetry_options o = {.interval_s = 0.05, .gpu = true, .host = true, .t0 = clock_now()};
     struct telemetry *t = NULL;
     assert_int_equal(telemetry_start(&t, &o), 0);
     clock_sleep_ns(330 * NS_PER_MS);
@@ -345,14 +343,10 @@ static void thread_ticks_and_stops(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(ramp_one_gpu),
-        cmocka_unit_test(two_gpus_mig_util_unsupported),
-        cmocka_unit_test(old_library_trapezoid),
-        cmocka_unit_test(init_fail),
-        cmocka_unit_test(zero_devices),
-        cmocka_unit_test(missing_required_symbol),
-        cmocka_unit_test(missing_library),
-        cmocka_unit_test(thread_ticks_and_stops),
+        cmocka_unit_test(ramp_one_gpu),          cmocka_unit_test(two_gpus_mig_util_unsupported),
+        cmocka_unit_test(old_library_trapezoid), cmocka_unit_test(init_fail),
+        cmocka_unit_test(zero_devices),          cmocka_unit_test(missing_required_symbol),
+        cmocka_unit_test(missing_library),       cmocka_unit_test(thread_ticks_and_stops),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

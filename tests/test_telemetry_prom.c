@@ -47,19 +47,18 @@ static void collect(const struct prom_sample *s, void *ctx)
 static void grammar(void **state)
 {
     (void)state;
-    static const char text[] =
-        "# HELP a:b help with \"quotes\" and \\ anything\n"
-        "# TYPE a:b gauge\n"
-        "# just a comment\n"
-        "\n"
-        "a:b 1\n"
-        "esc{a=\"q\\\"uote\\\\back\\nline\"} +Inf 1700000000000\n"
-        "  nan_v   NaN  \r\n"
-        "neg_inf -Inf\n"
-        "trailing_comma{a=\"1\",} 2\n"
-        "empty_labels{} 3\n"
-        "spaced{ a = \"x\" , b=\"y\" } 4e-3 -5\n"
-        "multi_byte{a=\"h\xc3\xa9llo\"} 5";
+    static const char text[] = "# HELP a:b help with \"quotes\" and \\ anything\n"
+                               "# TYPE a:b gauge\n"
+                               "# just a comment\n"
+                               "\n"
+                               "a:b 1\n"
+                               "esc{a=\"q\\\"uote\\\\back\\nline\"} +Inf 1700000000000\n"
+                               "  nan_v   NaN  \r\n"
+                               "neg_inf -Inf\n"
+                               "trailing_comma{a=\"1\",} 2\n"
+                               "empty_labels{} 3\n"
+                               "spaced{ a = \"x\" , b=\"y\" } 4e-3 -5\n"
+                               "multi_byte{a=\"h\xc3\xa9llo\"} 5";
     struct seen x = {0};
     struct prom_stats st;
     assert_int_equal(prom_parse(text, strlen(text), collect, &x, &st), 0);

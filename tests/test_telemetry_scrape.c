@@ -65,8 +65,8 @@ static void on_metrics(struct evhttp_request *req, void *arg)
         "vllm:inter_token_latency_seconds_bucket{engine=\"0\",le=\"0.02\",model_name=\"m\"} %d\n"
         "vllm:inter_token_latency_seconds_bucket{engine=\"0\",le=\"0.05\",model_name=\"m\"} %d\n"
         "vllm:inter_token_latency_seconds_bucket{engine=\"0\",le=\"+Inf\",model_name=\"m\"} %d\n",
-        0.1 * (k + 1), k, 2 * k, 1000 * k, 250 * k, 3 * k, 10 * k, 30 * k, 40 * k, 40 * k,
-        40 * k, 100 * k, 100 * k);
+        0.1 * (k + 1), k, 2 * k, 1000 * k, 250 * k, 3 * k, 10 * k, 30 * k, 40 * k, 40 * k, 40 * k,
+        100 * k, 100 * k);
     evhttp_add_header(evhttp_request_get_output_headers(req), "Content-Type",
                       "text/plain; version=0.0.4; charset=utf-8");
     evhttp_send_reply(req, 200, "OK", b);

@@ -14,8 +14,8 @@ bool host_parse_stat(const char *text, unsigned long long *busy, unsigned long l
     unsigned long long v[8] = {0};
     if (strncmp(text, "cpu ", 4) != 0)
         return false;
-    int n = sscanf(text + 4, "%llu %llu %llu %llu %llu %llu %llu %llu", &v[0], &v[1], &v[2],
-                   &v[3], &v[4], &v[5], &v[6], &v[7]);
+    int n = sscanf(text + 4, "%llu %llu %llu %llu %llu %llu %llu %llu", &v[0], &v[1], &v[2], &v[3],
+                   &v[4], &v[5], &v[6], &v[7]);
     if (n < 4)
         return false;
     unsigned long long t = 0;
@@ -74,8 +74,8 @@ void host_read(struct host_reader *h, struct host_sample *s)
     unsigned long long busy, total;
     if (stat_now(&busy, &total)) {
         if (h->have_prev && total > h->prev_total && busy >= h->prev_busy) {
-            s->cpu_util_pct = 100.0 * (double)(busy - h->prev_busy) /
-                              (double)(total - h->prev_total);
+            s->cpu_util_pct =
+                100.0 * (double)(busy - h->prev_busy) / (double)(total - h->prev_total);
             s->valid |= 1u << HF_CPU;
         }
         /* Too short an interval (no jiffy passed) leaves the old reading as the base. */

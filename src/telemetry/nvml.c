@@ -16,7 +16,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-typedef int nvml_ret; /* nvmlReturn_t */
+typedef int nvml_ret;   /* nvmlReturn_t */
 typedef void *nvml_dev; /* nvmlDevice_t */
 
 #define NVML_OK 0
@@ -41,14 +41,14 @@ struct nvml_api {
     nvml_ret (*get_name)(nvml_dev, char *, unsigned int);
     nvml_ret (*get_uuid)(nvml_dev, char *, unsigned int);
     nvml_ret (*driver_version)(char *, unsigned int);
-    nvml_ret (*power_usage)(nvml_dev, unsigned int *);                  /* mW */
-    nvml_ret (*total_energy)(nvml_dev, unsigned long long *);           /* mJ */
-    nvml_ret (*temperature)(nvml_dev, int, unsigned int *);             /* C */
-    nvml_ret (*memory_info)(nvml_dev, struct nvml_memory *);            /* bytes */
-    nvml_ret (*utilization)(nvml_dev, struct nvml_utilization *);       /* % */
-    nvml_ret (*clock_info)(nvml_dev, int, unsigned int *);              /* MHz */
-    nvml_ret (*clock_reasons)(nvml_dev, unsigned long long *);          /* bitmask */
-    nvml_ret (*power_limit)(nvml_dev, unsigned int *);                  /* mW */
+    nvml_ret (*power_usage)(nvml_dev, unsigned int *);            /* mW */
+    nvml_ret (*total_energy)(nvml_dev, unsigned long long *);     /* mJ */
+    nvml_ret (*temperature)(nvml_dev, int, unsigned int *);       /* C */
+    nvml_ret (*memory_info)(nvml_dev, struct nvml_memory *);      /* bytes */
+    nvml_ret (*utilization)(nvml_dev, struct nvml_utilization *); /* % */
+    nvml_ret (*clock_info)(nvml_dev, int, unsigned int *);        /* MHz */
+    nvml_ret (*clock_reasons)(nvml_dev, unsigned long long *);    /* bitmask */
+    nvml_ret (*power_limit)(nvml_dev, unsigned int *);            /* mW */
     const char *(*error_string)(nvml_ret);
     nvml_ret (*mig_mode)(nvml_dev, unsigned int *, unsigned int *);
 };
@@ -70,7 +70,10 @@ struct nvml_sym {
     bool required;
 };
 
-#define SYM(a, b, field, req) {{a, b}, offsetof(struct nvml_api, field), req}
+#define SYM(a, b, field, req)                                                                      \
+    {                                                                                              \
+        {a, b}, offsetof(struct nvml_api, field), req                                              \
+    }
 static const struct nvml_sym nvml_syms[] = {
     SYM("nvmlInit_v2", "nvmlInit", init, true),
     SYM("nvmlShutdown", NULL, shutdown, true),
@@ -95,9 +98,15 @@ static const struct nvml_sym nvml_syms[] = {
 
 /* Bit order of nvmlClocksEventReasons (FACTS §5.2). */
 static const char *const throttle_bit_names[] = {
-    "gpu_idle",            "applications_clocks_setting", "sw_power_cap",
-    "hw_slowdown",         "sync_boost",                  "sw_thermal_slowdown",
-    "hw_thermal_slowdown", "hw_power_brake_slowdown",     "display_clock_setting",
+    "gpu_idle",
+    "applications_clocks_setting",
+    "sw_power_cap",
+    "hw_slowdown",
+    "sync_boost",
+    "sw_thermal_slowdown",
+    "hw_thermal_slowdown",
+    "hw_power_brake_slowdown",
+    "display_clock_setting",
 };
 #define N_THROTTLE_BITS (sizeof(throttle_bit_names) / sizeof(throttle_bit_names[0]))
 

@@ -10,8 +10,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#define PROM_MAX_LABELS 32   /* more on one line: the line is malformed for us */
-#define PROM_MAX_BUCKETS 64  /* vLLM's TTFT histogram has ~20 */
+#define PROM_MAX_LABELS 32  /* more on one line: the line is malformed for us */
+#define PROM_MAX_BUCKETS 64 /* vLLM's TTFT histogram has ~20 */
 
 struct prom_label {
     const char *name;  /* NUL-terminated; valid during the callback only */
@@ -69,17 +69,17 @@ enum server_field {
 };
 
 struct server_sample {
-    double kv_usage_pct;         /* mean over engines of the 0-1 gauge, x100 */
-    double requests_running;     /* summed over engines */
+    double kv_usage_pct;     /* mean over engines of the 0-1 gauge, x100 */
+    double requests_running; /* summed over engines */
     double requests_waiting;
-    double prefix_queries;       /* counters, summed over engines */
+    double prefix_queries; /* counters, summed over engines */
     double prefix_hits;
     double preemptions;
     double prompt_tokens;
     double generation_tokens;
-    struct prom_hist *ttft;      /* owned; NULL unless SF_TTFT */
-    struct prom_hist *itl;       /* owned; NULL unless SF_ITL */
-    uint32_t valid;              /* 1u << enum server_field */
+    struct prom_hist *ttft; /* owned; NULL unless SF_TTFT */
+    struct prom_hist *itl;  /* owned; NULL unless SF_ITL */
+    uint32_t valid;         /* 1u << enum server_field */
 };
 
 /*

@@ -34,7 +34,7 @@
 
 struct sample {
     mono_ns at;
-    double t; /* seconds since options.t0 */
+    double t;                /* seconds since options.t0 */
     struct gpu_sample *gpus; /* n_gpus of them */
     bool has_server;
     struct server_sample server;
@@ -54,7 +54,7 @@ struct telemetry {
     CURL *curl;
     struct buf body;
     bool scrape_on;
-    bool scrape_ok;        /* at least one scrape parsed */
+    bool scrape_ok; /* at least one scrape parsed */
     size_t scrape_failures;
     size_t malformed_lines;
 
@@ -535,8 +535,7 @@ static json_t *gpu_json(const struct telemetry *t, unsigned g, const struct gpu_
                      jnum(HAS(v, GF_UTIL), x->util_gpu_pct), "utilization_memory_pct",
                      jnum(HAS(v, GF_UTIL), x->util_mem_pct), "sm_clock_mhz",
                      jnum(HAS(v, GF_SM_CLOCK), x->sm_clock_mhz), "memory_clock_mhz",
-                     jnum(HAS(v, GF_MEM_CLOCK), x->mem_clock_mhz), "throttle_reasons",
-                     reasons);
+                     jnum(HAS(v, GF_MEM_CLOCK), x->mem_clock_mhz), "throttle_reasons", reasons);
 }
 
 static json_t *server_json(const struct sample *s)
@@ -619,8 +618,8 @@ json_t *telemetry_json(struct telemetry *t)
         if (host)
             json_array_append_new(sources, json_string("host"));
     }
-    return json_pack("{s:o, s:o, s:o}", "interval_s", jnum(t != NULL, interval), "sources",
-                     sources, "samples", samples);
+    return json_pack("{s:o, s:o, s:o}", "interval_s", jnum(t != NULL, interval), "sources", sources,
+                     "samples", samples);
 }
 
 json_t *telemetry_gpus_json(struct telemetry *t)
@@ -629,14 +628,13 @@ json_t *telemetry_gpus_json(struct telemetry *t)
     for (unsigned g = 0; t && g < t->n_gpus; g++) {
         const struct gpu_info *i = nvml_info(t->nvml, g);
         const char *drv = nvml_driver_version(t->nvml);
-        json_t *o = json_pack(
-            "{s:i, s:o, s:o, s:o, s:o, s:o, s:o}", "index", (int)i->index, "name",
-            i->name[0] ? json_string(i->name) : json_null(), "uuid",
-            i->uuid[0] ? json_string(i->uuid) : json_null(), "driver_version",
-            drv[0] ? json_string(drv) : json_null(), "memory_total_mib",
-            jnum(i->mem_total_mib >= 0, i->mem_total_mib), "power_limit_w",
-            jnum(i->power_limit_w >= 0, i->power_limit_w), "mig_mode",
-            i->mig_mode < 0 ? json_null() : json_boolean(i->mig_mode));
+        json_t *o = json_pack("{s:i, s:o, s:o, s:o, s:o, s:o, s:o}", "index", (int)i->index, "name",
+                              i->name[0] ? json_string(i->name) : json_null(), "uuid",
+                              i->uuid[0] ? json_string(i->uuid) : json_null(), "driver_version",
+                              drv[0] ? json_string(drv) : json_null(), "memory_total_mib",
+                              jnum(i->mem_total_mib >= 0, i->mem_total_mib), "power_limit_w",
+                              jnum(i->power_limit_w >= 0, i->power_limit_w), "mig_mode",
+                              i->mig_mode < 0 ? json_null() : json_boolean(i->mig_mode));
         if (i->mig_mode == 1) /* FACTS §5.2: MIG instances share the board's power sensor */
             json_object_set_new(o, "power_energy_scope", json_string("physical_gpu"));
         json_array_append_new(a, o);

@@ -100,8 +100,8 @@ static const char *col(json_t *v, int prec, char *buf, size_t len)
 
 static void print_header(const struct cmd_opts *o)
 {
-    printf("#%9s %3s %7s %12s %4s %6s %6s %9s %4s %-20s", "t_s", "gpu", "pwr_W", "energy_J",
-           "C", "sm_MHz", "mem_MHz", "mem_MiB", "util", "throttle");
+    printf("#%9s %3s %7s %12s %4s %6s %6s %9s %4s %-20s", "t_s", "gpu", "pwr_W", "energy_J", "C",
+           "sm_MHz", "mem_MHz", "mem_MiB", "util", "throttle");
     if (o->metrics_url)
         printf(" %6s %4s %4s", "kv%", "run", "wait");
     if (o->host)
