@@ -100,7 +100,7 @@ static const char *col(json_t *v, int prec, char *buf, size_t len)
 
 static void print_header(const struct cmd_opts *o)
 {
-    printf("#%9s %3s %7s %12s %4s %6s %6s %9s %4s %-20s", "t_s", "gpu", "pwr_W", "energy_J", "C",
+    printf("#%9s %3s %7s %12s %4s %6s %6s %9s %4s %-32s", "t_s", "gpu", "pwr_W", "energy_J", "C",
            "sm_MHz", "mem_MHz", "mem_MiB", "util", "throttle");
     if (o->metrics_url)
         printf(" %6s %4s %4s", "kv%", "run", "wait");
@@ -133,7 +133,7 @@ static void print_text(const struct cmd_opts *o, json_t *s)
     size_t n = json_array_size(gpus);
     char b[9][32];
     if (n == 0) {
-        printf("%10.2f %3s %7s %12s %4s %6s %6s %9s %4s %-20s", t, "-", "-", "-", "-", "-", "-",
+        printf("%10.2f %3s %7s %12s %4s %6s %6s %9s %4s %-32s", t, "-", "-", "-", "-", "-", "-",
                "-", "-", "-");
         print_tail(o, s);
     }
@@ -153,7 +153,7 @@ static void print_text(const struct cmd_opts *o, json_t *s)
         } else if (json_is_array(r)) {
             snprintf(reasons, sizeof(reasons), "none");
         }
-        printf("%10.2f %3d %7s %12s %4s %6s %6s %9s %4s %-20s", t,
+        printf("%10.2f %3d %7s %12s %4s %6s %6s %9s %4s %-32s", t,
                (int)json_integer_value(json_object_get(x, "index")),
                col(json_object_get(x, "power_w"), 1, b[0], 32),
                col(json_object_get(x, "energy_j"), 1, b[1], 32),
