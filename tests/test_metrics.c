@@ -147,7 +147,7 @@ static void latency_distributions(void **state)
     assert_int_equal(s.itl.n, 7);
     near(s.itl.mean, 0.090 / 7);
     near(s.itl.p50, 0.010);
-    near(s.itl.p90, 0.020);  /* rank 5.4 between 20 and 20 */
+    near(s.itl.p90, 0.020); /* rank 5.4 between 20 and 20 */
     near(s.itl.p99, 0.020);
     near(s.itl.min, 0.010);
 

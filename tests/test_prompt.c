@@ -111,8 +111,9 @@ static void on_tokenize(struct evhttp_request *req, void *arg)
             json_array_append_new(toks, json_integer(1000 + i));
         reply_json(req, 200, json_pack("{s:o}", "tokens", toks));
     } else {
-        reply_json(req, 200, json_pack("{s:i, s:i, s:[]}", "count", (int)n, "max_model_len",
-                                       131072, "tokens"));
+        reply_json(
+            req, 200,
+            json_pack("{s:i, s:i, s:[]}", "count", (int)n, "max_model_len", 131072, "tokens"));
     }
     json_decref(body);
 }

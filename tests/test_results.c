@@ -19,6 +19,7 @@
 #include "runner/results.h"
 
 /* DESIGN.md "Output files": required summary.csv columns, in order. */
+/* clang-format off */
 static const char *const required[] = {
     "benchmark", "tenant", "model", "context_length", "concurrency", "rate", "arrival",
     "num_requests", "completed", "failed", "duration_s", "request_throughput",
@@ -30,10 +31,11 @@ static const char *const required[] = {
     "gpu_mem_used_max_mib", "gpu_temp_max_c", "kv_cache_usage_max_pct",
     "prefix_cache_hit_rate_pct",
 };
+/* clang-format on */
 #define N_REQUIRED (sizeof(required) / sizeof(required[0]))
 
 #define T0 5000000000ull
-#define MS(x) (T0 + (mono_ns)((x) * 1000000ull))
+#define MS(x) (T0 + (mono_ns)((x)*1000000ull))
 
 /* ---- a tiny RFC 4180 reader: rows of cells ---- */
 
@@ -326,7 +328,8 @@ static void check_detailed(const char *path, size_t npts)
     json_t *sum = json_object_get(p0, "summary");
     assert_int_equal(json_integer_value(json_object_get(sum, "completed")), 2);
     assert_int_equal(
-        json_integer_value(json_object_get(json_object_get(sum, "failed_by_class"), "http_5xx")), 1);
+        json_integer_value(json_object_get(json_object_get(sum, "failed_by_class"), "http_5xx")),
+        1);
     json_t *ttft = json_object_get(sum, "ttft_ms");
     const char *keys[] = {"mean", "p50", "p90", "p95", "p99", "p99_9", "min", "max", "std"};
     for (size_t i = 0; i < sizeof(keys) / sizeof(keys[0]); i++)
@@ -334,8 +337,8 @@ static void check_detailed(const char *path, size_t npts)
     /* request 0: t_first - t_sent = 49 ms; request 1: 50 ms */
     near(json_number_value(json_object_get(ttft, "min")), 49);
     near(json_number_value(json_object_get(ttft, "max")), 50);
-    assert_true(json_is_null(json_object_get(json_object_get(json_object_get(sum, "client"),
-                                                             "loop_lag_ms"), "p99")));
+    assert_true(json_is_null(
+        json_object_get(json_object_get(json_object_get(sum, "client"), "loop_lag_ms"), "p99")));
     assert_true(json_is_null(json_object_get(sum, "telemetry"))); /* point 0 had no window */
     json_t *reqs = json_object_get(p0, "requests");
     assert_int_equal(json_array_size(reqs), 3);
@@ -357,13 +360,14 @@ static void check_detailed(const char *path, size_t npts)
     assert_true(json_is_null(json_object_get(r1, "prompt_tokens")));
     assert_string_equal(json_string_value(json_object_get(r2, "status")), "http_5xx");
     assert_int_equal(json_integer_value(json_object_get(r2, "http_status")), 503);
-    assert_string_equal(json_string_value(json_object_get(r2, "error")), "server said \"busy\", retry");
+    assert_string_equal(json_string_value(json_object_get(r2, "error")),
+                        "server said \"busy\", retry");
     assert_true(json_is_null(json_object_get(r2, "t_first")));
     assert_true(json_is_null(json_object_get(r2, "ttft")));
     assert_true(json_is_null(json_object_get(r2, "tpot")));
     if (npts > 1) {
-        json_t *tw = json_object_get(json_object_get(json_array_get(points, 1), "summary"),
-                                     "telemetry");
+        json_t *tw =
+            json_object_get(json_object_get(json_array_get(points, 1), "summary"), "telemetry");
         near(json_number_value(json_object_get(tw, "gpu_energy_j")), 120);
         assert_string_equal(json_string_value(json_object_get(tw, "gpu_energy_source")), "counter");
         assert_true(json_is_null(json_object_get(tw, "gpu_temp_max_c")));

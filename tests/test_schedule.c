@@ -92,7 +92,8 @@ static void constant_exact(void **state)
     assert_int_equal(o[3], 1000000000ull);
     free(o);
     /* The seed does not matter for constant arrivals. */
-    mono_ns *a = build(10, ARRIVAL_CONSTANT, 7.0, 1.0, 1), *b = build(10, ARRIVAL_CONSTANT, 7.0, 1.0, 2);
+    mono_ns *a = build(10, ARRIVAL_CONSTANT, 7.0, 1.0, 1),
+            *b = build(10, ARRIVAL_CONSTANT, 7.0, 1.0, 2);
     assert_memory_equal(a, b, 10 * sizeof(*a));
     free(a);
     free(b);

@@ -36,13 +36,13 @@
 #include "core/rng.h"
 
 #define PROMPT_TIMEOUT_MS 5000L
-#define PROMPT_MAX_ROUNDS 8          /* /tokenize round trips per prompt */
-#define PROMPT_PREFIX_ROUNDS 6       /* ... for the shared prefix, once per length */
+#define PROMPT_MAX_ROUNDS 8             /* /tokenize round trips per prompt */
+#define PROMPT_PREFIX_ROUNDS 6          /* ... for the shared prefix, once per length */
 #define PROMPT_MAX_RESPONSE (64u << 20) /* llama.cpp returns every token id */
 #define PROMPT_MAX_TEXT (1u << 30)
-#define PROMPT_MARGIN_WORDS 2        /* aim this many words short (plus 2%), then fill */
+#define PROMPT_MARGIN_WORDS 2 /* aim this many words short (plus 2%), then fill */
 #define PROMPT_MARGIN_DIV 50
-#define PROMPT_MAX_FILL 64           /* larger gaps are closed with regular words */
+#define PROMPT_MAX_FILL 64 /* larger gaps are closed with regular words */
 #define PROMPT_PROBE_SHORT 16
 #define PROMPT_PROBE_LONG 528
 
@@ -51,6 +51,7 @@
 #define SALT_FILL 0x66696c6cull
 
 /* Common words, each one token with a leading space in the tokenizers named above. */
+/* clang-format off */
 static const char *const words[] = {
     "the", "of", "and", "to", "in", "is", "that", "for", "it", "as", "was", "with", "be", "by",
     "on", "not", "he", "this", "are", "or", "his", "from", "at", "which", "but", "have", "an",
@@ -93,11 +94,12 @@ static const char *const words[] = {
     "offer", "remember", "consider", "appear", "buy", "wait", "serve", "die", "send",
     "expect", "build", "stay", "fall", "cut", "reach", "kill", "remain",
 };
+/* clang-format on */
 #define N_WORDS (sizeof(words) / sizeof(words[0]))
 
 /* Fillers close the last few tokens: shortest, most frequent words, one token everywhere. */
 static const char *const fillers[] = {"the", "of", "and", "to", "in", "is", "it", "that",
-                                      "for", "on", "as", "at", "by", "we", "he", "be"};
+                                      "for", "on", "as",  "at", "by", "we", "he", "be"};
 #define N_FILLERS (sizeof(fillers) / sizeof(fillers[0]))
 
 enum tok_format { TOK_VLLM, TOK_LLAMACPP };
@@ -106,16 +108,16 @@ struct prompt_builder {
     uint64_t seed;
     bool calibrated;
     enum tok_format format;
-    char *url;                 /* <base>/tokenize */
+    char *url; /* <base>/tokenize */
     char *model;
     CURL *curl;
     struct curl_slist *headers;
     struct buf resp;
-    double tokens_per_word;    /* measured at the probe */
-    double overhead;           /* tokens of an empty prompt: BOS and the like */
-    int prefix_for;            /* shared_prefix_tokens the cached prefix was sized for; -1 none */
+    double tokens_per_word; /* measured at the probe */
+    double overhead;        /* tokens of an empty prompt: BOS and the like */
+    int prefix_for;         /* shared_prefix_tokens the cached prefix was sized for; -1 none */
     size_t prefix_words;
-    int prefix_count;          /* server count of the prefix alone (-1 unknown) */
+    int prefix_count; /* server count of the prefix alone (-1 unknown) */
 };
 
 /* ---- text ---- */
@@ -177,9 +179,8 @@ static size_t on_body(char *ptr, size_t size, size_t nmemb, void *userp)
 static int tokenize_count(struct prompt_builder *b, const char *text, enum tok_format fmt,
                           long *count)
 {
-    json_t *req = fmt == TOK_VLLM
-                      ? json_pack("{s:s, s:b}", "prompt", text, "add_special_tokens", 1)
-                      : json_pack("{s:s, s:b}", "content", text, "add_special", 1);
+    json_t *req = fmt == TOK_VLLM ? json_pack("{s:s, s:b}", "prompt", text, "add_special_tokens", 1)
+                                  : json_pack("{s:s, s:b}", "content", text, "add_special", 1);
     if (!req)
         return -EINVAL;
     if (fmt == TOK_VLLM && b->model)
@@ -312,8 +313,7 @@ int prompt_builder_new(struct prompt_builder **out, const char *base_url, const 
 
     int rc = probe(b);
     if (rc) {
-        log_info("prompt: no usable %s (%s); prompt lengths are estimates", b->url,
-                 strerror(-rc));
+        log_info("prompt: no usable %s (%s); prompt lengths are estimates", b->url, strerror(-rc));
     } else {
         b->calibrated = true;
         log_info("prompt: calibrated on %s: %.3f tokens/word, %.0f extra tokens", b->url,

@@ -24,15 +24,15 @@
 #include "core/clock.h"
 
 #define RESULTS_SCHEMA_VERSION 1
-#define RESULTS_CSV_MAX (1u << 30)  /* the whole CSV body; a row is under 4 KiB */
-#define RESULTS_MAX_SUFFIX 1000     /* stamp collisions tried before giving up */
+#define RESULTS_CSV_MAX (1u << 30) /* the whole CSV body; a row is under 4 KiB */
+#define RESULTS_MAX_SUFFIX 1000    /* stamp collisions tried before giving up */
 /* Seconds relative to t0 need ~12 significant digits for microseconds over a day. */
 #define RESULTS_JSON_FLAGS (JSON_COMPACT | JSON_REAL_PRECISION(12))
 
 enum { KIND_DETAILED, KIND_SUMMARY, KIND_TELEMETRY, KIND__COUNT };
 static const char *const kind_names[KIND__COUNT] = {"detailed", "summary", "telemetry"};
 static const char *const kind_suffix[KIND__COUNT] = {"_detailed.json", "_summary.csv",
-                                                      "_telemetry.json"};
+                                                     "_telemetry.json"};
 
 /* Local copies of the status and arrival names so this file links without record.c and
  * config's sources; they must match req_status_name() and arrival_name(). */
@@ -114,7 +114,8 @@ static double energy_per(const struct telemetry_window *tw, double count)
     return tw->gpu_energy_j / count;
 }
 
-static json_t *telemetry_window_json(const struct telemetry_window *tw, const struct point_summary *s)
+static json_t *telemetry_window_json(const struct telemetry_window *tw,
+                                     const struct point_summary *s)
 {
     if (!tw)
         return json_null();
@@ -134,15 +135,20 @@ static json_t *telemetry_window_json(const struct telemetry_window *tw, const st
     json_object_set_new(o, "gpu_temp_max_c", jnum(tw->gpu_temp_max_c));
     json_object_set_new(o, "throttled", json_boolean(tw->throttled));
     json_t *reasons = json_array();
-    char tmp[sizeof(tw->throttle_reasons)];
-    memcpy(tmp, tw->throttle_reasons, sizeof(tmp));
-    tmp[sizeof(tmp) - 1] = '\0';
-    char *save = NULL;
-    for (char *tok = strtok_r(tmp, ",", &save); tok; tok = strtok_r(NULL, ",", &save)) {
-        while (*tok == ' ')
-            tok++;
-        if (*tok)
-            json_array_append_new(reasons, json_string(tok));
+    /* "a,b, c" -> ["a", "b", "c"]; bounded by the field's size even without a NUL. */
+    const char *p = tw->throttle_reasons, *end = p + strnlen(p, sizeof(tw->throttle_reasons));
+    while (p < end) {
+        while (p < end && (*p == ',' || *p == ' '))
+            p++;
+        const char *q = p;
+        while (q < end && *q != ',')
+            q++;
+        size_t len = (size_t)(q - p);
+        while (len && p[len - 1] == ' ')
+            len--;
+        if (len)
+            json_array_append_new(reasons, json_stringn(p, len));
+        p = q;
     }
     json_object_set_new(o, "throttle_reasons", reasons);
     json_object_set_new(o, "kv_cache_usage_max_pct", jnum(tw->kv_cache_usage_max_pct));
@@ -237,6 +243,7 @@ static json_t *record_json(const struct req_record *r, const char *tenant, mono_
 
 /* ---- CSV ---- */
 
+/* clang-format off */
 static const char *const csv_columns[] = {
     /* DESIGN.md's required columns, in this order */
     "benchmark", "tenant", "model", "context_length", "concurrency", "rate", "arrival",
@@ -259,6 +266,7 @@ static const char *const csv_columns[] = {
     "failed_http_4xx", "failed_http_5xx", "failed_timeout", "failed_connect",
     "failed_stream_cut", "failed_bad_response", "failed_cancelled",
 };
+/* clang-format on */
 #define N_CSV_COLUMNS (sizeof(csv_columns) / sizeof(csv_columns[0]))
 
 struct csv_row {
@@ -523,8 +531,8 @@ void results_add_point(struct results_writer *w, const struct point_info *pi,
                         pi->context_length > 0 ? json_integer(pi->context_length) : json_null());
     json_object_set_new(p, "concurrency",
                         pi->concurrency > 0 ? json_integer(pi->concurrency) : json_null());
-    json_object_set_new(p, "rate", isinf(pi->rate) && pi->rate > 0 ? json_string("inf")
-                                                                   : jnum(pi->rate));
+    json_object_set_new(p, "rate",
+                        isinf(pi->rate) && pi->rate > 0 ? json_string("inf") : jnum(pi->rate));
     json_object_set_new(p, "arrival", json_string(arrival_str(pi->arrival)));
     json_object_set_new(p, "summary", summary_json(pi, s, tw, t0));
     json_t *reqs = json_array();
@@ -590,7 +598,8 @@ int results_flush(struct results_writer *w, json_t *telemetry, char *err, size_t
 {
     json_t *root = json_object();
     json_object_set_new(root, "schema_version", json_integer(RESULTS_SCHEMA_VERSION));
-    json_object_set(root, meta_keys[META_TOOL], w->meta[META_TOOL] ? w->meta[META_TOOL] : json_null());
+    json_object_set(root, meta_keys[META_TOOL],
+                    w->meta[META_TOOL] ? w->meta[META_TOOL] : json_null());
     json_object_set_new(root, "started_at", jstr_or_null(w->started_at));
     for (int i = META_CONFIG; i < META__COUNT; i++)
         json_object_set(root, meta_keys[i], w->meta[i] ? w->meta[i] : json_null());
