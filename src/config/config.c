@@ -600,6 +600,16 @@ int config_find_problem(const struct config *c, struct cfg_problem *p)
         return -EINVAL;
     }
 
+    /* Before the server: the simulator inherits from the model. */
+    const struct model_cfg *m = &c->model;
+    if (m->name && !*m->name) {
+        where(p, &m->name, "model.name", "must not be empty (leave it out to ask the server)");
+        return -EINVAL;
+    }
+    rc = check_int_min(p, &m->tensor_parallel_size, 1, "model", "tensor_parallel_size", NULL);
+    if (rc)
+        return rc;
+
     const struct server_cfg *sv = &c->server;
     rc = check_endpoint(p, &sv->endpoint, "server.endpoint", NULL);
     if (rc)
@@ -643,15 +653,6 @@ int config_find_problem(const struct config *c, struct cfg_problem *p)
         where(p, &s->seed, "server.sim.seed", "must be at most %lld", (long long)INT64_MAX);
         return -EINVAL;
     }
-
-    const struct model_cfg *m = &c->model;
-    if (m->name && !*m->name) {
-        where(p, &m->name, "model.name", "must not be empty (leave it out to ask the server)");
-        return -EINVAL;
-    }
-    rc = check_int_min(p, &m->tensor_parallel_size, 1, "model", "tensor_parallel_size", NULL);
-    if (rc)
-        return rc;
 
     rc = check_requests(p, &c->requests, "requests", false, NULL);
     if (rc)

@@ -778,7 +778,7 @@ static void resolve_sim(struct loader *ld)
     }
     if (!origin_find(ld, &s->enable_prefix_caching))
         s->enable_prefix_caching = c->model.enable_prefix_caching;
-    if (s->tensor_parallel_size == 0)
+    if (!origin_find(ld, &s->tensor_parallel_size) || s->tensor_parallel_size == 0)
         s->tensor_parallel_size = c->model.tensor_parallel_size;
     if (!origin_find(ld, &s->seed))
         s->seed = c->benchmark.seed;
