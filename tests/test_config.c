@@ -1,6 +1,7 @@
 /*
  * test_config.c - the YAML config loader, config_check, config_to_json and `testbench validate`.
- * Fixtures: the .yaml files in tests/data/config; small error cases are written to temp files inline.
+ * Fixtures: the .yaml files in tests/data/config; small error cases are written to temp files
+ * inline.
  */
 #include <errno.h>
 #include <math.h>
@@ -267,15 +268,16 @@ static const struct {
     const char *want;
 } fixture_errors[] = {
     {"bad_tab.yaml", "4:1: ", "found character that cannot start any token"},
-    {"bad_unknown_key.yaml", "5:3: requests.concurency: ", "unknown key; allowed keys in requests: "
-                                                           "num_requests, concurrent_requests"},
-    {"bad_type.yaml", "5:20: requests.rate_per_second: ",
-     "expected a number or \"inf\", got \"fast\""},
-    {"bad_min_max.yaml", "3:22: requests.prompt_tokens_max: ",
-     "1024 is less than prompt_tokens_min (4096)"},
+    {"bad_unknown_key.yaml", "5:3: requests.concurency: ",
+     "unknown key; allowed keys in requests: "
+     "num_requests, concurrent_requests"},
+    {"bad_type.yaml",
+     "5:20: requests.rate_per_second: ", "expected a number or \"inf\", got \"fast\""},
+    {"bad_min_max.yaml",
+     "3:22: requests.prompt_tokens_max: ", "1024 is less than prompt_tokens_min (4096)"},
     {"bad_negative.yaml", "4:17: requests.num_requests: ", "must be at least 1, got -5"},
-    {"bad_tenant_list.yaml", "7:24: tenants[1].requests.rate_per_second: ",
-     "a tenant needs a single value"},
+    {"bad_tenant_list.yaml",
+     "7:24: tenants[1].requests.rate_per_second: ", "a tenant needs a single value"},
     {"bad_context.yaml", "3:5: context_lengths[1]: ", "context 512 leaves no room for the prompt"},
     {"bad_float_int.yaml", "2:17: requests.num_requests: ", "expected an integer, got \"10.5\""},
     {"bad_not_mapping.yaml", "1:1: ", "expected a mapping"},
@@ -302,14 +304,14 @@ static void test_inline_errors(void **state)
 {
     (void)state;
     /* counts and ranges */
-    expect_error("requests:\n  completion_tokens: 0\n", "2:22: requests.completion_tokens: ",
-                 "must be at least 1, got 0");
+    expect_error("requests:\n  completion_tokens: 0\n",
+                 "2:22: requests.completion_tokens: ", "must be at least 1, got 0");
     expect_error("requests:\n  concurrent_requests: [4, -1]\n",
                  "2:28: requests.concurrent_requests[1]: ", "must be at least 0");
-    expect_error("requests:\n  rate_per_second: [1, 0]\n", "2:24: requests.rate_per_second[1]: ",
-                 "must be greater than 0");
-    expect_error("requests:\n  rate_per_second: []\n", "2:20: requests.rate_per_second: ",
-                 "the list is empty");
+    expect_error("requests:\n  rate_per_second: [1, 0]\n",
+                 "2:24: requests.rate_per_second[1]: ", "must be greater than 0");
+    expect_error("requests:\n  rate_per_second: []\n",
+                 "2:20: requests.rate_per_second: ", "the list is empty");
     expect_error("context_lengths: []\n", "1:18: context_lengths: ", "the list is empty");
     expect_error("requests:\n  prompt_tokens_min: 100\n  shared_prefix_tokens: 100\n",
                  "3:25: requests.shared_prefix_tokens: ", "must be less than prompt_tokens_min");
@@ -318,41 +320,41 @@ static void test_inline_errors(void **state)
     expect_error("slo:\n  percentile: 0\n", "2:15: slo.percentile: ", "must be in (0, 100]");
     expect_error("slo:\n  percentile: 100.5\n", "2:15: slo.percentile: ", "must be in (0, 100]");
     expect_error("slo:\n  ttft_ms: -3\n", "2:12: slo.ttft_ms: ", "must be greater than 0");
-    expect_error("model:\n  tensor_parallel_size: 0\n", "2:25: model.tensor_parallel_size: ",
-                 "must be at least 1");
-    expect_error("requests:\n  num_requests: 99999999999\n", "2:17: requests.num_requests: ",
-                 "out of range");
+    expect_error("model:\n  tensor_parallel_size: 0\n",
+                 "2:25: model.tensor_parallel_size: ", "must be at least 1");
+    expect_error("requests:\n  num_requests: 99999999999\n",
+                 "2:17: requests.num_requests: ", "out of range");
     /* names and types */
     expect_error("requests:\n  arrival_pattern: bursty\n", "2:20: requests.arrival_pattern: ",
                  "unknown arrival pattern \"bursty\"; allowed: poisson, constant, burst, gamma");
-    expect_error("server:\n  api: grpc\n", "2:8: server.api: ",
-                 "unknown api \"grpc\"; allowed: completions, chat");
-    expect_error("telemetry:\n  collect_gpu_stats: maybe\n", "2:22: telemetry.collect_gpu_stats: ",
-                 "expected true/false");
-    expect_error("requests:\n  num_requests: \"10\"\n", "2:17: requests.num_requests: ",
-                 "got the string \"10\" (remove the quotes)");
+    expect_error("server:\n  api: grpc\n",
+                 "2:8: server.api: ", "unknown api \"grpc\"; allowed: completions, chat");
+    expect_error("telemetry:\n  collect_gpu_stats: maybe\n",
+                 "2:22: telemetry.collect_gpu_stats: ", "expected true/false");
+    expect_error("requests:\n  num_requests: \"10\"\n",
+                 "2:17: requests.num_requests: ", "got the string \"10\" (remove the quotes)");
     expect_error("requests: [1, 2]\n", "1:11: requests: ", "expected a mapping, got a list");
     expect_error("benchmark:\n  name: ~\n", "2:9: benchmark.name: ", "expected a string, got null");
     expect_error("bogus: 1\n", "1:1: bogus: ", "unknown key; allowed keys: benchmark, server");
     expect_error("server:\n  sim:\n    gpus: h100\n", "3:5: server.sim.gpus: ", "unknown key");
-    expect_error("benchmark:\n  name: a\n  name: b\n", "3:3: benchmark.name: ",
-                 "duplicate key (first given at line 2)");
+    expect_error("benchmark:\n  name: a\n  name: b\n",
+                 "3:3: benchmark.name: ", "duplicate key (first given at line 2)");
     /* server */
-    expect_error("server:\n  endpoint: localhost:8000\n", "2:13: server.endpoint: ",
-                 "must start with http:// or https://");
-    expect_error("server:\n  endpoint: http://h:8000/v1\n", "2:13: server.endpoint: ",
-                 "leave out the trailing /v1");
-    expect_error("server:\n  api_key_env: sk-abc123\n", "2:16: server.api_key_env: ",
-                 "must name an environment variable");
+    expect_error("server:\n  endpoint: localhost:8000\n",
+                 "2:13: server.endpoint: ", "must start with http:// or https://");
+    expect_error("server:\n  endpoint: http://h:8000/v1\n",
+                 "2:13: server.endpoint: ", "leave out the trailing /v1");
+    expect_error("server:\n  api_key_env: sk-abc123\n",
+                 "2:16: server.api_key_env: ", "must name an environment variable");
     expect_error("server:\n  sim:\n    gpu_memory_utilization: 1.5\n",
                  "3:29: server.sim.gpu_memory_utilization: ", "must be in (0, 1]");
-    expect_error("benchmark:\n  output_prefix: a/b\n", "2:18: benchmark.output_prefix: ",
-                 "without '/'");
+    expect_error("benchmark:\n  output_prefix: a/b\n",
+                 "2:18: benchmark.output_prefix: ", "without '/'");
     /* tenants */
-    expect_error("tenants:\n  - name: a\n  - name: a\n", "3:11: tenants[1].name: ",
-                 "duplicate tenant name \"a\" (also tenants[0])");
-    expect_error("tenants:\n  - endpoint: http://x\n", "2:5: tenants[0]: ",
-                 "missing required key \"name\"");
+    expect_error("tenants:\n  - name: a\n  - name: a\n",
+                 "3:11: tenants[1].name: ", "duplicate tenant name \"a\" (also tenants[0])");
+    expect_error("tenants:\n  - endpoint: http://x\n",
+                 "2:5: tenants[0]: ", "missing required key \"name\"");
     expect_error("tenants: []\n", "1:10: tenants: ", "the list is empty");
     /* a tenant that inherits a sweep list: reported at the tenant */
     expect_error("requests:\n  concurrent_requests: [1, 2]\ntenants:\n  - name: a\n",
@@ -367,15 +369,16 @@ static void test_inline_errors(void **state)
                  "4:26: tenants[0].requests.prompt_tokens_min: ",
                  "3000 is greater than prompt_tokens_max (2048)");
     /* a context too small for one tenant's completion_tokens */
-    expect_error("context_lengths: [4096, 1024]\ntenants:\n  - name: a\n  - name: b\n    requests:\n"
-                 "      completion_tokens: 2000\n",
-                 "1:25: context_lengths[1]: ",
-                 "context 1024 leaves no room for the prompt "
-                 "(tenants[1].requests.completion_tokens is 2000)");
+    expect_error(
+        "context_lengths: [4096, 1024]\ntenants:\n  - name: a\n  - name: b\n    requests:\n"
+        "      completion_tokens: 2000\n",
+        "1:25: context_lengths[1]: ",
+        "context 1024 leaves no room for the prompt "
+        "(tenants[1].requests.completion_tokens is 2000)");
     /* files */
     expect_error("", "1:1: ", "the file is empty");
-    expect_error("benchmark:\n  name: a\n---\nbenchmark:\n  name: b\n", "3:1: ",
-                 "a second YAML document");
+    expect_error("benchmark:\n  name: a\n---\nbenchmark:\n  name: b\n",
+                 "3:1: ", "a second YAML document");
     expect_error("benchmark: {name: [unclosed\n", "2:1: ", "did not find expected");
 }
 
@@ -486,8 +489,8 @@ static void test_to_json(void **state)
     assert_string_equal(json_string_value(json_object_get(sim, "gpu")), "h200");
     assert_true(json_is_null(json_object_get(sim, "quantization")));
     assert_true(json_is_null(json_object_get(json_object_get(j, "model"), "quantization")));
-    assert_true(json_is_false(json_object_get(json_object_get(j, "model"),
-                                              "enable_prefix_caching")));
+    assert_true(
+        json_is_false(json_object_get(json_object_get(j, "model"), "enable_prefix_caching")));
 
     json_t *rq = json_object_get(j, "requests");
     json_t *conc = json_object_get(rq, "concurrent_requests");
@@ -582,12 +585,18 @@ static void test_validate_command(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_seed_example),  cmocka_unit_test(test_defaults),
-        cmocka_unit_test(test_sweeps),        cmocka_unit_test(test_tenants_inherit),
-        cmocka_unit_test(test_fixture_errors), cmocka_unit_test(test_inline_errors),
-        cmocka_unit_test(test_accepts),       cmocka_unit_test(test_missing_file),
-        cmocka_unit_test(test_check_after_override), cmocka_unit_test(test_to_json),
-        cmocka_unit_test(test_names),         cmocka_unit_test(test_validate_command),
+        cmocka_unit_test(test_seed_example),
+        cmocka_unit_test(test_defaults),
+        cmocka_unit_test(test_sweeps),
+        cmocka_unit_test(test_tenants_inherit),
+        cmocka_unit_test(test_fixture_errors),
+        cmocka_unit_test(test_inline_errors),
+        cmocka_unit_test(test_accepts),
+        cmocka_unit_test(test_missing_file),
+        cmocka_unit_test(test_check_after_override),
+        cmocka_unit_test(test_to_json),
+        cmocka_unit_test(test_names),
+        cmocka_unit_test(test_validate_command),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

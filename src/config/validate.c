@@ -57,7 +57,8 @@ int validate_main(int argc, char **argv)
     }
     if (print) {
         json_t *j = config_to_json(&c);
-        char *s = j ? json_dumps(j, JSON_INDENT(2) | JSON_PRESERVE_ORDER | JSON_REAL_PRECISION(15)) : NULL;
+        char *s = j ? json_dumps(j, JSON_INDENT(2) | JSON_PRESERVE_ORDER | JSON_REAL_PRECISION(15))
+                    : NULL;
         if (s)
             printf("%s\n", s);
         free(s);
