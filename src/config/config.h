@@ -71,7 +71,8 @@ struct server_cfg {
 
 struct model_cfg {
     char *name;                /* NULL = ask the server (/v1/models) */
-    char *quantization;        /* informational for real servers; used by the simulator */
+    char *quantization;        /* informational for real servers; used by the simulator;
+                                  NULL = none ("none" and null in the file load as NULL) */
     int tensor_parallel_size;  /* default 1 */
     bool enable_prefix_caching; /* default true */
 };
@@ -110,16 +111,29 @@ struct config {
     struct slo_cfg slo;
     struct tenant_cfg *tenants; /* always >= 1 after a successful load */
     size_t n_tenants;
+    bool tenants_given;        /* false: the one tenant "default" copies the top level, and
+                                  may hold the sweep lists */
     struct telemetry_cfg telemetry;
 };
 
-/* Fills c with defaults (a config with no file; one tenant "default"). */
+/* Fills c with defaults (a config with no file; one tenant "default"). Release it after. */
 void config_defaults(struct config *c);
-/* 0 on success; -EINVAL (bad content) or -ENOENT/-EIO (cannot read) with the message in err. */
+/* 0 on success; -EINVAL (bad content) or -ENOENT/-EIO (cannot read) with the message in err.
+ * c is caller storage and need not be initialised; on error it is left released (zeroed), so
+ * config_release() is safe either way. */
 MUST_USE int config_load(struct config *c, const char *path, char *err, size_t errlen);
-/* Checks cross-field rules again after command-line overrides (endpoint, model, ...). */
+/* Checks every rule again after command-line overrides (endpoint, model, ...); the message
+ * is "key.path: what is wrong" (no file position: the value may not come from the file). */
 MUST_USE int config_check(const struct config *c, char *err, size_t errlen);
+/* Frees what c owns and zeroes it; a second call is a no-op. */
 void config_release(struct config *c);
+/* --endpoint: sets server.endpoint and every tenant endpoint that was the old server.endpoint
+ * (trailing '/' dropped). Run config_check() afterwards. */
+void config_set_endpoint(struct config *c, const char *url);
+/* --model: sets model.name and every tenant model / server.sim.model that was the old one. */
+void config_set_model(struct config *c, const char *name);
+/* Points measured per tenant: max(1, context lengths) x concurrency sweep x rate sweep. */
+size_t config_n_points(const struct config *c);
 /* The resolved config as JSON (every key, defaults filled in), for result files. */
 json_t *config_to_json(const struct config *c);
 

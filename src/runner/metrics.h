@@ -34,6 +34,15 @@ struct point_summary {
     bool prompt_off_target;          /* prompt_error_max_pct > 2 */
 };
 
+/* One request's own latencies in seconds (DESIGN.md "Metrics"); NAN where not applicable:
+ * ttft/ttft_sched need t_first; tpot needs output_tokens > 1 and t_first/t_last; e2e uses
+ * t_last, or t_end for a stream that carried no text. Computed for any status (failed
+ * requests keep what they measured); the summary uses completed requests only. */
+struct req_latencies {
+    double ttft, ttft_sched, queue_delay, tpot, e2e, e2e_sched;
+};
+void record_latencies(const struct req_record *r, struct req_latencies *out);
+
 /* Does one completed request meet every objective of slo? TTFT, TPOT and E2E per request;
  * ITL as the request's own gaps at slo->percentile. Failed requests never meet it. */
 bool record_meets_slo(const struct req_record *r, const struct slo_cfg *slo);

@@ -1,0 +1,873 @@
+/*
+ * config.c - defaults, the one set of validation rules (config_find_problem, used by both
+ * config_load and config_check), the resolved config as JSON, and small helpers the YAML
+ * loader in config_load.c shares. docs/CONFIG.md is the user-facing description.
+ */
+#include "config/config.h"
+#include "config/config_internal.h"
+
+#include <errno.h>
+#include <math.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+/* ==== Names ==== */
+
+static const struct {
+    const char *name;
+    enum arrival value;
+} arrivals[] = {
+    {"poisson", ARRIVAL_POISSON},
+    {"constant", ARRIVAL_CONSTANT},
+    {"burst", ARRIVAL_BURST},
+    {"gamma", ARRIVAL_GAMMA},
+};
+
+static const struct {
+    const char *name;
+    enum api_kind value;
+} api_kinds[] = {
+    {"completions", API_COMPLETIONS},
+    {"chat", API_CHAT},
+};
+
+#define N_ELEMS(a) (sizeof(a) / sizeof((a)[0]))
+
+const char *arrival_name(enum arrival a)
+{
+    for (size_t i = 0; i < N_ELEMS(arrivals); i++)
+        if (arrivals[i].value == a)
+            return arrivals[i].name;
+    return "unknown";
+}
+
+const char *api_kind_name(enum api_kind a)
+{
+    for (size_t i = 0; i < N_ELEMS(api_kinds); i++)
+        if (api_kinds[i].value == a)
+            return api_kinds[i].name;
+    return "unknown";
+}
+
+int arrival_parse(const char *s, enum arrival *out)
+{
+    for (size_t i = 0; i < N_ELEMS(arrivals); i++) {
+        if (strcmp(arrivals[i].name, s) == 0) {
+            *out = arrivals[i].value;
+            return 0;
+        }
+    }
+    return -EINVAL;
+}
+
+int api_kind_parse(const char *s, enum api_kind *out)
+{
+    for (size_t i = 0; i < N_ELEMS(api_kinds); i++) {
+        if (strcmp(api_kinds[i].name, s) == 0) {
+            *out = api_kinds[i].value;
+            return 0;
+        }
+    }
+    return -EINVAL;
+}
+
+const char *arrival_names_list(void)
+{
+    return "poisson, constant, burst, gamma";
+}
+
+const char *api_kind_names_list(void)
+{
+    return "completions, chat";
+}
+
+/* ==== Defaults, copies, release ==== */
+
+static void requests_defaults(struct requests_cfg *r)
+{
+    memset(r, 0, sizeof(*r));
+    r->num_requests = 100;
+    r->concurrency = xcalloc(1, sizeof(*r->concurrency));
+    r->concurrency[0] = 10;
+    r->n_concurrency = 1;
+    r->rates = xcalloc(1, sizeof(*r->rates));
+    r->rates[0] = INFINITY;
+    r->n_rates = 1;
+    r->arrival = ARRIVAL_POISSON;
+    r->burstiness = 1.0;
+    r->prompt_tokens_min = 512;
+    r->prompt_tokens_max = 2048;
+    r->completion_tokens = 512;
+    r->shared_prefix_tokens = 0;
+}
+
+static void slo_defaults(struct slo_cfg *s)
+{
+    s->ttft_ms = NAN;
+    s->itl_ms = NAN;
+    s->tpot_ms = NAN;
+    s->e2e_ms = NAN;
+    s->percentile = 95.0;
+}
+
+void requests_cfg_copy(struct requests_cfg *dst, const struct requests_cfg *src)
+{
+    *dst = *src;
+    dst->concurrency =
+        xreallocarray(NULL, src->n_concurrency ? src->n_concurrency : 1, sizeof(*dst->concurrency));
+    if (src->n_concurrency)
+        memcpy(dst->concurrency, src->concurrency, src->n_concurrency * sizeof(*src->concurrency));
+    dst->rates = xreallocarray(NULL, src->n_rates ? src->n_rates : 1, sizeof(*dst->rates));
+    if (src->n_rates)
+        memcpy(dst->rates, src->rates, src->n_rates * sizeof(*src->rates));
+}
+
+void requests_cfg_release(struct requests_cfg *r)
+{
+    free(r->concurrency);
+    free(r->rates);
+    r->concurrency = NULL;
+    r->rates = NULL;
+    r->n_concurrency = 0;
+    r->n_rates = 0;
+}
+
+void tenant_cfg_inherit(struct tenant_cfg *t, const struct config *c, const char *name)
+{
+    memset(t, 0, sizeof(*t));
+    t->name = xstrdup(name);
+    t->endpoint = xstrdup(c->server.endpoint);
+    t->model = xstrdup(c->model.name);
+    requests_cfg_copy(&t->requests, &c->requests);
+    t->slo = c->slo;
+}
+
+void tenant_cfg_release(struct tenant_cfg *t)
+{
+    free(t->name);
+    free(t->endpoint);
+    free(t->model);
+    requests_cfg_release(&t->requests);
+    memset(t, 0, sizeof(*t));
+}
+
+static void tenants_release(struct config *c)
+{
+    for (size_t i = 0; i < c->n_tenants; i++)
+        tenant_cfg_release(&c->tenants[i]);
+    free(c->tenants);
+    c->tenants = NULL;
+    c->n_tenants = 0;
+}
+
+void config_set_default_tenant(struct config *c)
+{
+    tenants_release(c);
+    c->tenants = xcalloc(1, sizeof(*c->tenants));
+    c->n_tenants = 1;
+    c->tenants_given = false;
+    tenant_cfg_inherit(&c->tenants[0], c, "default");
+}
+
+void config_defaults(struct config *c)
+{
+    memset(c, 0, sizeof(*c));
+    c->benchmark.name = xstrdup("benchmark");
+    c->benchmark.description = xstrdup("");
+    c->benchmark.output_prefix = xstrdup("benchmark");
+    c->benchmark.output_dir = xstrdup("results");
+    c->benchmark.seed = 42;
+
+    c->model.name = NULL;
+    c->model.quantization = NULL;
+    c->model.tensor_parallel_size = 1;
+    c->model.enable_prefix_caching = true;
+
+    c->server.endpoint = xstrdup("http://localhost:8000");
+    c->server.api = API_COMPLETIONS;
+    c->server.api_key_env = xstrdup("OPENAI_API_KEY");
+    c->server.timeout_s = 600.0;
+    /* The simulator's inherited fields are resolved here and by the loader, so users of the
+     * struct never see the "-1 / 0 = inherit" markers. */
+    struct sim_cfg *s = &c->server.sim;
+    s->enabled = false;
+    s->gpu = xstrdup("rtx-pro-6000");
+    s->model = NULL;
+    s->quantization = NULL;
+    s->kv_cache_dtype = xstrdup("auto");
+    s->max_model_len = 0;
+    s->gpu_memory_utilization = 0.9;
+    s->max_num_seqs = 0;
+    s->max_num_batched_tokens = 0;
+    s->enable_prefix_caching = c->model.enable_prefix_caching;
+    s->tensor_parallel_size = c->model.tensor_parallel_size;
+    s->seed = c->benchmark.seed;
+
+    c->context_lengths = NULL;
+    c->n_context_lengths = 0;
+    requests_defaults(&c->requests);
+    slo_defaults(&c->slo);
+
+    c->telemetry.sample_interval_sec = 1.0;
+    c->telemetry.collect_gpu_stats = true;
+    c->telemetry.scrape_server_metrics = true;
+
+    config_set_default_tenant(c);
+}
+
+void config_release(struct config *c)
+{
+    if (!c)
+        return;
+    free(c->path);
+    free(c->benchmark.name);
+    free(c->benchmark.description);
+    free(c->benchmark.output_prefix);
+    free(c->benchmark.output_dir);
+    free(c->server.endpoint);
+    free(c->server.api_key_env);
+    free(c->server.sim.gpu);
+    free(c->server.sim.model);
+    free(c->server.sim.quantization);
+    free(c->server.sim.kv_cache_dtype);
+    free(c->model.name);
+    free(c->model.quantization);
+    free(c->context_lengths);
+    requests_cfg_release(&c->requests);
+    tenants_release(c);
+    memset(c, 0, sizeof(*c));
+}
+
+/* ==== Overrides ==== */
+
+void endpoint_normalize(char *url)
+{
+    if (!url)
+        return;
+    size_t n = strlen(url);
+    /* Keep "http://" itself intact; config_check reports it as having no host. */
+    while (n > 0 && url[n - 1] == '/' && !(n >= 2 && url[n - 2] == '/'))
+        url[--n] = '\0';
+}
+
+static bool str_eq(const char *a, const char *b)
+{
+    if (!a || !b)
+        return a == b;
+    return strcmp(a, b) == 0;
+}
+
+void config_set_endpoint(struct config *c, const char *url)
+{
+    char *old = c->server.endpoint;
+    c->server.endpoint = xstrdup(url);
+    endpoint_normalize(c->server.endpoint);
+    for (size_t i = 0; i < c->n_tenants; i++) {
+        if (str_eq(c->tenants[i].endpoint, old)) {
+            free(c->tenants[i].endpoint);
+            c->tenants[i].endpoint = xstrdup(c->server.endpoint);
+        }
+    }
+    free(old);
+}
+
+void config_set_model(struct config *c, const char *name)
+{
+    char *old = c->model.name;
+    c->model.name = xstrdup(name);
+    for (size_t i = 0; i < c->n_tenants; i++) {
+        if (str_eq(c->tenants[i].model, old)) {
+            free(c->tenants[i].model);
+            c->tenants[i].model = xstrdup(name);
+        }
+    }
+    if (str_eq(c->server.sim.model, old)) {
+        free(c->server.sim.model);
+        c->server.sim.model = xstrdup(name);
+    }
+    free(old);
+}
+
+size_t config_n_points(const struct config *c)
+{
+    size_t n = c->n_context_lengths ? c->n_context_lengths : 1;
+    if (c->n_tenants > 0)
+        n *= c->tenants[0].requests.n_concurrency * c->tenants[0].requests.n_rates;
+    return n;
+}
+
+/* ==== Validation ==== */
+
+/* Adds a candidate place for the problem; the same words may be repeated at fallbacks. */
+__attribute__((format(printf, 4, 5))) static void where(struct cfg_problem *p, const void *addr,
+                                                        const char *path, const char *fmt, ...)
+{
+    if (p->n_at >= CFG_WHERE_MAX)
+        return;
+    struct cfg_where *w = &p->at[p->n_at++];
+    w->addr = addr;
+    snprintf(w->path, sizeof(w->path), "%s", path);
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(w->msg, sizeof(w->msg), fmt, ap);
+    va_end(ap);
+}
+
+/* A fallback place with the previous candidate's path and words. */
+static void where_fallback(struct cfg_problem *p, const void *addr, bool section)
+{
+    if (!addr || p->n_at == 0 || p->n_at >= CFG_WHERE_MAX)
+        return;
+    p->at[p->n_at] = p->at[p->n_at - 1];
+    p->at[p->n_at].addr = addr;
+    p->at[p->n_at].section = section;
+    p->n_at++;
+}
+
+/* Another member that holds the same value (a list as a whole for one of its items). */
+static void where_also(struct cfg_problem *p, const void *addr)
+{
+    where_fallback(p, addr, false);
+}
+
+/* The enclosing mapping (a tenant, its requests), for values it inherited. */
+static void where_owner(struct cfg_problem *p, const void *addr)
+{
+    where_fallback(p, addr, true);
+}
+
+#define PATH(buf, prefix, key) snprintf(buf, sizeof(buf), "%s.%s", prefix, key)
+
+static int check_int_min(struct cfg_problem *p, const int *v, int min, const char *prefix,
+                         const char *key, const void *fallback)
+{
+    if (*v >= min)
+        return 0;
+    char path[CFG_PATH_MAX];
+    PATH(path, prefix, key);
+    where(p, v, path, "must be at least %d, got %d", min, *v);
+    where_owner(p, fallback);
+    return -EINVAL;
+}
+
+/* lo < v <= hi (lo_incl: lo <= v); hi may be INFINITY (then v must still be finite). */
+static int check_num(struct cfg_problem *p, const double *v, double lo, bool lo_incl, double hi,
+                     const char *prefix, const char *key, const void *fallback)
+{
+    bool ok = isfinite(*v) && (lo_incl ? *v >= lo : *v > lo) && *v <= hi;
+    if (ok)
+        return 0;
+    char path[CFG_PATH_MAX];
+    PATH(path, prefix, key);
+    if (!isfinite(*v))
+        where(p, v, path, "must be a finite number, got %g", *v);
+    else if (isinf(hi))
+        where(p, v, path, "must be %s %g, got %g", lo_incl ? "at least" : "greater than", lo, *v);
+    else
+        where(p, v, path, "must be in %s%g, %g], got %g", lo_incl ? "[" : "(", lo, hi, *v);
+    where_owner(p, fallback);
+    return -EINVAL;
+}
+
+static bool env_name_ok(const char *s)
+{
+    if (!s || !*s || !((*s >= 'A' && *s <= 'Z') || (*s >= 'a' && *s <= 'z') || *s == '_'))
+        return false;
+    for (const char *q = s; *q; q++) {
+        bool ok = (*q >= 'A' && *q <= 'Z') || (*q >= 'a' && *q <= 'z') ||
+                  (*q >= '0' && *q <= '9') || *q == '_';
+        if (!ok)
+            return false;
+    }
+    return true;
+}
+
+/* NULL when the URL is usable as a base URL, else what is wrong with it. */
+static const char *endpoint_problem(const char *url)
+{
+    if (!url || !*url)
+        return "must not be empty";
+    const char *host;
+    if (strncmp(url, "http://", 7) == 0)
+        host = url + 7;
+    else if (strncmp(url, "https://", 8) == 0)
+        host = url + 8;
+    else
+        return "must start with http:// or https://";
+    if (*host == '\0' || *host == '/')
+        return "has no host after the scheme";
+    for (const char *q = url; *q; q++)
+        if (*q == ' ' || *q == '\t' || *q == '\n' || *q == '\r')
+            return "must not contain whitespace";
+    size_t n = strlen(url);
+    if (n >= 3 && strcmp(url + n - 3, "/v1") == 0)
+        return "is a base URL: leave out the trailing /v1 (the client appends /v1/...)";
+    return NULL;
+}
+
+static int check_endpoint(struct cfg_problem *p, char *const *url, const char *path,
+                          const void *fallback)
+{
+    const char *why = endpoint_problem(*url);
+    if (!why)
+        return 0;
+    where(p, url, path, "%s, got \"%.80s\"", why, *url ? *url : "");
+    where_owner(p, fallback);
+    return -EINVAL;
+}
+
+/* Rules for one requests section; prefix is "requests" or "tenants[i].requests". */
+static int check_requests(struct cfg_problem *p, const struct requests_cfg *r, const char *prefix,
+                          bool tenant, const void *owner)
+{
+    char path[CFG_PATH_MAX];
+    int rc;
+    rc = check_int_min(p, &r->num_requests, 1, prefix, "num_requests", owner);
+    if (rc)
+        return rc;
+    PATH(path, prefix, "concurrent_requests");
+    if (r->n_concurrency == 0) {
+        where(p, &r->concurrency, path, "the list is empty");
+        where_owner(p, owner);
+        return -EINVAL;
+    }
+    if (tenant && r->n_concurrency > 1) {
+        where(p, &r->concurrency, path,
+              "a tenant needs a single value, got a list of %zu (sweeps belong in the top-level "
+              "requests of a config without tenants)",
+              r->n_concurrency);
+        where_owner(p, r);
+        where_owner(p, owner);
+        return -EINVAL;
+    }
+    for (size_t i = 0; i < r->n_concurrency; i++) {
+        if (r->concurrency[i] >= 0)
+            continue;
+        char ipath[CFG_PATH_MAX + 32];
+        if (r->n_concurrency > 1)
+            snprintf(ipath, sizeof(ipath), "%s[%zu]", path, i);
+        else
+            snprintf(ipath, sizeof(ipath), "%s", path);
+        where(p, &r->concurrency[i], ipath, "must be at least 0 (0 = no cap), got %d",
+              r->concurrency[i]);
+        where_also(p, &r->concurrency);
+        where_owner(p, owner);
+        return -EINVAL;
+    }
+    PATH(path, prefix, "rate_per_second");
+    if (r->n_rates == 0) {
+        where(p, &r->rates, path, "the list is empty");
+        where_owner(p, owner);
+        return -EINVAL;
+    }
+    if (tenant && r->n_rates > 1) {
+        where(p, &r->rates, path,
+              "a tenant needs a single value, got a list of %zu (sweeps belong in the top-level "
+              "requests of a config without tenants)",
+              r->n_rates);
+        where_owner(p, r);
+        where_owner(p, owner);
+        return -EINVAL;
+    }
+    for (size_t i = 0; i < r->n_rates; i++) {
+        if (r->rates[i] > 0) /* INFINITY passes, NAN does not */
+            continue;
+        char ipath[CFG_PATH_MAX + 32];
+        if (r->n_rates > 1)
+            snprintf(ipath, sizeof(ipath), "%s[%zu]", path, i);
+        else
+            snprintf(ipath, sizeof(ipath), "%s", path);
+        where(p, &r->rates[i], ipath, "must be greater than 0 (or \"inf\"), got %g", r->rates[i]);
+        where_also(p, &r->rates);
+        where_owner(p, owner);
+        return -EINVAL;
+    }
+    if (strcmp(arrival_name(r->arrival), "unknown") == 0) {
+        PATH(path, prefix, "arrival_pattern");
+        where(p, &r->arrival, path, "unknown arrival pattern; allowed: %s", arrival_names_list());
+        return -EINVAL;
+    }
+    rc = check_num(p, &r->burstiness, 0, false, INFINITY, prefix, "burstiness", owner);
+    if (rc)
+        return rc;
+    rc = check_int_min(p, &r->prompt_tokens_min, 1, prefix, "prompt_tokens_min", owner);
+    if (rc)
+        return rc;
+    rc = check_int_min(p, &r->prompt_tokens_max, 1, prefix, "prompt_tokens_max", owner);
+    if (rc)
+        return rc;
+    rc = check_int_min(p, &r->completion_tokens, 1, prefix, "completion_tokens", owner);
+    if (rc)
+        return rc;
+    rc = check_int_min(p, &r->shared_prefix_tokens, 0, prefix, "shared_prefix_tokens", owner);
+    if (rc)
+        return rc;
+    if (r->prompt_tokens_min > r->prompt_tokens_max) {
+        /* Reported where the user wrote the later of the two (a tenant may set one only). */
+        PATH(path, prefix, "prompt_tokens_max");
+        where(p, &r->prompt_tokens_max, path, "%d is less than prompt_tokens_min (%d)",
+              r->prompt_tokens_max, r->prompt_tokens_min);
+        PATH(path, prefix, "prompt_tokens_min");
+        where(p, &r->prompt_tokens_min, path, "%d is greater than prompt_tokens_max (%d)",
+              r->prompt_tokens_min, r->prompt_tokens_max);
+        where_owner(p, owner);
+        return -EINVAL;
+    }
+    if (r->shared_prefix_tokens > 0 && r->shared_prefix_tokens >= r->prompt_tokens_min) {
+        PATH(path, prefix, "shared_prefix_tokens");
+        where(p, &r->shared_prefix_tokens, path,
+              "%d leaves no room for the unique part of the prompt: it must be less than "
+              "prompt_tokens_min (%d)",
+              r->shared_prefix_tokens, r->prompt_tokens_min);
+        PATH(path, prefix, "prompt_tokens_min");
+        where(p, &r->prompt_tokens_min, path, "%d must be greater than shared_prefix_tokens (%d)",
+              r->prompt_tokens_min, r->shared_prefix_tokens);
+        where_owner(p, owner);
+        return -EINVAL;
+    }
+    return 0;
+}
+
+static int check_slo(struct cfg_problem *p, const struct slo_cfg *s, const char *prefix,
+                     const void *owner)
+{
+    const struct {
+        const char *key;
+        const double *v;
+    } ms[] = {
+        {"ttft_ms", &s->ttft_ms},
+        {"itl_ms", &s->itl_ms},
+        {"tpot_ms", &s->tpot_ms},
+        {"e2e_ms", &s->e2e_ms},
+    };
+    for (size_t i = 0; i < N_ELEMS(ms); i++) {
+        if (isnan(*ms[i].v)) /* no objective */
+            continue;
+        int rc = check_num(p, ms[i].v, 0, false, INFINITY, prefix, ms[i].key, owner);
+        if (rc)
+            return rc;
+    }
+    return check_num(p, &s->percentile, 0, false, 100, prefix, "percentile", owner);
+}
+
+/* Each context must leave room for a prompt after the completion (and its shared prefix). */
+static int check_context(struct cfg_problem *p, const struct config *c, size_t i,
+                         const struct requests_cfg *r, const char *who)
+{
+    int ctx = c->context_lengths[i];
+    char path[CFG_PATH_MAX];
+    snprintf(path, sizeof(path), "context_lengths[%zu]", i);
+    if (ctx <= r->completion_tokens) {
+        where(p, &c->context_lengths[i], path,
+              "context %d leaves no room for the prompt (%s.completion_tokens is %d)", ctx, who,
+              r->completion_tokens);
+        return -EINVAL;
+    }
+    if (r->shared_prefix_tokens > 0 && ctx - r->completion_tokens <= r->shared_prefix_tokens) {
+        where(p, &c->context_lengths[i], path,
+              "context %d leaves %d prompt tokens, not more than %s.shared_prefix_tokens (%d)", ctx,
+              ctx - r->completion_tokens, who, r->shared_prefix_tokens);
+        return -EINVAL;
+    }
+    return 0;
+}
+
+int config_find_problem(const struct config *c, struct cfg_problem *p)
+{
+    memset(p, 0, sizeof(*p));
+    int rc;
+    const struct bench_cfg *b = &c->benchmark;
+
+    if (!b->name) {
+        where(p, &b->name, "benchmark.name", "must be set");
+        return -EINVAL;
+    }
+    if (!b->output_prefix || !*b->output_prefix || strchr(b->output_prefix, '/')) {
+        where(p, &b->output_prefix, "benchmark.output_prefix",
+              "must be a non-empty file name prefix without '/', got \"%.80s\"",
+              b->output_prefix ? b->output_prefix : "");
+        return -EINVAL;
+    }
+    if (!b->output_dir || !*b->output_dir) {
+        where(p, &b->output_dir, "benchmark.output_dir", "must not be empty");
+        return -EINVAL;
+    }
+    if (b->seed > (uint64_t)INT64_MAX) {
+        where(p, &b->seed, "benchmark.seed", "must be at most %lld", (long long)INT64_MAX);
+        return -EINVAL;
+    }
+
+    /* Before the server: the simulator inherits from the model. */
+    const struct model_cfg *m = &c->model;
+    if (m->name && !*m->name) {
+        where(p, &m->name, "model.name", "must not be empty (leave it out to ask the server)");
+        return -EINVAL;
+    }
+    rc = check_int_min(p, &m->tensor_parallel_size, 1, "model", "tensor_parallel_size", NULL);
+    if (rc)
+        return rc;
+
+    const struct server_cfg *sv = &c->server;
+    rc = check_endpoint(p, &sv->endpoint, "server.endpoint", NULL);
+    if (rc)
+        return rc;
+    if (strcmp(api_kind_name(sv->api), "unknown") == 0) {
+        where(p, &sv->api, "server.api", "unknown api; allowed: %s", api_kind_names_list());
+        return -EINVAL;
+    }
+    if (!env_name_ok(sv->api_key_env)) {
+        where(p, &sv->api_key_env, "server.api_key_env",
+              "must name an environment variable (letters, digits, '_'), not hold a key");
+        return -EINVAL;
+    }
+    rc = check_num(p, &sv->timeout_s, 0, false, INFINITY, "server", "timeout_s", NULL);
+    if (rc)
+        return rc;
+    const struct sim_cfg *s = &sv->sim;
+    if (!s->gpu || !*s->gpu) {
+        where(p, &s->gpu, "server.sim.gpu", "must not be empty");
+        return -EINVAL;
+    }
+    if (!s->kv_cache_dtype || !*s->kv_cache_dtype) {
+        where(p, &s->kv_cache_dtype, "server.sim.kv_cache_dtype", "must not be empty");
+        return -EINVAL;
+    }
+    rc = check_int_min(p, &s->max_model_len, 0, "server.sim", "max_model_len", NULL);
+    if (!rc)
+        rc = check_num(p, &s->gpu_memory_utilization, 0, false, 1, "server.sim",
+                       "gpu_memory_utilization", NULL);
+    if (!rc)
+        rc = check_int_min(p, &s->max_num_seqs, 0, "server.sim", "max_num_seqs", NULL);
+    if (!rc)
+        rc = check_int_min(p, &s->max_num_batched_tokens, 0, "server.sim", "max_num_batched_tokens",
+                           NULL);
+    if (!rc)
+        rc = check_int_min(p, &s->tensor_parallel_size, 1, "server.sim", "tensor_parallel_size",
+                           NULL);
+    if (rc)
+        return rc;
+    if (s->seed > (uint64_t)INT64_MAX) {
+        where(p, &s->seed, "server.sim.seed", "must be at most %lld", (long long)INT64_MAX);
+        return -EINVAL;
+    }
+
+    rc = check_requests(p, &c->requests, "requests", false, NULL);
+    if (rc)
+        return rc;
+    rc = check_slo(p, &c->slo, "slo", NULL);
+    if (rc)
+        return rc;
+
+    for (size_t i = 0; i < c->n_context_lengths; i++) {
+        char path[CFG_PATH_MAX];
+        snprintf(path, sizeof(path), "context_lengths[%zu]", i);
+        if (c->context_lengths[i] < 1) {
+            where(p, &c->context_lengths[i], path, "must be at least 1, got %d",
+                  c->context_lengths[i]);
+            return -EINVAL;
+        }
+        rc = check_context(p, c, i, &c->requests, "requests");
+        if (rc)
+            return rc;
+    }
+
+    if (c->n_tenants == 0) {
+        where(p, &c->tenants, "tenants", "there must be at least one tenant");
+        return -EINVAL;
+    }
+    for (size_t i = 0; i < c->n_tenants; i++) {
+        const struct tenant_cfg *t = &c->tenants[i];
+        char prefix[CFG_PATH_MAX], path[CFG_PATH_MAX + 32];
+        snprintf(prefix, sizeof(prefix), "tenants[%zu]", i);
+        if (!t->name || !*t->name) {
+            snprintf(path, sizeof(path), "%s.name", prefix);
+            where(p, &t->name, path, "must be set and not empty");
+            where_owner(p, t);
+            return -EINVAL;
+        }
+        for (size_t j = 0; j < i; j++) {
+            if (strcmp(c->tenants[j].name, t->name) == 0) {
+                snprintf(path, sizeof(path), "%s.name", prefix);
+                where(p, &t->name, path, "duplicate tenant name \"%.60s\" (also tenants[%zu])",
+                      t->name, j);
+                where_owner(p, t);
+                return -EINVAL;
+            }
+        }
+        snprintf(path, sizeof(path), "%s.endpoint", prefix);
+        rc = check_endpoint(p, &t->endpoint, path, t);
+        if (rc)
+            return rc;
+        if (t->model && !*t->model) {
+            snprintf(path, sizeof(path), "%s.model", prefix);
+            where(p, &t->model, path, "must not be empty");
+            where_owner(p, t);
+            return -EINVAL;
+        }
+        snprintf(path, sizeof(path), "%s.requests", prefix);
+        rc = check_requests(p, &t->requests, path, c->tenants_given, t);
+        if (rc)
+            return rc;
+        snprintf(path, sizeof(path), "%s.slo", prefix);
+        rc = check_slo(p, &t->slo, path, t);
+        if (rc)
+            return rc;
+        snprintf(path, sizeof(path), "%s.requests", prefix);
+        for (size_t k = 0; k < c->n_context_lengths; k++)
+            rc = check_context(p, c, k, &t->requests, path);
+        if (rc)
+            return rc;
+    }
+
+    rc = check_num(p, &c->telemetry.sample_interval_sec, 0.05, true, INFINITY, "telemetry",
+                   "sample_interval_sec", NULL);
+    if (rc)
+        return rc;
+    return 0;
+}
+
+int config_check(const struct config *c, char *err, size_t errlen)
+{
+    struct cfg_problem p;
+    int rc = config_find_problem(c, &p);
+    if (rc && errlen > 0)
+        snprintf(err, errlen, "%s: %s", p.at[0].path, p.at[0].msg);
+    return rc;
+}
+
+/* ==== JSON ==== */
+
+static json_t *json_str_or_null(const char *s)
+{
+    return s ? json_string(s) : json_null();
+}
+
+/* NAN = null (no objective), INFINITY = "inf" (as the config spells it). */
+static json_t *json_num(double v)
+{
+    if (isnan(v))
+        return json_null();
+    if (isinf(v))
+        return json_string(v > 0 ? "inf" : "-inf");
+    return json_real(v);
+}
+
+static json_t *requests_to_json(const struct requests_cfg *r)
+{
+    json_t *o = json_object();
+    json_object_set_new(o, "num_requests", json_integer(r->num_requests));
+    if (r->n_concurrency == 1) {
+        json_object_set_new(o, "concurrent_requests", json_integer(r->concurrency[0]));
+    } else {
+        json_t *a = json_array();
+        for (size_t i = 0; i < r->n_concurrency; i++)
+            json_array_append_new(a, json_integer(r->concurrency[i]));
+        json_object_set_new(o, "concurrent_requests", a);
+    }
+    json_object_set_new(o, "arrival_pattern", json_string(arrival_name(r->arrival)));
+    if (r->n_rates == 1) {
+        json_object_set_new(o, "rate_per_second", json_num(r->rates[0]));
+    } else {
+        json_t *a = json_array();
+        for (size_t i = 0; i < r->n_rates; i++)
+            json_array_append_new(a, json_num(r->rates[i]));
+        json_object_set_new(o, "rate_per_second", a);
+    }
+    json_object_set_new(o, "burstiness", json_num(r->burstiness));
+    json_object_set_new(o, "prompt_tokens_min", json_integer(r->prompt_tokens_min));
+    json_object_set_new(o, "prompt_tokens_max", json_integer(r->prompt_tokens_max));
+    json_object_set_new(o, "completion_tokens", json_integer(r->completion_tokens));
+    json_object_set_new(o, "shared_prefix_tokens", json_integer(r->shared_prefix_tokens));
+    return o;
+}
+
+static json_t *slo_to_json(const struct slo_cfg *s)
+{
+    json_t *o = json_object();
+    json_object_set_new(o, "ttft_ms", json_num(s->ttft_ms));
+    json_object_set_new(o, "itl_ms", json_num(s->itl_ms));
+    json_object_set_new(o, "tpot_ms", json_num(s->tpot_ms));
+    json_object_set_new(o, "e2e_ms", json_num(s->e2e_ms));
+    json_object_set_new(o, "percentile", json_num(s->percentile));
+    return o;
+}
+
+json_t *config_to_json(const struct config *c)
+{
+    json_t *root = json_object();
+    json_object_set_new(root, "path", json_str_or_null(c->path));
+
+    json_t *b = json_object();
+    json_object_set_new(b, "name", json_str_or_null(c->benchmark.name));
+    json_object_set_new(b, "description", json_str_or_null(c->benchmark.description));
+    json_object_set_new(b, "output_prefix", json_str_or_null(c->benchmark.output_prefix));
+    json_object_set_new(b, "output_dir", json_str_or_null(c->benchmark.output_dir));
+    json_object_set_new(b, "seed", json_integer((json_int_t)c->benchmark.seed));
+    json_object_set_new(root, "benchmark", b);
+
+    const struct sim_cfg *s = &c->server.sim;
+    json_t *sim = json_object();
+    json_object_set_new(sim, "enabled", json_boolean(s->enabled));
+    json_object_set_new(sim, "gpu", json_str_or_null(s->gpu));
+    json_object_set_new(sim, "model", json_str_or_null(s->model));
+    json_object_set_new(sim, "quantization", json_str_or_null(s->quantization));
+    json_object_set_new(sim, "kv_cache_dtype", json_str_or_null(s->kv_cache_dtype));
+    json_object_set_new(sim, "max_model_len", json_integer(s->max_model_len));
+    json_object_set_new(sim, "gpu_memory_utilization", json_num(s->gpu_memory_utilization));
+    json_object_set_new(sim, "max_num_seqs", json_integer(s->max_num_seqs));
+    json_object_set_new(sim, "max_num_batched_tokens", json_integer(s->max_num_batched_tokens));
+    json_object_set_new(sim, "enable_prefix_caching", json_boolean(s->enable_prefix_caching > 0));
+    json_object_set_new(sim, "tensor_parallel_size", json_integer(s->tensor_parallel_size));
+    json_object_set_new(sim, "seed", json_integer((json_int_t)s->seed));
+
+    json_t *sv = json_object();
+    json_object_set_new(sv, "endpoint", json_str_or_null(c->server.endpoint));
+    json_object_set_new(sv, "api", json_string(api_kind_name(c->server.api)));
+    json_object_set_new(sv, "api_key_env", json_str_or_null(c->server.api_key_env));
+    json_object_set_new(sv, "timeout_s", json_num(c->server.timeout_s));
+    json_object_set_new(sv, "sim", sim);
+    json_object_set_new(root, "server", sv);
+
+    json_t *m = json_object();
+    json_object_set_new(m, "name", json_str_or_null(c->model.name));
+    json_object_set_new(m, "quantization", json_str_or_null(c->model.quantization));
+    json_object_set_new(m, "tensor_parallel_size", json_integer(c->model.tensor_parallel_size));
+    json_object_set_new(m, "enable_prefix_caching", json_boolean(c->model.enable_prefix_caching));
+    json_object_set_new(root, "model", m);
+
+    if (c->n_context_lengths == 0) {
+        json_object_set_new(root, "context_lengths", json_null());
+    } else {
+        json_t *a = json_array();
+        for (size_t i = 0; i < c->n_context_lengths; i++)
+            json_array_append_new(a, json_integer(c->context_lengths[i]));
+        json_object_set_new(root, "context_lengths", a);
+    }
+
+    json_object_set_new(root, "requests", requests_to_json(&c->requests));
+    json_object_set_new(root, "slo", slo_to_json(&c->slo));
+
+    json_t *ts = json_array();
+    for (size_t i = 0; i < c->n_tenants; i++) {
+        const struct tenant_cfg *t = &c->tenants[i];
+        json_t *o = json_object();
+        json_object_set_new(o, "name", json_str_or_null(t->name));
+        json_object_set_new(o, "endpoint", json_str_or_null(t->endpoint));
+        json_object_set_new(o, "model", json_str_or_null(t->model));
+        json_object_set_new(o, "requests", requests_to_json(&t->requests));
+        json_object_set_new(o, "slo", slo_to_json(&t->slo));
+        json_array_append_new(ts, o);
+    }
+    json_object_set_new(root, "tenants", ts);
+
+    json_t *tl = json_object();
+    json_object_set_new(tl, "sample_interval_sec", json_num(c->telemetry.sample_interval_sec));
+    json_object_set_new(tl, "collect_gpu_stats", json_boolean(c->telemetry.collect_gpu_stats));
+    json_object_set_new(tl, "scrape_server_metrics",
+                        json_boolean(c->telemetry.scrape_server_metrics));
+    json_object_set_new(root, "telemetry", tl);
+    return root;
+}

@@ -1,0 +1,54 @@
+/*
+ * config_internal.h - what config.c shares with the YAML loader (config_load.c); not for
+ * other modules.
+ *
+ * Validation lives in one place, config_find_problem(). It names each problem by the address
+ * of the struct member at fault (with fallbacks: the enclosing section, the tenant), so the
+ * loader, which remembers which YAML node filled which member, can add file:line:column,
+ * while config_check() (after command-line overrides, no file positions) prints path: message.
+ */
+#ifndef TB_CONFIG_INTERNAL_H
+#define TB_CONFIG_INTERNAL_H
+
+#include "config/config.h"
+
+#define CFG_PATH_MAX 128
+#define CFG_MSG_MAX 240
+#define CFG_WHERE_MAX 4
+
+/* One place a problem can be reported: a member's address, its key path and the words. */
+struct cfg_where {
+    const void *addr;
+    bool section; /* addr is a whole section (a tenant, a requests mapping), not a member */
+    char path[CFG_PATH_MAX];
+    char msg[CFG_MSG_MAX];
+};
+
+/* Candidates in order of preference; the loader uses the first whose member came from a node. */
+struct cfg_problem {
+    struct cfg_where at[CFG_WHERE_MAX];
+    size_t n_at;
+};
+
+/* 0 when c is consistent; -EINVAL with p filled (at least one candidate) otherwise. */
+MUST_USE int config_find_problem(const struct config *c, struct cfg_problem *p);
+
+/* Table lookups; 0 or -EINVAL. */
+MUST_USE int arrival_parse(const char *s, enum arrival *out);
+MUST_USE int api_kind_parse(const char *s, enum api_kind *out);
+/* "arrival_pattern"-style list of accepted names, e.g. "poisson, constant, burst, gamma". */
+const char *arrival_names_list(void);
+const char *api_kind_names_list(void);
+
+void requests_cfg_copy(struct requests_cfg *dst, const struct requests_cfg *src);
+void requests_cfg_release(struct requests_cfg *r);
+/* Fills t from the top-level requests/slo, server.endpoint and model.name under the given name. */
+void tenant_cfg_inherit(struct tenant_cfg *t, const struct config *c, const char *name);
+void tenant_cfg_release(struct tenant_cfg *t);
+/* Replaces c->tenants with the single "default" tenant built from the top level. */
+void config_set_default_tenant(struct config *c);
+
+/* Drops trailing '/' so the client can append "/v1/..." (in place). */
+void endpoint_normalize(char *url);
+
+#endif

@@ -1,0 +1,976 @@
+/*
+ * config_load.c - YAML -> struct config, with file:line:column in every message.
+ *
+ * libyaml composes the whole document (yaml_parser_load), so every node keeps its start mark.
+ * Each section is described by a table of keys (STYLE P17); the walker checks types and
+ * remembers which node filled which struct member. The value rules (ranges, min <= max, a
+ * context that leaves room for the prompt, ...) live once, in config_find_problem(): it names
+ * the member at fault and we turn that member back into a node, hence a position.
+ *
+ * Scalars are typed here, not by libyaml (which tags every untagged scalar as a string):
+ * numbers, booleans and null must be plain (unquoted); a quoted "2.0" is a string, and the
+ * message says so.
+ */
+#include "config/config.h"
+#include "config/config_internal.h"
+
+#include <errno.h>
+#include <limits.h>
+#include <math.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#include <yaml.h>
+
+/* Configs are a few KiB; anything near this is not a config (STYLE P6). */
+#define CONFIG_MAX_BYTES (4u << 20)
+#define MAX_FIELDS 16
+
+/* A member filled from a node, or (section) a struct filled from a mapping: a struct and its
+ * first member share an address. */
+struct origin {
+    const void *addr;
+    bool section;
+    const yaml_node_t *node;
+};
+
+struct loader {
+    const char *file;
+    yaml_document_t doc;
+    struct config *c;
+    char *err;
+    size_t errlen;
+    struct origin *origins; /* member address -> node that set it */
+    size_t n_origins;
+    size_t cap_origins;
+    const yaml_node_t *tenants_node;
+};
+
+enum ftype {
+    FT_STR,      /* any scalar; null is an error */
+    FT_STR_NULL, /* any scalar; null -> NULL */
+    FT_INT,      /* int */
+    FT_U64,      /* uint64_t */
+    FT_NUM,      /* double, finite */
+    FT_NUM_NULL, /* double; null -> NAN */
+    FT_BOOL,     /* bool */
+    FT_BOOL_INT, /* int 0/1 */
+    FT_CUSTOM,
+};
+
+struct field;
+typedef int (*field_fn)(struct loader *ld, const yaml_node_t *node, const char *path, void *base);
+
+struct field {
+    const char *key;
+    enum ftype type;
+    size_t off;
+    field_fn custom;
+};
+
+/* ==== Messages ==== */
+
+__attribute__((format(printf, 4, 5))) static int fail(struct loader *ld, const yaml_node_t *node,
+                                                      const char *path, const char *fmt, ...)
+{
+    char msg[512];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof(msg), fmt, ap);
+    va_end(ap);
+    size_t line = node ? node->start_mark.line + 1 : 1;
+    size_t col = node ? node->start_mark.column + 1 : 1;
+    if (path && *path)
+        snprintf(ld->err, ld->errlen, "%s:%zu:%zu: %s: %s", ld->file, line, col, path, msg);
+    else
+        snprintf(ld->err, ld->errlen, "%s:%zu:%zu: %s", ld->file, line, col, msg);
+    return -EINVAL;
+}
+
+static const char *scalar(const yaml_node_t *n)
+{
+    return (const char *)n->data.scalar.value;
+}
+
+static bool is_plain(const yaml_node_t *n)
+{
+    return n->type == YAML_SCALAR_NODE && n->data.scalar.style == YAML_PLAIN_SCALAR_STYLE;
+}
+
+static bool is_null(const yaml_node_t *n)
+{
+    if (!is_plain(n))
+        return false;
+    const char *s = scalar(n);
+    return !*s || strcmp(s, "~") == 0 || strcmp(s, "null") == 0 || strcmp(s, "Null") == 0 ||
+           strcmp(s, "NULL") == 0;
+}
+
+/* What the user wrote, for "got ...": "fast" / a mapping / a list / null. */
+static const char *describe(const yaml_node_t *n, char *buf, size_t len)
+{
+    if (n->type == YAML_MAPPING_NODE)
+        return "a mapping";
+    if (n->type == YAML_SEQUENCE_NODE)
+        return "a list";
+    if (is_null(n))
+        return "null";
+    const char *s = scalar(n);
+    size_t sl = strlen(s);
+    if (sl > 40)
+        snprintf(buf, len, "\"%.37s...\"", s);
+    else
+        snprintf(buf, len, "\"%s\"", s);
+    for (char *q = buf; *q; q++) /* keep the message on one line */
+        if (*q == '\n' || *q == '\r' || *q == '\t')
+            *q = ' ';
+    return buf;
+}
+
+/* ", got X" plus a hint when a quoted scalar would have been fine unquoted. */
+static const char *got(const yaml_node_t *n, bool would_parse, char *buf, size_t len)
+{
+    char d[64];
+    const char *what = describe(n, d, sizeof(d));
+    if (would_parse && n->type == YAML_SCALAR_NODE && !is_plain(n))
+        snprintf(buf, len, "got the string %s (remove the quotes)", what);
+    else
+        snprintf(buf, len, "got %s", what);
+    return buf;
+}
+
+/* ==== Origins ==== */
+
+static void origin_push(struct loader *ld, const void *addr, bool section, const yaml_node_t *node)
+{
+    if (ld->n_origins == ld->cap_origins) {
+        ld->cap_origins = ld->cap_origins ? 2 * ld->cap_origins : 64;
+        ld->origins = xreallocarray(ld->origins, ld->cap_origins, sizeof(*ld->origins));
+    }
+    ld->origins[ld->n_origins++] = (struct origin){addr, section, node};
+}
+
+static void origin_add(struct loader *ld, const void *addr, const yaml_node_t *node)
+{
+    origin_push(ld, addr, false, node);
+}
+
+static const yaml_node_t *origin_lookup(const struct loader *ld, const void *addr, bool section)
+{
+    if (!addr)
+        return NULL;
+    for (size_t i = ld->n_origins; i-- > 0;)
+        if (ld->origins[i].addr == addr && ld->origins[i].section == section)
+            return ld->origins[i].node;
+    return NULL;
+}
+
+/* Was this member set by the file? */
+static const yaml_node_t *origin_find(const struct loader *ld, const void *addr)
+{
+    return origin_lookup(ld, addr, false);
+}
+
+static const yaml_node_t *node_at(struct loader *ld, yaml_node_item_t id)
+{
+    return yaml_document_get_node(&ld->doc, id);
+}
+
+/* ==== Scalars ==== */
+
+static bool looks_integer(const char *s)
+{
+    if (*s == '-' || *s == '+')
+        s++;
+    if (!*s)
+        return false;
+    for (; *s; s++)
+        if (*s < '0' || *s > '9')
+            return false;
+    return true;
+}
+
+/* [-+]? (digits [. digits?] | . digits) ([eE] [-+]? digits)? */
+static bool looks_number(const char *s)
+{
+    if (*s == '-' || *s == '+')
+        s++;
+    size_t digits = 0;
+    while (*s >= '0' && *s <= '9') {
+        s++;
+        digits++;
+    }
+    if (*s == '.') {
+        s++;
+        while (*s >= '0' && *s <= '9') {
+            s++;
+            digits++;
+        }
+    }
+    if (digits == 0)
+        return false;
+    if (*s == 'e' || *s == 'E') {
+        s++;
+        if (*s == '-' || *s == '+')
+            s++;
+        if (!(*s >= '0' && *s <= '9'))
+            return false;
+        while (*s >= '0' && *s <= '9')
+            s++;
+    }
+    return *s == '\0';
+}
+
+static bool looks_inf(const char *s)
+{
+    if (*s == '+')
+        s++;
+    return strcasecmp(s, "inf") == 0 || strcasecmp(s, ".inf") == 0 ||
+           strcasecmp(s, "infinity") == 0;
+}
+
+static int get_int(struct loader *ld, const yaml_node_t *n, const char *path, long long lo,
+                   long long hi, long long *out)
+{
+    char g[96];
+    bool plain = is_plain(n);
+    const char *s = n->type == YAML_SCALAR_NODE ? scalar(n) : "";
+    if (n->type != YAML_SCALAR_NODE || !plain || !looks_integer(s))
+        return fail(ld, n, path, "expected an integer, %s",
+                    got(n, n->type == YAML_SCALAR_NODE && looks_integer(s), g, sizeof(g)));
+    errno = 0;
+    char *end = NULL;
+    long long v = strtoll(s, &end, 10);
+    if (errno == ERANGE || v < lo || v > hi)
+        return fail(ld, n, path, "%s is out of range (%lld to %lld)", s, lo, hi);
+    *out = v;
+    return 0;
+}
+
+static int get_number(struct loader *ld, const yaml_node_t *n, const char *path, bool allow_inf,
+                      double *out)
+{
+    char g[96];
+    const char *expect = allow_inf ? "a number or \"inf\"" : "a number";
+    if (n->type != YAML_SCALAR_NODE)
+        return fail(ld, n, path, "expected %s, %s", expect, got(n, false, g, sizeof(g)));
+    const char *s = scalar(n);
+    /* "inf" is accepted quoted too: the seed documents it as a string. */
+    if (allow_inf && looks_inf(s)) {
+        *out = INFINITY;
+        return 0;
+    }
+    if (!is_plain(n) || !looks_number(s))
+        return fail(ld, n, path, "expected %s, %s", expect, got(n, looks_number(s), g, sizeof(g)));
+    errno = 0;
+    double v = strtod(s, NULL);
+    if (errno == ERANGE || !isfinite(v))
+        return fail(ld, n, path, "%s is out of range", s);
+    *out = v;
+    return 0;
+}
+
+static bool bool_word(const char *s, bool *out)
+{
+    static const struct {
+        const char *word;
+        bool v;
+    } words[] = {{"true", true}, {"false", false}, {"yes", true}, {"no", false}};
+    for (size_t i = 0; i < sizeof(words) / sizeof(words[0]); i++) {
+        if (strcasecmp(s, words[i].word) == 0) {
+            *out = words[i].v;
+            return true;
+        }
+    }
+    return false;
+}
+
+static int get_bool(struct loader *ld, const yaml_node_t *n, const char *path, bool *out)
+{
+    char g[96];
+    bool v = false;
+    bool word = n->type == YAML_SCALAR_NODE && bool_word(scalar(n), &v);
+    if (!word || !is_plain(n))
+        return fail(ld, n, path, "expected true/false (or yes/no), %s", got(n, word, g, sizeof(g)));
+    *out = v;
+    return 0;
+}
+
+/* Replaces *out (freed) with the scalar's text; null -> NULL when nullable. */
+static int get_string(struct loader *ld, const yaml_node_t *n, const char *path, bool nullable,
+                      char **out)
+{
+    char g[96];
+    if (n->type != YAML_SCALAR_NODE || (!nullable && is_null(n)))
+        return fail(ld, n, path, "expected a string, %s", got(n, false, g, sizeof(g)));
+    free(*out);
+    *out = is_null(n) ? NULL : xstrdup(scalar(n));
+    return 0;
+}
+
+/* ==== Sections ==== */
+
+static void child_path(char *buf, size_t len, const char *path, const char *key)
+{
+    if (path && *path)
+        snprintf(buf, len, "%s.%s", path, key);
+    else
+        snprintf(buf, len, "%s", key);
+}
+
+static int load_value(struct loader *ld, const yaml_node_t *n, const char *path,
+                      const struct field *f, void *base)
+{
+    void *dst = (char *)base + f->off;
+    long long i = 0;
+    int rc = 0;
+    switch (f->type) {
+    case FT_STR:
+    case FT_STR_NULL:
+        rc = get_string(ld, n, path, f->type == FT_STR_NULL, dst);
+        break;
+    case FT_INT:
+        rc = get_int(ld, n, path, INT_MIN, INT_MAX, &i);
+        if (!rc)
+            *(int *)dst = (int)i;
+        break;
+    case FT_U64:
+        rc = get_int(ld, n, path, 0, LLONG_MAX, &i);
+        if (!rc)
+            *(uint64_t *)dst = (uint64_t)i;
+        break;
+    case FT_NUM_NULL:
+        if (is_null(n)) {
+            *(double *)dst = NAN;
+            break;
+        }
+        /* fall through */
+    case FT_NUM:
+        rc = get_number(ld, n, path, false, dst);
+        break;
+    case FT_BOOL:
+        rc = get_bool(ld, n, path, dst);
+        break;
+    case FT_BOOL_INT: {
+        bool b = false;
+        rc = get_bool(ld, n, path, &b);
+        if (!rc)
+            *(int *)dst = b;
+        break;
+    }
+    case FT_CUSTOM:
+        return f->custom(ld, n, path, base);
+    }
+    if (!rc)
+        origin_add(ld, dst, n);
+    return rc;
+}
+
+static void allowed_keys(const struct field *fields, size_t n, char *buf, size_t len)
+{
+    size_t used = 0;
+    buf[0] = '\0';
+    for (size_t i = 0; i < n && used < len; i++) {
+        int w = snprintf(buf + used, len - used, "%s%s", i ? ", " : "", fields[i].key);
+        if (w < 0)
+            break;
+        used += (size_t)w;
+    }
+}
+
+/* Walks a mapping against a table of keys; base is the struct the offsets point into. */
+static int load_map(struct loader *ld, const yaml_node_t *node, const char *path,
+                    const struct field *fields, size_t n_fields, void *base)
+{
+    char g[96];
+    if (node->type != YAML_MAPPING_NODE)
+        return fail(ld, node, path, "expected a mapping, %s", got(node, false, g, sizeof(g)));
+    const yaml_node_t *seen[MAX_FIELDS] = {0};
+    for (yaml_node_pair_t *pr = node->data.mapping.pairs.start; pr < node->data.mapping.pairs.top;
+         pr++) {
+        const yaml_node_t *k = node_at(ld, pr->key);
+        const yaml_node_t *v = node_at(ld, pr->value);
+        if (!k || !v)
+            return fail(ld, node, path, "malformed mapping");
+        if (k->type != YAML_SCALAR_NODE)
+            return fail(ld, k, path, "keys must be plain words, got %s", describe(k, g, sizeof(g)));
+        size_t f = 0;
+        while (f < n_fields && strcmp(fields[f].key, scalar(k)) != 0)
+            f++;
+        char cpath[CFG_PATH_MAX];
+        child_path(cpath, sizeof(cpath), path, scalar(k));
+        if (f == n_fields) {
+            char allowed[512];
+            allowed_keys(fields, n_fields, allowed, sizeof(allowed));
+            return fail(ld, k, cpath, "unknown key; allowed keys%s%s: %s",
+                        path && *path ? " in " : "", path && *path ? path : "", allowed);
+        }
+        if (seen[f])
+            return fail(ld, k, cpath, "duplicate key (first given at line %zu)",
+                        seen[f]->start_mark.line + 1);
+        seen[f] = k;
+        int rc = load_value(ld, v, cpath, &fields[f], base);
+        if (rc)
+            return rc;
+    }
+    origin_push(ld, base, true, node);
+    return 0;
+}
+
+#define F(st, key, type)                                                                           \
+    {                                                                                              \
+#key, type, offsetof(struct st, key), NULL                                                 \
+    }
+#define FC(key, fn)                                                                                \
+    {                                                                                              \
+#key, FT_CUSTOM, 0, fn                                                                     \
+    }
+#define N_FIELDS(a) (sizeof(a) / sizeof((a)[0]))
+
+/* concurrent_requests: an integer or a non-empty list of integers. */
+static int load_concurrency(struct loader *ld, const yaml_node_t *n, const char *path, void *base)
+{
+    struct requests_cfg *r = base;
+    size_t count = n->type == YAML_SEQUENCE_NODE
+                       ? (size_t)(n->data.sequence.items.top - n->data.sequence.items.start)
+                       : 1;
+    if (n->type == YAML_SEQUENCE_NODE && count == 0)
+        return fail(ld, n, path, "the list is empty; give a number or a list of numbers");
+    if (n->type == YAML_MAPPING_NODE) {
+        char g[96];
+        return fail(ld, n, path, "expected an integer or a list of integers, %s",
+                    got(n, false, g, sizeof(g)));
+    }
+    int *vals = xreallocarray(NULL, count, sizeof(*vals));
+    for (size_t i = 0; i < count; i++) {
+        const yaml_node_t *item = n;
+        char ipath[CFG_PATH_MAX + 32];
+        snprintf(ipath, sizeof(ipath), "%s", path);
+        if (n->type == YAML_SEQUENCE_NODE) {
+            item = node_at(ld, n->data.sequence.items.start[i]);
+            snprintf(ipath, sizeof(ipath), "%s[%zu]", path, i);
+        }
+        long long v = 0;
+        int rc = get_int(ld, item, ipath, INT_MIN, INT_MAX, &v);
+        if (rc) {
+            free(vals);
+            return rc;
+        }
+        vals[i] = (int)v;
+    }
+    free(r->concurrency);
+    r->concurrency = vals;
+    r->n_concurrency = count;
+    origin_add(ld, &r->concurrency, n);
+    for (size_t i = 0; i < count; i++)
+        origin_add(ld, &vals[i],
+                   n->type == YAML_SEQUENCE_NODE ? node_at(ld, n->data.sequence.items.start[i])
+                                                 : n);
+    return 0;
+}
+
+/* rate_per_second: a number, "inf"/.inf, or a non-empty list of those. */
+static int load_rates(struct loader *ld, const yaml_node_t *n, const char *path, void *base)
+{
+    struct requests_cfg *r = base;
+    size_t count = n->type == YAML_SEQUENCE_NODE
+                       ? (size_t)(n->data.sequence.items.top - n->data.sequence.items.start)
+                       : 1;
+    if (n->type == YAML_SEQUENCE_NODE && count == 0)
+        return fail(ld, n, path, "the list is empty; give a number, \"inf\" or a list of those");
+    if (n->type == YAML_MAPPING_NODE) {
+        char g[96];
+        return fail(ld, n, path, "expected a number or \"inf\", %s", got(n, false, g, sizeof(g)));
+    }
+    double *vals = xreallocarray(NULL, count, sizeof(*vals));
+    for (size_t i = 0; i < count; i++) {
+        const yaml_node_t *item = n;
+        char ipath[CFG_PATH_MAX + 32];
+        snprintf(ipath, sizeof(ipath), "%s", path);
+        if (n->type == YAML_SEQUENCE_NODE) {
+            item = node_at(ld, n->data.sequence.items.start[i]);
+            snprintf(ipath, sizeof(ipath), "%s[%zu]", path, i);
+        }
+        int rc = get_number(ld, item, ipath, true, &vals[i]);
+        if (rc) {
+            free(vals);
+            return rc;
+        }
+    }
+    free(r->rates);
+    r->rates = vals;
+    r->n_rates = count;
+    origin_add(ld, &r->rates, n);
+    for (size_t i = 0; i < count; i++)
+        origin_add(ld, &vals[i],
+                   n->type == YAML_SEQUENCE_NODE ? node_at(ld, n->data.sequence.items.start[i])
+                                                 : n);
+    return 0;
+}
+
+static int load_arrival(struct loader *ld, const yaml_node_t *n, const char *path, void *base)
+{
+    struct requests_cfg *r = base;
+    char g[96];
+    if (n->type != YAML_SCALAR_NODE || is_null(n))
+        return fail(ld, n, path, "expected one of %s, %s", arrival_names_list(),
+                    got(n, false, g, sizeof(g)));
+    if (arrival_parse(scalar(n), &r->arrival))
+        return fail(ld, n, path, "unknown arrival pattern %s; allowed: %s",
+                    describe(n, g, sizeof(g)), arrival_names_list());
+    origin_add(ld, &r->arrival, n);
+    return 0;
+}
+
+static const struct field requests_fields[] = {
+    F(requests_cfg, num_requests, FT_INT),
+    FC(concurrent_requests, load_concurrency),
+    FC(arrival_pattern, load_arrival),
+    FC(rate_per_second, load_rates),
+    F(requests_cfg, burstiness, FT_NUM),
+    F(requests_cfg, prompt_tokens_min, FT_INT),
+    F(requests_cfg, prompt_tokens_max, FT_INT),
+    F(requests_cfg, completion_tokens, FT_INT),
+    F(requests_cfg, shared_prefix_tokens, FT_INT),
+};
+
+static const struct field slo_fields[] = {
+    F(slo_cfg, ttft_ms, FT_NUM_NULL), F(slo_cfg, itl_ms, FT_NUM_NULL),
+    F(slo_cfg, tpot_ms, FT_NUM_NULL), F(slo_cfg, e2e_ms, FT_NUM_NULL),
+    F(slo_cfg, percentile, FT_NUM),
+};
+
+static const struct field bench_fields[] = {
+    F(bench_cfg, name, FT_STR),          F(bench_cfg, description, FT_STR),
+    F(bench_cfg, output_prefix, FT_STR), F(bench_cfg, output_dir, FT_STR),
+    F(bench_cfg, seed, FT_U64),
+};
+
+static const struct field model_fields[] = {
+    F(model_cfg, name, FT_STR_NULL),
+    F(model_cfg, quantization, FT_STR_NULL),
+    F(model_cfg, tensor_parallel_size, FT_INT),
+    F(model_cfg, enable_prefix_caching, FT_BOOL),
+};
+
+static const struct field sim_fields[] = {
+    F(sim_cfg, gpu, FT_STR),
+    F(sim_cfg, model, FT_STR_NULL),
+    F(sim_cfg, quantization, FT_STR_NULL),
+    F(sim_cfg, kv_cache_dtype, FT_STR),
+    F(sim_cfg, max_model_len, FT_INT),
+    F(sim_cfg, gpu_memory_utilization, FT_NUM),
+    F(sim_cfg, max_num_seqs, FT_INT),
+    F(sim_cfg, max_num_batched_tokens, FT_INT),
+    F(sim_cfg, enable_prefix_caching, FT_BOOL_INT),
+    F(sim_cfg, tensor_parallel_size, FT_INT),
+    F(sim_cfg, seed, FT_U64),
+};
+
+static const struct field telemetry_fields[] = {
+    F(telemetry_cfg, sample_interval_sec, FT_NUM),
+    F(telemetry_cfg, collect_gpu_stats, FT_BOOL),
+    F(telemetry_cfg, scrape_server_metrics, FT_BOOL),
+};
+
+/* server.sim: a mapping (its presence turns the simulator on), true/false, or empty. */
+static int load_sim(struct loader *ld, const yaml_node_t *n, const char *path, void *base)
+{
+    struct sim_cfg *s = &((struct server_cfg *)base)->sim;
+    if (is_null(n)) {
+        s->enabled = true;
+    } else if (n->type == YAML_SCALAR_NODE) {
+        int rc = get_bool(ld, n, path, &s->enabled);
+        if (rc)
+            return rc;
+    } else {
+        int rc = load_map(ld, n, path, sim_fields, N_FIELDS(sim_fields), s);
+        if (rc)
+            return rc;
+        s->enabled = true;
+    }
+    origin_add(ld, &s->enabled, n);
+    return 0;
+}
+
+static int load_api(struct loader *ld, const yaml_node_t *n, const char *path, void *base)
+{
+    struct server_cfg *sv = base;
+    char g[96];
+    if (n->type != YAML_SCALAR_NODE || is_null(n))
+        return fail(ld, n, path, "expected one of %s, %s", api_kind_names_list(),
+                    got(n, false, g, sizeof(g)));
+    if (api_kind_parse(scalar(n), &sv->api))
+        return fail(ld, n, path, "unknown api %s; allowed: %s", describe(n, g, sizeof(g)),
+                    api_kind_names_list());
+    origin_add(ld, &sv->api, n);
+    return 0;
+}
+
+static const struct field server_fields[] = {
+    F(server_cfg, endpoint, FT_STR),  FC(api, load_api), F(server_cfg, api_key_env, FT_STR),
+    F(server_cfg, timeout_s, FT_NUM), FC(sim, load_sim),
+};
+
+static int load_tenant_requests(struct loader *ld, const yaml_node_t *n, const char *path,
+                                void *base)
+{
+    struct tenant_cfg *t = base;
+    return load_map(ld, n, path, requests_fields, N_FIELDS(requests_fields), &t->requests);
+}
+
+static int load_tenant_slo(struct loader *ld, const yaml_node_t *n, const char *path, void *base)
+{
+    struct tenant_cfg *t = base;
+    return load_map(ld, n, path, slo_fields, N_FIELDS(slo_fields), &t->slo);
+}
+
+static const struct field tenant_fields[] = {
+    F(tenant_cfg, name, FT_STR),       F(tenant_cfg, endpoint, FT_STR),
+    F(tenant_cfg, model, FT_STR_NULL), FC(requests, load_tenant_requests),
+    FC(slo, load_tenant_slo),
+};
+
+/* ==== Top level ==== */
+
+static int load_benchmark(struct loader *ld, const yaml_node_t *n, const char *path, void *base)
+{
+    struct config *c = base;
+    return load_map(ld, n, path, bench_fields, N_FIELDS(bench_fields), &c->benchmark);
+}
+
+static int load_server(struct loader *ld, const yaml_node_t *n, const char *path, void *base)
+{
+    struct config *c = base;
+    return load_map(ld, n, path, server_fields, N_FIELDS(server_fields), &c->server);
+}
+
+static int load_model(struct loader *ld, const yaml_node_t *n, const char *path, void *base)
+{
+    struct config *c = base;
+    return load_map(ld, n, path, model_fields, N_FIELDS(model_fields), &c->model);
+}
+
+static int load_requests(struct loader *ld, const yaml_node_t *n, const char *path, void *base)
+{
+    struct config *c = base;
+    return load_map(ld, n, path, requests_fields, N_FIELDS(requests_fields), &c->requests);
+}
+
+static int load_slo(struct loader *ld, const yaml_node_t *n, const char *path, void *base)
+{
+    struct config *c = base;
+    return load_map(ld, n, path, slo_fields, N_FIELDS(slo_fields), &c->slo);
+}
+
+static int load_telemetry(struct loader *ld, const yaml_node_t *n, const char *path, void *base)
+{
+    struct config *c = base;
+    return load_map(ld, n, path, telemetry_fields, N_FIELDS(telemetry_fields), &c->telemetry);
+}
+
+static int load_contexts(struct loader *ld, const yaml_node_t *n, const char *path, void *base)
+{
+    struct config *c = base;
+    char g[96];
+    if (is_null(n))
+        return 0; /* same as leaving it out */
+    if (n->type != YAML_SEQUENCE_NODE)
+        return fail(ld, n, path, "expected a list of context lengths (tokens), %s",
+                    got(n, false, g, sizeof(g)));
+    size_t count = (size_t)(n->data.sequence.items.top - n->data.sequence.items.start);
+    if (count == 0)
+        return fail(ld, n, path,
+                    "the list is empty; leave the key out to use "
+                    "requests.prompt_tokens_min/max");
+    int *vals = xreallocarray(NULL, count, sizeof(*vals));
+    for (size_t i = 0; i < count; i++) {
+        const yaml_node_t *item = node_at(ld, n->data.sequence.items.start[i]);
+        char ipath[CFG_PATH_MAX + 32];
+        snprintf(ipath, sizeof(ipath), "%s[%zu]", path, i);
+        long long v = 0;
+        int rc = get_int(ld, item, ipath, INT_MIN, INT_MAX, &v);
+        if (rc) {
+            free(vals);
+            return rc;
+        }
+        vals[i] = (int)v;
+    }
+    free(c->context_lengths);
+    c->context_lengths = vals;
+    c->n_context_lengths = count;
+    for (size_t i = 0; i < count; i++)
+        origin_add(ld, &vals[i], node_at(ld, n->data.sequence.items.start[i]));
+    origin_add(ld, &c->context_lengths, n);
+    return 0;
+}
+
+/* Kept for after the top-level sections: a tenant inherits them, whatever the key order. */
+static int note_tenants(struct loader *ld, const yaml_node_t *n, const char *path, void *base)
+{
+    (void)path;
+    (void)base;
+    ld->tenants_node = n;
+    return 0;
+}
+
+static const struct field top_fields[] = {
+    FC(benchmark, load_benchmark),      FC(server, load_server),       FC(model, load_model),
+    FC(context_lengths, load_contexts), FC(requests, load_requests),   FC(slo, load_slo),
+    FC(tenants, note_tenants),          FC(telemetry, load_telemetry),
+};
+
+static int load_tenants(struct loader *ld)
+{
+    struct config *c = ld->c;
+    const yaml_node_t *n = ld->tenants_node;
+    char g[96];
+    if (!n || is_null(n)) {
+        config_set_default_tenant(c);
+        return 0;
+    }
+    if (n->type != YAML_SEQUENCE_NODE)
+        return fail(ld, n, "tenants", "expected a list of tenants, %s",
+                    got(n, false, g, sizeof(g)));
+    size_t count = (size_t)(n->data.sequence.items.top - n->data.sequence.items.start);
+    if (count == 0)
+        return fail(ld, n, "tenants", "the list is empty; leave the key out for one tenant");
+    for (size_t i = 0; i < c->n_tenants; i++)
+        tenant_cfg_release(&c->tenants[i]);
+    free(c->tenants);
+    /* Allocated once: origins point into this array. Each starts as a copy of the top level
+     * (name unset), so what a tenant leaves out is inherited. */
+    c->tenants = xcalloc(count, sizeof(*c->tenants));
+    c->n_tenants = count;
+    c->tenants_given = true;
+    for (size_t i = 0; i < count; i++)
+        tenant_cfg_inherit(&c->tenants[i], c, NULL);
+    for (size_t i = 0; i < count; i++) {
+        struct tenant_cfg *t = &c->tenants[i];
+        const yaml_node_t *item = node_at(ld, n->data.sequence.items.start[i]);
+        char path[CFG_PATH_MAX];
+        snprintf(path, sizeof(path), "tenants[%zu]", i);
+        int rc = load_map(ld, item, path, tenant_fields, N_FIELDS(tenant_fields), t);
+        if (rc)
+            return rc;
+        if (!t->name)
+            return fail(ld, item, path, "missing required key \"name\"");
+        endpoint_normalize(t->endpoint);
+    }
+    return 0;
+}
+
+/* Unset simulator fields follow the model and benchmark sections. */
+static void resolve_sim(struct loader *ld)
+{
+    struct config *c = ld->c;
+    struct sim_cfg *s = &c->server.sim;
+    if (!origin_find(ld, &s->model)) {
+        free(s->model);
+        s->model = xstrdup(c->model.name);
+    }
+    if (!origin_find(ld, &s->quantization)) {
+        free(s->quantization);
+        s->quantization = xstrdup(c->model.quantization);
+    }
+    if (!origin_find(ld, &s->enable_prefix_caching))
+        s->enable_prefix_caching = c->model.enable_prefix_caching;
+    if (!origin_find(ld, &s->tensor_parallel_size) || s->tensor_parallel_size == 0)
+        s->tensor_parallel_size = c->model.tensor_parallel_size;
+    if (!origin_find(ld, &s->seed))
+        s->seed = c->benchmark.seed;
+}
+
+/* "none" means unquantized, as null does. */
+static void quantization_normalize(char **q)
+{
+    if (*q && strcasecmp(*q, "none") == 0) {
+        free(*q);
+        *q = NULL;
+    }
+}
+
+static int report_problem(struct loader *ld, const yaml_node_t *root)
+{
+    struct cfg_problem p;
+    int rc = config_find_problem(ld->c, &p);
+    if (!rc)
+        return 0;
+    for (size_t i = 0; i < p.n_at; i++) {
+        const yaml_node_t *n = origin_lookup(ld, p.at[i].addr, p.at[i].section);
+        if (n)
+            return fail(ld, n, p.at[i].path, "%s", p.at[i].msg);
+    }
+    return fail(ld, root, p.at[0].path, "%s", p.at[0].msg);
+}
+
+static int load_document(struct loader *ld)
+{
+    struct config *c = ld->c;
+    const yaml_node_t *root = yaml_document_get_root_node(&ld->doc);
+    char g[96];
+    if (!root)
+        return fail(ld, NULL, "",
+                    "the file is empty; expected a mapping of sections "
+                    "(benchmark, model, requests, ...)");
+    if (root->type != YAML_MAPPING_NODE)
+        return fail(ld, root, "",
+                    "expected a mapping of sections (benchmark, model, requests, "
+                    "...) at the top level, %s",
+                    got(root, false, g, sizeof(g)));
+    int rc = load_map(ld, root, "", top_fields, N_FIELDS(top_fields), c);
+    if (rc)
+        return rc;
+    quantization_normalize(&c->model.quantization);
+    quantization_normalize(&c->server.sim.quantization);
+    endpoint_normalize(c->server.endpoint);
+    resolve_sim(ld);
+    rc = load_tenants(ld);
+    if (rc)
+        return rc;
+    return report_problem(ld, root);
+}
+
+/* ==== File ==== */
+
+static int read_file(const char *path, char **out, size_t *len, char *err, size_t errlen)
+{
+    FILE *f = fopen(path, "rb");
+    if (!f) {
+        int e = errno;
+        snprintf(err, errlen, "%s: cannot open: %s", path, strerror(e));
+        return e == ENOENT ? -ENOENT : -EIO;
+    }
+    int rc = -EIO;
+    size_t cap = 8192, n = 0;
+    char *buf = xmalloc(cap);
+    for (;;) {
+        if (n + 1 >= cap) {
+            if (cap >= CONFIG_MAX_BYTES) {
+                snprintf(err, errlen, "%s: larger than %u bytes; not a config", path,
+                         CONFIG_MAX_BYTES);
+                rc = -EINVAL;
+                goto out;
+            }
+            cap *= 2;
+            buf = xrealloc(buf, cap);
+        }
+        size_t got_n = fread(buf + n, 1, cap - n - 1, f);
+        n += got_n;
+        if (got_n == 0) {
+            if (ferror(f)) {
+                snprintf(err, errlen, "%s: cannot read: %s", path, strerror(errno));
+                goto out;
+            }
+            break;
+        }
+    }
+    buf[n] = '\0';
+    *out = buf;
+    *len = n;
+    buf = NULL;
+    rc = 0;
+out:
+    free(buf);
+    fclose(f);
+    return rc;
+}
+
+/* libyaml's own message, positioned; tabs get a plain-words hint. */
+static int yaml_error(struct loader *ld, const yaml_parser_t *ps, const char *text, size_t len)
+{
+    if (ps->error == YAML_MEMORY_ERROR) {
+        snprintf(ld->err, ld->errlen, "%s: out of memory while parsing", ld->file);
+        return -ENOMEM;
+    }
+    const char *problem = ps->problem ? ps->problem : "cannot parse";
+    size_t line = 1, col = 1;
+    if (ps->error == YAML_READER_ERROR) {
+        /* Only a byte offset: count lines up to it. */
+        for (size_t i = 0; i < ps->problem_offset && i < len; i++) {
+            if (text[i] == '\n') {
+                line++;
+                col = 1;
+            } else {
+                col++;
+            }
+        }
+        snprintf(ld->err, ld->errlen, "%s:%zu:%zu: %s", ld->file, line, col, problem);
+        return -EINVAL;
+    }
+    line = ps->problem_mark.line + 1;
+    col = ps->problem_mark.column + 1;
+    const char *hint = "";
+    if (ps->problem_mark.index < len && text[ps->problem_mark.index] == '\t')
+        hint = " (a tab: YAML indentation must use spaces)";
+    if (ps->context)
+        snprintf(ld->err, ld->errlen, "%s:%zu:%zu: %s%s (%s at line %zu column %zu)", ld->file,
+                 line, col, problem, hint, ps->context, ps->context_mark.line + 1,
+                 ps->context_mark.column + 1);
+    else
+        snprintf(ld->err, ld->errlen, "%s:%zu:%zu: %s%s", ld->file, line, col, problem, hint);
+    return -EINVAL;
+}
+
+int config_load(struct config *c, const char *path, char *err, size_t errlen)
+{
+    char dummy[8];
+    if (!err || errlen == 0) {
+        err = dummy;
+        errlen = sizeof(dummy);
+    }
+    err[0] = '\0';
+    config_defaults(c);
+    c->path = xstrdup(path);
+
+    struct loader ld = {.file = path, .c = c, .err = err, .errlen = errlen};
+    yaml_parser_t ps;
+    bool parser_ok = false, doc_ok = false;
+    char *text = NULL;
+    size_t len = 0;
+    int rc = read_file(path, &text, &len, err, errlen);
+    if (rc)
+        goto out;
+    if (!yaml_parser_initialize(&ps)) {
+        snprintf(err, errlen, "%s: out of memory", path);
+        rc = -ENOMEM;
+        goto out;
+    }
+    parser_ok = true;
+    yaml_parser_set_input_string(&ps, (const unsigned char *)text, len);
+    if (!yaml_parser_load(&ps, &ld.doc)) {
+        rc = yaml_error(&ld, &ps, text, len);
+        goto out;
+    }
+    doc_ok = true;
+    rc = load_document(&ld);
+    if (rc)
+        goto out;
+    /* One document per file: a second one would be silently ignored otherwise. */
+    yaml_document_t next;
+    if (!yaml_parser_load(&ps, &next)) {
+        rc = yaml_error(&ld, &ps, text, len);
+        goto out;
+    }
+    bool more = yaml_document_get_root_node(&next) != NULL;
+    size_t more_line = next.start_mark.line + 1, more_col = next.start_mark.column + 1;
+    yaml_document_delete(&next);
+    if (more) {
+        snprintf(err, errlen, "%s:%zu:%zu: a second YAML document; a config holds one", path,
+                 more_line, more_col);
+        rc = -EINVAL;
+    }
+out:
+    if (doc_ok)
+        yaml_document_delete(&ld.doc);
+    if (parser_ok)
+        yaml_parser_delete(&ps);
+    free(ld.origins);
+    free(text);
+    if (rc)
+        config_release(c);
+    return rc;
+}

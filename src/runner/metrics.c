@@ -1,0 +1,186 @@
+/*
+ * metrics.c - a point's summary from its request records (DESIGN.md "Metrics";
+ * docs/METRICS.md gives each definition and the choices made where the design is silent).
+ *
+ * Latency distributions use completed requests only; failures are counted by class.
+ * The window spans every request that was sent, failed ones included, because the server
+ * spent that time on them too.
+ */
+#include "runner/metrics.h"
+
+#include <math.h>
+#include <string.h>
+
+static double gap_s(mono_ns from, mono_ns to)
+{
+    return ns_diff_s(from, to);
+}
+
+void record_latencies(const struct req_record *r, struct req_latencies *out)
+{
+    out->ttft = out->ttft_sched = out->queue_delay = NAN;
+    out->tpot = out->e2e = out->e2e_sched = NAN;
+    if (r->t_sent && r->t_due)
+        out->queue_delay = gap_s(r->t_due, r->t_sent);
+    if (r->t_first) {
+        if (r->t_sent)
+            out->ttft = gap_s(r->t_sent, r->t_first);
+        if (r->t_due)
+            out->ttft_sched = gap_s(r->t_due, r->t_first);
+    }
+    /* One token has no decode phase to time. */
+    if (r->output_tokens > 1 && r->t_first && r->t_last >= r->t_first)
+        out->tpot = gap_s(r->t_first, r->t_last) / (double)(r->output_tokens - 1);
+    /* A stream that ended without text (zero tokens) still had an end-to-end time. */
+    mono_ns last = r->t_last ? r->t_last : r->t_end;
+    if (last) {
+        if (r->t_sent)
+            out->e2e = gap_s(r->t_sent, last);
+        if (r->t_due)
+            out->e2e_sched = gap_s(r->t_due, last);
+    }
+}
+
+/* The request's own ITL at quantile q in [0, 1]; NAN when it has fewer than two events. */
+static double record_itl_quantile(const struct req_record *r, double q)
+{
+    if (r->n_events < 2)
+        return NAN;
+    size_t n = r->n_events - 1;
+    struct dvec v;
+    dvec_init(&v);
+    for (size_t i = 1; i < r->n_events; i++)
+        dvec_push(&v, gap_s(r->events[i - 1], r->events[i]));
+    sort_doubles(v.v, n);
+    double x = percentile_sorted(v.v, n, q);
+    dvec_release(&v);
+    return x;
+}
+
+/* An objective is met when absent (NAN) or when the value is known and within it.
+ * A value that does not exist for this request (NAN) meets it: see docs/METRICS.md. */
+static bool objective_met(double objective_ms, double value_s)
+{
+    if (isnan(objective_ms) || isnan(value_s))
+        return true;
+    return value_s * 1e3 <= objective_ms;
+}
+
+bool record_meets_slo(const struct req_record *r, const struct slo_cfg *slo)
+{
+    if (r->status != REQ_OK)
+        return false;
+    if (!slo)
+        return true;
+    struct req_latencies l;
+    record_latencies(r, &l);
+    /* TTFT is required to exist when it has an objective: a completed stream with no text
+     * never gave its user a first token. */
+    if (!isnan(slo->ttft_ms) && isnan(l.ttft))
+        return false;
+    if (!objective_met(slo->ttft_ms, l.ttft) || !objective_met(slo->tpot_ms, l.tpot) ||
+        !objective_met(slo->e2e_ms, l.e2e))
+        return false;
+    if (!isnan(slo->itl_ms)) {
+        double pct = slo->percentile;
+        if (!(pct > 0 && pct <= 100))
+            pct = 95;
+        if (!objective_met(slo->itl_ms, record_itl_quantile(r, pct / 100.0)))
+            return false;
+    }
+    return true;
+}
+
+enum { D_TTFT, D_TTFT_SCHED, D_QUEUE, D_ITL, D_TPOT, D_E2E, D_E2E_SCHED, D_RATE, D__COUNT };
+
+static void push_known(struct dvec *d, double x)
+{
+    if (!isnan(x))
+        dvec_push(d, x);
+}
+
+void point_summary_compute(struct point_summary *s, const struct req_record *recs, size_t n,
+                           const struct slo_cfg *slo)
+{
+    memset(s, 0, sizeof(*s));
+    s->issued = n;
+
+    struct dvec d[D__COUNT];
+    for (int i = 0; i < D__COUNT; i++)
+        dvec_init(&d[i]);
+
+    bool any_sent = false;
+    mono_ns start = 0, end = 0;
+    double err_max = NAN;
+    for (size_t i = 0; i < n; i++) {
+        const struct req_record *r = &recs[i];
+        if (r->t_sent) {
+            mono_ns e = r->t_end ? r->t_end : r->t_last ? r->t_last : r->t_sent;
+            if (!any_sent || r->t_sent < start)
+                start = r->t_sent;
+            if (!any_sent || e > end)
+                end = e;
+            any_sent = true;
+        }
+        if (r->prompt_tokens >= 0 && r->target_prompt_tokens > 0) {
+            double e = fabs((double)(r->prompt_tokens - r->target_prompt_tokens)) /
+                       (double)r->target_prompt_tokens * 100.0;
+            if (isnan(err_max) || e > err_max)
+                err_max = e;
+        }
+        if (r->status != REQ_OK) {
+            s->failed++;
+            if ((unsigned)r->status < REQ__COUNT)
+                s->failed_by_class[r->status]++;
+            continue;
+        }
+        s->completed++;
+        if (!r->tokens_from_usage)
+            s->tokens_from_events++;
+        s->output_tokens_total += r->output_tokens > 0 ? r->output_tokens : 0;
+        if (r->prompt_tokens >= 0)
+            s->prompt_tokens_total += r->prompt_tokens;
+        else if (r->target_prompt_tokens > 0)
+            s->prompt_tokens_total += r->target_prompt_tokens;
+        if (record_meets_slo(r, slo))
+            s->slo_met++;
+
+        struct req_latencies l;
+        record_latencies(r, &l);
+        push_known(&d[D_TTFT], l.ttft);
+        push_known(&d[D_TTFT_SCHED], l.ttft_sched);
+        push_known(&d[D_QUEUE], l.queue_delay);
+        push_known(&d[D_TPOT], l.tpot);
+        push_known(&d[D_E2E], l.e2e);
+        push_known(&d[D_E2E_SCHED], l.e2e_sched);
+        /* A zero tpot (every token in one event) has no finite rate. */
+        if (l.tpot > 0)
+            dvec_push(&d[D_RATE], 1.0 / l.tpot);
+        for (size_t k = 1; k < r->n_events; k++)
+            dvec_push(&d[D_ITL], gap_s(r->events[k - 1], r->events[k]));
+    }
+
+    s->window_start = start;
+    s->window_end = end;
+    s->duration_s = any_sent ? gap_s(start, end) : NAN;
+    if (s->duration_s > 0) {
+        s->request_throughput = (double)s->completed / s->duration_s;
+        s->output_throughput = (double)s->output_tokens_total / s->duration_s;
+        s->total_throughput =
+            (double)(s->output_tokens_total + s->prompt_tokens_total) / s->duration_s;
+        s->goodput = (double)s->slo_met / s->duration_s;
+    } else {
+        s->request_throughput = s->output_throughput = s->total_throughput = NAN;
+        s->goodput = NAN;
+    }
+    s->slo_attainment_pct = n ? (double)s->slo_met / (double)n * 100.0 : NAN;
+    s->prompt_error_max_pct = err_max;
+    s->prompt_off_target = err_max > 2.0;
+
+    struct dist *out[D__COUNT] = {&s->ttft, &s->ttft_sched, &s->queue_delay, &s->itl,
+                                  &s->tpot, &s->e2e,        &s->e2e_sched,   &s->user_token_rate};
+    for (int i = 0; i < D__COUNT; i++) {
+        dist_compute(out[i], d[i].v, d[i].n);
+        dvec_release(&d[i]);
+    }
+}

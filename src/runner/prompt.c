@@ -1,0 +1,496 @@
+/*
+ * prompt.c - synthetic prompts of an exact token length on the server's own tokenizer.
+ *
+ * Text is made of common English words that are one token each, when preceded by a space,
+ * in the Llama 2/3, Mistral, Qwen and GPT tokenizers; words are joined by single spaces, so
+ * every word is its own pre-token and counts add up word by word. Without a server to ask,
+ * one word is taken as one token.
+ *
+ * With a /tokenize endpoint (vLLM and SGLang: {"model", "prompt", "add_special_tokens"} ->
+ * {"count"}; llama.cpp: {"content", "add_special"} -> {"tokens": [...]}) the builder probes
+ * once in prompt_builder_new to learn tokens per word and the fixed overhead (BOS), then for
+ * each prompt: estimates a word count a little short of the target, asks for the count, and
+ * tops up with short filler words (" the", " of", ...; one token everywhere) or trims whole
+ * words, until the count is exact. That is usually two round trips; after
+ * PROMPT_MAX_ROUNDS it keeps the nearest text and reports its count.
+ *
+ * Counts include special tokens (add_special_tokens), as usage.prompt_tokens of
+ * /v1/completions does. The shared prefix is the first words of a stream drawn from the
+ * builder's seed: identical bytes at the start of every prompt, so a prefix cache hits;
+ * the rest comes from a stream drawn from request_seed.
+ *
+ * A builder is not thread-safe (one libcurl easy handle, one cache).
+ */
+#include "runner/prompt.h"
+
+#include <errno.h>
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <curl/curl.h>
+#include <jansson.h>
+
+#include "core/buf.h"
+#include "core/log.h"
+#include "core/rng.h"
+
+#define PROMPT_TIMEOUT_MS 5000L
+#define PROMPT_MAX_ROUNDS 8             /* /tokenize round trips per prompt */
+#define PROMPT_PREFIX_ROUNDS 6          /* ... for the shared prefix, once per length */
+#define PROMPT_MAX_RESPONSE (64u << 20) /* llama.cpp returns every token id */
+#define PROMPT_MAX_TEXT (1u << 30)
+#define PROMPT_MARGIN_WORDS 2 /* aim this many words short (plus 2%), then fill */
+#define PROMPT_MARGIN_DIV 50
+#define PROMPT_MAX_FILL 64 /* larger gaps are closed with regular words */
+#define PROMPT_PROBE_SHORT 16
+#define PROMPT_PROBE_LONG 528
+
+#define SALT_PROBE 0x70726f6265ull
+#define SALT_TAIL 0x7461696cull
+#define SALT_FILL 0x66696c6cull
+
+/* Common words, each one token with a leading space in the tokenizers named above. */
+/* clang-format off */
+static const char *const words[] = {
+    "the", "of", "and", "to", "in", "is", "that", "for", "it", "as", "was", "with", "be", "by",
+    "on", "not", "he", "this", "are", "or", "his", "from", "at", "which", "but", "have", "an",
+    "had", "they", "you", "were", "their", "one", "all", "we", "can", "her", "has", "there",
+    "been", "if", "more", "when", "will", "would", "who", "so", "no", "she", "other", "its",
+    "may", "these", "about", "some", "time", "people", "year", "way", "day", "man", "thing",
+    "woman", "life", "child", "world", "school", "state", "family", "student", "group",
+    "country", "problem", "hand", "part", "place", "case", "week", "company", "system",
+    "program", "question", "work", "government", "number", "night", "point", "home", "water",
+    "room", "mother", "area", "money", "story", "fact", "month", "lot", "right", "study",
+    "book", "eye", "job", "word", "business", "issue", "side", "kind", "head", "house",
+    "service", "friend", "father", "power", "hour", "game", "line", "end", "member", "law",
+    "car", "city", "community", "name", "president", "team", "minute", "idea", "body",
+    "information", "back", "parent", "face", "level", "office", "door", "health", "person",
+    "art", "war", "history", "party", "result", "change", "morning", "reason", "research",
+    "girl", "moment", "air", "teacher", "force", "education", "foot", "boy", "age", "policy",
+    "music", "market", "sense", "nation", "plan", "college", "interest", "death", "experience",
+    "effect", "class", "control", "care", "field", "development", "role", "effort", "rate",
+    "heart", "drug", "show", "leader", "light", "voice", "wife", "police", "mind", "price",
+    "report", "decision", "son", "view", "relationship", "town", "road", "arm", "difference",
+    "value", "building", "action", "model", "season", "society", "tax", "director", "position",
+    "player", "record", "paper", "space", "ground", "form", "event", "official", "matter",
+    "center", "couple", "site", "project", "activity", "star", "table", "need", "court",
+    "oil", "situation", "cost", "industry", "figure", "street", "image", "phone", "data",
+    "picture", "practice", "piece", "land", "product", "doctor", "wall", "patient", "worker",
+    "news", "test", "movie", "north", "love", "support", "technology", "step", "baby",
+    "computer", "type", "attention", "film", "tree", "source", "organization", "hair",
+    "window", "evidence", "population", "energy", "period", "course", "summer",
+    "plant", "opportunity", "term", "letter", "condition", "choice", "rule", "daughter",
+    "administration", "south", "husband", "floor", "campaign", "material", "bank",
+    "security", "section", "glass", "answer", "blood", "cell", "stage", "network", "lake",
+    "good", "new", "first", "last", "long", "great", "little", "own", "old", "big", "high",
+    "small", "large", "next", "early", "young", "important", "few", "public", "bad", "same",
+    "able", "make", "know", "take", "see", "come", "think", "look", "want", "give", "use",
+    "find", "tell", "ask", "seem", "feel", "try", "leave", "call", "keep", "let", "begin",
+    "help", "talk", "turn", "start", "hear", "play", "run", "move", "like", "live",
+    "believe", "hold", "bring", "happen", "write", "provide", "sit", "stand", "lose", "pay",
+    "meet", "include", "continue", "set", "learn", "lead", "understand", "watch", "follow",
+    "stop", "create", "speak", "read", "allow", "add", "spend", "grow", "open", "walk", "win",
+    "offer", "remember", "consider", "appear", "buy", "wait", "serve", "die", "send",
+    "expect", "build", "stay", "fall", "cut", "reach", "kill", "remain",
+};
+/* clang-format on */
+#define N_WORDS (sizeof(words) / sizeof(words[0]))
+
+/* Fillers close the last few tokens: shortest, most frequent words, one token everywhere. */
+static const char *const fillers[] = {"the", "of", "and", "to", "in", "is", "it", "that",
+                                      "for", "on", "as",  "at", "by", "we", "he", "be"};
+#define N_FILLERS (sizeof(fillers) / sizeof(fillers[0]))
+
+enum tok_format { TOK_VLLM, TOK_LLAMACPP };
+
+struct prompt_builder {
+    uint64_t seed;
+    bool calibrated;
+    enum tok_format format;
+    char *url; /* <base>/tokenize */
+    char *model;
+    CURL *curl;
+    struct curl_slist *headers;
+    struct buf resp;
+    double tokens_per_word; /* measured at the probe */
+    double overhead;        /* tokens of an empty prompt: BOS and the like */
+    int prefix_for;         /* shared_prefix_tokens the cached prefix was sized for; -1 none */
+    size_t prefix_words;
+    int prefix_count; /* server count of the prefix alone (-1 unknown) */
+};
+
+/* ---- text ---- */
+
+static int put_word(struct buf *b, const char *w)
+{
+    int rc = 0;
+    if (b->len)
+        rc = buf_puts(b, " ");
+    return rc ? rc : buf_puts(b, w);
+}
+
+/* Appends 'count' words of the stream drawn from 'seed' (the same seed gives the same words,
+ * so the first k words of a longer run equal a run of k). */
+static int put_stream(struct buf *b, uint64_t seed, size_t count)
+{
+    struct rng r;
+    rng_seed(&r, seed);
+    for (size_t i = 0; i < count; i++) {
+        int rc = put_word(b, words[rng_next(&r) % N_WORDS]);
+        if (rc)
+            return rc;
+    }
+    return 0;
+}
+
+static uint64_t tail_seed(const struct prompt_builder *b, uint64_t request_seed)
+{
+    return hash64(&request_seed, sizeof(request_seed), b->seed ^ SALT_TAIL);
+}
+
+/* prefix words + tail words + filler words, joined by single spaces. */
+static int compose(struct buf *out, const struct prompt_builder *b, size_t prefix, size_t tail,
+                   size_t fill, uint64_t request_seed)
+{
+    buf_reset(out);
+    int rc = put_stream(out, b->seed, prefix);
+    if (!rc)
+        rc = put_stream(out, tail_seed(b, request_seed), tail);
+    struct rng r;
+    rng_seed(&r, hash64(&request_seed, sizeof(request_seed), b->seed ^ SALT_FILL));
+    for (size_t i = 0; i < fill && !rc; i++)
+        rc = put_word(out, fillers[rng_next(&r) % N_FILLERS]);
+    if (!rc && !out->data)
+        rc = buf_puts(out, ""); /* an empty prompt is "", not NULL */
+    return rc;
+}
+
+/* ---- /tokenize ---- */
+
+static size_t on_body(char *ptr, size_t size, size_t nmemb, void *userp)
+{
+    struct buf *resp = userp;
+    size_t n = size * nmemb;
+    return buf_append(resp, ptr, n) == 0 ? n : 0;
+}
+
+/* The server's token count for text, or -errno. */
+static int tokenize_count(struct prompt_builder *b, const char *text, enum tok_format fmt,
+                          long *count)
+{
+    json_t *req = fmt == TOK_VLLM ? json_pack("{s:s, s:b}", "prompt", text, "add_special_tokens", 1)
+                                  : json_pack("{s:s, s:b}", "content", text, "add_special", 1);
+    if (!req)
+        return -EINVAL;
+    if (fmt == TOK_VLLM && b->model)
+        json_object_set_new(req, "model", json_string(b->model));
+    char *body = json_dumps(req, JSON_COMPACT);
+    json_decref(req);
+    if (!body)
+        return -ENOMEM;
+
+    int rc = -EIO;
+    json_t *resp = NULL;
+    buf_reset(&b->resp);
+    curl_easy_setopt(b->curl, CURLOPT_POSTFIELDS, body);
+    curl_easy_setopt(b->curl, CURLOPT_POSTFIELDSIZE, (long)strlen(body));
+    CURLcode cc = curl_easy_perform(b->curl);
+    long status = 0;
+    curl_easy_getinfo(b->curl, CURLINFO_RESPONSE_CODE, &status);
+    if (cc != CURLE_OK) {
+        rc = cc == CURLE_OPERATION_TIMEDOUT ? -ETIMEDOUT : -ECONNREFUSED;
+        goto out;
+    }
+    if (status != 200) {
+        rc = status == 404 ? -ENOENT : -EPROTO;
+        goto out;
+    }
+    resp = json_loadb(b->resp.data ? b->resp.data : "", b->resp.len, 0, NULL);
+    json_t *c = json_object_get(resp, "count");
+    json_t *toks = json_object_get(resp, "tokens");
+    if (json_is_integer(c)) {
+        *count = (long)json_integer_value(c);
+        rc = 0;
+    } else if (json_is_array(toks)) {
+        *count = (long)json_array_size(toks);
+        rc = 0;
+    } else {
+        rc = -EPROTO;
+    }
+out:
+    json_decref(resp);
+    free(body);
+    return rc;
+}
+
+/* Counts one composed text; on failure the builder stops calibrating (a server that went
+ * away must not cost 5 s per prompt). */
+static int count_text(struct prompt_builder *b, const struct buf *text, long *count)
+{
+    int rc = tokenize_count(b, text->data, b->format, count);
+    if (rc) {
+        log_warn("prompt: /tokenize failed (%s); prompt lengths are estimates from now on",
+                 strerror(-rc));
+        b->calibrated = false;
+    }
+    return rc;
+}
+
+/* Learns the request format, tokens per word and the fixed overhead. 0 or -errno. */
+static int probe(struct prompt_builder *b)
+{
+    struct buf t;
+    buf_init(&t, PROMPT_MAX_TEXT);
+    long c1 = 0, c2 = 0;
+    int rc = put_stream(&t, b->seed ^ SALT_PROBE, PROMPT_PROBE_SHORT);
+    if (rc)
+        goto out;
+    b->format = TOK_VLLM;
+    rc = tokenize_count(b, t.data, TOK_VLLM, &c1);
+    /* llama.cpp answers a body without "content" with 200 and no tokens. */
+    if ((rc && rc != -ETIMEDOUT && rc != -ECONNREFUSED) || (!rc && c1 < PROMPT_PROBE_SHORT / 2)) {
+        b->format = TOK_LLAMACPP;
+        rc = tokenize_count(b, t.data, TOK_LLAMACPP, &c1);
+    }
+    if (rc)
+        goto out;
+    buf_reset(&t);
+    rc = put_stream(&t, b->seed ^ SALT_PROBE, PROMPT_PROBE_LONG);
+    if (!rc)
+        rc = tokenize_count(b, t.data, b->format, &c2);
+    if (rc)
+        goto out;
+    double tpw = (double)(c2 - c1) / (double)(PROMPT_PROBE_LONG - PROMPT_PROBE_SHORT);
+    if (!(tpw >= 0.5 && tpw <= 8)) {
+        rc = -EPROTO; /* not a tokenizer we can reason about */
+        goto out;
+    }
+    b->tokens_per_word = tpw;
+    b->overhead = fmax(0, (double)c1 - tpw * PROMPT_PROBE_SHORT);
+out:
+    buf_release(&t);
+    return rc;
+}
+
+int prompt_builder_new(struct prompt_builder **out, const char *base_url, const char *model,
+                       const char *api_key, uint64_t seed)
+{
+    struct prompt_builder *b = xcalloc(1, sizeof(*b));
+    b->seed = seed;
+    b->tokens_per_word = 1.0;
+    b->prefix_for = -1;
+    b->prefix_count = -1;
+    buf_init(&b->resp, PROMPT_MAX_RESPONSE);
+    if (!base_url || !*base_url)
+        goto done;
+
+    size_t len = strlen(base_url);
+    while (len > 0 && base_url[len - 1] == '/')
+        len--;
+    char *base = xstrndup(base_url, len);
+    b->url = xasprintf("%s/tokenize", base);
+    free(base);
+    b->model = xstrdup(model);
+    b->curl = curl_easy_init();
+    if (!b->curl) {
+        prompt_builder_free(b);
+        return -ENOMEM;
+    }
+    b->headers = curl_slist_append(b->headers, "Content-Type: application/json");
+    if (api_key && *api_key) {
+        char *auth = xasprintf("Authorization: Bearer %s", api_key);
+        b->headers = curl_slist_append(b->headers, auth);
+        free(auth);
+    }
+    curl_easy_setopt(b->curl, CURLOPT_URL, b->url);
+    curl_easy_setopt(b->curl, CURLOPT_HTTPHEADER, b->headers);
+    curl_easy_setopt(b->curl, CURLOPT_TIMEOUT_MS, PROMPT_TIMEOUT_MS);
+    curl_easy_setopt(b->curl, CURLOPT_CONNECTTIMEOUT_MS, PROMPT_TIMEOUT_MS);
+    curl_easy_setopt(b->curl, CURLOPT_NOSIGNAL, 1L);
+    curl_easy_setopt(b->curl, CURLOPT_WRITEFUNCTION, on_body);
+    curl_easy_setopt(b->curl, CURLOPT_WRITEDATA, &b->resp);
+
+    int rc = probe(b);
+    if (rc) {
+        log_info("prompt: no usable %s (%s); prompt lengths are estimates", b->url, strerror(-rc));
+    } else {
+        b->calibrated = true;
+        log_info("prompt: calibrated on %s: %.3f tokens/word, %.0f extra tokens", b->url,
+                 b->tokens_per_word, b->overhead);
+    }
+done:
+    *out = b;
+    return 0;
+}
+
+bool prompt_builder_calibrated(const struct prompt_builder *b)
+{
+    return b->calibrated;
+}
+
+/* Words to aim for so that words * tokens_per_word + already == target. */
+static size_t words_for(const struct prompt_builder *b, double tokens)
+{
+    if (tokens <= 0)
+        return 0;
+    return (size_t)floor(tokens / b->tokens_per_word);
+}
+
+/* Words to aim short of a token gap: enough that the estimate's error rarely overshoots. */
+static size_t margin_words(double tokens)
+{
+    return PROMPT_MARGIN_WORDS + (size_t)(tokens / PROMPT_MARGIN_DIV);
+}
+
+/* Words that should come a little short of 'tokens' at tpw tokens per word. */
+static size_t aim_words(double tpw, double tokens)
+{
+    if (tokens <= 0)
+        return 0;
+    double w = floor(tokens / tpw) - (double)margin_words(tokens);
+    return w > 0 ? (size_t)w : 0;
+}
+
+/* Sizes the shared prefix: the most words whose count stays within target, found with a
+ * few round trips and cached per target. Uncalibrated: one word per token. */
+static void prefix_size(struct prompt_builder *b, int target, struct buf *scratch)
+{
+    if (b->prefix_for == target)
+        return;
+    b->prefix_for = target;
+    b->prefix_count = -1;
+    b->prefix_words = target > 0 ? (size_t)target : 0;
+    if (!b->calibrated || target <= 0)
+        return;
+    size_t p = words_for(b, target - b->overhead), tried[PROMPT_PREFIX_ROUNDS];
+    size_t best = 0;
+    long best_c = -1;
+    for (int round = 0; round < PROMPT_PREFIX_ROUNDS; round++) {
+        for (int i = 0; i < round; i++)
+            if (tried[i] == p)
+                goto done; /* oscillating around the target: whole words cannot do better */
+        tried[round] = p;
+        long c;
+        if (compose(scratch, b, p, 0, 0, 0) || count_text(b, scratch, &c)) {
+            b->prefix_words = (size_t)target; /* calibration is off for good */
+            return;
+        }
+        if (c <= target && c > best_c) {
+            best = p;
+            best_c = c;
+        }
+        if (c == target)
+            break;
+        if (c < target) {
+            size_t more = words_for(b, (double)(target - c));
+            p += more ? more : 1;
+        } else {
+            size_t less = (size_t)ceil((double)(c - target) / b->tokens_per_word);
+            less = less ? less : 1;
+            p = less < p ? p - less : 0;
+        }
+    }
+done:
+    b->prefix_words = best;
+    b->prefix_count = (int)best_c;
+}
+
+char *prompt_build(struct prompt_builder *b, int n_tokens, int shared_prefix_tokens,
+                   uint64_t request_seed, int *actual)
+{
+    struct buf text;
+    buf_init(&text, PROMPT_MAX_TEXT);
+    char *result = NULL;
+    if (n_tokens < 0)
+        n_tokens = 0;
+    if (shared_prefix_tokens < 0)
+        shared_prefix_tokens = 0;
+    if (shared_prefix_tokens > n_tokens)
+        shared_prefix_tokens = n_tokens;
+    int got = -1;
+
+    prefix_size(b, shared_prefix_tokens, &text);
+    size_t p = b->prefix_words;
+    if (!b->calibrated) {
+        /* One word per token, BOS not counted: a close estimate for common words. */
+        size_t total = (size_t)n_tokens;
+        if (p > total)
+            p = total;
+        if (compose(&text, b, p, total - p, 0, request_seed))
+            goto out;
+        goto done;
+    }
+
+    /* No prefix fitted (target below one word plus BOS): none at all. */
+    if (b->prefix_count < 0)
+        p = 0;
+    double prefix_tokens = p ? (double)b->prefix_count : b->overhead;
+    size_t k = aim_words(b->tokens_per_word, (double)n_tokens - prefix_tokens), fill = 0;
+    size_t best_k = k, best_fill = 0;
+    long best_err = -1;
+    for (int round = 0; round < PROMPT_MAX_ROUNDS && b->calibrated; round++) {
+        long c;
+        if (compose(&text, b, p, k, fill, request_seed))
+            goto out;
+        if (count_text(b, &text, &c))
+            break;
+        long err = labs(c - n_tokens);
+        if (best_err < 0 || err < best_err) {
+            best_err = err;
+            best_k = k;
+            best_fill = fill;
+            got = (int)c;
+        }
+        if (c == n_tokens)
+            break;
+        /* This text's own tokens per word beats the probe's for the next step. */
+        double tail_tokens = (double)c - prefix_tokens - (double)fill;
+        double tpw = k >= 64 && tail_tokens > 0 ? tail_tokens / (double)k : b->tokens_per_word;
+        long d = labs(c - n_tokens);
+        if (c < n_tokens) {
+            size_t more = aim_words(tpw, (double)d);
+            if (d <= PROMPT_MAX_FILL || more == 0)
+                fill += (size_t)d; /* fillers are one token each */
+            else
+                k += more;
+        } else if (fill > 0) {
+            /* Overshot with fillers: a filler was not one token here. */
+            fill = (size_t)d < fill ? fill - (size_t)d : 0;
+        } else {
+            if (k == 0)
+                break; /* the shared prefix alone is too long */
+            /* Trim a little too much and let fillers close the gap. */
+            size_t less = (size_t)ceil((double)d / tpw) + margin_words((double)d);
+            k = less < k ? k - less : 0;
+        }
+    }
+    if (best_err < 0) {
+        /* /tokenize failed on the first try: fall back to the estimate. */
+        got = -1;
+        best_k = k;
+        best_fill = 0;
+    }
+    if (compose(&text, b, p, best_k, best_fill, request_seed))
+        goto out;
+done:
+    result = buf_take(&text, NULL);
+    if (actual)
+        *actual = got;
+out:
+    buf_release(&text);
+    return result;
+}
+
+void prompt_builder_free(struct prompt_builder *b)
+{
+    if (!b)
+        return;
+    if (b->curl)
+        curl_easy_cleanup(b->curl);
+    curl_slist_free_all(b->headers);
+    buf_release(&b->resp);
+    free(b->url);
+    free(b->model);
+    free(b);
+}

@@ -1,0 +1,645 @@
+/*
+ * results.c - the three result files (DESIGN.md "Output files"; every key and column is
+ * described in docs/OUTPUTS.md).
+ *
+ * Points are turned into JSON and CSV text when they are added, so the writer holds no
+ * pointers into the caller's records. Each flush rewrites all three files from that state
+ * through "<path>.tmp" + fsync + rename(): a reader, or a run killed mid-write, only ever
+ * sees a complete old file or a complete new one.
+ *
+ * Unknown numbers (NAN) are null in JSON and empty cells in CSV, never 0.
+ */
+#include "runner/results.h"
+
+#include <errno.h>
+#include <math.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "core/buf.h"
+#include "core/clock.h"
+
+#define RESULTS_SCHEMA_VERSION 1
+#define RESULTS_CSV_MAX (1u << 30) /* the whole CSV body; a row is under 4 KiB */
+#define RESULTS_MAX_SUFFIX 1000    /* stamp collisions tried before giving up */
+/* Seconds relative to t0 need ~12 significant digits for microseconds over a day. */
+#define RESULTS_JSON_FLAGS (JSON_COMPACT | JSON_REAL_PRECISION(12))
+
+enum { KIND_DETAILED, KIND_SUMMARY, KIND_TELEMETRY, KIND__COUNT };
+static const char *const kind_names[KIND__COUNT] = {"detailed", "summary", "telemetry"};
+static const char *const kind_suffix[KIND__COUNT] = {"_detailed.json", "_summary.csv",
+                                                     "_telemetry.json"};
+
+/* Local copies of the status and arrival names so this file links without record.c and
+ * config's sources; they must match req_status_name() and arrival_name(). */
+static const char *const status_names[REQ__COUNT] = {
+    "ok", "http_4xx", "http_5xx", "timeout", "connect", "stream_cut", "bad_response", "cancelled",
+};
+
+static const char *status_name(enum req_status s)
+{
+    return (unsigned)s < REQ__COUNT ? status_names[s] : "unknown";
+}
+
+static const char *arrival_str(enum arrival a)
+{
+    switch (a) {
+    case ARRIVAL_POISSON:
+        return "poisson";
+    case ARRIVAL_CONSTANT:
+        return "constant";
+    case ARRIVAL_BURST:
+        return "burst";
+    case ARRIVAL_GAMMA:
+        return "gamma";
+    }
+    return "unknown";
+}
+
+enum { META_TOOL, META_CONFIG, META_SERVER, META_HOST, META_GPUS, META__COUNT };
+static const char *const meta_keys[META__COUNT] = {"tool", "config", "server", "host", "gpus"};
+
+struct results_writer {
+    char *paths[KIND__COUNT];
+    char *started_at;
+    json_t *meta[META__COUNT]; /* owned references, NULL = null */
+    json_t *points;            /* array of point objects */
+    struct buf csv;            /* data rows, header excluded */
+};
+
+/* ---- small JSON helpers ---- */
+
+/* A number, or null when it is not finite (jansson refuses NAN and infinities). */
+static json_t *jnum(double x)
+{
+    return isfinite(x) ? json_real(x) : json_null();
+}
+
+/* A run-clock time as seconds after t0; null when it did not happen. */
+static json_t *jtime(mono_ns t, mono_ns t0)
+{
+    return t ? json_real(ns_diff_s(t0, t)) : json_null();
+}
+
+static json_t *jstr_or_null(const char *s)
+{
+    return s ? json_string(s) : json_null();
+}
+
+/* A distribution scaled by 'scale' (1e3 for seconds -> ms). */
+static json_t *jdist(const struct dist *d, double scale)
+{
+    json_t *o = json_object();
+    json_object_set_new(o, "n", json_integer((json_int_t)d->n));
+    json_object_set_new(o, "mean", jnum(d->mean * scale));
+    json_object_set_new(o, "p50", jnum(d->p50 * scale));
+    json_object_set_new(o, "p90", jnum(d->p90 * scale));
+    json_object_set_new(o, "p95", jnum(d->p95 * scale));
+    json_object_set_new(o, "p99", jnum(d->p99 * scale));
+    json_object_set_new(o, "p99_9", jnum(d->p999 * scale));
+    json_object_set_new(o, "min", jnum(d->min * scale));
+    json_object_set_new(o, "max", jnum(d->max * scale));
+    json_object_set_new(o, "std", jnum(d->std * scale));
+    return o;
+}
+
+static double energy_per(const struct telemetry_window *tw, double count)
+{
+    if (!tw || !(count > 0))
+        return NAN;
+    return tw->gpu_energy_j / count;
+}
+
+static json_t *telemetry_window_json(const struct telemetry_window *tw,
+                                     const struct point_summary *s)
+{
+    if (!tw)
+        return json_null();
+    json_t *o = json_object();
+    json_object_set_new(o, "n_samples", json_integer((json_int_t)tw->n_samples));
+    json_object_set_new(o, "gpu_power_mean_w", jnum(tw->gpu_power_mean_w));
+    json_object_set_new(o, "gpu_power_max_w", jnum(tw->gpu_power_max_w));
+    json_object_set_new(o, "gpu_energy_j", jnum(tw->gpu_energy_j));
+    json_object_set_new(o, "gpu_energy_source",
+                        isfinite(tw->gpu_energy_j)
+                            ? json_string(tw->gpu_energy_from_counter ? "counter" : "power")
+                            : json_null());
+    json_object_set_new(o, "energy_per_output_token_j",
+                        jnum(energy_per(tw, (double)s->output_tokens_total)));
+    json_object_set_new(o, "energy_per_request_j", jnum(energy_per(tw, (double)s->completed)));
+    json_object_set_new(o, "gpu_mem_used_max_mib", jnum(tw->gpu_mem_used_max_mib));
+    json_object_set_new(o, "gpu_temp_max_c", jnum(tw->gpu_temp_max_c));
+    json_object_set_new(o, "throttled", json_boolean(tw->throttled));
+    json_t *reasons = json_array();
+    /* "a,b, c" -> ["a", "b", "c"]; bounded by the field's size even without a NUL. */
+    const char *p = tw->throttle_reasons, *end = p + strnlen(p, sizeof(tw->throttle_reasons));
+    while (p < end) {
+        while (p < end && (*p == ',' || *p == ' '))
+            p++;
+        const char *q = p;
+        while (q < end && *q != ',')
+            q++;
+        size_t len = (size_t)(q - p);
+        while (len && p[len - 1] == ' ')
+            len--;
+        if (len)
+            json_array_append_new(reasons, json_stringn(p, len));
+        p = q;
+    }
+    json_object_set_new(o, "throttle_reasons", reasons);
+    json_object_set_new(o, "kv_cache_usage_max_pct", jnum(tw->kv_cache_usage_max_pct));
+    json_object_set_new(o, "kv_cache_usage_mean_pct", jnum(tw->kv_cache_usage_mean_pct));
+    json_object_set_new(o, "prefix_cache_hit_rate_pct", jnum(tw->prefix_cache_hit_rate_pct));
+    json_object_set_new(o, "num_preemptions", jnum(tw->num_preemptions));
+    json_object_set_new(o, "server_ttft_p50_ms", jnum(tw->server_ttft_p50_s * 1e3));
+    json_object_set_new(o, "server_ttft_p95_ms", jnum(tw->server_ttft_p95_s * 1e3));
+    json_object_set_new(o, "server_itl_p50_ms", jnum(tw->server_itl_p50_s * 1e3));
+    json_object_set_new(o, "host_cpu_util_mean_pct", jnum(tw->host_cpu_util_mean_pct));
+    json_object_set_new(o, "runner_cpu_s", jnum(tw->runner_cpu_s));
+    return o;
+}
+
+static json_t *summary_json(const struct point_info *pi, const struct point_summary *s,
+                            const struct telemetry_window *tw, mono_ns t0)
+{
+    json_t *o = json_object();
+    json_object_set_new(o, "num_requests", json_integer(pi->num_requests));
+    json_object_set_new(o, "issued", json_integer((json_int_t)s->issued));
+    json_object_set_new(o, "completed", json_integer((json_int_t)s->completed));
+    json_object_set_new(o, "failed", json_integer((json_int_t)s->failed));
+    json_t *fc = json_object();
+    for (int c = 1; c < REQ__COUNT; c++)
+        json_object_set_new(fc, status_names[c], json_integer((json_int_t)s->failed_by_class[c]));
+    json_object_set_new(o, "failed_by_class", fc);
+    json_object_set_new(o, "window_start_s", jtime(s->window_start, t0));
+    json_object_set_new(o, "window_end_s", jtime(s->window_end, t0));
+    json_object_set_new(o, "duration_s", jnum(s->duration_s));
+    json_object_set_new(o, "request_throughput", jnum(s->request_throughput));
+    json_object_set_new(o, "output_throughput", jnum(s->output_throughput));
+    json_object_set_new(o, "total_throughput", jnum(s->total_throughput));
+    json_object_set_new(o, "prompt_tokens_total", json_integer(s->prompt_tokens_total));
+    json_object_set_new(o, "output_tokens_total", json_integer(s->output_tokens_total));
+    json_object_set_new(o, "ttft_ms", jdist(&s->ttft, 1e3));
+    json_object_set_new(o, "ttft_sched_ms", jdist(&s->ttft_sched, 1e3));
+    json_object_set_new(o, "queue_delay_ms", jdist(&s->queue_delay, 1e3));
+    json_object_set_new(o, "itl_ms", jdist(&s->itl, 1e3));
+    json_object_set_new(o, "tpot_ms", jdist(&s->tpot, 1e3));
+    json_object_set_new(o, "e2e_ms", jdist(&s->e2e, 1e3));
+    json_object_set_new(o, "e2e_sched_ms", jdist(&s->e2e_sched, 1e3));
+    json_object_set_new(o, "user_token_rate", jdist(&s->user_token_rate, 1.0));
+    json_object_set_new(o, "slo_met", json_integer((json_int_t)s->slo_met));
+    json_object_set_new(o, "goodput", jnum(s->goodput));
+    json_object_set_new(o, "slo_attainment_pct", jnum(s->slo_attainment_pct));
+    json_object_set_new(o, "tokens_from_events", json_integer((json_int_t)s->tokens_from_events));
+    json_object_set_new(o, "prompt_error_max_pct", jnum(s->prompt_error_max_pct));
+    json_object_set_new(o, "prompt_off_target", json_boolean(s->prompt_off_target));
+    json_t *client = json_object();
+    json_object_set_new(client, "dispatch_lag_ms", jdist(&pi->dispatch_lag_s, 1e3));
+    json_object_set_new(client, "loop_lag_ms", jdist(&pi->loop_lag_s, 1e3));
+    json_object_set_new(client, "client_distorted", json_boolean(pi->client_distorted));
+    json_object_set_new(o, "client", client);
+    json_object_set_new(o, "telemetry", telemetry_window_json(tw, s));
+    return o;
+}
+
+static json_t *record_json(const struct req_record *r, const char *tenant, mono_ns t0)
+{
+    struct req_latencies l;
+    record_latencies(r, &l);
+    json_t *o = json_object();
+    json_object_set_new(o, "id", json_integer((json_int_t)r->id));
+    json_object_set_new(o, "tenant", jstr_or_null(tenant));
+    json_object_set_new(o, "t_due", jtime(r->t_due, t0));
+    json_object_set_new(o, "t_sent", jtime(r->t_sent, t0));
+    json_object_set_new(o, "t_first", jtime(r->t_first, t0));
+    json_object_set_new(o, "t_last", jtime(r->t_last, t0));
+    json_object_set_new(o, "t_end", jtime(r->t_end, t0));
+    json_object_set_new(o, "prompt_tokens",
+                        r->prompt_tokens >= 0 ? json_integer(r->prompt_tokens) : json_null());
+    json_object_set_new(o, "target_prompt_tokens", json_integer(r->target_prompt_tokens));
+    json_object_set_new(o, "target_output_tokens", json_integer(r->target_output_tokens));
+    json_object_set_new(o, "output_tokens", json_integer(r->output_tokens));
+    json_object_set_new(o, "tokens_source", json_string(r->tokens_from_usage ? "usage" : "events"));
+    json_object_set_new(o, "ttft", jnum(l.ttft));
+    json_object_set_new(o, "ttft_sched", jnum(l.ttft_sched));
+    json_object_set_new(o, "queue_delay", jnum(l.queue_delay));
+    json_t *itl = json_array();
+    for (size_t i = 1; i < r->n_events; i++)
+        json_array_append_new(itl, json_real(ns_diff_s(r->events[i - 1], r->events[i])));
+    json_object_set_new(o, "itl", itl);
+    json_object_set_new(o, "tpot", jnum(l.tpot));
+    json_object_set_new(o, "e2e", jnum(l.e2e));
+    json_object_set_new(o, "e2e_sched", jnum(l.e2e_sched));
+    json_object_set_new(o, "status", json_string(status_name(r->status)));
+    json_object_set_new(o, "http_status",
+                        r->http_status ? json_integer((json_int_t)r->http_status) : json_null());
+    json_object_set_new(o, "error", jstr_or_null(r->error));
+    return o;
+}
+
+/* ---- CSV ---- */
+
+/* clang-format off */
+static const char *const csv_columns[] = {
+    /* DESIGN.md's required columns, in this order */
+    "benchmark", "tenant", "model", "context_length", "concurrency", "rate", "arrival",
+    "num_requests", "completed", "failed", "duration_s", "request_throughput",
+    "output_throughput", "total_throughput",
+    "ttft_mean_ms", "ttft_p50_ms", "ttft_p90_ms", "ttft_p95_ms", "ttft_p99_ms",
+    "itl_mean_ms", "itl_p50_ms", "itl_p90_ms", "itl_p95_ms", "itl_p99_ms",
+    "tpot_mean_ms", "tpot_p50_ms", "tpot_p90_ms", "tpot_p95_ms", "tpot_p99_ms",
+    "e2e_mean_ms", "e2e_p50_ms", "e2e_p90_ms", "e2e_p95_ms", "e2e_p99_ms",
+    "goodput", "slo_attainment_pct", "gpu_power_mean_w", "gpu_energy_j",
+    "energy_per_output_token_j", "gpu_mem_used_max_mib", "gpu_temp_max_c",
+    "kv_cache_usage_max_pct", "prefix_cache_hit_rate_pct",
+    /* extras */
+    "ttft_p99_9_ms", "ttft_sched_p50_ms", "ttft_sched_p99_ms", "queue_delay_p99_ms",
+    "e2e_sched_p99_ms", "itl_p99_9_ms", "tpot_p99_9_ms", "user_token_rate_p50",
+    "user_token_rate_min", "output_tokens_total", "prompt_tokens_total", "slo_met",
+    "energy_per_request_j", "gpu_power_max_w", "kv_cache_usage_mean_pct", "num_preemptions",
+    "server_ttft_p50_ms", "server_ttft_p95_ms", "throttled", "dispatch_lag_p99_ms",
+    "loop_lag_p99_ms", "client_distorted", "prompt_error_max_pct", "tokens_from_events",
+    "failed_http_4xx", "failed_http_5xx", "failed_timeout", "failed_connect",
+    "failed_stream_cut", "failed_bad_response", "failed_cancelled",
+};
+/* clang-format on */
+#define N_CSV_COLUMNS (sizeof(csv_columns) / sizeof(csv_columns[0]))
+
+struct csv_row {
+    struct buf *b;
+    size_t cells;
+    int rc;
+};
+
+static void csv_raw(struct csv_row *row, const char *text)
+{
+    if (row->cells++ && !row->rc)
+        row->rc = buf_puts(row->b, ",");
+    if (!row->rc && text)
+        row->rc = buf_puts(row->b, text);
+}
+
+/* RFC 4180: quote a field holding a comma, quote, CR or LF; double embedded quotes. */
+static void csv_str(struct csv_row *row, const char *s)
+{
+    if (!s || !strpbrk(s, ",\"\r\n")) {
+        csv_raw(row, s);
+        return;
+    }
+    csv_raw(row, "\"");
+    for (const char *p = s; *p && !row->rc; p++)
+        row->rc = *p == '"' ? buf_puts(row->b, "\"\"") : buf_append(row->b, p, 1);
+    if (!row->rc)
+        row->rc = buf_puts(row->b, "\"");
+}
+
+static void csv_num(struct csv_row *row, double x)
+{
+    char tmp[64] = "";
+    if (isfinite(x))
+        snprintf(tmp, sizeof(tmp), "%.10g", x);
+    csv_raw(row, tmp);
+}
+
+static void csv_int(struct csv_row *row, long long x)
+{
+    char tmp[32];
+    snprintf(tmp, sizeof(tmp), "%lld", x);
+    csv_raw(row, tmp);
+}
+
+static void csv_bool(struct csv_row *row, bool x)
+{
+    csv_raw(row, x ? "true" : "false");
+}
+
+static void csv_dist5_ms(struct csv_row *row, const struct dist *d)
+{
+    csv_num(row, d->mean * 1e3);
+    csv_num(row, d->p50 * 1e3);
+    csv_num(row, d->p90 * 1e3);
+    csv_num(row, d->p95 * 1e3);
+    csv_num(row, d->p99 * 1e3);
+}
+
+#define TW(field) (tw ? tw->field : NAN)
+
+static int csv_add_row(struct buf *b, const struct point_info *pi, const struct point_summary *s,
+                       const struct telemetry_window *tw)
+{
+    size_t mark = b->len;
+    struct csv_row row = {b, 0, 0};
+    csv_str(&row, pi->benchmark);
+    csv_str(&row, pi->tenant);
+    csv_str(&row, pi->model);
+    if (pi->context_length > 0)
+        csv_int(&row, pi->context_length);
+    else
+        csv_raw(&row, "");
+    if (pi->concurrency > 0)
+        csv_int(&row, pi->concurrency);
+    else
+        csv_raw(&row, "");
+    if (isinf(pi->rate) && pi->rate > 0)
+        csv_raw(&row, "inf");
+    else
+        csv_num(&row, pi->rate);
+    csv_raw(&row, arrival_str(pi->arrival));
+    csv_int(&row, (long long)s->issued);
+    csv_int(&row, (long long)s->completed);
+    csv_int(&row, (long long)s->failed);
+    csv_num(&row, s->duration_s);
+    csv_num(&row, s->request_throughput);
+    csv_num(&row, s->output_throughput);
+    csv_num(&row, s->total_throughput);
+    csv_dist5_ms(&row, &s->ttft);
+    csv_dist5_ms(&row, &s->itl);
+    csv_dist5_ms(&row, &s->tpot);
+    csv_dist5_ms(&row, &s->e2e);
+    csv_num(&row, s->goodput);
+    csv_num(&row, s->slo_attainment_pct);
+    csv_num(&row, TW(gpu_power_mean_w));
+    csv_num(&row, TW(gpu_energy_j));
+    csv_num(&row, energy_per(tw, (double)s->output_tokens_total));
+    csv_num(&row, TW(gpu_mem_used_max_mib));
+    csv_num(&row, TW(gpu_temp_max_c));
+    csv_num(&row, TW(kv_cache_usage_max_pct));
+    csv_num(&row, TW(prefix_cache_hit_rate_pct));
+    /* extras */
+    csv_num(&row, s->ttft.p999 * 1e3);
+    csv_num(&row, s->ttft_sched.p50 * 1e3);
+    csv_num(&row, s->ttft_sched.p99 * 1e3);
+    csv_num(&row, s->queue_delay.p99 * 1e3);
+    csv_num(&row, s->e2e_sched.p99 * 1e3);
+    csv_num(&row, s->itl.p999 * 1e3);
+    csv_num(&row, s->tpot.p999 * 1e3);
+    csv_num(&row, s->user_token_rate.p50);
+    csv_num(&row, s->user_token_rate.min);
+    csv_int(&row, s->output_tokens_total);
+    csv_int(&row, s->prompt_tokens_total);
+    csv_int(&row, (long long)s->slo_met);
+    csv_num(&row, energy_per(tw, (double)s->completed));
+    csv_num(&row, TW(gpu_power_max_w));
+    csv_num(&row, TW(kv_cache_usage_mean_pct));
+    csv_num(&row, TW(num_preemptions));
+    csv_num(&row, TW(server_ttft_p50_s) * 1e3);
+    csv_num(&row, TW(server_ttft_p95_s) * 1e3);
+    if (tw)
+        csv_bool(&row, tw->throttled);
+    else
+        csv_raw(&row, "");
+    csv_num(&row, pi->dispatch_lag_s.p99 * 1e3);
+    csv_num(&row, pi->loop_lag_s.p99 * 1e3);
+    csv_bool(&row, pi->client_distorted);
+    csv_num(&row, s->prompt_error_max_pct);
+    csv_int(&row, (long long)s->tokens_from_events);
+    for (int c = 1; c < REQ__COUNT; c++)
+        csv_int(&row, (long long)s->failed_by_class[c]);
+    if (!row.rc)
+        row.rc = buf_puts(b, "\n");
+    if (!row.rc && row.cells != N_CSV_COLUMNS)
+        row.rc = -EPROTO; /* a column added to one list and not the other */
+    if (row.rc) {
+        b->len = mark;
+        if (b->data)
+            b->data[mark] = '\0';
+    }
+    return row.rc;
+}
+
+/* ---- files ---- */
+
+static void set_err(char *err, size_t errlen, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+static void set_err(char *err, size_t errlen, const char *fmt, ...)
+{
+    if (!err || !errlen)
+        return;
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(err, errlen, fmt, ap);
+    va_end(ap);
+}
+
+/* mkdir -p: creates each missing component; an existing directory is fine. */
+static int mkdir_p(const char *dir)
+{
+    char *p = xstrdup(dir);
+    int rc = 0;
+    size_t len = strlen(p);
+    while (len > 1 && p[len - 1] == '/')
+        p[--len] = '\0';
+    for (char *s = p + 1;; s++) {
+        if (*s != '/' && *s != '\0')
+            continue;
+        char c = *s;
+        *s = '\0';
+        if (mkdir(p, 0777) != 0 && errno != EEXIST) {
+            rc = -errno;
+            break;
+        }
+        *s = c;
+        if (!c)
+            break;
+    }
+    if (!rc) {
+        struct stat st;
+        if (stat(p, &st) != 0)
+            rc = -errno;
+        else if (!S_ISDIR(st.st_mode))
+            rc = -ENOTDIR;
+    }
+    free(p);
+    return rc;
+}
+
+static bool any_exists(char *const paths[KIND__COUNT])
+{
+    for (int k = 0; k < KIND__COUNT; k++)
+        if (access(paths[k], F_OK) == 0)
+            return true;
+    return false;
+}
+
+static void free_paths(char *paths[KIND__COUNT])
+{
+    for (int k = 0; k < KIND__COUNT; k++) {
+        free(paths[k]);
+        paths[k] = NULL;
+    }
+}
+
+int results_open(struct results_writer **out, const char *dir, const char *prefix, char *err,
+                 size_t errlen)
+{
+    if (!dir || !*dir)
+        dir = ".";
+    if (!prefix || !*prefix)
+        prefix = "benchmark";
+    int rc = mkdir_p(dir);
+    if (rc) {
+        set_err(err, errlen, "%s: cannot create directory: %s", dir, strerror(-rc));
+        return rc;
+    }
+    struct results_writer *w = xcalloc(1, sizeof(*w));
+    buf_init(&w->csv, RESULTS_CSV_MAX);
+    w->points = json_array();
+    char stamp[32];
+    clock_wall_stamp(stamp, sizeof(stamp));
+    /* Two runs in the same second must not overwrite each other: add -2, -3, ... */
+    for (int n = 1; n <= RESULTS_MAX_SUFFIX; n++) {
+        char suffix[16] = "";
+        if (n > 1)
+            snprintf(suffix, sizeof(suffix), "-%d", n);
+        for (int k = 0; k < KIND__COUNT; k++)
+            w->paths[k] = xasprintf("%s/%s_%s%s%s", dir, prefix, stamp, suffix, kind_suffix[k]);
+        if (!any_exists(w->paths)) {
+            *out = w;
+            return 0;
+        }
+        free_paths(w->paths);
+    }
+    set_err(err, errlen, "%s: too many result files named %s_%s", dir, prefix, stamp);
+    results_free(w);
+    return -EEXIST;
+}
+
+void results_set_meta(struct results_writer *w, const char *started_at, json_t *tool,
+                      json_t *config, json_t *server, json_t *host, json_t *gpus)
+{
+    json_t *in[META__COUNT] = {tool, config, server, host, gpus};
+    for (int i = 0; i < META__COUNT; i++) {
+        json_decref(w->meta[i]);
+        w->meta[i] = in[i];
+    }
+    free(w->started_at);
+    w->started_at = xstrdup(started_at);
+}
+
+void results_add_point(struct results_writer *w, const struct point_info *pi,
+                       const struct point_summary *s, const struct telemetry_window *tw,
+                       const struct req_record *recs, size_t n, mono_ns t0)
+{
+    json_t *p = json_object();
+    json_object_set_new(p, "tenant", jstr_or_null(pi->tenant));
+    json_object_set_new(p, "model", jstr_or_null(pi->model));
+    json_object_set_new(p, "context_length",
+                        pi->context_length > 0 ? json_integer(pi->context_length) : json_null());
+    json_object_set_new(p, "concurrency",
+                        pi->concurrency > 0 ? json_integer(pi->concurrency) : json_null());
+    json_object_set_new(p, "rate",
+                        isinf(pi->rate) && pi->rate > 0 ? json_string("inf") : jnum(pi->rate));
+    json_object_set_new(p, "arrival", json_string(arrival_str(pi->arrival)));
+    json_object_set_new(p, "summary", summary_json(pi, s, tw, t0));
+    json_t *reqs = json_array();
+    for (size_t i = 0; i < n; i++)
+        json_array_append_new(reqs, record_json(&recs[i], pi->tenant, t0));
+    json_object_set_new(p, "requests", reqs);
+    json_array_append_new(w->points, p);
+    /* Only a broken column table or a 1 GiB CSV can fail here; the JSON still has the point. */
+    (void)csv_add_row(&w->csv, pi, s, tw);
+}
+
+/* Writes path via path.tmp, fsync and rename(). */
+static int write_atomic(const char *path, int (*emit)(FILE *f, const void *arg), const void *arg,
+                        char *err, size_t errlen)
+{
+    char *tmp = xasprintf("%s.tmp", path);
+    int rc = 0;
+    FILE *f = fopen(tmp, "w");
+    if (!f) {
+        rc = -errno;
+        set_err(err, errlen, "%s: %s", tmp, strerror(errno));
+        goto out;
+    }
+    rc = emit(f, arg);
+    if (!rc && fflush(f) != 0)
+        rc = -errno;
+    if (!rc && fsync(fileno(f)) != 0 && errno != EINVAL)
+        rc = -errno;
+    if (fclose(f) != 0 && !rc)
+        rc = -errno;
+    if (!rc && rename(tmp, path) != 0)
+        rc = -errno;
+    if (rc) {
+        set_err(err, errlen, "%s: cannot write: %s", path, strerror(-rc));
+        unlink(tmp);
+    }
+out:
+    free(tmp);
+    return rc;
+}
+
+static int emit_json(FILE *f, const void *arg)
+{
+    return json_dumpf((const json_t *)arg, f, RESULTS_JSON_FLAGS) == 0 && fputc('\n', f) != EOF
+               ? 0
+               : -EIO;
+}
+
+static int emit_csv(FILE *f, const void *arg)
+{
+    const struct results_writer *w = arg;
+    for (size_t i = 0; i < N_CSV_COLUMNS; i++)
+        if (fprintf(f, "%s%s", i ? "," : "", csv_columns[i]) < 0)
+            return -EIO;
+    if (fputc('\n', f) == EOF)
+        return -EIO;
+    if (w->csv.len && fwrite(w->csv.data, 1, w->csv.len, f) != w->csv.len)
+        return -EIO;
+    return 0;
+}
+
+int results_flush(struct results_writer *w, json_t *telemetry, char *err, size_t errlen)
+{
+    json_t *root = json_object();
+    json_object_set_new(root, "schema_version", json_integer(RESULTS_SCHEMA_VERSION));
+    json_object_set(root, meta_keys[META_TOOL],
+                    w->meta[META_TOOL] ? w->meta[META_TOOL] : json_null());
+    json_object_set_new(root, "started_at", jstr_or_null(w->started_at));
+    for (int i = META_CONFIG; i < META__COUNT; i++)
+        json_object_set(root, meta_keys[i], w->meta[i] ? w->meta[i] : json_null());
+    if (!w->meta[META_GPUS])
+        json_object_set_new(root, "gpus", json_array());
+    json_object_set(root, "points", w->points);
+
+    json_t *empty_tel = NULL;
+    if (!telemetry) {
+        empty_tel = json_pack("{s:n, s:[], s:[]}", "interval_s", "sources", "samples");
+        telemetry = empty_tel;
+    }
+
+    int rc = write_atomic(w->paths[KIND_DETAILED], emit_json, root, err, errlen);
+    if (!rc)
+        rc = write_atomic(w->paths[KIND_SUMMARY], emit_csv, w, err, errlen);
+    if (!rc)
+        rc = write_atomic(w->paths[KIND_TELEMETRY], emit_json, telemetry, err, errlen);
+    json_decref(empty_tel);
+    json_decref(root);
+    return rc;
+}
+
+const char *results_path(const struct results_writer *w, const char *kind)
+{
+    for (int k = 0; k < KIND__COUNT; k++)
+        if (kind && strcmp(kind, kind_names[k]) == 0)
+            return w->paths[k];
+    return NULL;
+}
+
+void results_free(struct results_writer *w)
+{
+    if (!w)
+        return;
+    free_paths(w->paths);
+    free(w->started_at);
+    for (int i = 0; i < META__COUNT; i++)
+        json_decref(w->meta[i]);
+    json_decref(w->points);
+    buf_release(&w->csv);
+    free(w);
+}
