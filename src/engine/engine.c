@@ -491,10 +491,9 @@ void engine_free(struct engine *e)
 {
     if (!e)
         return;
-    for (size_t i = 0; i < e->reqs.cap; i++)
-        if (e->reqs.used && e->reqs.used[i])
-            req_destroy((struct req *)(uintptr_t)e->reqs.vals[i]);
-    /* Dead requests are no longer in the map but may sit in the queue or this step. */
+    /* Dead requests are no longer in the map but may sit in the queue (aborted while
+     * waiting) or in this step (aborted or finished while scheduled); live ones are all in
+     * the map. Dead ones first, while the live pointers in the queue are still valid. */
     for (size_t i = 0; i < e->wq_len; i++) {
         struct req *r = e->wq[(e->wq_head + i) % e->wq_cap];
         if (r->state == RS_DEAD && !r->in_step)
@@ -503,6 +502,9 @@ void engine_free(struct engine *e)
     for (size_t i = 0; i < e->n_sched; i++)
         if (e->sched[i]->state == RS_DEAD)
             req_destroy(e->sched[i]);
+    for (size_t i = 0; i < e->reqs.cap; i++)
+        if (e->reqs.used && e->reqs.used[i])
+            req_destroy((struct req *)(uintptr_t)e->reqs.vals[i]);
     map_release(&e->reqs);
     map_release(&e->cache);
     free(e->ref);

@@ -82,7 +82,7 @@ struct plan_row {
     uint64_t preemptions, steps;
     double peak_kv_usage;
     double mean_running;
-    char verdict[512];
+    char verdict[640];
     bool ok;
 };
 
@@ -236,7 +236,7 @@ static void plan_verdict(const struct plan_opts *o, struct plan_row *row)
         row->ok = false;
         return;
     }
-    char buf[512] = "";
+    char buf[256] = "";
     size_t n = 0;
     double t95 = row->ttft.p95 * 1e3, p95 = row->tpot.p95 * 1e3;
     if (!isnan(o->slo_ttft_ms) && t95 > o->slo_ttft_ms)
