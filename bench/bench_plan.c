@@ -31,8 +31,10 @@ static void issue(struct ctx *c)
     char err[256];
     int k = c->issued++;
     c->prompt[0] = (uint32_t)k;
-    struct engine_request r = {.id = (uint64_t)k, .prompt = c->prompt,
-                               .prompt_len = (size_t)c->prompt_len, .max_tokens = c->out};
+    struct engine_request r = {.id = (uint64_t)k,
+                               .prompt = c->prompt,
+                               .prompt_len = (size_t)c->prompt_len,
+                               .max_tokens = c->out};
     if (engine_add(c->e, &r, err, sizeof(err))) {
         fprintf(stderr, "bench_plan: %s\n", err);
         exit(1);

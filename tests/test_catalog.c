@@ -21,7 +21,8 @@ static void embedded_has_everything(void **state)
     char err[512];
     assert_int_equal(catalog_load(&c, NULL, err, sizeof(err)), 0);
     static const char *const gpus[] = {"rtx-pro-6000", "rtx-pro-6000-maxq", "rtx-pro-6000-server",
-                                       "h100-sxm", "h100-pcie", "h200", "l40s", "rtx-5090"};
+                                       "h100-sxm",     "h100-pcie",         "h200",
+                                       "l40s",         "rtx-5090"};
     for (size_t i = 0; i < sizeof(gpus) / sizeof(gpus[0]); i++) {
         const struct gpu_spec *g = catalog_find_gpu(c, gpus[i]);
         assert_non_null(g);
@@ -30,12 +31,19 @@ static void embedded_has_everything(void **state)
         assert_non_null(g->source);
         assert_true(strlen(g->source) > 10);
     }
-    static const char *const models[] = {
-        "meta-llama/Llama-3.1-8B-Instruct", "meta-llama/Llama-3.1-70B-Instruct",
-        "meta-llama/Llama-3.3-70B-Instruct", "Qwen/Qwen2.5-7B-Instruct", "Qwen/Qwen2.5-32B-Instruct",
-        "Qwen/Qwen2.5-72B-Instruct", "Qwen/Qwen3-32B", "Qwen/Qwen3-30B-A3B",
-        "mistralai/Mistral-7B-Instruct-v0.3", "mistralai/Mistral-Small-24B-Instruct-2501",
-        "openai/gpt-oss-20b", "openai/gpt-oss-120b", "google/gemma-3-27b-it"};
+    static const char *const models[] = {"meta-llama/Llama-3.1-8B-Instruct",
+                                         "meta-llama/Llama-3.1-70B-Instruct",
+                                         "meta-llama/Llama-3.3-70B-Instruct",
+                                         "Qwen/Qwen2.5-7B-Instruct",
+                                         "Qwen/Qwen2.5-32B-Instruct",
+                                         "Qwen/Qwen2.5-72B-Instruct",
+                                         "Qwen/Qwen3-32B",
+                                         "Qwen/Qwen3-30B-A3B",
+                                         "mistralai/Mistral-7B-Instruct-v0.3",
+                                         "mistralai/Mistral-Small-24B-Instruct-2501",
+                                         "openai/gpt-oss-20b",
+                                         "openai/gpt-oss-120b",
+                                         "google/gemma-3-27b-it"};
     for (size_t i = 0; i < sizeof(models) / sizeof(models[0]); i++) {
         const struct model_spec *m = catalog_find_model(c, models[i]);
         assert_non_null(m);

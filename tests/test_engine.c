@@ -78,8 +78,8 @@ static void add_req(struct engine *e, uint64_t id, const uint32_t *prompt, size_
                     struct track *t, double now)
 {
     char err[256];
-    struct engine_request r = {.id = id, .prompt = prompt, .prompt_len = n, .max_tokens = out,
-                               .user = t};
+    struct engine_request r = {
+        .id = id, .prompt = prompt, .prompt_len = n, .max_tokens = out, .user = t};
     t->t_add = now;
     t->t_first = -1;
     assert_int_equal(engine_add(e, &r, err, sizeof(err)), 0);
@@ -282,8 +282,8 @@ static void batching(void **state)
     double tpot1, tpot64;
     double thr1 = batch_run(1, &tpot1);
     double thr64 = batch_run(64, &tpot64);
-    assert_true(thr64 > 10 * thr1);  /* decode is bandwidth-bound: batching is nearly free */
-    assert_true(tpot64 > tpot1);     /* but each user sees a slower stream */
+    assert_true(thr64 > 10 * thr1); /* decode is bandwidth-bound: batching is nearly free */
+    assert_true(tpot64 > tpot1);    /* but each user sees a slower stream */
 }
 
 static void kv_pressure(void **state)
@@ -387,9 +387,9 @@ static void abort_mid_step(void **state)
         add_req(e, (uint64_t)i, p, 100, 10, &t[i], 0);
     }
     assert_true(engine_step_plan(e) > 0);
-    engine_abort(e, 1);      /* running, in this step */
-    engine_abort(e, 3);      /* still waiting (max_num_seqs 2) */
-    engine_abort(e, 999);    /* unknown: ignored */
+    engine_abort(e, 1);   /* running, in this step */
+    engine_abort(e, 3);   /* still waiting (max_num_seqs 2) */
+    engine_abort(e, 999); /* unknown: ignored */
     struct engine_counters ct;
     engine_counters(e, &ct);
     assert_int_equal(ct.num_running, 1);

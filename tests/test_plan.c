@@ -34,11 +34,25 @@ static int run_plan(const char *args, char **out)
     return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
 }
 
-static const char *const keys[] = {
-    "gpu", "model", "quantization", "kv_cache_dtype", "weights_gib", "kv_budget_gib",
-    "kv_bytes_per_token", "kv_capacity_tokens", "max_concurrency_at_context", "fits", "users",
-    "ttft_p50_ms", "ttft_p95_ms", "tpot_p50_ms", "tpot_p95_ms", "itl_p50_ms",
-    "user_tokens_per_s", "output_throughput", "verdict"};
+static const char *const keys[] = {"gpu",
+                                   "model",
+                                   "quantization",
+                                   "kv_cache_dtype",
+                                   "weights_gib",
+                                   "kv_budget_gib",
+                                   "kv_bytes_per_token",
+                                   "kv_capacity_tokens",
+                                   "max_concurrency_at_context",
+                                   "fits",
+                                   "users",
+                                   "ttft_p50_ms",
+                                   "ttft_p95_ms",
+                                   "tpot_p50_ms",
+                                   "tpot_p95_ms",
+                                   "itl_p50_ms",
+                                   "user_tokens_per_s",
+                                   "output_throughput",
+                                   "verdict"};
 
 static void check_keys(json_t *o)
 {
@@ -53,7 +67,8 @@ static void does_not_fit(void **state)
 {
     (void)state;
     char *out;
-    assert_int_equal(run_plan("--gpu l40s --model meta-llama/Llama-3.1-70B-Instruct --json", &out), 0);
+    assert_int_equal(run_plan("--gpu l40s --model meta-llama/Llama-3.1-70B-Instruct --json", &out),
+                     0);
     json_error_t je;
     json_t *o = json_loads(out, 0, &je);
     assert_non_null(o);
