@@ -66,6 +66,11 @@ int sim_server_port(const struct sim_server *s)
     return s ? s->port : -1;
 }
 
+size_t sim_server_live_streams(const struct sim_server *s)
+{
+    return s ? __atomic_load_n(&s->n_streams, __ATOMIC_RELAXED) : 0;
+}
+
 /* ---- replies ----------------------------------------------------------------------- */
 
 static void reply_json(struct evhttp_request *req, int code, const char *reason,
@@ -132,7 +137,7 @@ static void stream_unlink(struct sim_server *srv, struct sim_stream *s)
     if (s->next)
         s->next->prev = s->prev;
     s->prev = s->next = NULL;
-    srv->n_streams--;
+    __atomic_sub_fetch(&srv->n_streams, 1, __ATOMIC_RELAXED);
 }
 
 static void on_engine_event(void *ctx, const struct engine_event *ev)
@@ -271,7 +276,7 @@ static void handle_generate(struct sim_server *srv, struct evhttp_request *req, 
     if (srv->streams)
         srv->streams->prev = s;
     srv->streams = s;
-    srv->n_streams++;
+    __atomic_add_fetch(&srv->n_streams, 1, __ATOMIC_RELAXED);
     evhttp_connection_set_closecb(evhttp_request_get_connection(req), on_close, s);
     sim_stream_begin(s);
     if (!srv->stepping)
