@@ -1,11 +1,720 @@
+/*
+ * plan.c - `testbench plan`: answers "what will this GPU do with this model" without a GPU.
+ * The memory plan comes from the engine's cost model; latencies come from running the
+ * engine in virtual time (now += step duration, no sleeping) under N closed-loop users,
+ * the same load as `testbench run` with concurrent_requests: N and rate_per_second: inf.
+ * Metric definitions follow DESIGN.md "Metrics" (TTFT = t_first − t_sent; TPOT =
+ * (t_last − t_first)/(out − 1); ITL pooled over consecutive tokens), so a plan and a real run
+ * against `testbench sim` with the same engine agree. docs/ENGINE.md explains the defaults.
+ */
 #include "plan/plan.h"
 
+#include <errno.h>
+#include <getopt.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <jansson.h>
+
+#include "config/catalog.h"
+#include "core/exitcode.h"
 #include "core/log.h"
+#include "core/stats.h"
+#include "core/xalloc.h"
+#include "engine/cost.h"
+#include "engine/engine.h"
+
+#define PLAN_MAX_LIST 32
+#define PLAN_DEFAULT_CONTEXT 8192
+#define PLAN_DEFAULT_OUTPUT 512
+#define PLAN_DEFAULT_USERS 10
+#define PLAN_MIN_REQUESTS 32
+#define PLAN_REQUESTS_PER_USER 4
+#define PLAN_SLO_TTFT_MS 2000.0
+#define PLAN_SLO_TPOT_MS 100.0
+
+struct plan_opts {
+    const char *gpu;
+    const char *model;
+    const char *quants[PLAN_MAX_LIST];
+    size_t n_quants;
+    const char *kv_dtype;
+    int contexts[PLAN_MAX_LIST];
+    size_t n_contexts;
+    int users[PLAN_MAX_LIST];
+    size_t n_users;
+    int prompt_tokens;  /* 0 = context − output */
+    int output_tokens;
+    int requests;       /* 0 = max(users × 4, 32) */
+    int max_num_seqs;
+    int max_num_batched_tokens;
+    double gpu_memory_utilization;
+    int tp;
+    const char *catalog_dir;
+    double slo_ttft_ms;
+    double slo_tpot_ms;
+    bool json;
+    bool prefix_caching;
+};
+
+/* One request's life in virtual time. */
+struct plan_req {
+    int user;
+    int out;
+    double t_sent, t_first, t_last;
+};
+
+struct plan_row {
+    /* inputs */
+    const char *quant;
+    int context, prompt, output, users, requests;
+    /* memory */
+    struct cost_model cm;
+    struct engine_info info;
+    bool fits;
+    char fit_msg[512];
+    /* results */
+    bool simulated;
+    struct dist ttft, tpot, itl;
+    double user_tps, out_tps, duration_s;
+    uint64_t preemptions, steps;
+    double peak_kv_usage;
+    double mean_running;
+    char verdict[512];
+    bool ok;
+};
+
+struct plan_sim {
+    struct engine *e;
+    struct plan_req *reqs;
+    int issued, done, total;
+    int users;
+    int prompt, output;
+    uint32_t *prompt_buf;
+    double now;
+    struct dvec ttft, tpot, itl;
+    long out_tokens;
+    char err[256];
+    int add_rc;
+};
+
+static int plan_issue(struct plan_sim *s, int user)
+{
+    int k = s->issued++;
+    struct plan_req *r = &s->reqs[k];
+    r->user = user;
+    r->t_sent = s->now;
+    r->t_first = r->t_last = -1;
+    /* Distinct first block per request: no accidental prefix hits between requests. */
+    for (int i = 0; i < 16 && i < s->prompt; i++)
+        s->prompt_buf[i] = (uint32_t)(k * 16 + i + 1);
+    struct engine_request er = {.id = (uint64_t)k,
+                                .prompt = s->prompt_buf,
+                                .prompt_len = (size_t)s->prompt,
+                                .max_tokens = s->output,
+                                .user = r};
+    return engine_add(s->e, &er, s->err, sizeof(s->err));
+}
+
+static void plan_on_event(void *ctx, const struct engine_event *ev)
+{
+    struct plan_sim *s = ctx;
+    struct plan_req *r = ev->user;
+    if (ev->new_tokens > 0) {
+        if (r->t_first < 0) {
+            r->t_first = s->now;
+            dvec_push(&s->ttft, s->now - r->t_sent);
+        } else {
+            dvec_push(&s->itl, s->now - r->t_last);
+        }
+        r->t_last = s->now;
+        r->out += ev->new_tokens;
+        s->out_tokens += ev->new_tokens;
+    }
+    if (ev->finish != FINISH_NONE) {
+        s->done++;
+        if (r->out > 1)
+            dvec_push(&s->tpot, (r->t_last - r->t_first) / (r->out - 1));
+        /* Closed loop: this user sends its next request now. */
+        if (s->issued < s->total && !s->add_rc)
+            s->add_rc = plan_issue(s, r->user);
+    }
+}
+
+static void plan_fill_config(const struct plan_opts *o, const struct plan_row *row,
+                             struct engine_config *c)
+{
+    memset(c, 0, sizeof(*c));
+    c->gpu = o->gpu;
+    c->model = o->model;
+    c->quantization = row->quant;
+    c->kv_cache_dtype = o->kv_dtype;
+    c->max_model_len = row->context;
+    c->gpu_memory_utilization = o->gpu_memory_utilization;
+    c->max_num_seqs = o->max_num_seqs;
+    c->max_num_batched_tokens = o->max_num_batched_tokens;
+    c->enable_prefix_caching = o->prefix_caching ? 1 : 0;
+    c->tensor_parallel_size = o->tp;
+    c->catalog_dir = o->catalog_dir;
+}
+
+/* Runs the closed-loop workload; fills the row's latency results. */
+static int plan_simulate(const struct plan_opts *o, struct plan_row *row, char *err, size_t errlen)
+{
+    struct engine_config c;
+    plan_fill_config(o, row, &c);
+    struct plan_sim s;
+    memset(&s, 0, sizeof(s));
+    int rc = engine_new(&s.e, &c, err, errlen);
+    if (rc)
+        return rc;
+    s.total = row->requests;
+    s.users = row->users;
+    s.prompt = row->prompt;
+    s.output = row->output;
+    s.reqs = xcalloc((size_t)s.total, sizeof(*s.reqs));
+    s.prompt_buf = xcalloc((size_t)s.prompt, sizeof(*s.prompt_buf));
+    for (int i = 0; i < s.prompt; i++)
+        s.prompt_buf[i] = (uint32_t)(i * 2654435761u % 100000u);
+    dvec_init(&s.ttft);
+    dvec_init(&s.tpot);
+    dvec_init(&s.itl);
+    int first = row->users < s.total ? row->users : s.total;
+    for (int u = 0; u < first && !rc; u++)
+        rc = plan_issue(&s, u);
+    double busy_running = 0;
+    while (!rc && !s.add_rc) {
+        double d = engine_step_plan(s.e);
+        if (d < 0)
+            break;
+        struct engine_counters ct;
+        engine_counters(s.e, &ct);
+        if (ct.kv_cache_usage > row->peak_kv_usage)
+            row->peak_kv_usage = ct.kv_cache_usage;
+        busy_running += ct.num_running * d;
+        s.now += d;
+        engine_step_finish(s.e, s.now, plan_on_event, &s);
+    }
+    if (!rc && s.add_rc)
+        rc = s.add_rc;
+    if (rc) {
+        snprintf(err, errlen, "%s", s.err);
+    } else {
+        struct engine_counters ct;
+        engine_counters(s.e, &ct);
+        row->preemptions = ct.num_preemptions;
+        row->steps = ct.steps;
+        row->duration_s = s.now;
+        row->mean_running = s.now > 0 ? busy_running / s.now : 0;
+        dist_compute(&row->ttft, s.ttft.v, s.ttft.n);
+        dist_compute(&row->tpot, s.tpot.v, s.tpot.n);
+        dist_compute(&row->itl, s.itl.v, s.itl.n);
+        row->user_tps = row->tpot.n && row->tpot.p50 > 0 ? 1.0 / row->tpot.p50 : NAN;
+        row->out_tps = s.now > 0 ? (double)s.out_tokens / s.now : NAN;
+        row->simulated = true;
+    }
+    dvec_release(&s.ttft);
+    dvec_release(&s.tpot);
+    dvec_release(&s.itl);
+    free(s.reqs);
+    free(s.prompt_buf);
+    engine_free(s.e);
+    return rc;
+}
+
+static void plan_verdict(const struct plan_opts *o, struct plan_row *row)
+{
+    if (!row->fits) {
+        snprintf(row->verdict, sizeof(row->verdict), "does not fit: %s", row->fit_msg);
+        row->ok = false;
+        return;
+    }
+    if (!row->simulated) {
+        snprintf(row->verdict, sizeof(row->verdict), "not simulated");
+        row->ok = false;
+        return;
+    }
+    char buf[512] = "";
+    size_t n = 0;
+    double t95 = row->ttft.p95 * 1e3, p95 = row->tpot.p95 * 1e3;
+    if (!isnan(o->slo_ttft_ms) && t95 > o->slo_ttft_ms)
+        n += (size_t)snprintf(buf + n, sizeof(buf) - n, "TTFT p95 %.0f ms > %.0f ms", t95,
+                              o->slo_ttft_ms);
+    if (!isnan(o->slo_tpot_ms) && p95 > o->slo_tpot_ms && n < sizeof(buf))
+        snprintf(buf + n, sizeof(buf) - n, "%sTPOT p95 %.1f ms > %.0f ms", n ? "; " : "", p95,
+                 o->slo_tpot_ms);
+    row->ok = buf[0] == '\0';
+    if (row->ok)
+        snprintf(row->verdict, sizeof(row->verdict), "meets SLOs (TTFT p95 <= %.0f ms, TPOT p95 "
+                 "<= %.0f ms)", o->slo_ttft_ms, o->slo_tpot_ms);
+    else
+        snprintf(row->verdict, sizeof(row->verdict), "violates SLO: %s", buf);
+}
+
+/* Memory plan, fit check and simulation for one row. 0, or a TB_EXIT code. */
+static int plan_row_run(const struct plan_opts *o, const struct catalog *cat, struct plan_row *row)
+{
+    struct engine_config c;
+    char err[512];
+    plan_fill_config(o, row, &c);
+    int rc = cost_model_init(&row->cm, cat, &c, err, sizeof(err));
+    if (rc) {
+        log_error("plan: %s", err);
+        return TB_EXIT_USAGE;
+    }
+    cost_model_info(&row->cm, &row->info);
+    const struct cost_model *m = &row->cm;
+    double avail = (m->requested_bytes - m->activation_bytes - m->nontorch_bytes - m->lora_bytes) / GIB;
+    row->fits = m->fits;
+    if (!m->fits) {
+        snprintf(row->fit_msg, sizeof(row->fit_msg),
+                 "needs %.1f GiB for weights, has %.1f GiB (%.0f MiB x %.2f - %.1f GiB "
+                 "activations/overhead)",
+                 m->weight_bytes / GIB, avail, m->gpu->memory_mib, m->requested_bytes / m->total_bytes,
+                 row->info.activation_gib);
+    } else if (cost_blocks_for(m, row->context) > m->num_blocks) {
+        row->fits = false;
+        snprintf(row->fit_msg, sizeof(row->fit_msg),
+                 "weights fit (%.1f GiB) but the KV cache holds %ld tokens (%.1f GiB), less than "
+                 "one %d-token context",
+                 m->weight_bytes / GIB, m->num_blocks * (long)m->block_size,
+                 m->kv_budget_bytes / GIB, row->context);
+    }
+    if (row->fits) {
+        rc = plan_simulate(o, row, err, sizeof(err));
+        if (rc) {
+            log_error("plan: %s", err);
+            return TB_EXIT_RUNTIME;
+        }
+    }
+    plan_verdict(o, row);
+    return 0;
+}
+
+/* ---- output ---------------------------------------------------------------------------- */
+
+static json_t *jnum(double x)
+{
+    return isfinite(x) ? json_real(x) : json_null();
+}
+
+static json_t *plan_row_json(const struct plan_opts *o, const struct plan_row *r)
+{
+    const struct cost_model *m = &r->cm;
+    json_t *j = json_object();
+    json_object_set_new(j, "gpu", json_string(m->gpu->name));
+    json_object_set_new(j, "gpu_name", json_string(m->gpu->display_name));
+    json_object_set_new(j, "model", json_string(m->model->name));
+    json_object_set_new(j, "quantization", json_string(m->weight_dtype));
+    json_object_set_new(j, "kv_cache_dtype", json_string(m->kv_dtype));
+    json_object_set_new(j, "tensor_parallel_size", json_integer(m->tp));
+    json_object_set_new(j, "gpu_memory_utilization", json_real(m->requested_bytes / m->total_bytes));
+    json_object_set_new(j, "total_gib", json_real(r->info.total_gib));
+    json_object_set_new(j, "weights_gib", json_real(r->info.weights_gib));
+    json_object_set_new(j, "activation_gib", json_real(r->info.activation_gib));
+    json_object_set_new(j, "kv_budget_gib", json_real(r->info.kv_budget_gib));
+    json_object_set_new(j, "kv_bytes_per_token", json_integer((json_int_t)r->info.kv_bytes_per_token));
+    json_object_set_new(j, "num_gpu_blocks", json_integer(r->info.num_gpu_blocks));
+    json_object_set_new(j, "kv_capacity_tokens", json_integer(r->info.kv_capacity_tokens));
+    long per = cost_blocks_for(m, r->context);
+    json_object_set_new(j, "max_concurrency_at_context",
+                        json_real(m->num_blocks > 0 ? (double)m->num_blocks / per : 0));
+    json_object_set_new(j, "fits", json_boolean(r->fits));
+    json_object_set_new(j, "context", json_integer(r->context));
+    json_object_set_new(j, "prompt_tokens", json_integer(r->prompt));
+    json_object_set_new(j, "output_tokens", json_integer(r->output));
+    json_object_set_new(j, "users", json_integer(r->users));
+    json_object_set_new(j, "requests", json_integer(r->requests));
+    json_object_set_new(j, "max_num_seqs", json_integer(m->max_num_seqs));
+    json_object_set_new(j, "max_num_batched_tokens", json_integer(m->max_num_batched_tokens));
+    bool s = r->simulated;
+    json_object_set_new(j, "ttft_p50_ms", s ? jnum(r->ttft.p50 * 1e3) : json_null());
+    json_object_set_new(j, "ttft_p95_ms", s ? jnum(r->ttft.p95 * 1e3) : json_null());
+    json_object_set_new(j, "ttft_p99_ms", s ? jnum(r->ttft.p99 * 1e3) : json_null());
+    json_object_set_new(j, "tpot_p50_ms", s ? jnum(r->tpot.p50 * 1e3) : json_null());
+    json_object_set_new(j, "tpot_p95_ms", s ? jnum(r->tpot.p95 * 1e3) : json_null());
+    json_object_set_new(j, "itl_p50_ms", s ? jnum(r->itl.p50 * 1e3) : json_null());
+    json_object_set_new(j, "itl_p95_ms", s ? jnum(r->itl.p95 * 1e3) : json_null());
+    json_object_set_new(j, "user_tokens_per_s", s ? jnum(r->user_tps) : json_null());
+    json_object_set_new(j, "output_throughput", s ? jnum(r->out_tps) : json_null());
+    json_object_set_new(j, "duration_s", s ? jnum(r->duration_s) : json_null());
+    json_object_set_new(j, "num_preemptions", s ? json_integer((json_int_t)r->preemptions) : json_null());
+    json_object_set_new(j, "peak_kv_cache_usage", s ? jnum(r->peak_kv_usage) : json_null());
+    json_object_set_new(j, "slo_ttft_ms", jnum(o->slo_ttft_ms));
+    json_object_set_new(j, "slo_tpot_ms", jnum(o->slo_tpot_ms));
+    json_object_set_new(j, "meets_slo", json_boolean(r->ok));
+    json_object_set_new(j, "verdict", json_string(r->verdict));
+    json_t *src = json_object();
+    json_object_set_new(src, "gpu", json_string(m->gpu->source));
+    json_object_set_new(src, "model", json_string(m->model->source));
+    if (m->quant)
+        json_object_set_new(src, "quantization", json_string(m->quant->source));
+    json_object_set_new(j, "sources", src);
+    return j;
+}
+
+static void print_row_text(const struct plan_opts *o, const struct plan_row *r)
+{
+    const struct cost_model *m = &r->cm;
+    const struct gpu_spec *g = m->gpu;
+    const struct model_spec *md = m->model;
+    printf("testbench plan: %s on %s", md->name, g->display_name);
+    if (m->tp > 1)
+        printf(" x%d (tensor parallel)", m->tp);
+    printf("\n\n");
+    char fp4[32] = "n/a";
+    if (g->fp4_tflops > 0)
+        snprintf(fp4, sizeof(fp4), "%.0f", g->fp4_tflops);
+    printf("GPU     %.0f MiB, %.0f GB/s, dense TFLOPS BF16 %.0f / FP8 %.0f / FP4 %s, %.0f W, %s\n",
+           g->memory_mib, g->bandwidth_gbs, g->fp16_tflops, g->fp8_tflops, fp4, g->tdp_w,
+           g->interconnect ? g->interconnect : "");
+    printf("        source: %s\n", g->source);
+    printf("Model   %.1fB params%s, %d layers, hidden %d, %d heads / %d KV heads x %d, vocab %d, "
+           "max_model_len %d",
+           md->params_b, md->experts ? " (MoE)" : "", md->layers, md->hidden, md->heads,
+           md->kv_heads, md->head_dim, md->vocab, md->max_model_len);
+    if (md->experts)
+        printf(", %d experts top-%d (%.1fB active per token)", md->experts, md->experts_per_token,
+               (m->active_linear_params + m->embed_params) / 1e9);
+    if (m->sliding_layers)
+        printf(", %d of %d layers sliding window %d", m->sliding_layers, md->layers, m->window);
+    printf("\n        source: %s\n", md->source);
+    if (m->quant)
+        printf("Weights %s: %.4g bytes/weight (embeddings/lm_head 16-bit), FLOPs at the %s peak\n"
+               "        source: %s\n",
+               m->quant->name, m->quant->bytes_per_weight, m->compute_dtype, m->quant->source);
+    else
+        printf("Weights native %s (FLOPs at the %s peak)\n", m->weight_dtype, m->compute_dtype);
+
+    printf("\nMemory per GPU (vLLM accounting, gpu_memory_utilization %.2f)\n",
+           m->requested_bytes / m->total_bytes);
+    printf("  GPU memory                 %8.2f GiB\n", m->total_bytes / GIB);
+    printf("  usable (x %.2f)            %8.2f GiB\n", m->requested_bytes / m->total_bytes,
+           m->requested_bytes / GIB);
+    printf("  weights                    %8.2f GiB\n", m->weight_bytes / GIB);
+    printf("  activation peak            %8.2f GiB (profile run, %d batched tokens)\n",
+           m->activation_bytes / GIB, m->max_num_batched_tokens);
+    printf("  non-torch + CUDA graphs    %8.2f GiB\n", (m->nontorch_bytes + m->lora_bytes) / GIB);
+    printf("  KV cache budget            %8.2f GiB\n", m->kv_budget_bytes > 0 ? m->kv_budget_bytes / GIB : 0.0);
+    printf("  KV bytes per token         %8.0f (2 x %d full-attention layers x %d KV heads x %d "
+           "x %.0f B)\n",
+           m->kv_bpt_full, m->full_layers, md->kv_heads / m->tp > 0 ? md->kv_heads / m->tp : 1,
+           md->head_dim, m->kv_dtype_bytes);
+    if (m->sliding_layers)
+        printf("  sliding-window layers      %8.0f B/token, at most %d tokens per request\n",
+               m->kv_bpt_sliding, m->window);
+    printf("  KV capacity                %8ld tokens (%ld blocks of %d)\n",
+           r->info.kv_capacity_tokens, r->info.num_gpu_blocks, m->block_size);
+    long per = cost_blocks_for(m, r->context);
+    printf("  max concurrency at %d tokens: %.2f sequences\n", r->context,
+           m->num_blocks > 0 ? (double)m->num_blocks / per : 0.0);
+
+    printf("\nWorkload %d closed-loop users, %d requests, prompt %d + output %d tokens "
+           "(context %d); max_num_seqs %d, max_num_batched_tokens %d\n",
+           r->users, r->requests, r->prompt, r->output, r->context, m->max_num_seqs,
+           m->max_num_batched_tokens);
+    if (r->simulated) {
+        printf("\nPredicted (engine in virtual time, %.1f s simulated, %llu steps, %llu "
+               "preemptions, peak KV usage %.0f %%, mean running %.1f)\n",
+               r->duration_s, (unsigned long long)r->steps, (unsigned long long)r->preemptions,
+               r->peak_kv_usage * 100, r->mean_running);
+        printf("  TTFT   p50 %9.1f ms   p95 %9.1f ms\n", r->ttft.p50 * 1e3, r->ttft.p95 * 1e3);
+        printf("  TPOT   p50 %9.1f ms   p95 %9.1f ms\n", r->tpot.p50 * 1e3, r->tpot.p95 * 1e3);
+        printf("  ITL    p50 %9.1f ms   p95 %9.1f ms\n", r->itl.p50 * 1e3, r->itl.p95 * 1e3);
+        printf("  per-user rate %.1f tokens/s (1 / TPOT p50); aggregate output %.1f tokens/s\n",
+               r->user_tps, r->out_tps);
+    }
+    printf("\nVerdict: %s\n", r->verdict);
+    double cc = m->num_blocks > 0 ? (double)m->num_blocks / per : 0.0;
+    if (r->fits && cc < r->users)
+        printf("Why: the KV cache holds %.2f sequences of %d tokens, so %d users take turns and "
+               "TTFT includes the wait.\n     Options: --kv-cache-dtype fp8 (halves KV "
+               "bytes/token)%s, a shorter --context, --gpu-memory-utilization 0.95, or "
+               "--tensor-parallel-size %d.\n",
+               cc, r->context, r->users,
+               m->quant && m->quant->bytes_per_weight <= 0.6 ? "" : ", a 4-bit --quantization (awq, nvfp4)",
+               m->tp * 2);
+    (void)o;
+}
+
+static void print_table(const struct plan_row *rows, size_t n)
+{
+    printf("%-8s %7s %5s %4s %8s %8s %9s %7s %9s %9s %8s %8s %8s %8s %9s  %s\n", "quant", "context",
+           "users", "fits", "weights", "kv_gib", "kv_tokens", "max_cc", "ttft_p50", "ttft_p95",
+           "tpot_p50", "tpot_p95", "itl_p50", "user_t/s", "out_t/s", "verdict");
+    for (size_t i = 0; i < n; i++) {
+        const struct plan_row *r = &rows[i];
+        long per = cost_blocks_for(&r->cm, r->context);
+        printf("%-8s %7d %5d %4s %8.2f %8.2f %9ld %7.2f", r->cm.weight_dtype, r->context, r->users,
+               r->fits ? "yes" : "no", r->info.weights_gib, r->info.kv_budget_gib,
+               r->info.kv_capacity_tokens,
+               r->cm.num_blocks > 0 ? (double)r->cm.num_blocks / per : 0.0);
+        if (r->simulated)
+            printf(" %9.1f %9.1f %8.1f %8.1f %8.1f %8.1f %9.1f", r->ttft.p50 * 1e3,
+                   r->ttft.p95 * 1e3, r->tpot.p50 * 1e3, r->tpot.p95 * 1e3, r->itl.p50 * 1e3,
+                   r->user_tps, r->out_tps);
+        else
+            printf(" %9s %9s %8s %8s %8s %8s %9s", "-", "-", "-", "-", "-", "-", "-");
+        printf("  %s\n", r->verdict);
+    }
+    if (n) {
+        const struct cost_model *m = &rows[0].cm;
+        printf("\nsources: GPU: %s\n         model: %s\n", m->gpu->source, m->model->source);
+    }
+}
+
+/* ---- arguments ------------------------------------------------------------------------- */
+
+static int parse_int(const char *s, long lo, long hi, int *out)
+{
+    char *end;
+    errno = 0;
+    long v = strtol(s, &end, 10);
+    if (errno || end == s || *end || v < lo || v > hi)
+        return -EINVAL;
+    *out = (int)v;
+    return 0;
+}
+
+static int parse_double(const char *s, double *out)
+{
+    char *end;
+    errno = 0;
+    double v = strtod(s, &end);
+    if (errno || end == s || *end)
+        return -EINVAL;
+    *out = v;
+    return 0;
+}
+
+/* "a,b,c" into ints; the list is rewritten in place (argv strings are ours to cut). */
+static int parse_int_list(char *s, long lo, long hi, int *out, size_t *n)
+{
+    *n = 0;
+    for (char *save = NULL, *tok = strtok_r(s, ",", &save); tok; tok = strtok_r(NULL, ",", &save)) {
+        if (*n == PLAN_MAX_LIST || parse_int(tok, lo, hi, &out[*n]))
+            return -EINVAL;
+        (*n)++;
+    }
+    return *n ? 0 : -EINVAL;
+}
+
+static int parse_str_list(char *s, const char **out, size_t *n)
+{
+    *n = 0;
+    for (char *save = NULL, *tok = strtok_r(s, ",", &save); tok; tok = strtok_r(NULL, ",", &save)) {
+        if (*n == PLAN_MAX_LIST)
+            return -EINVAL;
+        out[(*n)++] = tok;
+    }
+    return *n ? 0 : -EINVAL;
+}
+
+static void plan_usage(void)
+{
+    fprintf(stderr,
+            "usage: testbench plan --gpu NAME --model NAME [--quantization Q[,Q...]]\n"
+            "    [--kv-cache-dtype D] [--context N[,N...]] [--prompt-tokens N] [--output-tokens N]\n"
+            "    [--users N[,N...]] [--requests N] [--max-num-seqs N] [--max-num-batched-tokens N]\n"
+            "    [--gpu-memory-utilization F] [--tensor-parallel-size N] [--catalog DIR]\n"
+            "    [--slo-ttft-ms X] [--slo-tpot-ms X] [--no-enable-prefix-caching] [--json]\n"
+            "Defaults: context %d (or the model's max_model_len if smaller), output %d,\n"
+            "prompt = context - output, users %d, requests max(users x %d, %d),\n"
+            "SLO TTFT p95 <= %.0f ms and TPOT p95 <= %.0f ms.\n",
+            PLAN_DEFAULT_CONTEXT, PLAN_DEFAULT_OUTPUT, PLAN_DEFAULT_USERS, PLAN_REQUESTS_PER_USER,
+            PLAN_MIN_REQUESTS, PLAN_SLO_TTFT_MS, PLAN_SLO_TPOT_MS);
+}
+
+enum {
+    OPT_GPU = 256, OPT_MODEL, OPT_QUANT, OPT_KV, OPT_CONTEXT, OPT_PROMPT, OPT_OUTPUT, OPT_USERS,
+    OPT_REQUESTS, OPT_SEQS, OPT_MBT, OPT_UTIL, OPT_TP, OPT_CATALOG, OPT_TTFT, OPT_TPOT, OPT_NO_PC,
+    OPT_JSON, OPT_HELP,
+};
+
+static const struct option plan_long_opts[] = {
+    {"gpu", required_argument, NULL, OPT_GPU},
+    {"model", required_argument, NULL, OPT_MODEL},
+    {"quantization", required_argument, NULL, OPT_QUANT},
+    {"kv-cache-dtype", required_argument, NULL, OPT_KV},
+    {"context", required_argument, NULL, OPT_CONTEXT},
+    {"prompt-tokens", required_argument, NULL, OPT_PROMPT},
+    {"output-tokens", required_argument, NULL, OPT_OUTPUT},
+    {"users", required_argument, NULL, OPT_USERS},
+    {"requests", required_argument, NULL, OPT_REQUESTS},
+    {"max-num-seqs", required_argument, NULL, OPT_SEQS},
+    {"max-num-batched-tokens", required_argument, NULL, OPT_MBT},
+    {"gpu-memory-utilization", required_argument, NULL, OPT_UTIL},
+    {"tensor-parallel-size", required_argument, NULL, OPT_TP},
+    {"catalog", required_argument, NULL, OPT_CATALOG},
+    {"slo-ttft-ms", required_argument, NULL, OPT_TTFT},
+    {"slo-tpot-ms", required_argument, NULL, OPT_TPOT},
+    {"no-enable-prefix-caching", no_argument, NULL, OPT_NO_PC},
+    {"json", no_argument, NULL, OPT_JSON},
+    {"help", no_argument, NULL, OPT_HELP},
+    {NULL, 0, NULL, 0},
+};
+
+static int plan_parse(int argc, char **argv, struct plan_opts *o)
+{
+    memset(o, 0, sizeof(*o));
+    o->output_tokens = PLAN_DEFAULT_OUTPUT;
+    o->slo_ttft_ms = PLAN_SLO_TTFT_MS;
+    o->slo_tpot_ms = PLAN_SLO_TPOT_MS;
+    o->prefix_caching = true;
+    optind = 1;
+    opterr = 0;
+    int c;
+    while ((c = getopt_long(argc, argv, "", plan_long_opts, NULL)) != -1) {
+        int bad = 0;
+        switch (c) {
+        case OPT_GPU: o->gpu = optarg; break;
+        case OPT_MODEL: o->model = optarg; break;
+        case OPT_QUANT: bad = parse_str_list(optarg, o->quants, &o->n_quants); break;
+        case OPT_KV: o->kv_dtype = optarg; break;
+        case OPT_CONTEXT: bad = parse_int_list(optarg, 2, 10000000, o->contexts, &o->n_contexts); break;
+        case OPT_PROMPT: bad = parse_int(optarg, 1, 10000000, &o->prompt_tokens); break;
+        case OPT_OUTPUT: bad = parse_int(optarg, 1, 10000000, &o->output_tokens); break;
+        case OPT_USERS: bad = parse_int_list(optarg, 1, 100000, o->users, &o->n_users); break;
+        case OPT_REQUESTS: bad = parse_int(optarg, 1, 10000000, &o->requests); break;
+        case OPT_SEQS: bad = parse_int(optarg, 1, 1000000, &o->max_num_seqs); break;
+        case OPT_MBT: bad = parse_int(optarg, 1, 10000000, &o->max_num_batched_tokens); break;
+        case OPT_UTIL:
+            bad = parse_double(optarg, &o->gpu_memory_utilization) ||
+                  !(o->gpu_memory_utilization > 0 && o->gpu_memory_utilization <= 1);
+            break;
+        case OPT_TP: bad = parse_int(optarg, 1, 64, &o->tp); break;
+        case OPT_CATALOG: o->catalog_dir = optarg; break;
+        case OPT_TTFT: bad = parse_double(optarg, &o->slo_ttft_ms) || o->slo_ttft_ms <= 0; break;
+        case OPT_TPOT: bad = parse_double(optarg, &o->slo_tpot_ms) || o->slo_tpot_ms <= 0; break;
+        case OPT_NO_PC: o->prefix_caching = false; break;
+        case OPT_JSON: o->json = true; break;
+        case OPT_HELP: plan_usage(); return 1;
+        default:
+            log_error("plan: unknown or incomplete option '%s'", argv[optind - 1]);
+            return -EINVAL;
+        }
+        if (bad) {
+            log_error("plan: bad value '%s' for --%s", optarg,
+                      plan_long_opts[c - OPT_GPU].name);
+            return -EINVAL;
+        }
+    }
+    if (optind < argc) {
+        log_error("plan: unexpected argument '%s'", argv[optind]);
+        return -EINVAL;
+    }
+    if (!o->gpu || !o->model) {
+        log_error("plan: --gpu and --model are required");
+        return -EINVAL;
+    }
+    if (!o->n_quants) {
+        o->quants[0] = NULL;
+        o->n_quants = 1;
+    }
+    if (!o->n_users) {
+        o->users[0] = PLAN_DEFAULT_USERS;
+        o->n_users = 1;
+    }
+    return 0;
+}
 
 int plan_main(int argc, char **argv)
 {
-    (void)argc;
-    (void)argv;
-    log_error("not built yet");
-    return 1;
+    struct plan_opts o;
+    int rc = plan_parse(argc, argv, &o);
+    if (rc) {
+        if (rc < 0)
+            plan_usage();
+        return rc < 0 ? TB_EXIT_USAGE : TB_EXIT_OK;
+    }
+    struct catalog *cat = NULL;
+    char err[512];
+    if (catalog_load(&cat, o.catalog_dir, err, sizeof(err))) {
+        log_error("plan: %s", err);
+        return TB_EXIT_USAGE;
+    }
+    const struct model_spec *md = catalog_find_model(cat, o.model);
+    if (!md) {
+        char close[256];
+        catalog_suggest(cat, "model", o.model, close, sizeof(close));
+        log_error("plan: unknown model '%s' (close: %s)", o.model, close);
+        catalog_free(cat);
+        return TB_EXIT_USAGE;
+    }
+    if (!o.n_contexts) {
+        o.contexts[0] = o.prompt_tokens ? o.prompt_tokens + o.output_tokens
+                        : md->max_model_len < PLAN_DEFAULT_CONTEXT ? md->max_model_len
+                                                                   : PLAN_DEFAULT_CONTEXT;
+        o.n_contexts = 1;
+    }
+    size_t nrows = o.n_quants * o.n_contexts * o.n_users;
+    struct plan_row *rows = xcalloc(nrows, sizeof(*rows));
+    size_t k = 0;
+    int exit_code = TB_EXIT_OK;
+    for (size_t qi = 0; qi < o.n_quants && !exit_code; qi++) {
+        for (size_t ci = 0; ci < o.n_contexts && !exit_code; ci++) {
+            for (size_t ui = 0; ui < o.n_users && !exit_code; ui++) {
+                struct plan_row *r = &rows[k];
+                r->quant = o.quants[qi];
+                r->context = o.contexts[ci];
+                r->output = o.output_tokens;
+                r->prompt = o.prompt_tokens ? o.prompt_tokens : r->context - r->output;
+                if (o.prompt_tokens && o.n_contexts && o.prompt_tokens + o.output_tokens > r->context) {
+                    log_error("plan: prompt %d + output %d tokens exceed the context %d",
+                              o.prompt_tokens, o.output_tokens, r->context);
+                    exit_code = TB_EXIT_USAGE;
+                    break;
+                }
+                if (r->prompt < 1) {
+                    log_error("plan: context %d leaves no prompt after %d output tokens",
+                              r->context, r->output);
+                    exit_code = TB_EXIT_USAGE;
+                    break;
+                }
+                if (r->context > md->max_model_len) {
+                    log_error("plan: context %d exceeds %s's max_model_len %d", r->context,
+                              md->name, md->max_model_len);
+                    exit_code = TB_EXIT_USAGE;
+                    break;
+                }
+                r->users = o.users[ui];
+                r->requests = o.requests ? o.requests
+                              : r->users * PLAN_REQUESTS_PER_USER > PLAN_MIN_REQUESTS
+                                  ? r->users * PLAN_REQUESTS_PER_USER
+                                  : PLAN_MIN_REQUESTS;
+                exit_code = plan_row_run(&o, cat, r);
+                k++;
+            }
+        }
+    }
+    if (!exit_code) {
+        if (o.json) {
+            json_t *out;
+            if (nrows == 1) {
+                out = plan_row_json(&o, &rows[0]);
+            } else {
+                json_t *arr = json_array();
+                for (size_t i = 0; i < nrows; i++)
+                    json_array_append_new(arr, plan_row_json(&o, &rows[i]));
+                out = json_object();
+                json_object_set_new(out, "rows", arr);
+            }
+            char *s = json_dumps(out, JSON_INDENT(2) | JSON_REAL_PRECISION(6));
+            if (s)
+                printf("%s\n", s);
+            free(s);
+            json_decref(out);
+        } else if (nrows == 1) {
+            print_row_text(&o, &rows[0]);
+        } else {
+            printf("testbench plan: %s on %s\n\n", rows[0].cm.model->name,
+                   rows[0].cm.gpu->display_name);
+            print_table(rows, nrows);
+        }
+    }
+    free(rows);
+    catalog_free(cat);
+    return exit_code;
 }

@@ -1,0 +1,94 @@
+/*
+ * catalog.h - the GPU / model / quantization catalog: catalog/{gpus,models}/ YAML embedded in the binary
+ * (cmake/catalog.cmake), plus an optional folder that adds or overrides entries
+ * (`--catalog DIR`: DIR/gpus/NAME.yaml, DIR/models/NAME.yaml, DIR/quantizations.yaml, or any
+ * DIR/NAME.yaml with `kind: gpu|model|quantization`). Every entry carries a `source:` string.
+ * Lookups are case-insensitive over the name and aliases; model names also match without the
+ * "org/" prefix and without an "-Instruct"/"-it" suffix (so "llama-3.1-70b" finds
+ * meta-llama/Llama-3.1-70B-Instruct). All strings are owned by the catalog.
+ */
+#ifndef TB_CATALOG_H
+#define TB_CATALOG_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+#include "core/xalloc.h"
+
+/* One embedded file (generated table, terminated by {NULL, NULL}). */
+struct catalog_blob {
+    const char *path; /* relative to catalog/, e.g. "gpus/h200.yaml" */
+    const char *text;
+};
+extern const struct catalog_blob catalog_blobs[];
+
+#define CATALOG_MAX_ALIASES 12
+
+struct gpu_spec {
+    char *name;              /* canonical, e.g. "rtx-pro-6000" */
+    char *display_name;
+    char *aliases[CATALOG_MAX_ALIASES];
+    size_t n_aliases;
+    double memory_mib;       /* as the driver reports it */
+    double bandwidth_gbs;    /* GB/s (1e9 bytes) */
+    double fp16_tflops;      /* dense tensor peaks; 0 = not supported */
+    double fp8_tflops;
+    double fp4_tflops;
+    double int8_tops;
+    double tdp_w;
+    double p2p_bandwidth_gbs; /* GPU-to-GPU per direction, for tensor-parallel all-reduce */
+    char *interconnect;
+    char *source;
+};
+
+struct model_spec {
+    char *name;              /* canonical HF id */
+    char *aliases[CATALOG_MAX_ALIASES];
+    size_t n_aliases;
+    double params_b;         /* total parameters, billions (as cited) */
+    double active_params_b;  /* MoE: as cited; 0 for dense */
+    int layers, hidden, heads, kv_heads, head_dim, intermediate, vocab;
+    bool tie_word_embeddings;
+    int experts, experts_per_token, moe_intermediate; /* 0 for dense */
+    int sliding_window;      /* tokens; 0 = none */
+    int sliding_layers;      /* how many layers use the window */
+    char *dtype;             /* "bf16" | "fp16" */
+    char *native_quantization; /* e.g. "mxfp4" for gpt-oss, or NULL */
+    bool native_experts_only;  /* the native quantization covers MoE experts only */
+    int max_model_len;
+    char *source;
+};
+
+struct quant_spec {
+    char *name;
+    char *aliases[CATALOG_MAX_ALIASES];
+    size_t n_aliases;
+    double bytes_per_weight; /* packed weights + scales */
+    char *compute;           /* "fp16" | "fp8" | "int8" | "fp4" */
+    bool weight_only;
+    char *source;
+};
+
+struct catalog {
+    struct gpu_spec *gpus;
+    size_t n_gpus;
+    struct model_spec *models;
+    size_t n_models;
+    struct quant_spec *quants;
+    size_t n_quants;
+};
+
+/* Loads the embedded catalog, then dir (may be NULL). 0, or -EINVAL/-ENOENT with err. */
+MUST_USE int catalog_load(struct catalog **out, const char *dir, char *err, size_t errlen);
+void catalog_free(struct catalog *c); /* NULL is a no-op */
+
+const struct gpu_spec *catalog_find_gpu(const struct catalog *c, const char *name);
+const struct model_spec *catalog_find_model(const struct catalog *c, const char *name);
+const struct quant_spec *catalog_find_quant(const struct catalog *c, const char *name);
+
+/* Writes up to a few names close to 'name' ("a, b, c") for an error message. kind: "gpu",
+ * "model" or "quantization". */
+void catalog_suggest(const struct catalog *c, const char *kind, const char *name, char *buf,
+                     size_t len);
+
+#endif
