@@ -17,9 +17,14 @@
  * the connection (libevent 2.1 keeps an unfinished request alive for its owner), so we free
  * it too (evhttp_send_reply_end on a detached request frees it).
  *
- * Threads: sim_server_start runs the loop on its own thread; sim_server_stop breaks it from
- * another thread (event_base_loopbreak is thread-safe once evthread_use_pthreads ran) and
- * then tears down. Everything else runs on the loop thread.
+ * Threads: sim_server_start runs the loop on its own thread; sim_server_stop wakes it from
+ * another thread by writing a byte into a socketpair whose read end is an event on the loop
+ * (its callback calls event_base_loopbreak), then joins and tears down. Everything else runs
+ * on the loop thread, so the base needs no evthread locks: evthread_use_pthreads would put a
+ * mutex around every evbuffer operation on the per-token path.
+ *
+ * SIGPIPE is ignored process-wide while a server exists: a client that vanishes between two
+ * chunks must cost an EPIPE, not the process (libevent writes with writev, not MSG_NOSIGNAL).
  */
 #include <arpa/inet.h>
 #include <errno.h>
@@ -31,13 +36,13 @@
 #include <string.h>
 #include <sys/socket.h>
 #include <time.h>
+#include <unistd.h>
 
 #include <event2/buffer.h>
 #include <event2/event.h>
 #include <event2/http.h>
 #include <event2/keyvalq_struct.h>
 #include <event2/listener.h>
-#include <event2/thread.h>
 
 #include "core/log.h"
 #include "core/rng.h"
@@ -438,11 +443,14 @@ static void on_trace_timer(evutil_socket_t fd, short what, void *arg)
 
 /* ---- lifecycle --------------------------------------------------------------------- */
 
-static pthread_once_t evthread_once = PTHREAD_ONCE_INIT;
-
-static void evthread_setup(void)
+static void on_wake(evutil_socket_t fd, short what, void *arg)
 {
-    evthread_use_pthreads();
+    struct sim_server *srv = arg;
+    char c[16];
+    (void)what;
+    while (read(fd, c, sizeof(c)) > 0)
+        ;
+    event_base_loopbreak(srv->base);
 }
 
 static void models_release(struct sim_models *m)
@@ -531,6 +539,10 @@ static void server_free(struct sim_server *srv)
     if (!srv)
         return;
     srv->ready = false;
+    if (srv->steps_late && !srv->quiet)
+        log_warn("%llu engine steps ran over %.0f ms late: the server was CPU-bound and its "
+                 "timings are slower than the model's",
+                 (unsigned long long)srv->steps_late, STEP_LATE_CAP * 1e3);
     /* evhttp_free closes every connection; their close callbacks abort and free streams. */
     if (srv->http)
         evhttp_free(srv->http);
@@ -543,6 +555,11 @@ static void server_free(struct sim_server *srv)
         event_free(srv->step_timer);
     if (srv->kick)
         event_free(srv->kick);
+    if (srv->wake)
+        event_free(srv->wake);
+    for (int i = 0; i < 2; i++)
+        if (srv->wake_fd[i] >= 0)
+            evutil_closesocket(srv->wake_fd[i]);
     if (srv->trace_timer)
         event_free(srv->trace_timer);
     if (srv->sig_int)
@@ -568,10 +585,12 @@ static int server_new(struct sim_server **out, const struct sim_options *o, char
     int rc = -ENOMEM;
     struct event_config *cfg = NULL;
     struct sim_server *srv = xcalloc(1, sizeof(*srv));
-    pthread_once(&evthread_once, evthread_setup);
+    srv->wake_fd[0] = srv->wake_fd[1] = -1;
+    signal(SIGPIPE, SIG_IGN);
     sim_metrics_init(&srv->metrics);
     buf_init(&srv->body, SIM_MAX_BODY * 4);
     srv->seed = o->seed;
+    srv->quiet = o->quiet;
 
     struct engine_config ec = o->engine;
     if (ec.num_lora_slots == 0)
@@ -602,8 +621,10 @@ static int server_new(struct sim_server **out, const struct sim_options *o, char
     cfg = event_config_new();
     if (!cfg)
         goto fail;
-    /* Steps last milliseconds: timerfd precision instead of epoll's millisecond rounding. */
-    event_config_set_flag(cfg, EVENT_BASE_FLAG_PRECISE_TIMER);
+    /* Steps last milliseconds: timerfd precision instead of epoll's millisecond rounding.
+     * The changelist folds the add+remove of a write event within one loop turn into nothing,
+     * which is what a chunk written at once (stream.c) does. */
+    event_config_set_flag(cfg, EVENT_BASE_FLAG_PRECISE_TIMER | EVENT_BASE_FLAG_EPOLL_USE_CHANGELIST);
     srv->base = event_base_new_with_config(cfg);
     srv->http = srv->base ? evhttp_new(srv->base) : NULL;
     srv->scratch = evbuffer_new();
@@ -612,6 +633,17 @@ static int server_new(struct sim_server **out, const struct sim_options *o, char
     srv->step_timer = evtimer_new(srv->base, on_step_timer, srv);
     srv->kick = event_new(srv->base, -1, 0, on_kick, srv);
     if (!srv->step_timer || !srv->kick)
+        goto fail;
+    if (evutil_socketpair(AF_UNIX, SOCK_STREAM, 0, srv->wake_fd) ||
+        evutil_make_socket_nonblocking(srv->wake_fd[0]) ||
+        evutil_make_socket_closeonexec(srv->wake_fd[0]) ||
+        evutil_make_socket_closeonexec(srv->wake_fd[1])) {
+        rc = -errno;
+        snprintf(err, errlen, "socketpair: %s", strerror(errno));
+        goto fail;
+    }
+    srv->wake = event_new(srv->base, srv->wake_fd[0], EV_READ | EV_PERSIST, on_wake, srv);
+    if (!srv->wake || event_add(srv->wake, NULL))
         goto fail;
     if (srv->trace) {
         srv->trace_timer = event_new(srv->base, -1, EV_PERSIST, on_trace_timer, srv->trace);
@@ -685,7 +717,10 @@ void sim_server_stop(struct sim_server *s)
     if (!s)
         return;
     if (s->thread_started) {
-        event_base_loopbreak(s->base);
+        ssize_t n;
+        do
+            n = write(s->wake_fd[1], "x", 1);
+        while (n < 0 && errno == EINTR);
         pthread_join(s->thread, NULL);
     }
     server_free(s);

@@ -196,6 +196,8 @@ struct sim_server {
     struct event *kick;         /* plans a step on the next loop turn after arrivals */
     struct event *trace_timer;  /* flushes the trace every second */
     struct event *sig_int, *sig_term;
+    struct event *wake;         /* read end of wake_fd: sim_server_stop from another thread */
+    int wake_fd[2];
     struct evbuffer *scratch;   /* one chunk at a time; emptied by each send */
     struct engine *engine;
     const struct engine_info *info;
@@ -215,6 +217,7 @@ struct sim_server {
     double step_end;            /* nominal end of the planned step */
     double step_end_actual;     /* when the step's timer really fired */
     bool ready;
+    bool quiet;
     int port;
     bool thread_started;
     pthread_t thread;

@@ -15,6 +15,8 @@
 #include <string.h>
 
 #include <event2/buffer.h>
+#include <event2/bufferevent.h>
+#include <event2/event.h>
 #include <event2/http.h>
 #include <event2/keyvalq_struct.h>
 
@@ -82,6 +84,35 @@ void sim_stream_begin(struct sim_stream *s)
     evhttp_add_header(h, "Content-Type", "text/event-stream; charset=utf-8");
     evhttp_add_header(h, "Cache-Control", "no-cache");
     evhttp_send_reply_start(s->req, 200, "OK");
+}
+
+/*
+ * Writes the connection's pending output now instead of on the next loop turn. evhttp would
+ * arm the socket's write event, wait for epoll to report it writable (it always is: a few
+ * hundred bytes into an idle socket) and disarm it again: two epoll_ctl calls per chunk.
+ * Writing here and disabling the write event when everything went out lets the changelist
+ * cancel the arm/disarm pair. A short write (slow reader) leaves the rest to libevent. Not
+ * used for the last chunk: evhttp finishes the request from its write callback.
+ */
+static void flush_now(struct sim_stream *s)
+{
+    struct evhttp_connection *evcon = evhttp_request_get_connection(s->req);
+    struct bufferevent *bev = evcon ? evhttp_connection_get_bufferevent(evcon) : NULL;
+    if (!bev)
+        return;
+    struct evbuffer *out = bufferevent_get_output(bev);
+    evutil_socket_t fd = bufferevent_getfd(bev);
+    if (fd < 0)
+        return;
+    /* A socket bufferevent keeps its output's start frozen so that only its write callback
+     * drains it; that callback unfreezes around its own write the same way. */
+    evbuffer_unfreeze(out, 1);
+    int wr = evbuffer_write(out, fd);
+    evbuffer_freeze(out, 1);
+    if (wr < 0)
+        return;
+    if (evbuffer_get_length(out) == 0)
+        bufferevent_disable(bev, EV_WRITE);
 }
 
 static void add_usage(struct evbuffer *out, const struct sim_stream *s, int completion)
@@ -242,8 +273,11 @@ bool sim_stream_on_event(struct sim_stream *s, const struct engine_event *ev, do
             }
             ADD_LIT(out, "data: [DONE]\n\n");
         }
-        if (evbuffer_get_length(out) > 0)
+        if (evbuffer_get_length(out) > 0) {
             evhttp_send_reply_chunk(s->req, out);
+            if (!finish)
+                flush_now(s);
+        }
         if (!finish)
             return false;
         clear_closecb(s);
