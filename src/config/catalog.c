@@ -27,16 +27,31 @@ struct field {
     size_t off;
 };
 
-#define GF(k, t) {#k, t, offsetof(struct gpu_spec, k)}
+#define GF(k, t)                                                                                   \
+    {                                                                                              \
+#k, t, offsetof(struct gpu_spec, k)                                                        \
+    }
 static const struct field gpu_fields[] = {
-    GF(name, F_STR),          GF(display_name, F_STR),   GF(aliases, F_ALIASES),
-    GF(memory_mib, F_DOUBLE), GF(bandwidth_gbs, F_DOUBLE), GF(fp16_tflops, F_DOUBLE),
-    GF(fp8_tflops, F_DOUBLE), GF(fp4_tflops, F_DOUBLE),  GF(int8_tops, F_DOUBLE),
-    GF(tdp_w, F_DOUBLE),      GF(p2p_bandwidth_gbs, F_DOUBLE), GF(interconnect, F_STR),
-    GF(source, F_STR),        {NULL, F_STR, 0},
+    GF(name, F_STR),
+    GF(display_name, F_STR),
+    GF(aliases, F_ALIASES),
+    GF(memory_mib, F_DOUBLE),
+    GF(bandwidth_gbs, F_DOUBLE),
+    GF(fp16_tflops, F_DOUBLE),
+    GF(fp8_tflops, F_DOUBLE),
+    GF(fp4_tflops, F_DOUBLE),
+    GF(int8_tops, F_DOUBLE),
+    GF(tdp_w, F_DOUBLE),
+    GF(p2p_bandwidth_gbs, F_DOUBLE),
+    GF(interconnect, F_STR),
+    GF(source, F_STR),
+    {NULL, F_STR, 0},
 };
 
-#define MF(k, t) {#k, t, offsetof(struct model_spec, k)}
+#define MF(k, t)                                                                                   \
+    {                                                                                              \
+#k, t, offsetof(struct model_spec, k)                                                      \
+    }
 static const struct field model_fields[] = {
     MF(name, F_STR),
     MF(aliases, F_ALIASES),
@@ -64,10 +79,13 @@ static const struct field model_fields[] = {
     {NULL, F_STR, 0},
 };
 
-#define QF(k, t) {#k, t, offsetof(struct quant_spec, k)}
+#define QF(k, t)                                                                                   \
+    {                                                                                              \
+#k, t, offsetof(struct quant_spec, k)                                                      \
+    }
 static const struct field quant_fields[] = {
-    QF(name, F_STR),     QF(aliases, F_ALIASES),  QF(bytes_per_weight, F_DOUBLE),
-    QF(compute, F_STR),  QF(weight_only, F_BOOL), QF(source, F_STR),
+    QF(name, F_STR),    QF(aliases, F_ALIASES),  QF(bytes_per_weight, F_DOUBLE),
+    QF(compute, F_STR), QF(weight_only, F_BOOL), QF(source, F_STR),
     {NULL, F_STR, 0},
 };
 
@@ -286,7 +304,7 @@ void catalog_suggest(const struct catalog *c, const char *kind, const char *name
     char q[256], cand[256];
     normalize(name, model, q, sizeof(q));
     for (size_t i = 0; i < n; i++) {
-        const char *cn = model ? c->models[i].name
+        const char *cn = model                      ? c->models[i].name
                          : strcmp(kind, "gpu") == 0 ? c->gpus[i].name
                                                     : c->quants[i].name;
         normalize(cn, model, cand, sizeof(cand));
@@ -307,7 +325,7 @@ void catalog_suggest(const struct catalog *c, const char *kind, const char *name
     }
     size_t used = 0;
     for (int k = 0; k < 3 && (size_t)k < n; k++) {
-        const char *cn = model ? c->models[idx[k]].name
+        const char *cn = model                      ? c->models[idx[k]].name
                          : strcmp(kind, "gpu") == 0 ? c->gpus[idx[k]].name
                                                     : c->quants[idx[k]].name;
         int w = snprintf(buf + used, len - used, "%s%s", k ? ", " : "", cn);
@@ -378,8 +396,8 @@ static int set_field(void *obj, const struct field *f, yaml_document_t *doc, yam
             return fail_at(err, errlen, file, v, "expected a list of names", f->key);
         aliases_free(a, *n);
         *n = 0;
-        for (yaml_node_item_t *it = v->data.sequence.items.start;
-             it < v->data.sequence.items.top; it++) {
+        for (yaml_node_item_t *it = v->data.sequence.items.start; it < v->data.sequence.items.top;
+             it++) {
             yaml_node_t *item = yaml_document_get_node(doc, *it);
             const char *is = scalar_of(item);
             if (!is)
@@ -641,8 +659,8 @@ static int load_text(struct catalog *c, const char *text, size_t len, const char
         }
         for (yaml_node_item_t *it = list->data.sequence.items.start;
              it < list->data.sequence.items.top && !rc; it++)
-            rc = apply_entry(c, K_QUANT, &doc, yaml_document_get_node(&doc, *it), file, err,
-                             errlen);
+            rc =
+                apply_entry(c, K_QUANT, &doc, yaml_document_get_node(&doc, *it), file, err, errlen);
         goto out;
     }
     enum kind k = K_MODEL;

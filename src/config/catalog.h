@@ -1,6 +1,6 @@
 /*
- * catalog.h - the GPU / model / quantization catalog: catalog/{gpus,models}/ YAML embedded in the binary
- * (cmake/catalog.cmake), plus an optional folder that adds or overrides entries
+ * catalog.h - the GPU / model / quantization catalog: catalog/{gpus,models}/ YAML embedded in the
+ * binary (cmake/catalog.cmake), plus an optional folder that adds or overrides entries
  * (`--catalog DIR`: DIR/gpus/NAME.yaml, DIR/models/NAME.yaml, DIR/quantizations.yaml, or any
  * DIR/NAME.yaml with `kind: gpu|model|quantization`). Every entry carries a `source:` string.
  * Lookups are case-insensitive over the name and aliases; model names also match without the
@@ -25,13 +25,13 @@ extern const struct catalog_blob catalog_blobs[];
 #define CATALOG_MAX_ALIASES 12
 
 struct gpu_spec {
-    char *name;              /* canonical, e.g. "rtx-pro-6000" */
+    char *name; /* canonical, e.g. "rtx-pro-6000" */
     char *display_name;
     char *aliases[CATALOG_MAX_ALIASES];
     size_t n_aliases;
-    double memory_mib;       /* as the driver reports it */
-    double bandwidth_gbs;    /* GB/s (1e9 bytes) */
-    double fp16_tflops;      /* dense tensor peaks; 0 = not supported */
+    double memory_mib;    /* as the driver reports it */
+    double bandwidth_gbs; /* GB/s (1e9 bytes) */
+    double fp16_tflops;   /* dense tensor peaks; 0 = not supported */
     double fp8_tflops;
     double fp4_tflops;
     double int8_tops;
@@ -42,19 +42,19 @@ struct gpu_spec {
 };
 
 struct model_spec {
-    char *name;              /* canonical HF id */
+    char *name; /* canonical HF id */
     char *aliases[CATALOG_MAX_ALIASES];
     size_t n_aliases;
-    double params_b;         /* total parameters, billions (as cited) */
-    double active_params_b;  /* MoE: as cited; 0 for dense */
+    double params_b;        /* total parameters, billions (as cited) */
+    double active_params_b; /* MoE: as cited; 0 for dense */
     int layers, hidden, heads, kv_heads, head_dim, intermediate, vocab;
     bool tie_word_embeddings;
     int experts, experts_per_token, moe_intermediate; /* 0 for dense */
-    int sliding_window;      /* tokens; 0 = none */
-    int sliding_layers;      /* how many layers use the window */
-    char *dtype;             /* "bf16" | "fp16" */
-    char *native_quantization; /* e.g. "mxfp4" for gpt-oss, or NULL */
-    bool native_experts_only;  /* the native quantization covers MoE experts only */
+    int sliding_window;                               /* tokens; 0 = none */
+    int sliding_layers;                               /* how many layers use the window */
+    char *dtype;                                      /* "bf16" | "fp16" */
+    char *native_quantization;                        /* e.g. "mxfp4" for gpt-oss, or NULL */
+    bool native_experts_only; /* the native quantization covers MoE experts only */
     int max_model_len;
     char *source;
 };

@@ -95,8 +95,9 @@ int cost_model_init(struct cost_model *m, const struct catalog *cat,
     }
     if (cfg->max_model_len < 0 || cfg->max_num_seqs < 0 || cfg->max_num_batched_tokens < 0 ||
         cfg->num_lora_slots < 0) {
-        snprintf(err, errlen, "negative max_model_len, max_num_seqs, max_num_batched_tokens "
-                              "or num_lora_slots");
+        snprintf(err, errlen,
+                 "negative max_model_len, max_num_seqs, max_num_batched_tokens "
+                 "or num_lora_slots");
         return -EINVAL;
     }
 
@@ -287,9 +288,10 @@ void cost_step_parts(const struct cost_model *m, const struct step_load *l, doub
     /* FLOPs: 2 per weight per token (lm_head only for sampled rows) + attention
      * (QK^T and PV: 4 × heads × head_dim per attended position per layer). */
     double lin = 2.0 * m->active_linear_params * l->tokens + 2.0 * m->lm_head_params * l->sampled;
-    double att = 4.0 * attn_dim *
-                 (m->full_layers * l->attn_full + m->sliding_layers * l->attn_sliding);
-    *compute_s = (lin / (m->peak_flops * COST_COMPUTE_EFF) + att / (m->attn_flops * COST_COMPUTE_EFF)) / tp;
+    double att =
+        4.0 * attn_dim * (m->full_layers * l->attn_full + m->sliding_layers * l->attn_sliding);
+    *compute_s =
+        (lin / (m->peak_flops * COST_COMPUTE_EFF) + att / (m->attn_flops * COST_COMPUTE_EFF)) / tp;
 
     /* Bytes: every non-expert weight once per step; MoE experts only those some token
      * routes to — with T tokens choosing k of E uniformly, a given expert is touched with

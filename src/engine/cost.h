@@ -12,14 +12,14 @@
 #include "engine/engine.h"
 
 /* Defaults (docs/ENGINE.md "Defaults" says why each). */
-#define COST_COMPUTE_EFF 0.60        /* achieved / dense tensor peak for GEMMs */
-#define COST_BANDWIDTH_EFF 0.80      /* achieved / datasheet memory bandwidth */
-#define COST_STEP_OVERHEAD_S 1.5e-3  /* scheduler + launch + sampling, per step */
-#define COST_SEQ_OVERHEAD_S 6e-6     /* per scheduled sequence (input prep, sampling, detok) */
-#define COST_NONTORCH_GIB 1.0        /* non-torch allocations + CUDA graph pool */
-#define COST_NONTORCH_TP_GIB 0.5     /* NCCL buffers when tensor_parallel_size > 1 */
-#define COST_ALLREDUCE_LAT_S 10e-6   /* per all-reduce launch + sync */
-#define COST_LORA_RANK 16            /* vLLM's default --max-lora-rank */
+#define COST_COMPUTE_EFF 0.60       /* achieved / dense tensor peak for GEMMs */
+#define COST_BANDWIDTH_EFF 0.80     /* achieved / datasheet memory bandwidth */
+#define COST_STEP_OVERHEAD_S 1.5e-3 /* scheduler + launch + sampling, per step */
+#define COST_SEQ_OVERHEAD_S 6e-6    /* per scheduled sequence (input prep, sampling, detok) */
+#define COST_NONTORCH_GIB 1.0       /* non-torch allocations + CUDA graph pool */
+#define COST_NONTORCH_TP_GIB 0.5    /* NCCL buffers when tensor_parallel_size > 1 */
+#define COST_ALLREDUCE_LAT_S 10e-6  /* per all-reduce launch + sync */
+#define COST_LORA_RANK 16           /* vLLM's default --max-lora-rank */
 
 #define GIB (1024.0 * 1024.0 * 1024.0)
 
@@ -29,55 +29,55 @@ struct cost_model {
     const struct quant_spec *quant; /* NULL = native dtype */
     char weight_dtype[32];
     char kv_dtype[16];
-    char compute_dtype[8];          /* peak used for weight FLOPs: fp16 | fp8 | int8 | fp4 */
+    char compute_dtype[8]; /* peak used for weight FLOPs: fp16 | fp8 | int8 | fp4 */
     int tp;
     int block_size;
     int max_model_len;
     int max_num_seqs;
     int max_num_batched_tokens;
     bool prefix_caching;
-    bool max_model_len_clamped;     /* default max_model_len lowered to what the KV cache holds */
+    bool max_model_len_clamped; /* default max_model_len lowered to what the KV cache holds */
 
     /* Parameters (counts, whole model). */
-    double embed_params;            /* embedding + untied lm_head */
+    double embed_params; /* embedding + untied lm_head */
     double lm_head_params;
-    double expert_params;           /* MoE experts, all of them */
-    double dense_params;            /* every other weight */
-    double active_linear_params;    /* per token: dense + experts × top_k / E */
+    double expert_params;        /* MoE experts, all of them */
+    double dense_params;         /* every other weight */
+    double active_linear_params; /* per token: dense + experts × top_k / E */
 
     /* Memory, bytes per GPU. */
     double total_bytes;
-    double requested_bytes;         /* total × gpu_memory_utilization */
+    double requested_bytes; /* total × gpu_memory_utilization */
     double weight_bytes;
-    double expert_bytes;            /* part of weight_bytes that is MoE experts */
+    double expert_bytes; /* part of weight_bytes that is MoE experts */
     double activation_bytes;
     double nontorch_bytes;
     double lora_bytes;
     double kv_budget_bytes;
     double kv_dtype_bytes;
-    double kv_bpt_full;             /* KV bytes per token, full-attention layers */
-    double kv_bpt_sliding;          /* KV bytes per token, sliding-window layers */
+    double kv_bpt_full;    /* KV bytes per token, full-attention layers */
+    double kv_bpt_sliding; /* KV bytes per token, sliding-window layers */
     int full_layers, sliding_layers, window;
-    double sliding_ratio;           /* sliding_layers / full_layers */
+    double sliding_ratio; /* sliding_layers / full_layers */
     long num_blocks;
     bool fits;
 
     /* Rates (per GPU). */
-    double peak_flops;              /* weights' compute dtype, FLOP/s, before efficiency */
-    double attn_flops;              /* attention runs at the 16-bit peak */
-    double bandwidth;               /* bytes/s, before efficiency */
-    double p2p_bandwidth;           /* bytes/s */
+    double peak_flops;    /* weights' compute dtype, FLOP/s, before efficiency */
+    double attn_flops;    /* attention runs at the 16-bit peak */
+    double bandwidth;     /* bytes/s, before efficiency */
+    double p2p_bandwidth; /* bytes/s */
 };
 
 /* What one step does, summed over the requests scheduled in it. */
 struct step_load {
-    long tokens;          /* new tokens computed (prefill chunks + decodes) */
-    int seqs;             /* requests scheduled */
-    int sampled;          /* requests that sample a token at the end of the step */
-    double attn_full;     /* Σ over new tokens of the context they attend (full layers) */
-    double attn_sliding;  /* same, clipped to the window (sliding layers) */
-    double kv_full;       /* Σ over requests of tokens read from the cache (full layers) */
-    double kv_sliding;    /* same, clipped to the window */
+    long tokens;         /* new tokens computed (prefill chunks + decodes) */
+    int seqs;            /* requests scheduled */
+    int sampled;         /* requests that sample a token at the end of the step */
+    double attn_full;    /* Σ over new tokens of the context they attend (full layers) */
+    double attn_sliding; /* same, clipped to the window (sliding layers) */
+    double kv_full;      /* Σ over requests of tokens read from the cache (full layers) */
+    double kv_sliding;   /* same, clipped to the window */
 };
 
 /* Resolves names and works out the memory plan. 0; -ENOENT (unknown name, err lists close

@@ -35,21 +35,21 @@ struct req {
     void *user;
     int prompt_len;
     int max_tokens;
-    int num_computed;       /* tokens whose KV is in the cache */
-    int num_generated;      /* tokens emitted */
-    int cached_tokens;      /* prefix hits at the last admission */
-    int step_tokens;        /* tokens scheduled in the current step */
+    int num_computed;  /* tokens whose KV is in the cache */
+    int num_generated; /* tokens emitted */
+    int cached_tokens; /* prefix hits at the last admission */
+    int step_tokens;   /* tokens scheduled in the current step */
     bool in_step;
     bool first_emitted;
     enum req_state state;
-    uint64_t salt;          /* hashes blocks past the prompt (their token ids are not known) */
-    uint64_t *hashes;       /* chained block hashes, computed lazily */
+    uint64_t salt;    /* hashes blocks past the prompt (their token ids are not known) */
+    uint64_t *hashes; /* chained block hashes, computed lazily */
     int n_hashes, cap_hashes;
-    int n_prompt_hashes;    /* full prompt blocks, hashed at add time */
-    int32_t *blocks;        /* full-attention blocks, in order */
+    int n_prompt_hashes; /* full prompt blocks, hashed at add time */
+    int32_t *blocks;     /* full-attention blocks, in order */
     int n_blocks, cap_blocks;
-    int n_registered;       /* leading blocks offered to the prefix cache */
-    int32_t *sw_blocks;     /* sliding-window share */
+    int n_registered;   /* leading blocks offered to the prefix cache */
+    int32_t *sw_blocks; /* sliding-window share */
     int n_sw, cap_sw;
 };
 
@@ -74,16 +74,16 @@ struct engine {
     int32_t *prev, *next; /* free list links; -1 = none */
     int32_t free_head, free_tail;
     long n_free;
-    struct u64map cache;  /* block hash -> block id */
+    struct u64map cache; /* block hash -> block id */
 
     /* Requests. */
-    struct u64map reqs;   /* id -> struct req * */
+    struct u64map reqs; /* id -> struct req * */
     struct req **running;
     size_t n_running, cap_running;
-    struct req **wq;      /* waiting ring buffer (may hold dead entries) */
+    struct req **wq; /* waiting ring buffer (may hold dead entries) */
     size_t wq_head, wq_len, wq_cap;
-    int n_waiting;        /* live waiting requests */
-    struct req **sched;   /* this step's requests */
+    int n_waiting;      /* live waiting requests */
+    struct req **sched; /* this step's requests */
     size_t n_sched, cap_sched;
     bool planned;
     double planned_dur;
@@ -444,7 +444,8 @@ int engine_new(struct engine **out, const struct engine_config *cfg, char *err, 
     cost_model_info(&e->cm, &e->info);
     if (!e->cm.fits) {
         double avail = (e->cm.requested_bytes - e->cm.activation_bytes - e->cm.nontorch_bytes -
-                        e->cm.lora_bytes) / GIB;
+                        e->cm.lora_bytes) /
+                       GIB;
         snprintf(err, errlen,
                  "%s (%s) needs %.1f GiB for weights, has %.1f GiB on %s (%.0f MiB x %.2f "
                  "utilization - %.1f GiB activations/overhead)%s",
@@ -491,10 +492,9 @@ void engine_free(struct engine *e)
 {
     if (!e)
         return;
-    for (size_t i = 0; i < e->reqs.cap; i++)
-        if (e->reqs.used && e->reqs.used[i])
-            req_destroy((struct req *)(uintptr_t)e->reqs.vals[i]);
-    /* Dead requests are no longer in the map but may sit in the queue or this step. */
+    /* Dead requests are no longer in the map but may sit in the queue (aborted while
+     * waiting) or in this step (aborted or finished while scheduled); live ones are all in
+     * the map. Dead ones first, while the live pointers in the queue are still valid. */
     for (size_t i = 0; i < e->wq_len; i++) {
         struct req *r = e->wq[(e->wq_head + i) % e->wq_cap];
         if (r->state == RS_DEAD && !r->in_step)
@@ -503,6 +503,9 @@ void engine_free(struct engine *e)
     for (size_t i = 0; i < e->n_sched; i++)
         if (e->sched[i]->state == RS_DEAD)
             req_destroy(e->sched[i]);
+    for (size_t i = 0; i < e->reqs.cap; i++)
+        if (e->reqs.used && e->reqs.used[i])
+            req_destroy((struct req *)(uintptr_t)e->reqs.vals[i]);
     map_release(&e->reqs);
     map_release(&e->cache);
     free(e->ref);
@@ -553,8 +556,8 @@ int engine_add(struct engine *e, const struct engine_request *r, char *err, size
         q->cap_hashes = nfull ? nfull : 1;
         uint64_t parent = 0x9e3779b97f4a7c15ull;
         for (int i = 0; i < nfull; i++) {
-            uint64_t h = hash64(r->prompt + (size_t)i * bs, (unsigned long)bs * sizeof(uint32_t),
-                                parent);
+            uint64_t h =
+                hash64(r->prompt + (size_t)i * bs, (unsigned long)bs * sizeof(uint32_t), parent);
             q->hashes[i] = h ? h : 1;
             parent = q->hashes[i];
         }
@@ -733,8 +736,7 @@ void engine_step_finish(struct engine *e, double now, engine_event_fn cb, void *
         if (r->state == RS_DEAD)
             continue;
         r->num_computed += r->step_tokens;
-        struct engine_event ev = {
-            .id = r->id, .user = r->user, .total_tokens = r->num_generated};
+        struct engine_event ev = {.id = r->id, .user = r->user, .total_tokens = r->num_generated};
         if (r->num_computed >= r->prompt_len + r->num_generated) {
             r->num_generated++;
             e->ctr.generation_tokens++;
@@ -783,6 +785,5 @@ void engine_counters(const struct engine *e, struct engine_counters *out)
     *out = e->ctr;
     out->num_running = (int)e->n_running;
     out->num_waiting = e->n_waiting;
-    out->kv_cache_usage =
-        e->nblocks ? (double)(e->nblocks - e->n_free) / (double)e->nblocks : 0.0;
+    out->kv_cache_usage = e->nblocks ? (double)(e->nblocks - e->n_free) / (double)e->nblocks : 0.0;
 }

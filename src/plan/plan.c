@@ -45,9 +45,9 @@ struct plan_opts {
     size_t n_contexts;
     int users[PLAN_MAX_LIST];
     size_t n_users;
-    int prompt_tokens;  /* 0 = context − output */
+    int prompt_tokens; /* 0 = context − output */
     int output_tokens;
-    int requests;       /* 0 = max(users × 4, 32) */
+    int requests; /* 0 = max(users × 4, 32) */
     int max_num_seqs;
     int max_num_batched_tokens;
     double gpu_memory_utilization;
@@ -82,7 +82,7 @@ struct plan_row {
     uint64_t preemptions, steps;
     double peak_kv_usage;
     double mean_running;
-    char verdict[512];
+    char verdict[640];
     bool ok;
 };
 
@@ -236,7 +236,7 @@ static void plan_verdict(const struct plan_opts *o, struct plan_row *row)
         row->ok = false;
         return;
     }
-    char buf[512] = "";
+    char buf[256] = "";
     size_t n = 0;
     double t95 = row->ttft.p95 * 1e3, p95 = row->tpot.p95 * 1e3;
     if (!isnan(o->slo_ttft_ms) && t95 > o->slo_ttft_ms)
@@ -247,8 +247,10 @@ static void plan_verdict(const struct plan_opts *o, struct plan_row *row)
                  o->slo_tpot_ms);
     row->ok = buf[0] == '\0';
     if (row->ok)
-        snprintf(row->verdict, sizeof(row->verdict), "meets SLOs (TTFT p95 <= %.0f ms, TPOT p95 "
-                 "<= %.0f ms)", o->slo_ttft_ms, o->slo_tpot_ms);
+        snprintf(row->verdict, sizeof(row->verdict),
+                 "meets SLOs (TTFT p95 <= %.0f ms, TPOT p95 "
+                 "<= %.0f ms)",
+                 o->slo_ttft_ms, o->slo_tpot_ms);
     else
         snprintf(row->verdict, sizeof(row->verdict), "violates SLO: %s", buf);
 }
@@ -266,14 +268,15 @@ static int plan_row_run(const struct plan_opts *o, const struct catalog *cat, st
     }
     cost_model_info(&row->cm, &row->info);
     const struct cost_model *m = &row->cm;
-    double avail = (m->requested_bytes - m->activation_bytes - m->nontorch_bytes - m->lora_bytes) / GIB;
+    double avail =
+        (m->requested_bytes - m->activation_bytes - m->nontorch_bytes - m->lora_bytes) / GIB;
     row->fits = m->fits;
     if (!m->fits) {
         snprintf(row->fit_msg, sizeof(row->fit_msg),
                  "needs %.1f GiB for weights, has %.1f GiB (%.0f MiB x %.2f - %.1f GiB "
                  "activations/overhead)",
-                 m->weight_bytes / GIB, avail, m->gpu->memory_mib, m->requested_bytes / m->total_bytes,
-                 row->info.activation_gib);
+                 m->weight_bytes / GIB, avail, m->gpu->memory_mib,
+                 m->requested_bytes / m->total_bytes, row->info.activation_gib);
     } else if (cost_blocks_for(m, row->context) > m->num_blocks) {
         row->fits = false;
         snprintf(row->fit_msg, sizeof(row->fit_msg),
@@ -310,12 +313,14 @@ static json_t *plan_row_json(const struct plan_opts *o, const struct plan_row *r
     json_object_set_new(j, "quantization", json_string(m->weight_dtype));
     json_object_set_new(j, "kv_cache_dtype", json_string(m->kv_dtype));
     json_object_set_new(j, "tensor_parallel_size", json_integer(m->tp));
-    json_object_set_new(j, "gpu_memory_utilization", json_real(m->requested_bytes / m->total_bytes));
+    json_object_set_new(j, "gpu_memory_utilization",
+                        json_real(m->requested_bytes / m->total_bytes));
     json_object_set_new(j, "total_gib", json_real(r->info.total_gib));
     json_object_set_new(j, "weights_gib", json_real(r->info.weights_gib));
     json_object_set_new(j, "activation_gib", json_real(r->info.activation_gib));
     json_object_set_new(j, "kv_budget_gib", json_real(r->info.kv_budget_gib));
-    json_object_set_new(j, "kv_bytes_per_token", json_integer((json_int_t)r->info.kv_bytes_per_token));
+    json_object_set_new(j, "kv_bytes_per_token",
+                        json_integer((json_int_t)r->info.kv_bytes_per_token));
     json_object_set_new(j, "num_gpu_blocks", json_integer(r->info.num_gpu_blocks));
     json_object_set_new(j, "kv_capacity_tokens", json_integer(r->info.kv_capacity_tokens));
     long per = cost_blocks_for(m, r->context);
@@ -340,7 +345,8 @@ static json_t *plan_row_json(const struct plan_opts *o, const struct plan_row *r
     json_object_set_new(j, "user_tokens_per_s", s ? jnum(r->user_tps) : json_null());
     json_object_set_new(j, "output_throughput", s ? jnum(r->out_tps) : json_null());
     json_object_set_new(j, "duration_s", s ? jnum(r->duration_s) : json_null());
-    json_object_set_new(j, "num_preemptions", s ? json_integer((json_int_t)r->preemptions) : json_null());
+    json_object_set_new(j, "num_preemptions",
+                        s ? json_integer((json_int_t)r->preemptions) : json_null());
     json_object_set_new(j, "peak_kv_cache_usage", s ? jnum(r->peak_kv_usage) : json_null());
     json_object_set_new(j, "slo_ttft_ms", jnum(o->slo_ttft_ms));
     json_object_set_new(j, "slo_tpot_ms", jnum(o->slo_tpot_ms));
@@ -397,7 +403,8 @@ static void print_row_text(const struct plan_opts *o, const struct plan_row *r)
     printf("  activation peak            %8.2f GiB (profile run, %d batched tokens)\n",
            m->activation_bytes / GIB, m->max_num_batched_tokens);
     printf("  non-torch + CUDA graphs    %8.2f GiB\n", (m->nontorch_bytes + m->lora_bytes) / GIB);
-    printf("  KV cache budget            %8.2f GiB\n", m->kv_budget_bytes > 0 ? m->kv_budget_bytes / GIB : 0.0);
+    printf("  KV cache budget            %8.2f GiB\n",
+           m->kv_budget_bytes > 0 ? m->kv_budget_bytes / GIB : 0.0);
     printf("  KV bytes per token         %8.0f (2 x %d full-attention layers x %d KV heads x %d "
            "x %.0f B)\n",
            m->kv_bpt_full, m->full_layers, md->kv_heads / m->tp > 0 ? md->kv_heads / m->tp : 1,
@@ -430,11 +437,13 @@ static void print_row_text(const struct plan_opts *o, const struct plan_row *r)
     double cc = m->num_blocks > 0 ? (double)m->num_blocks / per : 0.0;
     if (r->fits && cc < r->users)
         printf("Why: the KV cache holds %.2f sequences of %d tokens, so %d users take turns and "
-               "TTFT includes the wait.\n     Options: --kv-cache-dtype fp8 (halves KV "
-               "bytes/token)%s, a shorter --context, --gpu-memory-utilization 0.95, or "
-               "--tensor-parallel-size %d.\n",
+               "TTFT includes the wait.\n     Options:%s%s a shorter --context, "
+               "--gpu-memory-utilization 0.95, or --tensor-parallel-size %d.\n",
                cc, r->context, r->users,
-               m->quant && m->quant->bytes_per_weight <= 0.6 ? "" : ", a 4-bit --quantization (awq, nvfp4)",
+               m->kv_dtype_bytes > 1 ? " --kv-cache-dtype fp8 (halves KV bytes/token)," : "",
+               m->quant && m->quant->bytes_per_weight <= 0.6
+                   ? ""
+                   : " a 4-bit --quantization (awq, nvfp4) to free memory for KV,",
                m->tp * 2);
     (void)o;
 }
@@ -514,23 +523,40 @@ static int parse_str_list(char *s, const char **out, size_t *n)
 
 static void plan_usage(void)
 {
-    fprintf(stderr,
-            "usage: testbench plan --gpu NAME --model NAME [--quantization Q[,Q...]]\n"
-            "    [--kv-cache-dtype D] [--context N[,N...]] [--prompt-tokens N] [--output-tokens N]\n"
-            "    [--users N[,N...]] [--requests N] [--max-num-seqs N] [--max-num-batched-tokens N]\n"
-            "    [--gpu-memory-utilization F] [--tensor-parallel-size N] [--catalog DIR]\n"
-            "    [--slo-ttft-ms X] [--slo-tpot-ms X] [--no-enable-prefix-caching] [--json]\n"
-            "Defaults: context %d (or the model's max_model_len if smaller), output %d,\n"
-            "prompt = context - output, users %d, requests max(users x %d, %d),\n"
-            "SLO TTFT p95 <= %.0f ms and TPOT p95 <= %.0f ms.\n",
-            PLAN_DEFAULT_CONTEXT, PLAN_DEFAULT_OUTPUT, PLAN_DEFAULT_USERS, PLAN_REQUESTS_PER_USER,
-            PLAN_MIN_REQUESTS, PLAN_SLO_TTFT_MS, PLAN_SLO_TPOT_MS);
+    fprintf(
+        stderr,
+        "usage: testbench plan --gpu NAME --model NAME [--quantization Q[,Q...]]\n"
+        "    [--kv-cache-dtype D] [--context N[,N...]] [--prompt-tokens N] [--output-tokens N]\n"
+        "    [--users N[,N...]] [--requests N] [--max-num-seqs N] [--max-num-batched-tokens N]\n"
+        "    [--gpu-memory-utilization F] [--tensor-parallel-size N] [--catalog DIR]\n"
+        "    [--slo-ttft-ms X] [--slo-tpot-ms X] [--no-enable-prefix-caching] [--json]\n"
+        "Defaults: context %d (or the model's max_model_len if smaller), output %d,\n"
+        "prompt = context - output, users %d, requests max(users x %d, %d),\n"
+        "SLO TTFT p95 <= %.0f ms and TPOT p95 <= %.0f ms.\n",
+        PLAN_DEFAULT_CONTEXT, PLAN_DEFAULT_OUTPUT, PLAN_DEFAULT_USERS, PLAN_REQUESTS_PER_USER,
+        PLAN_MIN_REQUESTS, PLAN_SLO_TTFT_MS, PLAN_SLO_TPOT_MS);
 }
 
 enum {
-    OPT_GPU = 256, OPT_MODEL, OPT_QUANT, OPT_KV, OPT_CONTEXT, OPT_PROMPT, OPT_OUTPUT, OPT_USERS,
-    OPT_REQUESTS, OPT_SEQS, OPT_MBT, OPT_UTIL, OPT_TP, OPT_CATALOG, OPT_TTFT, OPT_TPOT, OPT_NO_PC,
-    OPT_JSON, OPT_HELP,
+    OPT_GPU = 256,
+    OPT_MODEL,
+    OPT_QUANT,
+    OPT_KV,
+    OPT_CONTEXT,
+    OPT_PROMPT,
+    OPT_OUTPUT,
+    OPT_USERS,
+    OPT_REQUESTS,
+    OPT_SEQS,
+    OPT_MBT,
+    OPT_UTIL,
+    OPT_TP,
+    OPT_CATALOG,
+    OPT_TTFT,
+    OPT_TPOT,
+    OPT_NO_PC,
+    OPT_JSON,
+    OPT_HELP,
 };
 
 static const struct option plan_long_opts[] = {
@@ -569,35 +595,70 @@ static int plan_parse(int argc, char **argv, struct plan_opts *o)
     while ((c = getopt_long(argc, argv, "", plan_long_opts, NULL)) != -1) {
         int bad = 0;
         switch (c) {
-        case OPT_GPU: o->gpu = optarg; break;
-        case OPT_MODEL: o->model = optarg; break;
-        case OPT_QUANT: bad = parse_str_list(optarg, o->quants, &o->n_quants); break;
-        case OPT_KV: o->kv_dtype = optarg; break;
-        case OPT_CONTEXT: bad = parse_int_list(optarg, 2, 10000000, o->contexts, &o->n_contexts); break;
-        case OPT_PROMPT: bad = parse_int(optarg, 1, 10000000, &o->prompt_tokens); break;
-        case OPT_OUTPUT: bad = parse_int(optarg, 1, 10000000, &o->output_tokens); break;
-        case OPT_USERS: bad = parse_int_list(optarg, 1, 100000, o->users, &o->n_users); break;
-        case OPT_REQUESTS: bad = parse_int(optarg, 1, 10000000, &o->requests); break;
-        case OPT_SEQS: bad = parse_int(optarg, 1, 1000000, &o->max_num_seqs); break;
-        case OPT_MBT: bad = parse_int(optarg, 1, 10000000, &o->max_num_batched_tokens); break;
+        case OPT_GPU:
+            o->gpu = optarg;
+            break;
+        case OPT_MODEL:
+            o->model = optarg;
+            break;
+        case OPT_QUANT:
+            bad = parse_str_list(optarg, o->quants, &o->n_quants);
+            break;
+        case OPT_KV:
+            o->kv_dtype = optarg;
+            break;
+        case OPT_CONTEXT:
+            bad = parse_int_list(optarg, 2, 10000000, o->contexts, &o->n_contexts);
+            break;
+        case OPT_PROMPT:
+            bad = parse_int(optarg, 1, 10000000, &o->prompt_tokens);
+            break;
+        case OPT_OUTPUT:
+            bad = parse_int(optarg, 1, 10000000, &o->output_tokens);
+            break;
+        case OPT_USERS:
+            bad = parse_int_list(optarg, 1, 100000, o->users, &o->n_users);
+            break;
+        case OPT_REQUESTS:
+            bad = parse_int(optarg, 1, 10000000, &o->requests);
+            break;
+        case OPT_SEQS:
+            bad = parse_int(optarg, 1, 1000000, &o->max_num_seqs);
+            break;
+        case OPT_MBT:
+            bad = parse_int(optarg, 1, 10000000, &o->max_num_batched_tokens);
+            break;
         case OPT_UTIL:
             bad = parse_double(optarg, &o->gpu_memory_utilization) ||
                   !(o->gpu_memory_utilization > 0 && o->gpu_memory_utilization <= 1);
             break;
-        case OPT_TP: bad = parse_int(optarg, 1, 64, &o->tp); break;
-        case OPT_CATALOG: o->catalog_dir = optarg; break;
-        case OPT_TTFT: bad = parse_double(optarg, &o->slo_ttft_ms) || o->slo_ttft_ms <= 0; break;
-        case OPT_TPOT: bad = parse_double(optarg, &o->slo_tpot_ms) || o->slo_tpot_ms <= 0; break;
-        case OPT_NO_PC: o->prefix_caching = false; break;
-        case OPT_JSON: o->json = true; break;
-        case OPT_HELP: plan_usage(); return 1;
+        case OPT_TP:
+            bad = parse_int(optarg, 1, 64, &o->tp);
+            break;
+        case OPT_CATALOG:
+            o->catalog_dir = optarg;
+            break;
+        case OPT_TTFT:
+            bad = parse_double(optarg, &o->slo_ttft_ms) || o->slo_ttft_ms <= 0;
+            break;
+        case OPT_TPOT:
+            bad = parse_double(optarg, &o->slo_tpot_ms) || o->slo_tpot_ms <= 0;
+            break;
+        case OPT_NO_PC:
+            o->prefix_caching = false;
+            break;
+        case OPT_JSON:
+            o->json = true;
+            break;
+        case OPT_HELP:
+            plan_usage();
+            return 1;
         default:
             log_error("plan: unknown or incomplete option '%s'", argv[optind - 1]);
             return -EINVAL;
         }
         if (bad) {
-            log_error("plan: bad value '%s' for --%s", optarg,
-                      plan_long_opts[c - OPT_GPU].name);
+            log_error("plan: bad value '%s' for --%s", optarg, plan_long_opts[c - OPT_GPU].name);
             return -EINVAL;
         }
     }
@@ -661,7 +722,8 @@ int plan_main(int argc, char **argv)
                 r->context = o.contexts[ci];
                 r->output = o.output_tokens;
                 r->prompt = o.prompt_tokens ? o.prompt_tokens : r->context - r->output;
-                if (o.prompt_tokens && o.n_contexts && o.prompt_tokens + o.output_tokens > r->context) {
+                if (o.prompt_tokens && o.n_contexts &&
+                    o.prompt_tokens + o.output_tokens > r->context) {
                     log_error("plan: prompt %d + output %d tokens exceed the context %d",
                               o.prompt_tokens, o.output_tokens, r->context);
                     exit_code = TB_EXIT_USAGE;
