@@ -192,8 +192,7 @@ int main(int argc, char **argv)
     free(body);
     curl_global_cleanup();
 
-    printf("streams %d (complete %d), tokens/stream %d, events %ld\n", n, complete, tokens,
-           events);
+    printf("streams %d (complete %d), tokens/stream %d, events %ld\n", n, complete, tokens, events);
     printf("wall %.2f s: %.0f tokens/s emitted and received\n", wall, (double)events / wall);
     printf("cpu: server thread %.2f s (%.0f tokens per server cpu-second, %.1f us/token), "
            "client %.2f s\n",

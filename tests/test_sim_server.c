@@ -69,8 +69,8 @@ static int group_teardown(void **state)
 struct resp {
     long status;
     struct buf body;
-    int data_events;  /* "data:" lines seen so far (disconnect test) */
-    int abort_after;  /* > 0: fail the transfer after this many events */
+    int data_events; /* "data:" lines seen so far (disconnect test) */
+    int abort_after; /* > 0: fail the transfer after this many events */
 };
 
 static size_t on_body(char *p, size_t size, size_t n, void *userp)
@@ -397,8 +397,8 @@ static void natural_lengths_and_seeds(void **state)
                               "{\"prompt\":\"the sea\",\"max_tokens\":20,\"min_tokens\":3}", 200);
         long long k = jint(c, "usage", "completion_tokens");
         assert_true(k >= 3 && k <= 20);
-        const char *fr = json_string_value(json_object_get(
-            json_array_get(json_object_get(c, "choices"), 0), "finish_reason"));
+        const char *fr = json_string_value(
+            json_object_get(json_array_get(json_object_get(c, "choices"), 0), "finish_reason"));
         assert_string_equal(fr, k < 20 ? "stop" : "length");
         stops += k < 20;
         json_decref(c);
@@ -434,7 +434,8 @@ static void continuous_usage_stats(void **state)
     assert_true(done);
     assert_int_equal(json_array_size(ev), 6);
     for (size_t i = 0; i < 5; i++)
-        assert_int_equal(jint(json_array_get(ev, i), "usage", "completion_tokens"), (long long)i + 1);
+        assert_int_equal(jint(json_array_get(ev, i), "usage", "completion_tokens"),
+                         (long long)i + 1);
     json_decref(ev);
 }
 
@@ -457,8 +458,7 @@ static void errors(void **state)
          "tokens (1 in the messages, 4096 in the completion)"},
         {"POST", "/v1/completions", "{\"prompt\":\"a\",", 400, "BadRequestError", "JSON"},
         {"POST", "/v1/completions", "{\"max_tokens\":3}", 400, "BadRequestError", "prompt"},
-        {"POST", "/v1/chat/completions", "{\"max_tokens\":3}", 400, "BadRequestError",
-         "messages"},
+        {"POST", "/v1/chat/completions", "{\"max_tokens\":3}", 400, "BadRequestError", "messages"},
         {"POST", "/v1/completions", "{\"prompt\":\"a\",\"n\":2}", 400, "BadRequestError", "n must"},
         {"POST", "/v1/completions", "{\"prompt\":[1,999999999]}", 400, "BadRequestError",
          "vocabulary"},
@@ -467,8 +467,7 @@ static void errors(void **state)
         {"GET", "/v1/completions", NULL, 405, NULL, NULL},
         {"POST", "/v1/models", "{}", 405, NULL, NULL},
         {"GET", "/v1/nothing", NULL, 404, NULL, NULL},
-        {"POST", "/tokenize", "{\"model\":\"nope\",\"prompt\":\"a\"}", 404, "NotFoundError",
-         NULL},
+        {"POST", "/tokenize", "{\"model\":\"nope\",\"prompt\":\"a\"}", 404, "NotFoundError", NULL},
         {"POST", "/detokenize", "{\"tokens\":\"a\"}", 400, "BadRequestError", "tokens"},
     };
     for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
@@ -537,11 +536,15 @@ static void metrics_move(void **state)
                 metric(before, "vllm:inter_token_latency_seconds_count" LBL) + 8);
     /* Every name of the contract is there, with its shape. */
     static const char *const names[] = {
-        "vllm:num_requests_running" LBL, "vllm:num_requests_waiting" LBL,
-        "vllm:kv_cache_usage_perc" LBL, "vllm:prefix_cache_queries_total" LBL,
-        "vllm:prefix_cache_hits_total" LBL, "vllm:num_preemptions_total" LBL,
+        "vllm:num_requests_running" LBL,
+        "vllm:num_requests_waiting" LBL,
+        "vllm:kv_cache_usage_perc" LBL,
+        "vllm:prefix_cache_queries_total" LBL,
+        "vllm:prefix_cache_hits_total" LBL,
+        "vllm:num_preemptions_total" LBL,
         "vllm:time_to_first_token_seconds_bucket{engine=\"0\",le=\"+Inf\"",
-        "vllm:inter_token_latency_seconds_sum" LBL, "vllm:e2e_request_latency_seconds_bucket",
+        "vllm:inter_token_latency_seconds_sum" LBL,
+        "vllm:e2e_request_latency_seconds_bucket",
         "vllm:cache_config_info{block_size=\"16\""};
     for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++)
         if (metric(after, names[i]) < 0)
@@ -709,8 +712,8 @@ static void cli_flags_and_signals(void **state)
         dup2(pfd[1], 2);
         close(pfd[0]);
         close(pfd[1]);
-        execl(TB_BINARY, TB_BINARY, "sim", "--host", "127.0.0.1", "--port", "0", "--gpu",
-              TEST_GPU, "--model", TEST_MODEL, "--max-model-len", "4096", (char *)NULL);
+        execl(TB_BINARY, TB_BINARY, "sim", "--host", "127.0.0.1", "--port", "0", "--gpu", TEST_GPU,
+              "--model", TEST_MODEL, "--max-model-len", "4096", (char *)NULL);
         _exit(127);
     }
     close(pfd[1]);

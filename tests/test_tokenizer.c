@@ -29,8 +29,8 @@ static int teardown(void **state)
 static void common_words_are_single_tokens(void **state)
 {
     const struct tokenizer *t = *state;
-    static const char *const words[] = {"the", "of", "and", "time", "people", "water",
-                                        "question", "answer", "user", "assistant"};
+    static const char *const words[] = {"the",   "of",       "and",    "time", "people",
+                                        "water", "question", "answer", "user", "assistant"};
     for (size_t i = 0; i < sizeof(words) / sizeof(words[0]); i++) {
         int64_t id = tokenizer_lookup(t, words[i], strlen(words[i]));
         assert_true(id >= 0);

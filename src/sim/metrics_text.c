@@ -10,15 +10,14 @@
 
 #include "sim/sim_internal.h"
 
-static const double ttft_le[] = {0.001, 0.005, 0.01, 0.02, 0.04, 0.06, 0.08, 0.1,
-                                 0.25,  0.5,   0.75, 1.0,  2.5,  5.0,  7.5,  10.0,
+static const double ttft_le[] = {0.001, 0.005, 0.01, 0.02,  0.04,  0.06,  0.08, 0.1,
+                                 0.25,  0.5,   0.75, 1.0,   2.5,   5.0,   7.5,  10.0,
                                  20.0,  40.0,  80.0, 160.0, 640.0, 2560.0};
-static const double itl_le[] = {0.01, 0.025, 0.05, 0.075, 0.1,  0.15, 0.2,
-                                0.3,  0.4,   0.5,  0.75,  1.0,  2.5,  5.0,
-                                7.5,  10.0,  20.0, 40.0,  80.0};
-static const double e2e_le[] = {0.3,   0.5,   0.8,   1.0,   1.5,   2.0,   2.5,
-                                5.0,   10.0,  15.0,  20.0,  30.0,  40.0,  50.0,
-                                60.0,  120.0, 240.0, 480.0, 960.0, 1920.0, 7680.0};
+static const double itl_le[] = {0.01, 0.025, 0.05, 0.075, 0.1, 0.15, 0.2,  0.3,  0.4, 0.5,
+                                0.75, 1.0,   2.5,  5.0,   7.5, 10.0, 20.0, 40.0, 80.0};
+static const double e2e_le[] = {0.3,  0.5,   0.8,   1.0,   1.5,   2.0,    2.5,
+                                5.0,  10.0,  15.0,  20.0,  30.0,  40.0,   50.0,
+                                60.0, 120.0, 240.0, 480.0, 960.0, 1920.0, 7680.0};
 
 #define N_OF(a) (sizeof(a) / sizeof((a)[0]))
 
@@ -74,8 +73,8 @@ static int sample(struct buf *out, const char *name, const char *labels, double 
                       v == (double)(long long)v ? ".0" : "");
 }
 
-static int hist_text(struct buf *out, const char *name, const char *help,
-                     const struct sim_hist *h, const char *labels)
+static int hist_text(struct buf *out, const char *name, const char *help, const struct sim_hist *h,
+                     const char *labels)
 {
     char metric[128];
     int rc = head(out, name, "histogram", help);
@@ -128,34 +127,42 @@ int sim_metrics_text(const struct sim_metrics *m, const struct engine_counters *
     snprintf(lab, sizeof(lab), "engine=\"0\",%s", labels);
 
     buf_reset(out);
-    rc = rc ? rc : head(out, "vllm:num_requests_running", "gauge",
-                        "Number of requests in model execution batches.");
+    rc = rc ? rc
+            : head(out, "vllm:num_requests_running", "gauge",
+                   "Number of requests in model execution batches.");
     rc = rc ? rc : sample(out, "vllm:num_requests_running", lab, c->num_running);
-    rc = rc ? rc : head(out, "vllm:num_requests_waiting", "gauge",
-                        "Number of requests waiting to be processed.");
+    rc = rc ? rc
+            : head(out, "vllm:num_requests_waiting", "gauge",
+                   "Number of requests waiting to be processed.");
     rc = rc ? rc : sample(out, "vllm:num_requests_waiting", lab, c->num_waiting);
-    rc = rc ? rc : head(out, "vllm:kv_cache_usage_perc", "gauge",
-                        "KV-cache usage. 1 means 100 percent usage.");
+    rc = rc ? rc
+            : head(out, "vllm:kv_cache_usage_perc", "gauge",
+                   "KV-cache usage. 1 means 100 percent usage.");
     rc = rc ? rc : sample(out, "vllm:kv_cache_usage_perc", lab, c->kv_cache_usage);
-    rc = rc ? rc : head(out, "vllm:prefix_cache_queries_total", "counter",
-                        "Prefix cache queries, in terms of number of queried tokens.");
-    rc = rc ? rc : sample(out, "vllm:prefix_cache_queries_total", lab,
-                          (double)c->prefix_cache_queries);
-    rc = rc ? rc : head(out, "vllm:prefix_cache_hits_total", "counter",
-                        "Prefix cache hits, in terms of number of cached tokens.");
+    rc = rc ? rc
+            : head(out, "vllm:prefix_cache_queries_total", "counter",
+                   "Prefix cache queries, in terms of number of queried tokens.");
+    rc = rc ? rc
+            : sample(out, "vllm:prefix_cache_queries_total", lab, (double)c->prefix_cache_queries);
+    rc = rc ? rc
+            : head(out, "vllm:prefix_cache_hits_total", "counter",
+                   "Prefix cache hits, in terms of number of cached tokens.");
     rc = rc ? rc : sample(out, "vllm:prefix_cache_hits_total", lab, (double)c->prefix_cache_hits);
-    rc = rc ? rc : head(out, "vllm:num_preemptions_total", "counter",
-                        "Cumulative number of preemption from the engine.");
+    rc = rc ? rc
+            : head(out, "vllm:num_preemptions_total", "counter",
+                   "Cumulative number of preemption from the engine.");
     rc = rc ? rc : sample(out, "vllm:num_preemptions_total", lab, (double)c->num_preemptions);
-    rc = rc ? rc : head(out, "vllm:prompt_tokens_total", "counter",
-                        "Number of prefill tokens processed.");
+    rc = rc ? rc
+            : head(out, "vllm:prompt_tokens_total", "counter",
+                   "Number of prefill tokens processed.");
     rc = rc ? rc : sample(out, "vllm:prompt_tokens_total", lab, (double)c->prompt_tokens);
-    rc = rc ? rc : head(out, "vllm:generation_tokens_total", "counter",
-                        "Number of generation tokens processed.");
-    rc = rc ? rc : sample(out, "vllm:generation_tokens_total", lab,
-                          (double)c->generation_tokens);
-    rc = rc ? rc : head(out, "vllm:request_success_total", "counter",
-                        "Count of successfully processed requests.");
+    rc = rc ? rc
+            : head(out, "vllm:generation_tokens_total", "counter",
+                   "Number of generation tokens processed.");
+    rc = rc ? rc : sample(out, "vllm:generation_tokens_total", lab, (double)c->generation_tokens);
+    rc = rc ? rc
+            : head(out, "vllm:request_success_total", "counter",
+                   "Count of successfully processed requests.");
     static const char *const reasons[] = {"stop", "length", "abort"};
     const uint64_t counts[] = {m->finished_stop, m->finished_length, m->finished_abort};
     for (size_t i = 0; !rc && i < 3; i++) {
@@ -163,14 +170,18 @@ int sim_metrics_text(const struct sim_metrics *m, const struct engine_counters *
         snprintf(l, sizeof(l), "engine=\"0\",finished_reason=\"%s\",%s", reasons[i], labels);
         rc = sample(out, "vllm:request_success_total", l, (double)counts[i]);
     }
-    rc = rc ? rc : hist_text(out, "vllm:time_to_first_token_seconds",
-                             "Histogram of time to first token in seconds.", &m->ttft, labels);
-    rc = rc ? rc : hist_text(out, "vllm:inter_token_latency_seconds",
-                             "Histogram of inter-token latency in seconds.", &m->itl, labels);
-    rc = rc ? rc : hist_text(out, "vllm:e2e_request_latency_seconds",
-                             "Histogram of e2e request latency in seconds.", &m->e2e, labels);
-    rc = rc ? rc : head(out, "vllm:cache_config_info", "gauge",
-                        "Information of the LLMEngine CacheConfig");
+    rc = rc ? rc
+            : hist_text(out, "vllm:time_to_first_token_seconds",
+                        "Histogram of time to first token in seconds.", &m->ttft, labels);
+    rc = rc ? rc
+            : hist_text(out, "vllm:inter_token_latency_seconds",
+                        "Histogram of inter-token latency in seconds.", &m->itl, labels);
+    rc = rc ? rc
+            : hist_text(out, "vllm:e2e_request_latency_seconds",
+                        "Histogram of e2e request latency in seconds.", &m->e2e, labels);
+    rc = rc ? rc
+            : head(out, "vllm:cache_config_info", "gauge",
+                   "Information of the LLMEngine CacheConfig");
     if (!rc) {
         char l[sizeof(lab) + 256];
         snprintf(l, sizeof(l),

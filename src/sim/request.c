@@ -152,8 +152,7 @@ static int get_bool(json_t *obj, const char *key, bool *out, struct sim_error *e
 }
 
 /* Optional integer field; *present says whether it was given (null counts as absent). */
-static int get_int(json_t *obj, const char *key, long long *out, bool *present,
-                   struct sim_error *e)
+static int get_int(json_t *obj, const char *key, long long *out, bool *present, struct sim_error *e)
 {
     json_t *v = json_object_get(obj, key);
     *present = false;
@@ -215,8 +214,8 @@ static int push_ids(const json_t *arr, const struct tokenizer *tok, struct tokve
     return 0;
 }
 
-static int encode_text(const char *s, size_t len, const struct tokenizer *tok,
-                       struct tokvec *out, struct sim_error *e)
+static int encode_text(const char *s, size_t len, const struct tokenizer *tok, struct tokvec *out,
+                       struct sim_error *e)
 {
     if (tokenizer_encode(tok, s, len, out)) {
         sim_error_set(e, 400, "The prompt is too long");
@@ -293,8 +292,7 @@ int sim_render_chat(const void *messages_v, const struct tokenizer *tok, struct 
             return -1;
         json_t *content = json_object_get(m, "content");
         if (json_is_string(content)) {
-            if (encode_text(json_string_value(content), json_string_length(content), tok, out,
-                            e))
+            if (encode_text(json_string_value(content), json_string_length(content), tok, out, e))
                 return -1;
         } else if (json_is_array(content)) {
             size_t k;
@@ -389,8 +387,7 @@ static int parse_limits(struct sim_call *c, json_t *root, const struct sim_model
         return -1;
     }
     if (c->min_tokens > max_tokens) {
-        sim_error_set(e, 400,
-                      "min_tokens must be less than or equal to max_tokens=%lld, got %d.",
+        sim_error_set(e, 400, "min_tokens must be less than or equal to max_tokens=%lld, got %d.",
                       max_tokens, c->min_tokens);
         return -1;
     }

@@ -7,9 +7,10 @@
  * loop), and the timer is armed for the step's duration. When it fires,
  * engine_step_finish(now) emits one event per progressed request; each becomes one SSE chunk
  * on that request's connection (stream.c), then the next step is planned. Consecutive steps
- * are laid end to end on their nominal times: a step that fires late by d (loop busy writing
- * chunks) shortens the next timer by d, so the simulated throughput does not drift; beyond
- * STEP_LATE_CAP the schedule restarts from now (the server is overloaded; no catch-up burst).
+ * are laid end to end on their nominal times: a step that fires late by x (loop busy writing
+ * chunks, a busy host) shortens the next timer by x, down to half its duration, so the
+ * simulated throughput does not drift and gaps do not collapse; beyond STEP_LATE_CAP the
+ * schedule restarts from now (the server is overloaded; no catch-up burst).
  * The engine's clock is seconds on CLOCK_MONOTONIC since the server started.
  *
  * Client disconnects: evhttp calls the connection's close callback; the stream's request is
@@ -78,16 +79,15 @@ size_t sim_server_live_streams(const struct sim_server *s)
 
 /* ---- replies ----------------------------------------------------------------------- */
 
-static void reply_json(struct evhttp_request *req, int code, const char *reason,
-                       const char *json, size_t len)
+static void reply_json(struct evhttp_request *req, int code, const char *reason, const char *json,
+                       size_t len)
 {
     struct evbuffer *b = evbuffer_new();
     if (!b) {
         evhttp_send_error(req, 500, NULL);
         return;
     }
-    evhttp_add_header(evhttp_request_get_output_headers(req), "Content-Type",
-                      "application/json");
+    evhttp_add_header(evhttp_request_get_output_headers(req), "Content-Type", "application/json");
     evbuffer_add(b, json, len);
     evhttp_send_reply(req, code, reason, b);
     evbuffer_free(b);
@@ -169,10 +169,13 @@ static void plan_step(struct sim_server *srv, bool back_to_back)
     double now = sim_server_now(srv);
     double start = now;
     if (back_to_back) {
-        if (now - srv->step_end < STEP_LATE_CAP)
-            start = srv->step_end;
-        else
+        /* Carry the last step's lateness into this one, but never shorten a step below
+         * half its duration: a late timer must not turn into a burst of near-zero gaps. */
+        double late = now - srv->step_end;
+        if (late >= STEP_LATE_CAP)
             srv->steps_late++;
+        else
+            start = late > d / 2 ? now - d / 2 : srv->step_end;
     }
     srv->step_start = start;
     srv->step_end = start + d;
@@ -256,13 +259,18 @@ static void handle_generate(struct sim_server *srv, struct evhttp_request *req, 
     snprintf(s->id_str, sizeof(s->id_str), "%s-%016llx%08llx", chat ? "chatcmpl" : "cmpl",
              (unsigned long long)hash64(key, sizeof(key), 1), (unsigned long long)s->id);
     /* Output length: exactly max_tokens with ignore_eos; else a seeded natural length,
-     * uniform in [max(min_tokens, 1), max_tokens] ("stop" when shorter than max_tokens). */
+     * uniform in [lo, hi] with lo = max(min_tokens, 1) and hi = min(max_tokens,
+     * max(lo, SIM_NATURAL_CAP)) ("stop" when shorter than max_tokens). The cap keeps a chat
+     * without max_tokens (default: the whole context) at answer-like lengths. */
     s->target_tokens = s->call.max_tokens;
     if (!s->call.ignore_eos) {
         struct rng r;
         rng_seed(&r, s->text_seed ^ 0x6c656e677468ull);
         int lo = s->call.min_tokens > 1 ? s->call.min_tokens : 1;
-        s->target_tokens = (int)rng_range(&r, lo, s->call.max_tokens);
+        int hi = lo > SIM_NATURAL_CAP ? lo : SIM_NATURAL_CAP;
+        if (hi > s->call.max_tokens)
+            hi = s->call.max_tokens;
+        s->target_tokens = (int)rng_range(&r, lo, hi);
     }
     struct engine_request er = {
         .id = s->id,
@@ -305,14 +313,14 @@ static void handle_models(struct sim_server *srv, struct evhttp_request *req)
         rc = buf_puts(b, i ? ",{\"id\":" : "{\"id\":");
         rc = rc ? rc : json_quote(b, id);
         rc = rc ? rc
-                : buf_printf(b, ",\"object\":\"model\",\"created\":%ld,\"owned_by\":\"vllm\","
-                                "\"root\":",
+                : buf_printf(b,
+                             ",\"object\":\"model\",\"created\":%ld,\"owned_by\":\"vllm\","
+                             "\"root\":",
                              m->created);
         rc = rc ? rc : json_quote(b, root);
         rc = rc ? rc : buf_puts(b, ",\"parent\":");
         rc = rc ? rc : (i == 0 ? buf_puts(b, "null") : json_quote(b, m->served_name));
-        rc = rc ? rc
-                : buf_printf(b, ",\"max_model_len\":%d,\"permission\":[]}", m->max_model_len);
+        rc = rc ? rc : buf_printf(b, ",\"max_model_len\":%d,\"permission\":[]}", m->max_model_len);
     }
     rc = rc ? rc : buf_puts(b, "]}");
     if (rc) {
@@ -602,8 +610,8 @@ static int server_new(struct sim_server **out, const struct sim_options *o, char
     rc = models_setup(&srv->models, o, srv->info, err, errlen);
     if (rc)
         goto fail;
-    rc = tokenizer_new(&srv->tok, (uint32_t)(srv->info->vocab_size > 0 ? srv->info->vocab_size
-                                                                        : 0));
+    rc =
+        tokenizer_new(&srv->tok, (uint32_t)(srv->info->vocab_size > 0 ? srv->info->vocab_size : 0));
     if (rc) {
         snprintf(err, errlen, "tokenizer: out of memory");
         goto fail;
@@ -611,8 +619,7 @@ static int server_new(struct sim_server **out, const struct sim_options *o, char
     if (o->trace_path) {
         rc = sim_trace_open(&srv->trace, o->trace_path);
         if (rc) {
-            snprintf(err, errlen, "cannot open trace file %s: %s", o->trace_path,
-                     strerror(-rc));
+            snprintf(err, errlen, "cannot open trace file %s: %s", o->trace_path, strerror(-rc));
             goto fail;
         }
     }
@@ -624,7 +631,8 @@ static int server_new(struct sim_server **out, const struct sim_options *o, char
     /* Steps last milliseconds: timerfd precision instead of epoll's millisecond rounding.
      * The changelist folds the add+remove of a write event within one loop turn into nothing,
      * which is what a chunk written at once (stream.c) does. */
-    event_config_set_flag(cfg, EVENT_BASE_FLAG_PRECISE_TIMER | EVENT_BASE_FLAG_EPOLL_USE_CHANGELIST);
+    event_config_set_flag(cfg,
+                          EVENT_BASE_FLAG_PRECISE_TIMER | EVENT_BASE_FLAG_EPOLL_USE_CHANGELIST);
     srv->base = event_base_new_with_config(cfg);
     srv->http = srv->base ? evhttp_new(srv->base) : NULL;
     srv->scratch = evbuffer_new();
@@ -692,8 +700,7 @@ static void *loop_thread(void *arg)
     return NULL;
 }
 
-int sim_server_start(struct sim_server **out, const struct sim_options *o, char *err,
-                     size_t errlen)
+int sim_server_start(struct sim_server **out, const struct sim_options *o, char *err, size_t errlen)
 {
     struct sim_server *srv = NULL;
     int rc = server_new(&srv, o, err, errlen);

@@ -92,8 +92,7 @@ static int parse_value(const struct flag *f, const char *v, struct sim_options *
 }
 
 /* Fills o from argv (argv[0] = "sim"); lora is the caller's array of argc slots. */
-static int parse_args(int argc, char **argv, struct sim_options *o, const char **lora,
-                      bool *help)
+static int parse_args(int argc, char **argv, struct sim_options *o, const char **lora, bool *help)
 {
     for (int i = 1; i < argc; i++) {
         const char *arg = argv[i];
@@ -181,8 +180,7 @@ int sim_main(int argc, char **argv)
         log_error("sim: %s", err[0] ? err : strerror(-rc));
         /* Configuration the engine refuses (unknown GPU/model, does not fit) is a usage
          * error; anything else (cannot listen) is a runtime failure. */
-        code = (rc == -EINVAL || rc == -ENOENT || rc == -ENOSPC) ? TB_EXIT_USAGE
-                                                                 : TB_EXIT_RUNTIME;
+        code = (rc == -EINVAL || rc == -ENOENT || rc == -ENOSPC) ? TB_EXIT_USAGE : TB_EXIT_RUNTIME;
     }
 out:
     free(lora);

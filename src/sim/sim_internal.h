@@ -28,9 +28,10 @@ struct evhttp_connection;
 struct evbuffer;
 
 #define SIM_VERSION "0.11.0"
-#define SIM_MAX_BODY (64u * 1024 * 1024)   /* request bodies; a 128k-token prompt is ~1 MB */
+#define SIM_MAX_BODY (64u * 1024 * 1024) /* request bodies; a 128k-token prompt is ~1 MB */
 #define SIM_MAX_PROMPT_TOKENS (4u * 1024 * 1024)
-#define SIM_MAX_NAME 512                   /* model names in requests */
+#define SIM_MAX_NAME 512     /* model names in requests */
+#define SIM_NATURAL_CAP 1024 /* natural output lengths stay under this */
 
 /* ---- models served ---------------------------------------------------------------- */
 
@@ -41,12 +42,12 @@ struct sim_lora {
 
 /* What /v1/models lists and which names a request may use. */
 struct sim_models {
-    char *served_name;  /* base model id */
-    char *root;         /* the engine's canonical model name */
+    char *served_name; /* base model id */
+    char *root;        /* the engine's canonical model name */
     struct sim_lora *lora;
     size_t n_lora;
     int max_model_len;
-    long created;       /* unix time of start */
+    long created; /* unix time of start */
 };
 
 /* Name as requested -> the server-owned copy, or NULL when unknown. NULL/"" = served. */
@@ -71,14 +72,14 @@ void sim_error_json(const struct sim_error *e, struct buf *out);
 /* A validated generation request. */
 struct sim_call {
     bool chat;
-    const char *model;      /* server-owned name echoed in responses */
-    struct tokvec prompt;   /* owned */
+    const char *model;    /* server-owned name echoed in responses */
+    struct tokvec prompt; /* owned */
     bool stream;
-    bool include_usage;     /* stream_options.include_usage */
-    bool continuous_usage;  /* stream_options.continuous_usage_stats (needs include_usage) */
+    bool include_usage;    /* stream_options.include_usage */
+    bool continuous_usage; /* stream_options.continuous_usage_stats (needs include_usage) */
     bool ignore_eos;
     int min_tokens;
-    int max_tokens;         /* resolved: the cap on output tokens */
+    int max_tokens; /* resolved: the cap on output tokens */
     bool has_seed;
     uint64_t seed;
 };
@@ -94,15 +95,14 @@ MUST_USE int sim_call_parse(struct sim_call *c, bool chat, const char *body, siz
 
 /* Chat template: appends the ids of messages (a JSON array, see request.c) to out.
  * 0, or -1 with e set. 'messages' is a json_t *, kept void here to spare jansson. */
-MUST_USE int sim_render_chat(const void *messages, const struct tokenizer *tok,
-                             struct tokvec *out, struct sim_error *e);
+MUST_USE int sim_render_chat(const void *messages, const struct tokenizer *tok, struct tokvec *out,
+                             struct sim_error *e);
 
 /* /tokenize and /detokenize bodies -> JSON responses. 0 or -1 with e set. */
 MUST_USE int sim_tokenize(const char *body, size_t len, const struct tokenizer *tok,
                           const struct sim_models *models, struct buf *out, struct sim_error *e);
 MUST_USE int sim_detokenize(const char *body, size_t len, const struct tokenizer *tok,
-                            const struct sim_models *models, struct buf *out,
-                            struct sim_error *e);
+                            const struct sim_models *models, struct buf *out, struct sim_error *e);
 
 /* Appends s as a JSON string literal (quotes included). */
 MUST_USE int json_quote(struct buf *out, const char *s);
@@ -110,9 +110,9 @@ MUST_USE int json_quote(struct buf *out, const char *s);
 /* ---- metrics ---------------------------------------------------------------------- */
 
 struct sim_hist {
-    const double *le;  /* upper bounds, ascending (+Inf implied) */
+    const double *le; /* upper bounds, ascending (+Inf implied) */
     size_t n_le;
-    uint64_t *counts;  /* n_le + 1 (last = +Inf only) */
+    uint64_t *counts; /* n_le + 1 (last = +Inf only) */
     double sum;
     uint64_t count;
 };
@@ -158,17 +158,17 @@ struct sim_stream {
     uint64_t id;                    /* engine request id */
     char id_str[48];                /* "cmpl-..." / "chatcmpl-..." */
     struct sim_call call;
-    int target_tokens;              /* what the engine will generate */
+    int target_tokens; /* what the engine will generate */
     int emitted;
     long created;
     uint64_t text_seed;
-    double arrival;                 /* server-relative seconds */
-    double prefill_start;           /* < 0 until the first step that scheduled it */
+    double arrival;       /* server-relative seconds */
+    double prefill_start; /* < 0 until the first step that scheduled it */
     double first_time, last_time;
     bool in_engine;
-    char *chunk_prefix;             /* preformatted JSON up to the text/content value */
+    char *chunk_prefix; /* preformatted JSON up to the text/content value */
     size_t chunk_prefix_len;
-    struct dvec token_times;        /* absolute monotonic seconds, only with --trace */
+    struct dvec token_times; /* absolute monotonic seconds, only with --trace */
 };
 
 /* Text of output token i of s (a vocabulary word, with a leading space after the first). */
@@ -192,13 +192,13 @@ struct evhttp;
 struct sim_server {
     struct event_base *base;
     struct evhttp *http;
-    struct event *step_timer;   /* the one timer that drives the engine */
-    struct event *kick;         /* plans a step on the next loop turn after arrivals */
-    struct event *trace_timer;  /* flushes the trace every second */
+    struct event *step_timer;  /* the one timer that drives the engine */
+    struct event *kick;        /* plans a step on the next loop turn after arrivals */
+    struct event *trace_timer; /* flushes the trace every second */
     struct event *sig_int, *sig_term;
-    struct event *wake;         /* read end of wake_fd: sim_server_stop from another thread */
+    struct event *wake; /* read end of wake_fd: sim_server_stop from another thread */
     int wake_fd[2];
-    struct evbuffer *scratch;   /* one chunk at a time; emptied by each send */
+    struct evbuffer *scratch; /* one chunk at a time; emptied by each send */
     struct engine *engine;
     const struct engine_info *info;
     struct tokenizer *tok;
@@ -207,21 +207,21 @@ struct sim_server {
     struct sim_trace *trace;
     struct sim_stream *streams; /* live list */
     size_t n_streams;
-    struct buf body;            /* response scratch for non-per-token replies */
-    mono_ns t0;                 /* server start; engine time = seconds since t0 */
-    double t0_abs;              /* t0 in absolute monotonic seconds (trace) */
+    struct buf body; /* response scratch for non-per-token replies */
+    mono_ns t0;      /* server start; engine time = seconds since t0 */
+    double t0_abs;   /* t0 in absolute monotonic seconds (trace) */
     uint64_t seed;
     uint64_t next_id;
-    bool stepping;              /* a step is planned and the timer armed */
-    double step_start;          /* server-relative seconds */
-    double step_end;            /* nominal end of the planned step */
-    double step_end_actual;     /* when the step's timer really fired */
+    bool stepping;          /* a step is planned and the timer armed */
+    double step_start;      /* server-relative seconds */
+    double step_end;        /* nominal end of the planned step */
+    double step_end_actual; /* when the step's timer really fired */
     bool ready;
     bool quiet;
     int port;
     bool thread_started;
     pthread_t thread;
-    uint64_t steps_late;        /* steps that fired over 20 ms after their nominal end */
+    uint64_t steps_late; /* steps that fired over 20 ms after their nominal end */
 };
 
 /* Runs a server in the calling thread until SIGINT/SIGTERM (sim_main). 0 or -errno + err. */

@@ -53,9 +53,9 @@ static void build_prefix(struct sim_stream *s)
 {
     struct buf b;
     buf_init(&b, 4 * SIM_MAX_NAME + 512);
-    int rc = buf_printf(&b, "data: {\"id\":\"%s\",\"object\":\"%s\",\"created\":%ld,\"model\":",
-                        s->id_str, s->call.chat ? "chat.completion.chunk" : "text_completion",
-                        s->created);
+    int rc = buf_printf(
+        &b, "data: {\"id\":\"%s\",\"object\":\"%s\",\"created\":%ld,\"model\":", s->id_str,
+        s->call.chat ? "chat.completion.chunk" : "text_completion", s->created);
     rc = rc ? rc : json_quote(&b, s->call.model);
     rc = rc ? rc : buf_puts(&b, ",\"choices\":[");
     if (rc) {
@@ -125,8 +125,8 @@ static void add_usage(struct evbuffer *out, const struct sim_stream *s, int comp
 }
 
 /* One content chunk carrying tokens [from, to) and, when finish != NULL, its reason. */
-static void add_content_chunk(struct evbuffer *out, const struct sim_stream *s, int from,
-                              int to, const char *finish)
+static void add_content_chunk(struct evbuffer *out, const struct sim_stream *s, int from, int to,
+                              const char *finish)
 {
     evbuffer_add(out, s->chunk_prefix, s->chunk_prefix_len);
     if (s->call.chat)
@@ -145,9 +145,8 @@ static void add_content_chunk(struct evbuffer *out, const struct sim_stream *s, 
     if (s->call.chat)
         evbuffer_add_printf(out, "\"},\"logprobs\":null,\"finish_reason\":%s%s%s}]", q, fr, q);
     else
-        evbuffer_add_printf(out,
-                            "\",\"logprobs\":null,\"finish_reason\":%s%s%s,\"stop_reason\":null}]",
-                            q, fr, q);
+        evbuffer_add_printf(
+            out, "\",\"logprobs\":null,\"finish_reason\":%s%s%s,\"stop_reason\":null}]", q, fr, q);
     if (s->call.continuous_usage)
         add_usage(out, s, to);
     ADD_LIT(out, "}\n\n");
@@ -194,13 +193,15 @@ static void send_full(struct sim_stream *s, const char *finish)
     }
     if (s->call.chat)
         rc = rc ? rc
-                : buf_printf(b, "\",\"tool_calls\":[]},\"logprobs\":null,\"finish_reason\":\"%s\","
-                                "\"stop_reason\":null}]",
+                : buf_printf(b,
+                             "\",\"tool_calls\":[]},\"logprobs\":null,\"finish_reason\":\"%s\","
+                             "\"stop_reason\":null}]",
                              finish);
     else
         rc = rc ? rc
-                : buf_printf(b, "\",\"logprobs\":null,\"finish_reason\":\"%s\","
-                                "\"stop_reason\":null,\"prompt_logprobs\":null}]",
+                : buf_printf(b,
+                             "\",\"logprobs\":null,\"finish_reason\":\"%s\","
+                             "\"stop_reason\":null,\"prompt_logprobs\":null}]",
                              finish);
     rc = rc ? rc
             : buf_printf(b,

@@ -65,8 +65,9 @@ void sim_trace_write(struct sim_trace *t, const char *id, double arrival, double
     rc = rc ? rc : buf_puts(b, "],\"finish\":");
     rc = rc ? rc : put_time(b, finish);
     rc = rc ? rc
-            : buf_printf(b, ",\"finish_reason\":\"%s\",\"prompt_tokens\":%zu,"
-                            "\"completion_tokens\":%zu}\n",
+            : buf_printf(b,
+                         ",\"finish_reason\":\"%s\",\"prompt_tokens\":%zu,"
+                         "\"completion_tokens\":%zu}\n",
                          finish_reason, prompt_tokens, n_tokens);
     if (rc) {
         /* Drop a line that does not fit rather than leave half of it. */
