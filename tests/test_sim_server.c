@@ -713,7 +713,8 @@ static void cli_flags_and_signals(void **state)
         close(pfd[0]);
         close(pfd[1]);
         execl(TB_BINARY, TB_BINARY, "sim", "--host", "127.0.0.1", "--port", "0", "--gpu", TEST_GPU,
-              "--model", TEST_MODEL, "--max-model-len", "4096", (char *)NULL);
+              "--model", TEST_MODEL, "--max-model-len", "4096", "--lora-modules", "a=/lora/a",
+              "b=/lora/b", "--served-model-name=served", (char *)NULL);
         _exit(127);
     }
     close(pfd[1]);
@@ -745,6 +746,23 @@ static void cli_flags_and_signals(void **state)
     curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &status);
     assert_int_equal(status, 200);
     curl_easy_cleanup(c);
+    /* Flags reached the server: two LoRA cards under the served name. */
+    struct resp r = {0};
+    struct curl_slist *hdrs = NULL;
+    c = easy_for(port, "GET", "/v1/models", NULL, &r, &hdrs);
+    assert_int_equal(curl_easy_perform(c), CURLE_OK);
+    curl_easy_cleanup(c);
+    json_t *m = json_loads(r.body.data, 0, NULL);
+    buf_release(&r.body);
+    json_t *data = json_object_get(m, "data");
+    assert_int_equal(json_array_size(data), 3);
+    assert_string_equal(json_string_value(json_object_get(json_array_get(data, 0), "id")),
+                        "served");
+    assert_string_equal(json_string_value(json_object_get(json_array_get(data, 2), "parent")),
+                        "served");
+    assert_string_equal(json_string_value(json_object_get(json_array_get(data, 2), "root")),
+                        "/lora/b");
+    json_decref(m);
     kill(pid, SIGTERM);
     assert_int_equal(waitpid(pid, &st, 0), pid);
     fclose(f);
