@@ -31,6 +31,8 @@ struct sim_server;
 MUST_USE int sim_server_start(struct sim_server **out, const struct sim_options *o, char *err,
                               size_t errlen);
 int sim_server_port(const struct sim_server *s);
+/* Generation requests the server holds now (streams in flight); safe from any thread. */
+size_t sim_server_live_streams(const struct sim_server *s);
 void sim_server_stop(struct sim_server *s); /* stops, joins, frees; NULL is a no-op */
 
 /* `testbench sim [flags]`: serves until SIGINT/SIGTERM. Returns an exit code. */

@@ -1,0 +1,188 @@
+/*
+ * sim_cli.c - `testbench sim [flags]`: flags named as vLLM's `vllm serve` ones (DESIGN.md
+ * "Command line"). Both "--flag value" and "--flag=value" work; --lora-modules takes one
+ * or more NAME=PATH values up to the next flag. Bad flags: usage on stderr, exit 2.
+ */
+#include <errno.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "core/exitcode.h"
+#include "core/log.h"
+#include "sim/sim_internal.h"
+
+static const char usage[] =
+    "usage: testbench sim [--host 127.0.0.1] [--port 8000] [--model M] [--served-model-name N]\n"
+    "    [--gpu G] [--quantization Q] [--kv-cache-dtype D] [--max-model-len N]\n"
+    "    [--gpu-memory-utilization F] [--max-num-seqs N] [--max-num-batched-tokens N]\n"
+    "    [--enable-prefix-caching | --no-enable-prefix-caching] [--tensor-parallel-size N]\n"
+    "    [--block-size N] [--lora-modules NAME=PATH ...] [--seed N] [--trace FILE]\n"
+    "    [--catalog DIR] [--quiet]\n";
+
+enum flag_kind { F_STR, F_INT, F_DOUBLE, F_U64, F_TRUE, F_FALSE, F_LORA };
+
+struct flag {
+    const char *name;
+    enum flag_kind kind;
+    size_t offset; /* into struct sim_options */
+};
+
+#define OPT(field) offsetof(struct sim_options, field)
+
+static const struct flag flags[] = {
+    {"--host", F_STR, OPT(host)},
+    {"--port", F_INT, OPT(port)},
+    {"--model", F_STR, OPT(engine.model)},
+    {"--served-model-name", F_STR, OPT(served_model_name)},
+    {"--gpu", F_STR, OPT(engine.gpu)},
+    {"--quantization", F_STR, OPT(engine.quantization)},
+    {"--kv-cache-dtype", F_STR, OPT(engine.kv_cache_dtype)},
+    {"--max-model-len", F_INT, OPT(engine.max_model_len)},
+    {"--gpu-memory-utilization", F_DOUBLE, OPT(engine.gpu_memory_utilization)},
+    {"--max-num-seqs", F_INT, OPT(engine.max_num_seqs)},
+    {"--max-num-batched-tokens", F_INT, OPT(engine.max_num_batched_tokens)},
+    {"--enable-prefix-caching", F_TRUE, OPT(engine.enable_prefix_caching)},
+    {"--no-enable-prefix-caching", F_FALSE, OPT(engine.enable_prefix_caching)},
+    {"--tensor-parallel-size", F_INT, OPT(engine.tensor_parallel_size)},
+    {"--block-size", F_INT, OPT(engine.block_size)},
+    {"--lora-modules", F_LORA, 0},
+    {"--seed", F_U64, OPT(seed)},
+    {"--trace", F_STR, OPT(trace_path)},
+    {"--catalog", F_STR, OPT(engine.catalog_dir)},
+    {"--quiet", F_TRUE, OPT(quiet)},
+};
+
+static int parse_value(const struct flag *f, const char *v, struct sim_options *o)
+{
+    char *end;
+    void *p = (char *)o + f->offset;
+    errno = 0;
+    switch (f->kind) {
+    case F_STR:
+        if (!*v)
+            return -EINVAL;
+        *(const char **)p = v;
+        return 0;
+    case F_INT: {
+        long x = strtol(v, &end, 10);
+        if (errno || end == v || *end || x < 0 || x > INT_MAX)
+            return -EINVAL;
+        *(int *)p = (int)x;
+        return 0;
+    }
+    case F_DOUBLE: {
+        double x = strtod(v, &end);
+        if (errno || end == v || *end || !(x > 0 && x <= 1))
+            return -EINVAL;
+        *(double *)p = x;
+        return 0;
+    }
+    case F_U64: {
+        unsigned long long x = strtoull(v, &end, 10);
+        if (errno || end == v || *end || v[0] == '-')
+            return -EINVAL;
+        *(uint64_t *)p = x;
+        return 0;
+    }
+    default:
+        return -EINVAL;
+    }
+}
+
+/* Fills o from argv (argv[0] = "sim"); lora is the caller's array of argc slots. */
+static int parse_args(int argc, char **argv, struct sim_options *o, const char **lora, bool *help)
+{
+    for (int i = 1; i < argc; i++) {
+        const char *arg = argv[i];
+        if (strcmp(arg, "--help") == 0 || strcmp(arg, "-h") == 0) {
+            *help = true;
+            return 0;
+        }
+        size_t nlen = strcspn(arg, "=");
+        const char *inline_val = arg[nlen] == '=' ? arg + nlen + 1 : NULL;
+        const struct flag *f = NULL;
+        for (size_t k = 0; k < sizeof(flags) / sizeof(flags[0]); k++)
+            if (strlen(flags[k].name) == nlen && strncmp(flags[k].name, arg, nlen) == 0)
+                f = &flags[k];
+        if (!f) {
+            fprintf(stderr, "testbench sim: unknown flag '%s'\n", arg);
+            return -EINVAL;
+        }
+        if (f->kind == F_TRUE || f->kind == F_FALSE) {
+            if (inline_val) {
+                fprintf(stderr, "testbench sim: %s takes no value\n", f->name);
+                return -EINVAL;
+            }
+            if (f->offset == OPT(quiet))
+                o->quiet = true;
+            else
+                o->engine.enable_prefix_caching = f->kind == F_TRUE;
+            continue;
+        }
+        if (f->kind == F_LORA) {
+            size_t before = o->n_lora_modules;
+            if (inline_val)
+                lora[o->n_lora_modules++] = inline_val;
+            while (!inline_val && i + 1 < argc && strncmp(argv[i + 1], "--", 2) != 0)
+                lora[o->n_lora_modules++] = argv[++i];
+            if (o->n_lora_modules == before) {
+                fprintf(stderr, "testbench sim: --lora-modules needs NAME=PATH\n");
+                return -EINVAL;
+            }
+            continue;
+        }
+        const char *v = inline_val;
+        if (!v) {
+            if (i + 1 >= argc) {
+                fprintf(stderr, "testbench sim: %s needs a value\n", f->name);
+                return -EINVAL;
+            }
+            v = argv[++i];
+        }
+        if (parse_value(f, v, o)) {
+            fprintf(stderr, "testbench sim: bad value for %s: '%s'\n", f->name, v);
+            return -EINVAL;
+        }
+    }
+    if (o->port > 65535) {
+        fprintf(stderr, "testbench sim: --port must be 0..65535\n");
+        return -EINVAL;
+    }
+    return 0;
+}
+
+int sim_main(int argc, char **argv)
+{
+    struct sim_options o;
+    bool help = false;
+    char err[512] = "";
+    sim_options_init(&o);
+    const char **lora = xcalloc((size_t)argc + 1, sizeof(*lora));
+    o.lora_modules = lora;
+    int code = TB_EXIT_OK;
+    if (parse_args(argc, argv, &o, lora, &help)) {
+        fputs(usage, stderr);
+        code = TB_EXIT_USAGE;
+        goto out;
+    }
+    if (help) {
+        fputs(usage, stdout);
+        goto out;
+    }
+    bool was_quiet = log_is_quiet();
+    if (o.quiet)
+        log_set_quiet(true);
+    int rc = sim_server_serve(&o, err, sizeof(err));
+    log_set_quiet(was_quiet);
+    if (rc) {
+        log_error("sim: %s", err[0] ? err : strerror(-rc));
+        /* Configuration the engine refuses (unknown GPU/model, does not fit) is a usage
+         * error; anything else (cannot listen) is a runtime failure. */
+        code = (rc == -EINVAL || rc == -ENOENT || rc == -ENOSPC) ? TB_EXIT_USAGE : TB_EXIT_RUNTIME;
+    }
+out:
+    free(lora);
+    return code;
+}
