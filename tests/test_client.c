@@ -23,6 +23,8 @@
 #include "fake_server.h"
 #include "runner/client.h"
 #include "runner/record.h"
+#include "runner/sse.h"
+#include "core/clock.h"
 
 #define PROMPT "Tell me a story about a fox."
 #define DEADLINE_S 15
@@ -482,6 +484,213 @@ static void test_status_names(void **state)
     assert_null(r.events);
 }
 
+
+/* ===== client_chunk_parse against a jansson reference ===== */
+
+static int ref_parse(const char *data, size_t len, struct client_chunk *out)
+{
+    memset(out, 0, sizeof(*out));
+    out->prompt_tokens = out->completion_tokens = -1;
+    json_t *root = json_loadb(data, len, 0, NULL);
+    if (!json_is_object(root)) {
+        json_decref(root);
+        return -EINVAL;
+    }
+    json_t *c0 = json_array_get(json_object_get(root, "choices"), 0);
+    if (json_is_object(c0)) {
+        json_t *d = json_object_get(c0, "delta");
+        static const char *const keys[] = { "content", "reasoning_content", "reasoning" };
+        json_t *tx = json_object_get(c0, "text");
+        out->text = json_is_string(tx) && json_string_length(tx) > 0;
+        for (int k = 0; k < 3 && json_is_object(d); k++) {
+            json_t *v = json_object_get(d, keys[k]);
+            if (json_is_string(v) && json_string_length(v) > 0)
+                out->text = true;
+        }
+        json_t *fr = json_object_get(c0, "finish_reason");
+        out->finish = fr && !json_is_null(fr);
+    }
+    json_t *u = json_object_get(root, "usage");
+    if (json_is_object(u)) {
+        json_t *pt = json_object_get(u, "prompt_tokens"), *ct = json_object_get(u, "completion_tokens");
+        if (json_is_integer(pt) && json_integer_value(pt) >= 0 && json_integer_value(pt) <= INT32_MAX)
+            out->prompt_tokens = (int)json_integer_value(pt);
+        if (json_is_integer(ct) && json_integer_value(ct) >= 0 && json_integer_value(ct) <= INT32_MAX)
+            out->completion_tokens = (int)json_integer_value(ct);
+    }
+    json_t *e = json_object_get(root, "error");
+    out->error = e && !json_is_null(e);
+    json_decref(root);
+    return 0;
+}
+
+static void check_same(const char *data, size_t len)
+{
+    struct client_chunk a, b;
+    int ra = client_chunk_parse(data, len, &a, NULL);
+    int rb = ref_parse(data, len, &b);
+    if (ra != rb || (!ra && memcmp(&a, &b, sizeof(a)) != 0))
+        fprintf(stderr, "chunk mismatch (scanner %d, jansson %d): %.*s\n", ra, rb, (int)len, data);
+    assert_int_equal(ra, rb);
+    if (!ra) {
+        assert_int_equal(a.text, b.text);
+        assert_int_equal(a.finish, b.finish);
+        assert_int_equal(a.error, b.error);
+        assert_int_equal(a.prompt_tokens, b.prompt_tokens);
+        assert_int_equal(a.completion_tokens, b.completion_tokens);
+    }
+}
+
+struct fixture_events {
+    char *data[64];
+    size_t len[64];
+    size_t n;
+};
+
+static int collect_event(void *ctx, const char *data, size_t len)
+{
+    struct fixture_events *fe = ctx;
+    if (fe->n < 64 && strcmp(data, "[DONE]") != 0) {
+        fe->data[fe->n] = strndup(data, len);
+        fe->len[fe->n++] = len;
+    }
+    return 0;
+}
+
+static void test_chunk_parse(void **state)
+{
+    (void)state;
+    static const char *const handmade[] = {
+        "{}",
+        " {\"choices\":[]} ",
+        "{\"choices\":[{\"text\":\"\"}]}",
+        "{\"choices\":[{\"text\":\"\\n\"}]}",
+        "{\"choices\":[{\"text\":\"\\u00e9\",\"finish_reason\":\"stop\"}]}",
+        "{\"choices\":[{\"delta\":{\"role\":\"assistant\",\"content\":\"\"}}]}",
+        "{\"choices\":[{\"delta\":{\"content\":null,\"reasoning_content\":\"think\"}}]}",
+        "{\"choices\":[{\"delta\":{\"reasoning\":\"r\"}}]}",
+        "{\"choices\":[{\"delta\":{\"content\":\"x\"},\"finish_reason\":null}],\"usage\":null}",
+        "{\"choices\":[{\"index\":1},{\"text\":\"second choice does not count\"}]}",
+        "{\"choices\":[],\"usage\":{\"prompt_tokens\":12,\"completion_tokens\":8}}",
+        "{\"usage\":{\"prompt_tokens\":1.5,\"completion_tokens\":-3}}",
+        "{\"usage\":{\"completion_tokens\":3e2}}",
+        "{\"usage\":{\"completion_tokens\":4294967296}}",
+        "{\"error\":null,\"choices\":[{\"text\":\"a\"}]}",
+        "{\"error\":{\"message\":\"boom\",\"code\":500}}",
+        "{\"error\":\"boom\"}",
+        "{\"nested\":{\"a\":[1,2,{\"b\":[true,false,null]}],\"c\":-0.5e-3},\"choices\":[{\"text\":\"t\"}]}",
+        "{\"choices\":{\"text\":\"not an array\"}}",
+        "[]",
+        "\"s\"",
+        "{\"a\":1,}",
+        "{\"a\":01}",
+        "{\"a\":1.}",
+        "{\"a\":tru}",
+        "{\"a\":\"\\x\"}",
+        "{\"a\":\"\\u12G4\"}",
+        "{\"a\":\"tab\there\"}",
+        "{\"a\":1} x",
+        "{\"a\" 1}",
+        "{\"a\":[1 2]}",
+        "{'a':1}",
+        "",
+    };
+    for (size_t i = 0; i < sizeof(handmade) / sizeof(handmade[0]); i++)
+        check_same(handmade[i], strlen(handmade[i]));
+
+    /* broken UTF-8 in a token is still a token (jansson would reject the chunk) */
+    static const char bad_utf8[] = "{\"choices\":[{\"text\":\"\xc3(\"}]}";
+    struct client_chunk ck;
+    assert_int_equal(client_chunk_parse(bad_utf8, sizeof(bad_utf8) - 1, &ck, NULL), 0);
+    assert_true(ck.text);
+
+    /* nesting is bounded */
+    char deep[300];
+    size_t d = 0;
+    deep[d++] = '{';
+    deep[d++] = '"';
+    deep[d++] = 'a';
+    deep[d++] = '"';
+    deep[d++] = ':';
+    for (int i = 0; i < 100; i++)
+        deep[d++] = '[';
+    for (int i = 0; i < 100; i++)
+        deep[d++] = ']';
+    deep[d++] = '}';
+    size_t bad_at = 0;
+    assert_int_equal(client_chunk_parse(deep, d, &ck, &bad_at), -EINVAL);
+    assert_true(bad_at > 60);
+
+    /* recorded streams: each event, every truncation, and ASCII mutations at every byte */
+    static const char *const files[] = { "vllm_completion.txt", "vllm_chat.txt", "llamacpp_chat.txt",
+                                         "tgi_chat.txt" };
+    /* no "e": 1e64334009 is valid JSON that jansson rejects as a real overflow */
+    static const char mut[] = "{}[]\",:0-. tnu\\";
+    size_t n_checked = 0, n_text = 0;
+    for (size_t f = 0; f < 4; f++) {
+        char path[512];
+        snprintf(path, sizeof(path), "%s/tests/data/sse/%s", TB_SOURCE_DIR, files[f]);
+        FILE *fp = fopen(path, "rb");
+        assert_non_null(fp);
+        char buf[8192];
+        size_t n = fread(buf, 1, sizeof(buf), fp);
+        fclose(fp);
+        struct fixture_events fe = { .n = 0 };
+        struct sse_parser *p = NULL;
+        assert_int_equal(sse_parser_new(&p, SSE_MAX_LINE, collect_event, &fe), 0);
+        assert_int_equal(sse_parser_feed(p, buf, n), 0);
+        assert_int_equal(sse_parser_finish(p), 0);
+        sse_parser_free(p);
+        for (size_t e = 0; e < fe.n; e++) {
+            char *ev = fe.data[e];
+            size_t len = fe.len[e];
+            struct client_chunk a;
+            assert_int_equal(client_chunk_parse(ev, len, &a, NULL), 0);
+            n_text += a.text;
+            for (size_t cut = 0; cut <= len; cut++)
+                check_same(ev, cut);
+            for (size_t pos = 0; pos < len; pos++) {
+                char keep = ev[pos];
+                if ((unsigned char)keep & 0x80)
+                    continue; /* breaking UTF-8: jansson rejects it, the scanner does not */
+                for (size_t m = 0; m < sizeof(mut) - 1; m++) {
+                    ev[pos] = mut[m];
+                    check_same(ev, len);
+                    n_checked++;
+                }
+                ev[pos] = keep;
+            }
+            free(ev);
+        }
+    }
+    assert_int_equal(n_text, 8 + 5 + 4 + 4); /* text events in the four recordings */
+    assert_true(n_checked > 10000);
+
+    /* cost per event, scanner vs jansson (printed, not asserted: the machine is shared) */
+    static const char ev[] =
+        "{\"id\":\"chatcmpl-3b6e0d1f2a4c4b8e9d7f6a5b4c3d2e1f\",\"object\":\"chat.completion.chunk\","
+        "\"created\":1764334010,\"model\":\"Qwen/Qwen3-8B\",\"choices\":[{\"index\":0,\"delta\":"
+        "{\"content\":\" world\"},\"logprobs\":null,\"finish_reason\":null,\"stop_reason\":null}],"
+        "\"usage\":null}";
+    enum { REPS = 20000 };
+    mono_ns t0 = clock_now();
+    int sum = 0;
+    for (int i = 0; i < REPS; i++) {
+        assert_int_equal(client_chunk_parse(ev, sizeof(ev) - 1, &ck, NULL), 0);
+        sum += ck.text;
+    }
+    mono_ns t1 = clock_now();
+    for (int i = 0; i < REPS; i++) {
+        json_t *j = json_loadb(ev, sizeof(ev) - 1, 0, NULL);
+        sum += j != NULL;
+        json_decref(j);
+    }
+    mono_ns t2 = clock_now();
+    assert_int_equal(sum, 2 * REPS);
+    fprintf(stderr, "chunk parse: scanner %.2f us/event, jansson %.2f us/event\n",
+            (double)(t1 - t0) / REPS / 1e3, (double)(t2 - t1) / REPS / 1e3);
+}
+
 static int setup(void **state)
 {
     (void)state;
@@ -505,7 +714,7 @@ int main(void)
         cmocka_unit_test(test_request_body), cmocka_unit_test(test_keepalive),
         cmocka_unit_test(test_concurrent),   cmocka_unit_test(test_max_host_connections),
         cmocka_unit_test(test_itl_accuracy), cmocka_unit_test(test_connect_refused),
-        cmocka_unit_test(test_cancel),
+        cmocka_unit_test(test_cancel),       cmocka_unit_test(test_chunk_parse),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }
