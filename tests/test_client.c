@@ -17,6 +17,7 @@
 #include <unistd.h>
 
 #include <cmocka.h>
+#include <curl/curl.h>
 #include <event2/event.h>
 #include <jansson.h>
 
@@ -409,11 +410,24 @@ static void test_connect_refused(void **state)
     assert_int_equal(s.rec.n_events, 0);
     req_record_release(&s.rec);
 
+    /* TLS against a plain-HTTP port: the handshake fails, classified as connect. The
+     * library must have TLS at all (HTTPS endpoints use libcurl's default CA store). */
+    assert_true(curl_version_info(CURLVERSION_NOW)->features & CURL_VERSION_SSL);
+    snprintf(url, sizeof(url), "https://127.0.0.1:%d", fake_server_port(srv));
+    req_record_init(&s.rec);
+    assert_int_equal(client_start(h.c, &rq, &s.rec, on_done, &s), 0);
+    h.pending = 1;
+    harness_run(&h);
+    assert_int_equal(s.done_calls, 2);
+    assert_int_equal(s.rec.status, REQ_CONNECT);
+    assert_non_null(s.rec.error);
+    req_record_release(&s.rec);
+
     /* bad arguments: -EINVAL, done not called, the record says why */
     req_record_init(&s.rec);
     rq.model = NULL;
     assert_int_equal(client_start(h.c, &rq, &s.rec, on_done, &s), -EINVAL);
-    assert_int_equal(s.done_calls, 1);
+    assert_int_equal(s.done_calls, 2);
     assert_non_null(s.rec.error);
     req_record_release(&s.rec);
     harness_release(&h);

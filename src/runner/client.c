@@ -92,6 +92,7 @@ struct client {
 struct sock {
     struct event *ev;
     curl_socket_t fd;
+    short kind;               /* the libevent flags it is registered with */
     struct sock *prev, *next; /* in client->socks, so client_free can free leftovers */
 };
 
@@ -761,11 +762,14 @@ static int on_curl_socket(CURL *easy, curl_socket_t s, int what, void *userp, vo
             c->socks->prev = sk;
         c->socks = sk;
         curl_multi_assign(c->multi, s, sk);
+    } else if (sk->kind == kind) {
+        return 0; /* libcurl repeats itself; re-adding would cost two epoll_ctl calls */
     } else {
         event_del(sk->ev);
         if (event_assign(sk->ev, c->base, s, kind, on_socket_ready, c))
             return -1;
     }
+    sk->kind = kind;
     return event_add(sk->ev, NULL) ? -1 : 0;
 }
 
