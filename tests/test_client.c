@@ -84,7 +84,7 @@ static void on_done(void *ctx, struct req_record *rec)
 /* Runs the loop until every started request is done (or the deadline passes). */
 static void harness_run(struct harness *h)
 {
-    struct timeval tv = { DEADLINE_S, 0 };
+    struct timeval tv = {DEADLINE_S, 0};
     evtimer_add(h->deadline, &tv);
     if (h->pending > 0)
         event_base_dispatch(h->base);
@@ -100,9 +100,12 @@ static void slot_start(struct harness *h, struct slot *s, enum api_kind api, con
     s->h = h;
     s->done_calls = 0;
     req_record_init(&s->rec);
-    struct client_request rq = { .base_url = base_url, .api = api, .model = model,
-                                 .prompt = PROMPT, .max_tokens = max_tokens,
-                                 .ignore_eos = ignore_eos };
+    struct client_request rq = {.base_url = base_url,
+                                .api = api,
+                                .model = model,
+                                .prompt = PROMPT,
+                                .max_tokens = max_tokens,
+                                .ignore_eos = ignore_eos};
     assert_int_equal(client_start(h->c, &rq, &s->rec, on_done, s), 0);
     assert_true(s->rec.t_sent > 0);
     h->pending++;
@@ -139,26 +142,26 @@ struct mode_case {
 };
 
 static const struct mode_case modes[] = {
-    { "normal n=6", API_COMPLETIONS, 0, REQ_OK, 200, NULL, 6, true, 6, true },
-    { "normal n=6", API_CHAT, 0, REQ_OK, 200, NULL, 6, true, 6, true }, /* role chunk not text */
-    { "normal n=5 usage=last", API_CHAT, 0, REQ_OK, 200, NULL, 5, true, 5, true },
-    { "normal n=5 usage=last", API_COMPLETIONS, 0, REQ_OK, 200, NULL, 5, true, 5, true },
-    { "normal n=5 usage=none", API_COMPLETIONS, 0, REQ_OK, 200, NULL, 5, false, 5, false },
-    { "normal n=7 usage=none", API_CHAT, 0, REQ_OK, 200, NULL, 7, false, 7, false },
-    { "normal n=4 done=0", API_CHAT, 0, REQ_OK, 200, NULL, 4, true, 4, true },
-    { "normal n=4 done=0 finish=0 usage=none", API_COMPLETIONS, 0, REQ_STREAM_CUT, 200,
-      "without [DONE]", 4, false, 4, false },
-    { "normal n=0", API_CHAT, 0, REQ_OK, 200, NULL, 0, true, 0, true },
-    { "http500", API_COMPLETIONS, 0, REQ_HTTP_5XX, 500, FAKE_ERR500_MSG, 0, false, 0, false },
-    { "http429", API_CHAT, 0, REQ_HTTP_4XX, 429, FAKE_ERR429_MSG, 0, false, 0, false },
-    { "cut k=3 gap=3", API_COMPLETIONS, 0, REQ_STREAM_CUT, 200, "stream cut", 3, false, 3, false },
-    { "cut k=2 gap=3", API_CHAT, 0, REQ_STREAM_CUT, 200, "stream cut", 2, false, 2, false },
-    { "badjson", API_COMPLETIONS, 0, REQ_BAD_RESPONSE, 200, "invalid JSON", 2, false, 2, false },
-    { "errevent", API_CHAT, 0, REQ_BAD_RESPONSE, 200, FAKE_ERREVENT_MSG, 1, false, 1, false },
-    { "bigline", API_COMPLETIONS, 0, REQ_BAD_RESPONSE, 200, "SSE line", 0, false, 0, false },
-    { "hang", API_COMPLETIONS, 0.3, REQ_TIMEOUT, 0, "timed out", 0, false, 0, false },
-    { "notsse", API_COMPLETIONS, 0, REQ_BAD_RESPONSE, 200, "not an event stream", 0, false, 0,
-      false },
+    {"normal n=6", API_COMPLETIONS, 0, REQ_OK, 200, NULL, 6, true, 6, true},
+    {"normal n=6", API_CHAT, 0, REQ_OK, 200, NULL, 6, true, 6, true}, /* role chunk not text */
+    {"normal n=5 usage=last", API_CHAT, 0, REQ_OK, 200, NULL, 5, true, 5, true},
+    {"normal n=5 usage=last", API_COMPLETIONS, 0, REQ_OK, 200, NULL, 5, true, 5, true},
+    {"normal n=5 usage=none", API_COMPLETIONS, 0, REQ_OK, 200, NULL, 5, false, 5, false},
+    {"normal n=7 usage=none", API_CHAT, 0, REQ_OK, 200, NULL, 7, false, 7, false},
+    {"normal n=4 done=0", API_CHAT, 0, REQ_OK, 200, NULL, 4, true, 4, true},
+    {"normal n=4 done=0 finish=0 usage=none", API_COMPLETIONS, 0, REQ_STREAM_CUT, 200,
+     "without [DONE]", 4, false, 4, false},
+    {"normal n=0", API_CHAT, 0, REQ_OK, 200, NULL, 0, true, 0, true},
+    {"http500", API_COMPLETIONS, 0, REQ_HTTP_5XX, 500, FAKE_ERR500_MSG, 0, false, 0, false},
+    {"http429", API_CHAT, 0, REQ_HTTP_4XX, 429, FAKE_ERR429_MSG, 0, false, 0, false},
+    {"cut k=3 gap=3", API_COMPLETIONS, 0, REQ_STREAM_CUT, 200, "stream cut", 3, false, 3, false},
+    {"cut k=2 gap=3", API_CHAT, 0, REQ_STREAM_CUT, 200, "stream cut", 2, false, 2, false},
+    {"badjson", API_COMPLETIONS, 0, REQ_BAD_RESPONSE, 200, "invalid JSON", 2, false, 2, false},
+    {"errevent", API_CHAT, 0, REQ_BAD_RESPONSE, 200, FAKE_ERREVENT_MSG, 1, false, 1, false},
+    {"bigline", API_COMPLETIONS, 0, REQ_BAD_RESPONSE, 200, "SSE line", 0, false, 0, false},
+    {"hang", API_COMPLETIONS, 0.3, REQ_TIMEOUT, 0, "timed out", 0, false, 0, false},
+    {"notsse", API_COMPLETIONS, 0, REQ_BAD_RESPONSE, 200, "not an event stream", 0, false, 0,
+     false},
 };
 
 static void test_modes(void **state)
@@ -166,7 +169,7 @@ static void test_modes(void **state)
     (void)state;
     for (size_t i = 0; i < sizeof(modes) / sizeof(modes[0]); i++) {
         const struct mode_case *m = &modes[i];
-        struct client_options o = { .timeout_s = m->timeout_s ? m->timeout_s : 10 };
+        struct client_options o = {.timeout_s = m->timeout_s ? m->timeout_s : 10};
         struct harness h;
         harness_init(&h, &o);
         struct slot s;
@@ -176,8 +179,8 @@ static void test_modes(void **state)
         const struct req_record *r = &s.rec;
         if (r->status != m->status || r->n_events != m->n_events)
             fprintf(stderr, "case %zu (%s, %s): status %s, error %s, events %zu\n", i, m->model,
-                    m->api == API_CHAT ? "chat" : "completions", req_status_name(r->status), r->error ? r->error : "-",
-                    r->n_events);
+                    m->api == API_CHAT ? "chat" : "completions", req_status_name(r->status),
+                    r->error ? r->error : "-", r->n_events);
         assert_int_equal(s.done_calls, 1);
         assert_int_equal(r->status, m->status);
         assert_int_equal(r->http_status, m->http);
@@ -201,7 +204,7 @@ static void test_modes(void **state)
 static void test_request_body(void **state)
 {
     (void)state;
-    struct client_options o = { .api_key = "sk-test-123", .timeout_s = 10 };
+    struct client_options o = {.api_key = "sk-test-123", .timeout_s = 10};
     struct harness h;
     char body[4096], auth[256], path[128];
     for (int api = 0; api < 2; api++) {
@@ -217,8 +220,8 @@ static void test_request_body(void **state)
         assert_non_null(j);
         assert_string_equal(json_string_value(json_object_get(j, "model")), "normal n=2");
         assert_true(json_is_true(json_object_get(j, "stream")));
-        assert_true(json_is_true(
-            json_object_get(json_object_get(j, "stream_options"), "include_usage")));
+        assert_true(
+            json_is_true(json_object_get(json_object_get(j, "stream_options"), "include_usage")));
         assert_int_equal(json_integer_value(json_object_get(j, "max_tokens")), 33);
         assert_true(json_is_true(json_object_get(j, "ignore_eos")));
         assert_int_equal(json_integer_value(json_object_get(j, "min_tokens")), 33);
@@ -237,7 +240,7 @@ static void test_request_body(void **state)
         harness_release(&h);
     }
     /* without a key: no Authorization header, no ignore_eos extras */
-    struct client_options o2 = { .timeout_s = 10 };
+    struct client_options o2 = {.timeout_s = 10};
     harness_init(&h, &o2);
     struct slot s;
     slot_start(&h, &s, API_COMPLETIONS, "normal n=1", 8, false);
@@ -268,8 +271,11 @@ static void on_chain_done(void *ctx, struct req_record *rec)
         struct slot *s = &ch->slots[ch->next++];
         s->h = ch->h;
         req_record_init(&s->rec);
-        struct client_request rq = { .base_url = base_url, .api = API_CHAT, .model = "normal n=3",
-                                     .prompt = PROMPT, .max_tokens = 3 };
+        struct client_request rq = {.base_url = base_url,
+                                    .api = API_CHAT,
+                                    .model = "normal n=3",
+                                    .prompt = PROMPT,
+                                    .max_tokens = 3};
         assert_int_equal(client_start(ch->h->c, &rq, &s->rec, on_chain_done, ch), 0);
         ch->h->pending++;
     }
@@ -281,15 +287,18 @@ static void test_keepalive(void **state)
 {
     (void)state;
     struct harness h;
-    harness_init(&h, &(struct client_options){ .timeout_s = 10 });
-    struct chain ch = { .h = &h };
+    harness_init(&h, &(struct client_options){.timeout_s = 10});
+    struct chain ch = {.h = &h};
     size_t conns0 = fake_server_connections(srv);
     size_t reqs0 = fake_server_requests(srv);
     ch.next = 1;
     ch.slots[0].h = &h;
     req_record_init(&ch.slots[0].rec);
-    struct client_request rq = { .base_url = base_url, .api = API_CHAT, .model = "normal n=3",
-                                 .prompt = PROMPT, .max_tokens = 3 };
+    struct client_request rq = {.base_url = base_url,
+                                .api = API_CHAT,
+                                .model = "normal n=3",
+                                .prompt = PROMPT,
+                                .max_tokens = 3};
     assert_int_equal(client_start(h.c, &rq, &ch.slots[0].rec, on_chain_done, &ch), 0);
     h.pending = 1;
     harness_run(&h);
@@ -310,7 +319,7 @@ static void test_concurrent(void **state)
 {
     (void)state;
     struct harness h;
-    harness_init(&h, &(struct client_options){ .timeout_s = 10 });
+    harness_init(&h, &(struct client_options){.timeout_s = 10});
     struct slot *s = calloc(N_CONC, sizeof(*s));
     for (int i = 0; i < N_CONC; i++)
         slot_start(&h, &s[i], i % 2 ? API_CHAT : API_COMPLETIONS, "normal n=10 gap=3", 10, true);
@@ -333,7 +342,7 @@ static void test_max_host_connections(void **state)
 {
     (void)state;
     struct harness h;
-    harness_init(&h, &(struct client_options){ .timeout_s = 10, .max_host_connections = 3 });
+    harness_init(&h, &(struct client_options){.timeout_s = 10, .max_host_connections = 3});
     size_t conns0 = fake_server_connections(srv);
     struct slot s[12];
     for (int i = 0; i < 12; i++)
@@ -359,7 +368,7 @@ static void test_itl_accuracy(void **state)
 {
     (void)state;
     struct harness h;
-    harness_init(&h, &(struct client_options){ .timeout_s = 10 });
+    harness_init(&h, &(struct client_options){.timeout_s = 10});
     struct slot s[4];
     for (int i = 0; i < 4; i++)
         slot_start(&h, &s[i], i % 2 ? API_CHAT : API_COMPLETIONS, "normal n=40 gap=5", 40, false);
@@ -386,7 +395,7 @@ static void test_connect_refused(void **state)
     (void)state;
     /* A port that was free a moment ago: bind, read it, close. */
     int fd = socket(AF_INET, SOCK_STREAM, 0);
-    struct sockaddr_in a = { .sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
+    struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
     assert_int_equal(bind(fd, (struct sockaddr *)&a, sizeof(a)), 0);
     socklen_t al = sizeof(a);
     assert_int_equal(getsockname(fd, (struct sockaddr *)&a, &al), 0);
@@ -395,11 +404,11 @@ static void test_connect_refused(void **state)
     snprintf(url, sizeof(url), "http://127.0.0.1:%d", ntohs(a.sin_port));
 
     struct harness h;
-    harness_init(&h, &(struct client_options){ .timeout_s = 5 });
-    struct slot s = { .h = &h };
+    harness_init(&h, &(struct client_options){.timeout_s = 5});
+    struct slot s = {.h = &h};
     req_record_init(&s.rec);
-    struct client_request rq = { .base_url = url, .api = API_COMPLETIONS, .model = "m",
-                                 .prompt = PROMPT, .max_tokens = 4 };
+    struct client_request rq = {
+        .base_url = url, .api = API_COMPLETIONS, .model = "m", .prompt = PROMPT, .max_tokens = 4};
     assert_int_equal(client_start(h.c, &rq, &s.rec, on_done, &s), 0);
     h.pending = 1;
     harness_run(&h);
@@ -445,12 +454,12 @@ static void test_cancel(void **state)
 {
     (void)state;
     struct harness h;
-    harness_init(&h, &(struct client_options){ .timeout_s = 10 });
+    harness_init(&h, &(struct client_options){.timeout_s = 10});
     struct slot s[10];
     for (int i = 0; i < 10; i++)
         slot_start(&h, &s[i], i % 2 ? API_CHAT : API_COMPLETIONS, "normal n=200 gap=5", 200, true);
     struct event *t = evtimer_new(h.base, on_cancel_timer, &h);
-    struct timeval tv = { 0, 60 * 1000 };
+    struct timeval tv = {0, 60 * 1000};
     evtimer_add(t, &tv);
     harness_run(&h);
     event_free(t);
@@ -478,9 +487,8 @@ static void test_cancel(void **state)
 static void test_status_names(void **state)
 {
     (void)state;
-    static const char *const want[] = { "ok",         "http_4xx",     "http_5xx", "timeout",
-                                        "connect",    "stream_cut",   "bad_response",
-                                        "cancelled" };
+    static const char *const want[] = {"ok",      "http_4xx",   "http_5xx",     "timeout",
+                                       "connect", "stream_cut", "bad_response", "cancelled"};
     for (int i = 0; i < REQ__COUNT; i++)
         assert_string_equal(req_status_name((enum req_status)i), want[i]);
     struct req_record r;
@@ -498,7 +506,6 @@ static void test_status_names(void **state)
     assert_null(r.events);
 }
 
-
 /* ===== client_chunk_parse against a jansson reference ===== */
 
 static int ref_parse(const char *data, size_t len, struct client_chunk *out)
@@ -513,7 +520,7 @@ static int ref_parse(const char *data, size_t len, struct client_chunk *out)
     json_t *c0 = json_array_get(json_object_get(root, "choices"), 0);
     if (json_is_object(c0)) {
         json_t *d = json_object_get(c0, "delta");
-        static const char *const keys[] = { "content", "reasoning_content", "reasoning" };
+        static const char *const keys[] = {"content", "reasoning_content", "reasoning"};
         json_t *tx = json_object_get(c0, "text");
         out->text = json_is_string(tx) && json_string_length(tx) > 0;
         for (int k = 0; k < 3 && json_is_object(d); k++) {
@@ -526,10 +533,13 @@ static int ref_parse(const char *data, size_t len, struct client_chunk *out)
     }
     json_t *u = json_object_get(root, "usage");
     if (json_is_object(u)) {
-        json_t *pt = json_object_get(u, "prompt_tokens"), *ct = json_object_get(u, "completion_tokens");
-        if (json_is_integer(pt) && json_integer_value(pt) >= 0 && json_integer_value(pt) <= INT32_MAX)
+        json_t *pt = json_object_get(u, "prompt_tokens"),
+               *ct = json_object_get(u, "completion_tokens");
+        if (json_is_integer(pt) && json_integer_value(pt) >= 0 &&
+            json_integer_value(pt) <= INT32_MAX)
             out->prompt_tokens = (int)json_integer_value(pt);
-        if (json_is_integer(ct) && json_integer_value(ct) >= 0 && json_integer_value(ct) <= INT32_MAX)
+        if (json_is_integer(ct) && json_integer_value(ct) >= 0 &&
+            json_integer_value(ct) <= INT32_MAX)
             out->completion_tokens = (int)json_integer_value(ct);
     }
     json_t *e = json_object_get(root, "error");
@@ -592,7 +602,8 @@ static void test_chunk_parse(void **state)
         "{\"error\":null,\"choices\":[{\"text\":\"a\"}]}",
         "{\"error\":{\"message\":\"boom\",\"code\":500}}",
         "{\"error\":\"boom\"}",
-        "{\"nested\":{\"a\":[1,2,{\"b\":[true,false,null]}],\"c\":-0.5e-3},\"choices\":[{\"text\":\"t\"}]}",
+        "{\"nested\":{\"a\":[1,2,{\"b\":[true,false,null]}],\"c\":-0.5e-3},\"choices\":[{\"text\":"
+        "\"t\"}]}",
         "{\"choices\":{\"text\":\"not an array\"}}",
         "[]",
         "\"s\"",
@@ -636,8 +647,8 @@ static void test_chunk_parse(void **state)
     assert_true(bad_at > 60);
 
     /* recorded streams: each event, every truncation, and ASCII mutations at every byte */
-    static const char *const files[] = { "vllm_completion.txt", "vllm_chat.txt", "llamacpp_chat.txt",
-                                         "tgi_chat.txt" };
+    static const char *const files[] = {"vllm_completion.txt", "vllm_chat.txt", "llamacpp_chat.txt",
+                                        "tgi_chat.txt"};
     /* no "e": 1e64334009 is valid JSON that jansson rejects as a real overflow */
     static const char mut[] = "{}[]\",:0-. tnu\\";
     size_t n_checked = 0, n_text = 0;
@@ -649,7 +660,7 @@ static void test_chunk_parse(void **state)
         char buf[8192];
         size_t n = fread(buf, 1, sizeof(buf), fp);
         fclose(fp);
-        struct fixture_events fe = { .n = 0 };
+        struct fixture_events fe = {.n = 0};
         struct sse_parser *p = NULL;
         assert_int_equal(sse_parser_new(&p, SSE_MAX_LINE, collect_event, &fe), 0);
         assert_int_equal(sse_parser_feed(p, buf, n), 0);
@@ -682,7 +693,8 @@ static void test_chunk_parse(void **state)
 
     /* cost per event, scanner vs jansson (printed, not asserted: the machine is shared) */
     static const char ev[] =
-        "{\"id\":\"chatcmpl-3b6e0d1f2a4c4b8e9d7f6a5b4c3d2e1f\",\"object\":\"chat.completion.chunk\","
+        "{\"id\":\"chatcmpl-3b6e0d1f2a4c4b8e9d7f6a5b4c3d2e1f\",\"object\":\"chat.completion."
+        "chunk\","
         "\"created\":1764334010,\"model\":\"Qwen/Qwen3-8B\",\"choices\":[{\"index\":0,\"delta\":"
         "{\"content\":\" world\"},\"logprobs\":null,\"finish_reason\":null,\"stop_reason\":null}],"
         "\"usage\":null}";

@@ -145,17 +145,17 @@ struct fixture_case {
 };
 
 static const struct fixture_case fixtures[] = {
-    { "vllm_completion.txt", 10, " The quick brown fox jumps over the lazy", 1 },
-    { "vllm_chat.txt", 8, "h\xc3\xa9llo \xe4\xb8\x96\xe7\x95\x8c \xf0\x9f\x99\x82", 1 },
-    { "llamacpp_chat.txt", 7, "Hello, world!", 1 },
-    { "tgi_chat.txt", 5, "Bonjour \xc3\xa0 tous", 1 },
+    {"vllm_completion.txt", 10, " The quick brown fox jumps over the lazy", 1},
+    {"vllm_chat.txt", 8, "h\xc3\xa9llo \xe4\xb8\x96\xe7\x95\x8c \xf0\x9f\x99\x82", 1},
+    {"llamacpp_chat.txt", 7, "Hello, world!", 1},
+    {"tgi_chat.txt", 5, "Bonjour \xc3\xa0 tous", 1},
 };
 
 /* Every split into two pieces and byte-by-byte feeding give the whole-feed events. */
 static void check_all_splits(const char *s, size_t n, const struct events *want)
 {
     for (size_t cut = 0; cut <= n; cut++) {
-        struct events got = { 0 };
+        struct events got = {0};
         assert_int_equal(feed_cuts(&got, s, n, &cut, 1), 0);
         events_assert_equal(&got, want);
         events_clear(&got);
@@ -163,7 +163,7 @@ static void check_all_splits(const char *s, size_t n, const struct events *want)
     size_t *cuts = malloc(n * sizeof(*cuts));
     for (size_t i = 0; i < n; i++)
         cuts[i] = i + 1;
-    struct events got = { 0 };
+    struct events got = {0};
     assert_int_equal(feed_cuts(&got, s, n, cuts, n ? n - 1 : 0), 0);
     events_assert_equal(&got, want);
     events_clear(&got);
@@ -177,7 +177,7 @@ static void test_fixtures(void **state)
         const struct fixture_case *fc = &fixtures[f];
         size_t n;
         char *s = read_fixture(fc->file, &n);
-        struct events want = { 0 };
+        struct events want = {0};
         assert_int_equal(feed_whole(&want, s, n), 0);
         assert_int_equal(want.n, fc->n_events);
         char text[256];
@@ -189,11 +189,11 @@ static void test_fixtures(void **state)
         assert_string_equal(want.data[want.n - 1], "[DONE]");
 
         check_all_splits(s, n, &want);
-        static const char *const eols[] = { "\r\n", "\r" };
+        static const char *const eols[] = {"\r\n", "\r"};
         for (size_t k = 0; k < 2; k++) {
             size_t m;
             char *conv = convert_eol(s, n, eols[k], &m);
-            struct events alt = { 0 };
+            struct events alt = {0};
             assert_int_equal(feed_whole(&alt, conv, m), 0);
             events_assert_equal(&alt, &want);
             events_clear(&alt);
@@ -209,7 +209,7 @@ static void test_crlf_split(void **state)
 {
     (void)state;
     struct sse_parser *p = NULL;
-    struct events e = { 0 };
+    struct events e = {0};
     assert_int_equal(sse_parser_new(&p, 64, collect, &e), 0);
     /* If the \n after the \r were taken as its own (blank) line, "a" would be dispatched
      * alone and "b" would become a second event. */
@@ -234,14 +234,14 @@ static void test_fields(void **state)
 {
     (void)state;
     static const char in[] = ": comment\n"
-                             "data:x\n\n"            /* no space */
-                             "data:  two\n\n"        /* only one space is removed */
-                             "data\n\n"              /* no colon: empty data */
+                             "data:x\n\n"     /* no space */
+                             "data:  two\n\n" /* only one space is removed */
+                             "data\n\n"       /* no colon: empty data */
                              "event: foo\nid: 7\nretry: 10\nbogus: 1\n\n" /* no data: nothing */
                              "data: l1\ndata: l2\n: mid comment\ndata: l3\n\n"
-                             "DATA: upper\n\n"       /* field names are case-sensitive */
-                             "data: tail";           /* dispatched by finish */
-    struct events e = { 0 };
+                             "DATA: upper\n\n" /* field names are case-sensitive */
+                             "data: tail";     /* dispatched by finish */
+    struct events e = {0};
     assert_int_equal(feed_whole(&e, in, sizeof(in) - 1), 0);
     assert_int_equal(e.n, 5);
     assert_string_equal(e.data[0], "x");
@@ -257,7 +257,7 @@ static void test_oversize(void **state)
 {
     (void)state;
     char line[64];
-    struct events e = { 0 };
+    struct events e = {0};
     struct sse_parser *p = NULL;
     assert_int_equal(sse_parser_new(&p, 16, collect, &e), 0);
     /* exactly 16 bytes is allowed */
@@ -304,7 +304,7 @@ static void test_callback_stop(void **state)
 {
     (void)state;
     static const char in[] = "data: 1\n\ndata: 2\n\ndata: 3\n\n";
-    struct events e = { 0 };
+    struct events e = {0};
     e.stop_at = 2;
     assert_int_equal(feed_whole(&e, in, sizeof(in) - 1), 7);
     assert_int_equal(e.n, 2);

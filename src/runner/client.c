@@ -68,9 +68,9 @@ struct transfer {
     long http;          /* status seen by the first write callback, 0 before */
     size_t n_chunks;    /* valid JSON data events */
     bool saw_done;
-    bool saw_finish;    /* some chunk had a non-null finish_reason */
+    bool saw_finish; /* some chunk had a non-null finish_reason */
     bool have_usage;
-    bool failed;        /* rec already holds the failure (set inside a callback) */
+    bool failed; /* rec already holds the failure (set inside a callback) */
     int usage_prompt;
     int usage_completion;
     char errbuf[CURL_ERROR_SIZE];
@@ -337,7 +337,14 @@ static int js_string(struct jscan *s, const char **body, size_t *blen)
         if (++s->p >= s->end)
             return -1;
         switch (*s->p) {
-        case '"': case '\\': case '/': case 'b': case 'f': case 'n': case 'r': case 't':
+        case '"':
+        case '\\':
+        case '/':
+        case 'b':
+        case 'f':
+        case 'n':
+        case 'r':
+        case 't':
             s->p++;
             break;
         case 'u':
@@ -588,7 +595,7 @@ static int on_top_member(struct jscan *s, const char *key, size_t klen, void *ct
 
 int client_chunk_parse(const char *data, size_t len, struct client_chunk *out, size_t *bad_at)
 {
-    struct jscan s = { .p = data, .end = data + len, .start = data };
+    struct jscan s = {.p = data, .end = data + len, .start = data};
     memset(out, 0, sizeof(*out));
     out->prompt_tokens = out->completion_tokens = -1;
     js_ws(&s);
@@ -707,7 +714,8 @@ static size_t on_write(char *ptr, size_t size, size_t nmemb, void *userp)
 static void on_socket_ready(evutil_socket_t fd, short what, void *arg)
 {
     struct client *c = arg;
-    int flags = ((what & EV_READ) ? CURL_CSELECT_IN : 0) | ((what & EV_WRITE) ? CURL_CSELECT_OUT : 0);
+    int flags =
+        ((what & EV_READ) ? CURL_CSELECT_IN : 0) | ((what & EV_WRITE) ? CURL_CSELECT_OUT : 0);
     int running = 0;
     curl_multi_socket_action(c->multi, fd, flags, &running);
     drain_done(c);
@@ -780,7 +788,7 @@ static int on_curl_timer(CURLM *multi, long ms, void *userp)
     (void)multi;
     if (ms < 0)
         return evtimer_del(c->timer) ? -1 : 0;
-    struct timeval tv = { ms / 1000, (ms % 1000) * 1000 }; /* 0: the next loop turn */
+    struct timeval tv = {ms / 1000, (ms % 1000) * 1000}; /* 0: the next loop turn */
     return evtimer_add(c->timer, &tv) ? -1 : 0;
 }
 
@@ -810,8 +818,8 @@ int client_new(struct client **out, struct event_base *base, const struct client
     if (o && o->max_host_connections > 0)
         curl_multi_setopt(c->multi, CURLMOPT_MAX_HOST_CONNECTIONS, o->max_host_connections);
 
-    static const char *const fixed[] = { "Content-Type: application/json",
-                                         "Accept: text/event-stream", "Expect:" };
+    static const char *const fixed[] = {"Content-Type: application/json",
+                                        "Accept: text/event-stream", "Expect:"};
     for (size_t i = 0; i < sizeof(fixed) / sizeof(fixed[0]); i++) {
         struct curl_slist *h = curl_slist_append(c->headers, fixed[i]);
         if (!h)
