@@ -33,7 +33,25 @@ struct client_request {
     bool ignore_eos;          /* vLLM extension; also sends min_tokens = max_tokens */
 };
 
-/* Called once per request when it ends (ok, failed or cancelled); rec is the caller's. */
+/* What one stream chunk (the JSON of an SSE data event) says, as the client reads it. */
+struct client_chunk {
+    bool text;             /* choices[0].text, or choices[0].delta.content / reasoning_content /
+                            * reasoning, is a non-empty string */
+    bool finish;           /* choices[0].finish_reason is present and not null */
+    bool error;            /* an "error" member that is not null */
+    int prompt_tokens;     /* usage.prompt_tokens, -1 when absent */
+    int completion_tokens; /* usage.completion_tokens, -1 when absent */
+};
+
+/* Reads one chunk without building a document (the hot path: one call per event). Validates
+ * the JSON syntax fully; strings are not checked for valid UTF-8. 0, or -EINVAL when data is
+ * not exactly one JSON object (*bad_at: byte offset of the problem; may be NULL). */
+MUST_USE int client_chunk_parse(const char *data, size_t len, struct client_chunk *out,
+                                size_t *bad_at);
+
+/* Called once per request when it ends (ok, failed or cancelled); rec is the caller's.
+ * It runs from the event loop, outside libcurl's callbacks: it may call client_start and
+ * client_cancel_all, but not client_free. */
 typedef void (*client_done_fn)(void *ctx, struct req_record *rec);
 
 struct client;

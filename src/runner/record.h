@@ -49,6 +49,9 @@ struct req_record {
 
 void req_record_init(struct req_record *r);
 void req_record_release(struct req_record *r);  /* frees events and error */
+/* Makes room for n event times (the client reserves max_tokens up front so the hot path
+ * does not reallocate); aborts on OOM. */
+void req_record_reserve_events(struct req_record *r, size_t n);
 /* Appends an event time (aborts on OOM: bounded by max_tokens). */
 void req_record_add_event(struct req_record *r, mono_ns t);
 /* Sets status and a formatted error message (replacing any earlier one). */

@@ -1,0 +1,1053 @@
+/*
+ * client.c - many concurrent OpenAI-compatible SSE streams on one thread: libcurl's
+ * multi_socket interface driven by a libevent loop (STYLE P11).
+ *
+ * Wiring: libcurl tells us which sockets to watch (CURLMOPT_SOCKETFUNCTION, one libevent
+ * event per socket, kept with curl_multi_assign) and when to wake it (TIMERFUNCTION, one
+ * libevent timer). The timer callback only arms the timer, with 0 ms meaning "next loop
+ * turn", so libcurl is never re-entered from its own callback. Every socket_action call is
+ * followed by draining curl_multi_info_read; finished transfers are classified there and
+ * their done callback runs there, outside every libcurl callback, so a done callback may
+ * start the next request (closed-loop users).
+ *
+ * Timing: each write callback takes clock_now() once, before parsing, and every SSE event
+ * in those bytes gets that time: it is when the bytes reached us, which is the best a client
+ * can know. t_first/t_last/events count only events that carry text (choices[0].text, or
+ * delta.content / delta.reasoning_content / delta.reasoning); role-only and empty chunks do
+ * not count (DESIGN.md "Clock and timestamps").
+ *
+ * Status: [DONE] ends a stream well. Some servers omit [DONE]; a clean close after at least
+ * one valid chunk that carried a finish_reason (or a usage object) is also ok. Any other end
+ * of a 200 stream is stream_cut. Bytes that hold no SSE event at all under a Content-Type
+ * other than text/event-stream are bad_response (e.g. a server that ignored stream:true).
+ * A connection dropped before any HTTP status arrived (send/recv error, empty reply) is
+ * classified as connect: the server was not reachable in a usable way.
+ *
+ * Connections: HTTP/1.1 (one stream per connection, as vLLM's own benchmark client does;
+ * keeps per-stream timing independent of HTTP/2 flow control); libcurl's connection cache
+ * in the multi handle reuses idle keep-alive connections. "Expect: 100-continue" is turned
+ * off: with long prompts libcurl would otherwise wait a round trip (or 1 s) before the body.
+ */
+#include "runner/client.h"
+
+#include <errno.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#include <curl/curl.h>
+#include <jansson.h>
+
+#include "core/buf.h"
+#include "core/clock.h"
+#include "runner/sse.h"
+
+/* An SSE line longer than this aborts the stream (bad_response). OpenAI chunks are < 2 KiB;
+ * a chunk with logprobs can be tens of KiB. */
+#define CLIENT_SSE_MAX_LINE (256 * 1024)
+/* How much of an error response body is kept to find its message. */
+#define CLIENT_ERRBODY_MAX (16 * 1024)
+/* How much of the server's message goes into rec->error. */
+#define CLIENT_ERRMSG_MAX 400
+/* Events capacity reserved up front is capped here (max_tokens can be huge). */
+#define CLIENT_RESERVE_MAX (1u << 20)
+
+struct transfer {
+    struct client *c;
+    CURL *easy;
+    struct sse_parser *sse;
+    struct transfer *prev, *next; /* in c->active, or next in c->pool */
+    struct req_record *rec;
+    client_done_fn done;
+    void *ctx;
+    char *body;         /* request body (json_dumps), owned */
+    struct buf errbody; /* body of a non-2xx response, bounded */
+    mono_ns now;        /* arrival time of the bytes being parsed */
+    long http;          /* status seen by the first write callback, 0 before */
+    size_t n_chunks;    /* valid JSON data events */
+    bool saw_done;
+    bool saw_finish; /* some chunk had a non-null finish_reason */
+    bool have_usage;
+    bool failed; /* rec already holds the failure (set inside a callback) */
+    int usage_prompt;
+    int usage_completion;
+    char errbuf[CURL_ERROR_SIZE];
+};
+
+struct client {
+    struct event_base *base;
+    CURLM *multi;
+    struct event *timer;
+    struct curl_slist *headers;
+    struct transfer *active; /* doubly linked, in flight */
+    struct transfer *pool;   /* finished transfers kept for reuse (easy handle, parser) */
+    struct sock *socks;      /* sockets libcurl asked us to watch */
+    size_t in_flight;
+    double timeout_s;
+};
+
+/* A libevent event per socket libcurl asks us to watch. */
+struct sock {
+    struct event *ev;
+    curl_socket_t fd;
+    short kind;               /* the libevent flags it is registered with */
+    struct sock *prev, *next; /* in client->socks, so client_free can free leftovers */
+};
+
+static pthread_once_t curl_once = PTHREAD_ONCE_INIT;
+static CURLcode curl_init_rc;
+
+static void curl_init_once(void)
+{
+    /* Never cleaned up: other threads may hold clients; process exit frees it. */
+    curl_init_rc = curl_global_init(CURL_GLOBAL_DEFAULT);
+}
+
+/* ===== Finishing and classifying ===== */
+
+static void list_unlink(struct client *c, struct transfer *t)
+{
+    if (t->prev)
+        t->prev->next = t->next;
+    else
+        c->active = t->next;
+    if (t->next)
+        t->next->prev = t->prev;
+    t->prev = t->next = NULL;
+}
+
+/* Copies s[0..n) into out (size cap) with control characters replaced, for messages. */
+static void clean_copy(char *out, size_t cap, const char *s, size_t n)
+{
+    size_t j = 0;
+    for (size_t i = 0; i < n && j + 1 < cap; i++) {
+        unsigned char ch = (unsigned char)s[i];
+        out[j++] = ch < 0x20 || ch == 0x7f ? ' ' : (char)ch;
+    }
+    out[j] = '\0';
+}
+
+/* The message of an error body: OpenAI {"error":{"message"}}, TGI {"error":"..."},
+ * FastAPI {"detail":...}, {"message":...}; else the raw body. */
+static void error_message(const char *body, size_t len, char *out, size_t cap)
+{
+    out[0] = '\0';
+    if (!body || !len)
+        return;
+    json_t *root = json_loadb(body, len, 0, NULL);
+    const char *msg = NULL;
+    if (json_is_object(root)) {
+        json_t *e = json_object_get(root, "error");
+        if (json_is_object(e))
+            msg = json_string_value(json_object_get(e, "message"));
+        else if (json_is_string(e))
+            msg = json_string_value(e);
+        if (!msg)
+            msg = json_string_value(json_object_get(root, "detail"));
+        if (!msg)
+            msg = json_string_value(json_object_get(root, "message"));
+        if (!msg && e) {
+            char *dump = json_dumps(e, JSON_COMPACT);
+            if (dump) {
+                clean_copy(out, cap, dump, strlen(dump));
+                free(dump);
+                json_decref(root);
+                return;
+            }
+        }
+    }
+    if (msg)
+        clean_copy(out, cap, msg, strlen(msg));
+    else
+        clean_copy(out, cap, body, len);
+    json_decref(root);
+}
+
+static bool content_type_is_sse(CURL *easy)
+{
+    char *ct = NULL;
+    if (curl_easy_getinfo(easy, CURLINFO_CONTENT_TYPE, &ct) != CURLE_OK || !ct)
+        return false;
+    return strncasecmp(ct, "text/event-stream", 17) == 0;
+}
+
+static void classify(struct transfer *t, CURLcode res)
+{
+    struct req_record *rec = t->rec;
+    long http = 0;
+    curl_easy_getinfo(t->easy, CURLINFO_RESPONSE_CODE, &http);
+    rec->http_status = http;
+    if (t->failed)
+        return;
+    const char *cerr = t->errbuf[0] ? t->errbuf : curl_easy_strerror(res);
+    if (http >= 400) {
+        char msg[CLIENT_ERRMSG_MAX];
+        error_message(t->errbody.data, t->errbody.len, msg, sizeof(msg));
+        req_record_fail(rec, http >= 500 ? REQ_HTTP_5XX : REQ_HTTP_4XX, "HTTP %ld: %s", http,
+                        msg[0] ? msg : "(no body)");
+        return;
+    }
+    switch (res) {
+    case CURLE_OK:
+        break;
+    case CURLE_OPERATION_TIMEDOUT:
+        req_record_fail(rec, REQ_TIMEOUT, "timed out after %.3f s: %s", t->c->timeout_s, cerr);
+        return;
+    case CURLE_COULDNT_CONNECT:
+    case CURLE_COULDNT_RESOLVE_HOST:
+    case CURLE_COULDNT_RESOLVE_PROXY:
+    case CURLE_SSL_CONNECT_ERROR:
+    case CURLE_PEER_FAILED_VERIFICATION:
+    case CURLE_URL_MALFORMAT:
+    case CURLE_UNSUPPORTED_PROTOCOL:
+        req_record_fail(rec, REQ_CONNECT, "%s", cerr);
+        return;
+    default:
+        if (http == 0)
+            req_record_fail(rec, REQ_CONNECT, "no response: %s", cerr);
+        else if (http >= 200 && http < 300)
+            req_record_fail(rec, REQ_STREAM_CUT, "stream cut after %zu chunks: %s", t->n_chunks,
+                            cerr);
+        else
+            req_record_fail(rec, REQ_BAD_RESPONSE, "HTTP %ld: %s", http, cerr);
+        return;
+    }
+    if (http < 200 || http >= 300) {
+        req_record_fail(rec, REQ_BAD_RESPONSE, "unexpected HTTP status %ld", http);
+        return;
+    }
+    if (t->saw_done)
+        return; /* ok */
+    if (t->n_chunks > 0 && (t->saw_finish || t->have_usage))
+        return; /* a clean end without [DONE]: some servers never send it */
+    if (t->n_chunks == 0 && !content_type_is_sse(t->easy)) {
+        req_record_fail(rec, REQ_BAD_RESPONSE, "response is not an event stream");
+        return;
+    }
+    req_record_fail(rec, REQ_STREAM_CUT, "stream ended without [DONE] after %zu chunks",
+                    t->n_chunks);
+}
+
+/* Fills in tokens and t_end, hands the record over and recycles t. */
+static void transfer_finish(struct transfer *t)
+{
+    struct client *c = t->c;
+    struct req_record *rec = t->rec;
+    if (!rec->t_end)
+        rec->t_end = clock_now();
+    if (t->have_usage && t->usage_completion >= 0) {
+        rec->output_tokens = t->usage_completion;
+        rec->tokens_from_usage = true;
+    } else {
+        rec->output_tokens = (int)rec->n_events;
+        rec->tokens_from_usage = false;
+    }
+    if (t->have_usage && t->usage_prompt >= 0)
+        rec->prompt_tokens = t->usage_prompt;
+    client_done_fn done = t->done;
+    void *ctx = t->ctx;
+    list_unlink(c, t);
+    c->in_flight--;
+    free(t->body);
+    t->body = NULL;
+    t->rec = NULL;
+    t->next = c->pool;
+    c->pool = t;
+    done(ctx, rec);
+}
+
+static void drain_done(struct client *c)
+{
+    CURLMsg *msg;
+    int left;
+    while ((msg = curl_multi_info_read(c->multi, &left))) {
+        if (msg->msg != CURLMSG_DONE)
+            continue;
+        CURL *easy = msg->easy_handle;
+        CURLcode res = msg->data.result; /* msg is invalid after remove_handle */
+        struct transfer *t = NULL;
+        curl_easy_getinfo(easy, CURLINFO_PRIVATE, (char **)&t);
+        if (t->sse && !t->failed && !t->saw_done && t->http >= 200 && t->http < 300 &&
+            res == CURLE_OK) {
+            /* A last event without its blank line still counts. */
+            t->now = clock_now();
+            int rc = sse_parser_finish(t->sse);
+            (void)rc; /* a failing event already marked t->failed */
+        }
+        classify(t, res);
+        curl_multi_remove_handle(c->multi, easy);
+        transfer_finish(t);
+    }
+}
+
+/* ===== Chunk scanner =====
+ *
+ * One vLLM chunk is ~250 bytes; jansson builds a document of hash tables for it (~6 us on
+ * the build machine), which at 100k events/s would be most of a core. This scanner walks
+ * the text once, validates the syntax (RFC 8259 grammar, nesting bounded) and picks out the
+ * few members we need, allocating nothing. "Non-empty string" is decided on the raw token:
+ * any escape decodes to at least one character. UTF-8 is not validated (a server that sends
+ * broken UTF-8 still produced a token). Rare paths (error messages) use jansson.
+ */
+
+#define JS_MAX_DEPTH 64
+
+struct jscan {
+    const char *p, *end, *start;
+    int depth;
+};
+
+typedef int (*js_member_fn)(struct jscan *s, const char *key, size_t klen, void *ctx);
+
+static int js_value(struct jscan *s);
+
+static void js_ws(struct jscan *s)
+{
+    while (s->p < s->end && (*s->p == ' ' || *s->p == '\n' || *s->p == '\r' || *s->p == '\t'))
+        s->p++;
+}
+
+static bool js_hex(char ch)
+{
+    return (ch >= '0' && ch <= '9') || (ch >= 'a' && ch <= 'f') || (ch >= 'A' && ch <= 'F');
+}
+
+/* A string token; body and blen give its raw contents between the quotes. */
+static int js_string(struct jscan *s, const char **body, size_t *blen)
+{
+    if (s->p >= s->end || *s->p != '"')
+        return -1;
+    const char *b = ++s->p;
+    while (s->p < s->end) {
+        unsigned char ch = (unsigned char)*s->p;
+        if (ch == '"') {
+            *body = b;
+            *blen = (size_t)(s->p - b);
+            s->p++;
+            return 0;
+        }
+        if (ch < 0x20)
+            return -1;
+        if (ch != '\\') {
+            s->p++;
+            continue;
+        }
+        if (++s->p >= s->end)
+            return -1;
+        switch (*s->p) {
+        case '"':
+        case '\\':
+        case '/':
+        case 'b':
+        case 'f':
+        case 'n':
+        case 'r':
+        case 't':
+            s->p++;
+            break;
+        case 'u':
+            if (s->end - s->p < 5 || !js_hex(s->p[1]) || !js_hex(s->p[2]) || !js_hex(s->p[3]) ||
+                !js_hex(s->p[4]))
+                return -1;
+            s->p += 5;
+            break;
+        default:
+            return -1;
+        }
+    }
+    return -1;
+}
+
+static bool js_digit(const struct jscan *s)
+{
+    return s->p < s->end && *s->p >= '0' && *s->p <= '9';
+}
+
+/* A number; *ival is set (and true returned through is_int) for a plain integer. */
+static int js_number(struct jscan *s, long long *ival, bool *is_int)
+{
+    bool neg = false, integer = true;
+    long long v = 0;
+    if (s->p < s->end && *s->p == '-') {
+        neg = true;
+        s->p++;
+    }
+    if (!js_digit(s))
+        return -1;
+    if (*s->p == '0') {
+        s->p++;
+    } else {
+        while (js_digit(s)) {
+            if (v < 1000000000000000LL)
+                v = v * 10 + (*s->p - '0');
+            s->p++;
+        }
+    }
+    if (s->p < s->end && *s->p == '.') {
+        integer = false;
+        s->p++;
+        if (!js_digit(s))
+            return -1;
+        while (js_digit(s))
+            s->p++;
+    }
+    if (s->p < s->end && (*s->p == 'e' || *s->p == 'E')) {
+        integer = false;
+        s->p++;
+        if (s->p < s->end && (*s->p == '+' || *s->p == '-'))
+            s->p++;
+        if (!js_digit(s))
+            return -1;
+        while (js_digit(s))
+            s->p++;
+    }
+    if (ival)
+        *ival = neg ? -v : v;
+    if (is_int)
+        *is_int = integer;
+    return 0;
+}
+
+static int js_literal(struct jscan *s, const char *lit, size_t n)
+{
+    if ((size_t)(s->end - s->p) < n || memcmp(s->p, lit, n) != 0)
+        return -1;
+    s->p += n;
+    return 0;
+}
+
+static bool js_at_null(const struct jscan *s)
+{
+    return s->end - s->p >= 4 && memcmp(s->p, "null", 4) == 0;
+}
+
+/* An object; fn (may be NULL) is called at each member's value and must consume it. */
+static int js_object(struct jscan *s, js_member_fn fn, void *ctx)
+{
+    if (s->p >= s->end || *s->p != '{' || ++s->depth > JS_MAX_DEPTH)
+        return -1;
+    s->p++;
+    js_ws(s);
+    if (s->p < s->end && *s->p == '}') {
+        s->p++;
+        s->depth--;
+        return 0;
+    }
+    for (;;) {
+        const char *key;
+        size_t klen;
+        if (js_string(s, &key, &klen))
+            return -1;
+        js_ws(s);
+        if (s->p >= s->end || *s->p != ':')
+            return -1;
+        s->p++;
+        js_ws(s);
+        if (fn ? fn(s, key, klen, ctx) : js_value(s))
+            return -1;
+        js_ws(s);
+        if (s->p >= s->end)
+            return -1;
+        if (*s->p == '}') {
+            s->p++;
+            s->depth--;
+            return 0;
+        }
+        if (*s->p != ',')
+            return -1;
+        s->p++;
+        js_ws(s);
+    }
+}
+
+/* An array; fn (may be NULL) is called for the first element (index 0) only. */
+static int js_array(struct jscan *s, int (*first)(struct jscan *s, void *ctx), void *ctx)
+{
+    if (s->p >= s->end || *s->p != '[' || ++s->depth > JS_MAX_DEPTH)
+        return -1;
+    s->p++;
+    js_ws(s);
+    if (s->p < s->end && *s->p == ']') {
+        s->p++;
+        s->depth--;
+        return 0;
+    }
+    for (size_t i = 0;; i++) {
+        if ((i == 0 && first) ? first(s, ctx) : js_value(s))
+            return -1;
+        js_ws(s);
+        if (s->p >= s->end)
+            return -1;
+        if (*s->p == ']') {
+            s->p++;
+            s->depth--;
+            return 0;
+        }
+        if (*s->p != ',')
+            return -1;
+        s->p++;
+        js_ws(s);
+    }
+}
+
+static int js_value(struct jscan *s)
+{
+    if (s->p >= s->end)
+        return -1;
+    const char *b;
+    size_t n;
+    switch (*s->p) {
+    case '{':
+        return js_object(s, NULL, NULL);
+    case '[':
+        return js_array(s, NULL, NULL);
+    case '"':
+        return js_string(s, &b, &n);
+    case 't':
+        return js_literal(s, "true", 4);
+    case 'f':
+        return js_literal(s, "false", 5);
+    case 'n':
+        return js_literal(s, "null", 4);
+    default:
+        return js_number(s, NULL, NULL);
+    }
+}
+
+static bool key_is(const char *key, size_t klen, const char *lit)
+{
+    size_t n = strlen(lit);
+    return klen == n && memcmp(key, lit, n) == 0;
+}
+
+/* A value that counts as text when it is a non-empty string. */
+static int js_text_value(struct jscan *s, struct client_chunk *out)
+{
+    if (s->p < s->end && *s->p == '"') {
+        const char *b;
+        size_t n;
+        if (js_string(s, &b, &n))
+            return -1;
+        if (n > 0)
+            out->text = true;
+        return 0;
+    }
+    return js_value(s);
+}
+
+static int on_delta_member(struct jscan *s, const char *key, size_t klen, void *ctx)
+{
+    if (key_is(key, klen, "content") || key_is(key, klen, "reasoning_content") ||
+        key_is(key, klen, "reasoning"))
+        return js_text_value(s, ctx);
+    return js_value(s);
+}
+
+static int on_choice_member(struct jscan *s, const char *key, size_t klen, void *ctx)
+{
+    struct client_chunk *out = ctx;
+    if (key_is(key, klen, "text"))
+        return js_text_value(s, out);
+    if (key_is(key, klen, "delta") && s->p < s->end && *s->p == '{')
+        return js_object(s, on_delta_member, out);
+    if (key_is(key, klen, "finish_reason") && !js_at_null(s))
+        out->finish = true;
+    return js_value(s);
+}
+
+static int on_first_choice(struct jscan *s, void *ctx)
+{
+    if (s->p < s->end && *s->p == '{')
+        return js_object(s, on_choice_member, ctx);
+    return js_value(s);
+}
+
+static int on_usage_member(struct jscan *s, const char *key, size_t klen, void *ctx)
+{
+    struct client_chunk *out = ctx;
+    int *slot = key_is(key, klen, "prompt_tokens")       ? &out->prompt_tokens
+                : key_is(key, klen, "completion_tokens") ? &out->completion_tokens
+                                                         : NULL;
+    if (!slot || s->p >= s->end || !(*s->p == '-' || (*s->p >= '0' && *s->p <= '9')))
+        return js_value(s);
+    long long v;
+    bool is_int;
+    if (js_number(s, &v, &is_int))
+        return -1;
+    if (is_int && v >= 0 && v <= INT32_MAX)
+        *slot = (int)v;
+    return 0;
+}
+
+static int on_top_member(struct jscan *s, const char *key, size_t klen, void *ctx)
+{
+    struct client_chunk *out = ctx;
+    if (key_is(key, klen, "choices") && s->p < s->end && *s->p == '[')
+        return js_array(s, on_first_choice, out);
+    if (key_is(key, klen, "usage") && s->p < s->end && *s->p == '{')
+        return js_object(s, on_usage_member, out);
+    if (key_is(key, klen, "error") && !js_at_null(s))
+        out->error = true;
+    return js_value(s);
+}
+
+int client_chunk_parse(const char *data, size_t len, struct client_chunk *out, size_t *bad_at)
+{
+    struct jscan s = {.p = data, .end = data + len, .start = data};
+    memset(out, 0, sizeof(*out));
+    out->prompt_tokens = out->completion_tokens = -1;
+    js_ws(&s);
+    int rc = js_object(&s, on_top_member, out);
+    if (!rc) {
+        js_ws(&s);
+        if (s.p != s.end)
+            rc = -1;
+    }
+    if (rc) {
+        if (bad_at)
+            *bad_at = (size_t)(s.p - s.start);
+        return -EINVAL;
+    }
+    return 0;
+}
+
+/* ===== Stream content ===== */
+/* The message of an {"error": ...} event (rare: jansson is fine here). */
+static void error_event_message(const char *data, size_t len, char *out, size_t cap)
+{
+    json_t *root = json_loadb(data, len, 0, NULL);
+    json_t *err = json_object_get(root, "error");
+    const char *m = json_is_object(err) ? json_string_value(json_object_get(err, "message"))
+                                        : json_string_value(err);
+    if (!m)
+        m = "(no message)";
+    clean_copy(out, cap, m, strlen(m));
+    json_decref(root);
+}
+
+static int on_sse_event(void *ctx, const char *data, size_t len)
+{
+    struct transfer *t = ctx;
+    struct req_record *rec = t->rec;
+    if (t->saw_done)
+        return 0; /* nothing after [DONE] matters */
+    if (len == 6 && memcmp(data, "[DONE]", 6) == 0) {
+        t->saw_done = true;
+        rec->t_end = t->now;
+        return 0;
+    }
+    size_t i = 0;
+    while (i < len && (data[i] == ' ' || data[i] == '\t' || data[i] == '\n' || data[i] == '\r'))
+        i++;
+    if (i == len)
+        return 0; /* an empty data event carries nothing */
+    struct client_chunk ck;
+    size_t bad_at = 0;
+    if (client_chunk_parse(data, len, &ck, &bad_at)) {
+        char snippet[64];
+        clean_copy(snippet, sizeof(snippet), data, len);
+        req_record_fail(rec, REQ_BAD_RESPONSE, "invalid JSON in event at byte %zu: %s", bad_at,
+                        snippet);
+        t->failed = true;
+        return 1;
+    }
+    if (ck.error) {
+        char msg[CLIENT_ERRMSG_MAX];
+        error_event_message(data, len, msg, sizeof(msg));
+        req_record_fail(rec, REQ_BAD_RESPONSE, "error event: %s", msg);
+        t->failed = true;
+        return 1;
+    }
+    t->n_chunks++;
+    if (ck.text) {
+        if (!rec->t_first)
+            rec->t_first = t->now;
+        rec->t_last = t->now;
+        req_record_add_event(rec, t->now);
+    }
+    if (ck.finish)
+        t->saw_finish = true;
+    if (ck.completion_tokens >= 0) { /* the last chunk that carries usage wins */
+        t->have_usage = true;
+        t->usage_completion = ck.completion_tokens;
+        t->usage_prompt = ck.prompt_tokens;
+    }
+    return 0;
+}
+
+static size_t on_write(char *ptr, size_t size, size_t nmemb, void *userp)
+{
+    struct transfer *t = userp;
+    size_t n = size * nmemb;
+    mono_ns now = clock_now(); /* before anything else: when these bytes arrived */
+    if (t->http == 0) {
+        long http = 0;
+        curl_easy_getinfo(t->easy, CURLINFO_RESPONSE_CODE, &http);
+        t->http = http;
+    }
+    if (t->http < 200 || t->http >= 300) {
+        /* An error body: keep its head for the message, drop the rest. */
+        size_t room = t->errbody.max - t->errbody.len;
+        if (room && buf_append(&t->errbody, ptr, n < room ? n : room))
+            return CURL_WRITEFUNC_ERROR;
+        return n;
+    }
+    t->now = now;
+    int rc = sse_parser_feed(t->sse, ptr, n);
+    if (rc == 0)
+        return n;
+    if (!t->failed) {
+        if (rc == -E2BIG)
+            req_record_fail(t->rec, REQ_BAD_RESPONSE, "SSE line longer than %d bytes",
+                            CLIENT_SSE_MAX_LINE);
+        else
+            req_record_fail(t->rec, REQ_BAD_RESPONSE, "SSE parser: %s", strerror(-rc));
+        t->failed = true;
+    }
+    return CURL_WRITEFUNC_ERROR;
+}
+
+/* ===== libevent <-> libcurl ===== */
+
+static void on_socket_ready(evutil_socket_t fd, short what, void *arg)
+{
+    struct client *c = arg;
+    int flags =
+        ((what & EV_READ) ? CURL_CSELECT_IN : 0) | ((what & EV_WRITE) ? CURL_CSELECT_OUT : 0);
+    int running = 0;
+    curl_multi_socket_action(c->multi, fd, flags, &running);
+    drain_done(c);
+}
+
+static void on_timer(evutil_socket_t fd, short what, void *arg)
+{
+    struct client *c = arg;
+    (void)fd;
+    (void)what;
+    int running = 0;
+    curl_multi_socket_action(c->multi, CURL_SOCKET_TIMEOUT, 0, &running);
+    drain_done(c);
+}
+
+static void sock_free(struct client *c, struct sock *sk)
+{
+    if (sk->prev)
+        sk->prev->next = sk->next;
+    else
+        c->socks = sk->next;
+    if (sk->next)
+        sk->next->prev = sk->prev;
+    event_free(sk->ev);
+    free(sk);
+}
+
+static int on_curl_socket(CURL *easy, curl_socket_t s, int what, void *userp, void *socketp)
+{
+    struct client *c = userp;
+    struct sock *sk = socketp;
+    (void)easy;
+    if (what == CURL_POLL_REMOVE) {
+        if (sk) {
+            curl_multi_assign(c->multi, s, NULL);
+            sock_free(c, sk);
+        }
+        return 0;
+    }
+    short kind = EV_PERSIST | ((what & CURL_POLL_IN) ? EV_READ : 0) |
+                 ((what & CURL_POLL_OUT) ? EV_WRITE : 0);
+    if (!sk) {
+        sk = xcalloc(1, sizeof(*sk));
+        sk->fd = s;
+        sk->ev = event_new(c->base, s, kind, on_socket_ready, c);
+        if (!sk->ev) {
+            free(sk);
+            return -1;
+        }
+        sk->next = c->socks;
+        if (c->socks)
+            c->socks->prev = sk;
+        c->socks = sk;
+        curl_multi_assign(c->multi, s, sk);
+    } else if (sk->kind == kind) {
+        return 0; /* libcurl repeats itself; re-adding would cost two epoll_ctl calls */
+    } else {
+        event_del(sk->ev);
+        if (event_assign(sk->ev, c->base, s, kind, on_socket_ready, c))
+            return -1;
+    }
+    sk->kind = kind;
+    return event_add(sk->ev, NULL) ? -1 : 0;
+}
+
+/* Only arms the libevent timer; libcurl must not be called from here (P11). */
+static int on_curl_timer(CURLM *multi, long ms, void *userp)
+{
+    struct client *c = userp;
+    (void)multi;
+    if (ms < 0)
+        return evtimer_del(c->timer) ? -1 : 0;
+    struct timeval tv = {ms / 1000, (ms % 1000) * 1000}; /* 0: the next loop turn */
+    return evtimer_add(c->timer, &tv) ? -1 : 0;
+}
+
+/* ===== Public ===== */
+
+int client_new(struct client **out, struct event_base *base, const struct client_options *o)
+{
+    if (!out || !base)
+        return -EINVAL;
+    pthread_once(&curl_once, curl_init_once);
+    if (curl_init_rc != CURLE_OK)
+        return -ENOMEM;
+    int rc = -ENOMEM;
+    struct client *c = xcalloc(1, sizeof(*c));
+    c->base = base;
+    c->timeout_s = o ? o->timeout_s : 0;
+    c->multi = curl_multi_init();
+    if (!c->multi)
+        goto fail;
+    c->timer = evtimer_new(base, on_timer, c);
+    if (!c->timer)
+        goto fail;
+    curl_multi_setopt(c->multi, CURLMOPT_SOCKETFUNCTION, on_curl_socket);
+    curl_multi_setopt(c->multi, CURLMOPT_SOCKETDATA, c);
+    curl_multi_setopt(c->multi, CURLMOPT_TIMERFUNCTION, on_curl_timer);
+    curl_multi_setopt(c->multi, CURLMOPT_TIMERDATA, c);
+    if (o && o->max_host_connections > 0)
+        curl_multi_setopt(c->multi, CURLMOPT_MAX_HOST_CONNECTIONS, o->max_host_connections);
+
+    static const char *const fixed[] = {"Content-Type: application/json",
+                                        "Accept: text/event-stream", "Expect:"};
+    for (size_t i = 0; i < sizeof(fixed) / sizeof(fixed[0]); i++) {
+        struct curl_slist *h = curl_slist_append(c->headers, fixed[i]);
+        if (!h)
+            goto fail;
+        c->headers = h;
+    }
+    if (o && o->api_key && o->api_key[0]) {
+        char *auth = xasprintf("Authorization: Bearer %s", o->api_key);
+        struct curl_slist *h = curl_slist_append(c->headers, auth);
+        /* The key lives on only inside the header list. */
+        explicit_bzero(auth, strlen(auth));
+        free(auth);
+        if (!h)
+            goto fail;
+        c->headers = h;
+    }
+    *out = c;
+    return 0;
+fail:
+    client_free(c);
+    return rc;
+}
+
+static char *build_body(const struct client_request *rq)
+{
+    json_t *root = json_object();
+    json_object_set_new(root, "model", json_string(rq->model));
+    if (rq->api == API_CHAT) {
+        json_t *msg = json_object();
+        json_object_set_new(msg, "role", json_string("user"));
+        json_object_set_new(msg, "content", json_string(rq->prompt));
+        json_t *msgs = json_array();
+        json_array_append_new(msgs, msg);
+        json_object_set_new(root, "messages", msgs);
+        json_object_set_new(root, "max_completion_tokens", json_integer(rq->max_tokens));
+    } else {
+        json_object_set_new(root, "prompt", json_string(rq->prompt));
+    }
+    json_object_set_new(root, "max_tokens", json_integer(rq->max_tokens));
+    json_object_set_new(root, "stream", json_true());
+    json_t *so = json_object();
+    json_object_set_new(so, "include_usage", json_true());
+    json_object_set_new(root, "stream_options", so);
+    if (rq->ignore_eos) {
+        json_object_set_new(root, "ignore_eos", json_true());
+        json_object_set_new(root, "min_tokens", json_integer(rq->max_tokens));
+    }
+    char *s = json_dumps(root, JSON_COMPACT);
+    json_decref(root);
+    return s;
+}
+
+static char *build_url(const struct client_request *rq)
+{
+    size_t n = strlen(rq->base_url);
+    while (n && rq->base_url[n - 1] == '/')
+        n--;
+    /* Tolerate a base URL that already names /v1. */
+    if (n >= 3 && memcmp(rq->base_url + n - 3, "/v1", 3) == 0)
+        n -= 3;
+    const char *path = rq->api == API_CHAT ? "/v1/chat/completions" : "/v1/completions";
+    return xasprintf("%.*s%s", (int)n, rq->base_url, path);
+}
+
+static int transfer_setup(struct client *c, struct transfer *t, const char *url)
+{
+    CURL *e = t->easy;
+    CURLcode r = CURLE_OK;
+#define SET(opt, val)                                                                              \
+    do {                                                                                           \
+        if (r == CURLE_OK)                                                                         \
+            r = curl_easy_setopt(e, opt, val);                                                     \
+    } while (0)
+    SET(CURLOPT_URL, url);
+    SET(CURLOPT_PRIVATE, t);
+    SET(CURLOPT_POST, 1L);
+    SET(CURLOPT_POSTFIELDS, t->body);
+    SET(CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)strlen(t->body));
+    SET(CURLOPT_HTTPHEADER, c->headers);
+    SET(CURLOPT_WRITEFUNCTION, on_write);
+    SET(CURLOPT_WRITEDATA, t);
+    SET(CURLOPT_ERRORBUFFER, t->errbuf);
+    SET(CURLOPT_NOSIGNAL, 1L);
+    SET(CURLOPT_TCP_NODELAY, 1L);
+    SET(CURLOPT_TCP_KEEPALIVE, 1L);
+    SET(CURLOPT_HTTP_VERSION, (long)CURL_HTTP_VERSION_1_1);
+    SET(CURLOPT_TIMEOUT_MS, (long)(c->timeout_s > 0 ? c->timeout_s * 1000.0 + 0.5 : 0));
+#undef SET
+    return r == CURLE_OK ? 0 : -EINVAL;
+}
+
+int client_start(struct client *c, const struct client_request *rq, struct req_record *rec,
+                 client_done_fn done, void *ctx)
+{
+    if (!c || !rq || !rec || !done || !rq->base_url || !rq->model || !rq->prompt) {
+        if (rec)
+            req_record_fail(rec, REQ_BAD_RESPONSE, "client_start: missing argument");
+        return -EINVAL;
+    }
+    int rc = -ENOMEM;
+    char *url = NULL;
+    struct transfer *t = c->pool;
+    if (t) {
+        c->pool = t->next;
+        t->next = NULL;
+        curl_easy_reset(t->easy);
+        sse_parser_reset(t->sse);
+        buf_reset(&t->errbody);
+    } else {
+        t = xcalloc(1, sizeof(*t));
+        t->c = c;
+        buf_init(&t->errbody, CLIENT_ERRBODY_MAX);
+        t->easy = curl_easy_init();
+        if (!t->easy)
+            goto fail;
+        rc = sse_parser_new(&t->sse, CLIENT_SSE_MAX_LINE, on_sse_event, t);
+        if (rc)
+            goto fail;
+        rc = -ENOMEM;
+    }
+    t->rec = rec;
+    t->done = done;
+    t->ctx = ctx;
+    t->now = 0;
+    t->http = 0;
+    t->n_chunks = 0;
+    t->saw_done = t->saw_finish = t->have_usage = t->failed = false;
+    t->usage_prompt = t->usage_completion = -1;
+    t->errbuf[0] = '\0';
+    t->body = build_body(rq);
+    if (!t->body)
+        goto fail;
+    url = build_url(rq);
+    rc = transfer_setup(c, t, url);
+    if (rc)
+        goto fail;
+    if (rq->max_tokens > 0)
+        req_record_reserve_events(rec, (size_t)rq->max_tokens < CLIENT_RESERVE_MAX
+                                           ? (size_t)rq->max_tokens
+                                           : CLIENT_RESERVE_MAX);
+    rec->target_output_tokens = rq->max_tokens;
+    rec->t_sent = clock_now();
+    /* Only arms the timer (0 ms): the transfer begins on the next loop turn, so done is
+     * never called from inside client_start. */
+    if (curl_multi_add_handle(c->multi, t->easy) != CURLM_OK) {
+        rc = -EIO;
+        goto fail;
+    }
+    free(url);
+    t->prev = NULL;
+    t->next = c->active;
+    if (c->active)
+        c->active->prev = t;
+    c->active = t;
+    c->in_flight++;
+    return 0;
+fail:
+    free(url);
+    free(t->body);
+    t->body = NULL;
+    t->rec = NULL;
+    req_record_fail(rec, REQ_BAD_RESPONSE, "client_start: %s", strerror(-rc));
+    if (t->easy && t->sse) {
+        t->next = c->pool;
+        c->pool = t;
+    } else {
+        curl_easy_cleanup(t->easy);
+        sse_parser_free(t->sse);
+        buf_release(&t->errbody);
+        free(t);
+    }
+    return rc;
+}
+
+void client_cancel_all(struct client *c)
+{
+    if (!c)
+        return;
+    /* Detach the list first: done callbacks may start new transfers, which are not part of
+     * this cancellation (the caller stops starting work before cancelling). */
+    struct transfer *list = c->active;
+    c->active = NULL;
+    while (list) {
+        struct transfer *t = list;
+        list = t->next;
+        if (list)
+            list->prev = NULL;
+        t->prev = t->next = NULL;
+        /* Put it back alone so transfer_finish can unlink it as usual. */
+        t->next = c->active;
+        if (c->active)
+            c->active->prev = t;
+        c->active = t;
+        long http = 0;
+        curl_easy_getinfo(t->easy, CURLINFO_RESPONSE_CODE, &http);
+        t->rec->http_status = http;
+        curl_multi_remove_handle(c->multi, t->easy);
+        req_record_fail(t->rec, REQ_CANCELLED, "cancelled");
+        transfer_finish(t);
+    }
+}
+
+size_t client_in_flight(const struct client *c)
+{
+    return c ? c->in_flight : 0;
+}
+
+void client_free(struct client *c)
+{
+    if (!c)
+        return;
+    client_cancel_all(c);
+    while (c->pool) {
+        struct transfer *t = c->pool;
+        c->pool = t->next;
+        curl_easy_cleanup(t->easy);
+        sse_parser_free(t->sse);
+        buf_release(&t->errbody);
+        free(t);
+    }
+    /* Closes cached connections; their sockets leave through on_curl_socket. */
+    if (c->multi)
+        curl_multi_cleanup(c->multi);
+    /* libcurl does not always report REMOVE for connections it closes in cleanup. */
+    while (c->socks)
+        sock_free(c, c->socks);
+    if (c->timer)
+        event_free(c->timer);
+    curl_slist_free_all(c->headers);
+    free(c);
+}
