@@ -19,9 +19,11 @@ COPY scripts/setup.sh scripts/setup.sh
 RUN scripts/setup.sh build && rm -rf /var/lib/apt/lists/*
 
 COPY . .
-# The build stage runs as root with no git checkout (.git is not sent), so the version reads
-# "git unknown". The catalog may not exist in every tree: an empty folder keeps the COPY below valid.
-RUN scripts/build.sh \
+# .git is not sent, so the revision comes in as a build argument:
+#   docker build --build-arg TB_GIT="$(git describe --always --dirty)" .
+# The catalog may not exist in every tree: an empty folder keeps the COPY below valid.
+ARG TB_GIT=unknown
+RUN scripts/build.sh -DTB_GIT="${TB_GIT}" \
     && strip --strip-debug build/testbench \
     && mkdir -p catalog
 

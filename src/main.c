@@ -24,7 +24,7 @@ struct command {
 static const struct command commands[] = {
     {"run", run_main,
      "testbench run --config FILE [--endpoint URL] [--model NAME] [--output-dir DIR] [--sim] "
-     "[--quiet]\n  Runs the benchmark a config describes and writes results/<prefix>_<time>_*."},
+     "[--quiet]\n    [--wait S]\n  Runs the benchmark a config describes and writes results/<prefix>_<time>_*."},
     {"sim", sim_main,
      "testbench sim [--host 127.0.0.1] [--port 8000] [--model M] [--served-model-name N]\n"
      "    [--gpu G] [--quantization Q] [--kv-cache-dtype D] [--max-model-len N]\n"
@@ -35,13 +35,16 @@ static const struct command commands[] = {
     {"plan", plan_main,
      "testbench plan --gpu NAME --model NAME [--quantization Q] [--kv-cache-dtype D]\n"
      "    [--context N[,N...]] [--prompt-tokens N] [--output-tokens N] [--users N[,N...]]\n"
-     "    [--requests N] [--catalog DIR] [--json]\n"
+     "    [--requests N] [--max-num-seqs N] [--max-num-batched-tokens N]\n"
+     "    [--gpu-memory-utilization F] [--tensor-parallel-size N] [--no-enable-prefix-caching]\n"
+     "    [--slo-ttft-ms X] [--slo-tpot-ms X] [--catalog DIR] [--json]\n"
      "  Predicts memory, KV capacity, latency and throughput without a GPU."},
     {"telemetry", telemetry_main,
-     "testbench telemetry [--interval S] [--duration S] [--json] [--metrics-url URL]\n"
+     "testbench telemetry [--interval S] [--duration S] [--json] [--metrics-url URL] [--no-gpu]\n"
+     "    [--no-host]\n"
      "  Samples GPUs (NVML) and the host, one line per sample."},
     {"validate", validate_main,
-     "testbench validate --config FILE\n  Loads and checks a config; prints errors with "
+     "testbench validate --config FILE [--print]\n  Loads and checks a config; prints errors with "
      "file:line:column."},
 };
 

@@ -1,11 +1,783 @@
+/*
+ * run.c - `testbench run`: loads a config, finds (or starts) the server, then runs each
+ * point of the sweep (context × concurrency × rate), all tenants at once, on one libevent
+ * loop: per-tenant timers release requests at their scheduled due times (fixed before the
+ * point starts), a concurrency cap holds them in a FIFO, the client streams them. After each
+ * point the summaries and files are rewritten, so an interrupted run keeps every finished
+ * request. The loop also measures its own lateness (docs/METRICS.md, "client self-check").
+ */
 #include "runner/run.h"
 
+#include <errno.h>
+#include <getopt.h>
+#include <math.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <event2/event.h>
+
+#include "config/config.h"
+#include "core/exitcode.h"
 #include "core/log.h"
+#include "core/rng.h"
+#include "core/version.h"
+#include "runner/client.h"
+#include "runner/probe.h"
+#include "runner/progress.h"
+#include "runner/prompt.h"
+#include "runner/results.h"
+#include "runner/schedule.h"
+#include "sim/sim.h"
+#include "telemetry/telemetry.h"
+
+#define HEARTBEAT_NS (5 * NS_PER_MS)  /* loop-lag probe and Ctrl-C check period */
+#define START_LEAD_NS (20 * NS_PER_MS) /* first request due this long after set-up ends */
+#define LATE_LIMIT_S 0.001             /* p99 lag above this: warn of distortion */
+
+static volatile sig_atomic_t interrupted;
+
+static void on_sigint(int sig)
+{
+    (void)sig;
+    interrupted = 1;
+}
+
+struct run_args {
+    const char *config;
+    const char *endpoint;
+    const char *model;
+    const char *output_dir;
+    bool sim;
+    bool quiet;
+    double wait_s;
+};
+
+struct point_run;
+
+/* One tenant's share of one point. */
+struct tenant_run {
+    struct point_run *pr;
+    const struct tenant_cfg *tc;
+    int index;
+    const char *endpoint;
+    const char *model;
+    int concurrency;            /* 0 = no cap */
+    double rate;
+    size_t n;
+    struct req_record *recs;
+    char **prompts;
+    mono_ns *due;               /* absolute due times */
+    bool *held;                 /* waited for a concurrency slot */
+    size_t next;                /* next index not yet released */
+    size_t *fifo;               /* released, waiting for a slot */
+    size_t fifo_head, fifo_tail;
+    int in_flight;
+    size_t sent;
+    struct event *timer;
+};
+
+struct runner {
+    struct config cfg;
+    struct run_args args;
+    struct event_base *base;
+    struct client *client;
+    struct telemetry *telem;
+    struct results_writer *rw;
+    struct prompt_builder **builders; /* per tenant */
+    struct sim_server *sim;
+    const char *api_key;
+    char **tenant_endpoint;           /* resolved per tenant (sim overrides) */
+    char **tenant_model;
+    long *tenant_max_len;
+    mono_ns t0;
+    size_t completed_total;
+};
+
+struct point_run {
+    struct runner *r;
+    struct tenant_run *tenants;
+    size_t n_tenants;
+    size_t total;
+    size_t finished;
+    bool stopping;
+    struct dvec loop_lag;
+    struct dvec dispatch_lag;
+    mono_ns hb_expected;
+    struct event *heartbeat;
+    struct event *progress_ev;
+    struct progress progress;
+};
+
+/* ---- dispatch ------------------------------------------------------------------------ */
+
+static void tenant_start(struct tenant_run *tr, size_t i);
+
+static void point_maybe_done(struct point_run *pr)
+{
+    if (pr->finished == pr->total || (pr->stopping && client_in_flight(pr->r->client) == 0))
+        event_base_loopexit(pr->r->base, NULL);
+}
+
+static void on_request_done(void *ctx, struct req_record *rec)
+{
+    struct tenant_run *tr = ctx;
+    struct point_run *pr = tr->pr;
+    tr->in_flight--;
+    pr->finished++;
+    pr->progress.done++;
+    if (rec->status == REQ_OK)
+        pr->progress.tokens += rec->output_tokens;
+    else
+        pr->progress.failed++;
+    if (!pr->stopping && tr->fifo_head < tr->fifo_tail)
+        tenant_start(tr, tr->fifo[tr->fifo_head++]);
+    point_maybe_done(pr);
+}
+
+static void tenant_start(struct tenant_run *tr, size_t i)
+{
+    struct runner *r = tr->pr->r;
+    struct client_request rq = {
+        .base_url = tr->endpoint,
+        .api = r->cfg.server.api,
+        .model = tr->model,
+        .prompt = tr->prompts[i],
+        .max_tokens = tr->recs[i].target_output_tokens,
+        .ignore_eos = true,
+    };
+    tr->in_flight++;
+    tr->sent++;
+    if (client_start(r->client, &rq, &tr->recs[i], on_request_done, tr) != 0) {
+        if (tr->recs[i].t_sent == 0)
+            tr->recs[i].t_sent = clock_now();
+        tr->recs[i].t_end = tr->recs[i].t_sent;
+        on_request_done(tr, &tr->recs[i]);
+        return;
+    }
+    if (!tr->held[i])
+        dvec_push(&tr->pr->dispatch_lag, ns_diff_s(tr->recs[i].t_due, tr->recs[i].t_sent));
+    free(tr->prompts[i]); /* the body was built in client_start */
+    tr->prompts[i] = NULL;
+}
+
+static void tenant_arm(struct tenant_run *tr, mono_ns now)
+{
+    if (tr->next >= tr->n || tr->pr->stopping)
+        return;
+    mono_ns due = tr->due[tr->next];
+    mono_ns wait = due > now ? due - now : 0;
+    struct timeval tv = {(time_t)(wait / NS_PER_S), (suseconds_t)((wait % NS_PER_S) / 1000)};
+    evtimer_add(tr->timer, &tv);
+}
+
+/* Releases every request that is due; arms the timer for the next. */
+static void on_tenant_timer(evutil_socket_t fd, short what, void *arg)
+{
+    struct tenant_run *tr = arg;
+    (void)fd;
+    (void)what;
+    mono_ns now = clock_now();
+    while (tr->next < tr->n && tr->due[tr->next] <= now && !tr->pr->stopping) {
+        size_t i = tr->next++;
+        tr->recs[i].t_due = tr->due[i];
+        if (tr->concurrency > 0 && tr->in_flight >= tr->concurrency) {
+            tr->held[i] = true;
+            tr->fifo[tr->fifo_tail++] = i;
+        } else {
+            tenant_start(tr, i);
+        }
+        now = clock_now();
+    }
+    tenant_arm(tr, now);
+}
+
+static void point_stop(struct point_run *pr)
+{
+    if (pr->stopping)
+        return;
+    pr->stopping = true;
+    for (size_t t = 0; t < pr->n_tenants; t++)
+        evtimer_del(pr->tenants[t].timer);
+    client_cancel_all(pr->r->client);
+    point_maybe_done(pr);
+}
+
+/* Measures how late the loop runs its timers, and notices Ctrl-C. */
+static void on_heartbeat(evutil_socket_t fd, short what, void *arg)
+{
+    struct point_run *pr = arg;
+    (void)fd;
+    (void)what;
+    mono_ns now = clock_now();
+    if (now > pr->hb_expected)
+        dvec_push(&pr->loop_lag, ns_diff_s(pr->hb_expected, now));
+    else
+        dvec_push(&pr->loop_lag, 0);
+    pr->hb_expected = now + HEARTBEAT_NS;
+    if (interrupted)
+        point_stop(pr);
+}
+
+static void on_progress(evutil_socket_t fd, short what, void *arg)
+{
+    struct point_run *pr = arg;
+    (void)fd;
+    (void)what;
+    progress_draw(&pr->progress);
+}
+
+/* ---- preparing a point ----------------------------------------------------------------- */
+
+static uint64_t derive_seed(uint64_t seed, size_t point, size_t tenant, const char *what)
+{
+    char key[128];
+    int n = snprintf(key, sizeof(key), "%zu/%zu/%s", point, tenant, what);
+    return hash64(key, (unsigned long)n, seed);
+}
+
+static int prompt_target(const struct requests_cfg *rq, int context, struct rng *g)
+{
+    if (context > 0)
+        return context - rq->completion_tokens;
+    return (int)rng_range(g, rq->prompt_tokens_min, rq->prompt_tokens_max);
+}
+
+static int tenant_prepare(struct runner *r, struct tenant_run *tr, size_t point, int context)
+{
+    const struct requests_cfg *rq = &tr->tc->requests;
+    uint64_t seed = r->cfg.benchmark.seed;
+    tr->n = (size_t)rq->num_requests;
+    tr->recs = xcalloc(tr->n, sizeof(*tr->recs));
+    tr->prompts = xcalloc(tr->n, sizeof(*tr->prompts));
+    tr->due = xcalloc(tr->n, sizeof(*tr->due));
+    tr->held = xcalloc(tr->n, sizeof(*tr->held));
+    tr->fifo = xcalloc(tr->n, sizeof(*tr->fifo));
+    int rc = schedule_build(tr->due, tr->n, rq->arrival, tr->rate, rq->burstiness,
+                            derive_seed(seed, point, (size_t)tr->index, "schedule"));
+    if (rc)
+        return rc;
+    struct rng g;
+    rng_seed(&g, derive_seed(seed, point, (size_t)tr->index, "lengths"));
+    for (size_t i = 0; i < tr->n && !interrupted; i++) {
+        struct req_record *rec = &tr->recs[i];
+        req_record_init(rec);
+        rec->id = (uint64_t)point << 32 | ((uint64_t)tr->index << 24) | i;
+        rec->tenant = tr->index;
+        rec->target_prompt_tokens = prompt_target(rq, context, &g);
+        rec->target_output_tokens = rq->completion_tokens;
+        int actual = -1;
+        tr->prompts[i] = prompt_build(r->builders[tr->index], rec->target_prompt_tokens,
+                                      rq->shared_prefix_tokens,
+                                      derive_seed(seed, point, (size_t)tr->index, "prompt") + i,
+                                      &actual);
+    }
+    return interrupted ? -EINTR : 0;
+}
+
+static void tenant_release(struct tenant_run *tr)
+{
+    for (size_t i = 0; i < tr->n; i++) {
+        req_record_release(&tr->recs[i]);
+        free(tr->prompts ? tr->prompts[i] : NULL);
+    }
+    free(tr->recs);
+    free(tr->prompts);
+    free(tr->due);
+    free(tr->held);
+    free(tr->fifo);
+    if (tr->timer)
+        event_free(tr->timer);
+}
+
+/* ---- one point -------------------------------------------------------------------------- */
+
+struct point_key {
+    size_t index;
+    size_t count;
+    int context;      /* 0 = none */
+    int concurrency;  /* top-level sweep value */
+    double rate;
+};
+
+static void point_collect(struct runner *r, struct point_run *pr, const struct point_key *k)
+{
+    struct dist dl, ll;
+    dist_compute(&dl, pr->dispatch_lag.v, pr->dispatch_lag.n);
+    dist_compute(&ll, pr->loop_lag.v, pr->loop_lag.n);
+    for (size_t t = 0; t < pr->n_tenants; t++) {
+        struct tenant_run *tr = &pr->tenants[t];
+        /* Requests never released (Ctrl-C) are not part of the point. The copies are
+         * shallow: the originals keep ownership and are released with the tenant. */
+        struct req_record *sent = xcalloc(tr->n, sizeof(*sent));
+        size_t n = 0;
+        for (size_t i = 0; i < tr->n; i++)
+            if (tr->recs[i].t_sent)
+                sent[n++] = tr->recs[i];
+        struct point_summary s;
+        point_summary_compute(&s, sent, n, &tr->tc->slo);
+        struct telemetry_window tw;
+        bool have_tw = r->telem && s.window_end > s.window_start;
+        if (have_tw)
+            telemetry_window(r->telem, s.window_start, s.window_end, &tw);
+        struct point_info pi = {
+            .benchmark = r->cfg.benchmark.name,
+            .tenant = tr->tc->name,
+            .model = tr->model,
+            .context_length = k->context,
+            .concurrency = tr->concurrency,
+            .rate = tr->rate,
+            .arrival = tr->tc->requests.arrival,
+            .num_requests = tr->tc->requests.num_requests,
+            .dispatch_lag_s = dl,
+            .loop_lag_s = ll,
+            .client_distorted = (dl.n && dl.p99 > LATE_LIMIT_S) || (ll.n && ll.p99 > LATE_LIMIT_S),
+        };
+        results_add_point(r->rw, &pi, &s, have_tw ? &tw : NULL, sent, n, r->t0);
+        free(sent);
+        r->completed_total += s.completed;
+        if (!r->args.quiet)
+            progress_print_summary(stdout, &pi, &s, have_tw ? &tw : NULL);
+        if (s.prompt_off_target)
+            log_warn("tenant %s: actual prompt lengths missed their targets by up to %.1f%% "
+                     "(the server's tokenizer differs from the estimate; see summary)",
+                     tr->tc->name, s.prompt_error_max_pct);
+    }
+}
+
+static int flush_results(struct runner *r)
+{
+    char err[512];
+    if (r->telem)
+        telemetry_sample_now(r->telem);
+    json_t *tj = r->telem ? telemetry_json(r->telem) : NULL;
+    int rc = results_flush(r->rw, tj, err, sizeof(err));
+    json_decref(tj);
+    if (rc)
+        log_error("%s", err);
+    return rc;
+}
+
+static int point_run(struct runner *r, const struct point_key *k)
+{
+    struct point_run pr;
+    memset(&pr, 0, sizeof(pr));
+    pr.r = r;
+    pr.n_tenants = r->cfg.n_tenants;
+    pr.tenants = xcalloc(pr.n_tenants, sizeof(*pr.tenants));
+    dvec_init(&pr.loop_lag);
+    dvec_init(&pr.dispatch_lag);
+    int rc = 0;
+    for (size_t t = 0; t < pr.n_tenants && rc == 0; t++) {
+        struct tenant_run *tr = &pr.tenants[t];
+        const struct tenant_cfg *tc = &r->cfg.tenants[t];
+        tr->pr = &pr;
+        tr->tc = tc;
+        tr->index = (int)t;
+        tr->endpoint = r->tenant_endpoint[t];
+        tr->model = r->tenant_model[t];
+        /* Named tenants hold single values (config.h); the default one follows the sweep. */
+        tr->concurrency = r->cfg.tenants_given ? tc->requests.concurrency[0] : k->concurrency;
+        tr->rate = r->cfg.tenants_given ? tc->requests.rates[0] : k->rate;
+        tr->timer = evtimer_new(r->base, on_tenant_timer, tr);
+        rc = tenant_prepare(r, tr, k->index, k->context);
+        pr.total += tr->n;
+    }
+    if (rc == -EINTR)
+        rc = 0; /* Ctrl-C while building prompts: nothing of this point was sent */
+    if (rc == 0 && !interrupted) {
+        char label[64];
+        snprintf(label, sizeof(label), "point %zu/%zu", k->index + 1, k->count);
+        progress_begin(&pr.progress, !r->args.quiet && isatty(STDERR_FILENO), label, pr.total);
+        mono_ns start = clock_now() + START_LEAD_NS;
+        for (size_t t = 0; t < pr.n_tenants; t++) {
+            struct tenant_run *tr = &pr.tenants[t];
+            for (size_t i = 0; i < tr->n; i++)
+                tr->due[i] += start;
+            tenant_arm(tr, clock_now());
+        }
+        pr.heartbeat = event_new(r->base, -1, EV_PERSIST, on_heartbeat, &pr);
+        pr.progress_ev = event_new(r->base, -1, EV_PERSIST, on_progress, &pr);
+        struct timeval hb = {0, (suseconds_t)(HEARTBEAT_NS / 1000)}, one = {1, 0};
+        pr.hb_expected = clock_now() + HEARTBEAT_NS;
+        event_add(pr.heartbeat, &hb);
+        if (pr.progress.enabled)
+            event_add(pr.progress_ev, &one);
+        if (pr.total > 0)
+            event_base_dispatch(r->base);
+        event_free(pr.heartbeat);
+        event_free(pr.progress_ev);
+        progress_end(&pr.progress);
+        point_collect(r, &pr, k);
+        rc = flush_results(r);
+    }
+    for (size_t t = 0; t < pr.n_tenants; t++)
+        tenant_release(&pr.tenants[t]);
+    free(pr.tenants);
+    dvec_release(&pr.loop_lag);
+    dvec_release(&pr.dispatch_lag);
+    return rc;
+}
+
+/* ---- set-up ----------------------------------------------------------------------------- */
+
+static int parse_args(int argc, char **argv, struct run_args *a)
+{
+    static const struct option opts[] = {
+        {"config", required_argument, NULL, 'c'},     {"endpoint", required_argument, NULL, 'e'},
+        {"model", required_argument, NULL, 'm'},      {"output-dir", required_argument, NULL, 'o'},
+        {"sim", no_argument, NULL, 's'},              {"quiet", no_argument, NULL, 'q'},
+        {"wait", required_argument, NULL, 'w'},       {"help", no_argument, NULL, 'h'},
+        {NULL, 0, NULL, 0},
+    };
+    memset(a, 0, sizeof(*a));
+    a->wait_s = 5;
+    optind = 1;
+    int c;
+    while ((c = getopt_long(argc, argv, "c:e:m:o:sqw:h", opts, NULL)) != -1) {
+        char *end;
+        switch (c) {
+        case 'c': a->config = optarg; break;
+        case 'e': a->endpoint = optarg; break;
+        case 'm': a->model = optarg; break;
+        case 'o': a->output_dir = optarg; break;
+        case 's': a->sim = true; break;
+        case 'q': a->quiet = true; break;
+        case 'w':
+            a->wait_s = strtod(optarg, &end);
+            if (*end || a->wait_s < 0) {
+                log_error("run: --wait expects seconds, got '%s'", optarg);
+                return -EINVAL;
+            }
+            break;
+        default:
+            return -EINVAL;
+        }
+    }
+    if (optind < argc) {
+        log_error("run: unexpected argument '%s'", argv[optind]);
+        return -EINVAL;
+    }
+    if (!a->config) {
+        log_error("run: --config FILE is required (see 'testbench help run')");
+        return -EINVAL;
+    }
+    return 0;
+}
+
+static int apply_overrides(struct runner *r)
+{
+    struct config *c = &r->cfg;
+    if (r->args.endpoint)
+        config_set_endpoint(c, r->args.endpoint);
+    if (r->args.model)
+        config_set_model(c, r->args.model);
+    if (r->args.output_dir) {
+        free(c->benchmark.output_dir);
+        c->benchmark.output_dir = xstrdup(r->args.output_dir);
+    }
+    if (r->args.sim)
+        c->server.sim.enabled = true;
+    char err[1024];
+    if (config_check(c, err, sizeof(err))) {
+        log_error("%s", err);
+        return -EINVAL;
+    }
+    return 0;
+}
+
+/* The simulator serves the config's model; tenants naming other models become LoRA adapters. */
+static int start_sim(struct runner *r)
+{
+    const struct config *c = &r->cfg;
+    const struct sim_cfg *s = &c->server.sim;
+    struct sim_options o;
+    sim_options_init(&o);
+    o.host = "127.0.0.1";
+    o.port = 0;
+    o.quiet = r->args.quiet;
+    o.seed = s->seed;
+    o.engine.gpu = s->gpu;
+    o.engine.model = s->model ? s->model : c->model.name;
+    o.engine.quantization = s->quantization ? s->quantization : c->model.quantization;
+    o.engine.kv_cache_dtype = s->kv_cache_dtype;
+    o.engine.max_model_len = s->max_model_len;
+    o.engine.gpu_memory_utilization = s->gpu_memory_utilization;
+    o.engine.max_num_seqs = s->max_num_seqs;
+    o.engine.max_num_batched_tokens = s->max_num_batched_tokens;
+    o.engine.enable_prefix_caching =
+        s->enable_prefix_caching >= 0 ? s->enable_prefix_caching : c->model.enable_prefix_caching;
+    o.engine.tensor_parallel_size =
+        s->tensor_parallel_size ? s->tensor_parallel_size : c->model.tensor_parallel_size;
+    const char **lora = xcalloc(c->n_tenants, sizeof(*lora));
+    char **lora_own = xcalloc(c->n_tenants, sizeof(*lora_own));
+    size_t n_lora = 0;
+    for (size_t t = 0; t < c->n_tenants; t++) {
+        const char *m = c->tenants[t].model;
+        if (m && o.engine.model && strcmp(m, o.engine.model) != 0) {
+            lora_own[n_lora] = xasprintf("%s=sim", m);
+            lora[n_lora] = lora_own[n_lora];
+            n_lora++;
+        }
+    }
+    o.lora_modules = lora;
+    o.n_lora_modules = n_lora;
+    o.engine.num_lora_slots = (int)n_lora;
+    char err[1024];
+    int rc = sim_server_start(&r->sim, &o, err, sizeof(err));
+    for (size_t i = 0; i < n_lora; i++)
+        free(lora_own[i]);
+    free(lora_own);
+    free(lora);
+    if (rc) {
+        log_error("cannot start the built-in simulator: %s", err);
+        return rc;
+    }
+    char *ep = xasprintf("http://127.0.0.1:%d", sim_server_port(r->sim));
+    log_info("simulator listening on %s", ep);
+    for (size_t t = 0; t < c->n_tenants; t++) {
+        free(r->tenant_endpoint[t]);
+        r->tenant_endpoint[t] = xstrdup(ep);
+    }
+    free(ep);
+    return 0;
+}
+
+/* Probes each tenant's server; fills model names and max lengths. Returns an exit code. */
+static int probe_servers(struct runner *r, json_t **server_json)
+{
+    const struct config *c = &r->cfg;
+    *server_json = NULL;
+    for (size_t t = 0; t < c->n_tenants; t++) {
+        struct server_info si;
+        char err[1024];
+        int rc = probe_server(r->tenant_endpoint[t], r->api_key, r->args.wait_s, &si, err,
+                              sizeof(err));
+        if (rc) {
+            log_error("%s", err);
+            server_info_release(&si);
+            return rc == -EACCES ? TB_EXIT_RUNTIME : TB_EXIT_UNREACHABLE;
+        }
+        const char *model = c->tenants[t].model;
+        if (!model && si.n_models)
+            model = si.models[0];
+        if (!model) {
+            log_error("%s does not list a model in /v1/models; set model.name in the config or "
+                      "--model",
+                      r->tenant_endpoint[t]);
+            server_info_release(&si);
+            return TB_EXIT_USAGE;
+        }
+        r->tenant_model[t] = xstrdup(model);
+        r->tenant_max_len[t] = server_info_max_len(&si, model);
+        if (t == 0)
+            *server_json = server_info_json(&si, model);
+        log_info("server %s: model %s, version %s, max_model_len %ld", r->tenant_endpoint[t],
+                 model, si.version ? si.version : "unknown", r->tenant_max_len[t]);
+        server_info_release(&si);
+    }
+    return TB_EXIT_OK;
+}
+
+static json_t *tool_json(void)
+{
+    return json_pack("{s:s, s:s, s:s}", "name", "testbench", "version", TB_VERSION, "git", TB_GIT);
+}
+
+static int open_results(struct runner *r, json_t *server_json)
+{
+    char err[1024], started[64];
+    int rc = results_open(&r->rw, r->cfg.benchmark.output_dir, r->cfg.benchmark.output_prefix,
+                          err, sizeof(err));
+    if (rc) {
+        log_error("%s", err);
+        json_decref(server_json);
+        return rc;
+    }
+    clock_wall_iso(started, sizeof(started));
+    results_set_meta(r->rw, started, tool_json(), config_to_json(&r->cfg), server_json,
+                     host_info_json(), r->telem ? telemetry_gpus_json(r->telem) : json_array());
+    return 0;
+}
+
+static void start_telemetry(struct runner *r)
+{
+    const struct telemetry_cfg *tc = &r->cfg.telemetry;
+    char *url = tc->scrape_server_metrics ? xasprintf("%s/metrics", r->tenant_endpoint[0]) : NULL;
+    struct telemetry_options o = {
+        .interval_s = tc->sample_interval_sec,
+        .gpu = tc->collect_gpu_stats,
+        .metrics_url = url,
+        .host = true,
+        .t0 = r->t0,
+    };
+    if (telemetry_start(&r->telem, &o) != 0) {
+        log_warn("telemetry could not start; the run goes on without it");
+        r->telem = NULL;
+    }
+    free(url);
+}
+
+static bool context_fits(struct runner *r, int context)
+{
+    for (size_t t = 0; t < r->cfg.n_tenants; t++) {
+        if (r->tenant_max_len[t] > 0 && context > r->tenant_max_len[t]) {
+            log_warn("context %d is longer than the server's max_model_len %ld (%s); skipping "
+                     "this point",
+                     context, r->tenant_max_len[t], r->tenant_endpoint[t]);
+            return false;
+        }
+    }
+    return true;
+}
+
+static int run_points(struct runner *r)
+{
+    const struct config *c = &r->cfg;
+    size_t n_ctx = c->n_context_lengths ? c->n_context_lengths : 1;
+    size_t count = config_n_points(c);
+    size_t index = 0;
+    for (size_t ci = 0; ci < n_ctx; ci++) {
+        int context = c->n_context_lengths ? c->context_lengths[ci] : 0;
+        for (size_t k = 0; k < c->requests.n_concurrency; k++) {
+            for (size_t q = 0; q < c->requests.n_rates; q++, index++) {
+                if (interrupted)
+                    return 0;
+                if (context && !context_fits(r, context))
+                    continue;
+                struct point_key key = {index, count, context, c->requests.concurrency[k],
+                                        c->requests.rates[q]};
+                int rc = point_run(r, &key);
+                if (rc)
+                    return rc;
+            }
+        }
+    }
+    return 0;
+}
+
+static void runner_release(struct runner *r)
+{
+    if (r->telem)
+        telemetry_free(r->telem);
+    client_free(r->client);
+    if (r->base)
+        event_base_free(r->base);
+    for (size_t t = 0; t < r->cfg.n_tenants; t++) {
+        if (r->builders)
+            prompt_builder_free(r->builders[t]);
+        if (r->tenant_endpoint)
+            free(r->tenant_endpoint[t]);
+        if (r->tenant_model)
+            free(r->tenant_model[t]);
+    }
+    free(r->builders);
+    free(r->tenant_endpoint);
+    free(r->tenant_model);
+    free(r->tenant_max_len);
+    results_free(r->rw);
+    sim_server_stop(r->sim);
+    config_release(&r->cfg);
+}
+
+static struct event_base *loop_new(void)
+{
+    /* Precise timers (timerfd): due times and timestamps need sub-millisecond accuracy. */
+    struct event_config *ec = event_config_new();
+    event_config_set_flag(ec, EVENT_BASE_FLAG_PRECISE_TIMER | EVENT_BASE_FLAG_NOLOCK);
+    struct event_base *b = event_base_new_with_config(ec);
+    event_config_free(ec);
+    return b;
+}
+
+static int runner_setup(struct runner *r)
+{
+    struct config *c = &r->cfg;
+    r->tenant_endpoint = xcalloc(c->n_tenants, sizeof(char *));
+    r->tenant_model = xcalloc(c->n_tenants, sizeof(char *));
+    r->tenant_max_len = xcalloc(c->n_tenants, sizeof(long));
+    r->builders = xcalloc(c->n_tenants, sizeof(*r->builders));
+    for (size_t t = 0; t < c->n_tenants; t++)
+        r->tenant_endpoint[t] = xstrdup(c->tenants[t].endpoint);
+    r->api_key = c->server.api_key_env ? getenv(c->server.api_key_env) : NULL;
+    if (c->server.sim.enabled && start_sim(r))
+        return TB_EXIT_RUNTIME;
+    json_t *server_json;
+    int ec = probe_servers(r, &server_json);
+    if (ec != TB_EXIT_OK)
+        return ec;
+    r->t0 = clock_now();
+    start_telemetry(r);
+    if (open_results(r, server_json))
+        return TB_EXIT_RUNTIME;
+    for (size_t t = 0; t < c->n_tenants; t++) {
+        if (prompt_builder_new(&r->builders[t], r->tenant_endpoint[t], r->tenant_model[t],
+                               r->api_key, derive_seed(c->benchmark.seed, 0, t, "prefix"))) {
+            log_error("cannot set up prompts for tenant %s", c->tenants[t].name);
+            return TB_EXIT_RUNTIME;
+        }
+        if (!prompt_builder_calibrated(r->builders[t]))
+            log_warn("%s has no /tokenize: prompt lengths are estimated (about one token per "
+                     "word); actual counts come from usage",
+                     r->tenant_endpoint[t]);
+    }
+    r->base = loop_new();
+    struct client_options co = {.api_key = r->api_key, .timeout_s = c->server.timeout_s};
+    if (!r->base || client_new(&r->client, r->base, &co)) {
+        log_error("cannot create the event loop or HTTP client");
+        return TB_EXIT_RUNTIME;
+    }
+    return TB_EXIT_OK;
+}
 
 int run_main(int argc, char **argv)
 {
-    (void)argc;
-    (void)argv;
-    log_error("run: not built yet");
-    return 1;
+    struct runner r;
+    memset(&r, 0, sizeof(r));
+    if (parse_args(argc, argv, &r.args))
+        return TB_EXIT_USAGE;
+    log_set_quiet(r.args.quiet);
+    char err[1024];
+    if (config_load(&r.cfg, r.args.config, err, sizeof(err))) {
+        log_error("%s", err);
+        return TB_EXIT_USAGE;
+    }
+    if (apply_overrides(&r)) {
+        config_release(&r.cfg);
+        return TB_EXIT_USAGE;
+    }
+    interrupted = 0;
+    struct sigaction sa, old_int, old_term;
+    memset(&sa, 0, sizeof(sa));
+    sa.sa_handler = on_sigint;
+    sa.sa_flags = SA_RESETHAND; /* a second Ctrl-C kills at once */
+    sigaction(SIGINT, &sa, &old_int);
+    sigaction(SIGTERM, &sa, &old_term);
+
+    int ec = runner_setup(&r);
+    if (ec == TB_EXIT_OK) {
+        int rc = run_points(&r);
+        if (r.telem)
+            telemetry_stop(r.telem);
+        if (flush_results(&r) || rc)
+            ec = TB_EXIT_RUNTIME;
+        else if (interrupted)
+            ec = TB_EXIT_INTERRUPTED;
+        else if (r.completed_total == 0)
+            ec = TB_EXIT_RUNTIME;
+        if (r.rw && !r.args.quiet)
+            printf("\nresults:\n  %s\n  %s\n  %s\n", results_path(r.rw, "detailed"),
+                   results_path(r.rw, "summary"), results_path(r.rw, "telemetry"));
+        if (interrupted)
+            log_warn("interrupted: partial results written");
+        else if (r.completed_total == 0)
+            log_error("no request completed; see the errors in %s",
+                      r.rw ? results_path(r.rw, "detailed") : "the results");
+    }
+    runner_release(&r);
+    sigaction(SIGINT, &old_int, NULL);
+    sigaction(SIGTERM, &old_term, NULL);
+    return ec;
 }

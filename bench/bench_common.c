@@ -1,0 +1,85 @@
+#include "bench_common.h"
+
+#include <dirent.h>
+#include <fcntl.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "core/xalloc.h"
+
+pid_t bench_spawn(char *const *argv)
+{
+    pid_t pid = fork();
+    if (pid == 0) {
+        execv(argv[0], argv);
+        _exit(127);
+    }
+    return pid;
+}
+
+int bench_run(char *const *argv, int keep_stdout, struct rusage *ru)
+{
+    pid_t pid = fork();
+    if (pid == 0) {
+        if (!keep_stdout) {
+            int null = open("/dev/null", O_WRONLY);
+            if (null >= 0)
+                dup2(null, 1);
+        }
+        execv(argv[0], argv);
+        _exit(127);
+    }
+    int status = 0;
+    struct rusage dummy;
+    if (wait4(pid, &status, 0, ru ? ru : &dummy) < 0)
+        return -1;
+    return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+}
+
+json_t *bench_json_from_command(const char *cmd)
+{
+    FILE *p = popen(cmd, "r");
+    if (!p)
+        return NULL;
+    json_error_t e;
+    json_t *j = json_loadf(p, 0, &e);
+    pclose(p);
+    if (!j)
+        fprintf(stderr, "bench: cannot parse output of '%s': %s\n", cmd, e.text);
+    return j;
+}
+
+char *bench_find(const char *dir, const char *suffix)
+{
+    DIR *d = opendir(dir);
+    if (!d)
+        return NULL;
+    struct dirent *e;
+    char *found = NULL;
+    size_t sl = strlen(suffix);
+    while (!found && (e = readdir(d))) {
+        size_t n = strlen(e->d_name);
+        if (n >= sl && strcmp(e->d_name + n - sl, suffix) == 0)
+            found = xasprintf("%s/%s", dir, e->d_name);
+    }
+    closedir(d);
+    return found;
+}
+
+double bench_path_number(json_t *root, const char *path)
+{
+    char *copy = xstrdup(path), *save = NULL;
+    json_t *cur = root;
+    for (char *tok = strtok_r(copy, ".", &save); tok && cur; tok = strtok_r(NULL, ".", &save)) {
+        if (json_is_array(cur))
+            cur = json_array_get(cur, strtoul(tok, NULL, 10));
+        else
+            cur = json_object_get(cur, tok);
+    }
+    free(copy);
+    return json_is_number(cur) ? json_number_value(cur) : NAN;
+}

@@ -1,0 +1,26 @@
+/*
+ * bench_common.h - small helpers shared by the benchmark programs: run the testbench
+ * binary, read its JSON output, find result files.
+ */
+#ifndef TB_BENCH_COMMON_H
+#define TB_BENCH_COMMON_H
+
+#include <stddef.h>
+#include <sys/resource.h>
+#include <sys/types.h>
+
+#include <jansson.h>
+
+/* Runs argv (argv[0] = path) with stdout to /dev/null unless keep_stdout; fills ru with the
+ * child's resource use. Returns its exit status (128 + signal if killed). */
+int bench_run(char *const *argv, int keep_stdout, struct rusage *ru);
+/* Starts argv in the background; returns its pid. */
+pid_t bench_spawn(char *const *argv);
+/* Runs a command and parses its stdout as JSON (NULL on failure). */
+json_t *bench_json_from_command(const char *cmd);
+/* First file in dir whose name ends with suffix (caller frees), or NULL. */
+char *bench_find(const char *dir, const char *suffix);
+/* A number at a path like "points.0.summary.ttft_ms.p50" (NAN if missing). */
+double bench_path_number(json_t *root, const char *path);
+
+#endif

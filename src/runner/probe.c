@@ -1,0 +1,213 @@
+/*
+ * probe.c - server readiness and identity through plain libcurl easy requests.
+ * Runs before the load starts, so blocking calls are fine here.
+ */
+#include "runner/probe.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/utsname.h>
+#include <unistd.h>
+
+#include <curl/curl.h>
+
+#include "core/buf.h"
+#include "core/clock.h"
+#include "core/log.h"
+
+#define PROBE_MAX_BODY (4 * 1024 * 1024)
+
+static size_t on_body(char *p, size_t size, size_t nmemb, void *userp)
+{
+    struct buf *b = userp;
+    size_t n = size * nmemb;
+    return buf_append(b, p, n) == 0 ? n : 0;
+}
+
+/* GET url; returns the CURLcode; *status the HTTP code; body in b. */
+static CURLcode http_get(const char *url, const char *api_key, long *status, struct buf *b)
+{
+    CURL *h = curl_easy_init();
+    if (!h)
+        return CURLE_OUT_OF_MEMORY;
+    struct curl_slist *hdr = NULL;
+    char *auth = NULL;
+    if (api_key) {
+        auth = xasprintf("Authorization: Bearer %s", api_key);
+        hdr = curl_slist_append(hdr, auth);
+    }
+    buf_reset(b);
+    curl_easy_setopt(h, CURLOPT_URL, url);
+    curl_easy_setopt(h, CURLOPT_HTTPHEADER, hdr);
+    curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, on_body);
+    curl_easy_setopt(h, CURLOPT_WRITEDATA, b);
+    curl_easy_setopt(h, CURLOPT_CONNECTTIMEOUT_MS, 2000L);
+    curl_easy_setopt(h, CURLOPT_TIMEOUT_MS, 10000L);
+    curl_easy_setopt(h, CURLOPT_NOSIGNAL, 1L);
+    CURLcode rc = curl_easy_perform(h);
+    *status = 0;
+    curl_easy_getinfo(h, CURLINFO_RESPONSE_CODE, status);
+    curl_slist_free_all(hdr);
+    free(auth);
+    curl_easy_cleanup(h);
+    return rc;
+}
+
+static void parse_models(struct server_info *si, const char *body)
+{
+    json_t *root = json_loads(body, 0, NULL);
+    json_t *data = json_object_get(root, "data");
+    size_t i;
+    json_t *card;
+    json_array_foreach(data, i, card)
+    {
+        const char *id = json_string_value(json_object_get(card, "id"));
+        if (!id)
+            continue;
+        si->models = xreallocarray(si->models, si->n_models + 1, sizeof(*si->models));
+        si->models[si->n_models++] = xstrdup(id);
+        json_t *len = json_object_get(card, "max_model_len");
+        if (si->n_models == 1 && json_is_integer(len))
+            si->max_model_len = (long)json_integer_value(len);
+    }
+    json_decref(root);
+}
+
+static void parse_version(struct server_info *si, const char *endpoint, const char *api_key,
+                          struct buf *b)
+{
+    char *url = xasprintf("%s/version", endpoint);
+    long status;
+    if (http_get(url, api_key, &status, b) == CURLE_OK && status == 200) {
+        json_t *root = json_loads(b->data ? b->data : "", 0, NULL);
+        const char *v = json_string_value(json_object_get(root, "version"));
+        if (v)
+            si->version = xstrdup(v);
+        json_decref(root);
+    }
+    free(url);
+}
+
+int probe_server(const char *endpoint, const char *api_key, double wait_s, struct server_info *out,
+                 char *err, size_t errlen)
+{
+    memset(out, 0, sizeof(*out));
+    out->endpoint = xstrdup(endpoint);
+    out->max_model_len = -1;
+    char *url = xasprintf("%s/v1/models", endpoint);
+    struct buf b;
+    buf_init(&b, PROBE_MAX_BODY);
+    mono_ns deadline = clock_now() + s_to_ns(wait_s);
+    int rc;
+    for (;;) {
+        long status;
+        CURLcode cc = http_get(url, api_key, &status, &b);
+        if (cc == CURLE_OK && status == 200) {
+            parse_models(out, b.data ? b.data : "");
+            rc = 0;
+            break;
+        }
+        if (cc == CURLE_OK && (status == 401 || status == 403)) {
+            snprintf(err, errlen,
+                     "%s answered HTTP %ld: the server wants an API key; put it in the variable "
+                     "that server.api_key_env names (default OPENAI_API_KEY)",
+                     url, status);
+            rc = -EACCES;
+            break;
+        }
+        if (cc == CURLE_OK && status != 503 && status != 502) {
+            /* Answers, but without the OpenAI model list (404 and friends): usable. */
+            rc = 0;
+            break;
+        }
+        if (clock_now() >= deadline) {
+            if (cc != CURLE_OK) {
+                snprintf(err, errlen,
+                         "cannot reach %s: %s. Is the server running and listening there? "
+                         "Check server.endpoint or --endpoint, and try: curl %s",
+                         url, curl_easy_strerror(cc), url);
+                rc = -ECONNREFUSED;
+            } else {
+                snprintf(err, errlen,
+                         "%s answered HTTP %ld for %.0f s: the server is not ready (still loading "
+                         "the model?). Check its logs, e.g. docker compose logs vllm",
+                         url, status, wait_s);
+                rc = -EAGAIN;
+            }
+            break;
+        }
+        clock_sleep_ns(250 * NS_PER_MS);
+    }
+    if (rc == 0)
+        parse_version(out, endpoint, api_key, &b);
+    buf_release(&b);
+    free(url);
+    return rc;
+}
+
+long server_info_max_len(const struct server_info *si, const char *model)
+{
+    (void)model; /* vLLM reports one max_model_len for the base model and its adapters */
+    return si->max_model_len;
+}
+
+json_t *server_info_json(const struct server_info *si, const char *model)
+{
+    json_t *models = json_array();
+    for (size_t i = 0; i < si->n_models; i++)
+        json_array_append_new(models, json_string(si->models[i]));
+    return json_pack("{s:s, s:s?, s:o, s:o, s:o}", "endpoint", si->endpoint, "model", model,
+                     "models", models, "version",
+                     si->version ? json_string(si->version) : json_null(), "max_model_len",
+                     si->max_model_len >= 0 ? json_integer(si->max_model_len) : json_null());
+}
+
+void server_info_release(struct server_info *si)
+{
+    free(si->endpoint);
+    for (size_t i = 0; i < si->n_models; i++)
+        free(si->models[i]);
+    free(si->models);
+    free(si->version);
+    memset(si, 0, sizeof(*si));
+}
+
+static char *cpu_model(void)
+{
+    FILE *f = fopen("/proc/cpuinfo", "r");
+    char line[512];
+    char *model = NULL;
+    while (f && !model && fgets(line, sizeof(line), f)) {
+        if (strncmp(line, "model name", 10) == 0) {
+            char *colon = strchr(line, ':');
+            if (colon) {
+                colon += 2;
+                colon[strcspn(colon, "\n")] = '\0';
+                model = xstrdup(colon);
+            }
+        }
+    }
+    if (f)
+        fclose(f);
+    return model;
+}
+
+json_t *host_info_json(void)
+{
+    char host[256] = "";
+    gethostname(host, sizeof(host) - 1);
+    struct utsname u;
+    memset(&u, 0, sizeof(u));
+    uname(&u);
+    char *cpu = cpu_model();
+    long pages = sysconf(_SC_PHYS_PAGES), page = sysconf(_SC_PAGESIZE);
+    json_t *j = json_pack("{s:s, s:s, s:s, s:s?, s:i, s:f, s:s}", "hostname", host, "kernel",
+                          u.release, "arch", u.machine, "cpu", cpu, "cores",
+                          (int)sysconf(_SC_NPROCESSORS_ONLN), "memory_mib",
+                          (double)pages * (double)page / (1024.0 * 1024.0), "curl",
+                          curl_version_info(CURLVERSION_NOW)->version);
+    free(cpu);
+    return j;
+}

@@ -1,0 +1,36 @@
+/*
+ * probe.h - what the runner learns about a server before it sends load: is it up,
+ * which models it serves (/v1/models, with vLLM's max_model_len), its version
+ * (/version). Works with any OpenAI-compatible server; missing endpoints are unknowns.
+ */
+#ifndef TB_PROBE_H
+#define TB_PROBE_H
+
+#include <stddef.h>
+
+#include <jansson.h>
+
+#include "core/xalloc.h"
+
+struct server_info {
+    char *endpoint;
+    char **models;        /* ids from /v1/models, in order */
+    size_t n_models;
+    long max_model_len;   /* of the first model, -1 unknown */
+    char *version;        /* NULL unknown */
+};
+
+/* Polls GET {endpoint}/v1/models until it answers or wait_s passes.
+ * 0; -ECONNREFUSED (nothing answers: err names the URL and what to check);
+ * -EAGAIN (it answers but is not ready, e.g. 503 while loading); -EACCES (401/403). */
+MUST_USE int probe_server(const char *endpoint, const char *api_key, double wait_s,
+                          struct server_info *out, char *err, size_t errlen);
+/* max_model_len of a named model (-1 unknown). */
+long server_info_max_len(const struct server_info *si, const char *model);
+json_t *server_info_json(const struct server_info *si, const char *model);
+void server_info_release(struct server_info *si);
+
+/* Host facts for result files: hostname, kernel, cpu model, cores, memory. */
+json_t *host_info_json(void);
+
+#endif

@@ -1,0 +1,102 @@
+#include "runner/progress.h"
+
+#include <math.h>
+#include <string.h>
+
+void progress_begin(struct progress *p, bool enabled, const char *label, size_t total)
+{
+    memset(p, 0, sizeof(*p));
+    p->enabled = enabled;
+    p->label = label;
+    p->total = total;
+    p->start = p->last_t = clock_now();
+}
+
+static void fmt_duration(char *buf, size_t len, double s)
+{
+    if (!isfinite(s) || s < 0) {
+        snprintf(buf, len, "--:--");
+        return;
+    }
+    long t = (long)(s + 0.5);
+    snprintf(buf, len, "%02ld:%02ld", t / 60, t % 60);
+}
+
+void progress_draw(struct progress *p)
+{
+    if (!p->enabled)
+        return;
+    mono_ns now = clock_now();
+    double dt = ns_diff_s(p->last_t, now);
+    if (dt > 0.2) {
+        p->rate = (double)(p->tokens - p->last_tokens) / dt;
+        p->last_tokens = p->tokens;
+        p->last_t = now;
+    }
+    double elapsed = ns_diff_s(p->start, now);
+    double eta = p->done ? elapsed * (double)(p->total - p->done) / (double)p->done : NAN;
+    char el[48], et[48];
+    fmt_duration(el, sizeof(el), elapsed);
+    fmt_duration(et, sizeof(et), eta);
+    fprintf(stderr, "\r\033[K[%s] %zu/%zu done, %zu failed | %.0f tok/s | %s elapsed | ETA %s",
+            p->label, p->done, p->total, p->failed, p->rate, el, et);
+    fflush(stderr);
+}
+
+void progress_end(struct progress *p)
+{
+    if (p->enabled)
+        fprintf(stderr, "\r\033[K");
+}
+
+static double ms(double s)
+{
+    return s * 1e3;
+}
+
+void progress_print_summary(FILE *f, const struct point_info *pi, const struct point_summary *s,
+                            const struct telemetry_window *tw)
+{
+    char ctx[32] = "-", conc[32] = "none", rate[32] = "inf";
+    if (pi->context_length)
+        snprintf(ctx, sizeof(ctx), "%d", pi->context_length);
+    if (pi->concurrency)
+        snprintf(conc, sizeof(conc), "%d", pi->concurrency);
+    if (isfinite(pi->rate))
+        snprintf(rate, sizeof(rate), "%g/s", pi->rate);
+    fprintf(f, "\n%s | tenant %s | context %s | concurrency %s | rate %s (%s)\n", pi->benchmark,
+            pi->tenant, ctx, conc, rate, arrival_name(pi->arrival));
+    fprintf(f, "  requests   %zu completed, %zu failed in %.2f s   %.2f req/s\n", s->completed,
+            s->failed, s->duration_s, s->request_throughput);
+    fprintf(f, "  tokens/s   output %.1f   total %.1f   per user p50 %.1f\n",
+            s->output_throughput, s->total_throughput, s->user_token_rate.p50);
+    fprintf(f, "  %-10s %10s %10s %10s %10s\n", "ms", "mean", "p50", "p90", "p99");
+    const struct {
+        const char *name;
+        const struct dist *d;
+    } rows[] = {{"ttft", &s->ttft}, {"ttft_sched", &s->ttft_sched}, {"itl", &s->itl},
+                {"tpot", &s->tpot}, {"e2e", &s->e2e}};
+    for (size_t i = 0; i < sizeof(rows) / sizeof(rows[0]); i++)
+        fprintf(f, "  %-10s %10.2f %10.2f %10.2f %10.2f\n", rows[i].name, ms(rows[i].d->mean),
+                ms(rows[i].d->p50), ms(rows[i].d->p90), ms(rows[i].d->p99));
+    fprintf(f, "  goodput    %.2f req/s   SLO attainment %.1f%%\n", s->goodput,
+            s->slo_attainment_pct);
+    if (tw && isfinite(tw->gpu_power_mean_w))
+        fprintf(f, "  gpu        %.0f W mean   %.0f J   %.3f J/token\n", tw->gpu_power_mean_w,
+                tw->gpu_energy_j,
+                s->output_tokens_total ? tw->gpu_energy_j / (double)s->output_tokens_total : NAN);
+    if (tw && isfinite(tw->kv_cache_usage_max_pct))
+        fprintf(f, "  server     KV cache max %.1f%%   prefix-cache hit rate %.1f%%\n",
+                tw->kv_cache_usage_max_pct, tw->prefix_cache_hit_rate_pct);
+    for (int c = 1; c < REQ__COUNT; c++)
+        if (s->failed_by_class[c])
+            fprintf(f, "  failed     %zu %s\n", s->failed_by_class[c],
+                    req_status_name((enum req_status)c));
+    if (pi->client_distorted)
+        fprintf(f, "  WARNING: the client ran late (dispatch lag p99 %.2f ms, loop lag p99 %.2f ms "
+                   "> 1 ms): it may have distorted these numbers\n",
+                ms(pi->dispatch_lag_s.p99), ms(pi->loop_lag_s.p99));
+    if (s->prompt_off_target)
+        fprintf(f, "  WARNING: actual prompt lengths missed their targets by up to %.1f%% (> 2%%)\n",
+                s->prompt_error_max_pct);
+}

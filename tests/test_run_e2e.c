@@ -1,0 +1,349 @@
+/*
+ * test_run_e2e.c - `testbench run` end to end against the simulator on a free loopback
+ * port: every request's counts, the files and their columns, client timing against the
+ * simulator's own emission trace, Ctrl-C, an unreachable server, a bad config.
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <cmocka.h>
+
+#include <errno.h>
+#include <fcntl.h>
+#include <math.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <jansson.h>
+
+#include "core/clock.h"
+#include "core/stats.h"
+#include "core/xalloc.h"
+#include "sim/sim.h"
+
+struct fixture {
+    char dir[256];
+    char trace[300];
+    struct sim_server *sim;
+    int port;
+};
+
+static int setup(void **state)
+{
+    struct fixture *f = xcalloc(1, sizeof(*f));
+    snprintf(f->dir, sizeof(f->dir), "/tmp/tb_e2e_XXXXXX");
+    assert_non_null(mkdtemp(f->dir));
+    snprintf(f->trace, sizeof(f->trace), "%s/trace.jsonl", f->dir);
+    struct sim_options o;
+    sim_options_init(&o);
+    o.port = 0;
+    o.quiet = true;
+    o.engine.gpu = "h100";
+    o.engine.model = "meta-llama/Llama-3.1-8B-Instruct";
+    o.trace_path = f->trace;
+    char err[512];
+    int rc = sim_server_start(&f->sim, &o, err, sizeof(err));
+    if (rc)
+        fprintf(stderr, "sim: %s\n", err);
+    assert_int_equal(rc, 0);
+    f->port = sim_server_port(f->sim);
+    *state = f;
+    return 0;
+}
+
+static int teardown(void **state)
+{
+    struct fixture *f = *state;
+    sim_server_stop(f->sim);
+    char *cmd = xasprintf("rm -rf %s", f->dir);
+    if (system(cmd) != 0)
+        fprintf(stderr, "cleanup failed\n");
+    free(cmd);
+    free(f);
+    return 0;
+}
+
+static char *write_config(const struct fixture *f, const char *name, const char *body)
+{
+    char *path = xasprintf("%s/%s.yaml", f->dir, name);
+    FILE *fp = fopen(path, "w");
+    assert_non_null(fp);
+    fprintf(fp, "%s", body);
+    fclose(fp);
+    return path;
+}
+
+/* Runs the binary; returns its exit status. If sigint_after_s > 0, sends SIGINT then. */
+static int run_tb(const char *const *args, double sigint_after_s)
+{
+    pid_t pid = fork();
+    assert_true(pid >= 0);
+    if (pid == 0) {
+        int null = open("/dev/null", O_WRONLY);
+        if (null >= 0)
+            dup2(null, 1);
+        execv(TB_BINARY, (char *const *)args);
+        _exit(127);
+    }
+    if (sigint_after_s > 0) {
+        clock_sleep_ns(s_to_ns(sigint_after_s));
+        kill(pid, SIGINT);
+    }
+    int status;
+    assert_int_equal(waitpid(pid, &status, 0), pid);
+    return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+}
+
+static char *find_file(const char *dir, const char *suffix)
+{
+    char *cmd = xasprintf("ls %s/*%s 2>/dev/null | head -1", dir, suffix);
+    FILE *p = popen(cmd, "r");
+    free(cmd);
+    char line[512] = "";
+    if (!p)
+        return NULL;
+    char *ok = fgets(line, sizeof(line), p);
+    pclose(p);
+    if (!ok)
+        return NULL;
+    line[strcspn(line, "\n")] = '\0';
+    return xstrdup(line);
+}
+
+static const char *required_columns[] = {
+    "benchmark", "tenant", "model", "context_length", "concurrency", "rate", "arrival",
+    "num_requests", "completed", "failed", "duration_s", "request_throughput",
+    "output_throughput", "total_throughput", "ttft_mean_ms", "ttft_p50_ms", "ttft_p90_ms",
+    "ttft_p95_ms", "ttft_p99_ms", "itl_mean_ms", "itl_p50_ms", "itl_p90_ms", "itl_p95_ms",
+    "itl_p99_ms", "tpot_mean_ms", "tpot_p50_ms", "tpot_p90_ms", "tpot_p95_ms", "tpot_p99_ms",
+    "e2e_mean_ms", "e2e_p50_ms", "e2e_p90_ms", "e2e_p95_ms", "e2e_p99_ms", "goodput",
+    "slo_attainment_pct", "gpu_power_mean_w", "gpu_energy_j", "energy_per_output_token_j",
+    "gpu_mem_used_max_mib", "gpu_temp_max_c", "kv_cache_usage_max_pct",
+    "prefix_cache_hit_rate_pct",
+};
+
+static void check_csv_header(const char *path, size_t expect_rows)
+{
+    FILE *fp = fopen(path, "r");
+    assert_non_null(fp);
+    char line[8192];
+    assert_non_null(fgets(line, sizeof(line), fp));
+    line[strcspn(line, "\r\n")] = '\0';
+    char *save = NULL;
+    size_t col = 0;
+    for (char *tok = strtok_r(line, ",", &save); tok && col < 43; tok = strtok_r(NULL, ",", &save))
+        assert_string_equal(tok, required_columns[col++]);
+    assert_int_equal(col, sizeof(required_columns) / sizeof(required_columns[0]));
+    size_t rows = 0;
+    while (fgets(line, sizeof(line), fp))
+        rows++;
+    fclose(fp);
+    assert_int_equal(rows, expect_rows);
+}
+
+/* Pooled gaps between consecutive token emissions in the simulator's trace. */
+static void trace_gaps(const char *path, struct dvec *gaps, struct dvec *ttfts)
+{
+    FILE *fp = fopen(path, "r");
+    assert_non_null(fp);
+    char *line = NULL;
+    size_t cap = 0;
+    while (getline(&line, &cap, fp) > 0) {
+        json_t *j = json_loads(line, 0, NULL);
+        if (!j)
+            continue;
+        json_t *tokens = json_object_get(j, "tokens");
+        double arrival = json_number_value(json_object_get(j, "arrival"));
+        size_t i;
+        json_t *t;
+        double prev = NAN;
+        json_array_foreach(tokens, i, t)
+        {
+            double x = json_number_value(t);
+            if (i == 0 && ttfts)
+                dvec_push(ttfts, x - arrival);
+            if (!isnan(prev))
+                dvec_push(gaps, x - prev);
+            prev = x;
+        }
+        json_decref(j);
+    }
+    free(line);
+    fclose(fp);
+}
+
+static void run_completes_with_exact_counts(void **state)
+{
+    struct fixture *f = *state;
+    char *body = xasprintf("benchmark: {name: e2e, output_prefix: e2e}\n"
+                           "server: {endpoint: \"http://127.0.0.1:%d\"}\n"
+                           "model: {name: meta-llama/Llama-3.1-8B-Instruct}\n"
+                           "requests:\n"
+                           "  num_requests: 12\n"
+                           "  concurrent_requests: [2, 6]\n"
+                           "  arrival_pattern: poisson\n"
+                           "  rate_per_second: 20\n"
+                           "  prompt_tokens_min: 100\n"
+                           "  prompt_tokens_max: 300\n"
+                           "  completion_tokens: 40\n"
+                           "telemetry: {sample_interval_sec: 0.1, collect_gpu_stats: false}\n",
+                           f->port);
+    char *cfg = write_config(f, "counts", body);
+    char *out = xasprintf("%s/out", f->dir);
+    const char *args[] = {"testbench", "run", "--config", cfg, "--output-dir", out, "--quiet", NULL};
+    assert_int_equal(run_tb(args, 0), 0);
+
+    char *detailed = find_file(out, "_detailed.json");
+    char *summary = find_file(out, "_summary.csv");
+    char *telem = find_file(out, "_telemetry.json");
+    assert_non_null(detailed);
+    assert_non_null(summary);
+    assert_non_null(telem);
+    check_csv_header(summary, 2);
+
+    json_error_t je;
+    json_t *root = json_load_file(detailed, 0, &je);
+    assert_non_null(root);
+    assert_non_null(json_object_get(json_object_get(root, "tool"), "version"));
+    assert_string_equal(json_string_value(json_object_get(json_object_get(root, "server"), "model")),
+                        "meta-llama/Llama-3.1-8B-Instruct");
+    assert_non_null(json_object_get(json_object_get(root, "server"), "version"));
+    json_t *points = json_object_get(root, "points");
+    assert_int_equal(json_array_size(points), 2);
+    struct dvec client_itl;
+    dvec_init(&client_itl);
+    size_t pi;
+    json_t *p;
+    json_array_foreach(points, pi, p)
+    {
+        json_t *reqs = json_object_get(p, "requests");
+        assert_int_equal(json_array_size(reqs), 12);
+        size_t ri;
+        json_t *rq;
+        json_array_foreach(reqs, ri, rq)
+        {
+            assert_string_equal(json_string_value(json_object_get(rq, "status")), "ok");
+            assert_int_equal(json_integer_value(json_object_get(rq, "output_tokens")), 40);
+            assert_string_equal(json_string_value(json_object_get(rq, "tokens_source")), "usage");
+            /* /tokenize calibration: the prompt hits its target exactly. */
+            assert_int_equal(json_integer_value(json_object_get(rq, "prompt_tokens")),
+                             json_integer_value(json_object_get(rq, "target_prompt_tokens")));
+            json_t *itl = json_object_get(rq, "itl");
+            assert_int_equal(json_array_size(itl), 39);
+            size_t k;
+            json_t *g;
+            json_array_foreach(itl, k, g) dvec_push(&client_itl, json_number_value(g));
+        }
+    }
+    /* The telemetry file saw the simulator's /metrics. */
+    json_t *tj = json_load_file(telem, 0, &je);
+    assert_non_null(tj);
+    assert_true(json_array_size(json_object_get(tj, "samples")) > 0);
+    json_decref(tj);
+
+    /* Client-measured ITL against the simulator's own emission times (stopping the
+     * simulator flushes its trace). */
+    sim_server_stop(f->sim);
+    f->sim = NULL;
+    struct dvec sim_gaps;
+    dvec_init(&sim_gaps);
+    trace_gaps(f->trace, &sim_gaps, NULL);
+    assert_true(sim_gaps.n >= client_itl.n);
+    struct dist dc, ds;
+    dist_compute(&dc, client_itl.v, client_itl.n);
+    dist_compute(&ds, sim_gaps.v, sim_gaps.n);
+    fprintf(stderr, "itl median: client %.3f ms, simulator %.3f ms\n", dc.p50 * 1e3, ds.p50 * 1e3);
+    assert_true(fabs(dc.p50 - ds.p50) < 0.001);
+    dvec_release(&client_itl);
+    dvec_release(&sim_gaps);
+    json_decref(root);
+    free(detailed);
+    free(summary);
+    free(telem);
+    free(out);
+    free(cfg);
+    free(body);
+}
+
+static void unreachable_server_exits_3(void **state)
+{
+    struct fixture *f = *state;
+    char *cfg = write_config(f, "unreach",
+                             "benchmark: {name: u, output_prefix: u}\n"
+                             "server: {endpoint: \"http://127.0.0.1:1\"}\n"
+                             "model: {name: m}\n"
+                             "requests: {num_requests: 1, prompt_tokens_min: 10, "
+                             "prompt_tokens_max: 10, completion_tokens: 4}\n");
+    const char *args[] = {"testbench", "run", "--config", cfg, "--wait", "1", "--quiet", NULL};
+    mono_ns t = clock_now();
+    assert_int_equal(run_tb(args, 0), 3);
+    assert_true(ns_diff_s(t, clock_now()) < 10);
+    free(cfg);
+}
+
+static void bad_config_exits_2(void **state)
+{
+    struct fixture *f = *state;
+    char *cfg = write_config(f, "bad", "requests:\n  num_requests: -3\n");
+    const char *args[] = {"testbench", "run", "--config", cfg, "--quiet", NULL};
+    assert_int_equal(run_tb(args, 0), 2);
+    free(cfg);
+}
+
+static void ctrl_c_leaves_valid_partial_files(void **state)
+{
+    struct fixture *f = *state;
+    char *body = xasprintf("benchmark: {name: cc, output_prefix: cc}\n"
+                           "server: {endpoint: \"http://127.0.0.1:%d\"}\n"
+                           "model: {name: meta-llama/Llama-3.1-8B-Instruct}\n"
+                           "requests: {num_requests: 400, concurrent_requests: 4, "
+                           "rate_per_second: inf, prompt_tokens_min: 50, prompt_tokens_max: 60, "
+                           "completion_tokens: 64}\n"
+                           "telemetry: {collect_gpu_stats: false}\n",
+                           f->port);
+    char *cfg = write_config(f, "ctrlc", body);
+    char *out = xasprintf("%s/ctrlc", f->dir);
+    const char *args[] = {"testbench", "run", "--config", cfg, "--output-dir", out, "--quiet", NULL};
+    assert_int_equal(run_tb(args, 2.5), 130);
+    char *detailed = find_file(out, "_detailed.json");
+    assert_non_null(detailed);
+    json_error_t je;
+    json_t *root = json_load_file(detailed, 0, &je);
+    assert_non_null(root);
+    json_t *reqs = json_object_get(json_array_get(json_object_get(root, "points"), 0), "requests");
+    size_t n = json_array_size(reqs);
+    assert_true(n > 0 && n < 400);
+    size_t ok = 0, cancelled = 0, i;
+    json_t *rq;
+    json_array_foreach(reqs, i, rq)
+    {
+        const char *s = json_string_value(json_object_get(rq, "status"));
+        ok += strcmp(s, "ok") == 0;
+        cancelled += strcmp(s, "cancelled") == 0;
+    }
+    assert_true(ok > 0);
+    assert_int_equal(ok + cancelled, n);
+    json_decref(root);
+    free(detailed);
+    free(out);
+    free(cfg);
+    free(body);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test_setup_teardown(run_completes_with_exact_counts, setup, teardown),
+        cmocka_unit_test_setup_teardown(unreachable_server_exits_3, setup, teardown),
+        cmocka_unit_test_setup_teardown(bad_config_exits_2, setup, teardown),
+        cmocka_unit_test_setup_teardown(ctrl_c_leaves_valid_partial_files, setup, teardown),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
