@@ -1,6 +1,7 @@
 /*
  * main.c - subcommand dispatch; the only place that exits (STYLE P4).
  */
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -108,6 +109,9 @@ static int dispatch(int argc, char **argv)
 
 int main(int argc, char **argv)
 {
+    /* A peer that hangs up must cost an error on that connection, not the process (libcurl
+     * runs with CURLOPT_NOSIGNAL, which also drops its own SIGPIPE guard for TLS writes). */
+    signal(SIGPIPE, SIG_IGN);
     if (curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK) {
         fprintf(stderr, "testbench: libcurl failed to initialise\n");
         exit(TB_EXIT_RUNTIME);

@@ -590,6 +590,8 @@ static int on_top_member(struct jscan *s, const char *key, size_t klen, void *ct
         return js_object(s, on_usage_member, out);
     if (key_is(key, klen, "error") && !js_at_null(s))
         out->error = true;
+    if (key_is(key, klen, "id") && s->p < s->end && *s->p == '"')
+        return js_string(s, &out->id, &out->id_len);
     return js_value(s);
 }
 
@@ -674,6 +676,9 @@ static int on_sse_event(void *ctx, const char *data, size_t len)
         t->usage_completion = ck.completion_tokens;
         t->usage_prompt = ck.prompt_tokens;
     }
+    /* The first id is kept: it ties this record to the server's logs and traces. */
+    if (ck.id && !rec->response_id[0] && ck.id_len < sizeof(rec->response_id))
+        clean_copy(rec->response_id, sizeof(rec->response_id), ck.id, ck.id_len);
     return 0;
 }
 

@@ -41,6 +41,8 @@ struct client_chunk {
     bool error;            /* an "error" member that is not null */
     int prompt_tokens;     /* usage.prompt_tokens, -1 when absent */
     int completion_tokens; /* usage.completion_tokens, -1 when absent */
+    const char *id;        /* the top-level "id" string's raw bytes (points into data), or NULL */
+    size_t id_len;
 };
 
 /* Reads one chunk without building a document (the hot path: one call per event). Validates

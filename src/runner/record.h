@@ -45,6 +45,7 @@ struct req_record {
     enum req_status status;
     long http_status;           /* 0 = none received */
     char *error;                /* owned; NULL when ok */
+    char response_id[64];       /* the server's id of the response ("cmpl-..."), "" if none */
 };
 
 void req_record_init(struct req_record *r);

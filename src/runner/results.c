@@ -66,6 +66,7 @@ static const char *const meta_keys[META__COUNT] = {"tool", "config", "server", "
 struct results_writer {
     char *paths[KIND__COUNT];
     char *started_at;
+    mono_ns t0;                /* the run's clock origin, 0 = unknown */
     json_t *meta[META__COUNT]; /* owned references, NULL = null */
     json_t *points;            /* array of point objects */
     struct buf csv;            /* data rows, header excluded */
@@ -238,6 +239,7 @@ static json_t *record_json(const struct req_record *r, const char *tenant, mono_
     json_object_set_new(o, "http_status",
                         r->http_status ? json_integer((json_int_t)r->http_status) : json_null());
     json_object_set_new(o, "error", jstr_or_null(r->error));
+    json_object_set_new(o, "response_id", r->response_id[0] ? json_string(r->response_id) : json_null());
     return o;
 }
 
@@ -520,6 +522,11 @@ void results_set_meta(struct results_writer *w, const char *started_at, json_t *
     w->started_at = xstrdup(started_at);
 }
 
+void results_set_clock(struct results_writer *w, mono_ns t0)
+{
+    w->t0 = t0;
+}
+
 void results_add_point(struct results_writer *w, const struct point_info *pi,
                        const struct point_summary *s, const struct telemetry_window *tw,
                        const struct req_record *recs, size_t n, mono_ns t0)
@@ -601,6 +608,11 @@ int results_flush(struct results_writer *w, json_t *telemetry, char *err, size_t
     json_object_set(root, meta_keys[META_TOOL],
                     w->meta[META_TOOL] ? w->meta[META_TOOL] : json_null());
     json_object_set_new(root, "started_at", jstr_or_null(w->started_at));
+    /* Record times are seconds after t0; t0 itself lets tools line them up with other
+     * CLOCK_MONOTONIC stamps on the same machine (the simulator's --trace). */
+    json_object_set_new(root, "clock",
+                        json_pack("{s:s, s:o}", "source", "CLOCK_MONOTONIC", "t0_monotonic_s",
+                                  w->t0 ? json_real((double)w->t0 / 1e9) : json_null()));
     for (int i = META_CONFIG; i < META__COUNT; i++)
         json_object_set(root, meta_keys[i], w->meta[i] ? w->meta[i] : json_null());
     if (!w->meta[META_GPUS])

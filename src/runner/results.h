@@ -40,6 +40,8 @@ MUST_USE int results_open(struct results_writer **out, const char *dir, const ch
  * (NULL = null). started_at is ISO-8601 UTC. */
 void results_set_meta(struct results_writer *w, const char *started_at, json_t *tool, json_t *config,
                       json_t *server, json_t *host, json_t *gpus);
+/* The run's clock origin (CLOCK_MONOTONIC ns), written as detailed.json "clock". */
+void results_set_clock(struct results_writer *w, mono_ns t0);
 /* Adds a point: its identity, summary, telemetry window (NULL = none) and records
  * (copied into JSON now; times written relative to t0, the run's start). */
 void results_add_point(struct results_writer *w, const struct point_info *pi,

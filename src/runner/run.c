@@ -597,6 +597,7 @@ static int open_results(struct runner *r, json_t *server_json)
         return rc;
     }
     clock_wall_iso(started, sizeof(started));
+    results_set_clock(r->rw, r->t0);
     results_set_meta(r->rw, started, tool_json(), config_to_json(&r->cfg), server_json,
                      host_info_json(), r->telem ? telemetry_gpus_json(r->telem) : json_array());
     return 0;
