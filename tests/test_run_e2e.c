@@ -23,9 +23,11 @@
 
 #include <jansson.h>
 
+#include "core/buf.h"
 #include "core/clock.h"
 #include "core/stats.h"
 #include "core/xalloc.h"
+#include "fake_server.h"
 #include "sim/sim.h"
 
 struct fixture {
@@ -337,6 +339,126 @@ static void ctrl_c_leaves_valid_partial_files(void **state)
     free(body);
 }
 
+static double point_number(json_t *point, const char *a, const char *b)
+{
+    json_t *v = json_object_get(json_object_get(point, a), b);
+    return json_is_number(v) ? json_number_value(v) : NAN;
+}
+
+static json_t *run_and_load(struct fixture *f, const char *name, const char *body, int expect_rc)
+{
+    char *cfg = write_config(f, name, body);
+    char *out = xasprintf("%s/%s_out", f->dir, name);
+    const char *args[] = {"testbench", "run", "--config", cfg, "--output-dir", out, "--quiet", NULL};
+    assert_int_equal(run_tb(args, 0), expect_rc);
+    char *detailed = find_file(out, "_detailed.json");
+    assert_non_null(detailed);
+    json_error_t je;
+    json_t *root = json_load_file(detailed, 0, &je);
+    assert_non_null(root);
+    free(detailed);
+    free(out);
+    free(cfg);
+    return root;
+}
+
+/* A shared prompt prefix must show up as prefix-cache hits in the server's /metrics, as the
+ * telemetry sampler saw them during the point; unique prompts must not. */
+static void shared_prefix_hits_show_in_telemetry(void **state)
+{
+    struct fixture *f = *state;
+    const char *fmt = "benchmark: {name: px, output_prefix: px}\n"
+                      "server: {endpoint: \"http://127.0.0.1:%d\"}\n"
+                      "model: {name: meta-llama/Llama-3.1-8B-Instruct}\n"
+                      "requests: {num_requests: 10, concurrent_requests: 2, rate_per_second: inf,\n"
+                      "  prompt_tokens_min: 4000, prompt_tokens_max: 4000, completion_tokens: 8,\n"
+                      "  shared_prefix_tokens: %d}\n"
+                      "telemetry: {sample_interval_sec: 0.05, collect_gpu_stats: false}\n";
+    char *shared = xasprintf(fmt, f->port, 3600);
+    char *unique = xasprintf(fmt, f->port, 0);
+    json_t *a = run_and_load(f, "shared", shared, 0);
+    json_t *b = run_and_load(f, "unique", unique, 0);
+    json_t *pa = json_array_get(json_object_get(a, "points"), 0);
+    json_t *pb = json_array_get(json_object_get(b, "points"), 0);
+    double hit_a = point_number(json_object_get(pa, "summary"), "telemetry",
+                                "prefix_cache_hit_rate_pct");
+    double hit_b = point_number(json_object_get(pb, "summary"), "telemetry",
+                                "prefix_cache_hit_rate_pct");
+    double ttft_a = point_number(json_object_get(pa, "summary"), "ttft_ms", "p50");
+    double ttft_b = point_number(json_object_get(pb, "summary"), "ttft_ms", "p50");
+    fprintf(stderr, "prefix-cache hit rate: shared %.1f%%, unique %.1f%%; ttft p50 %.2f vs %.2f ms\n",
+            hit_a, hit_b, ttft_a, ttft_b);
+    /* 3600 of 4000 tokens shared: all but the first requests hit 225 full blocks, and skip
+     * most of their prefill compute. */
+    assert_true(hit_a > 50.0);
+    assert_true(hit_b < 5.0);
+    assert_true(ttft_a < ttft_b);
+    json_decref(a);
+    json_decref(b);
+    free(shared);
+    free(unique);
+}
+
+/* Misbehaving servers: every failure is recorded with its class, the run goes on, the files
+ * are written. Each tenant names a fake-server mode as its model. */
+static void failures_are_recorded_and_the_run_goes_on(void **state)
+{
+    struct fixture *f = *state;
+    struct fake_server *fs;
+    assert_int_equal(fake_server_start(&fs), 0);
+    int port = fake_server_port(fs);
+    static const struct {
+        const char *model, *status;
+    } tenants[] = {
+        {"normal n=12 gap=1", "ok"},         {"http500", "http_5xx"},
+        {"http429", "http_4xx"},             {"cut k=3", "stream_cut"},
+        {"badjson", "bad_response"},         {"bigline", "bad_response"},
+        {"hang", "timeout"},                 {"errevent", "bad_response"},
+    };
+    struct buf body;
+    buf_init(&body, 1 << 16);
+    assert_int_equal(buf_printf(&body,
+                                "benchmark: {name: bad, output_prefix: bad}\n"
+                                "server: {endpoint: \"http://127.0.0.1:%d\", timeout_s: 1}\n"
+                                "requests: {num_requests: 3, concurrent_requests: 3,\n"
+                                "  rate_per_second: inf, prompt_tokens_min: 20,\n"
+                                "  prompt_tokens_max: 20, completion_tokens: 12}\n"
+                                "telemetry: {collect_gpu_stats: false, "
+                                "scrape_server_metrics: false}\n"
+                                "tenants:\n",
+                                port),
+                     0);
+    for (size_t i = 0; i < sizeof(tenants) / sizeof(tenants[0]); i++)
+        assert_int_equal(buf_printf(&body, "  - {name: t%zu, model: \"%s\"}\n", i,
+                                    tenants[i].model),
+                         0);
+    json_t *root = run_and_load(f, "bad", body.data, 0);
+    json_t *points = json_object_get(root, "points");
+    assert_int_equal(json_array_size(points), sizeof(tenants) / sizeof(tenants[0]));
+    size_t i;
+    json_t *p;
+    json_array_foreach(points, i, p)
+    {
+        json_t *reqs = json_object_get(p, "requests");
+        assert_int_equal(json_array_size(reqs), 3);
+        size_t k;
+        json_t *rq;
+        json_array_foreach(reqs, k, rq)
+        {
+            const char *st = json_string_value(json_object_get(rq, "status"));
+            if (strcmp(st, tenants[i].status) != 0)
+                fprintf(stderr, "tenant %zu (%s): got %s (%s)\n", i, tenants[i].model, st,
+                        json_string_value(json_object_get(rq, "error")));
+            assert_string_equal(st, tenants[i].status);
+            if (strcmp(st, "ok") != 0)
+                assert_non_null(json_string_value(json_object_get(rq, "error")));
+        }
+    }
+    json_decref(root);
+    buf_release(&body);
+    fake_server_stop(fs);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -344,6 +466,9 @@ int main(void)
         cmocka_unit_test_setup_teardown(unreachable_server_exits_3, setup, teardown),
         cmocka_unit_test_setup_teardown(bad_config_exits_2, setup, teardown),
         cmocka_unit_test_setup_teardown(ctrl_c_leaves_valid_partial_files, setup, teardown),
+        cmocka_unit_test_setup_teardown(shared_prefix_hits_show_in_telemetry, setup, teardown),
+        cmocka_unit_test_setup_teardown(failures_are_recorded_and_the_run_goes_on, setup,
+                                        teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -98,6 +98,8 @@ struct plan_sim {
     long out_tokens;
     char err[256];
     int add_rc;
+    int *pending;      /* users whose next request is on its way (closed loop) */
+    int n_pending;
 };
 
 static int plan_issue(struct plan_sim *s, int user)
@@ -137,9 +139,11 @@ static void plan_on_event(void *ctx, const struct engine_event *ev)
         s->done++;
         if (r->out > 1)
             dvec_push(&s->tpot, (r->t_last - r->t_first) / (r->out - 1));
-        /* Closed loop: this user sends its next request now. */
-        if (s->issued < s->total && !s->add_rc)
-            s->add_rc = plan_issue(s, r->user);
+        /* Closed loop: this user sends its next request now. It reaches the server after
+         * the engine has already begun its next step (the client needs the final chunk before
+         * it can send), so it is added once that step is planned, as with a real server. */
+        if (s->issued + s->n_pending < s->total)
+            s->pending[s->n_pending++] = r->user;
     }
 }
 
@@ -185,8 +189,14 @@ static int plan_simulate(const struct plan_opts *o, struct plan_row *row, char *
     for (int u = 0; u < first && !rc; u++)
         rc = plan_issue(&s, u);
     double busy_running = 0;
+    s.pending = xcalloc((size_t)s.users + 1, sizeof(*s.pending));
     while (!rc && !s.add_rc) {
         double d = engine_step_plan(s.e);
+        for (int i = 0; i < s.n_pending && !s.add_rc; i++)
+            s.add_rc = plan_issue(&s, s.pending[i]);
+        s.n_pending = 0;
+        if (d < 0)
+            d = engine_step_plan(s.e); /* idle until those arrivals */
         if (d < 0)
             break;
         struct engine_counters ct;
@@ -215,6 +225,7 @@ static int plan_simulate(const struct plan_opts *o, struct plan_row *row, char *
         row->out_tps = s.now > 0 ? (double)s.out_tokens / s.now : NAN;
         row->simulated = true;
     }
+    free(s.pending);
     dvec_release(&s.ttft);
     dvec_release(&s.tpot);
     dvec_release(&s.itl);

@@ -719,7 +719,10 @@ static int runner_setup(struct runner *r)
             log_error("cannot set up prompts for tenant %s", c->tenants[t].name);
             return TB_EXIT_RUNTIME;
         }
-        if (!prompt_builder_calibrated(r->builders[t]))
+        bool seen = false; /* one warning per server */
+        for (size_t u = 0; u < t; u++)
+            seen |= strcmp(r->tenant_endpoint[u], r->tenant_endpoint[t]) == 0;
+        if (!seen && !prompt_builder_calibrated(r->builders[t]))
             log_warn("%s has no /tokenize: prompt lengths are estimated (about one token per "
                      "word); actual counts come from usage",
                      r->tenant_endpoint[t]);
