@@ -1,11 +1,13 @@
 #include "bench_common.h"
 
 #include <dirent.h>
+#include <errno.h>
 #include <fcntl.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -82,4 +84,48 @@ double bench_path_number(json_t *root, const char *path)
     }
     free(copy);
     return json_is_number(cur) ? json_number_value(cur) : NAN;
+}
+
+static const char tiny_model[] =
+    "name: bench/tiny-0.1b\n"
+    "aliases: [bench-tiny]\n"
+    "params_b: 0.1\n"
+    "layers: 4\n"
+    "hidden: 512\n"
+    "heads: 8\n"
+    "kv_heads: 8\n"
+    "head_dim: 64\n"
+    "intermediate: 2048\n"
+    "vocab: 32000\n"
+    "tie_word_embeddings: true\n"
+    "dtype: bf16\n"
+    "max_model_len: 8192\n"
+    "source: \"bench/: a made-up tiny model so the engine is never the bottleneck\"\n";
+
+int bench_tiny_catalog(char *dir, size_t len)
+{
+    snprintf(dir, len, "/tmp/tb_bench_catalog_XXXXXX");
+    if (!mkdtemp(dir))
+        return -errno;
+    char path[512];
+    snprintf(path, sizeof(path), "%s/models", dir);
+    if (mkdir(path, 0700))
+        return -errno;
+    snprintf(path, sizeof(path), "%s/models/tiny.yaml", dir);
+    FILE *f = fopen(path, "w");
+    if (!f)
+        return -errno;
+    fputs(tiny_model, f);
+    fclose(f);
+    return 0;
+}
+
+void bench_tiny_catalog_remove(const char *dir)
+{
+    char path[512];
+    snprintf(path, sizeof(path), "%s/models/tiny.yaml", dir);
+    unlink(path);
+    snprintf(path, sizeof(path), "%s/models", dir);
+    rmdir(path);
+    rmdir(dir);
 }

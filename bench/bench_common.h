@@ -23,4 +23,10 @@ char *bench_find(const char *dir, const char *suffix);
 /* A number at a path like "points.0.summary.ttft_ms.p50" (NAN if missing). */
 double bench_path_number(json_t *root, const char *path);
 
+/* Writes a made-up tiny model (bench/tiny-0.1b, alias bench-tiny) into a new temporary
+ * catalog folder, so that the engine's steps are short and the limit measured is the HTTP
+ * path's CPU, not the modelled GPU. dir receives the folder (at least 64 bytes). 0 or -errno. */
+int bench_tiny_catalog(char *dir, size_t len);
+void bench_tiny_catalog_remove(const char *dir);
+
 #endif

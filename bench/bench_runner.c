@@ -29,21 +29,6 @@
 #include "core/stats.h"
 #include "core/xalloc.h"
 
-static const char tiny_model[] =
-    "name: bench/tiny-0.1b\n"
-    "aliases: [bench-tiny]\n"
-    "params_b: 0.1\n"
-    "layers: 4\n"
-    "hidden: 512\n"
-    "heads: 8\n"
-    "kv_heads: 8\n"
-    "head_dim: 64\n"
-    "intermediate: 2048\n"
-    "vocab: 32000\n"
-    "tie_word_embeddings: true\n"
-    "dtype: bf16\n"
-    "max_model_len: 8192\n"
-    "source: \"bench_runner.c: a made-up tiny model so the engine is never the bottleneck\"\n";
 
 static int free_port(void)
 {
@@ -232,15 +217,9 @@ int main(int argc, char **argv)
     char dir[] = "/tmp/tb_runner_bench_XXXXXX";
     if (!mkdtemp(dir))
         return 1;
-    char *catalog = xasprintf("%s/catalog", dir);
-    char *models = xasprintf("%s/models", catalog), *model = xasprintf("%s/tiny.yaml", models);
-    mkdir(catalog, 0700);
-    mkdir(models, 0700);
-    FILE *f = fopen(model, "w");
-    if (!f)
+    char catalog[64];
+    if (bench_tiny_catalog(catalog, sizeof(catalog)))
         return 1;
-    fputs(tiny_model, f);
-    fclose(f);
     printf("runner benchmark: tiny model on the simulator (separate process), %d tokens per "
            "request, loopback, %ld cores\n",
            tokens, sysconf(_SC_NPROCESSORS_ONLN));
@@ -269,8 +248,6 @@ int main(int argc, char **argv)
     if (system(rm) != 0)
         status = 1;
     free(rm);
-    free(models);
-    free(model);
-    free(catalog);
+    bench_tiny_catalog_remove(catalog);
     return status;
 }

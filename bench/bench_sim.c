@@ -22,24 +22,10 @@
 
 #include <curl/curl.h>
 
+#include "bench_common.h"
 #include "core/clock.h"
 #include "sim/sim.h"
 
-static const char tiny_model[] =
-    "name: bench/tiny-0.1b\n"
-    "aliases: [bench-tiny]\n"
-    "params_b: 0.1\n"
-    "layers: 4\n"
-    "hidden: 512\n"
-    "heads: 8\n"
-    "kv_heads: 8\n"
-    "head_dim: 64\n"
-    "intermediate: 2048\n"
-    "vocab: 32000\n"
-    "tie_word_embeddings: true\n"
-    "dtype: bf16\n"
-    "max_model_len: 8192\n"
-    "source: \"bench_sim.c: a made-up tiny model so the engine is never the bottleneck\"\n";
 
 struct stream {
     long events;
@@ -68,34 +54,6 @@ static double cpu_s(clockid_t id)
     return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
 }
 
-static int write_catalog(char *dir, size_t len)
-{
-    snprintf(dir, len, "/tmp/bench_sim_XXXXXX");
-    if (!mkdtemp(dir))
-        return -errno;
-    char path[512];
-    snprintf(path, sizeof(path), "%s/models", dir);
-    if (mkdir(path, 0700))
-        return -errno;
-    snprintf(path, sizeof(path), "%s/models/tiny.yaml", dir);
-    FILE *f = fopen(path, "w");
-    if (!f)
-        return -errno;
-    fputs(tiny_model, f);
-    fclose(f);
-    return 0;
-}
-
-static void remove_catalog(const char *dir)
-{
-    char path[512];
-    snprintf(path, sizeof(path), "%s/models/tiny.yaml", dir);
-    unlink(path);
-    snprintf(path, sizeof(path), "%s/models", dir);
-    rmdir(path);
-    rmdir(dir);
-}
-
 int main(int argc, char **argv)
 {
     int n = 2000, tokens = 200, words = 64;
@@ -119,7 +77,7 @@ int main(int argc, char **argv)
     curl_global_init(CURL_GLOBAL_DEFAULT);
 
     char dir[64];
-    if (write_catalog(dir, sizeof(dir))) {
+    if (bench_tiny_catalog(dir, sizeof(dir))) {
         fprintf(stderr, "cannot write a temporary catalog\n");
         return 1;
     }
@@ -136,7 +94,7 @@ int main(int argc, char **argv)
     char err[256];
     if (sim_server_start(&srv, &o, err, sizeof(err))) {
         fprintf(stderr, "sim_server_start: %s\n", err);
-        remove_catalog(dir);
+        bench_tiny_catalog_remove(dir);
         return 1;
     }
 
@@ -186,7 +144,7 @@ int main(int argc, char **argv)
     curl_multi_cleanup(m);
     curl_slist_free_all(hdr);
     sim_server_stop(srv);
-    remove_catalog(dir);
+    bench_tiny_catalog_remove(dir);
     free(e);
     free(st);
     free(body);

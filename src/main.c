@@ -5,6 +5,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 
 #include <curl/curl.h>
 
@@ -112,6 +113,13 @@ int main(int argc, char **argv)
     /* A peer that hangs up must cost an error on that connection, not the process (libcurl
      * runs with CURLOPT_NOSIGNAL, which also drops its own SIGPIPE guard for TLS writes). */
     signal(SIGPIPE, SIG_IGN);
+    /* Each stream is a socket: 1,000+ concurrent streams need more than the usual soft
+     * limit of 1,024 descriptors, so take what the hard limit allows. */
+    struct rlimit rl;
+    if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < rl.rlim_max) {
+        rl.rlim_cur = rl.rlim_max;
+        setrlimit(RLIMIT_NOFILE, &rl);
+    }
     if (curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK) {
         fprintf(stderr, "testbench: libcurl failed to initialise\n");
         exit(TB_EXIT_RUNTIME);

@@ -5,6 +5,7 @@
  */
 #include "config/config.h"
 #include "config/config_internal.h"
+#include "core/jsonx.h"
 
 #include <errno.h>
 #include <math.h>
@@ -740,11 +741,6 @@ int config_check(const struct config *c, char *err, size_t errlen)
 
 /* ==== JSON ==== */
 
-static json_t *json_str_or_null(const char *s)
-{
-    return s ? json_string(s) : json_null();
-}
-
 /* NAN = null (no objective), INFINITY = "inf" (as the config spells it). */
 static json_t *json_num(double v)
 {
@@ -798,23 +794,23 @@ static json_t *slo_to_json(const struct slo_cfg *s)
 json_t *config_to_json(const struct config *c)
 {
     json_t *root = json_object();
-    json_object_set_new(root, "path", json_str_or_null(c->path));
+    json_object_set_new(root, "path", json_string_or_null(c->path));
 
     json_t *b = json_object();
-    json_object_set_new(b, "name", json_str_or_null(c->benchmark.name));
-    json_object_set_new(b, "description", json_str_or_null(c->benchmark.description));
-    json_object_set_new(b, "output_prefix", json_str_or_null(c->benchmark.output_prefix));
-    json_object_set_new(b, "output_dir", json_str_or_null(c->benchmark.output_dir));
+    json_object_set_new(b, "name", json_string_or_null(c->benchmark.name));
+    json_object_set_new(b, "description", json_string_or_null(c->benchmark.description));
+    json_object_set_new(b, "output_prefix", json_string_or_null(c->benchmark.output_prefix));
+    json_object_set_new(b, "output_dir", json_string_or_null(c->benchmark.output_dir));
     json_object_set_new(b, "seed", json_integer((json_int_t)c->benchmark.seed));
     json_object_set_new(root, "benchmark", b);
 
     const struct sim_cfg *s = &c->server.sim;
     json_t *sim = json_object();
     json_object_set_new(sim, "enabled", json_boolean(s->enabled));
-    json_object_set_new(sim, "gpu", json_str_or_null(s->gpu));
-    json_object_set_new(sim, "model", json_str_or_null(s->model));
-    json_object_set_new(sim, "quantization", json_str_or_null(s->quantization));
-    json_object_set_new(sim, "kv_cache_dtype", json_str_or_null(s->kv_cache_dtype));
+    json_object_set_new(sim, "gpu", json_string_or_null(s->gpu));
+    json_object_set_new(sim, "model", json_string_or_null(s->model));
+    json_object_set_new(sim, "quantization", json_string_or_null(s->quantization));
+    json_object_set_new(sim, "kv_cache_dtype", json_string_or_null(s->kv_cache_dtype));
     json_object_set_new(sim, "max_model_len", json_integer(s->max_model_len));
     json_object_set_new(sim, "gpu_memory_utilization", json_num(s->gpu_memory_utilization));
     json_object_set_new(sim, "max_num_seqs", json_integer(s->max_num_seqs));
@@ -824,16 +820,16 @@ json_t *config_to_json(const struct config *c)
     json_object_set_new(sim, "seed", json_integer((json_int_t)s->seed));
 
     json_t *sv = json_object();
-    json_object_set_new(sv, "endpoint", json_str_or_null(c->server.endpoint));
+    json_object_set_new(sv, "endpoint", json_string_or_null(c->server.endpoint));
     json_object_set_new(sv, "api", json_string(api_kind_name(c->server.api)));
-    json_object_set_new(sv, "api_key_env", json_str_or_null(c->server.api_key_env));
+    json_object_set_new(sv, "api_key_env", json_string_or_null(c->server.api_key_env));
     json_object_set_new(sv, "timeout_s", json_num(c->server.timeout_s));
     json_object_set_new(sv, "sim", sim);
     json_object_set_new(root, "server", sv);
 
     json_t *m = json_object();
-    json_object_set_new(m, "name", json_str_or_null(c->model.name));
-    json_object_set_new(m, "quantization", json_str_or_null(c->model.quantization));
+    json_object_set_new(m, "name", json_string_or_null(c->model.name));
+    json_object_set_new(m, "quantization", json_string_or_null(c->model.quantization));
     json_object_set_new(m, "tensor_parallel_size", json_integer(c->model.tensor_parallel_size));
     json_object_set_new(m, "enable_prefix_caching", json_boolean(c->model.enable_prefix_caching));
     json_object_set_new(root, "model", m);
@@ -854,9 +850,9 @@ json_t *config_to_json(const struct config *c)
     for (size_t i = 0; i < c->n_tenants; i++) {
         const struct tenant_cfg *t = &c->tenants[i];
         json_t *o = json_object();
-        json_object_set_new(o, "name", json_str_or_null(t->name));
-        json_object_set_new(o, "endpoint", json_str_or_null(t->endpoint));
-        json_object_set_new(o, "model", json_str_or_null(t->model));
+        json_object_set_new(o, "name", json_string_or_null(t->name));
+        json_object_set_new(o, "endpoint", json_string_or_null(t->endpoint));
+        json_object_set_new(o, "model", json_string_or_null(t->model));
         json_object_set_new(o, "requests", requests_to_json(&t->requests));
         json_object_set_new(o, "slo", slo_to_json(&t->slo));
         json_array_append_new(ts, o);

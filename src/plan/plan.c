@@ -20,6 +20,7 @@
 
 #include "config/catalog.h"
 #include "core/exitcode.h"
+#include "core/jsonx.h"
 #include "core/log.h"
 #include "core/stats.h"
 #include "core/xalloc.h"
@@ -309,11 +310,6 @@ static int plan_row_run(const struct plan_opts *o, const struct catalog *cat, st
 
 /* ---- output ---------------------------------------------------------------------------- */
 
-static json_t *jnum(double x)
-{
-    return isfinite(x) ? json_real(x) : json_null();
-}
-
 static json_t *plan_row_json(const struct plan_opts *o, const struct plan_row *r)
 {
     const struct cost_model *m = &r->cm;
@@ -346,21 +342,21 @@ static json_t *plan_row_json(const struct plan_opts *o, const struct plan_row *r
     json_object_set_new(j, "max_num_seqs", json_integer(m->max_num_seqs));
     json_object_set_new(j, "max_num_batched_tokens", json_integer(m->max_num_batched_tokens));
     bool s = r->simulated;
-    json_object_set_new(j, "ttft_p50_ms", s ? jnum(r->ttft.p50 * 1e3) : json_null());
-    json_object_set_new(j, "ttft_p95_ms", s ? jnum(r->ttft.p95 * 1e3) : json_null());
-    json_object_set_new(j, "ttft_p99_ms", s ? jnum(r->ttft.p99 * 1e3) : json_null());
-    json_object_set_new(j, "tpot_p50_ms", s ? jnum(r->tpot.p50 * 1e3) : json_null());
-    json_object_set_new(j, "tpot_p95_ms", s ? jnum(r->tpot.p95 * 1e3) : json_null());
-    json_object_set_new(j, "itl_p50_ms", s ? jnum(r->itl.p50 * 1e3) : json_null());
-    json_object_set_new(j, "itl_p95_ms", s ? jnum(r->itl.p95 * 1e3) : json_null());
-    json_object_set_new(j, "user_tokens_per_s", s ? jnum(r->user_tps) : json_null());
-    json_object_set_new(j, "output_throughput", s ? jnum(r->out_tps) : json_null());
-    json_object_set_new(j, "duration_s", s ? jnum(r->duration_s) : json_null());
+    json_object_set_new(j, "ttft_p50_ms", s ? json_real_or_null(r->ttft.p50 * 1e3) : json_null());
+    json_object_set_new(j, "ttft_p95_ms", s ? json_real_or_null(r->ttft.p95 * 1e3) : json_null());
+    json_object_set_new(j, "ttft_p99_ms", s ? json_real_or_null(r->ttft.p99 * 1e3) : json_null());
+    json_object_set_new(j, "tpot_p50_ms", s ? json_real_or_null(r->tpot.p50 * 1e3) : json_null());
+    json_object_set_new(j, "tpot_p95_ms", s ? json_real_or_null(r->tpot.p95 * 1e3) : json_null());
+    json_object_set_new(j, "itl_p50_ms", s ? json_real_or_null(r->itl.p50 * 1e3) : json_null());
+    json_object_set_new(j, "itl_p95_ms", s ? json_real_or_null(r->itl.p95 * 1e3) : json_null());
+    json_object_set_new(j, "user_tokens_per_s", s ? json_real_or_null(r->user_tps) : json_null());
+    json_object_set_new(j, "output_throughput", s ? json_real_or_null(r->out_tps) : json_null());
+    json_object_set_new(j, "duration_s", s ? json_real_or_null(r->duration_s) : json_null());
     json_object_set_new(j, "num_preemptions",
                         s ? json_integer((json_int_t)r->preemptions) : json_null());
-    json_object_set_new(j, "peak_kv_cache_usage", s ? jnum(r->peak_kv_usage) : json_null());
-    json_object_set_new(j, "slo_ttft_ms", jnum(o->slo_ttft_ms));
-    json_object_set_new(j, "slo_tpot_ms", jnum(o->slo_tpot_ms));
+    json_object_set_new(j, "peak_kv_cache_usage", s ? json_real_or_null(r->peak_kv_usage) : json_null());
+    json_object_set_new(j, "slo_ttft_ms", json_real_or_null(o->slo_ttft_ms));
+    json_object_set_new(j, "slo_tpot_ms", json_real_or_null(o->slo_tpot_ms));
     json_object_set_new(j, "meets_slo", json_boolean(r->ok));
     json_object_set_new(j, "verdict", json_string(r->verdict));
     json_t *src = json_object();

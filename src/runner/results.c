@@ -22,6 +22,7 @@
 
 #include "core/buf.h"
 #include "core/clock.h"
+#include "core/jsonx.h"
 
 #define RESULTS_SCHEMA_VERSION 1
 #define RESULTS_CSV_MAX (1u << 30) /* the whole CSV body; a row is under 4 KiB */
@@ -74,21 +75,10 @@ struct results_writer {
 
 /* ---- small JSON helpers ---- */
 
-/* A number, or null when it is not finite (jansson refuses NAN and infinities). */
-static json_t *jnum(double x)
-{
-    return isfinite(x) ? json_real(x) : json_null();
-}
-
 /* A run-clock time as seconds after t0; null when it did not happen. */
 static json_t *jtime(mono_ns t, mono_ns t0)
 {
     return t ? json_real(ns_diff_s(t0, t)) : json_null();
-}
-
-static json_t *jstr_or_null(const char *s)
-{
-    return s ? json_string(s) : json_null();
 }
 
 /* A distribution scaled by 'scale' (1e3 for seconds -> ms). */
@@ -96,15 +86,15 @@ static json_t *jdist(const struct dist *d, double scale)
 {
     json_t *o = json_object();
     json_object_set_new(o, "n", json_integer((json_int_t)d->n));
-    json_object_set_new(o, "mean", jnum(d->mean * scale));
-    json_object_set_new(o, "p50", jnum(d->p50 * scale));
-    json_object_set_new(o, "p90", jnum(d->p90 * scale));
-    json_object_set_new(o, "p95", jnum(d->p95 * scale));
-    json_object_set_new(o, "p99", jnum(d->p99 * scale));
-    json_object_set_new(o, "p99_9", jnum(d->p999 * scale));
-    json_object_set_new(o, "min", jnum(d->min * scale));
-    json_object_set_new(o, "max", jnum(d->max * scale));
-    json_object_set_new(o, "std", jnum(d->std * scale));
+    json_object_set_new(o, "mean", json_real_or_null(d->mean * scale));
+    json_object_set_new(o, "p50", json_real_or_null(d->p50 * scale));
+    json_object_set_new(o, "p90", json_real_or_null(d->p90 * scale));
+    json_object_set_new(o, "p95", json_real_or_null(d->p95 * scale));
+    json_object_set_new(o, "p99", json_real_or_null(d->p99 * scale));
+    json_object_set_new(o, "p99_9", json_real_or_null(d->p999 * scale));
+    json_object_set_new(o, "min", json_real_or_null(d->min * scale));
+    json_object_set_new(o, "max", json_real_or_null(d->max * scale));
+    json_object_set_new(o, "std", json_real_or_null(d->std * scale));
     return o;
 }
 
@@ -122,18 +112,18 @@ static json_t *telemetry_window_json(const struct telemetry_window *tw,
         return json_null();
     json_t *o = json_object();
     json_object_set_new(o, "n_samples", json_integer((json_int_t)tw->n_samples));
-    json_object_set_new(o, "gpu_power_mean_w", jnum(tw->gpu_power_mean_w));
-    json_object_set_new(o, "gpu_power_max_w", jnum(tw->gpu_power_max_w));
-    json_object_set_new(o, "gpu_energy_j", jnum(tw->gpu_energy_j));
+    json_object_set_new(o, "gpu_power_mean_w", json_real_or_null(tw->gpu_power_mean_w));
+    json_object_set_new(o, "gpu_power_max_w", json_real_or_null(tw->gpu_power_max_w));
+    json_object_set_new(o, "gpu_energy_j", json_real_or_null(tw->gpu_energy_j));
     json_object_set_new(o, "gpu_energy_source",
                         isfinite(tw->gpu_energy_j)
                             ? json_string(tw->gpu_energy_from_counter ? "counter" : "power")
                             : json_null());
     json_object_set_new(o, "energy_per_output_token_j",
-                        jnum(energy_per(tw, (double)s->output_tokens_total)));
-    json_object_set_new(o, "energy_per_request_j", jnum(energy_per(tw, (double)s->completed)));
-    json_object_set_new(o, "gpu_mem_used_max_mib", jnum(tw->gpu_mem_used_max_mib));
-    json_object_set_new(o, "gpu_temp_max_c", jnum(tw->gpu_temp_max_c));
+                        json_real_or_null(energy_per(tw, (double)s->output_tokens_total)));
+    json_object_set_new(o, "energy_per_request_j", json_real_or_null(energy_per(tw, (double)s->completed)));
+    json_object_set_new(o, "gpu_mem_used_max_mib", json_real_or_null(tw->gpu_mem_used_max_mib));
+    json_object_set_new(o, "gpu_temp_max_c", json_real_or_null(tw->gpu_temp_max_c));
     json_object_set_new(o, "throttled", json_boolean(tw->throttled));
     json_t *reasons = json_array();
     /* "a,b, c" -> ["a", "b", "c"]; bounded by the field's size even without a NUL. */
@@ -152,15 +142,15 @@ static json_t *telemetry_window_json(const struct telemetry_window *tw,
         p = q;
     }
     json_object_set_new(o, "throttle_reasons", reasons);
-    json_object_set_new(o, "kv_cache_usage_max_pct", jnum(tw->kv_cache_usage_max_pct));
-    json_object_set_new(o, "kv_cache_usage_mean_pct", jnum(tw->kv_cache_usage_mean_pct));
-    json_object_set_new(o, "prefix_cache_hit_rate_pct", jnum(tw->prefix_cache_hit_rate_pct));
-    json_object_set_new(o, "num_preemptions", jnum(tw->num_preemptions));
-    json_object_set_new(o, "server_ttft_p50_ms", jnum(tw->server_ttft_p50_s * 1e3));
-    json_object_set_new(o, "server_ttft_p95_ms", jnum(tw->server_ttft_p95_s * 1e3));
-    json_object_set_new(o, "server_itl_p50_ms", jnum(tw->server_itl_p50_s * 1e3));
-    json_object_set_new(o, "host_cpu_util_mean_pct", jnum(tw->host_cpu_util_mean_pct));
-    json_object_set_new(o, "runner_cpu_s", jnum(tw->runner_cpu_s));
+    json_object_set_new(o, "kv_cache_usage_max_pct", json_real_or_null(tw->kv_cache_usage_max_pct));
+    json_object_set_new(o, "kv_cache_usage_mean_pct", json_real_or_null(tw->kv_cache_usage_mean_pct));
+    json_object_set_new(o, "prefix_cache_hit_rate_pct", json_real_or_null(tw->prefix_cache_hit_rate_pct));
+    json_object_set_new(o, "num_preemptions", json_real_or_null(tw->num_preemptions));
+    json_object_set_new(o, "server_ttft_p50_ms", json_real_or_null(tw->server_ttft_p50_s * 1e3));
+    json_object_set_new(o, "server_ttft_p95_ms", json_real_or_null(tw->server_ttft_p95_s * 1e3));
+    json_object_set_new(o, "server_itl_p50_ms", json_real_or_null(tw->server_itl_p50_s * 1e3));
+    json_object_set_new(o, "host_cpu_util_mean_pct", json_real_or_null(tw->host_cpu_util_mean_pct));
+    json_object_set_new(o, "runner_cpu_s", json_real_or_null(tw->runner_cpu_s));
     return o;
 }
 
@@ -178,10 +168,10 @@ static json_t *summary_json(const struct point_info *pi, const struct point_summ
     json_object_set_new(o, "failed_by_class", fc);
     json_object_set_new(o, "window_start_s", jtime(s->window_start, t0));
     json_object_set_new(o, "window_end_s", jtime(s->window_end, t0));
-    json_object_set_new(o, "duration_s", jnum(s->duration_s));
-    json_object_set_new(o, "request_throughput", jnum(s->request_throughput));
-    json_object_set_new(o, "output_throughput", jnum(s->output_throughput));
-    json_object_set_new(o, "total_throughput", jnum(s->total_throughput));
+    json_object_set_new(o, "duration_s", json_real_or_null(s->duration_s));
+    json_object_set_new(o, "request_throughput", json_real_or_null(s->request_throughput));
+    json_object_set_new(o, "output_throughput", json_real_or_null(s->output_throughput));
+    json_object_set_new(o, "total_throughput", json_real_or_null(s->total_throughput));
     json_object_set_new(o, "prompt_tokens_total", json_integer(s->prompt_tokens_total));
     json_object_set_new(o, "output_tokens_total", json_integer(s->output_tokens_total));
     json_object_set_new(o, "ttft_ms", jdist(&s->ttft, 1e3));
@@ -193,10 +183,10 @@ static json_t *summary_json(const struct point_info *pi, const struct point_summ
     json_object_set_new(o, "e2e_sched_ms", jdist(&s->e2e_sched, 1e3));
     json_object_set_new(o, "user_token_rate", jdist(&s->user_token_rate, 1.0));
     json_object_set_new(o, "slo_met", json_integer((json_int_t)s->slo_met));
-    json_object_set_new(o, "goodput", jnum(s->goodput));
-    json_object_set_new(o, "slo_attainment_pct", jnum(s->slo_attainment_pct));
+    json_object_set_new(o, "goodput", json_real_or_null(s->goodput));
+    json_object_set_new(o, "slo_attainment_pct", json_real_or_null(s->slo_attainment_pct));
     json_object_set_new(o, "tokens_from_events", json_integer((json_int_t)s->tokens_from_events));
-    json_object_set_new(o, "prompt_error_max_pct", jnum(s->prompt_error_max_pct));
+    json_object_set_new(o, "prompt_error_max_pct", json_real_or_null(s->prompt_error_max_pct));
     json_object_set_new(o, "prompt_off_target", json_boolean(s->prompt_off_target));
     json_t *client = json_object();
     json_object_set_new(client, "dispatch_lag_ms", jdist(&pi->dispatch_lag_s, 1e3));
@@ -213,7 +203,7 @@ static json_t *record_json(const struct req_record *r, const char *tenant, mono_
     record_latencies(r, &l);
     json_t *o = json_object();
     json_object_set_new(o, "id", json_integer((json_int_t)r->id));
-    json_object_set_new(o, "tenant", jstr_or_null(tenant));
+    json_object_set_new(o, "tenant", json_string_or_null(tenant));
     json_object_set_new(o, "t_due", jtime(r->t_due, t0));
     json_object_set_new(o, "t_sent", jtime(r->t_sent, t0));
     json_object_set_new(o, "t_first", jtime(r->t_first, t0));
@@ -225,20 +215,20 @@ static json_t *record_json(const struct req_record *r, const char *tenant, mono_
     json_object_set_new(o, "target_output_tokens", json_integer(r->target_output_tokens));
     json_object_set_new(o, "output_tokens", json_integer(r->output_tokens));
     json_object_set_new(o, "tokens_source", json_string(r->tokens_from_usage ? "usage" : "events"));
-    json_object_set_new(o, "ttft", jnum(l.ttft));
-    json_object_set_new(o, "ttft_sched", jnum(l.ttft_sched));
-    json_object_set_new(o, "queue_delay", jnum(l.queue_delay));
+    json_object_set_new(o, "ttft", json_real_or_null(l.ttft));
+    json_object_set_new(o, "ttft_sched", json_real_or_null(l.ttft_sched));
+    json_object_set_new(o, "queue_delay", json_real_or_null(l.queue_delay));
     json_t *itl = json_array();
     for (size_t i = 1; i < r->n_events; i++)
         json_array_append_new(itl, json_real(ns_diff_s(r->events[i - 1], r->events[i])));
     json_object_set_new(o, "itl", itl);
-    json_object_set_new(o, "tpot", jnum(l.tpot));
-    json_object_set_new(o, "e2e", jnum(l.e2e));
-    json_object_set_new(o, "e2e_sched", jnum(l.e2e_sched));
+    json_object_set_new(o, "tpot", json_real_or_null(l.tpot));
+    json_object_set_new(o, "e2e", json_real_or_null(l.e2e));
+    json_object_set_new(o, "e2e_sched", json_real_or_null(l.e2e_sched));
     json_object_set_new(o, "status", json_string(status_name(r->status)));
     json_object_set_new(o, "http_status",
                         r->http_status ? json_integer((json_int_t)r->http_status) : json_null());
-    json_object_set_new(o, "error", jstr_or_null(r->error));
+    json_object_set_new(o, "error", json_string_or_null(r->error));
     json_object_set_new(o, "response_id", r->response_id[0] ? json_string(r->response_id) : json_null());
     return o;
 }
@@ -532,14 +522,14 @@ void results_add_point(struct results_writer *w, const struct point_info *pi,
                        const struct req_record *recs, size_t n, mono_ns t0)
 {
     json_t *p = json_object();
-    json_object_set_new(p, "tenant", jstr_or_null(pi->tenant));
-    json_object_set_new(p, "model", jstr_or_null(pi->model));
+    json_object_set_new(p, "tenant", json_string_or_null(pi->tenant));
+    json_object_set_new(p, "model", json_string_or_null(pi->model));
     json_object_set_new(p, "context_length",
                         pi->context_length > 0 ? json_integer(pi->context_length) : json_null());
     json_object_set_new(p, "concurrency",
                         pi->concurrency > 0 ? json_integer(pi->concurrency) : json_null());
     json_object_set_new(p, "rate",
-                        isinf(pi->rate) && pi->rate > 0 ? json_string("inf") : jnum(pi->rate));
+                        isinf(pi->rate) && pi->rate > 0 ? json_string("inf") : json_real_or_null(pi->rate));
     json_object_set_new(p, "arrival", json_string(arrival_str(pi->arrival)));
     json_object_set_new(p, "summary", summary_json(pi, s, tw, t0));
     json_t *reqs = json_array();
@@ -607,7 +597,7 @@ int results_flush(struct results_writer *w, json_t *telemetry, char *err, size_t
     json_object_set_new(root, "schema_version", json_integer(RESULTS_SCHEMA_VERSION));
     json_object_set(root, meta_keys[META_TOOL],
                     w->meta[META_TOOL] ? w->meta[META_TOOL] : json_null());
-    json_object_set_new(root, "started_at", jstr_or_null(w->started_at));
+    json_object_set_new(root, "started_at", json_string_or_null(w->started_at));
     /* Record times are seconds after t0; t0 itself lets tools line them up with other
      * CLOCK_MONOTONIC stamps on the same machine (the simulator's --trace). */
     json_object_set_new(root, "clock",
