@@ -399,6 +399,35 @@ static void shared_prefix_hits_show_in_telemetry(void **state)
     free(unique);
 }
 
+/* The chat API: prompts counted with the chat template reach their targets exactly. */
+static void chat_api_hits_prompt_targets(void **state)
+{
+    struct fixture *f = *state;
+    char *body = xasprintf("benchmark: {name: chat, output_prefix: chat}\n"
+                           "server: {endpoint: \"http://127.0.0.1:%d\", api: chat}\n"
+                           "model: {name: meta-llama/Llama-3.1-8B-Instruct}\n"
+                           "requests: {num_requests: 6, concurrent_requests: 3,\n"
+                           "  rate_per_second: inf, prompt_tokens_min: 200,\n"
+                           "  prompt_tokens_max: 700, completion_tokens: 16}\n"
+                           "telemetry: {collect_gpu_stats: false}\n",
+                           f->port);
+    json_t *root = run_and_load(f, "chat", body, 0);
+    json_t *reqs = json_object_get(json_array_get(json_object_get(root, "points"), 0), "requests");
+    assert_int_equal(json_array_size(reqs), 6);
+    size_t i;
+    json_t *rq;
+    json_array_foreach(reqs, i, rq)
+    {
+        assert_string_equal(json_string_value(json_object_get(rq, "status")), "ok");
+        assert_int_equal(json_integer_value(json_object_get(rq, "output_tokens")), 16);
+        assert_int_equal(json_integer_value(json_object_get(rq, "prompt_tokens")),
+                         json_integer_value(json_object_get(rq, "target_prompt_tokens")));
+        assert_non_null(strstr(json_string_value(json_object_get(rq, "response_id")), "chatcmpl"));
+    }
+    json_decref(root);
+    free(body);
+}
+
 /* Misbehaving servers: every failure is recorded with its class, the run goes on, the files
  * are written. Each tenant names a fake-server mode as its model. */
 static void failures_are_recorded_and_the_run_goes_on(void **state)
@@ -467,6 +496,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(bad_config_exits_2, setup, teardown),
         cmocka_unit_test_setup_teardown(ctrl_c_leaves_valid_partial_files, setup, teardown),
         cmocka_unit_test_setup_teardown(shared_prefix_hits_show_in_telemetry, setup, teardown),
+        cmocka_unit_test_setup_teardown(chat_api_hits_prompt_targets, setup, teardown),
         cmocka_unit_test_setup_teardown(failures_are_recorded_and_the_run_goes_on, setup,
                                         teardown),
     };

@@ -18,7 +18,7 @@ struct progress {
     size_t total;
     size_t done;
     size_t failed;
-    long tokens;           /* output tokens of completed requests */
+    long tokens;           /* text events received so far (set by the caller) */
     mono_ns start;
     long last_tokens;      /* for the live rate */
     mono_ns last_t;

@@ -113,6 +113,7 @@ struct prompt_builder {
     CURL *curl;
     struct curl_slist *headers;
     struct buf resp;
+    bool chat;              /* count as a chat message (template included) */
     double tokens_per_word; /* measured at the probe */
     double overhead;        /* tokens of an empty prompt: BOS and the like */
     int prefix_for;         /* shared_prefix_tokens the cached prefix was sized for; -1 none */
@@ -179,8 +180,13 @@ static size_t on_body(char *ptr, size_t size, size_t nmemb, void *userp)
 static int tokenize_count(struct prompt_builder *b, const char *text, enum tok_format fmt,
                           long *count)
 {
-    json_t *req = fmt == TOK_VLLM ? json_pack("{s:s, s:b}", "prompt", text, "add_special_tokens", 1)
-                                  : json_pack("{s:s, s:b}", "content", text, "add_special", 1);
+    json_t *req;
+    if (fmt == TOK_VLLM && b->chat) /* vLLM applies the chat template, as the chat API does */
+        req = json_pack("{s:[{s:s, s:s}]}", "messages", "role", "user", "content", text);
+    else if (fmt == TOK_VLLM)
+        req = json_pack("{s:s, s:b}", "prompt", text, "add_special_tokens", 1);
+    else
+        req = json_pack("{s:s, s:b}", "content", text, "add_special", 1);
     if (!req)
         return -EINVAL;
     if (fmt == TOK_VLLM && b->model)
@@ -493,4 +499,11 @@ void prompt_builder_free(struct prompt_builder *b)
     free(b->url);
     free(b->model);
     free(b);
+}
+
+void prompt_builder_set_chat(struct prompt_builder *b, bool chat)
+{
+    b->chat = chat;
+    b->prefix_for = -1; /* the cached prefix size was counted the other way */
+    b->prefix_count = -1;
 }

@@ -24,6 +24,10 @@ MUST_USE int prompt_builder_new(struct prompt_builder **out, const char *base_ur
 char *prompt_build(struct prompt_builder *b, int n_tokens, int shared_prefix_tokens,
                    uint64_t request_seed, int *actual);
 bool prompt_builder_calibrated(const struct prompt_builder *b); /* /tokenize was used */
+/* Counts prompts as one chat user message (/tokenize with "messages", so the server's chat
+ * template is included, as in usage.prompt_tokens of /v1/chat/completions). Call before
+ * prompt_build. llama.cpp's /tokenize has no chat form: there the count stays the raw text's. */
+void prompt_builder_set_chat(struct prompt_builder *b, bool chat);
 void prompt_builder_free(struct prompt_builder *b);             /* NULL is a no-op */
 
 #endif

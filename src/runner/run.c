@@ -128,9 +128,7 @@ static void on_request_done(void *ctx, struct req_record *rec)
     tr->in_flight--;
     pr->finished++;
     pr->progress.done++;
-    if (rec->status == REQ_OK)
-        pr->progress.tokens += rec->output_tokens;
-    else
+    if (rec->status != REQ_OK)
         pr->progress.failed++;
     if (!pr->stopping && tr->fifo_head < tr->fifo_tail)
         tenant_start(tr, tr->fifo[tr->fifo_head++]);
@@ -226,6 +224,13 @@ static void on_progress(evutil_socket_t fd, short what, void *arg)
     struct point_run *pr = arg;
     (void)fd;
     (void)what;
+    /* Text events received so far, in flight included, so the live rate moves with the
+     * stream rather than in jumps as requests end (once a second: a walk is cheap). */
+    long events = 0;
+    for (size_t t = 0; t < pr->n_tenants; t++)
+        for (size_t i = 0; i < pr->tenants[t].n; i++)
+            events += (long)pr->tenants[t].recs[i].n_events;
+    pr->progress.tokens = events;
     progress_draw(&pr->progress);
 }
 
@@ -719,6 +724,7 @@ static int runner_setup(struct runner *r)
             log_error("cannot set up prompts for tenant %s", c->tenants[t].name);
             return TB_EXIT_RUNTIME;
         }
+        prompt_builder_set_chat(r->builders[t], c->server.api == API_CHAT);
         bool seen = false; /* one warning per server */
         for (size_t u = 0; u < t; u++)
             seen |= strcmp(r->tenant_endpoint[u], r->tenant_endpoint[t]) == 0;
