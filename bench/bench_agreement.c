@@ -105,8 +105,8 @@ int main(int argc, char **argv)
         switch (c) {
         case 'g': o.gpu = optarg; break;
         case 'm': o.model = optarg; break;
-        case 'p': o.prompt = atoi(optarg); break;
-        case 'o': o.output = atoi(optarg); break;
+        case 'p': o.prompt = (int)strtol(optarg, NULL, 10); break;
+        case 'o': o.output = (int)strtol(optarg, NULL, 10); break;
         case 'u': o.users = optarg; break;
         default: return 2;
         }
@@ -120,7 +120,7 @@ int main(int argc, char **argv)
     int worst_ok = 1;
     char *users = xstrdup(o.users), *save = NULL;
     for (char *tok = strtok_r(users, ",", &save); tok; tok = strtok_r(NULL, ",", &save)) {
-        int u = atoi(tok);
+        int u = (int)strtol(tok, NULL, 10);
         json_t *plan = run_plan(&o, u);
         json_t *run = run_bench(&o, u, dir);
         if (!plan || !run) {

@@ -209,8 +209,8 @@ int main(int argc, char **argv)
     while ((c = getopt_long(argc, argv, "s:t:r:", lo, NULL)) != -1) {
         switch (c) {
         case 's': streams_list = optarg; break;
-        case 't': tokens = atoi(optarg); break;
-        case 'r': per_stream = atoi(optarg); break;
+        case 't': tokens = (int)strtol(optarg, NULL, 10); break;
+        case 'r': per_stream = (int)strtol(optarg, NULL, 10); break;
         default: return 2;
         }
     }
@@ -229,7 +229,7 @@ int main(int argc, char **argv)
     char *list = xstrdup(streams_list), *save = NULL;
     for (char *tok = strtok_r(list, ",", &save); tok; tok = strtok_r(NULL, ",", &save)) {
         struct result r;
-        if (bench_one(dir, catalog, atoi(tok), tokens, per_stream, &r)) {
+        if (bench_one(dir, catalog, (int)strtol(tok, NULL, 10), tokens, per_stream, &r)) {
             printf("%8s failed\n", tok);
             status = 1;
             continue;
