@@ -399,6 +399,123 @@ static void shared_prefix_hits_show_in_telemetry(void **state)
     free(unique);
 }
 
+/* A CSV cell of the first data row, by column name (caller frees), or NULL. */
+static char *csv_cell(const char *path, const char *column)
+{
+    FILE *fp = fopen(path, "r");
+    assert_non_null(fp);
+    char head[8192], row[8192];
+    assert_non_null(fgets(head, sizeof(head), fp));
+    assert_non_null(fgets(row, sizeof(row), fp));
+    fclose(fp);
+    head[strcspn(head, "\r\n")] = '\0';
+    row[strcspn(row, "\r\n")] = '\0';
+    /* No quoted commas in these rows: tenant and model names here are plain. */
+    char *hs = NULL, *rs = NULL, *h = strtok_r(head, ",", &hs);
+    char *r = row;
+    while (h) {
+        char *comma = strchr(r, ',');
+        if (comma)
+            *comma = '\0';
+        if (strcmp(h, column) == 0)
+            return xstrdup(r);
+        if (!comma)
+            break;
+        r = comma + 1;
+        h = strtok_r(NULL, ",", &hs);
+    }
+    (void)rs;
+    return NULL;
+}
+
+/* GPU telemetry end to end: the NVML double's scripted power and energy come out in
+ * telemetry.json, and the point's window aggregates in detailed.json and summary.csv are
+ * exactly what those samples give (energy from the counter difference). */
+static void nvml_double_values_reach_the_summary(void **state)
+{
+    struct fixture *f = *state;
+    char *body = xasprintf("benchmark: {name: gpu, output_prefix: gpu}\n"
+                           "server: {endpoint: \"http://127.0.0.1:%d\"}\n"
+                           "model: {name: meta-llama/Llama-3.1-8B-Instruct}\n"
+                           "requests: {num_requests: 8, concurrent_requests: 2,\n"
+                           "  rate_per_second: inf, prompt_tokens_min: 100,\n"
+                           "  prompt_tokens_max: 100, completion_tokens: 40}\n"
+                           "telemetry: {sample_interval_sec: 0.05}\n",
+                           f->port);
+    setenv("TESTBENCH_NVML_LIB", NVML_DOUBLE_PATH, 1);
+    setenv("NVML_DOUBLE_SCENARIO", "ramp", 1);
+    json_t *root = run_and_load(f, "gpu", body, 0);
+    unsetenv("TESTBENCH_NVML_LIB");
+    unsetenv("NVML_DOUBLE_SCENARIO");
+    char *out = xasprintf("%s/gpu_out", f->dir);
+    char *tpath = find_file(out, "_telemetry.json");
+    char *cpath = find_file(out, "_summary.csv");
+    json_error_t je;
+    json_t *tj = json_load_file(tpath, 0, &je);
+    assert_non_null(tj);
+    /* The GPU facts the double reports are in detailed.json. */
+    json_t *gpus = json_object_get(root, "gpus");
+    assert_int_equal(json_array_size(gpus), 1);
+    assert_non_null(json_string_value(json_object_get(json_array_get(gpus, 0), "name")));
+    json_t *summary = json_object_get(json_array_get(json_object_get(root, "points"), 0),
+                                      "summary");
+    double from = json_number_value(json_object_get(summary, "window_start_s"));
+    double to = json_number_value(json_object_get(summary, "window_end_s"));
+    /* The scripted series: power 100 W + 10 W per read, energy 1000 J + 500 J per read. */
+    json_t *samples = json_object_get(tj, "samples");
+    assert_true(json_array_size(samples) >= 3);
+    double e_first = NAN, e_last = NAN, p_sum = 0, p_max = 0, prev_p = 0;
+    size_t n = 0, i;
+    json_t *smp;
+    json_array_foreach(samples, i, smp)
+    {
+        json_t *g = json_array_get(json_object_get(smp, "gpus"), 0);
+        double p = json_number_value(json_object_get(g, "power_w"));
+        double e = json_number_value(json_object_get(g, "energy_j"));
+        assert_true(p >= 100.0 && fmod(p, 10.0) == 0.0 && p > prev_p);
+        assert_true(e >= 1000.0 && fmod(e, 500.0) == 0.0);
+        prev_p = p;
+        double t = json_number_value(json_object_get(smp, "t"));
+        if (t < from || t > to)
+            continue;
+        if (isnan(e_first))
+            e_first = e;
+        e_last = e;
+        p_sum += p;
+        p_max = p > p_max ? p : p_max;
+        n++;
+    }
+    assert_true(n >= 2);
+    json_t *tw = json_object_get(summary, "telemetry");
+    double energy = json_number_value(json_object_get(tw, "gpu_energy_j"));
+    fprintf(stderr, "gpu window: %zu samples, energy %.1f J (counter %.1f -> %.1f), mean %.1f W\n",
+            n, energy, e_first, e_last, p_sum / (double)n);
+    assert_true(fabs(energy - (e_last - e_first)) < 1e-6);
+    assert_true(fabs(json_number_value(json_object_get(tw, "gpu_power_mean_w")) -
+                     p_sum / (double)n) < 1e-6);
+    assert_true(fabs(json_number_value(json_object_get(tw, "gpu_power_max_w")) - p_max) < 1e-6);
+    double out_tokens = json_number_value(json_object_get(summary, "output_tokens_total"));
+    assert_true(fabs(json_number_value(json_object_get(tw, "energy_per_output_token_j")) -
+                     energy / out_tokens) < 1e-9);
+    /* summary.csv carries the same numbers. */
+    char *cell = csv_cell(cpath, "gpu_energy_j");
+    assert_non_null(cell);
+    assert_true(fabs(strtod(cell, NULL) - energy) < 1e-3);
+    free(cell);
+    cell = csv_cell(cpath, "gpu_power_mean_w");
+    assert_true(fabs(strtod(cell, NULL) - p_sum / (double)n) < 1e-3);
+    free(cell);
+    cell = csv_cell(cpath, "gpu_mem_used_max_mib");
+    assert_true(fabs(strtod(cell, NULL) - 4096.0) < 1e-6);
+    free(cell);
+    json_decref(tj);
+    json_decref(root);
+    free(tpath);
+    free(cpath);
+    free(out);
+    free(body);
+}
+
 /* The chat API: prompts counted with the chat template reach their targets exactly. */
 static void chat_api_hits_prompt_targets(void **state)
 {
@@ -497,6 +614,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(ctrl_c_leaves_valid_partial_files, setup, teardown),
         cmocka_unit_test_setup_teardown(shared_prefix_hits_show_in_telemetry, setup, teardown),
         cmocka_unit_test_setup_teardown(chat_api_hits_prompt_targets, setup, teardown),
+        cmocka_unit_test_setup_teardown(nvml_double_values_reach_the_summary, setup, teardown),
         cmocka_unit_test_setup_teardown(failures_are_recorded_and_the_run_goes_on, setup,
                                         teardown),
     };
