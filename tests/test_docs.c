@@ -1,0 +1,283 @@
+/*
+ * test_docs.c - the docs match the program: every summary.csv column, detailed.json key and
+ * config key that docs/OUTPUTS.md and docs/CONFIG.md list exists, and everything the program
+ * writes or reads is listed. Names are taken from the first column of the docs' tables
+ * (backticked, with `a_{x,y}_b` brace lists expanded).
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <cmocka.h>
+
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <jansson.h>
+
+#include "config/config.h"
+#include "core/xalloc.h"
+#include "sim/sim.h"
+
+struct names {
+    char **v;
+    size_t n;
+};
+
+static void names_add(struct names *s, const char *name)
+{
+    for (size_t i = 0; i < s->n; i++)
+        if (strcmp(s->v[i], name) == 0)
+            return;
+    s->v = xreallocarray(s->v, s->n + 1, sizeof(*s->v));
+    s->v[s->n++] = xstrdup(name);
+}
+
+static bool names_has(const struct names *s, const char *name)
+{
+    for (size_t i = 0; i < s->n; i++)
+        if (strcmp(s->v[i], name) == 0)
+            return true;
+    return false;
+}
+
+static void names_free(struct names *s)
+{
+    for (size_t i = 0; i < s->n; i++)
+        free(s->v[i]);
+    free(s->v);
+    s->v = NULL;
+    s->n = 0;
+}
+
+/* Adds tok, expanding one brace list: ttft_{mean,p50}_ms -> ttft_mean_ms, ttft_p50_ms. */
+static void add_expanded(struct names *s, const char *tok)
+{
+    const char *open = strchr(tok, '{'), *close = open ? strchr(open, '}') : NULL;
+    if (!open || !close) {
+        names_add(s, tok);
+        return;
+    }
+    char *alts = xstrndup(open + 1, (size_t)(close - open - 1)), *save = NULL;
+    for (char *a = strtok_r(alts, ",", &save); a; a = strtok_r(NULL, ",", &save)) {
+        char *full = xasprintf("%.*s%s%s", (int)(open - tok), tok, a, close + 1);
+        names_add(s, full);
+        free(full);
+    }
+    free(alts);
+}
+
+/* Names in the first column of the tables under the line that starts with 'heading', up to
+ * the next heading (any level) or a line that opens with a backtick (a table's caption, as
+ * "`server.sim` keys"). */
+static void doc_names(const char *doc, const char *heading, struct names *out)
+{
+    char *path = xasprintf("%s/docs/%s", TB_SOURCE_DIR, doc);
+    FILE *f = fopen(path, "r");
+    assert_non_null(f);
+    char line[4096];
+    bool in = false;
+    while (fgets(line, sizeof(line), f)) {
+        if (!in) {
+            in = strncmp(line, heading, strlen(heading)) == 0;
+            continue;
+        }
+        if (line[0] == '#' || line[0] == '`')
+            break;
+        if (strncmp(line, "| `", 3) != 0)
+            continue;
+        char *end = strchr(line + 1, '|'); /* the first cell only */
+        if (end)
+            *end = '\0';
+        for (char *p = strchr(line, '`'); p; p = strchr(p, '`')) {
+            char *q = strchr(p + 1, '`');
+            if (!q)
+                break;
+            *q = '\0';
+            add_expanded(out, p + 1);
+            p = q + 1;
+        }
+    }
+    fclose(f);
+    free(path);
+    assert_true(in);
+}
+
+/* Every name on one side is on the other; prints the differences. */
+static void assert_same(const char *what, const struct names *docs, const struct names *prog)
+{
+    int missing = 0;
+    for (size_t i = 0; i < prog->n; i++)
+        if (!names_has(docs, prog->v[i])) {
+            fprintf(stderr, "%s: '%s' is written by the program but not documented\n", what,
+                    prog->v[i]);
+            missing++;
+        }
+    for (size_t i = 0; i < docs->n; i++)
+        if (!names_has(prog, docs->v[i])) {
+            fprintf(stderr, "%s: '%s' is documented but the program has no such name\n", what,
+                    docs->v[i]);
+            missing++;
+        }
+    assert_int_equal(missing, 0);
+}
+
+static void object_keys(json_t *o, struct names *out)
+{
+    const char *k;
+    json_t *v;
+    json_object_foreach(o, k, v) names_add(out, k);
+}
+
+/* Runs a small benchmark against the simulator; returns the output folder (caller frees). */
+static char *small_run(void)
+{
+    struct sim_options o;
+    sim_options_init(&o);
+    o.port = 0;
+    o.quiet = true;
+    o.engine.gpu = "h100";
+    o.engine.model = "meta-llama/Llama-3.1-8B-Instruct";
+    struct sim_server *sim;
+    char err[256];
+    assert_int_equal(sim_server_start(&sim, &o, err, sizeof(err)), 0);
+    char dir[] = "/tmp/tb_docs_XXXXXX";
+    assert_non_null(mkdtemp(dir));
+    char *cfg = xasprintf("%s/c.yaml", dir);
+    FILE *f = fopen(cfg, "w");
+    assert_non_null(f);
+    fprintf(f,
+            "server: {endpoint: \"http://127.0.0.1:%d\"}\n"
+            "model: {name: meta-llama/Llama-3.1-8B-Instruct}\n"
+            "requests: {num_requests: 3, prompt_tokens_min: 20, prompt_tokens_max: 30,\n"
+            "  completion_tokens: 5, rate_per_second: inf}\n"
+            "telemetry: {collect_gpu_stats: false}\n",
+            sim_server_port(sim));
+    fclose(f);
+    pid_t pid = fork();
+    if (pid == 0) {
+        int null = open("/dev/null", O_WRONLY);
+        dup2(null, 1);
+        execl(TB_BINARY, "testbench", "run", "--config", cfg, "--output-dir", dir, "--quiet",
+              (char *)NULL);
+        _exit(127);
+    }
+    int status;
+    waitpid(pid, &status, 0);
+    assert_true(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+    sim_server_stop(sim);
+    free(cfg);
+    return xstrdup(dir);
+}
+
+static char *file_with(const char *dir, const char *suffix)
+{
+    char *cmd = xasprintf("ls %s/*%s", dir, suffix);
+    FILE *p = popen(cmd, "r");
+    char line[1024] = "";
+    char *ok = p ? fgets(line, sizeof(line), p) : NULL;
+    if (p)
+        pclose(p);
+    free(cmd);
+    assert_non_null(ok);
+    line[strcspn(line, "\n")] = '\0';
+    return xstrdup(line);
+}
+
+static void outputs_match_docs(void **state)
+{
+    (void)state;
+    char *dir = small_run();
+    /* summary.csv header */
+    char *csv = file_with(dir, "_summary.csv");
+    FILE *f = fopen(csv, "r");
+    char head[16384];
+    assert_non_null(fgets(head, sizeof(head), f));
+    fclose(f);
+    head[strcspn(head, "\r\n")] = '\0';
+    struct names prog = {0}, docs = {0};
+    char *save = NULL;
+    for (char *c = strtok_r(head, ",", &save); c; c = strtok_r(NULL, ",", &save))
+        names_add(&prog, c);
+    doc_names("OUTPUTS.md", "## summary.csv", &docs);
+    assert_same("summary.csv", &docs, &prog);
+    names_free(&prog);
+    names_free(&docs);
+
+    /* detailed.json: top level, a point, its summary, a request record */
+    char *det = file_with(dir, "_detailed.json");
+    json_error_t je;
+    json_t *root = json_load_file(det, 0, &je);
+    assert_non_null(root);
+    json_t *point = json_array_get(json_object_get(root, "points"), 0);
+    const struct {
+        const char *heading;
+        json_t *obj;
+    } parts[] = {
+        {"## detailed.json", root},
+        {"### A point", point},
+        {"### `summary`", json_object_get(point, "summary")},
+        {"### A request record", json_array_get(json_object_get(point, "requests"), 0)},
+    };
+    for (size_t i = 0; i < sizeof(parts) / sizeof(parts[0]); i++) {
+        object_keys(parts[i].obj, &prog);
+        doc_names("OUTPUTS.md", parts[i].heading, &docs);
+        assert_same(parts[i].heading, &docs, &prog);
+        names_free(&prog);
+        names_free(&docs);
+    }
+    json_decref(root);
+    char *rm = xasprintf("rm -rf %s", dir);
+    assert_int_equal(system(rm), 0);
+    free(rm);
+    free(det);
+    free(csv);
+    free(dir);
+}
+
+static void config_keys_match_docs(void **state)
+{
+    (void)state;
+    struct config c;
+    config_defaults(&c);
+    json_t *j = config_to_json(&c);
+    const struct {
+        const char *heading;
+        json_t *obj;
+    } parts[] = {
+        {"### `benchmark`", json_object_get(j, "benchmark")},
+        {"### `server`", json_object_get(j, "server")},
+        {"`server.sim` keys", json_object_get(json_object_get(j, "server"), "sim")},
+        {"### `model`", json_object_get(j, "model")},
+        {"### `requests`", json_object_get(j, "requests")},
+        {"### `slo`", json_object_get(j, "slo")},
+        {"### `telemetry`", json_object_get(j, "telemetry")},
+    };
+    for (size_t i = 0; i < sizeof(parts) / sizeof(parts[0]); i++) {
+        struct names prog = {0}, docs = {0};
+        object_keys(parts[i].obj, &prog);
+        doc_names("CONFIG.md", parts[i].heading, &docs);
+        /* "enabled" is the resolved form of server.sim's presence, not a key a file sets. */
+        if (strcmp(parts[i].heading, "`server.sim` keys") == 0)
+            names_add(&docs, "enabled");
+        assert_same(parts[i].heading, &docs, &prog);
+        names_free(&prog);
+        names_free(&docs);
+    }
+    json_decref(j);
+    config_release(&c);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(outputs_match_docs),
+        cmocka_unit_test(config_keys_match_docs),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
