@@ -36,10 +36,10 @@ static int requests_for(int users)
 
 static json_t *run_plan(const struct opts *o, int users)
 {
-    char *cmd = xasprintf("%s plan --gpu %s --model %s --prompt-tokens %d --output-tokens %d "
-                          "--users %d --requests %d --json",
-                          TB_BINARY, o->gpu, o->model, o->prompt, o->output, users,
-                          requests_for(users));
+    char *cmd =
+        xasprintf("%s plan --gpu %s --model %s --prompt-tokens %d --output-tokens %d "
+                  "--users %d --requests %d --json",
+                  TB_BINARY, o->gpu, o->model, o->prompt, o->output, users, requests_for(users));
     json_t *j = bench_json_from_command(cmd);
     free(cmd);
     return j;
@@ -103,19 +103,30 @@ int main(int argc, char **argv)
     int c;
     while ((c = getopt_long(argc, argv, "g:m:p:o:u:", lo, NULL)) != -1) {
         switch (c) {
-        case 'g': o.gpu = optarg; break;
-        case 'm': o.model = optarg; break;
-        case 'p': o.prompt = (int)strtol(optarg, NULL, 10); break;
-        case 'o': o.output = (int)strtol(optarg, NULL, 10); break;
-        case 'u': o.users = optarg; break;
-        default: return 2;
+        case 'g':
+            o.gpu = optarg;
+            break;
+        case 'm':
+            o.model = optarg;
+            break;
+        case 'p':
+            o.prompt = (int)strtol(optarg, NULL, 10);
+            break;
+        case 'o':
+            o.output = (int)strtol(optarg, NULL, 10);
+            break;
+        case 'u':
+            o.users = optarg;
+            break;
+        default:
+            return 2;
         }
     }
     char dir[] = "/tmp/tb_agree_XXXXXX";
     if (!mkdtemp(dir))
         return 1;
-    printf("agreement: plan vs run against sim, %s on %s, prompt %d, output %d tokens\n",
-           o.model, o.gpu, o.prompt, o.output);
+    printf("agreement: plan vs run against sim, %s on %s, prompt %d, output %d tokens\n", o.model,
+           o.gpu, o.prompt, o.output);
     printf("%6s  %-22s %12s %12s %8s\n", "users", "metric", "plan", "run", "diff");
     int worst_ok = 1;
     char *users = xstrdup(o.users), *save = NULL;

@@ -29,7 +29,6 @@
 #include "core/stats.h"
 #include "core/xalloc.h"
 
-
 static int free_port(void)
 {
     int fd = socket(AF_INET, SOCK_STREAM, 0);
@@ -48,7 +47,8 @@ static int wait_listening(int port, double timeout_s)
     mono_ns end = clock_now() + s_to_ns(timeout_s);
     while (clock_now() < end) {
         int fd = socket(AF_INET, SOCK_STREAM, 0);
-        struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port),
+        struct sockaddr_in a = {.sin_family = AF_INET,
+                                .sin_port = htons((uint16_t)port),
                                 .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
         int ok = connect(fd, (struct sockaddr *)&a, sizeof(a)) == 0;
         close(fd);
@@ -88,8 +88,8 @@ struct result {
 static void compare(json_t *detailed, json_t *trace, struct result *res)
 {
     double t0 = bench_path_number(detailed, "clock.t0_monotonic_s");
-    json_t *reqs = json_object_get(json_array_get(json_object_get(detailed, "points"), 0),
-                                   "requests");
+    json_t *reqs =
+        json_object_get(json_array_get(json_object_get(detailed, "points"), 0), "requests");
     struct dvec err, del;
     dvec_init(&err);
     dvec_init(&del);
@@ -121,15 +121,31 @@ static void compare(json_t *detailed, json_t *trace, struct result *res)
     dvec_release(&del);
 }
 
-static int bench_one(const char *dir, const char *catalog, int streams, int tokens, int per_stream, struct result *res)
+static int bench_one(const char *dir, const char *catalog, int streams, int tokens, int per_stream,
+                     struct result *res)
 {
     memset(res, 0, sizeof(*res));
     int port = free_port();
     char *trace = xasprintf("%s/trace_%d.jsonl", dir, streams);
     char *ports = xasprintf("%d", port), *seqs = xasprintf("%d", streams);
-    char *sim_argv[] = {(char *)TB_BINARY, "sim", "--port", ports, "--model", "bench-tiny",
-                        "--gpu", "h200", "--catalog", (char *)catalog, "--max-num-seqs", seqs,
-                        "--max-num-batched-tokens", "65536", "--trace", trace, "--quiet", NULL};
+    char *sim_argv[] = {(char *)TB_BINARY,
+                        "sim",
+                        "--port",
+                        ports,
+                        "--model",
+                        "bench-tiny",
+                        "--gpu",
+                        "h200",
+                        "--catalog",
+                        (char *)catalog,
+                        "--max-num-seqs",
+                        seqs,
+                        "--max-num-batched-tokens",
+                        "65536",
+                        "--trace",
+                        trace,
+                        "--quiet",
+                        NULL};
     pid_t sim = bench_spawn(sim_argv);
     int rc = wait_listening(port, 10);
     char *cfg = xasprintf("%s/run_%d.yaml", dir, streams);
@@ -208,10 +224,17 @@ int main(int argc, char **argv)
     int c;
     while ((c = getopt_long(argc, argv, "s:t:r:", lo, NULL)) != -1) {
         switch (c) {
-        case 's': streams_list = optarg; break;
-        case 't': tokens = (int)strtol(optarg, NULL, 10); break;
-        case 'r': per_stream = (int)strtol(optarg, NULL, 10); break;
-        default: return 2;
+        case 's':
+            streams_list = optarg;
+            break;
+        case 't':
+            tokens = (int)strtol(optarg, NULL, 10);
+            break;
+        case 'r':
+            per_stream = (int)strtol(optarg, NULL, 10);
+            break;
+        default:
+            return 2;
         }
     }
     char dir[] = "/tmp/tb_runner_bench_XXXXXX";

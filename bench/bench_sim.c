@@ -26,7 +26,6 @@
 #include "core/clock.h"
 #include "sim/sim.h"
 
-
 struct stream {
     long events;
     int done;

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# check.sh - repository checks beyond the C tests: shell scripts (shellcheck), YAML (yamllint),
-# docker-compose.yml under every profile, .env.example against the compose file, the configs
+# check.sh - repository checks beyond the C tests: C formatting (clang-format), shell scripts
+# (shellcheck), YAML (yamllint), docker-compose.yml under every profile, .env.example against the compose file, the configs
 # (testbench validate), the Dockerfile's single source of dependencies, and the docs' links.
 # scripts/test.sh runs it last. Exits nonzero if any check fails.
 #
@@ -49,6 +49,14 @@ run_shellcheck() {
     shellcheck scripts/*.sh .ci/run
 }
 check "shellcheck scripts/*.sh .ci/run" run_shellcheck
+
+# --- C formatting (.clang-format) ------------------------------------------------------------
+run_clang_format() {
+    command -v clang-format >/dev/null || missing_tool clang-format || return 1
+    git ls-files -z 'src/*.[ch]' 'tests/*.[ch]' 'bench/*.[ch]' |
+        xargs -0 clang-format --dry-run --Werror
+}
+check "clang-format --dry-run (src, tests, bench)" run_clang_format
 
 # --- YAML ---------------------------------------------------------------------------------
 yaml_targets=()

@@ -4,13 +4,13 @@
 # (one source of truth for dependencies). Usage: scripts/setup.sh [build|runtime|dev]
 #   build   - compiler and -dev libraries (default)
 #   runtime - the shared libraries the binary needs, nothing else
-#   dev     - build + the linters CI runs (shellcheck, yamllint, docker-compose)
+#   dev     - build + the linters CI runs (shellcheck, yamllint, docker-compose, clang-format)
 set -euo pipefail
 
 runtime_pkgs=(libcurl4 libevent-2.1-7 libevent-pthreads-2.1-7 libyaml-0-2 libjansson4 ca-certificates)
 build_pkgs=(build-essential cmake pkg-config git libcurl4-openssl-dev libevent-dev libyaml-dev
             libjansson-dev libcmocka-dev)
-dev_pkgs=(shellcheck yamllint docker-compose)
+dev_pkgs=(shellcheck yamllint docker-compose clang-format)
 
 case "${1:-build}" in
 runtime) want=("${runtime_pkgs[@]}") ;;

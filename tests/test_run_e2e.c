@@ -120,14 +120,48 @@ static char *find_file(const char *dir, const char *suffix)
 }
 
 static const char *required_columns[] = {
-    "benchmark", "tenant", "model", "context_length", "concurrency", "rate", "arrival",
-    "num_requests", "completed", "failed", "duration_s", "request_throughput",
-    "output_throughput", "total_throughput", "ttft_mean_ms", "ttft_p50_ms", "ttft_p90_ms",
-    "ttft_p95_ms", "ttft_p99_ms", "itl_mean_ms", "itl_p50_ms", "itl_p90_ms", "itl_p95_ms",
-    "itl_p99_ms", "tpot_mean_ms", "tpot_p50_ms", "tpot_p90_ms", "tpot_p95_ms", "tpot_p99_ms",
-    "e2e_mean_ms", "e2e_p50_ms", "e2e_p90_ms", "e2e_p95_ms", "e2e_p99_ms", "goodput",
-    "slo_attainment_pct", "gpu_power_mean_w", "gpu_energy_j", "energy_per_output_token_j",
-    "gpu_mem_used_max_mib", "gpu_temp_max_c", "kv_cache_usage_max_pct",
+    "benchmark",
+    "tenant",
+    "model",
+    "context_length",
+    "concurrency",
+    "rate",
+    "arrival",
+    "num_requests",
+    "completed",
+    "failed",
+    "duration_s",
+    "request_throughput",
+    "output_throughput",
+    "total_throughput",
+    "ttft_mean_ms",
+    "ttft_p50_ms",
+    "ttft_p90_ms",
+    "ttft_p95_ms",
+    "ttft_p99_ms",
+    "itl_mean_ms",
+    "itl_p50_ms",
+    "itl_p90_ms",
+    "itl_p95_ms",
+    "itl_p99_ms",
+    "tpot_mean_ms",
+    "tpot_p50_ms",
+    "tpot_p90_ms",
+    "tpot_p95_ms",
+    "tpot_p99_ms",
+    "e2e_mean_ms",
+    "e2e_p50_ms",
+    "e2e_p90_ms",
+    "e2e_p95_ms",
+    "e2e_p99_ms",
+    "goodput",
+    "slo_attainment_pct",
+    "gpu_power_mean_w",
+    "gpu_energy_j",
+    "energy_per_output_token_j",
+    "gpu_mem_used_max_mib",
+    "gpu_temp_max_c",
+    "kv_cache_usage_max_pct",
     "prefix_cache_hit_rate_pct",
 };
 
@@ -199,7 +233,8 @@ static void run_completes_with_exact_counts(void **state)
                            f->port);
     char *cfg = write_config(f, "counts", body);
     char *out = xasprintf("%s/out", f->dir);
-    const char *args[] = {"testbench", "run", "--config", cfg, "--output-dir", out, "--quiet", NULL};
+    const char *args[] = {"testbench",    "run", "--config", cfg,
+                          "--output-dir", out,   "--quiet",  NULL};
     assert_int_equal(run_tb(args, 0), 0);
 
     char *detailed = find_file(out, "_detailed.json");
@@ -214,8 +249,9 @@ static void run_completes_with_exact_counts(void **state)
     json_t *root = json_load_file(detailed, 0, &je);
     assert_non_null(root);
     assert_non_null(json_object_get(json_object_get(root, "tool"), "version"));
-    assert_string_equal(json_string_value(json_object_get(json_object_get(root, "server"), "model")),
-                        "meta-llama/Llama-3.1-8B-Instruct");
+    assert_string_equal(
+        json_string_value(json_object_get(json_object_get(root, "server"), "model")),
+        "meta-llama/Llama-3.1-8B-Instruct");
     assert_non_null(json_object_get(json_object_get(root, "server"), "version"));
     json_t *points = json_object_get(root, "points");
     assert_int_equal(json_array_size(points), 2);
@@ -312,7 +348,8 @@ static void ctrl_c_leaves_valid_partial_files(void **state)
                            f->port);
     char *cfg = write_config(f, "ctrlc", body);
     char *out = xasprintf("%s/ctrlc", f->dir);
-    const char *args[] = {"testbench", "run", "--config", cfg, "--output-dir", out, "--quiet", NULL};
+    const char *args[] = {"testbench",    "run", "--config", cfg,
+                          "--output-dir", out,   "--quiet",  NULL};
     assert_int_equal(run_tb(args, 2.5), 130);
     char *detailed = find_file(out, "_detailed.json");
     assert_non_null(detailed);
@@ -349,7 +386,8 @@ static json_t *run_and_load(struct fixture *f, const char *name, const char *bod
 {
     char *cfg = write_config(f, name, body);
     char *out = xasprintf("%s/%s_out", f->dir, name);
-    const char *args[] = {"testbench", "run", "--config", cfg, "--output-dir", out, "--quiet", NULL};
+    const char *args[] = {"testbench",    "run", "--config", cfg,
+                          "--output-dir", out,   "--quiet",  NULL};
     assert_int_equal(run_tb(args, 0), expect_rc);
     char *detailed = find_file(out, "_detailed.json");
     assert_non_null(detailed);
@@ -380,13 +418,14 @@ static void shared_prefix_hits_show_in_telemetry(void **state)
     json_t *b = run_and_load(f, "unique", unique, 0);
     json_t *pa = json_array_get(json_object_get(a, "points"), 0);
     json_t *pb = json_array_get(json_object_get(b, "points"), 0);
-    double hit_a = point_number(json_object_get(pa, "summary"), "telemetry",
-                                "prefix_cache_hit_rate_pct");
-    double hit_b = point_number(json_object_get(pb, "summary"), "telemetry",
-                                "prefix_cache_hit_rate_pct");
+    double hit_a =
+        point_number(json_object_get(pa, "summary"), "telemetry", "prefix_cache_hit_rate_pct");
+    double hit_b =
+        point_number(json_object_get(pb, "summary"), "telemetry", "prefix_cache_hit_rate_pct");
     double ttft_a = point_number(json_object_get(pa, "summary"), "ttft_ms", "p50");
     double ttft_b = point_number(json_object_get(pb, "summary"), "ttft_ms", "p50");
-    fprintf(stderr, "prefix-cache hit rate: shared %.1f%%, unique %.1f%%; ttft p50 %.2f vs %.2f ms\n",
+    fprintf(stderr,
+            "prefix-cache hit rate: shared %.1f%%, unique %.1f%%; ttft p50 %.2f vs %.2f ms\n",
             hit_a, hit_b, ttft_a, ttft_b);
     /* 3600 of 4000 tokens shared: all but the first requests hit 225 full blocks, and skip
      * most of their prefill compute. */
@@ -457,8 +496,8 @@ static void nvml_double_values_reach_the_summary(void **state)
     json_t *gpus = json_object_get(root, "gpus");
     assert_int_equal(json_array_size(gpus), 1);
     assert_non_null(json_string_value(json_object_get(json_array_get(gpus, 0), "name")));
-    json_t *summary = json_object_get(json_array_get(json_object_get(root, "points"), 0),
-                                      "summary");
+    json_t *summary =
+        json_object_get(json_array_get(json_object_get(root, "points"), 0), "summary");
     double from = json_number_value(json_object_get(summary, "window_start_s"));
     double to = json_number_value(json_object_get(summary, "window_end_s"));
     /* The scripted series: power 100 W + 10 W per read, energy 1000 J + 500 J per read. */
@@ -556,10 +595,9 @@ static void failures_are_recorded_and_the_run_goes_on(void **state)
     static const struct {
         const char *model, *status;
     } tenants[] = {
-        {"normal n=12 gap=1", "ok"},         {"http500", "http_5xx"},
-        {"http429", "http_4xx"},             {"cut k=3", "stream_cut"},
-        {"badjson", "bad_response"},         {"bigline", "bad_response"},
-        {"hang", "timeout"},                 {"errevent", "bad_response"},
+        {"normal n=12 gap=1", "ok"}, {"http500", "http_5xx"},      {"http429", "http_4xx"},
+        {"cut k=3", "stream_cut"},   {"badjson", "bad_response"},  {"bigline", "bad_response"},
+        {"hang", "timeout"},         {"errevent", "bad_response"},
     };
     struct buf body;
     buf_init(&body, 1 << 16);
@@ -575,9 +613,8 @@ static void failures_are_recorded_and_the_run_goes_on(void **state)
                                 port),
                      0);
     for (size_t i = 0; i < sizeof(tenants) / sizeof(tenants[0]); i++)
-        assert_int_equal(buf_printf(&body, "  - {name: t%zu, model: \"%s\"}\n", i,
-                                    tenants[i].model),
-                         0);
+        assert_int_equal(
+            buf_printf(&body, "  - {name: t%zu, model: \"%s\"}\n", i, tenants[i].model), 0);
     json_t *root = run_and_load(f, "bad", body.data, 0);
     json_t *points = json_object_get(root, "points");
     assert_int_equal(json_array_size(points), sizeof(tenants) / sizeof(tenants[0]));
@@ -615,8 +652,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(shared_prefix_hits_show_in_telemetry, setup, teardown),
         cmocka_unit_test_setup_teardown(chat_api_hits_prompt_targets, setup, teardown),
         cmocka_unit_test_setup_teardown(nvml_double_values_reach_the_summary, setup, teardown),
-        cmocka_unit_test_setup_teardown(failures_are_recorded_and_the_run_goes_on, setup,
-                                        teardown),
+        cmocka_unit_test_setup_teardown(failures_are_recorded_and_the_run_goes_on, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

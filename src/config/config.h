@@ -32,58 +32,58 @@ struct slo_cfg {
 };
 
 struct requests_cfg {
-    int num_requests;          /* per point and tenant; default 100 */
-    int *concurrency;          /* sweep list; 0 = no cap; default [10] */
+    int num_requests; /* per point and tenant; default 100 */
+    int *concurrency; /* sweep list; 0 = no cap; default [10] */
     size_t n_concurrency;
-    double *rates;             /* requests/s; INFINITY = "inf"; default [inf] */
+    double *rates; /* requests/s; INFINITY = "inf"; default [inf] */
     size_t n_rates;
-    enum arrival arrival;      /* default poisson */
-    double burstiness;         /* gamma shape: 1 = poisson, < 1 burstier; default 1 */
-    int prompt_tokens_min;     /* default 512 */
-    int prompt_tokens_max;     /* default 2048 */
-    int completion_tokens;     /* default 512; sent as max_tokens with ignore_eos */
-    int shared_prefix_tokens;  /* default 0 */
+    enum arrival arrival;     /* default poisson */
+    double burstiness;        /* gamma shape: 1 = poisson, < 1 burstier; default 1 */
+    int prompt_tokens_min;    /* default 512 */
+    int prompt_tokens_max;    /* default 2048 */
+    int completion_tokens;    /* default 512; sent as max_tokens with ignore_eos */
+    int shared_prefix_tokens; /* default 0 */
 };
 
 /* server.sim: the built-in simulator's options (same names as `testbench sim` flags). */
 struct sim_cfg {
-    bool enabled;               /* server.sim present, or --sim */
-    char *gpu;                  /* default "rtx-pro-6000" */
-    char *model;                /* default: model.name */
-    char *quantization;         /* default: model.quantization */
-    char *kv_cache_dtype;       /* default "auto" */
-    int max_model_len;          /* 0 = model max */
+    bool enabled;                  /* server.sim present, or --sim */
+    char *gpu;                     /* default "rtx-pro-6000" */
+    char *model;                   /* default: model.name */
+    char *quantization;            /* default: model.quantization */
+    char *kv_cache_dtype;          /* default "auto" */
+    int max_model_len;             /* 0 = model max */
     double gpu_memory_utilization; /* 0 = 0.9 */
-    int max_num_seqs;           /* 0 = default */
-    int max_num_batched_tokens; /* 0 = default */
-    int enable_prefix_caching;  /* -1 = model.enable_prefix_caching */
-    int tensor_parallel_size;   /* 0 = model.tensor_parallel_size */
-    uint64_t seed;              /* default benchmark.seed */
+    int max_num_seqs;              /* 0 = default */
+    int max_num_batched_tokens;    /* 0 = default */
+    int enable_prefix_caching;     /* -1 = model.enable_prefix_caching */
+    int tensor_parallel_size;      /* 0 = model.tensor_parallel_size */
+    uint64_t seed;                 /* default benchmark.seed */
 };
 
 struct server_cfg {
-    char *endpoint;            /* base URL; default http://localhost:8000 */
-    enum api_kind api;         /* default completions */
-    char *api_key_env;         /* default OPENAI_API_KEY */
-    double timeout_s;          /* per request; default 600 */
+    char *endpoint;    /* base URL; default http://localhost:8000 */
+    enum api_kind api; /* default completions */
+    char *api_key_env; /* default OPENAI_API_KEY */
+    double timeout_s;  /* per request; default 600 */
     struct sim_cfg sim;
 };
 
 struct model_cfg {
-    char *name;                /* NULL = ask the server (/v1/models) */
-    char *quantization;        /* informational for real servers; used by the simulator;
-                                  NULL = none ("none" and null in the file load as NULL) */
-    int tensor_parallel_size;  /* default 1 */
+    char *name;                 /* NULL = ask the server (/v1/models) */
+    char *quantization;         /* informational for real servers; used by the simulator;
+                                   NULL = none ("none" and null in the file load as NULL) */
+    int tensor_parallel_size;   /* default 1 */
     bool enable_prefix_caching; /* default true */
 };
 
 struct tenant_cfg {
-    char *name;                /* "default" when the config has no tenants: */
-    char *endpoint;            /* default server.endpoint */
-    char *model;               /* default model.name */
+    char *name;                   /* "default" when the config has no tenants: */
+    char *endpoint;               /* default server.endpoint */
+    char *model;                  /* default model.name */
     struct requests_cfg requests; /* inherits the top-level requests' fields it does not set;
                                      concurrency/rates lists of length 1 only */
-    struct slo_cfg slo;        /* inherits top-level slo fields it does not set */
+    struct slo_cfg slo;           /* inherits top-level slo fields it does not set */
 };
 
 struct telemetry_cfg {
@@ -93,26 +93,26 @@ struct telemetry_cfg {
 };
 
 struct bench_cfg {
-    char *name;                /* default "benchmark" */
-    char *description;         /* default "" */
-    char *output_prefix;       /* default "benchmark" */
-    char *output_dir;          /* default "results" */
-    uint64_t seed;             /* default 42 */
+    char *name;          /* default "benchmark" */
+    char *description;   /* default "" */
+    char *output_prefix; /* default "benchmark" */
+    char *output_dir;    /* default "results" */
+    uint64_t seed;       /* default 42 */
 };
 
 struct config {
-    char *path;                /* as given to config_load */
+    char *path; /* as given to config_load */
     struct bench_cfg benchmark;
     struct server_cfg server;
     struct model_cfg model;
-    int *context_lengths;      /* sweep; NULL/0 = prompt lengths from requests min/max */
+    int *context_lengths; /* sweep; NULL/0 = prompt lengths from requests min/max */
     size_t n_context_lengths;
     struct requests_cfg requests;
     struct slo_cfg slo;
     struct tenant_cfg *tenants; /* always >= 1 after a successful load */
     size_t n_tenants;
-    bool tenants_given;        /* false: the one tenant "default" copies the top level, and
-                                  may hold the sweep lists */
+    bool tenants_given; /* false: the one tenant "default" copies the top level, and
+                           may hold the sweep lists */
     struct telemetry_cfg telemetry;
 };
 

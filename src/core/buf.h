@@ -17,8 +17,8 @@ struct buf {
 };
 
 void buf_init(struct buf *b, size_t max);
-void buf_release(struct buf *b);          /* frees data; b can be re-initialised */
-void buf_reset(struct buf *b);            /* len = 0, memory kept */
+void buf_release(struct buf *b); /* frees data; b can be re-initialised */
+void buf_reset(struct buf *b);   /* len = 0, memory kept */
 MUST_USE int buf_append(struct buf *b, const void *p, size_t n); /* 0, -E2BIG, -ENOMEM */
 MUST_USE int buf_puts(struct buf *b, const char *s);
 MUST_USE int buf_printf(struct buf *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));

@@ -1,4 +1,5 @@
-/* exitcode.h - the exit codes documented in README.md and docs/CONFIG.md (DESIGN.md "Command line"). */
+/* exitcode.h - the exit codes documented in README.md and docs/CONFIG.md (DESIGN.md "Command
+ * line"). */
 #ifndef TB_EXITCODE_H
 #define TB_EXITCODE_H
 

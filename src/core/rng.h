@@ -13,10 +13,10 @@ struct rng {
 
 void rng_seed(struct rng *r, uint64_t seed);
 uint64_t rng_next(struct rng *r);
-double rng_uniform(struct rng *r);                 /* [0, 1) */
-double rng_exp(struct rng *r, double mean);        /* exponential with the given mean */
+double rng_uniform(struct rng *r);                           /* [0, 1) */
+double rng_exp(struct rng *r, double mean);                  /* exponential with the given mean */
 double rng_gamma(struct rng *r, double shape, double scale); /* Marsaglia-Tsang */
-double rng_normal(struct rng *r);                  /* standard normal */
+double rng_normal(struct rng *r);                            /* standard normal */
 /* Uniform integer in [lo, hi] (inclusive). */
 int64_t rng_range(struct rng *r, int64_t lo, int64_t hi);
 /* A 64-bit hash of a byte string (FNV-1a then a splitmix finaliser). */

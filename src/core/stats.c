@@ -86,10 +86,10 @@ double dist_get(const struct dist *d, const char *name)
         const char *name;
         size_t off;
     } fields[] = {
-        {"p50", offsetof(struct dist, p50)},   {"p90", offsetof(struct dist, p90)},
-        {"p95", offsetof(struct dist, p95)},   {"p99", offsetof(struct dist, p99)},
+        {"p50", offsetof(struct dist, p50)},    {"p90", offsetof(struct dist, p90)},
+        {"p95", offsetof(struct dist, p95)},    {"p99", offsetof(struct dist, p99)},
         {"p99.9", offsetof(struct dist, p999)}, {"mean", offsetof(struct dist, mean)},
-        {"max", offsetof(struct dist, max)},   {"min", offsetof(struct dist, min)},
+        {"max", offsetof(struct dist, max)},    {"min", offsetof(struct dist, min)},
     };
     for (size_t i = 0; i < sizeof(fields) / sizeof(fields[0]); i++)
         if (strcmp(fields[i].name, name) == 0)

@@ -14,7 +14,7 @@ void *xcalloc(size_t n, size_t size);
 void *xrealloc(void *p, size_t size);
 /* Grows an array: returns p resized to n elements of size bytes, aborting on overflow/OOM. */
 void *xreallocarray(void *p, size_t n, size_t size);
-char *xstrdup(const char *s);  /* NULL -> NULL */
+char *xstrdup(const char *s); /* NULL -> NULL */
 char *xstrndup(const char *s, size_t n);
 /* printf into a new string the caller free()s. */
 char *xasprintf(const char *fmt, ...) __attribute__((format(printf, 1, 2)));

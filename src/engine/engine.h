@@ -21,11 +21,11 @@
 
 /* Serving options, named as vLLM's flags. Strings are borrowed for the call to engine_new. */
 struct engine_config {
-    const char *gpu;               /* catalog name or alias; NULL = "rtx-pro-6000" */
-    const char *model;             /* HF id or short name; NULL = "meta-llama/Llama-3.1-8B-Instruct" */
-    const char *quantization;      /* NULL/"auto"/"none" = the model's native dtype; fp8, awq, ... */
-    const char *kv_cache_dtype;    /* NULL/"auto" = model dtype; "fp8" */
-    int max_model_len;             /* 0 = the model's maximum */
+    const char *gpu;            /* catalog name or alias; NULL = "rtx-pro-6000" */
+    const char *model;          /* HF id or short name; NULL = "meta-llama/Llama-3.1-8B-Instruct" */
+    const char *quantization;   /* NULL/"auto"/"none" = the model's native dtype; fp8, awq, ... */
+    const char *kv_cache_dtype; /* NULL/"auto" = model dtype; "fp8" */
+    int max_model_len;          /* 0 = the model's maximum */
     double gpu_memory_utilization; /* 0 = 0.9 */
     int max_num_seqs;              /* 0 = vLLM's default for the GPU */
     int max_num_batched_tokens;    /* 0 = vLLM's default for the GPU */
@@ -38,9 +38,9 @@ struct engine_config {
 
 /* What the engine worked out at start (the numbers vLLM logs). */
 struct engine_info {
-    const char *model_name;     /* canonical HF id */
-    const char *gpu_name;       /* catalog display name */
-    const char *weight_dtype;   /* quantization in effect */
+    const char *model_name;   /* canonical HF id */
+    const char *gpu_name;     /* catalog display name */
+    const char *weight_dtype; /* quantization in effect */
     const char *kv_dtype;
     int max_model_len;
     int block_size;
@@ -49,35 +49,35 @@ struct engine_info {
     bool prefix_caching;
     int tensor_parallel_size;
     int vocab_size;
-    double total_gib;           /* GPU memory as the driver reports it */
-    double weights_gib;         /* per GPU */
-    double activation_gib;      /* activation peak + non-torch overhead */
+    double total_gib;      /* GPU memory as the driver reports it */
+    double weights_gib;    /* per GPU */
+    double activation_gib; /* activation peak + non-torch overhead */
     double kv_budget_gib;
-    double kv_bytes_per_token;  /* per GPU, full-attention equivalent */
+    double kv_bytes_per_token; /* per GPU, full-attention equivalent */
     long num_gpu_blocks;
-    long kv_capacity_tokens;    /* "GPU KV cache size: N tokens" */
-    double max_concurrency;     /* "Maximum concurrency for max_model_len tokens per request: X" */
-    bool fits;                  /* weights + overhead fit in the memory budget */
+    long kv_capacity_tokens; /* "GPU KV cache size: N tokens" */
+    double max_concurrency;  /* "Maximum concurrency for max_model_len tokens per request: X" */
+    bool fits;               /* weights + overhead fit in the memory budget */
 };
 
 enum finish_reason { FINISH_NONE = 0, FINISH_LENGTH, FINISH_STOP, FINISH_ABORT };
 
 struct engine_request {
-    uint64_t id;              /* unique among live requests */
-    const uint32_t *prompt;   /* token ids; copied as needed (prefix hashing) */
+    uint64_t id;            /* unique among live requests */
+    const uint32_t *prompt; /* token ids; copied as needed (prefix hashing) */
     size_t prompt_len;
-    int max_tokens;           /* exact number of tokens to generate (the caller decides EOS) */
-    void *user;               /* returned in events */
+    int max_tokens; /* exact number of tokens to generate (the caller decides EOS) */
+    void *user;     /* returned in events */
 };
 
 /* One request's progress in one step. */
 struct engine_event {
     uint64_t id;
     void *user;
-    int new_tokens;           /* tokens emitted by this step (0 for a partial chunked prefill) */
-    int total_tokens;         /* generated so far */
-    bool first;               /* this step emitted its first token */
-    int cached_prompt_tokens; /* prefix-cache hits for this request (set with first) */
+    int new_tokens;            /* tokens emitted by this step (0 for a partial chunked prefill) */
+    int total_tokens;          /* generated so far */
+    bool first;                /* this step emitted its first token */
+    int cached_prompt_tokens;  /* prefix-cache hits for this request (set with first) */
     enum finish_reason finish; /* != FINISH_NONE: the request is done and forgotten */
 };
 
@@ -87,11 +87,11 @@ typedef void (*engine_event_fn)(void *ctx, const struct engine_event *ev);
 struct engine_counters {
     int num_running;
     int num_waiting;
-    double kv_cache_usage;          /* 0..1 */
-    uint64_t prompt_tokens;         /* prompt tokens computed or served from cache */
+    double kv_cache_usage;  /* 0..1 */
+    uint64_t prompt_tokens; /* prompt tokens computed or served from cache */
     uint64_t generation_tokens;
-    uint64_t prefix_cache_queries;  /* tokens looked up */
-    uint64_t prefix_cache_hits;     /* tokens found */
+    uint64_t prefix_cache_queries; /* tokens looked up */
+    uint64_t prefix_cache_hits;    /* tokens found */
     uint64_t num_preemptions;
     uint64_t steps;
     uint64_t requests_finished;
@@ -100,7 +100,8 @@ struct engine_counters {
 struct engine;
 
 /* 0, or -EINVAL / -ENOENT (unknown GPU or model) / -ENOSPC (does not fit) with a message in err. */
-MUST_USE int engine_new(struct engine **out, const struct engine_config *cfg, char *err, size_t errlen);
+MUST_USE int engine_new(struct engine **out, const struct engine_config *cfg, char *err,
+                        size_t errlen);
 void engine_free(struct engine *e); /* NULL is a no-op */
 const struct engine_info *engine_info(const struct engine *e);
 

@@ -99,7 +99,7 @@ struct plan_sim {
     long out_tokens;
     char err[256];
     int add_rc;
-    int *pending;      /* users whose next request is on its way (closed loop) */
+    int *pending; /* users whose next request is on its way (closed loop) */
     int n_pending;
 };
 
@@ -354,7 +354,8 @@ static json_t *plan_row_json(const struct plan_opts *o, const struct plan_row *r
     json_object_set_new(j, "duration_s", s ? json_real_or_null(r->duration_s) : json_null());
     json_object_set_new(j, "num_preemptions",
                         s ? json_integer((json_int_t)r->preemptions) : json_null());
-    json_object_set_new(j, "peak_kv_cache_usage", s ? json_real_or_null(r->peak_kv_usage) : json_null());
+    json_object_set_new(j, "peak_kv_cache_usage",
+                        s ? json_real_or_null(r->peak_kv_usage) : json_null());
     json_object_set_new(j, "slo_ttft_ms", json_real_or_null(o->slo_ttft_ms));
     json_object_set_new(j, "slo_tpot_ms", json_real_or_null(o->slo_tpot_ms));
     json_object_set_new(j, "meets_slo", json_boolean(r->ok));

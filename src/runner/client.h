@@ -18,19 +18,19 @@
 #include "runner/record.h"
 
 struct client_options {
-    const char *api_key;      /* Authorization: Bearer ...; NULL = none */
-    double timeout_s;         /* whole-request limit; 0 = none */
+    const char *api_key;       /* Authorization: Bearer ...; NULL = none */
+    double timeout_s;          /* whole-request limit; 0 = none */
     long max_host_connections; /* 0 = libcurl default (unlimited) */
 };
 
 /* One request. Strings are borrowed until client_start returns (the body is built there). */
 struct client_request {
-    const char *base_url;     /* http://host:port (no trailing /v1) */
-    enum api_kind api;        /* /v1/completions or /v1/chat/completions */
+    const char *base_url; /* http://host:port (no trailing /v1) */
+    enum api_kind api;    /* /v1/completions or /v1/chat/completions */
     const char *model;
-    const char *prompt;       /* prompt text, or the user message for chat */
-    int max_tokens;           /* max_tokens (completions) / max_completion_tokens + max_tokens (chat) */
-    bool ignore_eos;          /* vLLM extension; also sends min_tokens = max_tokens */
+    const char *prompt; /* prompt text, or the user message for chat */
+    int max_tokens;     /* max_tokens (completions) / max_completion_tokens + max_tokens (chat) */
+    bool ignore_eos;    /* vLLM extension; also sends min_tokens = max_tokens */
 };
 
 /* What one stream chunk (the JSON of an SSE data event) says, as the client reads it. */
@@ -58,7 +58,8 @@ typedef void (*client_done_fn)(void *ctx, struct req_record *rec);
 
 struct client;
 
-MUST_USE int client_new(struct client **out, struct event_base *base, const struct client_options *o);
+MUST_USE int client_new(struct client **out, struct event_base *base,
+                        const struct client_options *o);
 /* Sets rec->t_sent and starts the transfer; the result arrives through done. 0 or -errno
  * (then done is not called and rec holds the error). */
 MUST_USE int client_start(struct client *c, const struct client_request *rq, struct req_record *rec,

@@ -13,25 +13,25 @@
 #include "runner/record.h"
 
 struct point_summary {
-    size_t issued;                   /* records given (failures included) */
-    size_t completed;                /* status ok */
+    size_t issued;    /* records given (failures included) */
+    size_t completed; /* status ok */
     size_t failed;
     size_t failed_by_class[REQ__COUNT];
-    mono_ns window_start;            /* first t_sent */
-    mono_ns window_end;              /* last t_end */
-    double duration_s;               /* window length */
-    double request_throughput;       /* completed / window */
-    double output_throughput;        /* sum output tokens of completed / window */
-    double total_throughput;         /* sum (prompt + output) of completed / window */
-    long prompt_tokens_total;        /* completed requests, usage where known */
+    mono_ns window_start;      /* first t_sent */
+    mono_ns window_end;        /* last t_end */
+    double duration_s;         /* window length */
+    double request_throughput; /* completed / window */
+    double output_throughput;  /* sum output tokens of completed / window */
+    double total_throughput;   /* sum (prompt + output) of completed / window */
+    long prompt_tokens_total;  /* completed requests, usage where known */
     long output_tokens_total;
     struct dist ttft, ttft_sched, queue_delay, itl, tpot, e2e, e2e_sched, user_token_rate;
     size_t slo_met;
-    double goodput;                  /* met / window */
-    double slo_attainment_pct;       /* met / issued * 100 */
-    size_t tokens_from_events;       /* completed requests without usage */
-    double prompt_error_max_pct;     /* max |actual - target| / target over requests with usage */
-    bool prompt_off_target;          /* prompt_error_max_pct > 2 */
+    double goodput;              /* met / window */
+    double slo_attainment_pct;   /* met / issued * 100 */
+    size_t tokens_from_events;   /* completed requests without usage */
+    double prompt_error_max_pct; /* max |actual - target| / target over requests with usage */
+    bool prompt_off_target;      /* prompt_error_max_pct > 2 */
 };
 
 /* One request's own latencies in seconds (DESIGN.md "Metrics"); NAN where not applicable:

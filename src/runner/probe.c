@@ -203,11 +203,11 @@ json_t *host_info_json(void)
     uname(&u);
     char *cpu = cpu_model();
     long pages = sysconf(_SC_PHYS_PAGES), page = sysconf(_SC_PAGESIZE);
-    json_t *j = json_pack("{s:s, s:s, s:s, s:s?, s:i, s:f, s:s}", "hostname", host, "kernel",
-                          u.release, "arch", u.machine, "cpu", cpu, "cores",
-                          (int)sysconf(_SC_NPROCESSORS_ONLN), "memory_mib",
-                          (double)pages * (double)page / (1024.0 * 1024.0), "curl",
-                          curl_version_info(CURLVERSION_NOW)->version);
+    json_t *j =
+        json_pack("{s:s, s:s, s:s, s:s?, s:i, s:f, s:s}", "hostname", host, "kernel", u.release,
+                  "arch", u.machine, "cpu", cpu, "cores", (int)sysconf(_SC_NPROCESSORS_ONLN),
+                  "memory_mib", (double)pages * (double)page / (1024.0 * 1024.0), "curl",
+                  curl_version_info(CURLVERSION_NOW)->version);
     free(cpu);
     return j;
 }

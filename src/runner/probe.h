@@ -14,10 +14,10 @@
 
 struct server_info {
     char *endpoint;
-    char **models;        /* ids from /v1/models, in order */
+    char **models; /* ids from /v1/models, in order */
     size_t n_models;
-    long max_model_len;   /* of the first model, -1 unknown */
-    char *version;        /* NULL unknown */
+    long max_model_len; /* of the first model, -1 unknown */
+    char *version;      /* NULL unknown */
 };
 
 /* Polls GET {endpoint}/v1/models until it answers or wait_s passes.

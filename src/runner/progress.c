@@ -68,14 +68,17 @@ void progress_print_summary(FILE *f, const struct point_info *pi, const struct p
             pi->tenant, ctx, conc, rate, arrival_name(pi->arrival));
     fprintf(f, "  requests   %zu completed, %zu failed in %.2f s   %.2f req/s\n", s->completed,
             s->failed, s->duration_s, s->request_throughput);
-    fprintf(f, "  tokens/s   output %.1f   total %.1f   per user p50 %.1f\n",
-            s->output_throughput, s->total_throughput, s->user_token_rate.p50);
+    fprintf(f, "  tokens/s   output %.1f   total %.1f   per user p50 %.1f\n", s->output_throughput,
+            s->total_throughput, s->user_token_rate.p50);
     fprintf(f, "  %-10s %10s %10s %10s %10s\n", "ms", "mean", "p50", "p90", "p99");
     const struct {
         const char *name;
         const struct dist *d;
-    } rows[] = {{"ttft", &s->ttft}, {"ttft_sched", &s->ttft_sched}, {"itl", &s->itl},
-                {"tpot", &s->tpot}, {"e2e", &s->e2e}};
+    } rows[] = {{"ttft", &s->ttft},
+                {"ttft_sched", &s->ttft_sched},
+                {"itl", &s->itl},
+                {"tpot", &s->tpot},
+                {"e2e", &s->e2e}};
     for (size_t i = 0; i < sizeof(rows) / sizeof(rows[0]); i++)
         fprintf(f, "  %-10s %10.2f %10.2f %10.2f %10.2f\n", rows[i].name, ms(rows[i].d->mean),
                 ms(rows[i].d->p50), ms(rows[i].d->p90), ms(rows[i].d->p99));
@@ -93,10 +96,12 @@ void progress_print_summary(FILE *f, const struct point_info *pi, const struct p
             fprintf(f, "  failed     %zu %s\n", s->failed_by_class[c],
                     req_status_name((enum req_status)c));
     if (pi->client_distorted)
-        fprintf(f, "  WARNING: the client ran late (dispatch lag p99 %.2f ms, loop lag p99 %.2f ms "
-                   "> 1 ms): it may have distorted these numbers\n",
+        fprintf(f,
+                "  WARNING: the client ran late (dispatch lag p99 %.2f ms, loop lag p99 %.2f ms "
+                "> 1 ms): it may have distorted these numbers\n",
                 ms(pi->dispatch_lag_s.p99), ms(pi->loop_lag_s.p99));
     if (s->prompt_off_target)
-        fprintf(f, "  WARNING: actual prompt lengths missed their targets by up to %.1f%% (> 2%%)\n",
+        fprintf(f,
+                "  WARNING: actual prompt lengths missed their targets by up to %.1f%% (> 2%%)\n",
                 s->prompt_error_max_pct);
 }

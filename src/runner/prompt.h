@@ -15,8 +15,8 @@ struct prompt_builder;
 
 /* base_url NULL, or a server without /tokenize: no calibration (one token per word assumed).
  * model is sent in /tokenize requests; api_key may be NULL. */
-MUST_USE int prompt_builder_new(struct prompt_builder **out, const char *base_url, const char *model,
-                                const char *api_key, uint64_t seed);
+MUST_USE int prompt_builder_new(struct prompt_builder **out, const char *base_url,
+                                const char *model, const char *api_key, uint64_t seed);
 /* A new prompt (caller frees) of n_tokens tokens. Its first shared_prefix_tokens tokens are the
  * same for every prompt of this builder (prefix-cache workloads); the rest is unique per
  * request_seed. With /tokenize, the text is corrected until the count is exact (*actual set);
@@ -28,6 +28,6 @@ bool prompt_builder_calibrated(const struct prompt_builder *b); /* /tokenize was
  * template is included, as in usage.prompt_tokens of /v1/chat/completions). Call before
  * prompt_build. llama.cpp's /tokenize has no chat form: there the count stays the raw text's. */
 void prompt_builder_set_chat(struct prompt_builder *b, bool chat);
-void prompt_builder_free(struct prompt_builder *b);             /* NULL is a no-op */
+void prompt_builder_free(struct prompt_builder *b); /* NULL is a no-op */
 
 #endif

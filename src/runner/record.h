@@ -28,28 +28,28 @@ const char *req_status_name(enum req_status s);
 
 struct req_record {
     uint64_t id;
-    int tenant;                 /* index into config tenants */
-    mono_ns t_due;              /* when the arrival process scheduled it */
-    mono_ns t_sent;             /* handed to the transport */
-    mono_ns t_first;            /* first event carrying generated (or reasoning) text */
-    mono_ns t_last;             /* last such event */
-    mono_ns t_end;              /* [DONE] or close */
-    int target_prompt_tokens;   /* what the prompt was built for */
-    int prompt_tokens;          /* usage.prompt_tokens; -1 unknown */
-    int target_output_tokens;   /* max_tokens sent */
-    int output_tokens;          /* usage.completion_tokens, else the number of text events */
-    bool tokens_from_usage;     /* false: "tokens_source": "events" */
-    mono_ns *events;            /* arrival time of each text-carrying event (t_first first) */
+    int tenant;               /* index into config tenants */
+    mono_ns t_due;            /* when the arrival process scheduled it */
+    mono_ns t_sent;           /* handed to the transport */
+    mono_ns t_first;          /* first event carrying generated (or reasoning) text */
+    mono_ns t_last;           /* last such event */
+    mono_ns t_end;            /* [DONE] or close */
+    int target_prompt_tokens; /* what the prompt was built for */
+    int prompt_tokens;        /* usage.prompt_tokens; -1 unknown */
+    int target_output_tokens; /* max_tokens sent */
+    int output_tokens;        /* usage.completion_tokens, else the number of text events */
+    bool tokens_from_usage;   /* false: "tokens_source": "events" */
+    mono_ns *events;          /* arrival time of each text-carrying event (t_first first) */
     size_t n_events;
     size_t cap_events;
     enum req_status status;
-    long http_status;           /* 0 = none received */
-    char *error;                /* owned; NULL when ok */
-    char response_id[64];       /* the server's id of the response ("cmpl-..."), "" if none */
+    long http_status;     /* 0 = none received */
+    char *error;          /* owned; NULL when ok */
+    char response_id[64]; /* the server's id of the response ("cmpl-..."), "" if none */
 };
 
 void req_record_init(struct req_record *r);
-void req_record_release(struct req_record *r);  /* frees events and error */
+void req_record_release(struct req_record *r); /* frees events and error */
 /* Makes room for n event times (the client reserves max_tokens up front so the hot path
  * does not reallocate); aborts on OOM. */
 void req_record_reserve_events(struct req_record *r, size_t n);

@@ -121,7 +121,8 @@ static json_t *telemetry_window_json(const struct telemetry_window *tw,
                             : json_null());
     json_object_set_new(o, "energy_per_output_token_j",
                         json_real_or_null(energy_per(tw, (double)s->output_tokens_total)));
-    json_object_set_new(o, "energy_per_request_j", json_real_or_null(energy_per(tw, (double)s->completed)));
+    json_object_set_new(o, "energy_per_request_j",
+                        json_real_or_null(energy_per(tw, (double)s->completed)));
     json_object_set_new(o, "gpu_mem_used_max_mib", json_real_or_null(tw->gpu_mem_used_max_mib));
     json_object_set_new(o, "gpu_temp_max_c", json_real_or_null(tw->gpu_temp_max_c));
     json_object_set_new(o, "throttled", json_boolean(tw->throttled));
@@ -143,8 +144,10 @@ static json_t *telemetry_window_json(const struct telemetry_window *tw,
     }
     json_object_set_new(o, "throttle_reasons", reasons);
     json_object_set_new(o, "kv_cache_usage_max_pct", json_real_or_null(tw->kv_cache_usage_max_pct));
-    json_object_set_new(o, "kv_cache_usage_mean_pct", json_real_or_null(tw->kv_cache_usage_mean_pct));
-    json_object_set_new(o, "prefix_cache_hit_rate_pct", json_real_or_null(tw->prefix_cache_hit_rate_pct));
+    json_object_set_new(o, "kv_cache_usage_mean_pct",
+                        json_real_or_null(tw->kv_cache_usage_mean_pct));
+    json_object_set_new(o, "prefix_cache_hit_rate_pct",
+                        json_real_or_null(tw->prefix_cache_hit_rate_pct));
     json_object_set_new(o, "num_preemptions", json_real_or_null(tw->num_preemptions));
     json_object_set_new(o, "server_ttft_p50_ms", json_real_or_null(tw->server_ttft_p50_s * 1e3));
     json_object_set_new(o, "server_ttft_p95_ms", json_real_or_null(tw->server_ttft_p95_s * 1e3));
@@ -229,7 +232,8 @@ static json_t *record_json(const struct req_record *r, const char *tenant, mono_
     json_object_set_new(o, "http_status",
                         r->http_status ? json_integer((json_int_t)r->http_status) : json_null());
     json_object_set_new(o, "error", json_string_or_null(r->error));
-    json_object_set_new(o, "response_id", r->response_id[0] ? json_string(r->response_id) : json_null());
+    json_object_set_new(o, "response_id",
+                        r->response_id[0] ? json_string(r->response_id) : json_null());
     return o;
 }
 
@@ -529,7 +533,8 @@ void results_add_point(struct results_writer *w, const struct point_info *pi,
     json_object_set_new(p, "concurrency",
                         pi->concurrency > 0 ? json_integer(pi->concurrency) : json_null());
     json_object_set_new(p, "rate",
-                        isinf(pi->rate) && pi->rate > 0 ? json_string("inf") : json_real_or_null(pi->rate));
+                        isinf(pi->rate) && pi->rate > 0 ? json_string("inf")
+                                                        : json_real_or_null(pi->rate));
     json_object_set_new(p, "arrival", json_string(arrival_str(pi->arrival)));
     json_object_set_new(p, "summary", summary_json(pi, s, tw, t0));
     json_t *reqs = json_array();

@@ -17,17 +17,17 @@
 
 /* Identifies a point and tenant (one summary.csv row). */
 struct point_info {
-    const char *benchmark;     /* benchmark.name */
+    const char *benchmark; /* benchmark.name */
     const char *tenant;
     const char *model;
-    int context_length;        /* 0 = none (prompt lengths from min/max) */
-    int concurrency;           /* 0 = no cap */
-    double rate;               /* INFINITY = inf */
+    int context_length; /* 0 = none (prompt lengths from min/max) */
+    int concurrency;    /* 0 = no cap */
+    double rate;        /* INFINITY = inf */
     enum arrival arrival;
     int num_requests;
-    struct dist dispatch_lag_s;  /* client self-check (t_sent - t_due when no cap held it) */
-    struct dist loop_lag_s;      /* event-loop lateness of timers */
-    bool client_distorted;       /* either p99 above 1 ms */
+    struct dist dispatch_lag_s; /* client self-check (t_sent - t_due when no cap held it) */
+    struct dist loop_lag_s;     /* event-loop lateness of timers */
+    bool client_distorted;      /* either p99 above 1 ms */
 };
 
 struct results_writer;
@@ -38,8 +38,8 @@ MUST_USE int results_open(struct results_writer **out, const char *dir, const ch
                           char *err, size_t errlen);
 /* Top-level fields of detailed.json; each argument is a new reference the writer steals
  * (NULL = null). started_at is ISO-8601 UTC. */
-void results_set_meta(struct results_writer *w, const char *started_at, json_t *tool, json_t *config,
-                      json_t *server, json_t *host, json_t *gpus);
+void results_set_meta(struct results_writer *w, const char *started_at, json_t *tool,
+                      json_t *config, json_t *server, json_t *host, json_t *gpus);
 /* The run's clock origin (CLOCK_MONOTONIC ns), written as detailed.json "clock". */
 void results_set_clock(struct results_writer *w, mono_ns t0);
 /* Adds a point: its identity, summary, telemetry window (NULL = none) and records
@@ -51,6 +51,6 @@ void results_add_point(struct results_writer *w, const struct point_info *pi,
  * 0 or -errno with a message in err. */
 MUST_USE int results_flush(struct results_writer *w, json_t *telemetry, char *err, size_t errlen);
 const char *results_path(const struct results_writer *w, const char *kind); /* "detailed", ... */
-void results_free(struct results_writer *w); /* NULL is a no-op */
+void results_free(struct results_writer *w);                                /* NULL is a no-op */
 
 #endif

@@ -33,7 +33,7 @@
 #include "sim/sim.h"
 #include "telemetry/telemetry.h"
 
-#define HEARTBEAT_NS (5 * NS_PER_MS)  /* loop-lag probe and Ctrl-C check period */
+#define HEARTBEAT_NS (5 * NS_PER_MS)   /* loop-lag probe and Ctrl-C check period */
 #define START_LEAD_NS (20 * NS_PER_MS) /* first request due this long after set-up ends */
 #define LATE_LIMIT_S 0.001             /* p99 lag above this: warn of distortion */
 
@@ -64,15 +64,15 @@ struct tenant_run {
     int index;
     const char *endpoint;
     const char *model;
-    int concurrency;            /* 0 = no cap */
+    int concurrency; /* 0 = no cap */
     double rate;
     size_t n;
     struct req_record *recs;
     char **prompts;
-    mono_ns *due;               /* absolute due times */
-    bool *held;                 /* waited for a concurrency slot */
-    size_t next;                /* next index not yet released */
-    size_t *fifo;               /* released, waiting for a slot */
+    mono_ns *due; /* absolute due times */
+    bool *held;   /* waited for a concurrency slot */
+    size_t next;  /* next index not yet released */
+    size_t *fifo; /* released, waiting for a slot */
     size_t fifo_head, fifo_tail;
     int in_flight;
     size_t sent;
@@ -89,7 +89,7 @@ struct runner {
     struct prompt_builder **builders; /* per tenant */
     struct sim_server *sim;
     const char *api_key;
-    char **tenant_endpoint;           /* resolved per tenant (sim overrides) */
+    char **tenant_endpoint; /* resolved per tenant (sim overrides) */
     char **tenant_model;
     long *tenant_max_len;
     mono_ns t0;
@@ -274,10 +274,9 @@ static int tenant_prepare(struct runner *r, struct tenant_run *tr, size_t point,
         rec->target_prompt_tokens = prompt_target(rq, context, &g);
         rec->target_output_tokens = rq->completion_tokens;
         int actual = -1;
-        tr->prompts[i] = prompt_build(r->builders[tr->index], rec->target_prompt_tokens,
-                                      rq->shared_prefix_tokens,
-                                      derive_seed(seed, point, (size_t)tr->index, "prompt") + i,
-                                      &actual);
+        tr->prompts[i] = prompt_build(
+            r->builders[tr->index], rec->target_prompt_tokens, rq->shared_prefix_tokens,
+            derive_seed(seed, point, (size_t)tr->index, "prompt") + i, &actual);
     }
     return interrupted ? -EINTR : 0;
 }
@@ -302,8 +301,8 @@ static void tenant_release(struct tenant_run *tr)
 struct point_key {
     size_t index;
     size_t count;
-    int context;      /* 0 = none */
-    int concurrency;  /* top-level sweep value */
+    int context;     /* 0 = none */
+    int concurrency; /* top-level sweep value */
     double rate;
 };
 
@@ -431,10 +430,14 @@ static int point_run(struct runner *r, const struct point_key *k)
 static int parse_args(int argc, char **argv, struct run_args *a)
 {
     static const struct option opts[] = {
-        {"config", required_argument, NULL, 'c'},     {"endpoint", required_argument, NULL, 'e'},
-        {"model", required_argument, NULL, 'm'},      {"output-dir", required_argument, NULL, 'o'},
-        {"sim", no_argument, NULL, 's'},              {"quiet", no_argument, NULL, 'q'},
-        {"wait", required_argument, NULL, 'w'},       {"help", no_argument, NULL, 'h'},
+        {"config", required_argument, NULL, 'c'},
+        {"endpoint", required_argument, NULL, 'e'},
+        {"model", required_argument, NULL, 'm'},
+        {"output-dir", required_argument, NULL, 'o'},
+        {"sim", no_argument, NULL, 's'},
+        {"quiet", no_argument, NULL, 'q'},
+        {"wait", required_argument, NULL, 'w'},
+        {"help", no_argument, NULL, 'h'},
         {NULL, 0, NULL, 0},
     };
     memset(a, 0, sizeof(*a));
@@ -444,12 +447,24 @@ static int parse_args(int argc, char **argv, struct run_args *a)
     while ((c = getopt_long(argc, argv, "c:e:m:o:sqw:h", opts, NULL)) != -1) {
         char *end;
         switch (c) {
-        case 'c': a->config = optarg; break;
-        case 'e': a->endpoint = optarg; break;
-        case 'm': a->model = optarg; break;
-        case 'o': a->output_dir = optarg; break;
-        case 's': a->sim = true; break;
-        case 'q': a->quiet = true; break;
+        case 'c':
+            a->config = optarg;
+            break;
+        case 'e':
+            a->endpoint = optarg;
+            break;
+        case 'm':
+            a->model = optarg;
+            break;
+        case 'o':
+            a->output_dir = optarg;
+            break;
+        case 's':
+            a->sim = true;
+            break;
+        case 'q':
+            a->quiet = true;
+            break;
         case 'w':
             a->wait_s = strtod(optarg, &end);
             if (*end || a->wait_s < 0) {
@@ -558,8 +573,8 @@ static int probe_servers(struct runner *r, json_t **server_json)
     for (size_t t = 0; t < c->n_tenants; t++) {
         struct server_info si;
         char err[1024];
-        int rc = probe_server(r->tenant_endpoint[t], r->api_key, r->args.wait_s, &si, err,
-                              sizeof(err));
+        int rc =
+            probe_server(r->tenant_endpoint[t], r->api_key, r->args.wait_s, &si, err, sizeof(err));
         if (rc) {
             log_error("%s", err);
             server_info_release(&si);
@@ -579,8 +594,8 @@ static int probe_servers(struct runner *r, json_t **server_json)
         r->tenant_max_len[t] = server_info_max_len(&si, model);
         if (t == 0)
             *server_json = server_info_json(&si, model);
-        log_info("server %s: model %s, version %s, max_model_len %ld", r->tenant_endpoint[t],
-                 model, si.version ? si.version : "unknown", r->tenant_max_len[t]);
+        log_info("server %s: model %s, version %s, max_model_len %ld", r->tenant_endpoint[t], model,
+                 si.version ? si.version : "unknown", r->tenant_max_len[t]);
         server_info_release(&si);
     }
     return TB_EXIT_OK;
@@ -594,8 +609,8 @@ static json_t *tool_json(void)
 static int open_results(struct runner *r, json_t *server_json)
 {
     char err[1024], started[64];
-    int rc = results_open(&r->rw, r->cfg.benchmark.output_dir, r->cfg.benchmark.output_prefix,
-                          err, sizeof(err));
+    int rc = results_open(&r->rw, r->cfg.benchmark.output_dir, r->cfg.benchmark.output_prefix, err,
+                          sizeof(err));
     if (rc) {
         log_error("%s", err);
         json_decref(server_json);

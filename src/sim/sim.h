@@ -12,15 +12,15 @@
 #include "engine/engine.h"
 
 struct sim_options {
-    const char *host;              /* default 127.0.0.1 */
-    int port;                      /* default 8000; 0 = any free port */
+    const char *host; /* default 127.0.0.1 */
+    int port;         /* default 8000; 0 = any free port */
     struct engine_config engine;
     const char *served_model_name; /* NULL = engine's model name */
-    const char **lora_modules;     /* "NAME=PATH" strings, listed in /v1/models with parent = base */
+    const char **lora_modules; /* "NAME=PATH" strings, listed in /v1/models with parent = base */
     size_t n_lora_modules;
-    uint64_t seed;                 /* output lengths without ignore_eos, generated text */
-    const char *trace_path;        /* NULL = no trace; else JSON lines of emission times */
-    bool quiet;                    /* no start-up log lines */
+    uint64_t seed;          /* output lengths without ignore_eos, generated text */
+    const char *trace_path; /* NULL = no trace; else JSON lines of emission times */
+    bool quiet;             /* no start-up log lines */
 };
 
 void sim_options_init(struct sim_options *o); /* defaults above */

@@ -15,23 +15,23 @@
 #include "core/xalloc.h"
 
 struct telemetry_options {
-    double interval_s;        /* default 1.0; at least 0.05 */
-    bool gpu;                 /* read NVML (TESTBENCH_NVML_LIB overrides the library path) */
-    const char *metrics_url;  /* full URL of the server's /metrics; NULL = no scrape */
-    bool host;                /* /proc CPU and memory, and this process's CPU time */
-    mono_ns t0;               /* the run's clock origin; samples carry t - t0 in seconds */
+    double interval_s;       /* default 1.0; at least 0.05 */
+    bool gpu;                /* read NVML (TESTBENCH_NVML_LIB overrides the library path) */
+    const char *metrics_url; /* full URL of the server's /metrics; NULL = no scrape */
+    bool host;               /* /proc CPU and memory, and this process's CPU time */
+    mono_ns t0;              /* the run's clock origin; samples carry t - t0 in seconds */
 };
 
 /* Per-window aggregates for one point (summary.csv / detailed.json). NAN = unknown. */
 struct telemetry_window {
     double gpu_power_mean_w;
     double gpu_power_max_w;
-    double gpu_energy_j;            /* counter difference, else power integrated over samples */
+    double gpu_energy_j; /* counter difference, else power integrated over samples */
     bool gpu_energy_from_counter;
     double gpu_mem_used_max_mib;
     double gpu_temp_max_c;
-    bool throttled;                 /* any clock-event reason other than idle seen */
-    char throttle_reasons[256];     /* comma-separated names seen in the window */
+    bool throttled;             /* any clock-event reason other than idle seen */
+    char throttle_reasons[256]; /* comma-separated names seen in the window */
     double kv_cache_usage_max_pct;
     double kv_cache_usage_mean_pct;
     double prefix_cache_hit_rate_pct; /* hits / queries over the window's counter differences */
@@ -40,16 +40,16 @@ struct telemetry_window {
     double server_ttft_p95_s;
     double server_itl_p50_s;
     double host_cpu_util_mean_pct;
-    double runner_cpu_s;              /* this process's CPU time in the window */
+    double runner_cpu_s; /* this process's CPU time in the window */
     size_t n_samples;
 };
 
 struct telemetry;
 
 MUST_USE int telemetry_start(struct telemetry **out, const struct telemetry_options *o);
-void telemetry_sample_now(struct telemetry *t);   /* one extra sample now (point edges) */
-void telemetry_stop(struct telemetry *t);         /* joins the thread; data stays readable */
-void telemetry_free(struct telemetry *t);         /* stops if needed; NULL is a no-op */
+void telemetry_sample_now(struct telemetry *t); /* one extra sample now (point edges) */
+void telemetry_stop(struct telemetry *t);       /* joins the thread; data stays readable */
+void telemetry_free(struct telemetry *t);       /* stops if needed; NULL is a no-op */
 /* Aggregates over samples with from <= t <= to (run-clock ns). */
 void telemetry_window(struct telemetry *t, mono_ns from, mono_ns to, struct telemetry_window *w);
 json_t *telemetry_json(struct telemetry *t);      /* the whole telemetry.json object (new ref) */
