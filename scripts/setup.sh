@@ -5,12 +5,13 @@
 #   build   - compiler and -dev libraries (default)
 #   runtime - the shared libraries the binary needs, nothing else
 #   dev     - build + the linters CI runs (shellcheck, yamllint, docker-compose, clang-format)
+#             and the tools the tests use (socat and openssl: a TLS front for the HTTPS test)
 set -euo pipefail
 
 runtime_pkgs=(libcurl4 libevent-2.1-7 libevent-pthreads-2.1-7 libyaml-0-2 libjansson4 ca-certificates)
 build_pkgs=(build-essential cmake pkg-config git libcurl4-openssl-dev libevent-dev libyaml-dev
             libjansson-dev libcmocka-dev)
-dev_pkgs=(shellcheck yamllint docker-compose clang-format)
+dev_pkgs=(shellcheck yamllint docker-compose clang-format socat openssl)
 
 case "${1:-build}" in
 runtime) want=("${runtime_pkgs[@]}") ;;

@@ -17,6 +17,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -555,6 +558,100 @@ static void nvml_double_values_reach_the_summary(void **state)
     free(body);
 }
 
+static int free_port(void)
+{
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+    socklen_t len = sizeof(a);
+    assert_true(fd >= 0);
+    assert_int_equal(bind(fd, (struct sockaddr *)&a, sizeof(a)), 0);
+    assert_int_equal(getsockname(fd, (struct sockaddr *)&a, &len), 0);
+    close(fd);
+    return ntohs(a.sin_port);
+}
+
+static bool listening(int port)
+{
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    struct sockaddr_in a = {.sin_family = AF_INET,
+                            .sin_port = htons((uint16_t)port),
+                            .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+    bool ok = connect(fd, (struct sockaddr *)&a, sizeof(a)) == 0;
+    close(fd);
+    return ok;
+}
+
+/* HTTPS: socat terminates TLS (a certificate made here) in front of the simulator. With
+ * server.ca_bundle naming that certificate every request succeeds, /tokenize and /metrics
+ * included; without it the certificate is refused and the run stops at once with exit 3. */
+static void https_with_a_private_ca(void **state)
+{
+    struct fixture *f = *state;
+    char *key = xasprintf("%s/key.pem", f->dir), *cert = xasprintf("%s/cert.pem", f->dir);
+    char *gen = xasprintf("openssl req -x509 -newkey rsa:2048 -nodes -days 1 -subj /CN=localhost "
+                          "-addext subjectAltName=IP:127.0.0.1,DNS:localhost -keyout %s -out %s "
+                          ">/dev/null 2>&1",
+                          key, cert);
+    assert_int_equal(system(gen), 0);
+    int port = free_port();
+    char *listen = xasprintf("OPENSSL-LISTEN:%d,bind=127.0.0.1,reuseaddr,fork,cert=%s,key=%s,"
+                             "verify=0",
+                             port, cert, key);
+    char *target = xasprintf("TCP:127.0.0.1:%d", f->port);
+    pid_t socat = fork();
+    assert_true(socat >= 0);
+    if (socat == 0) {
+        int null = open("/dev/null", O_WRONLY);
+        if (null >= 0)
+            dup2(null, 2); /* our own listening() probes make it log handshake errors */
+        execlp("socat", "socat", listen, target, (char *)NULL);
+        _exit(127);
+    }
+    for (int i = 0; i < 100 && !listening(port); i++)
+        clock_sleep_ns(50 * NS_PER_MS);
+    assert_true(listening(port));
+
+    const char *fmt = "benchmark: {name: tls, output_prefix: tls}\n"
+                      "server: {endpoint: \"https://127.0.0.1:%d\"%s%s%s}\n"
+                      "model: {name: meta-llama/Llama-3.1-8B-Instruct}\n"
+                      "requests: {num_requests: 4, concurrent_requests: 2,\n"
+                      "  rate_per_second: inf, prompt_tokens_min: 50,\n"
+                      "  prompt_tokens_max: 80, completion_tokens: 10}\n"
+                      "telemetry: {sample_interval_sec: 0.05, collect_gpu_stats: false}\n";
+    char *trusted = xasprintf(fmt, port, ", ca_bundle: \"", cert, "\"");
+    json_t *root = run_and_load(f, "tls", trusted, 0);
+    json_t *point = json_array_get(json_object_get(root, "points"), 0);
+    size_t i;
+    json_t *rq;
+    json_array_foreach(json_object_get(point, "requests"), i, rq)
+    {
+        assert_string_equal(json_string_value(json_object_get(rq, "status")), "ok");
+        assert_int_equal(json_integer_value(json_object_get(rq, "prompt_tokens")),
+                         json_integer_value(json_object_get(rq, "target_prompt_tokens")));
+    }
+    /* /metrics was scraped over TLS too. */
+    json_t *kv = json_object_get(json_object_get(json_object_get(point, "summary"), "telemetry"),
+                                 "kv_cache_usage_max_pct");
+    assert_true(json_is_number(kv));
+    json_decref(root);
+
+    char *untrusted = xasprintf(fmt, port, "", "", "");
+    char *cfg = write_config(f, "tls_untrusted", untrusted);
+    const char *args[] = {"testbench", "run", "--config", cfg, "--wait", "1", "--quiet", NULL};
+    assert_int_equal(run_tb(args, 0), 3);
+
+    kill(socat, SIGTERM);
+    waitpid(socat, NULL, 0);
+    free(cfg);
+    free(untrusted);
+    free(trusted);
+    free(target);
+    free(listen);
+    free(gen);
+    free(key);
+    free(cert);
+}
+
 /* The chat API: prompts counted with the chat template reach their targets exactly. */
 static void chat_api_hits_prompt_targets(void **state)
 {
@@ -651,6 +748,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(ctrl_c_leaves_valid_partial_files, setup, teardown),
         cmocka_unit_test_setup_teardown(shared_prefix_hits_show_in_telemetry, setup, teardown),
         cmocka_unit_test_setup_teardown(chat_api_hits_prompt_targets, setup, teardown),
+        cmocka_unit_test_setup_teardown(https_with_a_private_ca, setup, teardown),
         cmocka_unit_test_setup_teardown(nvml_double_values_reach_the_summary, setup, teardown),
         cmocka_unit_test_setup_teardown(failures_are_recorded_and_the_run_goes_on, setup, teardown),
     };

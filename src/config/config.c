@@ -14,6 +14,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <unistd.h>
 
 /* ==== Names ==== */
 
@@ -230,6 +231,7 @@ void config_release(struct config *c)
     free(c->benchmark.output_dir);
     free(c->server.endpoint);
     free(c->server.api_key_env);
+    free(c->server.ca_bundle);
     free(c->server.sim.gpu);
     free(c->server.sim.model);
     free(c->server.sim.quantization);
@@ -627,6 +629,11 @@ int config_find_problem(const struct config *c, struct cfg_problem *p)
     rc = check_num(p, &sv->timeout_s, 0, false, INFINITY, "server", "timeout_s", NULL);
     if (rc)
         return rc;
+    if (sv->ca_bundle && access(sv->ca_bundle, R_OK) != 0) {
+        where(p, &sv->ca_bundle, "server.ca_bundle", "cannot read '%s': %s", sv->ca_bundle,
+              strerror(errno));
+        return -EINVAL;
+    }
     const struct sim_cfg *s = &sv->sim;
     if (!s->gpu || !*s->gpu) {
         where(p, &s->gpu, "server.sim.gpu", "must not be empty");
@@ -823,6 +830,7 @@ json_t *config_to_json(const struct config *c)
     json_object_set_new(sv, "endpoint", json_string_or_null(c->server.endpoint));
     json_object_set_new(sv, "api", json_string(api_kind_name(c->server.api)));
     json_object_set_new(sv, "api_key_env", json_string_or_null(c->server.api_key_env));
+    json_object_set_new(sv, "ca_bundle", json_string_or_null(c->server.ca_bundle));
     json_object_set_new(sv, "timeout_s", json_num(c->server.timeout_s));
     json_object_set_new(sv, "sim", sim);
     json_object_set_new(root, "server", sv);

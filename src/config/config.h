@@ -66,6 +66,7 @@ struct server_cfg {
     enum api_kind api; /* default completions */
     char *api_key_env; /* default OPENAI_API_KEY */
     double timeout_s;  /* per request; default 600 */
+    char *ca_bundle;   /* PEM file of CAs trusted for https://; NULL = the system's store */
     struct sim_cfg sim;
 };
 

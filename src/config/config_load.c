@@ -611,8 +611,9 @@ static int load_api(struct loader *ld, const yaml_node_t *n, const char *path, v
 }
 
 static const struct field server_fields[] = {
-    F(server_cfg, endpoint, FT_STR),  FC(api, load_api), F(server_cfg, api_key_env, FT_STR),
-    F(server_cfg, timeout_s, FT_NUM), FC(sim, load_sim),
+    F(server_cfg, endpoint, FT_STR),       FC(api, load_api),
+    F(server_cfg, api_key_env, FT_STR),    F(server_cfg, timeout_s, FT_NUM),
+    F(server_cfg, ca_bundle, FT_STR_NULL), FC(sim, load_sim),
 };
 
 static int load_tenant_requests(struct loader *ld, const yaml_node_t *n, const char *path,

@@ -42,6 +42,7 @@
 
 #include "core/buf.h"
 #include "core/clock.h"
+#include "core/http.h"
 #include "runner/sse.h"
 
 /* An SSE line longer than this aborts the stream (bad_response). OpenAI chunks are < 2 KiB;
@@ -899,6 +900,7 @@ static int transfer_setup(struct client *c, struct transfer *t, const char *url)
             r = curl_easy_setopt(e, opt, val);                                                     \
     } while (0)
     SET(CURLOPT_URL, url);
+    http_apply(t->easy);
     SET(CURLOPT_PRIVATE, t);
     SET(CURLOPT_POST, 1L);
     SET(CURLOPT_POSTFIELDS, t->body);

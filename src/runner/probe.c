@@ -15,6 +15,7 @@
 
 #include "core/buf.h"
 #include "core/clock.h"
+#include "core/http.h"
 #include "core/log.h"
 
 #define PROBE_MAX_BODY (4 * 1024 * 1024)
@@ -40,6 +41,7 @@ static CURLcode http_get(const char *url, const char *api_key, long *status, str
     }
     buf_reset(b);
     curl_easy_setopt(h, CURLOPT_URL, url);
+    http_apply(h);
     curl_easy_setopt(h, CURLOPT_HTTPHEADER, hdr);
     curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, on_body);
     curl_easy_setopt(h, CURLOPT_WRITEDATA, b);
@@ -115,6 +117,16 @@ int probe_server(const char *endpoint, const char *api_key, double wait_s, struc
                      "that server.api_key_env names (default OPENAI_API_KEY)",
                      url, status);
             rc = -EACCES;
+            break;
+        }
+        if (cc == CURLE_PEER_FAILED_VERIFICATION || cc == CURLE_SSL_CACERT_BADFILE ||
+            cc == CURLE_SSL_CONNECT_ERROR) {
+            /* Retrying cannot fix a certificate: say so now. */
+            snprintf(err, errlen,
+                     "cannot reach %s: %s. If the server uses a private certificate authority, "
+                     "set server.ca_bundle to its PEM file",
+                     url, curl_easy_strerror(cc));
+            rc = -ECONNREFUSED;
             break;
         }
         if (cc == CURLE_OK && status != 503 && status != 502) {

@@ -32,6 +32,7 @@
 #include <jansson.h>
 
 #include "core/buf.h"
+#include "core/http.h"
 #include "core/log.h"
 #include "core/rng.h"
 
@@ -313,6 +314,7 @@ int prompt_builder_new(struct prompt_builder **out, const char *base_url, const 
         free(auth);
     }
     curl_easy_setopt(b->curl, CURLOPT_URL, b->url);
+    http_apply(b->curl);
     curl_easy_setopt(b->curl, CURLOPT_HTTPHEADER, b->headers);
     curl_easy_setopt(b->curl, CURLOPT_TIMEOUT_MS, PROMPT_TIMEOUT_MS);
     curl_easy_setopt(b->curl, CURLOPT_CONNECTTIMEOUT_MS, PROMPT_TIMEOUT_MS);

@@ -21,6 +21,7 @@
 
 #include "config/config.h"
 #include "core/exitcode.h"
+#include "core/http.h"
 #include "core/log.h"
 #include "core/rng.h"
 #include "core/version.h"
@@ -723,6 +724,7 @@ static int runner_setup(struct runner *r)
     for (size_t t = 0; t < c->n_tenants; t++)
         r->tenant_endpoint[t] = xstrdup(c->tenants[t].endpoint);
     r->api_key = c->server.api_key_env ? getenv(c->server.api_key_env) : NULL;
+    http_set_ca_bundle(c->server.ca_bundle); /* before the sampler thread starts */
     if (c->server.sim.enabled && start_sim(r))
         return TB_EXIT_RUNTIME;
     json_t *server_json;

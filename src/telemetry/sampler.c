@@ -22,6 +22,7 @@
 #include <curl/curl.h>
 
 #include "core/buf.h"
+#include "core/http.h"
 #include "core/log.h"
 #include "telemetry/host.h"
 #include "telemetry/nvml.h"
@@ -218,6 +219,7 @@ static void scrape_setup(struct telemetry *t)
         return;
     }
     curl_easy_setopt(t->curl, CURLOPT_URL, t->metrics_url);
+    http_apply(t->curl);
     curl_easy_setopt(t->curl, CURLOPT_NOSIGNAL, 1L); /* we are not the main thread */
     curl_easy_setopt(t->curl, CURLOPT_TIMEOUT_MS, SCRAPE_TIMEOUT_MS);
     curl_easy_setopt(t->curl, CURLOPT_CONNECTTIMEOUT_MS, SCRAPE_TIMEOUT_MS);
