@@ -23,12 +23,15 @@
 #include "core/buf.h"
 #include "core/clock.h"
 #include "core/jsonx.h"
+#include "core/log.h"
 
 #define RESULTS_SCHEMA_VERSION 1
 #define RESULTS_CSV_MAX (1u << 30) /* the whole CSV body; a row is under 4 KiB */
 #define RESULTS_MAX_SUFFIX 1000    /* stamp collisions tried before giving up */
 /* Seconds relative to t0 need ~12 significant digits for microseconds over a day. */
 #define RESULTS_JSON_FLAGS (JSON_COMPACT | JSON_REAL_PRECISION(12))
+/* The points of detailed.json as text; a record costs ~20 bytes per token event. */
+#define RESULTS_POINTS_MAX ((size_t)16 << 30)
 
 enum { KIND_DETAILED, KIND_SUMMARY, KIND_TELEMETRY, KIND__COUNT };
 static const char *const kind_names[KIND__COUNT] = {"detailed", "summary", "telemetry"};
@@ -69,7 +72,10 @@ struct results_writer {
     char *started_at;
     mono_ns t0;                /* the run's clock origin, 0 = unknown */
     json_t *meta[META__COUNT]; /* owned references, NULL = null */
-    json_t *points;            /* array of point objects */
+    struct buf points;         /* the points' JSON text, comma-separated: each point is
+                                * serialised once when added, never again, so a long sweep
+                                * neither holds millions of jansson numbers nor reformats
+                                * them at every flush */
     struct buf csv;            /* data rows, header excluded */
 };
 
@@ -483,7 +489,7 @@ int results_open(struct results_writer **out, const char *dir, const char *prefi
     }
     struct results_writer *w = xcalloc(1, sizeof(*w));
     buf_init(&w->csv, RESULTS_CSV_MAX);
-    w->points = json_array();
+    buf_init(&w->points, RESULTS_POINTS_MAX);
     char stamp[32];
     clock_wall_stamp(stamp, sizeof(stamp));
     /* Two runs in the same second must not overwrite each other: add -2, -3, ... */
@@ -516,6 +522,11 @@ void results_set_meta(struct results_writer *w, const char *started_at, json_t *
     w->started_at = xstrdup(started_at);
 }
 
+static int append_json(const char *chunk, size_t size, void *data)
+{
+    return buf_append(data, chunk, size) ? -1 : 0;
+}
+
 void results_set_clock(struct results_writer *w, mono_ns t0)
 {
     w->t0 = t0;
@@ -541,7 +552,15 @@ void results_add_point(struct results_writer *w, const struct point_info *pi,
     for (size_t i = 0; i < n; i++)
         json_array_append_new(reqs, record_json(&recs[i], pi->tenant, t0));
     json_object_set_new(p, "requests", reqs);
-    json_array_append_new(w->points, p);
+    /* Straight into the text buffer: no second copy of a large point. */
+    size_t mark = w->points.len;
+    int rc = mark ? buf_puts(&w->points, ",") : 0;
+    if (rc || json_dump_callback(p, append_json, &w->points, RESULTS_JSON_FLAGS) != 0) {
+        buf_truncate(&w->points, mark); /* drop a half-written point; the JSON stays valid */
+        log_error("results: a point could not be kept (out of memory); it is missing from %s",
+                  w->paths[KIND_DETAILED]);
+    }
+    json_decref(p);
     /* Only a broken column table or a 1 GiB CSV can fail here; the JSON still has the point. */
     (void)csv_add_row(&w->csv, pi, s, tw);
 }
@@ -573,6 +592,28 @@ static int write_atomic(const char *path, int (*emit)(FILE *f, const void *arg),
     }
 out:
     free(tmp);
+    return rc;
+}
+
+struct detailed_doc {
+    const json_t *root;       /* every top-level key but "points" */
+    const struct buf *points; /* their JSON text, comma-separated */
+};
+
+/* The root object with "points": [...] spliced in as its last member. */
+static int emit_detailed(FILE *f, const void *arg)
+{
+    const struct detailed_doc *d = arg;
+    char *head = json_dumps(d->root, RESULTS_JSON_FLAGS);
+    size_t n = head ? strlen(head) : 0;
+    int rc = n >= 2 && head[n - 1] == '}' ? 0 : -EIO; /* a non-empty object: "{...}" */
+    if (!rc && (fwrite(head, 1, n - 1, f) != n - 1 || fputs(",\"points\":[", f) == EOF))
+        rc = -EIO;
+    if (!rc && d->points->len && fwrite(d->points->data, 1, d->points->len, f) != d->points->len)
+        rc = -EIO;
+    if (!rc && fputs("]}\n", f) == EOF)
+        rc = -EIO;
+    free(head);
     return rc;
 }
 
@@ -612,7 +653,7 @@ int results_flush(struct results_writer *w, json_t *telemetry, char *err, size_t
         json_object_set(root, meta_keys[i], w->meta[i] ? w->meta[i] : json_null());
     if (!w->meta[META_GPUS])
         json_object_set_new(root, "gpus", json_array());
-    json_object_set(root, "points", w->points);
+    struct detailed_doc doc = {root, &w->points};
 
     json_t *empty_tel = NULL;
     if (!telemetry) {
@@ -620,7 +661,7 @@ int results_flush(struct results_writer *w, json_t *telemetry, char *err, size_t
         telemetry = empty_tel;
     }
 
-    int rc = write_atomic(w->paths[KIND_DETAILED], emit_json, root, err, errlen);
+    int rc = write_atomic(w->paths[KIND_DETAILED], emit_detailed, &doc, err, errlen);
     if (!rc)
         rc = write_atomic(w->paths[KIND_SUMMARY], emit_csv, w, err, errlen);
     if (!rc)
@@ -646,7 +687,7 @@ void results_free(struct results_writer *w)
     free(w->started_at);
     for (int i = 0; i < META__COUNT; i++)
         json_decref(w->meta[i]);
-    json_decref(w->points);
+    buf_release(&w->points);
     buf_release(&w->csv);
     free(w);
 }

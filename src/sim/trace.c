@@ -71,9 +71,7 @@ void sim_trace_write(struct sim_trace *t, const char *id, double arrival, double
                          finish_reason, prompt_tokens, n_tokens);
     if (rc) {
         /* Drop a line that does not fit rather than leave half of it. */
-        b->len = mark;
-        if (b->data)
-            b->data[mark] = '\0';
+        buf_truncate(b, mark);
         if (!t->failed)
             log_warn("trace: buffer full, dropping lines");
         t->failed = true;
