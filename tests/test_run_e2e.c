@@ -85,8 +85,11 @@ static char *write_config(const struct fixture *f, const char *name, const char 
     return path;
 }
 
-/* Runs the binary; returns its exit status. If sigint_after_s > 0, sends SIGINT then. */
-static int run_tb(const char *const *args, double sigint_after_s)
+/* Runs the binary; returns its exit status. With a simulator given, SIGINT is sent once
+ * streams have been live for sigint_after_s (so that some requests are done and some are in
+ * flight, however slow the machine or the build). */
+static int run_tb_interrupted(const char *const *args, const struct sim_server *sim,
+                              double sigint_after_s)
 {
     pid_t pid = fork();
     assert_true(pid >= 0);
@@ -97,13 +100,20 @@ static int run_tb(const char *const *args, double sigint_after_s)
         execv(TB_BINARY, (char *const *)args);
         _exit(127);
     }
-    if (sigint_after_s > 0) {
+    if (sim) {
+        for (int i = 0; i < 1200 && sim_server_live_streams(sim) == 0; i++)
+            clock_sleep_ns(25 * NS_PER_MS);
         clock_sleep_ns(s_to_ns(sigint_after_s));
         kill(pid, SIGINT);
     }
     int status;
     assert_int_equal(waitpid(pid, &status, 0), pid);
     return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+}
+
+static int run_tb(const char *const *args)
+{
+    return run_tb_interrupted(args, NULL, 0);
 }
 
 static char *find_file(const char *dir, const char *suffix)
@@ -238,7 +248,7 @@ static void run_completes_with_exact_counts(void **state)
     char *out = xasprintf("%s/out", f->dir);
     const char *args[] = {"testbench",    "run", "--config", cfg,
                           "--output-dir", out,   "--quiet",  NULL};
-    assert_int_equal(run_tb(args, 0), 0);
+    assert_int_equal(run_tb(args), 0);
 
     char *detailed = find_file(out, "_detailed.json");
     char *summary = find_file(out, "_summary.csv");
@@ -324,7 +334,7 @@ static void unreachable_server_exits_3(void **state)
                              "prompt_tokens_max: 10, completion_tokens: 4}\n");
     const char *args[] = {"testbench", "run", "--config", cfg, "--wait", "1", "--quiet", NULL};
     mono_ns t = clock_now();
-    assert_int_equal(run_tb(args, 0), 3);
+    assert_int_equal(run_tb(args), 3);
     assert_true(ns_diff_s(t, clock_now()) < 10);
     free(cfg);
 }
@@ -334,7 +344,7 @@ static void bad_config_exits_2(void **state)
     struct fixture *f = *state;
     char *cfg = write_config(f, "bad", "requests:\n  num_requests: -3\n");
     const char *args[] = {"testbench", "run", "--config", cfg, "--quiet", NULL};
-    assert_int_equal(run_tb(args, 0), 2);
+    assert_int_equal(run_tb(args), 2);
     free(cfg);
 }
 
@@ -353,7 +363,7 @@ static void ctrl_c_leaves_valid_partial_files(void **state)
     char *out = xasprintf("%s/ctrlc", f->dir);
     const char *args[] = {"testbench",    "run", "--config", cfg,
                           "--output-dir", out,   "--quiet",  NULL};
-    assert_int_equal(run_tb(args, 2.5), 130);
+    assert_int_equal(run_tb_interrupted(args, f->sim, 1.5), 130);
     char *detailed = find_file(out, "_detailed.json");
     assert_non_null(detailed);
     json_error_t je;
@@ -391,7 +401,7 @@ static json_t *run_and_load(struct fixture *f, const char *name, const char *bod
     char *out = xasprintf("%s/%s_out", f->dir, name);
     const char *args[] = {"testbench",    "run", "--config", cfg,
                           "--output-dir", out,   "--quiet",  NULL};
-    assert_int_equal(run_tb(args, 0), expect_rc);
+    assert_int_equal(run_tb(args), expect_rc);
     char *detailed = find_file(out, "_detailed.json");
     assert_non_null(detailed);
     json_error_t je;
@@ -638,7 +648,7 @@ static void https_with_a_private_ca(void **state)
     char *untrusted = xasprintf(fmt, port, "", "", "");
     char *cfg = write_config(f, "tls_untrusted", untrusted);
     const char *args[] = {"testbench", "run", "--config", cfg, "--wait", "1", "--quiet", NULL};
-    assert_int_equal(run_tb(args, 0), 3);
+    assert_int_equal(run_tb(args), 3);
 
     kill(socat, SIGTERM);
     waitpid(socat, NULL, 0);
