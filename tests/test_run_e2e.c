@@ -662,6 +662,60 @@ static void https_with_a_private_ca(void **state)
     free(cert);
 }
 
+/* Partitioned tenants, one server each: every tenant's server fields come from its own
+ * server's /metrics (only tenant b shares a prompt prefix, so only b sees hits). */
+static void partitioned_tenants_get_their_own_server_metrics(void **state)
+{
+    struct fixture *f = *state;
+    struct sim_options o;
+    sim_options_init(&o);
+    o.port = 0;
+    o.quiet = true;
+    o.engine.gpu = "h100";
+    o.engine.model = "meta-llama/Llama-3.1-8B-Instruct";
+    struct sim_server *second;
+    char err[256];
+    assert_int_equal(sim_server_start(&second, &o, err, sizeof(err)), 0);
+    char *body =
+        xasprintf("benchmark: {name: part, output_prefix: part}\n"
+                  "model: {name: meta-llama/Llama-3.1-8B-Instruct}\n"
+                  "requests: {num_requests: 8, concurrent_requests: 2, rate_per_second: inf,\n"
+                  "  prompt_tokens_min: 4000, prompt_tokens_max: 4000, completion_tokens: 8}\n"
+                  "telemetry: {sample_interval_sec: 0.05, collect_gpu_stats: false}\n"
+                  "tenants:\n"
+                  "  - {name: a, endpoint: \"http://127.0.0.1:%d\"}\n"
+                  "  - {name: b, endpoint: \"http://127.0.0.1:%d\",\n"
+                  "     requests: {shared_prefix_tokens: 3600}}\n",
+                  f->port, sim_server_port(second));
+    json_t *root = run_and_load(f, "part", body, 0);
+    json_t *points = json_object_get(root, "points");
+    assert_int_equal(json_array_size(points), 2);
+    double hit[2];
+    for (size_t i = 0; i < 2; i++) {
+        json_t *sum = json_object_get(json_array_get(points, i), "summary");
+        hit[i] = point_number(sum, "telemetry", "prefix_cache_hit_rate_pct");
+    }
+    fprintf(stderr, "prefix-cache hit rate: tenant a %.1f%%, tenant b %.1f%%\n", hit[0], hit[1]);
+    assert_true(hit[0] < 5.0);
+    assert_true(hit[1] > 50.0);
+    /* The second server's samples are in telemetry.json beside the main timeline. */
+    char *out = xasprintf("%s/part_out", f->dir);
+    char *tpath = find_file(out, "_telemetry.json");
+    json_error_t je;
+    json_t *tj = json_load_file(tpath, 0, &je);
+    assert_non_null(tj);
+    json_t *others = json_object_get(tj, "other_servers");
+    assert_int_equal(json_array_size(others), 1);
+    json_t *first = json_array_get(json_object_get(json_array_get(others, 0), "samples"), 0);
+    assert_true(json_is_object(json_object_get(first, "server")));
+    json_decref(tj);
+    json_decref(root);
+    sim_server_stop(second);
+    free(tpath);
+    free(out);
+    free(body);
+}
+
 /* The chat API: prompts counted with the chat template reach their targets exactly. */
 static void chat_api_hits_prompt_targets(void **state)
 {
@@ -759,6 +813,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(shared_prefix_hits_show_in_telemetry, setup, teardown),
         cmocka_unit_test_setup_teardown(chat_api_hits_prompt_targets, setup, teardown),
         cmocka_unit_test_setup_teardown(https_with_a_private_ca, setup, teardown),
+        cmocka_unit_test_setup_teardown(partitioned_tenants_get_their_own_server_metrics, setup,
+                                        teardown),
         cmocka_unit_test_setup_teardown(nvml_double_values_reach_the_summary, setup, teardown),
         cmocka_unit_test_setup_teardown(failures_are_recorded_and_the_run_goes_on, setup, teardown),
     };

@@ -85,7 +85,12 @@ struct runner {
     struct run_args args;
     struct event_base *base;
     struct client *client;
-    struct telemetry *telem;
+    struct telemetry **telems; /* [0]: GPUs, host and the first endpoint's /metrics;
+                                  [k > 0]: another endpoint's /metrics (partitioned
+                                  tenants, one server each) */
+    char **telem_endpoint;
+    size_t n_telems;
+    size_t *tenant_telem; /* per tenant: its endpoint's index in telems */
     struct results_writer *rw;
     struct prompt_builder **builders; /* per tenant */
     struct sim_server *sim;
@@ -307,6 +312,34 @@ struct point_key {
     double rate;
 };
 
+static struct telemetry *telem_main(const struct runner *r)
+{
+    return r->n_telems ? r->telems[0] : NULL;
+}
+
+/* GPU and host figures come from the main sampler; the server's from the sampler of the
+ * tenant's own endpoint. False when there is no telemetry or no window. */
+static bool telem_window(struct runner *r, size_t tenant, mono_ns from, mono_ns to,
+                         struct telemetry_window *w)
+{
+    if (!telem_main(r) || to <= from)
+        return false;
+    telemetry_window(telem_main(r), from, to, w);
+    size_t k = r->tenant_telem[tenant];
+    if (k == 0 || !r->telems[k])
+        return true;
+    struct telemetry_window sw;
+    telemetry_window(r->telems[k], from, to, &sw);
+    w->kv_cache_usage_max_pct = sw.kv_cache_usage_max_pct;
+    w->kv_cache_usage_mean_pct = sw.kv_cache_usage_mean_pct;
+    w->prefix_cache_hit_rate_pct = sw.prefix_cache_hit_rate_pct;
+    w->num_preemptions = sw.num_preemptions;
+    w->server_ttft_p50_s = sw.server_ttft_p50_s;
+    w->server_ttft_p95_s = sw.server_ttft_p95_s;
+    w->server_itl_p50_s = sw.server_itl_p50_s;
+    return true;
+}
+
 static void point_collect(struct runner *r, struct point_run *pr, const struct point_key *k)
 {
     struct dist dl, ll;
@@ -324,9 +357,7 @@ static void point_collect(struct runner *r, struct point_run *pr, const struct p
         struct point_summary s;
         point_summary_compute(&s, sent, n, &tr->tc->slo);
         struct telemetry_window tw;
-        bool have_tw = r->telem && s.window_end > s.window_start;
-        if (have_tw)
-            telemetry_window(r->telem, s.window_start, s.window_end, &tw);
+        bool have_tw = telem_window(r, t, s.window_start, s.window_end, &tw);
         struct point_info pi = {
             .benchmark = r->cfg.benchmark.name,
             .tenant = tr->tc->name,
@@ -355,9 +386,23 @@ static void point_collect(struct runner *r, struct point_run *pr, const struct p
 static int flush_results(struct runner *r)
 {
     char err[512];
-    if (r->telem)
-        telemetry_sample_now(r->telem);
-    json_t *tj = r->telem ? telemetry_json(r->telem) : NULL;
+    for (size_t k = 0; k < r->n_telems; k++)
+        if (r->telems[k])
+            telemetry_sample_now(r->telems[k]);
+    json_t *tj = telem_main(r) ? telemetry_json(telem_main(r)) : NULL;
+    /* Other endpoints' /metrics samples, beside the main timeline (same clock). */
+    json_t *others = json_array();
+    for (size_t k = 1; k < r->n_telems; k++) {
+        if (!r->telems[k])
+            continue;
+        json_t *oj = telemetry_json(r->telems[k]);
+        json_array_append_new(others, json_pack("{s:s, s:O}", "endpoint", r->telem_endpoint[k],
+                                                "samples", json_object_get(oj, "samples")));
+        json_decref(oj);
+    }
+    if (tj && json_array_size(others))
+        json_object_set(tj, "other_servers", others);
+    json_decref(others);
     int rc = results_flush(r->rw, tj, err, sizeof(err));
     json_decref(tj);
     if (rc)
@@ -620,26 +665,54 @@ static int open_results(struct runner *r, json_t *server_json)
     clock_wall_iso(started, sizeof(started));
     results_set_clock(r->rw, r->t0);
     results_set_meta(r->rw, started, tool_json(), config_to_json(&r->cfg), server_json,
-                     host_info_json(), r->telem ? telemetry_gpus_json(r->telem) : json_array());
+                     host_info_json(),
+                     telem_main(r) ? telemetry_gpus_json(telem_main(r)) : json_array());
     return 0;
 }
 
+/* One sampler for the GPUs, the host and the first tenant's server; one more per other
+ * server endpoint, scraping its /metrics only. */
 static void start_telemetry(struct runner *r)
 {
     const struct telemetry_cfg *tc = &r->cfg.telemetry;
-    char *url = tc->scrape_server_metrics ? xasprintf("%s/metrics", r->tenant_endpoint[0]) : NULL;
-    struct telemetry_options o = {
-        .interval_s = tc->sample_interval_sec,
-        .gpu = tc->collect_gpu_stats,
-        .metrics_url = url,
-        .host = true,
-        .t0 = r->t0,
-    };
-    if (telemetry_start(&r->telem, &o) != 0) {
-        log_warn("telemetry could not start; the run goes on without it");
-        r->telem = NULL;
+    size_t n = r->cfg.n_tenants;
+    r->telems = xcalloc(n, sizeof(*r->telems));
+    r->telem_endpoint = xcalloc(n, sizeof(*r->telem_endpoint));
+    r->tenant_telem = xcalloc(n, sizeof(*r->tenant_telem));
+    for (size_t t = 0; t < n; t++) {
+        size_t k = 0;
+        while (k < r->n_telems && strcmp(r->telem_endpoint[k], r->tenant_endpoint[t]) != 0)
+            k++;
+        if (k == r->n_telems && k > 0 && !tc->scrape_server_metrics)
+            k = 0; /* nothing to sample per server */
+        r->tenant_telem[t] = k;
+        if (k < r->n_telems)
+            continue;
+        char *url =
+            tc->scrape_server_metrics ? xasprintf("%s/metrics", r->tenant_endpoint[t]) : NULL;
+        struct telemetry_options o = {
+            .interval_s = tc->sample_interval_sec,
+            .gpu = k == 0 && tc->collect_gpu_stats,
+            .metrics_url = url,
+            .host = k == 0,
+            .t0 = r->t0,
+        };
+        r->telem_endpoint[k] = xstrdup(r->tenant_endpoint[t]);
+        r->n_telems++;
+        if (telemetry_start(&r->telems[k], &o) != 0) {
+            log_warn("telemetry for %s could not start; the run goes on without it",
+                     r->tenant_endpoint[t]);
+            r->telems[k] = NULL;
+        }
+        free(url);
     }
-    free(url);
+}
+
+static void stop_telemetry(struct runner *r)
+{
+    for (size_t k = 0; k < r->n_telems; k++)
+        if (r->telems[k])
+            telemetry_stop(r->telems[k]);
 }
 
 static bool context_fits(struct runner *r, int context)
@@ -682,8 +755,13 @@ static int run_points(struct runner *r)
 
 static void runner_release(struct runner *r)
 {
-    if (r->telem)
-        telemetry_free(r->telem);
+    for (size_t k = 0; k < r->n_telems; k++) {
+        telemetry_free(r->telems[k]);
+        free(r->telem_endpoint[k]);
+    }
+    free(r->telems);
+    free(r->telem_endpoint);
+    free(r->tenant_telem);
     client_free(r->client);
     if (r->base)
         event_base_free(r->base);
@@ -786,8 +864,7 @@ int run_main(int argc, char **argv)
     int ec = runner_setup(&r);
     if (ec == TB_EXIT_OK) {
         int rc = run_points(&r);
-        if (r.telem)
-            telemetry_stop(r.telem);
+        stop_telemetry(&r);
         if (flush_results(&r) || rc)
             ec = TB_EXIT_RUNTIME;
         else if (interrupted)
