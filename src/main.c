@@ -33,7 +33,8 @@ static const struct command commands[] = {
      "    [--gpu G] [--quantization Q] [--kv-cache-dtype D] [--max-model-len N]\n"
      "    [--gpu-memory-utilization F] [--max-num-seqs N] [--max-num-batched-tokens N]\n"
      "    [--enable-prefix-caching | --no-enable-prefix-caching] [--tensor-parallel-size N]\n"
-     "    [--lora-modules NAME=PATH ...] [--seed N] [--trace FILE] [--catalog DIR]\n"
+     "    [--block-size N] [--lora-modules NAME=PATH ...] [--seed N] [--trace FILE]\n"
+     "    [--catalog DIR] [--quiet]\n"
      "  Serves an OpenAI-compatible API that behaves like vLLM on the given GPU and model."},
     {"plan", plan_main,
      "testbench plan --gpu NAME --model NAME [--quantization Q] [--kv-cache-dtype D]\n"
