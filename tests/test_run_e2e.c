@@ -197,35 +197,85 @@ static void check_csv_header(const char *path, size_t expect_rows)
     assert_int_equal(rows, expect_rows);
 }
 
-/* Pooled gaps between consecutive token emissions in the simulator's trace. */
-static void trace_gaps(const char *path, struct dvec *gaps, struct dvec *ttfts)
+/* The simulator's trace: one line per request, keyed by response id. */
+static json_t *load_trace(const char *path)
 {
+    json_t *by_id = json_object();
     FILE *fp = fopen(path, "r");
     assert_non_null(fp);
     char *line = NULL;
     size_t cap = 0;
     while (getline(&line, &cap, fp) > 0) {
         json_t *j = json_loads(line, 0, NULL);
-        if (!j)
-            continue;
-        json_t *tokens = json_object_get(j, "tokens");
-        double arrival = json_number_value(json_object_get(j, "arrival"));
-        size_t i;
-        json_t *t;
-        double prev = NAN;
-        json_array_foreach(tokens, i, t)
-        {
-            double x = json_number_value(t);
-            if (i == 0 && ttfts)
-                dvec_push(ttfts, x - arrival);
-            if (!isnan(prev))
-                dvec_push(gaps, x - prev);
-            prev = x;
-        }
+        const char *id = json_string_value(json_object_get(j, "id"));
+        if (id)
+            json_object_set(by_id, id, j);
         json_decref(j);
     }
     free(line);
     fclose(fp);
+    return by_id;
+}
+
+/* Each request's client timing against the simulator's own emission times for the same
+ * response (same CLOCK_MONOTONIC): counts equal, gaps within 0.2 ms at the median and 1 ms at
+ * p95, TTFT never below the server's and within 2 ms of it at the median. */
+static void compare_with_trace(json_t *detailed, json_t *trace)
+{
+    double t0 =
+        json_number_value(json_object_get(json_object_get(detailed, "clock"), "t0_monotonic_s"));
+    struct dvec gap_err, ttft_err;
+    dvec_init(&gap_err);
+    dvec_init(&ttft_err);
+    size_t matched = 0, pi, ri;
+    json_t *p, *rq;
+    json_array_foreach(json_object_get(detailed, "points"), pi, p)
+    {
+        json_array_foreach(json_object_get(p, "requests"), ri, rq)
+        {
+            json_t *tr =
+                json_object_get(trace, json_string_value(json_object_get(rq, "response_id")));
+            assert_non_null(tr);
+            matched++;
+            json_t *emit = json_object_get(tr, "tokens");
+            json_t *itl = json_object_get(rq, "itl");
+            assert_int_equal(json_array_size(emit),
+                             json_integer_value(json_object_get(rq, "output_tokens")));
+            assert_int_equal(json_array_size(itl) + 1, json_array_size(emit));
+            for (size_t k = 0; k < json_array_size(itl); k++) {
+                double sim_gap = json_number_value(json_array_get(emit, k + 1)) -
+                                 json_number_value(json_array_get(emit, k));
+                dvec_push(&gap_err, fabs(json_number_value(json_array_get(itl, k)) - sim_gap));
+                if (getenv("E2E_DEBUG") && gap_err.v[gap_err.n - 1] > 0.001)
+                    fprintf(stderr, "  %s k=%zu client gap %.3f ms, sim gap %.3f ms\n",
+                            json_string_value(json_object_get(rq, "response_id")), k,
+                            json_number_value(json_array_get(itl, k)) * 1e3, sim_gap * 1e3);
+            }
+            /* The client's TTFT spans the server's (arrival to first emission) plus transport
+             * both ways: never less, and only a little more. */
+            double sim_ttft = json_number_value(json_array_get(emit, 0)) -
+                              json_number_value(json_object_get(tr, "arrival"));
+            double ttft = json_number_value(json_object_get(rq, "ttft"));
+            dvec_push(&ttft_err, ttft - sim_ttft);
+            /* t_first is after the emission it stamps. */
+            double t_first = t0 + json_number_value(json_object_get(rq, "t_first"));
+            assert_true(t_first >= json_number_value(json_array_get(emit, 0)) - 1e-6);
+        }
+    }
+    struct dist g, t;
+    dist_compute(&g, gap_err.v, gap_err.n);
+    dist_compute(&t, ttft_err.v, ttft_err.n);
+    fprintf(stderr,
+            "vs trace (%zu requests): |itl error| p50 %.3f ms, p95 %.3f ms, max %.3f ms; ttft "
+            "excess p50 %.3f ms, min %.3f ms\n",
+            matched, g.p50 * 1e3, g.p95 * 1e3, g.max * 1e3, t.p50 * 1e3, t.min * 1e3);
+    /* The median is the accuracy claim; a loaded 2-core machine may delay a few reads by a
+     * step, which the tail allows. */
+    assert_true(g.p50 < 0.0002);
+    assert_true(g.p95 < 0.001);
+    assert_true(t.min >= 0 && t.p50 < 0.002);
+    dvec_release(&gap_err);
+    dvec_release(&ttft_err);
 }
 
 static void run_completes_with_exact_counts(void **state)
@@ -268,8 +318,6 @@ static void run_completes_with_exact_counts(void **state)
     assert_non_null(json_object_get(json_object_get(root, "server"), "version"));
     json_t *points = json_object_get(root, "points");
     assert_int_equal(json_array_size(points), 2);
-    struct dvec client_itl;
-    dvec_init(&client_itl);
     size_t pi;
     json_t *p;
     json_array_foreach(points, pi, p)
@@ -288,9 +336,6 @@ static void run_completes_with_exact_counts(void **state)
                              json_integer_value(json_object_get(rq, "target_prompt_tokens")));
             json_t *itl = json_object_get(rq, "itl");
             assert_int_equal(json_array_size(itl), 39);
-            size_t k;
-            json_t *g;
-            json_array_foreach(itl, k, g) dvec_push(&client_itl, json_number_value(g));
         }
     }
     /* The telemetry file saw the simulator's /metrics. */
@@ -299,21 +344,12 @@ static void run_completes_with_exact_counts(void **state)
     assert_true(json_array_size(json_object_get(tj, "samples")) > 0);
     json_decref(tj);
 
-    /* Client-measured ITL against the simulator's own emission times (stopping the
-     * simulator flushes its trace). */
+    /* Against the simulator's own emission times (stopping it flushes its trace). */
     sim_server_stop(f->sim);
     f->sim = NULL;
-    struct dvec sim_gaps;
-    dvec_init(&sim_gaps);
-    trace_gaps(f->trace, &sim_gaps, NULL);
-    assert_true(sim_gaps.n >= client_itl.n);
-    struct dist dc, ds;
-    dist_compute(&dc, client_itl.v, client_itl.n);
-    dist_compute(&ds, sim_gaps.v, sim_gaps.n);
-    fprintf(stderr, "itl median: client %.3f ms, simulator %.3f ms\n", dc.p50 * 1e3, ds.p50 * 1e3);
-    assert_true(fabs(dc.p50 - ds.p50) < 0.001);
-    dvec_release(&client_itl);
-    dvec_release(&sim_gaps);
+    json_t *trace = load_trace(f->trace);
+    compare_with_trace(root, trace);
+    json_decref(trace);
     json_decref(root);
     free(detailed);
     free(summary);

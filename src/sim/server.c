@@ -31,6 +31,7 @@
 #include <errno.h>
 #include <netdb.h>
 #include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -534,6 +535,11 @@ static int bind_listener(struct sim_server *srv, const char *host, int port, cha
         snprintf(err, errlen, "evhttp_bind_listener failed");
         return -ENOMEM;
     }
+    /* No Nagle: a token chunk must leave at once, as vLLM's (asyncio's) sockets do. Without
+     * it, on a reused keep-alive connection the first chunks of a response wait for the
+     * client's delayed ACK (~30-40 ms). Accepted sockets inherit this from the listener. */
+    int one = 1;
+    setsockopt(evconnlistener_get_fd(l), IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
     struct sockaddr_storage ss;
     socklen_t sl = sizeof(ss);
     if (getsockname(evconnlistener_get_fd(l), (struct sockaddr *)&ss, &sl) == 0)
