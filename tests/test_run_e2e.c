@@ -792,9 +792,15 @@ static void failures_are_recorded_and_the_run_goes_on(void **state)
     static const struct {
         const char *model, *status;
     } tenants[] = {
-        {"normal n=12 gap=1", "ok"}, {"http500", "http_5xx"},      {"http429", "http_4xx"},
-        {"cut k=3", "stream_cut"},   {"badjson", "bad_response"},  {"bigline", "bad_response"},
-        {"hang", "timeout"},         {"errevent", "bad_response"},
+        {"normal n=12 gap=1", "ok"},
+        {"normal n=12 gap=1 strict=1", "ok"},
+        /* rejects ignore_eos: sent without it */ {"http500", "http_5xx"},
+        {"http429", "http_4xx"},
+        {"cut k=3", "stream_cut"},
+        {"badjson", "bad_response"},
+        {"bigline", "bad_response"},
+        {"hang", "timeout"},
+        {"errevent", "bad_response"},
     };
     struct buf body;
     buf_init(&body, 1 << 16);

@@ -19,6 +19,8 @@
 #include "core/log.h"
 
 #define PROBE_MAX_BODY (4 * 1024 * 1024)
+#define PROBE_TIMEOUT_MS 10000L    /* /v1/models, /version */
+#define PREFLIGHT_TIMEOUT_MS 5000L /* one 1-token generation; a slower answer is no verdict */
 
 static size_t on_body(char *p, size_t size, size_t nmemb, void *userp)
 {
@@ -27,8 +29,10 @@ static size_t on_body(char *p, size_t size, size_t nmemb, void *userp)
     return buf_append(b, p, n) == 0 ? n : 0;
 }
 
-/* GET url; returns the CURLcode; *status the HTTP code; body in b. */
-static CURLcode http_get(const char *url, const char *api_key, long *status, struct buf *b)
+/* GET url, or POST post_body when it is not NULL; returns the CURLcode; *status the HTTP
+ * code; body in b. */
+static CURLcode http_request(const char *url, const char *post_body, const char *api_key,
+                             long timeout_ms, long *status, struct buf *b)
 {
     CURL *h = curl_easy_init();
     if (!h)
@@ -39,6 +43,10 @@ static CURLcode http_get(const char *url, const char *api_key, long *status, str
         auth = xasprintf("Authorization: Bearer %s", api_key);
         hdr = curl_slist_append(hdr, auth);
     }
+    if (post_body) {
+        hdr = curl_slist_append(hdr, "Content-Type: application/json");
+        curl_easy_setopt(h, CURLOPT_POSTFIELDS, post_body);
+    }
     buf_reset(b);
     curl_easy_setopt(h, CURLOPT_URL, url);
     http_apply(h);
@@ -46,7 +54,7 @@ static CURLcode http_get(const char *url, const char *api_key, long *status, str
     curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, on_body);
     curl_easy_setopt(h, CURLOPT_WRITEDATA, b);
     curl_easy_setopt(h, CURLOPT_CONNECTTIMEOUT_MS, 2000L);
-    curl_easy_setopt(h, CURLOPT_TIMEOUT_MS, 10000L);
+    curl_easy_setopt(h, CURLOPT_TIMEOUT_MS, timeout_ms);
     curl_easy_setopt(h, CURLOPT_NOSIGNAL, 1L);
     CURLcode rc = curl_easy_perform(h);
     *status = 0;
@@ -82,7 +90,8 @@ static void parse_version(struct server_info *si, const char *endpoint, const ch
 {
     char *url = xasprintf("%s/version", endpoint);
     long status;
-    if (http_get(url, api_key, &status, b) == CURLE_OK && status == 200) {
+    if (http_request(url, NULL, api_key, PROBE_TIMEOUT_MS, &status, b) == CURLE_OK &&
+        status == 200) {
         json_t *root = json_loads(b->data ? b->data : "", 0, NULL);
         const char *v = json_string_value(json_object_get(root, "version"));
         if (v)
@@ -105,7 +114,7 @@ int probe_server(const char *endpoint, const char *api_key, double wait_s, struc
     int rc;
     for (;;) {
         long status;
-        CURLcode cc = http_get(url, api_key, &status, &b);
+        CURLcode cc = http_request(url, NULL, api_key, PROBE_TIMEOUT_MS, &status, &b);
         if (cc == CURLE_OK && status == 200) {
             parse_models(out, b.data ? b.data : "");
             rc = 0;
@@ -157,6 +166,30 @@ int probe_server(const char *endpoint, const char *api_key, double wait_s, struc
     buf_release(&b);
     free(url);
     return rc;
+}
+
+void probe_extensions(const char *endpoint, bool chat, const char *model, const char *api_key,
+                      bool *accepted)
+{
+    *accepted = true;
+    json_t *req = chat ? json_pack("{s:s, s:[{s:s, s:s}]}", "model", model, "messages", "role",
+                                   "user", "content", "Hello")
+                       : json_pack("{s:s, s:s}", "model", model, "prompt", "Hello");
+    json_object_set_new(req, "max_tokens", json_integer(1));
+    json_object_set_new(req, "ignore_eos", json_true());
+    json_object_set_new(req, "min_tokens", json_integer(1));
+    char *body = json_dumps(req, JSON_COMPACT);
+    json_decref(req);
+    char *url = xasprintf("%s/v1/%s", endpoint, chat ? "chat/completions" : "completions");
+    struct buf b;
+    buf_init(&b, PROBE_MAX_BODY);
+    long status;
+    if (body && http_request(url, body, api_key, PREFLIGHT_TIMEOUT_MS, &status, &b) == CURLE_OK &&
+        status == 400 && b.data && (strstr(b.data, "ignore_eos") || strstr(b.data, "min_tokens")))
+        *accepted = false;
+    buf_release(&b);
+    free(url);
+    free(body);
 }
 
 long server_info_max_len(const struct server_info *si, const char *model)

@@ -6,6 +6,7 @@
 #ifndef TB_PROBE_H
 #define TB_PROBE_H
 
+#include <stdbool.h>
 #include <stddef.h>
 
 #include <jansson.h>
@@ -25,6 +26,12 @@ struct server_info {
  * -EAGAIN (it answers but is not ready, e.g. 503 while loading); -EACCES (401/403). */
 MUST_USE int probe_server(const char *endpoint, const char *api_key, double wait_s,
                           struct server_info *out, char *err, size_t errlen);
+/* Sends one tiny request (max_tokens 1) the way the load will, with vLLM's extensions
+ * ignore_eos and min_tokens. *accepted is false only when the server answers 400 naming one of
+ * them (OpenAI's API: "Unrecognized request argument supplied: ignore_eos"); any other answer
+ * leaves it true, and real errors show up in the load. chat selects /v1/chat/completions. */
+void probe_extensions(const char *endpoint, bool chat, const char *model, const char *api_key,
+                      bool *accepted);
 /* max_model_len of a named model (-1 unknown). */
 long server_info_max_len(const struct server_info *si, const char *model);
 json_t *server_info_json(const struct server_info *si, const char *model);

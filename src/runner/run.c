@@ -98,6 +98,7 @@ struct runner {
     char **tenant_endpoint; /* resolved per tenant (sim overrides) */
     char **tenant_model;
     long *tenant_max_len;
+    bool *tenant_ignore_eos; /* the server takes vLLM's ignore_eos/min_tokens */
     mono_ns t0;
     size_t completed_total;
 };
@@ -150,7 +151,7 @@ static void tenant_start(struct tenant_run *tr, size_t i)
         .model = tr->model,
         .prompt = tr->prompts[i],
         .max_tokens = tr->recs[i].target_output_tokens,
-        .ignore_eos = true,
+        .ignore_eos = r->tenant_ignore_eos[tr->index],
     };
     tr->in_flight++;
     tr->sent++;
@@ -638,6 +639,12 @@ static int probe_servers(struct runner *r, json_t **server_json)
         }
         r->tenant_model[t] = xstrdup(model);
         r->tenant_max_len[t] = server_info_max_len(&si, model);
+        probe_extensions(r->tenant_endpoint[t], c->server.api == API_CHAT, model, r->api_key,
+                         &r->tenant_ignore_eos[t]);
+        if (!r->tenant_ignore_eos[t])
+            log_warn("%s rejects vLLM's ignore_eos/min_tokens: sending max_tokens alone, so "
+                     "outputs may end before completion_tokens (see output_tokens per request)",
+                     r->tenant_endpoint[t]);
         if (t == 0)
             *server_json = server_info_json(&si, model);
         log_info("server %s: model %s, version %s, max_model_len %ld", r->tenant_endpoint[t], model,
@@ -777,6 +784,7 @@ static void runner_release(struct runner *r)
     free(r->tenant_endpoint);
     free(r->tenant_model);
     free(r->tenant_max_len);
+    free(r->tenant_ignore_eos);
     results_free(r->rw);
     sim_server_stop(r->sim);
     config_release(&r->cfg);
@@ -798,6 +806,7 @@ static int runner_setup(struct runner *r)
     r->tenant_endpoint = xcalloc(c->n_tenants, sizeof(char *));
     r->tenant_model = xcalloc(c->n_tenants, sizeof(char *));
     r->tenant_max_len = xcalloc(c->n_tenants, sizeof(long));
+    r->tenant_ignore_eos = xcalloc(c->n_tenants, sizeof(bool));
     r->builders = xcalloc(c->n_tenants, sizeof(*r->builders));
     for (size_t t = 0; t < c->n_tenants; t++)
         r->tenant_endpoint[t] = xstrdup(c->tenants[t].endpoint);
