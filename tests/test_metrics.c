@@ -269,6 +269,32 @@ static void empty_and_all_failed(void **state)
     assert_true(isnan(s.ttft.mean));
 }
 
+/* The point's verdict at slo.percentile, worked by hand from build(): completed TTFTs are
+ * 100, 200, 300, 400 ms (p90 = 300 + 0.7 * 100 = 370 ms); TPOTs are 15, 20, 10 ms (p90 = 15 +
+ * 0.8 * 5 = 19 ms). */
+static void slo_verdict_at_percentile(void **state)
+{
+    (void)state;
+    struct fixture f;
+    build(&f);
+    struct point_summary s;
+    struct slo_cfg slo = no_slo();
+    point_summary_compute(&s, f.r, NREC, &slo);
+    assert_string_equal(s.slo_verdict, "");
+    slo.percentile = 90;
+    slo.ttft_ms = 400;
+    point_summary_compute(&s, f.r, NREC, &slo);
+    assert_string_equal(s.slo_verdict, "met");
+    slo.ttft_ms = 350;
+    slo.tpot_ms = 18;
+    point_summary_compute(&s, f.r, NREC, &slo);
+    assert_string_equal(s.slo_verdict,
+                        "missed: ttft p90 370.0 ms > 350 ms; tpot p90 19.0 ms > 18 ms");
+    slo.tpot_ms = 19.5;
+    point_summary_compute(&s, f.r, NREC, &slo);
+    assert_string_equal(s.slo_verdict, "missed: ttft p90 370.0 ms > 350 ms");
+}
+
 static void record_latency_fields(void **state)
 {
     (void)state;
@@ -294,9 +320,10 @@ static void record_latency_fields(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(counts_window_throughput), cmocka_unit_test(latency_distributions),
-        cmocka_unit_test(slo_per_objective),        cmocka_unit_test(goodput_and_attainment),
-        cmocka_unit_test(empty_and_all_failed),     cmocka_unit_test(record_latency_fields),
+        cmocka_unit_test(counts_window_throughput),  cmocka_unit_test(latency_distributions),
+        cmocka_unit_test(slo_per_objective),         cmocka_unit_test(goodput_and_attainment),
+        cmocka_unit_test(empty_and_all_failed),      cmocka_unit_test(record_latency_fields),
+        cmocka_unit_test(slo_verdict_at_percentile),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

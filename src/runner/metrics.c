@@ -11,6 +11,8 @@
 #include <math.h>
 #include <string.h>
 
+#include "core/buf.h"
+
 static double gap_s(mono_ns from, mono_ns to)
 {
     return ns_diff_s(from, to);
@@ -99,6 +101,50 @@ static void push_known(struct dvec *d, double x)
         dvec_push(d, x);
 }
 
+/* Each objective against its distribution's quantile (pooled ITL, per-request TTFT, TPOT and
+ * E2E of completed requests). A point with no completed request misses every objective. */
+static void slo_verdict(struct point_summary *s, const struct slo_cfg *slo, struct dvec *d,
+                        size_t completed)
+{
+    s->slo_verdict[0] = '\0';
+    if (!slo)
+        return;
+    double pct = slo->percentile > 0 && slo->percentile <= 100 ? slo->percentile : 95;
+    const struct {
+        const char *name;
+        double limit_ms;
+        int dist;
+    } objectives[] = {
+        {"ttft", slo->ttft_ms, D_TTFT},
+        {"itl", slo->itl_ms, D_ITL},
+        {"tpot", slo->tpot_ms, D_TPOT},
+        {"e2e", slo->e2e_ms, D_E2E},
+    };
+    struct buf b;
+    buf_init(&b, sizeof(s->slo_verdict) - 1);
+    bool any = false;
+    for (size_t i = 0; i < sizeof(objectives) / sizeof(objectives[0]); i++) {
+        if (isnan(objectives[i].limit_ms))
+            continue;
+        any = true;
+        struct dvec *v = &d[objectives[i].dist];
+        sort_doubles(v->v, v->n);
+        double x_ms = completed ? percentile_sorted(v->v, v->n, pct / 100.0) * 1e3 : NAN;
+        if (x_ms <= objectives[i].limit_ms)
+            continue;
+        int rc = buf_puts(&b, b.len ? "; " : "missed: ");
+        if (!rc && isnan(x_ms))
+            rc = buf_printf(&b, "%s (no value)", objectives[i].name);
+        else if (!rc)
+            rc = buf_printf(&b, "%s p%g %.1f ms > %g ms", objectives[i].name, pct, x_ms,
+                            objectives[i].limit_ms);
+        if (rc)
+            break; /* the verdict is cut short, never overflows */
+    }
+    snprintf(s->slo_verdict, sizeof(s->slo_verdict), "%s", b.len ? b.data : any ? "met" : "");
+    buf_release(&b);
+}
+
 void point_summary_compute(struct point_summary *s, const struct req_record *recs, size_t n,
                            const struct slo_cfg *slo)
 {
@@ -176,6 +222,8 @@ void point_summary_compute(struct point_summary *s, const struct req_record *rec
     s->slo_attainment_pct = n ? (double)s->slo_met / (double)n * 100.0 : NAN;
     s->prompt_error_max_pct = err_max;
     s->prompt_off_target = err_max > 2.0;
+
+    slo_verdict(s, slo, d, n ? s->completed : 0);
 
     struct dist *out[D__COUNT] = {&s->ttft, &s->ttft_sched, &s->queue_delay, &s->itl,
                                   &s->tpot, &s->e2e,        &s->e2e_sched,   &s->user_token_rate};

@@ -32,6 +32,9 @@ struct point_summary {
     size_t tokens_from_events;   /* completed requests without usage */
     double prompt_error_max_pct; /* max |actual - target| / target over requests with usage */
     bool prompt_off_target;      /* prompt_error_max_pct > 2 */
+    /* The point against its SLOs at slo.percentile: "" (no objective), "met", or "missed: "
+     * and each objective missed, e.g. "missed: ttft p95 2345.6 ms > 2000 ms". */
+    char slo_verdict[256];
 };
 
 /* One request's own latencies in seconds (DESIGN.md "Metrics"); NAN where not applicable:

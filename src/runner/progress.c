@@ -82,8 +82,8 @@ void progress_print_summary(FILE *f, const struct point_info *pi, const struct p
     for (size_t i = 0; i < sizeof(rows) / sizeof(rows[0]); i++)
         fprintf(f, "  %-10s %10.2f %10.2f %10.2f %10.2f\n", rows[i].name, ms(rows[i].d->mean),
                 ms(rows[i].d->p50), ms(rows[i].d->p90), ms(rows[i].d->p99));
-    fprintf(f, "  goodput    %.2f req/s   SLO attainment %.1f%%\n", s->goodput,
-            s->slo_attainment_pct);
+    fprintf(f, "  goodput    %.2f req/s   SLO attainment %.1f%%%s%s\n", s->goodput,
+            s->slo_attainment_pct, s->slo_verdict[0] ? "   verdict: " : "", s->slo_verdict);
     if (tw && isfinite(tw->gpu_power_mean_w))
         fprintf(f, "  gpu        %.0f W mean   %.0f J   %.3f J/token\n", tw->gpu_power_mean_w,
                 tw->gpu_energy_j,

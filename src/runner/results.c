@@ -194,6 +194,8 @@ static json_t *summary_json(const struct point_info *pi, const struct point_summ
     json_object_set_new(o, "slo_met", json_integer((json_int_t)s->slo_met));
     json_object_set_new(o, "goodput", json_real_or_null(s->goodput));
     json_object_set_new(o, "slo_attainment_pct", json_real_or_null(s->slo_attainment_pct));
+    json_object_set_new(o, "slo_verdict",
+                        s->slo_verdict[0] ? json_string(s->slo_verdict) : json_null());
     json_object_set_new(o, "tokens_from_events", json_integer((json_int_t)s->tokens_from_events));
     json_object_set_new(o, "prompt_error_max_pct", json_real_or_null(s->prompt_error_max_pct));
     json_object_set_new(o, "prompt_off_target", json_boolean(s->prompt_off_target));
@@ -266,7 +268,7 @@ static const char *const csv_columns[] = {
     "server_ttft_p50_ms", "server_ttft_p95_ms", "throttled", "dispatch_lag_p99_ms",
     "loop_lag_p99_ms", "client_distorted", "prompt_error_max_pct", "tokens_from_events",
     "failed_http_4xx", "failed_http_5xx", "failed_timeout", "failed_connect",
-    "failed_stream_cut", "failed_bad_response", "failed_cancelled",
+    "failed_stream_cut", "failed_bad_response", "failed_cancelled", "slo_verdict",
 };
 /* clang-format on */
 #define N_CSV_COLUMNS (sizeof(csv_columns) / sizeof(csv_columns[0]))
@@ -401,6 +403,7 @@ static int csv_add_row(struct buf *b, const struct point_info *pi, const struct 
     csv_int(&row, (long long)s->tokens_from_events);
     for (int c = 1; c < REQ__COUNT; c++)
         csv_int(&row, (long long)s->failed_by_class[c]);
+    csv_str(&row, s->slo_verdict);
     if (!row.rc)
         row.rc = buf_puts(b, "\n");
     if (!row.rc && row.cells != N_CSV_COLUMNS)
