@@ -269,6 +269,7 @@ static const char *const csv_columns[] = {
     "loop_lag_p99_ms", "client_distorted", "prompt_error_max_pct", "tokens_from_events",
     "failed_http_4xx", "failed_http_5xx", "failed_timeout", "failed_connect",
     "failed_stream_cut", "failed_bad_response", "failed_cancelled", "slo_verdict",
+    "tool_version", "server_version", "gpu", "config_file",
 };
 /* clang-format on */
 #define N_CSV_COLUMNS (sizeof(csv_columns) / sizeof(csv_columns[0]))
@@ -332,8 +333,28 @@ static void csv_dist5_ms(struct csv_row *row, const struct dist *d)
 
 #define TW(field) (tw ? tw->field : NAN)
 
+/* The run's identity in every row, so a summary.csv on its own says what made it. */
+static void csv_identity(struct csv_row *row, json_t *const meta[META__COUNT])
+{
+    csv_str(row, json_string_value(json_object_get(meta[META_TOOL], "version")));
+    csv_str(row, json_string_value(json_object_get(meta[META_SERVER], "version")));
+    struct buf gpus;
+    buf_init(&gpus, 1024);
+    size_t i;
+    json_t *g;
+    json_array_foreach(meta[META_GPUS], i, g)
+    {
+        const char *name = json_string_value(json_object_get(g, "name"));
+        if (name && ((gpus.len && buf_puts(&gpus, " + ")) || buf_puts(&gpus, name)))
+            break;
+    }
+    csv_str(row, gpus.data);
+    buf_release(&gpus);
+    csv_str(row, json_string_value(json_object_get(meta[META_CONFIG], "path")));
+}
+
 static int csv_add_row(struct buf *b, const struct point_info *pi, const struct point_summary *s,
-                       const struct telemetry_window *tw)
+                       const struct telemetry_window *tw, json_t *const meta[META__COUNT])
 {
     size_t mark = b->len;
     struct csv_row row = {b, 0, 0};
@@ -404,6 +425,7 @@ static int csv_add_row(struct buf *b, const struct point_info *pi, const struct 
     for (int c = 1; c < REQ__COUNT; c++)
         csv_int(&row, (long long)s->failed_by_class[c]);
     csv_str(&row, s->slo_verdict);
+    csv_identity(&row, meta);
     if (!row.rc)
         row.rc = buf_puts(b, "\n");
     if (!row.rc && row.cells != N_CSV_COLUMNS)
@@ -565,7 +587,7 @@ void results_add_point(struct results_writer *w, const struct point_info *pi,
     }
     json_decref(p);
     /* Only a broken column table or a 1 GiB CSV can fail here; the JSON still has the point. */
-    (void)csv_add_row(&w->csv, pi, s, tw);
+    (void)csv_add_row(&w->csv, pi, s, tw, w->meta);
 }
 
 /* Writes path via path.tmp, fsync and rename(). */
@@ -658,18 +680,21 @@ int results_flush(struct results_writer *w, json_t *telemetry, char *err, size_t
         json_object_set_new(root, "gpus", json_array());
     struct detailed_doc doc = {root, &w->points};
 
-    json_t *empty_tel = NULL;
-    if (!telemetry) {
-        empty_tel = json_pack("{s:n, s:[], s:[]}", "interval_s", "sources", "samples");
-        telemetry = empty_tel;
-    }
+    /* A shallow copy of the caller's object, with the run's identity added: the telemetry
+     * file, too, says which tool, config, server and GPUs it belongs to. */
+    json_t *tel = telemetry ? json_copy(telemetry)
+                            : json_pack("{s:n, s:[], s:[]}", "interval_s", "sources", "samples");
+    json_object_set(tel, "tool", w->meta[META_TOOL] ? w->meta[META_TOOL] : json_null());
+    json_object_set(tel, "config", w->meta[META_CONFIG] ? w->meta[META_CONFIG] : json_null());
+    json_object_set(tel, "server", w->meta[META_SERVER] ? w->meta[META_SERVER] : json_null());
+    json_object_set(tel, "gpus", w->meta[META_GPUS] ? w->meta[META_GPUS] : json_null());
 
     int rc = write_atomic(w->paths[KIND_DETAILED], emit_detailed, &doc, err, errlen);
     if (!rc)
         rc = write_atomic(w->paths[KIND_SUMMARY], emit_csv, w, err, errlen);
     if (!rc)
-        rc = write_atomic(w->paths[KIND_TELEMETRY], emit_json, telemetry, err, errlen);
-    json_decref(empty_tel);
+        rc = write_atomic(w->paths[KIND_TELEMETRY], emit_json, tel, err, errlen);
+    json_decref(tel);
     json_decref(root);
     return rc;
 }
