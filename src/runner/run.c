@@ -727,7 +727,7 @@ static bool context_fits(struct runner *r, int context)
     for (size_t t = 0; t < r->cfg.n_tenants; t++) {
         if (r->tenant_max_len[t] > 0 && context > r->tenant_max_len[t]) {
             log_warn("context %d is longer than the server's max_model_len %ld (%s); skipping "
-                     "this point",
+                     "its points",
                      context, r->tenant_max_len[t], r->tenant_endpoint[t]);
             return false;
         }
@@ -739,18 +739,18 @@ static int run_points(struct runner *r)
 {
     const struct config *c = &r->cfg;
     size_t n_ctx = c->n_context_lengths ? c->n_context_lengths : 1;
+    size_t per_ctx = c->requests.n_concurrency * c->requests.n_rates;
     size_t count = config_n_points(c);
-    size_t index = 0;
     for (size_t ci = 0; ci < n_ctx; ci++) {
         int context = c->n_context_lengths ? c->context_lengths[ci] : 0;
+        if (context && !context_fits(r, context))
+            continue; /* said once for all its concurrency and rate points */
         for (size_t k = 0; k < c->requests.n_concurrency; k++) {
-            for (size_t q = 0; q < c->requests.n_rates; q++, index++) {
+            for (size_t q = 0; q < c->requests.n_rates; q++) {
                 if (interrupted)
                     return 0;
-                if (context && !context_fits(r, context))
-                    continue;
-                struct point_key key = {index, count, context, c->requests.concurrency[k],
-                                        c->requests.rates[q]};
+                struct point_key key = {ci * per_ctx + k * c->requests.n_rates + q, count, context,
+                                        c->requests.concurrency[k], c->requests.rates[q]};
                 int rc = point_run(r, &key);
                 if (rc)
                     return rc;
