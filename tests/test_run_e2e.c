@@ -752,6 +752,39 @@ static void partitioned_tenants_get_their_own_server_metrics(void **state)
     free(body);
 }
 
+/* A context sweep: each point's prompts fill the window (prompt = context - completion); a
+ * context longer than the server's max_model_len is skipped, the run goes on. */
+static void context_sweep_fills_windows_and_skips_too_long(void **state)
+{
+    struct fixture *f = *state;
+    char *body = xasprintf("benchmark: {name: ctx, output_prefix: ctx}\n"
+                           "server: {endpoint: \"http://127.0.0.1:%d\"}\n"
+                           "model: {name: meta-llama/Llama-3.1-8B-Instruct}\n"
+                           "context_lengths: [512, 1000000, 2048]\n"
+                           "requests: {num_requests: 3, concurrent_requests: 3,\n"
+                           "  rate_per_second: inf, completion_tokens: 12}\n"
+                           "telemetry: {collect_gpu_stats: false}\n",
+                           f->port);
+    json_t *root = run_and_load(f, "ctx", body, 0);
+    json_t *points = json_object_get(root, "points");
+    assert_int_equal(json_array_size(points), 2);
+    const int contexts[] = {512, 2048};
+    for (size_t i = 0; i < 2; i++) {
+        json_t *p = json_array_get(points, i);
+        assert_int_equal(json_integer_value(json_object_get(p, "context_length")), contexts[i]);
+        size_t k;
+        json_t *rq;
+        json_array_foreach(json_object_get(p, "requests"), k, rq)
+        {
+            assert_string_equal(json_string_value(json_object_get(rq, "status")), "ok");
+            assert_int_equal(json_integer_value(json_object_get(rq, "prompt_tokens")),
+                             contexts[i] - 12);
+        }
+    }
+    json_decref(root);
+    free(body);
+}
+
 /* The chat API: prompts counted with the chat template reach their targets exactly. */
 static void chat_api_hits_prompt_targets(void **state)
 {
@@ -854,6 +887,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(ctrl_c_leaves_valid_partial_files, setup, teardown),
         cmocka_unit_test_setup_teardown(shared_prefix_hits_show_in_telemetry, setup, teardown),
         cmocka_unit_test_setup_teardown(chat_api_hits_prompt_targets, setup, teardown),
+        cmocka_unit_test_setup_teardown(context_sweep_fills_windows_and_skips_too_long, setup,
+                                        teardown),
         cmocka_unit_test_setup_teardown(https_with_a_private_ca, setup, teardown),
         cmocka_unit_test_setup_teardown(partitioned_tenants_get_their_own_server_metrics, setup,
                                         teardown),
