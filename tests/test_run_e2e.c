@@ -324,6 +324,7 @@ static void run_completes_with_exact_counts(void **state)
     {
         json_t *reqs = json_object_get(p, "requests");
         assert_int_equal(json_array_size(reqs), 12);
+        assert_true(json_is_false(json_object_get(p, "partial")));
         size_t ri;
         json_t *rq;
         json_array_foreach(reqs, ri, rq)
@@ -405,9 +406,11 @@ static void ctrl_c_leaves_valid_partial_files(void **state)
     json_error_t je;
     json_t *root = json_load_file(detailed, 0, &je);
     assert_non_null(root);
-    json_t *reqs = json_object_get(json_array_get(json_object_get(root, "points"), 0), "requests");
+    json_t *point = json_array_get(json_object_get(root, "points"), 0);
+    json_t *reqs = json_object_get(point, "requests");
     size_t n = json_array_size(reqs);
     assert_true(n > 0 && n < 400);
+    assert_true(json_is_true(json_object_get(point, "partial")));
     size_t ok = 0, cancelled = 0, i;
     json_t *rq;
     json_array_foreach(reqs, i, rq)
@@ -785,6 +788,70 @@ static void context_sweep_fills_windows_and_skips_too_long(void **state)
     free(body);
 }
 
+/* A runner killed outright (SIGKILL: no chance to write) in the middle of a long point
+ * still leaves valid files with the requests done by the last checkpoint. */
+static void checkpoints_survive_a_killed_runner(void **state)
+{
+    struct fixture *f = *state;
+    char *body = xasprintf("benchmark: {name: ck, output_prefix: ck}\n"
+                           "server: {endpoint: \"http://127.0.0.1:%d\"}\n"
+                           "model: {name: meta-llama/Llama-3.1-8B-Instruct}\n"
+                           "requests: {num_requests: 400, concurrent_requests: 4,\n"
+                           "  rate_per_second: inf, prompt_tokens_min: 50,\n"
+                           "  prompt_tokens_max: 60, completion_tokens: 64}\n"
+                           "telemetry: {collect_gpu_stats: false}\n",
+                           f->port);
+    char *cfg = write_config(f, "ck", body);
+    char *out = xasprintf("%s/ck_out", f->dir);
+    setenv("TESTBENCH_CHECKPOINT_S", "0.5", 1);
+    pid_t pid = fork();
+    assert_true(pid >= 0);
+    if (pid == 0) {
+        int null = open("/dev/null", O_WRONLY);
+        if (null >= 0)
+            dup2(null, 1);
+        execl(TB_BINARY, "testbench", "run", "--config", cfg, "--output-dir", out, "--quiet",
+              (char *)NULL);
+        _exit(127);
+    }
+    unsetenv("TESTBENCH_CHECKPOINT_S");
+    for (int i = 0; i < 1200 && sim_server_live_streams(f->sim) == 0; i++)
+        clock_sleep_ns(25 * NS_PER_MS);
+    clock_sleep_ns(2500 * NS_PER_MS);
+    kill(pid, SIGKILL);
+    int status;
+    assert_int_equal(waitpid(pid, &status, 0), pid);
+    assert_true(WIFSIGNALED(status));
+    char *detailed = find_file(out, "_detailed.json");
+    assert_non_null(detailed);
+    json_error_t je;
+    json_t *root = json_load_file(detailed, 0, &je);
+    assert_non_null(root);
+    json_t *point = json_array_get(json_object_get(root, "points"), 0);
+    json_t *reqs = json_object_get(point, "requests");
+    size_t n = json_array_size(reqs), i;
+    fprintf(stderr, "checkpoint kept %zu finished requests\n", n);
+    assert_true(json_is_true(json_object_get(point, "partial")));
+    assert_true(n > 0 && n < 400);
+    json_t *rq;
+    json_array_foreach(reqs, i, rq)
+    {
+        assert_string_equal(json_string_value(json_object_get(rq, "status")), "ok");
+        assert_int_equal(json_integer_value(json_object_get(rq, "output_tokens")), 64);
+    }
+    assert_int_equal(
+        json_integer_value(json_object_get(json_object_get(point, "summary"), "completed")),
+        (json_int_t)n);
+    char *csv = find_file(out, "_summary.csv");
+    assert_non_null(csv);
+    json_decref(root);
+    free(csv);
+    free(detailed);
+    free(out);
+    free(cfg);
+    free(body);
+}
+
 /* The chat API: prompts counted with the chat template reach their targets exactly. */
 static void chat_api_hits_prompt_targets(void **state)
 {
@@ -887,6 +954,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(ctrl_c_leaves_valid_partial_files, setup, teardown),
         cmocka_unit_test_setup_teardown(shared_prefix_hits_show_in_telemetry, setup, teardown),
         cmocka_unit_test_setup_teardown(chat_api_hits_prompt_targets, setup, teardown),
+        cmocka_unit_test_setup_teardown(checkpoints_survive_a_killed_runner, setup, teardown),
         cmocka_unit_test_setup_teardown(context_sweep_fills_windows_and_skips_too_long, setup,
                                         teardown),
         cmocka_unit_test_setup_teardown(https_with_a_private_ca, setup, teardown),

@@ -269,7 +269,7 @@ static const char *const csv_columns[] = {
     "loop_lag_p99_ms", "client_distorted", "prompt_error_max_pct", "tokens_from_events",
     "failed_http_4xx", "failed_http_5xx", "failed_timeout", "failed_connect",
     "failed_stream_cut", "failed_bad_response", "failed_cancelled", "slo_verdict",
-    "tool_version", "server_version", "gpu", "config_file",
+    "tool_version", "server_version", "gpu", "config_file", "partial",
 };
 /* clang-format on */
 #define N_CSV_COLUMNS (sizeof(csv_columns) / sizeof(csv_columns[0]))
@@ -426,6 +426,7 @@ static int csv_add_row(struct buf *b, const struct point_info *pi, const struct 
         csv_int(&row, (long long)s->failed_by_class[c]);
     csv_str(&row, s->slo_verdict);
     csv_identity(&row, meta);
+    csv_raw(&row, pi->partial ? "true" : "false");
     if (!row.rc)
         row.rc = buf_puts(b, "\n");
     if (!row.rc && row.cells != N_CSV_COLUMNS)
@@ -547,6 +548,18 @@ void results_set_meta(struct results_writer *w, const char *started_at, json_t *
     w->started_at = xstrdup(started_at);
 }
 
+void results_mark(const struct results_writer *w, struct results_mark *m)
+{
+    m->points_len = w->points.len;
+    m->csv_len = w->csv.len;
+}
+
+void results_rollback(struct results_writer *w, const struct results_mark *m)
+{
+    buf_truncate(&w->points, m->points_len);
+    buf_truncate(&w->csv, m->csv_len);
+}
+
 static int append_json(const char *chunk, size_t size, void *data)
 {
     return buf_append(data, chunk, size) ? -1 : 0;
@@ -572,6 +585,7 @@ void results_add_point(struct results_writer *w, const struct point_info *pi,
                         isinf(pi->rate) && pi->rate > 0 ? json_string("inf")
                                                         : json_real_or_null(pi->rate));
     json_object_set_new(p, "arrival", json_string(arrival_str(pi->arrival)));
+    json_object_set_new(p, "partial", json_boolean(pi->partial));
     json_object_set_new(p, "summary", summary_json(pi, s, tw, t0));
     json_t *reqs = json_array();
     for (size_t i = 0; i < n; i++)

@@ -28,6 +28,7 @@ struct point_info {
     struct dist dispatch_lag_s; /* client self-check (t_sent - t_due when no cap held it) */
     struct dist loop_lag_s;     /* event-loop lateness of timers */
     bool client_distorted;      /* either p99 above 1 ms */
+    bool partial;               /* cut short: a checkpoint mid-point, or Ctrl-C */
 };
 
 struct results_writer;
@@ -47,6 +48,15 @@ void results_set_clock(struct results_writer *w, mono_ns t0);
 void results_add_point(struct results_writer *w, const struct point_info *pi,
                        const struct point_summary *s, const struct telemetry_window *tw,
                        const struct req_record *recs, size_t n, mono_ns t0);
+/* Where the writer stands; results_rollback() forgets every point added since. A checkpoint
+ * adds the unfinished point as it stands, flushes, and rolls back, so that a crash in the
+ * middle of a long point loses little. */
+struct results_mark {
+    size_t points_len;
+    size_t csv_len;
+};
+void results_mark(const struct results_writer *w, struct results_mark *m);
+void results_rollback(struct results_writer *w, const struct results_mark *m);
 /* Rewrites the three files; telemetry may be NULL (an empty sample list is written).
  * 0 or -errno with a message in err. */
 MUST_USE int results_flush(struct results_writer *w, json_t *telemetry, char *err, size_t errlen);

@@ -11,7 +11,9 @@
 #include <errno.h>
 #include <getopt.h>
 #include <math.h>
+#include <pthread.h>
 #include <signal.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -37,6 +39,7 @@
 #define HEARTBEAT_NS (5 * NS_PER_MS)   /* loop-lag probe and Ctrl-C check period */
 #define START_LEAD_NS (20 * NS_PER_MS) /* first request due this long after set-up ends */
 #define LATE_LIMIT_S 0.001             /* p99 lag above this: warn of distortion */
+#define CHECKPOINT_S 30.0 /* files rewritten this often during a point (TESTBENCH_CHECKPOINT_S) */
 
 static volatile sig_atomic_t interrupted;
 
@@ -72,6 +75,7 @@ struct tenant_run {
     char **prompts;
     mono_ns *due; /* absolute due times */
     bool *held;   /* waited for a concurrency slot */
+    bool *done;   /* its result is in (ok, failed or cancelled) */
     size_t next;  /* next index not yet released */
     size_t *fifo; /* released, waiting for a slot */
     size_t fifo_head, fifo_tail;
@@ -103,8 +107,21 @@ struct runner {
     size_t completed_total;
 };
 
+/* A checkpoint writes the requests done so far on its own thread, so that the loop's
+ * timestamps never wait for JSON or the disk. Done records no longer change, and the results
+ * writer is left alone by the loop until the point ends (when the thread is joined). */
+struct checkpoint {
+    pthread_t thread;
+    bool running;         /* started and not yet joined */
+    atomic_bool finished; /* set by the thread as its last act */
+    bool **done;          /* per tenant: the done flags when it started */
+};
+
 struct point_run {
     struct runner *r;
+    const struct point_key *key;
+    struct checkpoint ck;
+    struct event *checkpoint_ev;
     struct tenant_run *tenants;
     size_t n_tenants;
     size_t total;
@@ -132,6 +149,7 @@ static void on_request_done(void *ctx, struct req_record *rec)
 {
     struct tenant_run *tr = ctx;
     struct point_run *pr = tr->pr;
+    tr->done[rec - tr->recs] = true;
     tr->in_flight--;
     pr->finished++;
     pr->progress.done++;
@@ -266,6 +284,7 @@ static int tenant_prepare(struct runner *r, struct tenant_run *tr, size_t point,
     tr->prompts = xcalloc(tr->n, sizeof(*tr->prompts));
     tr->due = xcalloc(tr->n, sizeof(*tr->due));
     tr->held = xcalloc(tr->n, sizeof(*tr->held));
+    tr->done = xcalloc(tr->n, sizeof(*tr->done));
     tr->fifo = xcalloc(tr->n, sizeof(*tr->fifo));
     int rc = schedule_build(tr->due, tr->n, rq->arrival, tr->rate, rq->burstiness,
                             derive_seed(seed, point, (size_t)tr->index, "schedule"));
@@ -298,6 +317,7 @@ static void tenant_release(struct tenant_run *tr)
     free(tr->prompts);
     free(tr->due);
     free(tr->held);
+    free(tr->done);
     free(tr->fifo);
     if (tr->timer)
         event_free(tr->timer);
@@ -341,11 +361,16 @@ static bool telem_window(struct runner *r, size_t tenant, mono_ns from, mono_ns 
     return true;
 }
 
-static void point_collect(struct runner *r, struct point_run *pr, const struct point_key *k)
+/* Adds the point's results. A checkpoint passes the done flags it snapshotted and takes only
+ * those requests, without the client self-check (the loop is still filling it) and without a
+ * word; the final collection (only == NULL) takes every request that was sent. */
+static void point_collect(struct runner *r, struct point_run *pr, const struct point_key *k,
+                          bool *const *only)
 {
+    bool checkpoint = only != NULL;
     struct dist dl, ll;
-    dist_compute(&dl, pr->dispatch_lag.v, pr->dispatch_lag.n);
-    dist_compute(&ll, pr->loop_lag.v, pr->loop_lag.n);
+    dist_compute(&dl, checkpoint ? NULL : pr->dispatch_lag.v, checkpoint ? 0 : pr->dispatch_lag.n);
+    dist_compute(&ll, checkpoint ? NULL : pr->loop_lag.v, checkpoint ? 0 : pr->loop_lag.n);
     for (size_t t = 0; t < pr->n_tenants; t++) {
         struct tenant_run *tr = &pr->tenants[t];
         /* Requests never released (Ctrl-C) are not part of the point. The copies are
@@ -353,7 +378,7 @@ static void point_collect(struct runner *r, struct point_run *pr, const struct p
         struct req_record *sent = xcalloc(tr->n, sizeof(*sent));
         size_t n = 0;
         for (size_t i = 0; i < tr->n; i++)
-            if (tr->recs[i].t_sent)
+            if (checkpoint ? only[t][i] : tr->recs[i].t_sent != 0)
                 sent[n++] = tr->recs[i];
         struct point_summary s;
         point_summary_compute(&s, sent, n, &tr->tc->slo);
@@ -371,9 +396,12 @@ static void point_collect(struct runner *r, struct point_run *pr, const struct p
             .dispatch_lag_s = dl,
             .loop_lag_s = ll,
             .client_distorted = (dl.n && dl.p99 > LATE_LIMIT_S) || (ll.n && ll.p99 > LATE_LIMIT_S),
+            .partial = checkpoint || pr->stopping,
         };
         results_add_point(r->rw, &pi, &s, have_tw ? &tw : NULL, sent, n, r->t0);
         free(sent);
+        if (checkpoint)
+            continue;
         r->completed_total += s.completed;
         if (!r->args.quiet)
             progress_print_summary(stdout, &pi, &s, have_tw ? &tw : NULL);
@@ -411,13 +439,56 @@ static int flush_results(struct runner *r)
     return rc;
 }
 
+static double checkpoint_interval_s(void)
+{
+    const char *env = getenv("TESTBENCH_CHECKPOINT_S");
+    char *end;
+    double s = env ? strtod(env, &end) : 0;
+    return env && *end == '\0' && s >= 0.1 ? s : CHECKPOINT_S;
+}
+
+static void *checkpoint_main(void *arg)
+{
+    struct point_run *pr = arg;
+    struct results_mark m;
+    results_mark(pr->r->rw, &m);
+    point_collect(pr->r, pr, pr->key, pr->ck.done);
+    (void)flush_results(pr->r); /* a failure is logged; the point's own flush decides */
+    results_rollback(pr->r->rw, &m);
+    atomic_store(&pr->ck.finished, true);
+    return NULL;
+}
+
+static void checkpoint_join(struct point_run *pr)
+{
+    if (pr->ck.running)
+        pthread_join(pr->ck.thread, NULL);
+    pr->ck.running = false;
+}
+
+static void on_checkpoint(evutil_socket_t fd, short what, void *arg)
+{
+    struct point_run *pr = arg;
+    (void)fd;
+    (void)what;
+    if (pr->ck.running && !atomic_load(&pr->ck.finished))
+        return; /* the last one is still writing */
+    checkpoint_join(pr);
+    for (size_t t = 0; t < pr->n_tenants; t++)
+        memcpy(pr->ck.done[t], pr->tenants[t].done, pr->tenants[t].n * sizeof(bool));
+    atomic_store(&pr->ck.finished, false);
+    pr->ck.running = pthread_create(&pr->ck.thread, NULL, checkpoint_main, pr) == 0;
+}
+
 static int point_run(struct runner *r, const struct point_key *k)
 {
     struct point_run pr;
     memset(&pr, 0, sizeof(pr));
     pr.r = r;
+    pr.key = k;
     pr.n_tenants = r->cfg.n_tenants;
     pr.tenants = xcalloc(pr.n_tenants, sizeof(*pr.tenants));
+    pr.ck.done = xcalloc(pr.n_tenants, sizeof(*pr.ck.done));
     dvec_init(&pr.loop_lag);
     dvec_init(&pr.dispatch_lag);
     int rc = 0;
@@ -434,6 +505,7 @@ static int point_run(struct runner *r, const struct point_key *k)
         tr->rate = r->cfg.tenants_given ? tc->requests.rates[0] : k->rate;
         tr->timer = evtimer_new(r->base, on_tenant_timer, tr);
         rc = tenant_prepare(r, tr, k->index, k->context);
+        pr.ck.done[t] = xcalloc(tr->n ? tr->n : 1, sizeof(bool));
         pr.total += tr->n;
     }
     if (rc == -EINTR)
@@ -451,7 +523,11 @@ static int point_run(struct runner *r, const struct point_key *k)
         }
         pr.heartbeat = event_new(r->base, -1, EV_PERSIST, on_heartbeat, &pr);
         pr.progress_ev = event_new(r->base, -1, EV_PERSIST, on_progress, &pr);
-        struct timeval hb = {0, (suseconds_t)(HEARTBEAT_NS / 1000)}, one = {1, 0};
+        pr.checkpoint_ev = event_new(r->base, -1, EV_PERSIST, on_checkpoint, &pr);
+        mono_ns ck_ns = s_to_ns(checkpoint_interval_s());
+        struct timeval hb = {0, (suseconds_t)(HEARTBEAT_NS / 1000)}, one = {1, 0},
+                       ck = {(time_t)(ck_ns / NS_PER_S), (suseconds_t)(ck_ns % NS_PER_S / 1000)};
+        event_add(pr.checkpoint_ev, &ck);
         pr.hb_expected = clock_now() + HEARTBEAT_NS;
         event_add(pr.heartbeat, &hb);
         if (pr.progress.enabled)
@@ -460,12 +536,17 @@ static int point_run(struct runner *r, const struct point_key *k)
             event_base_dispatch(r->base);
         event_free(pr.heartbeat);
         event_free(pr.progress_ev);
+        event_free(pr.checkpoint_ev);
         progress_end(&pr.progress);
-        point_collect(r, &pr, k);
+        checkpoint_join(&pr);
+        point_collect(r, &pr, k, NULL);
         rc = flush_results(r);
     }
-    for (size_t t = 0; t < pr.n_tenants; t++)
+    for (size_t t = 0; t < pr.n_tenants; t++) {
         tenant_release(&pr.tenants[t]);
+        free(pr.ck.done[t]);
+    }
+    free(pr.ck.done);
     free(pr.tenants);
     dvec_release(&pr.loop_lag);
     dvec_release(&pr.dispatch_lag);
