@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# test.sh - sets up, builds and runs every test: the normal build, then the
-# AddressSanitizer + UndefinedBehaviorSanitizer build, then the repository checks.
+# test.sh - sets up, builds and runs every test: the normal build, the AddressSanitizer +
+# UndefinedBehaviorSanitizer build, the ThreadSanitizer build, then the repository checks.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/setup.sh dev
@@ -14,6 +14,11 @@ echo "== build and test (ASan + UBSan)"
 BUILD_DIR=build-asan BUILD_TYPE=Debug scripts/build.sh -DSANITIZE=address,undefined
 ASAN_OPTIONS=detect_leaks=1 UBSAN_OPTIONS=print_stacktrace=1 \
     ctest --test-dir build-asan --output-on-failure -j"$jobs"
+
+# Threads meet in the sampler, the in-process simulator and the result checkpoints.
+echo "== build and test (ThreadSanitizer)"
+BUILD_DIR=build-tsan BUILD_TYPE=Debug scripts/build.sh -DSANITIZE=thread
+TSAN_OPTIONS=halt_on_error=1 ctest --test-dir build-tsan --output-on-failure -j"$jobs"
 
 if [ -x scripts/check.sh ]; then
     echo "== repository checks"
