@@ -852,6 +852,42 @@ static void checkpoints_survive_a_killed_runner(void **state)
     free(body);
 }
 
+/* `server.sim` with a user's catalog folder: a model the built-in catalog lacks is served. */
+static void sim_from_config_with_a_user_catalog(void **state)
+{
+    struct fixture *f = *state;
+    char *models = xasprintf("%s/catalog/models", f->dir);
+    char *mk = xasprintf("mkdir -p %s", models);
+    assert_int_equal(system(mk), 0);
+    char *path = xasprintf("%s/mine.yaml", models);
+    FILE *fp = fopen(path, "w");
+    assert_non_null(fp);
+    fputs("name: acme/Tiny-1B\nparams_b: 1.0\nlayers: 8\nhidden: 1024\nheads: 16\n"
+          "kv_heads: 4\nhead_dim: 64\nintermediate: 4096\nvocab: 32000\ndtype: bf16\n"
+          "max_model_len: 4096\nsource: \"a test's own model\"\n",
+          fp);
+    fclose(fp);
+    char *body = xasprintf("benchmark: {name: own, output_prefix: own}\n"
+                           "server: {sim: {gpu: l40s, catalog: \"%s/catalog\"}}\n"
+                           "model: {name: acme/Tiny-1B}\n"
+                           "requests: {num_requests: 3, concurrent_requests: 3,\n"
+                           "  rate_per_second: inf, prompt_tokens_min: 40,\n"
+                           "  prompt_tokens_max: 40, completion_tokens: 6}\n"
+                           "telemetry: {collect_gpu_stats: false}\n",
+                           f->dir);
+    json_t *root = run_and_load(f, "own", body, 0);
+    json_t *server = json_object_get(root, "server");
+    assert_string_equal(json_string_value(json_object_get(server, "model")), "acme/Tiny-1B");
+    assert_int_equal(json_integer_value(json_object_get(server, "max_model_len")), 4096);
+    json_t *reqs = json_object_get(json_array_get(json_object_get(root, "points"), 0), "requests");
+    assert_int_equal(json_array_size(reqs), 3);
+    json_decref(root);
+    free(body);
+    free(path);
+    free(mk);
+    free(models);
+}
+
 /* The chat API: prompts counted with the chat template reach their targets exactly. */
 static void chat_api_hits_prompt_targets(void **state)
 {
@@ -954,6 +990,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(ctrl_c_leaves_valid_partial_files, setup, teardown),
         cmocka_unit_test_setup_teardown(shared_prefix_hits_show_in_telemetry, setup, teardown),
         cmocka_unit_test_setup_teardown(chat_api_hits_prompt_targets, setup, teardown),
+        cmocka_unit_test_setup_teardown(sim_from_config_with_a_user_catalog, setup, teardown),
         cmocka_unit_test_setup_teardown(checkpoints_survive_a_killed_runner, setup, teardown),
         cmocka_unit_test_setup_teardown(context_sweep_fills_windows_and_skips_too_long, setup,
                                         teardown),

@@ -651,6 +651,7 @@ static int start_sim(struct runner *r)
     o.engine.model = s->model ? s->model : c->model.name;
     o.engine.quantization = s->quantization ? s->quantization : c->model.quantization;
     o.engine.kv_cache_dtype = s->kv_cache_dtype;
+    o.engine.catalog_dir = s->catalog;
     o.engine.max_model_len = s->max_model_len;
     o.engine.gpu_memory_utilization = s->gpu_memory_utilization;
     o.engine.max_num_seqs = s->max_num_seqs;
