@@ -85,11 +85,11 @@ static char *write_config(const struct fixture *f, const char *name, const char 
     return path;
 }
 
-/* Runs the binary; returns its exit status. With a simulator given, SIGINT is sent once
+/* Runs the binary; returns its exit status. With a simulator given, signal sig is sent once
  * streams have been live for sigint_after_s (so that some requests are done and some are in
  * flight, however slow the machine or the build). */
 static int run_tb_interrupted(const char *const *args, const struct sim_server *sim,
-                              double sigint_after_s)
+                              double sigint_after_s, int sig)
 {
     pid_t pid = fork();
     assert_true(pid >= 0);
@@ -104,7 +104,7 @@ static int run_tb_interrupted(const char *const *args, const struct sim_server *
         for (int i = 0; i < 1200 && sim_server_live_streams(sim) == 0; i++)
             clock_sleep_ns(25 * NS_PER_MS);
         clock_sleep_ns(s_to_ns(sigint_after_s));
-        kill(pid, SIGINT);
+        kill(pid, sig);
     }
     int status;
     assert_int_equal(waitpid(pid, &status, 0), pid);
@@ -113,7 +113,7 @@ static int run_tb_interrupted(const char *const *args, const struct sim_server *
 
 static int run_tb(const char *const *args)
 {
-    return run_tb_interrupted(args, NULL, 0);
+    return run_tb_interrupted(args, NULL, 0, 0);
 }
 
 static char *find_file(const char *dir, const char *suffix)
@@ -385,22 +385,30 @@ static void bad_config_exits_2(void **state)
     free(cfg);
 }
 
+/* 400 requests of 64 tokens, 4 at a time: long enough to be interrupted in the middle. */
+static char *long_run_config(const struct fixture *f, const char *name)
+{
+    char *body = xasprintf("benchmark: {name: %s, output_prefix: %s}\n"
+                           "server: {endpoint: \"http://127.0.0.1:%d\"}\n"
+                           "model: {name: meta-llama/Llama-3.1-8B-Instruct}\n"
+                           "requests: {num_requests: 400, concurrent_requests: 4,\n"
+                           "  rate_per_second: inf, prompt_tokens_min: 50,\n"
+                           "  prompt_tokens_max: 60, completion_tokens: 64}\n"
+                           "telemetry: {collect_gpu_stats: false}\n",
+                           name, name, f->port);
+    char *cfg = write_config(f, name, body);
+    free(body);
+    return cfg;
+}
+
 static void ctrl_c_leaves_valid_partial_files(void **state)
 {
     struct fixture *f = *state;
-    char *body = xasprintf("benchmark: {name: cc, output_prefix: cc}\n"
-                           "server: {endpoint: \"http://127.0.0.1:%d\"}\n"
-                           "model: {name: meta-llama/Llama-3.1-8B-Instruct}\n"
-                           "requests: {num_requests: 400, concurrent_requests: 4, "
-                           "rate_per_second: inf, prompt_tokens_min: 50, prompt_tokens_max: 60, "
-                           "completion_tokens: 64}\n"
-                           "telemetry: {collect_gpu_stats: false}\n",
-                           f->port);
-    char *cfg = write_config(f, "ctrlc", body);
+    char *cfg = long_run_config(f, "ctrlc");
     char *out = xasprintf("%s/ctrlc", f->dir);
     const char *args[] = {"testbench",    "run", "--config", cfg,
                           "--output-dir", out,   "--quiet",  NULL};
-    assert_int_equal(run_tb_interrupted(args, f->sim, 1.5), 130);
+    assert_int_equal(run_tb_interrupted(args, f->sim, 1.5, SIGINT), 130);
     char *detailed = find_file(out, "_detailed.json");
     assert_non_null(detailed);
     json_error_t je;
@@ -425,7 +433,6 @@ static void ctrl_c_leaves_valid_partial_files(void **state)
     free(detailed);
     free(out);
     free(cfg);
-    free(body);
 }
 
 static double point_number(json_t *point, const char *a, const char *b)
@@ -793,35 +800,13 @@ static void context_sweep_fills_windows_and_skips_too_long(void **state)
 static void checkpoints_survive_a_killed_runner(void **state)
 {
     struct fixture *f = *state;
-    char *body = xasprintf("benchmark: {name: ck, output_prefix: ck}\n"
-                           "server: {endpoint: \"http://127.0.0.1:%d\"}\n"
-                           "model: {name: meta-llama/Llama-3.1-8B-Instruct}\n"
-                           "requests: {num_requests: 400, concurrent_requests: 4,\n"
-                           "  rate_per_second: inf, prompt_tokens_min: 50,\n"
-                           "  prompt_tokens_max: 60, completion_tokens: 64}\n"
-                           "telemetry: {collect_gpu_stats: false}\n",
-                           f->port);
-    char *cfg = write_config(f, "ck", body);
+    char *cfg = long_run_config(f, "ck");
     char *out = xasprintf("%s/ck_out", f->dir);
+    const char *args[] = {"testbench",    "run", "--config", cfg,
+                          "--output-dir", out,   "--quiet",  NULL};
     setenv("TESTBENCH_CHECKPOINT_S", "0.5", 1);
-    pid_t pid = fork();
-    assert_true(pid >= 0);
-    if (pid == 0) {
-        int null = open("/dev/null", O_WRONLY);
-        if (null >= 0)
-            dup2(null, 1);
-        execl(TB_BINARY, "testbench", "run", "--config", cfg, "--output-dir", out, "--quiet",
-              (char *)NULL);
-        _exit(127);
-    }
+    assert_int_equal(run_tb_interrupted(args, f->sim, 2.5, SIGKILL), 128 + SIGKILL);
     unsetenv("TESTBENCH_CHECKPOINT_S");
-    for (int i = 0; i < 1200 && sim_server_live_streams(f->sim) == 0; i++)
-        clock_sleep_ns(25 * NS_PER_MS);
-    clock_sleep_ns(2500 * NS_PER_MS);
-    kill(pid, SIGKILL);
-    int status;
-    assert_int_equal(waitpid(pid, &status, 0), pid);
-    assert_true(WIFSIGNALED(status));
     char *detailed = find_file(out, "_detailed.json");
     assert_non_null(detailed);
     json_error_t je;
@@ -849,7 +834,6 @@ static void checkpoints_survive_a_killed_runner(void **state)
     free(detailed);
     free(out);
     free(cfg);
-    free(body);
 }
 
 /* `server.sim` with a user's catalog folder: a model the built-in catalog lacks is served. */
