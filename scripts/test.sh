@@ -18,7 +18,7 @@ ASAN_OPTIONS=detect_leaks=1 UBSAN_OPTIONS=print_stacktrace=1 \
 # Threads meet in the sampler, the in-process simulator and the result checkpoints.
 echo "== build and test (ThreadSanitizer)"
 BUILD_DIR=build-tsan BUILD_TYPE=Debug scripts/build.sh -DSANITIZE=thread
-TSAN_OPTIONS=halt_on_error=1 ctest --test-dir build-tsan --output-on-failure -j"$jobs"
+TSAN_OPTIONS="halt_on_error=1 suppressions=$PWD/tests/tsan.supp" ctest --test-dir build-tsan --output-on-failure -j"$jobs"
 
 if [ -x scripts/check.sh ]; then
     echo "== repository checks"

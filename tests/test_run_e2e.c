@@ -108,6 +108,12 @@ static int run_tb_interrupted(const char *const *args, const struct sim_server *
     }
     int status;
     assert_int_equal(waitpid(pid, &status, 0), pid);
+    /* Let the simulator see the dropped connections before this thread opens files: a
+     * descriptor number it closes and we reuse is not a race, but ThreadSanitizer says so. */
+    for (int i = 0; sim && i < 400 && sim_server_live_streams(sim) > 0; i++)
+        clock_sleep_ns(5 * NS_PER_MS);
+    if (sim)
+        clock_sleep_ns(50 * NS_PER_MS);
     return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
 }
 
