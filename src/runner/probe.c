@@ -192,12 +192,6 @@ void probe_extensions(const char *endpoint, bool chat, const char *model, const 
     free(body);
 }
 
-long server_info_max_len(const struct server_info *si, const char *model)
-{
-    (void)model; /* vLLM reports one max_model_len for the base model and its adapters */
-    return si->max_model_len;
-}
-
 json_t *server_info_json(const struct server_info *si, const char *model)
 {
     json_t *models = json_array();

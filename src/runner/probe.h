@@ -32,8 +32,6 @@ MUST_USE int probe_server(const char *endpoint, const char *api_key, double wait
  * leaves it true, and real errors show up in the load. chat selects /v1/chat/completions. */
 void probe_extensions(const char *endpoint, bool chat, const char *model, const char *api_key,
                       bool *accepted);
-/* max_model_len of a named model (-1 unknown). */
-long server_info_max_len(const struct server_info *si, const char *model);
 json_t *server_info_json(const struct server_info *si, const char *model);
 void server_info_release(struct server_info *si);
 

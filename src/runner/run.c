@@ -299,10 +299,10 @@ static int tenant_prepare(struct runner *r, struct tenant_run *tr, size_t point,
         rec->tenant = tr->index;
         rec->target_prompt_tokens = prompt_target(rq, context, &g);
         rec->target_output_tokens = rq->completion_tokens;
-        int actual = -1;
+        /* The actual count comes from the server's usage; the builder's own is not needed. */
         tr->prompts[i] = prompt_build(
             r->builders[tr->index], rec->target_prompt_tokens, rq->shared_prefix_tokens,
-            derive_seed(seed, point, (size_t)tr->index, "prompt") + i, &actual);
+            derive_seed(seed, point, (size_t)tr->index, "prompt") + i, NULL);
     }
     return interrupted ? -EINTR : 0;
 }
@@ -695,11 +695,44 @@ static int start_sim(struct runner *r)
 }
 
 /* Probes each tenant's server; fills model names and max lengths. Returns an exit code. */
+/* An earlier tenant on the same server, or -1: its answers are reused, not asked again. */
+static long same_server(const struct runner *r, size_t t)
+{
+    for (size_t u = 0; u < t; u++)
+        if (strcmp(r->tenant_endpoint[u], r->tenant_endpoint[t]) == 0)
+            return (long)u;
+    return -1;
+}
+
+/* Checks one tenant's model against the server's vLLM extensions (once per server and model). */
+static void tenant_extensions(struct runner *r, size_t t, long u)
+{
+    if (u >= 0 && strcmp(r->tenant_model[u], r->tenant_model[t]) == 0) {
+        r->tenant_ignore_eos[t] = r->tenant_ignore_eos[u];
+        return;
+    }
+    probe_extensions(r->tenant_endpoint[t], r->cfg.server.api == API_CHAT, r->tenant_model[t],
+                     r->api_key, &r->tenant_ignore_eos[t]);
+    if (!r->tenant_ignore_eos[t])
+        log_warn("%s rejects vLLM's ignore_eos/min_tokens: sending max_tokens alone, so "
+                 "outputs may end before completion_tokens (see output_tokens per request)",
+                 r->tenant_endpoint[t]);
+}
+
+/* Probes each distinct server once; fills every tenant's model name and max length. */
 static int probe_servers(struct runner *r, json_t **server_json)
 {
     const struct config *c = &r->cfg;
     *server_json = NULL;
     for (size_t t = 0; t < c->n_tenants; t++) {
+        long u = same_server(r, t);
+        if (u >= 0) {
+            const char *model = c->tenants[t].model ? c->tenants[t].model : r->tenant_model[u];
+            r->tenant_model[t] = xstrdup(model);
+            r->tenant_max_len[t] = r->tenant_max_len[u];
+            tenant_extensions(r, t, u);
+            continue;
+        }
         struct server_info si;
         char err[1024];
         int rc =
@@ -720,13 +753,9 @@ static int probe_servers(struct runner *r, json_t **server_json)
             return TB_EXIT_USAGE;
         }
         r->tenant_model[t] = xstrdup(model);
-        r->tenant_max_len[t] = server_info_max_len(&si, model);
-        probe_extensions(r->tenant_endpoint[t], c->server.api == API_CHAT, model, r->api_key,
-                         &r->tenant_ignore_eos[t]);
-        if (!r->tenant_ignore_eos[t])
-            log_warn("%s rejects vLLM's ignore_eos/min_tokens: sending max_tokens alone, so "
-                     "outputs may end before completion_tokens (see output_tokens per request)",
-                     r->tenant_endpoint[t]);
+        /* vLLM reports one max_model_len for the base model and its adapters. */
+        r->tenant_max_len[t] = si.max_model_len;
+        tenant_extensions(r, t, -1);
         if (t == 0)
             *server_json = server_info_json(&si, model);
         log_info("server %s: model %s, version %s, max_model_len %ld", r->tenant_endpoint[t], model,
