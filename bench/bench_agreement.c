@@ -52,13 +52,13 @@ static json_t *run_bench(const struct opts *o, int users, const char *dir)
     if (!f)
         return NULL;
     fprintf(f,
-            "benchmark: {name: agreement, output_prefix: agree_%d, output_dir: %s}\n"
+            "benchmark: {name: agreement, output_prefix: agree_%d, output_dir: %s/u%d}\n"
             "server: {sim: {gpu: %s}}\n"
             "model: {name: %s}\n"
             "requests: {num_requests: %d, concurrent_requests: %d, rate_per_second: inf,\n"
             "           prompt_tokens_min: %d, prompt_tokens_max: %d, completion_tokens: %d}\n"
             "telemetry: {collect_gpu_stats: false, scrape_server_metrics: false}\n",
-            users, dir, o->gpu, o->model, requests_for(users), users, o->prompt, o->prompt,
+            users, dir, users, o->gpu, o->model, requests_for(users), users, o->prompt, o->prompt,
             o->output);
     fclose(f);
     char *argv[] = {(char *)TB_BINARY, "run", "--config", cfg, "--quiet", NULL};
@@ -68,27 +68,13 @@ static json_t *run_bench(const struct opts *o, int users, const char *dir)
         fprintf(stderr, "bench: testbench run exited %d\n", rc);
         return NULL;
     }
-    char *suffix = xasprintf("agree_%d", users);
-    char *path = NULL;
-    char *pattern = xasprintf("%s_", suffix);
-    (void)pattern;
-    path = bench_find(dir, "_detailed.json");
-    json_t *j = NULL;
-    /* Each users value writes its own prefix; pick the matching file. */
-    char *cmd = xasprintf("ls %s/agree_%d_*_detailed.json", dir, users);
-    FILE *p = popen(cmd, "r");
-    char line[1024];
-    if (p && fgets(line, sizeof(line), p)) {
-        line[strcspn(line, "\n")] = '\0';
-        json_error_t e;
-        j = json_load_file(line, 0, &e);
-    }
-    if (p)
-        pclose(p);
-    free(cmd);
+    /* Each users value has its own output folder, so the one file there is its result. */
+    char *out = xasprintf("%s/u%d", dir, users);
+    char *path = bench_find(out, "_detailed.json");
+    json_error_t e;
+    json_t *j = path ? json_load_file(path, 0, &e) : NULL;
     free(path);
-    free(pattern);
-    free(suffix);
+    free(out);
     return j;
 }
 
