@@ -1,10 +1,17 @@
-# test_run_e2e also drives `testbench run` against the transport tests' fake server.
+# The end-to-end tests drive the real binary (tests/fixtures/tb_proc.c); test_run_e2e also
+# runs it against the transport tests' fake server and through the NVML test double.
+add_library(tb_testproc STATIC ${CMAKE_SOURCE_DIR}/tests/fixtures/tb_proc.c)
+target_include_directories(tb_testproc PUBLIC ${CMAKE_SOURCE_DIR}/tests/fixtures)
+target_link_libraries(tb_testproc PUBLIC tb)
+foreach(t test_run_e2e test_docs)
+  if(TARGET ${t})
+    target_link_libraries(${t} PRIVATE tb_testproc)
+  endif()
+endforeach()
 if(TARGET test_run_e2e)
   target_link_libraries(test_run_e2e PRIVATE tb_fake_server)
-endif()
-# ... and through the NVML test double, loaded by the real loader (TESTBENCH_NVML_LIB).
-# (nvml_double is defined in tests/telemetry.cmake, included later; names resolve at generate time.)
-if(TARGET test_run_e2e)
+  # nvml_double is defined in tests/telemetry.cmake, included later; names resolve at
+  # generate time.
   add_dependencies(test_run_e2e nvml_double)
   target_compile_definitions(test_run_e2e PRIVATE NVML_DOUBLE_PATH="$<TARGET_FILE:nvml_double>")
 endif()

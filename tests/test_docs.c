@@ -11,11 +11,9 @@
 
 #include <cmocka.h>
 
-#include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/wait.h>
 #include <unistd.h>
 
 #include <jansson.h>
@@ -23,6 +21,7 @@
 #include "config/config.h"
 #include "core/xalloc.h"
 #include "sim/sim.h"
+#include "tb_proc.h"
 
 struct names {
     char **v;
@@ -148,45 +147,28 @@ static char *small_run(void)
     assert_int_equal(sim_server_start(&sim, &o, err, sizeof(err)), 0);
     char dir[] = "/tmp/tb_docs_XXXXXX";
     assert_non_null(mkdtemp(dir));
-    char *cfg = xasprintf("%s/c.yaml", dir);
-    FILE *f = fopen(cfg, "w");
-    assert_non_null(f);
-    fprintf(f,
-            "server: {endpoint: \"http://127.0.0.1:%d\"}\n"
-            "model: {name: meta-llama/Llama-3.1-8B-Instruct}\n"
-            "requests: {num_requests: 3, prompt_tokens_min: 20, prompt_tokens_max: 30,\n"
-            "  completion_tokens: 5, rate_per_second: inf}\n"
-            "telemetry: {collect_gpu_stats: false}\n",
-            sim_server_port(sim));
-    fclose(f);
-    pid_t pid = fork();
-    if (pid == 0) {
-        int null = open("/dev/null", O_WRONLY);
-        dup2(null, 1);
-        execl(TB_BINARY, "testbench", "run", "--config", cfg, "--output-dir", dir, "--quiet",
-              (char *)NULL);
-        _exit(127);
-    }
-    int status;
-    waitpid(pid, &status, 0);
-    assert_true(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+    char *body = xasprintf("server: {endpoint: \"http://127.0.0.1:%d\"}\n"
+                           "model: {name: meta-llama/Llama-3.1-8B-Instruct}\n"
+                           "requests: {num_requests: 3, prompt_tokens_min: 20,\n"
+                           "  prompt_tokens_max: 30, completion_tokens: 5, rate_per_second: inf}\n"
+                           "telemetry: {collect_gpu_stats: false}\n",
+                           sim_server_port(sim));
+    char *cfg = tb_write(dir, "c.yaml", body);
+    assert_non_null(cfg);
+    const char *args[] = {"testbench",    "run", "--config", cfg,
+                          "--output-dir", dir,   "--quiet",  NULL};
+    assert_int_equal(tb_run(TB_BINARY, args, sim, 0, 0), 0);
     sim_server_stop(sim);
     free(cfg);
+    free(body);
     return xstrdup(dir);
 }
 
 static char *file_with(const char *dir, const char *suffix)
 {
-    char *cmd = xasprintf("ls %s/*%s", dir, suffix);
-    FILE *p = popen(cmd, "r");
-    char line[1024] = "";
-    char *ok = p ? fgets(line, sizeof(line), p) : NULL;
-    if (p)
-        pclose(p);
-    free(cmd);
-    assert_non_null(ok);
-    line[strcspn(line, "\n")] = '\0';
-    return xstrdup(line);
+    char *path = tb_find(dir, suffix);
+    assert_non_null(path);
+    return path;
 }
 
 static void outputs_match_docs(void **state)

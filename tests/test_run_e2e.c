@@ -31,6 +31,7 @@
 #include "core/stats.h"
 #include "core/xalloc.h"
 #include "fake_server.h"
+#include "tb_proc.h"
 #include "sim/sim.h"
 
 struct fixture {
@@ -77,65 +78,24 @@ static int teardown(void **state)
 
 static char *write_config(const struct fixture *f, const char *name, const char *body)
 {
-    char *path = xasprintf("%s/%s.yaml", f->dir, name);
-    FILE *fp = fopen(path, "w");
-    assert_non_null(fp);
-    fprintf(fp, "%s", body);
-    fclose(fp);
+    char *file = xasprintf("%s.yaml", name);
+    char *path = tb_write(f->dir, file, body);
+    free(file);
+    assert_non_null(path);
     return path;
 }
 
-/* Runs the binary; returns its exit status. With a simulator given, signal sig is sent once
- * streams have been live for sigint_after_s (so that some requests are done and some are in
- * flight, however slow the machine or the build). */
-static int run_tb_interrupted(const char *const *args, const struct sim_server *sim,
-                              double sigint_after_s, int sig)
+static int run_tb_interrupted(const char *const *args, const struct sim_server *sim, double after_s,
+                              int sig)
 {
-    pid_t pid = fork();
-    assert_true(pid >= 0);
-    if (pid == 0) {
-        int null = open("/dev/null", O_WRONLY);
-        if (null >= 0)
-            dup2(null, 1);
-        execv(TB_BINARY, (char *const *)args);
-        _exit(127);
-    }
-    if (sim) {
-        for (int i = 0; i < 1200 && sim_server_live_streams(sim) == 0; i++)
-            clock_sleep_ns(25 * NS_PER_MS);
-        clock_sleep_ns(s_to_ns(sigint_after_s));
-        kill(pid, sig);
-    }
-    int status;
-    assert_int_equal(waitpid(pid, &status, 0), pid);
-    /* Let the simulator see the dropped connections before this thread opens files: a
-     * descriptor number it closes and we reuse is not a race, but ThreadSanitizer says so. */
-    for (int i = 0; sim && i < 400 && sim_server_live_streams(sim) > 0; i++)
-        clock_sleep_ns(5 * NS_PER_MS);
-    if (sim)
-        clock_sleep_ns(50 * NS_PER_MS);
-    return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+    int rc = tb_run(TB_BINARY, args, sim, after_s, sig);
+    assert_true(rc >= 0);
+    return rc;
 }
 
 static int run_tb(const char *const *args)
 {
     return run_tb_interrupted(args, NULL, 0, 0);
-}
-
-static char *find_file(const char *dir, const char *suffix)
-{
-    char *cmd = xasprintf("ls %s/*%s 2>/dev/null | head -1", dir, suffix);
-    FILE *p = popen(cmd, "r");
-    free(cmd);
-    char line[512] = "";
-    if (!p)
-        return NULL;
-    char *ok = fgets(line, sizeof(line), p);
-    pclose(p);
-    if (!ok)
-        return NULL;
-    line[strcspn(line, "\n")] = '\0';
-    return xstrdup(line);
 }
 
 static const char *required_columns[] = {
@@ -306,9 +266,9 @@ static void run_completes_with_exact_counts(void **state)
                           "--output-dir", out,   "--quiet",  NULL};
     assert_int_equal(run_tb(args), 0);
 
-    char *detailed = find_file(out, "_detailed.json");
-    char *summary = find_file(out, "_summary.csv");
-    char *telem = find_file(out, "_telemetry.json");
+    char *detailed = tb_find(out, "_detailed.json");
+    char *summary = tb_find(out, "_summary.csv");
+    char *telem = tb_find(out, "_telemetry.json");
     assert_non_null(detailed);
     assert_non_null(summary);
     assert_non_null(telem);
@@ -415,7 +375,7 @@ static void ctrl_c_leaves_valid_partial_files(void **state)
     const char *args[] = {"testbench",    "run", "--config", cfg,
                           "--output-dir", out,   "--quiet",  NULL};
     assert_int_equal(run_tb_interrupted(args, f->sim, 1.5, SIGINT), 130);
-    char *detailed = find_file(out, "_detailed.json");
+    char *detailed = tb_find(out, "_detailed.json");
     assert_non_null(detailed);
     json_error_t je;
     json_t *root = json_load_file(detailed, 0, &je);
@@ -454,7 +414,7 @@ static json_t *run_and_load(struct fixture *f, const char *name, const char *bod
     const char *args[] = {"testbench",    "run", "--config", cfg,
                           "--output-dir", out,   "--quiet",  NULL};
     assert_int_equal(run_tb(args), expect_rc);
-    char *detailed = find_file(out, "_detailed.json");
+    char *detailed = tb_find(out, "_detailed.json");
     assert_non_null(detailed);
     json_error_t je;
     json_t *root = json_load_file(detailed, 0, &je);
@@ -552,8 +512,8 @@ static void nvml_double_values_reach_the_summary(void **state)
     unsetenv("TESTBENCH_NVML_LIB");
     unsetenv("NVML_DOUBLE_SCENARIO");
     char *out = xasprintf("%s/gpu_out", f->dir);
-    char *tpath = find_file(out, "_telemetry.json");
-    char *cpath = find_file(out, "_summary.csv");
+    char *tpath = tb_find(out, "_telemetry.json");
+    char *cpath = tb_find(out, "_summary.csv");
     json_error_t je;
     json_t *tj = json_load_file(tpath, 0, &je);
     assert_non_null(tj);
@@ -752,7 +712,7 @@ static void partitioned_tenants_get_their_own_server_metrics(void **state)
     assert_true(hit[1] > 50.0);
     /* The second server's samples are in telemetry.json beside the main timeline. */
     char *out = xasprintf("%s/part_out", f->dir);
-    char *tpath = find_file(out, "_telemetry.json");
+    char *tpath = tb_find(out, "_telemetry.json");
     json_error_t je;
     json_t *tj = json_load_file(tpath, 0, &je);
     assert_non_null(tj);
@@ -813,7 +773,7 @@ static void checkpoints_survive_a_killed_runner(void **state)
     setenv("TESTBENCH_CHECKPOINT_S", "0.5", 1);
     assert_int_equal(run_tb_interrupted(args, f->sim, 2.5, SIGKILL), 128 + SIGKILL);
     unsetenv("TESTBENCH_CHECKPOINT_S");
-    char *detailed = find_file(out, "_detailed.json");
+    char *detailed = tb_find(out, "_detailed.json");
     assert_non_null(detailed);
     json_error_t je;
     json_t *root = json_load_file(detailed, 0, &je);
@@ -833,7 +793,7 @@ static void checkpoints_survive_a_killed_runner(void **state)
     assert_int_equal(
         json_integer_value(json_object_get(json_object_get(point, "summary"), "completed")),
         (json_int_t)n);
-    char *csv = find_file(out, "_summary.csv");
+    char *csv = tb_find(out, "_summary.csv");
     assert_non_null(csv);
     json_decref(root);
     free(csv);
