@@ -58,6 +58,7 @@ enum ftype {
     FT_NUM_NULL, /* double; null -> NAN */
     FT_BOOL,     /* bool */
     FT_BOOL_INT, /* int 0/1 */
+    FT_MAP,      /* a nested mapping: its own table of keys (sub), at off */
     FT_CUSTOM,
 };
 
@@ -69,6 +70,8 @@ struct field {
     enum ftype type;
     size_t off;
     field_fn custom;
+    const struct field *sub; /* FT_MAP */
+    size_t n_sub;
 };
 
 /* ==== Messages ==== */
@@ -321,6 +324,9 @@ static void child_path(char *buf, size_t len, const char *path, const char *key)
         snprintf(buf, len, "%s", key);
 }
 
+static int load_map(struct loader *ld, const yaml_node_t *node, const char *path,
+                    const struct field *fields, size_t n_fields, void *base);
+
 static int load_value(struct loader *ld, const yaml_node_t *n, const char *path,
                       const struct field *f, void *base)
 {
@@ -361,6 +367,8 @@ static int load_value(struct loader *ld, const yaml_node_t *n, const char *path,
             *(int *)dst = b;
         break;
     }
+    case FT_MAP:
+        return load_map(ld, n, path, f->sub, f->n_sub, dst);
     case FT_CUSTOM:
         return f->custom(ld, n, path, base);
     }
@@ -422,13 +430,18 @@ static int load_map(struct loader *ld, const yaml_node_t *node, const char *path
 
 #define F(st, key, type)                                                                           \
     {                                                                                              \
-#key, type, offsetof(struct st, key), NULL                                                 \
+#key, type, offsetof(struct st, key), NULL, NULL, 0                                        \
     }
 #define FC(key, fn)                                                                                \
     {                                                                                              \
-#key, FT_CUSTOM, 0, fn                                                                     \
+#key, FT_CUSTOM, 0, fn, NULL, 0                                                            \
     }
 #define N_FIELDS(a) (sizeof(a) / sizeof((a)[0]))
+/* A nested section loaded against its own table. */
+#define FM(st, key, table)                                                                         \
+    {                                                                                              \
+#key, FT_MAP, offsetof(struct st, key), NULL, table, N_FIELDS(table)                       \
+    }
 
 /* concurrent_requests: an integer or a non-empty list of integers. */
 static int load_concurrency(struct loader *ld, const yaml_node_t *n, const char *path, void *base)
@@ -617,62 +630,13 @@ static const struct field server_fields[] = {
     F(server_cfg, ca_bundle, FT_STR_NULL), FC(sim, load_sim),
 };
 
-static int load_tenant_requests(struct loader *ld, const yaml_node_t *n, const char *path,
-                                void *base)
-{
-    struct tenant_cfg *t = base;
-    return load_map(ld, n, path, requests_fields, N_FIELDS(requests_fields), &t->requests);
-}
-
-static int load_tenant_slo(struct loader *ld, const yaml_node_t *n, const char *path, void *base)
-{
-    struct tenant_cfg *t = base;
-    return load_map(ld, n, path, slo_fields, N_FIELDS(slo_fields), &t->slo);
-}
-
 static const struct field tenant_fields[] = {
     F(tenant_cfg, name, FT_STR),       F(tenant_cfg, endpoint, FT_STR),
-    F(tenant_cfg, model, FT_STR_NULL), FC(requests, load_tenant_requests),
-    FC(slo, load_tenant_slo),
+    F(tenant_cfg, model, FT_STR_NULL), FM(tenant_cfg, requests, requests_fields),
+    FM(tenant_cfg, slo, slo_fields),
 };
 
 /* ==== Top level ==== */
-
-static int load_benchmark(struct loader *ld, const yaml_node_t *n, const char *path, void *base)
-{
-    struct config *c = base;
-    return load_map(ld, n, path, bench_fields, N_FIELDS(bench_fields), &c->benchmark);
-}
-
-static int load_server(struct loader *ld, const yaml_node_t *n, const char *path, void *base)
-{
-    struct config *c = base;
-    return load_map(ld, n, path, server_fields, N_FIELDS(server_fields), &c->server);
-}
-
-static int load_model(struct loader *ld, const yaml_node_t *n, const char *path, void *base)
-{
-    struct config *c = base;
-    return load_map(ld, n, path, model_fields, N_FIELDS(model_fields), &c->model);
-}
-
-static int load_requests(struct loader *ld, const yaml_node_t *n, const char *path, void *base)
-{
-    struct config *c = base;
-    return load_map(ld, n, path, requests_fields, N_FIELDS(requests_fields), &c->requests);
-}
-
-static int load_slo(struct loader *ld, const yaml_node_t *n, const char *path, void *base)
-{
-    struct config *c = base;
-    return load_map(ld, n, path, slo_fields, N_FIELDS(slo_fields), &c->slo);
-}
-
-static int load_telemetry(struct loader *ld, const yaml_node_t *n, const char *path, void *base)
-{
-    struct config *c = base;
-    return load_map(ld, n, path, telemetry_fields, N_FIELDS(telemetry_fields), &c->telemetry);
-}
 
 static int load_contexts(struct loader *ld, const yaml_node_t *n, const char *path, void *base)
 {
@@ -720,9 +684,14 @@ static int note_tenants(struct loader *ld, const yaml_node_t *n, const char *pat
 }
 
 static const struct field top_fields[] = {
-    FC(benchmark, load_benchmark),      FC(server, load_server),       FC(model, load_model),
-    FC(context_lengths, load_contexts), FC(requests, load_requests),   FC(slo, load_slo),
-    FC(tenants, note_tenants),          FC(telemetry, load_telemetry),
+    FM(config, benchmark, bench_fields),
+    FM(config, server, server_fields),
+    FM(config, model, model_fields),
+    FC(context_lengths, load_contexts),
+    FM(config, requests, requests_fields),
+    FM(config, slo, slo_fields),
+    FC(tenants, note_tenants),
+    FM(config, telemetry, telemetry_fields),
 };
 
 static int load_tenants(struct loader *ld)
