@@ -985,6 +985,8 @@ int run_main(int argc, char **argv)
     if (ec == TB_EXIT_OK) {
         int rc = run_points(&r);
         stop_telemetry(&r);
+        /* Once more after the last point's flush: telemetry's closing samples, and files at
+         * all when no point ran (every context skipped, or Ctrl-C while building prompts). */
         if (flush_results(&r) || rc)
             ec = TB_EXIT_RUNTIME;
         else if (interrupted)
