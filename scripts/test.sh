@@ -7,17 +7,17 @@ scripts/setup.sh dev
 jobs=$(nproc)
 
 echo "== build and test (RelWithDebInfo)"
-BUILD_DIR=build scripts/build.sh
+BUILD_DIR=build scripts/build.sh -DTB_WERROR=ON
 ctest --test-dir build --output-on-failure -j"$jobs"
 
 echo "== build and test (ASan + UBSan)"
-BUILD_DIR=build-asan BUILD_TYPE=Debug scripts/build.sh -DSANITIZE=address,undefined
+BUILD_DIR=build-asan BUILD_TYPE=Debug scripts/build.sh -DTB_WERROR=ON -DSANITIZE=address,undefined
 ASAN_OPTIONS=detect_leaks=1 UBSAN_OPTIONS=print_stacktrace=1 \
     ctest --test-dir build-asan --output-on-failure -j"$jobs"
 
 # Threads meet in the sampler, the in-process simulator and the result checkpoints.
 echo "== build and test (ThreadSanitizer)"
-BUILD_DIR=build-tsan BUILD_TYPE=Debug scripts/build.sh -DSANITIZE=thread
+BUILD_DIR=build-tsan BUILD_TYPE=Debug scripts/build.sh -DTB_WERROR=ON -DSANITIZE=thread
 TSAN_OPTIONS="halt_on_error=1 suppressions=$PWD/tests/tsan.supp" ctest --test-dir build-tsan --output-on-failure -j"$jobs"
 
 if [ -x scripts/check.sh ]; then
