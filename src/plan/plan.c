@@ -54,8 +54,7 @@ struct plan_opts {
     double gpu_memory_utilization;
     int tp;
     const char *catalog_dir;
-    double slo_ttft_ms;
-    double slo_tpot_ms;
+    struct slo_cfg slo; /* the CLI sets ttft_ms and tpot_ms at p95 */
     bool json;
     bool prefix_caching;
 };
@@ -79,6 +78,7 @@ struct plan_row {
     /* results */
     bool simulated;
     struct dist ttft, tpot, itl;
+    double at_pct[4]; /* TTFT, ITL, TPOT, E2E (s) at slo.percentile, as the runner judges */
     double user_tps, out_tps, duration_s;
     uint64_t preemptions, steps;
     double peak_kv_usage;
@@ -95,7 +95,7 @@ struct plan_sim {
     int prompt, output;
     uint32_t *prompt_buf;
     double now;
-    struct dvec ttft, tpot, itl;
+    struct dvec ttft, tpot, itl, e2e;
     long out_tokens;
     char err[256];
     int add_rc;
@@ -140,6 +140,8 @@ static void plan_on_event(void *ctx, const struct engine_event *ev)
         s->done++;
         if (r->out > 1)
             dvec_push(&s->tpot, (r->t_last - r->t_first) / (r->out - 1));
+        if (r->t_last >= 0)
+            dvec_push(&s->e2e, r->t_last - r->t_sent);
         /* Closed loop: this user sends its next request now. It reaches the server after
          * the engine has already begun its next step (the client needs the final chunk before
          * it can send), so it is added once that step is planned, as with a real server. */
@@ -186,6 +188,7 @@ static int plan_simulate(const struct plan_opts *o, struct plan_row *row, char *
     dvec_init(&s.ttft);
     dvec_init(&s.tpot);
     dvec_init(&s.itl);
+    dvec_init(&s.e2e);
     int first = row->users < s.total ? row->users : s.total;
     for (int u = 0; u < first && !rc; u++)
         rc = plan_issue(&s, u);
@@ -222,6 +225,14 @@ static int plan_simulate(const struct plan_opts *o, struct plan_row *row, char *
         dist_compute(&row->ttft, s.ttft.v, s.ttft.n);
         dist_compute(&row->tpot, s.tpot.v, s.tpot.n);
         dist_compute(&row->itl, s.itl.v, s.itl.n);
+        sort_doubles(s.e2e.v, s.e2e.n);
+        /* dist_compute sorted the others; the verdict takes the configured percentile. */
+        double q =
+            (o->slo.percentile > 0 && o->slo.percentile <= 100 ? o->slo.percentile : 95) / 100.0;
+        row->at_pct[0] = percentile_sorted(s.ttft.v, s.ttft.n, q);
+        row->at_pct[1] = percentile_sorted(s.itl.v, s.itl.n, q);
+        row->at_pct[2] = percentile_sorted(s.tpot.v, s.tpot.n, q);
+        row->at_pct[3] = percentile_sorted(s.e2e.v, s.e2e.n, q);
         row->user_tps = row->tpot.n && row->tpot.p50 > 0 ? 1.0 / row->tpot.p50 : NAN;
         row->out_tps = s.now > 0 ? (double)s.out_tokens / s.now : NAN;
         row->simulated = true;
@@ -230,12 +241,15 @@ static int plan_simulate(const struct plan_opts *o, struct plan_row *row, char *
     dvec_release(&s.ttft);
     dvec_release(&s.tpot);
     dvec_release(&s.itl);
+    dvec_release(&s.e2e);
     free(s.reqs);
     free(s.prompt_buf);
     engine_free(s.e);
     return rc;
 }
 
+/* The same rule as a measured point's verdict (runner/metrics.c): each objective against its
+ * metric at slo.percentile (TTFT, TPOT, E2E per request; ITL pooled over tokens). */
 static void plan_verdict(const struct plan_opts *o, struct plan_row *row)
 {
     if (!row->fits) {
@@ -248,23 +262,31 @@ static void plan_verdict(const struct plan_opts *o, struct plan_row *row)
         row->ok = false;
         return;
     }
-    char buf[256] = "";
-    size_t n = 0;
-    double t95 = row->ttft.p95 * 1e3, p95 = row->tpot.p95 * 1e3;
-    if (!isnan(o->slo_ttft_ms) && t95 > o->slo_ttft_ms)
-        n += (size_t)snprintf(buf + n, sizeof(buf) - n, "TTFT p95 %.0f ms > %.0f ms", t95,
-                              o->slo_ttft_ms);
-    if (!isnan(o->slo_tpot_ms) && p95 > o->slo_tpot_ms && n < sizeof(buf))
-        snprintf(buf + n, sizeof(buf) - n, "%sTPOT p95 %.1f ms > %.0f ms", n ? "; " : "", p95,
-                 o->slo_tpot_ms);
-    row->ok = buf[0] == '\0';
+    const struct slo_cfg *slo = &o->slo;
+    double pct = slo->percentile > 0 && slo->percentile <= 100 ? slo->percentile : 95;
+    const struct {
+        const char *name;
+        double limit_ms;
+    } obj[4] = {
+        {"TTFT", slo->ttft_ms}, {"ITL", slo->itl_ms}, {"TPOT", slo->tpot_ms}, {"E2E", slo->e2e_ms}};
+    char missed[256] = "", met[256] = "";
+    size_t nm = 0, nk = 0;
+    for (int i = 0; i < 4; i++) {
+        if (isnan(obj[i].limit_ms))
+            continue;
+        double x = row->at_pct[i] * 1e3;
+        if (!(x <= obj[i].limit_ms) && nm < sizeof(missed))
+            nm += (size_t)snprintf(missed + nm, sizeof(missed) - nm, "%s%s p%g %.1f ms > %.0f ms",
+                                   nm ? "; " : "", obj[i].name, pct, x, obj[i].limit_ms);
+        else if (nk < sizeof(met))
+            nk += (size_t)snprintf(met + nk, sizeof(met) - nk, "%s%s p%g <= %.0f ms",
+                                   nk ? ", " : "", obj[i].name, pct, obj[i].limit_ms);
+    }
+    row->ok = missed[0] == '\0';
     if (row->ok)
-        snprintf(row->verdict, sizeof(row->verdict),
-                 "meets SLOs (TTFT p95 <= %.0f ms, TPOT p95 "
-                 "<= %.0f ms)",
-                 o->slo_ttft_ms, o->slo_tpot_ms);
+        snprintf(row->verdict, sizeof(row->verdict), "meets SLOs (%s)", met[0] ? met : "none set");
     else
-        snprintf(row->verdict, sizeof(row->verdict), "violates SLO: %s", buf);
+        snprintf(row->verdict, sizeof(row->verdict), "violates SLO: %s", missed);
 }
 
 /* Memory plan, fit check and simulation for one row. 0, or a TB_EXIT code. */
@@ -306,6 +328,126 @@ static int plan_row_run(const struct plan_opts *o, const struct catalog *cat, st
     }
     plan_verdict(o, row);
     return 0;
+}
+
+/* ---- library interface (plan.h) --------------------------------------------------------- */
+
+static int plan_requests_for(int users)
+{
+    return users * PLAN_REQUESTS_PER_USER > PLAN_MIN_REQUESTS ? users * PLAN_REQUESTS_PER_USER
+                                                              : PLAN_MIN_REQUESTS;
+}
+
+static void plan_opts_from_query(const struct plan_query *q, struct plan_opts *o)
+{
+    memset(o, 0, sizeof(*o));
+    o->gpu = q->gpu;
+    o->model = q->model;
+    o->kv_dtype = q->kv_cache_dtype;
+    o->max_num_seqs = q->max_num_seqs;
+    o->max_num_batched_tokens = q->max_num_batched_tokens;
+    o->gpu_memory_utilization = q->gpu_memory_utilization;
+    o->tp = q->tensor_parallel_size;
+    o->catalog_dir = q->catalog_dir;
+    o->prefix_caching = q->prefix_caching;
+    o->slo = q->slo;
+}
+
+int plan_predict(const struct plan_query *q, struct plan_prediction *out, char *err, size_t errlen)
+{
+    memset(out, 0, sizeof(*out));
+    struct plan_opts o;
+    plan_opts_from_query(q, &o);
+    struct catalog *cat = NULL;
+    int rc = catalog_load(&cat, q->catalog_dir, err, errlen);
+    if (rc)
+        return rc;
+    struct plan_row *row = xcalloc(1, sizeof(*row));
+    row->quant = q->quantization;
+    row->context = q->max_model_len;
+    row->prompt = q->prompt_tokens;
+    row->output = q->output_tokens;
+    row->users = q->users;
+    row->requests = q->requests > 0 ? q->requests : plan_requests_for(q->users);
+    if (row->prompt < 1 || row->output < 1 || row->users < 1) {
+        snprintf(err, errlen, "plan: prompt, output and users must be positive");
+        rc = -EINVAL;
+    } else if (row->context > 0 && row->prompt + row->output > row->context) {
+        snprintf(err, errlen, "plan: prompt %d + output %d tokens exceed max_model_len %d",
+                 row->prompt, row->output, row->context);
+        rc = -EINVAL;
+    } else {
+        rc = plan_row_run(&o, cat, row) ? -EINVAL : 0;
+        if (rc)
+            snprintf(err, errlen, "plan: the engine refused the setup (see the message above)");
+    }
+    if (!rc) {
+        out->fits = row->fits;
+        snprintf(out->fit_msg, sizeof(out->fit_msg), "%s", row->fit_msg);
+        out->kv_capacity_tokens = row->info.kv_capacity_tokens;
+        out->max_model_len = row->cm.max_model_len;
+        long per = cost_blocks_for(&row->cm, row->cm.max_model_len);
+        out->max_concurrency = per > 0 ? (double)row->cm.num_blocks / per : 0;
+        out->weights_gib = row->info.weights_gib;
+        out->kv_budget_gib = row->info.kv_budget_gib;
+        out->simulated = row->simulated;
+        out->ttft = row->ttft;
+        out->tpot = row->tpot;
+        out->itl = row->itl;
+        out->output_tps = row->out_tps;
+        out->user_tps = row->user_tps;
+        out->meets_slo = row->ok;
+        snprintf(out->verdict, sizeof(out->verdict), "%s", row->verdict);
+    }
+    free(row);
+    catalog_free(cat);
+    return rc;
+}
+
+/* Doubling to bracket the answer, then bisection: predictions are cheap (virtual time), and SLO
+ * attainment falls as users rise (more users share the same steps and KV cache). */
+int plan_max_users(const struct plan_query *q, int max_users, int *out, char *err, size_t errlen)
+{
+    struct plan_query t = *q;
+    struct plan_prediction p;
+    int ok = 0, bad = 0; /* largest meeting, smallest missing (0 = none found yet) */
+    *out = 0;
+    for (int n = 1; n <= max_users;) {
+        t.users = n;
+        t.requests = 0;
+        int rc = plan_predict(&t, &p, err, errlen);
+        if (rc)
+            return rc;
+        if (!p.fits)
+            return 0;
+        if (!p.meets_slo) {
+            bad = n;
+            break;
+        }
+        ok = n;
+        if (n == max_users)
+            break;
+        n = n * 2 > max_users ? max_users : n * 2;
+    }
+    while (bad && bad - ok > 1) {
+        int mid = ok + (bad - ok) / 2;
+        t.users = mid;
+        t.requests = 0;
+        int rc = plan_predict(&t, &p, err, errlen);
+        if (rc)
+            return rc;
+        if (p.meets_slo)
+            ok = mid;
+        else
+            bad = mid;
+    }
+    *out = ok;
+    return 0;
+}
+
+int plan_requests_default(int users)
+{
+    return plan_requests_for(users);
 }
 
 /* ---- output ---------------------------------------------------------------------------- */
@@ -356,8 +498,8 @@ static json_t *plan_row_json(const struct plan_opts *o, const struct plan_row *r
                         s ? json_integer((json_int_t)r->preemptions) : json_null());
     json_object_set_new(j, "peak_kv_cache_usage",
                         s ? json_real_or_null(r->peak_kv_usage) : json_null());
-    json_object_set_new(j, "slo_ttft_ms", json_real_or_null(o->slo_ttft_ms));
-    json_object_set_new(j, "slo_tpot_ms", json_real_or_null(o->slo_tpot_ms));
+    json_object_set_new(j, "slo_ttft_ms", json_real_or_null(o->slo.ttft_ms));
+    json_object_set_new(j, "slo_tpot_ms", json_real_or_null(o->slo.tpot_ms));
     json_object_set_new(j, "meets_slo", json_boolean(r->ok));
     json_object_set_new(j, "verdict", json_string(r->verdict));
     json_t *src = json_object();
@@ -594,8 +736,7 @@ static int plan_parse(int argc, char **argv, struct plan_opts *o)
 {
     memset(o, 0, sizeof(*o));
     o->output_tokens = PLAN_DEFAULT_OUTPUT;
-    o->slo_ttft_ms = PLAN_SLO_TTFT_MS;
-    o->slo_tpot_ms = PLAN_SLO_TPOT_MS;
+    o->slo = (struct slo_cfg){PLAN_SLO_TTFT_MS, NAN, PLAN_SLO_TPOT_MS, NAN, 95};
     o->prefix_caching = true;
     optind = 1;
     opterr = 0;
@@ -647,10 +788,10 @@ static int plan_parse(int argc, char **argv, struct plan_opts *o)
             o->catalog_dir = optarg;
             break;
         case OPT_TTFT:
-            bad = parse_double(optarg, &o->slo_ttft_ms) || o->slo_ttft_ms <= 0;
+            bad = parse_double(optarg, &o->slo.ttft_ms) || o->slo.ttft_ms <= 0;
             break;
         case OPT_TPOT:
-            bad = parse_double(optarg, &o->slo_tpot_ms) || o->slo_tpot_ms <= 0;
+            bad = parse_double(optarg, &o->slo.tpot_ms) || o->slo.tpot_ms <= 0;
             break;
         case OPT_NO_PC:
             o->prefix_caching = false;
@@ -750,10 +891,7 @@ int plan_main(int argc, char **argv)
                     break;
                 }
                 r->users = o.users[ui];
-                r->requests = o.requests ? o.requests
-                              : r->users * PLAN_REQUESTS_PER_USER > PLAN_MIN_REQUESTS
-                                  ? r->users * PLAN_REQUESTS_PER_USER
-                                  : PLAN_MIN_REQUESTS;
+                r->requests = o.requests ? o.requests : plan_requests_for(r->users);
                 exit_code = plan_row_run(&o, cat, r);
                 k++;
             }

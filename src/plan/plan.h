@@ -2,6 +2,60 @@
 #ifndef TB_PLAN_H
 #define TB_PLAN_H
 
+#include <stdbool.h>
+#include <stddef.h>
+
+#include "config/config.h"
+#include "core/stats.h"
+#include "core/xalloc.h"
+
+/* One server setup under one closed-loop workload (borrowed strings). */
+struct plan_query {
+    const char *gpu;
+    const char *model;
+    const char *quantization;      /* NULL = the checkpoint's own dtype */
+    const char *kv_cache_dtype;    /* NULL or "auto" = the model's dtype */
+    const char *catalog_dir;       /* extra catalog files, or NULL */
+    int max_model_len;             /* 0 = the model's own */
+    double gpu_memory_utilization; /* 0 = vLLM's 0.9 */
+    int tensor_parallel_size;      /* 0 = 1 */
+    int max_num_seqs;              /* 0 = vLLM's default */
+    int max_num_batched_tokens;    /* 0 = vLLM's default */
+    bool prefix_caching;
+    int prompt_tokens;
+    int output_tokens;
+    int users;          /* closed-loop users (each sends its next request when the last ends) */
+    int requests;       /* 0 = plan_requests_default(users) */
+    struct slo_cfg slo; /* judged as the runner judges a measured point */
+};
+
+struct plan_prediction {
+    bool fits;               /* weights and one max_model_len request fit */
+    char fit_msg[512];       /* why not, with the numbers */
+    long kv_capacity_tokens; /* vLLM's "GPU KV cache size: N tokens" */
+    int max_model_len;       /* as the engine resolved it */
+    double max_concurrency;  /* requests of max_model_len tokens the KV cache holds */
+    double weights_gib, kv_budget_gib;
+    bool simulated;              /* latencies below are valid */
+    struct dist ttft, tpot, itl; /* seconds */
+    double output_tps;           /* aggregate output tokens/s */
+    double user_tps;             /* 1 / TPOT p50 */
+    bool meets_slo;
+    char verdict[640];
+};
+
+/* Memory plan and closed-loop simulation of q. 0, or -errno with a message in err (unknown
+ * GPU/model, a prompt that does not fit max_model_len). A setup that does not fit is not an
+ * error: out->fits is false and fit_msg says why. */
+MUST_USE int plan_predict(const struct plan_query *q, struct plan_prediction *out, char *err,
+                          size_t errlen);
+/* The largest number of users in [1, max_users] whose prediction meets q->slo (q->users is
+ * ignored); 0 when one user already misses it or the setup does not fit. */
+MUST_USE int plan_max_users(const struct plan_query *q, int max_users, int *out, char *err,
+                            size_t errlen);
+/* Requests a plan runs for n users: max(4 n, 32), so each user sends several. */
+int plan_requests_default(int users);
+
 int plan_main(int argc, char **argv);
 
 #endif
