@@ -51,12 +51,7 @@ static void on_sigint(int sig)
 
 struct run_args {
     const char *config;
-    const char *endpoint;
-    const char *model;
-    const char *output_dir;
-    bool sim;
-    bool quiet;
-    double wait_s;
+    struct run_options o;
 };
 
 struct point_run;
@@ -86,7 +81,8 @@ struct tenant_run {
 
 struct runner {
     struct config cfg;
-    struct run_args args;
+    struct run_options args;
+    struct run_outcome *out; /* points measured, for callers of run_config() */
     struct event_base *base;
     struct client *client;
     struct telemetry **telems; /* [0]: GPUs, host and the first endpoint's /metrics;
@@ -361,6 +357,23 @@ static bool telem_window(struct runner *r, size_t tenant, mono_ns from, mono_ns 
     return true;
 }
 
+static void outcome_add(struct run_outcome *o, const struct point_info *pi,
+                        const struct point_summary *s, const struct telemetry_window *tw)
+{
+    o->points = xreallocarray(o->points, o->n_points + 1, sizeof(*o->points));
+    struct run_point *p = &o->points[o->n_points++];
+    memset(p, 0, sizeof(*p));
+    p->context_length = pi->context_length;
+    p->concurrency = pi->concurrency;
+    p->rate = pi->rate;
+    p->client_distorted = pi->client_distorted;
+    p->partial = pi->partial;
+    p->summary = *s;
+    p->have_telemetry = tw != NULL;
+    if (tw)
+        p->telemetry = *tw;
+}
+
 /* Adds the point's results. A checkpoint passes the done flags it snapshotted and takes only
  * those requests, without the client self-check (the loop is still filling it) and without a
  * word; the final collection (only == NULL) takes every request that was sent. */
@@ -403,6 +416,7 @@ static void point_collect(struct runner *r, struct point_run *pr, const struct p
         if (checkpoint)
             continue;
         r->completed_total += s.completed;
+        outcome_add(r->out, &pi, &s, have_tw ? &tw : NULL);
         if (!r->args.quiet)
             progress_print_summary(stdout, &pi, &s, have_tw ? &tw : NULL);
         if (s.prompt_off_target)
@@ -569,7 +583,7 @@ static int parse_args(int argc, char **argv, struct run_args *a)
         {NULL, 0, NULL, 0},
     };
     memset(a, 0, sizeof(*a));
-    a->wait_s = 5;
+    a->o.wait_s = 5;
     optind = 1;
     int c;
     while ((c = getopt_long(argc, argv, "c:e:m:o:sqw:h", opts, NULL)) != -1) {
@@ -579,23 +593,23 @@ static int parse_args(int argc, char **argv, struct run_args *a)
             a->config = optarg;
             break;
         case 'e':
-            a->endpoint = optarg;
+            a->o.endpoint = optarg;
             break;
         case 'm':
-            a->model = optarg;
+            a->o.model = optarg;
             break;
         case 'o':
-            a->output_dir = optarg;
+            a->o.output_dir = optarg;
             break;
         case 's':
-            a->sim = true;
+            a->o.sim = true;
             break;
         case 'q':
-            a->quiet = true;
+            a->o.quiet = true;
             break;
         case 'w':
-            a->wait_s = strtod(optarg, &end);
-            if (*end || a->wait_s < 0) {
+            a->o.wait_s = strtod(optarg, &end);
+            if (*end || a->o.wait_s < 0) {
                 log_error("run: --wait expects seconds, got '%s'", optarg);
                 return -EINVAL;
             }
@@ -957,27 +971,26 @@ static int runner_setup(struct runner *r)
     return TB_EXIT_OK;
 }
 
-int run_main(int argc, char **argv)
+int run_config(struct config *cfg, const struct run_options *o, struct run_outcome *out)
 {
     struct runner r;
     memset(&r, 0, sizeof(r));
-    if (parse_args(argc, argv, &r.args))
-        return TB_EXIT_USAGE;
+    memset(out, 0, sizeof(*out));
+    r.cfg = *cfg;
+    memset(cfg, 0, sizeof(*cfg)); /* ours now: released with the runner */
+    r.args = *o;
+    r.out = out;
     log_set_quiet(r.args.quiet);
-    char err[1024];
-    if (config_load(&r.cfg, r.args.config, err, sizeof(err))) {
-        log_error("%s", err);
-        return TB_EXIT_USAGE;
-    }
     if (apply_overrides(&r)) {
         config_release(&r.cfg);
-        return TB_EXIT_USAGE;
+        return out->exit_code = TB_EXIT_USAGE;
     }
     interrupted = 0;
     struct sigaction sa, old_int, old_term;
     memset(&sa, 0, sizeof(sa));
     sa.sa_handler = on_sigint;
-    sa.sa_flags = SA_RESETHAND; /* a second Ctrl-C kills at once */
+    /* A second Ctrl-C kills at once, unless the caller has processes of its own to stop. */
+    sa.sa_flags = o->keep_handler ? 0 : SA_RESETHAND;
     sigaction(SIGINT, &sa, &old_int);
     sigaction(SIGTERM, &sa, &old_term);
 
@@ -1001,9 +1014,43 @@ int run_main(int argc, char **argv)
         else if (r.completed_total == 0)
             log_error("no request completed; see the errors in %s",
                       r.rw ? results_path(r.rw, "detailed") : "the results");
+    } else if (interrupted) {
+        ec = TB_EXIT_INTERRUPTED;
+    }
+    if (r.rw) {
+        out->detailed_path = xstrdup(results_path(r.rw, "detailed"));
+        out->summary_path = xstrdup(results_path(r.rw, "summary"));
+        out->telemetry_path = xstrdup(results_path(r.rw, "telemetry"));
     }
     runner_release(&r);
     sigaction(SIGINT, &old_int, NULL);
     sigaction(SIGTERM, &old_term, NULL);
+    return out->exit_code = ec;
+}
+
+void run_outcome_release(struct run_outcome *o)
+{
+    free(o->points);
+    free(o->detailed_path);
+    free(o->summary_path);
+    free(o->telemetry_path);
+    memset(o, 0, sizeof(*o));
+}
+
+int run_main(int argc, char **argv)
+{
+    struct run_args a;
+    if (parse_args(argc, argv, &a))
+        return TB_EXIT_USAGE;
+    log_set_quiet(a.o.quiet);
+    struct config cfg;
+    char err[1024];
+    if (config_load(&cfg, a.config, err, sizeof(err))) {
+        log_error("%s", err);
+        return TB_EXIT_USAGE;
+    }
+    struct run_outcome out;
+    int ec = run_config(&cfg, &a.o, &out);
+    run_outcome_release(&out);
     return ec;
 }

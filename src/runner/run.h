@@ -1,6 +1,52 @@
-/* run.h - `testbench run --config FILE`: the benchmark runner. */
+/* run.h - `testbench run --config FILE`: the benchmark runner, and the same as a call for
+ * commands that drive runs of their own (study). */
 #ifndef TB_RUN_H
 #define TB_RUN_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+#include "config/config.h"
+#include "runner/metrics.h"
+#include "telemetry/telemetry.h"
+
+/* What the command line can override (borrowed strings; NULL = as in the config). */
+struct run_options {
+    const char *endpoint;
+    const char *model;
+    const char *output_dir;
+    bool sim;          /* serve the config with the built-in simulator */
+    bool quiet;        /* no progress, tables or info lines */
+    double wait_s;     /* how long to wait for the server to answer (default 5 in run) */
+    bool keep_handler; /* a second Ctrl-C does not kill the process (the caller has servers
+                          to stop); the first one always ends the run with partial files */
+};
+
+/* One measured point (tenant "default", or the first tenant's). */
+struct run_point {
+    int context_length; /* 0 = none */
+    int concurrency;    /* 0 = no cap */
+    double rate;        /* INFINITY = closed loop */
+    bool client_distorted;
+    bool partial;
+    struct point_summary summary;
+    bool have_telemetry;
+    struct telemetry_window telemetry;
+};
+
+struct run_outcome {
+    int exit_code; /* as `testbench run` would exit (core/exitcode.h) */
+    struct run_point *points;
+    size_t n_points;
+    char *detailed_path, *summary_path, *telemetry_path; /* NULL when no file was opened */
+};
+
+/* Runs cfg (taken: released before the call returns, also on error) with the overrides in o,
+ * writing the usual result files. Returns out->exit_code; out is filled either way and is
+ * released with run_outcome_release(). SIGINT/SIGTERM during the call end it as Ctrl-C does
+ * in `testbench run` (TB_EXIT_INTERRUPTED); the caller's handlers are restored afterwards. */
+int run_config(struct config *cfg, const struct run_options *o, struct run_outcome *out);
+void run_outcome_release(struct run_outcome *o);
 
 int run_main(int argc, char **argv);
 
