@@ -16,6 +16,7 @@
 #include <errno.h>
 #include <math.h>
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -254,9 +255,11 @@ int telemetry_start(struct telemetry **out, const struct telemetry_options *o)
 
     if (t->o.gpu) {
         char why[256] = "";
+        /* Said once per process: a study starts one sampler per measured point. */
+        static atomic_bool said;
         if (nvml_open(&t->nvml, why, sizeof(why)) == 0)
             t->n_gpus = nvml_count(t->nvml);
-        else
+        else if (!atomic_exchange(&said, true))
             log_warn("GPU telemetry off: %s", why);
     }
     if (t->o.host)
