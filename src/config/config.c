@@ -218,6 +218,7 @@ void config_defaults(struct config *c)
     c->telemetry.scrape_server_metrics = true;
 
     config_set_default_tenant(c);
+    study_cfg_defaults(&c->study);
 }
 
 void config_release(struct config *c)
@@ -242,6 +243,7 @@ void config_release(struct config *c)
     free(c->context_lengths);
     requests_cfg_release(&c->requests);
     tenants_release(c);
+    study_cfg_release(&c->study);
     memset(c, 0, sizeof(*c));
 }
 
@@ -295,6 +297,30 @@ void config_set_model(struct config *c, const char *name)
     free(old);
 }
 
+int config_set_closed_loop(struct config *c, int users, int num_requests, int context)
+{
+    if (c->tenants_given)
+        return -EINVAL;
+    struct requests_cfg *r = &c->requests;
+    r->concurrency = xreallocarray(r->concurrency, 1, sizeof(*r->concurrency));
+    r->concurrency[0] = users;
+    r->n_concurrency = 1;
+    r->rates = xreallocarray(r->rates, 1, sizeof(*r->rates));
+    r->rates[0] = INFINITY;
+    r->n_rates = 1;
+    r->num_requests = num_requests;
+    free(c->context_lengths);
+    c->context_lengths = NULL;
+    c->n_context_lengths = 0;
+    if (context > 0) {
+        c->context_lengths = xcalloc(1, sizeof(int));
+        c->context_lengths[0] = context;
+        c->n_context_lengths = 1;
+    }
+    config_set_default_tenant(c);
+    return 0;
+}
+
 size_t config_n_points(const struct config *c)
 {
     size_t n = c->n_context_lengths ? c->n_context_lengths : 1;
@@ -306,8 +332,8 @@ size_t config_n_points(const struct config *c)
 /* ==== Validation ==== */
 
 /* Adds a candidate place for the problem; the same words may be repeated at fallbacks. */
-__attribute__((format(printf, 4, 5))) static void where(struct cfg_problem *p, const void *addr,
-                                                        const char *path, const char *fmt, ...)
+__attribute__((format(printf, 4, 5))) void where(struct cfg_problem *p, const void *addr,
+                                                 const char *path, const char *fmt, ...)
 {
     if (p->n_at >= CFG_WHERE_MAX)
         return;
@@ -338,15 +364,15 @@ static void where_also(struct cfg_problem *p, const void *addr)
 }
 
 /* The enclosing mapping (a tenant, its requests), for values it inherited. */
-static void where_owner(struct cfg_problem *p, const void *addr)
+void where_owner(struct cfg_problem *p, const void *addr)
 {
     where_fallback(p, addr, true);
 }
 
 #define PATH(buf, prefix, key) snprintf(buf, sizeof(buf), "%s.%s", prefix, key)
 
-static int check_int_min(struct cfg_problem *p, const int *v, int min, const char *prefix,
-                         const char *key, const void *fallback)
+int check_int_min(struct cfg_problem *p, const int *v, int min, const char *prefix, const char *key,
+                  const void *fallback)
 {
     if (*v >= min)
         return 0;
@@ -358,8 +384,8 @@ static int check_int_min(struct cfg_problem *p, const int *v, int min, const cha
 }
 
 /* lo < v <= hi (lo_incl: lo <= v); hi may be INFINITY (then v must still be finite). */
-static int check_num(struct cfg_problem *p, const double *v, double lo, bool lo_incl, double hi,
-                     const char *prefix, const char *key, const void *fallback)
+int check_num(struct cfg_problem *p, const double *v, double lo, bool lo_incl, double hi,
+              const char *prefix, const char *key, const void *fallback)
 {
     bool ok = isfinite(*v) && (lo_incl ? *v >= lo : *v > lo) && *v <= hi;
     if (ok)
@@ -735,7 +761,7 @@ int config_find_problem(const struct config *c, struct cfg_problem *p)
                    "sample_interval_sec", NULL);
     if (rc)
         return rc;
-    return 0;
+    return study_find_problem(c, p);
 }
 
 int config_check(const struct config *c, char *err, size_t errlen)

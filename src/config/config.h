@@ -14,6 +14,7 @@
 
 #include <jansson.h>
 
+#include "config/study_cfg.h"
 #include "core/xalloc.h"
 
 enum arrival { ARRIVAL_POISSON, ARRIVAL_CONSTANT, ARRIVAL_BURST, ARRIVAL_GAMMA };
@@ -116,6 +117,7 @@ struct config {
     bool tenants_given; /* false: the one tenant "default" copies the top level, and
                            may hold the sweep lists */
     struct telemetry_cfg telemetry;
+    struct study_cfg study; /* study sections (study, setups, workloads, backend) */
 };
 
 /* Fills c with defaults (a config with no file; one tenant "default"). Release it after. */
@@ -134,6 +136,11 @@ void config_release(struct config *c);
 void config_set_endpoint(struct config *c, const char *url);
 /* --model: sets model.name and every tenant model / server.sim.model that was the old one. */
 void config_set_model(struct config *c, const char *name);
+/* Turns a one-tenant config into one point of `users` closed-loop users (concurrency = users,
+ * rate inf) sending num_requests requests; context > 0 fills each prompt to that window, 0 keeps
+ * the prompt_tokens_min/max lengths. -EINVAL for a config with named tenants. Run
+ * config_check() afterwards. */
+MUST_USE int config_set_closed_loop(struct config *c, int users, int num_requests, int context);
 /* Points measured per tenant: max(1, context lengths) x concurrency sweep x rate sweep. */
 size_t config_n_points(const struct config *c);
 /* The resolved config as JSON (every key, defaults filled in), for result files. */

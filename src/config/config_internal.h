@@ -33,6 +33,18 @@ struct cfg_problem {
 /* 0 when c is consistent; -EINVAL with p filled (at least one candidate) otherwise. */
 MUST_USE int config_find_problem(const struct config *c, struct cfg_problem *p);
 
+/* Building blocks of config_find_problem, shared with the study sections' checks. */
+__attribute__((format(printf, 4, 5))) void where(struct cfg_problem *p, const void *addr,
+                                                 const char *path, const char *fmt, ...);
+void where_owner(struct cfg_problem *p, const void *addr);
+/* *v >= min; lo < *v <= hi (lo_incl: lo <= *v). Path is prefix.key; fallback: its section. */
+int check_int_min(struct cfg_problem *p, const int *v, int min, const char *prefix, const char *key,
+                  const void *fallback);
+int check_num(struct cfg_problem *p, const double *v, double lo, bool lo_incl, double hi,
+              const char *prefix, const char *key, const void *fallback);
+/* The study sections' rules (study_cfg.c); 0 when there are none or they hold. */
+MUST_USE int study_find_problem(const struct config *c, struct cfg_problem *p);
+
 /* Table lookups; 0 or -EINVAL. */
 MUST_USE int arrival_parse(const char *s, enum arrival *out);
 MUST_USE int api_kind_parse(const char *s, enum api_kind *out);

@@ -59,6 +59,9 @@ enum ftype {
     FT_BOOL,     /* bool */
     FT_BOOL_INT, /* int 0/1 */
     FT_MAP,      /* a nested mapping: its own table of keys (sub), at off */
+    FT_STR_LIST, /* struct str_list: a scalar or a list of scalars */
+    FT_INT_LIST, /* struct int_list */
+    FT_NUM_LIST, /* struct num_list */
     FT_CUSTOM,
 };
 
@@ -327,6 +330,58 @@ static void child_path(char *buf, size_t len, const char *path, const char *key)
 static int load_map(struct loader *ld, const yaml_node_t *node, const char *path,
                     const struct field *fields, size_t n_fields, void *base);
 
+/* A scalar or a non-empty list of scalars into a str_list / int_list / num_list. */
+static int load_list(struct loader *ld, const yaml_node_t *n, const char *path, enum ftype t,
+                     void *dst)
+{
+    char g[96];
+    if (n->type == YAML_MAPPING_NODE || is_null(n))
+        return fail(ld, n, path, "expected a value or a list of values, %s",
+                    got(n, false, g, sizeof(g)));
+    bool seq = n->type == YAML_SEQUENCE_NODE;
+    size_t count = seq ? (size_t)(n->data.sequence.items.top - n->data.sequence.items.start) : 1;
+    if (count == 0)
+        return fail(ld, n, path, "the list is empty");
+    size_t size = t == FT_STR_LIST   ? sizeof(char *)
+                  : t == FT_INT_LIST ? sizeof(int)
+                                     : sizeof(double);
+    void *vals = xcalloc(count, size);
+    int rc = 0;
+    for (size_t i = 0; i < count && !rc; i++) {
+        const yaml_node_t *item = seq ? node_at(ld, n->data.sequence.items.start[i]) : n;
+        char ipath[CFG_PATH_MAX + 32];
+        snprintf(ipath, sizeof(ipath), seq ? "%s[%zu]" : "%s", path, i);
+        long long v = 0;
+        if (t == FT_STR_LIST) {
+            rc = get_string(ld, item, ipath, false, &((char **)vals)[i]);
+        } else if (t == FT_INT_LIST) {
+            rc = get_int(ld, item, ipath, INT_MIN, INT_MAX, &v);
+            ((int *)vals)[i] = (int)v;
+        } else {
+            rc = get_number(ld, item, ipath, false, &((double *)vals)[i]);
+        }
+        if (!rc)
+            origin_add(ld, (char *)vals + i * size, item);
+    }
+    if (rc) {
+        if (t == FT_STR_LIST)
+            for (size_t i = 0; i < count; i++)
+                free(((char **)vals)[i]);
+        free(vals);
+        return rc;
+    }
+    /* The three list structs share their layout: a pointer, then a count. */
+    struct str_list *l = dst;
+    if (t == FT_STR_LIST)
+        str_list_release(l);
+    else
+        free(l->v);
+    l->v = vals;
+    l->n = count;
+    origin_add(ld, dst, n);
+    return 0;
+}
+
 static int load_value(struct loader *ld, const yaml_node_t *n, const char *path,
                       const struct field *f, void *base)
 {
@@ -369,6 +424,10 @@ static int load_value(struct loader *ld, const yaml_node_t *n, const char *path,
     }
     case FT_MAP:
         return load_map(ld, n, path, f->sub, f->n_sub, dst);
+    case FT_STR_LIST:
+    case FT_INT_LIST:
+    case FT_NUM_LIST:
+        return load_list(ld, n, path, f->type, dst);
     case FT_CUSTOM:
         return f->custom(ld, n, path, base);
     }
@@ -636,6 +695,163 @@ static const struct field tenant_fields[] = {
     FM(tenant_cfg, slo, slo_fields),
 };
 
+/* ==== Study sections (study_cfg.h) ==== */
+
+static const struct field setup_fields[] = {
+    F(setup_cfg, name, FT_STR),
+    F(setup_cfg, model, FT_STR),
+    F(setup_cfg, quantization, FT_STR_NULL),
+    F(setup_cfg, kv_cache_dtype, FT_STR),
+    F(setup_cfg, max_model_len, FT_INT),
+    F(setup_cfg, gpu_memory_utilization, FT_NUM),
+    F(setup_cfg, tensor_parallel_size, FT_INT),
+    F(setup_cfg, max_num_seqs, FT_INT),
+    F(setup_cfg, enable_prefix_caching, FT_BOOL_INT),
+    F(setup_cfg, extra_args, FT_STR_LIST),
+};
+
+static const struct field grid_fields[] = {
+    F(setup_grid, model, FT_STR_LIST),
+    F(setup_grid, quantization, FT_STR_LIST),
+    F(setup_grid, kv_cache_dtype, FT_STR_LIST),
+    F(setup_grid, max_model_len, FT_INT_LIST),
+    F(setup_grid, gpu_memory_utilization, FT_NUM_LIST),
+    F(setup_grid, tensor_parallel_size, FT_INT_LIST),
+    F(setup_grid, max_num_seqs, FT_INT_LIST),
+};
+
+/* A list of mappings, each loaded against its own table into a fresh element. */
+static int load_seq_of_maps(struct loader *ld, const yaml_node_t *n, const char *path,
+                            const struct field *fields, size_t n_fields, size_t elem,
+                            void (*init)(void *), void **out, size_t *n_out)
+{
+    char g[96];
+    if (n->type != YAML_SEQUENCE_NODE)
+        return fail(ld, n, path, "expected a list, %s", got(n, false, g, sizeof(g)));
+    size_t count = (size_t)(n->data.sequence.items.top - n->data.sequence.items.start);
+    if (count == 0)
+        return fail(ld, n, path, "the list is empty; leave the key out instead");
+    if (*n_out)
+        return fail(ld, n, path, "given twice");
+    /* Allocated once: origins point into this array. */
+    char *arr = xcalloc(count, elem);
+    for (size_t i = 0; i < count; i++)
+        init(arr + i * elem);
+    *out = arr;
+    *n_out = count;
+    for (size_t i = 0; i < count; i++) {
+        char ipath[CFG_PATH_MAX];
+        snprintf(ipath, sizeof(ipath), "%s[%zu]", path, i);
+        int rc = load_map(ld, node_at(ld, n->data.sequence.items.start[i]), ipath, fields, n_fields,
+                          arr + i * elem);
+        if (rc)
+            return rc;
+    }
+    return 0;
+}
+
+static void setup_init(void *p)
+{
+    struct setup_cfg *s = p;
+    s->enable_prefix_caching = -1;
+}
+
+static int load_setup_list(struct loader *ld, const yaml_node_t *n, const char *path, void *base)
+{
+    struct study_cfg *s = &ld->c->study;
+    (void)base;
+    return load_seq_of_maps(ld, n, path, setup_fields, N_FIELDS(setup_fields), sizeof(*s->list),
+                            setup_init, (void **)&s->list, &s->n_list);
+}
+
+static int load_grid(struct loader *ld, const yaml_node_t *n, const char *path, void *base)
+{
+    struct study_cfg *s = &ld->c->study;
+    (void)base;
+    s->grid_given = true;
+    return load_map(ld, n, path, grid_fields, N_FIELDS(grid_fields), &s->grid);
+}
+
+static const struct field setups_fields[] = {
+    FM(study_cfg, defaults, setup_fields),
+    FC(grid, load_grid),
+    FC(list, load_setup_list),
+};
+
+static const struct field workload_fields[] = {
+    F(workload_cfg, name, FT_STR),
+    F(workload_cfg, config, FT_STR),
+    F(workload_cfg, context_fill, FT_NUM),
+};
+
+static void workload_init(void *p)
+{
+    struct workload_cfg *w = p;
+    w->context_fill = NAN;
+}
+
+static int load_workloads(struct loader *ld, const yaml_node_t *n, const char *path, void *base)
+{
+    struct study_cfg *s = &ld->c->study;
+    (void)base;
+    s->present = true;
+    return load_seq_of_maps(ld, n, path, workload_fields, N_FIELDS(workload_fields),
+                            sizeof(*s->workloads), workload_init, (void **)&s->workloads,
+                            &s->n_workloads);
+}
+
+static const struct field study_fields[] = {
+    F(study_cfg, name, FT_STR),
+    F(study_cfg, gpu, FT_STR),
+    F(study_cfg, catalog, FT_STR_NULL),
+    F(study_cfg, users, FT_INT_LIST),
+    F(study_cfg, capacity_search, FT_BOOL),
+    F(study_cfg, max_users, FT_INT),
+    F(study_cfg, requests_per_user, FT_INT),
+    F(study_cfg, min_requests, FT_INT),
+};
+
+static const struct field backend_fields[] = {
+    F(study_backend_cfg, type, FT_STR),
+    F(study_backend_cfg, startup_timeout_s, FT_NUM),
+    F(study_backend_cfg, stop_grace_s, FT_NUM),
+    F(study_backend_cfg, port, FT_INT),
+    F(study_backend_cfg, image, FT_STR),
+    F(study_backend_cfg, gpus, FT_STR),
+    F(study_backend_cfg, hf_cache, FT_STR),
+    F(study_backend_cfg, network, FT_STR_NULL),
+    F(study_backend_cfg, docker_args, FT_STR_LIST),
+    F(study_backend_cfg, command, FT_STR),
+    F(study_backend_cfg, endpoint, FT_STR),
+};
+
+/* Any study section makes the file a study file. */
+static int load_study_section(struct loader *ld, const yaml_node_t *n, const char *path,
+                              const struct field *fields, size_t n_fields, void *dst)
+{
+    ld->c->study.present = true;
+    return load_map(ld, n, path, fields, n_fields, dst);
+}
+
+static int load_study(struct loader *ld, const yaml_node_t *n, const char *path, void *base)
+{
+    (void)base;
+    return load_study_section(ld, n, path, study_fields, N_FIELDS(study_fields), &ld->c->study);
+}
+
+static int load_setups(struct loader *ld, const yaml_node_t *n, const char *path, void *base)
+{
+    (void)base;
+    return load_study_section(ld, n, path, setups_fields, N_FIELDS(setups_fields), &ld->c->study);
+}
+
+static int load_backend(struct loader *ld, const yaml_node_t *n, const char *path, void *base)
+{
+    (void)base;
+    return load_study_section(ld, n, path, backend_fields, N_FIELDS(backend_fields),
+                              &ld->c->study.backend);
+}
+
 /* ==== Top level ==== */
 
 static int load_contexts(struct loader *ld, const yaml_node_t *n, const char *path, void *base)
@@ -692,6 +908,10 @@ static const struct field top_fields[] = {
     FM(config, slo, slo_fields),
     FC(tenants, note_tenants),
     FM(config, telemetry, telemetry_fields),
+    FC(study, load_study),
+    FC(setups, load_setups),
+    FC(workloads, load_workloads),
+    FC(backend, load_backend),
 };
 
 static int load_tenants(struct loader *ld)
@@ -799,6 +1019,7 @@ static int load_document(struct loader *ld)
     quantization_normalize(&c->server.sim.quantization);
     endpoint_normalize(c->server.endpoint);
     resolve_sim(ld);
+    c->study.slo_given = origin_lookup(ld, &c->slo, true) != NULL;
     rc = load_tenants(ld);
     if (rc)
         return rc;

@@ -1,0 +1,267 @@
+/*
+ * study_cfg.c - defaults, release and rules of the study sections (study_cfg.h). The YAML
+ * side is in config_load.c with the rest of the schema; the rules live here and name the
+ * member at fault, so the loader can add its file:line:column.
+ */
+#include "config/study_cfg.h"
+
+#include <errno.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "config/config_internal.h"
+
+void str_list_release(struct str_list *l)
+{
+    for (size_t i = 0; i < l->n; i++)
+        free(l->v[i]);
+    free(l->v);
+    l->v = NULL;
+    l->n = 0;
+}
+
+void setup_cfg_release(struct setup_cfg *s)
+{
+    free(s->name);
+    free(s->model);
+    free(s->quantization);
+    free(s->kv_cache_dtype);
+    str_list_release(&s->extra_args);
+    memset(s, 0, sizeof(*s));
+}
+
+static void setup_cfg_unset(struct setup_cfg *s)
+{
+    memset(s, 0, sizeof(*s));
+    s->enable_prefix_caching = -1;
+}
+
+void study_cfg_defaults(struct study_cfg *s)
+{
+    memset(s, 0, sizeof(*s));
+    s->gpu = xstrdup("rtx-pro-6000");
+    s->users.v = xcalloc(1, sizeof(int));
+    s->users.v[0] = 10;
+    s->users.n = 1;
+    s->capacity_search = true;
+    s->max_users = 256;
+    s->requests_per_user = 4;
+    s->min_requests = 20;
+    setup_cfg_unset(&s->defaults);
+    s->backend.type = xstrdup("sim");
+    s->backend.startup_timeout_s = 1800;
+    s->backend.stop_grace_s = 30;
+}
+
+void study_cfg_release(struct study_cfg *s)
+{
+    free(s->name);
+    free(s->gpu);
+    free(s->catalog);
+    free(s->users.v);
+    setup_cfg_release(&s->defaults);
+    struct setup_grid *g = &s->grid;
+    str_list_release(&g->model);
+    str_list_release(&g->quantization);
+    str_list_release(&g->kv_cache_dtype);
+    free(g->max_model_len.v);
+    free(g->gpu_memory_utilization.v);
+    free(g->tensor_parallel_size.v);
+    free(g->max_num_seqs.v);
+    for (size_t i = 0; i < s->n_list; i++)
+        setup_cfg_release(&s->list[i]);
+    free(s->list);
+    for (size_t i = 0; i < s->n_workloads; i++) {
+        free(s->workloads[i].name);
+        free(s->workloads[i].config);
+    }
+    free(s->workloads);
+    struct study_backend_cfg *b = &s->backend;
+    free(b->type);
+    free(b->image);
+    free(b->gpus);
+    free(b->hf_cache);
+    free(b->network);
+    str_list_release(&b->docker_args);
+    free(b->command);
+    free(b->endpoint);
+    memset(s, 0, sizeof(*s));
+}
+
+/* ==== Rules ==== */
+
+static const char *const backend_types[] = {"sim", "docker", "command", "none"};
+
+static int check_setup(struct cfg_problem *p, const struct setup_cfg *s, const char *prefix)
+{
+    int rc = check_int_min(p, &s->max_model_len, 0, prefix, "max_model_len", s);
+    if (!rc && s->gpu_memory_utilization != 0)
+        rc = check_num(p, &s->gpu_memory_utilization, 0, false, 1, prefix, "gpu_memory_utilization",
+                       s);
+    if (!rc)
+        rc = check_int_min(p, &s->tensor_parallel_size, 0, prefix, "tensor_parallel_size", s);
+    if (!rc)
+        rc = check_int_min(p, &s->max_num_seqs, 0, prefix, "max_num_seqs", s);
+    return rc;
+}
+
+static int check_int_items(struct cfg_problem *p, const struct int_list *l, int min,
+                           const char *path)
+{
+    for (size_t i = 0; i < l->n; i++) {
+        char key[32];
+        snprintf(key, sizeof(key), "[%zu]", i);
+        if (l->v[i] < min) {
+            char full[CFG_PATH_MAX + 40];
+            snprintf(full, sizeof(full), "%s%s", path, key);
+            where(p, &l->v[i], full, "must be at least %d, got %d", min, l->v[i]);
+            where_owner(p, l);
+            return -EINVAL;
+        }
+    }
+    return 0;
+}
+
+static int check_backend(struct cfg_problem *p, const struct study_backend_cfg *b)
+{
+    size_t k = 0, n = sizeof(backend_types) / sizeof(backend_types[0]);
+    while (k < n && strcmp(backend_types[k], b->type) != 0)
+        k++;
+    if (k == n) {
+        where(p, &b->type, "backend.type",
+              "unknown backend \"%.40s\"; allowed: sim, docker, command, none", b->type);
+        return -EINVAL;
+    }
+    if (strcmp(b->type, "command") == 0 && (!b->command || !*b->command)) {
+        where(p, &b->command, "backend.command",
+              "the command backend needs a command template, e.g. \"vllm serve {model} "
+              "--port {port} {quantization_flag}\"");
+        where_owner(p, b);
+        return -EINVAL;
+    }
+    int rc =
+        check_num(p, &b->startup_timeout_s, 0, false, INFINITY, "backend", "startup_timeout_s", b);
+    if (!rc)
+        rc = check_num(p, &b->stop_grace_s, 0, true, INFINITY, "backend", "stop_grace_s", b);
+    if (!rc && (b->port < 0 || b->port > 65535)) {
+        where(p, &b->port, "backend.port", "must be a TCP port (1-65535) or 0 for a free one");
+        rc = -EINVAL;
+    }
+    return rc;
+}
+
+static int check_workloads(struct cfg_problem *p, const struct study_cfg *s)
+{
+    for (size_t i = 0; i < s->n_workloads; i++) {
+        const struct workload_cfg *w = &s->workloads[i];
+        char path[CFG_PATH_MAX];
+        snprintf(path, sizeof(path), "workloads[%zu]", i);
+        if (!w->name || !*w->name || strchr(w->name, '/')) {
+            char np[CFG_PATH_MAX + 8];
+            snprintf(np, sizeof(np), "%s.name", path);
+            where(p, &w->name, np, "must be set: a short name without '/'");
+            where_owner(p, w);
+            return -EINVAL;
+        }
+        for (size_t j = 0; j < i; j++) {
+            if (strcmp(s->workloads[j].name, w->name) == 0) {
+                char np[CFG_PATH_MAX + 8];
+                snprintf(np, sizeof(np), "%s.name", path);
+                where(p, &w->name, np, "duplicate workload name \"%.60s\"", w->name);
+                return -EINVAL;
+            }
+        }
+        if (!isnan(w->context_fill)) {
+            int rc = check_num(p, &w->context_fill, 0, false, 1, path, "context_fill", w);
+            if (rc)
+                return rc;
+        }
+    }
+    return 0;
+}
+
+/* Every setup needs a model: from the grid, its list entry, setups.defaults or model.name. */
+static int check_models(struct cfg_problem *p, const struct config *c)
+{
+    const struct study_cfg *s = &c->study;
+    bool fallback = s->defaults.model || c->model.name;
+    if (s->grid_given && !s->grid.model.n && !fallback) {
+        where(p, &s->grid, "setups.grid",
+              "no model: give setups.grid.model, setups.defaults.model or model.name");
+        return -EINVAL;
+    }
+    for (size_t i = 0; i < s->n_list; i++) {
+        if (!s->list[i].model && !fallback) {
+            char path[CFG_PATH_MAX];
+            snprintf(path, sizeof(path), "setups.list[%zu]", i);
+            where(p, &s->list[i], path,
+                  "no model: give model here, in setups.defaults or in model.name");
+            return -EINVAL;
+        }
+    }
+    if (!s->grid_given && !s->n_list && !fallback) {
+        where(p, &s->name, "study", "no setups: give setups.grid or setups.list");
+        return -EINVAL;
+    }
+    return 0;
+}
+
+int study_find_problem(const struct config *c, struct cfg_problem *p)
+{
+    const struct study_cfg *s = &c->study;
+    if (!s->present)
+        return 0;
+    if (s->name && (!*s->name || strchr(s->name, '/'))) {
+        where(p, &s->name, "study.name", "must be a short name without '/'");
+        return -EINVAL;
+    }
+    if (!s->gpu || !*s->gpu) {
+        where(p, &s->gpu, "study.gpu", "must name a GPU of the catalog, e.g. rtx-pro-6000");
+        return -EINVAL;
+    }
+    if (!s->users.n) {
+        where(p, &s->users, "study.users", "must list at least one number of users");
+        return -EINVAL;
+    }
+    int rc = check_int_items(p, &s->users, 1, "study.users");
+    if (!rc)
+        rc = check_int_min(p, &s->max_users, 1, "study", "max_users", NULL);
+    if (!rc)
+        rc = check_int_min(p, &s->requests_per_user, 1, "study", "requests_per_user", NULL);
+    if (!rc)
+        rc = check_int_min(p, &s->min_requests, 1, "study", "min_requests", NULL);
+    if (!rc)
+        rc = check_setup(p, &s->defaults, "setups.defaults");
+    for (size_t i = 0; !rc && i < s->n_list; i++) {
+        char path[CFG_PATH_MAX];
+        snprintf(path, sizeof(path), "setups.list[%zu]", i);
+        rc = check_setup(p, &s->list[i], path);
+    }
+    if (!rc)
+        rc = check_int_items(p, &s->grid.max_model_len, 1, "setups.grid.max_model_len");
+    if (!rc)
+        rc = check_int_items(p, &s->grid.tensor_parallel_size, 1,
+                             "setups.grid.tensor_parallel_size");
+    if (!rc)
+        rc = check_int_items(p, &s->grid.max_num_seqs, 1, "setups.grid.max_num_seqs");
+    for (size_t i = 0; !rc && i < s->grid.gpu_memory_utilization.n; i++) {
+        char key[48];
+        snprintf(key, sizeof(key), "gpu_memory_utilization[%zu]", i);
+        rc = check_num(p, &s->grid.gpu_memory_utilization.v[i], 0, false, 1, "setups.grid", key,
+                       &s->grid);
+    }
+    if (!rc)
+        rc = check_models(p, c);
+    if (!rc)
+        rc = check_workloads(p, s);
+    if (!rc)
+        rc = check_backend(p, &s->backend);
+    if (!rc && c->tenants_given) {
+        where(p, &c->tenants, "tenants",
+              "a study measures one tenant per server; put tenants in a run config instead");
+        rc = -EINVAL;
+    }
+    return rc;
+}

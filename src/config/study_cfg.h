@@ -1,0 +1,97 @@
+/*
+ * study_cfg.h - the study sections of a config file (docs/STUDY.md): which server setups to
+ * launch (a grid and/or a list), which workloads to run on each, how many users to test, and
+ * the backend that starts servers. A file with these sections is a study file; its ordinary
+ * run sections (server, model, requests, slo, ...) are the default workload.
+ * Strings are owned by the config (config_release frees them).
+ */
+#ifndef TB_STUDY_CFG_H
+#define TB_STUDY_CFG_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+struct str_list {
+    char **v;
+    size_t n;
+};
+
+struct int_list {
+    int *v;
+    size_t n;
+};
+
+struct num_list {
+    double *v;
+    size_t n;
+};
+
+/* One server setup. Unset: NULL strings, 0 numbers, -1 enable_prefix_caching. */
+struct setup_cfg {
+    char *name; /* label; default derived from the values */
+    char *model;
+    char *quantization;   /* NULL/"none" = the checkpoint's dtype */
+    char *kv_cache_dtype; /* NULL = "auto" */
+    int max_model_len;
+    double gpu_memory_utilization;
+    int tensor_parallel_size;
+    int max_num_seqs;
+    int enable_prefix_caching;
+    struct str_list extra_args; /* appended to the server's command line */
+};
+
+/* setups.grid: every combination of the lists (a missing list = the defaults' value). */
+struct setup_grid {
+    struct str_list model, quantization, kv_cache_dtype;
+    struct int_list max_model_len;
+    struct num_list gpu_memory_utilization;
+    struct int_list tensor_parallel_size, max_num_seqs;
+};
+
+struct workload_cfg {
+    char *name;
+    char *config;        /* a run config, relative to the study file; NULL = the study file */
+    double context_fill; /* NAN, or (0, 1]: prompt = fill x max_model_len - completion_tokens */
+};
+
+struct study_backend_cfg {
+    char *type;               /* sim (default), docker, command, none */
+    double startup_timeout_s; /* default 1800 */
+    double stop_grace_s;      /* default 30 */
+    int port;                 /* host port; 0 = a free one */
+    char *image;              /* docker; default the pinned vLLM image */
+    char *gpus;               /* docker --gpus; default "all" */
+    char *hf_cache;           /* docker; default ~/.cache/huggingface */
+    char *network;            /* docker --network; NULL = publish on 127.0.0.1 */
+    struct str_list docker_args;
+    char *command;  /* command: the template */
+    char *endpoint; /* none: default server.endpoint */
+};
+
+struct study_cfg {
+    bool present; /* the file has a study section */
+    char *name;   /* default benchmark.name */
+    char *gpu;    /* the GPU plans are made for (and the sim backend imitates) */
+    char *catalog;
+    struct int_list users; /* the populations the guidance is for; default [10] */
+    bool capacity_search;  /* find the most users within the SLO; default true */
+    int max_users;         /* search ceiling; default 256 */
+    int requests_per_user; /* a probe of N users sends max(N x this, min_requests) */
+    int min_requests;
+    struct setup_cfg defaults;
+    struct setup_grid grid;
+    bool grid_given;
+    struct setup_cfg *list;
+    size_t n_list;
+    struct workload_cfg *workloads;
+    size_t n_workloads;
+    bool slo_given; /* the file's slo replaces each workload's */
+    struct study_backend_cfg backend;
+};
+
+void study_cfg_defaults(struct study_cfg *s);
+void study_cfg_release(struct study_cfg *s);
+void setup_cfg_release(struct setup_cfg *s);
+void str_list_release(struct str_list *l);
+
+#endif
