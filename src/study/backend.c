@@ -613,7 +613,7 @@ int backend_start(struct server_handle **out, const struct backend_options *o,
         if (rc)
             goto fail;
         h->container = xstrdup(name);
-        snprintf(h->endpoint, sizeof(h->endpoint), "http://%s:%d",
+        snprintf(h->endpoint, sizeof(h->endpoint), "http://%.200s:%d",
                  o->docker_network ? name : BACKEND_HOST,
                  o->docker_network ? BACKEND_CONTAINER_PORT : port);
     } else {
@@ -703,8 +703,8 @@ int backend_start(struct server_handle **out, const struct backend_options *o,
             char tail[400];
             last_line(own, tail, sizeof(tail));
             free(own);
-            snprintf(res->reason, sizeof(res->reason), "server %s before it was ready%s%s", how,
-                     tail[0] ? ": " : "", tail);
+            snprintf(res->reason, sizeof(res->reason), "server %.100s before it was ready%s%.380s",
+                     how, tail[0] ? ": " : "", tail);
         }
         break;
     case START_TIMEOUT:
