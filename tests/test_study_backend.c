@@ -725,6 +725,46 @@ static void docker_runs_through_the_cli(void **state)
     free(bin);
 }
 
+/* A port something already listens on is refused before anything runs: the readiness check
+ * would otherwise find that server and measure it. */
+static void busy_port_is_an_error(void **state)
+{
+    (void)state;
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    assert_true(fd >= 0);
+    struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = 0};
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    socklen_t alen = sizeof(a);
+    assert_int_equal(bind(fd, (struct sockaddr *)&a, sizeof(a)), 0);
+    assert_int_equal(listen(fd, 1), 0);
+    assert_int_equal(getsockname(fd, (struct sockaddr *)&a, &alen), 0);
+    char *script = write_file("never.sh", "#!/bin/sh\necho ran > \"$1\"\nexec sleep 600\n", 0755);
+    char *marker = path_in_tmp("never.ran");
+    char *tmpl = xasprintf("%s %s", script, marker);
+    struct backend_options o = {0};
+    o.kind = BACKEND_COMMAND;
+    o.command_template = tmpl;
+    o.port = ntohs(a.sin_port);
+    o.startup_timeout_s = GENEROUS_S;
+    struct server_setup s = setup_8b("s10", 0);
+    char *log = path_in_tmp("s10.log");
+    struct server_handle *h = NULL;
+    struct backend_start_result res;
+    assert_int_equal(backend_start(&h, &o, &s, log, NULL, &res), 0);
+    assert_null(h);
+    assert_int_equal(res.status, START_ERROR);
+    assert_non_null(strstr(res.reason, "is in use"));
+    assert_int_equal(access(marker, F_OK), -1); /* the server never ran */
+    char *text = read_file(log);
+    assert_non_null(strstr(text, "+ error: port "));
+    free(text);
+    close(fd);
+    free(log);
+    free(tmpl);
+    free(marker);
+    free(script);
+}
+
 /* ---- the stop flag --------------------------------------------------------------------- */
 
 static volatile sig_atomic_t stop_flag;
@@ -904,6 +944,7 @@ int main(void)
         cmocka_unit_test(command_template_runs_sim),
         cmocka_unit_test(docker_runs_through_the_cli),
         cmocka_unit_test(stop_flag_interrupts_the_wait),
+        cmocka_unit_test(busy_port_is_an_error),
     };
     return cmocka_run_group_tests(tests, group_setup, group_teardown);
 }

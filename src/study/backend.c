@@ -350,10 +350,11 @@ static size_t discard_body(char *p, size_t size, size_t nmemb, void *userp)
 
 /* GET url; 0 with *status (the HTTP code, 0 when nothing answered), -EINTR when *stop was set
  * meanwhile. The multi interface lets *stop be looked at while a slow server thinks. */
-static int http_status(const char *url, volatile sig_atomic_t *stop, long timeout_ms, long *status,
-                       char *what, size_t whatlen)
+static int http_status(const char *url, bool direct, volatile sig_atomic_t *stop, long timeout_ms,
+                       long *status, char *what, size_t whatlen)
 {
     *status = 0;
+    snprintf(what, whatlen, "no answer");
     CURL *h = curl_easy_init();
     CURLM *m = curl_multi_init();
     int rc = 0;
@@ -365,6 +366,8 @@ static int http_status(const char *url, volatile sig_atomic_t *stop, long timeou
     http_apply(h);
     curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, discard_body);
     curl_easy_setopt(h, CURLOPT_NOSIGNAL, 1L);
+    if (direct) /* a server we started is local or on docker's network, never behind a proxy */
+        curl_easy_setopt(h, CURLOPT_NOPROXY, "*");
     curl_easy_setopt(h, CURLOPT_CONNECTTIMEOUT_MS, timeout_ms < 2000 ? timeout_ms : 2000L);
     curl_easy_setopt(h, CURLOPT_TIMEOUT_MS, timeout_ms);
     curl_multi_add_handle(m, h);
@@ -421,7 +424,10 @@ static void wait_ready(const char *endpoint, pid_t pid, double timeout_s,
             *status = START_INTERRUPTED;
             return;
         }
-        if (pid > 0 && waitpid(pid, wstatus, WNOHANG) == pid) {
+        pid_t r = pid > 0 ? waitpid(pid, wstatus, WNOHANG) : 0;
+        if (r == pid || (r < 0 && errno == ECHILD)) { /* ECHILD: reaped elsewhere */
+            if (r < 0)
+                *wstatus = 0;
             *status = START_CRASHED;
             return;
         }
@@ -434,10 +440,10 @@ static void wait_ready(const char *endpoint, pid_t pid, double timeout_s,
         long timeout_ms = left_ms < HTTP_TIMEOUT_MS ? left_ms : HTTP_TIMEOUT_MS;
         long code;
         char what[256];
-        if (http_status(health, stop, timeout_ms, &code, what, sizeof(what)) == 0) {
+        if (http_status(health, pid > 0, stop, timeout_ms, &code, what, sizeof(what)) == 0) {
             snprintf(last, lastlen, "GET /health: %s", what);
             if (code == 200 &&
-                http_status(models, stop, timeout_ms, &code, what, sizeof(what)) == 0) {
+                http_status(models, pid > 0, stop, timeout_ms, &code, what, sizeof(what)) == 0) {
                 snprintf(last, lastlen, "GET /v1/models: %s", what);
                 if (code == 200) {
                     *status = START_OK;

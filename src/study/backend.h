@@ -6,7 +6,8 @@
  *   docker   `docker run ... vllm/vllm-openai ...` in the foreground as a child process; the
  *            container is named "<name_prefix>-<setup id>" and removed (`docker rm -f`) before
  *            the start and at the stop
- *   command  any command line built from o->command_template (placeholders below)
+ *   command  any command line built from o->command_template (placeholders below); it must
+ *            stay in the foreground: a command that exits (e.g. `docker run -d`) has "crashed"
  *   none     a server someone else runs at o->endpoint: checked for readiness, never started
  *            or stopped
  *
