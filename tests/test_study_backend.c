@@ -100,7 +100,7 @@ static int port_of(const char *endpoint)
 {
     const char *colon = strrchr(endpoint, ':');
     assert_non_null(colon);
-    return atoi(colon + 1);
+    return (int)strtol(colon + 1, NULL, 10);
 }
 
 static bool port_open(int port)
@@ -232,7 +232,9 @@ static void sim_starts_serves_and_stops(void **state)
     assert_non_null(strstr(text, "+ " TB_BINARY " sim --host 127.0.0.1 --port "));
     assert_non_null(strstr(text, "--model " MODEL_8B " --gpu rtx-pro-6000 --max-model-len 8192"));
     assert_non_null(strstr(text, "GPU KV cache size:"));
+    assert_non_null(strstr(text, "+ ready after "));
     assert_non_null(strstr(text, "+ stopped: "));
+    assert_true(res.ready_s > 0 && res.ready_s < GENEROUS_S);
     free(text);
     free(log);
 }
@@ -354,6 +356,7 @@ static void command_failures_are_classified(void **state)
         assert_non_null(strstr(res.reason, cases[i].reason));
         assert_non_null(strstr(res.log_tail, cases[i].tail));
         assert_true(took >= cases[i].min_s && took < cases[i].max_s);
+        assert_true(res.ready_s > 0 && res.ready_s <= took);
         assert_gone((pid_t)read_pid(pidfile));
         free(log);
         free(tmpl);

@@ -549,7 +549,9 @@ static int start_none(struct server_handle **out, const struct backend_options *
     double timeout = o->startup_timeout_s > 0 ? o->startup_timeout_s : BACKEND_STARTUP_TIMEOUT_S;
     int wstatus;
     char last[300];
+    mono_ns t0 = clock_now();
     wait_ready(res->endpoint, -1, timeout, stop, &res->status, &wstatus, last, sizeof(last));
+    res->ready_s = ns_diff_s(t0, clock_now());
     if (res->status == START_TIMEOUT)
         snprintf(res->reason, sizeof(res->reason), "%s not ready after %.1f s (%.200s)",
                  res->endpoint, timeout, last);
@@ -664,8 +666,13 @@ int backend_start(struct server_handle **out, const struct backend_options *o,
     double timeout = o->startup_timeout_s > 0 ? o->startup_timeout_s : BACKEND_STARTUP_TIMEOUT_S;
     int wstatus = 0;
     char last[300];
+    mono_ns t0 = clock_now();
     wait_ready(h->endpoint, h->pid, timeout, stop, &res->status, &wstatus, last, sizeof(last));
+    res->ready_s = ns_diff_s(t0, clock_now());
     if (res->status == START_OK) {
+        char line[400];
+        snprintf(line, sizeof(line), "+ ready after %.1f s at %s\n", res->ready_s, h->endpoint);
+        log_write(h->log_fd, line);
         text = log_read(log_path, log_from, -1);
         enum start_status ignored;
         server_log_scan(text, &res->facts, &ignored, NULL, 0);

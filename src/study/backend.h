@@ -105,7 +105,8 @@ enum start_status {
     START_OK,
     START_OOM,          /* the log says the GPU ran out of memory (weights, activations) */
     START_KV_TOO_SMALL, /* the KV cache cannot hold one request of max_model_len */
-    START_TIMEOUT,      /* not ready within startup_timeout_s (the server was stopped) */
+    START_TIMEOUT,      /* not ready within startup_timeout_s (the server was stopped; the
+                           reason adds the log's OOM / KV line when there is one) */
     START_CRASHED,      /* exited before it was ready, for no reason the log names */
     START_INTERRUPTED,  /* *stop became nonzero while waiting (the server was stopped) */
     START_ERROR         /* could not be started at all: bad template, no docker, port busy */
@@ -127,6 +128,7 @@ struct backend_start_result {
     char reason[512];    /* one line: what went wrong, e.g. the log line that says so */
     char log_tail[4096]; /* the last lines the server wrote (on failure) */
     struct server_facts facts;
+    double ready_s; /* seconds from the start to ready (or to the failure): loading time */
 };
 
 struct server_handle;
