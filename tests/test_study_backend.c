@@ -808,6 +808,17 @@ static void stop_flag_interrupts_the_wait(void **state)
     assert_true(took >= 0.5 && took < 10.0);
     assert_gone((pid_t)read_pid(pidfile));
 
+    /* A flag already set: nothing is started at all. */
+    char *marker = path_in_tmp("wait.ran");
+    char *never = xasprintf("/bin/sh -c 'echo ran > %s'", marker);
+    o.command_template = never;
+    assert_int_equal(backend_start(&h, &o, &s, log, &stop_flag, &res), 0);
+    assert_null(h);
+    assert_int_equal(res.status, START_INTERRUPTED);
+    assert_int_equal(access(marker, F_OK), -1);
+    free(never);
+    free(marker);
+
     /* The none backend hears it too; and with nothing there it times out. */
     struct backend_options none = {0};
     none.kind = BACKEND_NONE;

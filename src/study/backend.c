@@ -319,9 +319,9 @@ static void group_stop(pid_t pid, pid_t pgid, double grace_s, char *how, size_t 
     }
 }
 
-/* Runs `docker rm -f NAME` to completion, its output to the log. Its failure ("No such
- * container") is the usual case and is ignored. */
-static void docker_rm(const char *docker, const char *name, int log_fd)
+/* Runs `docker rm -f NAME` to completion (or until *stop, when stop is given), its output to
+ * the log. Its failure ("No such container") is the usual case and is ignored. */
+static void docker_rm(const char *docker, const char *name, int log_fd, volatile sig_atomic_t *stop)
 {
     char *argv[] = {(char *)"docker", (char *)"rm", (char *)"-f", (char *)name, NULL};
     log_argv(log_fd, argv);
@@ -330,12 +330,12 @@ static void docker_rm(const char *docker, const char *name, int log_fd)
         return;
     char how[256];
     int status;
-    if (wait_until(pid, clock_now() + s_to_ns(DOCKER_RM_TIMEOUT_S), NULL, &status))
+    if (wait_until(pid, clock_now() + s_to_ns(DOCKER_RM_TIMEOUT_S), stop, &status))
         return;
     group_stop(pid, pid, 1.0, how, sizeof(how));
     char line[400];
-    snprintf(line, sizeof(line), "+ docker rm -f %s took over %.0f s: %s\n", name,
-             DOCKER_RM_TIMEOUT_S, how);
+    snprintf(line, sizeof(line), "+ docker rm -f %s %s: %s\n", name,
+             stopped(stop) ? "interrupted" : "took too long", how);
     log_write(log_fd, line);
 }
 
@@ -648,7 +648,13 @@ int backend_start(struct server_handle **out, const struct backend_options *o,
     if (log_from < 0)
         log_from = 0;
     if (h->container) /* a container left by a study that was killed has the same name */
-        docker_rm(h->docker, h->container, h->log_fd);
+        docker_rm(h->docker, h->container, h->log_fd, stop);
+    if (stopped(stop)) {
+        res->status = START_INTERRUPTED;
+        snprintf(res->reason, sizeof(res->reason), "interrupted before the server was started");
+        rc = 0;
+        goto fail;
+    }
     if (publish && port_is_free(port) == -EADDRINUSE) {
         snprintf(res->reason, sizeof(res->reason),
                  "port %d on %s is in use (a server left from an earlier run?)", port,
@@ -691,7 +697,7 @@ int backend_start(struct server_handle **out, const struct backend_options *o,
         h->pid = -1; /* reaped by wait_ready */
     }
     if (h->container)
-        docker_rm(h->docker, h->container, h->log_fd);
+        docker_rm(h->docker, h->container, h->log_fd, NULL);
     char stop_how[256];
     group_stop(h->pid, pgid, h->grace_s, stop_how, sizeof(stop_how));
     h->pid = -1;
@@ -750,7 +756,7 @@ void backend_stop(struct server_handle *h)
         return;
     if (h->kind != BACKEND_NONE) {
         if (h->container)
-            docker_rm(h->docker, h->container, h->log_fd);
+            docker_rm(h->docker, h->container, h->log_fd, NULL);
         char how[256], line[400];
         group_stop(h->pid, h->pid, h->grace_s, how, sizeof(how));
         snprintf(line, sizeof(line), "+ stopped: %s\n", how);
