@@ -446,9 +446,11 @@ int engine_new(struct engine **out, const struct engine_config *cfg, char *err, 
         double avail = (e->cm.requested_bytes - e->cm.activation_bytes - e->cm.nontorch_bytes -
                         e->cm.lora_bytes) /
                        GIB;
+        /* "CUDA out of memory" is what vLLM's log says when weights do not fit, so a log
+         * reader (src/study/server_log.c) classifies the simulator's refusal the same way. */
         snprintf(err, errlen,
-                 "%s (%s) needs %.1f GiB for weights, has %.1f GiB on %s (%.0f MiB x %.2f "
-                 "utilization - %.1f GiB activations/overhead)%s",
+                 "CUDA out of memory: %s (%s) needs %.1f GiB for weights, has %.1f GiB on %s "
+                 "(%.0f MiB x %.2f utilization - %.1f GiB activations/overhead)%s",
                  e->cm.model->name, e->cm.weight_dtype, e->cm.weight_bytes / GIB, avail,
                  e->cm.gpu->display_name, e->cm.gpu->memory_mib,
                  e->cm.requested_bytes / e->cm.total_bytes, e->info.activation_gib,
@@ -457,11 +459,15 @@ int engine_new(struct engine **out, const struct engine_config *cfg, char *err, 
         goto fail;
     }
     if (cost_blocks_for(&e->cm, e->cm.max_model_len) > e->cm.num_blocks) {
+        /* vLLM's own wording (vllm/worker/worker.py raise_if_cache_size_invalid), so log
+         * readers classify the simulator's refusal as they classify vLLM's. */
         snprintf(err, errlen,
-                 "max_model_len %d needs %ld KV blocks but the KV cache holds %ld (%ld tokens); "
-                 "lower max_model_len or raise gpu_memory_utilization",
-                 e->cm.max_model_len, cost_blocks_for(&e->cm, e->cm.max_model_len),
-                 e->cm.num_blocks, e->cm.num_blocks * e->cm.block_size);
+                 "The model's max seq len (%d) is larger than the maximum number of tokens that "
+                 "can be stored in KV cache (%ld). Try increasing `gpu_memory_utilization` or "
+                 "decreasing `max_model_len` when initializing the engine. (%ld KV blocks "
+                 "needed, %ld available)",
+                 e->cm.max_model_len, e->cm.num_blocks * e->cm.block_size,
+                 cost_blocks_for(&e->cm, e->cm.max_model_len), e->cm.num_blocks);
         rc = -ENOSPC;
         goto fail;
     }
