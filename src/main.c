@@ -15,6 +15,7 @@
 #include "plan/plan.h"
 #include "runner/run.h"
 #include "sim/sim.h"
+#include "study/study.h"
 #include "telemetry/telemetry.h"
 
 struct command {
@@ -43,6 +44,12 @@ static const struct command commands[] = {
      "    [--gpu-memory-utilization F] [--tensor-parallel-size N] [--no-enable-prefix-caching]\n"
      "    [--slo-ttft-ms X] [--slo-tpot-ms X] [--catalog DIR] [--json]\n"
      "  Predicts memory, KV capacity, latency and throughput without a GPU."},
+    {"study", study_main,
+     "testbench study --config FILE [--backend sim|docker|command|none] [--output-dir DIR]\n"
+     "    [--force] [--plan-only] [--quiet]\n"
+     "testbench study --resume DIR\n"
+     "  Plans, launches and measures each server setup of a study file; finds how many users\n"
+     "  each serves within the SLO. Writes DIR/study.{csv,json} and manifest.json."},
     {"telemetry", telemetry_main,
      "testbench telemetry [--interval S] [--duration S] [--json] [--metrics-url URL] [--no-gpu]\n"
      "    [--no-host]\n"

@@ -1,0 +1,632 @@
+/*
+ * test_study.c - `testbench study` end to end through the real binary: a 2 x 2 study on the
+ * sim backend (every study.csv column, predicted against measured, capacity against the plan),
+ * a setup that does not fit is not launched, a server that fails to start is classified and the
+ * study goes on, Ctrl-C mid-study then --resume measures only what remains, and no server
+ * process outlives the study. The capacity search itself is checked against a known threshold.
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <cmocka.h>
+
+#include <errno.h>
+#include <fcntl.h>
+#include <math.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <jansson.h>
+
+#include "core/clock.h"
+#include "core/stats.h"
+#include "core/xalloc.h"
+#include "study/capacity.h"
+#include "study/study_files.h"
+#include "tb_proc.h"
+
+struct fixture {
+    char dir[256];
+};
+
+static int setup(void **state)
+{
+    struct fixture *f = xcalloc(1, sizeof(*f));
+    snprintf(f->dir, sizeof(f->dir), "/tmp/tb_study_XXXXXX");
+    assert_non_null(mkdtemp(f->dir));
+    *state = f;
+    return 0;
+}
+
+static int teardown(void **state)
+{
+    struct fixture *f = *state;
+    char *cmd = xasprintf("rm -rf '%s'", f->dir);
+    if (system(cmd) != 0)
+        fprintf(stderr, "could not remove %s\n", f->dir);
+    free(cmd);
+    free(f);
+    return 0;
+}
+
+/* Runs the binary with argv (NULL-terminated, argv[0] ignored), stdout and stderr to log.
+ * With stop_when set, sends SIGINT once that file exists and holds the text stop_text. */
+static int run_study(const char *const *argv, const char *log, const char *stop_when,
+                     const char *stop_text)
+{
+    pid_t pid = fork();
+    if (pid < 0)
+        return -1;
+    if (pid == 0) {
+        int fd = open(log, O_WRONLY | O_CREAT | O_TRUNC, 0644);
+        if (fd >= 0) {
+            dup2(fd, 1);
+            dup2(fd, 2);
+        }
+        execv(TB_BINARY, (char *const *)argv);
+        _exit(127);
+    }
+    for (int i = 0; stop_when && i < 6000; i++) { /* up to 10 minutes on a slow build */
+        FILE *fp = fopen(stop_when, "r");
+        char buf[8192] = "";
+        if (fp) {
+            size_t n = fread(buf, 1, sizeof(buf) - 1, fp);
+            buf[n] = '\0';
+            fclose(fp);
+        }
+        if (strstr(buf, stop_text)) {
+            kill(pid, SIGINT);
+            break;
+        }
+        int st;
+        if (waitpid(pid, &st, WNOHANG) == pid)
+            return WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
+        clock_sleep_ns(100 * NS_PER_MS);
+    }
+    int status;
+    if (waitpid(pid, &status, 0) != pid)
+        return -1;
+    return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+}
+
+/* The one study folder under dir/out (the study names it <name>_<stamp>). */
+static char *study_dir(const char *dir, const char *name)
+{
+    char *cmd = xasprintf("ls -d %s/out/%s_* 2>/dev/null | head -1", dir, name);
+    FILE *p = popen(cmd, "r");
+    char line[512] = "";
+    if (p && fgets(line, sizeof(line), p))
+        line[strcspn(line, "\n")] = '\0';
+    if (p)
+        pclose(p);
+    free(cmd);
+    return line[0] ? xstrdup(line) : NULL;
+}
+
+static json_t *load_study(const char *sdir)
+{
+    json_t *doc = NULL;
+    char err[512];
+    assert_int_equal(study_files_read(sdir, &doc, err, sizeof(err)), 0);
+    return doc;
+}
+
+static char *slurp(const char *path)
+{
+    FILE *f = fopen(path, "r");
+    if (!f)
+        return NULL;
+    char *buf = xcalloc(1, 1 << 20);
+    size_t n = fread(buf, 1, (1 << 20) - 1, f);
+    buf[n] = '\0';
+    fclose(f);
+    return buf;
+}
+
+/* No process with the pid of any started server remains (a zombie would still answer kill 0:
+ * the study reaps its children, so none may). */
+static void servers_gone(const json_t *doc)
+{
+    size_t i;
+    const json_t *s;
+    int seen = 0;
+    json_array_foreach(json_object_get(doc, "setups"), i, s)
+    {
+        const json_t *pid = json_object_get(s, "server_pid");
+        if (!json_is_integer(pid) || json_integer_value(pid) <= 0)
+            continue;
+        seen++;
+        errno = 0;
+        assert_int_equal(kill((pid_t)json_integer_value(pid), 0), -1);
+        assert_int_equal(errno, ESRCH);
+    }
+    assert_true(seen > 0);
+}
+
+static const char quick_study[] = "study:\n"
+                                  "  name: two_by_two\n"
+                                  "  gpu: rtx-pro-6000\n"
+                                  "  users: [10]\n"
+                                  "  max_users: 64\n"
+                                  "  requests_per_user: 4\n"
+                                  "  min_requests: 20\n"
+                                  "setups:\n"
+                                  "  grid:\n"
+                                  "    model: [meta-llama/Llama-3.1-8B-Instruct]\n"
+                                  "    quantization: [none, fp8]\n"
+                                  "    max_model_len: [4096, 8192]\n"
+                                  "workloads:\n"
+                                  "  - name: chat\n"
+                                  "    context_fill: 0.25\n"
+                                  "benchmark:\n"
+                                  "  output_dir: OUT\n"
+                                  "model:\n"
+                                  "  name: meta-llama/Llama-3.1-8B-Instruct\n"
+                                  "requests:\n"
+                                  "  completion_tokens: 64\n"
+                                  "slo:\n"
+                                  "  ttft_ms: 500\n"
+                                  "  tpot_ms: 20\n"
+                                  "telemetry:\n"
+                                  "  sample_interval_sec: 0.2\n";
+
+/* Writes a study file with OUT replaced by dir/out. */
+static char *write_study(const char *dir, const char *name, const char *text)
+{
+    char *out = xasprintf("%s/out", dir);
+    size_t cap = strlen(text) + strlen(out) * 4 + 1;
+    char *body = xcalloc(1, cap);
+    size_t len = 0;
+    for (const char *p = text; *p;) {
+        if (strncmp(p, "OUT", 3) == 0) {
+            memcpy(body + len, out, strlen(out));
+            len += strlen(out);
+            p += 3;
+        } else {
+            body[len++] = *p++;
+        }
+    }
+    char *path = tb_write(dir, name, body);
+    free(body);
+    free(out);
+    return path;
+}
+
+static double median_abs(struct dvec *d)
+{
+    for (size_t i = 0; i < d->n; i++)
+        d->v[i] = fabs(d->v[i]);
+    sort_doubles(d->v, d->n);
+    return percentile_sorted(d->v, d->n, 0.5);
+}
+
+static void sim_study_answers_and_agrees_with_the_plan(void **state)
+{
+    struct fixture *f = *state;
+    char *cfg = write_study(f->dir, "study.yaml", quick_study);
+    char *log = xasprintf("%s/log.txt", f->dir);
+    setenv("TESTBENCH_NVML_LIB", NVML_DOUBLE_PATH, 1);
+    const char *argv[] = {"testbench", "study", "--config", cfg, NULL};
+    int rc = run_study(argv, log, NULL, NULL);
+    unsetenv("TESTBENCH_NVML_LIB");
+    char *out = slurp(log);
+    if (rc != 0)
+        fprintf(stderr, "%s\n", out);
+    assert_int_equal(rc, 0);
+    /* The plan is printed before anything is measured, the guidance matrix at the end. */
+    char *plan = strstr(out, "Predicted before any server starts");
+    char *first_probe = strstr(out, "users: TTFT p95");
+    assert_non_null(plan);
+    assert_non_null(first_probe);
+    assert_true(plan < first_probe);
+    assert_non_null(strstr(out, "Guidance for 10 users, workload chat"));
+
+    char *sdir = study_dir(f->dir, "two_by_two");
+    assert_non_null(sdir);
+    json_t *doc = load_study(sdir);
+    json_t *rows = json_object_get(doc, "rows");
+    char *csv_path = xasprintf("%s/study.csv", sdir);
+    char *csv = slurp(csv_path);
+    assert_non_null(csv);
+    /* The header is the documented column list; one line per row. */
+    char header[4096] = "";
+    for (size_t c = 0; c < study_csv_n_columns; c++) {
+        strcat(header, c ? "," : "");
+        strcat(header, study_csv_columns[c]);
+    }
+    strcat(header, "\n");
+    assert_int_equal(strncmp(csv, header, strlen(header)), 0);
+    size_t lines = 0;
+    for (const char *p = csv; *p; p++)
+        lines += *p == '\n';
+    assert_int_equal(lines, json_array_size(rows) + 1);
+
+    /* Four setups, each measured at 10 users (target) plus search probes. */
+    struct dvec ttft, tpot, tps;
+    dvec_init(&ttft);
+    dvec_init(&tpot);
+    dvec_init(&tps);
+    size_t targets = 0, i;
+    json_t *r;
+    json_array_foreach(rows, i, r)
+    {
+        assert_string_equal(json_string_value(json_object_get(r, "status")), "measured");
+        /* Every column is present; measured rows fill every one but reason and max_num_seqs. */
+        for (size_t c = 0; c < study_csv_n_columns; c++) {
+            const char *col = study_csv_columns[c];
+            json_t *v = json_object_get(r, col);
+            assert_non_null(v);
+            if (strcmp(col, "reason") == 0 || strcmp(col, "max_num_seqs") == 0)
+                continue;
+            if (json_is_null(v))
+                fprintf(stderr, "row %zu: %s is null\n", i, col);
+            assert_false(json_is_null(v));
+        }
+        /* The server's own KV figure is the plan's (the simulator runs the same engine). */
+        assert_int_equal(json_integer_value(json_object_get(r, "pred_kv_capacity_tokens")),
+                         json_integer_value(json_object_get(r, "meas_kv_capacity_tokens")));
+        /* Energy per token comes from the NVML double's counter. */
+        assert_true(json_number_value(json_object_get(r, "energy_j_per_token")) > 0);
+        dvec_push(&ttft, json_number_value(json_object_get(r, "err_ttft_p95_pct")));
+        dvec_push(&tpot, json_number_value(json_object_get(r, "err_tpot_p50_pct")));
+        dvec_push(&tps, json_number_value(json_object_get(r, "err_output_tps_pct")));
+        /* The capacity search finds the plan's answer within one user. */
+        long pm = (long)json_integer_value(json_object_get(r, "pred_max_users"));
+        long mm = (long)json_integer_value(json_object_get(r, "meas_max_users"));
+        assert_true(labs(pm - mm) <= 1);
+        assert_true(mm >= 1);
+        /* Each row names its run files, which exist. */
+        char *p = xasprintf("%s/%s", sdir, json_string_value(json_object_get(r, "run_summary")));
+        assert_int_equal(access(p, R_OK), 0);
+        free(p);
+        targets += strcmp(json_string_value(json_object_get(r, "role")), "target") == 0;
+    }
+    assert_int_equal(targets, 4);
+    /* Predicted against measured: the median error of each metric over all rows under 10 %
+     * (single points of a few requests vary with where arrivals fall between engine steps). */
+    double e1 = median_abs(&ttft), e2 = median_abs(&tpot), e3 = median_abs(&tps);
+    fprintf(stderr, "median |error|: TTFT p95 %.1f %%, TPOT p50 %.1f %%, output tok/s %.1f %%\n",
+            e1, e2, e3);
+    assert_true(e1 < 10);
+    assert_true(e2 < 10);
+    assert_true(e3 < 10);
+    /* The manifest: all done. */
+    char *mpath = xasprintf("%s/manifest.json", sdir);
+    json_t *m = json_load_file(mpath, 0, NULL);
+    assert_non_null(m);
+    assert_int_equal(json_integer_value(json_object_get(m, "done")), 4);
+    assert_int_equal(json_integer_value(json_object_get(m, "remaining")), 0);
+    servers_gone(doc);
+    json_decref(m);
+    json_decref(doc);
+    dvec_release(&ttft);
+    dvec_release(&tpot);
+    dvec_release(&tps);
+    free(mpath);
+    free(csv);
+    free(csv_path);
+    free(sdir);
+    free(out);
+    free(log);
+    free(cfg);
+}
+
+/* The command backend: a setup too big for the GPU is never launched (the wrapper would leave
+ * a marker), one whose server reports vLLM's KV-cache error is recorded as failed_to_start with
+ * the reason, and the next setup is measured. */
+static void unfit_and_failing_setups_are_recorded_and_the_study_goes_on(void **state)
+{
+    struct fixture *f = *state;
+    /* The server: a script that marks its launch, plays a vLLM that cannot fit its KV cache
+     * for the "broken" setup, and is the simulator otherwise. */
+    char *script_text = xasprintf(
+        "#!/bin/sh\nid=$1\nshift\ntouch '%s/launched-'\"$id\"\n"
+        "case $id in *broken*)\n"
+        "  echo \"ValueError: The model's max seq len (8192) is larger than the maximum number of "
+        "tokens that can be stored in KV cache (4096). Try increasing gpu_memory_utilization or "
+        "decreasing max_model_len when initializing the engine.\" >&2\n  exit 1;;\nesac\n"
+        "exec '%s' sim --quiet \"$@\"\n",
+        f->dir, TB_BINARY);
+    char *script = tb_write(f->dir, "server.sh", script_text);
+    assert_int_equal(chmod(script, 0755), 0);
+    char *text =
+        xasprintf("study:\n"
+                  "  name: failures\n"
+                  "  users: [2]\n"
+                  "  capacity_search: false\n"
+                  "  min_requests: 4\n"
+                  "backend:\n"
+                  "  type: command\n"
+                  "  startup_timeout_s: 60\n"
+                  "  stop_grace_s: 2\n"
+                  "  command: \"%s {id} --port {port} --model {model} {max_model_len_flag} "
+                  "{quantization_flag}\"\n"
+                  "setups:\n"
+                  "  list:\n"
+                  "    - {name: huge, model: meta-llama/Llama-3.1-70B-Instruct}\n"
+                  "    - {name: broken, model: meta-llama/Llama-3.1-8B-Instruct, "
+                  "max_model_len: 8192}\n"
+                  "    - {name: fine, model: meta-llama/Llama-3.1-8B-Instruct, "
+                  "max_model_len: 4096}\n"
+                  "benchmark:\n"
+                  "  output_dir: OUT\n"
+                  "requests:\n"
+                  "  prompt_tokens_min: 256\n"
+                  "  prompt_tokens_max: 256\n"
+                  "  completion_tokens: 16\n",
+                  script);
+    char *cfg = write_study(f->dir, "study.yaml", text);
+    char *log = xasprintf("%s/log.txt", f->dir);
+    const char *argv[] = {"testbench", "study", "--config", cfg, NULL};
+    int rc = run_study(argv, log, NULL, NULL);
+    char *out = slurp(log);
+    if (rc != 0)
+        fprintf(stderr, "%s\n", out);
+    assert_int_equal(rc, 0);
+    char *sdir = study_dir(f->dir, "failures");
+    assert_non_null(sdir);
+    json_t *doc = load_study(sdir);
+    json_t *setups = json_object_get(doc, "setups");
+    assert_int_equal(json_array_size(setups), 3);
+    const char *st0 = json_string_value(json_object_get(json_array_get(setups, 0), "status"));
+    const char *st1 = json_string_value(json_object_get(json_array_get(setups, 1), "status"));
+    const char *st2 = json_string_value(json_object_get(json_array_get(setups, 2), "status"));
+    assert_string_equal(st0, "does_not_fit");
+    assert_string_equal(st1, "failed_to_start");
+    if (strcmp(st2, "done") != 0)
+        fprintf(stderr, "%s\n", json_dumps(json_array_get(setups, 2), JSON_INDENT(1)));
+    assert_string_equal(st2, "done");
+    const char *why1 = json_string_value(json_object_get(json_array_get(setups, 1), "reason"));
+    assert_non_null(strstr(why1, "kv_too_small"));
+    const char *why0 = json_string_value(json_object_get(json_array_get(setups, 0), "reason"));
+    assert_non_null(strstr(why0, "GiB"));
+    /* Not launched: no marker for the 70B setup; the other two were started. */
+    char *m0 = xasprintf("%s/launched-s01-huge", f->dir);
+    char *m1 = xasprintf("%s/launched-s02-broken", f->dir);
+    char *m2 = xasprintf("%s/launched-s03-fine", f->dir);
+    assert_int_equal(access(m0, F_OK), -1);
+    assert_int_equal(access(m1, F_OK), 0);
+    assert_int_equal(access(m2, F_OK), 0);
+    /* study.csv rows say the same. */
+    size_t i;
+    json_t *r;
+    int unfit = 0, failed = 0, measured = 0;
+    json_array_foreach(json_object_get(doc, "rows"), i, r)
+    {
+        const char *s = json_string_value(json_object_get(r, "status"));
+        unfit += strcmp(s, "does_not_fit") == 0;
+        failed += strcmp(s, "failed_to_start") == 0;
+        measured += strcmp(s, "measured") == 0;
+        if (strcmp(s, "failed_to_start") == 0)
+            assert_non_null(strstr(json_string_value(json_object_get(r, "reason")), "KV"));
+    }
+    assert_int_equal(unfit, 1);
+    assert_int_equal(failed, 1);
+    assert_int_equal(measured, 1);
+    servers_gone(doc);
+    json_decref(doc);
+    free(m0);
+    free(m1);
+    free(m2);
+    free(sdir);
+    free(out);
+    free(log);
+    free(cfg);
+    free(text);
+    free(script);
+    free(script_text);
+}
+
+static const char resume_study[] = "study:\n"
+                                   "  name: resumable\n"
+                                   "  users: [4]\n"
+                                   "  capacity_search: false\n"
+                                   "  min_requests: 8\n"
+                                   "setups:\n"
+                                   "  grid:\n"
+                                   "    model: [meta-llama/Llama-3.1-8B-Instruct]\n"
+                                   "    max_model_len: [2048, 4096, 8192]\n"
+                                   "benchmark:\n"
+                                   "  output_dir: OUT\n"
+                                   "requests:\n"
+                                   "  prompt_tokens_min: 512\n"
+                                   "  prompt_tokens_max: 512\n"
+                                   "  completion_tokens: 128\n";
+
+static int count_files(const char *dir, const char *suffix)
+{
+    char *cmd = xasprintf("ls %s 2>/dev/null | grep -c -- '%s$'", dir, suffix);
+    FILE *p = popen(cmd, "r");
+    int n = 0;
+    if (p && fscanf(p, "%d", &n) != 1)
+        n = 0;
+    if (p)
+        pclose(p);
+    free(cmd);
+    return n;
+}
+
+static void ctrl_c_then_resume_measures_only_what_remains(void **state)
+{
+    struct fixture *f = *state;
+    char *cfg = write_study(f->dir, "study.yaml", resume_study);
+    char *log = xasprintf("%s/log.txt", f->dir);
+    const char *argv[] = {"testbench", "study", "--config", cfg, NULL};
+    /* Ctrl-C once the first setup is done (the manifest says so). */
+    char *mglob = xasprintf("%s/out", f->dir);
+    mkdir(mglob, 0777);
+    pid_t pid = fork();
+    assert_true(pid >= 0);
+    if (pid == 0) {
+        int fd = open(log, O_WRONLY | O_CREAT | O_TRUNC, 0644);
+        dup2(fd, 1);
+        dup2(fd, 2);
+        execv(TB_BINARY, (char *const *)argv);
+        _exit(127);
+    }
+    char *sdir = NULL;
+    bool sent = false;
+    for (int i = 0; i < 6000 && !sent; i++) {
+        clock_sleep_ns(50 * NS_PER_MS);
+        if (!sdir)
+            sdir = study_dir(f->dir, "resumable");
+        if (!sdir)
+            continue;
+        char *mp = xasprintf("%s/manifest.json", sdir);
+        json_t *m = json_load_file(mp, 0, NULL);
+        free(mp);
+        if (m && json_integer_value(json_object_get(m, "done")) >= 1) {
+            kill(pid, SIGINT);
+            sent = true;
+        }
+        json_decref(m);
+    }
+    assert_true(sent);
+    int status;
+    assert_int_equal(waitpid(pid, &status, 0), pid);
+    assert_true(WIFEXITED(status));
+    assert_int_equal(WEXITSTATUS(status), 130);
+    json_t *doc = load_study(sdir);
+    servers_gone(doc);
+    json_t *setups = json_object_get(doc, "setups");
+    assert_string_equal(json_string_value(json_object_get(json_array_get(setups, 0), "status")),
+                        "done");
+    const char *second = json_string_value(json_object_get(json_array_get(setups, 1), "status"));
+    assert_string_not_equal(second, "done");
+    json_decref(doc);
+    /* The first setup's files, as they are now. */
+    char *d1 = xasprintf("%s/s01-llama-3.1-8b-instruct-native-kvauto-2k-g0.90", sdir);
+    assert_int_equal(count_files(d1, "_detailed.json"), 1);
+    char *det = tb_find(d1, "_detailed.json");
+    struct stat before;
+    assert_int_equal(stat(det, &before), 0);
+
+    const char *rargv[] = {"testbench", "study", "--resume", sdir, NULL};
+    int rc = run_study(rargv, log, NULL, NULL);
+    char *out = slurp(log);
+    if (rc != 0)
+        fprintf(stderr, "%s\n", out);
+    assert_int_equal(rc, 0);
+    assert_non_null(strstr(out, "done earlier, skipped"));
+    /* Only the remaining setups ran: the first one's folder is as it was. */
+    assert_int_equal(count_files(d1, "_detailed.json"), 1);
+    struct stat after;
+    assert_int_equal(stat(det, &after), 0);
+    assert_int_equal(before.st_mtim.tv_sec, after.st_mtim.tv_sec);
+    assert_int_equal(before.st_mtim.tv_nsec, after.st_mtim.tv_nsec);
+    doc = load_study(sdir);
+    size_t i;
+    json_t *s;
+    json_array_foreach(json_object_get(doc, "setups"), i, s)
+        assert_string_equal(json_string_value(json_object_get(s, "status")), "done");
+    /* One target row per setup, none twice. */
+    assert_int_equal(json_array_size(json_object_get(doc, "rows")), 3);
+    servers_gone(doc);
+    json_decref(doc);
+    free(out);
+    free(det);
+    free(d1);
+    free(sdir);
+    free(mglob);
+    free(log);
+    free(cfg);
+}
+
+static void bad_study_file_names_file_line_and_key(void **state)
+{
+    struct fixture *f = *state;
+    char *cfg = tb_write(f->dir, "bad.yaml",
+                         "study:\n  name: x\nsetups:\n  grid:\n    model: [m]\n"
+                         "    max_model_len: [4096, lots]\nbackend:\n  type: docker\n");
+    char *log = xasprintf("%s/log.txt", f->dir);
+    const char *argv[] = {"testbench", "validate", "--config", cfg, NULL};
+    assert_int_equal(run_study(argv, log, NULL, NULL), 2);
+    char *out = slurp(log);
+    char *want = xasprintf("%s:6:27: setups.grid.max_model_len[1]: expected an integer", cfg);
+    if (!strstr(out, want))
+        fprintf(stderr, "%s\n", out);
+    assert_non_null(strstr(out, want));
+    free(out);
+    free(want);
+    free(cfg);
+    cfg =
+        tb_write(f->dir, "bad2.yaml",
+                 "study:\n  name: x\nsetups:\n  grid:\n    model: [m]\nbackend:\n  type: podman\n");
+    const char *argv2[] = {"testbench", "study", "--config", cfg, NULL};
+    assert_int_equal(run_study(argv2, log, NULL, NULL), 2);
+    out = slurp(log);
+    want = xasprintf("%s:7:9: backend.type: unknown backend \"podman\"", cfg);
+    if (!strstr(out, want))
+        fprintf(stderr, "%s\n", out);
+    assert_non_null(strstr(out, want));
+    free(out);
+    free(want);
+    free(log);
+    free(cfg);
+}
+
+/* ---- the capacity search against a known threshold ---- */
+
+struct threshold {
+    int limit; /* users <= limit meet the SLO */
+    int calls;
+    int stop_after; /* 0 = never */
+};
+
+static int probe_threshold(void *ctx, int users, bool *met)
+{
+    struct threshold *t = ctx;
+    t->calls++;
+    *met = users <= t->limit;
+    return t->stop_after && t->calls >= t->stop_after ? 130 : 0;
+}
+
+static void capacity_search_finds_the_threshold(void **state)
+{
+    (void)state;
+    for (int limit = 0; limit <= 70; limit++) {
+        const int starts[] = {1, limit > 0 ? limit : 1, limit + 1, 3 * limit + 2, 64};
+        for (size_t s = 0; s < sizeof(starts) / sizeof(starts[0]); s++) {
+            struct threshold t = {.limit = limit};
+            struct capacity_result r;
+            assert_int_equal(capacity_search(starts[s], 64, probe_threshold, &t, &r), 0);
+            int want = limit > 64 ? 64 : limit;
+            assert_int_equal(r.max_users, want);
+            assert_int_equal(r.probes, t.calls);
+            assert_int_equal(r.at_ceiling, limit >= 64);
+            /* Logarithmic in the distance from the guess, never a scan. */
+            assert_true(r.probes <= 16);
+        }
+    }
+    /* A right guess costs two probes: the answer and one more user. */
+    struct threshold t = {.limit = 21};
+    struct capacity_result r;
+    assert_int_equal(capacity_search(21, 256, probe_threshold, &t, &r), 0);
+    assert_int_equal(r.probes, 2);
+    /* A probe that says stop ends the search with its code. */
+    struct threshold stop = {.limit = 30, .stop_after = 2};
+    assert_int_equal(capacity_search(1, 256, probe_threshold, &stop, &r), 130);
+    assert_int_equal(stop.calls, 2);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(capacity_search_finds_the_threshold),
+        cmocka_unit_test_setup_teardown(bad_study_file_names_file_line_and_key, setup, teardown),
+        cmocka_unit_test_setup_teardown(sim_study_answers_and_agrees_with_the_plan, setup,
+                                        teardown),
+        cmocka_unit_test_setup_teardown(unfit_and_failing_setups_are_recorded_and_the_study_goes_on,
+                                        setup, teardown),
+        cmocka_unit_test_setup_teardown(ctrl_c_then_resume_measures_only_what_remains, setup,
+                                        teardown),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
