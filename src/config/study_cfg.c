@@ -90,6 +90,33 @@ void study_cfg_release(struct study_cfg *s)
     memset(s, 0, sizeof(*s));
 }
 
+size_t study_cfg_n_setups(const struct study_cfg *s)
+{
+    if (!s->grid_given)
+        return s->n_list ? s->n_list : 1;
+    const struct setup_grid *g = &s->grid;
+    const size_t dims[] = {
+        g->model.n,         g->quantization.n,           g->kv_cache_dtype.n,
+        g->max_model_len.n, g->gpu_memory_utilization.n, g->tensor_parallel_size.n,
+        g->max_num_seqs.n};
+    size_t n = 1;
+    for (size_t i = 0; i < sizeof(dims) / sizeof(dims[0]); i++)
+        n *= dims[i] ? dims[i] : 1;
+    return n + s->n_list;
+}
+
+char *study_workload_path(const char *study_file, const struct workload_cfg *w)
+{
+    if (!w || !w->config)
+        return xstrdup(study_file);
+    if (w->config[0] == '/')
+        return xstrdup(w->config);
+    const char *slash = strrchr(study_file, '/');
+    if (!slash)
+        return xstrdup(w->config);
+    return xasprintf("%.*s/%s", (int)(slash - study_file), study_file, w->config);
+}
+
 /* ==== Rules ==== */
 
 static const char *const backend_types[] = {"sim", "docker", "command", "none"};

@@ -90,6 +90,11 @@ struct study_cfg {
 };
 
 void study_cfg_defaults(struct study_cfg *s);
+/* Setups the study holds: the grid's combinations plus the list (the defaults alone: 1). */
+size_t study_cfg_n_setups(const struct study_cfg *s);
+/* The run config a workload names, relative to the study file's folder; the study file itself
+ * when w is NULL or names none. New string. */
+char *study_workload_path(const char *study_file, const struct workload_cfg *w);
 void study_cfg_release(struct study_cfg *s);
 void setup_cfg_release(struct setup_cfg *s);
 void str_list_release(struct str_list *l);

@@ -5,6 +5,7 @@
  */
 #include "config/config.h"
 
+#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -64,7 +65,34 @@ int validate_main(int argc, char **argv)
         free(s);
         json_decref(j);
     }
-    printf("OK: %s (%zu points, %zu tenants)\n", path, config_n_points(&c), c.n_tenants);
+    if (c.study.present) {
+        /* A study file: its workloads are run configs of their own, checked here too. */
+        size_t nw = c.study.n_workloads ? c.study.n_workloads : 1;
+        for (size_t i = 0; i < nw; i++) {
+            const struct workload_cfg *w = c.study.n_workloads ? &c.study.workloads[i] : NULL;
+            if (!w || !w->config)
+                continue;
+            char *wp = study_workload_path(c.path, w);
+            struct config wc;
+            int rc = config_load(&wc, wp, err, sizeof(err));
+            if (!rc && wc.tenants_given) {
+                snprintf(err, sizeof(err), "%s: a study workload has one tenant; this has %zu", wp,
+                         wc.n_tenants);
+                rc = -EINVAL;
+            }
+            config_release(&wc);
+            free(wp);
+            if (rc) {
+                fprintf(stderr, "%s: workloads[%zu] (%s): %s\n", path, i, w->name, err);
+                config_release(&c);
+                return TB_EXIT_USAGE;
+            }
+        }
+        printf("OK: %s (study: %zu setups x %zu workloads, backend %s)\n", path,
+               study_cfg_n_setups(&c.study), nw, c.study.backend.type);
+    } else {
+        printf("OK: %s (%zu points, %zu tenants)\n", path, config_n_points(&c), c.n_tenants);
+    }
     config_release(&c);
     return TB_EXIT_OK;
 }

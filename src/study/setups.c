@@ -2,7 +2,6 @@
 #include "study/setups.h"
 
 #include <ctype.h>
-#include <libgen.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -76,19 +75,6 @@ static void setup_fill(struct study_setup *st, const struct config *c, const str
     sanitize(st->id);
 }
 
-/* Entries of the grid, one combination at a time (the last list varies fastest). */
-static size_t grid_count(const struct setup_grid *g)
-{
-    size_t n = 1;
-    const size_t dims[] = {
-        g->model.n,         g->quantization.n,           g->kv_cache_dtype.n,
-        g->max_model_len.n, g->gpu_memory_utilization.n, g->tensor_parallel_size.n,
-        g->max_num_seqs.n};
-    for (size_t i = 0; i < sizeof(dims) / sizeof(dims[0]); i++)
-        n *= dims[i] ? dims[i] : 1;
-    return n;
-}
-
 static size_t pick_dim(size_t *k, size_t n)
 {
     if (!n)
@@ -127,10 +113,8 @@ static void grid_entry(const struct setup_grid *g, size_t k, struct setup_cfg *e
 void study_setups_expand(const struct config *c, struct study_setup **out, size_t *n)
 {
     const struct study_cfg *s = &c->study;
-    size_t ng = s->grid_given ? grid_count(&s->grid) : 0;
-    size_t total = ng + s->n_list;
-    if (!s->grid_given && !s->n_list)
-        total = 1; /* the defaults alone */
+    size_t total = study_cfg_n_setups(s);
+    size_t ng = s->grid_given ? total - s->n_list : 0;
     struct study_setup *arr = xcalloc(total, sizeof(*arr));
     for (size_t k = 0; k < total; k++) {
         struct setup_cfg e;
@@ -162,21 +146,12 @@ void study_workloads_resolve(const struct config *c, struct study_workload **out
     const struct study_cfg *s = &c->study;
     size_t count = s->n_workloads ? s->n_workloads : 1;
     struct study_workload *w = xcalloc(count, sizeof(*w));
-    char *copy = xstrdup(c->path);
-    const char *dir = dirname(copy);
     for (size_t i = 0; i < count; i++) {
         const struct workload_cfg *wc = s->n_workloads ? &s->workloads[i] : NULL;
         w[i].name = xstrdup(wc ? wc->name : "default");
         w[i].context_fill = wc ? wc->context_fill : NAN;
-        const char *p = wc ? wc->config : NULL;
-        if (!p)
-            w[i].path = xstrdup(c->path);
-        else if (p[0] == '/')
-            w[i].path = xstrdup(p);
-        else
-            w[i].path = xasprintf("%s/%s", dir, p);
+        w[i].path = study_workload_path(c->path, wc);
     }
-    free(copy);
     *out = w;
     *n = count;
 }

@@ -647,7 +647,7 @@ out:
 static void print_plan(struct study *st)
 {
     printf("Predicted before any server starts (testbench plan, %s):\n", st->cfg.study.gpu);
-    printf("  %-52s %-10s %5s %10s %10s %8s %9s %6s\n", "setup", "workload", "users", "KV tokens",
+    printf("  %-50s %-16s %5s %10s %10s %8s %9s %6s\n", "setup", "workload", "users", "KV tokens",
            "TTFT p95", "TPOT p50", "tok/s/user", "max");
     for (size_t si = 0; si < st->n_setups; si++) {
         for (size_t wi = 0; wi < st->n_wl; wi++) {
@@ -656,12 +656,12 @@ static void print_plan(struct study *st)
             int prompt, output, context;
             int rc = predict(st, si, wi, users, &p, &prompt, &output, &context);
             if (rc || !p.fits) {
-                printf("  %-52.52s %-10.10s %5d %10s  does not fit: %.70s\n", st->setups[si].id,
+                printf("  %-50.50s %-16.16s %5d %10s  does not fit: %.100s\n", st->setups[si].id,
                        st->wl[wi].name, users, "-", rc ? "plan failed" : p.fit_msg);
                 continue;
             }
             int mx = predict_max_users(st, si, wi, prompt, output);
-            printf("  %-52.52s %-10.10s %5d %10ld %8.0f ms %5.1f ms %9.1f %6d\n", st->setups[si].id,
+            printf("  %-50.50s %-16.16s %5d %10ld %8.0f ms %5.1f ms %9.1f %6d\n", st->setups[si].id,
                    st->wl[wi].name, users, p.kv_capacity_tokens, p.ttft.p95 * 1e3, p.tpot.p50 * 1e3,
                    p.user_tps, mx);
         }
