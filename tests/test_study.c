@@ -572,6 +572,180 @@ static void bad_study_file_names_file_line_and_key(void **state)
     free(cfg);
 }
 
+static const char docker_study[] = "study:\n"
+                                   "  name: in_docker\n"
+                                   "  users: [3]\n"
+                                   "  capacity_search: false\n"
+                                   "  min_requests: 6\n"
+                                   "backend:\n"
+                                   "  type: sim\n" /* --backend docker on the command line */
+                                   "  hf_cache: HF\n"
+                                   "  stop_grace_s: 5\n"
+                                   "setups:\n"
+                                   "  grid:\n"
+                                   "    model: [meta-llama/Llama-3.1-8B-Instruct]\n"
+                                   "    quantization: [fp8]\n"
+                                   "    max_model_len: [4096, 8192]\n"
+                                   "benchmark:\n"
+                                   "  output_dir: OUT\n"
+                                   "requests:\n"
+                                   "  prompt_tokens_min: 1024\n"
+                                   "  prompt_tokens_max: 1024\n"
+                                   "  completion_tokens: 256\n";
+
+/* The same study file with --backend docker, against a stand-in docker CLI first on PATH:
+ * containers are named per setup, get the setup's vLLM flags, the cache mount and the token by
+ * name; Ctrl-C in the second setup still removes its container; --resume finishes it. */
+static void docker_backend_runs_the_same_file_and_cleans_up(void **state)
+{
+    struct fixture *f = *state;
+    char *bin = xasprintf("%s/bin", f->dir);
+    assert_int_equal(mkdir(bin, 0755), 0);
+    char *record = xasprintf("%s/docker.record", f->dir);
+    char *docker = tb_fake_docker(bin, record, TB_BINARY);
+    assert_non_null(docker);
+    char *hf = xasprintf("%s/hf", f->dir);
+    char *text = xstrdup(docker_study);
+    char *at = strstr(text, "HF\n");
+    char *with_hf = xasprintf("%.*s%s%s", (int)(at - text), text, hf, at + 2);
+    char *cfg = write_study(f->dir, "study.yaml", with_hf);
+    char *old_path = xstrdup(getenv("PATH"));
+    char *path = xasprintf("%s:%s", bin, old_path);
+    setenv("PATH", path, 1);
+    setenv("HF_TOKEN", "hf_not_for_argv_42", 1);
+    char *log = xasprintf("%s/log.txt", f->dir);
+    const char *argv[] = {"testbench", "study", "--config", cfg, "--backend", "docker", NULL};
+    /* Interrupted once the second container runs (its readiness line is in the record's wake). */
+    char *sdir = NULL;
+    pid_t pid = fork();
+    assert_true(pid >= 0);
+    if (pid == 0) {
+        int fd = open(log, O_WRONLY | O_CREAT | O_TRUNC, 0644);
+        dup2(fd, 1);
+        dup2(fd, 2);
+        execv(TB_BINARY, (char *const *)argv);
+        _exit(127);
+    }
+    bool sent = false;
+    for (int i = 0; i < 6000 && !sent; i++) {
+        clock_sleep_ns(50 * NS_PER_MS);
+        char *rec = slurp(record);
+        /* rm, run, rm (setup 1), rm, run (setup 2): the second run has started. */
+        char *fifth = rec ? tb_record_call(rec, 4) : NULL;
+        if (fifth) {
+            clock_sleep_ns(300 * NS_PER_MS);
+            kill(pid, SIGINT);
+            sent = true;
+        }
+        free(fifth);
+        free(rec);
+    }
+    assert_true(sent);
+    int status;
+    assert_int_equal(waitpid(pid, &status, 0), pid);
+    char *out = slurp(log);
+    if (!WIFEXITED(status) || WEXITSTATUS(status) != 130)
+        fprintf(stderr, "%s\n", out);
+    assert_true(WIFEXITED(status));
+    assert_int_equal(WEXITSTATUS(status), 130);
+    free(out);
+
+    sdir = study_dir(f->dir, "in_docker");
+    assert_non_null(sdir);
+    const char *rargv[] = {"testbench", "study", "--resume", sdir, "--backend", "docker", NULL};
+    int rc = run_study(rargv, log, NULL, NULL);
+    out = slurp(log);
+    if (rc != 0)
+        fprintf(stderr, "%s\n", out);
+    assert_int_equal(rc, 0);
+    setenv("PATH", old_path, 1);
+    unsetenv("HF_TOKEN");
+
+    json_t *doc = load_study(sdir);
+    size_t i;
+    json_t *s;
+    json_array_foreach(json_object_get(doc, "setups"), i, s)
+        assert_string_equal(json_string_value(json_object_get(s, "status")), "done");
+    servers_gone(doc);
+    json_decref(doc);
+    /* The record: every `run` is followed by an `rm -f` of the same container. */
+    char *rec = slurp(record);
+    int runs = 0;
+    for (int n = 0;; n++) {
+        char *call = tb_record_call(rec, n);
+        if (!call)
+            break;
+        if (strncmp(call, "arg run\n", 8) == 0) {
+            runs++;
+            char *name = strstr(call, "arg --name\narg ") + strlen("arg --name\narg ");
+            char *want_rm = xasprintf("arg rm\narg -f\narg %.*s\n", (int)strcspn(name, "\n"), name);
+            char *next = tb_record_call(rec, n + 1);
+            assert_non_null(next);
+            assert_int_equal(strncmp(next, want_rm, strlen(want_rm)), 0);
+            assert_non_null(strstr(call, "arg --max-model-len\n"));
+            assert_non_null(strstr(call, "arg --quantization\narg fp8\n"));
+            assert_non_null(strstr(call, "arg -e\narg HF_TOKEN\n"));
+            assert_null(strstr(call, "arg hf_not_for_argv_42"));
+            char *mount = xasprintf("arg -v\narg %s:/root/.cache/huggingface\n", hf);
+            assert_non_null(strstr(call, mount));
+            free(mount);
+            free(want_rm);
+            free(next);
+        }
+        free(call);
+    }
+    /* Setup 1 once; setup 2 interrupted, then again on --resume. */
+    assert_int_equal(runs, 3);
+    assert_non_null(strstr(rec, "arg testbench-s01-llama-3.1-8b-instruct-fp8-kvauto-4k-g0.90\n"));
+    assert_non_null(strstr(rec, "arg testbench-s02-llama-3.1-8b-instruct-fp8-kvauto-8k-g0.90\n"));
+    free(rec);
+    free(out);
+    free(sdir);
+    free(log);
+    free(path);
+    free(old_path);
+    free(cfg);
+    free(with_hf);
+    free(text);
+    free(hf);
+    free(docker);
+    free(record);
+    free(bin);
+}
+
+/* docs/STUDY.md lists every study.csv column (first cell of its table rows, backticked names),
+ * and nothing else. */
+static void study_csv_columns_are_documented(void **state)
+{
+    (void)state;
+    char *doc = slurp(TB_SOURCE_DIR "/docs/STUDY.md");
+    assert_non_null(doc);
+    char *table = strstr(doc, "### study.csv");
+    assert_non_null(table);
+    char *end = strstr(table, "\n## ");
+    if (end)
+        *end = '\0';
+    size_t documented = 0;
+    for (char *line = strstr(table, "\n| `"); line; line = strstr(line + 1, "\n| `")) {
+        char *cell_end = strstr(line + 3, " |");
+        for (char *p = strchr(line + 2, '`'); p && p < cell_end; p = strchr(p + 1, '`')) {
+            char *q = strchr(p + 1, '`');
+            char name[64];
+            snprintf(name, sizeof(name), "%.*s", (int)(q - p - 1), p + 1);
+            bool known = false;
+            for (size_t c = 0; c < study_csv_n_columns; c++)
+                known |= strcmp(study_csv_columns[c], name) == 0;
+            if (!known)
+                fprintf(stderr, "documented but not written: %s\n", name);
+            assert_true(known);
+            documented++;
+            p = q;
+        }
+    }
+    assert_int_equal(documented, study_csv_n_columns);
+    free(doc);
+}
+
 /* ---- the capacity search against a known threshold ---- */
 
 struct threshold {
@@ -620,12 +794,15 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(capacity_search_finds_the_threshold),
+        cmocka_unit_test(study_csv_columns_are_documented),
         cmocka_unit_test_setup_teardown(bad_study_file_names_file_line_and_key, setup, teardown),
         cmocka_unit_test_setup_teardown(sim_study_answers_and_agrees_with_the_plan, setup,
                                         teardown),
         cmocka_unit_test_setup_teardown(unfit_and_failing_setups_are_recorded_and_the_study_goes_on,
                                         setup, teardown),
         cmocka_unit_test_setup_teardown(ctrl_c_then_resume_measures_only_what_remains, setup,
+                                        teardown),
+        cmocka_unit_test_setup_teardown(docker_backend_runs_the_same_file_and_cleans_up, setup,
                                         teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

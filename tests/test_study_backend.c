@@ -31,6 +31,7 @@
 #include "core/xalloc.h"
 #include "engine/engine.h"
 #include "study/backend.h"
+#include "tb_proc.h"
 
 #define MODEL_8B "meta-llama/Llama-3.1-8B-Instruct"
 #define GENEROUS_S 120.0 /* readiness deadline where timing is not the point (loaded CI box) */
@@ -595,54 +596,14 @@ static void argv_docker(void **state)
 
 /* ---- docker ---------------------------------------------------------------------------- */
 
-/* `docker` as the test's stand-in: records every call (arguments, one per line, and the
- * token docker would hand on), answers `rm`, and serves `run` with the simulator, passing on
- * the vLLM flags after the image and replacing the container port by the published one. */
-static const char fake_docker[] = "#!/bin/sh\n"
-                                  "rec='%s'\n"
-                                  "{\n"
-                                  "  echo call\n"
-                                  "  for a in \"$@\"; do printf 'arg %%s\\n' \"$a\"; done\n"
-                                  "  printf 'env HF_TOKEN=%%s\\n' \"${HF_TOKEN-unset}\"\n"
-                                  "} >> \"$rec\"\n"
-                                  "case \"$1\" in\n"
-                                  "rm) exit 0 ;;\n"
-                                  "run) shift ;;\n"
-                                  "*) exit 2 ;;\n"
-                                  "esac\n"
-                                  "port=\n"
-                                  "while [ $# -gt 0 ]; do\n"
-                                  "  case \"$1\" in\n"
-                                  "  -p) port=${2#127.0.0.1:}; port=${port%%:8000}; shift 2 ;;\n"
-                                  "  vllm/vllm-openai:*) shift; break ;;\n"
-                                  "  *) shift ;;\n"
-                                  "  esac\n"
-                                  "done\n"
-                                  "exec '%s' sim \"$@\" --host 127.0.0.1 --port \"$port\"\n";
-
-/* The arguments of call number n (0-based) in the record, one per line; caller frees. */
-static char *record_call(const char *record, int n)
-{
-    const char *p = record;
-    for (int i = 0; i <= n; i++) {
-        p = strstr(p, "call\n");
-        if (!p)
-            return NULL;
-        p += strlen("call\n");
-    }
-    const char *end = strstr(p, "call\n");
-    return end ? xstrndup(p, (size_t)(end - p)) : xstrdup(p);
-}
-
 static void docker_runs_through_the_cli(void **state)
 {
     (void)state;
     char *bin = path_in_tmp("bin");
     assert_int_equal(mkdir(bin, 0755), 0);
     char *record = path_in_tmp("docker.record");
-    char *text = xasprintf(fake_docker, record, TB_BINARY);
-    char *docker = write_file("bin/docker", text, 0755);
-    free(text);
+    char *docker = tb_fake_docker(bin, record, TB_BINARY);
+    assert_non_null(docker);
     char *hf = path_in_tmp("hf");
     char *old_path = xstrdup(getenv("PATH"));
     char *path = xasprintf("%s:%s", bin, old_path);
@@ -673,8 +634,9 @@ static void docker_runs_through_the_cli(void **state)
     assert_gone(pid); /* the simulator the stand-in became */
 
     char *rec = read_file(record);
-    char *rm1 = record_call(rec, 0), *run = record_call(rec, 1), *rm2 = record_call(rec, 2);
-    assert_null(record_call(rec, 3));
+    char *rm1 = tb_record_call(rec, 0), *run = tb_record_call(rec, 1),
+         *rm2 = tb_record_call(rec, 2);
+    assert_null(tb_record_call(rec, 3));
     static const char rm_want[] = "arg rm\narg -f\narg testbench-s08-llama-8b-fp8-4k\n";
     assert_non_null(rm1);
     assert_non_null(rm2);
