@@ -17,6 +17,7 @@
 #include <limits.h>
 #include <math.h>
 #include <signal.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -371,6 +372,30 @@ static json_t *setups_json(const struct study *st)
     return arr;
 }
 
+/* Rows for what was not measured: one per target user count of workload `only`, or of every
+ * workload (only == SIZE_MAX). */
+static void rows_unmeasured(struct study *st, size_t si, size_t only, const char *status,
+                            const char *reason, long meas_kv, const char *log_rel)
+{
+    for (size_t wi = 0; wi < st->n_wl; wi++) {
+        if (only != SIZE_MAX && wi != only)
+            continue;
+        for (size_t u = 0; u < st->cfg.study.users.n; u++) {
+            int users = st->cfg.study.users.v[u];
+            struct plan_prediction p;
+            int prompt, output, context;
+            predict(st, si, wi, users, &p, &prompt, &output, &context);
+            json_t *row = row_new(st, si, wi, "target", users, status, reason);
+            row_predicted(row, &p, meas_kv);
+            if (p.fits && p.simulated)
+                json_object_set_new(row, "pred_max_users",
+                                    json_integer(predict_max_users(st, si, wi, prompt, output)));
+            json_object_set_new(row, "server_log", json_string_or_null(log_rel));
+            json_array_append_new(json_object_get(st->doc, "rows"), row);
+        }
+    }
+}
+
 /* ==== Measuring ==== */
 
 /* Loads the workload afresh and turns it into one closed-loop point against the setup. */
@@ -420,7 +445,6 @@ static int measure(struct cell *c, int users, const char *role, json_t **row_out
     predict(st, c->si, c->wi, users, &p, &prompt, &output, &context);
     row = row_new(st, c->si, c->wi, role, users, "measured", NULL);
     row_predicted(row, &p, c->meas_kv);
-    json_object_set_new(row, "server_log", rel_path(st, NULL));
     struct config cfg;
     int rc = probe_config(c, users, &cfg);
     if (rc) {
@@ -499,6 +523,12 @@ static int measure_cell(struct cell *c)
     if (!st->args.quiet)
         printf("  workload %s: prompt %d + output %d tokens%s\n", st->wl[c->wi].name, c->prompt,
                c->output, c->context ? " (filling the window share)" : "");
+    if (!p.fits && !st->args.force) {
+        if (!st->args.quiet)
+            printf("    does not fit (not measured; --force measures anyway): %s\n", p.fit_msg);
+        rows_unmeasured(st, c->si, c->wi, "does_not_fit", p.fit_msg, c->meas_kv, NULL);
+        return 0;
+    }
     int rc = 0;
     for (size_t u = 0; u < sc->users.n && !rc; u++) {
         json_t *row;
@@ -537,40 +567,24 @@ static void server_setup_from(const struct study_setup *s, struct server_setup *
     };
 }
 
-/* Rows for a setup that was not measured: one per workload and target user count. */
-static void rows_unmeasured(struct study *st, size_t si, const char *status, const char *reason,
-                            long meas_kv, const char *log_rel)
-{
-    for (size_t wi = 0; wi < st->n_wl; wi++) {
-        for (size_t u = 0; u < st->cfg.study.users.n; u++) {
-            int users = st->cfg.study.users.v[u];
-            struct plan_prediction p;
-            int prompt, output, context;
-            predict(st, si, wi, users, &p, &prompt, &output, &context);
-            json_t *row = row_new(st, si, wi, "target", users, status, reason);
-            row_predicted(row, &p, meas_kv);
-            if (p.fits && p.simulated)
-                json_object_set_new(row, "pred_max_users",
-                                    json_integer(predict_max_users(st, si, wi, prompt, output)));
-            json_object_set_new(row, "server_log", json_string_or_null(log_rel));
-            json_array_append_new(json_object_get(st->doc, "rows"), row);
-        }
-    }
-}
-
 static int run_setup(struct study *st, size_t si)
 {
     const struct study_setup *s = &st->setups[si];
     struct plan_prediction p;
     int prompt, output, context;
-    predict(st, si, 0, st->cfg.study.users.v[0], &p, &prompt, &output, &context);
+    /* Launched when one workload fits; the others are recorded as not fitting. */
+    for (size_t wi = 0; wi < st->n_wl; wi++) {
+        predict(st, si, wi, st->cfg.study.users.v[0], &p, &prompt, &output, &context);
+        if (p.fits)
+            break;
+    }
     if (!st->args.quiet)
         printf("\n[%zu/%zu] %s\n", si + 1, st->n_setups, s->id);
     if (!p.fits && !st->args.force) {
         if (!st->args.quiet)
             printf("  does not fit (not launched; --force launches anyway): %s\n", p.fit_msg);
         setup_set_status(st, si, "does_not_fit", p.fit_msg);
-        rows_unmeasured(st, si, "does_not_fit", p.fit_msg, -1, NULL);
+        rows_unmeasured(st, si, SIZE_MAX, "does_not_fit", p.fit_msg, -1, NULL);
         return 0;
     }
     char *sub = xasprintf("%s/%s", st->dir, s->id);
@@ -598,8 +612,8 @@ static int run_setup(struct study *st, size_t si)
             setup_set_status(st, si, "interrupted", reason);
         } else {
             setup_set_status(st, si, "failed_to_start", reason);
-            rows_unmeasured(st, si, "failed_to_start", reason, res.facts.kv_capacity_tokens,
-                            log_rel);
+            rows_unmeasured(st, si, SIZE_MAX, "failed_to_start", reason,
+                            res.facts.kv_capacity_tokens, log_rel);
         }
         rc = interrupted ? TB_EXIT_INTERRUPTED : 0;
         goto out;
