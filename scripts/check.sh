@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # check.sh - repository checks beyond the C tests: C formatting (clang-format), shell scripts
 # (shellcheck), YAML (yamllint), docker-compose.yml under every profile, .env.example against the compose file, the configs
-# (testbench validate), the Dockerfile's single source of dependencies, and the docs' links.
+# (testbench validate), the Dockerfile's single source of dependencies, the docs' links, and
+# that nothing points outside the repository.
 # scripts/test.sh runs it last. Exits nonzero if any check fails.
 #
 # Environment:
@@ -166,6 +167,24 @@ if [ "${CHECK_SKIP_LINKS:-0}" = 1 ]; then
 else
     check "relative links in README.md and docs/*.md resolve" docs_links
 fi
+
+# --- no pointers outside the repository ---------------------------------------------------
+# The repository stands alone: no file may send a reader to notes that ship without it (the
+# shared design, style and facts files next to the checkout). Cite the primary source instead
+# (a datasheet URL, a model's config.json, a repository and file) or the project's own docs.
+# The names are split with '' so this check does not match its own lines; .ci/ is the CI
+# runner's, not the project's.
+outside_pointers() {
+    local pattern hits
+    pattern='\.\./sha''red|(^|[^A-Za-z_])FAC''TS([^A-Za-z_]|$)|DESI''GN\.md|STY''LE\.md|STY''LE P[0-9]|SE''ED\.md'
+    hits=$(git grep -n -I -E "$pattern" -- . ':!.ci')
+    if [ -n "$hits" ]; then
+        echo "$hits"
+        echo "these lines point outside the repository; cite the primary source or docs/ instead"
+        return 1
+    fi
+}
+check "no pointers outside the repository" outside_pointers
 
 echo
 if [ "$failed" -gt 0 ]; then

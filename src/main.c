@@ -1,5 +1,6 @@
 /*
- * main.c - subcommand dispatch; the only place that exits (STYLE P4).
+ * main.c - subcommand dispatch; the only place that exits: every other function returns
+ * its error to the caller, which cleans up.
  */
 #include <signal.h>
 #include <stdio.h>

@@ -1,7 +1,7 @@
 /*
  * telemetry_fixtures.h - vLLM /metrics texts for the telemetry tests, in the exposition
- * format of FACTS.md §3.1 (docs/design/metrics.md). Values are illustrative; the tests
- * compute what they expect from the numbers written here.
+ * format of vLLM's docs/design/metrics.md (github.com/vllm-project/vllm). Values are illustrative;
+ * the tests compute what they expect from the numbers written here.
  */
 #ifndef TB_TEST_TELEMETRY_FIXTURES_H
 #define TB_TEST_TELEMETRY_FIXTURES_H

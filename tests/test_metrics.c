@@ -1,5 +1,5 @@
 /* test_metrics.c - point summaries checked against values computed by hand
- * (DESIGN.md "Metrics"; percentiles with linear interpolation). */
+ * (docs/METRICS.md; percentiles with linear interpolation). */
 #include <math.h>
 #include <setjmp.h>
 #include <stdarg.h>

@@ -18,7 +18,7 @@
 
 #include "runner/results.h"
 
-/* DESIGN.md "Output files": required summary.csv columns, in order. */
+/* docs/OUTPUTS.md "summary.csv": required columns, in order. */
 /* clang-format off */
 static const char *const required[] = {
     "benchmark", "tenant", "model", "context_length", "concurrency", "rate", "arrival",

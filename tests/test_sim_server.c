@@ -1,6 +1,6 @@
 /*
  * test_sim_server.c - `testbench sim` against a libcurl client: every endpoint and error of
- * the simulator contract (DESIGN.md), streaming and not, disconnects, the trace and the CLI.
+ * the simulator, streaming and not, disconnects, the trace and the CLI.
  * The server runs on 127.0.0.1, port 0, on its own thread (sim_server_start).
  */
 #include <errno.h>

@@ -1,6 +1,6 @@
 /*
  * catalog.c - loads the GPU / model / quantization catalog from YAML (libyaml's document
- * API: the files are small, a tree is simplest). Fields are table-driven (STYLE P17): one
+ * API: the files are small, a tree is simplest). Fields are table-driven: one
  * row per key with its type and offset, so a new field is one line. An entry whose name
  * matches an existing one starts from a copy of it, so a user file can override a single
  * field ("max_model_len: 8192") without repeating the rest.

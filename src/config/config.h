@@ -1,5 +1,5 @@
 /*
- * config.h - a benchmark config (YAML, DESIGN.md "Config") loaded into plain structs.
+ * config.h - a benchmark config (YAML, docs/CONFIG.md) loaded into plain structs.
  * The seed schema loads unchanged; extensions have defaults. Every error names
  * file:line:column and the key path, e.g.
  *   configs/x.yaml:14:5: requests.rate_per_second: expected a number or "inf", got "fast"

@@ -2,7 +2,7 @@
  * config_load.c - YAML -> struct config, with file:line:column in every message.
  *
  * libyaml composes the whole document (yaml_parser_load), so every node keeps its start mark.
- * Each section is described by a table of keys (STYLE P17); the walker checks types and
+ * Each section is described by a table of keys; the walker checks types and
  * remembers which node filled which struct member. The value rules (ranges, min <= max, a
  * context that leaves room for the prompt, ...) live once, in config_find_problem(): it names
  * the member at fault and we turn that member back into a node, hence a position.
@@ -25,7 +25,8 @@
 
 #include <yaml.h>
 
-/* Configs are a few KiB; anything near this is not a config (STYLE P6). */
+/* Configs are a few KiB; anything near this is not a config, and no input
+ * is read without a ceiling. */
 #define CONFIG_MAX_BYTES (4u << 20)
 #define MAX_FIELDS 16
 

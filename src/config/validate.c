@@ -1,7 +1,7 @@
 /*
  * validate.c - `testbench validate --config FILE [--print]`: load and check only.
  * Prints "OK: FILE (N points, M tenants)" and returns 0, or prints the loader's
- * file:line:column message and returns 2 (a config error, DESIGN.md "Command line").
+ * file:line:column message and returns 2 (a config error, docs/CONFIG.md "Exit codes").
  */
 #include "config/config.h"
 

@@ -1,5 +1,5 @@
 /*
- * buf.h - a growable byte buffer with a named ceiling (STYLE P6): a peer that never
+ * buf.h - a growable byte buffer with a named ceiling: a peer that never
  * sends a newline must not eat the process. Always NUL-terminated when data != NULL.
  */
 #ifndef TB_BUF_H

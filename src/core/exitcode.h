@@ -1,5 +1,4 @@
-/* exitcode.h - the exit codes documented in README.md and docs/CONFIG.md (DESIGN.md "Command
- * line"). */
+/* exitcode.h - the exit codes documented in README.md and docs/CONFIG.md "Exit codes". */
 #ifndef TB_EXITCODE_H
 #define TB_EXITCODE_H
 

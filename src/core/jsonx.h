@@ -1,6 +1,6 @@
 /*
  * jsonx.h - small jansson helpers used wherever results become JSON: the files promise
- * null for an unknown value, never 0 (DESIGN.md), and jansson refuses NAN and infinities.
+ * null for an unknown value, never 0 (docs/OUTPUTS.md), and jansson refuses NAN and infinities.
  */
 #ifndef TB_JSONX_H
 #define TB_JSONX_H

@@ -1,7 +1,7 @@
 /*
  * stats.h - distributions of latencies and other samples.
  * Percentiles use linear interpolation between closest ranks (NumPy's default,
- * DESIGN.md "Metrics"): rank = q * (n - 1), value = v[floor] + frac * (v[ceil] - v[floor]).
+ * docs/METRICS.md): rank = q * (n - 1), value = v[floor] + frac * (v[ceil] - v[floor]).
  */
 #ifndef TB_STATS_H
 #define TB_STATS_H

@@ -1,5 +1,5 @@
 /*
- * xalloc.h - two-tier allocation (STYLE P7): x* abort with a message on OOM for small,
+ * xalloc.h - two-tier allocation: x* abort with a message on OOM for small,
  * fixed-size objects; try_alloc_array checks overflow for sizes that come from input.
  */
 #ifndef TB_XALLOC_H

@@ -1,6 +1,6 @@
 /*
- * cost.c - memory plan (vLLM's determine_available_memory, FACTS §4.2) and the roofline
- * step-time model. Formulas and the reasons for each default: docs/ENGINE.md.
+ * cost.c - memory plan (vLLM's determine_available_memory, vllm/v1/worker/gpu_worker.py)
+ * and the roofline step-time model. Formulas and the reasons for each default: docs/ENGINE.md.
  */
 #include "engine/cost.h"
 
@@ -187,7 +187,7 @@ int cost_model_init(struct cost_model *m, const struct catalog *cat,
     m->kv_bpt_sliding = 2.0 * m->sliding_layers * kvh * md->head_dim * m->kv_dtype_bytes;
     m->sliding_ratio = m->full_layers > 0 ? (double)m->sliding_layers / m->full_layers : 0;
 
-    /* Memory plan (FACTS §4.2): requested − weights − activation peak − non-torch. */
+    /* Memory plan (docs/ENGINE.md): requested − weights − activation peak − non-torch. */
     m->total_bytes = g->memory_mib * MIB;
     m->requested_bytes = m->total_bytes * util;
     double tokens = m->max_num_batched_tokens;

@@ -3,7 +3,7 @@
  * The memory plan comes from the engine's cost model; latencies come from running the
  * engine in virtual time (now += step duration, no sleeping) under N closed-loop users,
  * the same load as `testbench run` with concurrent_requests: N and rate_per_second: inf.
- * Metric definitions follow DESIGN.md "Metrics" (TTFT = t_first − t_sent; TPOT =
+ * Metric definitions follow docs/METRICS.md (TTFT = t_first − t_sent; TPOT =
  * (t_last − t_first)/(out − 1); ITL pooled over consecutive tokens), so a plan and a real run
  * against `testbench sim` with the same engine agree. docs/ENGINE.md explains the defaults.
  */

@@ -1,6 +1,6 @@
 /*
  * client.c - many concurrent OpenAI-compatible SSE streams on one thread: libcurl's
- * multi_socket interface driven by a libevent loop (STYLE P11).
+ * multi_socket interface driven by a libevent loop.
  *
  * Wiring: libcurl tells us which sockets to watch (CURLMOPT_SOCKETFUNCTION, one libevent
  * event per socket, kept with curl_multi_assign) and when to wake it (TIMERFUNCTION, one
@@ -14,7 +14,7 @@
  * in those bytes gets that time: it is when the bytes reached us, which is the best a client
  * can know. t_first/t_last/events count only events that carry text (choices[0].text, or
  * delta.content / delta.reasoning_content / delta.reasoning); role-only and empty chunks do
- * not count (DESIGN.md "Clock and timestamps").
+ * not count (docs/METRICS.md "Timestamps of one request").
  *
  * Status: [DONE] ends a stream well. Some servers omit [DONE]; a clean close after at least
  * one valid chunk that carried a finish_reason (or a usage object) is also ok. Any other end

@@ -1,6 +1,6 @@
 /*
  * client.h - the streaming HTTP client: libcurl's multi_socket interface driven by a
- * libevent loop (STYLE P11), many concurrent SSE streams, one thread.
+ * libevent loop, many concurrent SSE streams, one thread.
  * Works with any OpenAI-compatible server: usage is taken from whichever chunk carries
  * it, text events are counted when usage never arrives, errors are classified.
  */

@@ -1,6 +1,6 @@
 /*
- * metrics.c - a point's summary from its request records (DESIGN.md "Metrics";
- * docs/METRICS.md gives each definition and the choices made where the design is silent).
+ * metrics.c - a point's summary from its request records (docs/METRICS.md
+ * gives each definition and the choices made).
  *
  * Latency distributions use completed requests only; failures are counted by class.
  * The window spans every request that was sent, failed ones included, because the server

@@ -1,5 +1,5 @@
 /*
- * metrics.h - a point's summary from its request records, per DESIGN.md "Metrics".
+ * metrics.h - a point's summary from its request records, per docs/METRICS.md.
  * All latencies in seconds; unknown values NAN.
  */
 #ifndef TB_METRICS_H
@@ -37,7 +37,7 @@ struct point_summary {
     char slo_verdict[256];
 };
 
-/* One request's own latencies in seconds (DESIGN.md "Metrics"); NAN where not applicable:
+/* One request's own latencies in seconds (docs/METRICS.md); NAN where not applicable:
  * ttft/ttft_sched need t_first; tpot needs output_tokens > 1 and t_first/t_last; e2e uses
  * t_last, or t_end for a stream that carried no text. Computed for any status (failed
  * requests keep what they measured); the summary uses completed requests only. */

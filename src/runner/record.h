@@ -1,5 +1,5 @@
 /*
- * record.h - everything measured about one request (DESIGN.md "request record").
+ * record.h - everything measured about one request (docs/OUTPUTS.md "A request record").
  * Times are run-clock nanoseconds (CLOCK_MONOTONIC); 0 means "did not happen".
  */
 #ifndef TB_RECORD_H

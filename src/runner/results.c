@@ -1,6 +1,6 @@
 /*
- * results.c - the three result files (DESIGN.md "Output files"; every key and column is
- * described in docs/OUTPUTS.md).
+ * results.c - the three result files (every key and column is described in
+ * docs/OUTPUTS.md).
  *
  * Points are turned into JSON and CSV text when they are added, so the writer holds no
  * pointers into the caller's records. Each flush rewrites all three files from that state
@@ -249,7 +249,7 @@ static json_t *record_json(const struct req_record *r, const char *tenant, mono_
 
 /* clang-format off */
 static const char *const csv_columns[] = {
-    /* DESIGN.md's required columns, in this order */
+    /* the required columns, in this order (docs/OUTPUTS.md "summary.csv") */
     "benchmark", "tenant", "model", "context_length", "concurrency", "rate", "arrival",
     "num_requests", "completed", "failed", "duration_s", "request_throughput",
     "output_throughput", "total_throughput",

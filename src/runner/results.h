@@ -1,5 +1,5 @@
 /*
- * results.h - the result files (DESIGN.md "Output files"): <prefix>_<stamp>_detailed.json,
+ * results.h - the result files (docs/OUTPUTS.md): <prefix>_<stamp>_detailed.json,
  * _summary.csv and _telemetry.json. Each flush rewrites all three through a temporary file
  * and rename(), so an interrupted run always leaves valid files holding every finished
  * request.

@@ -1,5 +1,6 @@
 /*
- * schedule.c - open-loop arrival times, fixed before a point starts (STYLE P9).
+ * schedule.c - open-loop arrival times, fixed before a point starts, so latency
+ * counts from when a request was due (docs/METRICS.md on coordinated omission).
  *
  * Request 0 is due at offset 0: the first gap is not drawn, so request i is due at the sum
  * of i gaps. A point therefore starts with a request instead of an idle wait, and with n

@@ -1,6 +1,6 @@
 /*
  * schedule.h - open-loop arrival times, fixed before a point starts so a slow server
- * cannot move when requests are due (STYLE P9; docs/METRICS.md on coordinated omission).
+ * cannot move when requests are due (docs/METRICS.md on coordinated omission).
  */
 #ifndef TB_SCHEDULE_H
 #define TB_SCHEDULE_H

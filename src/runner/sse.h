@@ -1,5 +1,5 @@
 /*
- * sse.h - an incremental Server-Sent Events parser (STYLE P12): blind to how the byte
+ * sse.h - an incremental Server-Sent Events parser: blind to how the byte
  * stream is split, with a bounded line size. Calls back once per complete event.
  */
 #ifndef TB_SSE_H

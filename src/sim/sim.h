@@ -1,6 +1,7 @@
 /*
  * sim.h - `testbench sim`: an OpenAI-compatible HTTP server in front of the engine,
- * in real time (libevent evhttp). Contract: DESIGN.md "Simulator contract".
+ * in real time (libevent evhttp). Endpoints: docs/ARCHITECTURE.md; the
+ * serving model: docs/ENGINE.md.
  */
 #ifndef TB_SIM_H
 #define TB_SIM_H

@@ -1,6 +1,6 @@
 /*
- * sim_cli.c - `testbench sim [flags]`: flags named as vLLM's `vllm serve` ones (DESIGN.md
- * "Command line"). Both "--flag value" and "--flag=value" work; --lora-modules takes one
+ * sim_cli.c - `testbench sim [flags]`: flags named as vLLM's `vllm serve` ones.
+ * Both "--flag value" and "--flag=value" work; --lora-modules takes one
  * or more NAME=PATH values up to the next flag. Bad flags: usage on stderr, exit 2.
  */
 #include <errno.h>

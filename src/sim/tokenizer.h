@@ -27,7 +27,8 @@
 
 #define TOKENIZER_MIN_VOCAB 32000
 
-/* A growable array of token ids with a ceiling (STYLE P6). */
+/* A growable array of token ids with a ceiling, so no input can grow it without
+ * bound. */
 struct tokvec {
     uint32_t *v;
     size_t n;

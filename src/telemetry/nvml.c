@@ -1,8 +1,8 @@
 /*
- * nvml.c - NVML by dlopen with a symbol table (STYLE P14; nvtop's approach without its forty
- * copy-pasted dlsym blocks). The ABI pieces we need are declared here: nvmlReturn_t is an int
- * (0 = success, 3 = NOT_SUPPORTED), a device handle is an opaque pointer, and the two structs
- * below match nvml.h's nvmlMemory_t (v1) and nvmlUtilization_t.
+ * nvml.c - NVML by dlopen with a symbol table (nvtop's approach, github.com/Syllo/nvtop
+ * src/extract_gpuinfo_nvidia.c, without its forty copy-pasted dlsym blocks). The ABI pieces we need
+ * are declared here: nvmlReturn_t is an int (0 = success, 3 = NOT_SUPPORTED), a device handle is an
+ * opaque pointer, and the two structs below match nvml.h's nvmlMemory_t (v1) and nvmlUtilization_t.
  *
  * Required: init, shutdown, device count, handle by index (each "_v2" first, then the
  * unversioned name). Everything else is optional; a per-call error, NOT_SUPPORTED included,
@@ -96,7 +96,8 @@ static const struct nvml_sym nvml_syms[] = {
 };
 #undef SYM
 
-/* Bit order of nvmlClocksEventReasons (FACTS §5.2). */
+/* Bit order of nvmlClocksEventReasons (NVML API reference,
+ * https://docs.nvidia.com/deploy/nvml-api/group__nvmlClocksEventReasons.html). */
 static const char *const throttle_bit_names[] = {
     "gpu_idle",
     "applications_clocks_setting",

@@ -1,5 +1,5 @@
 /*
- * nvml.h - GPUs through NVML opened at run time with dlopen (STYLE P14). No nvml.h and no
+ * nvml.h - GPUs through NVML opened at run time with dlopen. No nvml.h and no
  * link dependency: a machine without the driver is a normal state, not an error.
  * Private to the telemetry module.
  */

@@ -83,7 +83,8 @@ struct server_sample {
 };
 
 /*
- * Extracts vLLM's metrics from a scrape, either generation of names (FACTS §3.1): the new
+ * Extracts vLLM's metrics from a scrape, either generation of names (vLLM's
+ * vllm/v1/metrics/loggers.py and docs/design/metrics.md): the new
  * name wins when a server exposes both. 0 or -ENOMEM; st as prom_parse.
  */
 int server_sample_parse(const char *text, size_t len, struct server_sample *out,

@@ -640,7 +640,7 @@ json_t *telemetry_gpus_json(struct telemetry *t)
                               jnum(i->mem_total_mib >= 0, i->mem_total_mib), "power_limit_w",
                               jnum(i->power_limit_w >= 0, i->power_limit_w), "mig_mode",
                               i->mig_mode < 0 ? json_null() : json_boolean(i->mig_mode));
-        if (i->mig_mode == 1) /* FACTS §5.2: MIG instances share the board's power sensor */
+        if (i->mig_mode == 1) /* NVML: MIG instances share the board's power sensor */
             json_object_set_new(o, "power_energy_scope", json_string("physical_gpu"));
         json_array_append_new(a, o);
     }

@@ -1,7 +1,7 @@
 /*
  * telemetry.h - a sampler thread that reads GPUs (NVML by dlopen), the server's
- * Prometheus /metrics and the host (/proc) on the run's clock. Contract: DESIGN.md
- * "Telemetry contract" and the telemetry.json format. Unreadable fields are null, never 0.
+ * Prometheus /metrics and the host (/proc) on the run's clock. Contract: docs/TELEMETRY.md
+ * and the telemetry.json format in docs/OUTPUTS.md. Unreadable fields are null, never 0.
  */
 #ifndef TB_TELEMETRY_H
 #define TB_TELEMETRY_H
