@@ -56,10 +56,12 @@ static int teardown(void **state)
     return 0;
 }
 
-/* Runs the binary with argv (NULL-terminated, argv[0] ignored), stdout and stderr to log.
- * With stop_when set, sends SIGINT once that file exists and holds the text stop_text. */
-static int run_study(const char *const *argv, const char *log, const char *stop_when,
-                     const char *stop_text)
+/* Runs the binary with argv (NULL-terminated, argv[0] ignored), stdout and stderr to log, and
+ * returns its exit status (128 + signal when killed). With `interrupt` given, it is asked every
+ * 50 ms whether the moment has come, and then SIGINT is sent (as Ctrl-C would); *sent says
+ * whether it was. */
+static int run_study_until(const char *const *argv, const char *log, bool (*interrupt)(void *),
+                           void *ctx, bool *sent)
 {
     pid_t pid = fork();
     if (pid < 0)
@@ -73,27 +75,29 @@ static int run_study(const char *const *argv, const char *log, const char *stop_
         execv(TB_BINARY, (char *const *)argv);
         _exit(127);
     }
-    for (int i = 0; stop_when && i < 6000; i++) { /* up to 10 minutes on a slow build */
-        FILE *fp = fopen(stop_when, "r");
-        char buf[8192] = "";
-        if (fp) {
-            size_t n = fread(buf, 1, sizeof(buf) - 1, fp);
-            buf[n] = '\0';
-            fclose(fp);
-        }
-        if (strstr(buf, stop_text)) {
-            kill(pid, SIGINT);
-            break;
-        }
+    if (sent)
+        *sent = false;
+    for (int i = 0; interrupt && i < 12000; i++) { /* up to 10 minutes on a slow build */
         int st;
         if (waitpid(pid, &st, WNOHANG) == pid)
             return WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
-        clock_sleep_ns(100 * NS_PER_MS);
+        if (interrupt(ctx)) {
+            kill(pid, SIGINT);
+            if (sent)
+                *sent = true;
+            break;
+        }
+        clock_sleep_ns(50 * NS_PER_MS);
     }
     int status;
     if (waitpid(pid, &status, 0) != pid)
         return -1;
     return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+}
+
+static int run_study(const char *const *argv, const char *log)
+{
+    return run_study_until(argv, log, NULL, NULL, NULL);
 }
 
 /* The one study folder under dir/out (the study names it <name>_<stamp>). */
@@ -214,7 +218,7 @@ static void sim_study_answers_and_agrees_with_the_plan(void **state)
     char *log = xasprintf("%s/log.txt", f->dir);
     setenv("TESTBENCH_NVML_LIB", NVML_DOUBLE_PATH, 1);
     const char *argv[] = {"testbench", "study", "--config", cfg, NULL};
-    int rc = run_study(argv, log, NULL, NULL);
+    int rc = run_study(argv, log);
     unsetenv("TESTBENCH_NVML_LIB");
     char *out = slurp(log);
     if (rc != 0)
@@ -365,7 +369,7 @@ static void unfit_and_failing_setups_are_recorded_and_the_study_goes_on(void **s
     char *cfg = write_study(f->dir, "study.yaml", text);
     char *log = xasprintf("%s/log.txt", f->dir);
     const char *argv[] = {"testbench", "study", "--config", cfg, NULL};
-    int rc = run_study(argv, log, NULL, NULL);
+    int rc = run_study(argv, log);
     char *out = slurp(log);
     if (rc != 0)
         fprintf(stderr, "%s\n", out);
@@ -453,6 +457,26 @@ static int count_files(const char *dir, const char *suffix)
     return n;
 }
 
+struct first_done {
+    const char *dir;
+    char *sdir; /* found once the study made it */
+};
+
+static bool first_setup_done(void *ctx)
+{
+    struct first_done *w = ctx;
+    if (!w->sdir)
+        w->sdir = study_dir(w->dir, "resumable");
+    if (!w->sdir)
+        return false;
+    char *mp = xasprintf("%s/manifest.json", w->sdir);
+    json_t *m = json_load_file(mp, 0, NULL);
+    free(mp);
+    bool done = m && json_integer_value(json_object_get(m, "done")) >= 1;
+    json_decref(m);
+    return done;
+}
+
 static void ctrl_c_then_resume_measures_only_what_remains(void **state)
 {
     struct fixture *f = *state;
@@ -460,39 +484,12 @@ static void ctrl_c_then_resume_measures_only_what_remains(void **state)
     char *log = xasprintf("%s/log.txt", f->dir);
     const char *argv[] = {"testbench", "study", "--config", cfg, NULL};
     /* Ctrl-C once the first setup is done (the manifest says so). */
-    char *mglob = xasprintf("%s/out", f->dir);
-    mkdir(mglob, 0777);
-    pid_t pid = fork();
-    assert_true(pid >= 0);
-    if (pid == 0) {
-        int fd = open(log, O_WRONLY | O_CREAT | O_TRUNC, 0644);
-        dup2(fd, 1);
-        dup2(fd, 2);
-        execv(TB_BINARY, (char *const *)argv);
-        _exit(127);
-    }
-    char *sdir = NULL;
+    struct first_done w = {.dir = f->dir};
     bool sent = false;
-    for (int i = 0; i < 6000 && !sent; i++) {
-        clock_sleep_ns(50 * NS_PER_MS);
-        if (!sdir)
-            sdir = study_dir(f->dir, "resumable");
-        if (!sdir)
-            continue;
-        char *mp = xasprintf("%s/manifest.json", sdir);
-        json_t *m = json_load_file(mp, 0, NULL);
-        free(mp);
-        if (m && json_integer_value(json_object_get(m, "done")) >= 1) {
-            kill(pid, SIGINT);
-            sent = true;
-        }
-        json_decref(m);
-    }
+    int rc0 = run_study_until(argv, log, first_setup_done, &w, &sent);
     assert_true(sent);
-    int status;
-    assert_int_equal(waitpid(pid, &status, 0), pid);
-    assert_true(WIFEXITED(status));
-    assert_int_equal(WEXITSTATUS(status), 130);
+    assert_int_equal(rc0, 130);
+    char *sdir = w.sdir;
     json_t *doc = load_study(sdir);
     servers_gone(doc);
     json_t *setups = json_object_get(doc, "setups");
@@ -509,7 +506,7 @@ static void ctrl_c_then_resume_measures_only_what_remains(void **state)
     assert_int_equal(stat(det, &before), 0);
 
     const char *rargv[] = {"testbench", "study", "--resume", sdir, NULL};
-    int rc = run_study(rargv, log, NULL, NULL);
+    int rc = run_study(rargv, log);
     char *out = slurp(log);
     if (rc != 0)
         fprintf(stderr, "%s\n", out);
@@ -534,7 +531,6 @@ static void ctrl_c_then_resume_measures_only_what_remains(void **state)
     free(det);
     free(d1);
     free(sdir);
-    free(mglob);
     free(log);
     free(cfg);
 }
@@ -547,7 +543,7 @@ static void bad_study_file_names_file_line_and_key(void **state)
                          "    max_model_len: [4096, lots]\nbackend:\n  type: docker\n");
     char *log = xasprintf("%s/log.txt", f->dir);
     const char *argv[] = {"testbench", "validate", "--config", cfg, NULL};
-    assert_int_equal(run_study(argv, log, NULL, NULL), 2);
+    assert_int_equal(run_study(argv, log), 2);
     char *out = slurp(log);
     char *want = xasprintf("%s:6:27: setups.grid.max_model_len[1]: expected an integer", cfg);
     if (!strstr(out, want))
@@ -560,7 +556,7 @@ static void bad_study_file_names_file_line_and_key(void **state)
         tb_write(f->dir, "bad2.yaml",
                  "study:\n  name: x\nsetups:\n  grid:\n    model: [m]\nbackend:\n  type: podman\n");
     const char *argv2[] = {"testbench", "study", "--config", cfg, NULL};
-    assert_int_equal(run_study(argv2, log, NULL, NULL), 2);
+    assert_int_equal(run_study(argv2, log), 2);
     out = slurp(log);
     want = xasprintf("%s:7:9: backend.type: unknown backend \"podman\"", cfg);
     if (!strstr(out, want))
@@ -596,6 +592,18 @@ static const char docker_study[] = "study:\n"
 /* The same study file with --backend docker, against a stand-in docker CLI first on PATH:
  * containers are named per setup, get the setup's vLLM flags, the cache mount and the token by
  * name; Ctrl-C in the second setup still removes its container; --resume finishes it. */
+static bool second_run_started(void *record)
+{
+    char *rec = slurp(record);
+    char *fifth = rec ? tb_record_call(rec, 4) : NULL;
+    bool yes = fifth != NULL;
+    if (yes)
+        clock_sleep_ns(300 * NS_PER_MS); /* let it get going */
+    free(fifth);
+    free(rec);
+    return yes;
+}
+
 static void docker_backend_runs_the_same_file_and_cleans_up(void **state)
 {
     struct fixture *f = *state;
@@ -615,45 +623,19 @@ static void docker_backend_runs_the_same_file_and_cleans_up(void **state)
     setenv("HF_TOKEN", "hf_not_for_argv_42", 1);
     char *log = xasprintf("%s/log.txt", f->dir);
     const char *argv[] = {"testbench", "study", "--config", cfg, "--backend", "docker", NULL};
-    /* Interrupted once the second container runs (its readiness line is in the record's wake). */
-    char *sdir = NULL;
-    pid_t pid = fork();
-    assert_true(pid >= 0);
-    if (pid == 0) {
-        int fd = open(log, O_WRONLY | O_CREAT | O_TRUNC, 0644);
-        dup2(fd, 1);
-        dup2(fd, 2);
-        execv(TB_BINARY, (char *const *)argv);
-        _exit(127);
-    }
+    /* Interrupted once the second container runs: rm, run, rm (setup 1), rm, run (setup 2). */
     bool sent = false;
-    for (int i = 0; i < 6000 && !sent; i++) {
-        clock_sleep_ns(50 * NS_PER_MS);
-        char *rec = slurp(record);
-        /* rm, run, rm (setup 1), rm, run (setup 2): the second run has started. */
-        char *fifth = rec ? tb_record_call(rec, 4) : NULL;
-        if (fifth) {
-            clock_sleep_ns(300 * NS_PER_MS);
-            kill(pid, SIGINT);
-            sent = true;
-        }
-        free(fifth);
-        free(rec);
-    }
+    int rc0 = run_study_until(argv, log, second_run_started, record, &sent);
     assert_true(sent);
-    int status;
-    assert_int_equal(waitpid(pid, &status, 0), pid);
     char *out = slurp(log);
-    if (!WIFEXITED(status) || WEXITSTATUS(status) != 130)
+    if (rc0 != 130)
         fprintf(stderr, "%s\n", out);
-    assert_true(WIFEXITED(status));
-    assert_int_equal(WEXITSTATUS(status), 130);
+    assert_int_equal(rc0, 130);
     free(out);
-
-    sdir = study_dir(f->dir, "in_docker");
+    char *sdir = study_dir(f->dir, "in_docker");
     assert_non_null(sdir);
     const char *rargv[] = {"testbench", "study", "--resume", sdir, "--backend", "docker", NULL};
-    int rc = run_study(rargv, log, NULL, NULL);
+    int rc = run_study(rargv, log);
     out = slurp(log);
     if (rc != 0)
         fprintf(stderr, "%s\n", out);
