@@ -287,7 +287,8 @@ static int dir_add(struct report_input *in, const char *dir, int depth, size_t *
             names[n++] = xstrdup(e->d_name);
         }
     closedir(d);
-    qsort(names, n, sizeof(*names), name_cmp);
+    if (n > 1)
+        qsort(names, n, sizeof(*names), name_cmp);
     int rc = 0;
     for (size_t i = 0; i < n && !rc; i++) {
         char *p = xasprintf("%s/%s", dir, names[i]);

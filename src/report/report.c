@@ -206,9 +206,12 @@ int report_main(int argc, char **argv)
     }
     if (output)
         html = xstrdup(output);
-    else if (argc - optind == 1 && is_dir(argv[optind]))
-        html = xasprintf("%s/report.html", argv[optind]);
-    else
+    else if (argc - optind == 1 && is_dir(argv[optind])) {
+        size_t n = strlen(argv[optind]);
+        while (n > 1 && argv[optind][n - 1] == '/')
+            n--; /* "results/" → results/report.html, not results//report.html */
+        html = xasprintf("%.*s/report.html", (int)n, argv[optind]);
+    } else
         html = xstrdup("report.html");
     mdp = md_path(html);
     self = predict ? self_exe() : NULL;
