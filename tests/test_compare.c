@@ -44,7 +44,7 @@ static char *sim_run(const char *name, const char *gpu, int seed, int context)
                            "model: {name: meta-llama/Llama-3.1-8B-Instruct}\n"
                            "context_lengths: [%d]\n"
                            "requests: {num_requests: 12, concurrent_requests: 1,\n"
-                           "           rate_per_second: inf, completion_tokens: 8}\n"
+                           "           rate_per_second: inf, completion_tokens: 16}\n"
                            "telemetry: {sample_interval_sec: 0.5, collect_gpu_stats: false}\n",
                            seed, gpu, dir, context);
     char *file = xasprintf("%s.yaml", name);
@@ -124,6 +124,12 @@ static void slower_gpu_is_a_ttft_regression(void **state)
         if (strncmp(metric, "ttft_", 5) != 0)
             continue;
         ttft_rows++;
+        if (strcmp(metric, "ttft_p95_ms") == 0) {
+            /* 12 requests: 0.6 beyond p95, too few to test it; it is shown, not called. */
+            assert_false(json_is_true(json_object_get(r, "significant")));
+            assert_non_null(strstr(json_string_value(json_object_get(r, "verdict")), "too few"));
+            continue;
+        }
         double change = json_number_value(json_object_get(r, "change_pct"));
         fprintf(stderr, "%s: %+.1f%% [%g, %g] %s\n", metric, change,
                 json_number_value(json_object_get(r, "ci_low")),

@@ -5,7 +5,9 @@
  * change is called only when its 95% interval excludes zero and it is at least
  * min_change_pct large, because a per-request bootstrap cannot see run-to-run variation (a
  * server that is 0.3% slower after a restart is "significant" to it and irrelevant to a user).
- * Throughput is one number per run: shown, never called.
+ * A quantile is tested only when both samples hold at least COMPARE_MIN_TAIL requests beyond it
+ * (n·min(q, 1−q) ≥ 5): a p95 of 12 requests is their largest, and resampling cannot say how
+ * much that moves between runs. Throughput is one number per run: shown, never called.
  */
 #include "report/compare.h"
 
@@ -16,6 +18,9 @@
 
 #include "core/stats.h"
 #include "report/bootstrap.h"
+
+/* Samples needed on the short side of a quantile before it is tested. */
+#define COMPARE_MIN_TAIL 5.0
 
 struct metric {
     const char *name;  /* as shown */
@@ -63,16 +68,17 @@ static void samples(const json_t *p, const char *field, struct dvec *out)
 }
 
 static void row_add(json_t *rows, const char *point, const char *metric, double a, double b,
-                    double lo, double hi, bool tested, bool higher_is_better,
+                    double lo, double hi, const char *untested, bool higher_is_better,
                     const struct compare_options *o)
 {
+    bool tested = untested == NULL;
     json_t *r = json_object();
     double change = a != 0 && isfinite(a) && isfinite(b) ? (b - a) / fabs(a) * 100.0 : NAN;
     bool beyond = tested && isfinite(lo) && (lo > 0 || hi < 0);
     bool big = isfinite(change) && fabs(change) >= o->min_change_pct;
     const char *verdict;
     if (!tested)
-        verdict = "not tested (one value per run)";
+        verdict = untested;
     else if (!beyond)
         verdict = "not significant (95% CI includes 0)";
     else if (!big)
@@ -101,9 +107,10 @@ json_t *compare_build(const struct report_input *a, const char *a_name,
     json_object_set_new(out, "b", json_string(b_name));
     char *method = xasprintf(
         "Latency: percentile bootstrap of the quantile's difference over the per-request samples "
-        "(%d resamples, 95%% interval, seed %llu); a change is called when the interval excludes "
-        "0 and it is at least %g%%. Throughput: one value per run, not tested.",
-        BOOTSTRAP_RESAMPLES, (unsigned long long)o->seed, o->min_change_pct);
+        "(%d resamples, 95%% interval, seed %llu), when n·min(q, 1−q) ≥ %g in both runs; a change "
+        "is called when the interval excludes 0 and it is at least %g%%. Throughput: one value "
+        "per run, not tested.",
+        BOOTSTRAP_RESAMPLES, (unsigned long long)o->seed, COMPARE_MIN_TAIL, o->min_change_pct);
     json_object_set_new(out, "method", json_string(method));
     free(method);
     for (size_t ra = 0; ra < a->n_runs; ra++) {
@@ -141,14 +148,20 @@ json_t *compare_build(const struct report_input *a, const char *a_name,
                 samples(q, metrics[m].field, &sb);
                 struct bootstrap_result br;
                 bootstrap_quantile_diff(sa.v, sa.n, sb.v, sb.n, metrics[m].q, o->seed + m, &br);
-                row_add(rows, key, metrics[m].name, br.a, br.b, br.low, br.high, true,
+                double tail = fmin(metrics[m].q, 1 - metrics[m].q);
+                size_t n = sa.n < sb.n ? sa.n : sb.n;
+                const char *untested = (double)n * tail < COMPARE_MIN_TAIL
+                                           ? "not tested (too few requests for this quantile)"
+                                           : NULL;
+                row_add(rows, key, metrics[m].name, br.a, br.b, br.low, br.high, untested,
                         metrics[m].higher_is_better, o);
                 dvec_release(&sa);
                 dvec_release(&sb);
             }
             double ta = json_num(json_object_get(p, "summary"), "output_throughput");
             double tb = json_num(json_object_get(q, "summary"), "output_throughput");
-            row_add(rows, key, "output_tokens_per_s", ta, tb, NAN, NAN, false, true, o);
+            row_add(rows, key, "output_tokens_per_s", ta, tb, NAN, NAN,
+                    "not tested (one value per run)", true, o);
             free(key);
         }
     }
