@@ -538,6 +538,32 @@ static void default_output_is_inside_the_folder(void **state)
     free(cmd);
 }
 
+/* A quoted glob is expanded by testbench; one that matches nothing is an error. */
+static void globs_are_expanded(void **state)
+{
+    (void)state;
+    char *cmd = xasprintf("%s report '%s/sweep_*_detailed.json' --no-predict --quiet --output "
+                          "%s/glob.html",
+                          TB_BINARY, fx.results, fx.dir);
+    assert_int_equal(sh(cmd, NULL), 0);
+    char *path = xasprintf("%s/glob.md", fx.dir);
+    char *md = slurp(path);
+    assert_non_null(strstr(md, "### sweep_"));
+    assert_null(strstr(md, "### tenants_"));
+    free(md);
+    free(path);
+    free(cmd);
+    cmd = xasprintf("%s report '%s/nothing_*_detailed.json' --output %s/glob.html", TB_BINARY,
+                    fx.results, fx.dir);
+    char *err = xasprintf("%s/glob.err", fx.dir);
+    assert_int_equal(sh(cmd, err), 2);
+    char *e = slurp(err);
+    assert_non_null(strstr(e, "matches no file"));
+    free(e);
+    free(err);
+    free(cmd);
+}
+
 /* A missing chart library is a runtime error that names the package. */
 static void missing_chart_library_names_the_package(void **state)
 {
@@ -584,6 +610,7 @@ int main(void)
         cmocka_unit_test(bad_inputs_exit_2_naming_the_file),
         cmocka_unit_test(slo_options_rejudge),
         cmocka_unit_test(default_output_is_inside_the_folder),
+        cmocka_unit_test(globs_are_expanded),
         cmocka_unit_test(missing_chart_library_names_the_package),
         cmocka_unit_test(csv_reader_handles_rfc4180),
     };
