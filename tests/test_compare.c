@@ -36,17 +36,17 @@ static int sh(const char *cmd)
 }
 
 /* Runs a config into dir/name/ and returns that folder. */
-static char *sim_run(const char *name, const char *gpu, int seed, int context)
+static char *sim_run(const char *name, const char *gpu, int seed, int context, int requests)
 {
     char *yaml = xasprintf("benchmark: {name: cmp, output_prefix: cmp, seed: %d}\n"
                            "server: {endpoint: \"http://127.0.0.1:1\",\n"
                            "         sim: {gpu: %s, catalog: \"%s/catalog\"}}\n"
                            "model: {name: meta-llama/Llama-3.1-8B-Instruct}\n"
                            "context_lengths: [%d]\n"
-                           "requests: {num_requests: 12, concurrent_requests: 1,\n"
+                           "requests: {num_requests: %d, concurrent_requests: 1,\n"
                            "           rate_per_second: inf, completion_tokens: 16}\n"
                            "telemetry: {sample_interval_sec: 0.5, collect_gpu_stats: false}\n",
-                           seed, gpu, dir, context);
+                           seed, gpu, dir, context, requests);
     char *file = xasprintf("%s.yaml", name);
     char *cfg = tb_write(dir, file, yaml);
     assert_non_null(cfg);
@@ -75,10 +75,10 @@ static int group_setup(void **state)
                           "fp4_tflops: 0\nint8_tops: 610.8333\ntdp_w: 350\n"
                           "interconnect: PCIe\np2p_bandwidth_gbs: 20.8333\nsource: test\n");
     assert_non_null(slow);
-    run_a = sim_run("a", "l40s", 1, 2048);
-    run_b = sim_run("b", "l40s-slow", 1, 2048);
-    run_c = sim_run("c", "l40s", 2, 2048);
-    run_other = sim_run("other", "l40s", 1, 1024);
+    run_a = sim_run("a", "l40s", 1, 2048, 12);
+    run_b = sim_run("b", "l40s-slow", 1, 2048, 12);
+    run_c = sim_run("c", "l40s", 2, 2048, 12);
+    run_other = sim_run("other", "l40s", 1, 1024, 2); /* matches nothing */
     free(slow);
     free(mk);
     free(gpus);
