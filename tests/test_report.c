@@ -287,7 +287,11 @@ static void markdown_has_matrix_and_runs(void **state)
         n++;
     assert_int_equal(n, 2 + 2 + 4);
     assert_non_null(strstr(md, "does not fit: oom: KV cache holds 60000 tokens"));
-    assert_non_null(strstr(md, "## Predicted vs measured"));
+    /* Predicted vs measured: the study's pred_/meas_ columns and plan for the sweep's points. */
+    char *pvm = strstr(md, "## Predicted vs measured");
+    assert_non_null(pvm);
+    assert_non_null(strstr(pvm, "| bf16-8k | chat | 10 | ttft_p95_ms |"));
+    assert_non_null(strstr(pvm, "| default, context 2048 | 10 | ttft_p95_ms |"));
     assert_non_null(strstr(md, "### bf16-8k"));
     free(md);
 }

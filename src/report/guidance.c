@@ -19,9 +19,8 @@
 
 #include "core/buf.h"
 #include "core/log.h"
+#include "report/predict.h"
 
-/* plan's JSON for one cell is ~2 KiB per user count. */
-#define PLAN_MAX_OUTPUT (1024u * 1024)
 /* The user counts plan tries for "max users", besides N itself. */
 static const int plan_users[] = {1, 2, 4, 8, 16, 32, 64, 128};
 #define N_PLAN_USERS (sizeof(plan_users) / sizeof(plan_users[0]))
@@ -253,46 +252,6 @@ static void studies_add(struct guidance *g, struct cell_ctx **ctx, const struct 
     }
 }
 
-/* Runs `self plan ... --json` and returns its parsed output, or NULL. */
-static json_t *plan_run(const char *self, char *const argv[])
-{
-    int fds[2];
-    if (pipe(fds) != 0)
-        return NULL;
-    pid_t pid = fork();
-    if (pid < 0) {
-        close(fds[0]);
-        close(fds[1]);
-        return NULL;
-    }
-    if (pid == 0) {
-        dup2(fds[1], 1);
-        close(fds[0]);
-        close(fds[1]);
-        int null = open("/dev/null", O_WRONLY);
-        if (null >= 0)
-            dup2(null, 2);
-        execv(self, argv);
-        _exit(127);
-    }
-    close(fds[1]);
-    struct buf b;
-    buf_init(&b, PLAN_MAX_OUTPUT);
-    char chunk[8192];
-    ssize_t n;
-    int rc = 0;
-    while ((n = read(fds[0], chunk, sizeof(chunk))) > 0 && !rc)
-        rc = buf_append(&b, chunk, (size_t)n);
-    close(fds[0]);
-    int status = 0;
-    waitpid(pid, &status, 0);
-    json_t *j = NULL;
-    if (!rc && b.data && WIFEXITED(status) && WEXITSTATUS(status) == 0)
-        j = json_loads(b.data, 0, NULL);
-    buf_release(&b);
-    return j;
-}
-
 static void cell_predict(struct guidance *g, struct guidance_cell *c, const struct cell_ctx *x,
                          const char *self)
 {
@@ -301,57 +260,29 @@ static void cell_predict(struct guidance *g, struct guidance_cell *c, const stru
     for (size_t i = 0; i < N_PLAN_USERS; i++)
         if (plan_users[i] != g->users)
             used += (size_t)snprintf(users + used, sizeof(users) - used, ",%d", plan_users[i]);
-    char ctx[32], out[32], ttft[32], tpot[32];
-    snprintf(ctx, sizeof(ctx), "%ld", c->context);
-    snprintf(out, sizeof(out), "%.0f", isnan(x->output_tokens) ? 128 : x->output_tokens);
-    char *argv[24];
-    size_t n = 0;
-    argv[n++] = "testbench";
-    argv[n++] = "plan";
-    argv[n++] = "--json";
-    argv[n++] = "--gpu";
-    argv[n++] = x->gpu;
-    argv[n++] = "--model";
-    argv[n++] = c->model;
-    argv[n++] = "--context";
-    argv[n++] = ctx;
-    argv[n++] = "--output-tokens";
-    argv[n++] = out;
-    argv[n++] = "--users";
-    argv[n++] = users;
-    if (strcmp(c->quantization, "default") != 0) {
-        argv[n++] = "--quantization";
-        argv[n++] = c->quantization;
-    }
-    if (strcmp(c->kv_dtype, "auto") != 0 && strcmp(c->kv_dtype, "unknown") != 0) {
-        argv[n++] = "--kv-cache-dtype";
-        argv[n++] = c->kv_dtype;
-    }
-    if (!isnan(x->slo_ttft_ms)) {
-        snprintf(ttft, sizeof(ttft), "%g", x->slo_ttft_ms);
-        argv[n++] = "--slo-ttft-ms";
-        argv[n++] = ttft;
-    }
-    if (!isnan(x->slo_tpot_ms)) {
-        snprintf(tpot, sizeof(tpot), "%g", x->slo_tpot_ms);
-        argv[n++] = "--slo-tpot-ms";
-        argv[n++] = tpot;
-    }
-    argv[n] = NULL;
-    json_t *j = plan_run(self, argv);
-    if (!j) {
+    struct predict_query q = {
+        .gpu = x->gpu,
+        .model = c->model,
+        .quantization = c->quantization,
+        .kv_dtype = c->kv_dtype,
+        .context = c->context,
+        .output_tokens = x->output_tokens,
+        .users = users,
+        .slo_ttft_ms = x->slo_ttft_ms,
+        .slo_tpot_ms = x->slo_tpot_ms,
+    };
+    json_t *rows = predict_rows(self, &q);
+    if (!rows) {
         log_warn("report: plan could not predict %s at %ld tokens on %s", c->model, c->context,
                  x->gpu);
         return;
     }
-    json_t *rows = json_object_get(j, "rows");
     size_t i;
     json_t *row;
-    bool have_rows = json_is_array(rows);
     double best = 0, largest = 0;
     bool largest_met = false;
-    for (i = 0; i < (have_rows ? json_array_size(rows) : 1); i++) {
-        row = have_rows ? json_array_get(rows, i) : j;
+    json_array_foreach(rows, i, row)
+    {
         double u = json_num(row, "users");
         bool met = json_is_true(json_object_get(row, "meets_slo"));
         if (met && u > best)
@@ -374,7 +305,7 @@ static void cell_predict(struct guidance *g, struct guidance_cell *c, const stru
         c->max_users = best;
         c->max_users_at_least = largest_met && best == largest;
     }
-    json_decref(j);
+    json_decref(rows);
 }
 
 static int cell_cmp(const void *a, const void *b)

@@ -12,6 +12,7 @@
 #include <string.h>
 
 #include "core/stats.h"
+#include "report/predict.h"
 
 static json_t *num(double x)
 {
@@ -351,8 +352,121 @@ static json_t *tenants_json(json_t *runs)
     return rows;
 }
 
+static void pvm_row(json_t *rows, const char *study, const char *setup, const char *workload,
+                    double users, const char *metric, double pred, double meas, double err)
+{
+    if (isnan(pred) || isnan(meas))
+        return;
+    if (isnan(err) && meas != 0)
+        err = (pred - meas) / meas * 100.0;
+    json_t *o = json_object();
+    json_object_set_new(o, "study", json_string(study));
+    json_object_set_new(o, "setup", json_string(setup));
+    json_object_set_new(o, "workload", json_string(workload));
+    json_object_set_new(o, "users", num(users));
+    json_object_set_new(o, "metric", json_string(metric));
+    json_object_set_new(o, "predicted", json_real(pred));
+    json_object_set_new(o, "measured", json_real(meas));
+    json_object_set_new(o, "error_pct", num(err));
+    json_array_append_new(rows, o);
+}
+
+/* The planner's prediction for each closed-loop point (rate inf, a concurrency cap) of a run
+ * that says which GPU it ran on (the simulator's) or of every run when gpu is given: one
+ * `plan` per tenant and context, for the user counts the run measured. */
+static void run_predictions(json_t *rows, const struct report_run *r, const char *self,
+                            const char *gpu)
+{
+    const char *g = gpu ? gpu : r->gpu;
+    if (!self || !g || r->study_setup)
+        return;
+    const json_t *points = json_object_get(r->detailed, "points");
+    const json_t *cfg = json_object_get(r->detailed, "config");
+    size_t n = json_array_size(points);
+    bool *done = xcalloc(n ? n : 1, sizeof(bool));
+    for (size_t i = 0; i < n; i++) {
+        const json_t *p = json_array_get(points, i);
+        if (done[i] || json_is_number(json_object_get(p, "rate")) ||
+            isnan(json_num(p, "concurrency")))
+            continue;
+        const char *tenant = json_string_value(json_object_get(p, "tenant"));
+        double ctx = json_num(p, "context_length");
+        /* The group: same tenant and context, closed loop. */
+        char users[512] = "";
+        size_t used = 0;
+        for (size_t k = i; k < n; k++) {
+            const json_t *q = json_array_get(points, k);
+            const char *t = json_string_value(json_object_get(q, "tenant"));
+            double c = json_num(q, "context_length");
+            if (done[k] || json_is_number(json_object_get(q, "rate")) ||
+                isnan(json_num(q, "concurrency")) || !t || !tenant || strcmp(t, tenant) != 0 ||
+                !((isnan(c) && isnan(ctx)) || c == ctx) || used + 16 >= sizeof(users))
+                continue;
+            used += (size_t)snprintf(users + used, sizeof(users) - used, "%s%.0f", used ? "," : "",
+                                     json_num(q, "concurrency"));
+        }
+        const json_t *req = json_object_get(cfg, "requests");
+        size_t ti;
+        json_t *t;
+        json_array_foreach(json_object_get(cfg, "tenants"), ti, t)
+        {
+            const char *name = json_string_value(json_object_get(t, "name"));
+            if (name && tenant && strcmp(name, tenant) == 0 && json_object_get(t, "requests"))
+                req = json_object_get(t, "requests");
+        }
+        double out = json_num(req, "completion_tokens");
+        long context = isnan(ctx) ? (long)(json_num(req, "prompt_tokens_max") + out) : (long)ctx;
+        struct predict_query pq = {
+            .gpu = g,
+            .model = r->model,
+            .quantization = r->quantization,
+            .kv_dtype = r->kv_dtype,
+            .context = context,
+            .output_tokens = out,
+            .users = users,
+            .slo_ttft_ms = NAN,
+            .slo_tpot_ms = NAN,
+        };
+        json_t *pred = context > 0 ? predict_rows(self, &pq) : NULL;
+        char *workload = isnan(ctx) ? xasprintf("%s, up to %ld tokens", tenant, context)
+                                    : xasprintf("%s, context %ld", tenant, context);
+        for (size_t k = i; k < n; k++) {
+            const json_t *q = json_array_get(points, k);
+            const char *tk = json_string_value(json_object_get(q, "tenant"));
+            double c = json_num(q, "context_length");
+            if (done[k] || json_is_number(json_object_get(q, "rate")) ||
+                isnan(json_num(q, "concurrency")) || !tk || !tenant || strcmp(tk, tenant) != 0 ||
+                !((isnan(c) && isnan(ctx)) || c == ctx))
+                continue;
+            done[k] = true;
+            double users_k = json_num(q, "concurrency");
+            const json_t *row = NULL;
+            size_t ri;
+            json_t *rr;
+            json_array_foreach(pred, ri, rr) if (json_num(rr, "users") == users_k) row = rr;
+            if (!row)
+                continue;
+            const json_t *s = json_object_get(q, "summary");
+            static const char *const m[][4] = {
+                {"ttft_p50_ms", "ttft_p50_ms", "ttft_ms", "p50"},
+                {"ttft_p95_ms", "ttft_p95_ms", "ttft_ms", "p95"},
+                {"tpot_p50_ms", "tpot_p50_ms", "tpot_ms", "p50"},
+                {"user_tps", "user_tokens_per_s", "user_token_rate", "p50"},
+            };
+            for (size_t mi = 0; mi < sizeof(m) / sizeof(m[0]); mi++)
+                pvm_row(rows, "", r->label, workload, users_k, m[mi][0], json_num(row, m[mi][1]),
+                        summary_dist(s, m[mi][2], m[mi][3]), NAN);
+            pvm_row(rows, "", r->label, workload, users_k, "output_tps",
+                    json_num(row, "output_throughput"), json_num(s, "output_throughput"), NAN);
+        }
+        free(workload);
+        json_decref(pred);
+    }
+    free(done);
+}
+
 /* study.csv's pred_X / meas_X / err_X triples, one row per metric where both are known. */
-static json_t *pvm_json(const struct report_input *in)
+static json_t *pvm_json(const struct report_input *in, const char *self, const char *gpu)
 {
     static const char *const metrics[][2] = {
         {"kv_capacity_tokens", "err_kv_capacity_pct"},
@@ -365,6 +479,8 @@ static json_t *pvm_json(const struct report_input *in)
         {"max_users", "err_max_users_pct"},
     };
     json_t *rows = json_array();
+    for (size_t r = 0; r < in->n_runs; r++)
+        run_predictions(rows, &in->runs[r], self, gpu);
     for (size_t s = 0; s < in->n_studies; s++) {
         const struct csv_table *t = &in->studies[s].csv;
         for (size_t r = 0; r < t->nrows; r++)
@@ -394,7 +510,8 @@ static json_t *pvm_json(const struct report_input *in)
 }
 
 json_t *report_model_build(const struct report_input *in, const struct guidance *g,
-                           const struct report_slo *slo, const char *title)
+                           const struct report_slo *slo, const char *title, const char *self_exe,
+                           const char *gpu)
 {
     json_t *o = json_object();
     json_object_set_new(o, "title", json_string(title));
@@ -415,7 +532,7 @@ json_t *report_model_build(const struct report_input *in, const struct guidance 
     }
     json_object_set_new(o, "tenants", tenants_json(runs));
     json_object_set_new(o, "runs", runs);
-    json_object_set_new(o, "predicted_vs_measured", pvm_json(in));
+    json_object_set_new(o, "predicted_vs_measured", pvm_json(in, self_exe, gpu));
     json_t *studies = json_array();
     for (size_t i = 0; i < in->n_studies; i++)
         json_array_append_new(studies, json_string(in->studies[i].dir));

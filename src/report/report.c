@@ -216,7 +216,7 @@ int report_main(int argc, char **argv)
     mdp = md_path(html);
     self = predict ? self_exe() : NULL;
     guidance_build(&g, &in, (int)users, &slo, self, gpu);
-    model = report_model_build(&in, &g, &slo, title);
+    model = report_model_build(&in, &g, &slo, title, self, gpu);
     char err[1024];
     int wrc = html_write(html, model, err, sizeof(err));
     if (wrc) {
@@ -322,7 +322,7 @@ int compare_main(int argc, char **argv)
     if (output) {
         struct report_slo slo = {NAN, NAN, NAN, NAN, NAN};
         guidance_build(&g, &b, 10, &slo, NULL, NULL);
-        model = report_model_build(&b, &g, &slo, "testbench comparison");
+        model = report_model_build(&b, &g, &slo, "testbench comparison", NULL, NULL);
         json_object_set(model, "compare", cmp);
         char err[1024];
         if (html_write(output, model, err, sizeof(err)) != 0) {
