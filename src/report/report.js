@@ -112,6 +112,12 @@
     if (button) button.addEventListener('click', reset);
   }
 
+  /* Horizontal bar charts grow with their rows, so every label stays readable. */
+  function tall(el, bars) {
+    var h = Math.max(300, 60 + bars * 14);
+    el.parentNode.style.height = h + 'px';
+  }
+
   function lineOpts(xTitle, yTitle, extra) {
     var o = {
       parsing: true, normalized: true,
@@ -249,20 +255,23 @@
     },
     pvm: function (run, el) {
       var metric = el.getAttribute('data-metric'), rows = data.predicted_vs_measured.filter(function (r) { return r.metric === metric; });
-      var labels = rows.map(function (r) { return r.setup + ' · ' + r.workload + ' · ' + r.users + ' users'; });
+      /* Two-line labels (run or setup; tenant or workload, context, users) stay unclipped. */
+      var labels = rows.map(function (r) { return [r.setup, r.workload + ' · ' + r.users + ' users']; });
+      tall(el, rows.length * 2.4);
       return { type: 'bar', data: { labels: labels, datasets: [
         { label: 'predicted', data: rows.map(function (r) { return r.predicted; }), backgroundColor: color(8) },
         { label: 'measured', data: rows.map(function (r) { return r.measured; }), backgroundColor: color(0) }
-      ] }, options: { plugins: { legend: { position: 'bottom' }, tooltip: { callbacks: { afterLabel: function (c) {
+      ] }, options: { indexAxis: 'y', plugins: { legend: { position: 'bottom' }, tooltip: { callbacks: { afterLabel: function (c) {
           var r = rows[c.dataIndex]; return r.error_pct === null ? '' : 'error ' + fmt(r.error_pct) + ' %';
-        } } } }, scales: { x: { ticks: { autoSkip: false, maxRotation: 60 } }, y: axis(metric, { beginAtZero: true }) } } };
+        } } } }, scales: { x: axis(metric, { beginAtZero: true }), y: { ticks: { autoSkip: false } } } } };
     },
-    compare: function () {
+    compare: function (run, el) {
       var rows = data.compare.rows;
+      tall(el, rows.length);
       return { type: 'bar', data: { labels: rows.map(function (r) { return r.point + ' ' + r.metric; }), datasets: [
         { label: 'change B vs A (%)', data: rows.map(function (r) { return r.change_pct; }),
           backgroundColor: rows.map(function (r) { return r.significant ? (r.change_pct > 0 ? '#d62728' : '#2ca02c') : '#bbbbbb'; }) }
-      ] }, options: { indexAxis: 'y', plugins: { legend: { position: 'bottom' } }, scales: { x: axis('% change (coloured: beyond noise)') } } };
+      ] }, options: { indexAxis: 'y', plugins: { legend: { position: 'bottom' } }, scales: { x: axis('% change (coloured: beyond noise)'), y: { ticks: { autoSkip: false } } } } };
     }
   };
 
