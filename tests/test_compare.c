@@ -164,6 +164,33 @@ static void slower_gpu_is_a_ttft_regression(void **state)
     assert_non_null(strstr(page, "id=\"compare\""));
     assert_non_null(strstr(page, "data-kind=\"compare\""));
     free(page);
+    /* The page in headless Chromium, as test_report does: clean, offline, the change drawn. */
+    char cwd[512];
+    assert_non_null(getcwd(cwd, sizeof(cwd)));
+    char *out = xasprintf("%s/browser.json", dir);
+    char *browse = xasprintf("PLAYWRIGHT_CORE=%s/.tools/node/node_modules/playwright-core node "
+                             "%s/tests/report_browser.cjs %s %s/compare-screenshot.png > %s",
+                             TB_SOURCE_DIR, TB_SOURCE_DIR, html, cwd, out);
+    assert_int_equal(sh(browse), 0);
+    json_error_t je;
+    json_t *b = json_load_file(out, 0, &je);
+    assert_non_null(b);
+    assert_int_equal(json_array_size(json_object_get(b, "console")), 0);
+    assert_int_equal(json_array_size(json_object_get(b, "page_errors")), 0);
+    assert_int_equal(json_array_size(json_object_get(b, "requests")), 0);
+    size_t compare_charts = 0;
+    json_t *c;
+    json_array_foreach(json_object_get(b, "charts"), i, c)
+    {
+        assert_true(json_is_true(json_object_get(c, "chart")));
+        assert_true(json_integer_value(json_object_get(c, "points")) > 0);
+        if (strcmp(json_string_value(json_object_get(c, "kind")), "compare") == 0)
+            compare_charts++;
+    }
+    assert_int_equal(compare_charts, 1);
+    json_decref(b);
+    free(browse);
+    free(out);
     free(cmd);
     free(md);
     free(html);

@@ -2,8 +2,8 @@
  * html.c - the report page. The tables (the guidance matrix first, points, provenance) are
  * written here as plain HTML, so they read without JavaScript and a test can compare them
  * with the CSV; the charts are <canvas data-kind=...> elements that the inlined report.js
- * fills with Chart.js from the embedded data. Order: the answer, then the evidence per setup,
- * tenants, predicted vs measured, comparison, provenance.
+ * fills with Chart.js from the embedded data. Order: the answer (or, on a comparison page, the
+ * comparison), then the evidence per setup, tenants, predicted vs measured, provenance.
  */
 #include "report/html.h"
 
@@ -512,8 +512,12 @@ static void compare_section(FILE *f, const json_t *model)
         fputs("</td><td>", f);
         cell_num(f, r, "change_pct", "%+.1f");
         fputs("</td><td>", f);
-        cell_num(f, r, "ci_low", "[%.4g, ");
-        cell_num(f, r, "ci_high", "%.4g]");
+        if (isnan(json_num(r, "ci_low"))) {
+            fputs("–", f);
+        } else {
+            cell_num(f, r, "ci_low", "[%.4g, ");
+            cell_num(f, r, "ci_high", "%.4g]");
+        }
         fputs("</td><td class=\"l\">", f);
         esc(f, str(r, "verdict"));
         fputs("</td></tr>\n", f);
@@ -613,6 +617,8 @@ static int page_write(FILE *f, const json_t *model, const char *library)
             "study folder(s).</p></header>\n",
             TB_VERSION, when, json_array_size(json_object_get(model, "runs")),
             json_array_size(json_object_get(model, "studies")));
+    /* A comparison page answers "what changed" first. */
+    compare_section(f, model);
     matrix_write(f, model);
     fputs("<section id=\"setups\"><h2>Per setup: the evidence</h2>\n", f);
     size_t i;
@@ -621,7 +627,6 @@ static int page_write(FILE *f, const json_t *model, const char *library)
     fputs("</section>\n", f);
     tenants_section(f, model);
     pvm_section(f, model);
-    compare_section(f, model);
     provenance_section(f, model);
     /* "</" escaped as "<\/" (JSON_ESCAPE_SLASH): no string in the data can end the element. */
     fputs("<script type=\"application/json\" id=\"tb-data\">", f);

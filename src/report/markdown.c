@@ -188,8 +188,12 @@ void markdown_compare(FILE *f, const json_t *cmp)
         fputs(" | ", f);
         num(f, r, "change_pct", "%+.1f");
         fputs(" | ", f);
-        num(f, r, "ci_low", "[%.4g, ");
-        num(f, r, "ci_high", "%.4g]");
+        if (isnan(json_num(r, "ci_low"))) {
+            fputs("–", f);
+        } else {
+            num(f, r, "ci_low", "[%.4g, ");
+            num(f, r, "ci_high", "%.4g]");
+        }
         fprintf(f, " | %s%s%s |\n", json_is_true(json_object_get(r, "significant")) ? "**" : "",
                 str(r, "verdict"), json_is_true(json_object_get(r, "significant")) ? "**" : "");
     }
