@@ -89,6 +89,12 @@ static int result_json_load(const char *path, json_t **out, bool progress, char 
         snprintf(err, errlen, "%s: %s", path, strerror(e));
         return -e;
     }
+    if ((unsigned long long)st.st_size > REPORT_MAX_FILE_BYTES) {
+        snprintf(err, errlen, "%s: %.1f GiB is more than a result file this reads (%.0f GiB)", path,
+                 (double)st.st_size / (1024.0 * 1024 * 1024),
+                 (double)REPORT_MAX_FILE_BYTES / (1024.0 * 1024 * 1024));
+        return -EFBIG;
+    }
     if (progress || (size_t)st.st_size >= PROGRESS_BYTES)
         log_info("report: reading %s (%.1f MiB)", path, (double)st.st_size / (1024.0 * 1024));
     json_error_t je;

@@ -21,6 +21,9 @@
 #define REPORT_MAX_DEPTH 3
 /* Input ceilings: more is a mistake (a home folder given by accident), not a benchmark. */
 #define REPORT_MAX_RUNS 4096
+/* A result file larger than this is refused rather than parsed (parsing takes ~5x its size in
+ * memory; a million requests of 128 tokens is ~2 GiB). */
+#define REPORT_MAX_FILE_BYTES (4ull * 1024 * 1024 * 1024)
 #define REPORT_MAX_STUDIES 256
 
 struct report_run {
