@@ -523,6 +523,40 @@ static void slo_options_rejudge(void **state)
     }
 }
 
+/* --users 2: the matrix is the sweep's 2-user points, with their numbers. */
+static void users_option_picks_the_points(void **state)
+{
+    (void)state;
+    char *cmd = xasprintf("%s report %s --users 2 --no-predict --quiet --output %s/two.html",
+                          TB_BINARY, fx.results, fx.dir);
+    assert_int_equal(sh(cmd, NULL), 0);
+    char *path = xasprintf("%s/two.md", fx.dir);
+    char *md = slurp(path);
+    assert_non_null(strstr(md, "## What 2 users can get"));
+    struct csv_table t;
+    assert_int_equal(csv_table_load(&t, fx.sweep_csv), 0);
+    size_t found = 0;
+    for (size_t r = 0; r < t.nrows; r++) {
+        if (csv_table_num(&t, r, "concurrency") != 2)
+            continue;
+        /* "| 512 | yes | 76.0 | 236 |": context, verdict, tok/s p50, TTFT p95 as printed. */
+        char *row = xasprintf(
+            "| %.0f | %s | %.1f | %.0f |", csv_table_num(&t, r, "context_length"),
+            strcmp(csv_table_get(&t, r, "slo_verdict"), "met") == 0 ? "yes" : "**no**",
+            csv_table_num(&t, r, "user_token_rate_p50"), csv_table_num(&t, r, "ttft_p95_ms"));
+        if (!strstr(md, row))
+            fprintf(stderr, "missing matrix row %s\n", row);
+        assert_non_null(strstr(md, row));
+        found++;
+        free(row);
+    }
+    assert_int_equal(found, 2);
+    csv_table_release(&t);
+    free(md);
+    free(path);
+    free(cmd);
+}
+
 /* One folder given: report.html and report.md go inside it. */
 static void default_output_is_inside_the_folder(void **state)
 {
@@ -613,6 +647,7 @@ int main(void)
         cmocka_unit_test(page_in_headless_chromium),
         cmocka_unit_test(bad_inputs_exit_2_naming_the_file),
         cmocka_unit_test(slo_options_rejudge),
+        cmocka_unit_test(users_option_picks_the_points),
         cmocka_unit_test(default_output_is_inside_the_folder),
         cmocka_unit_test(globs_are_expanded),
         cmocka_unit_test(missing_chart_library_names_the_package),
