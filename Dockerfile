@@ -4,8 +4,8 @@
 #   docker run --rm testbench:local run --config /configs/sanity_check.yaml --sim
 #
 # Dependencies come only from scripts/setup.sh (one source of truth): `build` in the first stage,
-# `runtime` (shared libraries only) in the second. The image builds no tests, to stay quick; the
-# tests run with scripts/test.sh.
+# `runtime` (shared libraries, and Chart.js for `report`) in the second. The image builds no
+# tests, to stay quick; the tests run with scripts/test.sh.
 
 ARG DEBIAN_IMAGE=debian:12-slim
 

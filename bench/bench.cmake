@@ -9,3 +9,8 @@ foreach(b bench_agreement bench_runner)
     add_dependencies(${b} testbench)
   endif()
 endforeach()
+# bench_report: size and time of `testbench report` on a synthesized run of N requests.
+add_executable(bench_report ${CMAKE_SOURCE_DIR}/bench/bench_report.c)
+target_link_libraries(bench_report PRIVATE tb)
+target_compile_definitions(bench_report PRIVATE TB_BINARY="$<TARGET_FILE:testbench>")
+add_dependencies(bench_report testbench)

@@ -4,27 +4,59 @@
 # (one source of truth for dependencies). Usage: scripts/setup.sh [build|runtime|dev]
 #   build   - compiler and -dev libraries (default)
 #   runtime - the shared libraries the binary needs, nothing else
-#   dev     - build + the linters CI runs (shellcheck, yamllint, docker-compose, clang-format)
-#             and the tools the tests use (socat and openssl: a TLS front for the HTTPS test)
+#   dev     - build + the linters CI runs (shellcheck, yamllint, docker-compose, clang-format),
+#             the tools the tests use (socat and openssl: a TLS front for the HTTPS test) and
+#             what the report tests use: Chromium driven by playwright-core (npm, pinned, into
+#             .tools/node, which git ignores) and Jupyter with pandas and matplotlib for the
+#             notebooks
 set -euo pipefail
+cd "$(dirname "$0")/.."
 
-runtime_pkgs=(libcurl4 libevent-2.1-7 libevent-pthreads-2.1-7 libyaml-0-2 libjansson4 ca-certificates)
+# libjs-chart.js: Chart.js, which `testbench report` inlines into every report it writes.
+runtime_pkgs=(libcurl4 libevent-2.1-7 libevent-pthreads-2.1-7 libyaml-0-2 libjansson4 ca-certificates
+              libjs-chart.js)
+# The build group also takes Chart.js: whoever builds testbench runs its main job, whose last
+# step is a report.
 build_pkgs=(build-essential cmake pkg-config git libcurl4-openssl-dev libevent-dev libyaml-dev
-            libjansson-dev libcmocka-dev)
+            libjansson-dev libcmocka-dev libjs-chart.js)
 dev_pkgs=(shellcheck yamllint docker-compose clang-format socat openssl)
+# The report's tests: a real browser, and the notebooks executed headless.
+report_test_pkgs=(libjs-chart.js chromium python3-pandas python3-matplotlib jupyter-nbconvert
+                  python3-ipykernel)
+# Pinned: the browser test's driver (playwright-core drives Debian's /usr/bin/chromium; it
+# downloads no browser of its own).
+playwright_version=1.64.1
 
 case "${1:-build}" in
 runtime) want=("${runtime_pkgs[@]}") ;;
 build) want=("${build_pkgs[@]}") ;;
-dev) want=("${build_pkgs[@]}" "${dev_pkgs[@]}") ;;
+dev) want=("${build_pkgs[@]}" "${dev_pkgs[@]}" "${report_test_pkgs[@]}") ;;
 *) echo "usage: $0 [build|runtime|dev]" >&2; exit 2 ;;
 esac
+
+# npm_tools: playwright-core into .tools/node for tests/report_browser.cjs (dev only).
+npm_tools() {
+    local have
+    have=$(node -p "require('./.tools/node/node_modules/playwright-core/package.json').version" \
+        2>/dev/null || true)
+    [ "$have" = "$playwright_version" ] && return 0
+    if ! command -v npm >/dev/null; then
+        echo "setup: npm is needed for the report's browser test (apt-get install npm)" >&2
+        return 1
+    fi
+    echo "setup: installing playwright-core@$playwright_version into .tools/node" >&2
+    npm install --silent --no-audit --no-fund --prefix .tools/node \
+        "playwright-core@$playwright_version" >/dev/null
+}
 
 missing=()
 for p in "${want[@]}"; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
 done
 if [ ${#missing[@]} -eq 0 ]; then
+    if [ "${1:-build}" = dev ]; then
+        npm_tools
+    fi
     exit 0
 fi
 
@@ -35,3 +67,6 @@ fi
 echo "setup: installing ${missing[*]}" >&2
 "${sudo[@]}" apt-get update -qq
 "${sudo[@]}" env DEBIAN_FRONTEND=noninteractive NEEDRESTART_MODE=a apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+if [ "${1:-build}" = dev ]; then
+    npm_tools
+fi

@@ -14,6 +14,7 @@
 #include "core/exitcode.h"
 #include "core/version.h"
 #include "plan/plan.h"
+#include "report/report.h"
 #include "runner/run.h"
 #include "sim/sim.h"
 #include "study/study.h"
@@ -55,6 +56,15 @@ static const struct command commands[] = {
      "testbench telemetry [--interval S] [--duration S] [--json] [--metrics-url URL] [--no-gpu]\n"
      "    [--no-host]\n"
      "  Samples GPUs (NVML) and the host, one line per sample."},
+    {"report", report_main,
+     "testbench report PATH... [--output FILE] [--title TEXT] [--users N] [--gpu NAME]\n"
+     "    [--slo-ttft-ms X] [--slo-tpot-ms X] [--slo-itl-ms X] [--slo-e2e-ms X]\n"
+     "    [--slo-percentile P] [--no-predict] [--quiet]\n"
+     "  Turns result files, result folders and study folders into one offline HTML report\n"
+     "  (and a Markdown summary beside it)."},
+    {"compare", compare_main,
+     "testbench compare A B [--output FILE.html] [--json] [--min-change-pct X] [--seed N]\n"
+     "  Compares two runs or studies point by point; says which changes are beyond noise."},
     {"validate", validate_main,
      "testbench validate --config FILE [--print]\n  Loads and checks a config; prints errors with "
      "file:line:column."},

@@ -1,0 +1,394 @@
+/*
+ * guidance.c - the guidance matrix. Plain runs: points are grouped by the run's model,
+ * quantization and KV dtype and the point's context length; the cell for N users is the point
+ * whose concurrency cap is N (N closed-loop users), and "max users" is the largest cap that met
+ * the SLO. Studies: the row for N users of each setup and workload, as study.csv gives it.
+ * A cell nothing measured is predicted by running this binary's `plan --json` (the planner has
+ * no in-process API), on the GPU the simulator modelled or the one --gpu names.
+ */
+#include "report/guidance.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "core/buf.h"
+#include "core/log.h"
+#include "report/predict.h"
+
+/* The user counts plan tries for "max users", besides N itself. */
+static const int plan_users[] = {1, 2, 4, 8, 16, 32, 64, 128};
+#define N_PLAN_USERS (sizeof(plan_users) / sizeof(plan_users[0]))
+
+/* What a cell needs besides its values to ask the planner. */
+struct cell_ctx {
+    char *gpu; /* NULL: no prediction possible */
+    double output_tokens;
+    double slo_ttft_ms, slo_tpot_ms;
+    double max_tried;
+    int max_tried_met;
+};
+
+static const json_t *tenant_cfg(const json_t *run, const char *tenant, const char *key)
+{
+    json_t *cfg = json_object_get(run, "config");
+    size_t i;
+    json_t *t;
+    json_array_foreach(json_object_get(cfg, "tenants"), i, t)
+    {
+        const char *name = json_string_value(json_object_get(t, "name"));
+        if (name && tenant && strcmp(name, tenant) == 0 && json_object_get(t, key))
+            return json_object_get(t, key);
+    }
+    return json_object_get(cfg, key);
+}
+
+static const char *quantile_key(double p)
+{
+    if (p <= 50)
+        return "p50";
+    if (p <= 90)
+        return "p90";
+    if (p <= 95)
+        return "p95";
+    if (p <= 99)
+        return "p99";
+    return "p99_9";
+}
+
+int point_judge(const json_t *run, const json_t *point, const struct report_slo *slo, char *why,
+                size_t whylen)
+{
+    static const char *const objectives[] = {"ttft_ms", "tpot_ms", "itl_ms", "e2e_ms"};
+    const char *tenant = json_string_value(json_object_get(point, "tenant"));
+    const json_t *cfg = tenant_cfg(run, tenant, "slo");
+    double overrides[] = {slo->ttft_ms, slo->tpot_ms, slo->itl_ms, slo->e2e_ms};
+    double p = isnan(slo->percentile) ? json_num(cfg, "percentile") : slo->percentile;
+    if (isnan(p))
+        p = 95;
+    const json_t *summary = json_object_get(point, "summary");
+    int verdict = -1;
+    if (why && whylen)
+        why[0] = '\0';
+    size_t used = 0;
+    for (size_t i = 0; i < 4; i++) {
+        double target = isnan(overrides[i]) ? json_num(cfg, objectives[i]) : overrides[i];
+        if (isnan(target) || target <= 0)
+            continue;
+        double v = summary_dist(summary, objectives[i], quantile_key(p));
+        if (isnan(v)) {
+            if (verdict != 0)
+                verdict = 0; /* nothing completed: nothing met it */
+            continue;
+        }
+        if (v > target) {
+            verdict = 0;
+            if (why && used < whylen)
+                used += (size_t)snprintf(why + used, whylen - used, "%s%.*s %s %.1f ms > %.0f ms",
+                                         used ? "; " : "", (int)(strlen(objectives[i]) - 3),
+                                         objectives[i], quantile_key(p), v, target);
+        } else if (verdict == -1) {
+            verdict = 1;
+        }
+    }
+    return verdict;
+}
+
+static struct guidance_cell *cell_find(struct guidance *g, struct cell_ctx **ctx,
+                                       const char *workload, const char *model, const char *quant,
+                                       const char *kv, long context)
+{
+    for (size_t i = 0; i < g->n; i++) {
+        struct guidance_cell *c = &g->cells[i];
+        if (c->context == context && strcmp(c->workload, workload) == 0 &&
+            strcmp(c->model, model) == 0 && strcmp(c->quantization, quant) == 0 &&
+            strcmp(c->kv_dtype, kv) == 0)
+            return c;
+    }
+    g->cells = xreallocarray(g->cells, g->n + 1, sizeof(*g->cells));
+    *ctx = xreallocarray(*ctx, g->n + 1, sizeof(**ctx));
+    struct guidance_cell *c = &g->cells[g->n];
+    memset(c, 0, sizeof(*c));
+    memset(&(*ctx)[g->n], 0, sizeof(**ctx));
+    (*ctx)[g->n].output_tokens = NAN;
+    (*ctx)[g->n].slo_ttft_ms = NAN;
+    (*ctx)[g->n].slo_tpot_ms = NAN;
+    g->n++;
+    c->workload = xstrdup(workload);
+    c->model = xstrdup(model);
+    c->quantization = xstrdup(quant);
+    c->kv_dtype = xstrdup(kv);
+    c->context = context;
+    c->slo_met = -1;
+    c->user_tps_p50 = c->ttft_p95_ms = c->max_users = c->min_tried = NAN;
+    c->note = xstrdup("");
+    c->origin = xstrdup("");
+    return c;
+}
+
+static void set_str(char **dst, char *src)
+{
+    free(*dst);
+    *dst = src;
+}
+
+static void runs_add(struct guidance *g, struct cell_ctx **ctx, const struct report_input *in,
+                     const struct report_slo *slo, const char *gpu)
+{
+    for (size_t ri = 0; ri < in->n_runs; ri++) {
+        const struct report_run *r = &in->runs[ri];
+        if (r->study_setup)
+            continue; /* a study's own rows say what its runs measured */
+        size_t pi;
+        json_t *p;
+        json_array_foreach(json_object_get(r->detailed, "points"), pi, p)
+        {
+            const char *tenant = json_string_value(json_object_get(p, "tenant"));
+            const json_t *req = tenant_cfg(r->detailed, tenant, "requests");
+            double ctxlen = json_num(p, "context_length");
+            bool upto = isnan(ctxlen);
+            if (upto)
+                ctxlen = json_num(req, "prompt_tokens_max") + json_num(req, "completion_tokens");
+            if (isnan(ctxlen))
+                ctxlen = 0;
+            struct guidance_cell *c =
+                cell_find(g, ctx, "", r->model, r->quantization, r->kv_dtype, (long)ctxlen);
+            struct cell_ctx *x = &(*ctx)[c - g->cells];
+            c->context_upto = upto;
+            if (!x->gpu && (gpu || r->gpu))
+                x->gpu = xstrdup(gpu ? gpu : r->gpu);
+            x->output_tokens = json_num(req, "completion_tokens");
+            const json_t *scfg = tenant_cfg(r->detailed, tenant, "slo");
+            x->slo_ttft_ms = isnan(slo->ttft_ms) ? json_num(scfg, "ttft_ms") : slo->ttft_ms;
+            x->slo_tpot_ms = isnan(slo->tpot_ms) ? json_num(scfg, "tpot_ms") : slo->tpot_ms;
+            double users = json_num(p, "concurrency");
+            if (isnan(users))
+                continue; /* no cap: open loop, not a user count */
+            int met = point_judge(r->detailed, p, slo, NULL, 0);
+            if (isnan(c->min_tried) || users < c->min_tried)
+                c->min_tried = users;
+            if (users >= x->max_tried) {
+                x->max_tried_met = x->max_tried == users ? x->max_tried_met && met == 1 : met == 1;
+                x->max_tried = users;
+            }
+            if (met == 1 && (isnan(c->max_users) || users > c->max_users))
+                c->max_users = users;
+            else if (met == 0 && isnan(c->max_users))
+                c->max_users = 0;
+            if ((int)users != g->users)
+                continue;
+            const json_t *s = json_object_get(p, "summary");
+            c->source = CELL_MEASURED;
+            c->slo_met = met;
+            c->user_tps_p50 = json_num(json_object_get(s, "user_token_rate"), "p50");
+            c->ttft_p95_ms = summary_dist(s, "ttft_ms", "p95");
+            set_str(&c->origin, xstrdup(r->label));
+            bool named = tenant && strcmp(tenant, "default") != 0;
+            set_str(&c->note, named ? xasprintf("tenant %s", tenant) : xstrdup(""));
+        }
+    }
+    for (size_t i = 0; i < g->n; i++) {
+        struct guidance_cell *c = &g->cells[i];
+        c->max_users_at_least = !isnan(c->max_users) && c->max_users > 0 &&
+                                c->max_users == (*ctx)[i].max_tried && (*ctx)[i].max_tried_met;
+    }
+}
+
+static double row_num(const struct csv_table *t, size_t r, const char *meas, const char *pred,
+                      bool measured)
+{
+    return csv_table_num(t, r, measured ? meas : pred);
+}
+
+static void studies_add(struct guidance *g, struct cell_ctx **ctx, const struct report_input *in)
+{
+    for (size_t si = 0; si < in->n_studies; si++) {
+        const struct report_study *st = &in->studies[si];
+        const struct csv_table *t = &st->csv;
+        for (size_t r = 0; r < t->nrows; r++) {
+            const char *quant = csv_table_get(t, r, "quantization");
+            const char *kv = csv_table_get(t, r, "kv_cache_dtype");
+            double ctxlen = csv_table_num(t, r, "max_model_len");
+            struct guidance_cell *c = cell_find(
+                g, ctx, csv_table_get(t, r, "workload"), csv_table_get(t, r, "model"),
+                *quant ? quant : "default", *kv ? kv : "auto", isnan(ctxlen) ? 0 : (long)ctxlen);
+            const char *status = csv_table_get(t, r, "status");
+            bool measured = strcmp(status, "measured") == 0 || strcmp(status, "interrupted") == 0;
+            double mu = csv_table_num(t, r, measured ? "meas_max_users" : "pred_max_users");
+            if (!isnan(mu) && (c->source != CELL_MEASURED || measured))
+                c->max_users = mu;
+            double users = csv_table_num(t, r, "users");
+            if (isnan(users) || (int)users != g->users)
+                continue;
+            /* A measured row wins over a predicted one for the same cell. */
+            if (c->source == CELL_MEASURED && !measured)
+                continue;
+            set_str(&c->origin, xasprintf("%s/%s", st->name, csv_table_get(t, r, "setup")));
+            const char *reason = csv_table_get(t, r, "reason");
+            const char *met = csv_table_get(t, r, "slo_met");
+            c->slo_met = strcmp(met, "true") == 0 ? 1 : strcmp(met, "false") == 0 ? 0 : -1;
+            if (strcmp(status, "does_not_fit") == 0 || strcmp(status, "failed_to_start") == 0) {
+                c->source = CELL_NONE;
+                if (c->slo_met < 0 && strcmp(status, "does_not_fit") == 0)
+                    c->slo_met = 0;
+                set_str(&c->note, xasprintf("%s%s%s",
+                                            strcmp(status, "does_not_fit") == 0 ? "does not fit"
+                                                                                : "failed to start",
+                                            *reason ? ": " : "", reason));
+                continue;
+            }
+            c->source = measured ? CELL_MEASURED : CELL_PREDICTED;
+            c->user_tps_p50 = row_num(t, r, "meas_user_tps", "pred_user_tps", measured);
+            c->ttft_p95_ms = row_num(t, r, "meas_ttft_p95_ms", "pred_ttft_p95_ms", measured);
+            set_str(&c->note, strcmp(status, "interrupted") == 0 ? xstrdup("interrupted")
+                              : *reason                          ? xstrdup(reason)
+                                                                 : xstrdup(""));
+        }
+    }
+}
+
+static void cell_predict(struct guidance *g, struct guidance_cell *c, const struct cell_ctx *x,
+                         const char *self)
+{
+    char users[256];
+    size_t used = (size_t)snprintf(users, sizeof(users), "%d", g->users);
+    for (size_t i = 0; i < N_PLAN_USERS; i++)
+        if (plan_users[i] != g->users)
+            used += (size_t)snprintf(users + used, sizeof(users) - used, ",%d", plan_users[i]);
+    struct predict_query q = {
+        .gpu = x->gpu,
+        .model = c->model,
+        .quantization = c->quantization,
+        .kv_dtype = c->kv_dtype,
+        .context = c->context,
+        .output_tokens = x->output_tokens,
+        .users = users,
+        .slo_ttft_ms = x->slo_ttft_ms,
+        .slo_tpot_ms = x->slo_tpot_ms,
+    };
+    json_t *rows = predict_rows(self, &q);
+    if (!rows) {
+        log_warn("report: plan could not predict %s at %ld tokens on %s", c->model, c->context,
+                 x->gpu);
+        return;
+    }
+    size_t i;
+    json_t *row;
+    double best = 0, largest = 0;
+    bool largest_met = false;
+    json_array_foreach(rows, i, row)
+    {
+        double u = json_num(row, "users");
+        bool met = json_is_true(json_object_get(row, "meets_slo"));
+        if (met && u > best)
+            best = u;
+        if (u >= largest) {
+            largest = u;
+            largest_met = met;
+        }
+        if ((int)u != g->users)
+            continue;
+        c->source = CELL_PREDICTED;
+        bool fits = !json_is_false(json_object_get(row, "fits"));
+        c->slo_met = fits && met ? 1 : 0;
+        c->user_tps_p50 = json_num(row, "user_tokens_per_s");
+        c->ttft_p95_ms = json_num(row, "ttft_p95_ms");
+        char *note = xasprintf("%s%splan on %s", c->note, *c->note ? "; " : "", x->gpu);
+        set_str(&c->note, note);
+    }
+    if (c->source == CELL_PREDICTED && isnan(c->max_users)) {
+        c->max_users = best;
+        c->max_users_at_least = largest_met && best == largest;
+    }
+    json_decref(rows);
+}
+
+static int cell_cmp(const void *a, const void *b)
+{
+    const struct guidance_cell *x = a, *y = b;
+    int d = strcmp(x->workload, y->workload);
+    if (!d)
+        d = strcmp(x->model, y->model);
+    if (!d)
+        d = strcmp(x->quantization, y->quantization);
+    if (!d)
+        d = strcmp(x->kv_dtype, y->kv_dtype);
+    if (!d)
+        d = (x->context > y->context) - (x->context < y->context);
+    return d;
+}
+
+void guidance_build(struct guidance *g, const struct report_input *in, int users,
+                    const struct report_slo *slo, const char *self_exe, const char *gpu)
+{
+    memset(g, 0, sizeof(*g));
+    g->users = users;
+    struct cell_ctx *ctx = NULL;
+    runs_add(g, &ctx, in, slo, gpu);
+    studies_add(g, &ctx, in);
+    for (size_t i = 0; i < g->n; i++) {
+        struct guidance_cell *c = &g->cells[i];
+        if (c->source != CELL_NONE)
+            continue;
+        bool study_status = *c->note != '\0'; /* does not fit, failed to start */
+        if (!study_status)
+            set_str(&c->note, xasprintf("no point at %d users measured", users));
+        if (!study_status && self_exe && ctx[i].gpu && c->context > 0)
+            cell_predict(g, c, &ctx[i], self_exe);
+    }
+    for (size_t i = 0; i < g->n; i++)
+        free(ctx[i].gpu);
+    free(ctx);
+    qsort(g->cells, g->n, sizeof(*g->cells), cell_cmp);
+}
+
+void guidance_release(struct guidance *g)
+{
+    for (size_t i = 0; i < g->n; i++) {
+        struct guidance_cell *c = &g->cells[i];
+        free(c->workload);
+        free(c->model);
+        free(c->quantization);
+        free(c->kv_dtype);
+        free(c->note);
+        free(c->origin);
+    }
+    free(g->cells);
+    memset(g, 0, sizeof(*g));
+}
+
+static json_t *num(double x)
+{
+    return isfinite(x) ? json_real(x) : json_null();
+}
+
+json_t *guidance_json(const struct guidance *g)
+{
+    static const char *const sources[] = {"none", "measured", "predicted"};
+    json_t *a = json_array();
+    for (size_t i = 0; i < g->n; i++) {
+        const struct guidance_cell *c = &g->cells[i];
+        json_t *o = json_object();
+        json_object_set_new(o, "workload", json_string(c->workload));
+        json_object_set_new(o, "model", json_string(c->model));
+        json_object_set_new(o, "quantization", json_string(c->quantization));
+        json_object_set_new(o, "kv_dtype", json_string(c->kv_dtype));
+        json_object_set_new(o, "context", json_integer(c->context));
+        json_object_set_new(o, "context_upto", json_boolean(c->context_upto));
+        json_object_set_new(o, "source", json_string(sources[c->source]));
+        json_object_set_new(o, "slo_met", c->slo_met < 0 ? json_null() : json_boolean(c->slo_met));
+        json_object_set_new(o, "user_tps_p50", num(c->user_tps_p50));
+        json_object_set_new(o, "ttft_p95_ms", num(c->ttft_p95_ms));
+        json_object_set_new(o, "max_users", num(c->max_users));
+        json_object_set_new(o, "max_users_at_least", json_boolean(c->max_users_at_least));
+        json_object_set_new(o, "note", json_string(c->note));
+        json_object_set_new(o, "origin", json_string(c->origin));
+        json_array_append_new(a, o);
+    }
+    return a;
+}

@@ -1,0 +1,63 @@
+/*
+ * guidance.h - the answer a report opens with: for each model / quantization / KV dtype and
+ * context length, whether N users meet the SLO, what one of them gets (tokens/s p50, TTFT
+ * p95), and how many users stay within the SLO. Measured where a run or study measured it,
+ * predicted by `testbench plan` where not, and each cell says which.
+ */
+#ifndef TB_REPORT_GUIDANCE_H
+#define TB_REPORT_GUIDANCE_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+#include <jansson.h>
+
+#include "report/load.h"
+
+/* Objectives a report judges points by. NAN = the run's own (config) value; percentile too. */
+struct report_slo {
+    double ttft_ms, tpot_ms, itl_ms, e2e_ms, percentile;
+};
+
+enum cell_source { CELL_NONE, CELL_MEASURED, CELL_PREDICTED };
+
+struct guidance_cell {
+    char *workload; /* study workload; "" for plain runs */
+    char *model, *quantization, *kv_dtype;
+    long context;      /* tokens */
+    bool context_upto; /* not swept: the largest prompt + output a request had */
+    enum cell_source source;
+    int slo_met;             /* 1, 0, or -1 unknown */
+    double user_tps_p50;     /* tokens/s one user sees; NAN unknown */
+    double ttft_p95_ms;      /* NAN unknown */
+    double max_users;        /* most users within the SLO; NAN unknown, 0 none tried met it */
+    bool max_users_at_least; /* the largest count tried met it: the true limit may be higher */
+    double min_tried;        /* smallest count tried, for "fewer than" */
+    char *note;              /* status, reason or what was missing; "" none */
+    char *origin;            /* the run or study/setup the values come from */
+};
+
+struct guidance {
+    struct guidance_cell *cells;
+    size_t n;
+    int users;
+};
+
+/*
+ * Builds the cells from every run and study in `in` for `users` users. self_exe (this binary)
+ * runs `plan --json` for cells without a measurement, on the run's simulated GPU or on gpu
+ * when that is given; NULL self_exe predicts nothing.
+ */
+void guidance_build(struct guidance *g, const struct report_input *in, int users,
+                    const struct report_slo *slo, const char *self_exe, const char *gpu);
+void guidance_release(struct guidance *g);
+
+/* The point against its objectives (the run's, with slo's overrides): 1 met, 0 missed, -1 none.
+ * why (whylen bytes) gets the objectives missed. */
+int point_judge(const json_t *run, const json_t *point, const struct report_slo *slo, char *why,
+                size_t whylen);
+
+/* Cells as JSON for the page: [{workload, model, quantization, kv_dtype, context, ...}]. */
+json_t *guidance_json(const struct guidance *g);
+
+#endif

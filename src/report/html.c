@@ -1,0 +1,669 @@
+/*
+ * html.c - the report page. The tables (the guidance matrix first, points, provenance) are
+ * written here as plain HTML, so they read without JavaScript and a test can compare them
+ * with the CSV; the charts are <canvas data-kind=...> elements that the inlined report.js
+ * fills with Chart.js from the embedded data. Order: the answer (or, on a comparison page, the
+ * comparison), then the evidence per setup, tenants, predicted vs measured, provenance.
+ */
+#include "report/html.h"
+
+#include <errno.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "core/buf.h"
+#include "report/load.h"
+
+extern const char report_asset_js[];
+extern const char report_asset_css[];
+
+const char *html_chartjs_path(void)
+{
+    const char *p = getenv("TESTBENCH_CHARTJS");
+    return p && *p ? p : TB_CHARTJS_PATH;
+}
+
+static int library_read(char **out, char *err, size_t errlen)
+{
+    const char *path = html_chartjs_path();
+    FILE *f = fopen(path, "rb");
+    if (!f) {
+        int e = errno;
+        snprintf(err, errlen,
+                 "chart library %s: %s (install Debian's libjs-chart.js, e.g. scripts/setup.sh "
+                 "runtime, or point TESTBENCH_CHARTJS at chart.min.js of Chart.js 3)",
+                 path, strerror(e));
+        return -e;
+    }
+    struct buf b;
+    buf_init(&b, HTML_MAX_LIBRARY);
+    char chunk[65536];
+    size_t n;
+    int rc = 0;
+    while (!rc && (n = fread(chunk, 1, sizeof(chunk), f)) > 0)
+        rc = buf_append(&b, chunk, n);
+    fclose(f);
+    /* The library is inlined in a <script> element, which ends at the first "</script". */
+    if (!rc && (!b.data || strstr(b.data, "</script") || !strstr(b.data, "Chart"))) {
+        snprintf(err, errlen, "chart library %s: not a Chart.js build that can be inlined", path);
+        rc = -EINVAL;
+    }
+    if (rc) {
+        if (rc == -E2BIG)
+            snprintf(err, errlen, "chart library %s: larger than %u bytes", path, HTML_MAX_LIBRARY);
+        buf_release(&b);
+        return rc;
+    }
+    *out = buf_take(&b, NULL);
+    return 0;
+}
+
+static void esc(FILE *f, const char *s)
+{
+    for (; s && *s; s++) {
+        switch (*s) {
+        case '<':
+            fputs("&lt;", f);
+            break;
+        case '>':
+            fputs("&gt;", f);
+            break;
+        case '&':
+            fputs("&amp;", f);
+            break;
+        case '"':
+            fputs("&quot;", f);
+            break;
+        default:
+            fputc(*s, f);
+        }
+    }
+}
+
+static const char *str(const json_t *o, const char *key)
+{
+    const char *s = json_string_value(json_object_get(o, key));
+    return s ? s : "";
+}
+
+/* A number for a table: "–" when unknown. */
+static void cell_num(FILE *f, const json_t *o, const char *key, const char *fmt)
+{
+    double v = json_num(o, key);
+    if (isnan(v))
+        fputs("–", f);
+    else
+        fprintf(f, fmt, v);
+}
+
+static void figure(FILE *f, const char *caption, const char *attrs, bool zoom)
+{
+    fputs("<figure><figcaption>", f);
+    if (zoom)
+        fputs("<button class=\"reset\" type=\"button\">reset zoom</button>", f);
+    esc(f, caption);
+    fprintf(f, "</figcaption><div class=\"chart\"><canvas %s></canvas></div></figure>\n", attrs);
+}
+
+static void matrix_cell(FILE *f, const json_t *c)
+{
+    const char *src = str(c, "source");
+    json_t *met = json_object_get(c, "slo_met");
+    const char *cls = json_is_true(met) ? "met" : json_is_false(met) ? "miss" : "unknown";
+    fprintf(f, "<td class=\"cell %s\" data-source=\"%s\" data-context=\"%lld\" data-model=\"", cls,
+            src, (long long)json_integer_value(json_object_get(c, "context")));
+    esc(f, str(c, "model"));
+    fputs("\" data-quantization=\"", f);
+    esc(f, str(c, "quantization"));
+    fputs("\" data-kv-dtype=\"", f);
+    esc(f, str(c, "kv_dtype"));
+    fputs("\" data-workload=\"", f);
+    esc(f, str(c, "workload"));
+    fprintf(f, "\" data-slo-met=\"%s\"",
+            json_is_true(met)    ? "true"
+            : json_is_false(met) ? "false"
+                                 : "");
+    const char *keys[][2] = {{"user_tps_p50", "data-user-tps"},
+                             {"ttft_p95_ms", "data-ttft-p95-ms"},
+                             {"max_users", "data-max-users"}};
+    for (size_t i = 0; i < 3; i++) {
+        double v = json_num(c, keys[i][0]);
+        if (isnan(v))
+            fprintf(f, " %s=\"\"", keys[i][1]);
+        else
+            fprintf(f, " %s=\"%.10g\"", keys[i][1], v);
+    }
+    fputs(">", f);
+    fprintf(f, "<span class=\"verdict\">%s</span>",
+            json_is_true(met)    ? "✔ meets SLO"
+            : json_is_false(met) ? "✘ misses SLO"
+                                 : "? not judged");
+    fprintf(f, "<span class=\"tag %s\">%s</span><br>", src,
+            strcmp(src, "none") == 0 ? "not measured" : src);
+    fputs("per user: ", f);
+    cell_num(f, c, "user_tps_p50", "%.1f tok/s");
+    fputs(" · TTFT p95: ", f);
+    cell_num(f, c, "ttft_p95_ms", "%.0f ms");
+    fputs("<br>max users within SLO: ", f);
+    double mu = json_num(c, "max_users");
+    if (isnan(mu))
+        fputs("–", f);
+    else
+        fprintf(f, "%s%.0f", json_is_true(json_object_get(c, "max_users_at_least")) ? "≥ " : "",
+                mu);
+    if (*str(c, "note") || *str(c, "origin")) {
+        fputs("<br><span class=\"note\">", f);
+        esc(f, str(c, "note"));
+        if (*str(c, "origin")) {
+            fputs(*str(c, "note") ? " · " : "", f);
+            esc(f, str(c, "origin"));
+        }
+        fputs("</span>", f);
+    }
+    fputs("</td>", f);
+}
+
+/* One table per workload: rows model / quantization / KV dtype, columns context length. */
+static void matrix_write(FILE *f, const json_t *model)
+{
+    const json_t *cells = json_object_get(model, "guidance");
+    long long users = json_integer_value(json_object_get(model, "users"));
+    fprintf(f, "<section id=\"answer\"><h2>What %lld users can get</h2>\n", users);
+    if (!json_array_size(cells)) {
+        fputs("<p>No point in these results has a concurrency cap, so none says what a number of "
+              "users gets.</p></section>\n",
+              f);
+        return;
+    }
+    fprintf(f,
+            "<p class=\"sub\">Each cell: whether %lld concurrent users meet the SLO, what one "
+            "of them gets (output tokens/s p50, TTFT p95) and the most users that stayed within "
+            "the SLO. <span class=\"tag measured\">measured</span> comes from a run, "
+            "<span class=\"tag predicted\">predicted</span> from <code>testbench plan</code>."
+            "</p>\n",
+            users);
+    size_t i = 0, n = json_array_size(cells);
+    while (i < n) {
+        const char *wl = str(json_array_get(cells, i), "workload");
+        size_t end = i;
+        while (end < n && strcmp(str(json_array_get(cells, end), "workload"), wl) == 0)
+            end++;
+        /* Distinct contexts of this workload, ascending (cells are sorted by row, then context). */
+        long long ctx[256];
+        bool upto[256];
+        size_t nctx = 0;
+        for (size_t k = i; k < end; k++) {
+            const json_t *c = json_array_get(cells, k);
+            long long v = json_integer_value(json_object_get(c, "context"));
+            size_t j = 0;
+            while (j < nctx && ctx[j] != v)
+                j++;
+            if (j == nctx && nctx < 256) {
+                size_t at = nctx;
+                while (at > 0 && ctx[at - 1] > v) {
+                    ctx[at] = ctx[at - 1];
+                    upto[at] = upto[at - 1];
+                    at--;
+                }
+                ctx[at] = v;
+                upto[at] = json_is_true(json_object_get(c, "context_upto"));
+                nctx++;
+            }
+        }
+        if (*wl) {
+            fputs("<h3>Workload ", f);
+            esc(f, wl);
+            fputs("</h3>\n", f);
+        }
+        fputs("<table class=\"matrix\"><thead><tr><th class=\"l\">model</th><th>quantization</th>"
+              "<th>KV dtype</th>",
+              f);
+        for (size_t j = 0; j < nctx; j++)
+            fprintf(f, "<th>%scontext %lld</th>", upto[j] ? "≤ " : "", ctx[j]);
+        fputs("</tr></thead><tbody>\n", f);
+        size_t r = i;
+        while (r < end) {
+            const json_t *c0 = json_array_get(cells, r);
+            size_t rend = r;
+            while (rend < end &&
+                   strcmp(str(json_array_get(cells, rend), "model"), str(c0, "model")) == 0 &&
+                   strcmp(str(json_array_get(cells, rend), "quantization"),
+                          str(c0, "quantization")) == 0 &&
+                   strcmp(str(json_array_get(cells, rend), "kv_dtype"), str(c0, "kv_dtype")) == 0)
+                rend++;
+            fputs("<tr><td class=\"l\">", f);
+            esc(f, str(c0, "model"));
+            fputs("</td><td>", f);
+            esc(f, str(c0, "quantization"));
+            fputs("</td><td>", f);
+            esc(f, str(c0, "kv_dtype"));
+            fputs("</td>", f);
+            for (size_t j = 0; j < nctx; j++) {
+                const json_t *hit = NULL;
+                for (size_t k = r; k < rend; k++)
+                    if (json_integer_value(json_object_get(json_array_get(cells, k), "context")) ==
+                        ctx[j])
+                        hit = json_array_get(cells, k);
+                if (hit)
+                    matrix_cell(f, hit);
+                else
+                    fputs("<td class=\"unknown\">–</td>", f);
+            }
+            fputs("</tr>\n", f);
+            r = rend;
+        }
+        fputs("</tbody></table>\n", f);
+        i = end;
+    }
+    fputs("</section>\n", f);
+}
+
+static bool any_num(const json_t *points, const char *key)
+{
+    size_t i;
+    json_t *p;
+    json_array_foreach(points, i, p) if (!isnan(json_num(p, key))) return true;
+    return false;
+}
+
+static size_t distinct_contexts(const json_t *points)
+{
+    double seen[64];
+    size_t n = 0, i;
+    json_t *p;
+    json_array_foreach(points, i, p)
+    {
+        double c = json_num(p, "context");
+        if (isnan(c))
+            continue;
+        size_t k = 0;
+        while (k < n && seen[k] != c)
+            k++;
+        if (k == n && n < 64)
+            seen[n++] = c;
+    }
+    return n;
+}
+
+static void points_table(FILE *f, const json_t *run)
+{
+    fputs(
+        "<table class=\"points\"><thead><tr><th class=\"l\">tenant</th><th>context</th>"
+        "<th>users</th><th>rate</th><th>req/s</th><th>out tok/s</th><th>TTFT p50</th>"
+        "<th>TTFT p95</th><th>TTFT p99</th><th>ITL p99</th><th>TPOT p50</th>"
+        "<th>tok/s per user p50</th><th>goodput</th><th>SLO %</th><th>J/token</th>"
+        "<th class=\"l\">verdict</th><th class=\"l\">client self-check</th></tr></thead><tbody>\n",
+        f);
+    size_t i;
+    json_t *p;
+    json_array_foreach(json_object_get(run, "points"), i, p)
+    {
+        bool distorted = json_is_true(json_object_get(p, "distorted"));
+        fprintf(f, "<tr%s><td class=\"l\">", distorted ? " class=\"distorted\"" : "");
+        esc(f, str(p, "tenant"));
+        fputs("</td><td>", f);
+        cell_num(f, p, "context", "%.0f");
+        fputs("</td><td>", f);
+        cell_num(f, p, "concurrency", "%.0f");
+        fputs("</td><td>", f);
+        if (json_is_number(json_object_get(p, "rate")))
+            cell_num(f, p, "rate", "%g");
+        else
+            fputs("inf", f);
+        const char *cols[][2] = {
+            {"req_tps", "%.2f"},    {"out_tps", "%.0f"},         {"ttft_p50", "%.1f"},
+            {"ttft_p95", "%.1f"},   {"ttft_p99", "%.1f"},        {"itl_p99", "%.1f"},
+            {"tpot_p50", "%.1f"},   {"user_tps_p50", "%.1f"},    {"goodput", "%.2f"},
+            {"attainment", "%.0f"}, {"energy_j_per_tok", "%.3g"}};
+        for (size_t k = 0; k < sizeof(cols) / sizeof(cols[0]); k++) {
+            fputs("</td><td>", f);
+            cell_num(f, p, cols[k][0], cols[k][1]);
+        }
+        fputs("</td><td class=\"l\">", f);
+        esc(f, str(p, "verdict"));
+        if (json_is_true(json_object_get(p, "partial")))
+            fputs(" <span class=\"warn\">(partial)</span>", f);
+        fputs("</td><td class=\"l\">", f);
+        if (distorted)
+            fputs("<span class=\"warn\">⚠ distorted</span>: ", f);
+        else
+            fputs("ok: ", f);
+        fputs("dispatch lag p99 ", f);
+        cell_num(f, p, "dispatch_lag_p99_ms", "%.2f ms");
+        fputs(", loop lag p99 ", f);
+        cell_num(f, p, "loop_lag_p99_ms", "%.2f ms");
+        fputs("</td></tr>\n", f);
+    }
+    fputs("</tbody></table>\n", f);
+}
+
+static void run_section(FILE *f, const json_t *run, size_t idx)
+{
+    const json_t *pts = json_object_get(run, "points");
+    fprintf(f, "<h3 id=\"run%zu\">", idx);
+    esc(f, str(run, "label"));
+    fputs("</h3><p class=\"sub\">", f);
+    esc(f, str(run, "model"));
+    fputs(" · quantization ", f);
+    esc(f, str(run, "quantization"));
+    fputs(" · KV ", f);
+    esc(f, str(run, "kv_dtype"));
+    const json_t *slo = json_object_get(run, "slo");
+    fputs(" · SLO:", f);
+    const char *sk[][2] = {{"ttft_ms", " TTFT ≤ %g ms"},
+                           {"tpot_ms", " TPOT ≤ %g ms"},
+                           {"itl_ms", " ITL ≤ %g ms"},
+                           {"e2e_ms", " E2E ≤ %g ms"},
+                           {"percentile", " at p%g"}};
+    for (size_t k = 0; k < 5; k++)
+        if (!isnan(json_num(slo, sk[k][0])))
+            fprintf(f, sk[k][1], json_num(slo, sk[k][0]));
+    fputs("</p>\n<div class=\"grid\">\n", f);
+    char attrs[160];
+    snprintf(attrs, sizeof(attrs), "data-kind=\"latency\" data-run=\"%zu\"", idx);
+    figure(f,
+           "Latency against load: TTFT p50/p95/p99 and ITL p99 (ms) vs achieved requests/s, "
+           "dashed lines = SLO",
+           attrs, false);
+    if (distinct_contexts(pts) > 1) {
+        snprintf(attrs, sizeof(attrs), "data-kind=\"context\" data-run=\"%zu\"", idx);
+        figure(f, "Per-user tokens/s and TTFT p95 against context length", attrs, false);
+    }
+    snprintf(attrs, sizeof(attrs), "data-kind=\"cdf\" data-metric=\"ttft\" data-run=\"%zu\"", idx);
+    figure(f, "TTFT distribution (CDF, completed requests)", attrs, false);
+    snprintf(attrs, sizeof(attrs), "data-kind=\"cdf\" data-metric=\"itl\" data-run=\"%zu\"", idx);
+    figure(f, "ITL distribution (CDF, every gap between tokens)", attrs, false);
+    snprintf(attrs, sizeof(attrs), "data-kind=\"goodput\" data-run=\"%zu\"", idx);
+    figure(f, "Goodput, throughput and SLO attainment per point", attrs, false);
+    if (any_num(pts, "energy_j_per_tok")) {
+        snprintf(attrs, sizeof(attrs), "data-kind=\"energy\" data-run=\"%zu\"", idx);
+        figure(f, "GPU energy per output token per point", attrs, false);
+    }
+    const json_t *tl = json_object_get(run, "telemetry");
+    if (json_is_object(tl)) {
+        struct {
+            const char *series, *caption;
+        } tls[] = {
+            {"power_w,temp_c,sm_mhz,throttled",
+             "GPU power, temperature, SM clock and throttling over the run (points shaded; drag "
+             "to zoom)"},
+            {"vram_gib,kv_pct", "VRAM used and the server's KV-cache use over the run"},
+            {"running,waiting,prefix_hit_pct",
+             "Requests running and waiting on the server, prefix-cache hit rate"},
+        };
+        for (size_t k = 0; k < 3; k++) {
+            char series[64];
+            snprintf(series, sizeof(series), "%s", tls[k].series);
+            bool any = false;
+            char *save = NULL;
+            for (char *t = strtok_r(series, ",", &save); t; t = strtok_r(NULL, ",", &save))
+                if (json_object_get(tl, t) && strcmp(t, "throttled") != 0)
+                    any = true;
+            if (!any)
+                continue;
+            snprintf(attrs, sizeof(attrs),
+                     "data-kind=\"timeline\" data-series=\"%s\" data-run=\"%zu\"", tls[k].series,
+                     idx);
+            figure(f, tls[k].caption, attrs, true);
+        }
+        double bin = json_num(tl, "bin_s");
+        if (bin > 0)
+            fprintf(f, "<p class=\"note\">%lld telemetry samples averaged into %.2f s bins.</p>\n",
+                    (long long)json_integer_value(json_object_get(tl, "n_samples")), bin);
+    }
+    fputs("</div>\n", f);
+    points_table(f, run);
+}
+
+static void tenants_section(FILE *f, const json_t *model)
+{
+    const json_t *rows = json_object_get(model, "tenants");
+    if (!json_array_size(rows))
+        return;
+    fputs("<section id=\"tenants\"><h2>Tenants side by side</h2><div class=\"grid\">\n", f);
+    figure(f, "TTFT p95 per tenant (ms)", "data-kind=\"tenants\" data-metric=\"ttft_p95\"", false);
+    figure(f, "TPOT p95 per tenant (ms)", "data-kind=\"tenants\" data-metric=\"tpot_p95\"", false);
+    figure(f, "SLO attainment per tenant (%)", "data-kind=\"tenants\" data-metric=\"attainment\"",
+           false);
+    fputs("</div></section>\n", f);
+}
+
+static void pvm_section(FILE *f, const json_t *model)
+{
+    const json_t *rows = json_object_get(model, "predicted_vs_measured");
+    if (!json_array_size(rows))
+        return;
+    fputs("<section id=\"predicted\"><h2>Predicted vs measured</h2><div class=\"grid\">\n", f);
+    const char *done[16];
+    size_t nd = 0, i;
+    json_t *r;
+    json_array_foreach(rows, i, r)
+    {
+        const char *m = str(r, "metric");
+        size_t k = 0;
+        while (k < nd && strcmp(done[k], m) != 0)
+            k++;
+        if (k < nd || nd == 16)
+            continue;
+        done[nd++] = m;
+        char attrs[128], cap[128];
+        snprintf(attrs, sizeof(attrs), "data-kind=\"pvm\" data-metric=\"%s\"", m);
+        snprintf(cap, sizeof(cap), "%s: predicted (plan) and measured", m);
+        figure(f, cap, attrs, false);
+    }
+    fputs("</div><table><thead><tr><th class=\"l\">setup</th><th class=\"l\">workload</th>"
+          "<th>users</th><th class=\"l\">metric</th><th>predicted</th><th>measured</th>"
+          "<th>error %</th></tr></thead><tbody>\n",
+          f);
+    json_array_foreach(rows, i, r)
+    {
+        fputs("<tr><td class=\"l\">", f);
+        esc(f, str(r, "setup"));
+        fputs("</td><td class=\"l\">", f);
+        esc(f, str(r, "workload"));
+        fputs("</td><td>", f);
+        cell_num(f, r, "users", "%.0f");
+        fputs("</td><td class=\"l\">", f);
+        esc(f, str(r, "metric"));
+        fputs("</td><td>", f);
+        cell_num(f, r, "predicted", "%.4g");
+        fputs("</td><td>", f);
+        cell_num(f, r, "measured", "%.4g");
+        fputs("</td><td>", f);
+        cell_num(f, r, "error_pct", "%+.1f");
+        fputs("</td></tr>\n", f);
+    }
+    fputs("</tbody></table></section>\n", f);
+}
+
+static void compare_section(FILE *f, const json_t *model)
+{
+    const json_t *cmp = json_object_get(model, "compare");
+    if (!cmp)
+        return;
+    fputs("<section id=\"compare\"><h2>Comparison</h2><p class=\"sub\">A: ", f);
+    esc(f, str(cmp, "a"));
+    fputs("<br>B: ", f);
+    esc(f, str(cmp, "b"));
+    fputs("<br>", f);
+    esc(f, str(cmp, "method"));
+    fputs("</p><div class=\"grid\">\n", f);
+    figure(f, "Change of B against A per point and metric", "data-kind=\"compare\"", false);
+    fputs("</div><table><thead><tr><th class=\"l\">point</th><th class=\"l\">metric</th>"
+          "<th>A</th><th>B</th><th>change %</th><th>95% CI of B − A</th>"
+          "<th class=\"l\">beyond noise</th></tr></thead><tbody>\n",
+          f);
+    size_t i;
+    json_t *r;
+    json_array_foreach(json_object_get(cmp, "rows"), i, r)
+    {
+        fputs("<tr><td class=\"l\">", f);
+        esc(f, str(r, "point"));
+        fputs("</td><td class=\"l\">", f);
+        esc(f, str(r, "metric"));
+        fputs("</td><td>", f);
+        cell_num(f, r, "a", "%.4g");
+        fputs("</td><td>", f);
+        cell_num(f, r, "b", "%.4g");
+        fputs("</td><td>", f);
+        cell_num(f, r, "change_pct", "%+.1f");
+        fputs("</td><td>", f);
+        if (isnan(json_num(r, "ci_low"))) {
+            fputs("–", f);
+        } else {
+            cell_num(f, r, "ci_low", "[%.4g, ");
+            cell_num(f, r, "ci_high", "%.4g]");
+        }
+        fputs("</td><td class=\"l\">", f);
+        esc(f, str(r, "verdict"));
+        fputs("</td></tr>\n", f);
+    }
+    fputs("</tbody></table></section>\n", f);
+}
+
+static void provenance_section(FILE *f, const json_t *model)
+{
+    fputs("<section id=\"provenance\"><h2>Provenance</h2><table><thead><tr><th class=\"l\">run</th>"
+          "<th class=\"l\">file</th><th class=\"l\">started</th><th class=\"l\">testbench</th>"
+          "<th class=\"l\">server</th><th class=\"l\">GPU</th><th class=\"l\">config</th>"
+          "<th class=\"l\">client self-check</th></tr></thead><tbody>\n",
+          f);
+    size_t i;
+    json_t *r;
+    json_array_foreach(json_object_get(model, "runs"), i, r)
+    {
+        fputs("<tr><td class=\"l\">", f);
+        esc(f, str(r, "label"));
+        fputs("</td><td class=\"l\"><code>", f);
+        esc(f, str(r, "file"));
+        fputs("</code></td><td class=\"l\">", f);
+        esc(f, str(r, "started_at"));
+        const json_t *tool = json_object_get(r, "tool");
+        fputs("</td><td class=\"l\">", f);
+        esc(f, str(tool, "version"));
+        fputs(" (git ", f);
+        esc(f, str(tool, "git"));
+        fputs(")</td><td class=\"l\">", f);
+        const json_t *srv = json_object_get(r, "server");
+        esc(f, str(srv, "version"));
+        fputs(" at ", f);
+        esc(f, str(srv, "endpoint"));
+        fputs("</td><td class=\"l\">", f);
+        size_t k;
+        json_t *g;
+        bool any = false;
+        json_array_foreach(json_object_get(r, "gpus"), k, g)
+        {
+            fputs(any ? ", " : "", f);
+            esc(f, str(g, "name"));
+            any = true;
+        }
+        const json_t *sim = json_object_get(r, "sim");
+        if (json_is_true(json_object_get(sim, "enabled"))) {
+            fputs(any ? "; " : "", f);
+            fputs("simulated ", f);
+            esc(f, str(sim, "gpu"));
+        } else if (!any) {
+            fputs("unknown (no NVML)", f);
+        }
+        fputs("</td><td class=\"l\">", f);
+        esc(f, str(r, "benchmark"));
+        fputs(" <code>", f);
+        esc(f, str(r, "config_file"));
+        fputs("</code></td><td class=\"l\">", f);
+        size_t n = 0, bad = 0;
+        json_t *p;
+        json_array_foreach(json_object_get(r, "points"), k, p)
+        {
+            n++;
+            if (json_is_true(json_object_get(p, "distorted")))
+                bad++;
+        }
+        if (bad)
+            fprintf(f,
+                    "<span class=\"warn\">⚠ %zu of %zu points distorted</span> (the load "
+                    "generator lagged; see the points table)",
+                    bad, n);
+        else
+            fprintf(f, "ok (%zu points)", n);
+        fputs("</td></tr>\n", f);
+    }
+    fputs("</tbody></table></section>\n", f);
+}
+
+static int page_write(FILE *f, const json_t *model, const char *library)
+{
+    const char *title = str(model, "title");
+    fputs("<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">\n"
+          "<meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\n"
+          /* The page may load nothing: everything it needs is inside it. */
+          "<meta http-equiv=\"Content-Security-Policy\" content=\"default-src 'none'; "
+          "script-src 'unsafe-inline'; style-src 'unsafe-inline'; img-src data:\">\n<title>",
+          f);
+    esc(f, title);
+    fprintf(f, "</title>\n<style>\n%s</style>\n</head><body>\n<header><h1>", report_asset_css);
+    esc(f, title);
+    char when[64] = "";
+    time_t now = time(NULL);
+    struct tm tm;
+    if (gmtime_r(&now, &tm))
+        strftime(when, sizeof(when), "%Y-%m-%d %H:%M UTC", &tm);
+    fprintf(f,
+            "</h1><p class=\"sub\">testbench %s report, written %s from %zu run(s) and %zu "
+            "study folder(s).</p></header>\n",
+            TB_VERSION, when, json_array_size(json_object_get(model, "runs")),
+            json_array_size(json_object_get(model, "studies")));
+    /* A comparison page answers "what changed" first. */
+    compare_section(f, model);
+    matrix_write(f, model);
+    fputs("<section id=\"setups\"><h2>Per setup: the evidence</h2>\n", f);
+    size_t i;
+    json_t *r;
+    json_array_foreach(json_object_get(model, "runs"), i, r) run_section(f, r, i);
+    fputs("</section>\n", f);
+    tenants_section(f, model);
+    pvm_section(f, model);
+    provenance_section(f, model);
+    /* "</" escaped as "<\/" (JSON_ESCAPE_SLASH): no string in the data can end the element. */
+    fputs("<script type=\"application/json\" id=\"tb-data\">", f);
+    if (json_dumpf(model, f, JSON_COMPACT | JSON_ESCAPE_SLASH | JSON_REAL_PRECISION(7)) != 0)
+        return -EIO;
+    fputs("</script>\n<script>\n", f);
+    fputs(library, f);
+    fputs("\n</script>\n<script>\n", f);
+    fputs(report_asset_js, f);
+    fputs("</script>\n</body></html>\n", f);
+    return ferror(f) ? -EIO : 0;
+}
+
+int html_write(const char *path, const json_t *model, char *err, size_t errlen)
+{
+    char *library = NULL;
+    int rc = library_read(&library, err, errlen);
+    if (rc)
+        return rc;
+    char *tmp = xasprintf("%s.tmp", path);
+    FILE *f = fopen(tmp, "w");
+    if (!f) {
+        rc = -errno;
+        snprintf(err, errlen, "%s: %s", tmp, strerror(-rc));
+        goto out;
+    }
+    rc = page_write(f, model, library);
+    if (fclose(f) != 0 && !rc)
+        rc = -errno;
+    if (!rc && rename(tmp, path) != 0)
+        rc = -errno;
+    if (rc) {
+        snprintf(err, errlen, "%s: %s", path, strerror(-rc));
+        unlink(tmp);
+    }
+out:
+    free(tmp);
+    free(library);
+    return rc;
+}

@@ -1,0 +1,27 @@
+/*
+ * html.h - writes the report page: one self-contained HTML file (the chart library, the page's
+ * script and style and the data all inlined; the page loads nothing from anywhere).
+ */
+#ifndef TB_REPORT_HTML_H
+#define TB_REPORT_HTML_H
+
+#include <stddef.h>
+
+#include <jansson.h>
+
+#include "core/xalloc.h"
+
+/* The chart library's file from Debian's libjs-chart.js; $TESTBENCH_CHARTJS overrides. */
+#ifndef TB_CHARTJS_PATH
+#define TB_CHARTJS_PATH "/usr/share/javascript/chart.js/chart.min.js"
+#endif
+/* A chart library bigger than this is not the one we mean. */
+#define HTML_MAX_LIBRARY (8u * 1024 * 1024)
+
+/* The chart library's path in effect (the variable's or the default). Borrowed. */
+const char *html_chartjs_path(void);
+/* Writes model (report_model_build's, with "compare" added by compare) to path through a
+ * temporary file. 0, or -errno; err says what failed (the missing library names its package). */
+MUST_USE int html_write(const char *path, const json_t *model, char *err, size_t errlen);
+
+#endif

@@ -1,0 +1,237 @@
+/*
+ * markdown.c - GitHub-flavoured Markdown tables; cells never contain '|' or line breaks.
+ */
+#include "report/markdown.h"
+
+#include <errno.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "report/load.h"
+
+static const char *str(const json_t *o, const char *key)
+{
+    const char *s = json_string_value(json_object_get(o, key));
+    return s ? s : "";
+}
+
+/* Text for a cell: '|' would split it. */
+static void md(FILE *f, const char *s)
+{
+    for (; *s; s++)
+        fputc(*s == '|' ? '/' : *s == '\n' ? ' ' : *s, f);
+}
+
+static void num(FILE *f, const json_t *o, const char *key, const char *fmt)
+{
+    double v = json_num(o, key);
+    if (isnan(v))
+        fputs("–", f);
+    else
+        fprintf(f, fmt, v);
+}
+
+static void matrix(FILE *f, const json_t *model)
+{
+    const json_t *cells = json_object_get(model, "guidance");
+    long long users = json_integer_value(json_object_get(model, "users"));
+    fprintf(f, "## What %lld users can get\n\n", users);
+    if (!json_array_size(cells)) {
+        fputs("No point in these results has a concurrency cap.\n\n", f);
+        return;
+    }
+    fputs("| workload | model | quantization | KV dtype | context | meets SLO | tok/s per user p50 "
+          "| TTFT p95 ms | max users within SLO | source | note |\n"
+          "|---|---|---|---|---:|---|---:|---:|---:|---|---|\n",
+          f);
+    size_t i;
+    json_t *c;
+    json_array_foreach(cells, i, c)
+    {
+        json_t *met = json_object_get(c, "slo_met");
+        fputs("| ", f);
+        md(f, *str(c, "workload") ? str(c, "workload") : "–");
+        fputs(" | ", f);
+        md(f, str(c, "model"));
+        fputs(" | ", f);
+        md(f, str(c, "quantization"));
+        fputs(" | ", f);
+        md(f, str(c, "kv_dtype"));
+        fprintf(f, " | %s%lld | %s | ",
+                json_is_true(json_object_get(c, "context_upto")) ? "≤ " : "",
+                (long long)json_integer_value(json_object_get(c, "context")),
+                json_is_true(met)    ? "yes"
+                : json_is_false(met) ? "**no**"
+                                     : "?");
+        num(f, c, "user_tps_p50", "%.1f");
+        fputs(" | ", f);
+        num(f, c, "ttft_p95_ms", "%.0f");
+        fputs(" | ", f);
+        if (json_is_true(json_object_get(c, "max_users_at_least")))
+            fputs("≥ ", f);
+        num(f, c, "max_users", "%.0f");
+        fprintf(f, " | %s | ", str(c, "source"));
+        md(f, str(c, "note"));
+        if (*str(c, "origin")) {
+            fputs(*str(c, "note") ? "; " : "", f);
+            md(f, str(c, "origin"));
+        }
+        fputs(" |\n", f);
+    }
+    fputs("\n", f);
+}
+
+static void runs(FILE *f, const json_t *model)
+{
+    fputs("## Runs\n\n", f);
+    size_t i;
+    json_t *r;
+    json_array_foreach(json_object_get(model, "runs"), i, r)
+    {
+        fputs("### ", f);
+        md(f, str(r, "label"));
+        fputs("\n\n`", f);
+        md(f, str(r, "file"));
+        fputs("` — ", f);
+        md(f, str(r, "model"));
+        fprintf(f, ", testbench %s, server %s\n\n", str(json_object_get(r, "tool"), "version"),
+                str(json_object_get(r, "server"), "version"));
+        fputs("| tenant | context | users | req/s | TTFT p95 ms | ITL p99 ms | tok/s per user p50 "
+              "| SLO % | J/token | verdict | client |\n"
+              "|---|---:|---:|---:|---:|---:|---:|---:|---:|---|---|\n",
+              f);
+        size_t k;
+        json_t *p;
+        json_array_foreach(json_object_get(r, "points"), k, p)
+        {
+            fputs("| ", f);
+            md(f, str(p, "tenant"));
+            fputs(" | ", f);
+            num(f, p, "context", "%.0f");
+            fputs(" | ", f);
+            num(f, p, "concurrency", "%.0f");
+            fputs(" | ", f);
+            num(f, p, "req_tps", "%.2f");
+            fputs(" | ", f);
+            num(f, p, "ttft_p95", "%.1f");
+            fputs(" | ", f);
+            num(f, p, "itl_p99", "%.1f");
+            fputs(" | ", f);
+            num(f, p, "user_tps_p50", "%.1f");
+            fputs(" | ", f);
+            num(f, p, "attainment", "%.0f");
+            fputs(" | ", f);
+            num(f, p, "energy_j_per_tok", "%.3g");
+            fputs(" | ", f);
+            md(f, str(p, "verdict"));
+            fputs(json_is_true(json_object_get(p, "distorted")) ? " | ⚠ distorted |\n"
+                                                                : " | ok |\n",
+                  f);
+        }
+        fputs("\n", f);
+    }
+}
+
+static void pvm(FILE *f, const json_t *model)
+{
+    const json_t *rows = json_object_get(model, "predicted_vs_measured");
+    if (!json_array_size(rows))
+        return;
+    fputs("## Predicted vs measured\n\n| setup | workload | users | metric | predicted | measured "
+          "| error % |\n|---|---|---:|---|---:|---:|---:|\n",
+          f);
+    size_t i;
+    json_t *r;
+    json_array_foreach(rows, i, r)
+    {
+        fputs("| ", f);
+        md(f, str(r, "setup"));
+        fputs(" | ", f);
+        md(f, str(r, "workload"));
+        fputs(" | ", f);
+        num(f, r, "users", "%.0f");
+        fprintf(f, " | %s | ", str(r, "metric"));
+        num(f, r, "predicted", "%.4g");
+        fputs(" | ", f);
+        num(f, r, "measured", "%.4g");
+        fputs(" | ", f);
+        num(f, r, "error_pct", "%+.1f");
+        fputs(" |\n", f);
+    }
+    fputs("\n", f);
+}
+
+void markdown_compare(FILE *f, const json_t *cmp)
+{
+    fputs("## Comparison\n\nA: `", f);
+    md(f, str(cmp, "a"));
+    fputs("`  \nB: `", f);
+    md(f, str(cmp, "b"));
+    fputs("`  \n", f);
+    md(f, str(cmp, "method"));
+    fputs("\n\n| point | metric | A | B | change % | 95% CI of B − A | verdict |\n"
+          "|---|---|---:|---:|---:|---|---|\n",
+          f);
+    size_t i;
+    json_t *r;
+    json_array_foreach(json_object_get(cmp, "rows"), i, r)
+    {
+        fputs("| ", f);
+        md(f, str(r, "point"));
+        fprintf(f, " | %s | ", str(r, "metric"));
+        num(f, r, "a", "%.4g");
+        fputs(" | ", f);
+        num(f, r, "b", "%.4g");
+        fputs(" | ", f);
+        num(f, r, "change_pct", "%+.1f");
+        fputs(" | ", f);
+        if (isnan(json_num(r, "ci_low"))) {
+            fputs("–", f);
+        } else {
+            num(f, r, "ci_low", "[%.4g, ");
+            num(f, r, "ci_high", "%.4g]");
+        }
+        fprintf(f, " | %s%s%s |\n", json_is_true(json_object_get(r, "significant")) ? "**" : "",
+                str(r, "verdict"), json_is_true(json_object_get(r, "significant")) ? "**" : "");
+    }
+    fputs("\n", f);
+}
+
+void markdown_write(FILE *f, const json_t *model)
+{
+    fputs("# ", f);
+    md(f, str(model, "title"));
+    fputs("\n\n", f);
+    matrix(f, model);
+    runs(f, model);
+    pvm(f, model);
+    const json_t *cmp = json_object_get(model, "compare");
+    if (cmp)
+        markdown_compare(f, cmp);
+}
+
+int markdown_write_file(const char *path, const json_t *model)
+{
+    char *tmp = xasprintf("%s.tmp", path);
+    FILE *f = fopen(tmp, "w");
+    int rc = 0;
+    if (!f) {
+        rc = -errno;
+        free(tmp);
+        return rc;
+    }
+    markdown_write(f, model);
+    if (ferror(f))
+        rc = -EIO;
+    if (fclose(f) != 0 && !rc)
+        rc = -errno;
+    if (!rc && rename(tmp, path) != 0)
+        rc = -errno;
+    if (rc)
+        unlink(tmp);
+    free(tmp);
+    return rc;
+}

@@ -1,0 +1,17 @@
+# The report's tests drive the real binary (tests/fixtures/tb_proc.c) on results of `run --sim`,
+# the sweep with GPU telemetry from the NVML test double (tests/telemetry.cmake).
+foreach(t test_report test_compare test_notebook)
+  if(TARGET ${t})
+    target_link_libraries(${t} PRIVATE tb_testproc)
+    add_dependencies(${t} nvml_double)
+    target_compile_definitions(${t} PRIVATE NVML_DOUBLE_PATH="$<TARGET_FILE:nvml_double>")
+  endif()
+endforeach()
+# Chromium, Jupyter and these tests' own simulator runs load both cores for seconds at a time;
+# test_run_e2e asserts client timing to the sub-millisecond. One at a time: the lock keeps them
+# from overlapping while every other test still runs in parallel.
+foreach(t test_report test_compare test_notebook test_run_e2e)
+  if(TARGET ${t})
+    set_property(TEST ${t} APPEND PROPERTY RESOURCE_LOCK cpu_heavy_or_timing)
+  endif()
+endforeach()

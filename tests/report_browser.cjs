@@ -1,0 +1,47 @@
+// report_browser.cjs - opens a testbench report in headless Chromium (Debian's /usr/bin/chromium,
+// driven by playwright-core) and prints what test_report.c asserts on, as one JSON line:
+// console errors and page errors, every request the page made, each chart's state (Chart.js
+// instance, datasets, data points, painted pixels), the guidance matrix's cells, and a
+// full-page screenshot written to the path given.
+//   node report_browser.cjs REPORT.html SCREENSHOT.png   (PLAYWRIGHT_CORE = the module's folder)
+'use strict';
+const { chromium } = require(process.env.PLAYWRIGHT_CORE || 'playwright-core');
+
+async function main() {
+  const [html, shot] = process.argv.slice(2);
+  const browser = await chromium.launch({
+    executablePath: process.env.CHROMIUM || '/usr/bin/chromium',
+    // Root in CI needs --no-sandbox; the rest keep Chromium's own traffic off the (closed) network.
+    args: ['--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run',
+           '--disable-background-networking', '--disable-component-update', '--disable-sync'],
+  });
+  const page = await browser.newPage({ viewport: { width: 1400, height: 1000 } });
+  const url = 'file://' + html;
+  const out = { console: [], page_errors: [], requests: [] };
+  page.on('console', (m) => { if (m.type() === 'error' || m.type() === 'warning') out.console.push(m.type() + ': ' + m.text()); });
+  page.on('pageerror', (e) => out.page_errors.push(String(e)));
+  page.on('request', (r) => { if (r.url() !== url) out.requests.push(r.url()); });
+  await page.goto(url, { waitUntil: 'load' });
+  out.charts = await page.evaluate(() => Array.from(document.querySelectorAll('canvas')).map((c) => {
+    const chart = window.Chart ? Chart.getChart(c) : undefined;
+    let points = 0;
+    if (chart) {
+      chart.data.datasets.forEach((d) => {
+        points += d.data.filter((v) => v !== null && v !== undefined &&
+          (typeof v !== 'object' || (v.y !== null && v.y !== undefined))).length;
+      });
+    }
+    const px = c.getContext('2d').getImageData(0, 0, c.width, c.height).data;
+    let ink = 0;
+    for (let i = 3; i < px.length; i += 4) if (px[i] > 0) ink++;
+    return { kind: c.dataset.kind || '', detail: c.dataset.metric || c.dataset.series || '',
+             run: c.dataset.run || '', chart: !!chart, datasets: chart ? chart.data.datasets.length : 0,
+             points: points, ink: ink };
+  }));
+  out.cells = await page.evaluate(() => Array.from(document.querySelectorAll('td.cell')).map((td) => Object.assign({}, td.dataset)));
+  await page.screenshot({ path: shot, fullPage: true });
+  await browser.close();
+  process.stdout.write(JSON.stringify(out) + '\n');
+}
+
+main().catch((e) => { console.error(e); process.exit(1); });

@@ -1,0 +1,657 @@
+/*
+ * test_report.c - `testbench report` end to end on result files this test makes with
+ * `run --sim`: a context × concurrency sweep with GPU telemetry from the NVML double, two
+ * tenants on one engine, and a study folder (two setups' runs and a study.csv that points at
+ * them). The page is opened in headless Chromium (tests/report_browser.cjs): no console errors,
+ * no request, every chart drawn with data, the guidance matrix equal to the CSV files, and a
+ * screenshot kept at <build>/report-screenshot.png. Also: bad inputs, SLO re-judging, the
+ * default output place, and the CSV reader.
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <cmocka.h>
+
+#include <errno.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <jansson.h>
+
+#include "core/xalloc.h"
+#include "report/csv.h"
+#include "tb_proc.h"
+
+struct fixture {
+    char dir[256];
+    char *results; /* the sweep and the tenants run */
+    char *study;   /* study folder */
+    char *sweep_csv, *study_a_csv, *study_b_csv;
+    char *html, *md;
+};
+
+static struct fixture fx;
+
+/* Runs a shell command with stderr to err_path (when given); returns its exit status. */
+static int sh(const char *cmd, const char *err_path)
+{
+    char *full = err_path ? xasprintf("%s 2>%s", cmd, err_path) : xstrdup(cmd);
+    int st = system(full);
+    free(full);
+    return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
+}
+
+static char *slurp(const char *path)
+{
+    FILE *f = fopen(path, "r");
+    if (!f)
+        return xstrdup("");
+    fseek(f, 0, SEEK_END);
+    long n = ftell(f);
+    fseek(f, 0, SEEK_SET);
+    char *s = xcalloc((size_t)n + 1, 1);
+    if (fread(s, 1, (size_t)n, f) != (size_t)n)
+        s[0] = '\0';
+    fclose(f);
+    return s;
+}
+
+static void sim_run(const char *dir, const char *name, const char *yaml, bool nvml)
+{
+    char *cfg = tb_write(fx.dir, name, yaml);
+    assert_non_null(cfg);
+    if (nvml) {
+        setenv("TESTBENCH_NVML_LIB", NVML_DOUBLE_PATH, 1);
+        setenv("NVML_DOUBLE_SCENARIO", "ramp", 1);
+    }
+    const char *args[] = {"testbench",    "run", "--config", cfg, "--sim",
+                          "--output-dir", dir,   "--quiet",  NULL};
+    int rc = tb_run(TB_BINARY, args, NULL, 0, 0);
+    unsetenv("TESTBENCH_NVML_LIB");
+    unsetenv("NVML_DOUBLE_SCENARIO");
+    assert_int_equal(rc, 0);
+    free(cfg);
+}
+
+/* The run file (relative to the study folder) and its summary's one row, as study.csv cells. */
+struct study_row {
+    const char *setup, *quant, *kv, *status, *reason, *slo_met;
+    long ctx;
+    int users;
+    char meas_user_tps[32], meas_ttft[32], pred_user_tps[32], pred_ttft[32], max_users[32];
+    char detailed[256];
+};
+
+static void study_row_from_run(struct study_row *r, const char *setup, const char **csv_out)
+{
+    char *dir = xasprintf("%s/%s", fx.study, setup);
+    char *d = tb_find(dir, "_detailed.json");
+    char *s = tb_find(dir, "_summary.csv");
+    assert_non_null(d);
+    assert_non_null(s);
+    snprintf(r->detailed, sizeof(r->detailed), "%s/%s", setup, strrchr(d, '/') + 1);
+    struct csv_table t;
+    assert_int_equal(csv_table_load(&t, s), 0);
+    assert_int_equal(t.nrows, 1);
+    snprintf(r->meas_user_tps, sizeof(r->meas_user_tps), "%s",
+             csv_table_get(&t, 0, "user_token_rate_p50"));
+    snprintf(r->meas_ttft, sizeof(r->meas_ttft), "%s", csv_table_get(&t, 0, "ttft_p95_ms"));
+    /* The planner's figures, as a study would write them: here 10% off, to have an error. */
+    snprintf(r->pred_user_tps, sizeof(r->pred_user_tps), "%.6g",
+             csv_table_num(&t, 0, "user_token_rate_p50") * 1.1);
+    snprintf(r->pred_ttft, sizeof(r->pred_ttft), "%.6g", csv_table_num(&t, 0, "ttft_p95_ms") * 0.9);
+    r->slo_met = strcmp(csv_table_get(&t, 0, "slo_verdict"), "met") == 0 ? "true" : "false";
+    csv_table_release(&t);
+    *csv_out = s;
+    free(d);
+    free(dir);
+}
+
+static const char study_header[] =
+    "study,setup,model,quantization,kv_cache_dtype,max_model_len,gpu_memory_utilization,"
+    "tensor_parallel_size,max_num_seqs,enable_prefix_caching,workload,role,users,status,reason,"
+    "slo_met,pred_kv_capacity_tokens,meas_kv_capacity_tokens,err_kv_capacity_pct,"
+    "pred_ttft_p50_ms,meas_ttft_p50_ms,err_ttft_p50_pct,pred_ttft_p95_ms,meas_ttft_p95_ms,"
+    "err_ttft_p95_pct,pred_tpot_p50_ms,meas_tpot_p50_ms,err_tpot_p50_pct,pred_tpot_p95_ms,"
+    "meas_tpot_p95_ms,err_tpot_p95_pct,pred_output_tps,meas_output_tps,err_output_tps_pct,"
+    "pred_user_tps,meas_user_tps,err_user_tps_pct,pred_max_users,meas_max_users,"
+    "err_max_users_pct,energy_j_per_token,peak_vram_gib,run_detailed,run_summary,"
+    "run_telemetry,server_log,an_extra_column\n";
+
+static struct study_row rows[4];
+
+static void study_write(void)
+{
+    const char *sa, *sb;
+    memset(rows, 0, sizeof(rows));
+    rows[0] = (struct study_row){.setup = "bf16-8k",
+                                 .quant = "bf16",
+                                 .kv = "auto",
+                                 .ctx = 8192,
+                                 .users = 10,
+                                 .status = "measured",
+                                 .reason = ""};
+    study_row_from_run(&rows[0], "bf16-8k", &sa);
+    snprintf(rows[0].max_users, sizeof(rows[0].max_users), "16");
+    rows[1] = (struct study_row){.setup = "fp8-8k",
+                                 .quant = "fp8",
+                                 .kv = "fp8",
+                                 .ctx = 8192,
+                                 .users = 10,
+                                 .status = "measured",
+                                 .reason = ""};
+    study_row_from_run(&rows[1], "fp8-8k", &sb);
+    snprintf(rows[1].max_users, sizeof(rows[1].max_users), "24");
+    rows[2] = (struct study_row){.setup = "bf16-128k",
+                                 .quant = "bf16",
+                                 .kv = "auto",
+                                 .ctx = 131072,
+                                 .users = 10,
+                                 .status = "does_not_fit",
+                                 .reason = "oom: KV cache holds 60000 tokens",
+                                 .slo_met = ""};
+    rows[3] = (struct study_row){.setup = "fp8-32k",
+                                 .quant = "fp8",
+                                 .kv = "fp8",
+                                 .ctx = 32768,
+                                 .users = 10,
+                                 .status = "predicted",
+                                 .reason = "",
+                                 .slo_met = "true"};
+    snprintf(rows[3].pred_user_tps, sizeof(rows[3].pred_user_tps), "41.25");
+    snprintf(rows[3].pred_ttft, sizeof(rows[3].pred_ttft), "812.5");
+    snprintf(rows[3].max_users, sizeof(rows[3].max_users), "12");
+    fx.study_a_csv = (char *)sa;
+    fx.study_b_csv = (char *)sb;
+    char *path = xasprintf("%s/study.csv", fx.study);
+    FILE *f = fopen(path, "w");
+    assert_non_null(f);
+    fputs(study_header, f);
+    for (int i = 0; i < 4; i++) {
+        struct study_row *r = &rows[i];
+        bool measured = strcmp(r->status, "measured") == 0;
+        fprintf(f,
+                "s,%s,meta-llama/Llama-3.1-8B-Instruct,%s,%s,%ld,0.9,1,,true,chat,target,%d,%s,"
+                "\"%s\",%s,,,,,,,%s,%s,,,,,,,,,,,%s,%s,,%s,%s,,,,%s,,,,x\n",
+                r->setup, r->quant, r->kv, r->ctx, r->users, r->status, r->reason, r->slo_met,
+                r->pred_ttft, measured ? r->meas_ttft : "", r->pred_user_tps,
+                measured ? r->meas_user_tps : "", measured ? "" : r->max_users,
+                measured ? r->max_users : "", r->detailed);
+    }
+    fclose(f);
+    free(path);
+}
+
+static int group_setup(void **state)
+{
+    (void)state;
+    snprintf(fx.dir, sizeof(fx.dir), "/tmp/tb_report_XXXXXX");
+    assert_non_null(mkdtemp(fx.dir));
+    fx.results = xasprintf("%s/results", fx.dir);
+    fx.study = xasprintf("%s/study", fx.dir);
+    sim_run(fx.results, "sweep.yaml",
+            "benchmark: {name: sweep, output_prefix: sweep, seed: 3}\n"
+            "server: {endpoint: \"http://127.0.0.1:1\"}\n"
+            "model: {name: meta-llama/Llama-3.1-8B-Instruct}\n"
+            "context_lengths: [512, 2048]\n"
+            "requests: {num_requests: 10, concurrent_requests: [2, 10], rate_per_second: inf,\n"
+            "           completion_tokens: 16}\n"
+            "slo: {ttft_ms: 400, tpot_ms: 50, percentile: 95}\n"
+            "telemetry: {sample_interval_sec: 0.1}\n",
+            true);
+    sim_run(fx.results, "tenants.yaml",
+            "benchmark: {name: tenants, output_prefix: tenants, seed: 3}\n"
+            "server: {endpoint: \"http://127.0.0.1:1\"}\n"
+            "model: {name: meta-llama/Llama-3.1-8B-Instruct}\n"
+            "requests: {num_requests: 8, concurrent_requests: 4, rate_per_second: inf,\n"
+            "           prompt_tokens_min: 100, prompt_tokens_max: 300, completion_tokens: 16}\n"
+            "slo: {ttft_ms: 500, tpot_ms: 50}\n"
+            "tenants:\n  - name: chat\n  - name: batch\n"
+            "    requests: {completion_tokens: 32}\n    slo: {ttft_ms: 100}\n"
+            "telemetry: {sample_interval_sec: 0.1}\n",
+            false);
+    const char *setups[] = {"bf16-8k", "fp8-8k"};
+    for (int i = 0; i < 2; i++) {
+        char *dir = xasprintf("%s/%s", fx.study, setups[i]);
+        char *yaml = xasprintf("benchmark: {name: %s, output_prefix: %s, seed: 5}\n"
+                               "server: {endpoint: \"http://127.0.0.1:1\"}\n"
+                               "model: {name: meta-llama/Llama-3.1-8B-Instruct}\n"
+                               "context_lengths: [1024]\n"
+                               "requests: {num_requests: 10, concurrent_requests: 10,\n"
+                               "           rate_per_second: inf, completion_tokens: 16}\n"
+                               "slo: {ttft_ms: 2000, tpot_ms: 100}\n"
+                               "telemetry: {sample_interval_sec: 0.1}\n",
+                               setups[i], setups[i]);
+        char *name = xasprintf("%s.yaml", setups[i]);
+        sim_run(dir, name, yaml, false);
+        free(name);
+        free(yaml);
+        free(dir);
+    }
+    study_write();
+    /* The sweep's summary.csv (tb_find matches suffixes; two runs share the folder). */
+    char *cmd = xasprintf("ls %s/sweep_*_summary.csv > %s/sweep_csv.txt", fx.results, fx.dir);
+    assert_int_equal(sh(cmd, NULL), 0);
+    free(cmd);
+    char *list = xasprintf("%s/sweep_csv.txt", fx.dir);
+    fx.sweep_csv = slurp(list);
+    fx.sweep_csv[strcspn(fx.sweep_csv, "\n")] = '\0';
+    free(list);
+    fx.html = xasprintf("%s/report.html", fx.dir);
+    fx.md = xasprintf("%s/report.md", fx.dir);
+    char *rep = xasprintf("%s report %s %s --output %s --title 'Report test' --quiet", TB_BINARY,
+                          fx.results, fx.study, fx.html);
+    assert_int_equal(sh(rep, NULL), 0);
+    free(rep);
+    return 0;
+}
+
+static int group_teardown(void **state)
+{
+    (void)state;
+    char *cmd = xasprintf("rm -rf %s", fx.dir);
+    if (system(cmd) != 0)
+        fprintf(stderr, "cleanup failed\n");
+    free(cmd);
+    free(fx.results);
+    free(fx.study);
+    free(fx.sweep_csv);
+    free(fx.study_a_csv);
+    free(fx.study_b_csv);
+    free(fx.html);
+    free(fx.md);
+    return 0;
+}
+
+/* The Markdown summary beside the page: the matrix first, a row per cell, every run. */
+static void markdown_has_matrix_and_runs(void **state)
+{
+    (void)state;
+    char *md = slurp(fx.md);
+    assert_non_null(strstr(md, "# Report test"));
+    char *matrix = strstr(md, "## What 10 users can get");
+    char *runs = strstr(md, "## Runs");
+    assert_non_null(matrix);
+    assert_non_null(runs);
+    assert_true(matrix < runs);
+    /* Cells: sweep 512 and 2048 (measured), tenants (two contexts), study 4 rows. */
+    size_t n = 0;
+    for (char *p = matrix; p < runs && (p = strstr(p, "| meta-llama/")); p++)
+        n++;
+    assert_int_equal(n, 2 + 2 + 4);
+    assert_non_null(strstr(md, "does not fit: oom: KV cache holds 60000 tokens"));
+    /* Predicted vs measured: the study's pred_/meas_ columns and plan for the sweep's points. */
+    char *pvm = strstr(md, "## Predicted vs measured");
+    assert_non_null(pvm);
+    assert_non_null(strstr(pvm, "| bf16-8k | chat | 10 | ttft_p95_ms |"));
+    assert_non_null(strstr(pvm, "| default, context 2048 | 10 | ttft_p95_ms |"));
+    assert_non_null(strstr(md, "### bf16-8k"));
+    free(md);
+}
+
+static double attr_num(const json_t *cell, const char *key)
+{
+    const char *s = json_string_value(json_object_get(cell, key));
+    return s && *s ? strtod(s, NULL) : NAN;
+}
+
+static bool close_to(double a, double b, double rel)
+{
+    return fabs(a - b) <= rel * fmax(fabs(a), fabs(b));
+}
+
+static const json_t *cell_find(const json_t *cells, const char *workload, const char *quant,
+                               long ctx)
+{
+    size_t i;
+    json_t *c;
+    json_array_foreach(cells, i, c)
+    {
+        if (strcmp(json_string_value(json_object_get(c, "workload")), workload) == 0 &&
+            strcmp(json_string_value(json_object_get(c, "quantization")), quant) == 0 &&
+            strtol(json_string_value(json_object_get(c, "context")), NULL, 10) == ctx)
+            return c;
+    }
+    return NULL;
+}
+
+static void page_in_headless_chromium(void **state)
+{
+    (void)state;
+    char cwd[512];
+    assert_non_null(getcwd(cwd, sizeof(cwd)));
+    char *shot = xasprintf("%s/report-screenshot.png", cwd);
+    unlink(shot);
+    char *out = xasprintf("%s/browser.json", fx.dir);
+    char *err = xasprintf("%s/browser.err", fx.dir);
+    char *cmd = xasprintf("PLAYWRIGHT_CORE=%s/.tools/node/node_modules/playwright-core node "
+                          "%s/tests/report_browser.cjs %s %s > %s",
+                          TB_SOURCE_DIR, TB_SOURCE_DIR, fx.html, shot, out);
+    int rc = sh(cmd, err);
+    if (rc != 0) {
+        char *e = slurp(err);
+        fprintf(stderr,
+                "browser failed (%d): %s\n(scripts/setup.sh dev installs chromium and "
+                "playwright-core)\n",
+                rc, e);
+        free(e);
+    }
+    assert_int_equal(rc, 0);
+    json_error_t je;
+    json_t *b = json_load_file(out, 0, &je);
+    assert_non_null(b);
+
+    /* Nothing went wrong and nothing was fetched. */
+    assert_int_equal(json_array_size(json_object_get(b, "console")), 0);
+    assert_int_equal(json_array_size(json_object_get(b, "page_errors")), 0);
+    assert_int_equal(json_array_size(json_object_get(b, "requests")), 0);
+
+    /* Every canvas holds a chart with data, painted; the kinds this input calls for are there. */
+    const char *want[] = {"latency", "context",  "cdf",     "goodput",
+                          "energy",  "timeline", "tenants", "pvm"};
+    size_t i;
+    json_t *c;
+    size_t n_charts = 0;
+    json_array_foreach(json_object_get(b, "charts"), i, c)
+    {
+        n_charts++;
+        if (!json_is_true(json_object_get(c, "chart")) ||
+            json_integer_value(json_object_get(c, "points")) <= 0 ||
+            json_integer_value(json_object_get(c, "ink")) < 1000)
+            fprintf(stderr, "empty chart: %s\n", json_dumps(c, JSON_COMPACT));
+        assert_true(json_is_true(json_object_get(c, "chart")));
+        assert_true(json_integer_value(json_object_get(c, "points")) > 0);
+        assert_true(json_integer_value(json_object_get(c, "ink")) >= 1000);
+    }
+    for (size_t k = 0; k < sizeof(want) / sizeof(want[0]); k++) {
+        bool found = false;
+        json_array_foreach(json_object_get(b, "charts"), i, c)
+        {
+            if (strcmp(json_string_value(json_object_get(c, "kind")), want[k]) == 0)
+                found = true;
+        }
+        if (!found)
+            fprintf(stderr, "no %s chart\n", want[k]);
+        assert_true(found);
+    }
+    /* The sweep's GPU timeline has the NVML double's power in it. */
+    bool power = false;
+    json_array_foreach(json_object_get(b, "charts"), i, c)
+    {
+        if (strstr(json_string_value(json_object_get(c, "detail")), "power_w") &&
+            json_integer_value(json_object_get(c, "datasets")) >= 3)
+            power = true;
+    }
+    assert_true(power);
+    assert_true(n_charts >= 20);
+
+    /* The matrix against the CSV files. Sweep: the 10-user rows of summary.csv. */
+    json_t *cells = json_object_get(b, "cells");
+    struct csv_table t;
+    assert_int_equal(csv_table_load(&t, fx.sweep_csv), 0);
+    size_t checked = 0;
+    for (size_t r = 0; r < t.nrows; r++) {
+        if (csv_table_num(&t, r, "concurrency") != 10)
+            continue;
+        long ctx = (long)csv_table_num(&t, r, "context_length");
+        const json_t *cell = cell_find(cells, "", "default", ctx);
+        assert_non_null(cell);
+        assert_string_equal(json_string_value(json_object_get(cell, "source")), "measured");
+        assert_true(
+            close_to(attr_num(cell, "userTps"), csv_table_num(&t, r, "user_token_rate_p50"), 1e-6));
+        assert_true(
+            close_to(attr_num(cell, "ttftP95Ms"), csv_table_num(&t, r, "ttft_p95_ms"), 1e-6));
+        bool met = strcmp(csv_table_get(&t, r, "slo_verdict"), "met") == 0;
+        assert_string_equal(json_string_value(json_object_get(cell, "sloMet")),
+                            met ? "true" : "false");
+        checked++;
+    }
+    csv_table_release(&t);
+    assert_int_equal(checked, 2);
+    /* Study: the cells say exactly what study.csv says. */
+    for (int k = 0; k < 4; k++) {
+        const json_t *cell = cell_find(cells, "chat", rows[k].quant, rows[k].ctx);
+        assert_non_null(cell);
+        const char *src = json_string_value(json_object_get(cell, "source"));
+        if (strcmp(rows[k].status, "measured") == 0) {
+            assert_string_equal(src, "measured");
+            assert_true(
+                close_to(attr_num(cell, "userTps"), strtod(rows[k].meas_user_tps, NULL), 1e-9));
+            assert_true(
+                close_to(attr_num(cell, "ttftP95Ms"), strtod(rows[k].meas_ttft, NULL), 1e-9));
+        } else if (strcmp(rows[k].status, "predicted") == 0) {
+            assert_string_equal(src, "predicted");
+            assert_true(
+                close_to(attr_num(cell, "userTps"), strtod(rows[k].pred_user_tps, NULL), 1e-9));
+            assert_true(
+                close_to(attr_num(cell, "ttftP95Ms"), strtod(rows[k].pred_ttft, NULL), 1e-9));
+        } else {
+            assert_string_equal(src, "none");
+            assert_string_equal(json_string_value(json_object_get(cell, "sloMet")), "false");
+        }
+        if (*rows[k].max_users)
+            assert_true(
+                close_to(attr_num(cell, "maxUsers"), strtod(rows[k].max_users, NULL), 1e-9));
+        if (*rows[k].slo_met)
+            assert_string_equal(json_string_value(json_object_get(cell, "sloMet")),
+                                rows[k].slo_met);
+    }
+
+    struct stat st;
+    assert_int_equal(stat(shot, &st), 0);
+    assert_true(st.st_size > 50000);
+    fprintf(stderr, "screenshot: %s (%lld bytes), %zu charts\n", shot, (long long)st.st_size,
+            n_charts);
+    json_decref(b);
+    free(cmd);
+    free(out);
+    free(err);
+    free(shot);
+}
+
+/* A file that is not a result, a newer schema and an empty folder: exit 2, the file named. */
+static void bad_inputs_exit_2_naming_the_file(void **state)
+{
+    (void)state;
+    char *txt = tb_write(fx.dir, "notes_detailed.json", "these are my notes\n");
+    char *newer = tb_write(fx.dir, "future.json",
+                           "{\"schema_version\": 99, \"tool\": {\"name\": \"testbench\"}, "
+                           "\"points\": []}\n");
+    char *other = tb_write(fx.dir, "other.json", "{\"hello\": 1}\n");
+    char *empty = xasprintf("%s/empty", fx.dir);
+    assert_int_equal(mkdir(empty, 0755), 0);
+    char *err = xasprintf("%s/bad.err", fx.dir);
+    struct {
+        const char *path, *says;
+    } cases[] = {
+        {txt, "not a testbench result"},
+        {newer, "newer"},
+        {other, "not a testbench result"},
+        {empty, "holds no testbench results"},
+    };
+    for (size_t i = 0; i < 4; i++) {
+        char *cmd = xasprintf("%s report %s --output %s/x.html", TB_BINARY, cases[i].path, fx.dir);
+        assert_int_equal(sh(cmd, err), 2);
+        char *e = slurp(err);
+        if (!strstr(e, cases[i].path) || !strstr(e, cases[i].says))
+            fprintf(stderr, "stderr for %s: %s\n", cases[i].path, e);
+        assert_non_null(strstr(e, cases[i].path));
+        assert_non_null(strstr(e, cases[i].says));
+        free(e);
+        free(cmd);
+    }
+    /* Usage errors are 2 as well. */
+    char *cmd = xasprintf("%s report --users x %s", TB_BINARY, fx.results);
+    assert_int_equal(sh(cmd, err), 2);
+    free(cmd);
+    free(txt);
+    free(newer);
+    free(other);
+    free(empty);
+    free(err);
+}
+
+/* --slo-* re-judges every measured cell: impossible objectives fail them all, generous ones
+ * pass them all. */
+static void slo_options_rejudge(void **state)
+{
+    (void)state;
+    const char *variants[][2] = {{"--slo-ttft-ms 0.001", "| yes |"},
+                                 {"--slo-ttft-ms 1e8 --slo-tpot-ms 1e8", "| **no** |"}};
+    for (size_t v = 0; v < 2; v++) {
+        char *cmd = xasprintf("%s report %s %s --no-predict --output %s/slo.html --quiet",
+                              TB_BINARY, fx.results, variants[v][0], fx.dir);
+        assert_int_equal(sh(cmd, NULL), 0);
+        char *path = xasprintf("%s/slo.md", fx.dir);
+        char *md = slurp(path);
+        char *end = strstr(md, "## Runs");
+        assert_non_null(end);
+        *end = '\0';
+        /* The measured sweep cells are judged; none carries the other verdict. */
+        assert_non_null(strstr(md, "measured"));
+        assert_null(strstr(md, variants[v][1]));
+        free(md);
+        free(path);
+        free(cmd);
+    }
+}
+
+/* --users 2: the matrix is the sweep's 2-user points, with their numbers. */
+static void users_option_picks_the_points(void **state)
+{
+    (void)state;
+    char *cmd = xasprintf("%s report %s --users 2 --no-predict --quiet --output %s/two.html",
+                          TB_BINARY, fx.results, fx.dir);
+    assert_int_equal(sh(cmd, NULL), 0);
+    char *path = xasprintf("%s/two.md", fx.dir);
+    char *md = slurp(path);
+    assert_non_null(strstr(md, "## What 2 users can get"));
+    struct csv_table t;
+    assert_int_equal(csv_table_load(&t, fx.sweep_csv), 0);
+    size_t found = 0;
+    for (size_t r = 0; r < t.nrows; r++) {
+        if (csv_table_num(&t, r, "concurrency") != 2)
+            continue;
+        /* "| 512 | yes | 76.0 | 236 |": context, verdict, tok/s p50, TTFT p95 as printed. */
+        char *row = xasprintf(
+            "| %.0f | %s | %.1f | %.0f |", csv_table_num(&t, r, "context_length"),
+            strcmp(csv_table_get(&t, r, "slo_verdict"), "met") == 0 ? "yes" : "**no**",
+            csv_table_num(&t, r, "user_token_rate_p50"), csv_table_num(&t, r, "ttft_p95_ms"));
+        if (!strstr(md, row))
+            fprintf(stderr, "missing matrix row %s\n", row);
+        assert_non_null(strstr(md, row));
+        found++;
+        free(row);
+    }
+    assert_int_equal(found, 2);
+    csv_table_release(&t);
+    free(md);
+    free(path);
+    free(cmd);
+}
+
+/* One folder given: report.html and report.md go inside it. */
+static void default_output_is_inside_the_folder(void **state)
+{
+    (void)state;
+    char *cmd = xasprintf("%s report %s --quiet --no-predict", TB_BINARY, fx.results);
+    assert_int_equal(sh(cmd, NULL), 0);
+    char *html = xasprintf("%s/report.html", fx.results);
+    char *md = xasprintf("%s/report.md", fx.results);
+    struct stat st;
+    assert_int_equal(stat(html, &st), 0);
+    assert_true(st.st_size > 100000); /* Chart.js inlined */
+    assert_int_equal(stat(md, &st), 0);
+    unlink(html);
+    unlink(md);
+    free(html);
+    free(md);
+    free(cmd);
+}
+
+/* A quoted glob is expanded by testbench; one that matches nothing is an error. */
+static void globs_are_expanded(void **state)
+{
+    (void)state;
+    char *cmd = xasprintf("%s report '%s/sweep_*_detailed.json' --no-predict --quiet --output "
+                          "%s/glob.html",
+                          TB_BINARY, fx.results, fx.dir);
+    assert_int_equal(sh(cmd, NULL), 0);
+    char *path = xasprintf("%s/glob.md", fx.dir);
+    char *md = slurp(path);
+    assert_non_null(strstr(md, "### sweep_"));
+    assert_null(strstr(md, "### tenants_"));
+    free(md);
+    free(path);
+    free(cmd);
+    cmd = xasprintf("%s report '%s/nothing_*_detailed.json' --output %s/glob.html", TB_BINARY,
+                    fx.results, fx.dir);
+    char *err = xasprintf("%s/glob.err", fx.dir);
+    assert_int_equal(sh(cmd, err), 2);
+    char *e = slurp(err);
+    assert_non_null(strstr(e, "matches no file"));
+    free(e);
+    free(err);
+    free(cmd);
+}
+
+/* A missing chart library is a runtime error that names the package. */
+static void missing_chart_library_names_the_package(void **state)
+{
+    (void)state;
+    char *err = xasprintf("%s/lib.err", fx.dir);
+    char *cmd = xasprintf("TESTBENCH_CHARTJS=/nonexistent/chart.min.js %s report %s --output "
+                          "%s/nolib.html",
+                          TB_BINARY, fx.results, fx.dir);
+    assert_int_equal(sh(cmd, err), 1);
+    char *e = slurp(err);
+    assert_non_null(strstr(e, "libjs-chart.js"));
+    free(e);
+    free(cmd);
+    free(err);
+}
+
+/* The CSV reader: quoted commas, doubled quotes, line breaks in a field, CRLF, short rows,
+ * absent columns. */
+static void csv_reader_handles_rfc4180(void **state)
+{
+    (void)state;
+    char *p = tb_write(fx.dir, "t.csv",
+                       "a,b,c\r\n1,\"x, y\",\"say \"\"hi\"\"\"\r\n2,\"two\nlines\"\r\n\r\n3,,\n");
+    struct csv_table t;
+    assert_int_equal(csv_table_load(&t, p), 0);
+    assert_int_equal(t.ncols, 3);
+    assert_int_equal(t.nrows, 3);
+    assert_string_equal(csv_table_get(&t, 0, "b"), "x, y");
+    assert_string_equal(csv_table_get(&t, 0, "c"), "say \"hi\"");
+    assert_string_equal(csv_table_get(&t, 1, "b"), "two\nlines");
+    assert_string_equal(csv_table_get(&t, 1, "c"), "");
+    assert_string_equal(csv_table_get(&t, 2, "nope"), "");
+    assert_true(isnan(csv_table_num(&t, 2, "b")));
+    assert_true(csv_table_num(&t, 2, "a") == 3);
+    csv_table_release(&t);
+    free(p);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(markdown_has_matrix_and_runs),
+        cmocka_unit_test(page_in_headless_chromium),
+        cmocka_unit_test(bad_inputs_exit_2_naming_the_file),
+        cmocka_unit_test(slo_options_rejudge),
+        cmocka_unit_test(users_option_picks_the_points),
+        cmocka_unit_test(default_output_is_inside_the_folder),
+        cmocka_unit_test(globs_are_expanded),
+        cmocka_unit_test(missing_chart_library_names_the_package),
+        cmocka_unit_test(csv_reader_handles_rfc4180),
+    };
+    return cmocka_run_group_tests(tests, group_setup, group_teardown);
+}
