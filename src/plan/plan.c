@@ -396,6 +396,7 @@ int plan_predict(const struct plan_query *q, struct plan_prediction *out, char *
         out->itl = row->itl;
         out->output_tps = row->out_tps;
         out->user_tps = row->user_tps;
+        out->duration_s = row->duration_s;
         out->meets_slo = row->ok;
         snprintf(out->verdict, sizeof(out->verdict), "%s", row->verdict);
     }

@@ -40,6 +40,7 @@ struct plan_prediction {
     struct dist ttft, tpot, itl; /* seconds */
     double output_tps;           /* aggregate output tokens/s */
     double user_tps;             /* 1 / TPOT p50 */
+    double duration_s;           /* how long serving the requests takes, first sent to last done */
     bool meets_slo;
     char verdict[640];
 };

@@ -658,12 +658,34 @@ out:
 
 /* ==== Terminal tables ==== */
 
+/* Measuring time the plan expects: each target point, and for the search the predicted answer
+ * and one more user (two points when the plan is right). */
+static double expected_seconds(const struct study *st, size_t si, size_t wi, int max_users)
+{
+    const struct study_cfg *sc = &st->cfg.study;
+    double total = 0;
+    struct plan_prediction p;
+    int prompt, output, context;
+    for (size_t u = 0; u < sc->users.n; u++)
+        if (!predict(st, si, wi, sc->users.v[u], &p, &prompt, &output, &context) && p.simulated)
+            total += p.duration_s;
+    const int probes[] = {max_users > 0 ? max_users : 1, max_users + 1};
+    for (size_t k = 0; sc->capacity_search && k < 2; k++)
+        if (probes[k] <= sc->max_users &&
+            !predict(st, si, wi, probes[k], &p, &prompt, &output, &context) && p.simulated)
+            total += p.duration_s;
+    return total;
+}
+
 static void print_plan(struct study *st)
 {
     printf("Predicted before any server starts (testbench plan, %s):\n", st->cfg.study.gpu);
     printf("  %-50s %-16s %5s %10s %10s %8s %9s %6s\n", "setup", "workload", "users", "KV tokens",
            "TTFT p95", "TPOT p50", "tok/s/user", "max");
+    double seconds = 0;
+    size_t launched = 0;
     for (size_t si = 0; si < st->n_setups; si++) {
+        bool any = false;
         for (size_t wi = 0; wi < st->n_wl; wi++) {
             int users = st->cfg.study.users.v[0];
             struct plan_prediction p;
@@ -674,12 +696,25 @@ static void print_plan(struct study *st)
                        st->wl[wi].name, users, "-", rc ? "plan failed" : p.fit_msg);
                 continue;
             }
+            any = true;
             int mx = predict_max_users(st, si, wi, prompt, output);
+            seconds += expected_seconds(st, si, wi, mx);
             printf("  %-50.50s %-16.16s %5d %10ld %8.0f ms %5.1f ms %9.1f %6d\n", st->setups[si].id,
                    st->wl[wi].name, users, p.kv_capacity_tokens, p.ttft.p95 * 1e3, p.tpot.p50 * 1e3,
                    p.user_tps, mx);
         }
+        launched += any;
     }
+    char took[32];
+    if (seconds < 120)
+        snprintf(took, sizeof(took), "%.0f s", seconds);
+    else if (seconds < 7200)
+        snprintf(took, sizeof(took), "%.0f min", seconds / 60);
+    else
+        snprintf(took, sizeof(took), "%.1f h", seconds / 3600);
+    printf("  %zu of %zu setups to launch; measuring them takes about %s if the plan is right "
+           "(plus each server's start-up)\n",
+           launched, st->n_setups, took);
     fflush(stdout);
 }
 
