@@ -284,8 +284,14 @@ static int tenant_prepare(struct runner *r, struct tenant_run *tr, size_t point,
     tr->fifo = xcalloc(tr->n, sizeof(*tr->fifo));
     int rc = schedule_build(tr->due, tr->n, rq->arrival, tr->rate, rq->burstiness,
                             derive_seed(seed, point, (size_t)tr->index, "schedule"));
-    if (rc)
+    if (rc) {
+        /* Said here: the point never starts, so no record could carry the reason. */
+        log_error("tenant %s: cannot schedule %zu %s arrivals at %g requests/s (burstiness %g): "
+                  "the arrival times do not fit in a run (lower num_requests, raise the rate or "
+                  "the burstiness)",
+                  tr->tc->name, tr->n, arrival_name(rq->arrival), tr->rate, rq->burstiness);
         return rc;
+    }
     struct rng g;
     rng_seed(&g, derive_seed(seed, point, (size_t)tr->index, "lengths"));
     for (size_t i = 0; i < tr->n && !interrupted; i++) {
@@ -826,6 +832,7 @@ static void start_telemetry(struct runner *r)
             .interval_s = tc->sample_interval_sec,
             .gpu = k == 0 && tc->collect_gpu_stats,
             .metrics_url = url,
+            .api_key = r->api_key,
             .host = k == 0,
             .t0 = r->t0,
         };
