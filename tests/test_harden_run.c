@@ -65,7 +65,7 @@ static int teardown(void **state)
 struct proc_opts {
     double signal_after_s; /* > 0: send sig this long after the start */
     int sig;
-    rlim_t nofile;     /* > 0: RLIMIT_NOFILE (soft and hard) in the child */
+    rlim_t nofile; /* > 0: RLIMIT_NOFILE (soft and hard) in the child */
     const char *stdin_path;
 };
 
@@ -93,12 +93,19 @@ static int run_proc(const struct fixture *f, const char *name, const char *const
         execv(TB_BINARY, (char *const *)args);
         _exit(127);
     }
-    if (o && o->sig) {
-        clock_sleep_ns(s_to_ns(o->signal_after_s));
-        kill(pid, o->sig);
-    }
     int status;
-    assert_int_equal(waitpid(pid, &status, 0), pid);
+    pid_t got = 0;
+    if (o && o->sig) {
+        /* The signal goes only to a child still running at that time. */
+        mono_ns at = clock_now() + s_to_ns(o->signal_after_s);
+        while ((got = waitpid(pid, &status, WNOHANG)) == 0 && clock_now() < at)
+            clock_sleep_ns(10 * NS_PER_MS);
+        if (got == 0)
+            kill(pid, o->sig);
+    }
+    if (got == 0)
+        got = waitpid(pid, &status, 0);
+    assert_int_equal(got, pid);
     FILE *fp = fopen(log, "r");
     assert_non_null(fp);
     struct buf b;
@@ -175,8 +182,8 @@ static void huge_telemetry_interval_is_refused(void **state)
     struct fixture *f = *state;
     const char *want[] = {"telemetry.sample_interval_sec", "3600", NULL};
     expect_invalid(f, "interval", "telemetry: {sample_interval_sec: 1e308}\n", want);
-    const char *args[] = {"testbench", "telemetry", "--interval", "1e19", "--duration", "0.1",
-                          NULL};
+    const char *args[] = {"testbench",  "telemetry", "--interval", "1e19",
+                          "--duration", "0.1",       NULL};
     char *out = NULL;
     assert_int_equal(run_proc(f, "interval_cli", args, NULL, &out), 2);
     assert_non_null(strstr(out, "--interval must be between 0.05 and 3600 s"));
@@ -232,6 +239,125 @@ static void bad_output_prefix_and_huge_sweep_are_refused(void **state)
     buf_release(&b);
 }
 
+/* ---- signals -------------------------------------------------------------------------- */
+
+/* A config against a port where nothing listens: the readiness wait polls until its end. */
+static char *unreachable_config(const struct fixture *f, const char *name)
+{
+    return write_config(f, name,
+                        "benchmark: {name: w, output_prefix: w}\n"
+                        "server: {endpoint: \"http://127.0.0.1:1\"}\n"
+                        "model: {name: m}\n"
+                        "requests: {num_requests: 1, prompt_tokens_min: 10, "
+                        "prompt_tokens_max: 10, completion_tokens: 4}\n");
+}
+
+/* Item 4: SIGTERM and SIGINT end the readiness wait at once with 130 (not 3 at the
+ * deadline); --wait nan and negative waits are refused; --wait inf waits until a signal. */
+static void wait_honours_signals_and_refuses_nan(void **state)
+{
+    struct fixture *f = *state;
+    char *cfg = unreachable_config(f, "wait");
+    const struct {
+        const char *wait;
+        int sig;
+    } cases[] = {{"60", SIGTERM}, {"60", SIGINT}, {"inf", SIGINT}};
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        const char *args[] = {"testbench", "run",         "--config", cfg,
+                              "--wait",    cases[i].wait, "--quiet",  NULL};
+        struct proc_opts o = {.signal_after_s = 0.7, .sig = cases[i].sig};
+        char *out = NULL;
+        mono_ns t = clock_now();
+        int rc = run_proc(f, "wait", args, &o, &out);
+        double took = ns_diff_s(t, clock_now());
+        fprintf(stderr, "--wait %s, signal %d: exit %d after %.2f s\n", cases[i].wait, cases[i].sig,
+                rc, took);
+        assert_int_equal(rc, 130);
+        assert_true(took < 5.0);
+        free(out);
+    }
+    static const char *const bad[] = {"nan", "-1", "NaN"};
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+        const char *args[] = {"testbench", "run", "--config", cfg, "--wait", bad[i], NULL};
+        struct proc_opts o = {.signal_after_s = 5, .sig = SIGKILL}; /* never hang the suite */
+        char *out = NULL;
+        assert_int_equal(run_proc(f, "wait_bad", args, &o, &out), 2);
+        assert_non_null(strstr(out, "--wait expects seconds"));
+        free(out);
+    }
+    free(cfg);
+}
+
+/* A point that streams for 15 s: 2 requests of 3000 events 5 ms apart. */
+static char *slow_point_config(const struct fixture *f, const char *name)
+{
+    char *body = xasprintf("benchmark: {name: %s, output_prefix: %s}\n"
+                           "server: {endpoint: \"http://127.0.0.1:%d\"}\n"
+                           "model: {name: \"normal n=3000 gap=5\"}\n"
+                           "requests: {num_requests: 2, concurrent_requests: 2,\n"
+                           "  rate_per_second: inf, prompt_tokens_min: 10,\n"
+                           "  prompt_tokens_max: 10, completion_tokens: 3000}\n"
+                           "telemetry: {collect_gpu_stats: false, scrape_server_metrics: false}\n",
+                           name, name, f->port);
+    char *cfg = write_config(f, name, body);
+    free(body);
+    return cfg;
+}
+
+static json_t *load_detailed(const char *out_dir)
+{
+    char *path = tb_find(out_dir, "_detailed.json");
+    assert_non_null(path);
+    json_error_t je;
+    json_t *root = json_load_file(path, 0, &je);
+    if (!root)
+        fprintf(stderr, "%s: %s\n", path, je.text);
+    assert_non_null(root);
+    free(path);
+    return root;
+}
+
+/* Item 5: SIGHUP (an SSH drop) mid-point ends the run like Ctrl-C: partial files, exit 130.
+ * And a runner killed before its first checkpoint still leaves valid files. */
+static void sighup_mid_point_writes_partial_files(void **state)
+{
+    struct fixture *f = *state;
+    char *cfg = slow_point_config(f, "hup");
+    char *out_dir = xasprintf("%s/hup_out", f->dir);
+    const char *args[] = {"testbench",    "run",   "--config", cfg,
+                          "--output-dir", out_dir, "--quiet",  NULL};
+    struct proc_opts o = {.signal_after_s = 1.5, .sig = SIGHUP};
+    char *out = NULL;
+    int rc = run_proc(f, "hup", args, &o, &out);
+    if (rc != 130)
+        fprintf(stderr, "%s", out);
+    assert_int_equal(rc, 130);
+    json_t *root = load_detailed(out_dir);
+    json_t *point = json_array_get(json_object_get(root, "points"), 0);
+    assert_non_null(point);
+    assert_true(json_is_true(json_object_get(point, "partial")));
+    assert_int_equal(json_array_size(json_object_get(point, "requests")), 2);
+    json_decref(root);
+    free(out);
+
+    char *kill_dir = xasprintf("%s/kill_out", f->dir);
+    const char *kargs[] = {"testbench",    "run",    "--config", cfg,
+                           "--output-dir", kill_dir, "--quiet",  NULL};
+    struct proc_opts k = {.signal_after_s = 1.5, .sig = SIGKILL};
+    assert_int_equal(run_proc(f, "kill", kargs, &k, &out), 128 + SIGKILL);
+    root = load_detailed(kill_dir);
+    assert_true(json_is_array(json_object_get(root, "points")));
+    assert_non_null(json_object_get(root, "server"));
+    json_decref(root);
+    char *csv = tb_find(kill_dir, "_summary.csv");
+    assert_non_null(csv);
+    free(csv);
+    free(out);
+    free(kill_dir);
+    free(out_dir);
+    free(cfg);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -242,6 +368,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(oversized_num_requests_is_refused, setup, teardown),
         cmocka_unit_test_setup_teardown(bad_output_prefix_and_huge_sweep_are_refused, setup,
                                         teardown),
+        cmocka_unit_test_setup_teardown(wait_honours_signals_and_refuses_nan, setup, teardown),
+        cmocka_unit_test_setup_teardown(sighup_mid_point_writes_partial_files, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

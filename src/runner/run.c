@@ -614,9 +614,11 @@ static int parse_args(int argc, char **argv, struct run_args *a)
             a->o.quiet = true;
             break;
         case 'w':
+            /* NAN compares false with everything and never ended the wait: refused, as are
+             * negative values; "inf" waits until the server is ready or a signal comes. */
             a->o.wait_s = strtod(optarg, &end);
-            if (*end || a->o.wait_s < 0) {
-                log_error("run: --wait expects seconds, got '%s'", optarg);
+            if (end == optarg || *end || isnan(a->o.wait_s) || a->o.wait_s < 0) {
+                log_error("run: --wait expects seconds (a number >= 0, or inf), got '%s'", optarg);
                 return -EINVAL;
             }
             break;
@@ -757,6 +759,10 @@ static int probe_servers(struct runner *r, json_t **server_json)
         char err[1024];
         int rc =
             probe_server(r->tenant_endpoint[t], r->api_key, r->args.wait_s, &si, err, sizeof(err));
+        if (rc == -EINTR) {
+            server_info_release(&si);
+            return TB_EXIT_INTERRUPTED;
+        }
         if (rc) {
             log_error("%s", err);
             server_info_release(&si);
@@ -954,6 +960,10 @@ static int runner_setup(struct runner *r)
     start_telemetry(r);
     if (open_results(r, server_json))
         return TB_EXIT_RUNTIME;
+    /* Files from the start (no points yet): a run killed before its first checkpoint still
+     * leaves them, and a directory that cannot take them is found before any load. */
+    if (flush_results(r))
+        return TB_EXIT_RUNTIME;
     for (size_t t = 0; t < c->n_tenants; t++) {
         if (prompt_builder_new(&r->builders[t], r->tenant_endpoint[t], r->tenant_model[t],
                                r->api_key, derive_seed(c->benchmark.seed, 0, t, "prefix"))) {
@@ -993,13 +1003,16 @@ int run_config(struct config *cfg, const struct run_options *o, struct run_outco
         return out->exit_code = TB_EXIT_USAGE;
     }
     interrupted = 0;
-    struct sigaction sa, old_int, old_term;
+    struct sigaction sa, old_int, old_term, old_hup;
     memset(&sa, 0, sizeof(sa));
     sa.sa_handler = on_sigint;
     /* A second Ctrl-C kills at once, unless the caller has processes of its own to stop. */
     sa.sa_flags = o->keep_handler ? 0 : SA_RESETHAND;
     sigaction(SIGINT, &sa, &old_int);
     sigaction(SIGTERM, &sa, &old_term);
+    /* A dropped SSH session (SIGHUP) ends the run as Ctrl-C does: files written, exit 130. */
+    sigaction(SIGHUP, &sa, &old_hup);
+    probe_set_stop_flag(&interrupted);
 
     int ec = runner_setup(&r);
     if (ec == TB_EXIT_OK) {
@@ -1030,8 +1043,10 @@ int run_config(struct config *cfg, const struct run_options *o, struct run_outco
         out->telemetry_path = xstrdup(results_path(r.rw, "telemetry"));
     }
     runner_release(&r);
+    probe_set_stop_flag(NULL);
     sigaction(SIGINT, &old_int, NULL);
     sigaction(SIGTERM, &old_term, NULL);
+    sigaction(SIGHUP, &old_hup, NULL);
     return out->exit_code = ec;
 }
 
