@@ -17,6 +17,7 @@
 #include "core/buf.h"
 #include "core/clock.h"
 #include "core/http.h"
+#include "core/jsonx.h"
 #include "core/log.h"
 
 #define PROBE_MAX_BODY (4 * 1024 * 1024)
@@ -229,13 +230,19 @@ void probe_extensions(const char *endpoint, bool chat, const char *model, const 
 
 json_t *server_info_json(const struct server_info *si, const char *model)
 {
+    /* Member by member: json_pack would give NULL for a string that is not UTF-8 (a server's
+     * model list, --model) and the whole "server" object would be lost. */
     json_t *models = json_array();
     for (size_t i = 0; i < si->n_models; i++)
-        json_array_append_new(models, json_string(si->models[i]));
-    return json_pack("{s:s, s:s?, s:o, s:o, s:o}", "endpoint", si->endpoint, "model", model,
-                     "models", models, "version",
-                     si->version ? json_string(si->version) : json_null(), "max_model_len",
-                     si->max_model_len >= 0 ? json_integer(si->max_model_len) : json_null());
+        json_array_append_new(models, json_string_or_null(si->models[i]));
+    json_t *o = json_object();
+    json_object_set_new(o, "endpoint", json_string_or_null(si->endpoint));
+    json_object_set_new(o, "model", json_string_or_null(model));
+    json_object_set_new(o, "models", models);
+    json_object_set_new(o, "version", json_string_or_null(si->version));
+    json_object_set_new(o, "max_model_len",
+                        si->max_model_len >= 0 ? json_integer(si->max_model_len) : json_null());
+    return o;
 }
 
 void server_info_release(struct server_info *si)

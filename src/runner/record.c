@@ -35,6 +35,7 @@ void req_record_init(struct req_record *r)
 {
     memset(r, 0, sizeof(*r));
     r->prompt_tokens = -1;
+    r->usage_output_tokens = -1;
     r->status = REQ_OK;
 }
 

@@ -39,6 +39,9 @@ struct req_record {
     int target_output_tokens; /* max_tokens sent */
     int output_tokens;        /* usage.completion_tokens, else the number of text events */
     bool tokens_from_usage;   /* false: "tokens_source": "events" */
+    int usage_output_tokens;  /* usage.completion_tokens as the server said it; -1 none */
+    bool usage_implausible;   /* usage contradicts the events or max_tokens: output_tokens
+                               * holds the event count instead (docs/METRICS.md) */
     mono_ns *events;          /* arrival time of each text-carrying event (t_first first) */
     size_t n_events;
     size_t cap_events;

@@ -24,6 +24,7 @@
 #include "core/clock.h"
 #include "core/jsonx.h"
 #include "core/log.h"
+#include "core/text.h"
 
 #define RESULTS_SCHEMA_VERSION 1
 #define RESULTS_CSV_MAX (1u << 30) /* the whole CSV body; a row is under 4 KiB */
@@ -197,6 +198,7 @@ static json_t *summary_json(const struct point_info *pi, const struct point_summ
     json_object_set_new(o, "slo_verdict",
                         s->slo_verdict[0] ? json_string(s->slo_verdict) : json_null());
     json_object_set_new(o, "tokens_from_events", json_integer((json_int_t)s->tokens_from_events));
+    json_object_set_new(o, "usage_implausible", json_integer((json_int_t)s->usage_implausible));
     json_object_set_new(o, "prompt_error_max_pct", json_real_or_null(s->prompt_error_max_pct));
     json_object_set_new(o, "prompt_off_target", json_boolean(s->prompt_off_target));
     json_t *client = json_object();
@@ -226,6 +228,10 @@ static json_t *record_json(const struct req_record *r, const char *tenant, mono_
     json_object_set_new(o, "target_output_tokens", json_integer(r->target_output_tokens));
     json_object_set_new(o, "output_tokens", json_integer(r->output_tokens));
     json_object_set_new(o, "tokens_source", json_string(r->tokens_from_usage ? "usage" : "events"));
+    json_object_set_new(o, "usage_output_tokens",
+                        r->usage_output_tokens >= 0 ? json_integer(r->usage_output_tokens)
+                                                    : json_null());
+    json_object_set_new(o, "usage_implausible", json_boolean(r->usage_implausible));
     json_object_set_new(o, "ttft", json_real_or_null(l.ttft));
     json_object_set_new(o, "ttft_sched", json_real_or_null(l.ttft_sched));
     json_object_set_new(o, "queue_delay", json_real_or_null(l.queue_delay));
@@ -239,9 +245,13 @@ static json_t *record_json(const struct req_record *r, const char *tenant, mono_
     json_object_set_new(o, "status", json_string(status_name(r->status)));
     json_object_set_new(o, "http_status",
                         r->http_status ? json_integer((json_int_t)r->http_status) : json_null());
-    json_object_set_new(o, "error", json_string_or_null(r->error));
-    json_object_set_new(o, "response_id",
-                        r->response_id[0] ? json_string(r->response_id) : json_null());
+    /* Server-supplied text: may quote a secret (the key it refused), may not be UTF-8. */
+    char *error = text_redact(r->error);
+    char *rid = r->response_id[0] ? text_redact(r->response_id) : NULL;
+    json_object_set_new(o, "error", json_string_or_null(error));
+    json_object_set_new(o, "response_id", json_string_or_null(rid));
+    free(error);
+    free(rid);
     return o;
 }
 
@@ -288,11 +298,16 @@ static void csv_raw(struct csv_row *row, const char *text)
         row->rc = buf_puts(row->b, text);
 }
 
-/* RFC 4180: quote a field holding a comma, quote, CR or LF; double embedded quotes. */
-static void csv_str(struct csv_row *row, const char *s)
+/* RFC 4180: quote a field holding a comma, quote, CR or LF; double embedded quotes. Bytes
+ * that are not UTF-8 become U+FFFD and secrets are hidden, as in the JSON files. */
+static void csv_str(struct csv_row *row, const char *raw)
 {
+    char *clean = raw ? utf8_repair(raw, strlen(raw)) : NULL;
+    char *s = text_redact(clean);
+    free(clean);
     if (!s || !strpbrk(s, ",\"\r\n")) {
         csv_raw(row, s);
+        free(s);
         return;
     }
     csv_raw(row, "\"");
@@ -300,6 +315,7 @@ static void csv_str(struct csv_row *row, const char *s)
         row->rc = *p == '"' ? buf_puts(row->b, "\"\"") : buf_append(row->b, p, 1);
     if (!row->rc)
         row->rc = buf_puts(row->b, "\"");
+    free(s);
 }
 
 static void csv_num(struct csv_row *row, double x)
@@ -536,10 +552,38 @@ int results_open(struct results_writer **out, const char *dir, const char *prefi
     return -EEXIST;
 }
 
+/* Hides remembered secrets in every string of j (in place): the config and the server's
+ * description hold endpoints, which may carry credentials. Returns j. */
+static json_t *json_redact(json_t *j)
+{
+    if (json_is_string(j)) {
+        char *r = text_redact(json_string_value(j));
+        if (strcmp(r, json_string_value(j)) != 0)
+            json_string_set(j, r);
+        free(r);
+    } else if (json_is_object(j)) {
+        const char *k;
+        json_t *v;
+        json_object_foreach(j, k, v)
+        {
+            json_redact(v);
+        }
+    } else if (json_is_array(j)) {
+        size_t i;
+        json_t *v;
+        json_array_foreach(j, i, v)
+        {
+            json_redact(v);
+        }
+    }
+    return j;
+}
+
 void results_set_meta(struct results_writer *w, const char *started_at, json_t *tool,
                       json_t *config, json_t *server, json_t *host, json_t *gpus)
 {
-    json_t *in[META__COUNT] = {tool, config, server, host, gpus};
+    json_t *in[META__COUNT] = {tool, config, json_redact(server), host, gpus};
+    json_redact(config);
     for (int i = 0; i < META__COUNT; i++) {
         json_decref(w->meta[i]);
         w->meta[i] = in[i];
@@ -698,6 +742,7 @@ int results_flush(struct results_writer *w, json_t *telemetry, char *err, size_t
      * file, too, says which tool, config, server and GPUs it belongs to. */
     json_t *tel = telemetry ? json_copy(telemetry)
                             : json_pack("{s:n, s:[], s:[]}", "interval_s", "sources", "samples");
+    json_redact(tel); /* other servers' endpoints */
     json_object_set(tel, "tool", w->meta[META_TOOL] ? w->meta[META_TOOL] : json_null());
     json_object_set(tel, "config", w->meta[META_CONFIG] ? w->meta[META_CONFIG] : json_null());
     json_object_set(tel, "server", w->meta[META_SERVER] ? w->meta[META_SERVER] : json_null());

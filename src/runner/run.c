@@ -17,6 +17,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <unistd.h>
 
 #include <event2/event.h>
@@ -26,6 +27,7 @@
 #include "core/http.h"
 #include "core/log.h"
 #include "core/rng.h"
+#include "core/text.h"
 #include "core/version.h"
 #include "runner/client.h"
 #include "runner/probe.h"
@@ -40,6 +42,9 @@
 #define START_LEAD_NS (20 * NS_PER_MS) /* first request due this long after set-up ends */
 #define LATE_LIMIT_S 0.001             /* p99 lag above this: warn of distortion */
 #define CHECKPOINT_S 30.0 /* files rewritten this often during a point (TESTBENCH_CHECKPOINT_S) */
+/* Descriptors the runner needs besides one per stream: stdio, result files, the event loop's
+ * own, telemetry's scrape and NVML, DNS, /tokenize calls. */
+#define FD_RESERVE 64
 
 static volatile sig_atomic_t interrupted;
 
@@ -425,6 +430,11 @@ static void point_collect(struct runner *r, struct point_run *pr, const struct p
         outcome_add(r->out, &pi, &s, have_tw ? &tw : NULL);
         if (!r->args.quiet)
             progress_print_summary(stdout, &pi, &s, have_tw ? &tw : NULL);
+        if (s.usage_implausible)
+            log_warn("tenant %s: the server's usage contradicted what it streamed for %zu "
+                     "requests (more tokens than max_tokens, or fewer than text events); their "
+                     "output_tokens are the event counts (usage_implausible in %s)",
+                     tr->tc->name, s.usage_implausible, results_path(r->rw, "detailed"));
         if (s.prompt_off_target)
             log_warn("tenant %s: actual prompt lengths missed their targets by up to %.1f%% "
                      "(the server's tokenizer differs from the estimate; see summary)",
@@ -784,8 +794,12 @@ static int probe_servers(struct runner *r, json_t **server_json)
         tenant_extensions(r, t, -1);
         if (t == 0)
             *server_json = server_info_json(&si, model);
-        log_info("server %s: model %s, version %s, max_model_len %ld", r->tenant_endpoint[t], model,
-                 si.version ? si.version : "unknown", r->tenant_max_len[t]);
+        /* The server's strings may hold terminal escapes (a title, a cleared screen). */
+        char shown_model[256], shown_version[128];
+        term_clean(shown_model, sizeof(shown_model), model);
+        term_clean(shown_version, sizeof(shown_version), si.version ? si.version : "unknown");
+        log_info("server %s: model %s, version %s, max_model_len %ld", r->tenant_endpoint[t],
+                 shown_model, shown_version, r->tenant_max_len[t]);
         server_info_release(&si);
     }
     return TB_EXIT_OK;
@@ -938,6 +952,87 @@ static struct event_base *loop_new(void)
     return b;
 }
 
+/* The most streams the config can have open at once: each tenant's concurrency cap (the
+ * largest of a sweep), or all its requests when uncapped. */
+static rlim_t streams_planned(const struct config *c)
+{
+    rlim_t n = 0;
+    for (size_t t = 0; t < c->n_tenants; t++) {
+        const struct requests_cfg *rq = &c->tenants[t].requests;
+        rlim_t most = 0;
+        for (size_t k = 0; k < rq->n_concurrency; k++) {
+            rlim_t v =
+                rq->concurrency[k] > 0 ? (rlim_t)rq->concurrency[k] : (rlim_t)rq->num_requests;
+            most = v > most ? v : most;
+        }
+        n += most + 2; /* + its /tokenize and telemetry connections */
+    }
+    return n;
+}
+
+/* Every stream holds a socket: check the descriptor limit before any load (running out
+ * mid-run looked like a server that refused connections, and libevent exits on it). The
+ * soft limit is raised up to the hard one when that is enough. 0, or -EMFILE (said). */
+static int check_fd_limit(const struct config *c)
+{
+    rlim_t need = streams_planned(c) + FD_RESERVE;
+    struct rlimit rl;
+    if (getrlimit(RLIMIT_NOFILE, &rl) != 0 || rl.rlim_cur == RLIM_INFINITY || rl.rlim_cur >= need)
+        return 0;
+    if (rl.rlim_max == RLIM_INFINITY || rl.rlim_max >= need) {
+        struct rlimit up = {rl.rlim_max == RLIM_INFINITY ? need : rl.rlim_max, rl.rlim_max};
+        if (setrlimit(RLIMIT_NOFILE, &up) == 0)
+            return 0;
+    }
+    log_error("this run needs about %llu file descriptors (%llu concurrent streams and "
+              "connections + %d for the runner), but the limit is %llu (hard limit %llu): raise it "
+              "(ulimit -n %llu) or lower concurrent_requests",
+              (unsigned long long)need, (unsigned long long)(need - FD_RESERVE), FD_RESERVE,
+              (unsigned long long)rl.rlim_cur,
+              rl.rlim_max == RLIM_INFINITY ? 0ull : (unsigned long long)rl.rlim_max,
+              (unsigned long long)need);
+    return -EMFILE;
+}
+
+/* True for localhost, 127.0.0.0/8 and [::1]: traffic that never leaves the machine. */
+static bool host_is_loopback(const char *url)
+{
+    const char *h = strstr(url, "://");
+    h = h ? h + 3 : url;
+    const char *at = strchr(h, '@');
+    size_t hl = strcspn(h, "/?#");
+    if (at && (size_t)(at - h) < hl)
+        h = at + 1;
+    return strncmp(h, "localhost", 9) == 0 || strncmp(h, "127.", 4) == 0 ||
+           strncmp(h, "[::1]", 5) == 0;
+}
+
+/* The API key and URL credentials never reach a file or a message (core/text.h); a key sent
+ * in clear text over the network is worth a warning. */
+static void register_secrets(struct runner *r)
+{
+    secret_add(r->api_key);
+    bool warned = false;
+    for (size_t t = 0; t < r->cfg.n_tenants; t++) {
+        const char *ep = r->tenant_endpoint[t];
+        char *ui = url_userinfo(ep);
+        if (ui) {
+            secret_add(ui);
+            const char *colon = strchr(ui, ':');
+            if (colon)
+                secret_add(colon + 1);
+            free(ui);
+        }
+        if (!warned && r->api_key && r->api_key[0] && strncmp(ep, "http://", 7) == 0 &&
+            !host_is_loopback(ep)) {
+            log_warn("the API key in %s goes to %s over plain http://: anyone on the path can "
+                     "read it; use https://",
+                     r->cfg.server.api_key_env, ep);
+            warned = true;
+        }
+    }
+}
+
 static int runner_setup(struct runner *r)
 {
     struct config *c = &r->cfg;
@@ -949,6 +1044,7 @@ static int runner_setup(struct runner *r)
     for (size_t t = 0; t < c->n_tenants; t++)
         r->tenant_endpoint[t] = xstrdup(c->tenants[t].endpoint);
     r->api_key = c->server.api_key_env ? getenv(c->server.api_key_env) : NULL;
+    register_secrets(r);
     http_set_ca_bundle(c->server.ca_bundle); /* before the sampler thread starts */
     if (c->server.sim.enabled && start_sim(r))
         return TB_EXIT_RUNTIME;
@@ -1002,6 +1098,10 @@ int run_config(struct config *cfg, const struct run_options *o, struct run_outco
         config_release(&r.cfg);
         return out->exit_code = TB_EXIT_USAGE;
     }
+    if (check_fd_limit(&r.cfg)) {
+        config_release(&r.cfg);
+        return out->exit_code = TB_EXIT_RUNTIME;
+    }
     interrupted = 0;
     struct sigaction sa, old_int, old_term, old_hup;
     memset(&sa, 0, sizeof(sa));
@@ -1043,6 +1143,7 @@ int run_config(struct config *cfg, const struct run_options *o, struct run_outco
         out->telemetry_path = xstrdup(results_path(r.rw, "telemetry"));
     }
     runner_release(&r);
+    secret_forget_all();
     probe_set_stop_flag(NULL);
     sigaction(SIGINT, &old_int, NULL);
     sigaction(SIGTERM, &old_term, NULL);
