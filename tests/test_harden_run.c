@@ -72,7 +72,7 @@ struct proc_opts {
     int sig;
     rlim_t nofile;      /* > 0: RLIMIT_NOFILE soft limit in the child */
     rlim_t nofile_hard; /* its hard limit (0: the same as nofile) */
-    const char *stdin_path;
+    rlim_t fsize;       /* > 0: RLIMIT_FSIZE in the child, SIGXFSZ ignored (writes fail EFBIG) */
 };
 
 /* The peak resident memory of the last child run_proc waited for (the kernel's own account of
@@ -95,6 +95,12 @@ static int run_proc(const struct fixture *f, const char *name, const char *const
         dup2(fd, 1);
         dup2(fd, 2);
         close(fd);
+        if (o && o->fsize) {
+            struct rlimit rl = {o->fsize, o->fsize};
+            signal(SIGXFSZ, SIG_IGN);
+            if (setrlimit(RLIMIT_FSIZE, &rl))
+                _exit(124);
+        }
         if (o && o->nofile) {
             struct rlimit rl = {o->nofile, o->nofile_hard ? o->nofile_hard : o->nofile};
             if (setrlimit(RLIMIT_NOFILE, &rl))
@@ -834,6 +840,105 @@ static void fd_limit_is_checked_before_load(void **state)
     free(body);
 }
 
+/* Mounts a tmpfs of size bytes at path (ro: read-only); false when this process may not. */
+static bool mount_tmpfs(const char *path, const char *size, bool ro)
+{
+    char *cmd = xasprintf("mkdir -p %s && mount -t tmpfs -o size=%s%s tmpfs %s 2>/dev/null", path,
+                          size, ro ? ",ro" : "", path);
+    bool ok = system(cmd) == 0;
+    free(cmd);
+    return ok;
+}
+
+static void umount_quietly(const char *path)
+{
+    char *cmd = xasprintf("umount %s 2>/dev/null", path);
+    if (system(cmd) != 0)
+        fprintf(stderr, "umount %s failed\n", path);
+    free(cmd);
+}
+
+/* Item 3: an output directory that cannot take the files is found before any load (one
+ * message naming the file and why); a disk that fills up during the run loses no point: the
+ * run goes on, says "the disk is full" once, and writes everything to the fallback directory.
+ * A tmpfs is mounted for both when this process may mount (CI runs as root); otherwise the
+ * read-only case uses a directory without write permission and the full disk RLIMIT_FSIZE. */
+static void unwritable_output_loses_no_point(void **state)
+{
+    struct fixture *f = *state;
+    char *ro = xasprintf("%s/ro", f->dir);
+    bool ro_mounted = mount_tmpfs(ro, "64k", true);
+    if (!ro_mounted) {
+        assert_int_equal(mkdir(ro, 0555), 0);
+        fprintf(stderr, "no mount allowed: read-only case uses a 0555 directory\n");
+    }
+    char *body = xasprintf("benchmark: {name: full, output_prefix: full}\n"
+                           "server: {endpoint: \"http://127.0.0.1:%d\", timeout_s: 10}\n"
+                           "model: {name: \"normal n=400 gap=0\"}\n"
+                           "requests: {num_requests: 4, concurrent_requests: [1, 2, 4],\n"
+                           "  rate_per_second: inf, prompt_tokens_min: 10,\n"
+                           "  prompt_tokens_max: 10, completion_tokens: 400}\n"
+                           "telemetry: {collect_gpu_stats: false, scrape_server_metrics: false}\n",
+                           f->port);
+    char *cfg = write_config(f, "full", body);
+    const char *ro_args[] = {"testbench",    "run", "--config", cfg,
+                             "--output-dir", ro,    "--quiet",  NULL};
+    size_t before = fake_server_requests(f->fs);
+    char *out = NULL;
+    assert_int_equal(run_proc(f, "ro", ro_args, NULL, &out), 1);
+    fprintf(stderr, "read-only: %s", out);
+    assert_non_null(strstr(out, "cannot write"));
+    assert_non_null(strstr(out, "_detailed.json"));
+    assert_true(strstr(out, "read-only") || strstr(out, "permission denied"));
+    assert_non_null(strstr(out, "nothing was sent"));
+    /* The probes only: none of the 12 requests of the load. */
+    assert_true(fake_server_requests(f->fs) - before < 6);
+    free(out);
+    if (ro_mounted)
+        umount_quietly(ro);
+
+    char *full = xasprintf("%s/full", f->dir);
+    char *fallback = xasprintf("%s/fallback", f->dir);
+    bool mounted = mount_tmpfs(full, "64k", false);
+    struct proc_opts o = {0};
+    if (!mounted) {
+        assert_int_equal(mkdir(full, 0755), 0);
+        o.fsize = 40000;
+        fprintf(stderr, "no mount allowed: full disk simulated with RLIMIT_FSIZE\n");
+    }
+    const char *args[] = {"testbench",    "run", "--config", cfg,
+                          "--output-dir", full,  "--quiet",  NULL};
+    setenv("TESTBENCH_FALLBACK_DIR", fallback, 1);
+    int rc = run_proc(f, "full", args, &o, &out);
+    unsetenv("TESTBENCH_FALLBACK_DIR");
+    fprintf(stderr, "full disk: exit %d: %s", rc, out);
+    assert_int_equal(rc, 1);
+    assert_non_null(strstr(out, mounted ? "the disk is full" : "file too large"));
+    /* Said once, not at every flush. */
+    const char *first = strstr(out, "cannot write");
+    assert_non_null(first);
+    assert_null(strstr(first + 1, "cannot write"));
+    if (mounted) {
+        assert_non_null(strstr(out, "every measured point is in"));
+        json_t *root = load_detailed(fallback);
+        json_t *points = json_object_get(root, "points");
+        assert_int_equal(json_array_size(points), 3);
+        for (size_t p = 0; p < 3; p++)
+            assert_int_equal(json_array_size(point_requests(root, p)), 4);
+        json_decref(root);
+        char *csv = tb_find(fallback, "_summary.csv");
+        assert_non_null(csv);
+        free(csv);
+        umount_quietly(full);
+    }
+    free(out);
+    free(fallback);
+    free(full);
+    free(cfg);
+    free(body);
+    free(ro);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -852,6 +957,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(secrets_never_reach_files_or_messages, setup, teardown),
         cmocka_unit_test_setup_teardown(invalid_utf8_and_escapes_are_made_safe, setup, teardown),
         cmocka_unit_test_setup_teardown(fd_limit_is_checked_before_load, setup, teardown),
+        cmocka_unit_test_setup_teardown(unwritable_output_loses_no_point, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

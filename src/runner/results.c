@@ -648,6 +648,34 @@ void results_add_point(struct results_writer *w, const struct point_info *pi,
     (void)csv_add_row(&w->csv, pi, s, tw, w->meta);
 }
 
+/* The reason a write failed, in the words a user acts on. */
+static const char *write_reason(int err)
+{
+    switch (err) {
+    case ENOSPC:
+        return "no space left on the device: the disk is full";
+    case EDQUOT:
+        return "disk quota exceeded";
+    case EFBIG:
+        return "file too large (a file size limit, ulimit -f)";
+    case EROFS:
+        return "the file system is read-only";
+    case EACCES:
+    case EPERM:
+        return "permission denied: the directory is not writable";
+    case ENAMETOOLONG:
+        return "file name too long";
+    default:
+        return strerror(err);
+    }
+}
+
+/* The error of a failed stdio write: errno when it says why, else EIO. */
+static int io_errno(void)
+{
+    return errno ? -errno : -EIO;
+}
+
 /* Writes path via path.tmp, fsync and rename(). */
 static int write_atomic(const char *path, int (*emit)(FILE *f, const void *arg), const void *arg,
                         char *err, size_t errlen)
@@ -657,9 +685,10 @@ static int write_atomic(const char *path, int (*emit)(FILE *f, const void *arg),
     FILE *f = fopen(tmp, "w");
     if (!f) {
         rc = -errno;
-        set_err(err, errlen, "%s: %s", tmp, strerror(errno));
+        set_err(err, errlen, "cannot write %s: %s", path, write_reason(-rc));
         goto out;
     }
+    errno = 0;
     rc = emit(f, arg);
     if (!rc && fflush(f) != 0)
         rc = -errno;
@@ -670,7 +699,7 @@ static int write_atomic(const char *path, int (*emit)(FILE *f, const void *arg),
     if (!rc && rename(tmp, path) != 0)
         rc = -errno;
     if (rc) {
-        set_err(err, errlen, "%s: cannot write: %s", path, strerror(-rc));
+        set_err(err, errlen, "cannot write %s: %s", path, write_reason(-rc));
         unlink(tmp);
     }
 out:
@@ -691,11 +720,11 @@ static int emit_detailed(FILE *f, const void *arg)
     size_t n = head ? strlen(head) : 0;
     int rc = n >= 2 && head[n - 1] == '}' ? 0 : -EIO; /* a non-empty object: "{...}" */
     if (!rc && (fwrite(head, 1, n - 1, f) != n - 1 || fputs(",\"points\":[", f) == EOF))
-        rc = -EIO;
+        rc = io_errno();
     if (!rc && d->points->len && fwrite(d->points->data, 1, d->points->len, f) != d->points->len)
-        rc = -EIO;
+        rc = io_errno();
     if (!rc && fputs("]}\n", f) == EOF)
-        rc = -EIO;
+        rc = io_errno();
     free(head);
     return rc;
 }
@@ -704,7 +733,7 @@ static int emit_json(FILE *f, const void *arg)
 {
     return json_dumpf((const json_t *)arg, f, RESULTS_JSON_FLAGS) == 0 && fputc('\n', f) != EOF
                ? 0
-               : -EIO;
+               : io_errno();
 }
 
 static int emit_csv(FILE *f, const void *arg)
@@ -712,11 +741,11 @@ static int emit_csv(FILE *f, const void *arg)
     const struct results_writer *w = arg;
     for (size_t i = 0; i < N_CSV_COLUMNS; i++)
         if (fprintf(f, "%s%s", i ? "," : "", csv_columns[i]) < 0)
-            return -EIO;
+            return io_errno();
     if (fputc('\n', f) == EOF)
-        return -EIO;
+        return io_errno();
     if (w->csv.len && fwrite(w->csv.data, 1, w->csv.len, f) != w->csv.len)
-        return -EIO;
+        return io_errno();
     return 0;
 }
 
@@ -756,6 +785,22 @@ int results_flush(struct results_writer *w, json_t *telemetry, char *err, size_t
     json_decref(tel);
     json_decref(root);
     return rc;
+}
+
+int results_relocate(struct results_writer *w, const char *dir, char *err, size_t errlen)
+{
+    int rc = mkdir_p(dir);
+    if (rc) {
+        set_err(err, errlen, "%s: cannot create directory: %s", dir, write_reason(-rc));
+        return rc;
+    }
+    for (int k = 0; k < KIND__COUNT; k++) {
+        const char *slash = strrchr(w->paths[k], '/');
+        char *moved = xasprintf("%s/%s", dir, slash ? slash + 1 : w->paths[k]);
+        free(w->paths[k]);
+        w->paths[k] = moved;
+    }
+    return 0;
 }
 
 const char *results_path(const struct results_writer *w, const char *kind)

@@ -106,6 +106,8 @@ struct runner {
     bool *tenant_ignore_eos; /* the server takes vLLM's ignore_eos/min_tokens */
     mono_ns t0;
     size_t completed_total;
+    bool write_failed;     /* the last flush failed: results are held in memory */
+    char write_error[512]; /* its message, said once until it changes */
 };
 
 /* A checkpoint writes the requests done so far on its own thread, so that the loop's
@@ -464,9 +466,50 @@ static int flush_results(struct runner *r)
     json_decref(others);
     int rc = results_flush(r->rw, tj, err, sizeof(err));
     json_decref(tj);
-    if (rc)
-        log_error("%s", err);
+    if (rc && strcmp(err, r->write_error) != 0) {
+        log_error("%s%s", err,
+                  r->out->n_points ? "; the results are kept in memory and written again after "
+                                     "the next point"
+                                   : "");
+        snprintf(r->write_error, sizeof(r->write_error), "%s", err);
+    } else if (!rc && r->write_failed) {
+        log_info("results written again: %s", results_path(r->rw, "detailed"));
+        r->write_error[0] = '\0';
+    }
+    r->write_failed = rc != 0;
     return rc;
+}
+
+/* Where the results go when their directory cannot take them at the end:
+ * TESTBENCH_FALLBACK_DIR, else $TMPDIR, else /tmp. */
+static const char *fallback_dir(void)
+{
+    const char *d = getenv("TESTBENCH_FALLBACK_DIR");
+    if (!d || !*d)
+        d = getenv("TMPDIR");
+    return d && *d ? d : "/tmp";
+}
+
+/* The last flush: when the output directory still fails, the measured points go to the
+ * fallback directory rather than being lost. 0 when they were written somewhere. */
+static int flush_final(struct runner *r)
+{
+    if (flush_results(r) == 0)
+        return 0;
+    char err[512];
+    const char *dir = fallback_dir();
+    char *from = xstrdup(results_path(r->rw, "detailed"));
+    int rc = results_relocate(r->rw, dir, err, sizeof(err));
+    if (rc == 0)
+        rc = flush_results(r);
+    if (rc == 0)
+        log_error("%s could not be written; every measured point is in %s instead (and the "
+                  "matching _summary.csv, _telemetry.json)",
+                  from, results_path(r->rw, "detailed"));
+    else
+        log_error("the results could not be written to %s either: they are lost", dir);
+    free(from);
+    return -EIO; /* not where they were asked for: exit 1 either way */
 }
 
 static double checkpoint_interval_s(void)
@@ -570,7 +613,9 @@ static int point_run(struct runner *r, const struct point_key *k)
         progress_end(&pr.progress);
         checkpoint_join(&pr);
         point_collect(r, &pr, k, NULL);
-        rc = flush_results(r);
+        /* A failed write does not stop the run: the point is held in memory, said once, and
+         * written with the next flush (or to the fallback directory at the end). */
+        (void)flush_results(r);
     }
     for (size_t t = 0; t < pr.n_tenants; t++) {
         tenant_release(&pr.tenants[t]);
@@ -1058,8 +1103,11 @@ static int runner_setup(struct runner *r)
         return TB_EXIT_RUNTIME;
     /* Files from the start (no points yet): a run killed before its first checkpoint still
      * leaves them, and a directory that cannot take them is found before any load. */
-    if (flush_results(r))
+    if (flush_results(r)) {
+        log_error("nothing was sent; fix the output directory (benchmark.output_dir or "
+                  "--output-dir) and run again");
         return TB_EXIT_RUNTIME;
+    }
     for (size_t t = 0; t < c->n_tenants; t++) {
         if (prompt_builder_new(&r->builders[t], r->tenant_endpoint[t], r->tenant_model[t],
                                r->api_key, derive_seed(c->benchmark.seed, 0, t, "prefix"))) {
@@ -1120,7 +1168,7 @@ int run_config(struct config *cfg, const struct run_options *o, struct run_outco
         stop_telemetry(&r);
         /* Once more after the last point's flush: telemetry's closing samples, and files at
          * all when no point ran (every context skipped, or Ctrl-C while building prompts). */
-        if (flush_results(&r) || rc)
+        if (flush_final(&r) || rc)
             ec = TB_EXIT_RUNTIME;
         else if (interrupted)
             ec = TB_EXIT_INTERRUPTED;
