@@ -939,6 +939,52 @@ static void unwritable_output_loses_no_point(void **state)
     free(ro);
 }
 
+/* Item 7: prompts are built while the point runs, not all before it: with a /tokenize that
+ * takes 100 ms a call, the first request goes out after its own prompt, not after all 16
+ * (about 3 s of calls), and the late ones are said. */
+static void slow_tokenize_does_not_hold_back_the_load(void **state)
+{
+    struct fixture *f = *state;
+    fake_server_set_tokenize_ms(f->fs, 100);
+    char *body = xasprintf("benchmark: {name: tok, output_prefix: tok}\n"
+                           "server: {endpoint: \"http://127.0.0.1:%d\", timeout_s: 10}\n"
+                           "model: {name: \"normal n=4\"}\n"
+                           "requests: {num_requests: 16, concurrent_requests: 1,\n"
+                           "  rate_per_second: inf, prompt_tokens_min: 20,\n"
+                           "  prompt_tokens_max: 40, completion_tokens: 4}\n"
+                           "telemetry: {collect_gpu_stats: false, scrape_server_metrics: false}\n",
+                           f->port);
+    char *cfg = write_config(f, "tok", body);
+    char *out_dir = xasprintf("%s/tok_out", f->dir);
+    const char *args[] = {"testbench", "run", "--config", cfg, "--output-dir", out_dir, NULL};
+    char *out = NULL;
+    assert_int_equal(run_proc(f, "tok", args, NULL, &out), 0);
+    json_t *root = load_detailed(out_dir);
+    json_t *reqs = point_requests(root, 0);
+    assert_int_equal(json_array_size(reqs), 16);
+    double first = INFINITY, last = 0;
+    size_t i;
+    json_t *rq;
+    json_array_foreach(reqs, i, rq)
+    {
+        assert_string_equal(json_string_value(json_object_get(rq, "status")), "ok");
+        double t = json_number_value(json_object_get(rq, "t_sent"));
+        first = t < first ? t : first;
+        last = t > last ? t : last;
+    }
+    fprintf(stderr, "slow /tokenize: first request sent at %.2f s, last at %.2f s\n", first, last);
+    /* All 16 prompts take >= 1.6 s of /tokenize calls: the load began long before. */
+    assert_true(first < 1.0);
+    assert_true(last - first > 1.0);
+    assert_non_null(strstr(out, "were sent late because their prompts were not built"));
+    assert_null(strstr(out, "has no /tokenize")); /* the slow one was used */
+    json_decref(root);
+    free(out);
+    free(out_dir);
+    free(cfg);
+    free(body);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -958,6 +1004,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(invalid_utf8_and_escapes_are_made_safe, setup, teardown),
         cmocka_unit_test_setup_teardown(fd_limit_is_checked_before_load, setup, teardown),
         cmocka_unit_test_setup_teardown(unwritable_output_loses_no_point, setup, teardown),
+        cmocka_unit_test_setup_teardown(slow_tokenize_does_not_hold_back_the_load, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

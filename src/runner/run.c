@@ -45,6 +45,13 @@
 /* Descriptors the runner needs besides one per stream: stdio, result files, the event loop's
  * own, telemetry's scrape and NVML, DNS, /tokenize calls. */
 #define FD_RESERVE 64
+/* Prompts are built on a thread of their own while the point runs, at most PROMPT_AHEAD ahead
+ * of the requests released (memory stays bounded whatever num_requests is); the point starts
+ * once PROMPT_LEAD of them (or all, or the concurrency cap's worth) are ready, so a slow
+ * /tokenize no longer delays the whole load until every prompt exists. */
+#define PROMPT_AHEAD 1024
+#define PROMPT_LEAD 32
+#define PROMPT_POLL_NS (1 * NS_PER_MS)
 
 static volatile sig_atomic_t interrupted;
 
@@ -73,10 +80,19 @@ struct tenant_run {
     size_t n;
     struct req_record *recs;
     char **prompts;
-    mono_ns *due; /* absolute due times */
-    bool *held;   /* waited for a concurrency slot */
-    bool *done;   /* its result is in (ok, failed or cancelled) */
-    size_t next;  /* next index not yet released */
+    mono_ns *due;           /* absolute due times */
+    bool *held;             /* waited for a concurrency slot */
+    bool *done;             /* its result is in (ok, failed or cancelled) */
+    size_t next;            /* next index not yet released */
+    atomic_size_t released; /* = next, for the prompt thread */
+    atomic_size_t built;    /* prompts[0..built) are ready (the prompt thread's progress) */
+    atomic_bool prompt_stop;
+    pthread_t prompt_thread;
+    bool prompt_running;
+    size_t prompt_waits; /* requests released late because their prompt was not built */
+    size_t waited_for;   /* index + 1 of the request last counted there, 0 = none */
+    int context;
+    size_t point;
     size_t *fifo; /* released, waiting for a slot */
     size_t fifo_head, fifo_tail;
     int in_flight;
@@ -207,7 +223,19 @@ static void on_tenant_timer(evutil_socket_t fd, short what, void *arg)
     (void)what;
     mono_ns now = clock_now();
     while (tr->next < tr->n && tr->due[tr->next] <= now && !tr->pr->stopping) {
+        if (atomic_load(&tr->built) <= tr->next) {
+            /* Its prompt is not built yet (a slow /tokenize): try again shortly. The wait
+             * shows in dispatch lag, and is counted and said at the end of the point. */
+            if (tr->waited_for != tr->next + 1) { /* count each request once */
+                tr->prompt_waits++;
+                tr->waited_for = tr->next + 1;
+            }
+            struct timeval tv = {0, (suseconds_t)(PROMPT_POLL_NS / 1000)};
+            evtimer_add(tr->timer, &tv);
+            return;
+        }
         size_t i = tr->next++;
+        atomic_store(&tr->released, tr->next);
         tr->recs[i].t_due = tr->due[i];
         if (tr->concurrency > 0 && tr->in_flight >= tr->concurrency) {
             tr->held[i] = true;
@@ -225,8 +253,10 @@ static void point_stop(struct point_run *pr)
     if (pr->stopping)
         return;
     pr->stopping = true;
-    for (size_t t = 0; t < pr->n_tenants; t++)
+    for (size_t t = 0; t < pr->n_tenants; t++) {
         evtimer_del(pr->tenants[t].timer);
+        atomic_store(&pr->tenants[t].prompt_stop, true);
+    }
     client_cancel_all(pr->r->client);
     point_maybe_done(pr);
 }
@@ -278,6 +308,27 @@ static int prompt_target(const struct requests_cfg *rq, int context, struct rng 
     return (int)rng_range(g, rq->prompt_tokens_min, rq->prompt_tokens_max);
 }
 
+/* The prompt thread: builds prompts in order, never more than PROMPT_AHEAD beyond the
+ * requests released. Only it uses the tenant's builder while the point runs. */
+static void *prompt_main(void *arg)
+{
+    struct tenant_run *tr = arg;
+    struct runner *r = tr->pr->r;
+    const struct requests_cfg *rq = &tr->tc->requests;
+    uint64_t base = derive_seed(r->cfg.benchmark.seed, tr->point, (size_t)tr->index, "prompt");
+    for (size_t i = 0; i < tr->n; i++) {
+        while (i >= atomic_load(&tr->released) + PROMPT_AHEAD && !atomic_load(&tr->prompt_stop))
+            clock_sleep_ns(PROMPT_POLL_NS);
+        if (atomic_load(&tr->prompt_stop))
+            break;
+        /* The actual count comes from the server's usage; the builder's own is not needed. */
+        tr->prompts[i] = prompt_build(r->builders[tr->index], tr->recs[i].target_prompt_tokens,
+                                      rq->shared_prefix_tokens, base + i, NULL);
+        atomic_store(&tr->built, i + 1); /* publishes prompts[i] to the loop */
+    }
+    return NULL;
+}
+
 static int tenant_prepare(struct runner *r, struct tenant_run *tr, size_t point, int context)
 {
     const struct requests_cfg *rq = &tr->tc->requests;
@@ -301,23 +352,50 @@ static int tenant_prepare(struct runner *r, struct tenant_run *tr, size_t point,
     }
     struct rng g;
     rng_seed(&g, derive_seed(seed, point, (size_t)tr->index, "lengths"));
-    for (size_t i = 0; i < tr->n && !interrupted; i++) {
+    for (size_t i = 0; i < tr->n; i++) {
         struct req_record *rec = &tr->recs[i];
         req_record_init(rec);
         rec->id = (uint64_t)point << 32 | ((uint64_t)tr->index << 24) | i;
         rec->tenant = tr->index;
         rec->target_prompt_tokens = prompt_target(rq, context, &g);
         rec->target_output_tokens = rq->completion_tokens;
-        /* The actual count comes from the server's usage; the builder's own is not needed. */
-        tr->prompts[i] = prompt_build(
-            r->builders[tr->index], rec->target_prompt_tokens, rq->shared_prefix_tokens,
-            derive_seed(seed, point, (size_t)tr->index, "prompt") + i, NULL);
     }
+    tr->context = context;
+    tr->point = point;
+    atomic_store(&tr->built, 0);
+    atomic_store(&tr->released, 0);
+    atomic_store(&tr->prompt_stop, false);
+    tr->prompt_running = pthread_create(&tr->prompt_thread, NULL, prompt_main, tr) == 0;
+    if (!tr->prompt_running) {
+        log_error("tenant %s: cannot start the prompt thread", tr->tc->name);
+        return -EAGAIN;
+    }
+    return 0;
+}
+
+/* Waits until the first prompts of tr are ready (or interrupted). */
+static int tenant_await_lead(struct tenant_run *tr)
+{
+    size_t lead = tr->n < PROMPT_LEAD ? tr->n : PROMPT_LEAD;
+    if (tr->concurrency > 0 && (size_t)tr->concurrency < lead)
+        lead = (size_t)tr->concurrency;
+    while (atomic_load(&tr->built) < lead && !interrupted && tr->prompt_running)
+        clock_sleep_ns(PROMPT_POLL_NS);
     return interrupted ? -EINTR : 0;
+}
+
+static void tenant_stop_prompts(struct tenant_run *tr)
+{
+    if (!tr->prompt_running)
+        return;
+    atomic_store(&tr->prompt_stop, true);
+    pthread_join(tr->prompt_thread, NULL);
+    tr->prompt_running = false;
 }
 
 static void tenant_release(struct tenant_run *tr)
 {
+    tenant_stop_prompts(tr);
     for (size_t i = 0; i < tr->n; i++) {
         req_record_release(&tr->recs[i]);
         free(tr->prompts ? tr->prompts[i] : NULL);
@@ -421,7 +499,9 @@ static void point_collect(struct runner *r, struct point_run *pr, const struct p
             .num_requests = tr->tc->requests.num_requests,
             .dispatch_lag_s = dl,
             .loop_lag_s = ll,
-            .client_distorted = (dl.n && dl.p99 > LATE_LIMIT_S) || (ll.n && ll.p99 > LATE_LIMIT_S),
+            .client_distorted = (dl.n && dl.p99 > LATE_LIMIT_S) ||
+                                (ll.n && ll.p99 > LATE_LIMIT_S) ||
+                                (!checkpoint && tr->prompt_waits > 0),
             .partial = checkpoint || pr->stopping,
         };
         results_add_point(r->rw, &pi, &s, have_tw ? &tw : NULL, sent, n, r->t0);
@@ -432,6 +512,10 @@ static void point_collect(struct runner *r, struct point_run *pr, const struct p
         outcome_add(r->out, &pi, &s, have_tw ? &tw : NULL);
         if (!r->args.quiet)
             progress_print_summary(stdout, &pi, &s, have_tw ? &tw : NULL);
+        if (tr->prompt_waits)
+            log_warn("tenant %s: %zu requests were sent late because their prompts were not "
+                     "built in time (a slow /tokenize); the point is marked client_distorted",
+                     tr->tc->name, tr->prompt_waits);
         if (s.usage_implausible)
             log_warn("tenant %s: the server's usage contradicted what it streamed for %zu "
                      "requests (more tokens than max_tokens, or fewer than text events); their "
@@ -581,6 +665,8 @@ static int point_run(struct runner *r, const struct point_key *k)
         pr.ck.done[t] = xcalloc(tr->n ? tr->n : 1, sizeof(bool));
         pr.total += tr->n;
     }
+    for (size_t t = 0; t < pr.n_tenants && rc == 0; t++)
+        rc = tenant_await_lead(&pr.tenants[t]);
     if (rc == -EINTR)
         rc = 0; /* Ctrl-C while building prompts: nothing of this point was sent */
     if (rc == 0 && !interrupted) {
