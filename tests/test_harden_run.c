@@ -32,6 +32,7 @@
 #include "core/buf.h"
 #include "core/clock.h"
 #include "core/text.h"
+#include "runner/client.h"
 #include "core/xalloc.h"
 #include "fake_server.h"
 #include "tb_proc.h"
@@ -985,6 +986,70 @@ static void slow_tokenize_does_not_hold_back_the_load(void **state)
     free(body);
 }
 
+struct emfile_state {
+    struct event_base *base;
+    int pending;
+};
+
+static void on_emfile_done(void *ctx, struct req_record *rec)
+{
+    struct emfile_state *s = ctx;
+    (void)rec;
+    if (--s->pending == 0)
+        event_base_loopbreak(s->base);
+}
+
+/* Item 12: a request that cannot get a socket (EMFILE) is client_limit, not the server's
+ * "connect" failure. In a child process whose descriptors are used up on purpose. */
+static void emfile_is_its_own_error_class(void **state)
+{
+    struct fixture *f = *state;
+    pid_t pid = fork();
+    assert_true(pid >= 0);
+    if (pid == 0) {
+        struct event_base *base = event_base_new();
+        struct client *c = NULL;
+        struct client_options co = {.timeout_s = 5};
+        if (!base || client_new(&c, base, &co))
+            _exit(100);
+        struct rlimit rl = {64, 64};
+        if (setrlimit(RLIMIT_NOFILE, &rl))
+            _exit(101);
+        while (dup(0) >= 0) /* every descriptor taken */
+            ;
+        char url[64];
+        snprintf(url, sizeof(url), "http://127.0.0.1:%d", f->port);
+        enum { N = 3 };
+        struct req_record recs[N];
+        struct emfile_state st = {base, 0};
+        for (int i = 0; i < N; i++) {
+            req_record_init(&recs[i]);
+            struct client_request rq = {.base_url = url,
+                                        .api = API_COMPLETIONS,
+                                        .model = "normal n=2",
+                                        .prompt = "hi",
+                                        .max_tokens = 2};
+            if (client_start(c, &rq, &recs[i], on_emfile_done, &st) == 0)
+                st.pending++;
+        }
+        if (st.pending)
+            event_base_dispatch(base);
+        int limit = 0;
+        for (int i = 0; i < N; i++) {
+            if (recs[i].status == REQ_CLIENT_LIMIT)
+                limit++;
+            else
+                fprintf(stderr, "emfile: %s: %s\n", req_status_name(recs[i].status),
+                        recs[i].error ? recs[i].error : "");
+        }
+        _exit(limit == N ? 0 : 1);
+    }
+    int status;
+    assert_int_equal(waitpid(pid, &status, 0), pid);
+    assert_true(WIFEXITED(status));
+    assert_int_equal(WEXITSTATUS(status), 0);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -1003,6 +1068,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(secrets_never_reach_files_or_messages, setup, teardown),
         cmocka_unit_test_setup_teardown(invalid_utf8_and_escapes_are_made_safe, setup, teardown),
         cmocka_unit_test_setup_teardown(fd_limit_is_checked_before_load, setup, teardown),
+        cmocka_unit_test_setup_teardown(emfile_is_its_own_error_class, setup, teardown),
         cmocka_unit_test_setup_teardown(unwritable_output_loses_no_point, setup, teardown),
         cmocka_unit_test_setup_teardown(slow_tokenize_does_not_hold_back_the_load, setup, teardown),
     };

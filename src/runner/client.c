@@ -36,6 +36,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/socket.h>
 
 #include <curl/curl.h>
 #include <jansson.h>
@@ -82,6 +83,7 @@ struct transfer {
     bool failed;       /* rec already holds the failure (set inside a callback) */
     bool after_done;   /* bytes came after [DONE]: the transfer was stopped, still ok */
     size_t max_events; /* text events allowed (max_tokens + margin) */
+    int socket_errno;  /* why socket() failed (EMFILE...), 0 = it did not */
     int usage_prompt;
     int usage_completion;
     char errbuf[CURL_ERROR_SIZE];
@@ -217,17 +219,22 @@ static void classify(struct transfer *t, CURLcode res)
     case CURLE_OPERATION_TIMEDOUT:
         req_record_fail(rec, REQ_TIMEOUT, "timed out after %.3f s: %s", t->c->timeout_s, cerr);
         return;
-    case CURLE_COULDNT_CONNECT:
-        if (strstr(cerr, "Too many open files")) {
+    case CURLE_COULDNT_CONNECT: {
+        /* libcurl's words are "Couldn't connect to server" either way; the OS error tells. */
+        long os_errno = t->socket_errno;
+        if (!os_errno)
+            curl_easy_getinfo(t->easy, CURLINFO_OS_ERRNO, &os_errno);
+        if (os_errno == EMFILE || os_errno == ENFILE || strstr(cerr, "Too many open files")) {
             /* Our limit, not the server's fault: said as such (EMFILE). */
-            req_record_fail(rec, REQ_CONNECT,
-                            "out of file descriptors (EMFILE): %s; raise ulimit -n or lower the "
+            req_record_fail(rec, REQ_CLIENT_LIMIT,
+                            "out of file descriptors (%s): %s; raise ulimit -n or lower the "
                             "concurrency",
-                            cerr);
+                            os_errno == ENFILE ? "ENFILE" : "EMFILE", cerr);
             return;
         }
         req_record_fail(rec, REQ_CONNECT, "%s", cerr);
         return;
+    }
     case CURLE_COULDNT_RESOLVE_HOST:
     case CURLE_COULDNT_RESOLVE_PROXY:
     case CURLE_SSL_CONNECT_ERROR:
@@ -981,6 +988,18 @@ static char *build_url(const struct client_request *rq)
     return xasprintf("%.*s%s", (int)n, rq->base_url, path);
 }
 
+/* Opens the transfer's socket as libcurl would, remembering why it failed: libcurl reports a
+ * socket() failure only as "Couldn't connect", hiding that we ran out of descriptors. */
+static curl_socket_t on_open_socket(void *arg, curlsocktype purpose, struct curl_sockaddr *a)
+{
+    struct transfer *t = arg;
+    (void)purpose;
+    curl_socket_t s = socket(a->family, a->socktype, a->protocol);
+    if (s == CURL_SOCKET_BAD)
+        t->socket_errno = errno;
+    return s;
+}
+
 static int transfer_setup(struct client *c, struct transfer *t, const char *url)
 {
     CURL *e = t->easy;
@@ -998,6 +1017,8 @@ static int transfer_setup(struct client *c, struct transfer *t, const char *url)
     SET(CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)strlen(t->body));
     SET(CURLOPT_HTTPHEADER, c->headers);
     SET(CURLOPT_WRITEFUNCTION, on_write);
+    SET(CURLOPT_OPENSOCKETFUNCTION, on_open_socket);
+    SET(CURLOPT_OPENSOCKETDATA, t);
     SET(CURLOPT_WRITEDATA, t);
     SET(CURLOPT_ERRORBUFFER, t->errbuf);
     SET(CURLOPT_NOSIGNAL, 1L);
@@ -1048,6 +1069,7 @@ int client_start(struct client *c, const struct client_request *rq, struct req_r
     t->http = 0;
     t->n_chunks = 0;
     t->saw_done = t->saw_finish = t->have_usage = t->failed = t->after_done = false;
+    t->socket_errno = 0;
     t->max_events = (size_t)(rq->max_tokens > 0 ? rq->max_tokens : 0) + CLIENT_EVENTS_MARGIN;
     t->usage_prompt = t->usage_completion = -1;
     t->errbuf[0] = '\0';

@@ -20,10 +20,12 @@ enum req_status {
     REQ_STREAM_CUT,
     REQ_BAD_RESPONSE,
     REQ_CANCELLED,
+    REQ_CLIENT_LIMIT, /* this machine ran out of something (file descriptors): not the server */
     REQ__COUNT
 };
 
-/* "ok", "http_4xx", "http_5xx", "timeout", "connect", "stream_cut", "bad_response", "cancelled" */
+/* "ok", "http_4xx", "http_5xx", "timeout", "connect", "stream_cut", "bad_response", "cancelled",
+ * "client_limit" */
 const char *req_status_name(enum req_status s);
 
 struct req_record {

@@ -42,7 +42,8 @@ static const char *const kind_suffix[KIND__COUNT] = {"_detailed.json", "_summary
 /* Local copies of the status and arrival names so this file links without record.c and
  * config's sources; they must match req_status_name() and arrival_name(). */
 static const char *const status_names[REQ__COUNT] = {
-    "ok", "http_4xx", "http_5xx", "timeout", "connect", "stream_cut", "bad_response", "cancelled",
+    "ok",         "http_4xx",     "http_5xx",  "timeout",      "connect",
+    "stream_cut", "bad_response", "cancelled", "client_limit",
 };
 
 static const char *status_name(enum req_status s)
@@ -278,7 +279,7 @@ static const char *const csv_columns[] = {
     "server_ttft_p50_ms", "server_ttft_p95_ms", "throttled", "dispatch_lag_p99_ms",
     "loop_lag_p99_ms", "client_distorted", "prompt_error_max_pct", "tokens_from_events",
     "failed_http_4xx", "failed_http_5xx", "failed_timeout", "failed_connect",
-    "failed_stream_cut", "failed_bad_response", "failed_cancelled", "slo_verdict",
+    "failed_stream_cut", "failed_bad_response", "failed_cancelled", "failed_client_limit", "slo_verdict",
     "tool_version", "server_version", "gpu", "config_file", "partial",
 };
 /* clang-format on */
