@@ -15,6 +15,7 @@
 #include <fcntl.h>
 #include <math.h>
 #include <signal.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -494,7 +495,7 @@ static void lying_usage_is_flagged_and_not_used(void **state)
 struct raw_server {
     int fd, port;
     pthread_t thread;
-    volatile int stop;
+    atomic_bool stop;
 };
 
 static void raw_reply(int c, const char *req)
@@ -538,7 +539,7 @@ static void raw_reply(int c, const char *req)
 static void *raw_main(void *arg)
 {
     struct raw_server *rs = arg;
-    while (!rs->stop) {
+    while (!atomic_load(&rs->stop)) {
         int c = accept(rs->fd, NULL, NULL);
         if (c < 0)
             continue;
@@ -588,7 +589,7 @@ static void raw_server_start(struct raw_server *rs)
 
 static void raw_server_stop(struct raw_server *rs)
 {
-    rs->stop = 1;
+    atomic_store(&rs->stop, true);
     pthread_join(rs->thread, NULL);
     close(rs->fd);
 }
