@@ -251,6 +251,9 @@ static void classify(struct transfer *t, CURLcode res)
     case CURLE_FILESIZE_EXCEEDED:
         req_record_fail(rec, REQ_BAD_RESPONSE, "malformed HTTP response: %s", cerr);
         return;
+#if LIBCURL_VERSION_NUM >= 0x080600
+    case CURLE_TOO_LARGE: /* newer libcurl's word for the same */
+#endif
     case CURLE_OUT_OF_MEMORY: /* what libcurl 7.88 says of headers over its 100 KiB limit */
         req_record_fail(rec, REQ_BAD_RESPONSE,
                         "malformed HTTP response: headers too large (libcurl: %s)", cerr);
