@@ -1195,6 +1195,8 @@ static int runner_setup(struct runner *r)
         return TB_EXIT_RUNTIME;
     }
     for (size_t t = 0; t < c->n_tenants; t++) {
+        if (interrupted) /* between calibrations: each is at most one /tokenize call */
+            return TB_EXIT_INTERRUPTED;
         if (prompt_builder_new(&r->builders[t], r->tenant_endpoint[t], r->tenant_model[t],
                                r->api_key, derive_seed(c->benchmark.seed, 0, t, "prefix"))) {
             log_error("cannot set up prompts for tenant %s", c->tenants[t].name);
