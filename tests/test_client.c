@@ -487,8 +487,9 @@ static void test_cancel(void **state)
 static void test_status_names(void **state)
 {
     (void)state;
-    static const char *const want[] = {"ok",      "http_4xx",   "http_5xx",     "timeout",
-                                       "connect", "stream_cut", "bad_response", "cancelled"};
+    static const char *const want[] = {"ok",           "http_4xx",  "http_5xx",
+                                       "timeout",      "connect",   "stream_cut",
+                                       "bad_response", "cancelled", "client_limit"};
     for (int i = 0; i < REQ__COUNT; i++)
         assert_string_equal(req_status_name((enum req_status)i), want[i]);
     struct req_record r;

@@ -6,6 +6,7 @@
 #include "config/config.h"
 #include "config/config_internal.h"
 #include "core/jsonx.h"
+#include "telemetry/telemetry.h"
 
 #include <errno.h>
 #include <math.h>
@@ -37,6 +38,26 @@ static const struct {
 };
 
 #define N_ELEMS(a) (sizeof(a) / sizeof((a)[0]))
+
+/* Below 1 ms libcurl rounds a request timeout to 0, which it reads as "no timeout". */
+#define CFG_TIMEOUT_MIN_S 0.001
+/* Telemetry samples at least this often: a longer interval sees nothing of a point, and
+ * far larger ones overflow the sampler's nanosecond clock. */
+#define CFG_INTERVAL_MAX_S TELEMETRY_INTERVAL_MAX_S
+/* Gamma shapes outside this range draw gaps of 0 or beyond any run's length (the schedule
+ * cannot be built): 0.01 is already bursts of ~100 requests at once. */
+#define CFG_BURSTINESS_MIN 0.01
+#define CFG_BURSTINESS_MAX 1000.0
+/* Points measured per run: each is a full load of num_requests; more is a typo. */
+#define CFG_POINTS_MAX 100000
+/* A result file name is prefix + "_YYYYmmddTHHMMSSZ-NNNN_telemetry.json" (at most 40 bytes),
+ * and a file name holds at most 255 bytes (NAME_MAX on Linux). */
+#define CFG_PREFIX_MAX 200
+/* What one request costs in memory while its point runs, besides its token times: the
+ * record, the schedule, the prompt's text (about 4 bytes a token) and its JSON later. */
+#define CFG_REQ_BYTES_FIXED 512.0
+#define CFG_REQ_BYTES_PER_PROMPT_TOKEN 8.0
+#define CFG_REQ_BYTES_PER_OUTPUT_TOKEN 32.0 /* its time (8) and its detailed.json text (~24) */
 
 const char *arrival_name(enum arrival a)
 {
@@ -520,7 +541,8 @@ static int check_requests(struct cfg_problem *p, const struct requests_cfg *r, c
         where(p, &r->arrival, path, "unknown arrival pattern; allowed: %s", arrival_names_list());
         return -EINVAL;
     }
-    rc = check_num(p, &r->burstiness, 0, false, INFINITY, prefix, "burstiness", owner);
+    rc = check_num(p, &r->burstiness, CFG_BURSTINESS_MIN, true, CFG_BURSTINESS_MAX, prefix,
+                   "burstiness", owner);
     if (rc)
         return rc;
     rc = check_int_min(p, &r->prompt_tokens_min, 1, prefix, "prompt_tokens_min", owner);
@@ -605,6 +627,58 @@ static int check_context(struct cfg_problem *p, const struct config *c, size_t i
     return 0;
 }
 
+/* NULL when prefix can start a file name in any directory, else what is wrong. */
+static const char *prefix_problem(const char *prefix)
+{
+    static char msg[CFG_MSG_MAX];
+    if (strlen(prefix) > CFG_PREFIX_MAX) {
+        snprintf(msg, sizeof(msg),
+                 "is %zu bytes long; at most %d are allowed (a file name holds 255 bytes, and "
+                 "the stamp and suffix take the rest)",
+                 strlen(prefix), CFG_PREFIX_MAX);
+        return msg;
+    }
+    if (prefix[0] == '.')
+        return "must not start with '.' (the result files would be hidden)";
+    for (const unsigned char *q = (const unsigned char *)prefix; *q; q++) {
+        if (*q < 0x20 || *q == 0x7f) {
+            snprintf(msg, sizeof(msg),
+                     "must not contain control characters (byte 0x%02x at offset %zu)", *q,
+                     (size_t)(q - (const unsigned char *)prefix));
+            return msg;
+        }
+    }
+    return NULL;
+}
+
+/* The bytes this machine has, or 0 when it cannot tell. */
+static double physical_memory(void)
+{
+    long pages = sysconf(_SC_PHYS_PAGES), page = sysconf(_SC_PAGESIZE);
+    return pages > 0 && page > 0 ? (double)pages * (double)page : 0;
+}
+
+/* One point of r holds every request's record, prompt and token times at once; refuse what
+ * cannot fit in this machine's memory (better now than an abort minutes into the run). */
+static int check_memory(struct cfg_problem *p, const struct requests_cfg *r, const char *prefix,
+                        const void *owner)
+{
+    double mem = physical_memory();
+    double per = CFG_REQ_BYTES_FIXED + CFG_REQ_BYTES_PER_PROMPT_TOKEN * r->prompt_tokens_max +
+                 CFG_REQ_BYTES_PER_OUTPUT_TOKEN * r->completion_tokens;
+    double need = per * r->num_requests;
+    if (mem <= 0 || need <= mem)
+        return 0;
+    char path[CFG_PATH_MAX];
+    PATH(path, prefix, "num_requests");
+    where(p, &r->num_requests, path,
+          "%d requests need about %.1f GiB of memory for one point (%.0f bytes each: record, "
+          "prompt and token times); this machine has %.1f GiB",
+          r->num_requests, need / (1u << 30), per, mem / (1u << 30));
+    where_owner(p, owner);
+    return -EINVAL;
+}
+
 int config_find_problem(const struct config *c, struct cfg_problem *p)
 {
     memset(p, 0, sizeof(*p));
@@ -619,6 +693,11 @@ int config_find_problem(const struct config *c, struct cfg_problem *p)
         where(p, &b->output_prefix, "benchmark.output_prefix",
               "must be a non-empty file name prefix without '/', got \"%.80s\"",
               b->output_prefix ? b->output_prefix : "");
+        return -EINVAL;
+    }
+    const char *why = prefix_problem(b->output_prefix);
+    if (why) {
+        where(p, &b->output_prefix, "benchmark.output_prefix", "%s", why);
         return -EINVAL;
     }
     if (!b->output_dir || !*b->output_dir) {
@@ -653,7 +732,8 @@ int config_find_problem(const struct config *c, struct cfg_problem *p)
               "must name an environment variable (letters, digits, '_'), not hold a key");
         return -EINVAL;
     }
-    rc = check_num(p, &sv->timeout_s, 0, false, INFINITY, "server", "timeout_s", NULL);
+    rc = check_num(p, &sv->timeout_s, CFG_TIMEOUT_MIN_S, true, INFINITY, "server", "timeout_s",
+                   NULL);
     if (rc)
         return rc;
     if (sv->ca_bundle && access(sv->ca_bundle, R_OK) != 0) {
@@ -690,6 +770,8 @@ int config_find_problem(const struct config *c, struct cfg_problem *p)
     }
 
     rc = check_requests(p, &c->requests, "requests", false, NULL);
+    if (!rc)
+        rc = check_memory(p, &c->requests, "requests", NULL);
     if (rc)
         return rc;
     rc = check_slo(p, &c->slo, "slo", NULL);
@@ -711,6 +793,17 @@ int config_find_problem(const struct config *c, struct cfg_problem *p)
 
     if (c->n_tenants == 0) {
         where(p, &c->tenants, "tenants", "there must be at least one tenant");
+        return -EINVAL;
+    }
+    /* In double: three lists of a million items each overflow nothing here. */
+    double points = (double)(c->n_context_lengths ? c->n_context_lengths : 1) *
+                    (double)c->tenants[0].requests.n_concurrency *
+                    (double)c->tenants[0].requests.n_rates;
+    if (points > CFG_POINTS_MAX) {
+        where(p, &c->requests, "requests",
+              "the sweep has %.3g points (context_lengths x concurrent_requests x "
+              "rate_per_second); at most %d are allowed in one run",
+              points, CFG_POINTS_MAX);
         return -EINVAL;
     }
     for (size_t i = 0; i < c->n_tenants; i++) {
@@ -751,14 +844,23 @@ int config_find_problem(const struct config *c, struct cfg_problem *p)
         if (rc)
             return rc;
         snprintf(path, sizeof(path), "%s.requests", prefix);
-        for (size_t k = 0; k < c->n_context_lengths; k++)
+        /* Every context against this tenant (a failure must not be overwritten by a later
+         * context that fits). */
+        for (size_t k = 0; k < c->n_context_lengths; k++) {
             rc = check_context(p, c, k, &t->requests, path);
+            if (rc)
+                return rc;
+        }
+        rc = check_memory(p, &t->requests, path, t);
         if (rc)
             return rc;
     }
 
     rc = check_num(p, &c->telemetry.sample_interval_sec, 0.05, true, INFINITY, "telemetry",
                    "sample_interval_sec", NULL);
+    if (!rc)
+        rc = check_num(p, &c->telemetry.sample_interval_sec, 0.05, true, CFG_INTERVAL_MAX_S,
+                       "telemetry", "sample_interval_sec", NULL);
     if (rc)
         return rc;
     return study_find_problem(c, p);

@@ -11,6 +11,7 @@
  * numbers, booleans and null must be plain (unquoted); a quoted "2.0" is a string, and the
  * message says so.
  */
+#include "core/text.h"
 #include "config/config.h"
 #include "config/config_internal.h"
 
@@ -1162,8 +1163,13 @@ out:
     if (parser_ok)
         yaml_parser_delete(&ps);
     free(ld.origins);
+    if (text)
+        explicit_bzero(text, len);
     free(text);
-    if (rc)
+    if (rc) {
+        /* Messages quote the file; a .env given by mistake must not show its tokens. */
+        text_redact_into(err, errlen);
         config_release(c);
+    }
     return rc;
 }

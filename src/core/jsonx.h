@@ -6,8 +6,12 @@
 #define TB_JSONX_H
 
 #include <math.h>
+#include <stdlib.h>
+#include <string.h>
 
 #include <jansson.h>
+
+#include "core/text.h"
 
 /* A number, or null when it is not finite. New reference. */
 static inline json_t *json_real_or_null(double x)
@@ -15,10 +19,19 @@ static inline json_t *json_real_or_null(double x)
     return isfinite(x) ? json_real(x) : json_null();
 }
 
-/* A string, or null for NULL. New reference. */
+/* A string, or null for NULL; bytes that are not valid UTF-8 become U+FFFD (jansson refuses
+ * such a string, which would drop the key). New reference. */
 static inline json_t *json_string_or_null(const char *s)
 {
-    return s ? json_string(s) : json_null();
+    if (!s)
+        return json_null();
+    json_t *j = json_string(s);
+    if (j)
+        return j;
+    char *fixed = utf8_repair(s, strlen(s));
+    j = json_string(fixed);
+    free(fixed);
+    return j;
 }
 
 #endif

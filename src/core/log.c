@@ -2,6 +2,9 @@
 
 #include <stdarg.h>
 #include <stdio.h>
+#include <stdlib.h>
+
+#include "core/text.h"
 
 static bool quiet_flag;
 
@@ -20,7 +23,11 @@ static void vlog(const char *prefix, const char *fmt, va_list ap)
     /* One fprintf per line so threads do not interleave mid-line. */
     char line[4096];
     vsnprintf(line, sizeof(line), fmt, ap);
-    fprintf(stderr, "%s%s\n", prefix, line);
+    /* No message shows a secret, whatever it quotes (a URL with credentials, a server's
+     * echo of the key, a line of a .env file). */
+    char *safe = text_redact(line);
+    fprintf(stderr, "%s%s\n", prefix, safe);
+    free(safe);
 }
 
 void log_info(const char *fmt, ...)

@@ -36,6 +36,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/socket.h>
 
 #include <curl/curl.h>
 #include <jansson.h>
@@ -43,6 +44,8 @@
 #include "core/buf.h"
 #include "core/clock.h"
 #include "core/http.h"
+#include "core/jsonx.h"
+#include "core/text.h"
 #include "runner/sse.h"
 
 /* An SSE line longer than this aborts the stream (bad_response). OpenAI chunks are < 2 KiB;
@@ -54,6 +57,12 @@
 #define CLIENT_ERRMSG_MAX 400
 /* Events capacity reserved up front is capped here (max_tokens can be huge). */
 #define CLIENT_RESERVE_MAX (1u << 20)
+/* A stream may carry this many text events beyond max_tokens (a server that splits a token's
+ * text), and this many chunks of any kind per allowed event (role, usage, empty keep-alive
+ * chunks), before it is cut as bad_response: a server that streams forever would otherwise
+ * fill memory (8 bytes an event here, ~24 in detailed.json) until the request timeout. */
+#define CLIENT_EVENTS_MARGIN 64
+#define CLIENT_CHUNKS_PER_EVENT 4
 
 struct transfer {
     struct client *c;
@@ -71,7 +80,10 @@ struct transfer {
     bool saw_done;
     bool saw_finish; /* some chunk had a non-null finish_reason */
     bool have_usage;
-    bool failed; /* rec already holds the failure (set inside a callback) */
+    bool failed;       /* rec already holds the failure (set inside a callback) */
+    bool after_done;   /* bytes came after [DONE]: the transfer was stopped, still ok */
+    size_t max_events; /* text events allowed (max_tokens + margin) */
+    int socket_errno;  /* why socket() failed (EMFILE...), 0 = it did not */
     int usage_prompt;
     int usage_completion;
     char errbuf[CURL_ERROR_SIZE];
@@ -137,7 +149,10 @@ static void error_message(const char *body, size_t len, char *out, size_t cap)
     out[0] = '\0';
     if (!body || !len)
         return;
-    json_t *root = json_loadb(body, len, 0, NULL);
+    /* jansson refuses invalid UTF-8 outright: repair first, so the message survives. */
+    char *fixed = utf8_valid(body, len) ? NULL : utf8_repair(body, len);
+    json_t *root = fixed ? json_loads(fixed, 0, NULL) : json_loadb(body, len, 0, NULL);
+    free(fixed);
     const char *msg = NULL;
     if (json_is_object(root)) {
         json_t *e = json_object_get(root, "error");
@@ -183,6 +198,14 @@ static void classify(struct transfer *t, CURLcode res)
     if (t->failed)
         return;
     const char *cerr = t->errbuf[0] ? t->errbuf : curl_easy_strerror(res);
+    /* [DONE] arrived: the request is complete whatever came after it (more data, which made
+     * us stop reading, or a connection the server kept open until the timeout). */
+    if (t->saw_done && http >= 200 && http < 300)
+        return;
+    if (http >= 600 || (http > 0 && http < 100)) {
+        req_record_fail(rec, REQ_BAD_RESPONSE, "HTTP status %ld is outside 100-599", http);
+        return;
+    }
     if (http >= 400) {
         char msg[CLIENT_ERRMSG_MAX];
         error_message(t->errbody.data, t->errbody.len, msg, sizeof(msg));
@@ -196,15 +219,51 @@ static void classify(struct transfer *t, CURLcode res)
     case CURLE_OPERATION_TIMEDOUT:
         req_record_fail(rec, REQ_TIMEOUT, "timed out after %.3f s: %s", t->c->timeout_s, cerr);
         return;
-    case CURLE_COULDNT_CONNECT:
+    case CURLE_COULDNT_CONNECT: {
+        /* libcurl's words are "Couldn't connect to server" either way; the OS error tells. */
+        long os_errno = t->socket_errno;
+        if (!os_errno)
+            curl_easy_getinfo(t->easy, CURLINFO_OS_ERRNO, &os_errno);
+        if (os_errno == EMFILE || os_errno == ENFILE || strstr(cerr, "Too many open files")) {
+            /* Our limit, not the server's fault: said as such (EMFILE). */
+            req_record_fail(rec, REQ_CLIENT_LIMIT,
+                            "out of file descriptors (%s): %s; raise ulimit -n or lower the "
+                            "concurrency",
+                            os_errno == ENFILE ? "ENFILE" : "EMFILE", cerr);
+            return;
+        }
+        req_record_fail(rec, REQ_CONNECT, "%s", cerr);
+        return;
+    }
     case CURLE_COULDNT_RESOLVE_HOST:
     case CURLE_COULDNT_RESOLVE_PROXY:
     case CURLE_SSL_CONNECT_ERROR:
     case CURLE_PEER_FAILED_VERIFICATION:
     case CURLE_URL_MALFORMAT:
-    case CURLE_UNSUPPORTED_PROTOCOL:
         req_record_fail(rec, REQ_CONNECT, "%s", cerr);
         return;
+    /* The server answered, but not in HTTP/1.1 as it is spoken: an HTTP/0.9 reply, a
+     * malformed status line or headers, headers too large, an encoding that does not
+     * decode, broken chunked framing. */
+    case CURLE_UNSUPPORTED_PROTOCOL:
+    case CURLE_WEIRD_SERVER_REPLY:
+    case CURLE_BAD_CONTENT_ENCODING:
+    case CURLE_FILESIZE_EXCEEDED:
+        req_record_fail(rec, REQ_BAD_RESPONSE, "malformed HTTP response: %s", cerr);
+        return;
+#if LIBCURL_VERSION_NUM >= 0x080600
+    case CURLE_TOO_LARGE: /* newer libcurl's word for the same */
+#endif
+    case CURLE_OUT_OF_MEMORY: /* what libcurl 7.88 says of headers over its 100 KiB limit */
+        req_record_fail(rec, REQ_BAD_RESPONSE,
+                        "malformed HTTP response: headers too large (libcurl: %s)", cerr);
+        return;
+    case CURLE_RECV_ERROR:
+        if (http > 0 && (strstr(cerr, "chunk") || strstr(cerr, "header"))) {
+            req_record_fail(rec, REQ_BAD_RESPONSE, "malformed HTTP response: %s", cerr);
+            return;
+        }
+        __attribute__((fallthrough)); /* a connection reset */
     default:
         if (http == 0)
             req_record_fail(rec, REQ_CONNECT, "no response: %s", cerr);
@@ -224,11 +283,25 @@ static void classify(struct transfer *t, CURLcode res)
     if (t->n_chunks > 0 && (t->saw_finish || t->have_usage))
         return; /* a clean end without [DONE]: some servers never send it */
     if (t->n_chunks == 0 && !content_type_is_sse(t->easy)) {
-        req_record_fail(rec, REQ_BAD_RESPONSE, "response is not an event stream");
+        /* A 200 that carries an error document: keep the server's words. */
+        char msg[CLIENT_ERRMSG_MAX];
+        error_message(t->errbody.data, t->errbody.len, msg, sizeof(msg));
+        req_record_fail(rec, REQ_BAD_RESPONSE, "response is not an event stream%s%s",
+                        msg[0] ? ": " : "", msg);
         return;
     }
     req_record_fail(rec, REQ_STREAM_CUT, "stream ended without [DONE] after %zu chunks",
                     t->n_chunks);
+}
+
+/* A server's usage.completion_tokens is believed when it fits what was seen and asked: at
+ * least one token per text event (an event carries a token's text or more; a detokenizer may
+ * hold text back, never invent it) and no more than max_tokens. */
+static bool usage_implausible(int usage, size_t events, int max_tokens)
+{
+    if ((size_t)usage < events)
+        return true;
+    return max_tokens > 0 && usage > max_tokens;
 }
 
 /* Fills in tokens and t_end, hands the record over and recycles t. */
@@ -238,7 +311,11 @@ static void transfer_finish(struct transfer *t)
     struct req_record *rec = t->rec;
     if (!rec->t_end)
         rec->t_end = clock_now();
-    if (t->have_usage && t->usage_completion >= 0) {
+    rec->usage_output_tokens = t->have_usage ? t->usage_completion : -1;
+    rec->usage_implausible =
+        t->have_usage && t->usage_completion >= 0 &&
+        usage_implausible(t->usage_completion, rec->n_events, rec->target_output_tokens);
+    if (t->have_usage && t->usage_completion >= 0 && !rec->usage_implausible) {
         rec->output_tokens = t->usage_completion;
         rec->tokens_from_usage = true;
     } else {
@@ -620,7 +697,9 @@ int client_chunk_parse(const char *data, size_t len, struct client_chunk *out, s
 /* The message of an {"error": ...} event (rare: jansson is fine here). */
 static void error_event_message(const char *data, size_t len, char *out, size_t cap)
 {
-    json_t *root = json_loadb(data, len, 0, NULL);
+    char *fixed = utf8_valid(data, len) ? NULL : utf8_repair(data, len);
+    json_t *root = fixed ? json_loads(fixed, 0, NULL) : json_loadb(data, len, 0, NULL);
+    free(fixed);
     json_t *err = json_object_get(root, "error");
     const char *m = json_is_object(err) ? json_string_value(json_object_get(err, "message"))
                                         : json_string_value(err);
@@ -634,8 +713,11 @@ static int on_sse_event(void *ctx, const char *data, size_t len)
 {
     struct transfer *t = ctx;
     struct req_record *rec = t->rec;
-    if (t->saw_done)
-        return 0; /* nothing after [DONE] matters */
+    if (t->saw_done) {
+        /* Nothing after [DONE] matters; a server that goes on is not waited for. */
+        t->after_done = true;
+        return 1;
+    }
     if (len == 6 && memcmp(data, "[DONE]", 6) == 0) {
         t->saw_done = true;
         rec->t_end = t->now;
@@ -664,6 +746,15 @@ static int on_sse_event(void *ctx, const char *data, size_t len)
         return 1;
     }
     t->n_chunks++;
+    if (rec->n_events + (ck.text ? 1 : 0) > t->max_events ||
+        t->n_chunks > t->max_events * CLIENT_CHUNKS_PER_EVENT) {
+        req_record_fail(rec, REQ_BAD_RESPONSE,
+                        "the server sent more than it was asked for (%zu text events, %zu chunks "
+                        "for max_tokens %d): stream stopped",
+                        rec->n_events, t->n_chunks, rec->target_output_tokens);
+        t->failed = true;
+        return 1;
+    }
     if (ck.text) {
         if (!rec->t_first)
             rec->t_first = t->now;
@@ -701,9 +792,19 @@ static size_t on_write(char *ptr, size_t size, size_t nmemb, void *userp)
         return n;
     }
     t->now = now;
+    if (t->n_chunks == 0 && t->errbody.len < t->errbody.max) {
+        /* Until an event arrives, keep the head: a 200 may carry an error document. */
+        size_t room = t->errbody.max - t->errbody.len;
+        if (buf_append(&t->errbody, ptr, n < room ? n : room))
+            return CURL_WRITEFUNC_ERROR;
+    }
+    if (t->after_done)
+        return CURL_WRITEFUNC_ERROR;
     int rc = sse_parser_feed(t->sse, ptr, n);
     if (rc == 0)
         return n;
+    if (t->after_done)
+        return CURL_WRITEFUNC_ERROR; /* stop reading: the request is complete */
     if (!t->failed) {
         if (rc == -E2BIG)
             req_record_fail(t->rec, REQ_BAD_RESPONSE, "SSE line longer than %d bytes",
@@ -852,7 +953,7 @@ fail:
 static char *build_body(const struct client_request *rq)
 {
     json_t *root = json_object();
-    json_object_set_new(root, "model", json_string(rq->model));
+    json_object_set_new(root, "model", json_string_or_null(rq->model));
     if (rq->api == API_CHAT) {
         json_t *msg = json_object();
         json_object_set_new(msg, "role", json_string("user"));
@@ -890,6 +991,18 @@ static char *build_url(const struct client_request *rq)
     return xasprintf("%.*s%s", (int)n, rq->base_url, path);
 }
 
+/* Opens the transfer's socket as libcurl would, remembering why it failed: libcurl reports a
+ * socket() failure only as "Couldn't connect", hiding that we ran out of descriptors. */
+static curl_socket_t on_open_socket(void *arg, curlsocktype purpose, struct curl_sockaddr *a)
+{
+    struct transfer *t = arg;
+    (void)purpose;
+    curl_socket_t s = socket(a->family, a->socktype, a->protocol);
+    if (s == CURL_SOCKET_BAD)
+        t->socket_errno = errno;
+    return s;
+}
+
 static int transfer_setup(struct client *c, struct transfer *t, const char *url)
 {
     CURL *e = t->easy;
@@ -907,12 +1020,17 @@ static int transfer_setup(struct client *c, struct transfer *t, const char *url)
     SET(CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)strlen(t->body));
     SET(CURLOPT_HTTPHEADER, c->headers);
     SET(CURLOPT_WRITEFUNCTION, on_write);
+    SET(CURLOPT_OPENSOCKETFUNCTION, on_open_socket);
+    SET(CURLOPT_OPENSOCKETDATA, t);
     SET(CURLOPT_WRITEDATA, t);
     SET(CURLOPT_ERRORBUFFER, t->errbuf);
     SET(CURLOPT_NOSIGNAL, 1L);
     SET(CURLOPT_TCP_NODELAY, 1L);
     SET(CURLOPT_TCP_KEEPALIVE, 1L);
     SET(CURLOPT_HTTP_VERSION, (long)CURL_HTTP_VERSION_1_1);
+    /* Asks for no compression, and turns libcurl's decoding on: a server that compresses
+     * anyway with a broken body is then seen as such (bad_response), not as a cut stream. */
+    SET(CURLOPT_ACCEPT_ENCODING, "identity");
     SET(CURLOPT_TIMEOUT_MS, (long)(c->timeout_s > 0 ? c->timeout_s * 1000.0 + 0.5 : 0));
 #undef SET
     return r == CURLE_OK ? 0 : -EINVAL;
@@ -953,7 +1071,9 @@ int client_start(struct client *c, const struct client_request *rq, struct req_r
     t->now = 0;
     t->http = 0;
     t->n_chunks = 0;
-    t->saw_done = t->saw_finish = t->have_usage = t->failed = false;
+    t->saw_done = t->saw_finish = t->have_usage = t->failed = t->after_done = false;
+    t->socket_errno = 0;
+    t->max_events = (size_t)(rq->max_tokens > 0 ? rq->max_tokens : 0) + CLIENT_EVENTS_MARGIN;
     t->usage_prompt = t->usage_completion = -1;
     t->errbuf[0] = '\0';
     t->body = build_body(rq);

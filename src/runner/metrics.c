@@ -174,6 +174,8 @@ void point_summary_compute(struct point_summary *s, const struct req_record *rec
             if (isnan(err_max) || e > err_max)
                 err_max = e;
         }
+        if (r->usage_implausible)
+            s->usage_implausible++;
         if (r->status != REQ_OK) {
             s->failed++;
             if ((unsigned)r->status < REQ__COUNT)

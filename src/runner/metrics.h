@@ -30,6 +30,7 @@ struct point_summary {
     double goodput;              /* met / window */
     double slo_attainment_pct;   /* met / issued * 100 */
     size_t tokens_from_events;   /* completed requests without usage */
+    size_t usage_implausible;    /* requests whose usage contradicted their events/max_tokens */
     double prompt_error_max_pct; /* max |actual - target| / target over requests with usage */
     bool prompt_off_target;      /* prompt_error_max_pct > 2 */
     /* The point against its SLOs at slo.percentile: "" (no objective), "met", or "missed: "

@@ -5,6 +5,7 @@
 #include "runner/probe.h"
 
 #include <errno.h>
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -16,11 +17,35 @@
 #include "core/buf.h"
 #include "core/clock.h"
 #include "core/http.h"
+#include "core/jsonx.h"
 #include "core/log.h"
 
 #define PROBE_MAX_BODY (4 * 1024 * 1024)
 #define PROBE_TIMEOUT_MS 10000L    /* /v1/models, /version */
 #define PREFLIGHT_TIMEOUT_MS 5000L /* one 1-token generation; a slower answer is no verdict */
+
+static volatile sig_atomic_t *stop_flag;
+
+void probe_set_stop_flag(volatile sig_atomic_t *flag)
+{
+    stop_flag = flag;
+}
+
+static bool stopped(void)
+{
+    return stop_flag && *stop_flag;
+}
+
+/* libcurl's progress callback: non-zero aborts the transfer (a signal during a slow answer). */
+static int on_progress(void *p, curl_off_t dt, curl_off_t dn, curl_off_t ut, curl_off_t un)
+{
+    (void)p;
+    (void)dt;
+    (void)dn;
+    (void)ut;
+    (void)un;
+    return stopped() ? 1 : 0;
+}
 
 static size_t on_body(char *p, size_t size, size_t nmemb, void *userp)
 {
@@ -56,6 +81,8 @@ static CURLcode http_request(const char *url, const char *post_body, const char 
     curl_easy_setopt(h, CURLOPT_CONNECTTIMEOUT_MS, 2000L);
     curl_easy_setopt(h, CURLOPT_TIMEOUT_MS, timeout_ms);
     curl_easy_setopt(h, CURLOPT_NOSIGNAL, 1L);
+    curl_easy_setopt(h, CURLOPT_XFERINFOFUNCTION, on_progress);
+    curl_easy_setopt(h, CURLOPT_NOPROGRESS, 0L);
     CURLcode rc = curl_easy_perform(h);
     *status = 0;
     curl_easy_getinfo(h, CURLINFO_RESPONSE_CODE, status);
@@ -110,11 +137,18 @@ int probe_server(const char *endpoint, const char *api_key, double wait_s, struc
     char *url = xasprintf("%s/v1/models", endpoint);
     struct buf b;
     buf_init(&b, PROBE_MAX_BODY);
-    mono_ns deadline = clock_now() + s_to_ns(wait_s);
+    /* An infinite wait has no deadline (s_to_ns would overflow): until ready or stopped. */
+    bool forever = isinf(wait_s);
+    mono_ns deadline = forever ? 0 : clock_now() + s_to_ns(wait_s);
     int rc;
     for (;;) {
         long status;
         CURLcode cc = http_request(url, NULL, api_key, PROBE_TIMEOUT_MS, &status, &b);
+        if (stopped()) {
+            snprintf(err, errlen, "interrupted while waiting for %s", url);
+            rc = -EINTR;
+            break;
+        }
         if (cc == CURLE_OK && status == 200) {
             parse_models(out, b.data ? b.data : "");
             rc = 0;
@@ -143,7 +177,7 @@ int probe_server(const char *endpoint, const char *api_key, double wait_s, struc
             rc = 0;
             break;
         }
-        if (clock_now() >= deadline) {
+        if (!forever && clock_now() >= deadline) {
             if (cc != CURLE_OK) {
                 snprintf(err, errlen,
                          "cannot reach %s: %s. Is the server running and listening there? "
@@ -159,7 +193,9 @@ int probe_server(const char *endpoint, const char *api_key, double wait_s, struc
             }
             break;
         }
-        clock_sleep_ns(250 * NS_PER_MS);
+        /* In short steps, so that a signal ends the wait at once. */
+        for (int i = 0; i < 5 && !stopped(); i++)
+            clock_sleep_ns(50 * NS_PER_MS);
     }
     if (rc == 0)
         parse_version(out, endpoint, api_key, &b);
@@ -194,13 +230,19 @@ void probe_extensions(const char *endpoint, bool chat, const char *model, const 
 
 json_t *server_info_json(const struct server_info *si, const char *model)
 {
+    /* Member by member: json_pack would give NULL for a string that is not UTF-8 (a server's
+     * model list, --model) and the whole "server" object would be lost. */
     json_t *models = json_array();
     for (size_t i = 0; i < si->n_models; i++)
-        json_array_append_new(models, json_string(si->models[i]));
-    return json_pack("{s:s, s:s?, s:o, s:o, s:o}", "endpoint", si->endpoint, "model", model,
-                     "models", models, "version",
-                     si->version ? json_string(si->version) : json_null(), "max_model_len",
-                     si->max_model_len >= 0 ? json_integer(si->max_model_len) : json_null());
+        json_array_append_new(models, json_string_or_null(si->models[i]));
+    json_t *o = json_object();
+    json_object_set_new(o, "endpoint", json_string_or_null(si->endpoint));
+    json_object_set_new(o, "model", json_string_or_null(model));
+    json_object_set_new(o, "models", models);
+    json_object_set_new(o, "version", json_string_or_null(si->version));
+    json_object_set_new(o, "max_model_len",
+                        si->max_model_len >= 0 ? json_integer(si->max_model_len) : json_null());
+    return o;
 }
 
 void server_info_release(struct server_info *si)

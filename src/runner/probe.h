@@ -7,6 +7,7 @@
 #define TB_PROBE_H
 
 #include <stdbool.h>
+#include <signal.h>
 #include <stddef.h>
 
 #include <jansson.h>
@@ -21,9 +22,14 @@ struct server_info {
     char *version;      /* NULL unknown */
 };
 
-/* Polls GET {endpoint}/v1/models until it answers or wait_s passes.
- * 0; -ECONNREFUSED (nothing answers: err names the URL and what to check);
- * -EAGAIN (it answers but is not ready, e.g. 503 while loading); -EACCES (401/403). */
+/* A flag a signal handler sets: every wait here (the polling and each request in flight)
+ * ends soon after it becomes non-zero, with -EINTR. NULL = none. */
+void probe_set_stop_flag(volatile sig_atomic_t *flag);
+
+/* Polls GET {endpoint}/v1/models until it answers or wait_s passes (INFINITY: until it
+ * answers or the stop flag is set). 0; -EINTR (stopped); -ECONNREFUSED (nothing answers: err names
+ * the URL and what to check); -EAGAIN (it answers but is not ready, e.g. 503 while loading);
+ * -EACCES (401/403). */
 MUST_USE int probe_server(const char *endpoint, const char *api_key, double wait_s,
                           struct server_info *out, char *err, size_t errlen);
 /* Sends one tiny request (max_tokens 1) the way the load will, with vLLM's extensions

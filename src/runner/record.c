@@ -22,6 +22,7 @@ static const char *const status_names[REQ__COUNT] = {
     [REQ_STREAM_CUT] = "stream_cut",
     [REQ_BAD_RESPONSE] = "bad_response",
     [REQ_CANCELLED] = "cancelled",
+    [REQ_CLIENT_LIMIT] = "client_limit",
 };
 
 const char *req_status_name(enum req_status s)
@@ -35,6 +36,7 @@ void req_record_init(struct req_record *r)
 {
     memset(r, 0, sizeof(*r));
     r->prompt_tokens = -1;
+    r->usage_output_tokens = -1;
     r->status = REQ_OK;
 }
 

@@ -20,10 +20,12 @@ enum req_status {
     REQ_STREAM_CUT,
     REQ_BAD_RESPONSE,
     REQ_CANCELLED,
+    REQ_CLIENT_LIMIT, /* this machine ran out of something (file descriptors): not the server */
     REQ__COUNT
 };
 
-/* "ok", "http_4xx", "http_5xx", "timeout", "connect", "stream_cut", "bad_response", "cancelled" */
+/* "ok", "http_4xx", "http_5xx", "timeout", "connect", "stream_cut", "bad_response", "cancelled",
+ * "client_limit" */
 const char *req_status_name(enum req_status s);
 
 struct req_record {
@@ -39,6 +41,9 @@ struct req_record {
     int target_output_tokens; /* max_tokens sent */
     int output_tokens;        /* usage.completion_tokens, else the number of text events */
     bool tokens_from_usage;   /* false: "tokens_source": "events" */
+    int usage_output_tokens;  /* usage.completion_tokens as the server said it; -1 none */
+    bool usage_implausible;   /* usage contradicts the events or max_tokens: output_tokens
+                               * holds the event count instead (docs/METRICS.md) */
     mono_ns *events;          /* arrival time of each text-carrying event (t_first first) */
     size_t n_events;
     size_t cap_events;

@@ -24,6 +24,7 @@
 #include "core/clock.h"
 #include "core/jsonx.h"
 #include "core/log.h"
+#include "core/text.h"
 
 #define RESULTS_SCHEMA_VERSION 1
 #define RESULTS_CSV_MAX (1u << 30) /* the whole CSV body; a row is under 4 KiB */
@@ -41,7 +42,8 @@ static const char *const kind_suffix[KIND__COUNT] = {"_detailed.json", "_summary
 /* Local copies of the status and arrival names so this file links without record.c and
  * config's sources; they must match req_status_name() and arrival_name(). */
 static const char *const status_names[REQ__COUNT] = {
-    "ok", "http_4xx", "http_5xx", "timeout", "connect", "stream_cut", "bad_response", "cancelled",
+    "ok",         "http_4xx",     "http_5xx",  "timeout",      "connect",
+    "stream_cut", "bad_response", "cancelled", "client_limit",
 };
 
 static const char *status_name(enum req_status s)
@@ -197,6 +199,7 @@ static json_t *summary_json(const struct point_info *pi, const struct point_summ
     json_object_set_new(o, "slo_verdict",
                         s->slo_verdict[0] ? json_string(s->slo_verdict) : json_null());
     json_object_set_new(o, "tokens_from_events", json_integer((json_int_t)s->tokens_from_events));
+    json_object_set_new(o, "usage_implausible", json_integer((json_int_t)s->usage_implausible));
     json_object_set_new(o, "prompt_error_max_pct", json_real_or_null(s->prompt_error_max_pct));
     json_object_set_new(o, "prompt_off_target", json_boolean(s->prompt_off_target));
     json_t *client = json_object();
@@ -226,6 +229,10 @@ static json_t *record_json(const struct req_record *r, const char *tenant, mono_
     json_object_set_new(o, "target_output_tokens", json_integer(r->target_output_tokens));
     json_object_set_new(o, "output_tokens", json_integer(r->output_tokens));
     json_object_set_new(o, "tokens_source", json_string(r->tokens_from_usage ? "usage" : "events"));
+    json_object_set_new(o, "usage_output_tokens",
+                        r->usage_output_tokens >= 0 ? json_integer(r->usage_output_tokens)
+                                                    : json_null());
+    json_object_set_new(o, "usage_implausible", json_boolean(r->usage_implausible));
     json_object_set_new(o, "ttft", json_real_or_null(l.ttft));
     json_object_set_new(o, "ttft_sched", json_real_or_null(l.ttft_sched));
     json_object_set_new(o, "queue_delay", json_real_or_null(l.queue_delay));
@@ -239,9 +246,13 @@ static json_t *record_json(const struct req_record *r, const char *tenant, mono_
     json_object_set_new(o, "status", json_string(status_name(r->status)));
     json_object_set_new(o, "http_status",
                         r->http_status ? json_integer((json_int_t)r->http_status) : json_null());
-    json_object_set_new(o, "error", json_string_or_null(r->error));
-    json_object_set_new(o, "response_id",
-                        r->response_id[0] ? json_string(r->response_id) : json_null());
+    /* Server-supplied text: may quote a secret (the key it refused), may not be UTF-8. */
+    char *error = text_redact(r->error);
+    char *rid = r->response_id[0] ? text_redact(r->response_id) : NULL;
+    json_object_set_new(o, "error", json_string_or_null(error));
+    json_object_set_new(o, "response_id", json_string_or_null(rid));
+    free(error);
+    free(rid);
     return o;
 }
 
@@ -268,7 +279,7 @@ static const char *const csv_columns[] = {
     "server_ttft_p50_ms", "server_ttft_p95_ms", "throttled", "dispatch_lag_p99_ms",
     "loop_lag_p99_ms", "client_distorted", "prompt_error_max_pct", "tokens_from_events",
     "failed_http_4xx", "failed_http_5xx", "failed_timeout", "failed_connect",
-    "failed_stream_cut", "failed_bad_response", "failed_cancelled", "slo_verdict",
+    "failed_stream_cut", "failed_bad_response", "failed_cancelled", "failed_client_limit", "slo_verdict",
     "tool_version", "server_version", "gpu", "config_file", "partial",
 };
 /* clang-format on */
@@ -288,11 +299,16 @@ static void csv_raw(struct csv_row *row, const char *text)
         row->rc = buf_puts(row->b, text);
 }
 
-/* RFC 4180: quote a field holding a comma, quote, CR or LF; double embedded quotes. */
-static void csv_str(struct csv_row *row, const char *s)
+/* RFC 4180: quote a field holding a comma, quote, CR or LF; double embedded quotes. Bytes
+ * that are not UTF-8 become U+FFFD and secrets are hidden, as in the JSON files. */
+static void csv_str(struct csv_row *row, const char *raw)
 {
+    char *clean = raw ? utf8_repair(raw, strlen(raw)) : NULL;
+    char *s = text_redact(clean);
+    free(clean);
     if (!s || !strpbrk(s, ",\"\r\n")) {
         csv_raw(row, s);
+        free(s);
         return;
     }
     csv_raw(row, "\"");
@@ -300,6 +316,7 @@ static void csv_str(struct csv_row *row, const char *s)
         row->rc = *p == '"' ? buf_puts(row->b, "\"\"") : buf_append(row->b, p, 1);
     if (!row->rc)
         row->rc = buf_puts(row->b, "\"");
+    free(s);
 }
 
 static void csv_num(struct csv_row *row, double x)
@@ -536,10 +553,38 @@ int results_open(struct results_writer **out, const char *dir, const char *prefi
     return -EEXIST;
 }
 
+/* Hides remembered secrets in every string of j (in place): the config and the server's
+ * description hold endpoints, which may carry credentials. Returns j. */
+static json_t *json_redact(json_t *j)
+{
+    if (json_is_string(j)) {
+        char *r = text_redact(json_string_value(j));
+        if (strcmp(r, json_string_value(j)) != 0)
+            json_string_set(j, r);
+        free(r);
+    } else if (json_is_object(j)) {
+        const char *k;
+        json_t *v;
+        json_object_foreach(j, k, v)
+        {
+            json_redact(v);
+        }
+    } else if (json_is_array(j)) {
+        size_t i;
+        json_t *v;
+        json_array_foreach(j, i, v)
+        {
+            json_redact(v);
+        }
+    }
+    return j;
+}
+
 void results_set_meta(struct results_writer *w, const char *started_at, json_t *tool,
                       json_t *config, json_t *server, json_t *host, json_t *gpus)
 {
-    json_t *in[META__COUNT] = {tool, config, server, host, gpus};
+    json_t *in[META__COUNT] = {tool, config, json_redact(server), host, gpus};
+    json_redact(config);
     for (int i = 0; i < META__COUNT; i++) {
         json_decref(w->meta[i]);
         w->meta[i] = in[i];
@@ -604,6 +649,34 @@ void results_add_point(struct results_writer *w, const struct point_info *pi,
     (void)csv_add_row(&w->csv, pi, s, tw, w->meta);
 }
 
+/* The reason a write failed, in the words a user acts on. */
+static const char *write_reason(int err)
+{
+    switch (err) {
+    case ENOSPC:
+        return "no space left on the device: the disk is full";
+    case EDQUOT:
+        return "disk quota exceeded";
+    case EFBIG:
+        return "file too large (a file size limit, ulimit -f)";
+    case EROFS:
+        return "the file system is read-only";
+    case EACCES:
+    case EPERM:
+        return "permission denied: the directory is not writable";
+    case ENAMETOOLONG:
+        return "file name too long";
+    default:
+        return strerror(err);
+    }
+}
+
+/* The error of a failed stdio write: errno when it says why, else EIO. */
+static int io_errno(void)
+{
+    return errno ? -errno : -EIO;
+}
+
 /* Writes path via path.tmp, fsync and rename(). */
 static int write_atomic(const char *path, int (*emit)(FILE *f, const void *arg), const void *arg,
                         char *err, size_t errlen)
@@ -613,9 +686,10 @@ static int write_atomic(const char *path, int (*emit)(FILE *f, const void *arg),
     FILE *f = fopen(tmp, "w");
     if (!f) {
         rc = -errno;
-        set_err(err, errlen, "%s: %s", tmp, strerror(errno));
+        set_err(err, errlen, "cannot write %s: %s", path, write_reason(-rc));
         goto out;
     }
+    errno = 0;
     rc = emit(f, arg);
     if (!rc && fflush(f) != 0)
         rc = -errno;
@@ -626,7 +700,7 @@ static int write_atomic(const char *path, int (*emit)(FILE *f, const void *arg),
     if (!rc && rename(tmp, path) != 0)
         rc = -errno;
     if (rc) {
-        set_err(err, errlen, "%s: cannot write: %s", path, strerror(-rc));
+        set_err(err, errlen, "cannot write %s: %s", path, write_reason(-rc));
         unlink(tmp);
     }
 out:
@@ -647,11 +721,11 @@ static int emit_detailed(FILE *f, const void *arg)
     size_t n = head ? strlen(head) : 0;
     int rc = n >= 2 && head[n - 1] == '}' ? 0 : -EIO; /* a non-empty object: "{...}" */
     if (!rc && (fwrite(head, 1, n - 1, f) != n - 1 || fputs(",\"points\":[", f) == EOF))
-        rc = -EIO;
+        rc = io_errno();
     if (!rc && d->points->len && fwrite(d->points->data, 1, d->points->len, f) != d->points->len)
-        rc = -EIO;
+        rc = io_errno();
     if (!rc && fputs("]}\n", f) == EOF)
-        rc = -EIO;
+        rc = io_errno();
     free(head);
     return rc;
 }
@@ -660,7 +734,7 @@ static int emit_json(FILE *f, const void *arg)
 {
     return json_dumpf((const json_t *)arg, f, RESULTS_JSON_FLAGS) == 0 && fputc('\n', f) != EOF
                ? 0
-               : -EIO;
+               : io_errno();
 }
 
 static int emit_csv(FILE *f, const void *arg)
@@ -668,11 +742,11 @@ static int emit_csv(FILE *f, const void *arg)
     const struct results_writer *w = arg;
     for (size_t i = 0; i < N_CSV_COLUMNS; i++)
         if (fprintf(f, "%s%s", i ? "," : "", csv_columns[i]) < 0)
-            return -EIO;
+            return io_errno();
     if (fputc('\n', f) == EOF)
-        return -EIO;
+        return io_errno();
     if (w->csv.len && fwrite(w->csv.data, 1, w->csv.len, f) != w->csv.len)
-        return -EIO;
+        return io_errno();
     return 0;
 }
 
@@ -698,6 +772,7 @@ int results_flush(struct results_writer *w, json_t *telemetry, char *err, size_t
      * file, too, says which tool, config, server and GPUs it belongs to. */
     json_t *tel = telemetry ? json_copy(telemetry)
                             : json_pack("{s:n, s:[], s:[]}", "interval_s", "sources", "samples");
+    json_redact(tel); /* other servers' endpoints */
     json_object_set(tel, "tool", w->meta[META_TOOL] ? w->meta[META_TOOL] : json_null());
     json_object_set(tel, "config", w->meta[META_CONFIG] ? w->meta[META_CONFIG] : json_null());
     json_object_set(tel, "server", w->meta[META_SERVER] ? w->meta[META_SERVER] : json_null());
@@ -711,6 +786,22 @@ int results_flush(struct results_writer *w, json_t *telemetry, char *err, size_t
     json_decref(tel);
     json_decref(root);
     return rc;
+}
+
+int results_relocate(struct results_writer *w, const char *dir, char *err, size_t errlen)
+{
+    int rc = mkdir_p(dir);
+    if (rc) {
+        set_err(err, errlen, "%s: cannot create directory: %s", dir, write_reason(-rc));
+        return rc;
+    }
+    for (int k = 0; k < KIND__COUNT; k++) {
+        const char *slash = strrchr(w->paths[k], '/');
+        char *moved = xasprintf("%s/%s", dir, slash ? slash + 1 : w->paths[k]);
+        free(w->paths[k]);
+        w->paths[k] = moved;
+    }
+    return 0;
 }
 
 const char *results_path(const struct results_writer *w, const char *kind)

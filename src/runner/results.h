@@ -60,6 +60,9 @@ void results_rollback(struct results_writer *w, const struct results_mark *m);
 /* Rewrites the three files; telemetry may be NULL (an empty sample list is written).
  * 0 or -errno with a message in err. */
 MUST_USE int results_flush(struct results_writer *w, json_t *telemetry, char *err, size_t errlen);
+/* Moves the files' place to dir (created if needed), same names; the next flush writes
+ * there. 0 or -errno with a message in err. */
+MUST_USE int results_relocate(struct results_writer *w, const char *dir, char *err, size_t errlen);
 const char *results_path(const struct results_writer *w, const char *kind); /* "detailed", ... */
 void results_free(struct results_writer *w);                                /* NULL is a no-op */
 

@@ -17,6 +17,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <unistd.h>
 
 #include <event2/event.h>
@@ -26,6 +27,7 @@
 #include "core/http.h"
 #include "core/log.h"
 #include "core/rng.h"
+#include "core/text.h"
 #include "core/version.h"
 #include "runner/client.h"
 #include "runner/probe.h"
@@ -40,6 +42,16 @@
 #define START_LEAD_NS (20 * NS_PER_MS) /* first request due this long after set-up ends */
 #define LATE_LIMIT_S 0.001             /* p99 lag above this: warn of distortion */
 #define CHECKPOINT_S 30.0 /* files rewritten this often during a point (TESTBENCH_CHECKPOINT_S) */
+/* Descriptors the runner needs besides one per stream: stdio, result files, the event loop's
+ * own, telemetry's scrape and NVML, DNS, /tokenize calls. */
+#define FD_RESERVE 64
+/* Prompts are built on a thread of their own while the point runs, at most PROMPT_AHEAD ahead
+ * of the requests released (memory stays bounded whatever num_requests is); the point starts
+ * once PROMPT_LEAD of them (or all, or the concurrency cap's worth) are ready, so a slow
+ * /tokenize no longer delays the whole load until every prompt exists. */
+#define PROMPT_AHEAD 1024
+#define PROMPT_LEAD 32
+#define PROMPT_POLL_NS (1 * NS_PER_MS)
 
 static volatile sig_atomic_t interrupted;
 
@@ -68,10 +80,19 @@ struct tenant_run {
     size_t n;
     struct req_record *recs;
     char **prompts;
-    mono_ns *due; /* absolute due times */
-    bool *held;   /* waited for a concurrency slot */
-    bool *done;   /* its result is in (ok, failed or cancelled) */
-    size_t next;  /* next index not yet released */
+    mono_ns *due;           /* absolute due times */
+    bool *held;             /* waited for a concurrency slot */
+    bool *done;             /* its result is in (ok, failed or cancelled) */
+    size_t next;            /* next index not yet released */
+    atomic_size_t released; /* = next, for the prompt thread */
+    atomic_size_t built;    /* prompts[0..built) are ready (the prompt thread's progress) */
+    atomic_bool prompt_stop;
+    pthread_t prompt_thread;
+    bool prompt_running;
+    size_t prompt_waits; /* requests released late because their prompt was not built */
+    size_t waited_for;   /* index + 1 of the request last counted there, 0 = none */
+    int context;
+    size_t point;
     size_t *fifo; /* released, waiting for a slot */
     size_t fifo_head, fifo_tail;
     int in_flight;
@@ -101,6 +122,8 @@ struct runner {
     bool *tenant_ignore_eos; /* the server takes vLLM's ignore_eos/min_tokens */
     mono_ns t0;
     size_t completed_total;
+    bool write_failed;     /* the last flush failed: results are held in memory */
+    char write_error[512]; /* its message, said once until it changes */
 };
 
 /* A checkpoint writes the requests done so far on its own thread, so that the loop's
@@ -200,7 +223,19 @@ static void on_tenant_timer(evutil_socket_t fd, short what, void *arg)
     (void)what;
     mono_ns now = clock_now();
     while (tr->next < tr->n && tr->due[tr->next] <= now && !tr->pr->stopping) {
+        if (atomic_load(&tr->built) <= tr->next) {
+            /* Its prompt is not built yet (a slow /tokenize): try again shortly. The wait
+             * shows in dispatch lag, and is counted and said at the end of the point. */
+            if (tr->waited_for != tr->next + 1) { /* count each request once */
+                tr->prompt_waits++;
+                tr->waited_for = tr->next + 1;
+            }
+            struct timeval tv = {0, (suseconds_t)(PROMPT_POLL_NS / 1000)};
+            evtimer_add(tr->timer, &tv);
+            return;
+        }
         size_t i = tr->next++;
+        atomic_store(&tr->released, tr->next);
         tr->recs[i].t_due = tr->due[i];
         if (tr->concurrency > 0 && tr->in_flight >= tr->concurrency) {
             tr->held[i] = true;
@@ -218,8 +253,10 @@ static void point_stop(struct point_run *pr)
     if (pr->stopping)
         return;
     pr->stopping = true;
-    for (size_t t = 0; t < pr->n_tenants; t++)
+    for (size_t t = 0; t < pr->n_tenants; t++) {
         evtimer_del(pr->tenants[t].timer);
+        atomic_store(&pr->tenants[t].prompt_stop, true);
+    }
     client_cancel_all(pr->r->client);
     point_maybe_done(pr);
 }
@@ -271,6 +308,27 @@ static int prompt_target(const struct requests_cfg *rq, int context, struct rng 
     return (int)rng_range(g, rq->prompt_tokens_min, rq->prompt_tokens_max);
 }
 
+/* The prompt thread: builds prompts in order, never more than PROMPT_AHEAD beyond the
+ * requests released. Only it uses the tenant's builder while the point runs. */
+static void *prompt_main(void *arg)
+{
+    struct tenant_run *tr = arg;
+    struct runner *r = tr->pr->r;
+    const struct requests_cfg *rq = &tr->tc->requests;
+    uint64_t base = derive_seed(r->cfg.benchmark.seed, tr->point, (size_t)tr->index, "prompt");
+    for (size_t i = 0; i < tr->n; i++) {
+        while (i >= atomic_load(&tr->released) + PROMPT_AHEAD && !atomic_load(&tr->prompt_stop))
+            clock_sleep_ns(PROMPT_POLL_NS);
+        if (atomic_load(&tr->prompt_stop))
+            break;
+        /* The actual count comes from the server's usage; the builder's own is not needed. */
+        tr->prompts[i] = prompt_build(r->builders[tr->index], tr->recs[i].target_prompt_tokens,
+                                      rq->shared_prefix_tokens, base + i, NULL);
+        atomic_store(&tr->built, i + 1); /* publishes prompts[i] to the loop */
+    }
+    return NULL;
+}
+
 static int tenant_prepare(struct runner *r, struct tenant_run *tr, size_t point, int context)
 {
     const struct requests_cfg *rq = &tr->tc->requests;
@@ -284,27 +342,60 @@ static int tenant_prepare(struct runner *r, struct tenant_run *tr, size_t point,
     tr->fifo = xcalloc(tr->n, sizeof(*tr->fifo));
     int rc = schedule_build(tr->due, tr->n, rq->arrival, tr->rate, rq->burstiness,
                             derive_seed(seed, point, (size_t)tr->index, "schedule"));
-    if (rc)
+    if (rc) {
+        /* Said here: the point never starts, so no record could carry the reason. */
+        log_error("tenant %s: cannot schedule %zu %s arrivals at %g requests/s (burstiness %g): "
+                  "the arrival times do not fit in a run (lower num_requests, raise the rate or "
+                  "the burstiness)",
+                  tr->tc->name, tr->n, arrival_name(rq->arrival), tr->rate, rq->burstiness);
         return rc;
+    }
     struct rng g;
     rng_seed(&g, derive_seed(seed, point, (size_t)tr->index, "lengths"));
-    for (size_t i = 0; i < tr->n && !interrupted; i++) {
+    for (size_t i = 0; i < tr->n; i++) {
         struct req_record *rec = &tr->recs[i];
         req_record_init(rec);
         rec->id = (uint64_t)point << 32 | ((uint64_t)tr->index << 24) | i;
         rec->tenant = tr->index;
         rec->target_prompt_tokens = prompt_target(rq, context, &g);
         rec->target_output_tokens = rq->completion_tokens;
-        /* The actual count comes from the server's usage; the builder's own is not needed. */
-        tr->prompts[i] = prompt_build(
-            r->builders[tr->index], rec->target_prompt_tokens, rq->shared_prefix_tokens,
-            derive_seed(seed, point, (size_t)tr->index, "prompt") + i, NULL);
     }
+    tr->context = context;
+    tr->point = point;
+    atomic_store(&tr->built, 0);
+    atomic_store(&tr->released, 0);
+    atomic_store(&tr->prompt_stop, false);
+    tr->prompt_running = pthread_create(&tr->prompt_thread, NULL, prompt_main, tr) == 0;
+    if (!tr->prompt_running) {
+        log_error("tenant %s: cannot start the prompt thread", tr->tc->name);
+        return -EAGAIN;
+    }
+    return 0;
+}
+
+/* Waits until the first prompts of tr are ready (or interrupted). */
+static int tenant_await_lead(struct tenant_run *tr)
+{
+    size_t lead = tr->n < PROMPT_LEAD ? tr->n : PROMPT_LEAD;
+    if (tr->concurrency > 0 && (size_t)tr->concurrency < lead)
+        lead = (size_t)tr->concurrency;
+    while (atomic_load(&tr->built) < lead && !interrupted && tr->prompt_running)
+        clock_sleep_ns(PROMPT_POLL_NS);
     return interrupted ? -EINTR : 0;
+}
+
+static void tenant_stop_prompts(struct tenant_run *tr)
+{
+    if (!tr->prompt_running)
+        return;
+    atomic_store(&tr->prompt_stop, true);
+    pthread_join(tr->prompt_thread, NULL);
+    tr->prompt_running = false;
 }
 
 static void tenant_release(struct tenant_run *tr)
 {
+    tenant_stop_prompts(tr);
     for (size_t i = 0; i < tr->n; i++) {
         req_record_release(&tr->recs[i]);
         free(tr->prompts ? tr->prompts[i] : NULL);
@@ -408,7 +499,9 @@ static void point_collect(struct runner *r, struct point_run *pr, const struct p
             .num_requests = tr->tc->requests.num_requests,
             .dispatch_lag_s = dl,
             .loop_lag_s = ll,
-            .client_distorted = (dl.n && dl.p99 > LATE_LIMIT_S) || (ll.n && ll.p99 > LATE_LIMIT_S),
+            .client_distorted = (dl.n && dl.p99 > LATE_LIMIT_S) ||
+                                (ll.n && ll.p99 > LATE_LIMIT_S) ||
+                                (!checkpoint && tr->prompt_waits > 0),
             .partial = checkpoint || pr->stopping,
         };
         results_add_point(r->rw, &pi, &s, have_tw ? &tw : NULL, sent, n, r->t0);
@@ -419,6 +512,15 @@ static void point_collect(struct runner *r, struct point_run *pr, const struct p
         outcome_add(r->out, &pi, &s, have_tw ? &tw : NULL);
         if (!r->args.quiet)
             progress_print_summary(stdout, &pi, &s, have_tw ? &tw : NULL);
+        if (tr->prompt_waits)
+            log_warn("tenant %s: %zu requests were sent late because their prompts were not "
+                     "built in time (a slow /tokenize); the point is marked client_distorted",
+                     tr->tc->name, tr->prompt_waits);
+        if (s.usage_implausible)
+            log_warn("tenant %s: the server's usage contradicted what it streamed for %zu "
+                     "requests (more tokens than max_tokens, or fewer than text events); their "
+                     "output_tokens are the event counts (usage_implausible in %s)",
+                     tr->tc->name, s.usage_implausible, results_path(r->rw, "detailed"));
         if (s.prompt_off_target)
             log_warn("tenant %s: actual prompt lengths missed their targets by up to %.1f%% "
                      "(the server's tokenizer differs from the estimate; see summary)",
@@ -448,9 +550,50 @@ static int flush_results(struct runner *r)
     json_decref(others);
     int rc = results_flush(r->rw, tj, err, sizeof(err));
     json_decref(tj);
-    if (rc)
-        log_error("%s", err);
+    if (rc && strcmp(err, r->write_error) != 0) {
+        log_error("%s%s", err,
+                  r->out->n_points ? "; the results are kept in memory and written again after "
+                                     "the next point"
+                                   : "");
+        snprintf(r->write_error, sizeof(r->write_error), "%s", err);
+    } else if (!rc && r->write_failed) {
+        log_info("results written again: %s", results_path(r->rw, "detailed"));
+        r->write_error[0] = '\0';
+    }
+    r->write_failed = rc != 0;
     return rc;
+}
+
+/* Where the results go when their directory cannot take them at the end:
+ * TESTBENCH_FALLBACK_DIR, else $TMPDIR, else /tmp. */
+static const char *fallback_dir(void)
+{
+    const char *d = getenv("TESTBENCH_FALLBACK_DIR");
+    if (!d || !*d)
+        d = getenv("TMPDIR");
+    return d && *d ? d : "/tmp";
+}
+
+/* The last flush: when the output directory still fails, the measured points go to the
+ * fallback directory rather than being lost. 0 when they were written somewhere. */
+static int flush_final(struct runner *r)
+{
+    if (flush_results(r) == 0)
+        return 0;
+    char err[512];
+    const char *dir = fallback_dir();
+    char *from = xstrdup(results_path(r->rw, "detailed"));
+    int rc = results_relocate(r->rw, dir, err, sizeof(err));
+    if (rc == 0)
+        rc = flush_results(r);
+    if (rc == 0)
+        log_error("%s could not be written; every measured point is in %s instead (and the "
+                  "matching _summary.csv, _telemetry.json)",
+                  from, results_path(r->rw, "detailed"));
+    else
+        log_error("the results could not be written to %s either: they are lost", dir);
+    free(from);
+    return -EIO; /* not where they were asked for: exit 1 either way */
 }
 
 static double checkpoint_interval_s(void)
@@ -522,6 +665,8 @@ static int point_run(struct runner *r, const struct point_key *k)
         pr.ck.done[t] = xcalloc(tr->n ? tr->n : 1, sizeof(bool));
         pr.total += tr->n;
     }
+    for (size_t t = 0; t < pr.n_tenants && rc == 0; t++)
+        rc = tenant_await_lead(&pr.tenants[t]);
     if (rc == -EINTR)
         rc = 0; /* Ctrl-C while building prompts: nothing of this point was sent */
     if (rc == 0 && !interrupted) {
@@ -554,7 +699,9 @@ static int point_run(struct runner *r, const struct point_key *k)
         progress_end(&pr.progress);
         checkpoint_join(&pr);
         point_collect(r, &pr, k, NULL);
-        rc = flush_results(r);
+        /* A failed write does not stop the run: the point is held in memory, said once, and
+         * written with the next flush (or to the fallback directory at the end). */
+        (void)flush_results(r);
     }
     for (size_t t = 0; t < pr.n_tenants; t++) {
         tenant_release(&pr.tenants[t]);
@@ -608,9 +755,11 @@ static int parse_args(int argc, char **argv, struct run_args *a)
             a->o.quiet = true;
             break;
         case 'w':
+            /* NAN compares false with everything and never ended the wait: refused, as are
+             * negative values; "inf" waits until the server is ready or a signal comes. */
             a->o.wait_s = strtod(optarg, &end);
-            if (*end || a->o.wait_s < 0) {
-                log_error("run: --wait expects seconds, got '%s'", optarg);
+            if (end == optarg || *end || isnan(a->o.wait_s) || a->o.wait_s < 0) {
+                log_error("run: --wait expects seconds (a number >= 0, or inf), got '%s'", optarg);
                 return -EINVAL;
             }
             break;
@@ -751,6 +900,10 @@ static int probe_servers(struct runner *r, json_t **server_json)
         char err[1024];
         int rc =
             probe_server(r->tenant_endpoint[t], r->api_key, r->args.wait_s, &si, err, sizeof(err));
+        if (rc == -EINTR) {
+            server_info_release(&si);
+            return TB_EXIT_INTERRUPTED;
+        }
         if (rc) {
             log_error("%s", err);
             server_info_release(&si);
@@ -772,8 +925,12 @@ static int probe_servers(struct runner *r, json_t **server_json)
         tenant_extensions(r, t, -1);
         if (t == 0)
             *server_json = server_info_json(&si, model);
-        log_info("server %s: model %s, version %s, max_model_len %ld", r->tenant_endpoint[t], model,
-                 si.version ? si.version : "unknown", r->tenant_max_len[t]);
+        /* The server's strings may hold terminal escapes (a title, a cleared screen). */
+        char shown_model[256], shown_version[128];
+        term_clean(shown_model, sizeof(shown_model), model);
+        term_clean(shown_version, sizeof(shown_version), si.version ? si.version : "unknown");
+        log_info("server %s: model %s, version %s, max_model_len %ld", r->tenant_endpoint[t],
+                 shown_model, shown_version, r->tenant_max_len[t]);
         server_info_release(&si);
     }
     return TB_EXIT_OK;
@@ -826,6 +983,7 @@ static void start_telemetry(struct runner *r)
             .interval_s = tc->sample_interval_sec,
             .gpu = k == 0 && tc->collect_gpu_stats,
             .metrics_url = url,
+            .api_key = r->api_key,
             .host = k == 0,
             .t0 = r->t0,
         };
@@ -925,6 +1083,87 @@ static struct event_base *loop_new(void)
     return b;
 }
 
+/* The most streams the config can have open at once: each tenant's concurrency cap (the
+ * largest of a sweep), or all its requests when uncapped. */
+static rlim_t streams_planned(const struct config *c)
+{
+    rlim_t n = 0;
+    for (size_t t = 0; t < c->n_tenants; t++) {
+        const struct requests_cfg *rq = &c->tenants[t].requests;
+        rlim_t most = 0;
+        for (size_t k = 0; k < rq->n_concurrency; k++) {
+            rlim_t v =
+                rq->concurrency[k] > 0 ? (rlim_t)rq->concurrency[k] : (rlim_t)rq->num_requests;
+            most = v > most ? v : most;
+        }
+        n += most + 2; /* + its /tokenize and telemetry connections */
+    }
+    return n;
+}
+
+/* Every stream holds a socket: check the descriptor limit before any load (running out
+ * mid-run looked like a server that refused connections, and libevent exits on it). The
+ * soft limit is raised up to the hard one when that is enough. 0, or -EMFILE (said). */
+static int check_fd_limit(const struct config *c)
+{
+    rlim_t need = streams_planned(c) + FD_RESERVE;
+    struct rlimit rl;
+    if (getrlimit(RLIMIT_NOFILE, &rl) != 0 || rl.rlim_cur == RLIM_INFINITY || rl.rlim_cur >= need)
+        return 0;
+    if (rl.rlim_max == RLIM_INFINITY || rl.rlim_max >= need) {
+        struct rlimit up = {rl.rlim_max == RLIM_INFINITY ? need : rl.rlim_max, rl.rlim_max};
+        if (setrlimit(RLIMIT_NOFILE, &up) == 0)
+            return 0;
+    }
+    log_error("this run needs about %llu file descriptors (%llu concurrent streams and "
+              "connections + %d for the runner), but the limit is %llu (hard limit %llu): raise it "
+              "(ulimit -n %llu) or lower concurrent_requests",
+              (unsigned long long)need, (unsigned long long)(need - FD_RESERVE), FD_RESERVE,
+              (unsigned long long)rl.rlim_cur,
+              rl.rlim_max == RLIM_INFINITY ? 0ull : (unsigned long long)rl.rlim_max,
+              (unsigned long long)need);
+    return -EMFILE;
+}
+
+/* True for localhost, 127.0.0.0/8 and [::1]: traffic that never leaves the machine. */
+static bool host_is_loopback(const char *url)
+{
+    const char *h = strstr(url, "://");
+    h = h ? h + 3 : url;
+    const char *at = strchr(h, '@');
+    size_t hl = strcspn(h, "/?#");
+    if (at && (size_t)(at - h) < hl)
+        h = at + 1;
+    return strncmp(h, "localhost", 9) == 0 || strncmp(h, "127.", 4) == 0 ||
+           strncmp(h, "[::1]", 5) == 0;
+}
+
+/* The API key and URL credentials never reach a file or a message (core/text.h); a key sent
+ * in clear text over the network is worth a warning. */
+static void register_secrets(struct runner *r)
+{
+    secret_add(r->api_key);
+    bool warned = false;
+    for (size_t t = 0; t < r->cfg.n_tenants; t++) {
+        const char *ep = r->tenant_endpoint[t];
+        char *ui = url_userinfo(ep);
+        if (ui) {
+            secret_add(ui);
+            const char *colon = strchr(ui, ':');
+            if (colon)
+                secret_add(colon + 1);
+            free(ui);
+        }
+        if (!warned && r->api_key && r->api_key[0] && strncmp(ep, "http://", 7) == 0 &&
+            !host_is_loopback(ep)) {
+            log_warn("the API key in %s goes to %s over plain http://: anyone on the path can "
+                     "read it; use https://",
+                     r->cfg.server.api_key_env, ep);
+            warned = true;
+        }
+    }
+}
+
 static int runner_setup(struct runner *r)
 {
     struct config *c = &r->cfg;
@@ -936,6 +1175,7 @@ static int runner_setup(struct runner *r)
     for (size_t t = 0; t < c->n_tenants; t++)
         r->tenant_endpoint[t] = xstrdup(c->tenants[t].endpoint);
     r->api_key = c->server.api_key_env ? getenv(c->server.api_key_env) : NULL;
+    register_secrets(r);
     http_set_ca_bundle(c->server.ca_bundle); /* before the sampler thread starts */
     if (c->server.sim.enabled && start_sim(r))
         return TB_EXIT_RUNTIME;
@@ -947,7 +1187,16 @@ static int runner_setup(struct runner *r)
     start_telemetry(r);
     if (open_results(r, server_json))
         return TB_EXIT_RUNTIME;
+    /* Files from the start (no points yet): a run killed before its first checkpoint still
+     * leaves them, and a directory that cannot take them is found before any load. */
+    if (flush_results(r)) {
+        log_error("nothing was sent; fix the output directory (benchmark.output_dir or "
+                  "--output-dir) and run again");
+        return TB_EXIT_RUNTIME;
+    }
     for (size_t t = 0; t < c->n_tenants; t++) {
+        if (interrupted) /* between calibrations: each is at most one /tokenize call */
+            return TB_EXIT_INTERRUPTED;
         if (prompt_builder_new(&r->builders[t], r->tenant_endpoint[t], r->tenant_model[t],
                                r->api_key, derive_seed(c->benchmark.seed, 0, t, "prefix"))) {
             log_error("cannot set up prompts for tenant %s", c->tenants[t].name);
@@ -985,14 +1234,21 @@ int run_config(struct config *cfg, const struct run_options *o, struct run_outco
         config_release(&r.cfg);
         return out->exit_code = TB_EXIT_USAGE;
     }
+    if (check_fd_limit(&r.cfg)) {
+        config_release(&r.cfg);
+        return out->exit_code = TB_EXIT_RUNTIME;
+    }
     interrupted = 0;
-    struct sigaction sa, old_int, old_term;
+    struct sigaction sa, old_int, old_term, old_hup;
     memset(&sa, 0, sizeof(sa));
     sa.sa_handler = on_sigint;
     /* A second Ctrl-C kills at once, unless the caller has processes of its own to stop. */
     sa.sa_flags = o->keep_handler ? 0 : SA_RESETHAND;
     sigaction(SIGINT, &sa, &old_int);
     sigaction(SIGTERM, &sa, &old_term);
+    /* A dropped SSH session (SIGHUP) ends the run as Ctrl-C does: files written, exit 130. */
+    sigaction(SIGHUP, &sa, &old_hup);
+    probe_set_stop_flag(&interrupted);
 
     int ec = runner_setup(&r);
     if (ec == TB_EXIT_OK) {
@@ -1000,7 +1256,7 @@ int run_config(struct config *cfg, const struct run_options *o, struct run_outco
         stop_telemetry(&r);
         /* Once more after the last point's flush: telemetry's closing samples, and files at
          * all when no point ran (every context skipped, or Ctrl-C while building prompts). */
-        if (flush_results(&r) || rc)
+        if (flush_final(&r) || rc)
             ec = TB_EXIT_RUNTIME;
         else if (interrupted)
             ec = TB_EXIT_INTERRUPTED;
@@ -1023,8 +1279,11 @@ int run_config(struct config *cfg, const struct run_options *o, struct run_outco
         out->telemetry_path = xstrdup(results_path(r.rw, "telemetry"));
     }
     runner_release(&r);
+    secret_forget_all();
+    probe_set_stop_flag(NULL);
     sigaction(SIGINT, &old_int, NULL);
     sigaction(SIGTERM, &old_term, NULL);
+    sigaction(SIGHUP, &old_hup, NULL);
     return out->exit_code = ec;
 }
 

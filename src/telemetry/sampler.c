@@ -54,6 +54,7 @@ struct telemetry {
     pthread_mutex_t sample_lock; /* taking a sample; guards everything below to 'lock' */
     struct host_reader host;
     CURL *curl;
+    struct curl_slist *headers; /* Authorization for /metrics, or NULL */
     struct buf body;
     bool scrape_on;
     bool scrape_ok; /* at least one scrape parsed */
@@ -228,6 +229,16 @@ static void scrape_setup(struct telemetry *t)
     curl_easy_setopt(t->curl, CURLOPT_WRITEDATA, &t->body);
     curl_easy_setopt(t->curl, CURLOPT_ACCEPT_ENCODING, "");
     curl_easy_setopt(t->curl, CURLOPT_USERAGENT, "testbench-telemetry");
+    if (t->o.api_key && t->o.api_key[0]) {
+        /* Servers started with --api-key guard /metrics too. The key lives on only in the
+         * header list. */
+        char *auth = xasprintf("Authorization: Bearer %s", t->o.api_key);
+        t->headers = curl_slist_append(NULL, auth);
+        explicit_bzero(auth, strlen(auth));
+        free(auth);
+        curl_easy_setopt(t->curl, CURLOPT_HTTPHEADER, t->headers);
+    }
+    t->o.api_key = NULL; /* borrowed: not kept past telemetry_start */
     t->scrape_on = true;
 }
 
@@ -242,6 +253,8 @@ int telemetry_start(struct telemetry **out, const struct telemetry_options *o)
         t->o.interval_s = 1.0;
     if (t->o.interval_s < MIN_INTERVAL_S)
         t->o.interval_s = MIN_INTERVAL_S;
+    if (t->o.interval_s > TELEMETRY_INTERVAL_MAX_S)
+        t->o.interval_s = TELEMETRY_INTERVAL_MAX_S;
     t->interval_ns = s_to_ns(t->o.interval_s);
     t->metrics_url = xstrdup(o->metrics_url);
     t->o.metrics_url = t->metrics_url;
@@ -305,6 +318,7 @@ void telemetry_free(struct telemetry *t)
     free(t->s);
     if (t->curl)
         curl_easy_cleanup(t->curl);
+    curl_slist_free_all(t->headers);
     buf_release(&t->body);
     nvml_close(t->nvml);
     pthread_cond_destroy(&t->wake);

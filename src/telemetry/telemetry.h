@@ -14,10 +14,15 @@
 #include "core/clock.h"
 #include "core/xalloc.h"
 
+/* The longest sampling interval: config and --interval refuse more, the sampler clamps to
+ * it (a huge interval overflowed its nanosecond clock and divided by zero). */
+#define TELEMETRY_INTERVAL_MAX_S 3600.0
+
 struct telemetry_options {
-    double interval_s;       /* default 1.0; at least 0.05 */
+    double interval_s;       /* default 1.0; at least 0.05, at most TELEMETRY_INTERVAL_MAX_S */
     bool gpu;                /* read NVML (TESTBENCH_NVML_LIB overrides the library path) */
     const char *metrics_url; /* full URL of the server's /metrics; NULL = no scrape */
+    const char *api_key;     /* sent as a bearer token with each scrape; NULL = none */
     bool host;               /* /proc CPU and memory, and this process's CPU time */
     mono_ns t0;              /* the run's clock origin; samples carry t - t0 in seconds */
 };

@@ -82,8 +82,9 @@ static int parse_args(int argc, char **argv, struct cmd_opts *o)
             return TB_EXIT_USAGE;
         }
     }
-    if (o->interval_s < 0.05) {
-        fprintf(stderr, "testbench telemetry: --interval must be at least 0.05 s\n");
+    if (o->interval_s < 0.05 || o->interval_s > TELEMETRY_INTERVAL_MAX_S) {
+        fprintf(stderr, "testbench telemetry: --interval must be between 0.05 and %.0f s\n",
+                TELEMETRY_INTERVAL_MAX_S);
         return TB_EXIT_USAGE;
     }
     return 0;
