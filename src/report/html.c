@@ -598,11 +598,11 @@ static void setup_section(FILE *f, const json_t *model, const json_t *g, size_t 
         }
         json_t *met = json_object_get(row, "slo_met");
         fputs("</td><td class=\"l\">", f);
-        fputs(json_is_true(met) ? "met" : json_is_false(met) ? "missed" : "–", f);
-        if (*str(row, "reason")) {
-            fputs(": ", f);
+        /* The study's reason says the verdict itself ("missed: ttft p95 ..."). */
+        if (*str(row, "reason"))
             esc(f, str(row, "reason"));
-        }
+        else
+            fputs(json_is_true(met) ? "met" : json_is_false(met) ? "missed" : "–", f);
         fputs("</td><td class=\"l\">", f);
         json_t *ri = json_object_get(row, "run");
         if (json_is_integer(ri)) {

@@ -220,7 +220,8 @@
                     backgroundColor: color(i), showLine: true, pointRadius: 0, borderWidth: 1.3,
                     stepped: k === 'throttled' });
       });
-      var o = lineOpts('seconds since the run started', names[which[0]][0]);
+      var o = lineOpts(run.setup ? 'seconds, the setup\'s runs one after another'
+                                 : 'seconds since the run started', names[which[0]][0]);
       var used = {};
       sets.forEach(function (s) { used[s.yAxisID] = names[which.filter(function (k) { return names[k][1] === s.yAxisID; })[0]][0]; });
       ['y2', 'y3', 'y4'].forEach(function (id) {
