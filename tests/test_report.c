@@ -286,8 +286,10 @@ static void markdown_has_matrix_and_runs(void **state)
     assert_non_null(setups);
     assert_true(matrix < setups && setups < runs);
     assert_non_null(strstr(setups, "### s01-llama-3.1-8b-instruct-native-kvauto-2k-g0.90 · chat"));
-    assert_non_null(strstr(
-        setups, "failed_to_start: timeout: not ready within 60 s (server log `" BROKEN_LOG "`)"));
+    char *broken = xasprintf("failed_to_start: timeout: not ready within 60 s (server log `%s/%s`)",
+                             fx.study, BROKEN_LOG);
+    assert_non_null(strstr(setups, broken));
+    free(broken);
     free(md);
 }
 

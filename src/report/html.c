@@ -504,6 +504,8 @@ static void setup_section(FILE *f, const json_t *model, const json_t *g, size_t 
         }
         fputs("</p>\n", f);
     }
+    if (nruns == 0 && isnan(json_num(g, "meas_max_users")) && isnan(json_num(g, "pred_max_users")))
+        return;
     fputs("<p class=\"capacity\">Capacity (most users within the SLO): measured <b>", f);
     cell_num(f, g, "meas_max_users", "%.0f");
     fputs("</b>, predicted <b>", f);

@@ -570,9 +570,15 @@ static json_t *study_setups_json(const struct report_input *in, const json_t *ru
             json_object_set_new(g, "study", json_string(st->name));
             json_object_set_new(g, "setup", json_string(setup));
             json_object_set_new(g, "workload", json_string(wl));
-            const char *keys[] = {"model", "quantization", "kv_cache_dtype", "server_log"};
-            for (size_t k = 0; k < 4; k++)
+            const char *keys[] = {"model", "quantization", "kv_cache_dtype"};
+            for (size_t k = 0; k < 3; k++)
                 json_object_set_new(g, keys[k], json_string(csv_table_get(t, r0, keys[k])));
+            /* The server log where it lies (study.csv names it relative to the folder). */
+            const char *log = csv_table_get(t, r0, "server_log");
+            char *log_path =
+                !*log || log[0] == '/' ? xstrdup(log) : xasprintf("%s/%s", st->dir, log);
+            json_object_set_new(g, "server_log", json_string(log_path));
+            free(log_path);
             json_object_set_new(g, "max_model_len", num(csv_table_num(t, r0, "max_model_len")));
             json_t *rows = json_array(), *rruns = json_array();
             const char *status = NULL, *reason = "";
