@@ -429,7 +429,7 @@ static void pvm_cell(FILE *f, const json_t *row, const char *metric, const char 
     snprintf(k, sizeof(k), "meas_%s", metric);
     cell_num(f, row, k, "%.1f");
     if (!isnan(json_num(row, err_key)))
-        fprintf(f, " <span class=\"err\">(%+.0f%%)</span>", json_num(row, err_key));
+        fprintf(f, " <span class=\"err\">(%+.1f%%)</span>", json_num(row, err_key));
 }
 
 /* The telemetry of a setup's runs, for its captions: whether any run has it, and how much. */
@@ -524,6 +524,8 @@ static void setup_section(FILE *f, const json_t *model, const json_t *g, size_t 
          "dashed line = SLO"},
         {"setup_tpot", "TPOT p50/p95 and ITL p99 against users: measured (solid) and the plan's "
                        "TPOT p50/p95 (dotted), dashed lines = SLO"},
+        {"setup_tps", "Tokens/s against users: per user p50 (left) and the server's output "
+                      "(right), measured (solid) and the plan's (dotted)"},
         {"latency", "Latency against load: TTFT p50/p95/p99 and ITL p99 (ms) vs achieved "
                     "requests/s, one point per user count"},
         {"cdf ttft", "TTFT distribution per user count (CDF, completed requests)"},

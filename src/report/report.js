@@ -315,7 +315,7 @@
     return run;
   }
   /* A setup's measured and predicted curves against users from its study.csv rows (ms). */
-  function setupCurves(run, series, sloKeys) {
+  function setupCurves(run, series, sloKeys, yTitle) {
     var g = run.setup, sets = [], n = 0, xmax = 0;
     var rows = g.rows.filter(function (r) { return r.users !== null; });
     var xmin0 = Infinity;
@@ -346,7 +346,7 @@
     sloKeys.forEach(function (k) {
       if (run.slo[k[0]]) sets.push(sloLine('SLO ' + k[1] + ' ' + run.slo[k[0]] + ' ms', run.slo[k[0]], Math.max(0, Math.floor(xmin0 * 0.8)), Math.ceil(xmax * 1.05), n++));
     });
-    var o = lineOpts('users (concurrent)', 'ms');
+    var o = lineOpts('users (concurrent)', yTitle || 'ms');
     o.scales.x.suggestedMin = Math.max(0, Math.floor(xmin0 * 0.8));
     o.scales.x.suggestedMax = Math.ceil(xmax * 1.05);
     o.plugins.tooltip.callbacks.afterLabel = function (c) {
@@ -371,6 +371,22 @@
       { label: 'TPOT p50 predicted', col: 'pred_tpot_p50_ms', err: 'err_tpot_p50_pct', predicted: true, like: 0 },
       { label: 'TPOT p95 predicted', col: 'pred_tpot_p95_ms', err: 'err_tpot_p95_pct', predicted: true, like: 1 }
     ], [['tpot_ms', 'TPOT'], ['itl_ms', 'ITL']]);
+  };
+
+  builders.setup_tps = function (run) {
+    var c = setupCurves(run, [
+      { label: 'tokens/s per user p50 measured', col: 'meas_user_tps', err: 'err_user_tps_pct' },
+      { label: 'tokens/s per user p50 predicted', col: 'pred_user_tps', err: 'err_user_tps_pct', predicted: true, like: 0 }
+    ], [], 'tokens/s per user');
+    /* The server's total on its own axis: it grows with users while each user's share falls. */
+    [['meas_output_tps', 'output tokens/s measured', false], ['pred_output_tps', 'output tokens/s predicted', true]].forEach(function (m) {
+      var d = run.setup.rows.filter(function (r) { return r.users !== null && r[m[0]] !== null && (m[2] || r.run !== null); })
+        .map(function (r) { return { x: r.users, y: r[m[0]], err: r.err_output_tps_pct }; });
+      if (d.length) c.data.datasets.push({ label: m[1], data: d, yAxisID: 'y2', borderColor: color(1), backgroundColor: color(1),
+        showLine: true, borderDash: m[2] ? [2, 3] : [], pointStyle: m[2] ? 'triangle' : 'circle', borderWidth: m[2] ? 2 : 1.5 });
+    });
+    c.options.scales.y2 = axis('output tokens/s (server)', { position: 'right', beginAtZero: true, grid: { drawOnChartArea: false } });
+    return c;
   };
 
   var charts = [];
