@@ -349,6 +349,7 @@
     var o = lineOpts('users (concurrent)', yTitle || 'ms');
     o.scales.x.suggestedMin = Math.max(0, Math.floor(xmin0 * 0.8));
     o.scales.x.suggestedMax = Math.ceil(xmax * 1.05);
+    o.scales.x.ticks = { precision: 0 }; /* whole users */
     o.plugins.tooltip.callbacks.afterLabel = function (c) {
       return c.raw.err !== null && c.raw.err !== undefined ? 'plan error ' + fmt(c.raw.err) + ' %' : '';
     };
