@@ -34,9 +34,22 @@ async function main() {
     const px = c.getContext('2d').getImageData(0, 0, c.width, c.height).data;
     let ink = 0;
     for (let i = 3; i < px.length; i += 4) if (px[i] > 0) ink++;
+    // A study setup's chart names its setup (the section heading's data-setup-name) and lists
+    // each series with its point count, so the test can hold them against study.csv.
+    const heading = c.dataset.setup !== undefined ? document.getElementById('setup' + c.dataset.setup) : null;
+    const series = chart ? chart.data.datasets.map((d) => ({
+      label: d.label, n: d.data.filter((v) => v && v.y !== null && v.y !== undefined).length,
+      xs: d.data.map((v) => (v && typeof v === 'object' ? v.x : null)),
+      ys: d.data.map((v) => (v && typeof v === 'object' ? v.y : null)) })) : [];
     return { kind: c.dataset.kind || '', detail: c.dataset.metric || c.dataset.series || '',
-             run: c.dataset.run || '', chart: !!chart, datasets: chart ? chart.data.datasets.length : 0,
-             points: points, ink: ink };
+             run: c.dataset.run || '', setup: heading ? heading.dataset.setupName : '',
+             chart: !!chart, datasets: chart ? chart.data.datasets.length : 0,
+             points: points, ink: ink, series: series };
+  }));
+  out.setups = await page.evaluate(() => Array.from(document.querySelectorAll('h3.setup')).map((h) => {
+    let text = '';
+    for (let e = h.nextElementSibling; e && e.tagName !== 'H3'; e = e.nextElementSibling) text += e.textContent + '\n';
+    return { name: h.dataset.setupName, text: h.textContent + '\n' + text };
   }));
   out.cells = await page.evaluate(() => Array.from(document.querySelectorAll('td.cell')).map((td) => Object.assign({}, td.dataset)));
   await page.screenshot({ path: shot, fullPage: true });

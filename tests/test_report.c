@@ -1,11 +1,12 @@
 /*
  * test_report.c - `testbench report` end to end on result files this test makes with
  * `run --sim`: a context × concurrency sweep with GPU telemetry from the NVML double, two
- * tenants on one engine, and a study folder (two setups' runs and a study.csv that points at
- * them). The page is opened in headless Chromium (tests/report_browser.cjs): no console errors,
- * no request, every chart drawn with data, the guidance matrix equal to the CSV files, and a
- * screenshot kept at <build>/report-screenshot.png. Also: bad inputs, SLO re-judging, the
- * default output place, and the CSV reader.
+ * tenants on one engine, and a real study folder (`testbench study` on the simulator: two
+ * setups measured at several user counts, one that does not fit). The page is opened in headless
+ * Chromium (tests/report_browser.cjs): no console errors, no request, every chart drawn with data,
+ * the guidance matrix equal to the CSV files, and a screenshot kept at
+ * <build>/report-screenshot.png. Also: bad inputs, SLO re-judging, the default output place, and
+ * the CSV reader.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -33,7 +34,7 @@ struct fixture {
     char dir[256];
     char *results; /* the sweep and the tenants run */
     char *study;   /* study folder */
-    char *sweep_csv, *study_a_csv, *study_b_csv;
+    char *sweep_csv;
     char *html, *md;
 };
 
@@ -80,113 +81,119 @@ static void sim_run(const char *dir, const char *name, const char *yaml, bool nv
     free(cfg);
 }
 
-/* The run file (relative to the study folder) and its summary's one row, as study.csv cells. */
-struct study_row {
-    const char *setup, *quant, *kv, *status, *reason, *slo_met;
-    long ctx;
-    int users;
-    char meas_user_tps[32], meas_ttft[32], pred_user_tps[32], pred_ttft[32], max_users[32];
-    char detailed[256];
-};
+/*
+ * A real study on the simulator: two setups that fit (each measured at 10 users, then searched
+ * for its capacity, so it has runs at several user counts) and one that does not fit. Then two
+ * rows a study can also hold are appended to its study.csv — a `predicted` row and a setup that
+ * `failed_to_start` with its server log — plus a column this reader does not know.
+ */
+static const char study_yaml[] = "study:\n"
+                                 "  name: rstudy\n"
+                                 "  gpu: rtx-pro-6000\n"
+                                 "  users: [10]\n"
+                                 "  capacity_search: true\n"
+                                 "  max_users: 32\n"
+                                 "  requests_per_user: 1\n"
+                                 "  min_requests: 8\n"
+                                 "backend: {type: sim, startup_timeout_s: 60}\n"
+                                 "setups:\n"
+                                 "  grid:\n"
+                                 "    model: [meta-llama/Llama-3.1-8B-Instruct]\n"
+                                 "    quantization: [none, fp8]\n"
+                                 "    max_model_len: [2048]\n"
+                                 "  list:\n"
+                                 "    - name: big\n"
+                                 "      model: meta-llama/Llama-3.1-70B-Instruct\n"
+                                 "      quantization: none\n"
+                                 "      max_model_len: 8192\n"
+                                 "workloads:\n"
+                                 "  - name: chat\n"
+                                 "    context_fill: 0.25\n"
+                                 "benchmark: {name: rstudy, seed: 5}\n"
+                                 "server: {api: completions, timeout_s: 60}\n"
+                                 "model: {name: meta-llama/Llama-3.1-8B-Instruct}\n"
+                                 "requests: {completion_tokens: 16}\n"
+                                 "slo: {ttft_ms: 300, tpot_ms: 15, percentile: 95}\n"
+                                 "telemetry: {sample_interval_sec: 0.2}\n";
 
-static void study_row_from_run(struct study_row *r, const char *setup, const char **csv_out)
+#define BROKEN_SETUP "s91-broken"
+#define BROKEN_LOG BROKEN_SETUP "/server.log"
+
+/* One study.csv line from (column, value) pairs; the rest empty. */
+static void csv_line(FILE *f, const struct csv_table *t, const char *const kv[][2], size_t n)
 {
-    char *dir = xasprintf("%s/%s", fx.study, setup);
-    char *d = tb_find(dir, "_detailed.json");
-    char *s = tb_find(dir, "_summary.csv");
-    assert_non_null(d);
-    assert_non_null(s);
-    snprintf(r->detailed, sizeof(r->detailed), "%s/%s", setup, strrchr(d, '/') + 1);
-    struct csv_table t;
-    assert_int_equal(csv_table_load(&t, s), 0);
-    assert_int_equal(t.nrows, 1);
-    snprintf(r->meas_user_tps, sizeof(r->meas_user_tps), "%s",
-             csv_table_get(&t, 0, "user_token_rate_p50"));
-    snprintf(r->meas_ttft, sizeof(r->meas_ttft), "%s", csv_table_get(&t, 0, "ttft_p95_ms"));
-    /* The planner's figures, as a study would write them: here 10% off, to have an error. */
-    snprintf(r->pred_user_tps, sizeof(r->pred_user_tps), "%.6g",
-             csv_table_num(&t, 0, "user_token_rate_p50") * 1.1);
-    snprintf(r->pred_ttft, sizeof(r->pred_ttft), "%.6g", csv_table_num(&t, 0, "ttft_p95_ms") * 0.9);
-    r->slo_met = strcmp(csv_table_get(&t, 0, "slo_verdict"), "met") == 0 ? "true" : "false";
-    csv_table_release(&t);
-    *csv_out = s;
-    free(d);
-    free(dir);
+    for (size_t c = 0; c < t->ncols; c++) {
+        const char *v = "";
+        for (size_t k = 0; k < n; k++)
+            if (strcmp(t->header[c], kv[k][0]) == 0)
+                v = kv[k][1];
+        fprintf(f, "%s\"%s\"", c ? "," : "", v);
+    }
+    fputs(",x\n", f);
 }
 
-static const char study_header[] =
-    "study,setup,model,quantization,kv_cache_dtype,max_model_len,gpu_memory_utilization,"
-    "tensor_parallel_size,max_num_seqs,enable_prefix_caching,workload,role,users,status,reason,"
-    "slo_met,pred_kv_capacity_tokens,meas_kv_capacity_tokens,err_kv_capacity_pct,"
-    "pred_ttft_p50_ms,meas_ttft_p50_ms,err_ttft_p50_pct,pred_ttft_p95_ms,meas_ttft_p95_ms,"
-    "err_ttft_p95_pct,pred_tpot_p50_ms,meas_tpot_p50_ms,err_tpot_p50_pct,pred_tpot_p95_ms,"
-    "meas_tpot_p95_ms,err_tpot_p95_pct,pred_output_tps,meas_output_tps,err_output_tps_pct,"
-    "pred_user_tps,meas_user_tps,err_user_tps_pct,pred_max_users,meas_max_users,"
-    "err_max_users_pct,energy_j_per_token,peak_vram_gib,run_detailed,run_summary,"
-    "run_telemetry,server_log,an_extra_column\n";
-
-static struct study_row rows[4];
-
-static void study_write(void)
+static void study_make(void)
 {
-    const char *sa, *sb;
-    memset(rows, 0, sizeof(rows));
-    rows[0] = (struct study_row){.setup = "bf16-8k",
-                                 .quant = "bf16",
-                                 .kv = "auto",
-                                 .ctx = 8192,
-                                 .users = 10,
-                                 .status = "measured",
-                                 .reason = ""};
-    study_row_from_run(&rows[0], "bf16-8k", &sa);
-    snprintf(rows[0].max_users, sizeof(rows[0].max_users), "16");
-    rows[1] = (struct study_row){.setup = "fp8-8k",
-                                 .quant = "fp8",
-                                 .kv = "fp8",
-                                 .ctx = 8192,
-                                 .users = 10,
-                                 .status = "measured",
-                                 .reason = ""};
-    study_row_from_run(&rows[1], "fp8-8k", &sb);
-    snprintf(rows[1].max_users, sizeof(rows[1].max_users), "24");
-    rows[2] = (struct study_row){.setup = "bf16-128k",
-                                 .quant = "bf16",
-                                 .kv = "auto",
-                                 .ctx = 131072,
-                                 .users = 10,
-                                 .status = "does_not_fit",
-                                 .reason = "oom: KV cache holds 60000 tokens",
-                                 .slo_met = ""};
-    rows[3] = (struct study_row){.setup = "fp8-32k",
-                                 .quant = "fp8",
-                                 .kv = "fp8",
-                                 .ctx = 32768,
-                                 .users = 10,
-                                 .status = "predicted",
-                                 .reason = "",
-                                 .slo_met = "true"};
-    snprintf(rows[3].pred_user_tps, sizeof(rows[3].pred_user_tps), "41.25");
-    snprintf(rows[3].pred_ttft, sizeof(rows[3].pred_ttft), "812.5");
-    snprintf(rows[3].max_users, sizeof(rows[3].max_users), "12");
-    fx.study_a_csv = (char *)sa;
-    fx.study_b_csv = (char *)sb;
-    char *path = xasprintf("%s/study.csv", fx.study);
-    FILE *f = fopen(path, "w");
+    char *cfg = tb_write(fx.dir, "study.yaml", study_yaml);
+    assert_non_null(cfg);
+    char *out = xasprintf("%s/studies", fx.dir);
+    const char *args[] = {"testbench", "study", "--config", cfg, "--output-dir", out, NULL};
+    assert_int_equal(tb_run(TB_BINARY, args, NULL, 0, 0), 0);
+    char *cmd = xasprintf("ls -d %s/rstudy_* > %s/study_dir.txt", out, fx.dir);
+    assert_int_equal(sh(cmd, NULL), 0);
+    char *list = xasprintf("%s/study_dir.txt", fx.dir);
+    fx.study = slurp(list);
+    fx.study[strcspn(fx.study, "\n")] = '\0';
+    assert_true(*fx.study);
+    /* The extra column on every line, then the two extra rows. */
+    char *csv = xasprintf("%s/study.csv", fx.study);
+    struct csv_table t;
+    assert_int_equal(csv_table_load(&t, csv), 0);
+    char *text = slurp(csv);
+    FILE *f = fopen(csv, "w");
     assert_non_null(f);
-    fputs(study_header, f);
-    for (int i = 0; i < 4; i++) {
-        struct study_row *r = &rows[i];
-        bool measured = strcmp(r->status, "measured") == 0;
-        fprintf(f,
-                "s,%s,meta-llama/Llama-3.1-8B-Instruct,%s,%s,%ld,0.9,1,,true,chat,target,%d,%s,"
-                "\"%s\",%s,,,,,,,%s,%s,,,,,,,,,,,%s,%s,,%s,%s,,,,%s,,,,x\n",
-                r->setup, r->quant, r->kv, r->ctx, r->users, r->status, r->reason, r->slo_met,
-                r->pred_ttft, measured ? r->meas_ttft : "", r->pred_user_tps,
-                measured ? r->meas_user_tps : "", measured ? "" : r->max_users,
-                measured ? r->max_users : "", r->detailed);
-    }
+    for (char *line = strtok(text, "\n"); line; line = strtok(NULL, "\n"))
+        fprintf(f, "%s,%s\n", line, line == text ? "an_extra_column" : "x");
+    const char *const predicted[][2] = {
+        {"study", "rstudy"},
+        {"setup", "s90-predicted"},
+        {"model", "meta-llama/Llama-3.1-8B-Instruct"},
+        {"quantization", "fp8"},
+        {"kv_cache_dtype", "fp8"},
+        {"max_model_len", "32768"},
+        {"workload", "chat"},
+        {"role", "target"},
+        {"users", "10"},
+        {"status", "predicted"},
+        {"slo_met", "true"},
+        {"pred_user_tps", "41.25"},
+        {"pred_ttft_p95_ms", "812.5"},
+        {"pred_max_users", "12"},
+    };
+    const char *const broken[][2] = {
+        {"study", "rstudy"},
+        {"setup", BROKEN_SETUP},
+        {"model", "hugging-quants/Meta-Llama-3.1-70B-Instruct-AWQ-INT4"},
+        {"quantization", "awq"},
+        {"kv_cache_dtype", "auto"},
+        {"max_model_len", "16384"},
+        {"workload", "chat"},
+        {"role", "target"},
+        {"users", "10"},
+        {"status", "failed_to_start"},
+        {"reason", "timeout: not ready within 60 s"},
+        {"server_log", BROKEN_LOG},
+    };
+    csv_line(f, &t, predicted, sizeof(predicted) / sizeof(predicted[0]));
+    csv_line(f, &t, broken, sizeof(broken) / sizeof(broken[0]));
     fclose(f);
-    free(path);
+    csv_table_release(&t);
+    free(text);
+    free(csv);
+    free(list);
+    free(cmd);
+    free(out);
+    free(cfg);
 }
 
 static int group_setup(void **state)
@@ -195,7 +202,6 @@ static int group_setup(void **state)
     snprintf(fx.dir, sizeof(fx.dir), "/tmp/tb_report_XXXXXX");
     assert_non_null(mkdtemp(fx.dir));
     fx.results = xasprintf("%s/results", fx.dir);
-    fx.study = xasprintf("%s/study", fx.dir);
     sim_run(fx.results, "sweep.yaml",
             "benchmark: {name: sweep, output_prefix: sweep, seed: 3}\n"
             "server: {endpoint: \"http://127.0.0.1:1\"}\n"
@@ -217,25 +223,7 @@ static int group_setup(void **state)
             "    requests: {completion_tokens: 32}\n    slo: {ttft_ms: 100}\n"
             "telemetry: {sample_interval_sec: 0.1}\n",
             false);
-    const char *setups[] = {"bf16-8k", "fp8-8k"};
-    for (int i = 0; i < 2; i++) {
-        char *dir = xasprintf("%s/%s", fx.study, setups[i]);
-        char *yaml = xasprintf("benchmark: {name: %s, output_prefix: %s, seed: 5}\n"
-                               "server: {endpoint: \"http://127.0.0.1:1\"}\n"
-                               "model: {name: meta-llama/Llama-3.1-8B-Instruct}\n"
-                               "context_lengths: [1024]\n"
-                               "requests: {num_requests: 10, concurrent_requests: 10,\n"
-                               "           rate_per_second: inf, completion_tokens: 16}\n"
-                               "slo: {ttft_ms: 2000, tpot_ms: 100}\n"
-                               "telemetry: {sample_interval_sec: 0.1}\n",
-                               setups[i], setups[i]);
-        char *name = xasprintf("%s.yaml", setups[i]);
-        sim_run(dir, name, yaml, false);
-        free(name);
-        free(yaml);
-        free(dir);
-    }
-    study_write();
+    study_make();
     /* The sweep's summary.csv (tb_find matches suffixes; two runs share the folder). */
     char *cmd = xasprintf("ls %s/sweep_*_summary.csv > %s/sweep_csv.txt", fx.results, fx.dir);
     assert_int_equal(sh(cmd, NULL), 0);
@@ -263,8 +251,6 @@ static int group_teardown(void **state)
     free(fx.results);
     free(fx.study);
     free(fx.sweep_csv);
-    free(fx.study_a_csv);
-    free(fx.study_b_csv);
     free(fx.html);
     free(fx.md);
     return 0;
@@ -281,18 +267,29 @@ static void markdown_has_matrix_and_runs(void **state)
     assert_non_null(matrix);
     assert_non_null(runs);
     assert_true(matrix < runs);
-    /* Cells: sweep 512 and 2048 (measured), tenants (two contexts), study 4 rows. */
+    /* Cells: sweep 512 and 2048 (measured), tenants (two contexts), the study's five setups. */
     size_t n = 0;
     for (char *p = matrix; p < runs && (p = strstr(p, "| meta-llama/")); p++)
         n++;
-    assert_int_equal(n, 2 + 2 + 4);
-    assert_non_null(strstr(md, "does not fit: oom: KV cache holds 60000 tokens"));
+    for (char *p = matrix; p < runs && (p = strstr(p, "| hugging-quants/")); p++)
+        n++;
+    assert_int_equal(n, 2 + 2 + 5);
+    assert_non_null(strstr(md, "does not fit: needs "));
     /* Predicted vs measured: the study's pred_/meas_ columns and plan for the sweep's points. */
     char *pvm = strstr(md, "## Predicted vs measured");
     assert_non_null(pvm);
-    assert_non_null(strstr(pvm, "| bf16-8k | chat | 10 | ttft_p95_ms |"));
+    assert_non_null(strstr(
+        pvm, "| s01-llama-3.1-8b-instruct-native-kvauto-2k-g0.90 | chat | 10 | ttft_p95_ms |"));
     assert_non_null(strstr(pvm, "| default, context 2048 | 10 | ttft_p95_ms |"));
-    assert_non_null(strstr(md, "### bf16-8k"));
+    /* A section per study setup, between the matrix and the runs. */
+    char *setups = strstr(md, "## Study setups");
+    assert_non_null(setups);
+    assert_true(matrix < setups && setups < runs);
+    assert_non_null(strstr(setups, "### s01-llama-3.1-8b-instruct-native-kvauto-2k-g0.90 · chat"));
+    char *broken = xasprintf("failed_to_start: timeout: not ready within 60 s (server log `%s/%s`)",
+                             fx.study, BROKEN_LOG);
+    assert_non_null(strstr(setups, broken));
+    free(broken);
     free(md);
 }
 
@@ -415,34 +412,143 @@ static void page_in_headless_chromium(void **state)
     }
     csv_table_release(&t);
     assert_int_equal(checked, 2);
-    /* Study: the cells say exactly what study.csv says. */
-    for (int k = 0; k < 4; k++) {
-        const json_t *cell = cell_find(cells, "chat", rows[k].quant, rows[k].ctx);
+    /* Study: the cells say exactly what study.csv's 10-user rows say. */
+    char *study_csv = xasprintf("%s/study.csv", fx.study);
+    assert_int_equal(csv_table_load(&t, study_csv), 0);
+    size_t study_cells = 0;
+    for (size_t r = 0; r < t.nrows; r++) {
+        if (csv_table_num(&t, r, "users") != 10)
+            continue;
+        const char *status = csv_table_get(&t, r, "status");
+        const json_t *cell = cell_find(cells, "chat", csv_table_get(&t, r, "quantization"),
+                                       (long)csv_table_num(&t, r, "max_model_len"));
         assert_non_null(cell);
+        study_cells++;
         const char *src = json_string_value(json_object_get(cell, "source"));
-        if (strcmp(rows[k].status, "measured") == 0) {
-            assert_string_equal(src, "measured");
-            assert_true(
-                close_to(attr_num(cell, "userTps"), strtod(rows[k].meas_user_tps, NULL), 1e-9));
-            assert_true(
-                close_to(attr_num(cell, "ttftP95Ms"), strtod(rows[k].meas_ttft, NULL), 1e-9));
-        } else if (strcmp(rows[k].status, "predicted") == 0) {
-            assert_string_equal(src, "predicted");
-            assert_true(
-                close_to(attr_num(cell, "userTps"), strtod(rows[k].pred_user_tps, NULL), 1e-9));
-            assert_true(
-                close_to(attr_num(cell, "ttftP95Ms"), strtod(rows[k].pred_ttft, NULL), 1e-9));
-        } else {
-            assert_string_equal(src, "none");
-            assert_string_equal(json_string_value(json_object_get(cell, "sloMet")), "false");
-        }
-        if (*rows[k].max_users)
-            assert_true(
-                close_to(attr_num(cell, "maxUsers"), strtod(rows[k].max_users, NULL), 1e-9));
-        if (*rows[k].slo_met)
+        const char *side = strcmp(status, "predicted") == 0 ? "pred" : "meas";
+        char k_tps[32], k_ttft[32], k_max[32];
+        snprintf(k_tps, sizeof(k_tps), "%s_user_tps", side);
+        snprintf(k_ttft, sizeof(k_ttft), "%s_ttft_p95_ms", side);
+        snprintf(k_max, sizeof(k_max), "%s_max_users", side);
+        if (strcmp(status, "measured") == 0 || strcmp(status, "predicted") == 0) {
+            assert_string_equal(src, strcmp(status, "measured") == 0 ? "measured" : "predicted");
+            assert_true(close_to(attr_num(cell, "userTps"), csv_table_num(&t, r, k_tps), 1e-9));
+            assert_true(close_to(attr_num(cell, "ttftP95Ms"), csv_table_num(&t, r, k_ttft), 1e-9));
+            assert_true(close_to(attr_num(cell, "maxUsers"), csv_table_num(&t, r, k_max), 1e-9));
             assert_string_equal(json_string_value(json_object_get(cell, "sloMet")),
-                                rows[k].slo_met);
+                                csv_table_get(&t, r, "slo_met"));
+        } else {
+            /* A setup that does not fit misses the SLO; one that failed to start is unknown. */
+            assert_string_equal(src, "none");
+            assert_string_equal(json_string_value(json_object_get(cell, "sloMet")),
+                                strcmp(status, "does_not_fit") == 0 ? "false" : "");
+        }
     }
+    assert_int_equal(study_cells, 5);
+
+    /* Per setup: one section, whose TTFT chart has a point per user count study.csv measured
+     * (at those users, with its meas_ values) and the plan's curve with its pred_ values. */
+    size_t setups_checked = 0;
+    for (size_t r0 = 0; r0 < t.nrows; r0++) {
+        const char *setup = csv_table_get(&t, r0, "setup");
+        bool first = true;
+        for (size_t r = 0; r < r0; r++)
+            if (strcmp(csv_table_get(&t, r, "setup"), setup) == 0)
+                first = false;
+        if (!first)
+            continue;
+        double users[64], meas[64], pred[64];
+        size_t nm = 0;
+        for (size_t r = r0; r < t.nrows && nm < 64; r++)
+            if (strcmp(csv_table_get(&t, r, "setup"), setup) == 0 &&
+                strcmp(csv_table_get(&t, r, "status"), "measured") == 0) {
+                users[nm] = csv_table_num(&t, r, "users");
+                meas[nm] = csv_table_num(&t, r, "meas_ttft_p95_ms");
+                pred[nm] = csv_table_num(&t, r, "pred_ttft_p95_ms");
+                nm++;
+            }
+        /* The section: study.csv's KV dtype and status, the capacity, or the reason. */
+        const json_t *sec = NULL;
+        json_array_foreach(json_object_get(b, "setups"), i, c)
+        {
+            if (strcmp(json_string_value(json_object_get(c, "name")), setup) == 0) {
+                assert_null(sec); /* one section per setup (one workload here) */
+                sec = c;
+            }
+        }
+        assert_non_null(sec);
+        const char *text = json_string_value(json_object_get(sec, "text"));
+        char *want_kv = xasprintf("KV %s · max_model_len %s · status %s",
+                                  csv_table_get(&t, r0, "kv_cache_dtype"),
+                                  csv_table_get(&t, r0, "max_model_len"),
+                                  nm ? "measured" : csv_table_get(&t, r0, "status"));
+        if (!strstr(text, want_kv))
+            fprintf(stderr, "section %s lacks \"%s\":\n%s\n", setup, want_kv, text);
+        assert_non_null(strstr(text, want_kv));
+        free(want_kv);
+        size_t ttft_charts = 0;
+        json_array_foreach(json_object_get(b, "charts"), i, c)
+        {
+            if (strcmp(json_string_value(json_object_get(c, "setup")), setup) != 0)
+                continue;
+            const char *kind = json_string_value(json_object_get(c, "kind"));
+            if (strcmp(kind, "setup_ttft") != 0 && strcmp(kind, "latency") != 0)
+                continue;
+            bool is_ttft = strcmp(kind, "setup_ttft") == 0;
+            ttft_charts += is_ttft;
+            bool saw_meas = false, saw_pred = false;
+            size_t si;
+            json_t *sr;
+            json_array_foreach(json_object_get(c, "series"), si, sr)
+            {
+                const char *label = json_string_value(json_object_get(sr, "label"));
+                bool m = strncmp(label, "TTFT p95 measured", 17) == 0 ||
+                         (!is_ttft && strncmp(label, "TTFT p95", 8) == 0);
+                bool p = is_ttft && strcmp(label, "TTFT p95 predicted") == 0;
+                if (!m && !p)
+                    continue;
+                assert_int_equal(json_integer_value(json_object_get(sr, "n")), nm);
+                if (!is_ttft) {
+                    saw_meas = true;
+                    continue;
+                }
+                /* Against users, in order, the study.csv values. */
+                for (size_t k = 0; k < nm; k++) {
+                    size_t rank = 0;
+                    for (size_t j = 0; j < nm; j++)
+                        rank += users[j] < users[k];
+                    json_t *xs = json_object_get(sr, "xs"), *ys = json_object_get(sr, "ys");
+                    assert_true(json_number_value(json_array_get(xs, rank)) == users[k]);
+                    assert_true(close_to(json_number_value(json_array_get(ys, rank)),
+                                         m ? meas[k] : pred[k], 1e-9));
+                }
+                saw_meas |= m;
+                saw_pred |= p;
+            }
+            assert_true(saw_meas);
+            assert_true(saw_pred || !is_ttft);
+        }
+        if (nm) {
+            assert_int_equal(ttft_charts, 1);
+            assert_true(nm >= 2); /* the capacity search measured more than the 10 users */
+            char *cap =
+                xasprintf("measured %s, predicted %s", csv_table_get(&t, r0, "meas_max_users"),
+                          csv_table_get(&t, r0, "pred_max_users"));
+            assert_non_null(strstr(text, cap));
+            free(cap);
+        } else {
+            assert_int_equal(ttft_charts, 0);
+            const char *reason = csv_table_get(&t, r0, "reason");
+            if (*reason)
+                assert_non_null(strstr(text, reason));
+            if (*csv_table_get(&t, r0, "server_log"))
+                assert_non_null(strstr(text, csv_table_get(&t, r0, "server_log")));
+        }
+        setups_checked++;
+    }
+    assert_int_equal(setups_checked, 5);
+    csv_table_release(&t);
+    free(study_csv);
 
     struct stat st;
     assert_int_equal(stat(shot, &st), 0);

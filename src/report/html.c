@@ -419,6 +419,208 @@ static void run_section(FILE *f, const json_t *run, size_t idx)
     points_table(f, run);
 }
 
+/* "pred / meas (err %)" of a study row's metric, "–" for what is unknown. */
+static void pvm_cell(FILE *f, const json_t *row, const char *metric, const char *err_key)
+{
+    char k[64];
+    snprintf(k, sizeof(k), "pred_%s", metric);
+    cell_num(f, row, k, "%.1f");
+    fputs(" / ", f);
+    snprintf(k, sizeof(k), "meas_%s", metric);
+    cell_num(f, row, k, "%.1f");
+    if (!isnan(json_num(row, err_key)))
+        fprintf(f, " <span class=\"err\">(%+.1f%%)</span>", json_num(row, err_key));
+}
+
+/* The telemetry of a setup's runs, for its captions: whether any run has it, and how much. */
+static bool setup_has(const json_t *model, const json_t *g, const char *what)
+{
+    const json_t *runs = json_object_get(model, "runs");
+    size_t i;
+    json_t *ri;
+    json_array_foreach(json_object_get(g, "runs"), i, ri)
+    {
+        const json_t *run = json_array_get(runs, (size_t)json_integer_value(ri));
+        if (strcmp(what, "energy") == 0) {
+            if (any_num(json_object_get(run, "points"), "energy_j_per_tok"))
+                return true;
+        } else {
+            const json_t *tl = json_object_get(run, "telemetry");
+            if (json_is_object(tl) && json_object_get(tl, what))
+                return true;
+        }
+    }
+    return false;
+}
+
+/*
+ * One study setup x workload: its curves over every user count it measured (the plan's
+ * prediction on the same axes), what study.csv says of it, and the capacity found. A setup
+ * that was not measured (does not fit, failed to start) gets its reason and server log.
+ */
+static void setup_section(FILE *f, const json_t *model, const json_t *g, size_t idx)
+{
+    fprintf(f, "<h3 id=\"setup%zu\" class=\"setup\" data-setup-name=\"", idx);
+    esc(f, str(g, "setup"));
+    fputs("\">", f);
+    esc(f, str(g, "setup"));
+    if (*str(g, "workload")) {
+        fputs(" · ", f);
+        esc(f, str(g, "workload"));
+    }
+    fputs("</h3><p class=\"sub\">", f);
+    esc(f, str(g, "model"));
+    fputs(" · quantization ", f);
+    esc(f, *str(g, "quantization") ? str(g, "quantization") : "default");
+    fputs(" · KV ", f);
+    esc(f, *str(g, "kv_cache_dtype") ? str(g, "kv_cache_dtype") : "auto");
+    fputs(" · max_model_len ", f);
+    cell_num(f, g, "max_model_len", "%.0f");
+    fputs(" · status <b>", f);
+    esc(f, str(g, "status"));
+    fputs("</b>", f);
+    const json_t *slo = json_object_get(g, "slo");
+    if (json_is_object(slo)) {
+        fputs(" · SLO:", f);
+        const char *sk[][2] = {{"ttft_ms", " TTFT ≤ %g ms"},
+                               {"tpot_ms", " TPOT ≤ %g ms"},
+                               {"itl_ms", " ITL ≤ %g ms"},
+                               {"percentile", " at p%g"}};
+        for (size_t k = 0; k < 4; k++)
+            if (!isnan(json_num(slo, sk[k][0])))
+                fprintf(f, sk[k][1], json_num(slo, sk[k][0]));
+    }
+    fputs("</p>\n", f);
+    size_t nruns = json_array_size(json_object_get(g, "runs"));
+    if (*str(g, "reason") && strcmp(str(g, "status"), "measured") != 0) {
+        fputs("<p class=\"reason\">", f);
+        esc(f, str(g, "status"));
+        fputs(": ", f);
+        esc(f, str(g, "reason"));
+        if (*str(g, "server_log")) {
+            fputs(" — server log: <code>", f);
+            esc(f, str(g, "server_log"));
+            fputs("</code>", f);
+        }
+        fputs("</p>\n", f);
+    }
+    if (nruns == 0 && isnan(json_num(g, "meas_max_users")) && isnan(json_num(g, "pred_max_users")))
+        return;
+    fputs("<p class=\"capacity\">Capacity (most users within the SLO): measured <b>", f);
+    cell_num(f, g, "meas_max_users", "%.0f");
+    fputs("</b>, predicted <b>", f);
+    cell_num(f, g, "pred_max_users", "%.0f");
+    fputs("</b>", f);
+    if (!isnan(json_num(g, "err_max_users_pct")))
+        fprintf(f, " (error %+.0f%%)", json_num(g, "err_max_users_pct"));
+    fputs(".</p>\n", f);
+    if (nruns == 0)
+        return;
+    fputs("<div class=\"grid\">\n", f);
+    char attrs[256];
+    const char *kinds[][2] = {
+        {"setup_ttft",
+         "TTFT against users: measured p50/p95/p99 (solid) and the plan's p50/p95 (dotted), "
+         "dashed line = SLO"},
+        {"setup_tpot", "TPOT p50/p95 and ITL p99 against users: measured (solid) and the plan's "
+                       "TPOT p50/p95 (dotted), dashed lines = SLO"},
+        {"setup_tps", "Tokens/s against users: per user p50 (left) and the server's output "
+                      "(right), measured (solid) and the plan's (dotted)"},
+        {"latency", "Latency against load: TTFT p50/p95/p99 and ITL p99 (ms) vs achieved "
+                    "requests/s, one point per user count"},
+        {"cdf ttft", "TTFT distribution per user count (CDF, completed requests)"},
+        {"cdf itl", "ITL distribution per user count (CDF, every gap between tokens)"},
+        {"goodput", "Goodput, throughput and SLO attainment per user count"},
+    };
+    for (size_t k = 0; k < sizeof(kinds) / sizeof(kinds[0]); k++) {
+        const char *sp = strchr(kinds[k][0], ' ');
+        if (sp)
+            snprintf(attrs, sizeof(attrs), "data-kind=\"%.*s\" data-metric=\"%s\"",
+                     (int)(sp - kinds[k][0]), kinds[k][0], sp + 1);
+        else
+            snprintf(attrs, sizeof(attrs), "data-kind=\"%s\"", kinds[k][0]);
+        size_t used = strlen(attrs);
+        snprintf(attrs + used, sizeof(attrs) - used, " data-setup=\"%zu\"", idx);
+        figure(f, kinds[k][1], attrs, false);
+    }
+    if (setup_has(model, g, "energy")) {
+        snprintf(attrs, sizeof(attrs), "data-kind=\"energy\" data-setup=\"%zu\"", idx);
+        figure(f, "GPU energy per output token per user count", attrs, false);
+    }
+    struct {
+        const char *series, *caption;
+    } tls[] = {
+        {"power_w,temp_c,sm_mhz,throttled", "GPU power, temperature, SM clock and throttling"},
+        {"vram_gib,kv_pct", "VRAM used and the server's KV-cache use"},
+        {"running,waiting,prefix_hit_pct", "Requests running and waiting, prefix-cache hit rate"},
+    };
+    for (size_t k = 0; k < 3; k++) {
+        char series[64];
+        snprintf(series, sizeof(series), "%s", tls[k].series);
+        bool any = false;
+        char *save = NULL;
+        for (char *t = strtok_r(series, ",", &save); t; t = strtok_r(NULL, ",", &save))
+            if (strcmp(t, "throttled") != 0 && setup_has(model, g, t))
+                any = true;
+        if (!any)
+            continue;
+        char caption[256];
+        snprintf(caption, sizeof(caption),
+                 "%s: the setup's %zu run(s) one after another, in the order they ran (each "
+                 "user count shaded; drag to zoom)",
+                 tls[k].caption, nruns);
+        snprintf(attrs, sizeof(attrs),
+                 "data-kind=\"timeline\" data-series=\"%s\" data-setup=\"%zu\"", tls[k].series,
+                 idx);
+        figure(f, caption, attrs, true);
+    }
+    fputs("</div>\n<table class=\"points\"><thead><tr><th>users</th><th class=\"l\">role</th>"
+          "<th class=\"l\">status</th><th>TTFT p50 pred / meas</th><th>TTFT p95 pred / meas</th>"
+          "<th>TPOT p50 pred / meas</th><th>TPOT p95 pred / meas</th>"
+          "<th>tok/s per user pred / meas</th><th class=\"l\">SLO</th><th class=\"l\">run</th>"
+          "</tr></thead><tbody>\n",
+          f);
+    const json_t *runs = json_object_get(model, "runs");
+    size_t i;
+    json_t *row;
+    json_array_foreach(json_object_get(g, "rows"), i, row)
+    {
+        fputs("<tr><td>", f);
+        cell_num(f, row, "users", "%.0f");
+        fputs("</td><td class=\"l\">", f);
+        esc(f, str(row, "role"));
+        fputs("</td><td class=\"l\">", f);
+        esc(f, str(row, "status"));
+        const char *m[][2] = {{"ttft_p50_ms", "err_ttft_p50_pct"},
+                              {"ttft_p95_ms", "err_ttft_p95_pct"},
+                              {"tpot_p50_ms", "err_tpot_p50_pct"},
+                              {"tpot_p95_ms", "err_tpot_p95_pct"},
+                              {"user_tps", "err_user_tps_pct"}};
+        for (size_t k = 0; k < 5; k++) {
+            fputs("</td><td>", f);
+            pvm_cell(f, row, m[k][0], m[k][1]);
+        }
+        json_t *met = json_object_get(row, "slo_met");
+        fputs("</td><td class=\"l\">", f);
+        /* The study's reason says the verdict itself ("missed: ttft p95 ..."). */
+        if (*str(row, "reason"))
+            esc(f, str(row, "reason"));
+        else
+            fputs(json_is_true(met) ? "met" : json_is_false(met) ? "missed" : "–", f);
+        fputs("</td><td class=\"l\">", f);
+        json_t *ri = json_object_get(row, "run");
+        if (json_is_integer(ri)) {
+            const char *file = str(json_array_get(runs, (size_t)json_integer_value(ri)), "file");
+            const char *base = strrchr(file, '/');
+            esc(f, base ? base + 1 : file);
+            if (json_equal(ri, json_object_get(g, "target_run")))
+                fputs(" (target)", f);
+        }
+        fputs("</td></tr>\n", f);
+    }
+    fputs("</tbody></table>\n", f);
+}
+
 static void tenants_section(FILE *f, const json_t *model)
 {
     const json_t *rows = json_object_get(model, "tenants");
@@ -623,7 +825,13 @@ static int page_write(FILE *f, const json_t *model, const char *library)
     fputs("<section id=\"setups\"><h2>Per setup: the evidence</h2>\n", f);
     size_t i;
     json_t *r;
-    json_array_foreach(json_object_get(model, "runs"), i, r) run_section(f, r, i);
+    json_array_foreach(json_object_get(model, "study_setups"), i, r) setup_section(f, model, r, i);
+    /* Runs a study measured are drawn in their setup's section above. */
+    json_array_foreach(json_object_get(model, "runs"), i, r)
+    {
+        if (!json_is_string(json_object_get(r, "setup")))
+            run_section(f, r, i);
+    }
     fputs("</section>\n", f);
     tenants_section(f, model);
     pvm_section(f, model);

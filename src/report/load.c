@@ -208,6 +208,27 @@ static int run_add(struct report_input *in, const char *detailed, const char *se
     return 0;
 }
 
+/* What study.csv says about a run's setup wins over what the run could tell: the KV dtype of
+ * a real server is set where the run does not see it. The label names the setup, workload and
+ * users, since a setup has a run per user count. */
+static void run_from_study_row(struct report_run *run, const struct csv_table *t, size_t r)
+{
+    const char *q = csv_table_get(t, r, "quantization");
+    const char *kv = csv_table_get(t, r, "kv_cache_dtype");
+    if (*q) {
+        free(run->quantization);
+        run->quantization = xstrdup(q);
+    }
+    if (*kv) {
+        free(run->kv_dtype);
+        run->kv_dtype = xstrdup(kv);
+    }
+    const char *wl = csv_table_get(t, r, "workload");
+    const char *users = csv_table_get(t, r, "users");
+    free(run->label);
+    run->label = xasprintf("%s · %s%s%s users", run->study_setup, wl, *wl ? " · " : "", users);
+}
+
 static int study_add(struct report_input *in, const char *dir, char *err, size_t errlen)
 {
     if (in->n_studies >= REPORT_MAX_STUDIES) {
@@ -253,10 +274,13 @@ static int study_add(struct report_input *in, const char *dir, char *err, size_t
         if (!*rel)
             continue;
         char *p = rel[0] == '/' ? xstrdup(rel) : xasprintf("%s/%s", dir, rel);
+        size_t before = in->n_runs;
         rc = run_add(in, p, csv_table_get(&sp->csv, r, "setup"), err, errlen);
         free(p);
         if (rc)
             return rc;
+        if (in->n_runs > before)
+            run_from_study_row(&in->runs[in->n_runs - 1], &sp->csv, r);
     }
     return 0;
 }

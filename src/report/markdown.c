@@ -84,6 +84,83 @@ static void matrix(FILE *f, const json_t *model)
     fputs("\n", f);
 }
 
+/* Each study setup x workload: what study.csv says, the capacity, and its rows by users. */
+static void study_setups(FILE *f, const json_t *model)
+{
+    const json_t *groups = json_object_get(model, "study_setups");
+    if (!json_array_size(groups))
+        return;
+    fputs("## Study setups\n\n", f);
+    size_t i;
+    json_t *g;
+    json_array_foreach(groups, i, g)
+    {
+        fputs("### ", f);
+        md(f, str(g, "setup"));
+        fputs(" · ", f);
+        md(f, str(g, "workload"));
+        fputs("\n\n", f);
+        md(f, str(g, "model"));
+        fputs(", quantization ", f);
+        md(f, *str(g, "quantization") ? str(g, "quantization") : "default");
+        fputs(", KV ", f);
+        md(f, *str(g, "kv_cache_dtype") ? str(g, "kv_cache_dtype") : "auto");
+        fputs(", max_model_len ", f);
+        num(f, g, "max_model_len", "%.0f");
+        fputs(", status **", f);
+        md(f, str(g, "status"));
+        fputs("**; most users within the SLO: measured ", f);
+        num(f, g, "meas_max_users", "%.0f");
+        fputs(", predicted ", f);
+        num(f, g, "pred_max_users", "%.0f");
+        fputs("\n\n", f);
+        if (*str(g, "reason") && strcmp(str(g, "status"), "measured") != 0) {
+            md(f, str(g, "status"));
+            fputs(": ", f);
+            md(f, str(g, "reason"));
+            if (*str(g, "server_log")) {
+                fputs(" (server log `", f);
+                md(f, str(g, "server_log"));
+                fputs("`)", f);
+            }
+            fputs("\n\n", f);
+        }
+        if (!json_array_size(json_object_get(g, "runs")))
+            continue;
+        fputs("| users | role | status | TTFT p50 ms pred / meas | TTFT p95 ms pred / meas | "
+              "TPOT p50 ms pred / meas | TPOT p95 ms pred / meas | SLO |\n"
+              "|---:|---|---|---:|---:|---:|---:|---|\n",
+              f);
+        size_t k;
+        json_t *r;
+        json_array_foreach(json_object_get(g, "rows"), k, r)
+        {
+            fputs("| ", f);
+            num(f, r, "users", "%.0f");
+            fputs(" | ", f);
+            md(f, str(r, "role"));
+            fputs(" | ", f);
+            md(f, str(r, "status"));
+            const char *m[] = {"ttft_p50_ms", "ttft_p95_ms", "tpot_p50_ms", "tpot_p95_ms"};
+            for (size_t j = 0; j < 4; j++) {
+                char key[64];
+                fputs(" | ", f);
+                snprintf(key, sizeof(key), "pred_%s", m[j]);
+                num(f, r, key, "%.1f");
+                fputs(" / ", f);
+                snprintf(key, sizeof(key), "meas_%s", m[j]);
+                num(f, r, key, "%.1f");
+            }
+            json_t *met = json_object_get(r, "slo_met");
+            fprintf(f, " | %s |\n",
+                    json_is_true(met)    ? "met"
+                    : json_is_false(met) ? "**missed**"
+                                         : "–");
+        }
+        fputs("\n", f);
+    }
+}
+
 static void runs(FILE *f, const json_t *model)
 {
     fputs("## Runs\n\n", f);
@@ -206,6 +283,7 @@ void markdown_write(FILE *f, const json_t *model)
     md(f, str(model, "title"));
     fputs("\n\n", f);
     matrix(f, model);
+    study_setups(f, model);
     runs(f, model);
     pvm(f, model);
     const json_t *cmp = json_object_get(model, "compare");

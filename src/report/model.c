@@ -6,6 +6,7 @@
  */
 #include "report/model.h"
 
+#include <limits.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -509,6 +510,161 @@ static json_t *pvm_json(const struct report_input *in, const char *self, const c
     return rows;
 }
 
+/* The run loaded from a study row's run_detailed, as an index into in->runs; -1 when none. */
+static long study_row_run(const struct report_input *in, const struct report_study *st, size_t r)
+{
+    const char *rel = csv_table_get(&st->csv, r, "run_detailed");
+    if (!*rel)
+        return -1;
+    char *p = rel[0] == '/' ? xstrdup(rel) : xasprintf("%s/%s", st->dir, rel);
+    char real[PATH_MAX];
+    bool ok = realpath(p, real) != NULL;
+    free(p);
+    for (size_t i = 0; ok && i < in->n_runs; i++)
+        if (strcmp(in->runs[i].path, real) == 0)
+            return (long)i;
+    return -1;
+}
+
+static int users_cmp(const void *a, const void *b)
+{
+    double x = json_num(*(json_t *const *)a, "users"), y = json_num(*(json_t *const *)b, "users");
+    return (x > y) - (x < y);
+}
+
+/* A run's start time, for putting a setup's runs in the order they ran. */
+static const char *run_started(const json_t *runs, long idx)
+{
+    const char *s =
+        json_string_value(json_object_get(json_array_get(runs, (size_t)idx), "started_at"));
+    return s ? s : "";
+}
+
+/*
+ * One entry per study setup x workload: what study.csv says of it (model, quantization, KV
+ * dtype, max_model_len, status, reason, server log, capacity predicted and measured) and its
+ * rows by user count with their pred_* / meas_* / err_* cells and the index of the run each
+ * measured. The page draws the setup's curves over these rows and its runs' points.
+ */
+static json_t *study_setups_json(const struct report_input *in, const json_t *runs)
+{
+    static const char *const cols[] = {
+        "pred_ttft_p50_ms",        "meas_ttft_p50_ms",       "err_ttft_p50_pct",
+        "pred_ttft_p95_ms",        "meas_ttft_p95_ms",       "err_ttft_p95_pct",
+        "pred_tpot_p50_ms",        "meas_tpot_p50_ms",       "err_tpot_p50_pct",
+        "pred_tpot_p95_ms",        "meas_tpot_p95_ms",       "err_tpot_p95_pct",
+        "pred_output_tps",         "meas_output_tps",        "err_output_tps_pct",
+        "pred_user_tps",           "meas_user_tps",          "err_user_tps_pct",
+        "pred_kv_capacity_tokens", "meas_kv_capacity_tokens"};
+    json_t *out = json_array();
+    for (size_t s = 0; s < in->n_studies; s++) {
+        const struct report_study *st = &in->studies[s];
+        const struct csv_table *t = &st->csv;
+        bool *done = xcalloc(t->nrows ? t->nrows : 1, sizeof(bool));
+        for (size_t r0 = 0; r0 < t->nrows; r0++) {
+            if (done[r0])
+                continue;
+            const char *setup = csv_table_get(t, r0, "setup");
+            const char *wl = csv_table_get(t, r0, "workload");
+            json_t *g = json_object();
+            json_object_set_new(g, "study", json_string(st->name));
+            json_object_set_new(g, "setup", json_string(setup));
+            json_object_set_new(g, "workload", json_string(wl));
+            const char *keys[] = {"model", "quantization", "kv_cache_dtype"};
+            for (size_t k = 0; k < 3; k++)
+                json_object_set_new(g, keys[k], json_string(csv_table_get(t, r0, keys[k])));
+            /* The server log where it lies (study.csv names it relative to the folder). */
+            const char *log = csv_table_get(t, r0, "server_log");
+            char *log_path =
+                !*log || log[0] == '/' ? xstrdup(log) : xasprintf("%s/%s", st->dir, log);
+            json_object_set_new(g, "server_log", json_string(log_path));
+            free(log_path);
+            json_object_set_new(g, "max_model_len", num(csv_table_num(t, r0, "max_model_len")));
+            json_t *rows = json_array(), *rruns = json_array();
+            const char *status = NULL, *reason = "";
+            double pmax = NAN, mmax = NAN, emax = NAN;
+            long target = -1;
+            for (size_t r = r0; r < t->nrows; r++) {
+                if (strcmp(csv_table_get(t, r, "setup"), setup) != 0 ||
+                    strcmp(csv_table_get(t, r, "workload"), wl) != 0)
+                    continue;
+                done[r] = true;
+                const char *rs = csv_table_get(t, r, "status");
+                /* A setup is as measured as its best row. */
+                if (!status || (strcmp(rs, "measured") == 0 && strcmp(status, "measured") != 0))
+                    status = rs;
+                if (!*reason && strcmp(rs, "measured") != 0)
+                    reason = csv_table_get(t, r, "reason");
+                if (isnan(pmax))
+                    pmax = csv_table_num(t, r, "pred_max_users");
+                if (isnan(mmax))
+                    mmax = csv_table_num(t, r, "meas_max_users");
+                if (isnan(emax))
+                    emax = csv_table_num(t, r, "err_max_users_pct");
+                json_t *o = json_object();
+                json_object_set_new(o, "users", num(csv_table_num(t, r, "users")));
+                json_object_set_new(o, "role", json_string(csv_table_get(t, r, "role")));
+                json_object_set_new(o, "status", json_string(rs));
+                json_object_set_new(o, "reason", json_string(csv_table_get(t, r, "reason")));
+                const char *met = csv_table_get(t, r, "slo_met");
+                json_object_set_new(o, "slo_met",
+                                    strcmp(met, "true") == 0    ? json_true()
+                                    : strcmp(met, "false") == 0 ? json_false()
+                                                                : json_null());
+                for (size_t k = 0; k < sizeof(cols) / sizeof(cols[0]); k++)
+                    json_object_set_new(o, cols[k], num(csv_table_num(t, r, cols[k])));
+                long ri = study_row_run(in, st, r);
+                json_object_set_new(o, "run", ri >= 0 ? json_integer(ri) : json_null());
+                if (ri >= 0) {
+                    json_array_append_new(rruns, json_integer(ri));
+                    if (strcmp(csv_table_get(t, r, "role"), "target") == 0 && target < 0)
+                        target = ri;
+                }
+                json_array_append_new(rows, o);
+            }
+            /* Rows by user count; the runs in the order they ran (for the timelines). */
+            size_t n = json_array_size(rows);
+            json_t **v = xcalloc(n ? n : 1, sizeof(*v));
+            for (size_t k = 0; k < n; k++)
+                v[k] = json_incref(json_array_get(rows, k));
+            qsort(v, n, sizeof(*v), users_cmp);
+            json_array_clear(rows);
+            for (size_t k = 0; k < n; k++)
+                json_array_append_new(rows, v[k]);
+            free(v);
+            size_t m = json_array_size(rruns);
+            for (size_t a = 1; a < m; a++)
+                for (size_t b = a; b > 0; b--) {
+                    json_int_t x = json_integer_value(json_array_get(rruns, b - 1));
+                    json_int_t y = json_integer_value(json_array_get(rruns, b));
+                    if (strcmp(run_started(runs, (long)x), run_started(runs, (long)y)) <= 0)
+                        break;
+                    json_array_set_new(rruns, b - 1, json_integer(y));
+                    json_array_set_new(rruns, b, json_integer(x));
+                }
+            json_object_set_new(g, "status", json_string(status ? status : ""));
+            json_object_set_new(g, "reason", json_string(reason));
+            json_object_set_new(g, "pred_max_users", num(pmax));
+            json_object_set_new(g, "meas_max_users", num(mmax));
+            if (isnan(emax) && !isnan(pmax) && !isnan(mmax) && mmax != 0)
+                emax = (pmax - mmax) / mmax * 100.0;
+            json_object_set_new(g, "err_max_users_pct", num(emax));
+            json_object_set_new(g, "target_run", target >= 0 ? json_integer(target) : json_null());
+            json_object_set_new(
+                g, "slo",
+                m ? json_incref(json_object_get(
+                        json_array_get(runs, (size_t)json_integer_value(json_array_get(rruns, 0))),
+                        "slo"))
+                  : json_null());
+            json_object_set_new(g, "rows", rows);
+            json_object_set_new(g, "runs", rruns);
+            json_array_append_new(out, g);
+        }
+        free(done);
+    }
+    return out;
+}
+
 json_t *report_model_build(const struct report_input *in, const struct guidance *g,
                            const struct report_slo *slo, const char *title, const char *self_exe,
                            const char *gpu)
@@ -530,6 +686,7 @@ json_t *report_model_build(const struct report_input *in, const struct guidance 
             fprintf(stderr, "report: summarising run %zu/%zu\n", i + 1, in->n_runs);
         json_array_append_new(runs, run_json(&in->runs[i], slo));
     }
+    json_object_set_new(o, "study_setups", study_setups_json(in, runs));
     json_object_set_new(o, "tenants", tenants_json(runs));
     json_object_set_new(o, "runs", runs);
     json_object_set_new(o, "predicted_vs_measured", pvm_json(in, self_exe, gpu));

@@ -220,7 +220,8 @@
                     backgroundColor: color(i), showLine: true, pointRadius: 0, borderWidth: 1.3,
                     stepped: k === 'throttled' });
       });
-      var o = lineOpts('seconds since the run started', names[which[0]][0]);
+      var o = lineOpts(run.setup ? 'seconds, the setup\'s runs one after another'
+                                 : 'seconds since the run started', names[which[0]][0]);
       var used = {};
       sets.forEach(function (s) { used[s.yAxisID] = names[which.filter(function (k) { return names[k][1] === s.yAxisID; })[0]][0]; });
       ['y2', 'y3', 'y4'].forEach(function (id) {
@@ -275,10 +276,125 @@
     }
   };
 
+  /* A study setup drawn like one run: its runs' points together and their telemetry one
+   * after another, in the order they ran (each run's times shifted past the one before). */
+  var setupRuns = {};
+  function setupRun(idx) {
+    if (setupRuns[idx]) return setupRuns[idx];
+    var g = data.study_setups[idx], points = [], tl = null, offset = 0;
+    var keys = ['power_w', 'temp_c', 'sm_mhz', 'vram_gib', 'kv_pct', 'running', 'waiting',
+                'prefix_hit_pct', 'throttled'];
+    g.runs.forEach(function (ri) {
+      var r = data.runs[ri], end = 0;
+      r.points.forEach(function (p) {
+        var q = Object.assign({}, p);
+        q.window = [p.window[0] === null ? null : p.window[0] + offset,
+                    p.window[1] === null ? null : p.window[1] + offset];
+        if (p.window[1] !== null) end = Math.max(end, p.window[1]);
+        points.push(q);
+      });
+      var t = r.telemetry;
+      if (t && t.t && t.t.length) {
+        if (!tl) { tl = { t: [], throttle: [] }; }
+        var n0 = tl.t.length;
+        t.t.forEach(function (x) { tl.t.push(x + offset); end = Math.max(end, x); });
+        keys.forEach(function (k) {
+          if (!t[k]) return;
+          if (!tl[k]) tl[k] = new Array(n0).fill(null);
+        });
+        keys.forEach(function (k) {
+          if (!tl[k]) return;
+          for (var i = 0; i < t.t.length; i++) tl[k].push(t[k] ? t[k][i] : null);
+        });
+        for (var i = 0; i < t.t.length; i++) tl.throttle.push(t.throttle ? t.throttle[i] : '');
+      }
+      offset += end + 1;
+    });
+    var run = { label: g.setup, slo: g.slo || {}, points: points, telemetry: tl, setup: g };
+    setupRuns[idx] = run;
+    return run;
+  }
+  /* A setup's measured and predicted curves against users from its study.csv rows (ms). */
+  function setupCurves(run, series, sloKeys, yTitle) {
+    var g = run.setup, sets = [], n = 0, xmax = 0;
+    var rows = g.rows.filter(function (r) { return r.users !== null; });
+    var xmin0 = Infinity;
+    rows.forEach(function (r) { xmax = Math.max(xmax, r.users); xmin0 = Math.min(xmin0, r.users); });
+    function point(r) {
+      if (r.run === null) return null;
+      var ps = data.runs[r.run].points;
+      return ps.filter(function (p) { return p.concurrency === r.users; })[0] || ps[0] || null;
+    }
+    series.forEach(function (m) {
+      var d = [];
+      rows.forEach(function (r) {
+        var y;
+        if (m.col) y = r[m.col];
+        else { var p = point(r); y = p ? p[m.key] : null; }
+        if (m.col && m.col.indexOf('meas_') === 0 && r.run === null) y = null;
+        if (y !== null && y !== undefined)
+          d.push({ x: r.users, y: y, err: m.err ? r[m.err] : null });
+      });
+      if (!d.length) return;
+      /* A predicted curve wears its measured counterpart's colour, dotted, with triangles. */
+      var c = color(m.predicted ? m.like : n);
+      sets.push({ label: m.label, data: d, borderColor: c, backgroundColor: c, showLine: true,
+                  borderDash: m.predicted ? [2, 3] : (m.dash || []), pointStyle: m.predicted ? 'triangle' : 'circle',
+                  borderWidth: m.predicted ? 2 : 1.5, tbPredicted: !!m.predicted });
+      if (!m.predicted) n++;
+    });
+    sloKeys.forEach(function (k) {
+      if (run.slo[k[0]]) sets.push(sloLine('SLO ' + k[1] + ' ' + run.slo[k[0]] + ' ms', run.slo[k[0]], Math.max(0, Math.floor(xmin0 * 0.8)), Math.ceil(xmax * 1.05), n++));
+    });
+    var o = lineOpts('users (concurrent)', yTitle || 'ms');
+    o.scales.x.suggestedMin = Math.max(0, Math.floor(xmin0 * 0.8));
+    o.scales.x.suggestedMax = Math.ceil(xmax * 1.05);
+    o.scales.x.ticks = { precision: 0 }; /* whole users */
+    o.plugins.tooltip.callbacks.afterLabel = function (c) {
+      return c.raw.err !== null && c.raw.err !== undefined ? 'plan error ' + fmt(c.raw.err) + ' %' : '';
+    };
+    return { type: 'scatter', data: { datasets: sets }, options: o };
+  }
+  builders.setup_ttft = function (run) {
+    return setupCurves(run, [
+      { label: 'TTFT p50 measured', col: 'meas_ttft_p50_ms', err: 'err_ttft_p50_pct' },
+      { label: 'TTFT p95 measured', col: 'meas_ttft_p95_ms', err: 'err_ttft_p95_pct' },
+      { label: 'TTFT p99 measured', key: 'ttft_p99', dash: [2, 2] },
+      { label: 'TTFT p50 predicted', col: 'pred_ttft_p50_ms', err: 'err_ttft_p50_pct', predicted: true, like: 0 },
+      { label: 'TTFT p95 predicted', col: 'pred_ttft_p95_ms', err: 'err_ttft_p95_pct', predicted: true, like: 1 }
+    ], [['ttft_ms', 'TTFT']]);
+  };
+  builders.setup_tpot = function (run) {
+    return setupCurves(run, [
+      { label: 'TPOT p50 measured', col: 'meas_tpot_p50_ms', err: 'err_tpot_p50_pct' },
+      { label: 'TPOT p95 measured', col: 'meas_tpot_p95_ms', err: 'err_tpot_p95_pct' },
+      { label: 'ITL p99 measured', key: 'itl_p99', dash: [8, 3] },
+      { label: 'TPOT p50 predicted', col: 'pred_tpot_p50_ms', err: 'err_tpot_p50_pct', predicted: true, like: 0 },
+      { label: 'TPOT p95 predicted', col: 'pred_tpot_p95_ms', err: 'err_tpot_p95_pct', predicted: true, like: 1 }
+    ], [['tpot_ms', 'TPOT'], ['itl_ms', 'ITL']]);
+  };
+
+  builders.setup_tps = function (run) {
+    var c = setupCurves(run, [
+      { label: 'tokens/s per user p50 measured', col: 'meas_user_tps', err: 'err_user_tps_pct' },
+      { label: 'tokens/s per user p50 predicted', col: 'pred_user_tps', err: 'err_user_tps_pct', predicted: true, like: 0 }
+    ], [], 'tokens/s per user');
+    /* The server's total on its own axis: it grows with users while each user's share falls. */
+    [['meas_output_tps', 'output tokens/s measured', false], ['pred_output_tps', 'output tokens/s predicted', true]].forEach(function (m) {
+      var d = run.setup.rows.filter(function (r) { return r.users !== null && r[m[0]] !== null && (m[2] || r.run !== null); })
+        .map(function (r) { return { x: r.users, y: r[m[0]], err: r.err_output_tps_pct }; });
+      if (d.length) c.data.datasets.push({ label: m[1], data: d, yAxisID: 'y2', borderColor: color(1), backgroundColor: color(1),
+        showLine: true, borderDash: m[2] ? [2, 3] : [], pointStyle: m[2] ? 'triangle' : 'circle', borderWidth: m[2] ? 2 : 1.5 });
+    });
+    c.options.scales.y2 = axis('output tokens/s (server)', { position: 'right', beginAtZero: true, grid: { drawOnChartArea: false } });
+    return c;
+  };
+
   var charts = [];
   document.querySelectorAll('canvas[data-kind]').forEach(function (el) {
     var kind = el.getAttribute('data-kind');
-    var run = data.runs[+el.getAttribute('data-run') || 0];
+    var run = el.hasAttribute('data-setup') ? setupRun(+el.getAttribute('data-setup'))
+                                            : data.runs[+el.getAttribute('data-run') || 0];
     try {
       var cfg = builders[kind](run, el);
       var chart = new Chart(el, cfg);
