@@ -8,9 +8,10 @@ foreach(t test_report test_compare test_notebook)
   endif()
 endforeach()
 # Chromium, Jupyter and these tests' own simulator runs load both cores for seconds at a time;
-# test_run_e2e asserts client timing to the sub-millisecond. One at a time: the lock keeps them
-# from overlapping while every other test still runs in parallel.
-foreach(t test_report test_compare test_notebook test_run_e2e)
+# test_run_e2e asserts client timing to the sub-millisecond and test_study predicted against
+# measured latencies of a real-time simulator. One at a time: the lock keeps them from
+# overlapping while every other test still runs in parallel.
+foreach(t test_report test_compare test_notebook test_run_e2e test_study)
   if(TARGET ${t})
     set_property(TEST ${t} APPEND PROPERTY RESOURCE_LOCK cpu_heavy_or_timing)
   endif()

@@ -442,7 +442,7 @@ static const char resume_study[] = "study:\n"
                                    "requests:\n"
                                    "  prompt_tokens_min: 512\n"
                                    "  prompt_tokens_max: 512\n"
-                                   "  completion_tokens: 128\n";
+                                   "  completion_tokens: 48\n";
 
 static int count_files(const char *dir, const char *suffix)
 {
@@ -587,7 +587,7 @@ static const char docker_study[] = "study:\n"
                                    "requests:\n"
                                    "  prompt_tokens_min: 1024\n"
                                    "  prompt_tokens_max: 1024\n"
-                                   "  completion_tokens: 256\n";
+                                   "  completion_tokens: 64\n";
 
 /* The same study file with --backend docker, against a stand-in docker CLI first on PATH:
  * containers are named per setup, get the setup's vLLM flags, the cache mount and the token by
