@@ -15,6 +15,7 @@
  * parts of which the {"type":"text","text":...} ones count.
  */
 #include <errno.h>
+#include <limits.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -378,12 +379,23 @@ static int parse_limits(struct sim_call *c, json_t *root, const struct sim_model
         sim_error_set(e, 400, "max_tokens must be at least 1, got %lld.", max_tokens);
         return -1;
     }
-    if (plen + max_tokens > mml) {
-        sim_error_set(e, 400,
-                      "This model's maximum context length is %lld tokens. However, you "
-                      "requested %lld tokens (%lld in the messages, %lld in the completion). "
-                      "Please reduce the length of the messages or completion.",
-                      mml, plen + max_tokens, plen, max_tokens);
+    /* Compared as max_tokens > mml - plen, never as a sum: a client may send any int64
+     * (max_tokens: 9223372036854775807), and plen + max_tokens would overflow. plen < mml
+     * here, so the subtraction cannot. */
+    if (max_tokens > mml - plen) {
+        if (max_tokens > LLONG_MAX - plen)
+            sim_error_set(e, 400,
+                          "This model's maximum context length is %lld tokens. However, you "
+                          "requested %lld tokens in the completion (%lld in the messages). "
+                          "Please reduce the length of the messages or completion.",
+                          mml, max_tokens, plen);
+        else
+            sim_error_set(e, 400,
+                          "This model's maximum context length is %lld tokens. However, you "
+                          "requested %lld tokens (%lld in the messages, %lld in the "
+                          "completion). Please reduce the length of the messages or "
+                          "completion.",
+                          mml, plen + max_tokens, plen, max_tokens);
         return -1;
     }
     if (c->min_tokens > max_tokens) {
