@@ -5,13 +5,14 @@
 #   build   - compiler and -dev libraries (default)
 #   runtime - the shared libraries the binary needs, nothing else
 #   dev     - build + the linters CI runs (shellcheck, yamllint, docker-compose, clang-format)
-#             and the tools the tests use (socat and openssl: a TLS front for the HTTPS test)
+#             and the tools the tests use (socat and openssl: a TLS front for the HTTPS test;
+#             clang-14 and libclang-rt-14-dev: libFuzzer for scripts/fuzz.sh)
 set -euo pipefail
 
 runtime_pkgs=(libcurl4 libevent-2.1-7 libevent-pthreads-2.1-7 libyaml-0-2 libjansson4 ca-certificates)
 build_pkgs=(build-essential cmake pkg-config git libcurl4-openssl-dev libevent-dev libyaml-dev
             libjansson-dev libcmocka-dev)
-dev_pkgs=(shellcheck yamllint docker-compose clang-format socat openssl)
+dev_pkgs=(shellcheck yamllint docker-compose clang-format socat openssl clang-14 libclang-rt-14-dev)
 
 case "${1:-build}" in
 runtime) want=("${runtime_pkgs[@]}") ;;

@@ -23,6 +23,7 @@
 #include <unistd.h>
 
 #include <cmocka.h>
+#include <jansson.h>
 
 #include "core/clock.h"
 #include "sim/sim.h"
@@ -217,6 +218,42 @@ static void item15_max_tokens_int64(void **state)
     sim_server_stop(s);
 }
 
+/* item 23 (found by fuzz_sim_request): bytes that are not UTF-8, quoted back in an error
+ * message (jansson's "near '...'"), made the error body invalid JSON. Now they come back as
+ * U+FFFD. */
+static void item23_error_body_is_utf8(void **state)
+{
+    (void)state;
+    static const char *bodies[] = {
+        "{\"tokensW+\\\xd4\x8f\x8d\x90mpt\":\"eeeea\xff\xff\xff\"}", /* as found */
+        "{\"prompt\":\"a\\\x8d\"}",
+        "{\"prompt\":\"eeee\xff\xfe\"}",
+    };
+    struct sim_server *s = start_server(0);
+    for (size_t i = 0; i < sizeof(bodies) / sizeof(bodies[0]); i++) {
+        char req[1024], reply[8192];
+        snprintf(req, sizeof(req),
+                 "POST /v1/completions HTTP/1.1\r\nHost: x\r\nConnection: close\r\n"
+                 "Content-Type: application/json\r\nContent-Length: %zu\r\n\r\n%s",
+                 strlen(bodies[i]), bodies[i]);
+        int fd = connect_to(sim_server_port(s));
+        assert_int_equal(send(fd, req, strlen(req), MSG_NOSIGNAL), (ssize_t)strlen(req));
+        size_t n = read_reply(fd, reply, sizeof(reply), 5000);
+        close(fd);
+        const char *json = strstr(reply, "\r\n\r\n");
+        assert_non_null(json);
+        json += 4;
+        json_error_t jerr;
+        json_t *j = json_loadb(json, n - (size_t)(json - reply), 0, &jerr);
+        if (!j)
+            fail_msg("body %zu: error reply is not JSON (%s): '%s'", i, jerr.text, json);
+        assert_int_equal(json_integer_value(json_object_get(json_object_get(j, "error"), "code")),
+                         400);
+        json_decref(j);
+    }
+    sim_server_stop(s);
+}
+
 /* item 13: a connection that sends nothing is closed after --idle-timeout; a stream that
  * lasts longer than that is not cut. */
 static void item13_idle_timeout(void **state)
@@ -386,7 +423,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(item13_emfile_backoff),      cmocka_unit_test(item13_idle_timeout),
         cmocka_unit_test(item14_huge_header_refused), cmocka_unit_test(item14_huge_body_413),
-        cmocka_unit_test(item15_max_tokens_int64),
+        cmocka_unit_test(item15_max_tokens_int64),    cmocka_unit_test(item23_error_body_is_utf8),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
