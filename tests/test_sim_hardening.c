@@ -80,8 +80,8 @@ static size_t read_reply(int fd, char *buf, size_t cap, int timeout_ms)
     return n;
 }
 
-/* Sends head, then 'fill' bytes of 'pad' (up to 'total'), stopping when the server stops
- * taking them (an error, or no progress for a second). Returns the bytes of fill sent. */
+/* Sends head, then bytes of 'pad' (up to 'total'), stopping when the server stops taking them
+ * (an error, or no progress for a second) or after 15 s. Returns the bytes of pad sent. */
 static size_t send_flood(int fd, const char *head, char pad, size_t total)
 {
     size_t hl = strlen(head);
@@ -90,7 +90,8 @@ static size_t send_flood(int fd, const char *head, char pad, size_t total)
     static char chunk[64 * 1024];
     memset(chunk, pad, sizeof(chunk));
     size_t sent = 0;
-    while (sent < total) {
+    mono_ns end = clock_now() + 15 * NS_PER_S;
+    while (sent < total && clock_now() < end) {
         struct pollfd p = {.fd = fd, .events = POLLOUT};
         if (poll(&p, 1, 1000) <= 0)
             break; /* the server stopped reading */
