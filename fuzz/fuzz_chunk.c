@@ -1,8 +1,8 @@
 /*
  * fuzz_chunk.c - the per-event chunk scanner (client_chunk_parse in src/runner/client.c),
  * which reads untrusted server JSON without building a document. Properties beyond "no
- * crash": a chunk it accepts is JSON jansson accepts too; bad_at lies inside the input; id
- * points into the input.
+ * crash": a chunk it accepts is a JSON object jansson accepts too (numbers out of jansson's
+ * range aside); bad_at lies inside the input; id points into the input.
  */
 #include <stdbool.h>
 #include <stdlib.h>
@@ -12,6 +12,17 @@
 
 #include "fuzz.h"
 #include "runner/client.h"
+
+/* A \uD800-\uDFFF escape: JSON's grammar allows a lone one, jansson refuses it, and the
+ * scanner, which decodes no strings, rightly does not care. */
+static bool has_surrogate_escape(const uint8_t *p, size_t n)
+{
+    for (size_t i = 0; i + 3 < n; i++)
+        if (p[i] == '\\' && p[i + 1] == 'u' && (p[i + 2] | 0x20) == 'd' &&
+            strchr("89abcdefABCDEF", p[i + 3]) && p[i + 3])
+            return true;
+    return false;
+}
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
@@ -31,10 +42,15 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         bool ascii = true;
         for (size_t i = 0; ascii && i < size; i++)
             ascii = data[i] > 0 && data[i] < 0x80;
-        if (ascii) {
+        if (ascii && !has_surrogate_escape(data, size)) {
             json_error_t e;
-            json_t *j = json_loadb(buf, size, JSON_DISABLE_EOF_CHECK | JSON_DECODE_ANY, &e);
-            if (!j || !json_is_object(j))
+            json_t *j = json_loadb(buf, size, JSON_DECODE_ANY | JSON_ALLOW_NUL, &e);
+            /* JSON that jansson refuses: numbers past a double's or an int64's range, and
+             * \u0000 in an object key. */
+            if (!j && json_error_code(&e) != json_error_numeric_overflow &&
+                json_error_code(&e) != json_error_null_byte_in_key)
+                abort();
+            if (j && !json_is_object(j))
                 abort();
             json_decref(j);
         }
