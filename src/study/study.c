@@ -968,8 +968,10 @@ static int open_doc(struct study *st)
             for (size_t j = 0; j < json_array_size(old); j++) {
                 json_t *o = json_array_get(old, j);
                 if (json_equal(json_object_get(o, "id"), json_object_get(s, "id")) &&
-                    setup_finished(o))
-                    json_array_set(fresh, i, o);
+                    setup_finished(o)) {
+                    json_array_set(fresh, i, o); /* frees s: look no further */
+                    break;
+                }
             }
         }
         json_object_set_new(st->doc, "setups", fresh);
