@@ -26,7 +26,7 @@ status=0
 for t in "${targets[@]}"; do
     work=build-fuzz/corpus/$t
     art=build-fuzz/artifacts/$t
-    mkdir -p "$work" "$art"
+    rm -rf "$art" && mkdir -p "$work" "$art" # only this run's crashes are kept
     seeds=(fuzz/corpus/"$t")
     if [ -d fuzz/regressions/"$t" ]; then
         seeds+=(fuzz/regressions/"$t")
@@ -46,7 +46,7 @@ for t in "${targets[@]}"; do
             echo "fuzz.sh: $t: kept $f as fuzz/regressions/$t/$(basename "$f")" >&2
         done
     fi
-    grep -E '^(#[0-9]+ +DONE|stat::number_of_executed_units|stat::peak_rss_mb)' \
+    grep -E '^(#[0-9]+[[:space:]]+DONE|stat::number_of_executed_units|stat::peak_rss_mb)' \
         "build-fuzz/fuzz_$t.log" || true
 done
 exit $status
