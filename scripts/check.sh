@@ -54,10 +54,10 @@ check "shellcheck scripts/*.sh .ci/run" run_shellcheck
 # --- C formatting (.clang-format) ------------------------------------------------------------
 run_clang_format() {
     command -v clang-format >/dev/null || missing_tool clang-format || return 1
-    git ls-files -z 'src/*.[ch]' 'tests/*.[ch]' 'bench/*.[ch]' |
+    git ls-files -z 'src/*.[ch]' 'tests/*.[ch]' 'bench/*.[ch]' 'fuzz/*.[ch]' |
         xargs -0 clang-format --dry-run --Werror
 }
-check "clang-format --dry-run (src, tests, bench)" run_clang_format
+check "clang-format --dry-run (src, tests, bench, fuzz)" run_clang_format
 
 # --- YAML ---------------------------------------------------------------------------------
 yaml_targets=()

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # test.sh - sets up, builds and runs every test: the normal build, the AddressSanitizer +
-# UndefinedBehaviorSanitizer build, the ThreadSanitizer build, then the repository checks.
+# UndefinedBehaviorSanitizer build, the ThreadSanitizer build, a short libFuzzer run
+# (scripts/fuzz.sh), then the repository checks.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/setup.sh dev
@@ -19,6 +20,12 @@ ASAN_OPTIONS=detect_leaks=1 UBSAN_OPTIONS=print_stacktrace=1 \
 echo "== build and test (ThreadSanitizer)"
 BUILD_DIR=build-tsan BUILD_TYPE=Debug scripts/build.sh -DTB_WERROR=ON -DSANITIZE=thread
 TSAN_OPTIONS="halt_on_error=1 suppressions=$PWD/tests/tsan.supp" ctest --test-dir build-tsan --output-on-failure -j"$jobs"
+
+# libFuzzer harnesses (clang, ASan + UBSan), a few seconds each; a crash fails the run and is
+# kept in fuzz/regressions/, which the builds above replay (fuzz_replay_* tests).
+fuzz_secs=${FUZZ_SECONDS:-12}
+echo "== fuzz (${fuzz_secs}s per target)"
+scripts/fuzz.sh "$fuzz_secs"
 
 if [ -x scripts/check.sh ]; then
     echo "== repository checks"

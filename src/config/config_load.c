@@ -23,6 +23,9 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/stat.h>
+#include <unistd.h>
+#include <fcntl.h>
 
 #include <yaml.h>
 
@@ -30,6 +33,11 @@
  * is read without a ceiling. */
 #define CONFIG_MAX_BYTES (4u << 20)
 #define MAX_FIELDS 16
+/* Mappings and lists inside each other; a config uses about five. libyaml's scanner keeps a
+ * stack of possible simple keys and rescans it for every token, so nesting costs quadratic
+ * time (200k '[' took 96 s): the depth is bounded while the events stream by, before any
+ * document is composed. */
+#define CONFIG_MAX_DEPTH 64
 
 /* A member filled from a node, or (section) a struct filled from a mapping: a struct and its
  * first member share an address. */
@@ -1030,13 +1038,32 @@ static int load_document(struct loader *ld)
 
 /* ==== File ==== */
 
+/* Regular files only: opening a FIFO for reading waits for a writer (forever, for validate),
+ * and a device or /dev/zero never ends. O_NONBLOCK lets the open of a FIFO return so that
+ * fstat can say what it is. */
 static int read_file(const char *path, char **out, size_t *len, char *err, size_t errlen)
 {
-    FILE *f = fopen(path, "rb");
-    if (!f) {
+    int fd = open(path, O_RDONLY | O_NONBLOCK | O_CLOEXEC);
+    if (fd < 0) {
         int e = errno;
         snprintf(err, errlen, "%s: cannot open: %s", path, strerror(e));
         return e == ENOENT ? -ENOENT : -EIO;
+    }
+    struct stat st;
+    if (fstat(fd, &st) || !S_ISREG(st.st_mode)) {
+        snprintf(err, errlen, "%s: not a regular file (%s); give the path of a YAML config file",
+                 path,
+                 S_ISFIFO(st.st_mode)  ? "a FIFO"
+                 : S_ISDIR(st.st_mode) ? "a directory"
+                                       : "a device or socket");
+        close(fd);
+        return -EINVAL;
+    }
+    FILE *f = fdopen(fd, "rb");
+    if (!f) {
+        snprintf(err, errlen, "%s: cannot open: %s", path, strerror(errno));
+        close(fd);
+        return -EIO;
     }
     int rc = -EIO;
     size_t cap = 8192, n = 0;
@@ -1109,6 +1136,50 @@ static int yaml_error(struct loader *ld, const yaml_parser_t *ps, const char *te
     return -EINVAL;
 }
 
+/* A first pass over the events, refusing nesting deeper than CONFIG_MAX_DEPTH at the event
+ * that goes past it. Syntax errors end the pass quietly: the load that follows reports them. */
+static int check_depth(struct loader *ld, const char *text, size_t len)
+{
+    yaml_parser_t ps;
+    if (!yaml_parser_initialize(&ps)) {
+        snprintf(ld->err, ld->errlen, "%s: out of memory", ld->file);
+        return -ENOMEM;
+    }
+    yaml_parser_set_input_string(&ps, (const unsigned char *)text, len);
+    int depth = 0, rc = 0;
+    bool end = false;
+    while (!end && !rc) {
+        yaml_event_t ev;
+        if (!yaml_parser_parse(&ps, &ev))
+            break;
+        switch (ev.type) {
+        case YAML_SEQUENCE_START_EVENT:
+        case YAML_MAPPING_START_EVENT:
+            if (++depth > CONFIG_MAX_DEPTH) {
+                snprintf(ld->err, ld->errlen,
+                         "%s:%zu:%zu: nested deeper than %d lists and mappings; a config "
+                         "needs a few",
+                         ld->file, ev.start_mark.line + 1, ev.start_mark.column + 1,
+                         CONFIG_MAX_DEPTH);
+                rc = -EINVAL;
+            }
+            break;
+        case YAML_SEQUENCE_END_EVENT:
+        case YAML_MAPPING_END_EVENT:
+            depth--;
+            break;
+        case YAML_STREAM_END_EVENT:
+            end = true;
+            break;
+        default:
+            break;
+        }
+        yaml_event_delete(&ev);
+    }
+    yaml_parser_delete(&ps);
+    return rc;
+}
+
 int config_load(struct config *c, const char *path, char *err, size_t errlen)
 {
     char dummy[8];
@@ -1126,6 +1197,9 @@ int config_load(struct config *c, const char *path, char *err, size_t errlen)
     char *text = NULL;
     size_t len = 0;
     int rc = read_file(path, &text, &len, err, errlen);
+    if (rc)
+        goto out;
+    rc = check_depth(&ld, text, len);
     if (rc)
         goto out;
     if (!yaml_parser_initialize(&ps)) {

@@ -15,6 +15,7 @@
  * parts of which the {"type":"text","text":...} ones count.
  */
 #include <errno.h>
+#include <limits.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -50,12 +51,46 @@ void sim_error_set(struct sim_error *e, int status, const char *fmt, ...)
     va_end(ap);
 }
 
+/* Length of the well-formed UTF-8 sequence at p (RFC 3629: no overlongs, no surrogates,
+ * nothing past U+10FFFF), or 0. p is NUL-terminated, which no continuation byte matches. */
+static size_t utf8_len(const unsigned char *p)
+{
+    unsigned c = p[0];
+    size_t n;
+    unsigned lo = 0x80, hi = 0xbf; /* the range of the second byte */
+    if (c < 0x80)
+        return 1;
+    if (c >= 0xc2 && c <= 0xdf)
+        n = 2;
+    else if (c >= 0xe0 && c <= 0xef) {
+        n = 3;
+        lo = c == 0xe0 ? 0xa0 : 0x80;
+        hi = c == 0xed ? 0x9f : 0xbf;
+    } else if (c >= 0xf0 && c <= 0xf4) {
+        n = 4;
+        lo = c == 0xf0 ? 0x90 : 0x80;
+        hi = c == 0xf4 ? 0x8f : 0xbf;
+    } else {
+        return 0;
+    }
+    if (p[1] < lo || p[1] > hi)
+        return 0;
+    for (size_t i = 2; i < n; i++)
+        if (p[i] < 0x80 || p[i] > 0xbf)
+            return 0;
+    return n;
+}
+
+/* Invalid UTF-8 (a client's bytes quoted back in an error message, jansson's "near '...'"
+ * included) becomes U+FFFD: a JSON text must be UTF-8, and clients decode it strictly. */
 int json_quote(struct buf *out, const char *s)
 {
     static const char hex[] = "0123456789abcdef";
     int rc = buf_append(out, "\"", 1);
-    for (const unsigned char *p = (const unsigned char *)s; !rc && *p; p++) {
+    const unsigned char *p = (const unsigned char *)s;
+    while (!rc && *p) {
         char esc[6];
+        size_t n = utf8_len(p);
         if (*p == '"' || *p == '\\') {
             esc[0] = '\\';
             esc[1] = (char)*p;
@@ -68,9 +103,13 @@ int json_quote(struct buf *out, const char *s)
             esc[4] = hex[*p >> 4];
             esc[5] = hex[*p & 15];
             rc = buf_append(out, esc, 6);
+        } else if (n == 0) {
+            rc = buf_append(out, "\\ufffd", 6);
+            n = 1;
         } else {
-            rc = buf_append(out, p, 1);
+            rc = buf_append(out, p, n);
         }
+        p += n;
     }
     if (!rc)
         rc = buf_append(out, "\"", 1);
@@ -378,12 +417,23 @@ static int parse_limits(struct sim_call *c, json_t *root, const struct sim_model
         sim_error_set(e, 400, "max_tokens must be at least 1, got %lld.", max_tokens);
         return -1;
     }
-    if (plen + max_tokens > mml) {
-        sim_error_set(e, 400,
-                      "This model's maximum context length is %lld tokens. However, you "
-                      "requested %lld tokens (%lld in the messages, %lld in the completion). "
-                      "Please reduce the length of the messages or completion.",
-                      mml, plen + max_tokens, plen, max_tokens);
+    /* Compared as max_tokens > mml - plen, never as a sum: a client may send any int64
+     * (max_tokens: 9223372036854775807), and plen + max_tokens would overflow. plen < mml
+     * here, so the subtraction cannot. */
+    if (max_tokens > mml - plen) {
+        if (max_tokens > LLONG_MAX - plen)
+            sim_error_set(e, 400,
+                          "This model's maximum context length is %lld tokens. However, you "
+                          "requested %lld tokens in the completion (%lld in the messages). "
+                          "Please reduce the length of the messages or completion.",
+                          mml, max_tokens, plen);
+        else
+            sim_error_set(e, 400,
+                          "This model's maximum context length is %lld tokens. However, you "
+                          "requested %lld tokens (%lld in the messages, %lld in the "
+                          "completion). Please reduce the length of the messages or "
+                          "completion.",
+                          mml, plen + max_tokens, plen, max_tokens);
         return -1;
     }
     if (c->min_tokens > max_tokens) {

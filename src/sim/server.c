@@ -24,6 +24,17 @@
  * on the loop thread, so the base needs no evthread locks: evthread_use_pthreads would put a
  * mutex around every evbuffer operation on the per-token path.
  *
+ * Limits (docs/ARCHITECTURE.md, "Simulator limits"): a request's line and headers are capped at
+ * SIM_MAX_HEADERS and its body at SIM_MAX_BODY; evhttp stops reading past them and answers 413
+ * (libevent 2.1 has no hook to answer 431 for the headers). A connection with nothing in flight
+ * is closed after --idle-timeout seconds of silence (evhttp's read/write timeout); while a
+ * generation is in flight its connection's timeout is raised to SIM_REQUEST_TIMEOUT_S, as a
+ * long stream sends while the client sends nothing, and lowered again when the reply ends.
+ * accept() failing for want of descriptors (EMFILE, ENFILE) or memory would spin: the listening
+ * socket stays readable, and libevent's default is to log each failure and try again at once.
+ * Instead the listener is disabled for a pause that doubles (10 ms .. 1 s) while the failures
+ * go on, and one warning at most every ACCEPT_LOG_EVERY_S counts them.
+ *
  * SIGPIPE is ignored process-wide while a server exists: a client that vanishes between two
  * chunks must cost an EPIPE, not the process (libevent writes with writev, not MSG_NOSIGNAL).
  */
@@ -52,7 +63,9 @@
 
 #define LISTEN_BACKLOG 8192
 #define STEP_LATE_CAP 0.020
-#define HTTP_TIMEOUT_S (24 * 3600) /* long streams must not be cut by evhttp's defaults */
+#define ACCEPT_PAUSE_MIN_MS 10
+#define ACCEPT_PAUSE_MAX_MS 1000
+#define ACCEPT_LOG_EVERY_S 10
 
 void sim_options_init(struct sim_options *o)
 {
@@ -61,6 +74,14 @@ void sim_options_init(struct sim_options *o)
     o->port = 8000;
     o->engine.enable_prefix_caching = -1;
     o->seed = 42;
+    o->idle_timeout_s = SIM_IDLE_TIMEOUT_S;
+}
+
+void sim_server_conn_idle(struct sim_server *srv, struct evhttp_request *req)
+{
+    struct evhttp_connection *evcon = req ? evhttp_request_get_connection(req) : NULL;
+    if (evcon)
+        evhttp_connection_set_timeout(evcon, srv->idle_timeout_s);
 }
 
 double sim_server_now(const struct sim_server *srv)
@@ -286,6 +307,8 @@ static void handle_generate(struct sim_server *srv, struct evhttp_request *req, 
         goto drop;
     }
     s->in_engine = true;
+    /* The client may now be silent for as long as the generation takes. */
+    evhttp_connection_set_timeout(evhttp_request_get_connection(req), SIM_REQUEST_TIMEOUT_S);
     s->next = srv->streams;
     if (srv->streams)
         srv->streams->prev = s;
@@ -500,6 +523,86 @@ static int models_setup(struct sim_models *m, const struct sim_options *o,
     return 0;
 }
 
+/* ---- accept() failures -------------------------------------------------------------- */
+
+/* The listener's error callback gets the listener's user pointer, which evhttp_bind_listener
+ * sets to the struct evhttp (and libevent 2.1 has no getter for evhttp's own callback
+ * argument), so the server is found here by its evhttp. Servers are few (tests run several at
+ * once, each on its own thread), registered at bind and removed before evhttp_free. */
+static pthread_mutex_t owners_lock = PTHREAD_MUTEX_INITIALIZER;
+static struct sim_server *owners;
+
+static void owners_add(struct sim_server *srv)
+{
+    pthread_mutex_lock(&owners_lock);
+    srv->next_owner = owners;
+    owners = srv;
+    pthread_mutex_unlock(&owners_lock);
+}
+
+static void owners_remove(struct sim_server *srv)
+{
+    pthread_mutex_lock(&owners_lock);
+    for (struct sim_server **p = &owners; *p; p = &(*p)->next_owner)
+        if (*p == srv) {
+            *p = srv->next_owner;
+            break;
+        }
+    pthread_mutex_unlock(&owners_lock);
+}
+
+static struct sim_server *owners_find(const struct evhttp *http)
+{
+    pthread_mutex_lock(&owners_lock);
+    struct sim_server *srv = owners;
+    while (srv && srv->http != http)
+        srv = srv->next_owner;
+    pthread_mutex_unlock(&owners_lock);
+    return srv;
+}
+
+static void on_accept_retry(evutil_socket_t fd, short what, void *arg)
+{
+    struct sim_server *srv = arg;
+    (void)fd;
+    (void)what;
+    if (srv->listener)
+        evconnlistener_enable(srv->listener);
+}
+
+/* libevent calls this for accept() errors other than EAGAIN/EINTR/ECONNABORTED. */
+static void on_accept_error(struct evconnlistener *l, void *arg)
+{
+    int err = EVUTIL_SOCKET_ERROR();
+    struct sim_server *srv = owners_find(arg);
+    if (!srv) /* cannot happen: registered before the listener is enabled */
+        return;
+    mono_ns now = clock_now();
+    /* Failures in a row (the last one under two pauses ago) double the pause. */
+    if (srv->accept_pause_ms &&
+        now - srv->accept_last_fail < 2 * (mono_ns)srv->accept_pause_ms * NS_PER_MS)
+        srv->accept_pause_ms = srv->accept_pause_ms * 2 > ACCEPT_PAUSE_MAX_MS
+                                   ? ACCEPT_PAUSE_MAX_MS
+                                   : srv->accept_pause_ms * 2;
+    else
+        srv->accept_pause_ms = ACCEPT_PAUSE_MIN_MS;
+    srv->accept_last_fail = now;
+    srv->accept_failures++;
+    if (!srv->accept_last_log || now - srv->accept_last_log >= ACCEPT_LOG_EVERY_S * NS_PER_S) {
+        log_warn("sim: accept() failed %llu time(s): %s; new connections wait (up to %d ms "
+                 "between tries)%s",
+                 (unsigned long long)srv->accept_failures, strerror(err), ACCEPT_PAUSE_MAX_MS,
+                 err == EMFILE || err == ENFILE ? "; raise the open-files limit (ulimit -n) or "
+                                                  "lower the client's concurrency"
+                                                : "");
+        srv->accept_last_log = now;
+        srv->accept_failures = 0;
+    }
+    evconnlistener_disable(l);
+    struct timeval tv = {srv->accept_pause_ms / 1000, (srv->accept_pause_ms % 1000) * 1000};
+    evtimer_add(srv->accept_retry, &tv);
+}
+
 /* Binds host:port with a deep backlog (evhttp_bind_socket's is 128); reads the port back. */
 static int bind_listener(struct sim_server *srv, const char *host, int port, char *err,
                          size_t errlen)
@@ -535,6 +638,9 @@ static int bind_listener(struct sim_server *srv, const char *host, int port, cha
         snprintf(err, errlen, "evhttp_bind_listener failed");
         return -ENOMEM;
     }
+    srv->listener = l; /* evhttp owns it and frees it with the evhttp */
+    owners_add(srv);
+    evconnlistener_set_error_cb(l, on_accept_error);
     /* No Nagle: a token chunk must leave at once, as vLLM's (asyncio's) sockets do. Without
      * it, on a reused keep-alive connection the first chunks of a response wait for the
      * client's delayed ACK (~30-40 ms). Accepted sockets inherit this from the listener. */
@@ -558,8 +664,13 @@ static void server_free(struct sim_server *srv)
                  "timings are slower than the model's",
                  (unsigned long long)srv->steps_late, STEP_LATE_CAP * 1e3);
     /* evhttp_free closes every connection; their close callbacks abort and free streams. */
+    if (srv->listener)
+        owners_remove(srv);
     if (srv->http)
         evhttp_free(srv->http);
+    srv->listener = NULL;
+    if (srv->accept_retry)
+        event_free(srv->accept_retry);
     while (srv->streams) {
         struct sim_stream *s = srv->streams;
         stream_unlink(srv, s);
@@ -605,6 +716,7 @@ static int server_new(struct sim_server **out, const struct sim_options *o, char
     buf_init(&srv->body, SIM_MAX_BODY * 4);
     srv->seed = o->seed;
     srv->quiet = o->quiet;
+    srv->idle_timeout_s = o->idle_timeout_s > 0 ? o->idle_timeout_s : SIM_IDLE_TIMEOUT_S;
 
     struct engine_config ec = o->engine;
     if (ec.num_lora_slots == 0)
@@ -646,7 +758,8 @@ static int server_new(struct sim_server **out, const struct sim_options *o, char
         goto fail;
     srv->step_timer = evtimer_new(srv->base, on_step_timer, srv);
     srv->kick = event_new(srv->base, -1, 0, on_kick, srv);
-    if (!srv->step_timer || !srv->kick)
+    srv->accept_retry = evtimer_new(srv->base, on_accept_retry, srv);
+    if (!srv->step_timer || !srv->kick || !srv->accept_retry)
         goto fail;
     if (evutil_socketpair(AF_UNIX, SOCK_STREAM, 0, srv->wake_fd) ||
         evutil_make_socket_nonblocking(srv->wake_fd[0]) ||
@@ -669,7 +782,8 @@ static int server_new(struct sim_server **out, const struct sim_options *o, char
                                               EVHTTP_REQ_PUT | EVHTTP_REQ_DELETE |
                                               EVHTTP_REQ_OPTIONS | EVHTTP_REQ_PATCH);
     evhttp_set_max_body_size(srv->http, SIM_MAX_BODY);
-    evhttp_set_timeout(srv->http, HTTP_TIMEOUT_S);
+    evhttp_set_max_headers_size(srv->http, SIM_MAX_HEADERS);
+    evhttp_set_timeout(srv->http, srv->idle_timeout_s);
     evhttp_set_gencb(srv->http, on_request, srv);
     rc = bind_listener(srv, o->host ? o->host : "127.0.0.1", o->port, err, errlen);
     if (rc)

@@ -22,6 +22,7 @@ struct sim_options {
     uint64_t seed;          /* output lengths without ignore_eos, generated text */
     const char *trace_path; /* NULL = no trace; else JSON lines of emission times */
     bool quiet;             /* no start-up log lines */
+    int idle_timeout_s;     /* close a connection idle this long (no request in flight) */
 };
 
 void sim_options_init(struct sim_options *o); /* defaults above */

@@ -19,7 +19,7 @@ static const char usage[] =
     "    [--gpu-memory-utilization F] [--max-num-seqs N] [--max-num-batched-tokens N]\n"
     "    [--enable-prefix-caching | --no-enable-prefix-caching] [--tensor-parallel-size N]\n"
     "    [--block-size N] [--lora-modules NAME=PATH ...] [--seed N] [--trace FILE]\n"
-    "    [--catalog DIR] [--quiet]\n";
+    "    [--catalog DIR] [--idle-timeout S] [--quiet]\n";
 
 enum flag_kind { F_STR, F_INT, F_DOUBLE, F_U64, F_TRUE, F_FALSE, F_LORA };
 
@@ -51,6 +51,7 @@ static const struct flag flags[] = {
     {"--seed", F_U64, OPT(seed)},
     {"--trace", F_STR, OPT(trace_path)},
     {"--catalog", F_STR, OPT(engine.catalog_dir)},
+    {"--idle-timeout", F_INT, OPT(idle_timeout_s)},
     {"--quiet", F_TRUE, OPT(quiet)},
 };
 
@@ -145,6 +146,10 @@ static int parse_args(int argc, char **argv, struct sim_options *o, const char *
             fprintf(stderr, "testbench sim: bad value for %s: '%s'\n", f->name, v);
             return -EINVAL;
         }
+    }
+    if (o->idle_timeout_s < 1) {
+        fprintf(stderr, "testbench sim: --idle-timeout must be at least 1 (seconds)\n");
+        return -EINVAL;
     }
     if (o->port > 65535) {
         fprintf(stderr, "testbench sim: --port must be 0..65535\n");

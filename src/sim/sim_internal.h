@@ -28,7 +28,10 @@ struct evhttp_connection;
 struct evbuffer;
 
 #define SIM_VERSION "0.11.0"
-#define SIM_MAX_BODY (64u * 1024 * 1024) /* request bodies; a 128k-token prompt is ~1 MB */
+#define SIM_MAX_BODY (64u * 1024 * 1024)  /* request bodies; a 128k-token prompt is ~1 MB */
+#define SIM_MAX_HEADERS (64u * 1024)      /* request line + headers of one request */
+#define SIM_IDLE_TIMEOUT_S 60             /* default --idle-timeout */
+#define SIM_REQUEST_TIMEOUT_S (24 * 3600) /* a connection with a generation in flight */
 #define SIM_MAX_PROMPT_TOKENS (4u * 1024 * 1024)
 #define SIM_MAX_NAME 512     /* model names in requests */
 #define SIM_NATURAL_CAP 1024 /* natural output lengths stay under this */
@@ -188,6 +191,7 @@ void sim_stream_begin(struct sim_stream *s);
 struct event_base;
 struct event;
 struct evhttp;
+struct evconnlistener;
 
 struct sim_server {
     struct event_base *base;
@@ -222,7 +226,20 @@ struct sim_server {
     bool thread_started;
     pthread_t thread;
     uint64_t steps_late; /* steps that fired over 20 ms after their nominal end */
+    int idle_timeout_s;  /* connections with nothing in flight */
+    /* accept() failing for lack of descriptors or memory: the listener pauses (a level-
+     * triggered listener would otherwise spin on the same error) and the log is rate-limited */
+    struct evconnlistener *listener;
+    struct event *accept_retry;
+    long accept_pause_ms;          /* current pause; doubles while failures keep coming */
+    mono_ns accept_last_fail;      /* when the last failure came */
+    mono_ns accept_last_log;       /* when the last warning about them was written */
+    uint64_t accept_failures;      /* since the last warning */
+    struct sim_server *next_owner; /* server.c's list of servers by evhttp */
 };
+
+/* Connection of req: back to the idle timeout (its generation is done). */
+void sim_server_conn_idle(struct sim_server *srv, struct evhttp_request *req);
 
 /* Runs a server in the calling thread until SIGINT/SIGTERM (sim_main). 0 or -errno + err. */
 MUST_USE int sim_server_serve(const struct sim_options *o, char *err, size_t errlen);

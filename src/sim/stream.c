@@ -68,11 +68,13 @@ static void build_prefix(struct sim_stream *s)
     s->chunk_prefix = buf_take(&b, &s->chunk_prefix_len);
 }
 
+/* The reply is about to end: the connection is no longer ours to watch, and idles again. */
 static void clear_closecb(struct sim_stream *s)
 {
     struct evhttp_connection *evcon = evhttp_request_get_connection(s->req);
     if (evcon)
         evhttp_connection_set_closecb(evcon, NULL, NULL);
+    sim_server_conn_idle(s->srv, s->req);
 }
 
 void sim_stream_begin(struct sim_stream *s)
