@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # test.sh - sets up, builds and runs every test: the normal build, the AddressSanitizer +
-# UndefinedBehaviorSanitizer build, the ThreadSanitizer build, a short libFuzzer run
+# UndefinedBehaviorSanitizer build, the ThreadSanitizer build, the Release binary, a short libFuzzer run
 # (scripts/fuzz.sh), then the repository checks.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -20,6 +20,12 @@ ASAN_OPTIONS=detect_leaks=1 UBSAN_OPTIONS=print_stacktrace=1 \
 echo "== build and test (ThreadSanitizer)"
 BUILD_DIR=build-tsan BUILD_TYPE=Debug scripts/build.sh -DTB_WERROR=ON -DSANITIZE=thread
 TSAN_OPTIONS="halt_on_error=1 suppressions=$PWD/tests/tsan.supp" ctest --test-dir build-tsan --output-on-failure -j"$jobs"
+
+# The build users and packagers make (Release, -O3): its optimiser sees other warnings than the
+# ones above, and warnings must not creep in there either. The binary only; its tests are above.
+echo "== build (Release)"
+cmake -S . -B build-release -DCMAKE_BUILD_TYPE=Release -DTB_WERROR=ON >/dev/null
+cmake --build build-release -j"$jobs" --target testbench
 
 # libFuzzer harnesses (clang, ASan + UBSan), a few seconds each; a crash fails the run and is
 # kept in fuzz/regressions/, which the builds above replay (fuzz_replay_* tests).

@@ -331,10 +331,9 @@ static int get_string(struct loader *ld, const yaml_node_t *n, const char *path,
 
 static void child_path(char *buf, size_t len, const char *path, const char *key)
 {
-    if (path && *path)
-        snprintf(buf, len, "%s.%s", path, key);
-    else
-        snprintf(buf, len, "%s", key);
+    int n = path && *path ? snprintf(buf, len, "%s.%s", path, key) : snprintf(buf, len, "%s", key);
+    if (n < 0 || (size_t)n >= len)
+        buf[len - 1] = '\0'; /* a key path cut at CFG_PATH_MAX still names the place */
 }
 
 static int load_map(struct loader *ld, const yaml_node_t *node, const char *path,

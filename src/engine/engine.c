@@ -698,7 +698,7 @@ double engine_step_plan(struct engine *e)
         if (hits) {
             r->blocks = grow_array(r->blocks, &r->cap_blocks, hits, sizeof(*r->blocks));
             for (int i = 0; i < hits; i++) {
-                uint64_t b;
+                uint64_t b = 0; /* the hit was counted above: map_get finds it */
                 map_get(&e->cache, r->hashes[i], &b);
                 if (e->ref[b] == 0)
                     fl_remove(e, (int32_t)b);
