@@ -27,6 +27,7 @@ struct plan_query {
     int users;          /* closed-loop users (each sends its next request when the last ends) */
     int requests;       /* 0 = plan_requests_default(users) */
     struct slo_cfg slo; /* judged as the runner judges a measured point */
+    const char *calibration; /* calibration profile (docs/CALIBRATION.md), or NULL = defaults */
 };
 
 struct plan_prediction {
