@@ -13,6 +13,8 @@
 #include <yaml.h>
 
 #include "core/stats.h"
+#include "engine/calibration.h"
+#include "engine/cost.h"
 
 #define VALIDATION_MAX_FILE (1024 * 1024)
 #define VALIDATION_MAX_ROWS 4096
@@ -326,4 +328,81 @@ double validation_median_abs_error(const double *ratios, size_t n)
     }
     free(v);
     return m;
+}
+
+/* What bench/validation covers (keep in step with its rows). */
+static const char *const validated_gpus[] = {"rtx-pro-6000", "rtx-5090", "l40s"};
+static const char *const validated_weights[] = {"awq"};
+#define VALIDATED_MAX_CONTEXT 8192
+#define VALIDATED_MAX_TP 1
+/* Outside the validated region the band doubles per dimension never validated: a cost model
+ * fitted on one kernel class says little about another. */
+#define BAND_WIDEN 2.0
+
+static bool in_list(const char *s, const char *const *list, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        if (strcmp(s, list[i]) == 0)
+            return true;
+    return false;
+}
+
+static void add_outside(struct plan_band *b, const char *what)
+{
+    size_t len = strlen(b->outside);
+    snprintf(b->outside + len, sizeof(b->outside) - len, "%s%s", len ? "; " : "", what);
+}
+
+void plan_band_for(const struct cost_model *m, int context, const struct cost_calibration *cal,
+                   struct plan_band *out)
+{
+    memset(out, 0, sizeof(*out));
+    if (cal && cal->err_after_pct > 0 && cal->gpu[0] &&
+        (strcmp(cal->gpu, m->gpu->name) == 0 || strcmp(cal->gpu, m->gpu->display_name) == 0)) {
+        /* Fitted to this GPU: the error left after the fit is the best estimate we have. */
+        out->tps_pct = out->tpot_pct = out->ttft_pct = cal->err_after_pct;
+        snprintf(out->basis, sizeof(out->basis),
+                 "median error after the fit of your calibration profile, %d points", cal->points);
+        return;
+    }
+    out->tps_pct = VALIDATION_BAND_TPS_PCT;
+    out->tpot_pct = VALIDATION_BAND_TPOT_PCT;
+    out->ttft_pct = VALIDATION_BAND_TTFT_PCT;
+    snprintf(out->basis, sizeof(out->basis),
+             "held-out median error against published vLLM measurements, bench_validation %s",
+             VALIDATION_BAND_DATE);
+    int n = 0;
+    char what[96];
+    if (!in_list(m->gpu->name, validated_gpus, sizeof(validated_gpus) / sizeof(*validated_gpus))) {
+        snprintf(what, sizeof(what), "GPU %s", m->gpu->name);
+        add_outside(out, what);
+        n++;
+    }
+    if (!in_list(m->weight_dtype, validated_weights,
+                 sizeof(validated_weights) / sizeof(*validated_weights))) {
+        snprintf(what, sizeof(what), "weights %s", m->weight_dtype);
+        add_outside(out, what);
+        n++;
+    }
+    if (context > VALIDATED_MAX_CONTEXT) {
+        snprintf(what, sizeof(what), "context %d > %d", context, VALIDATED_MAX_CONTEXT);
+        add_outside(out, what);
+        n++;
+    }
+    if (m->tp > VALIDATED_MAX_TP) {
+        snprintf(what, sizeof(what), "tensor parallel %d", m->tp);
+        add_outside(out, what);
+        n++;
+    }
+    if (m->sliding_layers > 0) {
+        add_outside(out, "sliding-window attention");
+        n++;
+    }
+    if (n) {
+        double f = pow(BAND_WIDEN, n > 2 ? 2 : n);
+        out->tps_pct *= f;
+        out->tpot_pct *= f;
+        out->ttft_pct *= f;
+        out->extrapolated = true;
+    }
 }

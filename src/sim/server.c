@@ -209,6 +209,32 @@ static void on_kick(evutil_socket_t fd, short what, void *arg)
 }
 
 /* The client went away: forget the request everywhere. */
+/* The request's per-request overhead has passed: it reaches the engine now. */
+static void on_admit(evutil_socket_t fd, short what, void *arg)
+{
+    struct sim_stream *s = arg;
+    struct sim_server *srv = s->srv;
+    (void)fd;
+    (void)what;
+    struct engine_request er = {
+        .id = s->id,
+        .prompt = s->call.prompt.v,
+        .prompt_len = s->call.prompt.n,
+        .max_tokens = s->target_tokens,
+        .user = s,
+    };
+    char err[512];
+    /* engine_check passed on arrival and ids are unique, so this cannot fail; if it did, the
+     * stream would wait for its client to give up, which the log line explains. */
+    if (engine_add(srv->engine, &er, err, sizeof(err))) {
+        log_error("sim: %s", err);
+        return;
+    }
+    s->in_engine = true;
+    if (!srv->stepping)
+        event_active(srv->kick, EV_TIMEOUT, 1);
+}
+
 static void on_close(struct evhttp_connection *evcon, void *arg)
 {
     struct sim_stream *s = arg;
@@ -280,12 +306,30 @@ static void handle_generate(struct sim_server *srv, struct evhttp_request *req, 
         .max_tokens = s->target_tokens,
         .user = s,
     };
-    if (engine_add(srv->engine, &er, err, sizeof(err))) {
+    if (engine_check(srv->engine, &er, err, sizeof(err))) {
         sim_error_set(&e, 400, "%s", err);
         reply_error(srv, req, &e);
         goto drop;
     }
-    s->in_engine = true;
+    /* vLLM's frontend spends a fixed time per request before its engine sees it (HTTP,
+     * tokenisation, scheduling); the engine's cost model names it, and the planner adds the
+     * same to TTFT, so the simulator holds the request as long (docs/ENGINE.md). */
+    double hold = engine_request_overhead(srv->engine);
+    if (hold > 0) {
+        s->admit = evtimer_new(srv->base, on_admit, s);
+        struct timeval tv = {(time_t)hold, (suseconds_t)((hold - (double)(time_t)hold) * 1e6)};
+        if (!s->admit || evtimer_add(s->admit, &tv)) {
+            sim_error_set(&e, 500, "cannot schedule the request");
+            reply_error(srv, req, &e);
+            goto drop;
+        }
+    } else if (engine_add(srv->engine, &er, err, sizeof(err))) {
+        sim_error_set(&e, 400, "%s", err);
+        reply_error(srv, req, &e);
+        goto drop;
+    } else {
+        s->in_engine = true;
+    }
     s->next = srv->streams;
     if (srv->streams)
         srv->streams->prev = s;
@@ -293,7 +337,7 @@ static void handle_generate(struct sim_server *srv, struct evhttp_request *req, 
     __atomic_add_fetch(&srv->n_streams, 1, __ATOMIC_RELAXED);
     evhttp_connection_set_closecb(evhttp_request_get_connection(req), on_close, s);
     sim_stream_begin(s);
-    if (!srv->stepping)
+    if (s->in_engine && !srv->stepping)
         event_active(srv->kick, EV_TIMEOUT, 1);
     return;
 drop:

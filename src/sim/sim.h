@@ -19,9 +19,10 @@ struct sim_options {
     const char *served_model_name; /* NULL = engine's model name */
     const char **lora_modules; /* "NAME=PATH" strings, listed in /v1/models with parent = base */
     size_t n_lora_modules;
-    uint64_t seed;          /* output lengths without ignore_eos, generated text */
-    const char *trace_path; /* NULL = no trace; else JSON lines of emission times */
-    bool quiet;             /* no start-up log lines */
+    uint64_t seed;                /* output lengths without ignore_eos, generated text */
+    const char *trace_path;       /* NULL = no trace; else JSON lines of emission times */
+    bool quiet;                   /* no start-up log lines */
+    const char *calibration_path; /* --calibration FILE (sim_main loads it into engine), or NULL */
 };
 
 void sim_options_init(struct sim_options *o); /* defaults above */

@@ -11,6 +11,7 @@
 
 #include "core/exitcode.h"
 #include "core/log.h"
+#include "engine/calibration.h"
 #include "sim/sim_internal.h"
 
 static const char usage[] =
@@ -19,7 +20,7 @@ static const char usage[] =
     "    [--gpu-memory-utilization F] [--max-num-seqs N] [--max-num-batched-tokens N]\n"
     "    [--enable-prefix-caching | --no-enable-prefix-caching] [--tensor-parallel-size N]\n"
     "    [--block-size N] [--lora-modules NAME=PATH ...] [--seed N] [--trace FILE]\n"
-    "    [--catalog DIR] [--quiet]\n";
+    "    [--catalog DIR] [--calibration FILE] [--quiet]\n";
 
 enum flag_kind { F_STR, F_INT, F_DOUBLE, F_U64, F_TRUE, F_FALSE, F_LORA };
 
@@ -51,6 +52,7 @@ static const struct flag flags[] = {
     {"--seed", F_U64, OPT(seed)},
     {"--trace", F_STR, OPT(trace_path)},
     {"--catalog", F_STR, OPT(engine.catalog_dir)},
+    {"--calibration", F_STR, OPT(calibration_path)},
     {"--quiet", F_TRUE, OPT(quiet)},
 };
 
@@ -170,6 +172,16 @@ int sim_main(int argc, char **argv)
     if (help) {
         fputs(usage, stdout);
         goto out;
+    }
+    struct cost_calibration cal;
+    if (o.calibration_path) {
+        cost_calibration_default(&cal);
+        if (cost_calibration_load(&cal, o.calibration_path, err, sizeof(err))) {
+            log_error("sim: %s", err);
+            code = TB_EXIT_USAGE;
+            goto out;
+        }
+        o.engine.calibration = &cal;
     }
     bool was_quiet = log_is_quiet();
     if (o.quiet)

@@ -166,7 +166,8 @@ struct sim_stream {
     double prefill_start; /* < 0 until the first step that scheduled it */
     double first_time, last_time;
     bool in_engine;
-    char *chunk_prefix; /* preformatted JSON up to the text/content value */
+    struct event *admit; /* holds the request for the per-request overhead before engine_add */
+    char *chunk_prefix;  /* preformatted JSON up to the text/content value */
     size_t chunk_prefix_len;
     struct dvec token_times; /* absolute monotonic seconds, only with --trace */
 };
