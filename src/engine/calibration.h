@@ -30,10 +30,10 @@ struct cost_calibration {
     double attn_context_knee; /* tokens: attention efficiency falls as 1 / (1 + ctx / knee) */
     double seq_overhead_s;    /* per scheduled sequence */
     /* Identity of a fitted profile ("" for the defaults). */
-    char gpu[64];
+    char gpu[128];
     char engine[32];
     char engine_version[32];
-    char model[128];
+    char model[160];
     int points;            /* result points the fit used */
     double err_before_pct; /* median |error| of the fitted figures before and after */
     double err_after_pct;

@@ -105,17 +105,25 @@ struct plan_sim {
     long out_tokens;
     char err[256];
     int add_rc;
-    int *pending; /* users whose next request is on its way (closed loop) */
-    int n_pending;
-    double request_overhead; /* per-request cost outside the GPU, added to TTFT and E2E */
+    /* Requests on their way to the engine (closed loop), in the order they were sent: a ring of
+     * at most one per user. */
+    struct plan_arrival *pending;
+    int pending_head, n_pending;
+    double request_overhead; /* per-request cost outside the GPU before the engine sees it */
 };
 
-static int plan_issue(struct plan_sim *s, int user)
+struct plan_arrival {
+    int user;
+    double t_sent;  /* when the client sent it */
+    double t_enter; /* when it reaches the engine: t_sent + the per-request overhead */
+};
+
+static int plan_issue(struct plan_sim *s, int user, double t_sent)
 {
     int k = s->issued++;
     struct plan_req *r = &s->reqs[k];
     r->user = user;
-    r->t_sent = s->now;
+    r->t_sent = t_sent;
     r->t_first = r->t_last = -1;
     /* Distinct first block per request: no accidental prefix hits between requests. */
     for (int i = 0; i < 16 && i < s->prompt; i++)
@@ -128,6 +136,30 @@ static int plan_issue(struct plan_sim *s, int user)
     return engine_add(s->e, &er, s->err, sizeof(s->err));
 }
 
+static void plan_arrival_push(struct plan_sim *s, int user, double t_sent)
+{
+    int cap = s->users + 1;
+    struct plan_arrival *a = &s->pending[(s->pending_head + s->n_pending) % cap];
+    a->user = user;
+    a->t_sent = t_sent;
+    a->t_enter = t_sent + s->request_overhead;
+    s->n_pending++;
+}
+
+/* Adds the requests that reached the engine before 'by' (or at it, when inclusive). */
+static void plan_admit(struct plan_sim *s, double by, bool inclusive)
+{
+    int cap = s->users + 1;
+    while (s->n_pending > 0 && !s->add_rc) {
+        struct plan_arrival a = s->pending[s->pending_head];
+        if (inclusive ? a.t_enter > by : a.t_enter >= by)
+            break;
+        s->pending_head = (s->pending_head + 1) % cap;
+        s->n_pending--;
+        s->add_rc = plan_issue(s, a.user, a.t_sent);
+    }
+}
+
 static void plan_on_event(void *ctx, const struct engine_event *ev)
 {
     struct plan_sim *s = ctx;
@@ -135,7 +167,7 @@ static void plan_on_event(void *ctx, const struct engine_event *ev)
     if (ev->new_tokens > 0) {
         if (r->t_first < 0) {
             r->t_first = s->now;
-            dvec_push(&s->ttft, s->now - r->t_sent + s->request_overhead);
+            dvec_push(&s->ttft, s->now - r->t_sent);
         } else {
             dvec_push(&s->itl, s->now - r->t_last);
         }
@@ -148,12 +180,12 @@ static void plan_on_event(void *ctx, const struct engine_event *ev)
         if (r->out > 1)
             dvec_push(&s->tpot, (r->t_last - r->t_first) / (r->out - 1));
         if (r->t_last >= 0)
-            dvec_push(&s->e2e, r->t_last - r->t_sent + s->request_overhead);
-        /* Closed loop: this user sends its next request now. It reaches the server after
-         * the engine has already begun its next step (the client needs the final chunk before
-         * it can send), so it is added once that step is planned, as with a real server. */
+            dvec_push(&s->e2e, r->t_last - r->t_sent);
+        /* Closed loop: this user sends its next request now. It reaches the engine after the
+         * per-request overhead, and never in the step that begins now (the client needs the
+         * final chunk before it can send), as with a real server. */
         if (s->issued + s->n_pending < s->total)
-            s->pending[s->n_pending++] = r->user;
+            plan_arrival_push(s, r->user, s->now);
     }
 }
 
@@ -187,9 +219,8 @@ static int plan_simulate(const struct plan_opts *o, struct plan_row *row, char *
         return rc;
     s.total = row->requests;
     s.users = row->users;
-    /* HTTP, tokenisation, detokenisation and the frontend's scheduling: a fixed cost per request
-     * that the engine's steps do not see (docs/ENGINE.md). It delays what the client sees, not
-     * the engine, so it adds to TTFT and E2E but not to the closed loop's pacing. */
+    /* HTTP, tokenisation and the frontend's scheduling: a fixed cost per request before the
+     * engine sees it (docs/ENGINE.md); `testbench sim` holds each request as long. */
     s.request_overhead = row->cm.cal.p[CAL_REQUEST_S];
     s.prompt = row->prompt;
     s.output = row->output;
@@ -202,18 +233,24 @@ static int plan_simulate(const struct plan_opts *o, struct plan_row *row, char *
     dvec_init(&s.itl);
     dvec_init(&s.e2e);
     int first = row->users < s.total ? row->users : s.total;
-    for (int u = 0; u < first && !rc; u++)
-        rc = plan_issue(&s, u);
-    double busy_running = 0;
     s.pending = xcalloc((size_t)s.users + 1, sizeof(*s.pending));
+    for (int u = 0; u < first; u++)
+        plan_arrival_push(&s, u, 0.0);
+    double busy_running = 0;
     while (!rc && !s.add_rc) {
+        /* Arrivals strictly before the step begins join it; one that arrives as it begins
+         * waits for the next (the engine has already scheduled). */
+        plan_admit(&s, s.now, false);
         double d = engine_step_plan(s.e);
-        for (int i = 0; i < s.n_pending && !s.add_rc; i++)
-            s.add_rc = plan_issue(&s, s.pending[i]);
-        s.n_pending = 0;
-        if (d < 0)
-            d = engine_step_plan(s.e); /* idle until those arrivals */
-        if (d < 0)
+        if (d < 0 && s.n_pending > 0 && !s.add_rc) {
+            /* Idle until the next arrival reaches the engine. */
+            double t = s.pending[s.pending_head].t_enter;
+            if (t > s.now)
+                s.now = t;
+            plan_admit(&s, s.now, true);
+            d = engine_step_plan(s.e);
+        }
+        if (d < 0 || s.add_rc)
             break;
         struct engine_counters ct;
         engine_counters(s.e, &ct);
