@@ -123,6 +123,16 @@ static const char run_batch[] =
     "           completion_tokens: 128}\n"
     "telemetry: {collect_gpu_stats: false, scrape_server_metrics: false}\n";
 
+/* The simulator runs in real time: what it measures includes the CPU time of its own HTTP path.
+ * ThreadSanitizer makes that path several times slower (the build exists to find races), which
+ * shows in the measured steps, so there the recovery is checked at a looser tolerance; the
+ * normal and AddressSanitizer builds check the 3 % the issue asks for. */
+#if defined(__SANITIZE_THREAD__)
+#define RECOVERY_TOLERANCE 0.10
+#else
+#define RECOVERY_TOLERANCE 0.03
+#endif
+
 static void assert_within(double got, double want, double rel)
 {
     if (!(fabs(got - want) <= rel * want))
@@ -161,11 +171,11 @@ static void calibrate_recovers_the_simulators_efficiencies(void **state)
     char *p = path_in("fit.yaml");
     assert_int_equal(cost_calibration_load(&fit, p, err, sizeof(err)), 0);
     free(p);
-    assert_within(fit.p[CAL_GEMM], 0.45, 0.03);
-    assert_within(fit.p[CAL_ATTN], 0.40, 0.03);
-    assert_within(fit.p[CAL_WEIGHT_BW], 0.70, 0.03);
-    assert_within(fit.p[CAL_KV_BW], 0.50, 0.03);
-    assert_within(fit.p[CAL_REQUEST_S], 0.030, 0.03);
+    assert_within(fit.p[CAL_GEMM], 0.45, RECOVERY_TOLERANCE);
+    assert_within(fit.p[CAL_ATTN], 0.40, RECOVERY_TOLERANCE);
+    assert_within(fit.p[CAL_WEIGHT_BW], 0.70, RECOVERY_TOLERANCE);
+    assert_within(fit.p[CAL_KV_BW], 0.50, RECOVERY_TOLERANCE);
+    assert_within(fit.p[CAL_REQUEST_S], 0.030, RECOVERY_TOLERANCE);
     /* A dense bf16 model says nothing about int4 or MoE kernels: kept, not invented. */
     assert_true(fit.p[CAL_GEMM_INT4] == def.p[CAL_GEMM_INT4]);
     assert_true(fit.p[CAL_MOE] == def.p[CAL_MOE]);
@@ -175,7 +185,7 @@ static void calibrate_recovers_the_simulators_efficiencies(void **state)
     assert_string_equal(fit.engine, "testbench-sim");
     assert_int_equal(fit.points, 4);
     assert_true(fit.err_after_pct < fit.err_before_pct);
-    assert_true(fit.err_after_pct < 3.0);
+    assert_true(fit.err_after_pct < RECOVERY_TOLERANCE * 100);
 }
 
 /* Runs plan --json with extra args; returns the parsed object (caller decrefs). */

@@ -975,8 +975,11 @@ static int open_doc(struct study *st)
             for (size_t j = 0; j < json_array_size(old); j++) {
                 json_t *o = json_array_get(old, j);
                 if (json_equal(json_object_get(o, "id"), json_object_get(s, "id")) &&
-                    setup_finished(o))
+                    setup_finished(o)) {
+                    /* Replacing s frees it: stop comparing against it. */
                     json_array_set(fresh, i, o);
+                    break;
+                }
             }
         }
         json_object_set_new(st->doc, "setups", fresh);
