@@ -42,8 +42,6 @@ void sim_stream_free(struct sim_stream *s)
 {
     if (!s)
         return;
-    if (s->admit)
-        event_free(s->admit);
     sim_call_release(&s->call);
     free(s->chunk_prefix);
     dvec_release(&s->token_times);
