@@ -247,6 +247,26 @@ static void a_profile_moves_plan_the_documented_way(void **state)
     json_decref(g);
     json_decref(b);
     json_decref(r);
+
+    /* A profile fitted on the planned GPU gives its own error after the fit as the band, never
+     * under 5 %. */
+    write_file("fit12.yaml", "kind: calibration\ngpu: h100-sxm\n"
+                             "fit: {points: 6, error_before_pct: 30, error_after_pct: 12}\n");
+    write_file("fit2.yaml", "kind: calibration\ngpu: h100-sxm\n"
+                            "fit: {points: 6, error_before_pct: 30, error_after_pct: 2}\n");
+    a = xasprintf("--calibration %s/fit12.yaml", tmpdir);
+    json_t *c12 = plan_json(a);
+    free(a);
+    a = xasprintf("--calibration %s/fit2.yaml", tmpdir);
+    json_t *c2 = plan_json(a);
+    free(a);
+    u = json_object_get(c12, "uncertainty");
+    assert_true(fabs(num(u, "tpot_pct") - 12.0) < 1e-9);
+    assert_non_null(strstr(json_string_value(json_object_get(u, "basis")), "calibration"));
+    assert_true(fabs(num(json_object_get(c2, "uncertainty"), "output_throughput_pct") - 5.0) <
+                1e-9);
+    json_decref(c12);
+    json_decref(c2);
 }
 
 static void a_bad_profile_is_a_usage_error_with_its_line(void **state)

@@ -335,6 +335,8 @@ static const char *const validated_gpus[] = {"rtx-pro-6000", "rtx-5090", "l40s"}
 static const char *const validated_weights[] = {"awq"};
 #define VALIDATED_MAX_CONTEXT 8192
 #define VALIDATED_MAX_TP 1
+/* The least band a calibration profile gives, whatever its fit's residual. */
+#define CALIBRATED_BAND_FLOOR_PCT 5.0
 /* Outside the validated region the band doubles per dimension never validated: a cost model
  * fitted on one kernel class says little about another. */
 #define BAND_WIDEN 2.0
@@ -359,8 +361,12 @@ void plan_band_for(const struct cost_model *m, int context, const struct cost_ca
     memset(out, 0, sizeof(*out));
     if (cal && cal->err_after_pct > 0 && cal->gpu[0] &&
         (strcmp(cal->gpu, m->gpu->name) == 0 || strcmp(cal->gpu, m->gpu->display_name) == 0)) {
-        /* Fitted to this GPU: the error left after the fit is the best estimate we have. */
-        out->tps_pct = out->tpot_pct = out->ttft_pct = cal->err_after_pct;
+        /* Fitted to this GPU: the error left after the fit is the best estimate we have, but
+         * a fit's residual on its own points understates the error on setups it did not
+         * measure, hence the floor. */
+        double e = cal->err_after_pct > CALIBRATED_BAND_FLOOR_PCT ? cal->err_after_pct
+                                                                  : CALIBRATED_BAND_FLOOR_PCT;
+        out->tps_pct = out->tpot_pct = out->ttft_pct = e;
         snprintf(out->basis, sizeof(out->basis),
                  "median error after the fit of your calibration profile, %d points", cal->points);
         return;
