@@ -61,7 +61,7 @@ check "clang-format --dry-run (src, tests, bench, fuzz)" run_clang_format
 
 # --- YAML ---------------------------------------------------------------------------------
 yaml_targets=()
-for t in configs catalog docker-compose.yml; do
+for t in configs catalog bench/validation docker-compose.yml; do
     [ -e "$t" ] && yaml_targets+=("$t")
 done
 run_yamllint() {

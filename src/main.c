@@ -13,6 +13,7 @@
 #include "config/config.h"
 #include "core/exitcode.h"
 #include "core/version.h"
+#include "plan/calibrate.h"
 #include "plan/plan.h"
 #include "report/report.h"
 #include "runner/run.h"
@@ -37,18 +38,23 @@ static const struct command commands[] = {
      "    [--gpu-memory-utilization F] [--max-num-seqs N] [--max-num-batched-tokens N]\n"
      "    [--enable-prefix-caching | --no-enable-prefix-caching] [--tensor-parallel-size N]\n"
      "    [--block-size N] [--lora-modules NAME=PATH ...] [--seed N] [--trace FILE]\n"
-     "    [--catalog DIR] [--quiet]\n"
+     "    [--catalog DIR] [--calibration FILE] [--idle-timeout S] [--quiet]\n"
      "  Serves an OpenAI-compatible API that behaves like vLLM on the given GPU and model."},
     {"plan", plan_main,
      "testbench plan --gpu NAME --model NAME [--quantization Q] [--kv-cache-dtype D]\n"
      "    [--context N[,N...]] [--prompt-tokens N] [--output-tokens N] [--users N[,N...]]\n"
      "    [--requests N] [--max-num-seqs N] [--max-num-batched-tokens N]\n"
      "    [--gpu-memory-utilization F] [--tensor-parallel-size N] [--no-enable-prefix-caching]\n"
-     "    [--slo-ttft-ms X] [--slo-tpot-ms X] [--catalog DIR] [--json]\n"
+     "    [--slo-ttft-ms X] [--slo-tpot-ms X] [--catalog DIR] [--calibration FILE] [--json]\n"
      "  Predicts memory, KV capacity, latency and throughput without a GPU."},
+    {"calibrate", calibrate_main,
+     "testbench calibrate RESULTS_detailed.json... [--output FILE] [--gpu NAME] [--model NAME]\n"
+     "    [--quantization Q] [--kv-cache-dtype D] [--fit P[,P...]] [--from FILE] [--catalog DIR]\n"
+     "  Fits the cost model's efficiencies to results measured on your GPU; writes a\n"
+     "  calibration profile for plan, sim and study --calibration."},
     {"study", study_main,
      "testbench study --config FILE [--backend sim|docker|command|none] [--output-dir DIR]\n"
-     "    [--force] [--plan-only] [--quiet]\n"
+     "    [--force] [--plan-only] [--calibration FILE] [--quiet]\n"
      "testbench study --resume DIR\n"
      "  Plans, launches and measures each server setup of a study file; finds how many users\n"
      "  each serves within the SLO. Writes DIR/study.{csv,json} and manifest.json."},

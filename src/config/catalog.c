@@ -85,8 +85,8 @@ static const struct field model_fields[] = {
     }
 static const struct field quant_fields[] = {
     QF(name, F_STR),    QF(aliases, F_ALIASES),  QF(bytes_per_weight, F_DOUBLE),
-    QF(compute, F_STR), QF(weight_only, F_BOOL), QF(source, F_STR),
-    {NULL, F_STR, 0},
+    QF(compute, F_STR), QF(weight_only, F_BOOL), QF(kv_cache_dtype, F_STR),
+    QF(source, F_STR),  {NULL, F_STR, 0},
 };
 
 enum kind { K_GPU, K_MODEL, K_QUANT };
@@ -135,6 +135,7 @@ static void quant_release(struct quant_spec *q)
     free(q->name);
     aliases_free(q->aliases, q->n_aliases);
     free(q->compute);
+    free(q->kv_cache_dtype);
     free(q->source);
     memset(q, 0, sizeof(*q));
 }
@@ -171,6 +172,7 @@ static void quant_copy(struct quant_spec *d, const struct quant_spec *s)
     d->name = xstrdup(s->name);
     dup_aliases(d->aliases, s->aliases, s->n_aliases);
     d->compute = xstrdup(s->compute);
+    d->kv_cache_dtype = s->kv_cache_dtype ? xstrdup(s->kv_cache_dtype) : NULL;
     d->source = xstrdup(s->source);
 }
 
@@ -569,6 +571,11 @@ static int apply_entry(struct catalog *c, enum kind kind, yaml_document_t *doc, 
             rc = fail_at(err, errlen, file, map,
                          "a quantization needs bytes_per_weight > 0 and compute: fp16|fp8|int8|fp4",
                          name);
+            goto out;
+        }
+        if (q->kv_cache_dtype && strcmp(q->kv_cache_dtype, "fp8") != 0 &&
+            strcmp(q->kv_cache_dtype, "auto") != 0) {
+            rc = fail_at(err, errlen, file, map, "kv_cache_dtype must be fp8 or auto", name);
             goto out;
         }
         if (!q->source)

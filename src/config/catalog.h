@@ -66,6 +66,7 @@ struct quant_spec {
     double bytes_per_weight; /* packed weights + scales */
     char *compute;           /* "fp16" | "fp8" | "int8" | "fp4" */
     bool weight_only;
+    char *kv_cache_dtype; /* the checkpoint convention's KV dtype ("fp8"), or NULL = model dtype */
     char *source;
 };
 

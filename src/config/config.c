@@ -259,6 +259,7 @@ void config_release(struct config *c)
     free(c->server.sim.quantization);
     free(c->server.sim.kv_cache_dtype);
     free(c->server.sim.catalog);
+    free(c->server.sim.calibration);
     free(c->model.name);
     free(c->model.quantization);
     free(c->context_lengths);
@@ -948,6 +949,7 @@ json_t *config_to_json(const struct config *c)
     json_object_set_new(sim, "quantization", json_string_or_null(s->quantization));
     json_object_set_new(sim, "kv_cache_dtype", json_string_or_null(s->kv_cache_dtype));
     json_object_set_new(sim, "catalog", json_string_or_null(s->catalog));
+    json_object_set_new(sim, "calibration", json_string_or_null(s->calibration));
     json_object_set_new(sim, "max_model_len", json_integer(s->max_model_len));
     json_object_set_new(sim, "gpu_memory_utilization", json_num(s->gpu_memory_utilization));
     json_object_set_new(sim, "max_num_seqs", json_integer(s->max_num_seqs));

@@ -54,6 +54,7 @@ struct sim_cfg {
     char *quantization;            /* default: model.quantization */
     char *kv_cache_dtype;          /* default "auto" */
     char *catalog;                 /* folder of extra GPU/model files (--catalog); NULL = none */
+    char *calibration;             /* calibration profile (--calibration); NULL = none */
     int max_model_len;             /* 0 = model max */
     double gpu_memory_utilization; /* 0 = 0.9 */
     int max_num_seqs;              /* 0 = default */

@@ -643,6 +643,7 @@ static const struct field sim_fields[] = {
     F(sim_cfg, quantization, FT_STR_NULL),
     F(sim_cfg, kv_cache_dtype, FT_STR),
     F(sim_cfg, catalog, FT_STR_NULL),
+    F(sim_cfg, calibration, FT_STR_NULL),
     F(sim_cfg, max_model_len, FT_INT),
     F(sim_cfg, gpu_memory_utilization, FT_NUM),
     F(sim_cfg, max_num_seqs, FT_INT),

@@ -47,6 +47,10 @@ int cost_model_init(struct cost_model *m, const struct catalog *cat,
 {
     char close[256];
     memset(m, 0, sizeof(*m));
+    if (cfg->calibration)
+        m->cal = *cfg->calibration;
+    else
+        cost_calibration_default(&m->cal);
     const char *gname = cfg->gpu ? cfg->gpu : "rtx-pro-6000";
     const char *mname = cfg->model ? cfg->model : "meta-llama/Llama-3.1-8B-Instruct";
     m->gpu = catalog_find_gpu(cat, gname);
@@ -101,8 +105,19 @@ int cost_model_init(struct cost_model *m, const struct catalog *cat,
         return -EINVAL;
     }
 
-    /* KV dtype. */
-    if (is_auto(cfg->kv_cache_dtype)) {
+    /* KV dtype: "auto" is the checkpoint's convention. NVIDIA's NVFP4 (and some FP8)
+     * checkpoints carry kv_cache_quant_algo FP8, which vLLM follows; the catalog records it
+     * per quantization (kv_cache_dtype). */
+    const char *kv_conv = m->quant && m->quant->kv_cache_dtype ? m->quant->kv_cache_dtype : NULL;
+    if (!m->quant && md->native_quantization) {
+        const struct quant_spec *nq = catalog_find_quant(cat, md->native_quantization);
+        kv_conv = nq && nq->kv_cache_dtype ? nq->kv_cache_dtype : NULL;
+    }
+    if (is_auto(cfg->kv_cache_dtype) && kv_conv && !is_auto(kv_conv)) {
+        m->kv_dtype_bytes = strncasecmp(kv_conv, "fp8", 3) == 0 ? 1 : 2;
+        snprintf(m->kv_dtype, sizeof(m->kv_dtype), "%s", kv_conv);
+        m->kv_from_checkpoint = true;
+    } else if (is_auto(cfg->kv_cache_dtype)) {
         m->kv_dtype_bytes = 2;
         snprintf(m->kv_dtype, sizeof(m->kv_dtype), "%s", md->dtype);
     } else if (strncasecmp(cfg->kv_cache_dtype, "fp8", 3) == 0) {
@@ -157,9 +172,21 @@ int cost_model_init(struct cost_model *m, const struct catalog *cat,
             snprintf(m->weight_dtype, sizeof(m->weight_dtype), "%s", nq->name);
         }
     }
+    /* Weight-only 4-bit kernels: AWQ/GPTQ (Marlin), and FP4 formats on a GPU without FP4
+     * tensor cores (vLLM runs MXFP4/NVFP4 through Marlin's w4a16 path there). */
+    {
+        const struct quant_spec *wq = m->quant;
+        if (!wq && md->native_quantization)
+            wq = catalog_find_quant(cat, md->native_quantization);
+        m->weight_only_int4 = wq && ((wq->weight_only && wq->bytes_per_weight < 0.75) ||
+                                     (strcmp(wq->compute, "fp4") == 0 && g->fp4_tflops <= 0));
+    }
     compute = effective_compute(g, compute);
     snprintf(m->compute_dtype, sizeof(m->compute_dtype), "%s", compute);
     m->weight_bytes = (m->embed_params * 2.0 + linear_bytes + expert_bytes) / m->tp;
+    /* An untied input embedding is a separate table of which a step gathers only its tokens'
+     * rows (vocab-parallel under TP); a tied one is read in full as the lm_head anyway. */
+    m->input_embed_bytes = md->tie_word_embeddings ? 0 : v * h * 2.0 / m->tp;
     m->expert_bytes = expert_bytes / m->tp;
 
     /* Rates. */
@@ -279,31 +306,56 @@ void cost_model_info(const struct cost_model *m, struct engine_info *info)
     info->fits = m->fits;
 }
 
+/* Attention efficiency falls with context: FlashAttention-class prefill kernels lose
+ * occupancy and cache reuse as the attended context grows (docs/ENGINE.md). ctx is the mean
+ * context a new token attends. */
+static double attn_efficiency(const struct cost_model *m, double ctx)
+{
+    double knee = m->cal.attn_context_knee > 0 ? m->cal.attn_context_knee : 1e12;
+    return m->cal.p[CAL_ATTN] / (1.0 + ctx / knee);
+}
+
 void cost_step_parts(const struct cost_model *m, const struct step_load *l, double *compute_s,
                      double *memory_s, double *comm_s, double *overhead_s)
 {
     const struct model_spec *md = m->model;
+    const struct cost_calibration *cal = &m->cal;
     double tp = m->tp;
     double attn_dim = (double)md->heads * md->head_dim;
-    /* FLOPs: 2 per weight per token (lm_head only for sampled rows) + attention
-     * (QK^T and PV: 4 × heads × head_dim per attended position per layer). */
-    double lin = 2.0 * m->active_linear_params * l->tokens + 2.0 * m->lm_head_params * l->sampled;
+    /* FLOPs: 2 per weight per token, each weight class at its kernel's efficiency: dense
+     * (or weight-only int4) GEMMs, fused MoE experts, the 16-bit lm_head for sampled rows
+     * only; attention (QK^T and PV: 4 × heads × head_dim per attended position per layer). */
+    double eff_lin = m->weight_only_int4 ? cal->p[CAL_GEMM_INT4] : cal->p[CAL_GEMM];
+    double expert_active =
+        md->experts > 0 ? m->expert_params * (double)md->experts_per_token / (double)md->experts
+                        : 0;
+    double dense_flops = 2.0 * m->dense_params * l->tokens;
+    double expert_flops = 2.0 * expert_active * l->tokens;
+    double head_flops = 2.0 * m->lm_head_params * l->sampled;
     double att =
         4.0 * attn_dim * (m->full_layers * l->attn_full + m->sliding_layers * l->attn_sliding);
-    *compute_s =
-        (lin / (m->peak_flops * COST_COMPUTE_EFF) + att / (m->attn_flops * COST_COMPUTE_EFF)) / tp;
+    double ctx = l->tokens > 0 ? l->attn_full / (double)l->tokens : 0;
+    *compute_s = (dense_flops / (m->peak_flops * eff_lin) +
+                  expert_flops / (m->peak_flops * eff_lin * cal->p[CAL_MOE]) +
+                  head_flops / (m->attn_flops * cal->p[CAL_GEMM]) +
+                  att / (m->attn_flops * attn_efficiency(m, ctx))) /
+                 tp;
 
-    /* Bytes: every non-expert weight once per step; MoE experts only those some token
-     * routes to — with T tokens choosing k of E uniformly, a given expert is touched with
-     * probability 1 − (1 − k/E)^T. Plus the KV cache read by attention. */
-    double w = m->weight_bytes - m->expert_bytes;
+    /* Bytes: every non-expert weight once per step, but of an untied input embedding only the
+     * rows of the step's tokens; MoE experts only those some token routes to — with T tokens
+     * choosing k of E uniformly, a given expert is touched with probability 1 − (1 − k/E)^T.
+     * The KV cache read by paged attention streams at its own (lower) efficiency. */
+    double w = m->weight_bytes - m->expert_bytes - m->input_embed_bytes;
+    if (m->input_embed_bytes > 0)
+        w += fmin((double)l->tokens * md->hidden * 2.0 / tp, m->input_embed_bytes);
     if (m->expert_bytes > 0) {
         double k = md->experts_per_token, e = md->experts;
         double touched = 1.0 - pow(1.0 - k / e, (double)l->tokens);
         w += m->expert_bytes * touched;
     }
     double kv = l->kv_full * m->kv_bpt_full + l->kv_sliding * m->kv_bpt_sliding;
-    *memory_s = (w + kv) / (m->bandwidth * COST_BANDWIDTH_EFF);
+    *memory_s =
+        w / (m->bandwidth * cal->p[CAL_WEIGHT_BW]) + kv / (m->bandwidth * cal->p[CAL_KV_BW]);
 
     /* Tensor parallel: two ring all-reduces of the hidden state per layer. */
     *comm_s = 0;
@@ -312,7 +364,7 @@ void cost_step_parts(const struct cost_model *m, const struct step_load *l, doub
         double per = COST_ALLREDUCE_LAT_S + 2.0 * (tp - 1.0) / tp * bytes / m->p2p_bandwidth;
         *comm_s = 2.0 * md->layers * per;
     }
-    *overhead_s = COST_STEP_OVERHEAD_S + COST_SEQ_OVERHEAD_S * l->seqs;
+    *overhead_s = cal->p[CAL_STEP_S] + cal->seq_overhead_s * l->seqs;
 }
 
 double cost_step_time(const struct cost_model *m, const struct step_load *l)

@@ -9,17 +9,14 @@
 #include <stddef.h>
 
 #include "config/catalog.h"
+#include "engine/calibration.h"
 #include "engine/engine.h"
 
-/* Defaults (docs/ENGINE.md "Defaults" says why each). */
-#define COST_COMPUTE_EFF 0.60       /* achieved / dense tensor peak for GEMMs */
-#define COST_BANDWIDTH_EFF 0.80     /* achieved / datasheet memory bandwidth */
-#define COST_STEP_OVERHEAD_S 1.5e-3 /* scheduler + launch + sampling, per step */
-#define COST_SEQ_OVERHEAD_S 6e-6    /* per scheduled sequence (input prep, sampling, detok) */
-#define COST_NONTORCH_GIB 1.0       /* non-torch allocations + CUDA graph pool */
-#define COST_NONTORCH_TP_GIB 0.5    /* NCCL buffers when tensor_parallel_size > 1 */
-#define COST_ALLREDUCE_LAT_S 10e-6  /* per all-reduce launch + sync */
-#define COST_LORA_RANK 16           /* vLLM's default --max-lora-rank */
+/* Defaults (docs/ENGINE.md says why each); the efficiencies live in engine/calibration.h. */
+#define COST_NONTORCH_GIB 1.0      /* non-torch allocations + CUDA graph pool */
+#define COST_NONTORCH_TP_GIB 0.5   /* NCCL buffers when tensor_parallel_size > 1 */
+#define COST_ALLREDUCE_LAT_S 10e-6 /* per all-reduce launch + sync */
+#define COST_LORA_RANK 16          /* vLLM's default --max-lora-rank */
 
 #define GIB (1024.0 * 1024.0 * 1024.0)
 
@@ -37,9 +34,15 @@ struct cost_model {
     int max_num_batched_tokens;
     bool prefix_caching;
     bool max_model_len_clamped; /* default max_model_len lowered to what the KV cache holds */
+    bool kv_from_checkpoint;    /* kv_dtype is the checkpoint's convention (catalog), not asked */
+    /* Linear layers run weight-only int4 kernels (AWQ/GPTQ Marlin; MXFP4/NVFP4 on a GPU
+     * without FP4 tensor cores): dequantise to 16-bit, slower than dense GEMMs at large batch. */
+    bool weight_only_int4;
+    struct cost_calibration cal; /* efficiencies and fixed costs in effect */
 
     /* Parameters (counts, whole model). */
-    double embed_params; /* embedding + untied lm_head */
+    double embed_params;      /* embedding + untied lm_head */
+    double input_embed_bytes; /* untied input embedding, per GPU: a step reads only its rows */
     double lm_head_params;
     double expert_params;        /* MoE experts, all of them */
     double dense_params;         /* every other weight */

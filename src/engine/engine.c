@@ -530,7 +530,7 @@ const struct engine_info *engine_info(const struct engine *e)
     return &e->info;
 }
 
-int engine_add(struct engine *e, const struct engine_request *r, char *err, size_t errlen)
+int engine_check(const struct engine *e, const struct engine_request *r, char *err, size_t errlen)
 {
     if (!r || r->prompt_len < 1 || r->max_tokens < 1) {
         snprintf(err, errlen, "a request needs at least one prompt token and max_tokens >= 1");
@@ -544,6 +544,19 @@ int engine_add(struct engine *e, const struct engine_request *r, char *err, size
                  r->max_tokens);
         return -EINVAL;
     }
+    return 0;
+}
+
+double engine_request_overhead(const struct engine *e)
+{
+    return e->cm.cal.p[CAL_REQUEST_S];
+}
+
+int engine_add(struct engine *e, const struct engine_request *r, char *err, size_t errlen)
+{
+    int rc = engine_check(e, r, err, errlen);
+    if (rc)
+        return rc;
     if (map_get(&e->reqs, r->id, NULL)) {
         snprintf(err, errlen, "request id %llu is already live", (unsigned long long)r->id);
         return -EINVAL;

@@ -19,6 +19,8 @@
 
 #include "core/xalloc.h"
 
+struct cost_calibration;
+
 /* Serving options, named as vLLM's flags. Strings are borrowed for the call to engine_new. */
 struct engine_config {
     const char *gpu;            /* catalog name or alias; NULL = "rtx-pro-6000" */
@@ -34,6 +36,9 @@ struct engine_config {
     int block_size;                /* 0 = 16 */
     int num_lora_slots;            /* LoRA adapters served; reserves memory like vLLM */
     const char *catalog_dir;       /* extra catalog folder, or NULL */
+    /* Efficiencies and fixed costs (engine/calibration.h), borrowed for the call to engine_new;
+     * NULL = the built-in defaults. */
+    const struct cost_calibration *calibration;
 };
 
 /* What the engine worked out at start (the numbers vLLM logs). */
@@ -105,6 +110,12 @@ MUST_USE int engine_new(struct engine **out, const struct engine_config *cfg, ch
 void engine_free(struct engine *e); /* NULL is a no-op */
 const struct engine_info *engine_info(const struct engine *e);
 
+/* engine_add's checks on r alone (lengths), without adding it: 0 or -EINVAL with err. */
+MUST_USE int engine_check(const struct engine *e, const struct engine_request *r, char *err,
+                          size_t errlen);
+/* The fixed per-request cost outside the GPU (HTTP, tokenisation, detokenisation, frontend
+ * scheduling) in seconds: a server holds a request this long before engine_add. */
+double engine_request_overhead(const struct engine *e);
 /* 0, or -EINVAL when prompt_len + max_tokens exceeds max_model_len (err says so). */
 MUST_USE int engine_add(struct engine *e, const struct engine_request *r, char *err, size_t errlen);
 /* Drops a request wherever it is; no event is emitted for it. Unknown ids are ignored. */

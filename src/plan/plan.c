@@ -24,8 +24,10 @@
 #include "core/log.h"
 #include "core/stats.h"
 #include "core/xalloc.h"
+#include "engine/calibration.h"
 #include "engine/cost.h"
 #include "engine/engine.h"
+#include "plan/validation.h"
 
 #define PLAN_MAX_LIST 32
 #define PLAN_DEFAULT_CONTEXT 8192
@@ -57,6 +59,9 @@ struct plan_opts {
     struct slo_cfg slo; /* the CLI sets ttft_ms and tpot_ms at p95 */
     bool json;
     bool prefix_caching;
+    const char *calibration_path; /* --calibration FILE, or NULL */
+    struct cost_calibration cal;  /* loaded from it (or given by plan_predict_with) */
+    bool have_cal;                /* cal applies; else the engine's defaults */
 };
 
 /* One request's life in virtual time. */
@@ -83,6 +88,7 @@ struct plan_row {
     uint64_t preemptions, steps;
     double peak_kv_usage;
     double mean_running;
+    struct plan_band band;
     char verdict[640];
     bool ok;
 };
@@ -99,16 +105,25 @@ struct plan_sim {
     long out_tokens;
     char err[256];
     int add_rc;
-    int *pending; /* users whose next request is on its way (closed loop) */
-    int n_pending;
+    /* Requests on their way to the engine (closed loop), in the order they were sent: a ring of
+     * at most one per user. */
+    struct plan_arrival *pending;
+    int pending_head, n_pending;
+    double request_overhead; /* per-request cost outside the GPU before the engine sees it */
 };
 
-static int plan_issue(struct plan_sim *s, int user)
+struct plan_arrival {
+    int user;
+    double t_sent;  /* when the client sent it */
+    double t_enter; /* when it reaches the engine: t_sent + the per-request overhead */
+};
+
+static int plan_issue(struct plan_sim *s, int user, double t_sent)
 {
     int k = s->issued++;
     struct plan_req *r = &s->reqs[k];
     r->user = user;
-    r->t_sent = s->now;
+    r->t_sent = t_sent;
     r->t_first = r->t_last = -1;
     /* Distinct first block per request: no accidental prefix hits between requests. */
     for (int i = 0; i < 16 && i < s->prompt; i++)
@@ -119,6 +134,30 @@ static int plan_issue(struct plan_sim *s, int user)
                                 .max_tokens = s->output,
                                 .user = r};
     return engine_add(s->e, &er, s->err, sizeof(s->err));
+}
+
+static void plan_arrival_push(struct plan_sim *s, int user, double t_sent)
+{
+    int cap = s->users + 1;
+    struct plan_arrival *a = &s->pending[(s->pending_head + s->n_pending) % cap];
+    a->user = user;
+    a->t_sent = t_sent;
+    a->t_enter = t_sent + s->request_overhead;
+    s->n_pending++;
+}
+
+/* Adds the requests that reached the engine before 'by' (or at it, when inclusive). */
+static void plan_admit(struct plan_sim *s, double by, bool inclusive)
+{
+    int cap = s->users + 1;
+    while (s->n_pending > 0 && !s->add_rc) {
+        struct plan_arrival a = s->pending[s->pending_head];
+        if (inclusive ? a.t_enter > by : a.t_enter >= by)
+            break;
+        s->pending_head = (s->pending_head + 1) % cap;
+        s->n_pending--;
+        s->add_rc = plan_issue(s, a.user, a.t_sent);
+    }
 }
 
 static void plan_on_event(void *ctx, const struct engine_event *ev)
@@ -142,11 +181,11 @@ static void plan_on_event(void *ctx, const struct engine_event *ev)
             dvec_push(&s->tpot, (r->t_last - r->t_first) / (r->out - 1));
         if (r->t_last >= 0)
             dvec_push(&s->e2e, r->t_last - r->t_sent);
-        /* Closed loop: this user sends its next request now. It reaches the server after
-         * the engine has already begun its next step (the client needs the final chunk before
-         * it can send), so it is added once that step is planned, as with a real server. */
+        /* Closed loop: this user sends its next request now. It reaches the engine after the
+         * per-request overhead, and never in the step that begins now (the client needs the
+         * final chunk before it can send), as with a real server. */
         if (s->issued + s->n_pending < s->total)
-            s->pending[s->n_pending++] = r->user;
+            plan_arrival_push(s, r->user, s->now);
     }
 }
 
@@ -165,6 +204,7 @@ static void plan_fill_config(const struct plan_opts *o, const struct plan_row *r
     c->enable_prefix_caching = o->prefix_caching ? 1 : 0;
     c->tensor_parallel_size = o->tp;
     c->catalog_dir = o->catalog_dir;
+    c->calibration = o->have_cal ? &o->cal : NULL;
 }
 
 /* Runs the closed-loop workload; fills the row's latency results. */
@@ -179,6 +219,9 @@ static int plan_simulate(const struct plan_opts *o, struct plan_row *row, char *
         return rc;
     s.total = row->requests;
     s.users = row->users;
+    /* HTTP, tokenisation and the frontend's scheduling: a fixed cost per request before the
+     * engine sees it (docs/ENGINE.md); `testbench sim` holds each request as long. */
+    s.request_overhead = row->cm.cal.p[CAL_REQUEST_S];
     s.prompt = row->prompt;
     s.output = row->output;
     s.reqs = xcalloc((size_t)s.total, sizeof(*s.reqs));
@@ -190,18 +233,24 @@ static int plan_simulate(const struct plan_opts *o, struct plan_row *row, char *
     dvec_init(&s.itl);
     dvec_init(&s.e2e);
     int first = row->users < s.total ? row->users : s.total;
-    for (int u = 0; u < first && !rc; u++)
-        rc = plan_issue(&s, u);
-    double busy_running = 0;
     s.pending = xcalloc((size_t)s.users + 1, sizeof(*s.pending));
+    for (int u = 0; u < first; u++)
+        plan_arrival_push(&s, u, 0.0);
+    double busy_running = 0;
     while (!rc && !s.add_rc) {
+        /* Arrivals strictly before the step begins join it; one that arrives as it begins
+         * waits for the next (the engine has already scheduled). */
+        plan_admit(&s, s.now, false);
         double d = engine_step_plan(s.e);
-        for (int i = 0; i < s.n_pending && !s.add_rc; i++)
-            s.add_rc = plan_issue(&s, s.pending[i]);
-        s.n_pending = 0;
-        if (d < 0)
-            d = engine_step_plan(s.e); /* idle until those arrivals */
-        if (d < 0)
+        if (d < 0 && s.n_pending > 0 && !s.add_rc) {
+            /* Idle until the next arrival reaches the engine. */
+            double t = s.pending[s.pending_head].t_enter;
+            if (t > s.now)
+                s.now = t;
+            plan_admit(&s, s.now, true);
+            d = engine_step_plan(s.e);
+        }
+        if (d < 0 || s.add_rc)
             break;
         struct engine_counters ct;
         engine_counters(s.e, &ct);
@@ -319,6 +368,7 @@ static int plan_row_run(const struct plan_opts *o, const struct catalog *cat, st
                  m->weight_bytes / GIB, m->num_blocks * (long)m->block_size,
                  m->kv_budget_bytes / GIB, row->context);
     }
+    plan_band_for(&row->cm, row->context, o->have_cal ? &o->cal : NULL, &row->band);
     if (row->fits) {
         rc = plan_simulate(o, row, err, sizeof(err));
         if (rc) {
@@ -351,17 +401,20 @@ static void plan_opts_from_query(const struct plan_query *q, struct plan_opts *o
     o->catalog_dir = q->catalog_dir;
     o->prefix_caching = q->prefix_caching;
     o->slo = q->slo;
+    o->calibration_path = q->calibration;
 }
 
-int plan_predict(const struct plan_query *q, struct plan_prediction *out, char *err, size_t errlen)
+int plan_predict_with(const struct plan_query *q, const struct catalog *cat,
+                      const struct cost_calibration *cal, struct plan_prediction *out, char *err,
+                      size_t errlen)
 {
     memset(out, 0, sizeof(*out));
     struct plan_opts o;
     plan_opts_from_query(q, &o);
-    struct catalog *cat = NULL;
-    int rc = catalog_load(&cat, q->catalog_dir, err, errlen);
-    if (rc)
-        return rc;
+    if (cal) {
+        o.cal = *cal;
+        o.have_cal = true;
+    }
     struct plan_row *row = xcalloc(1, sizeof(*row));
     row->quant = q->quantization;
     row->context = q->max_model_len;
@@ -369,6 +422,7 @@ int plan_predict(const struct plan_query *q, struct plan_prediction *out, char *
     row->output = q->output_tokens;
     row->users = q->users;
     row->requests = q->requests > 0 ? q->requests : plan_requests_for(q->users);
+    int rc = 0;
     if (row->prompt < 1 || row->output < 1 || row->users < 1) {
         snprintf(err, errlen, "plan: prompt, output and users must be positive");
         rc = -EINVAL;
@@ -398,9 +452,28 @@ int plan_predict(const struct plan_query *q, struct plan_prediction *out, char *
         out->user_tps = row->user_tps;
         out->duration_s = row->duration_s;
         out->meets_slo = row->ok;
+        out->band = row->band;
         snprintf(out->verdict, sizeof(out->verdict), "%s", row->verdict);
     }
     free(row);
+    return rc;
+}
+
+int plan_predict(const struct plan_query *q, struct plan_prediction *out, char *err, size_t errlen)
+{
+    memset(out, 0, sizeof(*out));
+    struct cost_calibration cal;
+    cost_calibration_default(&cal);
+    if (q->calibration) {
+        int crc = cost_calibration_load(&cal, q->calibration, err, errlen);
+        if (crc)
+            return crc;
+    }
+    struct catalog *cat = NULL;
+    int rc = catalog_load(&cat, q->catalog_dir, err, errlen);
+    if (rc)
+        return rc;
+    rc = plan_predict_with(q, cat, q->calibration ? &cal : NULL, out, err, errlen);
     catalog_free(cat);
     return rc;
 }
@@ -485,6 +558,11 @@ static json_t *plan_row_json(const struct plan_opts *o, const struct plan_row *r
     json_object_set_new(j, "max_num_seqs", json_integer(m->max_num_seqs));
     json_object_set_new(j, "max_num_batched_tokens", json_integer(m->max_num_batched_tokens));
     bool s = r->simulated;
+    /* Means as well as percentiles: published benchmarks (vllm bench serve) report means, and a
+     * comparison must take like with like. */
+    json_object_set_new(j, "ttft_mean_ms", s ? json_real_or_null(r->ttft.mean * 1e3) : json_null());
+    json_object_set_new(j, "tpot_mean_ms", s ? json_real_or_null(r->tpot.mean * 1e3) : json_null());
+    json_object_set_new(j, "itl_mean_ms", s ? json_real_or_null(r->itl.mean * 1e3) : json_null());
     json_object_set_new(j, "ttft_p50_ms", s ? json_real_or_null(r->ttft.p50 * 1e3) : json_null());
     json_object_set_new(j, "ttft_p95_ms", s ? json_real_or_null(r->ttft.p95 * 1e3) : json_null());
     json_object_set_new(j, "ttft_p99_ms", s ? json_real_or_null(r->ttft.p99 * 1e3) : json_null());
@@ -503,6 +581,16 @@ static json_t *plan_row_json(const struct plan_opts *o, const struct plan_row *r
     json_object_set_new(j, "slo_tpot_ms", json_real_or_null(o->slo.tpot_ms));
     json_object_set_new(j, "meets_slo", json_boolean(r->ok));
     json_object_set_new(j, "verdict", json_string(r->verdict));
+    json_t *u = json_object();
+    json_object_set_new(u, "output_throughput_pct", json_real(r->band.tps_pct));
+    json_object_set_new(u, "tpot_pct", json_real(r->band.tpot_pct));
+    json_object_set_new(u, "ttft_pct", json_real(r->band.ttft_pct));
+    json_object_set_new(u, "validated", json_boolean(!r->band.extrapolated));
+    json_object_set_new(u, "basis", json_string(r->band.basis));
+    json_object_set_new(u, "outside", json_string(r->band.outside));
+    json_object_set_new(j, "uncertainty", u);
+    json_object_set_new(j, "calibration",
+                        o->calibration_path ? json_string(o->calibration_path) : json_null());
     json_t *src = json_object();
     json_object_set_new(src, "gpu", json_string(m->gpu->source));
     json_object_set_new(src, "model", json_string(m->model->source));
@@ -583,6 +671,12 @@ static void print_row_text(const struct plan_opts *o, const struct plan_row *r)
         printf("  ITL    p50 %9.1f ms   p95 %9.1f ms\n", r->itl.p50 * 1e3, r->itl.p95 * 1e3);
         printf("  per-user rate %.1f tokens/s (1 / TPOT p50); aggregate output %.1f tokens/s\n",
                r->user_tps, r->out_tps);
+        printf("  means: TTFT %.1f ms, TPOT %.1f ms, ITL %.1f ms\n", r->ttft.mean * 1e3,
+               r->tpot.mean * 1e3, r->itl.mean * 1e3);
+        printf("\nUncertainty: output tokens/s +/-%.0f %%, TPOT +/-%.0f %%, TTFT +/-%.0f %% (%s)\n",
+               r->band.tps_pct, r->band.tpot_pct, r->band.ttft_pct, r->band.basis);
+        if (r->band.extrapolated)
+            printf("  wider than validated: %s\n", r->band.outside);
     }
     printf("\nVerdict: %s\n", r->verdict);
     double cc = m->num_blocks > 0 ? (double)m->num_blocks / per : 0.0;
@@ -680,7 +774,8 @@ static void plan_usage(void)
         "    [--kv-cache-dtype D] [--context N[,N...]] [--prompt-tokens N] [--output-tokens N]\n"
         "    [--users N[,N...]] [--requests N] [--max-num-seqs N] [--max-num-batched-tokens N]\n"
         "    [--gpu-memory-utilization F] [--tensor-parallel-size N] [--catalog DIR]\n"
-        "    [--slo-ttft-ms X] [--slo-tpot-ms X] [--no-enable-prefix-caching] [--json]\n"
+        "    [--slo-ttft-ms X] [--slo-tpot-ms X] [--no-enable-prefix-caching]\n"
+        "    [--calibration FILE] [--json]\n"
         "Defaults: context %d (or the model's max_model_len if smaller), output %d,\n"
         "prompt = context - output, users %d, requests max(users x %d, %d),\n"
         "SLO TTFT p95 <= %.0f ms and TPOT p95 <= %.0f ms.\n",
@@ -708,6 +803,7 @@ enum {
     OPT_NO_PC,
     OPT_JSON,
     OPT_HELP,
+    OPT_CALIBRATION,
 };
 
 static const struct option plan_long_opts[] = {
@@ -730,6 +826,7 @@ static const struct option plan_long_opts[] = {
     {"no-enable-prefix-caching", no_argument, NULL, OPT_NO_PC},
     {"json", no_argument, NULL, OPT_JSON},
     {"help", no_argument, NULL, OPT_HELP},
+    {"calibration", required_argument, NULL, OPT_CALIBRATION},
     {NULL, 0, NULL, 0},
 };
 
@@ -739,6 +836,7 @@ static int plan_parse(int argc, char **argv, struct plan_opts *o)
     o->output_tokens = PLAN_DEFAULT_OUTPUT;
     o->slo = (struct slo_cfg){PLAN_SLO_TTFT_MS, NAN, PLAN_SLO_TPOT_MS, NAN, 95};
     o->prefix_caching = true;
+    cost_calibration_default(&o->cal);
     optind = 1;
     opterr = 0;
     int c;
@@ -803,6 +901,9 @@ static int plan_parse(int argc, char **argv, struct plan_opts *o)
         case OPT_HELP:
             plan_usage();
             return 1;
+        case OPT_CALIBRATION:
+            o->calibration_path = optarg;
+            break;
         default:
             log_error("plan: unknown or incomplete option '%s'", argv[optind - 1]);
             return -EINVAL;
@@ -819,6 +920,14 @@ static int plan_parse(int argc, char **argv, struct plan_opts *o)
     if (!o->gpu || !o->model) {
         log_error("plan: --gpu and --model are required");
         return -EINVAL;
+    }
+    if (o->calibration_path) {
+        char err[512];
+        if (cost_calibration_load(&o->cal, o->calibration_path, err, sizeof(err))) {
+            log_error("plan: %s", err);
+            return -EINVAL;
+        }
+        o->have_cal = true;
     }
     if (!o->n_quants) {
         o->quants[0] = NULL;

@@ -27,6 +27,17 @@ struct plan_query {
     int users;          /* closed-loop users (each sends its next request when the last ends) */
     int requests;       /* 0 = plan_requests_default(users) */
     struct slo_cfg slo; /* judged as the runner judges a measured point */
+    const char *calibration; /* calibration profile (docs/CALIBRATION.md), or NULL = defaults */
+};
+
+/* How far to trust a prediction: the held-out median error of bench_validation (published
+ * measurements), widened where the setup lies outside what that set covers, or the error left
+ * after the fit when a calibration profile for this GPU is in use. Percent. */
+struct plan_band {
+    double tps_pct, tpot_pct, ttft_pct;
+    bool extrapolated; /* outside the validated GPUs, quantizations, model classes or context */
+    char outside[256]; /* what was never validated, "" when nothing */
+    char basis[160];   /* where the figures come from */
 };
 
 struct plan_prediction {
@@ -43,6 +54,7 @@ struct plan_prediction {
     double duration_s;           /* how long serving the requests takes, first sent to last done */
     bool meets_slo;
     char verdict[640];
+    struct plan_band band;
 };
 
 /* Memory plan and closed-loop simulation of q. 0, or -errno with a message in err (unknown
@@ -50,6 +62,13 @@ struct plan_prediction {
  * error: out->fits is false and fit_msg says why. */
 MUST_USE int plan_predict(const struct plan_query *q, struct plan_prediction *out, char *err,
                           size_t errlen);
+struct catalog;
+struct cost_calibration;
+/* plan_predict over a loaded catalog with the given efficiencies (NULL = defaults; q->calibration
+ * is then ignored): the inner loop of `testbench calibrate`. */
+MUST_USE int plan_predict_with(const struct plan_query *q, const struct catalog *cat,
+                               const struct cost_calibration *cal, struct plan_prediction *out,
+                               char *err, size_t errlen);
 /* The largest number of users in [1, max_users] whose prediction meets q->slo (q->users is
  * ignored); 0 when one user already misses it or the setup does not fit. */
 MUST_USE int plan_max_users(const struct plan_query *q, int max_users, int *out, char *err,

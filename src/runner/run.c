@@ -29,6 +29,7 @@
 #include "core/rng.h"
 #include "core/text.h"
 #include "core/version.h"
+#include "engine/calibration.h"
 #include "runner/client.h"
 #include "runner/probe.h"
 #include "runner/progress.h"
@@ -815,6 +816,16 @@ static int start_sim(struct runner *r)
     o.engine.quantization = s->quantization ? s->quantization : c->model.quantization;
     o.engine.kv_cache_dtype = s->kv_cache_dtype;
     o.engine.catalog_dir = s->catalog;
+    struct cost_calibration cal;
+    if (s->calibration) {
+        char err[512];
+        cost_calibration_default(&cal);
+        if (cost_calibration_load(&cal, s->calibration, err, sizeof(err))) {
+            log_error("run: server.sim.calibration: %s", err);
+            return -EINVAL;
+        }
+        o.engine.calibration = &cal;
+    }
     o.engine.max_model_len = s->max_model_len;
     o.engine.gpu_memory_utilization = s->gpu_memory_utilization;
     o.engine.max_num_seqs = s->max_num_seqs;
@@ -1177,8 +1188,14 @@ static int runner_setup(struct runner *r)
     r->api_key = c->server.api_key_env ? getenv(c->server.api_key_env) : NULL;
     register_secrets(r);
     http_set_ca_bundle(c->server.ca_bundle); /* before the sampler thread starts */
-    if (c->server.sim.enabled && start_sim(r))
-        return TB_EXIT_RUNTIME;
+    if (c->server.sim.enabled) {
+        /* As `testbench sim`: a setup the engine refuses (or a bad calibration file) is a
+         * usage error, anything else a runtime failure. */
+        int src = start_sim(r);
+        if (src)
+            return src == -EINVAL || src == -ENOENT || src == -ENOSPC ? TB_EXIT_USAGE
+                                                                      : TB_EXIT_RUNTIME;
+    }
     json_t *server_json;
     int ec = probe_servers(r, &server_json);
     if (ec != TB_EXIT_OK)

@@ -66,6 +66,10 @@
 #define ACCEPT_PAUSE_MIN_MS 10
 #define ACCEPT_PAUSE_MAX_MS 1000
 #define ACCEPT_LOG_EVERY_S 10
+/* Held requests due this close together reach the engine in one step (on_admit): a client
+ * answering one step's burst of last tokens with as many new requests spreads them over a few
+ * milliseconds on a busy host, which the planner's clients (all at once) do not. */
+#define SIM_ADMIT_GATHER_S 0.005
 
 void sim_options_init(struct sim_options *o)
 {
@@ -230,6 +234,69 @@ static void on_kick(evutil_socket_t fd, short what, void *arg)
 }
 
 /* The client went away: forget the request everywhere. */
+static void arm_admit(struct sim_server *srv, double after)
+{
+    if (after < 0)
+        after = 0;
+    struct timeval tv = {(time_t)after, (suseconds_t)((after - (double)(time_t)after) * 1e6)};
+    if (evtimer_add(srv->admit_timer, &tv))
+        log_error("sim: cannot arm the admission timer");
+}
+
+static void held_remove(struct sim_server *srv, struct sim_stream *s)
+{
+    struct sim_stream **pp = &srv->held_head, *prev = NULL;
+    while (*pp && *pp != s) {
+        prev = *pp;
+        pp = &(*pp)->held_next;
+    }
+    if (!*pp)
+        return;
+    *pp = s->held_next;
+    if (srv->held_tail == s)
+        srv->held_tail = prev;
+    s->held_next = NULL;
+    s->held = false;
+}
+
+/* Held requests whose per-request overhead has passed reach the engine. Requests due within
+ * SIM_ADMIT_GATHER_S of each other go together: clients that send at the same moment (every
+ * closed-loop user whose answer ended in the same step) reach the engine in one step, as they
+ * do in the planner and as same-turn arrivals do without a hold; only the loop's wake-up
+ * jitter separates them otherwise. */
+static void on_admit(evutil_socket_t fd, short what, void *arg)
+{
+    struct sim_server *srv = arg;
+    (void)fd;
+    (void)what;
+    double now = sim_server_now(srv);
+    bool added = false;
+    while (srv->held_head && srv->held_head->admit_at <= now + SIM_ADMIT_GATHER_S) {
+        struct sim_stream *s = srv->held_head;
+        held_remove(srv, s);
+        struct engine_request er = {
+            .id = s->id,
+            .prompt = s->call.prompt.v,
+            .prompt_len = s->call.prompt.n,
+            .max_tokens = s->target_tokens,
+            .user = s,
+        };
+        char err[512];
+        /* engine_check passed on arrival and ids are unique, so this cannot fail; if it did,
+         * the stream would wait for its client to give up, which the log line explains. */
+        if (engine_add(srv->engine, &er, err, sizeof(err))) {
+            log_error("sim: %s", err);
+            continue;
+        }
+        s->in_engine = true;
+        added = true;
+    }
+    if (srv->held_head)
+        arm_admit(srv, srv->held_head->admit_at - now);
+    if (added && !srv->stepping)
+        event_active(srv->kick, EV_TIMEOUT, 1);
+}
+
 static void on_close(struct evhttp_connection *evcon, void *arg)
 {
     struct sim_stream *s = arg;
@@ -237,6 +304,8 @@ static void on_close(struct evhttp_connection *evcon, void *arg)
     (void)evcon;
     if (s->in_engine)
         engine_abort(srv->engine, s->id);
+    if (s->held)
+        held_remove(srv, s);
     srv->metrics.finished_abort++;
     /* Detached from its connection (unfinished): we own it now and must free it. When the
      * connection still holds it (evhttp_free at shutdown), evhttp frees it itself. */
@@ -301,12 +370,32 @@ static void handle_generate(struct sim_server *srv, struct evhttp_request *req, 
         .max_tokens = s->target_tokens,
         .user = s,
     };
-    if (engine_add(srv->engine, &er, err, sizeof(err))) {
+    if (engine_check(srv->engine, &er, err, sizeof(err))) {
         sim_error_set(&e, 400, "%s", err);
         reply_error(srv, req, &e);
         goto drop;
     }
-    s->in_engine = true;
+    /* vLLM's frontend spends a fixed time per request before its engine sees it (HTTP,
+     * tokenisation, scheduling); the engine's cost model names it, and the planner lets a
+     * request reach the engine as late, so the simulator holds it as long (docs/ENGINE.md). */
+    double hold = engine_request_overhead(srv->engine);
+    if (hold > 0) {
+        s->held = true;
+        s->admit_at = s->arrival + hold;
+        if (srv->held_tail)
+            srv->held_tail->held_next = s;
+        else
+            srv->held_head = s;
+        srv->held_tail = s;
+        if (!evtimer_pending(srv->admit_timer, NULL))
+            arm_admit(srv, hold);
+    } else if (engine_add(srv->engine, &er, err, sizeof(err))) {
+        sim_error_set(&e, 400, "%s", err);
+        reply_error(srv, req, &e);
+        goto drop;
+    } else {
+        s->in_engine = true;
+    }
     /* The client may now be silent for as long as the generation takes. */
     evhttp_connection_set_timeout(evhttp_request_get_connection(req), SIM_REQUEST_TIMEOUT_S);
     s->next = srv->streams;
@@ -316,7 +405,7 @@ static void handle_generate(struct sim_server *srv, struct evhttp_request *req, 
     __atomic_add_fetch(&srv->n_streams, 1, __ATOMIC_RELAXED);
     evhttp_connection_set_closecb(evhttp_request_get_connection(req), on_close, s);
     sim_stream_begin(s);
-    if (!srv->stepping)
+    if (s->in_engine && !srv->stepping)
         event_active(srv->kick, EV_TIMEOUT, 1);
     return;
 drop:
@@ -680,6 +769,8 @@ static void server_free(struct sim_server *srv)
         event_free(srv->step_timer);
     if (srv->kick)
         event_free(srv->kick);
+    if (srv->admit_timer)
+        event_free(srv->admit_timer);
     if (srv->wake)
         event_free(srv->wake);
     for (int i = 0; i < 2; i++)
@@ -759,7 +850,8 @@ static int server_new(struct sim_server **out, const struct sim_options *o, char
     srv->step_timer = evtimer_new(srv->base, on_step_timer, srv);
     srv->kick = event_new(srv->base, -1, 0, on_kick, srv);
     srv->accept_retry = evtimer_new(srv->base, on_accept_retry, srv);
-    if (!srv->step_timer || !srv->kick || !srv->accept_retry)
+    srv->admit_timer = evtimer_new(srv->base, on_admit, srv);
+    if (!srv->step_timer || !srv->kick || !srv->accept_retry || !srv->admit_timer)
         goto fail;
     if (evutil_socketpair(AF_UNIX, SOCK_STREAM, 0, srv->wake_fd) ||
         evutil_make_socket_nonblocking(srv->wake_fd[0]) ||

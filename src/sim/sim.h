@@ -19,10 +19,11 @@ struct sim_options {
     const char *served_model_name; /* NULL = engine's model name */
     const char **lora_modules; /* "NAME=PATH" strings, listed in /v1/models with parent = base */
     size_t n_lora_modules;
-    uint64_t seed;          /* output lengths without ignore_eos, generated text */
-    const char *trace_path; /* NULL = no trace; else JSON lines of emission times */
-    bool quiet;             /* no start-up log lines */
-    int idle_timeout_s;     /* close a connection idle this long (no request in flight) */
+    uint64_t seed;                /* output lengths without ignore_eos, generated text */
+    const char *trace_path;       /* NULL = no trace; else JSON lines of emission times */
+    bool quiet;                   /* no start-up log lines */
+    int idle_timeout_s;           /* close a connection idle this long (no request in flight) */
+    const char *calibration_path; /* --calibration FILE (sim_main loads it into engine), or NULL */
 };
 
 void sim_options_init(struct sim_options *o); /* defaults above */

@@ -11,6 +11,7 @@
 
 #include "core/exitcode.h"
 #include "core/log.h"
+#include "engine/calibration.h"
 #include "sim/sim_internal.h"
 
 static const char usage[] =
@@ -19,7 +20,7 @@ static const char usage[] =
     "    [--gpu-memory-utilization F] [--max-num-seqs N] [--max-num-batched-tokens N]\n"
     "    [--enable-prefix-caching | --no-enable-prefix-caching] [--tensor-parallel-size N]\n"
     "    [--block-size N] [--lora-modules NAME=PATH ...] [--seed N] [--trace FILE]\n"
-    "    [--catalog DIR] [--idle-timeout S] [--quiet]\n";
+    "    [--catalog DIR] [--calibration FILE] [--idle-timeout S] [--quiet]\n";
 
 enum flag_kind { F_STR, F_INT, F_DOUBLE, F_U64, F_TRUE, F_FALSE, F_LORA };
 
@@ -52,6 +53,7 @@ static const struct flag flags[] = {
     {"--trace", F_STR, OPT(trace_path)},
     {"--catalog", F_STR, OPT(engine.catalog_dir)},
     {"--idle-timeout", F_INT, OPT(idle_timeout_s)},
+    {"--calibration", F_STR, OPT(calibration_path)},
     {"--quiet", F_TRUE, OPT(quiet)},
 };
 
@@ -175,6 +177,16 @@ int sim_main(int argc, char **argv)
     if (help) {
         fputs(usage, stdout);
         goto out;
+    }
+    struct cost_calibration cal;
+    if (o.calibration_path) {
+        cost_calibration_default(&cal);
+        if (cost_calibration_load(&cal, o.calibration_path, err, sizeof(err))) {
+            log_error("sim: %s", err);
+            code = TB_EXIT_USAGE;
+            goto out;
+        }
+        o.engine.calibration = &cal;
     }
     bool was_quiet = log_is_quiet();
     if (o.quiet)

@@ -169,7 +169,10 @@ struct sim_stream {
     double prefill_start; /* < 0 until the first step that scheduled it */
     double first_time, last_time;
     bool in_engine;
-    char *chunk_prefix; /* preformatted JSON up to the text/content value */
+    bool held;                    /* waiting out the per-request overhead before engine_add */
+    double admit_at;              /* server-relative seconds when it reaches the engine */
+    struct sim_stream *held_next; /* the server's admission queue (FIFO: one hold for all) */
+    char *chunk_prefix;           /* preformatted JSON up to the text/content value */
     size_t chunk_prefix_len;
     struct dvec token_times; /* absolute monotonic seconds, only with --trace */
 };
@@ -199,6 +202,8 @@ struct sim_server {
     struct event *step_timer;  /* the one timer that drives the engine */
     struct event *kick;        /* plans a step on the next loop turn after arrivals */
     struct event *trace_timer; /* flushes the trace every second */
+    struct event *admit_timer; /* admits held requests (per-request overhead) */
+    struct sim_stream *held_head, *held_tail;
     struct event *sig_int, *sig_term;
     struct event *wake; /* read end of wake_fd: sim_server_stop from another thread */
     int wake_fd[2];

@@ -77,6 +77,7 @@ struct backend_options {
     const char *self_exe;           /* sim: path of the testbench binary */
     const char *sim_gpu;            /* sim: --gpu; NULL = sim default */
     const char *sim_catalog;        /* sim: --catalog DIR or NULL */
+    const char *sim_calibration;    /* sim: --calibration FILE or NULL */
     uint64_t seed;                  /* sim: --seed */
     const char *docker_bin;         /* NULL = "docker" found on PATH */
     const char *docker_image;       /* NULL = BACKEND_DOCKER_IMAGE */

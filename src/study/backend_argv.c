@@ -158,6 +158,8 @@ static int sim_argv(struct argv_list *a, const struct backend_options *o,
         rc = argv_push2(a, "--seed", num);
     if (!rc && o->sim_catalog)
         rc = argv_push2(a, "--catalog", o->sim_catalog);
+    if (!rc && o->sim_calibration)
+        rc = argv_push2(a, "--calibration", o->sim_calibration);
     if (!rc)
         rc = push_extra(a, s);
     return rc;

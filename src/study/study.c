@@ -56,6 +56,7 @@ struct study_args {
     bool force;
     bool plan_only;
     bool quiet;
+    const char *calibration; /* --calibration FILE: plan and the sim backend use it */
 };
 
 struct study {
@@ -128,6 +129,7 @@ static void plan_query_fill(const struct study *st, size_t si, size_t wi, int pr
     q->users = users;
     q->requests = 0;
     q->slo = *workload_slo(st, wi);
+    q->calibration = st->args.calibration;
 }
 
 static int requests_for(const struct study *st, int users)
@@ -826,6 +828,7 @@ static int parse_args(int argc, char **argv, struct study_args *a)
         {"plan-only", no_argument, NULL, 'p'},
         {"quiet", no_argument, NULL, 'q'},
         {"help", no_argument, NULL, 'h'},
+        {"calibration", required_argument, NULL, 'C'},
         {NULL, 0, NULL, 0},
     };
     memset(a, 0, sizeof(*a));
@@ -853,6 +856,9 @@ static int parse_args(int argc, char **argv, struct study_args *a)
             break;
         case 'q':
             a->quiet = true;
+            break;
+        case 'C':
+            a->calibration = optarg;
             break;
         default:
             return -EINVAL;
@@ -898,6 +904,7 @@ static int backend_from_config(struct study *st)
         .self_exe = st->self_exe,
         .sim_gpu = st->cfg.study.gpu,
         .sim_catalog = st->cfg.study.catalog,
+        .sim_calibration = st->args.calibration,
         .seed = st->cfg.benchmark.seed,
         .docker_image = b->image,
         .docker_gpus = b->gpus,
@@ -1004,7 +1011,8 @@ static int open_doc(struct study *st)
                 json_t *o = json_array_get(old, j);
                 if (json_equal(json_object_get(o, "id"), json_object_get(s, "id")) &&
                     setup_finished(o)) {
-                    json_array_set(fresh, i, o); /* frees s: look no further */
+                    /* Replacing s frees it: stop comparing against it. */
+                    json_array_set(fresh, i, o);
                     break;
                 }
             }

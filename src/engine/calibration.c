@@ -1,0 +1,269 @@
+/*
+ * calibration.c - the cost model's efficiencies: defaults, and a YAML profile read with
+ * file:line errors and written back by `testbench calibrate`. Format: docs/CALIBRATION.md.
+ */
+#include "engine/calibration.h"
+
+#include <errno.h>
+#include <math.h>
+#include <stdbool.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <yaml.h>
+
+#define CAL_MAX_FILE (64 * 1024)
+
+static const char *const param_names[CAL_N_PARAMS] = {
+    "gemm",         "gemm_int4", "moe",       "attention", "weight_bandwidth",
+    "kv_bandwidth", "step_s",    "request_s",
+};
+
+/* Efficiencies are fractions of a peak; the two fixed costs are seconds. A fit that leaves
+ * these ranges is describing something else (a wrong GPU, a throttled card). */
+static const double param_lo[CAL_N_PARAMS] = {0.02, 0.02, 0.05, 0.02, 0.05, 0.05, 0.0, 0.0};
+static const double param_hi[CAL_N_PARAMS] = {1.0, 1.0, 1.5, 1.0, 1.0, 1.0, 0.05, 2.0};
+
+const char *calibration_param_name(enum calibration_param p)
+{
+    return p < CAL_N_PARAMS ? param_names[p] : "?";
+}
+
+void calibration_param_range(enum calibration_param p, double *lo, double *hi)
+{
+    *lo = param_lo[p];
+    *hi = param_hi[p];
+}
+
+void cost_calibration_default(struct cost_calibration *c)
+{
+    memset(c, 0, sizeof(*c));
+    /* docs/ENGINE.md "Step duration" gives the reason and source for each. gemm_int4 and
+     * kv_bandwidth were fitted on the fitting half of bench/validation with moe held at its
+     * prior (`build/bench_validation --calibration moe=0.70 --fit gemm_int4,kv_bandwidth`);
+     * the others are priors the validation set cannot move. */
+    c->p[CAL_GEMM] = 0.60;
+    c->p[CAL_GEMM_INT4] = 0.52;
+    c->p[CAL_MOE] = 0.70;
+    c->p[CAL_ATTN] = 0.60;
+    c->p[CAL_WEIGHT_BW] = 0.80;
+    c->p[CAL_KV_BW] = 0.49;
+    c->p[CAL_STEP_S] = 1.5e-3;
+    c->p[CAL_REQUEST_S] = 0.015;
+    c->attn_context_knee = 40960;
+    c->seq_overhead_s = 6e-6;
+}
+
+static int fail_at(char *err, size_t errlen, const char *file, const yaml_node_t *n,
+                   const char *msg, const char *key)
+{
+    snprintf(err, errlen, "%s:%zu:%zu: %s%s%s", file, n ? n->start_mark.line + 1 : 0,
+             n ? n->start_mark.column + 1 : 0, key ? key : "", key ? ": " : "", msg);
+    return -EINVAL;
+}
+
+static int node_double(const char *file, const yaml_node_t *n, const char *key, double lo,
+                       double hi, double *out, char *err, size_t errlen)
+{
+    if (n->type != YAML_SCALAR_NODE)
+        return fail_at(err, errlen, file, n, "expected a number", key);
+    const char *s = (const char *)n->data.scalar.value;
+    char *end = NULL;
+    errno = 0;
+    double v = strtod(s, &end);
+    if (errno || end == s || *end || !isfinite(v))
+        return fail_at(err, errlen, file, n, "expected a number", key);
+    if (v < lo || v > hi) {
+        char msg[128];
+        snprintf(msg, sizeof(msg), "%g is outside [%g, %g]", v, lo, hi);
+        return fail_at(err, errlen, file, n, msg, key);
+    }
+    *out = v;
+    return 0;
+}
+
+static int node_string(const char *file, const yaml_node_t *n, const char *key, char *out,
+                       size_t len, char *err, size_t errlen)
+{
+    if (n->type != YAML_SCALAR_NODE)
+        return fail_at(err, errlen, file, n, "expected a string", key);
+    snprintf(out, len, "%s", (const char *)n->data.scalar.value);
+    return 0;
+}
+
+/* One mapping of `key: number` pairs under `efficiency:` or `overhead:`. */
+static int load_section(struct cost_calibration *c, yaml_document_t *doc, yaml_node_t *map,
+                        const char *file, bool overhead, char *err, size_t errlen)
+{
+    if (map->type != YAML_MAPPING_NODE)
+        return fail_at(err, errlen, file, map, "expected a mapping", NULL);
+    for (yaml_node_pair_t *p = map->data.mapping.pairs.start; p < map->data.mapping.pairs.top;
+         p++) {
+        yaml_node_t *kn = yaml_document_get_node(doc, p->key);
+        yaml_node_t *vn = yaml_document_get_node(doc, p->value);
+        const char *k =
+            kn && kn->type == YAML_SCALAR_NODE ? (const char *)kn->data.scalar.value : "";
+        int rc = -ENOENT;
+        for (int i = 0; i < CAL_N_PARAMS; i++) {
+            bool is_overhead = i == CAL_STEP_S || i == CAL_REQUEST_S;
+            if (is_overhead == overhead && strcmp(k, param_names[i]) == 0)
+                rc = node_double(file, vn, k, param_lo[i], param_hi[i], &c->p[i], err, errlen);
+        }
+        if (rc == -ENOENT && !overhead && strcmp(k, "attention_context_knee") == 0)
+            rc = node_double(file, vn, k, 1024, 1e7, &c->attn_context_knee, err, errlen);
+        if (rc == -ENOENT && overhead && strcmp(k, "sequence_s") == 0)
+            rc = node_double(file, vn, k, 0, 1e-3, &c->seq_overhead_s, err, errlen);
+        if (rc == -ENOENT)
+            return fail_at(err, errlen, file, kn, "unknown key", k);
+        if (rc)
+            return rc;
+    }
+    return 0;
+}
+
+static int load_fit(struct cost_calibration *c, yaml_document_t *doc, yaml_node_t *map,
+                    const char *file, char *err, size_t errlen)
+{
+    if (map->type != YAML_MAPPING_NODE)
+        return fail_at(err, errlen, file, map, "expected a mapping", "fit");
+    for (yaml_node_pair_t *p = map->data.mapping.pairs.start; p < map->data.mapping.pairs.top;
+         p++) {
+        yaml_node_t *kn = yaml_document_get_node(doc, p->key);
+        yaml_node_t *vn = yaml_document_get_node(doc, p->value);
+        const char *k =
+            kn && kn->type == YAML_SCALAR_NODE ? (const char *)kn->data.scalar.value : "";
+        double v = 0;
+        int rc;
+        if (strcmp(k, "points") == 0) {
+            rc = node_double(file, vn, k, 0, 1e9, &v, err, errlen);
+            c->points = (int)v;
+        } else if (strcmp(k, "error_before_pct") == 0) {
+            rc = node_double(file, vn, k, 0, 1e9, &c->err_before_pct, err, errlen);
+        } else if (strcmp(k, "error_after_pct") == 0) {
+            rc = node_double(file, vn, k, 0, 1e9, &c->err_after_pct, err, errlen);
+        } else {
+            rc = fail_at(err, errlen, file, kn, "unknown key", k);
+        }
+        if (rc)
+            return rc;
+    }
+    return 0;
+}
+
+static int load_doc(struct cost_calibration *c, yaml_document_t *doc, const char *file, char *err,
+                    size_t errlen)
+{
+    yaml_node_t *root = yaml_document_get_root_node(doc);
+    if (!root || root->type != YAML_MAPPING_NODE)
+        return fail_at(err, errlen, file, root, "expected a calibration profile (a mapping)", NULL);
+    bool kind_seen = false;
+    for (yaml_node_pair_t *p = root->data.mapping.pairs.start; p < root->data.mapping.pairs.top;
+         p++) {
+        yaml_node_t *kn = yaml_document_get_node(doc, p->key);
+        yaml_node_t *vn = yaml_document_get_node(doc, p->value);
+        const char *k =
+            kn && kn->type == YAML_SCALAR_NODE ? (const char *)kn->data.scalar.value : "";
+        int rc = 0;
+        if (strcmp(k, "kind") == 0) {
+            char kind[32];
+            rc = node_string(file, vn, k, kind, sizeof(kind), err, errlen);
+            if (!rc && strcmp(kind, "calibration") != 0)
+                rc = fail_at(err, errlen, file, vn, "expected `calibration`", k);
+            kind_seen = true;
+        } else if (strcmp(k, "gpu") == 0) {
+            rc = node_string(file, vn, k, c->gpu, sizeof(c->gpu), err, errlen);
+        } else if (strcmp(k, "engine") == 0) {
+            rc = node_string(file, vn, k, c->engine, sizeof(c->engine), err, errlen);
+        } else if (strcmp(k, "engine_version") == 0) {
+            rc =
+                node_string(file, vn, k, c->engine_version, sizeof(c->engine_version), err, errlen);
+        } else if (strcmp(k, "model") == 0) {
+            rc = node_string(file, vn, k, c->model, sizeof(c->model), err, errlen);
+        } else if (strcmp(k, "efficiency") == 0) {
+            rc = load_section(c, doc, vn, file, false, err, errlen);
+        } else if (strcmp(k, "overhead") == 0) {
+            rc = load_section(c, doc, vn, file, true, err, errlen);
+        } else if (strcmp(k, "fit") == 0) {
+            rc = load_fit(c, doc, vn, file, err, errlen);
+        } else {
+            rc = fail_at(err, errlen, file, kn, "unknown key", k);
+        }
+        if (rc)
+            return rc;
+    }
+    if (!kind_seen)
+        return fail_at(err, errlen, file, root, "missing `kind: calibration`", NULL);
+    return 0;
+}
+
+int cost_calibration_load(struct cost_calibration *c, const char *path, char *err, size_t errlen)
+{
+    FILE *f = fopen(path, "rb");
+    if (!f) {
+        snprintf(err, errlen, "%s: %s", path, strerror(errno));
+        return -ENOENT;
+    }
+    char *text = xmalloc(CAL_MAX_FILE + 1); /* owned here */
+    size_t n = fread(text, 1, CAL_MAX_FILE + 1, f);
+    fclose(f);
+    int rc = 0;
+    yaml_parser_t parser;
+    yaml_document_t doc;
+    bool have_doc = false;
+    if (n > CAL_MAX_FILE) {
+        snprintf(err, errlen, "%s: larger than %d bytes", path, CAL_MAX_FILE);
+        rc = -EINVAL;
+        goto out;
+    }
+    if (!yaml_parser_initialize(&parser)) {
+        rc = -ENOMEM;
+        goto out;
+    }
+    yaml_parser_set_input_string(&parser, (const unsigned char *)text, n);
+    if (!yaml_parser_load(&parser, &doc)) {
+        snprintf(err, errlen, "%s:%zu:%zu: %s", path, parser.problem_mark.line + 1,
+                 parser.problem_mark.column + 1, parser.problem ? parser.problem : "bad YAML");
+        yaml_parser_delete(&parser);
+        rc = -EINVAL;
+        goto out;
+    }
+    have_doc = true;
+    /* Parse into a copy so that a bad file leaves c as it was. */
+    struct cost_calibration tmp = *c;
+    rc = load_doc(&tmp, &doc, path, err, errlen);
+    if (!rc)
+        *c = tmp;
+out:
+    if (have_doc) {
+        yaml_document_delete(&doc);
+        yaml_parser_delete(&parser);
+    }
+    free(text);
+    return rc;
+}
+
+int cost_calibration_write(const struct cost_calibration *c, FILE *f)
+{
+    fprintf(f, "# testbench calibration profile (docs/CALIBRATION.md): the cost model's\n"
+               "# efficiencies fitted to results measured on this GPU. Use it with\n"
+               "# `testbench plan|sim|study --calibration FILE`.\n");
+    fprintf(f, "kind: calibration\n");
+    fprintf(f, "gpu: \"%s\"\n", c->gpu);
+    fprintf(f, "engine: \"%s\"\n", c->engine);
+    fprintf(f, "engine_version: \"%s\"\n", c->engine_version);
+    fprintf(f, "model: \"%s\"\n", c->model);
+    fprintf(f, "efficiency:\n");
+    for (int i = 0; i < CAL_N_PARAMS; i++)
+        if (i != CAL_STEP_S && i != CAL_REQUEST_S)
+            fprintf(f, "  %s: %.4f\n", param_names[i], c->p[i]);
+    fprintf(f, "  attention_context_knee: %.0f\n", c->attn_context_knee);
+    fprintf(f, "overhead:\n");
+    fprintf(f, "  step_s: %.6f\n", c->p[CAL_STEP_S]);
+    fprintf(f, "  request_s: %.6f\n", c->p[CAL_REQUEST_S]);
+    fprintf(f, "  sequence_s: %.7f\n", c->seq_overhead_s);
+    fprintf(f, "fit:\n");
+    fprintf(f, "  points: %d\n", c->points);
+    fprintf(f, "  error_before_pct: %.2f\n", c->err_before_pct);
+    fprintf(f, "  error_after_pct: %.2f\n", c->err_after_pct);
+    return ferror(f) ? -EIO : 0;
+}

@@ -1,0 +1,414 @@
+/*
+ * validation.c - loads bench/validation/ files and compares plan's predictions with the
+ * published figures. The file format is written at the top of each validation file.
+ */
+#include "plan/validation.h"
+
+#include <errno.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <yaml.h>
+
+#include "core/stats.h"
+#include "engine/calibration.h"
+#include "engine/cost.h"
+
+#define VALIDATION_MAX_FILE (1024 * 1024)
+#define VALIDATION_MAX_ROWS 4096
+
+void validation_set_init(struct validation_set *s)
+{
+    memset(s, 0, sizeof(*s));
+}
+
+void validation_set_release(struct validation_set *s)
+{
+    free(s->rows);
+    memset(s, 0, sizeof(*s));
+}
+
+static int fail_at(char *err, size_t errlen, const char *file, const yaml_node_t *n,
+                   const char *key, const char *msg)
+{
+    snprintf(err, errlen, "%s:%zu:%zu: %s%s%s", file, n ? n->start_mark.line + 1 : 0,
+             n ? n->start_mark.column + 1 : 0, key ? key : "", key ? ": " : "", msg);
+    return -EINVAL;
+}
+
+enum vtype { V_STR, V_INT, V_DOUBLE, V_BOOL };
+
+struct vfield {
+    const char *key;
+    enum vtype type;
+    size_t off;
+    size_t len; /* strings: buffer size */
+    bool required;
+};
+
+#define VS(k, req)                                                                                 \
+    {                                                                                              \
+#k, V_STR, offsetof(struct validation_row, k), sizeof(((struct validation_row *)0)->k),    \
+            req                                                                                    \
+    }
+#define VI(k, req)                                                                                 \
+    {                                                                                              \
+#k, V_INT, offsetof(struct validation_row, k), 0, req                                      \
+    }
+#define VD(k, req)                                                                                 \
+    {                                                                                              \
+#k, V_DOUBLE, offsetof(struct validation_row, k), 0, req                                   \
+    }
+#define VB(k)                                                                                      \
+    {                                                                                              \
+#k, V_BOOL, offsetof(struct validation_row, k), 0, false                                   \
+    }
+
+static const struct vfield vfields[] = {
+    VS(id, true),
+    VS(source, true),
+    VS(gpu, true),
+    VS(model, true),
+    VS(quantization, false),
+    VS(kv_cache_dtype, false),
+    {"engine", V_STR, (size_t)-1, 0, true},
+    {"engine_version", V_STR, (size_t)-1, 0, true},
+    {"note", V_STR, (size_t)-1, 0, false},
+    VI(max_model_len, true),
+    VD(gpu_memory_utilization, false),
+    VI(tensor_parallel_size, false),
+    VI(replicas, false),
+    VI(prompt_tokens, true),
+    VI(output_tokens, true),
+    VI(concurrency, true),
+    VI(prompts, true),
+    {"output_throughput", V_DOUBLE, offsetof(struct validation_row, output_tps), 0, false},
+    VD(ttft_mean_ms, false),
+    VD(ttft_median_ms, false),
+    VD(tpot_mean_ms, false),
+    VD(tpot_median_ms, false),
+    VB(ttft_queue_dominated),
+};
+#define N_VFIELDS (sizeof(vfields) / sizeof(vfields[0]))
+
+static int set_vfield(struct validation_row *r, const struct vfield *f, const yaml_node_t *v,
+                      const char *file, char *err, size_t errlen)
+{
+    if (v->type != YAML_SCALAR_NODE)
+        return fail_at(err, errlen, file, v, f->key, "expected a scalar");
+    const char *s = (const char *)v->data.scalar.value;
+    if (f->off == (size_t)-1) /* recorded for people, not used by the planner */
+        return 0;
+    char *p = (char *)r + f->off;
+    char *end = NULL;
+    errno = 0;
+    switch (f->type) {
+    case V_STR:
+        if (strlen(s) >= f->len)
+            return fail_at(err, errlen, file, v, f->key, "too long");
+        snprintf(p, f->len, "%s", s);
+        return 0;
+    case V_INT: {
+        long x = strtol(s, &end, 10);
+        if (errno || end == s || *end || x < 0 || x > 100000000)
+            return fail_at(err, errlen, file, v, f->key, "expected a non-negative integer");
+        *(int *)(void *)p = (int)x;
+        return 0;
+    }
+    case V_DOUBLE: {
+        double x = strtod(s, &end);
+        if (errno || end == s || *end || !isfinite(x) || x <= 0)
+            return fail_at(err, errlen, file, v, f->key, "expected a positive number");
+        *(double *)(void *)p = x;
+        return 0;
+    }
+    case V_BOOL:
+        if (strcmp(s, "true") == 0)
+            *(bool *)(void *)p = true;
+        else if (strcmp(s, "false") == 0)
+            *(bool *)(void *)p = false;
+        else
+            return fail_at(err, errlen, file, v, f->key, "expected true or false");
+        return 0;
+    }
+    return -EINVAL;
+}
+
+static int load_row(struct validation_row *r, yaml_document_t *doc, yaml_node_t *map,
+                    const char *file, char *err, size_t errlen)
+{
+    if (map->type != YAML_MAPPING_NODE)
+        return fail_at(err, errlen, file, map, NULL, "expected a row (a mapping)");
+    memset(r, 0, sizeof(*r));
+    r->gpu_memory_utilization = 0.9;
+    r->tensor_parallel_size = 1;
+    r->replicas = 1;
+    r->output_tps = r->ttft_mean_ms = r->ttft_median_ms = NAN;
+    r->tpot_mean_ms = r->tpot_median_ms = NAN;
+    bool seen[N_VFIELDS] = {false};
+    for (yaml_node_pair_t *p = map->data.mapping.pairs.start; p < map->data.mapping.pairs.top;
+         p++) {
+        yaml_node_t *kn = yaml_document_get_node(doc, p->key);
+        yaml_node_t *vn = yaml_document_get_node(doc, p->value);
+        const char *k =
+            kn && kn->type == YAML_SCALAR_NODE ? (const char *)kn->data.scalar.value : "";
+        size_t i = 0;
+        while (i < N_VFIELDS && strcmp(vfields[i].key, k) != 0)
+            i++;
+        if (i == N_VFIELDS)
+            return fail_at(err, errlen, file, kn, k, "unknown key");
+        int rc = set_vfield(r, &vfields[i], vn, file, err, errlen);
+        if (rc)
+            return rc;
+        seen[i] = true;
+    }
+    for (size_t i = 0; i < N_VFIELDS; i++)
+        if (vfields[i].required && !seen[i])
+            return fail_at(err, errlen, file, map, vfields[i].key, "missing");
+    if (r->replicas < 1 || r->concurrency < r->replicas || r->prompts < r->replicas ||
+        r->tensor_parallel_size < 1 || r->prompt_tokens < 1 || r->output_tokens < 1)
+        return fail_at(err, errlen, file, map, r->id,
+                       "replicas, tensor_parallel_size, prompt/output tokens must be >= 1 and "
+                       "concurrency and prompts at least one per replica");
+    if (isnan(r->output_tps) && isnan(r->ttft_mean_ms) && isnan(r->ttft_median_ms) &&
+        isnan(r->tpot_mean_ms) && isnan(r->tpot_median_ms))
+        return fail_at(err, errlen, file, map, r->id, "publishes no figure to compare");
+    return 0;
+}
+
+int validation_load(struct validation_set *s, const char *path, char *err, size_t errlen)
+{
+    FILE *f = fopen(path, "rb");
+    if (!f) {
+        snprintf(err, errlen, "%s: %s", path, strerror(errno));
+        return -ENOENT;
+    }
+    char *text = xmalloc(VALIDATION_MAX_FILE + 1); /* owned here */
+    size_t n = fread(text, 1, VALIDATION_MAX_FILE + 1, f);
+    fclose(f);
+    int rc = 0;
+    yaml_parser_t parser;
+    yaml_document_t doc;
+    bool have_doc = false;
+    if (n > VALIDATION_MAX_FILE) {
+        snprintf(err, errlen, "%s: larger than %d bytes", path, VALIDATION_MAX_FILE);
+        rc = -EINVAL;
+        goto out;
+    }
+    if (!yaml_parser_initialize(&parser)) {
+        rc = -ENOMEM;
+        goto out;
+    }
+    yaml_parser_set_input_string(&parser, (const unsigned char *)text, n);
+    if (!yaml_parser_load(&parser, &doc)) {
+        snprintf(err, errlen, "%s:%zu:%zu: %s", path, parser.problem_mark.line + 1,
+                 parser.problem_mark.column + 1, parser.problem ? parser.problem : "bad YAML");
+        yaml_parser_delete(&parser);
+        rc = -EINVAL;
+        goto out;
+    }
+    have_doc = true;
+    yaml_node_t *root = yaml_document_get_root_node(&doc);
+    yaml_node_t *rows = NULL;
+    if (root && root->type == YAML_MAPPING_NODE) {
+        for (yaml_node_pair_t *p = root->data.mapping.pairs.start; p < root->data.mapping.pairs.top;
+             p++) {
+            yaml_node_t *kn = yaml_document_get_node(&doc, p->key);
+            if (kn && kn->type == YAML_SCALAR_NODE &&
+                strcmp((const char *)kn->data.scalar.value, "rows") == 0)
+                rows = yaml_document_get_node(&doc, p->value);
+            else
+                rc = fail_at(err, errlen, path, kn, NULL, "unknown key (expected `rows:`)");
+            if (rc)
+                goto out;
+        }
+    }
+    if (!rows || rows->type != YAML_SEQUENCE_NODE) {
+        rc = fail_at(err, errlen, path, rows ? rows : root, "rows", "expected a list of rows");
+        goto out;
+    }
+    size_t count = (size_t)(rows->data.sequence.items.top - rows->data.sequence.items.start);
+    if (s->n + count > VALIDATION_MAX_ROWS) {
+        snprintf(err, errlen, "%s: more than %d rows in all", path, VALIDATION_MAX_ROWS);
+        rc = -EINVAL;
+        goto out;
+    }
+    s->rows = xrealloc(s->rows, (s->n + count) * sizeof(*s->rows));
+    size_t k = 0;
+    for (yaml_node_item_t *it = rows->data.sequence.items.start; it < rows->data.sequence.items.top;
+         it++, k++) {
+        struct validation_row *r = &s->rows[s->n];
+        rc = load_row(r, &doc, yaml_document_get_node(&doc, *it), path, err, errlen);
+        if (rc)
+            goto out;
+        r->held_out = k % 2 == 1; /* the split rule written in the file */
+        s->n++;
+    }
+out:
+    if (have_doc) {
+        yaml_document_delete(&doc);
+        yaml_parser_delete(&parser);
+    }
+    free(text);
+    return rc;
+}
+
+static const char *or_null(const char *s)
+{
+    return s && *s && strcmp(s, "auto") != 0 ? s : NULL;
+}
+
+void validation_query(const struct validation_row *r, const char *calibration, struct plan_query *q)
+{
+    memset(q, 0, sizeof(*q));
+    q->gpu = r->gpu;
+    q->model = r->model;
+    q->quantization = or_null(r->quantization);
+    q->kv_cache_dtype = or_null(r->kv_cache_dtype);
+    q->max_model_len = r->max_model_len;
+    q->gpu_memory_utilization = r->gpu_memory_utilization;
+    q->tensor_parallel_size = r->tensor_parallel_size;
+    q->prefix_caching = true;
+    q->prompt_tokens = r->prompt_tokens;
+    q->output_tokens = r->output_tokens;
+    q->users = r->concurrency / r->replicas;
+    q->requests = r->prompts / r->replicas;
+    if (q->requests < q->users)
+        q->requests = q->users;
+    q->calibration = calibration;
+}
+
+int validation_predict(const struct validation_row *r, const char *calibration,
+                       struct plan_prediction *out, char *err, size_t errlen)
+{
+    struct plan_query q;
+    validation_query(r, calibration, &q);
+    int rc = plan_predict(&q, out, err, errlen);
+    if (!rc)
+        out->output_tps *= r->replicas;
+    return rc;
+}
+
+static double ratio(double pred, double pub)
+{
+    return isfinite(pred) && isfinite(pub) && pub > 0 ? pred / pub : NAN;
+}
+
+void validation_compare(const struct validation_row *r, const struct plan_prediction *p,
+                        struct validation_ratio *out)
+{
+    memset(out, 0, sizeof(*out));
+    bool sim = p->simulated;
+    out->tps = sim ? ratio(p->output_tps, r->output_tps) : NAN;
+    out->ttft_is_mean = isfinite(r->ttft_mean_ms);
+    out->tpot_is_mean = isfinite(r->tpot_mean_ms);
+    if (!sim) {
+        out->ttft = out->tpot = NAN;
+        return;
+    }
+    out->ttft = out->ttft_is_mean ? ratio(p->ttft.mean * 1e3, r->ttft_mean_ms)
+                                  : ratio(p->ttft.p50 * 1e3, r->ttft_median_ms);
+    out->tpot = out->tpot_is_mean ? ratio(p->tpot.mean * 1e3, r->tpot_mean_ms)
+                                  : ratio(p->tpot.p50 * 1e3, r->tpot_median_ms);
+}
+
+double validation_median_abs_error(const double *ratios, size_t n)
+{
+    double *v = xcalloc(n ? n : 1, sizeof(*v)); /* owned here */
+    size_t k = 0;
+    for (size_t i = 0; i < n; i++)
+        if (isfinite(ratios[i]))
+            v[k++] = fabs(ratios[i] - 1.0) * 100.0;
+    double m = NAN;
+    if (k) {
+        sort_doubles(v, k);
+        m = percentile_sorted(v, k, 0.5);
+    }
+    free(v);
+    return m;
+}
+
+/* What bench/validation covers (keep in step with its rows). */
+static const char *const validated_gpus[] = {"rtx-pro-6000", "rtx-5090", "l40s"};
+static const char *const validated_weights[] = {"awq"};
+#define VALIDATED_MAX_CONTEXT 8192
+#define VALIDATED_MAX_TP 1
+/* The least band a calibration profile gives, whatever its fit's residual. */
+#define CALIBRATED_BAND_FLOOR_PCT 5.0
+/* Outside the validated region the band doubles per dimension never validated: a cost model
+ * fitted on one kernel class says little about another. */
+#define BAND_WIDEN 2.0
+
+static bool in_list(const char *s, const char *const *list, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        if (strcmp(s, list[i]) == 0)
+            return true;
+    return false;
+}
+
+static void add_outside(struct plan_band *b, const char *what)
+{
+    size_t len = strlen(b->outside);
+    snprintf(b->outside + len, sizeof(b->outside) - len, "%s%s", len ? "; " : "", what);
+}
+
+void plan_band_for(const struct cost_model *m, int context, const struct cost_calibration *cal,
+                   struct plan_band *out)
+{
+    memset(out, 0, sizeof(*out));
+    if (cal && cal->err_after_pct > 0 && cal->gpu[0] &&
+        (strcmp(cal->gpu, m->gpu->name) == 0 || strcmp(cal->gpu, m->gpu->display_name) == 0)) {
+        /* Fitted to this GPU: the error left after the fit is the best estimate we have, but
+         * a fit's residual on its own points understates the error on setups it did not
+         * measure, hence the floor. */
+        double e = cal->err_after_pct > CALIBRATED_BAND_FLOOR_PCT ? cal->err_after_pct
+                                                                  : CALIBRATED_BAND_FLOOR_PCT;
+        out->tps_pct = out->tpot_pct = out->ttft_pct = e;
+        snprintf(out->basis, sizeof(out->basis),
+                 "median error after the fit of your calibration profile, %d points", cal->points);
+        return;
+    }
+    out->tps_pct = VALIDATION_BAND_TPS_PCT;
+    out->tpot_pct = VALIDATION_BAND_TPOT_PCT;
+    out->ttft_pct = VALIDATION_BAND_TTFT_PCT;
+    snprintf(out->basis, sizeof(out->basis),
+             "held-out median error against published vLLM measurements, bench_validation %s",
+             VALIDATION_BAND_DATE);
+    int n = 0;
+    char what[96];
+    if (!in_list(m->gpu->name, validated_gpus, sizeof(validated_gpus) / sizeof(*validated_gpus))) {
+        snprintf(what, sizeof(what), "GPU %s", m->gpu->name);
+        add_outside(out, what);
+        n++;
+    }
+    if (!in_list(m->weight_dtype, validated_weights,
+                 sizeof(validated_weights) / sizeof(*validated_weights))) {
+        snprintf(what, sizeof(what), "weights %s", m->weight_dtype);
+        add_outside(out, what);
+        n++;
+    }
+    if (context > VALIDATED_MAX_CONTEXT) {
+        snprintf(what, sizeof(what), "context %d > %d", context, VALIDATED_MAX_CONTEXT);
+        add_outside(out, what);
+        n++;
+    }
+    if (m->tp > VALIDATED_MAX_TP) {
+        snprintf(what, sizeof(what), "tensor parallel %d", m->tp);
+        add_outside(out, what);
+        n++;
+    }
+    if (m->sliding_layers > 0) {
+        add_outside(out, "sliding-window attention");
+        n++;
+    }
+    if (n) {
+        double f = pow(BAND_WIDEN, n > 2 ? 2 : n);
+        out->tps_pct *= f;
+        out->tpot_pct *= f;
+        out->ttft_pct *= f;
+        out->extrapolated = true;
+    }
+}

@@ -1,0 +1,370 @@
+/*
+ * test_calibrate.c - calibration profiles and `testbench calibrate` through the built binary:
+ * results that the simulator produced with known efficiencies give those efficiencies back;
+ * a profile moves plan's figures the documented way; a bad profile is a usage error with
+ * file:line; the validation ratios are what a hand computation gives.
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <cmocka.h>
+#include <errno.h>
+#include <math.h>
+#include <jansson.h>
+
+#include "core/xalloc.h"
+#include "engine/calibration.h"
+#include "plan/validation.h"
+
+static char tmpdir[] = "/tmp/tb_calibrate_XXXXXX";
+
+static char *path_in(const char *name)
+{
+    return xasprintf("%s/%s", tmpdir, name);
+}
+
+static void write_file(const char *name, const char *text)
+{
+    char *p = path_in(name);
+    FILE *f = fopen(p, "w");
+    assert_non_null(f);
+    fputs(text, f);
+    assert_int_equal(fclose(f), 0);
+    free(p);
+}
+
+/* Runs `testbench ARGS` with stdout into *out (malloc'd, may be NULL) and stderr to errfile. */
+static int run_tb(const char *args, char **out)
+{
+    char *cmd = xasprintf("%s %s 2>%s/stderr.txt", TB_BINARY, args, tmpdir);
+    FILE *f = popen(cmd, "r");
+    free(cmd);
+    assert_non_null(f);
+    size_t cap = 1 << 16, n = 0, r;
+    char *buf = xmalloc(cap);
+    while ((r = fread(buf + n, 1, cap - n - 1, f)) > 0) {
+        n += r;
+        if (n + 1 >= cap) {
+            cap *= 2;
+            buf = xrealloc(buf, cap);
+        }
+    }
+    buf[n] = '\0';
+    int st = pclose(f);
+    if (out)
+        *out = buf;
+    else
+        free(buf);
+    return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
+}
+
+static char *read_stderr(void)
+{
+    char *p = path_in("stderr.txt");
+    FILE *f = fopen(p, "r");
+    free(p);
+    assert_non_null(f);
+    char *buf = xcalloc(1, 1 << 16);
+    size_t n = fread(buf, 1, (1 << 16) - 1, f);
+    buf[n] = '\0';
+    fclose(f);
+    return buf;
+}
+
+static int setup(void **state)
+{
+    (void)state;
+    return mkdtemp(tmpdir) ? 0 : -1;
+}
+
+static int teardown(void **state)
+{
+    (void)state;
+    char *cmd = xasprintf("rm -rf %s", tmpdir);
+    int rc = system(cmd);
+    free(cmd);
+    return rc;
+}
+
+/* The simulator runs with these efficiencies (not the defaults); calibrate must find them. */
+static const char truth_profile[] = "kind: calibration\n"
+                                    "efficiency:\n"
+                                    "  gemm: 0.45\n"
+                                    "  attention: 0.40\n"
+                                    "  weight_bandwidth: 0.70\n"
+                                    "  kv_bandwidth: 0.50\n"
+                                    "overhead:\n"
+                                    "  request_s: 0.030\n";
+
+/* Points that separate the effects (docs/CALIBRATION.md): one user at three prompt lengths
+ * (GEMM, attention growing with context, the per-request cost, decode streaming weights), and
+ * eight users at a long context (paged-attention KV reads). On an L40S, whose decode steps
+ * (~25 ms) are long next to the simulator's timer jitter on a busy host. */
+static const char run_single[] =
+    "benchmark: {name: cal1, output_prefix: cal1, output_dir: %s/out}\n"
+    "server: {sim: {gpu: l40s, max_model_len: 16448, calibration: %s/truth.yaml}}\n"
+    "model: {name: meta-llama/Llama-3.1-8B-Instruct}\n"
+    "context_lengths: [576, 8256, 16448]\n"
+    "requests: {num_requests: 3, concurrent_requests: 1, rate_per_second: inf,\n"
+    "           completion_tokens: 64}\n"
+    "telemetry: {collect_gpu_stats: false, scrape_server_metrics: false}\n";
+static const char run_batch[] =
+    "benchmark: {name: cal8, output_prefix: cal8, output_dir: %s/out}\n"
+    "server: {sim: {gpu: l40s, max_model_len: 16448, calibration: %s/truth.yaml}}\n"
+    "model: {name: meta-llama/Llama-3.1-8B-Instruct}\n"
+    "context_lengths: [8320]\n"
+    "requests: {num_requests: 8, concurrent_requests: 8, rate_per_second: inf,\n"
+    "           completion_tokens: 128}\n"
+    "telemetry: {collect_gpu_stats: false, scrape_server_metrics: false}\n";
+
+/* The simulator runs in real time: what it measures includes the CPU time of its own HTTP path.
+ * ThreadSanitizer makes that path several times slower (the build exists to find races), which
+ * shows in the measured steps, so there the recovery is checked at a looser tolerance; the
+ * normal and AddressSanitizer builds check the 3 % the issue asks for. */
+#if defined(__SANITIZE_THREAD__)
+#define RECOVERY_TOLERANCE 0.10
+#else
+#define RECOVERY_TOLERANCE 0.03
+#endif
+
+static void assert_within(double got, double want, double rel)
+{
+    if (!(fabs(got - want) <= rel * want))
+        fail_msg("got %g, want %g within %.0f %%", got, want, rel * 100);
+}
+
+static void calibrate_recovers_the_simulators_efficiencies(void **state)
+{
+    (void)state;
+    write_file("truth.yaml", truth_profile);
+    char *t1 = xasprintf(run_single, tmpdir, tmpdir);
+    char *t2 = xasprintf(run_batch, tmpdir, tmpdir);
+    write_file("single.yaml", t1);
+    write_file("batch.yaml", t2);
+    free(t1);
+    free(t2);
+    char *a1 = xasprintf("run --quiet --config %s/single.yaml", tmpdir);
+    char *a2 = xasprintf("run --quiet --config %s/batch.yaml", tmpdir);
+    assert_int_equal(run_tb(a1, NULL), 0);
+    assert_int_equal(run_tb(a2, NULL), 0);
+    free(a1);
+    free(a2);
+    char *out = NULL;
+    char *a3 = xasprintf("calibrate %s/out/cal1_*_detailed.json %s/out/cal8_*_detailed.json "
+                         "--output %s/fit.yaml",
+                         tmpdir, tmpdir, tmpdir);
+    assert_int_equal(run_tb(a3, &out), 0);
+    free(a3);
+    fprintf(stderr, "%s", out);
+    free(out);
+
+    struct cost_calibration fit, def;
+    cost_calibration_default(&def);
+    cost_calibration_default(&fit);
+    char err[512];
+    char *p = path_in("fit.yaml");
+    assert_int_equal(cost_calibration_load(&fit, p, err, sizeof(err)), 0);
+    free(p);
+    assert_within(fit.p[CAL_GEMM], 0.45, RECOVERY_TOLERANCE);
+    assert_within(fit.p[CAL_ATTN], 0.40, RECOVERY_TOLERANCE);
+    assert_within(fit.p[CAL_WEIGHT_BW], 0.70, RECOVERY_TOLERANCE);
+    assert_within(fit.p[CAL_KV_BW], 0.50, RECOVERY_TOLERANCE);
+    assert_within(fit.p[CAL_REQUEST_S], 0.030, RECOVERY_TOLERANCE);
+    /* A dense bf16 model says nothing about int4 or MoE kernels: kept, not invented. */
+    assert_true(fit.p[CAL_GEMM_INT4] == def.p[CAL_GEMM_INT4]);
+    assert_true(fit.p[CAL_MOE] == def.p[CAL_MOE]);
+    assert_true(fit.p[CAL_STEP_S] == def.p[CAL_STEP_S]);
+    /* The profile names what it was fitted on, and its fit. */
+    assert_string_equal(fit.gpu, "l40s");
+    assert_string_equal(fit.engine, "testbench-sim");
+    assert_int_equal(fit.points, 4);
+    assert_true(fit.err_after_pct < fit.err_before_pct);
+    assert_true(fit.err_after_pct < RECOVERY_TOLERANCE * 100);
+}
+
+/* Runs plan --json with extra args; returns the parsed object (caller decrefs). */
+static json_t *plan_json(const char *extra)
+{
+    char *args = xasprintf("plan --gpu h100 --model llama-3.1-8b --prompt-tokens 2000 "
+                           "--output-tokens 200 --users 8 --json %s",
+                           extra);
+    char *out = NULL;
+    assert_int_equal(run_tb(args, &out), 0);
+    free(args);
+    json_error_t je;
+    json_t *j = json_loads(out, 0, &je);
+    free(out);
+    assert_non_null(j);
+    return j;
+}
+
+static double num(json_t *j, const char *key)
+{
+    json_t *v = json_object_get(j, key);
+    assert_true(json_is_number(v));
+    return json_number_value(v);
+}
+
+static void a_profile_moves_plan_the_documented_way(void **state)
+{
+    (void)state;
+    /* Slower GEMMs: a longer prefill, so a higher TTFT; slower weight streaming: a longer decode
+     * step, so a higher TPOT and less throughput; a larger request cost: TTFT grows by about it. */
+    write_file("slow_gemm.yaml", "kind: calibration\nefficiency: {gemm: 0.2}\n");
+    write_file("slow_bw.yaml", "kind: calibration\nefficiency: {weight_bandwidth: 0.4}\n");
+    write_file("slow_req.yaml", "kind: calibration\noverhead: {request_s: 0.5}\n");
+    json_t *base = plan_json("");
+    char *a = xasprintf("--calibration %s/slow_gemm.yaml", tmpdir);
+    json_t *g = plan_json(a);
+    free(a);
+    a = xasprintf("--calibration %s/slow_bw.yaml", tmpdir);
+    json_t *b = plan_json(a);
+    free(a);
+    a = xasprintf("--calibration %s/slow_req.yaml", tmpdir);
+    json_t *r = plan_json(a);
+    free(a);
+    assert_true(num(g, "ttft_mean_ms") > 1.5 * num(base, "ttft_mean_ms"));
+    assert_true(num(b, "tpot_mean_ms") > 1.3 * num(base, "tpot_mean_ms"));
+    assert_true(num(b, "output_throughput") < num(base, "output_throughput") / 1.3);
+    assert_true(num(r, "ttft_mean_ms") > num(base, "ttft_mean_ms") + 400);
+    /* The JSON carries means beside the percentiles, and the uncertainty band. */
+    assert_true(num(base, "tpot_mean_ms") > 0 && num(base, "itl_mean_ms") > 0);
+    json_t *u = json_object_get(base, "uncertainty");
+    assert_non_null(u);
+    assert_true(num(u, "output_throughput_pct") > 0 && num(u, "tpot_pct") > 0);
+    /* h100 and bf16 weights were never validated: the band says so and is wider. */
+    assert_true(json_is_false(json_object_get(u, "validated")));
+    assert_non_null(strstr(json_string_value(json_object_get(u, "outside")), "h100"));
+    assert_true(num(u, "tpot_pct") > VALIDATION_BAND_TPOT_PCT);
+    json_decref(base);
+    json_decref(g);
+    json_decref(b);
+    json_decref(r);
+
+    /* A profile fitted on the planned GPU gives its own error after the fit as the band, never
+     * under 5 %. */
+    write_file("fit12.yaml", "kind: calibration\ngpu: h100-sxm\n"
+                             "fit: {points: 6, error_before_pct: 30, error_after_pct: 12}\n");
+    write_file("fit2.yaml", "kind: calibration\ngpu: h100-sxm\n"
+                            "fit: {points: 6, error_before_pct: 30, error_after_pct: 2}\n");
+    a = xasprintf("--calibration %s/fit12.yaml", tmpdir);
+    json_t *c12 = plan_json(a);
+    free(a);
+    a = xasprintf("--calibration %s/fit2.yaml", tmpdir);
+    json_t *c2 = plan_json(a);
+    free(a);
+    u = json_object_get(c12, "uncertainty");
+    assert_true(fabs(num(u, "tpot_pct") - 12.0) < 1e-9);
+    assert_non_null(strstr(json_string_value(json_object_get(u, "basis")), "calibration"));
+    assert_true(fabs(num(json_object_get(c2, "uncertainty"), "output_throughput_pct") - 5.0) <
+                1e-9);
+    json_decref(c12);
+    json_decref(c2);
+}
+
+static void a_bad_profile_is_a_usage_error_with_its_line(void **state)
+{
+    (void)state;
+    write_file("bad.yaml", "kind: calibration\nefficiency:\n  gemm: 0.5\n  gemmm: 0.4\n");
+    write_file("range.yaml", "kind: calibration\nefficiency:\n  kv_bandwidth: 7\n");
+    char *a = xasprintf("plan --gpu h100 --model llama-3.1-8b --calibration %s/bad.yaml", tmpdir);
+    assert_int_equal(run_tb(a, NULL), 2);
+    free(a);
+    char *e = read_stderr();
+    assert_non_null(strstr(e, "bad.yaml:4:3"));
+    assert_non_null(strstr(e, "gemmm"));
+    free(e);
+    a = xasprintf("sim --port 0 --calibration %s/range.yaml", tmpdir);
+    assert_int_equal(run_tb(a, NULL), 2);
+    free(a);
+    e = read_stderr();
+    assert_non_null(strstr(e, "range.yaml:3:17"));
+    free(e);
+}
+
+/* The ratios bench_validation prints, recomputed by hand for made-up rows. */
+static void validation_ratios_match_a_hand_computation(void **state)
+{
+    (void)state;
+    struct validation_row r;
+    memset(&r, 0, sizeof(r));
+    r.output_tps = 1000.0;
+    r.ttft_mean_ms = 400.0;
+    r.ttft_median_ms = 300.0;
+    r.tpot_mean_ms = 50.0;
+    r.tpot_median_ms = 40.0;
+    struct plan_prediction p;
+    memset(&p, 0, sizeof(p));
+    p.simulated = true;
+    p.fits = true;
+    p.output_tps = 1250.0;
+    p.ttft.mean = 0.200; /* seconds */
+    p.ttft.p50 = 0.330;
+    p.tpot.mean = 0.045;
+    p.tpot.p50 = 0.044;
+    struct validation_ratio vr;
+    validation_compare(&r, &p, &vr);
+    /* Means against means where the row publishes means: 1250/1000, 200/400, 45/50. */
+    assert_true(fabs(vr.tps - 1.25) < 1e-12);
+    assert_true(fabs(vr.ttft - 0.5) < 1e-12);
+    assert_true(fabs(vr.tpot - 0.9) < 1e-12);
+    assert_true(vr.ttft_is_mean && vr.tpot_is_mean);
+    /* A row with medians only: 330/300 and 44/40. */
+    r.ttft_mean_ms = r.tpot_mean_ms = NAN;
+    validation_compare(&r, &p, &vr);
+    assert_true(fabs(vr.ttft - 1.1) < 1e-12);
+    assert_true(fabs(vr.tpot - 1.1) < 1e-12);
+    assert_false(vr.ttft_is_mean || vr.tpot_is_mean);
+    /* Median |ratio - 1| in percent: |0.9-1|=10, |1.25-1|=25, |0.5-1|=50, NAN skipped -> 25. */
+    double ratios[] = {0.9, 1.25, NAN, 0.5};
+    assert_true(fabs(validation_median_abs_error(ratios, 4) - 25.0) < 1e-9);
+    /* Even count: 10 and 25 -> 17.5 (linear interpolation between the middle two). */
+    assert_true(fabs(validation_median_abs_error(ratios, 2) - 17.5) < 1e-9);
+    /* A prediction that was not simulated compares nothing. */
+    p.simulated = false;
+    validation_compare(&r, &p, &vr);
+    assert_true(isnan(vr.tps) && isnan(vr.ttft) && isnan(vr.tpot));
+}
+
+/* The shipped validation set loads, holds both halves, and its split is the file's rule. */
+static void the_validation_set_loads_with_its_split(void **state)
+{
+    (void)state;
+    struct validation_set s;
+    validation_set_init(&s);
+    char err[512];
+    assert_int_equal(
+        validation_load(&s, TB_SOURCE_DIR "/bench/validation/cloudrift.yaml", err, sizeof(err)), 0);
+    assert_true(s.n >= 6);
+    for (size_t i = 0; i < s.n; i++) {
+        assert_int_equal(s.rows[i].held_out, i % 2 == 1);
+        assert_non_null(strstr(s.rows[i].source, "https://"));
+    }
+    validation_set_release(&s);
+    /* A row missing a required key names its file and line. */
+    write_file("v.yaml", "rows:\n  - id: x\n    gpu: h100\n");
+    char *p = path_in("v.yaml");
+    assert_int_equal(validation_load(&s, p, err, sizeof(err)), -EINVAL);
+    free(p);
+    assert_non_null(strstr(err, "v.yaml:2:"));
+    validation_set_release(&s);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(validation_ratios_match_a_hand_computation),
+        cmocka_unit_test(the_validation_set_loads_with_its_split),
+        cmocka_unit_test(a_bad_profile_is_a_usage_error_with_its_line),
+        cmocka_unit_test(a_profile_moves_plan_the_documented_way),
+        cmocka_unit_test(calibrate_recovers_the_simulators_efficiencies),
+    };
+    return cmocka_run_group_tests(tests, setup, teardown);
+}
