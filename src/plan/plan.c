@@ -421,7 +421,14 @@ int plan_predict_with(const struct plan_query *q, const struct catalog *cat,
     row->prompt = q->prompt_tokens;
     row->output = q->output_tokens;
     row->users = q->users;
-    row->requests = q->requests > 0 ? q->requests : plan_requests_for(q->users);
+    if (q->requests > 0)
+        row->requests = q->requests;
+    else if (q->requests_per_user > 0)
+        row->requests = q->users * q->requests_per_user > q->min_requests
+                            ? q->users * q->requests_per_user
+                            : q->min_requests;
+    else
+        row->requests = plan_requests_for(q->users);
     int rc = 0;
     if (row->prompt < 1 || row->output < 1 || row->users < 1) {
         snprintf(err, errlen, "plan: prompt, output and users must be positive");

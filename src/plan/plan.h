@@ -24,9 +24,12 @@ struct plan_query {
     bool prefix_caching;
     int prompt_tokens;
     int output_tokens;
-    int users;          /* closed-loop users (each sends its next request when the last ends) */
-    int requests;       /* 0 = plan_requests_default(users) */
-    struct slo_cfg slo; /* judged as the runner judges a measured point */
+    int users;             /* closed-loop users (each sends its next request when the last ends) */
+    int requests;          /* 0 = by the policy below */
+    int requests_per_user; /* with requests 0: max(users x this, min_requests); 0 = the plan's
+                              own policy, plan_requests_default(users) */
+    int min_requests;
+    struct slo_cfg slo;      /* judged as the runner judges a measured point */
     const char *calibration; /* calibration profile (docs/CALIBRATION.md), or NULL = defaults */
 };
 
@@ -69,8 +72,9 @@ struct cost_calibration;
 MUST_USE int plan_predict_with(const struct plan_query *q, const struct catalog *cat,
                                const struct cost_calibration *cal, struct plan_prediction *out,
                                char *err, size_t errlen);
-/* The largest number of users in [1, max_users] whose prediction meets q->slo (q->users is
- * ignored); 0 when one user already misses it or the setup does not fit. */
+/* The largest number of users in [1, max_users] whose prediction meets q->slo (q->users and
+ * q->requests are ignored: each count sends what the request policy says); 0 when one user
+ * already misses it or the setup does not fit. */
 MUST_USE int plan_max_users(const struct plan_query *q, int max_users, int *out, char *err,
                             size_t errlen);
 /* Requests a plan runs for n users: max(4 n, 32), so each user sends several. */

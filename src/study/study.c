@@ -128,6 +128,9 @@ static void plan_query_fill(const struct study *st, size_t si, size_t wi, int pr
     q->output_tokens = output;
     q->users = users;
     q->requests = 0;
+    /* The probes' request count, so that the plan judges what will be measured. */
+    q->requests_per_user = st->cfg.study.requests_per_user;
+    q->min_requests = st->cfg.study.min_requests;
     q->slo = *workload_slo(st, wi);
     q->calibration = st->args.calibration;
 }
@@ -164,7 +167,6 @@ static int predict(const struct study *st, size_t si, size_t wi, int users,
         return 0;
     }
     plan_query_fill(st, si, wi, *prompt, *output, users, &q);
-    q.requests = requests_for(st, users);
     rc = plan_predict(&q, p, err, sizeof(err));
     if (rc)
         snprintf(p->fit_msg, sizeof(p->fit_msg), "%s", err);
