@@ -14,6 +14,7 @@
 #include "core/text.h"
 #include "config/config.h"
 #include "config/config_internal.h"
+#include "config/yaml_file.h"
 
 #include <errno.h>
 #include <limits.h>
@@ -23,9 +24,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
-#include <sys/stat.h>
-#include <unistd.h>
-#include <fcntl.h>
 
 #include <yaml.h>
 
@@ -33,11 +31,6 @@
  * is read without a ceiling. */
 #define CONFIG_MAX_BYTES (4u << 20)
 #define MAX_FIELDS 16
-/* Mappings and lists inside each other; a config uses about five. libyaml's scanner keeps a
- * stack of possible simple keys and rescans it for every token, so nesting costs quadratic
- * time (200k '[' took 96 s): the depth is bounded while the events stream by, before any
- * document is composed. */
-#define CONFIG_MAX_DEPTH 64
 
 /* A member filled from a node, or (section) a struct filled from a mapping: a struct and its
  * first member share an address. */
@@ -1038,148 +1031,6 @@ static int load_document(struct loader *ld)
 
 /* ==== File ==== */
 
-/* Regular files only: opening a FIFO for reading waits for a writer (forever, for validate),
- * and a device or /dev/zero never ends. O_NONBLOCK lets the open of a FIFO return so that
- * fstat can say what it is. */
-static int read_file(const char *path, char **out, size_t *len, char *err, size_t errlen)
-{
-    int fd = open(path, O_RDONLY | O_NONBLOCK | O_CLOEXEC);
-    if (fd < 0) {
-        int e = errno;
-        snprintf(err, errlen, "%s: cannot open: %s", path, strerror(e));
-        return e == ENOENT ? -ENOENT : -EIO;
-    }
-    struct stat st;
-    if (fstat(fd, &st) || !S_ISREG(st.st_mode)) {
-        snprintf(err, errlen, "%s: not a regular file (%s); give the path of a YAML config file",
-                 path,
-                 S_ISFIFO(st.st_mode)  ? "a FIFO"
-                 : S_ISDIR(st.st_mode) ? "a directory"
-                                       : "a device or socket");
-        close(fd);
-        return -EINVAL;
-    }
-    FILE *f = fdopen(fd, "rb");
-    if (!f) {
-        snprintf(err, errlen, "%s: cannot open: %s", path, strerror(errno));
-        close(fd);
-        return -EIO;
-    }
-    int rc = -EIO;
-    size_t cap = 8192, n = 0;
-    char *buf = xmalloc(cap);
-    for (;;) {
-        if (n + 1 >= cap) {
-            if (cap >= CONFIG_MAX_BYTES) {
-                snprintf(err, errlen, "%s: larger than %u bytes; not a config", path,
-                         CONFIG_MAX_BYTES);
-                rc = -EINVAL;
-                goto out;
-            }
-            cap *= 2;
-            buf = xrealloc(buf, cap);
-        }
-        size_t got_n = fread(buf + n, 1, cap - n - 1, f);
-        n += got_n;
-        if (got_n == 0) {
-            if (ferror(f)) {
-                snprintf(err, errlen, "%s: cannot read: %s", path, strerror(errno));
-                goto out;
-            }
-            break;
-        }
-    }
-    buf[n] = '\0';
-    *out = buf;
-    *len = n;
-    buf = NULL;
-    rc = 0;
-out:
-    free(buf);
-    fclose(f);
-    return rc;
-}
-
-/* libyaml's own message, positioned; tabs get a plain-words hint. */
-static int yaml_error(struct loader *ld, const yaml_parser_t *ps, const char *text, size_t len)
-{
-    if (ps->error == YAML_MEMORY_ERROR) {
-        snprintf(ld->err, ld->errlen, "%s: out of memory while parsing", ld->file);
-        return -ENOMEM;
-    }
-    const char *problem = ps->problem ? ps->problem : "cannot parse";
-    size_t line = 1, col = 1;
-    if (ps->error == YAML_READER_ERROR) {
-        /* Only a byte offset: count lines up to it. */
-        for (size_t i = 0; i < ps->problem_offset && i < len; i++) {
-            if (text[i] == '\n') {
-                line++;
-                col = 1;
-            } else {
-                col++;
-            }
-        }
-        snprintf(ld->err, ld->errlen, "%s:%zu:%zu: %s", ld->file, line, col, problem);
-        return -EINVAL;
-    }
-    line = ps->problem_mark.line + 1;
-    col = ps->problem_mark.column + 1;
-    const char *hint = "";
-    if (ps->problem_mark.index < len && text[ps->problem_mark.index] == '\t')
-        hint = " (a tab: YAML indentation must use spaces)";
-    if (ps->context)
-        snprintf(ld->err, ld->errlen, "%s:%zu:%zu: %s%s (%s at line %zu column %zu)", ld->file,
-                 line, col, problem, hint, ps->context, ps->context_mark.line + 1,
-                 ps->context_mark.column + 1);
-    else
-        snprintf(ld->err, ld->errlen, "%s:%zu:%zu: %s%s", ld->file, line, col, problem, hint);
-    return -EINVAL;
-}
-
-/* A first pass over the events, refusing nesting deeper than CONFIG_MAX_DEPTH at the event
- * that goes past it. Syntax errors end the pass quietly: the load that follows reports them. */
-static int check_depth(struct loader *ld, const char *text, size_t len)
-{
-    yaml_parser_t ps;
-    if (!yaml_parser_initialize(&ps)) {
-        snprintf(ld->err, ld->errlen, "%s: out of memory", ld->file);
-        return -ENOMEM;
-    }
-    yaml_parser_set_input_string(&ps, (const unsigned char *)text, len);
-    int depth = 0, rc = 0;
-    bool end = false;
-    while (!end && !rc) {
-        yaml_event_t ev;
-        if (!yaml_parser_parse(&ps, &ev))
-            break;
-        switch (ev.type) {
-        case YAML_SEQUENCE_START_EVENT:
-        case YAML_MAPPING_START_EVENT:
-            if (++depth > CONFIG_MAX_DEPTH) {
-                snprintf(ld->err, ld->errlen,
-                         "%s:%zu:%zu: nested deeper than %d lists and mappings; a config "
-                         "needs a few",
-                         ld->file, ev.start_mark.line + 1, ev.start_mark.column + 1,
-                         CONFIG_MAX_DEPTH);
-                rc = -EINVAL;
-            }
-            break;
-        case YAML_SEQUENCE_END_EVENT:
-        case YAML_MAPPING_END_EVENT:
-            depth--;
-            break;
-        case YAML_STREAM_END_EVENT:
-            end = true;
-            break;
-        default:
-            break;
-        }
-        yaml_event_delete(&ev);
-    }
-    yaml_parser_delete(&ps);
-    return rc;
-}
-
 int config_load(struct config *c, const char *path, char *err, size_t errlen)
 {
     char dummy[8];
@@ -1192,54 +1043,15 @@ int config_load(struct config *c, const char *path, char *err, size_t errlen)
     c->path = xstrdup(path);
 
     struct loader ld = {.file = path, .c = c, .err = err, .errlen = errlen};
-    yaml_parser_t ps;
-    bool parser_ok = false, doc_ok = false;
-    char *text = NULL;
-    size_t len = 0;
-    int rc = read_file(path, &text, &len, err, errlen);
+    struct yaml_file yf;
+    int rc = yaml_file_load(&yf, path, CONFIG_MAX_BYTES, "a config", err, errlen);
     if (rc)
         goto out;
-    rc = check_depth(&ld, text, len);
-    if (rc)
-        goto out;
-    if (!yaml_parser_initialize(&ps)) {
-        snprintf(err, errlen, "%s: out of memory", path);
-        rc = -ENOMEM;
-        goto out;
-    }
-    parser_ok = true;
-    yaml_parser_set_input_string(&ps, (const unsigned char *)text, len);
-    if (!yaml_parser_load(&ps, &ld.doc)) {
-        rc = yaml_error(&ld, &ps, text, len);
-        goto out;
-    }
-    doc_ok = true;
+    ld.doc = yf.doc;
     rc = load_document(&ld);
-    if (rc)
-        goto out;
-    /* One document per file: a second one would be silently ignored otherwise. */
-    yaml_document_t next;
-    if (!yaml_parser_load(&ps, &next)) {
-        rc = yaml_error(&ld, &ps, text, len);
-        goto out;
-    }
-    bool more = yaml_document_get_root_node(&next) != NULL;
-    size_t more_line = next.start_mark.line + 1, more_col = next.start_mark.column + 1;
-    yaml_document_delete(&next);
-    if (more) {
-        snprintf(err, errlen, "%s:%zu:%zu: a second YAML document; a config holds one", path,
-                 more_line, more_col);
-        rc = -EINVAL;
-    }
 out:
-    if (doc_ok)
-        yaml_document_delete(&ld.doc);
-    if (parser_ok)
-        yaml_parser_delete(&ps);
+    yaml_file_release(&yf);
     free(ld.origins);
-    if (text)
-        explicit_bzero(text, len);
-    free(text);
     if (rc) {
         /* Messages quote the file; a .env given by mistake must not show its tokens. */
         text_redact_into(err, errlen);

@@ -12,6 +12,8 @@
 
 #include <yaml.h>
 
+#include "config/yaml_file.h"
+
 #define CAL_MAX_FILE (64 * 1024)
 
 static const char *const param_names[CAL_N_PARAMS] = {
@@ -198,47 +200,17 @@ static int load_doc(struct cost_calibration *c, yaml_document_t *doc, const char
 
 int cost_calibration_load(struct cost_calibration *c, const char *path, char *err, size_t errlen)
 {
-    FILE *f = fopen(path, "rb");
-    if (!f) {
-        snprintf(err, errlen, "%s: %s", path, strerror(errno));
-        return -ENOENT;
-    }
-    char *text = xmalloc(CAL_MAX_FILE + 1); /* owned here */
-    size_t n = fread(text, 1, CAL_MAX_FILE + 1, f);
-    fclose(f);
-    int rc = 0;
-    yaml_parser_t parser;
-    yaml_document_t doc;
-    bool have_doc = false;
-    if (n > CAL_MAX_FILE) {
-        snprintf(err, errlen, "%s: larger than %d bytes", path, CAL_MAX_FILE);
-        rc = -EINVAL;
-        goto out;
-    }
-    if (!yaml_parser_initialize(&parser)) {
-        rc = -ENOMEM;
-        goto out;
-    }
-    yaml_parser_set_input_string(&parser, (const unsigned char *)text, n);
-    if (!yaml_parser_load(&parser, &doc)) {
-        snprintf(err, errlen, "%s:%zu:%zu: %s", path, parser.problem_mark.line + 1,
-                 parser.problem_mark.column + 1, parser.problem ? parser.problem : "bad YAML");
-        yaml_parser_delete(&parser);
-        rc = -EINVAL;
-        goto out;
-    }
-    have_doc = true;
+    struct yaml_file yf;
+    int rc = yaml_file_load(&yf, path, CAL_MAX_FILE, "a calibration profile", err, errlen);
+    if (rc)
+        return rc;
+    yaml_document_t doc = yf.doc;
     /* Parse into a copy so that a bad file leaves c as it was. */
     struct cost_calibration tmp = *c;
     rc = load_doc(&tmp, &doc, path, err, errlen);
     if (!rc)
         *c = tmp;
-out:
-    if (have_doc) {
-        yaml_document_delete(&doc);
-        yaml_parser_delete(&parser);
-    }
-    free(text);
+    yaml_file_release(&yf);
     return rc;
 }
 

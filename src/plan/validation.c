@@ -12,6 +12,8 @@
 
 #include <yaml.h>
 
+#include "config/yaml_file.h"
+
 #include "core/stats.h"
 #include "engine/calibration.h"
 #include "engine/cost.h"
@@ -180,36 +182,11 @@ static int load_row(struct validation_row *r, yaml_document_t *doc, yaml_node_t 
 
 int validation_load(struct validation_set *s, const char *path, char *err, size_t errlen)
 {
-    FILE *f = fopen(path, "rb");
-    if (!f) {
-        snprintf(err, errlen, "%s: %s", path, strerror(errno));
-        return -ENOENT;
-    }
-    char *text = xmalloc(VALIDATION_MAX_FILE + 1); /* owned here */
-    size_t n = fread(text, 1, VALIDATION_MAX_FILE + 1, f);
-    fclose(f);
-    int rc = 0;
-    yaml_parser_t parser;
-    yaml_document_t doc;
-    bool have_doc = false;
-    if (n > VALIDATION_MAX_FILE) {
-        snprintf(err, errlen, "%s: larger than %d bytes", path, VALIDATION_MAX_FILE);
-        rc = -EINVAL;
-        goto out;
-    }
-    if (!yaml_parser_initialize(&parser)) {
-        rc = -ENOMEM;
-        goto out;
-    }
-    yaml_parser_set_input_string(&parser, (const unsigned char *)text, n);
-    if (!yaml_parser_load(&parser, &doc)) {
-        snprintf(err, errlen, "%s:%zu:%zu: %s", path, parser.problem_mark.line + 1,
-                 parser.problem_mark.column + 1, parser.problem ? parser.problem : "bad YAML");
-        yaml_parser_delete(&parser);
-        rc = -EINVAL;
-        goto out;
-    }
-    have_doc = true;
+    struct yaml_file yf;
+    int rc = yaml_file_load(&yf, path, VALIDATION_MAX_FILE, "a validation set", err, errlen);
+    if (rc)
+        return rc;
+    yaml_document_t doc = yf.doc;
     yaml_node_t *root = yaml_document_get_root_node(&doc);
     yaml_node_t *rows = NULL;
     if (root && root->type == YAML_MAPPING_NODE) {
@@ -247,11 +224,7 @@ int validation_load(struct validation_set *s, const char *path, char *err, size_
         s->n++;
     }
 out:
-    if (have_doc) {
-        yaml_document_delete(&doc);
-        yaml_parser_delete(&parser);
-    }
-    free(text);
+    yaml_file_release(&yf);
     return rc;
 }
 
