@@ -100,6 +100,24 @@ static void cell_num(FILE *f, const json_t *o, const char *key, const char *fmt)
         fprintf(f, fmt, v);
 }
 
+/* A table column: r's value at key, a number in fmt, or (fmt NULL) text, left-aligned. */
+struct col {
+    const char *key;
+    const char *fmt;
+};
+
+static void cells_write(FILE *f, const json_t *r, const struct col *cols, size_t n)
+{
+    for (size_t i = 0; i < n; i++) {
+        fputs(cols[i].fmt ? "<td>" : "<td class=\"l\">", f);
+        if (cols[i].fmt)
+            cell_num(f, r, cols[i].key, cols[i].fmt);
+        else
+            esc(f, str(r, cols[i].key));
+        fputs("</td>", f);
+    }
+}
+
 static void figure(FILE *f, const char *caption, const char *attrs, bool zoom)
 {
     fputs("<figure><figcaption>", f);
@@ -314,16 +332,14 @@ static void points_table(FILE *f, const json_t *run)
             cell_num(f, p, "rate", "%g");
         else
             fputs("inf", f);
-        const char *cols[][2] = {
+        static const struct col cols[] = {
             {"req_tps", "%.2f"},    {"out_tps", "%.0f"},         {"ttft_p50", "%.1f"},
             {"ttft_p95", "%.1f"},   {"ttft_p99", "%.1f"},        {"itl_p99", "%.1f"},
             {"tpot_p50", "%.1f"},   {"user_tps_p50", "%.1f"},    {"goodput", "%.2f"},
             {"attainment", "%.0f"}, {"energy_j_per_tok", "%.3g"}};
-        for (size_t k = 0; k < sizeof(cols) / sizeof(cols[0]); k++) {
-            fputs("</td><td>", f);
-            cell_num(f, p, cols[k][0], cols[k][1]);
-        }
-        fputs("</td><td class=\"l\">", f);
+        fputs("</td>", f);
+        cells_write(f, p, cols, sizeof(cols) / sizeof(cols[0]));
+        fputs("<td class=\"l\">", f);
         esc(f, str(p, "verdict"));
         if (json_is_true(json_object_get(p, "partial")))
             fputs(" <span class=\"warn\">(partial)</span>", f);
@@ -661,23 +677,15 @@ static void pvm_section(FILE *f, const json_t *model)
           "<th>users</th><th class=\"l\">metric</th><th>predicted</th><th>measured</th>"
           "<th>error %</th></tr></thead><tbody>\n",
           f);
+    static const struct col cols[] = {
+        {"setup", NULL},       {"workload", NULL},   {"users", "%.0f"},      {"metric", NULL},
+        {"predicted", "%.4g"}, {"measured", "%.4g"}, {"error_pct", "%+.1f"},
+    };
     json_array_foreach(rows, i, r)
     {
-        fputs("<tr><td class=\"l\">", f);
-        esc(f, str(r, "setup"));
-        fputs("</td><td class=\"l\">", f);
-        esc(f, str(r, "workload"));
-        fputs("</td><td>", f);
-        cell_num(f, r, "users", "%.0f");
-        fputs("</td><td class=\"l\">", f);
-        esc(f, str(r, "metric"));
-        fputs("</td><td>", f);
-        cell_num(f, r, "predicted", "%.4g");
-        fputs("</td><td>", f);
-        cell_num(f, r, "measured", "%.4g");
-        fputs("</td><td>", f);
-        cell_num(f, r, "error_pct", "%+.1f");
-        fputs("</td></tr>\n", f);
+        fputs("<tr>", f);
+        cells_write(f, r, cols, sizeof(cols) / sizeof(cols[0]));
+        fputs("</tr>\n", f);
     }
     fputs("</tbody></table></section>\n", f);
 }
@@ -701,19 +709,14 @@ static void compare_section(FILE *f, const json_t *model)
           f);
     size_t i;
     json_t *r;
+    static const struct col cols[] = {
+        {"point", NULL}, {"metric", NULL}, {"a", "%.4g"}, {"b", "%.4g"}, {"change_pct", "%+.1f"},
+    };
     json_array_foreach(json_object_get(cmp, "rows"), i, r)
     {
-        fputs("<tr><td class=\"l\">", f);
-        esc(f, str(r, "point"));
-        fputs("</td><td class=\"l\">", f);
-        esc(f, str(r, "metric"));
-        fputs("</td><td>", f);
-        cell_num(f, r, "a", "%.4g");
-        fputs("</td><td>", f);
-        cell_num(f, r, "b", "%.4g");
-        fputs("</td><td>", f);
-        cell_num(f, r, "change_pct", "%+.1f");
-        fputs("</td><td>", f);
+        fputs("<tr>", f);
+        cells_write(f, r, cols, sizeof(cols) / sizeof(cols[0]));
+        fputs("<td>", f);
         if (isnan(json_num(r, "ci_low"))) {
             fputs("–", f);
         } else {

@@ -34,6 +34,24 @@ static void num(FILE *f, const json_t *o, const char *key, const char *fmt)
         fprintf(f, fmt, v);
 }
 
+/* A table column: r's value at key, a number in fmt, or (fmt NULL) text. */
+struct col {
+    const char *key;
+    const char *fmt;
+};
+
+/* "| a | b | ... " for one row; the caller ends the line. */
+static void cells_write(FILE *f, const json_t *r, const struct col *cols, size_t n)
+{
+    for (size_t i = 0; i < n; i++) {
+        fputs(i ? " | " : "| ", f);
+        if (cols[i].fmt)
+            num(f, r, cols[i].key, cols[i].fmt);
+        else
+            md(f, str(r, cols[i].key));
+    }
+}
+
 static void matrix(FILE *f, const json_t *model)
 {
     const json_t *cells = json_object_get(model, "guidance");
@@ -182,28 +200,15 @@ static void runs(FILE *f, const json_t *model)
               f);
         size_t k;
         json_t *p;
+        static const struct col cols[] = {
+            {"tenant", NULL},         {"context", "%.0f"},    {"concurrency", "%.0f"},
+            {"req_tps", "%.2f"},      {"ttft_p95", "%.1f"},   {"itl_p99", "%.1f"},
+            {"user_tps_p50", "%.1f"}, {"attainment", "%.0f"}, {"energy_j_per_tok", "%.3g"},
+            {"verdict", NULL},
+        };
         json_array_foreach(json_object_get(r, "points"), k, p)
         {
-            fputs("| ", f);
-            md(f, str(p, "tenant"));
-            fputs(" | ", f);
-            num(f, p, "context", "%.0f");
-            fputs(" | ", f);
-            num(f, p, "concurrency", "%.0f");
-            fputs(" | ", f);
-            num(f, p, "req_tps", "%.2f");
-            fputs(" | ", f);
-            num(f, p, "ttft_p95", "%.1f");
-            fputs(" | ", f);
-            num(f, p, "itl_p99", "%.1f");
-            fputs(" | ", f);
-            num(f, p, "user_tps_p50", "%.1f");
-            fputs(" | ", f);
-            num(f, p, "attainment", "%.0f");
-            fputs(" | ", f);
-            num(f, p, "energy_j_per_tok", "%.3g");
-            fputs(" | ", f);
-            md(f, str(p, "verdict"));
+            cells_write(f, p, cols, sizeof(cols) / sizeof(cols[0]));
             fputs(json_is_true(json_object_get(p, "distorted")) ? " | ⚠ distorted |\n"
                                                                 : " | ok |\n",
                   f);
