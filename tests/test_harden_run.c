@@ -655,19 +655,8 @@ static void protocol_violations_get_the_right_class(void **state)
 /* The whole of a file as a string (caller frees). */
 static char *slurp(const char *path)
 {
-    FILE *fp = fopen(path, "rb");
-    assert_non_null(fp);
-    struct buf b;
-    buf_init(&b, 1 << 26);
-    char chunk[8192];
-    size_t n;
-    while ((n = fread(chunk, 1, sizeof(chunk), fp)) > 0)
-        assert_int_equal(buf_append(&b, chunk, n), 0);
-    fclose(fp);
-    assert_int_equal(buf_append(&b, "", 1), 0);
-    char *s = xmalloc(b.len);
-    memcpy(s, b.data, b.len);
-    buf_release(&b);
+    char *s = tb_read(path);
+    assert_non_null(s);
     return s;
 }
 

@@ -51,17 +51,8 @@ static int sh(const char *cmd, const char *err_path)
 
 static char *slurp(const char *path)
 {
-    FILE *f = fopen(path, "r");
-    if (!f)
-        return xstrdup("");
-    fseek(f, 0, SEEK_END);
-    long n = ftell(f);
-    fseek(f, 0, SEEK_SET);
-    char *s = xcalloc((size_t)n + 1, 1);
-    if (fread(s, 1, (size_t)n, f) != (size_t)n)
-        s[0] = '\0';
-    fclose(f);
-    return s;
+    char *s = tb_read(path);
+    return s ? s : xstrdup("");
 }
 
 static void sim_run(const char *dir, const char *name, const char *yaml, bool nvml)

@@ -122,18 +122,6 @@ static json_t *load_study(const char *sdir)
     return doc;
 }
 
-static char *slurp(const char *path)
-{
-    FILE *f = fopen(path, "r");
-    if (!f)
-        return NULL;
-    char *buf = xcalloc(1, 1 << 20);
-    size_t n = fread(buf, 1, (1 << 20) - 1, f);
-    buf[n] = '\0';
-    fclose(f);
-    return buf;
-}
-
 /* No process with the pid of any started server remains (a zombie would still answer kill 0:
  * the study reaps its children, so none may). */
 static void servers_gone(const json_t *doc)
@@ -220,7 +208,7 @@ static void sim_study_answers_and_agrees_with_the_plan(void **state)
     const char *argv[] = {"testbench", "study", "--config", cfg, NULL};
     int rc = run_study(argv, log);
     unsetenv("TESTBENCH_NVML_LIB");
-    char *out = slurp(log);
+    char *out = tb_read(log);
     if (rc != 0)
         fprintf(stderr, "%s\n", out);
     assert_int_equal(rc, 0);
@@ -237,7 +225,7 @@ static void sim_study_answers_and_agrees_with_the_plan(void **state)
     json_t *doc = load_study(sdir);
     json_t *rows = json_object_get(doc, "rows");
     char *csv_path = xasprintf("%s/study.csv", sdir);
-    char *csv = slurp(csv_path);
+    char *csv = tb_read(csv_path);
     assert_non_null(csv);
     /* The header is the documented column list; one line per row. */
     char header[4096] = "";
@@ -370,7 +358,7 @@ static void unfit_and_failing_setups_are_recorded_and_the_study_goes_on(void **s
     char *log = xasprintf("%s/log.txt", f->dir);
     const char *argv[] = {"testbench", "study", "--config", cfg, NULL};
     int rc = run_study(argv, log);
-    char *out = slurp(log);
+    char *out = tb_read(log);
     if (rc != 0)
         fprintf(stderr, "%s\n", out);
     assert_int_equal(rc, 0);
@@ -507,7 +495,7 @@ static void ctrl_c_then_resume_measures_only_what_remains(void **state)
 
     const char *rargv[] = {"testbench", "study", "--resume", sdir, NULL};
     int rc = run_study(rargv, log);
-    char *out = slurp(log);
+    char *out = tb_read(log);
     if (rc != 0)
         fprintf(stderr, "%s\n", out);
     assert_int_equal(rc, 0);
@@ -544,7 +532,7 @@ static void bad_study_file_names_file_line_and_key(void **state)
     char *log = xasprintf("%s/log.txt", f->dir);
     const char *argv[] = {"testbench", "validate", "--config", cfg, NULL};
     assert_int_equal(run_study(argv, log), 2);
-    char *out = slurp(log);
+    char *out = tb_read(log);
     char *want = xasprintf("%s:6:27: setups.grid.max_model_len[1]: expected an integer", cfg);
     if (!strstr(out, want))
         fprintf(stderr, "%s\n", out);
@@ -557,7 +545,7 @@ static void bad_study_file_names_file_line_and_key(void **state)
                  "study:\n  name: x\nsetups:\n  grid:\n    model: [m]\nbackend:\n  type: podman\n");
     const char *argv2[] = {"testbench", "study", "--config", cfg, NULL};
     assert_int_equal(run_study(argv2, log), 2);
-    out = slurp(log);
+    out = tb_read(log);
     want = xasprintf("%s:7:9: backend.type: unknown backend \"podman\"", cfg);
     if (!strstr(out, want))
         fprintf(stderr, "%s\n", out);
@@ -594,7 +582,7 @@ static const char docker_study[] = "study:\n"
  * name; Ctrl-C in the second setup still removes its container; --resume finishes it. */
 static bool second_run_started(void *record)
 {
-    char *rec = slurp(record);
+    char *rec = tb_read(record);
     char *fifth = rec ? tb_record_call(rec, 4) : NULL;
     bool yes = fifth != NULL;
     if (yes)
@@ -627,7 +615,7 @@ static void docker_backend_runs_the_same_file_and_cleans_up(void **state)
     bool sent = false;
     int rc0 = run_study_until(argv, log, second_run_started, record, &sent);
     assert_true(sent);
-    char *out = slurp(log);
+    char *out = tb_read(log);
     if (rc0 != 130)
         fprintf(stderr, "%s\n", out);
     assert_int_equal(rc0, 130);
@@ -636,7 +624,7 @@ static void docker_backend_runs_the_same_file_and_cleans_up(void **state)
     assert_non_null(sdir);
     const char *rargv[] = {"testbench", "study", "--resume", sdir, "--backend", "docker", NULL};
     int rc = run_study(rargv, log);
-    out = slurp(log);
+    out = tb_read(log);
     if (rc != 0)
         fprintf(stderr, "%s\n", out);
     assert_int_equal(rc, 0);
@@ -651,7 +639,7 @@ static void docker_backend_runs_the_same_file_and_cleans_up(void **state)
     servers_gone(doc);
     json_decref(doc);
     /* The record: every `run` is followed by an `rm -f` of the same container. */
-    char *rec = slurp(record);
+    char *rec = tb_read(record);
     int runs = 0;
     for (int n = 0;; n++) {
         char *call = tb_record_call(rec, n);
@@ -700,7 +688,7 @@ static void docker_backend_runs_the_same_file_and_cleans_up(void **state)
 static void study_csv_columns_are_documented(void **state)
 {
     (void)state;
-    char *doc = slurp(TB_SOURCE_DIR "/docs/STUDY.md");
+    char *doc = tb_read(TB_SOURCE_DIR "/docs/STUDY.md");
     assert_non_null(doc);
     char *table = strstr(doc, "### study.csv");
     assert_non_null(table);
