@@ -237,6 +237,11 @@ static void config_keys_match_docs(void **state)
         {"`server.sim` keys", json_object_get(json_object_get(j, "server"), "sim")},
         {"### `model`", json_object_get(j, "model")},
         {"### `requests`", json_object_get(j, "requests")},
+        {"`requests.output_tokens` keys",
+         json_object_get(json_object_get(j, "requests"), "output_tokens")},
+        {"`requests.dataset` keys", json_object_get(json_object_get(j, "requests"), "dataset")},
+        {"`requests.trace` keys", json_object_get(json_object_get(j, "requests"), "trace")},
+        {"`requests.rag` keys", json_object_get(json_object_get(j, "requests"), "rag")},
         {"### `slo`", json_object_get(j, "slo")},
         {"### `telemetry`", json_object_get(j, "telemetry")},
     };

@@ -125,6 +125,7 @@ static void requests_defaults(struct requests_cfg *r)
     r->prompt_tokens_max = 2048;
     r->completion_tokens = 512;
     r->shared_prefix_tokens = 0;
+    workload_cfg_defaults(r);
 }
 
 static void slo_defaults(struct slo_cfg *s)
@@ -146,6 +147,7 @@ void requests_cfg_copy(struct requests_cfg *dst, const struct requests_cfg *src)
     dst->rates = xreallocarray(NULL, src->n_rates ? src->n_rates : 1, sizeof(*dst->rates));
     if (src->n_rates)
         memcpy(dst->rates, src->rates, src->n_rates * sizeof(*src->rates));
+    workload_cfg_copy(dst, src);
 }
 
 void requests_cfg_release(struct requests_cfg *r)
@@ -156,6 +158,7 @@ void requests_cfg_release(struct requests_cfg *r)
     r->rates = NULL;
     r->n_concurrency = 0;
     r->n_rates = 0;
+    workload_cfg_release(r);
 }
 
 void tenant_cfg_inherit(struct tenant_cfg *t, const struct config *c, const char *name)
@@ -581,7 +584,7 @@ static int check_requests(struct cfg_problem *p, const struct requests_cfg *r, c
         where_owner(p, owner);
         return -EINVAL;
     }
-    return 0;
+    return workload_cfg_find_problem(p, r, prefix, owner);
 }
 
 static int check_slo(struct cfg_problem *p, const struct slo_cfg *s, const char *prefix,
@@ -613,6 +616,12 @@ static int check_context(struct cfg_problem *p, const struct config *c, size_t i
     int ctx = c->context_lengths[i];
     char path[CFG_PATH_MAX];
     snprintf(path, sizeof(path), "context_lengths[%zu]", i);
+    if (workload_cfg_sets_prompts(r)) {
+        where(p, &c->context_lengths[i], path,
+              "cannot be combined with %s.dataset, .trace or .rag (they set the prompt lengths)",
+              who);
+        return -EINVAL;
+    }
     if (ctx <= r->completion_tokens) {
         where(p, &c->context_lengths[i], path,
               "context %d leaves no room for the prompt (%s.completion_tokens is %d)", ctx, who,
@@ -914,6 +923,7 @@ static json_t *requests_to_json(const struct requests_cfg *r)
     json_object_set_new(o, "prompt_tokens_max", json_integer(r->prompt_tokens_max));
     json_object_set_new(o, "completion_tokens", json_integer(r->completion_tokens));
     json_object_set_new(o, "shared_prefix_tokens", json_integer(r->shared_prefix_tokens));
+    workload_cfg_to_json(o, r);
     return o;
 }
 

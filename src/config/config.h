@@ -15,6 +15,7 @@
 #include <jansson.h>
 
 #include "config/study_cfg.h"
+#include "config/workload_cfg.h"
 #include "core/xalloc.h"
 
 enum arrival { ARRIVAL_POISSON, ARRIVAL_CONSTANT, ARRIVAL_BURST, ARRIVAL_GAMMA };
@@ -44,6 +45,11 @@ struct requests_cfg {
     int prompt_tokens_max;    /* default 2048 */
     int completion_tokens;    /* default 512; sent as max_tokens with ignore_eos */
     int shared_prefix_tokens; /* default 0 */
+    /* What each request contains and when a trace says it arrives (workload_cfg.h). */
+    struct length_dist output_tokens;
+    struct dataset_cfg dataset;
+    struct trace_cfg trace;
+    struct rag_cfg rag;
 };
 
 /* server.sim: the built-in simulator's options (same names as `testbench sim` flags). */

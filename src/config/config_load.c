@@ -599,6 +599,32 @@ static int load_arrival(struct loader *ld, const yaml_node_t *n, const char *pat
     return 0;
 }
 
+/* requests.output_tokens, .dataset, .trace, .rag (workload_cfg.h; rules in workload_cfg.c). */
+static const struct field length_fields[] = {
+    F(length_dist, distribution, FT_STR), F(length_dist, mean, FT_NUM),
+    F(length_dist, stddev, FT_NUM),       F(length_dist, min, FT_INT),
+    F(length_dist, max, FT_INT),
+};
+
+static const struct field dataset_fields[] = {
+    F(dataset_cfg, path, FT_STR_NULL),      F(dataset_cfg, format, FT_STR_NULL),
+    F(dataset_cfg, turns, FT_STR_NULL),     F(dataset_cfg, min_prompt_tokens, FT_INT),
+    F(dataset_cfg, max_prompt_tokens, FT_INT), F(dataset_cfg, replacement, FT_BOOL),
+};
+
+static const struct field trace_fields[] = {
+    F(trace_cfg, path, FT_STR_NULL), F(trace_cfg, format, FT_STR_NULL),
+    F(trace_cfg, speed, FT_NUM),     F(trace_cfg, block_tokens, FT_INT),
+    F(trace_cfg, time_unit, FT_STR_NULL),
+};
+
+static const struct field rag_fields[] = {
+    F(rag_cfg, documents, FT_INT),
+    F(rag_cfg, document_tokens, FT_INT),
+    F(rag_cfg, documents_per_request, FT_INT),
+    F(rag_cfg, question_tokens, FT_INT),
+};
+
 static const struct field requests_fields[] = {
     F(requests_cfg, num_requests, FT_INT),
     FC(concurrent_requests, load_concurrency),
@@ -609,6 +635,10 @@ static const struct field requests_fields[] = {
     F(requests_cfg, prompt_tokens_max, FT_INT),
     F(requests_cfg, completion_tokens, FT_INT),
     F(requests_cfg, shared_prefix_tokens, FT_INT),
+    FM(requests_cfg, output_tokens, length_fields),
+    FM(requests_cfg, dataset, dataset_fields),
+    FM(requests_cfg, trace, trace_fields),
+    FM(requests_cfg, rag, rag_fields),
 };
 
 static const struct field slo_fields[] = {

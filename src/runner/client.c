@@ -955,11 +955,16 @@ static char *build_body(const struct client_request *rq)
     json_t *root = json_object();
     json_object_set_new(root, "model", json_string_or_null(rq->model));
     if (rq->api == API_CHAT) {
-        json_t *msg = json_object();
-        json_object_set_new(msg, "role", json_string("user"));
-        json_object_set_new(msg, "content", json_string(rq->prompt));
-        json_t *msgs = json_array();
-        json_array_append_new(msgs, msg);
+        /* A whole conversation from a dataset, else one user message. */
+        json_t *msgs = rq->messages_json ? json_loads(rq->messages_json, 0, NULL) : NULL;
+        if (!json_is_array(msgs)) {
+            json_decref(msgs);
+            json_t *msg = json_object();
+            json_object_set_new(msg, "role", json_string("user"));
+            json_object_set_new(msg, "content", json_string(rq->prompt ? rq->prompt : ""));
+            msgs = json_array();
+            json_array_append_new(msgs, msg);
+        }
         json_object_set_new(root, "messages", msgs);
         json_object_set_new(root, "max_completion_tokens", json_integer(rq->max_tokens));
     } else {

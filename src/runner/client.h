@@ -29,6 +29,7 @@ struct client_request {
     enum api_kind api;    /* /v1/completions or /v1/chat/completions */
     const char *model;
     const char *prompt; /* prompt text, or the user message for chat */
+    const char *messages_json; /* chat: a JSON array of messages sent instead of prompt; NULL */
     int max_tokens;     /* max_tokens (completions) / max_completion_tokens + max_tokens (chat) */
     bool ignore_eos;    /* vLLM extension; also sends min_tokens = max_tokens */
 };

@@ -46,10 +46,12 @@
 #define PROMPT_MAX_FILL 64 /* larger gaps are closed with regular words */
 #define PROMPT_PROBE_SHORT 16
 #define PROMPT_PROBE_LONG 528
+#define PROMPT_MAX_TEMPLATE 4096 /* tokens a chat template may add to one message */
 
 #define SALT_PROBE 0x70726f6265ull
 #define SALT_TAIL 0x7461696cull
 #define SALT_FILL 0x66696c6cull
+#define SALT_SEGMENT 0x7365676dull
 
 /* Common words, each one token with a leading space in the tokenizers named above. */
 /* clang-format off */
@@ -120,6 +122,19 @@ struct prompt_builder {
     int prefix_for;         /* shared_prefix_tokens the cached prefix was sized for; -1 none */
     size_t prefix_words;
     int prefix_count; /* server count of the prefix alone (-1 unknown) */
+    /* A text corpus (prompt_builder_set_corpus): words are read from it, borrowed. */
+    const char *const *corpus;
+    size_t n_corpus;
+    /* Chat on a /tokenize without a chat form (llama.cpp): tokens the chat template adds
+     * to one user message, learnt from a probe's usage.prompt_tokens; -1 unknown. */
+    long chat_overhead;
+    char *chat_url; /* <base>/v1/chat/completions, for that probe */
+};
+
+/* A run of words drawn from one seed: the shared prefix, a trace's hash block, a document. */
+struct seg {
+    uint64_t seed;
+    size_t words;
 };
 
 /* ---- text ---- */
@@ -133,13 +148,17 @@ static int put_word(struct buf *b, const char *w)
 }
 
 /* Appends 'count' words of the stream drawn from 'seed' (the same seed gives the same words,
- * so the first k words of a longer run equal a run of k). */
-static int put_stream(struct buf *b, uint64_t seed, size_t count)
+ * so the first k words of a longer run equal a run of k). With a corpus, the stream is the
+ * corpus read on from a place the seed picks (wrapping at its end): real text. */
+static int put_stream(const struct prompt_builder *pb, struct buf *b, uint64_t seed, size_t count)
 {
     struct rng r;
     rng_seed(&r, seed);
+    size_t at = pb->n_corpus ? rng_next(&r) % pb->n_corpus : 0;
     for (size_t i = 0; i < count; i++) {
-        int rc = put_word(b, words[rng_next(&r) % N_WORDS]);
+        const char *w = pb->n_corpus ? pb->corpus[(at + i) % pb->n_corpus]
+                                     : words[rng_next(&r) % N_WORDS];
+        int rc = put_word(b, w);
         if (rc)
             return rc;
     }
@@ -151,14 +170,16 @@ static uint64_t tail_seed(const struct prompt_builder *b, uint64_t request_seed)
     return hash64(&request_seed, sizeof(request_seed), b->seed ^ SALT_TAIL);
 }
 
-/* prefix words + tail words + filler words, joined by single spaces. */
-static int compose(struct buf *out, const struct prompt_builder *b, size_t prefix, size_t tail,
-                   size_t fill, uint64_t request_seed)
+/* segment words + tail words + filler words, joined by single spaces. */
+static int compose_segs(struct buf *out, const struct prompt_builder *b, const struct seg *segs,
+                        size_t n_segs, size_t tail, size_t fill, uint64_t request_seed)
 {
     buf_reset(out);
-    int rc = put_stream(out, b->seed, prefix);
+    int rc = 0;
+    for (size_t i = 0; i < n_segs && !rc; i++)
+        rc = put_stream(b, out, segs[i].seed, segs[i].words);
     if (!rc)
-        rc = put_stream(out, tail_seed(b, request_seed), tail);
+        rc = put_stream(b, out, tail_seed(b, request_seed), tail);
     struct rng r;
     rng_seed(&r, hash64(&request_seed, sizeof(request_seed), b->seed ^ SALT_FILL));
     for (size_t i = 0; i < fill && !rc; i++)
@@ -166,6 +187,14 @@ static int compose(struct buf *out, const struct prompt_builder *b, size_t prefi
     if (!rc && !out->data)
         rc = buf_puts(out, ""); /* an empty prompt is "", not NULL */
     return rc;
+}
+
+/* The builder's shared prefix (prefix words), then tail and filler words. */
+static int compose(struct buf *out, const struct prompt_builder *b, size_t prefix, size_t tail,
+                   size_t fill, uint64_t request_seed)
+{
+    struct seg one = {b->seed, prefix};
+    return compose_segs(out, b, &one, 1, tail, fill, request_seed);
 }
 
 /* ---- /tokenize ---- */
@@ -177,58 +206,95 @@ static size_t on_body(char *ptr, size_t size, size_t nmemb, void *userp)
     return buf_append(resp, ptr, n) == 0 ? n : 0;
 }
 
-/* The server's token count for text, or -errno. */
-static int tokenize_count(struct prompt_builder *b, const char *text, enum tok_format fmt,
-                          long *count)
+/* What to count: a text as a prompt (chat: as one user message), a message list (a JSON
+ * array), or a text without special tokens (a completion's length). */
+struct tok_ask {
+    const char *text;
+    const char *messages; /* JSON array; counted in chat form when the server has one */
+    bool chat;            /* count the chat template too */
+    bool special;         /* add_special_tokens (BOS); false for a completion's text */
+};
+
+static json_t *tok_body(const struct tok_ask *a, enum tok_format fmt, const char *model)
 {
-    json_t *req;
-    if (fmt == TOK_VLLM && b->chat) /* vLLM applies the chat template, as the chat API does */
-        req = json_pack("{s:[{s:s, s:s}]}", "messages", "role", "user", "content", text);
-    else if (fmt == TOK_VLLM)
-        req = json_pack("{s:s, s:b}", "prompt", text, "add_special_tokens", 1);
-    else
-        req = json_pack("{s:s, s:b}", "content", text, "add_special", 1);
-    if (!req)
-        return -EINVAL;
-    if (fmt == TOK_VLLM && b->model)
-        json_object_set_new(req, "model", json_string(b->model));
-    char *body = json_dumps(req, JSON_COMPACT);
-    json_decref(req);
+    json_t *req = NULL;
+    if (fmt == TOK_VLLM && a->chat) { /* vLLM applies the chat template, as the chat API does */
+        json_t *msgs = a->messages ? json_loads(a->messages, 0, NULL) : NULL;
+        if (!msgs)
+            msgs = json_pack("[{s:s, s:s}]", "role", "user", "content", a->text ? a->text : "");
+        req = json_pack("{s:o}", "messages", msgs);
+    } else if (fmt == TOK_VLLM) {
+        req = json_pack("{s:s, s:b}", "prompt", a->text ? a->text : "", "add_special_tokens",
+                        a->special);
+    } else {
+        req = json_pack("{s:s, s:b}", "content", a->text ? a->text : "", "add_special",
+                        a->special);
+    }
+    if (req && fmt == TOK_VLLM && model)
+        json_object_set_new(req, "model", json_string(model));
+    return req;
+}
+
+/* POSTs body to url with the builder's handle; the parsed 200 answer in *resp, or -errno. */
+static int post_json(struct prompt_builder *b, const char *url, json_t *body_json, json_t **resp)
+{
+    char *body = json_dumps(body_json, JSON_COMPACT);
     if (!body)
         return -ENOMEM;
-
-    int rc = -EIO;
-    json_t *resp = NULL;
+    int rc;
     buf_reset(&b->resp);
+    curl_easy_setopt(b->curl, CURLOPT_URL, url);
     curl_easy_setopt(b->curl, CURLOPT_POSTFIELDS, body);
     curl_easy_setopt(b->curl, CURLOPT_POSTFIELDSIZE, (long)strlen(body));
     CURLcode cc = curl_easy_perform(b->curl);
+    curl_easy_setopt(b->curl, CURLOPT_URL, b->url); /* /tokenize stays the default */
     long status = 0;
     curl_easy_getinfo(b->curl, CURLINFO_RESPONSE_CODE, &status);
-    if (cc != CURLE_OK) {
+    if (cc != CURLE_OK)
         rc = cc == CURLE_OPERATION_TIMEDOUT ? -ETIMEDOUT : -ECONNREFUSED;
-        goto out;
-    }
-    if (status != 200) {
+    else if (status != 200)
         rc = status == 404 ? -ENOENT : -EPROTO;
-        goto out;
-    }
-    resp = json_loadb(b->resp.data ? b->resp.data : "", b->resp.len, 0, NULL);
-    json_t *c = json_object_get(resp, "count");
-    json_t *toks = json_object_get(resp, "tokens");
-    if (json_is_integer(c)) {
-        *count = (long)json_integer_value(c);
-        rc = 0;
-    } else if (json_is_array(toks)) {
-        *count = (long)json_array_size(toks);
-        rc = 0;
-    } else {
-        rc = -EPROTO;
-    }
-out:
-    json_decref(resp);
+    else
+        rc = (*resp = json_loadb(b->resp.data ? b->resp.data : "", b->resp.len, 0, NULL)) ? 0
+                                                                                          : -EPROTO;
     free(body);
     return rc;
+}
+
+/* The server's token count, or -errno. */
+static int tokenize_ask(struct prompt_builder *b, const struct tok_ask *a, enum tok_format fmt,
+                        long *count)
+{
+    json_t *req = tok_body(a, fmt, b->model);
+    if (!req)
+        return -EINVAL;
+    json_t *resp = NULL;
+    int rc = post_json(b, b->url, req, &resp);
+    json_decref(req);
+    if (rc)
+        return rc;
+    json_t *c = json_object_get(resp, "count");
+    json_t *toks = json_object_get(resp, "tokens");
+    if (json_is_integer(c))
+        *count = (long)json_integer_value(c);
+    else if (json_is_array(toks))
+        *count = (long)json_array_size(toks);
+    else
+        rc = -EPROTO;
+    /* llama.cpp's /tokenize has no chat form: its count is the raw text's, plus what the
+     * template adds as the probe measured it (prompt_builder_set_chat). */
+    if (!rc && a->chat && fmt == TOK_LLAMACPP && b->chat_overhead > 0)
+        *count += b->chat_overhead;
+    json_decref(resp);
+    return rc;
+}
+
+/* The count of text as the load sends it (a prompt, or one chat user message). */
+static int tokenize_count(struct prompt_builder *b, const char *text, enum tok_format fmt,
+                          long *count)
+{
+    struct tok_ask a = {.text = text, .chat = b->chat, .special = true};
+    return tokenize_ask(b, &a, fmt, count);
 }
 
 /* Counts one composed text; on failure the builder stops calibrating (a server that went
@@ -250,7 +316,7 @@ static int probe(struct prompt_builder *b)
     struct buf t;
     buf_init(&t, PROMPT_MAX_TEXT);
     long c1 = 0, c2 = 0;
-    int rc = put_stream(&t, b->seed ^ SALT_PROBE, PROMPT_PROBE_SHORT);
+    int rc = put_stream(b, &t, b->seed ^ SALT_PROBE, PROMPT_PROBE_SHORT);
     if (rc)
         goto out;
     b->format = TOK_VLLM;
@@ -263,7 +329,7 @@ static int probe(struct prompt_builder *b)
     if (rc)
         goto out;
     buf_reset(&t);
-    rc = put_stream(&t, b->seed ^ SALT_PROBE, PROMPT_PROBE_LONG);
+    rc = put_stream(b, &t, b->seed ^ SALT_PROBE, PROMPT_PROBE_LONG);
     if (!rc)
         rc = tokenize_count(b, t.data, b->format, &c2);
     if (rc)
@@ -288,6 +354,7 @@ int prompt_builder_new(struct prompt_builder **out, const char *base_url, const 
     b->tokens_per_word = 1.0;
     b->prefix_for = -1;
     b->prefix_count = -1;
+    b->chat_overhead = -1;
     buf_init(&b->resp, PROMPT_MAX_RESPONSE);
     if (!base_url || !*base_url)
         goto done;
@@ -407,6 +474,61 @@ done:
     b->prefix_count = (int)best_c;
 }
 
+/* Closes the gap between segs (whose count is about seg_tokens, BOS included) and n_tokens
+ * with tail words and fillers, correcting with /tokenize; leaves the best text in 'text'.
+ * *got: the server's count of it, -1 unknown. 0 or -ENOMEM. */
+static int fit(struct prompt_builder *b, struct buf *text, const struct seg *segs, size_t n_segs,
+               double seg_tokens, int n_tokens, uint64_t request_seed, int *got)
+{
+    size_t k = aim_words(b->tokens_per_word, (double)n_tokens - seg_tokens), fill = 0;
+    size_t best_k = k, best_fill = 0;
+    long best_err = -1;
+    *got = -1;
+    for (int round = 0; round < PROMPT_MAX_ROUNDS && b->calibrated; round++) {
+        long c;
+        if (compose_segs(text, b, segs, n_segs, k, fill, request_seed))
+            return -ENOMEM;
+        if (count_text(b, text, &c))
+            break;
+        long err = labs(c - n_tokens);
+        if (best_err < 0 || err < best_err) {
+            best_err = err;
+            best_k = k;
+            best_fill = fill;
+            *got = (int)c;
+        }
+        if (c == n_tokens)
+            break;
+        /* This text's own tokens per word beats the probe's for the next step. */
+        double tail_tokens = (double)c - seg_tokens - (double)fill;
+        double tpw = k >= 64 && tail_tokens > 0 ? tail_tokens / (double)k : b->tokens_per_word;
+        long d = labs(c - n_tokens);
+        if (c < n_tokens) {
+            size_t more = aim_words(tpw, (double)d);
+            if (d <= PROMPT_MAX_FILL || more == 0)
+                fill += (size_t)d; /* fillers are one token each */
+            else
+                k += more;
+        } else if (fill > 0) {
+            /* Overshot with fillers: a filler was not one token here. */
+            fill = (size_t)d < fill ? fill - (size_t)d : 0;
+        } else {
+            if (k == 0)
+                break; /* the segments alone are too long */
+            /* Trim a little too much and let fillers close the gap. */
+            size_t less = (size_t)ceil((double)d / tpw) + margin_words((double)d);
+            k = less < k ? k - less : 0;
+        }
+    }
+    if (best_err < 0) {
+        /* /tokenize failed on the first try: fall back to the estimate. */
+        *got = -1;
+        best_k = k;
+        best_fill = 0;
+    }
+    return compose_segs(text, b, segs, n_segs, best_k, best_fill, request_seed) ? -ENOMEM : 0;
+}
+
 char *prompt_build(struct prompt_builder *b, int n_tokens, int shared_prefix_tokens,
                    uint64_t request_seed, int *actual)
 {
@@ -437,52 +559,8 @@ char *prompt_build(struct prompt_builder *b, int n_tokens, int shared_prefix_tok
     if (b->prefix_count < 0)
         p = 0;
     double prefix_tokens = p ? (double)b->prefix_count : b->overhead;
-    size_t k = aim_words(b->tokens_per_word, (double)n_tokens - prefix_tokens), fill = 0;
-    size_t best_k = k, best_fill = 0;
-    long best_err = -1;
-    for (int round = 0; round < PROMPT_MAX_ROUNDS && b->calibrated; round++) {
-        long c;
-        if (compose(&text, b, p, k, fill, request_seed))
-            goto out;
-        if (count_text(b, &text, &c))
-            break;
-        long err = labs(c - n_tokens);
-        if (best_err < 0 || err < best_err) {
-            best_err = err;
-            best_k = k;
-            best_fill = fill;
-            got = (int)c;
-        }
-        if (c == n_tokens)
-            break;
-        /* This text's own tokens per word beats the probe's for the next step. */
-        double tail_tokens = (double)c - prefix_tokens - (double)fill;
-        double tpw = k >= 64 && tail_tokens > 0 ? tail_tokens / (double)k : b->tokens_per_word;
-        long d = labs(c - n_tokens);
-        if (c < n_tokens) {
-            size_t more = aim_words(tpw, (double)d);
-            if (d <= PROMPT_MAX_FILL || more == 0)
-                fill += (size_t)d; /* fillers are one token each */
-            else
-                k += more;
-        } else if (fill > 0) {
-            /* Overshot with fillers: a filler was not one token here. */
-            fill = (size_t)d < fill ? fill - (size_t)d : 0;
-        } else {
-            if (k == 0)
-                break; /* the shared prefix alone is too long */
-            /* Trim a little too much and let fillers close the gap. */
-            size_t less = (size_t)ceil((double)d / tpw) + margin_words((double)d);
-            k = less < k ? k - less : 0;
-        }
-    }
-    if (best_err < 0) {
-        /* /tokenize failed on the first try: fall back to the estimate. */
-        got = -1;
-        best_k = k;
-        best_fill = 0;
-    }
-    if (compose(&text, b, p, best_k, best_fill, request_seed))
+    struct seg one = {b->seed, p};
+    if (fit(b, &text, &one, 1, prefix_tokens, n_tokens, request_seed, &got))
         goto out;
 done:
     result = buf_take(&text, NULL);
@@ -491,6 +569,64 @@ done:
 out:
     buf_release(&text);
     return result;
+}
+
+char *prompt_build_segments(struct prompt_builder *b, int n_tokens,
+                            const struct prompt_segment *segs, size_t n_segs,
+                            uint64_t request_seed, int *actual)
+{
+    struct buf text;
+    buf_init(&text, PROMPT_MAX_TEXT);
+    char *result = NULL;
+    struct seg *ws = xcalloc(n_segs ? n_segs : 1, sizeof(*ws));
+    double seg_tokens = b->calibrated ? b->overhead : 0;
+    size_t seg_words = 0;
+    for (size_t i = 0; i < n_segs; i++) {
+        ws[i].seed = hash64(&segs[i].id, sizeof(segs[i].id), b->seed ^ SALT_SEGMENT);
+        ws[i].words = words_for(b, segs[i].tokens > 0 ? segs[i].tokens : 0);
+        seg_tokens += (double)ws[i].words * b->tokens_per_word;
+        seg_words += ws[i].words;
+    }
+    int got = -1;
+    if (n_tokens < 0)
+        n_tokens = 0;
+    if (!b->calibrated) {
+        size_t tail = (size_t)n_tokens > seg_words ? (size_t)n_tokens - seg_words : 0;
+        if (compose_segs(&text, b, ws, n_segs, tail, 0, request_seed))
+            goto out;
+    } else if (fit(b, &text, ws, n_segs, seg_tokens, n_tokens, request_seed, &got)) {
+        goto out;
+    }
+    result = buf_take(&text, NULL);
+    if (actual)
+        *actual = got;
+out:
+    free(ws);
+    buf_release(&text);
+    return result;
+}
+
+int prompt_count(struct prompt_builder *b, const char *text, const char *messages_json,
+                 bool special)
+{
+    if (b->calibrated) {
+        struct tok_ask a = {.text = text, .messages = messages_json, .chat = b->chat && special,
+                            .special = special};
+        long c;
+        if (tokenize_ask(b, &a, b->format, &c) == 0)
+            return c > INT32_MAX ? INT32_MAX : (int)c;
+    }
+    /* No tokenizer to ask: about four bytes a token (English text, BPE vocabularies). */
+    size_t n = text ? strlen(text) : 0;
+    return (int)(n / 4 > INT32_MAX ? INT32_MAX : (n + 3) / 4);
+}
+
+void prompt_builder_set_corpus(struct prompt_builder *b, const char *const *corpus, size_t n)
+{
+    b->corpus = corpus;
+    b->n_corpus = n;
+    b->prefix_for = -1; /* a prefix sized on other words */
+    b->prefix_count = -1;
 }
 
 void prompt_builder_free(struct prompt_builder *b)
@@ -502,8 +638,50 @@ void prompt_builder_free(struct prompt_builder *b)
     curl_slist_free_all(b->headers);
     buf_release(&b->resp);
     free(b->url);
+    free(b->chat_url);
     free(b->model);
     free(b);
+}
+
+/* llama.cpp's /tokenize takes no messages, so a chat prompt's count misses the template.
+ * One probe measures what the template adds: the raw count of a text, and the prompt_tokens
+ * the chat API reports in its usage for that text as one user message (max_tokens 1). Any
+ * server with usage answers it, so lengths are exact there too. 0 or -errno. */
+static int calibrate_chat(struct prompt_builder *b)
+{
+    struct buf t;
+    buf_init(&t, PROMPT_MAX_TEXT);
+    long raw = 0;
+    json_t *req = NULL, *resp = NULL;
+    int rc = put_stream(b, &t, b->seed ^ SALT_PROBE, PROMPT_PROBE_SHORT * 4);
+    struct tok_ask a = {.text = t.data, .special = true};
+    if (!rc)
+        rc = tokenize_ask(b, &a, b->format, &raw);
+    if (rc)
+        goto out;
+    req = json_pack("{s:[{s:s, s:s}], s:i, s:b}", "messages", "role", "user", "content", t.data,
+                    "max_tokens", 1, "stream", 0);
+    if (!req) {
+        rc = -ENOMEM;
+        goto out;
+    }
+    if (b->model)
+        json_object_set_new(req, "model", json_string(b->model));
+    rc = post_json(b, b->chat_url, req, &resp);
+    if (rc)
+        goto out;
+    json_t *pt = json_object_get(json_object_get(resp, "usage"), "prompt_tokens");
+    long with = json_is_integer(pt) ? (long)json_integer_value(pt) : -1;
+    if (with < raw || with - raw > PROMPT_MAX_TEMPLATE) {
+        rc = -EPROTO; /* no usage, or not a count of this text */
+        goto out;
+    }
+    b->chat_overhead = with - raw;
+out:
+    json_decref(req);
+    json_decref(resp);
+    buf_release(&t);
+    return rc;
 }
 
 void prompt_builder_set_chat(struct prompt_builder *b, bool chat)
@@ -511,4 +689,23 @@ void prompt_builder_set_chat(struct prompt_builder *b, bool chat)
     b->chat = chat;
     b->prefix_for = -1; /* the cached prefix size was counted the other way */
     b->prefix_count = -1;
+    if (!chat || !b->calibrated || b->format != TOK_LLAMACPP || b->chat_overhead >= 0)
+        return;
+    size_t n = strlen(b->url) - strlen("/tokenize");
+    free(b->chat_url);
+    b->chat_url = xasprintf("%.*s/v1/chat/completions", (int)n, b->url);
+    int rc = calibrate_chat(b);
+    if (rc)
+        log_warn("prompt: %s cannot count chat messages and the chat-template probe failed "
+                 "(%s): chat prompts will be short of their targets by the template's tokens",
+                 b->url, strerror(-rc));
+    else
+        log_info("prompt: %s has no chat form; the chat template adds %ld tokens (probe of "
+                 "usage.prompt_tokens), counted in every target",
+                 b->url, b->chat_overhead);
+}
+
+long prompt_builder_chat_overhead(const struct prompt_builder *b)
+{
+    return b->chat_overhead;
 }

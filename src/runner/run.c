@@ -38,6 +38,7 @@
 #include "runner/schedule.h"
 #include "sim/sim.h"
 #include "telemetry/telemetry.h"
+#include "workload/workload.h"
 
 #define HEARTBEAT_NS (5 * NS_PER_MS)   /* loop-lag probe and Ctrl-C check period */
 #define START_LEAD_NS (20 * NS_PER_MS) /* first request due this long after set-up ends */
@@ -115,6 +116,7 @@ struct runner {
     size_t *tenant_telem; /* per tenant: its endpoint's index in telems */
     struct results_writer *rw;
     struct prompt_builder **builders; /* per tenant */
+    struct workload **workloads;      /* per tenant: lengths, datasets, traces, RAG */
     struct sim_server *sim;
     const char *api_key;
     char **tenant_endpoint; /* resolved per tenant (sim overrides) */
@@ -188,6 +190,7 @@ static void tenant_start(struct tenant_run *tr, size_t i)
         .api = r->cfg.server.api,
         .model = tr->model,
         .prompt = tr->prompts[i],
+        .messages_json = workload_messages(r->workloads[tr->index]) ? tr->prompts[i] : NULL,
         .max_tokens = tr->recs[i].target_output_tokens,
         .ignore_eos = r->tenant_ignore_eos[tr->index],
     };
@@ -302,20 +305,12 @@ static uint64_t derive_seed(uint64_t seed, size_t point, size_t tenant, const ch
     return hash64(key, (unsigned long)n, seed);
 }
 
-static int prompt_target(const struct requests_cfg *rq, int context, struct rng *g)
-{
-    if (context > 0)
-        return context - rq->completion_tokens;
-    return (int)rng_range(g, rq->prompt_tokens_min, rq->prompt_tokens_max);
-}
-
 /* The prompt thread: builds prompts in order, never more than PROMPT_AHEAD beyond the
  * requests released. Only it uses the tenant's builder while the point runs. */
 static void *prompt_main(void *arg)
 {
     struct tenant_run *tr = arg;
     struct runner *r = tr->pr->r;
-    const struct requests_cfg *rq = &tr->tc->requests;
     uint64_t base = derive_seed(r->cfg.benchmark.seed, tr->point, (size_t)tr->index, "prompt");
     for (size_t i = 0; i < tr->n; i++) {
         while (i >= atomic_load(&tr->released) + PROMPT_AHEAD && !atomic_load(&tr->prompt_stop))
@@ -323,8 +318,8 @@ static void *prompt_main(void *arg)
         if (atomic_load(&tr->prompt_stop))
             break;
         /* The actual count comes from the server's usage; the builder's own is not needed. */
-        tr->prompts[i] = prompt_build(r->builders[tr->index], tr->recs[i].target_prompt_tokens,
-                                      rq->shared_prefix_tokens, base + i, NULL);
+        tr->prompts[i] = workload_prompt(r->workloads[tr->index], r->builders[tr->index],
+                                         base + i, i, &tr->recs[i]);
         atomic_store(&tr->built, i + 1); /* publishes prompts[i] to the loop */
     }
     return NULL;
@@ -334,14 +329,17 @@ static int tenant_prepare(struct runner *r, struct tenant_run *tr, size_t point,
 {
     const struct requests_cfg *rq = &tr->tc->requests;
     uint64_t seed = r->cfg.benchmark.seed;
-    tr->n = (size_t)rq->num_requests;
+    struct workload *w = r->workloads[tr->index];
+    tr->n = workload_n_requests(w);
     tr->recs = xcalloc(tr->n, sizeof(*tr->recs));
     tr->prompts = xcalloc(tr->n, sizeof(*tr->prompts));
     tr->due = xcalloc(tr->n, sizeof(*tr->due));
     tr->held = xcalloc(tr->n, sizeof(*tr->held));
     tr->done = xcalloc(tr->n, sizeof(*tr->done));
     tr->fifo = xcalloc(tr->n, sizeof(*tr->fifo));
-    int rc = schedule_build(tr->due, tr->n, rq->arrival, tr->rate, rq->burstiness,
+    int rc = 0;
+    if (!workload_schedule(w, tr->due, tr->n)) /* a trace has its own arrival times */
+        rc = schedule_build(tr->due, tr->n, rq->arrival, tr->rate, rq->burstiness,
                             derive_seed(seed, point, (size_t)tr->index, "schedule"));
     if (rc) {
         /* Said here: the point never starts, so no record could carry the reason. */
@@ -351,16 +349,14 @@ static int tenant_prepare(struct runner *r, struct tenant_run *tr, size_t point,
                   tr->tc->name, tr->n, arrival_name(rq->arrival), tr->rate, rq->burstiness);
         return rc;
     }
-    struct rng g;
-    rng_seed(&g, derive_seed(seed, point, (size_t)tr->index, "lengths"));
     for (size_t i = 0; i < tr->n; i++) {
         struct req_record *rec = &tr->recs[i];
         req_record_init(rec);
         rec->id = (uint64_t)point << 32 | ((uint64_t)tr->index << 24) | i;
         rec->tenant = tr->index;
-        rec->target_prompt_tokens = prompt_target(rq, context, &g);
-        rec->target_output_tokens = rq->completion_tokens;
     }
+    workload_plan(w, derive_seed(seed, point, (size_t)tr->index, "lengths"), context, tr->recs,
+                  tr->n);
     tr->context = context;
     tr->point = point;
     atomic_store(&tr->built, 0);
@@ -513,6 +509,7 @@ static void point_collect(struct runner *r, struct point_run *pr, const struct p
         outcome_add(r->out, &pi, &s, have_tw ? &tw : NULL);
         if (!r->args.quiet)
             progress_print_summary(stdout, &pi, &s, have_tw ? &tw : NULL);
+        workload_point_note(r->workloads[t], tr->tc->name);
         if (tr->prompt_waits)
             log_warn("tenant %s: %zu requests were sent late because their prompts were not "
                      "built in time (a slow /tokenize); the point is marked client_distorted",
@@ -1069,12 +1066,15 @@ static void runner_release(struct runner *r)
     for (size_t t = 0; t < r->cfg.n_tenants; t++) {
         if (r->builders)
             prompt_builder_free(r->builders[t]);
+        if (r->workloads)
+            workload_free(r->workloads[t]);
         if (r->tenant_endpoint)
             free(r->tenant_endpoint[t]);
         if (r->tenant_model)
             free(r->tenant_model[t]);
     }
     free(r->builders);
+    free(r->workloads);
     free(r->tenant_endpoint);
     free(r->tenant_model);
     free(r->tenant_max_len);
@@ -1183,8 +1183,18 @@ static int runner_setup(struct runner *r)
     r->tenant_max_len = xcalloc(c->n_tenants, sizeof(long));
     r->tenant_ignore_eos = xcalloc(c->n_tenants, sizeof(bool));
     r->builders = xcalloc(c->n_tenants, sizeof(*r->builders));
+    r->workloads = xcalloc(c->n_tenants, sizeof(*r->workloads));
     for (size_t t = 0; t < c->n_tenants; t++)
         r->tenant_endpoint[t] = xstrdup(c->tenants[t].endpoint);
+    /* Datasets and traces are read before anything starts: a bad file costs no server. */
+    for (size_t t = 0; t < c->n_tenants; t++) {
+        char err[1280];
+        if (workload_new(&r->workloads[t], &c->tenants[t].requests, c->server.api, err,
+                         sizeof(err))) {
+            log_error("tenant %s: %s", c->tenants[t].name, err);
+            return TB_EXIT_USAGE;
+        }
+    }
     r->api_key = c->server.api_key_env ? getenv(c->server.api_key_env) : NULL;
     register_secrets(r);
     http_set_ca_bundle(c->server.ca_bundle); /* before the sampler thread starts */
@@ -1220,6 +1230,7 @@ static int runner_setup(struct runner *r)
             return TB_EXIT_RUNTIME;
         }
         prompt_builder_set_chat(r->builders[t], c->server.api == API_CHAT);
+        workload_attach(r->workloads[t], r->builders[t]);
         bool seen = false; /* one warning per server */
         for (size_t u = 0; u < t; u++)
             seen |= strcmp(r->tenant_endpoint[u], r->tenant_endpoint[t]) == 0;
