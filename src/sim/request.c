@@ -549,6 +549,30 @@ out:
     return rc;
 }
 
+int sim_tokenize_llamacpp(const char *body, size_t len, const struct tokenizer *tok,
+                          struct buf *out, struct sim_error *e)
+{
+    json_t *root = NULL;
+    struct tokvec ids;
+    int rc = -1;
+    tokvec_init(&ids, SIM_MAX_PROMPT_TOKENS);
+    if (load_body(&root, body, len, e))
+        goto out;
+    json_t *c = json_object_get(root, "content");
+    if (json_is_string(c) && encode_text(json_string_value(c), json_string_length(c), tok, &ids, e))
+        goto out;
+    buf_reset(out);
+    if (buf_puts(out, "{\"tokens\":") || append_ids(out, ids.v, ids.n) || buf_puts(out, "}")) {
+        sim_error_set(e, 500, "response too large");
+        goto out;
+    }
+    rc = 0;
+out:
+    tokvec_release(&ids);
+    json_decref(root);
+    return rc;
+}
+
 int sim_detokenize(const char *body, size_t len, const struct tokenizer *tok,
                    const struct sim_models *models, struct buf *out, struct sim_error *e)
 {

@@ -534,7 +534,8 @@ static void on_request(struct evhttp_request *req, void *arg)
         break;
     case R_TOKENIZE:
         body = body_of(req, &len);
-        if (sim_tokenize(body, len, srv->tok, &srv->models, &srv->body, &e))
+        if (srv->tokenize_llamacpp ? sim_tokenize_llamacpp(body, len, srv->tok, &srv->body, &e)
+                                   : sim_tokenize(body, len, srv->tok, &srv->models, &srv->body, &e))
             reply_error(srv, req, &e);
         else
             reply_buf(srv, req);
@@ -808,6 +809,7 @@ static int server_new(struct sim_server **out, const struct sim_options *o, char
     srv->seed = o->seed;
     srv->quiet = o->quiet;
     srv->idle_timeout_s = o->idle_timeout_s > 0 ? o->idle_timeout_s : SIM_IDLE_TIMEOUT_S;
+    srv->tokenize_llamacpp = o->tokenize_llamacpp;
 
     struct engine_config ec = o->engine;
     if (ec.num_lora_slots == 0)

@@ -24,6 +24,9 @@ struct sim_options {
     bool quiet;                   /* no start-up log lines */
     int idle_timeout_s;           /* close a connection idle this long (no request in flight) */
     const char *calibration_path; /* --calibration FILE (sim_main loads it into engine), or NULL */
+    /* --tokenize-llamacpp: /tokenize answers as llama.cpp's server does ({"content"} ->
+     * {"tokens"}, no chat form), to test clients against it; default vLLM's. */
+    bool tokenize_llamacpp;
 };
 
 void sim_options_init(struct sim_options *o); /* defaults above */

@@ -20,7 +20,7 @@ static const char usage[] =
     "    [--gpu-memory-utilization F] [--max-num-seqs N] [--max-num-batched-tokens N]\n"
     "    [--enable-prefix-caching | --no-enable-prefix-caching] [--tensor-parallel-size N]\n"
     "    [--block-size N] [--lora-modules NAME=PATH ...] [--seed N] [--trace FILE]\n"
-    "    [--catalog DIR] [--calibration FILE] [--idle-timeout S] [--quiet]\n";
+    "    [--catalog DIR] [--calibration FILE] [--idle-timeout S] [--tokenize-llamacpp] [--quiet]\n";
 
 enum flag_kind { F_STR, F_INT, F_DOUBLE, F_U64, F_TRUE, F_FALSE, F_LORA };
 
@@ -55,6 +55,7 @@ static const struct flag flags[] = {
     {"--idle-timeout", F_INT, OPT(idle_timeout_s)},
     {"--calibration", F_STR, OPT(calibration_path)},
     {"--quiet", F_TRUE, OPT(quiet)},
+    {"--tokenize-llamacpp", F_TRUE, OPT(tokenize_llamacpp)},
 };
 
 static int parse_value(const struct flag *f, const char *v, struct sim_options *o)
@@ -120,6 +121,8 @@ static int parse_args(int argc, char **argv, struct sim_options *o, const char *
             }
             if (f->offset == OPT(quiet))
                 o->quiet = true;
+            else if (f->offset == OPT(tokenize_llamacpp))
+                o->tokenize_llamacpp = true;
             else
                 o->engine.enable_prefix_caching = f->kind == F_TRUE;
             continue;

@@ -104,6 +104,10 @@ MUST_USE int sim_render_chat(const void *messages, const struct tokenizer *tok, 
 /* /tokenize and /detokenize bodies -> JSON responses. 0 or -1 with e set. */
 MUST_USE int sim_tokenize(const char *body, size_t len, const struct tokenizer *tok,
                           const struct sim_models *models, struct buf *out, struct sim_error *e);
+/* llama.cpp's shape: {"content": text} -> {"tokens": [...]} of the text alone (no chat form:
+ * a body without "content" gets no tokens, as llama.cpp's server answers). */
+MUST_USE int sim_tokenize_llamacpp(const char *body, size_t len, const struct tokenizer *tok,
+                                   struct buf *out, struct sim_error *e);
 MUST_USE int sim_detokenize(const char *body, size_t len, const struct tokenizer *tok,
                             const struct sim_models *models, struct buf *out, struct sim_error *e);
 
@@ -232,6 +236,7 @@ struct sim_server {
     pthread_t thread;
     uint64_t steps_late; /* steps that fired over 20 ms after their nominal end */
     int idle_timeout_s;  /* connections with nothing in flight */
+    bool tokenize_llamacpp; /* /tokenize in llama.cpp's shape (sim.h) */
     /* accept() failing for lack of descriptors or memory: the listener pauses (a level-
      * triggered listener would otherwise spin on the same error) and the log is rate-limited */
     struct evconnlistener *listener;
