@@ -62,7 +62,7 @@ __attribute__((format(printf, 2, 3))) static int bad(struct reader *rd, const ch
 }
 
 /* "2023-11-16 18:15:46.6805900" (or with a T) -> ns since the epoch, UTC. */
-static int parse_date(const char *s, double *ns)
+static int parse_date(const char *s, int64_t *ns)
 {
     int y, mo, d, h, mi;
     double sec;
@@ -73,16 +73,18 @@ static int parse_date(const char *s, double *ns)
     struct tm tm = {.tm_year = y - 1900, .tm_mon = mo - 1, .tm_mday = d, .tm_hour = h,
                     .tm_min = mi};
     time_t t = timegm(&tm);
-    *ns = ((double)t + sec) * 1e9;
+    if (t == (time_t)-1 || !(sec >= 0 && sec < 61))
+        return -EINVAL;
+    *ns = (int64_t)t * 1000000000 + (int64_t)llround(sec * 1e9);
     return 0;
 }
 
-static int parse_time(struct reader *rd, const char *s, double *ns)
+static int parse_time(struct reader *rd, const char *s, int64_t *ns)
 {
     char *end;
     double v = strtod(s, &end);
-    if (end != s && *end == '\0' && isfinite(v) && v >= 0) {
-        *ns = v * rd->unit_ns;
+    if (end != s && *end == '\0' && isfinite(v) && v >= 0 && v * rd->unit_ns < 9.0e18) {
+        *ns = (int64_t)llround(v * rd->unit_ns);
         return 0;
     }
     if (parse_date(s, ns) == 0)
@@ -326,9 +328,9 @@ int trace_load(struct trace **out, const struct trace_cfg *cfg, char *err, size_
 
 void trace_offsets(const struct trace *t, double speed, mono_ns *off, size_t n)
 {
-    double t0 = t->n ? t->v[0].t_ns : 0;
+    int64_t t0 = t->n ? t->v[0].t_ns : 0;
     for (size_t i = 0; i < n && i < t->n; i++) {
-        double d = (t->v[i].t_ns - t0) / speed;
+        double d = (double)(t->v[i].t_ns - t0) / speed;
         off[i] = d < 9.0e18 ? (mono_ns)llround(d) : (mono_ns)9.0e18;
     }
 }

@@ -19,7 +19,8 @@
 #define TRACE_MAX_HASHES 65536 /* per row: 32 M tokens at 512 a block */
 
 struct trace_row {
-    double t_ns;       /* arrival, ns on the trace's own clock */
+    int64_t t_ns;      /* arrival, ns on the trace's own clock (integer: dates in ns
+                        * since 1970 need more than a double's 53 bits) */
     int input_tokens;  /* prompt length */
     int output_tokens; /* output length */
     uint64_t *hash_ids; /* shared-prefix blocks in order; NULL when none */
