@@ -64,8 +64,8 @@ static int teardown(void **state)
 
 #define N_DRAWS 20000
 
-static void moments(const struct length_dist *d, int completion, double *mean, double *sd,
-                    int *lo, int *hi)
+static void moments(const struct length_dist *d, int completion, double *mean, double *sd, int *lo,
+                    int *hi)
 {
     struct length_sampler s;
     assert_int_equal(length_sampler_init(&s, d, completion), 0);
@@ -107,15 +107,15 @@ static void length_distributions(void **state)
     assert_true(fabs(sd - 40) < 2);
 
     /* The lognormal's own mean and standard deviation are the configured ones. */
-    struct length_dist ln = {.distribution = "lognormal", .mean = 250, .stddev = 150, .min = 1,
-                             .max = 100000};
+    struct length_dist ln = {
+        .distribution = "lognormal", .mean = 250, .stddev = 150, .min = 1, .max = 100000};
     moments(&ln, 300, &mean, &sd, &lo, &hi);
     assert_true(fabs(mean - 250) < 250 * 0.03);
     assert_true(fabs(sd - 150) < 150 * 0.08);
 
     /* Clipping clamps to [min, max]; max 0 is 4 x mean. */
-    struct length_dist clip = {.distribution = "normal", .mean = 100, .stddev = 100, .min = 50,
-                               .max = 120};
+    struct length_dist clip = {
+        .distribution = "normal", .mean = 100, .stddev = 100, .min = 50, .max = 120};
     moments(&clip, 300, &mean, &sd, &lo, &hi);
     assert_int_equal(lo, 50);
     assert_int_equal(hi, 120);
@@ -167,11 +167,10 @@ static void sharegpt_first_and_all(void **state)
     cfg.turns = "all";
     assert_int_equal(dataset_load(&d, &cfg, err, sizeof(err)), 0);
     /* Up to the last user turn, roles mapped; its answer is the reply. */
-    assert_string_equal(d->v[0].messages,
-                        "[{\"role\":\"system\",\"content\":\"be brief\"},"
-                        "{\"role\":\"user\",\"content\":\"first question\"},"
-                        "{\"role\":\"assistant\",\"content\":\"first answer\"},"
-                        "{\"role\":\"user\",\"content\":\"second question\"}]");
+    assert_string_equal(d->v[0].messages, "[{\"role\":\"system\",\"content\":\"be brief\"},"
+                                          "{\"role\":\"user\",\"content\":\"first question\"},"
+                                          "{\"role\":\"assistant\",\"content\":\"first answer\"},"
+                                          "{\"role\":\"user\",\"content\":\"second question\"}]");
     assert_string_equal(d->v[0].reply, "second answer here");
     assert_string_equal(d->v[0].prompt, "System: be brief\n\nUser: first question\n\n"
                                         "Assistant: first answer\n\nUser: second question\n\n"
@@ -291,8 +290,9 @@ static void traces(void **state)
     const struct {
         const char *name, *text, *want;
     } bad[] = {
-        {"b1.jsonl", "{\"timestamp\": 1, \"input_length\": 5, \"output_length\": 1}\n"
-                     "{\"timestamp\": 2, \"input_length\": 0, \"output_length\": 1}\n",
+        {"b1.jsonl",
+         "{\"timestamp\": 1, \"input_length\": 5, \"output_length\": 1}\n"
+         "{\"timestamp\": 2, \"input_length\": 0, \"output_length\": 1}\n",
          "b1.jsonl:2: input_length: expected an integer >= 1"},
         {"b2.jsonl", "{\"timestamp\": 1, \"output_length\": 1}\n", "b2.jsonl:1: missing"},
         {"b3.csv", "a,b\n1,2\n", "b3.csv:1: the header needs"},
@@ -300,8 +300,9 @@ static void traces(void **state)
          "b4.csv:2: input_length"},
         {"b5.jsonl", "{\"timestamp\": \"noon\", \"input_length\": 5, \"output_length\": 1}\n",
          "b5.jsonl:1: timestamp"},
-        {"b6.jsonl", "{\"timestamp\": 1, \"input_length\": 5, \"output_length\": 1,"
-                     " \"hash_ids\": [1, -2]}\n",
+        {"b6.jsonl",
+         "{\"timestamp\": 1, \"input_length\": 5, \"output_length\": 1,"
+         " \"hash_ids\": [1, -2]}\n",
          "b6.jsonl:1: hash_ids[1]"},
         {"b7.jsonl", "\n\n", "has no rows"},
     };
@@ -496,13 +497,13 @@ static void shared_segments(void **state)
     workload_free(w);
     config_release(&c);
 
-    char *path = write_file("seg.jsonl",
-                            "{\"timestamp\": 0, \"input_length\": 40, \"output_length\": 2,"
-                            " \"hash_ids\": [7, 8, 9]}\n"
-                            "{\"timestamp\": 5, \"input_length\": 30, \"output_length\": 3,"
-                            " \"hash_ids\": [7, 8]}\n"
-                            "{\"timestamp\": 9, \"input_length\": 30, \"output_length\": 4,"
-                            " \"hash_ids\": [6, 8]}\n");
+    char *path =
+        write_file("seg.jsonl", "{\"timestamp\": 0, \"input_length\": 40, \"output_length\": 2,"
+                                " \"hash_ids\": [7, 8, 9]}\n"
+                                "{\"timestamp\": 5, \"input_length\": 30, \"output_length\": 3,"
+                                " \"hash_ids\": [7, 8]}\n"
+                                "{\"timestamp\": 9, \"input_length\": 30, \"output_length\": 4,"
+                                " \"hash_ids\": [6, 8]}\n");
     config_defaults(&c);
     rq = &c.requests;
     rq->trace.path = xstrdup(path);

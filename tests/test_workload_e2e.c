@@ -260,8 +260,8 @@ static void trace_timing_is_honoured(void **state)
 static double prefix_hit_rate(json_t *root)
 {
     json_t *s = json_object_get(json_array_get(json_object_get(root, "points"), 0), "summary");
-    return json_real_value(json_object_get(json_object_get(s, "telemetry"),
-                                           "prefix_cache_hit_rate_pct"));
+    return json_real_value(
+        json_object_get(json_object_get(s, "telemetry"), "prefix_cache_hit_rate_pct"));
 }
 
 /* A small pool is reused (the cache hits), a large one is not. */
@@ -277,16 +277,14 @@ static void rag_pool_size_drives_prefix_hits(void **state)
     all_ok_and_exact(run(f, "completions", small, &ra), 16);
     all_ok_and_exact(run(f, "completions", large, &rb), 16);
     double a = prefix_hit_rate(ra), b = prefix_hit_rate(rb);
-    fprintf(stderr, "rag prefix-cache hit rate: 2 documents %.1f%%, 1000 documents %.1f%%\n", a,
-            b);
+    fprintf(stderr, "rag prefix-cache hit rate: 2 documents %.1f%%, 1000 documents %.1f%%\n", a, b);
     assert_true(a > 40);
     assert_true(b < 10);
-    assert_int_equal(ival(json_array_get(json_object_get(json_array_get(
-                                             json_object_get(ra, "points"), 0),
-                                                         "requests"),
-                                         0),
-                          "prompt_tokens"),
-                     1640);
+    assert_int_equal(
+        ival(json_array_get(
+                 json_object_get(json_array_get(json_object_get(ra, "points"), 0), "requests"), 0),
+             "prompt_tokens"),
+        1640);
     json_decref(ra);
     json_decref(rb);
     free(small);

@@ -607,14 +607,14 @@ static const struct field length_fields[] = {
 };
 
 static const struct field dataset_fields[] = {
-    F(dataset_cfg, path, FT_STR_NULL),      F(dataset_cfg, format, FT_STR_NULL),
-    F(dataset_cfg, turns, FT_STR_NULL),     F(dataset_cfg, min_prompt_tokens, FT_INT),
+    F(dataset_cfg, path, FT_STR_NULL),         F(dataset_cfg, format, FT_STR_NULL),
+    F(dataset_cfg, turns, FT_STR_NULL),        F(dataset_cfg, min_prompt_tokens, FT_INT),
     F(dataset_cfg, max_prompt_tokens, FT_INT), F(dataset_cfg, replacement, FT_BOOL),
 };
 
 static const struct field trace_fields[] = {
-    F(trace_cfg, path, FT_STR_NULL), F(trace_cfg, format, FT_STR_NULL),
-    F(trace_cfg, speed, FT_NUM),     F(trace_cfg, block_tokens, FT_INT),
+    F(trace_cfg, path, FT_STR_NULL),      F(trace_cfg, format, FT_STR_NULL),
+    F(trace_cfg, speed, FT_NUM),          F(trace_cfg, block_tokens, FT_INT),
     F(trace_cfg, time_unit, FT_STR_NULL),
 };
 

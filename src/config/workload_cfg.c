@@ -153,28 +153,29 @@ void workload_cfg_to_json(json_t *o, const struct requests_cfg *r)
 {
     enum length_kind k = LEN_FIXED;
     (void)length_kind_parse(r->output_tokens.distribution, &k);
-    json_object_set_new(o, "output_tokens",
-                        json_pack("{s:s, s:f, s:f, s:i, s:i}", "distribution", length_names[k],
-                                  "mean", r->output_tokens.mean ? r->output_tokens.mean : r->completion_tokens,
-                                  "stddev", r->output_tokens.stddev, "min", r->output_tokens.min, "max",
-                                  r->output_tokens.max));
+    json_object_set_new(
+        o, "output_tokens",
+        json_pack("{s:s, s:f, s:f, s:i, s:i}", "distribution", length_names[k], "mean",
+                  r->output_tokens.mean ? r->output_tokens.mean : r->completion_tokens, "stddev",
+                  r->output_tokens.stddev, "min", r->output_tokens.min, "max",
+                  r->output_tokens.max));
     enum dataset_format df = DS_TEXT;
     (void)dataset_format_parse(r->dataset.format, r->dataset.path, &df);
     json_object_set_new(
         o, "dataset",
-        json_pack("{s:o, s:o, s:s, s:i, s:i, s:b}", "path", str_or_null(r->dataset.path),
-                  "format", r->dataset.path ? json_string(dataset_names[df]) : json_null(),
-                  "turns", r->dataset.turns ? r->dataset.turns : "first", "min_prompt_tokens",
+        json_pack("{s:o, s:o, s:s, s:i, s:i, s:b}", "path", str_or_null(r->dataset.path), "format",
+                  r->dataset.path ? json_string(dataset_names[df]) : json_null(), "turns",
+                  r->dataset.turns ? r->dataset.turns : "first", "min_prompt_tokens",
                   r->dataset.min_prompt_tokens, "max_prompt_tokens", r->dataset.max_prompt_tokens,
                   "replacement", r->dataset.replacement));
     enum trace_format tf = TRACE_JSONL;
     (void)trace_format_parse(r->trace.format, r->trace.path, &tf);
-    json_object_set_new(
-        o, "trace",
-        json_pack("{s:o, s:o, s:f, s:i, s:s}", "path", str_or_null(r->trace.path), "format",
-                  r->trace.path ? json_string(trace_names[tf]) : json_null(), "speed",
-                  r->trace.speed, "block_tokens", r->trace.block_tokens, "time_unit",
-                  r->trace.time_unit ? r->trace.time_unit : "ms"));
+    json_object_set_new(o, "trace",
+                        json_pack("{s:o, s:o, s:f, s:i, s:s}", "path", str_or_null(r->trace.path),
+                                  "format",
+                                  r->trace.path ? json_string(trace_names[tf]) : json_null(),
+                                  "speed", r->trace.speed, "block_tokens", r->trace.block_tokens,
+                                  "time_unit", r->trace.time_unit ? r->trace.time_unit : "ms"));
     json_object_set_new(o, "rag",
                         json_pack("{s:i, s:i, s:i, s:i}", "documents", r->rag.documents,
                                   "document_tokens", r->rag.document_tokens,
@@ -332,7 +333,9 @@ int workload_cfg_find_problem(struct cfg_problem *p, const struct requests_cfg *
         PATH(path, prefix, "shared_prefix_tokens");
         where(p, &r->shared_prefix_tokens, path,
               "cannot be combined with %s (it builds its own prompts)",
-              r->dataset.path ? "dataset" : r->trace.path ? "trace" : "rag");
+              r->dataset.path ? "dataset"
+              : r->trace.path ? "trace"
+                              : "rag");
         where_owner(p, owner);
         return -EINVAL;
     }

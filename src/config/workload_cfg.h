@@ -41,11 +41,11 @@ struct dataset_cfg {
 
 /* requests.trace: arrival times and lengths replayed from a timestamped trace. */
 struct trace_cfg {
-    char *path;         /* NULL = no trace */
-    char *format;       /* NULL = from the extension: .csv, else jsonl */
-    double speed;       /* 1 = the trace's own timing, 2 = twice as fast; default 1 */
-    int block_tokens;   /* tokens per hash id (shared-prefix block); default 512 (Mooncake) */
-    char *time_unit;    /* numeric timestamps: ms (NULL) | s | us */
+    char *path;       /* NULL = no trace */
+    char *format;     /* NULL = from the extension: .csv, else jsonl */
+    double speed;     /* 1 = the trace's own timing, 2 = twice as fast; default 1 */
+    int block_tokens; /* tokens per hash id (shared-prefix block); default 512 (Mooncake) */
+    char *time_unit;  /* numeric timestamps: ms (NULL) | s | us */
 };
 
 /* requests.rag: a pool of long documents; each request is some of them plus a question. */

@@ -28,10 +28,10 @@ struct client_request {
     const char *base_url; /* http://host:port (no trailing /v1) */
     enum api_kind api;    /* /v1/completions or /v1/chat/completions */
     const char *model;
-    const char *prompt; /* prompt text, or the user message for chat */
+    const char *prompt;        /* prompt text, or the user message for chat */
     const char *messages_json; /* chat: a JSON array of messages sent instead of prompt; NULL */
-    int max_tokens;     /* max_tokens (completions) / max_completion_tokens + max_tokens (chat) */
-    bool ignore_eos;    /* vLLM extension; also sends min_tokens = max_tokens */
+    int max_tokens;  /* max_tokens (completions) / max_completion_tokens + max_tokens (chat) */
+    bool ignore_eos; /* vLLM extension; also sends min_tokens = max_tokens */
 };
 
 /* What one stream chunk (the JSON of an SSE data event) says, as the client reads it. */

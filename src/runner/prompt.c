@@ -156,8 +156,8 @@ static int put_stream(const struct prompt_builder *pb, struct buf *b, uint64_t s
     rng_seed(&r, seed);
     size_t at = pb->n_corpus ? rng_next(&r) % pb->n_corpus : 0;
     for (size_t i = 0; i < count; i++) {
-        const char *w = pb->n_corpus ? pb->corpus[(at + i) % pb->n_corpus]
-                                     : words[rng_next(&r) % N_WORDS];
+        const char *w =
+            pb->n_corpus ? pb->corpus[(at + i) % pb->n_corpus] : words[rng_next(&r) % N_WORDS];
         int rc = put_word(b, w);
         if (rc)
             return rc;
@@ -227,8 +227,7 @@ static json_t *tok_body(const struct tok_ask *a, enum tok_format fmt, const char
         req = json_pack("{s:s, s:b}", "prompt", a->text ? a->text : "", "add_special_tokens",
                         a->special);
     } else {
-        req = json_pack("{s:s, s:b}", "content", a->text ? a->text : "", "add_special",
-                        a->special);
+        req = json_pack("{s:s, s:b}", "content", a->text ? a->text : "", "add_special", a->special);
     }
     if (req && fmt == TOK_VLLM && model)
         json_object_set_new(req, "model", json_string(model));
@@ -572,8 +571,8 @@ out:
 }
 
 char *prompt_build_segments(struct prompt_builder *b, int n_tokens,
-                            const struct prompt_segment *segs, size_t n_segs,
-                            uint64_t request_seed, int *actual)
+                            const struct prompt_segment *segs, size_t n_segs, uint64_t request_seed,
+                            int *actual)
 {
     struct buf text;
     buf_init(&text, PROMPT_MAX_TEXT);
@@ -610,7 +609,9 @@ int prompt_count(struct prompt_builder *b, const char *text, const char *message
                  bool special)
 {
     if (b->calibrated) {
-        struct tok_ask a = {.text = text, .messages = messages_json, .chat = b->chat && special,
+        struct tok_ask a = {.text = text,
+                            .messages = messages_json,
+                            .chat = b->chat && special,
                             .special = special};
         long c;
         if (tokenize_ask(b, &a, b->format, &c) == 0)

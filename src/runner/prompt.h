@@ -44,8 +44,8 @@ struct prompt_segment {
  * brings the count to n_tokens (segments are sized by the tokens-per-word estimate; the
  * tail takes the correction). Caller frees; *actual as prompt_build. */
 char *prompt_build_segments(struct prompt_builder *b, int n_tokens,
-                            const struct prompt_segment *segs, size_t n_segs,
-                            uint64_t request_seed, int *actual);
+                            const struct prompt_segment *segs, size_t n_segs, uint64_t request_seed,
+                            int *actual);
 /* Tokens of a text as the load sends it (a prompt, or one chat user message; with
  * messages_json, that JSON array of messages in chat form). special = false counts a
  * completion's text (no BOS, no template). From /tokenize when calibrated, else about one

@@ -318,8 +318,8 @@ static void *prompt_main(void *arg)
         if (atomic_load(&tr->prompt_stop))
             break;
         /* The actual count comes from the server's usage; the builder's own is not needed. */
-        tr->prompts[i] = workload_prompt(r->workloads[tr->index], r->builders[tr->index],
-                                         base + i, i, &tr->recs[i]);
+        tr->prompts[i] = workload_prompt(r->workloads[tr->index], r->builders[tr->index], base + i,
+                                         i, &tr->recs[i]);
         atomic_store(&tr->built, i + 1); /* publishes prompts[i] to the loop */
     }
     return NULL;

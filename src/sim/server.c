@@ -534,8 +534,9 @@ static void on_request(struct evhttp_request *req, void *arg)
         break;
     case R_TOKENIZE:
         body = body_of(req, &len);
-        if (srv->tokenize_llamacpp ? sim_tokenize_llamacpp(body, len, srv->tok, &srv->body, &e)
-                                   : sim_tokenize(body, len, srv->tok, &srv->models, &srv->body, &e))
+        if (srv->tokenize_llamacpp
+                ? sim_tokenize_llamacpp(body, len, srv->tok, &srv->body, &e)
+                : sim_tokenize(body, len, srv->tok, &srv->models, &srv->body, &e))
             reply_error(srv, req, &e);
         else
             reply_buf(srv, req);

@@ -234,8 +234,8 @@ struct sim_server {
     int port;
     bool thread_started;
     pthread_t thread;
-    uint64_t steps_late; /* steps that fired over 20 ms after their nominal end */
-    int idle_timeout_s;  /* connections with nothing in flight */
+    uint64_t steps_late;    /* steps that fired over 20 ms after their nominal end */
+    int idle_timeout_s;     /* connections with nothing in flight */
     bool tokenize_llamacpp; /* /tokenize in llama.cpp's shape (sim.h) */
     /* accept() failing for lack of descriptors or memory: the listener pauses (a level-
      * triggered listener would otherwise spin on the same error) and the log is rate-limited */

@@ -40,8 +40,10 @@ static int turn_at(json_t *turns, size_t i, const char **role, const char **text
     if (!val)
         val = json_object_get(t, "content");
     if (!json_is_string(from) || !json_is_string(val)) {
-        snprintf(why, len, "turn %zu: expected {\"from\" (or \"role\"), \"value\" (or \"content\")} "
-                 "with strings", i);
+        snprintf(why, len,
+                 "turn %zu: expected {\"from\" (or \"role\"), \"value\" (or \"content\")} "
+                 "with strings",
+                 i);
         return -EINVAL;
     }
     *role = role_of(json_string_value(from));
@@ -59,9 +61,9 @@ static char *flatten(json_t *msgs)
     json_array_foreach(msgs, i, m)
     {
         const char *role = json_string_value(json_object_get(m, "role"));
-        const char *label = strcmp(role, "user") == 0        ? "User"
-                            : strcmp(role, "system") == 0    ? "System"
-                                                             : "Assistant";
+        const char *label = strcmp(role, "user") == 0     ? "User"
+                            : strcmp(role, "system") == 0 ? "System"
+                                                          : "Assistant";
         rc |= buf_printf(&b, "%s%s: %s", i ? "\n\n" : "", label,
                          json_string_value(json_object_get(m, "content")));
     }
@@ -143,16 +145,17 @@ static int record(struct dataset *d, size_t *cap, json_t *rec, bool all, bool js
     if (json_is_string(prompt)) {
         e.prompt = xstrdup(json_string_value(prompt));
         if (all) {
-            json_t *msgs = json_pack("[{s:s, s:s}]", "role", "user", "content",
-                                     json_string_value(prompt));
+            json_t *msgs =
+                json_pack("[{s:s, s:s}]", "role", "user", "content", json_string_value(prompt));
             e.messages = json_dumps(msgs, JSON_COMPACT);
             json_decref(msgs);
         }
     } else if (json_is_array(turns)) {
         rc = conversation(turns, all, &e, why, len);
     } else {
-        snprintf(why, len, jsonl ? "needs \"prompt\" (a string) or \"messages\" (a list)"
-                                 : "needs \"conversations\" (a list of turns)");
+        snprintf(why, len,
+                 jsonl ? "needs \"prompt\" (a string) or \"messages\" (a list)"
+                       : "needs \"conversations\" (a list of turns)");
         return -EINVAL;
     }
     json_t *ot = jsonl ? json_object_get(rec, "output_tokens") : NULL;

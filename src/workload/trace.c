@@ -29,9 +29,9 @@ static const struct {
     const char *name;
     enum col col;
 } col_names[] = {
-    {"timestamp", COL_T},        {"arrival_time", COL_T},      {"input_length", COL_IN},
-    {"input_tokens", COL_IN},    {"contexttokens", COL_IN},    {"output_length", COL_OUT},
-    {"output_tokens", COL_OUT},  {"generatedtokens", COL_OUT}, {"hash_ids", COL_HASH},
+    {"timestamp", COL_T},       {"arrival_time", COL_T},      {"input_length", COL_IN},
+    {"input_tokens", COL_IN},   {"contexttokens", COL_IN},    {"output_length", COL_OUT},
+    {"output_tokens", COL_OUT}, {"generatedtokens", COL_OUT}, {"hash_ids", COL_HASH},
 };
 
 static int col_of(const char *name)
@@ -70,8 +70,8 @@ static int parse_date(const char *s, int64_t *ns)
     if (sscanf(s, "%d-%d-%d%c%d:%d:%lf", &y, &mo, &d, &sep, &h, &mi, &sec) != 7 ||
         (sep != ' ' && sep != 'T'))
         return -EINVAL;
-    struct tm tm = {.tm_year = y - 1900, .tm_mon = mo - 1, .tm_mday = d, .tm_hour = h,
-                    .tm_min = mi};
+    struct tm tm = {
+        .tm_year = y - 1900, .tm_mon = mo - 1, .tm_mday = d, .tm_hour = h, .tm_min = mi};
     time_t t = timegm(&tm);
     if (t == (time_t)-1 || !(sec >= 0 && sec < 61))
         return -EINVAL;
@@ -89,8 +89,10 @@ static int parse_time(struct reader *rd, const char *s, int64_t *ns)
     }
     if (parse_date(s, ns) == 0)
         return 0;
-    return bad(rd, "timestamp: expected a number >= 0 or a date \"YYYY-MM-DD HH:MM:SS\", "
-               "got \"%.40s\"", s);
+    return bad(rd,
+               "timestamp: expected a number >= 0 or a date \"YYYY-MM-DD HH:MM:SS\", "
+               "got \"%.40s\"",
+               s);
 }
 
 static int parse_len(struct reader *rd, const char *key, const char *s, int *out)
@@ -236,7 +238,7 @@ static int csv_header(struct reader *rd, char *line, int *map, size_t *n_map)
     *n_map = n;
     if (!seen[COL_T] || !seen[COL_IN] || !seen[COL_OUT])
         return bad(rd, "the header needs a timestamp, an input_length (or ContextTokens) and an "
-                   "output_length (or GeneratedTokens) column");
+                       "output_length (or GeneratedTokens) column");
     return 0;
 }
 
@@ -253,8 +255,10 @@ static void row_release(struct trace_row *r)
 
 int trace_load(struct trace **out, const struct trace_cfg *cfg, char *err, size_t errlen)
 {
-    struct reader rd = {.path = cfg->path, .unit_ns = trace_time_unit_ns(cfg->time_unit),
-                        .err = err, .errlen = errlen};
+    struct reader rd = {.path = cfg->path,
+                        .unit_ns = trace_time_unit_ns(cfg->time_unit),
+                        .err = err,
+                        .errlen = errlen};
     enum trace_format fmt;
     if (trace_format_parse(cfg->format, cfg->path, &fmt) || rd.unit_ns == 0) {
         snprintf(err, errlen, "%s: unknown format or time unit", cfg->path);

@@ -19,10 +19,10 @@
 #define TRACE_MAX_HASHES 65536 /* per row: 32 M tokens at 512 a block */
 
 struct trace_row {
-    int64_t t_ns;      /* arrival, ns on the trace's own clock (integer: dates in ns
-                        * since 1970 need more than a double's 53 bits) */
-    int input_tokens;  /* prompt length */
-    int output_tokens; /* output length */
+    int64_t t_ns;       /* arrival, ns on the trace's own clock (integer: dates in ns
+                         * since 1970 need more than a double's 53 bits) */
+    int input_tokens;   /* prompt length */
+    int output_tokens;  /* output length */
     uint64_t *hash_ids; /* shared-prefix blocks in order; NULL when none */
     size_t n_hash;
 };
@@ -33,8 +33,7 @@ struct trace {
 };
 
 /* Reads cfg->path. 0, or -EINVAL / -ENOENT / -EIO / -EFBIG with "path:line: key: why". */
-MUST_USE int trace_load(struct trace **out, const struct trace_cfg *cfg, char *err,
-                        size_t errlen);
+MUST_USE int trace_load(struct trace **out, const struct trace_cfg *cfg, char *err, size_t errlen);
 /* Due offsets for the first n rows: (t_i - t_0) / speed, nondecreasing, the first at 0. */
 void trace_offsets(const struct trace *t, double speed, mono_ns *off, size_t n);
 void trace_free(struct trace *t); /* NULL is a no-op */

@@ -51,8 +51,8 @@ static bool prompts_from_entries(const struct workload *w)
     return w->ds && w->ds->format != DS_TEXT;
 }
 
-int workload_new(struct workload **out, const struct requests_cfg *rq, enum api_kind api,
-                 char *err, size_t errlen)
+int workload_new(struct workload **out, const struct requests_cfg *rq, enum api_kind api, char *err,
+                 size_t errlen)
 {
     struct workload *w = xcalloc(1, sizeof(*w));
     w->rq = rq;
@@ -154,8 +154,8 @@ void workload_plan(struct workload *w, uint64_t seed, int context, struct req_re
     rng_seed(&o, seed ^ SALT_OUTPUT);
     for (size_t i = 0; i < n; i++) {
         struct req_record *rec = &recs[i];
-        rec->target_output_tokens = w->out.kind == LEN_FIXED ? rq->completion_tokens
-                                                             : length_draw(&w->out, &o, 0);
+        rec->target_output_tokens =
+            w->out.kind == LEN_FIXED ? rq->completion_tokens : length_draw(&w->out, &o, 0);
         if (w->tr && i < w->tr->n) {
             rec->target_prompt_tokens = w->tr->v[i].input_tokens;
             rec->target_output_tokens = w->tr->v[i].output_tokens;
@@ -233,8 +233,8 @@ static char *dataset_prompt(struct workload *w, struct prompt_builder *b, struct
     if (w->out.kind == LEN_DATASET) {
         if (w->reply_tokens[k] < 0)
             w->reply_tokens[k] = e->output_tokens > 0 ? e->output_tokens
-                                 : e->reply        ? prompt_count(b, e->reply, NULL, false)
-                                                   : 0;
+                                 : e->reply           ? prompt_count(b, e->reply, NULL, false)
+                                                      : 0;
         rec->target_output_tokens = length_draw(&w->out, NULL, w->reply_tokens[k]);
     }
     return xstrdup(workload_messages(w) ? e->messages : e->prompt);
