@@ -85,6 +85,11 @@ int workload_new(struct workload **out, const struct requests_cfg *rq, enum api_
             snprintf(err, errlen, "requests.trace.path: %s", why);
             goto fail;
         }
+        for (size_t i = 0; i < rq->n_concurrency; i++)
+            if (rq->concurrency[i] > 0)
+                log_warn("trace %s is replayed with concurrent_requests %d: requests beyond that "
+                         "many in flight wait, later than the trace says (0 = no cap)",
+                         rq->trace.path, rq->concurrency[i]);
     }
     *out = w;
     return 0;
@@ -165,6 +170,9 @@ void workload_plan(struct workload *w, uint64_t seed, int context, struct req_re
         } else if (prompts_from_entries(w)) {
             rec->target_prompt_tokens = 0; /* known once its prompt is picked */
         } else if (context > 0) {
+            /* The window holds both: a long draw is cut to leave one prompt token. */
+            if (rec->target_output_tokens >= context)
+                rec->target_output_tokens = context > 1 ? context - 1 : 1;
             rec->target_prompt_tokens = context - rec->target_output_tokens;
         } else {
             rec->target_prompt_tokens =
