@@ -3,7 +3,7 @@
 # Every build: fuzz_replay_<target> (the harness + replay.c's main, normal compiler) and a
 # ctest of the same name that replays fuzz/corpus/<target> and fuzz/regressions/<target>.
 # With -DTB_FUZZ=ON (clang only; scripts/fuzz.sh): fuzz_<target>, linked with libFuzzer.
-set(TB_FUZZ_TARGETS sse chunk config prom sim_request)
+set(TB_FUZZ_TARGETS sse chunk config prom sim_request workload)
 foreach(t ${TB_FUZZ_TARGETS})
   set(dirs ${CMAKE_SOURCE_DIR}/fuzz/corpus/${t})
   if(EXISTS ${CMAKE_SOURCE_DIR}/fuzz/regressions/${t})

@@ -10,7 +10,7 @@ secs=${1:-20}
 shift || true
 targets=("$@")
 if [ ${#targets[@]} -eq 0 ]; then
-    targets=(sse chunk config prom sim_request)
+    targets=(sse chunk config prom sim_request workload)
 fi
 cc=${FUZZ_CC:-clang-14}
 if ! command -v "$cc" >/dev/null; then
