@@ -197,6 +197,21 @@ static void shipped_sharegpt_sample(void **state)
     free(rq);
 }
 
+/* A text corpus: passages of real text sized to the configured lengths, exactly. */
+static void corpus_passages_hit_their_lengths(void **state)
+{
+    struct fixture *f = *state;
+    char *rq = xasprintf("  num_requests: 6\n  concurrent_requests: 3\n"
+                         "  prompt_tokens_min: 150\n  prompt_tokens_max: 700\n"
+                         "  completion_tokens: 4\n"
+                         "  dataset: {path: \"%s/configs/data/corpus_sample.txt\"}\n",
+                         TB_SOURCE_DIR);
+    json_t *root, *reqs = run(f, "completions", rq, &root);
+    all_ok_and_exact(reqs, 6);
+    json_decref(root);
+    free(rq);
+}
+
 static void output_lengths_follow_the_distribution(void **state)
 {
     struct fixture *f = *state;
@@ -309,6 +324,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(dataset_lengths_reach_the_server, setup, teardown),
         cmocka_unit_test_setup_teardown(shipped_sharegpt_sample, setup, teardown),
+        cmocka_unit_test_setup_teardown(corpus_passages_hit_their_lengths, setup, teardown),
         cmocka_unit_test_setup_teardown(output_lengths_follow_the_distribution, setup, teardown),
         cmocka_unit_test_setup_teardown(trace_timing_is_honoured, setup, teardown),
         cmocka_unit_test_setup_teardown(rag_pool_size_drives_prefix_hits, setup, teardown),
