@@ -159,8 +159,8 @@ void workload_plan(struct workload *w, uint64_t seed, int context, struct req_re
     rng_seed(&o, seed ^ SALT_OUTPUT);
     for (size_t i = 0; i < n; i++) {
         struct req_record *rec = &recs[i];
-        rec->target_output_tokens =
-            w->out.kind == LEN_FIXED ? rq->completion_tokens : length_draw(&w->out, &o, 0);
+        /* fixed draws nothing: its mean (completion_tokens by default), clipped. */
+        rec->target_output_tokens = length_draw(&w->out, &o, 0);
         if (w->tr && i < w->tr->n) {
             rec->target_prompt_tokens = w->tr->v[i].input_tokens;
             rec->target_output_tokens = w->tr->v[i].output_tokens;
