@@ -305,6 +305,9 @@ static void traces(void **state)
          " \"hash_ids\": [1, -2]}\n",
          "b6.jsonl:1: hash_ids[1]"},
         {"b7.jsonl", "\n\n", "has no rows"},
+        /* Before 1970 (or past ~2191) a date's ns since the epoch overflow: refused. */
+        {"b8.csv", "timestamp,input_length,output_length\n1011-11-16 18:15:46,3,3\n",
+         "b8.csv:2: timestamp"},
     };
     for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
         char *p = write_file(bad[i].name, bad[i].text), e[512] = "";

@@ -23,6 +23,8 @@
 
 #include <jansson.h>
 
+#define TRACE_MAX_EPOCH_S 7000000000LL
+
 enum col { COL_T, COL_IN, COL_OUT, COL_HASH, COL__N };
 
 static const struct {
@@ -73,7 +75,9 @@ static int parse_date(const char *s, int64_t *ns)
     struct tm tm = {
         .tm_year = y - 1900, .tm_mon = mo - 1, .tm_mday = d, .tm_hour = h, .tm_min = mi};
     time_t t = timegm(&tm);
-    if (t == (time_t)-1 || !(sec >= 0 && sec < 61))
+    /* 1970 to ~2191: ns since the epoch stay within int64 (and fields out of range, which
+     * timegm would carry into far years, are refused). */
+    if (t < 0 || t > TRACE_MAX_EPOCH_S || !(sec >= 0 && sec < 61))
         return -EINVAL;
     *ns = (int64_t)t * 1000000000 + (int64_t)llround(sec * 1e9);
     return 0;
