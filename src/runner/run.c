@@ -509,6 +509,9 @@ static void point_collect(struct runner *r, struct point_run *pr, const struct p
         outcome_add(r->out, &pi, &s, have_tw ? &tw : NULL);
         if (!r->args.quiet)
             progress_print_summary(stdout, &pi, &s, have_tw ? &tw : NULL);
+        /* The point is over: its prompt thread (still running after Ctrl-C) stops before the
+         * workload it writes is read. */
+        tenant_stop_prompts(tr);
         workload_point_note(r->workloads[t], tr->tc->name);
         if (tr->prompt_waits)
             log_warn("tenant %s: %zu requests were sent late because their prompts were not "
