@@ -538,6 +538,75 @@ static void shared_segments(void **state)
     free(path);
 }
 
+/* The share of requests that carry the most popular document (uncalibrated builder: one
+ * word a token, so a document is its first 20 words, compared as its first 60 bytes). */
+static double top_document_share(double skew)
+{
+    struct config c;
+    config_defaults(&c);
+    struct requests_cfg *rq = &c.requests;
+    rq->rag.documents = 100;
+    rq->rag.documents_per_request = 1;
+    rq->rag.document_tokens = 20;
+    rq->rag.question_tokens = 5;
+    rq->rag.skew = skew;
+    struct workload *w = workload_for(rq, API_COMPLETIONS);
+    struct prompt_builder *b;
+    assert_int_equal(prompt_builder_new(&b, NULL, "m", NULL, 1), 0);
+    enum { N = 300 };
+    struct req_record *recs = xcalloc(N, sizeof(*recs));
+    char *p[N];
+    workload_plan(w, 42, 0, recs, N);
+    for (size_t i = 0; i < N; i++)
+        p[i] = workload_prompt(w, b, 77 + i, i, &recs[i]);
+    size_t best = 0;
+    for (size_t i = 0; i < N; i++) {
+        size_t same = 0;
+        for (size_t j = 0; j < N; j++)
+            same += strncmp(p[i], p[j], 60) == 0;
+        best = same > best ? same : best;
+    }
+    for (size_t i = 0; i < N; i++)
+        free(p[i]);
+    free(recs);
+    prompt_builder_free(b);
+    workload_free(w);
+    config_release(&c);
+    return (double)best / N;
+}
+
+static void rag_popularity_skew(void **state)
+{
+    (void)state;
+    /* Uniform over 100: the top document ~1-3 %; Zipf s = 2: 1/zeta(2) = 61 %. */
+    double u = top_document_share(0), z = top_document_share(2);
+    assert_true(u < 0.06);
+    assert_true(z > 0.5 && z < 0.72);
+
+    /* Every document of a small pool in each request under the steepest skew: the rare ones
+     * are taken in order instead of redrawn for ever. */
+    struct config c;
+    config_defaults(&c);
+    c.requests.rag = (struct rag_cfg){.documents = 3,
+                                      .document_tokens = 10,
+                                      .documents_per_request = 3,
+                                      .question_tokens = 2,
+                                      .skew = 10};
+    struct workload *w = workload_for(&c.requests, API_COMPLETIONS);
+    struct prompt_builder *b;
+    assert_int_equal(prompt_builder_new(&b, NULL, "m", NULL, 1), 0);
+    struct req_record rec;
+    memset(&rec, 0, sizeof(rec));
+    workload_plan(w, 1, 0, &rec, 1);
+    assert_int_equal(rec.target_prompt_tokens, 32);
+    char *p = workload_prompt(w, b, 5, 0, &rec);
+    assert_non_null(p);
+    free(p);
+    prompt_builder_free(b);
+    workload_free(w);
+    config_release(&c);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -549,6 +618,7 @@ int main(void)
         cmocka_unit_test(config_rules),
         cmocka_unit_test(dataset_sampling),
         cmocka_unit_test(shared_segments),
+        cmocka_unit_test(rag_popularity_skew),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }

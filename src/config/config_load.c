@@ -623,6 +623,7 @@ static const struct field rag_fields[] = {
     F(rag_cfg, document_tokens, FT_INT),
     F(rag_cfg, documents_per_request, FT_INT),
     F(rag_cfg, question_tokens, FT_INT),
+    F(rag_cfg, skew, FT_NUM),
 };
 
 static const struct field requests_fields[] = {

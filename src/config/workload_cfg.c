@@ -177,10 +177,10 @@ void workload_cfg_to_json(json_t *o, const struct requests_cfg *r)
                                   "speed", r->trace.speed, "block_tokens", r->trace.block_tokens,
                                   "time_unit", r->trace.time_unit ? r->trace.time_unit : "ms"));
     json_object_set_new(o, "rag",
-                        json_pack("{s:i, s:i, s:i, s:i}", "documents", r->rag.documents,
+                        json_pack("{s:i, s:i, s:i, s:i, s:f}", "documents", r->rag.documents,
                                   "document_tokens", r->rag.document_tokens,
                                   "documents_per_request", r->rag.documents_per_request,
-                                  "question_tokens", r->rag.question_tokens));
+                                  "question_tokens", r->rag.question_tokens, "skew", r->rag.skew));
 }
 
 /* ==== Rules ==== */
@@ -295,6 +295,15 @@ static int check_rag(struct cfg_problem *p, const struct rag_cfg *g, const char 
         rc = check_int_min(p, &g->documents_per_request, 1, pre, "documents_per_request", owner);
     if (!rc)
         rc = check_int_min(p, &g->question_tokens, 1, pre, "question_tokens", owner);
+    if (!rc)
+        rc = check_num(p, &g->skew, 0, true, 10, pre, "skew", owner);
+    if (!rc && g->documents > RAG_MAX_DOCUMENTS) {
+        PATH(path, pre, "documents");
+        where(p, &g->documents, path, "%d is more than the %d a pool may hold", g->documents,
+              RAG_MAX_DOCUMENTS);
+        where_owner(p, owner);
+        rc = -EINVAL;
+    }
     if (rc)
         return rc;
     if (g->documents > 0 && g->documents_per_request > g->documents) {

@@ -15,6 +15,8 @@
 
 #include <jansson.h>
 
+#define RAG_MAX_DOCUMENTS 10000000 /* a popularity table of 80 MB */
+
 enum length_kind { LEN_FIXED, LEN_UNIFORM, LEN_NORMAL, LEN_LOGNORMAL, LEN_DATASET };
 enum dataset_format { DS_SHAREGPT, DS_JSONL, DS_TEXT };
 enum trace_format { TRACE_JSONL, TRACE_CSV };
@@ -54,6 +56,7 @@ struct rag_cfg {
     int document_tokens;       /* default 1000 */
     int documents_per_request; /* default 1 */
     int question_tokens;       /* default 32 */
+    double skew;               /* Zipf exponent of document popularity; 0 = uniform (default) */
 };
 
 struct requests_cfg;

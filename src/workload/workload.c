@@ -11,6 +11,7 @@
 #include "workload/workload.h"
 
 #include <errno.h>
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -24,6 +25,7 @@
 #define SALT_OUTPUT 0x6f7574707574ull
 #define SALT_PICK 0x7069636bull
 #define SALT_RAG 0x726167ull
+#define RAG_MAX_TRIES 64
 
 struct workload {
     const struct requests_cfg *rq;
@@ -39,6 +41,7 @@ struct workload {
     bool *rejected; /* outside the length range */
     size_t n_rejected;
     bool filter_given_up; /* every entry was outside: said once, then unfiltered */
+    double *rag_cdf;      /* rag with skew: cumulative popularity of documents 0..n-1 */
     /* dataset: per point */
     struct rng pick;
     size_t *order;
@@ -91,6 +94,16 @@ int workload_new(struct workload **out, const struct requests_cfg *rq, enum api_
                          "many in flight wait, later than the trace says (0 = no cap)",
                          rq->trace.path, rq->concurrency[i]);
     }
+    if (rq->rag.documents > 0 && rq->rag.skew > 0) {
+        /* Zipf: document k (0-based) has weight 1 / (k + 1)^skew. */
+        size_t n = (size_t)rq->rag.documents;
+        w->rag_cdf = xcalloc(n, sizeof(double));
+        double sum = 0;
+        for (size_t k = 0; k < n; k++)
+            w->rag_cdf[k] = sum += pow((double)(k + 1), -rq->rag.skew);
+        for (size_t k = 0; k < n; k++)
+            w->rag_cdf[k] /= sum;
+    }
     *out = w;
     return 0;
 fail:
@@ -108,6 +121,7 @@ void workload_free(struct workload *w)
     free(w->reply_tokens);
     free(w->rejected);
     free(w->order);
+    free(w->rag_cdf);
     free(w);
 }
 
@@ -248,7 +262,26 @@ static char *dataset_prompt(struct workload *w, struct prompt_builder *b, struct
     return xstrdup(workload_messages(w) ? e->messages : e->prompt);
 }
 
-/* documents_per_request distinct documents of the pool, uniformly (rejection: k is small). */
+/* A document by popularity: uniform, or the first k whose cumulative share passes u. */
+static uint64_t rag_pick(const struct workload *w, struct rng *r)
+{
+    int n = w->rq->rag.documents;
+    if (!w->rag_cdf)
+        return (uint64_t)rng_range(r, 0, n - 1);
+    double u = rng_uniform(r);
+    size_t lo = 0, hi = (size_t)n - 1;
+    while (lo < hi) {
+        size_t mid = lo + (hi - lo) / 2;
+        if (w->rag_cdf[mid] > u)
+            hi = mid;
+        else
+            lo = mid + 1;
+    }
+    return lo;
+}
+
+/* documents_per_request distinct documents of the pool, by popularity (rejection: k is
+ * small beside the pool; with a steep skew a few redraws). */
 static char *rag_prompt(struct workload *w, struct prompt_builder *b, uint64_t seed,
                         const struct req_record *rec)
 {
@@ -258,10 +291,16 @@ static char *rag_prompt(struct workload *w, struct prompt_builder *b, uint64_t s
     struct rng r;
     rng_seed(&r, seed ^ SALT_RAG);
     for (size_t i = 0; i < k; i++) {
-        uint64_t doc;
+        uint64_t doc = 0;
         bool dup;
+        int tries = 0;
         do {
-            doc = (uint64_t)rng_range(&r, 0, g->documents - 1);
+            /* A steep skew over a pool barely larger than k could redraw for ages: after
+             * RAG_MAX_TRIES, the next document not yet taken, in popularity order. */
+            doc = tries < RAG_MAX_TRIES ? rag_pick(w, &r) : doc + 1;
+            if (doc >= (uint64_t)g->documents)
+                doc = 0;
+            tries++;
             dup = false;
             for (size_t j = 0; j < i; j++)
                 dup |= segs[j].id == doc;
