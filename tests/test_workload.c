@@ -423,9 +423,11 @@ static void dataset_sampling(void **state)
     memset(recs, 0, sizeof(recs));
     workload_plan(w, 42, 0, recs, 12);
     int seen[6] = {0};
+    size_t order[10];
     for (size_t i = 0; i < 10; i++) {
         char *p = workload_prompt(w, b, 1000 + i, i, &recs[i]);
         size_t len = strlen(p);
+        order[i] = len;
         assert_true(len % 4 == 0 && len >= 4 && len <= 20);
         seen[len / 4]++;
         assert_int_equal(recs[i].target_prompt_tokens, (int)len / 4);
@@ -436,6 +438,21 @@ static void dataset_sampling(void **state)
     /* Without replacement: each entry once per pass, twice in ten. */
     for (int k = 1; k <= 5; k++)
         assert_int_equal(seen[k], 2);
+    /* The same seed gives the same sample; another point's seed another order. */
+    size_t same = 0, other = 0;
+    for (uint64_t seed = 42; seed <= 43; seed++) {
+        workload_plan(w, seed, 0, recs, 12);
+        for (size_t i = 0; i < 10; i++) {
+            char *p = workload_prompt(w, b, 1000 + i, i, &recs[i]);
+            if (seed == 42)
+                same += strlen(p) == order[i];
+            else
+                other += strlen(p) == order[i];
+            free(p);
+        }
+    }
+    assert_int_equal(same, 10);
+    assert_true(other < 10);
     workload_free(w);
 
     /* The length filter keeps 2..4 tokens only; with replacement. */
