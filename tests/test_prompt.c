@@ -228,6 +228,29 @@ static void exact_llamacpp(void **state)
     exact_targets(MODE_LLAMACPP);
 }
 
+/* llama.cpp's /tokenize counts no chat messages; a server that has no chat API to probe (404
+ * here) leaves the template unmeasured: said, and prompts are still built (raw counts). */
+static void chat_probe_without_a_chat_api(void **state)
+{
+    (void)state;
+    struct server *srv = server_start(MODE_LLAMACPP);
+    char *url = server_url(srv);
+    struct prompt_builder *b = NULL;
+    assert_int_equal(prompt_builder_new(&b, url, "m", NULL, 7), 0);
+    assert_int_equal(prompt_builder_chat_overhead(b), -1);
+    prompt_builder_set_chat(b, true);
+    assert_int_equal(prompt_builder_chat_overhead(b), -1);
+    assert_true(prompt_builder_calibrated(b));
+    int actual = -2;
+    char *text = prompt_build(b, 300, 0, 5, &actual);
+    assert_int_equal(actual, 300);
+    assert_int_equal(count_tokens(text, MODE_LLAMACPP), 300);
+    free(text);
+    prompt_builder_free(b);
+    free(url);
+    server_stop(srv);
+}
+
 static void typical_round_trips(void **state)
 {
     (void)state;
@@ -382,6 +405,7 @@ int main(void)
         cmocka_unit_test(exact_vllm),
         cmocka_unit_test(exact_split),
         cmocka_unit_test(exact_llamacpp),
+        cmocka_unit_test(chat_probe_without_a_chat_api),
         cmocka_unit_test(typical_round_trips),
         cmocka_unit_test(uncalibrated),
         cmocka_unit_test(shared_prefix_calibrated),

@@ -24,6 +24,7 @@
 
 #include "config/config.h"
 #include "core/xalloc.h"
+#include "runner/prompt.h"
 #include "runner/run.h"
 #include "sim/sim.h"
 
@@ -310,6 +311,14 @@ static void rag_pool_size_drives_prefix_hits(void **state)
 static void chat_exact_without_a_chat_tokenizer(void **state)
 {
     struct fixture *f = *state;
+    /* The simulator's template adds 8 tokens to one user message (src/sim/request.c). */
+    char *url = xasprintf("http://127.0.0.1:%d", f->port);
+    struct prompt_builder *b;
+    assert_int_equal(prompt_builder_new(&b, url, "meta-llama/Llama-3.1-8B-Instruct", NULL, 3), 0);
+    prompt_builder_set_chat(b, true);
+    assert_int_equal(prompt_builder_chat_overhead(b), 8);
+    prompt_builder_free(b);
+    free(url);
     json_t *root, *reqs = run(f, "chat",
                               "  num_requests: 6\n  concurrent_requests: 3\n"
                               "  prompt_tokens_min: 100\n  prompt_tokens_max: 600\n"

@@ -696,10 +696,13 @@ void prompt_builder_set_chat(struct prompt_builder *b, bool chat)
     free(b->chat_url);
     b->chat_url = xasprintf("%.*s/v1/chat/completions", (int)n, b->url);
     int rc = calibrate_chat(b);
+    const char *why = rc == -ENOENT   ? "404 from /v1/chat/completions"
+                      : rc == -EPROTO ? "no usable usage.prompt_tokens in its answer"
+                                      : strerror(-rc);
     if (rc)
         log_warn("prompt: %s cannot count chat messages and the chat-template probe failed "
                  "(%s): chat prompts will be short of their targets by the template's tokens",
-                 b->url, strerror(-rc));
+                 b->url, why);
     else
         log_info("prompt: %s has no chat form; the chat template adds %ld tokens (probe of "
                  "usage.prompt_tokens), counted in every target",
