@@ -326,6 +326,17 @@ static void chat_exact_without_a_chat_tokenizer(void **state)
                               &root);
     all_ok_and_exact(reqs, 6);
     json_decref(root);
+
+    /* Whole conversations: the contents' counts plus the template per message. */
+    char *path = write_file(f, "conv.jsonl", conversations);
+    char *rq = xasprintf("  num_requests: 3\n  concurrent_requests: 3\n"
+                         "  dataset: {path: \"%s\", turns: all}\n",
+                         path);
+    reqs = run(f, "chat", rq, &root);
+    all_ok_and_exact(reqs, 3);
+    json_decref(root);
+    free(rq);
+    free(path);
 }
 
 int main(void)

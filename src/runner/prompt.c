@@ -128,6 +128,10 @@ struct prompt_builder {
     /* Chat on a /tokenize without a chat form (llama.cpp): tokens the chat template adds
      * to one user message, learnt from a probe's usage.prompt_tokens; -1 unknown. */
     long chat_overhead;
+    /* ... and for a list of messages: base + per_message x (messages - 1) over the sum of the
+     * contents' own counts (no special tokens), from a second probe of three messages; -1
+     * unknown (then a list is counted as its flattened text plus chat_overhead). */
+    long chat_base, chat_per_message;
     char *chat_url; /* <base>/v1/chat/completions, for that probe */
 };
 
@@ -260,10 +264,46 @@ static int post_json(struct prompt_builder *b, const char *url, json_t *body_jso
     return rc;
 }
 
+static int tokenize_ask(struct prompt_builder *b, const struct tok_ask *a, enum tok_format fmt,
+                        long *count);
+
+/* The sum of the messages' contents counted alone, without special tokens; -errno. */
+static int contents_count(struct prompt_builder *b, json_t *msgs, long *sum)
+{
+    size_t i;
+    json_t *m;
+    *sum = 0;
+    json_array_foreach(msgs, i, m)
+    {
+        const char *s = json_string_value(json_object_get(m, "content"));
+        struct tok_ask a = {.text = s ? s : ""};
+        long c;
+        int rc = tokenize_ask(b, &a, b->format, &c);
+        if (rc)
+            return rc;
+        *sum += c;
+    }
+    return 0;
+}
+
+/* A message list on a /tokenize without a chat form, from the two probes' template model. */
+static int messages_count(struct prompt_builder *b, const char *messages, long *count)
+{
+    json_t *msgs = json_loads(messages, 0, NULL);
+    long sum = 0;
+    int rc = json_is_array(msgs) && json_array_size(msgs) ? contents_count(b, msgs, &sum) : -EINVAL;
+    if (!rc)
+        *count = sum + b->chat_base + b->chat_per_message * (long)(json_array_size(msgs) - 1);
+    json_decref(msgs);
+    return rc;
+}
+
 /* The server's token count, or -errno. */
 static int tokenize_ask(struct prompt_builder *b, const struct tok_ask *a, enum tok_format fmt,
                         long *count)
 {
+    if (fmt == TOK_LLAMACPP && a->chat && a->messages && b->chat_per_message >= 0)
+        return messages_count(b, a->messages, count);
     json_t *req = tok_body(a, fmt, b->model);
     if (!req)
         return -EINVAL;
@@ -354,6 +394,8 @@ int prompt_builder_new(struct prompt_builder **out, const char *base_url, const 
     b->prefix_for = -1;
     b->prefix_count = -1;
     b->chat_overhead = -1;
+    b->chat_base = -1;
+    b->chat_per_message = -1;
     buf_init(&b->resp, PROMPT_MAX_RESPONSE);
     if (!base_url || !*base_url)
         goto done;
@@ -644,44 +686,73 @@ void prompt_builder_free(struct prompt_builder *b)
     free(b);
 }
 
-/* llama.cpp's /tokenize takes no messages, so a chat prompt's count misses the template.
- * One probe measures what the template adds: the raw count of a text, and the prompt_tokens
- * the chat API reports in its usage for that text as one user message (max_tokens 1). Any
- * server with usage answers it, so lengths are exact there too. 0 or -errno. */
-static int calibrate_chat(struct prompt_builder *b)
+/* usage.prompt_tokens of a chat request of these messages (max_tokens 1), or -errno. */
+static int usage_prompt_tokens(struct prompt_builder *b, json_t *msgs, long *out)
 {
-    struct buf t;
-    buf_init(&t, PROMPT_MAX_TEXT);
-    long raw = 0;
-    json_t *req = NULL, *resp = NULL;
-    int rc = put_stream(b, &t, b->seed ^ SALT_PROBE, PROMPT_PROBE_SHORT * 4);
-    struct tok_ask a = {.text = t.data, .special = true};
-    if (!rc)
-        rc = tokenize_ask(b, &a, b->format, &raw);
-    if (rc)
-        goto out;
-    req = json_pack("{s:[{s:s, s:s}], s:i, s:b}", "messages", "role", "user", "content", t.data,
-                    "max_tokens", 1, "stream", 0);
-    if (!req) {
-        rc = -ENOMEM;
-        goto out;
-    }
+    json_t *req = json_pack("{s:O, s:i, s:b}", "messages", msgs, "max_tokens", 1, "stream", 0);
+    json_t *resp = NULL;
+    if (!req)
+        return -ENOMEM;
     if (b->model)
         json_object_set_new(req, "model", json_string(b->model));
-    rc = post_json(b, b->chat_url, req, &resp);
-    if (rc)
-        goto out;
+    int rc = post_json(b, b->chat_url, req, &resp);
     json_t *pt = json_object_get(json_object_get(resp, "usage"), "prompt_tokens");
-    long with = json_is_integer(pt) ? (long)json_integer_value(pt) : -1;
-    if (with < raw || with - raw > PROMPT_MAX_TEMPLATE) {
-        rc = -EPROTO; /* no usage, or not a count of this text */
-        goto out;
-    }
-    b->chat_overhead = with - raw;
-out:
+    if (!rc && !json_is_integer(pt))
+        rc = -EPROTO;
+    if (!rc)
+        *out = (long)json_integer_value(pt);
     json_decref(req);
     json_decref(resp);
-    buf_release(&t);
+    return rc;
+}
+
+/* llama.cpp's /tokenize takes no messages, so a chat prompt's count misses the template.
+ * Probes measure what the template adds: the raw count of a text, and the prompt_tokens the
+ * chat API reports in its usage for that text as one user message (max_tokens 1); then for
+ * three messages, which gives the cost of each further message. Any server with usage
+ * answers them, so lengths are exact there too. 0 or -errno (the one-message probe). */
+static int calibrate_chat(struct prompt_builder *b)
+{
+    struct buf t[3];
+    json_t *one = NULL, *three = NULL;
+    long raw = 0, with = 0;
+    int rc = 0;
+    for (int i = 0; i < 3; i++) {
+        buf_init(&t[i], PROMPT_MAX_TEXT);
+        rc |= put_stream(b, &t[i], b->seed ^ (SALT_PROBE + (uint64_t)i), PROMPT_PROBE_SHORT * 4);
+    }
+    struct tok_ask a = {.text = t[0].data, .special = true};
+    if (!rc)
+        rc = tokenize_ask(b, &a, b->format, &raw);
+    one = json_pack("[{s:s, s:s}]", "role", "user", "content", t[0].data);
+    three =
+        json_pack("[{s:s, s:s}, {s:s, s:s}, {s:s, s:s}]", "role", "user", "content", t[0].data,
+                  "role", "assistant", "content", t[1].data, "role", "user", "content", t[2].data);
+    if (!rc && (!one || !three))
+        rc = -ENOMEM;
+    if (!rc)
+        rc = usage_prompt_tokens(b, one, &with);
+    if (!rc && (with < raw || with - raw > PROMPT_MAX_TEMPLATE))
+        rc = -EPROTO; /* not a count of this text */
+    if (rc)
+        goto out;
+    b->chat_overhead = with - raw;
+    /* The per-message model is a refinement: without it lists are estimates, as before. */
+    long sum1 = 0, sum3 = 0, with3 = 0;
+    if (contents_count(b, one, &sum1) || contents_count(b, three, &sum3) ||
+        usage_prompt_tokens(b, three, &with3))
+        goto out;
+    long base = with - sum1, per2 = with3 - sum3 - base;
+    /* Two more messages, a user's and an assistant's: roles that cost differently round. */
+    if (base >= 0 && per2 >= 0 && per2 / 2 <= PROMPT_MAX_TEMPLATE) {
+        b->chat_base = base;
+        b->chat_per_message = (per2 + 1) / 2;
+    }
+out:
+    json_decref(one);
+    json_decref(three);
+    for (int i = 0; i < 3; i++)
+        buf_release(&t[i]);
     return rc;
 }
 
@@ -704,9 +775,10 @@ void prompt_builder_set_chat(struct prompt_builder *b, bool chat)
                  "(%s): chat prompts will be short of their targets by the template's tokens",
                  b->url, why);
     else
-        log_info("prompt: %s has no chat form; the chat template adds %ld tokens (probe of "
-                 "usage.prompt_tokens), counted in every target",
-                 b->url, b->chat_overhead);
+        log_info("prompt: %s has no chat form; the chat template adds %ld tokens to one "
+                 "message and %ld per further message (probes of usage.prompt_tokens), counted "
+                 "in every target",
+                 b->url, b->chat_overhead, b->chat_per_message);
 }
 
 long prompt_builder_chat_overhead(const struct prompt_builder *b)
