@@ -16,6 +16,7 @@
 enum calibration_param {
     CAL_GEMM = 0,  /* dense GEMM: achieved / tensor peak of the weights' compute dtype */
     CAL_GEMM_INT4, /* weight-only int4 (AWQ/GPTQ, Marlin dequantise) GEMM, / 16-bit peak */
+    CAL_GEMM_FP4W, /* FP4 weights on a GPU without FP4 tensor cores (upcast), / 16-bit peak */
     CAL_MOE,       /* fused MoE GEMM (load imbalance, padding), relative to the class above */
     CAL_ATTN,      /* attention prefill at short context, / 16-bit peak */
     CAL_WEIGHT_BW, /* streaming weights: achieved / datasheet bandwidth */

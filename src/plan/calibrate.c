@@ -467,8 +467,9 @@ static void calibrate_usage(void)
             "    [--catalog DIR] [--fit P[,P...]] [--from FILE]\n"
             "Fits the cost model's efficiencies to results measured on your GPU and writes a\n"
             "calibration profile (default: calibration-GPU-ENGINE-VERSION.yaml).\n"
-            "Parameters: gemm, gemm_int4, moe, attention, weight_bandwidth, kv_bandwidth, step_s,\n"
-            "request_s (default: every one the results constrain, except step_s).\n");
+            "Parameters: gemm, gemm_int4, gemm_fp4_upcast, moe, attention, weight_bandwidth,\n"
+            "kv_bandwidth, step_s, request_s (default: every one the results constrain, except\n"
+            "step_s).\n");
 }
 
 static int parse_fit_list(char *s, bool *which)
@@ -560,7 +561,7 @@ int calibrate_main(int argc, char **argv)
             break;
         case 'f':
             if (parse_fit_list(optarg, which)) {
-                log_error("calibrate: unknown parameter in --fit (gemm, gemm_int4, moe, "
+                log_error("calibrate: unknown parameter in --fit (gemm, gemm_int4, gemm_fp4_upcast, moe, "
                           "attention, weight_bandwidth, kv_bandwidth, step_s, request_s)");
                 return TB_EXIT_USAGE;
             }

@@ -32,6 +32,9 @@ struct validation_row {
     double ttft_mean_ms, ttft_median_ms;
     double tpot_mean_ms, tpot_median_ms;
     bool ttft_queue_dominated;
+    /* Request lengths vary (a dataset such as ShareGPT): prompt/output tokens are means. Sent
+     * all at once, such a row's duration is its longest request's, which it does not publish. */
+    bool lengths_vary;
     bool held_out; /* by the file's split rule: every second row in file order */
 };
 
