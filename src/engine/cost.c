@@ -207,8 +207,11 @@ int cost_model_init(struct cost_model *m, const struct catalog *cat,
     m->bandwidth = g->bandwidth_gbs * 1e9;
     m->p2p_bandwidth = g->p2p_bandwidth_gbs * 1e9;
 
-    /* Scheduler defaults: vLLM arg_utils get_batch_defaults, OpenAI API server context. */
-    bool big = g->memory_mib * MIB >= 70.0 * GIB;
+    /* Scheduler defaults: vLLM arg_utils get_batch_defaults, OpenAI API server context; the
+     * A100 stays in the small tier whatever its memory (vLLM tests/engine/test_arg_utils.py,
+     * test_defaults_with_usage_context: `"a100" not in device_name`). */
+    bool big = g->memory_mib * MIB >= 70.0 * GIB && !strcasestr(g->display_name, "a100") &&
+               !strcasestr(g->name, "a100");
     m->max_num_seqs = cfg->max_num_seqs > 0 ? cfg->max_num_seqs : big ? 1024 : 256;
     m->max_num_batched_tokens = cfg->max_num_batched_tokens > 0 ? cfg->max_num_batched_tokens
                                 : big                           ? 8192
