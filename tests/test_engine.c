@@ -237,7 +237,7 @@ static void single_stream_decode(void **state)
     struct cost_calibration cal;
     cost_calibration_default(&cal);
     double read = engine_info(e)->weights_gib * GIB - 128256.0 * 4096 * 2 + 4096.0 * 2;
-    double expect = read / (1792e9 * cal.p[CAL_WEIGHT_BW]) + cal.p[CAL_STEP_S] + cal.seq_overhead_s;
+    double expect = read / (1792e9 * cal.p[CAL_WEIGHT_BW]) + cal.p[CAL_STEP_S] + cal.p[CAL_SEQ_S];
     assert_true(fabs(step - expect) / expect < 0.01);
     d.now += step;
     engine_step_finish(e, d.now, on_event, &d);

@@ -23,13 +23,13 @@ enum calibration_param {
     CAL_KV_BW,     /* paged-attention KV reads: achieved / datasheet bandwidth */
     CAL_STEP_S,    /* fixed cost per engine step (scheduler, launch, sampling) */
     CAL_REQUEST_S, /* fixed cost per request outside the GPU, added to TTFT */
+    CAL_SEQ_S,     /* per scheduled sequence per step (scheduler, sampling, output processing) */
     CAL_N_PARAMS
 };
 
 struct cost_calibration {
     double p[CAL_N_PARAMS];
     double attn_context_knee; /* tokens: attention efficiency falls as 1 / (1 + ctx / knee) */
-    double seq_overhead_s;    /* per scheduled sequence */
     /* Identity of a fitted profile ("" for the defaults). */
     char gpu[128];
     char engine[32];

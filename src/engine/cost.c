@@ -381,7 +381,7 @@ void cost_step_parts(const struct cost_model *m, const struct step_load *l, doub
         double per = COST_ALLREDUCE_LAT_S + 2.0 * (tp - 1.0) / tp * bytes / m->p2p_bandwidth;
         *comm_s = 2.0 * md->layers * per;
     }
-    *overhead_s = cal->p[CAL_STEP_S] + cal->seq_overhead_s * l->seqs;
+    *overhead_s = cal->p[CAL_STEP_S] + cal->p[CAL_SEQ_S] * l->seqs;
 }
 
 double cost_step_time(const struct cost_model *m, const struct step_load *l)
