@@ -17,13 +17,14 @@
 #define CAL_MAX_FILE (64 * 1024)
 
 static const char *const param_names[CAL_N_PARAMS] = {
-    "gemm",         "gemm_int4",        "gemm_fp4_upcast", "moe",       "attention",
-    "weight_bandwidth", "kv_bandwidth", "step_s",          "request_s", "sequence_s",
+    "gemm",         "gemm_int4", "gemm_fp4_upcast", "moe",        "attention", "weight_bandwidth",
+    "kv_bandwidth", "step_s",    "request_s",       "sequence_s",
 };
 
-/* Efficiencies are fractions of a peak; the two fixed costs are seconds. A fit that leaves
+/* Efficiencies are fractions of a peak; the three fixed costs are seconds. A fit that leaves
  * these ranges is describing something else (a wrong GPU, a throttled card). */
-static const double param_lo[CAL_N_PARAMS] = {0.02, 0.02, 0.02, 0.05, 0.02, 0.05, 0.05, 0.0, 0.0, 0.0};
+static const double param_lo[CAL_N_PARAMS] = {0.02, 0.02, 0.02, 0.05, 0.02,
+                                              0.05, 0.05, 0.0,  0.0,  0.0};
 static const double param_hi[CAL_N_PARAMS] = {1.0, 1.0, 1.0, 1.5, 1.0, 1.0, 1.0, 0.05, 2.0, 1e-3};
 
 const char *calibration_param_name(enum calibration_param p)

@@ -563,8 +563,9 @@ int calibrate_main(int argc, char **argv)
             break;
         case 'f':
             if (parse_fit_list(optarg, which)) {
-                log_error("calibrate: unknown parameter in --fit (gemm, gemm_int4, gemm_fp4_upcast, moe, "
-                          "attention, weight_bandwidth, kv_bandwidth, step_s, request_s, sequence_s)");
+                log_error(
+                    "calibrate: unknown parameter in --fit (gemm, gemm_int4, gemm_fp4_upcast, moe, "
+                    "attention, weight_bandwidth, kv_bandwidth, step_s, request_s, sequence_s)");
                 return TB_EXIT_USAGE;
             }
             have_which = true;
