@@ -348,6 +348,30 @@ static void the_validation_set_loads_with_its_split(void **state)
         assert_non_null(strstr(s.rows[i].source, "https://"));
     }
     validation_set_release(&s);
+    /* Every file splits on its own, and the ShareGPT rows say their lengths vary (means), which
+     * keeps the bursts among them out of `bench_validation --fit`. */
+    assert_int_equal(validation_load(&s, TB_SOURCE_DIR "/bench/validation/gpustack_perf_lab.yaml",
+                                     err, sizeof(err)),
+                     0);
+    size_t sharegpt = 0;
+    for (size_t i = 0; i < s.n; i++) {
+        assert_int_equal(s.rows[i].held_out, i % 2 == 1);
+        bool is_sharegpt = strstr(s.rows[i].id, "sharegpt") != NULL;
+        assert_true(s.rows[i].lengths_vary == is_sharegpt);
+        sharegpt += is_sharegpt;
+    }
+    assert_true(sharegpt >= 6);
+    validation_set_release(&s);
+    write_file("lv.yaml", "rows:\n  - id: x\n    source: s\n    engine: vllm\n"
+                          "    engine_version: v\n    gpu: h100\n    model: m\n"
+                          "    max_model_len: 1\n    prompt_tokens: 1\n    output_tokens: 1\n"
+                          "    concurrency: 1\n    prompts: 1\n    output_throughput: 1\n"
+                          "    lengths_vary: maybe\n");
+    char *lv = path_in("lv.yaml");
+    assert_int_equal(validation_load(&s, lv, err, sizeof(err)), -EINVAL);
+    free(lv);
+    assert_non_null(strstr(err, "lengths_vary"));
+    validation_set_release(&s);
     /* A row missing a required key names its file and line. */
     write_file("v.yaml", "rows:\n  - id: x\n    gpu: h100\n");
     char *p = path_in("v.yaml");
