@@ -192,7 +192,7 @@ static void calibrate_recovers_the_simulators_efficiencies(void **state)
 /* Runs plan --json with extra args; returns the parsed object (caller decrefs). */
 static json_t *plan_json(const char *extra)
 {
-    char *args = xasprintf("plan --gpu h100 --model llama-3.1-8b --prompt-tokens 2000 "
+    char *args = xasprintf("plan --gpu h200 --model llama-3.1-8b --prompt-tokens 2000 "
                            "--output-tokens 200 --users 8 --json %s",
                            extra);
     char *out = NULL;
@@ -239,9 +239,9 @@ static void a_profile_moves_plan_the_documented_way(void **state)
     json_t *u = json_object_get(base, "uncertainty");
     assert_non_null(u);
     assert_true(num(u, "output_throughput_pct") > 0 && num(u, "tpot_pct") > 0);
-    /* h100 and bf16 weights were never validated: the band says so and is wider. */
+    /* No validation row runs on an H200: the band says so and is wider. */
     assert_true(json_is_false(json_object_get(u, "validated")));
-    assert_non_null(strstr(json_string_value(json_object_get(u, "outside")), "h100"));
+    assert_non_null(strstr(json_string_value(json_object_get(u, "outside")), "h200"));
     assert_true(num(u, "tpot_pct") > VALIDATION_BAND_TPOT_PCT);
     json_decref(base);
     json_decref(g);
@@ -250,9 +250,9 @@ static void a_profile_moves_plan_the_documented_way(void **state)
 
     /* A profile fitted on the planned GPU gives its own error after the fit as the band, never
      * under 5 %. */
-    write_file("fit12.yaml", "kind: calibration\ngpu: h100-sxm\n"
+    write_file("fit12.yaml", "kind: calibration\ngpu: h200\n"
                              "fit: {points: 6, error_before_pct: 30, error_after_pct: 12}\n");
-    write_file("fit2.yaml", "kind: calibration\ngpu: h100-sxm\n"
+    write_file("fit2.yaml", "kind: calibration\ngpu: h200\n"
                             "fit: {points: 6, error_before_pct: 30, error_after_pct: 2}\n");
     a = xasprintf("--calibration %s/fit12.yaml", tmpdir);
     json_t *c12 = plan_json(a);
@@ -347,6 +347,30 @@ static void the_validation_set_loads_with_its_split(void **state)
         assert_int_equal(s.rows[i].held_out, i % 2 == 1);
         assert_non_null(strstr(s.rows[i].source, "https://"));
     }
+    validation_set_release(&s);
+    /* Every file splits on its own, and the ShareGPT rows say their lengths vary (means), which
+     * keeps the bursts among them out of `bench_validation --fit`. */
+    assert_int_equal(validation_load(&s, TB_SOURCE_DIR "/bench/validation/gpustack_perf_lab.yaml",
+                                     err, sizeof(err)),
+                     0);
+    size_t sharegpt = 0;
+    for (size_t i = 0; i < s.n; i++) {
+        assert_int_equal(s.rows[i].held_out, i % 2 == 1);
+        bool is_sharegpt = strstr(s.rows[i].id, "sharegpt") != NULL;
+        assert_true(s.rows[i].lengths_vary == is_sharegpt);
+        sharegpt += is_sharegpt;
+    }
+    assert_true(sharegpt >= 6);
+    validation_set_release(&s);
+    write_file("lv.yaml", "rows:\n  - id: x\n    source: s\n    engine: vllm\n"
+                          "    engine_version: v\n    gpu: h100\n    model: m\n"
+                          "    max_model_len: 1\n    prompt_tokens: 1\n    output_tokens: 1\n"
+                          "    concurrency: 1\n    prompts: 1\n    output_throughput: 1\n"
+                          "    lengths_vary: maybe\n");
+    char *lv = path_in("lv.yaml");
+    assert_int_equal(validation_load(&s, lv, err, sizeof(err)), -EINVAL);
+    free(lv);
+    assert_non_null(strstr(err, "lengths_vary"));
     validation_set_release(&s);
     /* A row missing a required key names its file and line. */
     write_file("v.yaml", "rows:\n  - id: x\n    gpu: h100\n");

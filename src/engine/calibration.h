@@ -16,19 +16,20 @@
 enum calibration_param {
     CAL_GEMM = 0,  /* dense GEMM: achieved / tensor peak of the weights' compute dtype */
     CAL_GEMM_INT4, /* weight-only int4 (AWQ/GPTQ, Marlin dequantise) GEMM, / 16-bit peak */
+    CAL_GEMM_FP4W, /* FP4 weights on a GPU without FP4 tensor cores (upcast), / 16-bit peak */
     CAL_MOE,       /* fused MoE GEMM (load imbalance, padding), relative to the class above */
     CAL_ATTN,      /* attention prefill at short context, / 16-bit peak */
     CAL_WEIGHT_BW, /* streaming weights: achieved / datasheet bandwidth */
     CAL_KV_BW,     /* paged-attention KV reads: achieved / datasheet bandwidth */
     CAL_STEP_S,    /* fixed cost per engine step (scheduler, launch, sampling) */
     CAL_REQUEST_S, /* fixed cost per request outside the GPU, added to TTFT */
+    CAL_SEQ_S,     /* per scheduled sequence per step (scheduler, sampling, output processing) */
     CAL_N_PARAMS
 };
 
 struct cost_calibration {
     double p[CAL_N_PARAMS];
     double attn_context_knee; /* tokens: attention efficiency falls as 1 / (1 + ctx / knee) */
-    double seq_overhead_s;    /* per scheduled sequence */
     /* Identity of a fitted profile ("" for the defaults). */
     char gpu[128];
     char engine[32];

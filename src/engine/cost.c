@@ -181,6 +181,18 @@ int cost_model_init(struct cost_model *m, const struct catalog *cat,
         m->weight_only_int4 = wq && ((wq->weight_only && wq->bytes_per_weight < 0.75) ||
                                      (strcmp(wq->compute, "fp4") == 0 && g->fp4_tflops <= 0));
     }
+    /* vLLM's Marlin MoE path for MXFP4/NVFP4 experts on a GPU without FP4 tensor cores pads
+     * every expert to the kernel's tile: hidden to a multiple of 256, the per-rank intermediate
+     * to a multiple of 128 (vllm/model_executor/layers/quantization/mxfp4.py, create_weights,
+     * Marlin branch). gpt-oss (2880 x 2880) grows by 9 %: 65.8 GiB for gpt-oss-120b on one
+     * H100, where vLLM logs "Model loading took 65.97 GiB" (vllm-project/vllm issue #23278). */
+    m->fp4_upcast = m->weight_only_int4 && strcmp(compute, "fp4") == 0;
+    if (m->fp4_upcast && md->experts > 0) {
+        double hp = ceil(h / 256.0) * 256.0;
+        double ip = ceil(md->moe_intermediate / (double)m->tp / 128.0) * 128.0 * m->tp;
+        m->expert_pad = hp * ip / (h * (double)md->moe_intermediate);
+        expert_bytes *= m->expert_pad;
+    }
     compute = effective_compute(g, compute);
     snprintf(m->compute_dtype, sizeof(m->compute_dtype), "%s", compute);
     m->weight_bytes = (m->embed_params * 2.0 + linear_bytes + expert_bytes) / m->tp;
@@ -195,8 +207,11 @@ int cost_model_init(struct cost_model *m, const struct catalog *cat,
     m->bandwidth = g->bandwidth_gbs * 1e9;
     m->p2p_bandwidth = g->p2p_bandwidth_gbs * 1e9;
 
-    /* Scheduler defaults: vLLM arg_utils get_batch_defaults, OpenAI API server context. */
-    bool big = g->memory_mib * MIB >= 70.0 * GIB;
+    /* Scheduler defaults: vLLM arg_utils get_batch_defaults, OpenAI API server context; the
+     * A100 stays in the small tier whatever its memory (vLLM tests/engine/test_arg_utils.py,
+     * test_defaults_with_usage_context: `"a100" not in device_name`). */
+    bool big = g->memory_mib * MIB >= 70.0 * GIB && !strcasestr(g->display_name, "a100") &&
+               !strcasestr(g->name, "a100");
     m->max_num_seqs = cfg->max_num_seqs > 0 ? cfg->max_num_seqs : big ? 1024 : 256;
     m->max_num_batched_tokens = cfg->max_num_batched_tokens > 0 ? cfg->max_num_batched_tokens
                                 : big                           ? 8192
@@ -325,7 +340,9 @@ void cost_step_parts(const struct cost_model *m, const struct step_load *l, doub
     /* FLOPs: 2 per weight per token, each weight class at its kernel's efficiency: dense
      * (or weight-only int4) GEMMs, fused MoE experts, the 16-bit lm_head for sampled rows
      * only; attention (QK^T and PV: 4 × heads × head_dim per attended position per layer). */
-    double eff_lin = m->weight_only_int4 ? cal->p[CAL_GEMM_INT4] : cal->p[CAL_GEMM];
+    double eff_lin = m->fp4_upcast         ? cal->p[CAL_GEMM_FP4W]
+                     : m->weight_only_int4 ? cal->p[CAL_GEMM_INT4]
+                                           : cal->p[CAL_GEMM];
     double expert_active =
         md->experts > 0 ? m->expert_params * (double)md->experts_per_token / (double)md->experts
                         : 0;
@@ -364,7 +381,7 @@ void cost_step_parts(const struct cost_model *m, const struct step_load *l, doub
         double per = COST_ALLREDUCE_LAT_S + 2.0 * (tp - 1.0) / tp * bytes / m->p2p_bandwidth;
         *comm_s = 2.0 * md->layers * per;
     }
-    *overhead_s = cal->p[CAL_STEP_S] + cal->seq_overhead_s * l->seqs;
+    *overhead_s = cal->p[CAL_STEP_S] + cal->p[CAL_SEQ_S] * l->seqs;
 }
 
 double cost_step_time(const struct cost_model *m, const struct step_load *l)

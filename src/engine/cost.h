@@ -38,6 +38,10 @@ struct cost_model {
     /* Linear layers run weight-only int4 kernels (AWQ/GPTQ Marlin; MXFP4/NVFP4 on a GPU
      * without FP4 tensor cores): dequantise to 16-bit, slower than dense GEMMs at large batch. */
     bool weight_only_int4;
+    /* FP4 weights (MXFP4/NVFP4) on a GPU without FP4 tensor cores: upcast in the kernel (vLLM's
+     * Marlin or Triton matmul_ogs path), a kernel class of its own (gemm_fp4_upcast). */
+    bool fp4_upcast;
+    double expert_pad; /* expert bytes / their unpadded bytes (Marlin FP4 tiles), 0 if none */
     struct cost_calibration cal; /* efficiencies and fixed costs in effect */
 
     /* Parameters (counts, whole model). */

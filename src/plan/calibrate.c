@@ -404,7 +404,9 @@ int calibrate_fit(const struct calibrate_set *s, const char *catalog_dir, const 
     /* Which parameters the points constrain: those a 25 % change moves some figure by more than
      * CAL_SENSITIVITY. */
     for (int i = 0; i < CAL_N_PARAMS; i++) {
-        bool want = which ? which[i] : i != CAL_STEP_S;
+        /* step_s and sequence_s only when asked: at a fixed batch size each trades off
+         * against the bandwidth efficiencies (docs/CALIBRATION.md). */
+        bool want = which ? which[i] : i != CAL_STEP_S && i != CAL_SEQ_S;
         if (!want)
             continue;
         struct cost_calibration c = *cal;
@@ -467,8 +469,9 @@ static void calibrate_usage(void)
             "    [--catalog DIR] [--fit P[,P...]] [--from FILE]\n"
             "Fits the cost model's efficiencies to results measured on your GPU and writes a\n"
             "calibration profile (default: calibration-GPU-ENGINE-VERSION.yaml).\n"
-            "Parameters: gemm, gemm_int4, moe, attention, weight_bandwidth, kv_bandwidth, step_s,\n"
-            "request_s (default: every one the results constrain, except step_s).\n");
+            "Parameters: gemm, gemm_int4, gemm_fp4_upcast, moe, attention, weight_bandwidth,\n"
+            "kv_bandwidth, step_s, request_s, sequence_s (default: every one the results\n"
+            "constrain, except step_s and sequence_s).\n");
 }
 
 static int parse_fit_list(char *s, bool *which)
@@ -560,8 +563,9 @@ int calibrate_main(int argc, char **argv)
             break;
         case 'f':
             if (parse_fit_list(optarg, which)) {
-                log_error("calibrate: unknown parameter in --fit (gemm, gemm_int4, moe, "
-                          "attention, weight_bandwidth, kv_bandwidth, step_s, request_s)");
+                log_error(
+                    "calibrate: unknown parameter in --fit (gemm, gemm_int4, gemm_fp4_upcast, moe, "
+                    "attention, weight_bandwidth, kv_bandwidth, step_s, request_s, sequence_s)");
                 return TB_EXIT_USAGE;
             }
             have_which = true;

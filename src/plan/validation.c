@@ -92,6 +92,7 @@ static const struct vfield vfields[] = {
     VD(tpot_mean_ms, false),
     VD(tpot_median_ms, false),
     VB(ttft_queue_dominated),
+    VB(lengths_vary),
 };
 #define N_VFIELDS (sizeof(vfields) / sizeof(vfields[0]))
 
@@ -304,10 +305,11 @@ double validation_median_abs_error(const double *ratios, size_t n)
 }
 
 /* What bench/validation covers (keep in step with its rows). */
-static const char *const validated_gpus[] = {"rtx-pro-6000", "rtx-5090", "l40s"};
-static const char *const validated_weights[] = {"awq"};
-#define VALIDATED_MAX_CONTEXT 8192
-#define VALIDATED_MAX_TP 1
+static const char *const validated_gpus[] = {"rtx-pro-6000", "rtx-5090", "l40s", "h100-sxm",
+                                             "a100-sxm"};
+static const char *const validated_weights[] = {"awq", "bf16", "mxfp4"};
+#define VALIDATED_MAX_CONTEXT 32768 /* the 32,000-token rows */
+#define VALIDATED_MAX_TP 4
 /* The least band a calibration profile gives, whatever its fit's residual. */
 #define CALIBRATED_BAND_FLOOR_PCT 5.0
 /* Outside the validated region the band doubles per dimension never validated: a cost model
@@ -371,10 +373,6 @@ void plan_band_for(const struct cost_model *m, int context, const struct cost_ca
     if (m->tp > VALIDATED_MAX_TP) {
         snprintf(what, sizeof(what), "tensor parallel %d", m->tp);
         add_outside(out, what);
-        n++;
-    }
-    if (m->sliding_layers > 0) {
-        add_outside(out, "sliding-window attention");
         n++;
     }
     if (n) {
