@@ -9,6 +9,12 @@ foreach(b bench_agreement bench_runner)
     add_dependencies(${b} testbench)
   endif()
 endforeach()
+# gt_server: the ground-truth SSE server bench_runner measures the runner against.
+add_executable(gt_server ${CMAKE_SOURCE_DIR}/bench/gt_server.c)
+if(TARGET bench_runner)
+  target_compile_definitions(bench_runner PRIVATE GT_SERVER="$<TARGET_FILE:gt_server>")
+  add_dependencies(bench_runner gt_server)
+endif()
 # bench_report: size and time of `testbench report` on a synthesized run of N requests.
 add_executable(bench_report ${CMAKE_SOURCE_DIR}/bench/bench_report.c)
 target_link_libraries(bench_report PRIVATE tb)
