@@ -42,6 +42,7 @@
 
 struct load {
     int streams, tokens, per_stream;
+    int server_cpu; /* the CPU the server is pinned to; -1 = not pinned */
     double interval_ms, ttft_ms;
 };
 
@@ -55,36 +56,6 @@ struct result {
     double preempt_per_s; /* the runner's involuntary context switches a second: a busy host */
     int distorted, failed;
 };
-
-static int free_port(void)
-{
-    int fd = socket(AF_INET, SOCK_STREAM, 0);
-    struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
-    socklen_t len = sizeof(a);
-    if (fd < 0 || bind(fd, (struct sockaddr *)&a, sizeof(a)) ||
-        getsockname(fd, (struct sockaddr *)&a, &len))
-        return -1;
-    int port = ntohs(a.sin_port);
-    close(fd);
-    return port;
-}
-
-static int wait_listening(int port, double timeout_s)
-{
-    mono_ns end = clock_now() + s_to_ns(timeout_s);
-    while (clock_now() < end) {
-        int fd = socket(AF_INET, SOCK_STREAM, 0);
-        struct sockaddr_in a = {.sin_family = AF_INET,
-                                .sin_port = htons((uint16_t)port),
-                                .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
-        int ok = connect(fd, (struct sockaddr *)&a, sizeof(a)) == 0;
-        close(fd);
-        if (ok)
-            return 0;
-        clock_sleep_ns(20 * NS_PER_MS);
-    }
-    return -ETIMEDOUT;
-}
 
 /* The runner's resident memory, sampled while it runs, for the peak inside the load's window
  * (the peak of the whole process includes building the result files at the end). */
@@ -186,15 +157,27 @@ static void read_truth(json_t *st, struct result *r)
 static int bench_one(const char *dir, const struct load *ld, struct result *res)
 {
     memset(res, 0, sizeof(*res));
-    int port = free_port();
+    int port = bench_free_port();
     char *stats = xasprintf("%s/gt_%d.json", dir, ld->streams);
     char *ports = xasprintf("%d", port), *tok = xasprintf("%d", ld->tokens);
     char *ival = xasprintf("%g", ld->interval_ms), *ttft = xasprintf("%g", ld->ttft_ms);
-    char *srv_argv[] = {
-        (char *)GT_SERVER, "--port", ports,     "--tokens", tok, "--interval-ms", ival,
-        "--ttft-ms",       ttft,     "--stats", stats,      NULL};
+    char *cpu = xasprintf("%d", ld->server_cpu);
+    char *srv_argv[] = {(char *)GT_SERVER,
+                        "--port",
+                        ports,
+                        "--tokens",
+                        tok,
+                        "--interval-ms",
+                        ival,
+                        "--ttft-ms",
+                        ttft,
+                        "--stats",
+                        stats,
+                        "--cpu",
+                        cpu,
+                        NULL};
     pid_t srv = bench_spawn(srv_argv);
-    int rc = wait_listening(port, 10);
+    int rc = bench_wait_listening(port, 10);
     char *cfg = xasprintf("%s/run_%d.yaml", dir, ld->streams);
     char *out = xasprintf("%s/out_%d", dir, ld->streams);
     json_t *detailed = NULL, *st = NULL;
@@ -258,6 +241,7 @@ out:
     free(tok);
     free(ival);
     free(ttft);
+    free(cpu);
     free(cfg);
     free(out);
     return rc;
@@ -301,7 +285,12 @@ static void print_row(const struct load *ld, const struct result *r)
 int main(int argc, char **argv)
 {
     const char *streams_list = "100,300,1000,3000";
-    struct load base = {.tokens = 400, .per_stream = 3, .interval_ms = 5, .ttft_ms = 50};
+    long ncpu = sysconf(_SC_NPROCESSORS_ONLN);
+    struct load base = {.tokens = 400,
+                        .per_stream = 3,
+                        .interval_ms = 5,
+                        .ttft_ms = 50,
+                        .server_cpu = ncpu > 1 ? (int)ncpu - 1 : -1};
     bool quick = getenv("TB_BENCH_QUICK") && strcmp(getenv("TB_BENCH_QUICK"), "0") != 0;
     static const struct option lo[] = {
         {"streams", required_argument, NULL, 's'},
@@ -310,10 +299,11 @@ int main(int argc, char **argv)
         {"interval-ms", required_argument, NULL, 'i'},
         {"ttft-ms", required_argument, NULL, 'f'},
         {"quick", no_argument, NULL, 'q'},
+        {"server-cpu", required_argument, NULL, 'c'},
         {NULL, 0, NULL, 0},
     };
     int c, tokens = 0, per_stream = 0;
-    while ((c = getopt_long(argc, argv, "s:t:r:i:f:q", lo, NULL)) != -1) {
+    while ((c = getopt_long(argc, argv, "s:t:r:i:f:qc:", lo, NULL)) != -1) {
         switch (c) {
         case 's':
             streams_list = optarg;
@@ -332,6 +322,9 @@ int main(int argc, char **argv)
             break;
         case 'q':
             quick = true;
+            break;
+        case 'c':
+            base.server_cpu = (int)strtol(optarg, NULL, 10);
             break;
         default:
             return 2;
