@@ -48,22 +48,41 @@ struct load {
 
 struct result {
     double events_per_s, cpu_us_per_event, total_cpu_us_per_event, rss_mib, rss_load_mib;
+    double loop_us_per_event; /* the loop thread's own CPU per event in the window */
+    double loop_wait_pct;     /* share of the window the loop thread waited for a CPU */
     double thr, thr_truth;
     double itl_p50, itl_p99, itl_p999, ttft_p50, ttft_p99; /* runner, ms */
     double late_p99, late_p999, first_late_p99;            /* server, ms */
     double dispatch_p99, loop_p99;                         /* runner self-check, ms */
     double server_cpu_s, window_s;
-    double preempt_per_s; /* the runner's involuntary context switches a second: a busy host */
     int distorted, failed;
 };
 
-/* The runner's resident memory, sampled while it runs, for the peak inside the load's window
- * (the peak of the whole process includes building the result files at the end). */
+/* The runner, sampled every 20 ms while it runs: its resident memory (the peak inside the
+ * load's window; the whole process's peak includes building the result files at the end) and
+ * its main thread's schedstat, the thread that runs the event loop: CPU time, and time spent
+ * runnable but waiting for a CPU (another process had it: the machine, not the runner). */
+#define TRACE_MAX 8192
 struct rss_trace {
-    mono_ns t[4096];
-    double mib[4096];
+    mono_ns t[TRACE_MAX];
+    double mib[TRACE_MAX];
+    double loop_cpu_s[TRACE_MAX], loop_wait_s[TRACE_MAX];
     size_t n;
 };
+
+static void schedstat(pid_t pid, double *cpu, double *wait)
+{
+    char path[64];
+    snprintf(path, sizeof(path), "/proc/%d/schedstat", (int)pid);
+    FILE *f = fopen(path, "r");
+    unsigned long long c = 0, w = 0;
+    if (!f || fscanf(f, "%llu %llu", &c, &w) != 2)
+        c = w = 0;
+    if (f)
+        fclose(f);
+    *cpu = (double)c / 1e9;
+    *wait = (double)w / 1e9;
+}
 
 static double vm_rss_mib(pid_t pid)
 {
@@ -100,6 +119,7 @@ static int run_sampled(char *const *argv, struct rusage *ru, struct rss_trace *t
             return -1;
         if (tr->n < sizeof(tr->t) / sizeof(tr->t[0])) {
             tr->t[tr->n] = clock_now();
+            schedstat(pid, &tr->loop_cpu_s[tr->n], &tr->loop_wait_s[tr->n]);
             tr->mib[tr->n++] = vm_rss_mib(pid);
         }
         clock_sleep_ns(20 * NS_PER_MS);
@@ -116,6 +136,23 @@ static double rss_peak_in(const struct rss_trace *tr, double from_s, double to_s
             peak = tr->mib[i];
     }
     return peak;
+}
+
+/* The first and last samples inside [from_s, to_s]; false when fewer than two. */
+static bool trace_span(const struct rss_trace *tr, double from_s, double to_s, size_t *a, size_t *b)
+{
+    size_t first = tr->n, last = 0;
+    for (size_t i = 0; i < tr->n; i++) {
+        double t = (double)tr->t[i] / 1e9;
+        if (t >= from_s && t <= to_s) {
+            if (first == tr->n)
+                first = i;
+            last = i;
+        }
+    }
+    *a = first;
+    *b = last;
+    return first < tr->n && last > first;
 }
 
 static double cpu_s(const struct rusage *ru)
@@ -226,9 +263,16 @@ static int bench_one(const char *dir, const struct load *ld, struct result *res)
     read_runner(detailed, res);
     read_truth(st, res);
     res->total_cpu_us_per_event = cpu_s(&ru) * 1e6 / bench_path_number(st, "events");
-    res->preempt_per_s = (double)ru.ru_nivcsw / res->window_s;
-    res->rss_load_mib = rss_peak_in(&rss, bench_path_number(st, "window_start_s"),
-                                    bench_path_number(st, "window_end_s"));
+    double w0 = bench_path_number(st, "window_start_s"), w1 = bench_path_number(st, "window_end_s");
+    res->rss_load_mib = rss_peak_in(&rss, w0, w1);
+    size_t a, b;
+    res->loop_us_per_event = res->loop_wait_pct = NAN;
+    if (trace_span(&rss, w0, w1, &a, &b)) {
+        double span = ns_diff_s(rss.t[a], rss.t[b]);
+        res->loop_us_per_event =
+            (rss.loop_cpu_s[b] - rss.loop_cpu_s[a]) * 1e6 / (res->events_per_s * span);
+        res->loop_wait_pct = (rss.loop_wait_s[b] - rss.loop_wait_s[a]) * 100 / span;
+    }
 out:
     if (srv > 0) {
         kill(srv, SIGTERM);
@@ -271,15 +315,14 @@ static void print_row(const struct load *ld, const struct result *r)
 {
     bool departs = tail_departs(ld, r);
     printf(
-        "%7d %9.0f %7.2f %7.2f %7.1f %7.1f %+7.2f%% %+7.3f %+7.3f %+8.3f %+7.3f %+7.3f %7.3f %7.3f "
-        "%7.3f %7.3f %6.0f %6.2f %-4s %-4s %s\n",
-        ld->streams, r->events_per_s, r->cpu_us_per_event, r->total_cpu_us_per_event,
-        r->rss_load_mib, r->rss_mib, (r->thr / r->thr_truth - 1) * 100,
+        "%7d %9.0f %6.2f %6.2f %6.2f %6.1f %6.1f %+7.2f%% %+7.3f %+7.3f %+8.3f %+7.3f %+7.3f "
+        "%7.3f %7.3f %6.2f %7.3f %7.3f %6.1f %-4s %-4s %s\n",
+        ld->streams, r->events_per_s, r->cpu_us_per_event, r->loop_us_per_event,
+        r->total_cpu_us_per_event, r->rss_load_mib, r->rss_mib, (r->thr / r->thr_truth - 1) * 100,
         r->itl_p50 - ld->interval_ms, r->itl_p99 - ld->interval_ms, r->itl_p999 - ld->interval_ms,
         r->ttft_p50 - ld->ttft_ms, r->ttft_p99 - ld->ttft_ms, r->late_p99, r->late_p999,
-        r->dispatch_p99, r->loop_p99, r->preempt_per_s,
-        r->server_cpu_s * 1e6 / (r->events_per_s * r->window_s), departs ? "yes" : "no",
-        r->distorted ? "yes" : "no", verdict(r, departs));
+        r->server_cpu_s * 1e6 / (r->events_per_s * r->window_s), r->dispatch_p99, r->loop_p99,
+        r->loop_wait_pct, departs ? "yes" : "no", r->distorted ? "yes" : "no", verdict(r, departs));
 }
 
 int main(int argc, char **argv)
@@ -355,10 +398,11 @@ int main(int argc, char **argv)
            sysconf(_SC_NPROCESSORS_ONLN), load1);
     printf("errors are the runner's reading minus the truth (ms unless marked); server late = "
            "token written minus due; tail departs = ITL p99 > interval + 1 ms + server late p99\n");
-    printf("%7s %9s %7s %7s %7s %7s %8s %7s %7s %8s %7s %7s %7s %7s %7s %7s %6s %6s %-4s %-4s %s\n",
-           "streams", "events/s", "us/ev", "us/ev*", "rss", "rss*", "thr_err", "itl50", "itl99",
-           "itl99.9", "ttft50", "ttft99", "srv99", "srv99.9", "disp99", "loop99", "prmt/s",
-           "srv_us", "tail", "warn", "self-check");
+    printf("%7s %9s %6s %6s %6s %6s %6s %8s %7s %7s %8s %7s %7s %7s %7s %6s %7s %7s %6s %-4s "
+           "%-4s %s\n",
+           "streams", "events/s", "us/ev", "loop", "us/ev*", "rss", "rss*", "thr_err", "itl50",
+           "itl99", "itl99.9", "ttft50", "ttft99", "srv99", "srv99.9", "srv_us", "disp99", "loop99",
+           "wait%", "tail", "warn", "self-check");
     int status = 0;
     char *list = xstrdup(streams_list), *save = NULL;
     for (char *t = strtok_r(list, ",", &save); t; t = strtok_r(NULL, ",", &save)) {
@@ -375,15 +419,14 @@ int main(int argc, char **argv)
             printf("%7s %d requests failed\n", "", r.failed);
         fflush(stdout);
     }
-    printf(
-        "us/ev: runner CPU per event in the point's window; us/ev*: the whole process "
-        "(start-up, probes, result files) per event; rss: the runner's peak resident MiB in the "
-        "window, rss*: of the whole process "
-        "(with the result files built at the end); srv: the server's own lateness; disp99, "
-        "loop99: the runner's dispatch and loop lag p99; prmt/s: the runner's involuntary "
-        "context switches a second (another process took its core); srv_us: the server's CPU per "
-        "event; tail: ITL p99 departs "
-        "from the truth; warn: the runner flagged the point client_distorted\n");
+    printf("us/ev: the runner's CPU per event in the point's window (its process: loop, "
+           "telemetry and prompt threads); loop: the event-loop thread's alone; us/ev*: the whole "
+           "process from start to exit per event; rss: the runner's peak resident MiB in the "
+           "window, rss*: of the whole process (with the result files built at the end); srv: the "
+           "server's own lateness and CPU per event; disp99, loop99: the runner's dispatch and "
+           "loop lag p99; wait%%: share of the window the loop thread was runnable but waiting "
+           "for a CPU (the machine, not the runner); tail: ITL or TTFT p99 departs from the "
+           "truth; warn: the runner flagged the point client_distorted\n");
     free(list);
     char *rm = xasprintf("rm -rf %s", dir);
     if (system(rm) != 0)
