@@ -28,6 +28,7 @@
 #include "core/log.h"
 #include "core/rng.h"
 #include "core/text.h"
+#include "core/thread.h"
 #include "core/version.h"
 #include "engine/calibration.h"
 #include "runner/client.h"
@@ -317,6 +318,7 @@ static void *prompt_main(void *arg)
     struct runner *r = tr->pr->r;
     const struct requests_cfg *rq = &tr->tc->requests;
     uint64_t base = derive_seed(r->cfg.benchmark.seed, tr->point, (size_t)tr->index, "prompt");
+    (void)thread_set_background(); /* it runs ahead of the loop; its wake-ups must not preempt it */
     for (size_t i = 0; i < tr->n; i++) {
         while (i >= atomic_load(&tr->released) + PROMPT_AHEAD && !atomic_load(&tr->prompt_stop))
             clock_sleep_ns(PROMPT_POLL_NS);
@@ -608,6 +610,7 @@ static double checkpoint_interval_s(void)
 static void *checkpoint_main(void *arg)
 {
     struct point_run *pr = arg;
+    (void)thread_set_background(); /* a checkpoint may wait; the loop's timestamps may not */
     struct results_mark m;
     results_mark(pr->r->rw, &m);
     point_collect(pr->r, pr, pr->key, pr->ck.done);
