@@ -274,7 +274,12 @@ static void on_heartbeat(evutil_socket_t fd, short what, void *arg)
         dvec_push(&pr->loop_lag, ns_diff_s(pr->hb_expected, now));
     else
         dvec_push(&pr->loop_lag, 0);
-    pr->hb_expected = now + HEARTBEAT_NS;
+    /* libevent runs a persistent timer again one period after it was due, not after it ran
+     * (now + period only when that is already past): expecting it one period after now would
+     * hide the lateness of the tick after a late one. */
+    pr->hb_expected += HEARTBEAT_NS;
+    if (pr->hb_expected < now)
+        pr->hb_expected = now + HEARTBEAT_NS;
     if (interrupted)
         point_stop(pr);
 }
