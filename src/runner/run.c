@@ -152,6 +152,7 @@ struct point_run {
     struct dvec dispatch_lag;
     mono_ns hb_expected;
     struct event *heartbeat;
+    size_t events0; /* client_events() when the point started */
     struct event *progress_ev;
     struct progress progress;
 };
@@ -290,12 +291,9 @@ static void on_progress(evutil_socket_t fd, short what, void *arg)
     (void)fd;
     (void)what;
     /* Text events received so far, in flight included, so the live rate moves with the
-     * stream rather than in jumps as requests end (once a second: a walk is cheap). */
-    long events = 0;
-    for (size_t t = 0; t < pr->n_tenants; t++)
-        for (size_t i = 0; i < pr->tenants[t].n; i++)
-            events += (long)pr->tenants[t].recs[i].n_events;
-    pr->progress.tokens = events;
+     * stream rather than in jumps as requests end (the client's count: with loop threads a
+     * record in flight is not ours to read). */
+    pr->progress.tokens = (long)(client_events(pr->r->client) - pr->events0);
     progress_draw(&pr->progress);
 }
 
@@ -698,10 +696,13 @@ static int point_run(struct runner *r, const struct point_key *k)
         event_add(pr.checkpoint_ev, &ck);
         pr.hb_expected = clock_now() + HEARTBEAT_NS;
         event_add(pr.heartbeat, &hb);
+        pr.events0 = client_events(r->client);
+        client_take_loop_lag(r->client, NULL); /* loop threads: this point's lag only */
         if (pr.progress.enabled)
             event_add(pr.progress_ev, &one);
         if (pr.total > 0)
             event_base_dispatch(r->base);
+        client_take_loop_lag(r->client, &pr.loop_lag); /* the self-check per loop thread */
         event_free(pr.heartbeat);
         event_free(pr.progress_ev);
         event_free(pr.checkpoint_ev);
@@ -728,21 +729,17 @@ static int point_run(struct runner *r, const struct point_key *k)
 static int parse_args(int argc, char **argv, struct run_args *a)
 {
     static const struct option opts[] = {
-        {"config", required_argument, NULL, 'c'},
-        {"endpoint", required_argument, NULL, 'e'},
-        {"model", required_argument, NULL, 'm'},
-        {"output-dir", required_argument, NULL, 'o'},
-        {"sim", no_argument, NULL, 's'},
-        {"quiet", no_argument, NULL, 'q'},
-        {"wait", required_argument, NULL, 'w'},
-        {"help", no_argument, NULL, 'h'},
-        {NULL, 0, NULL, 0},
+        {"config", required_argument, NULL, 'c'}, {"endpoint", required_argument, NULL, 'e'},
+        {"model", required_argument, NULL, 'm'},  {"output-dir", required_argument, NULL, 'o'},
+        {"sim", no_argument, NULL, 's'},          {"quiet", no_argument, NULL, 'q'},
+        {"wait", required_argument, NULL, 'w'},   {"threads", required_argument, NULL, 't'},
+        {"help", no_argument, NULL, 'h'},         {NULL, 0, NULL, 0},
     };
     memset(a, 0, sizeof(*a));
     a->o.wait_s = 5;
     optind = 1;
     int c;
-    while ((c = getopt_long(argc, argv, "c:e:m:o:sqw:h", opts, NULL)) != -1) {
+    while ((c = getopt_long(argc, argv, "c:e:m:o:sqw:t:h", opts, NULL)) != -1) {
         char *end;
         switch (c) {
         case 'c':
@@ -772,6 +769,16 @@ static int parse_args(int argc, char **argv, struct run_args *a)
                 return -EINVAL;
             }
             break;
+        case 't': {
+            long n = strtol(optarg, &end, 10);
+            if (end == optarg || *end || n < 1 || n > 256) {
+                log_error("run: --threads expects a number of loop threads 1..256, got '%s'",
+                          optarg);
+                return -EINVAL;
+            }
+            a->o.threads = (int)n;
+            break;
+        }
         default:
             return -EINVAL;
         }
@@ -1120,6 +1127,21 @@ static rlim_t streams_planned(const struct config *c)
     return n;
 }
 
+/* Loop threads for the transfers: --threads, else one per CLIENT_STREAMS_PER_THREAD planned
+ * streams (at ~100 events/s a stream and ~8 us an event, most of a core) up to the CPUs but
+ * one, which stays with the run's own loop; 1 = the transfers run on the run's loop. */
+#define CLIENT_STREAMS_PER_THREAD 1000
+static int client_threads(const struct runner *r)
+{
+    if (r->args.threads > 0)
+        return r->args.threads;
+    long cpus = sysconf(_SC_NPROCESSORS_ONLN);
+    rlim_t want =
+        (streams_planned(&r->cfg) + CLIENT_STREAMS_PER_THREAD - 1) / CLIENT_STREAMS_PER_THREAD;
+    long most = cpus > 2 ? cpus - 1 : 1;
+    return want > (rlim_t)most ? (int)most : want < 1 ? 1 : (int)want;
+}
+
 /* Every stream holds a socket: check the descriptor limit before any load (running out
  * mid-run looked like a server that refused connections, and libevent exits on it). The
  * soft limit is raised up to the hard one when that is enough. 0, or -EMFILE (said). */
@@ -1237,7 +1259,8 @@ static int runner_setup(struct runner *r)
                      r->tenant_endpoint[t]);
     }
     r->base = loop_new();
-    struct client_options co = {.api_key = r->api_key, .timeout_s = c->server.timeout_s};
+    struct client_options co = {
+        .api_key = r->api_key, .timeout_s = c->server.timeout_s, .threads = client_threads(r)};
     if (!r->base || client_new(&r->client, r->base, &co)) {
         log_error("cannot create the event loop or HTTP client");
         return TB_EXIT_RUNTIME;
