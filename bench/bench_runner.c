@@ -16,7 +16,7 @@
  * holds about N streams with their token phases spread over the interval.
  *
  *   build/bench_runner [--streams 100,300,1000,3000] [--tokens 400] [--interval-ms 5]
- *                      [--ttft-ms 50] [--requests-per-stream 3] [--quick]
+ *                      [--ttft-ms 50] [--requests-per-stream 3] [--threads N] [--quick]
  * --quick (or TB_BENCH_QUICK=1): 200 tokens, 2 requests per stream (the whole table in about
  * a minute on 2 cores).
  */
@@ -43,6 +43,7 @@
 struct load {
     int streams, tokens, per_stream;
     int server_cpu; /* the CPU the server is pinned to; -1 = not pinned */
+    int threads;    /* testbench run --threads; 0 = its default */
     double interval_ms, ttft_ms;
 };
 
@@ -238,7 +239,11 @@ static int bench_one(const char *dir, const struct load *ld, struct result *res)
             "            scrape_server_metrics: false}\n",
             out, port, ld->streams * ld->per_stream, ld->streams, ld->streams / req_s, ld->tokens);
     fclose(f);
-    char *run_argv[] = {(char *)TB_BINARY, "run", "--config", cfg, "--quiet", NULL};
+    char threads[16];
+    snprintf(threads, sizeof(threads), "%d", ld->threads);
+    char *run_argv[] = {
+        (char *)TB_BINARY, "run", "--config", cfg, "--quiet", ld->threads > 0 ? "--threads" : NULL,
+        threads,           NULL};
     struct rusage ru;
     static struct rss_trace rss;
     rc = run_sampled(run_argv, &ru, &rss);
@@ -354,11 +359,12 @@ int main(int argc, char **argv)
         {"interval-ms", required_argument, NULL, 'i'},
         {"ttft-ms", required_argument, NULL, 'f'},
         {"quick", no_argument, NULL, 'q'},
+        {"threads", required_argument, NULL, 'T'},
         {"server-cpu", required_argument, NULL, 'c'},
         {NULL, 0, NULL, 0},
     };
     int c, tokens = 0, per_stream = 0;
-    while ((c = getopt_long(argc, argv, "s:t:r:i:f:qc:", lo, NULL)) != -1) {
+    while ((c = getopt_long(argc, argv, "s:t:r:i:f:qc:T:", lo, NULL)) != -1) {
         switch (c) {
         case 's':
             streams_list = optarg;
@@ -377,6 +383,9 @@ int main(int argc, char **argv)
             break;
         case 'q':
             quick = true;
+            break;
+        case 'T':
+            base.threads = (int)strtol(optarg, NULL, 10);
             break;
         case 'c':
             base.server_cpu = (int)strtol(optarg, NULL, 10);
@@ -405,11 +414,12 @@ int main(int argc, char **argv)
     }
     printf("runner benchmark: ground-truth server (bench/gt_server), first token %.0f ms, then "
            "one every %.1f ms, %d tokens, %d requests per stream, loopback, %ld cores, load "
-           "average %.2f at start\n",
+           "average %.2f at start, runner --threads %d (0: its default)\n",
            base.ttft_ms, base.interval_ms, base.tokens, base.per_stream,
-           sysconf(_SC_NPROCESSORS_ONLN), load1);
+           sysconf(_SC_NPROCESSORS_ONLN), load1, base.threads);
     printf("errors are the runner's reading minus the truth (ms unless marked); server late = "
-           "token written minus due; tail departs = ITL p99 > interval + 1 ms + server late p99\n");
+           "token written minus due; tail departs = ITL p99 > interval + 1 ms + server late p99, "
+           "or TTFT p99 > TTFT p50 + 1 ms + server first-token late p99\n");
     printf("%7s %9s %6s %6s %6s %6s %6s %8s %7s %7s %8s %7s %7s %7s %7s %6s %7s %7s %6s %-4s "
            "%-4s %s\n",
            "streams", "events/s", "us/ev", "loop", "us/ev*", "rss", "rss*", "thr_err", "itl50",
