@@ -41,6 +41,8 @@
 #include "runner/client.h"
 
 #include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdio.h>
@@ -1546,6 +1548,16 @@ void client_take_loop_lag(struct client *c, struct dvec *into)
         w->lag.n = 0;
         pthread_mutex_unlock(&w->lock);
     }
+}
+
+void client_reserve_descriptors(size_t n)
+{
+    if (n < 2 || n > INT_MAX)
+        return;
+    /* The lowest free descriptor at or above n - 1: the table must then cover n. */
+    int fd = fcntl(STDERR_FILENO, F_DUPFD_CLOEXEC, (int)(n - 1));
+    if (fd >= 0)
+        close(fd);
 }
 
 void client_free(struct client *c)

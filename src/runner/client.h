@@ -80,5 +80,11 @@ struct dvec;
  * to probe. */
 void client_take_loop_lag(struct client *c, struct dvec *into);
 void client_free(struct client *c); /* cancels what is in flight; NULL is a no-op */
+/* Grows the process's descriptor table to hold n descriptors now, before any load. The kernel
+ * grows it by doubling when a new descriptor does not fit, and in a process with threads each
+ * growth waits for an RCU grace period (expand_fdtable: synchronize_rcu), which stalled the
+ * loop 10-20 ms in socket() as streams crossed 128, 256, 512... Best effort: a limit below n
+ * leaves the table as it is. */
+void client_reserve_descriptors(size_t n);
 
 #endif

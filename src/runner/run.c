@@ -1286,6 +1286,7 @@ int run_config(struct config *cfg, const struct run_options *o, struct run_outco
         config_release(&r.cfg);
         return out->exit_code = TB_EXIT_RUNTIME;
     }
+    client_reserve_descriptors((size_t)(streams_planned(&r.cfg) + FD_RESERVE));
     interrupted = 0;
     struct sigaction sa, old_int, old_term, old_hup;
     memset(&sa, 0, sizeof(sa));
