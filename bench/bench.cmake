@@ -9,6 +9,15 @@ foreach(b bench_agreement bench_runner)
     add_dependencies(${b} testbench)
   endif()
 endforeach()
+# gt_server: the ground-truth SSE server bench_runner measures the runner against.
+add_executable(gt_server ${CMAKE_SOURCE_DIR}/bench/gt_server.c)
+# bench_transport: CPU per streamed token, the runner's libcurl client against evhttp's.
+add_executable(bench_transport ${CMAKE_SOURCE_DIR}/bench/bench_transport.c)
+target_link_libraries(bench_transport PRIVATE bench_common)
+foreach(b bench_runner bench_transport)
+  target_compile_definitions(${b} PRIVATE GT_SERVER="$<TARGET_FILE:gt_server>")
+  add_dependencies(${b} gt_server)
+endforeach()
 # bench_report: size and time of `testbench report` on a synthesized run of N requests.
 add_executable(bench_report ${CMAKE_SOURCE_DIR}/bench/bench_report.c)
 target_link_libraries(bench_report PRIVATE tb)

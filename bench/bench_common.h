@@ -23,6 +23,11 @@ char *bench_find(const char *dir, const char *suffix);
 /* A number at a path like "points.0.summary.ttft_ms.p50" (NAN if missing). */
 double bench_path_number(json_t *root, const char *path);
 
+/* A loopback TCP port free now (-1 on failure). */
+int bench_free_port(void);
+/* Waits until something accepts on 127.0.0.1:port; 0 or -ETIMEDOUT. */
+int bench_wait_listening(int port, double timeout_s);
+
 /* Writes a made-up tiny model (bench/tiny-0.1b, alias bench-tiny) into a new temporary
  * catalog folder, so that the engine's steps are short and the limit measured is the HTTP
  * path's CPU, not the modelled GPU. dir receives the folder (at least 64 bytes). 0 or -errno. */

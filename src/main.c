@@ -30,7 +30,7 @@ struct command {
 static const struct command commands[] = {
     {"run", run_main,
      "testbench run --config FILE [--endpoint URL] [--model NAME] [--output-dir DIR] [--sim] "
-     "[--quiet]\n    [--wait S]\n  Runs the benchmark a config describes and writes "
+     "[--quiet]\n    [--wait S] [--threads N]\n  Runs the benchmark a config describes and writes "
      "results/<prefix>_<time>_*."},
     {"sim", sim_main,
      "testbench sim [--host 127.0.0.1] [--port 8000] [--model M] [--served-model-name N]\n"

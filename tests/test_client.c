@@ -2,10 +2,12 @@
  * test_client.c - the streaming client against the fake server (tests/fixtures): every
  * response mode gives the right status class, HTTP status, error text, token counts and
  * events; request bodies and headers are what OpenAI-compatible servers expect; many
- * concurrent streams; keep-alive; timestamp accuracy; refused connections; cancellation.
+ * concurrent streams; keep-alive; timestamp accuracy; refused connections; cancellation;
+ * and the same on worker threads.
  */
 #include <errno.h>
 #include <netinet/in.h>
+#include <pthread.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -13,6 +15,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -26,12 +29,15 @@
 #include "runner/record.h"
 #include "runner/sse.h"
 #include "core/clock.h"
+#include "core/stats.h"
 
 #define PROMPT "Tell me a story about a fox."
 #define DEADLINE_S 15
 
 static struct fake_server *srv;
 static char base_url[64];
+/* Worker threads every client of the current test gets (0: the caller's loop only). */
+static int g_threads;
 
 struct harness {
     struct event_base *base;
@@ -62,7 +68,9 @@ static void harness_init(struct harness *h, const struct client_options *o)
     h->base = event_base_new();
     assert_non_null(h->base);
     h->deadline = evtimer_new(h->base, on_deadline, h);
-    assert_int_equal(client_new(&h->c, h->base, o), 0);
+    struct client_options opt = o ? *o : (struct client_options){0};
+    opt.threads = g_threads;
+    assert_int_equal(client_new(&h->c, h->base, &opt), 0);
 }
 
 static void harness_release(struct harness *h)
@@ -734,14 +742,129 @@ static int teardown(void **state)
     return 0;
 }
 
+/* The same cases with the transfers on two worker threads: every status class, keep-alive,
+ * many streams, timing and cancellation hold, and the done callbacks still run on the
+ * caller's loop. */
+#define THREADED(name)                                                                             \
+    static void name##_threaded(void **state)                                                      \
+    {                                                                                              \
+        g_threads = 2;                                                                             \
+        name(state);                                                                               \
+        g_threads = 0;                                                                             \
+    }
+THREADED(test_modes)
+THREADED(test_keepalive)
+THREADED(test_itl_accuracy)
+THREADED(test_cancel)
+
+/* Two worker threads: the streams spread over both, every event is counted, each worker's
+ * heartbeat leaves loop-lag samples, and done runs on the caller's thread. */
+static pthread_t caller;
+
+static void on_done_here(void *ctx, struct req_record *rec)
+{
+    assert_true(pthread_equal(pthread_self(), caller));
+    on_done(ctx, rec);
+}
+
+static void test_threads(void **state)
+{
+    (void)state;
+    g_threads = 2;
+    caller = pthread_self();
+    struct harness h;
+    harness_init(&h, &(struct client_options){.timeout_s = 10});
+    size_t events0 = client_events(h.c);
+    client_take_loop_lag(h.c, NULL);
+    struct slot *s = calloc(N_CONC, sizeof(*s));
+    for (int i = 0; i < N_CONC; i++) {
+        s[i].h = &h;
+        req_record_init(&s[i].rec);
+        struct client_request rq = {.base_url = base_url,
+                                    .api = i % 2 ? API_CHAT : API_COMPLETIONS,
+                                    .model = "normal n=10 gap=3",
+                                    .prompt = PROMPT,
+                                    .max_tokens = 10,
+                                    .ignore_eos = true};
+        assert_int_equal(client_start(h.c, &rq, &s[i].rec, on_done_here, &s[i]), 0);
+        h.pending++;
+    }
+    assert_int_equal(client_in_flight(h.c), N_CONC);
+    harness_run(&h);
+    for (int i = 0; i < N_CONC; i++) {
+        assert_int_equal(s[i].done_calls, 1);
+        assert_int_equal(s[i].rec.status, REQ_OK);
+        assert_int_equal(s[i].rec.n_events, 10);
+        check_times(&s[i].rec);
+        req_record_release(&s[i].rec);
+    }
+    assert_int_equal(client_events(h.c) - events0, N_CONC * 10);
+    struct dvec lag;
+    dvec_init(&lag);
+    client_take_loop_lag(h.c, &lag);
+    assert_true(lag.n > 0);
+    size_t first = lag.n;
+    client_take_loop_lag(h.c, &lag); /* taken once: nothing is left to take again */
+    assert_true(lag.n - first < 20);
+    dvec_release(&lag);
+    free(s);
+    harness_release(&h);
+    g_threads = 0;
+}
+
+/* FDSize in /proc/self/status: the slots of this process's descriptor table. */
+static long fd_table_size(void)
+{
+    FILE *f = fopen("/proc/self/status", "r");
+    char line[256];
+    long n = -1;
+    while (f && fgets(line, sizeof(line), f))
+        if (strncmp(line, "FDSize:", 7) == 0)
+            n = strtol(line + 7, NULL, 10);
+    if (f)
+        fclose(f);
+    return n;
+}
+
+/* The table is grown up front to hold what the load will open (so socket() never waits for it
+ * to grow mid-run), and no descriptor is left open by doing so. */
+static void test_reserve_descriptors(void **state)
+{
+    (void)state;
+    struct rlimit rl;
+    assert_int_equal(getrlimit(RLIMIT_NOFILE, &rl), 0);
+    long want = rl.rlim_cur == RLIM_INFINITY || rl.rlim_cur > 3000 ? 3000 : (long)rl.rlim_cur;
+    if (fd_table_size() >= want)
+        skip(); /* already that large: nothing this process can show */
+    int probe = dup(0);
+    client_reserve_descriptors((size_t)want);
+    assert_true(fd_table_size() >= want);
+    int next = dup(0); /* the lowest free descriptor is still the same one */
+    assert_int_equal(next, probe + 1);
+    close(next);
+    close(probe);
+    client_reserve_descriptors(0); /* nonsense sizes are ignored */
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_status_names), cmocka_unit_test(test_modes),
-        cmocka_unit_test(test_request_body), cmocka_unit_test(test_keepalive),
-        cmocka_unit_test(test_concurrent),   cmocka_unit_test(test_max_host_connections),
-        cmocka_unit_test(test_itl_accuracy), cmocka_unit_test(test_connect_refused),
-        cmocka_unit_test(test_cancel),       cmocka_unit_test(test_chunk_parse),
+        cmocka_unit_test(test_status_names),
+        cmocka_unit_test(test_modes),
+        cmocka_unit_test(test_request_body),
+        cmocka_unit_test(test_keepalive),
+        cmocka_unit_test(test_concurrent),
+        cmocka_unit_test(test_max_host_connections),
+        cmocka_unit_test(test_itl_accuracy),
+        cmocka_unit_test(test_connect_refused),
+        cmocka_unit_test(test_cancel),
+        cmocka_unit_test(test_chunk_parse),
+        cmocka_unit_test(test_modes_threaded),
+        cmocka_unit_test(test_keepalive_threaded),
+        cmocka_unit_test(test_itl_accuracy_threaded),
+        cmocka_unit_test(test_cancel_threaded),
+        cmocka_unit_test(test_threads),
+        cmocka_unit_test(test_reserve_descriptors),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }

@@ -244,9 +244,9 @@ static void compare_with_trace(json_t *detailed, json_t *trace)
     dvec_release(&ttft_err);
 }
 
-static void run_completes_with_exact_counts(void **state)
+/* threads: NULL for the default, else the --threads value. */
+static void exact_counts(struct fixture *f, const char *threads)
 {
-    struct fixture *f = *state;
     char *body = xasprintf("benchmark: {name: e2e, output_prefix: e2e}\n"
                            "server: {endpoint: \"http://127.0.0.1:%d\"}\n"
                            "model: {name: meta-llama/Llama-3.1-8B-Instruct}\n"
@@ -263,7 +263,8 @@ static void run_completes_with_exact_counts(void **state)
     char *cfg = write_config(f, "counts", body);
     char *out = xasprintf("%s/out", f->dir);
     const char *args[] = {"testbench",    "run", "--config", cfg,
-                          "--output-dir", out,   "--quiet",  NULL};
+                          "--output-dir", out,   "--quiet",  threads ? "--threads" : NULL,
+                          threads,        NULL};
     assert_int_equal(run_tb(args), 0);
 
     char *detailed = tb_find(out, "_detailed.json");
@@ -291,6 +292,14 @@ static void run_completes_with_exact_counts(void **state)
         json_t *reqs = json_object_get(p, "requests");
         assert_int_equal(json_array_size(reqs), 12);
         assert_true(json_is_false(json_object_get(p, "partial")));
+        if (threads) {
+            /* The run's heartbeat and each thread's, every 1 ms: about three samples a
+             * millisecond of the point where one loop alone gives one. */
+            json_t *sum = json_object_get(p, "summary");
+            double ms = json_number_value(json_object_get(sum, "duration_s")) * 1e3;
+            json_t *lag = json_object_get(json_object_get(sum, "client"), "loop_lag_ms");
+            assert_true((double)json_integer_value(json_object_get(lag, "n")) > 1.5 * ms);
+        }
         size_t ri;
         json_t *rq;
         json_array_foreach(reqs, ri, rq)
@@ -324,6 +333,18 @@ static void run_completes_with_exact_counts(void **state)
     free(out);
     free(cfg);
     free(body);
+}
+
+static void run_completes_with_exact_counts(void **state)
+{
+    exact_counts(*state, NULL);
+}
+
+/* The same run with its streams on two loop threads: one result, the same counts, each gap
+ * against the simulator's own emission times, and a loop lag from the threads' heartbeats. */
+static void run_on_two_loop_threads(void **state)
+{
+    exact_counts(*state, "2");
 }
 
 static void unreachable_server_exits_3(void **state)
@@ -935,6 +956,7 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(run_completes_with_exact_counts, setup, teardown),
+        cmocka_unit_test_setup_teardown(run_on_two_loop_threads, setup, teardown),
         cmocka_unit_test_setup_teardown(unreachable_server_exits_3, setup, teardown),
         cmocka_unit_test_setup_teardown(bad_config_exits_2, setup, teardown),
         cmocka_unit_test_setup_teardown(ctrl_c_leaves_valid_partial_files, setup, teardown),

@@ -23,6 +23,16 @@
  * A connection dropped before any HTTP status arrived (send/recv error, empty reply) is
  * classified as connect: the server was not reachable in a usable way.
  *
+ * Threads (client_options.threads > 1): each worker thread runs the wiring above on a base
+ * and multi handle of its own. client_start (on the caller's loop) builds the request, stamps
+ * t_sent and posts the transfer to the worker with the fewest in its inbox (a mutex and an
+ * eventfd); the worker adds it to its multi handle, and when it ends settles the record and
+ * posts it back to the caller's loop the same way, where the done callback runs. So the
+ * schedule, the done callbacks and the results stay on one thread, a record is written by
+ * one worker between client_start and done, and no libcurl or libevent object is shared.
+ * Cancelling asks every worker to cancel its own and waits for each to acknowledge. Each
+ * worker probes its own loop lag with a 1 ms heartbeat (client_take_loop_lag).
+ *
  * Connections: HTTP/1.1 (one stream per connection, as vLLM's own benchmark client does;
  * keeps per-stream timing independent of HTTP/2 flow control); libcurl's connection cache
  * in the multi handle reuses idle keep-alive connections. "Expect: 100-continue" is turned
@@ -31,12 +41,17 @@
 #include "runner/client.h"
 
 #include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/eventfd.h>
 #include <sys/socket.h>
+#include <unistd.h>
 
 #include <curl/curl.h>
 #include <jansson.h>
@@ -45,6 +60,7 @@
 #include "core/clock.h"
 #include "core/http.h"
 #include "core/jsonx.h"
+#include "core/stats.h"
 #include "core/text.h"
 #include "runner/sse.h"
 
@@ -64,11 +80,15 @@
 #define CLIENT_EVENTS_MARGIN 64
 #define CLIENT_CHUNKS_PER_EVENT 4
 
+struct worker;
+
 struct transfer {
     struct client *c;
+    struct worker *w; /* the loop that runs it */
     CURL *easy;
     struct sse_parser *sse;
-    struct transfer *prev, *next; /* in c->active, or next in c->pool */
+    struct transfer *prev, *next;   /* in c->active, or next in c->pool */
+    struct transfer *wprev, *wnext; /* in w->mine (threaded), or next in an inbox/done queue */
     struct req_record *rec;
     client_done_fn done;
     void *ctx;
@@ -89,16 +109,48 @@ struct transfer {
     char errbuf[CURL_ERROR_SIZE];
 };
 
-struct client {
-    struct event_base *base;
+/* One event loop driving one libcurl multi handle. Unthreaded, the client has one that runs on
+ * the caller's base; with threads, each worker thread has its own, and everything marked
+ * "worker" below is touched by that thread only. */
+struct worker {
+    struct client *c;
+    struct event_base *base; /* the caller's, or the worker's own */
     CURLM *multi;
     struct event *timer;
+    struct sock *socks;   /* sockets libcurl asked us to watch */
+    atomic_size_t events; /* text events received (worker writes, anyone reads) */
+    /* threaded only */
+    pthread_t thread;
+    bool inited, started;
+    int wake_fd; /* eventfd: the owner posted work or a command */
+    struct event *wake_ev;
+    struct event *heartbeat;
+    mono_ns hb_expected;   /* worker */
+    struct transfer *mine; /* worker: in this multi handle, doubly linked by wprev/wnext */
+    size_t load;           /* owner: handed over and not yet back */
+    pthread_mutex_t lock;  /* guards the fields below */
+    pthread_cond_t acked;
+    struct transfer *inbox; /* handed over, not yet started (by wnext) */
+    bool cancel, cancel_done, stop;
+    struct dvec lag; /* heartbeat lateness, seconds */
+};
+
+struct client {
+    struct event_base *base;
     struct curl_slist *headers;
     struct transfer *active; /* doubly linked, in flight */
     struct transfer *pool;   /* finished transfers kept for reuse (easy handle, parser) */
-    struct sock *socks;      /* sockets libcurl asked us to watch */
     size_t in_flight;
     double timeout_s;
+    long max_host_connections;
+    struct worker *workers;
+    size_t n_workers;
+    bool threaded;
+    /* threaded: finished transfers on their way back to the owner's loop */
+    int done_fd;
+    struct event *done_ev;
+    pthread_mutex_t done_lock;
+    struct transfer *done_head, *done_tail; /* by wnext */
 };
 
 /* A libevent event per socket libcurl asks us to watch. */
@@ -304,10 +356,9 @@ static bool usage_implausible(int usage, size_t events, int max_tokens)
     return max_tokens > 0 && usage > max_tokens;
 }
 
-/* Fills in tokens and t_end, hands the record over and recycles t. */
-static void transfer_finish(struct transfer *t)
+/* Fills in tokens and t_end (on the loop that ran the transfer). */
+static void transfer_settle(struct transfer *t)
 {
-    struct client *c = t->c;
     struct req_record *rec = t->rec;
     if (!rec->t_end)
         rec->t_end = clock_now();
@@ -324,6 +375,13 @@ static void transfer_finish(struct transfer *t)
     }
     if (t->have_usage && t->usage_prompt >= 0)
         rec->prompt_tokens = t->usage_prompt;
+}
+
+/* Hands the record over and recycles t (on the owner's loop). */
+static void transfer_hand_back(struct transfer *t)
+{
+    struct client *c = t->c;
+    struct req_record *rec = t->rec;
     client_done_fn done = t->done;
     void *ctx = t->ctx;
     list_unlink(c, t);
@@ -336,11 +394,45 @@ static void transfer_finish(struct transfer *t)
     done(ctx, rec);
 }
 
-static void drain_done(struct client *c)
+static void worker_unlink(struct worker *w, struct transfer *t)
+{
+    if (t->wprev)
+        t->wprev->wnext = t->wnext;
+    else
+        w->mine = t->wnext;
+    if (t->wnext)
+        t->wnext->wprev = t->wprev;
+    t->wprev = t->wnext = NULL;
+}
+
+/* A transfer is over on its loop: unthreaded, its done callback runs now; threaded, it goes
+ * back to the owner's loop, whose done callbacks run there. */
+static void transfer_over(struct worker *w, struct transfer *t)
+{
+    transfer_settle(t);
+    struct client *c = w->c;
+    if (!c->threaded) {
+        transfer_hand_back(t);
+        return;
+    }
+    worker_unlink(w, t);
+    pthread_mutex_lock(&c->done_lock);
+    if (c->done_tail)
+        c->done_tail->wnext = t;
+    else
+        c->done_head = t;
+    c->done_tail = t;
+    pthread_mutex_unlock(&c->done_lock);
+    uint64_t one = 1;
+    ssize_t n = write(c->done_fd, &one, sizeof(one));
+    (void)n; /* an eventfd write fails only when the counter would overflow: already woken */
+}
+
+static void drain_done(struct worker *w)
 {
     CURLMsg *msg;
     int left;
-    while ((msg = curl_multi_info_read(c->multi, &left))) {
+    while ((msg = curl_multi_info_read(w->multi, &left))) {
         if (msg->msg != CURLMSG_DONE)
             continue;
         CURL *easy = msg->easy_handle;
@@ -355,8 +447,8 @@ static void drain_done(struct client *c)
             (void)rc; /* a failing event already marked t->failed */
         }
         classify(t, res);
-        curl_multi_remove_handle(c->multi, easy);
-        transfer_finish(t);
+        curl_multi_remove_handle(w->multi, easy);
+        transfer_over(w, t);
     }
 }
 
@@ -760,6 +852,7 @@ static int on_sse_event(void *ctx, const char *data, size_t len)
             rec->t_first = t->now;
         rec->t_last = t->now;
         req_record_add_event(rec, t->now);
+        atomic_fetch_add_explicit(&t->w->events, 1, memory_order_relaxed);
     }
     if (ck.finish)
         t->saw_finish = true;
@@ -820,30 +913,30 @@ static size_t on_write(char *ptr, size_t size, size_t nmemb, void *userp)
 
 static void on_socket_ready(evutil_socket_t fd, short what, void *arg)
 {
-    struct client *c = arg;
+    struct worker *w = arg;
     int flags =
         ((what & EV_READ) ? CURL_CSELECT_IN : 0) | ((what & EV_WRITE) ? CURL_CSELECT_OUT : 0);
     int running = 0;
-    curl_multi_socket_action(c->multi, fd, flags, &running);
-    drain_done(c);
+    curl_multi_socket_action(w->multi, fd, flags, &running);
+    drain_done(w);
 }
 
 static void on_timer(evutil_socket_t fd, short what, void *arg)
 {
-    struct client *c = arg;
+    struct worker *w = arg;
     (void)fd;
     (void)what;
     int running = 0;
-    curl_multi_socket_action(c->multi, CURL_SOCKET_TIMEOUT, 0, &running);
-    drain_done(c);
+    curl_multi_socket_action(w->multi, CURL_SOCKET_TIMEOUT, 0, &running);
+    drain_done(w);
 }
 
-static void sock_free(struct client *c, struct sock *sk)
+static void sock_free(struct worker *w, struct sock *sk)
 {
     if (sk->prev)
         sk->prev->next = sk->next;
     else
-        c->socks = sk->next;
+        w->socks = sk->next;
     if (sk->next)
         sk->next->prev = sk->prev;
     event_free(sk->ev);
@@ -852,13 +945,13 @@ static void sock_free(struct client *c, struct sock *sk)
 
 static int on_curl_socket(CURL *easy, curl_socket_t s, int what, void *userp, void *socketp)
 {
-    struct client *c = userp;
+    struct worker *w = userp;
     struct sock *sk = socketp;
     (void)easy;
     if (what == CURL_POLL_REMOVE) {
         if (sk) {
-            curl_multi_assign(c->multi, s, NULL);
-            sock_free(c, sk);
+            curl_multi_assign(w->multi, s, NULL);
+            sock_free(w, sk);
         }
         return 0;
     }
@@ -867,21 +960,21 @@ static int on_curl_socket(CURL *easy, curl_socket_t s, int what, void *userp, vo
     if (!sk) {
         sk = xcalloc(1, sizeof(*sk));
         sk->fd = s;
-        sk->ev = event_new(c->base, s, kind, on_socket_ready, c);
+        sk->ev = event_new(w->base, s, kind, on_socket_ready, w);
         if (!sk->ev) {
             free(sk);
             return -1;
         }
-        sk->next = c->socks;
-        if (c->socks)
-            c->socks->prev = sk;
-        c->socks = sk;
-        curl_multi_assign(c->multi, s, sk);
+        sk->next = w->socks;
+        if (w->socks)
+            w->socks->prev = sk;
+        w->socks = sk;
+        curl_multi_assign(w->multi, s, sk);
     } else if (sk->kind == kind) {
         return 0; /* libcurl repeats itself; re-adding would cost two epoll_ctl calls */
     } else {
         event_del(sk->ev);
-        if (event_assign(sk->ev, c->base, s, kind, on_socket_ready, c))
+        if (event_assign(sk->ev, w->base, s, kind, on_socket_ready, w))
             return -1;
     }
     sk->kind = kind;
@@ -891,12 +984,223 @@ static int on_curl_socket(CURL *easy, curl_socket_t s, int what, void *userp, vo
 /* Only arms the libevent timer; libcurl must not be called from here (P11). */
 static int on_curl_timer(CURLM *multi, long ms, void *userp)
 {
-    struct client *c = userp;
+    struct worker *w = userp;
     (void)multi;
     if (ms < 0)
-        return evtimer_del(c->timer) ? -1 : 0;
+        return evtimer_del(w->timer) ? -1 : 0;
     struct timeval tv = {ms / 1000, (ms % 1000) * 1000}; /* 0: the next loop turn */
-    return evtimer_add(c->timer, &tv) ? -1 : 0;
+    return evtimer_add(w->timer, &tv) ? -1 : 0;
+}
+
+/* ===== Workers ===== */
+
+#define CLIENT_HEARTBEAT_NS (1 * NS_PER_MS) /* a worker's loop-lag probe, as run.c's own */
+
+/* The multi handle and its libevent glue, on base. 0 or -ENOMEM. */
+static int worker_setup(struct client *c, struct worker *w, struct event_base *base)
+{
+    w->c = c;
+    w->base = base;
+    atomic_init(&w->events, 0);
+    w->multi = curl_multi_init();
+    w->timer = w->multi ? evtimer_new(base, on_timer, w) : NULL;
+    if (!w->timer)
+        return -ENOMEM;
+    curl_multi_setopt(w->multi, CURLMOPT_SOCKETFUNCTION, on_curl_socket);
+    curl_multi_setopt(w->multi, CURLMOPT_SOCKETDATA, w);
+    curl_multi_setopt(w->multi, CURLMOPT_TIMERFUNCTION, on_curl_timer);
+    curl_multi_setopt(w->multi, CURLMOPT_TIMERDATA, w);
+    if (c->max_host_connections > 0)
+        curl_multi_setopt(w->multi, CURLMOPT_MAX_HOST_CONNECTIONS, c->max_host_connections);
+    return 0;
+}
+
+/* Closes what worker_setup opened; the worker's thread, if any, has ended. */
+static void worker_release(struct worker *w)
+{
+    /* Closes cached connections; their sockets leave through on_curl_socket. */
+    if (w->multi)
+        curl_multi_cleanup(w->multi);
+    /* libcurl does not always report REMOVE for connections it closes in cleanup. */
+    while (w->socks)
+        sock_free(w, w->socks);
+    if (w->timer)
+        event_free(w->timer);
+}
+
+/* Cancels every transfer this worker runs (worker thread). */
+static void worker_cancel(struct worker *w)
+{
+    while (w->mine) {
+        struct transfer *t = w->mine;
+        long http = 0;
+        curl_easy_getinfo(t->easy, CURLINFO_RESPONSE_CODE, &http);
+        t->rec->http_status = http;
+        curl_multi_remove_handle(w->multi, t->easy);
+        req_record_fail(t->rec, REQ_CANCELLED, "cancelled");
+        transfer_over(w, t);
+    }
+}
+
+/* The owner posted transfers or a command (worker thread). */
+static void on_worker_wake(evutil_socket_t fd, short what, void *arg)
+{
+    struct worker *w = arg;
+    (void)what;
+    uint64_t n;
+    ssize_t r = read(fd, &n, sizeof(n));
+    (void)r; /* nonblocking: nothing to read means another wake-up already took it */
+    pthread_mutex_lock(&w->lock);
+    struct transfer *in = w->inbox;
+    w->inbox = NULL;
+    bool cancel = w->cancel, stop = w->stop;
+    pthread_mutex_unlock(&w->lock);
+    /* The inbox is newest first; start in the order they were handed over. */
+    struct transfer *rev = NULL;
+    while (in) {
+        struct transfer *t = in;
+        in = t->wnext;
+        t->wnext = rev;
+        rev = t;
+    }
+    while (rev) {
+        struct transfer *t = rev;
+        rev = t->wnext;
+        t->wprev = NULL;
+        t->wnext = w->mine;
+        if (w->mine)
+            w->mine->wprev = t;
+        w->mine = t;
+        if (curl_multi_add_handle(w->multi, t->easy) != CURLM_OK) {
+            req_record_fail(t->rec, REQ_BAD_RESPONSE, "client_start: %s", strerror(EIO));
+            t->failed = true;
+            transfer_over(w, t);
+        }
+    }
+    if (cancel) {
+        worker_cancel(w);
+        pthread_mutex_lock(&w->lock);
+        w->cancel = false;
+        w->cancel_done = true;
+        pthread_cond_signal(&w->acked);
+        pthread_mutex_unlock(&w->lock);
+    }
+    if (stop)
+        event_base_loopbreak(w->base);
+}
+
+/* The worker's own loop-lag probe, as run.c's heartbeat is the owner's. */
+static void on_worker_heartbeat(evutil_socket_t fd, short what, void *arg)
+{
+    struct worker *w = arg;
+    (void)fd;
+    (void)what;
+    mono_ns now = clock_now();
+    double lag = now > w->hb_expected ? ns_diff_s(w->hb_expected, now) : 0;
+    w->hb_expected += CLIENT_HEARTBEAT_NS;
+    if (w->hb_expected < now)
+        w->hb_expected = now + CLIENT_HEARTBEAT_NS;
+    pthread_mutex_lock(&w->lock);
+    dvec_push(&w->lag, lag);
+    pthread_mutex_unlock(&w->lock);
+}
+
+static void *worker_main(void *arg)
+{
+    struct worker *w = arg;
+    event_base_loop(w->base, EVLOOP_NO_EXIT_ON_EMPTY);
+    return NULL;
+}
+
+static void post_wake(int fd)
+{
+    uint64_t one = 1;
+    ssize_t n = write(fd, &one, sizeof(one));
+    (void)n; /* fails only when the counter would overflow: the reader is awake anyway */
+}
+
+/* A worker with its own base and thread. 0 or -errno. */
+static int worker_start(struct client *c, struct worker *w)
+{
+    pthread_mutex_init(&w->lock, NULL);
+    pthread_cond_init(&w->acked, NULL);
+    dvec_init(&w->lag);
+    w->inited = true;
+    struct event_config *ec = event_config_new();
+    if (!ec)
+        return -ENOMEM;
+    /* Only its own thread touches this base (the owner talks through the eventfd): no locks. */
+    event_config_set_flag(ec, EVENT_BASE_FLAG_PRECISE_TIMER | EVENT_BASE_FLAG_NOLOCK);
+    struct event_base *base = event_base_new_with_config(ec);
+    event_config_free(ec);
+    if (!base || worker_setup(c, w, base))
+        return -ENOMEM;
+    w->wake_fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+    if (w->wake_fd < 0)
+        return -errno;
+    w->wake_ev = event_new(base, w->wake_fd, EV_READ | EV_PERSIST, on_worker_wake, w);
+    w->heartbeat = event_new(base, -1, EV_PERSIST, on_worker_heartbeat, w);
+    struct timeval hb = {0, (suseconds_t)(CLIENT_HEARTBEAT_NS / 1000)};
+    if (!w->wake_ev || !w->heartbeat || event_add(w->wake_ev, NULL) || event_add(w->heartbeat, &hb))
+        return -ENOMEM;
+    w->hb_expected = clock_now() + CLIENT_HEARTBEAT_NS;
+    int rc = pthread_create(&w->thread, NULL, worker_main, w);
+    if (rc)
+        return -rc;
+    w->started = true;
+    return 0;
+}
+
+/* Stops the worker's thread and frees what it held (owner). */
+static void worker_stop(struct worker *w)
+{
+    if (w->started) {
+        pthread_mutex_lock(&w->lock);
+        w->stop = true;
+        pthread_mutex_unlock(&w->lock);
+        post_wake(w->wake_fd);
+        pthread_join(w->thread, NULL);
+        w->started = false;
+    }
+    worker_release(w);
+    if (w->wake_ev)
+        event_free(w->wake_ev);
+    if (w->heartbeat)
+        event_free(w->heartbeat);
+    if (w->wake_fd >= 0)
+        close(w->wake_fd);
+    if (w->base)
+        event_base_free(w->base);
+    if (w->inited) {
+        dvec_release(&w->lag);
+        pthread_cond_destroy(&w->acked);
+        pthread_mutex_destroy(&w->lock);
+    }
+}
+
+/* Runs the done callbacks of transfers the workers finished (owner). */
+static void deliver_done(struct client *c)
+{
+    pthread_mutex_lock(&c->done_lock);
+    struct transfer *t = c->done_head;
+    c->done_head = c->done_tail = NULL;
+    pthread_mutex_unlock(&c->done_lock);
+    while (t) {
+        struct transfer *next = t->wnext;
+        t->wnext = NULL;
+        t->w->load--;
+        transfer_hand_back(t);
+        t = next;
+    }
+}
+
+static void on_done_ready(evutil_socket_t fd, short what, void *arg)
+{
+    (void)what;
+    uint64_t n;
+    ssize_t r = read(fd, &n, sizeof(n));
+    (void)r;
+    deliver_done(arg);
 }
 
 /* ===== Public ===== */
@@ -911,19 +1215,33 @@ int client_new(struct client **out, struct event_base *base, const struct client
     int rc = -ENOMEM;
     struct client *c = xcalloc(1, sizeof(*c));
     c->base = base;
+    c->done_fd = -1;
     c->timeout_s = o ? o->timeout_s : 0;
-    c->multi = curl_multi_init();
-    if (!c->multi)
+    c->max_host_connections = o ? o->max_host_connections : 0;
+    c->threaded = o && o->threads > 1;
+    c->n_workers = c->threaded ? (size_t)o->threads : 1;
+    c->workers = xcalloc(c->n_workers, sizeof(*c->workers));
+    for (size_t i = 0; i < c->n_workers; i++)
+        c->workers[i].wake_fd = -1;
+    if (c->threaded) {
+        pthread_mutex_init(&c->done_lock, NULL);
+        c->done_fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+        if (c->done_fd < 0) {
+            rc = -errno;
+            goto fail;
+        }
+        c->done_ev = event_new(base, c->done_fd, EV_READ | EV_PERSIST, on_done_ready, c);
+        if (!c->done_ev || event_add(c->done_ev, NULL))
+            goto fail;
+        for (size_t i = 0; i < c->n_workers; i++) {
+            rc = worker_start(c, &c->workers[i]);
+            if (rc)
+                goto fail;
+        }
+        rc = -ENOMEM;
+    } else if (worker_setup(c, &c->workers[0], base)) {
         goto fail;
-    c->timer = evtimer_new(base, on_timer, c);
-    if (!c->timer)
-        goto fail;
-    curl_multi_setopt(c->multi, CURLMOPT_SOCKETFUNCTION, on_curl_socket);
-    curl_multi_setopt(c->multi, CURLMOPT_SOCKETDATA, c);
-    curl_multi_setopt(c->multi, CURLMOPT_TIMERFUNCTION, on_curl_timer);
-    curl_multi_setopt(c->multi, CURLMOPT_TIMERDATA, c);
-    if (o && o->max_host_connections > 0)
-        curl_multi_setopt(c->multi, CURLMOPT_MAX_HOST_CONNECTIONS, o->max_host_connections);
+    }
 
     static const char *const fixed[] = {"Content-Type: application/json",
                                         "Accept: text/event-stream", "Expect:"};
@@ -1041,6 +1359,23 @@ static int transfer_setup(struct client *c, struct transfer *t, const char *url)
     return r == CURLE_OK ? 0 : -EINVAL;
 }
 
+/* Hands t to the worker with the fewest transfers (owner). Its thread starts it and, when it
+ * ends, hands it back through deliver_done: done is never called from inside client_start. */
+static void worker_post(struct client *c, struct transfer *t)
+{
+    struct worker *w = &c->workers[0];
+    for (size_t i = 1; i < c->n_workers; i++)
+        if (c->workers[i].load < w->load)
+            w = &c->workers[i];
+    t->w = w;
+    w->load++;
+    pthread_mutex_lock(&w->lock);
+    t->wnext = w->inbox;
+    w->inbox = t;
+    pthread_mutex_unlock(&w->lock);
+    post_wake(w->wake_fd);
+}
+
 int client_start(struct client *c, const struct client_request *rq, struct req_record *rec,
                  client_done_fn done, void *ctx)
 {
@@ -1061,6 +1396,7 @@ int client_start(struct client *c, const struct client_request *rq, struct req_r
     } else {
         t = xcalloc(1, sizeof(*t));
         t->c = c;
+        t->w = &c->workers[0];
         buf_init(&t->errbody, CLIENT_ERRBODY_MAX);
         t->easy = curl_easy_init();
         if (!t->easy)
@@ -1094,9 +1430,11 @@ int client_start(struct client *c, const struct client_request *rq, struct req_r
                                            : CLIENT_RESERVE_MAX);
     rec->target_output_tokens = rq->max_tokens;
     rec->t_sent = clock_now();
-    /* Only arms the timer (0 ms): the transfer begins on the next loop turn, so done is
-     * never called from inside client_start. */
-    if (curl_multi_add_handle(c->multi, t->easy) != CURLM_OK) {
+    if (c->threaded) {
+        worker_post(c, t);
+    } else if (curl_multi_add_handle(c->workers[0].multi, t->easy) != CURLM_OK) {
+        /* Unthreaded, this only arms the timer (0 ms): the transfer begins on the next loop
+         * turn, so done is never called from inside client_start. */
         rc = -EIO;
         goto fail;
     }
@@ -1126,10 +1464,9 @@ fail:
     return rc;
 }
 
-void client_cancel_all(struct client *c)
+/* Unthreaded: every transfer on the one loop is cancelled here. */
+static void cancel_local(struct client *c)
 {
-    if (!c)
-        return;
     /* Detach the list first: done callbacks may start new transfers, which are not part of
      * this cancellation (the caller stops starting work before cancelling). */
     struct transfer *list = c->active;
@@ -1140,7 +1477,7 @@ void client_cancel_all(struct client *c)
         if (list)
             list->prev = NULL;
         t->prev = t->next = NULL;
-        /* Put it back alone so transfer_finish can unlink it as usual. */
+        /* Put it back alone so transfer_hand_back can unlink it as usual. */
         t->next = c->active;
         if (c->active)
             c->active->prev = t;
@@ -1148,15 +1485,84 @@ void client_cancel_all(struct client *c)
         long http = 0;
         curl_easy_getinfo(t->easy, CURLINFO_RESPONSE_CODE, &http);
         t->rec->http_status = http;
-        curl_multi_remove_handle(c->multi, t->easy);
+        curl_multi_remove_handle(c->workers[0].multi, t->easy);
         req_record_fail(t->rec, REQ_CANCELLED, "cancelled");
-        transfer_finish(t);
+        transfer_settle(t);
+        transfer_hand_back(t);
     }
+}
+
+/* Threaded: each worker cancels its own and acknowledges; then every record that came back
+ * (cancelled, or finished just before) gets its done callback here. */
+static void cancel_workers(struct client *c)
+{
+    for (size_t i = 0; i < c->n_workers; i++) {
+        struct worker *w = &c->workers[i];
+        if (!w->started)
+            continue;
+        pthread_mutex_lock(&w->lock);
+        w->cancel = true;
+        w->cancel_done = false;
+        pthread_mutex_unlock(&w->lock);
+        post_wake(w->wake_fd);
+    }
+    for (size_t i = 0; i < c->n_workers; i++) {
+        struct worker *w = &c->workers[i];
+        if (!w->started)
+            continue;
+        pthread_mutex_lock(&w->lock);
+        while (!w->cancel_done)
+            pthread_cond_wait(&w->acked, &w->lock);
+        pthread_mutex_unlock(&w->lock);
+    }
+    deliver_done(c);
+}
+
+void client_cancel_all(struct client *c)
+{
+    if (!c)
+        return;
+    if (c->threaded)
+        cancel_workers(c);
+    else
+        cancel_local(c);
 }
 
 size_t client_in_flight(const struct client *c)
 {
     return c ? c->in_flight : 0;
+}
+
+size_t client_events(const struct client *c)
+{
+    size_t n = 0;
+    for (size_t i = 0; c && i < c->n_workers; i++)
+        n += atomic_load_explicit(&c->workers[i].events, memory_order_relaxed);
+    return n;
+}
+
+void client_take_loop_lag(struct client *c, struct dvec *into)
+{
+    for (size_t i = 0; c && c->threaded && i < c->n_workers; i++) {
+        struct worker *w = &c->workers[i];
+        if (!w->inited)
+            continue;
+        pthread_mutex_lock(&w->lock);
+        for (size_t k = 0; into && k < w->lag.n; k++)
+            dvec_push(into, w->lag.v[k]);
+        w->lag.n = 0;
+        pthread_mutex_unlock(&w->lock);
+    }
+}
+
+void client_reserve_descriptors(size_t n)
+{
+    if (n < 2 || n > INT_MAX)
+        return;
+    /* The lowest free descriptor at or above n - 1: the table must then cover n. */
+    int fd = fcntl(STDERR_FILENO, F_DUPFD_CLOEXEC, (int)(n - 1));
+    if (fd >= 0)
+        close(fd);
 }
 
 void client_free(struct client *c)
@@ -1172,14 +1578,19 @@ void client_free(struct client *c)
         buf_release(&t->errbody);
         free(t);
     }
-    /* Closes cached connections; their sockets leave through on_curl_socket. */
-    if (c->multi)
-        curl_multi_cleanup(c->multi);
-    /* libcurl does not always report REMOVE for connections it closes in cleanup. */
-    while (c->socks)
-        sock_free(c, c->socks);
-    if (c->timer)
-        event_free(c->timer);
+    for (size_t i = 0; c->workers && i < c->n_workers; i++) {
+        if (c->threaded)
+            worker_stop(&c->workers[i]);
+        else
+            worker_release(&c->workers[i]);
+    }
+    free(c->workers);
+    if (c->done_ev)
+        event_free(c->done_ev);
+    if (c->done_fd >= 0)
+        close(c->done_fd);
+    if (c->threaded)
+        pthread_mutex_destroy(&c->done_lock);
     curl_slist_free_all(c->headers);
     free(c);
 }

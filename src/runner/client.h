@@ -1,6 +1,7 @@
 /*
  * client.h - the streaming HTTP client: libcurl's multi_socket interface driven by a
- * libevent loop, many concurrent SSE streams, one thread.
+ * libevent loop, many concurrent SSE streams, on the caller's loop thread or spread over
+ * worker threads (client_options.threads).
  * Works with any OpenAI-compatible server: usage is taken from whichever chunk carries
  * it, text events are counted when usage never arrives, errors are classified.
  */
@@ -20,7 +21,10 @@
 struct client_options {
     const char *api_key;       /* Authorization: Bearer ...; NULL = none */
     double timeout_s;          /* whole-request limit; 0 = none */
-    long max_host_connections; /* 0 = libcurl default (unlimited) */
+    long max_host_connections; /* 0 = libcurl default (unlimited); per worker thread */
+    int threads; /* > 1: that many worker threads, each with its own loop and libcurl multi
+                  * handle, run the transfers; records and done callbacks still belong to the
+                  * caller's loop. 0 or 1: everything on the caller's loop. */
 };
 
 /* One request. Strings are borrowed until client_start returns (the body is built there). */
@@ -53,8 +57,9 @@ MUST_USE int client_chunk_parse(const char *data, size_t len, struct client_chun
                                 size_t *bad_at);
 
 /* Called once per request when it ends (ok, failed or cancelled); rec is the caller's.
- * It runs from the event loop, outside libcurl's callbacks: it may call client_start and
- * client_cancel_all, but not client_free. */
+ * It runs from the caller's event loop, outside libcurl's callbacks: it may call client_start
+ * and client_cancel_all, but not client_free. With threads, a worker writes rec from
+ * client_start until done is called: the caller must not read it in between. */
 typedef void (*client_done_fn)(void *ctx, struct req_record *rec);
 
 struct client;
@@ -68,6 +73,19 @@ MUST_USE int client_start(struct client *c, const struct client_request *rq, str
 /* Cancels every transfer in flight; each is recorded as "cancelled" and done is called. */
 void client_cancel_all(struct client *c);
 size_t client_in_flight(const struct client *c);
+/* Text events received since client_new, by every thread (safe to call while they run). */
+size_t client_events(const struct client *c);
+struct dvec;
+/* Moves the worker threads' loop-lag samples (seconds, a 1 ms heartbeat each) into into, or
+ * drops them when into is NULL. Nothing without threads: the caller's loop is the caller's
+ * to probe. */
+void client_take_loop_lag(struct client *c, struct dvec *into);
 void client_free(struct client *c); /* cancels what is in flight; NULL is a no-op */
+/* Grows the process's descriptor table to hold n descriptors now, before any load. The kernel
+ * grows it by doubling when a new descriptor does not fit, and in a process with threads each
+ * growth waits for an RCU grace period (expand_fdtable: synchronize_rcu), which stalled the
+ * loop 10-20 ms in socket() as streams crossed 128, 256, 512... Best effort: a limit below n
+ * leaves the table as it is. */
+void client_reserve_descriptors(size_t n);
 
 #endif

@@ -28,6 +28,7 @@
 #include "core/log.h"
 #include "core/rng.h"
 #include "core/text.h"
+#include "core/thread.h"
 #include "core/version.h"
 #include "engine/calibration.h"
 #include "runner/client.h"
@@ -40,7 +41,7 @@
 #include "telemetry/telemetry.h"
 #include "workload/workload.h"
 
-#define HEARTBEAT_NS (5 * NS_PER_MS)   /* loop-lag probe and Ctrl-C check period */
+#define HEARTBEAT_NS (1 * NS_PER_MS)   /* loop-lag probe (fine enough to see 1 ms stalls) */
 #define START_LEAD_NS (20 * NS_PER_MS) /* first request due this long after set-up ends */
 #define LATE_LIMIT_S 0.001             /* p99 lag above this: warn of distortion */
 #define CHECKPOINT_S 30.0 /* files rewritten this often during a point (TESTBENCH_CHECKPOINT_S) */
@@ -153,6 +154,7 @@ struct point_run {
     struct dvec dispatch_lag;
     mono_ns hb_expected;
     struct event *heartbeat;
+    size_t events0; /* client_events() when the point started */
     struct event *progress_ev;
     struct progress progress;
 };
@@ -276,7 +278,12 @@ static void on_heartbeat(evutil_socket_t fd, short what, void *arg)
         dvec_push(&pr->loop_lag, ns_diff_s(pr->hb_expected, now));
     else
         dvec_push(&pr->loop_lag, 0);
-    pr->hb_expected = now + HEARTBEAT_NS;
+    /* libevent runs a persistent timer again one period after it was due, not after it ran
+     * (now + period only when that is already past): expecting it one period after now would
+     * hide the lateness of the tick after a late one. */
+    pr->hb_expected += HEARTBEAT_NS;
+    if (pr->hb_expected < now)
+        pr->hb_expected = now + HEARTBEAT_NS;
     if (interrupted)
         point_stop(pr);
 }
@@ -287,12 +294,9 @@ static void on_progress(evutil_socket_t fd, short what, void *arg)
     (void)fd;
     (void)what;
     /* Text events received so far, in flight included, so the live rate moves with the
-     * stream rather than in jumps as requests end (once a second: a walk is cheap). */
-    long events = 0;
-    for (size_t t = 0; t < pr->n_tenants; t++)
-        for (size_t i = 0; i < pr->tenants[t].n; i++)
-            events += (long)pr->tenants[t].recs[i].n_events;
-    pr->progress.tokens = events;
+     * stream rather than in jumps as requests end (the client's count: with loop threads a
+     * record in flight is not ours to read). */
+    pr->progress.tokens = (long)(client_events(pr->r->client) - pr->events0);
     progress_draw(&pr->progress);
 }
 
@@ -312,6 +316,7 @@ static void *prompt_main(void *arg)
     struct tenant_run *tr = arg;
     struct runner *r = tr->pr->r;
     uint64_t base = derive_seed(r->cfg.benchmark.seed, tr->point, (size_t)tr->index, "prompt");
+    (void)thread_set_background(); /* it runs ahead of the loop; its wake-ups must not preempt it */
     for (size_t i = 0; i < tr->n; i++) {
         while (i >= atomic_load(&tr->released) + PROMPT_AHEAD && !atomic_load(&tr->prompt_stop))
             clock_sleep_ns(PROMPT_POLL_NS);
@@ -608,6 +613,7 @@ static double checkpoint_interval_s(void)
 static void *checkpoint_main(void *arg)
 {
     struct point_run *pr = arg;
+    (void)thread_set_background(); /* a checkpoint may wait; the loop's timestamps may not */
     struct results_mark m;
     results_mark(pr->r->rw, &m);
     point_collect(pr->r, pr, pr->key, pr->ck.done);
@@ -690,10 +696,13 @@ static int point_run(struct runner *r, const struct point_key *k)
         event_add(pr.checkpoint_ev, &ck);
         pr.hb_expected = clock_now() + HEARTBEAT_NS;
         event_add(pr.heartbeat, &hb);
+        pr.events0 = client_events(r->client);
+        client_take_loop_lag(r->client, NULL); /* loop threads: this point's lag only */
         if (pr.progress.enabled)
             event_add(pr.progress_ev, &one);
         if (pr.total > 0)
             event_base_dispatch(r->base);
+        client_take_loop_lag(r->client, &pr.loop_lag); /* the self-check per loop thread */
         event_free(pr.heartbeat);
         event_free(pr.progress_ev);
         event_free(pr.checkpoint_ev);
@@ -720,21 +729,17 @@ static int point_run(struct runner *r, const struct point_key *k)
 static int parse_args(int argc, char **argv, struct run_args *a)
 {
     static const struct option opts[] = {
-        {"config", required_argument, NULL, 'c'},
-        {"endpoint", required_argument, NULL, 'e'},
-        {"model", required_argument, NULL, 'm'},
-        {"output-dir", required_argument, NULL, 'o'},
-        {"sim", no_argument, NULL, 's'},
-        {"quiet", no_argument, NULL, 'q'},
-        {"wait", required_argument, NULL, 'w'},
-        {"help", no_argument, NULL, 'h'},
-        {NULL, 0, NULL, 0},
+        {"config", required_argument, NULL, 'c'}, {"endpoint", required_argument, NULL, 'e'},
+        {"model", required_argument, NULL, 'm'},  {"output-dir", required_argument, NULL, 'o'},
+        {"sim", no_argument, NULL, 's'},          {"quiet", no_argument, NULL, 'q'},
+        {"wait", required_argument, NULL, 'w'},   {"threads", required_argument, NULL, 't'},
+        {"help", no_argument, NULL, 'h'},         {NULL, 0, NULL, 0},
     };
     memset(a, 0, sizeof(*a));
     a->o.wait_s = 5;
     optind = 1;
     int c;
-    while ((c = getopt_long(argc, argv, "c:e:m:o:sqw:h", opts, NULL)) != -1) {
+    while ((c = getopt_long(argc, argv, "c:e:m:o:sqw:t:h", opts, NULL)) != -1) {
         char *end;
         switch (c) {
         case 'c':
@@ -764,6 +769,16 @@ static int parse_args(int argc, char **argv, struct run_args *a)
                 return -EINVAL;
             }
             break;
+        case 't': {
+            long n = strtol(optarg, &end, 10);
+            if (end == optarg || *end || n < 1 || n > 256) {
+                log_error("run: --threads expects a number of loop threads 1..256, got '%s'",
+                          optarg);
+                return -EINVAL;
+            }
+            a->o.threads = (int)n;
+            break;
+        }
         default:
             return -EINVAL;
         }
@@ -1115,6 +1130,21 @@ static rlim_t streams_planned(const struct config *c)
     return n;
 }
 
+/* Loop threads for the transfers: --threads, else one per CLIENT_STREAMS_PER_THREAD planned
+ * streams (at ~100 events/s a stream and ~8 us an event, most of a core) up to the CPUs but
+ * one, which stays with the run's own loop; 1 = the transfers run on the run's loop. */
+#define CLIENT_STREAMS_PER_THREAD 1000
+static int client_threads(const struct runner *r)
+{
+    if (r->args.threads > 0)
+        return r->args.threads;
+    long cpus = sysconf(_SC_NPROCESSORS_ONLN);
+    rlim_t want =
+        (streams_planned(&r->cfg) + CLIENT_STREAMS_PER_THREAD - 1) / CLIENT_STREAMS_PER_THREAD;
+    long most = cpus > 2 ? cpus - 1 : 1;
+    return want > (rlim_t)most ? (int)most : want < 1 ? 1 : (int)want;
+}
+
 /* Every stream holds a socket: check the descriptor limit before any load (running out
  * mid-run looked like a server that refused connections, and libevent exits on it). The
  * soft limit is raised up to the hard one when that is enough. 0, or -EMFILE (said). */
@@ -1243,7 +1273,8 @@ static int runner_setup(struct runner *r)
                      r->tenant_endpoint[t]);
     }
     r->base = loop_new();
-    struct client_options co = {.api_key = r->api_key, .timeout_s = c->server.timeout_s};
+    struct client_options co = {
+        .api_key = r->api_key, .timeout_s = c->server.timeout_s, .threads = client_threads(r)};
     if (!r->base || client_new(&r->client, r->base, &co)) {
         log_error("cannot create the event loop or HTTP client");
         return TB_EXIT_RUNTIME;
@@ -1269,6 +1300,7 @@ int run_config(struct config *cfg, const struct run_options *o, struct run_outco
         config_release(&r.cfg);
         return out->exit_code = TB_EXIT_RUNTIME;
     }
+    client_reserve_descriptors((size_t)(streams_planned(&r.cfg) + FD_RESERVE));
     interrupted = 0;
     struct sigaction sa, old_int, old_term, old_hup;
     memset(&sa, 0, sizeof(sa));

@@ -20,6 +20,7 @@ struct run_options {
     double wait_s;     /* how long to wait for the server to answer (default 5 in run) */
     bool keep_handler; /* a second Ctrl-C does not kill the process (the caller has servers
                           to stop); the first one always ends the run with partial files */
+    int threads;       /* loop threads for the transfers; 0 = from the load (run.c) */
 };
 
 /* One measured point (tenant "default", or the first tenant's). */
