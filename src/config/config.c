@@ -125,6 +125,7 @@ static void requests_defaults(struct requests_cfg *r)
     r->prompt_tokens_max = 2048;
     r->completion_tokens = 512;
     r->shared_prefix_tokens = 0;
+    session_cfg_defaults(&r->session);
 }
 
 static void slo_defaults(struct slo_cfg *s)
@@ -581,7 +582,7 @@ static int check_requests(struct cfg_problem *p, const struct requests_cfg *r, c
         where_owner(p, owner);
         return -EINVAL;
     }
-    return 0;
+    return session_find_problem(p, &r->session, prefix, owner);
 }
 
 static int check_slo(struct cfg_problem *p, const struct slo_cfg *s, const char *prefix,
@@ -623,6 +624,16 @@ static int check_context(struct cfg_problem *p, const struct config *c, size_t i
         where(p, &c->context_lengths[i], path,
               "context %d leaves %d prompt tokens, not more than %s.shared_prefix_tokens (%d)", ctx,
               ctx - r->completion_tokens, who, r->shared_prefix_tokens);
+        return -EINVAL;
+    }
+    /* Sessions: the last turn's conversation must fit the window too. */
+    long first = session_first_prompt(&r->session, ctx, r->completion_tokens);
+    if (r->session.enabled && first <= (r->shared_prefix_tokens > 0 ? r->shared_prefix_tokens : 0)) {
+        where(p, &c->context_lengths[i], path,
+              "context %d leaves %ld tokens for a session's first prompt (%s.session: %d turns "
+              "of %d completion tokens and %d-token messages must fit), not more than %d",
+              ctx, first, who, r->session.turns, r->completion_tokens,
+              r->session.message_tokens_max, r->shared_prefix_tokens);
         return -EINVAL;
     }
     return 0;
@@ -914,6 +925,7 @@ static json_t *requests_to_json(const struct requests_cfg *r)
     json_object_set_new(o, "prompt_tokens_max", json_integer(r->prompt_tokens_max));
     json_object_set_new(o, "completion_tokens", json_integer(r->completion_tokens));
     json_object_set_new(o, "shared_prefix_tokens", json_integer(r->shared_prefix_tokens));
+    json_object_set_new(o, "session", session_cfg_to_json(&r->session));
     return o;
 }
 

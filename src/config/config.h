@@ -14,6 +14,7 @@
 
 #include <jansson.h>
 
+#include "config/session_cfg.h"
 #include "config/study_cfg.h"
 #include "core/xalloc.h"
 
@@ -44,6 +45,7 @@ struct requests_cfg {
     int prompt_tokens_max;    /* default 2048 */
     int completion_tokens;    /* default 512; sent as max_tokens with ignore_eos */
     int shared_prefix_tokens; /* default 0 */
+    struct session_cfg session; /* multi-turn users; off by default */
 };
 
 /* server.sim: the built-in simulator's options (same names as `testbench sim` flags). */

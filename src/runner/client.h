@@ -14,6 +14,7 @@
 #include <event2/event.h>
 
 #include "config/config.h"
+#include "core/buf.h"
 #include "core/xalloc.h"
 #include "runner/record.h"
 
@@ -31,16 +32,28 @@ struct client_request {
     const char *prompt; /* prompt text, or the user message for chat */
     int max_tokens;     /* max_tokens (completions) / max_completion_tokens + max_tokens (chat) */
     bool ignore_eos;    /* vLLM extension; also sends min_tokens = max_tokens */
+    /* Sessions (chat): the conversation before prompt, alternating user and assistant
+     * messages starting with a user's; prompt is then the new user message. NULL/0 = none. */
+    const char *const *history;
+    size_t n_history;
+    /* When set, the answer text (content / text, not reasoning) is appended here as it
+     * streams, decoded; what would pass answer->max is dropped. Borrowed until done. */
+    struct buf *answer;
 };
 
 /* What one stream chunk (the JSON of an SSE data event) says, as the client reads it. */
 struct client_chunk {
     bool text;             /* choices[0].text, or choices[0].delta.content / reasoning_content /
                             * reasoning, is a non-empty string */
+    bool answer;           /* ... and text or content is (not only reasoning) */
+    const char *content;   /* raw (still escaped) bytes of text / delta.content, or NULL */
+    size_t content_len;
     bool finish;           /* choices[0].finish_reason is present and not null */
     bool error;            /* an "error" member that is not null */
     int prompt_tokens;     /* usage.prompt_tokens, -1 when absent */
     int completion_tokens; /* usage.completion_tokens, -1 when absent */
+    int reasoning_tokens;  /* usage.completion_tokens_details.reasoning_tokens, -1 when absent */
+    int cached_tokens;     /* usage.prompt_tokens_details.cached_tokens, -1 when absent */
     const char *id;        /* the top-level "id" string's raw bytes (points into data), or NULL */
     size_t id_len;
 };
