@@ -628,7 +628,8 @@ static int check_context(struct cfg_problem *p, const struct config *c, size_t i
     }
     /* Sessions: the last turn's conversation must fit the window too. */
     long first = session_first_prompt(&r->session, ctx, r->completion_tokens);
-    if (r->session.enabled && first <= (r->shared_prefix_tokens > 0 ? r->shared_prefix_tokens : 0)) {
+    if (r->session.enabled &&
+        first <= (r->shared_prefix_tokens > 0 ? r->shared_prefix_tokens : 0)) {
         where(p, &c->context_lengths[i], path,
               "context %d leaves %ld tokens for a session's first prompt (%s.session: %d turns "
               "of %d completion tokens and %d-token messages must fit), not more than %d",

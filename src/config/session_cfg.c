@@ -124,8 +124,8 @@ int session_find_problem(struct cfg_problem *p, const struct session_cfg *s, con
     }
     rc = check_num(p, &s->think_time_s, 0, true, SESSION_THINK_MAX_S, sp, "think_time_s", owner);
     if (!rc)
-        rc = check_num(p, &s->think_time_sigma, 0, true, SESSION_SIGMA_MAX, sp,
-                       "think_time_sigma", owner);
+        rc = check_num(p, &s->think_time_sigma, 0, true, SESSION_SIGMA_MAX, sp, "think_time_sigma",
+                       owner);
     if (!rc)
         rc = check_int_min(p, &s->message_tokens_min, 1, sp, "message_tokens_min", owner);
     if (!rc)

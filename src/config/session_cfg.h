@@ -29,7 +29,7 @@ struct session_cfg {
 void session_cfg_defaults(struct session_cfg *s);
 const char *think_dist_name(enum think_dist d); /* "fixed", "exponential", "lognormal" */
 MUST_USE int think_dist_parse(const char *s, enum think_dist *out); /* 0 or -EINVAL */
-const char *think_dist_names_list(void);                             /* for messages */
+const char *think_dist_names_list(void);                            /* for messages */
 /* Draws one think time in ns from s, reproducibly from seed (0 when think_time_s is 0).
  * lognormal: mu = ln(mean) - sigma^2 / 2, so its mean is think_time_s. */
 uint64_t session_think_ns(const struct session_cfg *s, uint64_t seed);

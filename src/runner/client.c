@@ -672,8 +672,7 @@ static int js_count_value(struct jscan *s, int *slot)
 static int on_completion_details(struct jscan *s, const char *key, size_t klen, void *ctx)
 {
     struct client_chunk *out = ctx;
-    return js_count_value(s,
-                          key_is(key, klen, "reasoning_tokens") ? &out->reasoning_tokens : NULL);
+    return js_count_value(s, key_is(key, klen, "reasoning_tokens") ? &out->reasoning_tokens : NULL);
 }
 
 static int on_prompt_details(struct jscan *s, const char *key, size_t klen, void *ctx)
@@ -1095,9 +1094,9 @@ static char *build_body(const struct client_request *rq)
         json_object_set_new(msg, "content", json_string(rq->prompt));
         json_t *msgs = json_array();
         for (size_t i = 0; i < rq->n_history; i++) /* a session's conversation so far */
-            json_array_append_new(msgs, json_pack("{s:s, s:s}", "role",
-                                                  i % 2 ? "assistant" : "user", "content",
-                                                  rq->history[i]));
+            json_array_append_new(msgs,
+                                  json_pack("{s:s, s:s}", "role", i % 2 ? "assistant" : "user",
+                                            "content", rq->history[i]));
         json_array_append_new(msgs, msg);
         json_object_set_new(root, "messages", msgs);
         json_object_set_new(root, "max_completion_tokens", json_integer(rq->max_tokens));

@@ -404,9 +404,9 @@ static int tenant_sessions_new(struct runner *r, struct tenant_run *tr, size_t p
 {
     const struct session_hooks hooks = {session_ready, session_release, session_ended, tr};
     uint64_t seed = derive_seed(r->cfg.benchmark.seed, point, (size_t)tr->index, "think");
-    int rc = session_set_new(&tr->sessions, r->base, &tr->tc->requests.session, tr->n,
-                             tr->concurrency, isinf(tr->rate), r->cfg.server.api == API_CHAT,
-                             seed, &hooks);
+    int rc =
+        session_set_new(&tr->sessions, r->base, &tr->tc->requests.session, tr->n, tr->concurrency,
+                        isinf(tr->rate), r->cfg.server.api == API_CHAT, seed, &hooks);
     if (rc) {
         log_error("tenant %s: cannot set up its sessions", tr->tc->name);
         return rc;
@@ -454,8 +454,8 @@ static int tenant_prepare(struct runner *r, struct tenant_run *tr, size_t point,
         if (tr->sessions)
             session_set_locate(tr->sessions, i, &rec->session, &rec->turn);
         if (rec->turn > 0) /* a later turn's new message; the conversation comes on top */
-            rec->target_prompt_tokens = (int)rng_range(&g, rq->session.message_tokens_min,
-                                                       rq->session.message_tokens_max);
+            rec->target_prompt_tokens =
+                (int)rng_range(&g, rq->session.message_tokens_min, rq->session.message_tokens_max);
     }
     tr->context = context;
     tr->point = point;

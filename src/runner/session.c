@@ -43,10 +43,10 @@ struct session {
     struct buf convo;    /* completions: the conversation's text so far */
     char **msgs;         /* chat: the conversation so far, user first, alternating */
     size_t n_msgs;
-    size_t msg_bytes;   /* their total length */
-    char *message;      /* chat: the user message of the turn in flight */
-    struct buf answer;  /* the turn in flight's answer, as it streams */
-    long tokens;        /* the conversation's length so far in tokens (usage, else targets) */
+    size_t msg_bytes;  /* their total length */
+    char *message;     /* chat: the user message of the turn in flight */
+    struct buf answer; /* the turn in flight's answer, as it streams */
+    long tokens;       /* the conversation's length so far in tokens (usage, else targets) */
 };
 
 struct session_set {
@@ -58,9 +58,9 @@ struct session_set {
     bool closed_loop, chat, stopping;
     uint64_t seed;
     struct session_hooks h;
-    size_t open;       /* sessions begun and not ended */
-    mono_ns *arrived;  /* each session's scheduled arrival */
-    size_t *fifo;      /* sessions waiting for a user slot */
+    size_t open;      /* sessions begun and not ended */
+    mono_ns *arrived; /* each session's scheduled arrival */
+    size_t *fifo;     /* sessions waiting for a user slot */
     size_t head, tail;
 };
 
@@ -133,7 +133,7 @@ static mono_ns think_before(const struct session_set *ss, size_t i)
 static void arm(struct session *s, mono_ns at)
 {
     mono_ns now = clock_now();
-    mono_ns wait = at > now ? at - now : 0;
+    mono_ns wait = at > now ? at - now + 999 : 0; /* whole microseconds, rounded up */
     struct timeval tv = {(time_t)(wait / NS_PER_S), (suseconds_t)((wait % NS_PER_S) / 1000)};
     evtimer_add(s->timer, &tv);
 }
@@ -213,6 +213,10 @@ static void on_session_timer(evutil_socket_t fd, short what, void *arg)
     if (ss->stopping || !s->open || s->next >= s->turns)
         return;
     size_t i = s->first + s->next;
+    if (clock_now() < s->due) { /* a timer a hair early (another clock's rounding) */
+        arm(s, s->due);
+        return;
+    }
     if (!ss->h.ready(ss->h.ctx, i)) {
         arm(s, clock_now() + SESSION_RETRY_NS);
         return;
