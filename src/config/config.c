@@ -775,6 +775,8 @@ int config_find_problem(const struct config *c, struct cfg_problem *p)
     if (!rc)
         rc = check_int_min(p, &s->tensor_parallel_size, 1, "server.sim", "tensor_parallel_size",
                            NULL);
+    if (!rc)
+        rc = check_int_min(p, &s->reasoning_tokens, 0, "server.sim", "reasoning_tokens", NULL);
     if (rc)
         return rc;
     if (s->seed > (uint64_t)INT64_MAX) {
@@ -970,6 +972,9 @@ json_t *config_to_json(const struct config *c)
     json_object_set_new(sim, "enable_prefix_caching", json_boolean(s->enable_prefix_caching > 0));
     json_object_set_new(sim, "tensor_parallel_size", json_integer(s->tensor_parallel_size));
     json_object_set_new(sim, "seed", json_integer((json_int_t)s->seed));
+    json_object_set_new(sim, "reasoning_tokens", json_integer(s->reasoning_tokens));
+    json_object_set_new(sim, "enable_prompt_tokens_details",
+                        json_boolean(s->enable_prompt_tokens_details));
 
     json_t *sv = json_object();
     json_object_set_new(sv, "endpoint", json_string_or_null(c->server.endpoint));

@@ -64,6 +64,8 @@ struct sim_cfg {
     int enable_prefix_caching;     /* -1 = model.enable_prefix_caching */
     int tensor_parallel_size;      /* 0 = model.tensor_parallel_size */
     uint64_t seed;                 /* default benchmark.seed */
+    int reasoning_tokens;          /* chat: first output tokens as reasoning_content; 0 = none */
+    bool enable_prompt_tokens_details; /* usage.prompt_tokens_details.cached_tokens */
 };
 
 struct server_cfg {

@@ -688,6 +688,8 @@ static const struct field sim_fields[] = {
     F(sim_cfg, enable_prefix_caching, FT_BOOL_INT),
     F(sim_cfg, tensor_parallel_size, FT_INT),
     F(sim_cfg, seed, FT_U64),
+    F(sim_cfg, reasoning_tokens, FT_INT),
+    F(sim_cfg, enable_prompt_tokens_details, FT_BOOL),
 };
 
 static const struct field telemetry_fields[] = {

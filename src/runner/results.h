@@ -29,6 +29,7 @@ struct point_info {
     struct dist loop_lag_s;     /* event-loop lateness of timers */
     bool client_distorted;      /* either p99 above 1 ms */
     bool partial;               /* cut short: a checkpoint mid-point, or Ctrl-C */
+    size_t session_turns_skipped; /* session turns never sent: an earlier turn failed */
 };
 
 struct results_writer;

@@ -601,6 +601,7 @@ static void point_collect(struct runner *r, struct point_run *pr, const struct p
                                 (ll.n && ll.p99 > LATE_LIMIT_S) ||
                                 (!checkpoint && tr->prompt_waits > 0),
             .partial = checkpoint || pr->stopping,
+            .session_turns_skipped = checkpoint ? 0 : tr->turns_skipped, /* the loop writes it */
         };
         results_add_point(r->rw, &pi, &s, have_tw ? &tw : NULL, sent, n, r->t0);
         free(sent);
@@ -916,6 +917,8 @@ static int start_sim(struct runner *r)
     o.engine.model = s->model ? s->model : c->model.name;
     o.engine.quantization = s->quantization ? s->quantization : c->model.quantization;
     o.engine.kv_cache_dtype = s->kv_cache_dtype;
+    o.reasoning_tokens = s->reasoning_tokens;
+    o.prompt_tokens_details = s->enable_prompt_tokens_details;
     o.engine.catalog_dir = s->catalog;
     struct cost_calibration cal;
     if (s->calibration) {

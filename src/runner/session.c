@@ -22,6 +22,7 @@
 #include "core/buf.h"
 #include "core/rng.h"
 #include "core/text.h"
+#include "runner/metrics.h"
 
 /* One answer's text kept for the next turn: far beyond any completion_tokens in use (a
  * token is a few bytes); an answer past it is cut there. */
@@ -264,7 +265,9 @@ static int keep_answer(struct session *s, const struct req_record *rec)
                        ? xstrdup(s->answer.data ? s->answer.data : "")
                        : utf8_repair(s->answer.data, s->answer.len);
     long prompt = rec->prompt_tokens >= 0 ? rec->prompt_tokens : rec->target_prompt_tokens;
-    s->tokens = prompt + rec->output_tokens;
+    bool from_usage;
+    /* Reasoning is not sent back: only the answer's tokens join the conversation. */
+    s->tokens = prompt + rec->output_tokens - record_reasoning_tokens(rec, &from_usage);
     int rc = 0;
     if (s->set->chat) {
         s->msgs = xreallocarray(s->msgs, s->n_msgs + 2, sizeof(*s->msgs));

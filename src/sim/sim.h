@@ -24,6 +24,11 @@ struct sim_options {
     bool quiet;                   /* no start-up log lines */
     int idle_timeout_s;           /* close a connection idle this long (no request in flight) */
     const char *calibration_path; /* --calibration FILE (sim_main loads it into engine), or NULL */
+    /* A reasoning model's shape (chat only): the first reasoning_tokens output tokens of each
+     * answer stream as delta.reasoning_content, as vLLM's --reasoning-parser sends them. */
+    int reasoning_tokens;
+    /* vLLM's --enable-prompt-tokens-details: usage.prompt_tokens_details.cached_tokens. */
+    bool prompt_tokens_details;
 };
 
 void sim_options_init(struct sim_options *o); /* defaults above */

@@ -163,6 +163,7 @@ struct sim_stream {
     struct sim_call call;
     int target_tokens; /* what the engine will generate */
     int emitted;
+    int cached_tokens; /* prefix-cache hits of its prompt (the engine says with the first) */
     long created;
     uint64_t text_seed;
     double arrival;       /* server-relative seconds */
@@ -232,6 +233,8 @@ struct sim_server {
     pthread_t thread;
     uint64_t steps_late; /* steps that fired over 20 ms after their nominal end */
     int idle_timeout_s;  /* connections with nothing in flight */
+    int reasoning_tokens;       /* chat: the first output tokens stream as reasoning_content */
+    bool prompt_tokens_details; /* usage carries prompt_tokens_details.cached_tokens */
     /* accept() failing for lack of descriptors or memory: the listener pauses (a level-
      * triggered listener would otherwise spin on the same error) and the log is rate-limited */
     struct evconnlistener *listener;
