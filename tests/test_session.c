@@ -432,6 +432,8 @@ static void sessions_against_the_simulator(void **state)
             double ttft = num(r, "ttft"), sched = num(r, "ttft_sched");
             /* One user slot each, nothing queued: the user waits the server's TTFT plus dispatch.
              */
+            if (!(sched >= ttft && sched - ttft < 0.005))
+                fprintf(stderr, "request %zu: ttft %.6f ttft_sched %.6f\n", i, ttft, sched);
             assert_true(sched >= ttft && sched - ttft < 0.005);
             if (turn == 0) {
                 assert_true(num(r, "t_due") < 0.1); /* every user starts at once */
@@ -458,6 +460,73 @@ static void sessions_against_the_simulator(void **state)
     free(rm);
 }
 
+/* A reasoning model on the simulator (chat, the first 12 tokens as reasoning_content): the
+ * reasoning is counted apart, the answer starts after it, the next turn's conversation holds
+ * the answer only, and usage's cached_tokens shows the conversation reused. */
+static void reasoning_sessions_against_the_simulator(void **state)
+{
+    (void)state;
+    struct sim_options o;
+    sim_options_init(&o);
+    o.port = 0;
+    o.quiet = true;
+    o.engine.gpu = "h100";
+    o.engine.model = "meta-llama/Llama-3.1-8B-Instruct";
+    o.reasoning_tokens = 12;
+    o.prompt_tokens_details = true;
+    struct sim_server *sim;
+    char err[256];
+    assert_int_equal(sim_server_start(&sim, &o, err, sizeof(err)), 0);
+    char dir[] = "/tmp/tb_reasoning_XXXXXX";
+    assert_non_null(mkdtemp(dir));
+    const char *body = "server: {endpoint: \"http://127.0.0.1:%d\", api: chat}\n"
+                       "model: {name: meta-llama/Llama-3.1-8B-Instruct}\n"
+                       "requests: {num_requests: 4, concurrent_requests: 2,\n"
+                       "  rate_per_second: inf, prompt_tokens_min: 300,\n"
+                       "  prompt_tokens_max: 300, completion_tokens: 32,\n"
+                       "  session: {turns: 2, think_time_s: 0, message_tokens_min: 20,\n"
+                       "    message_tokens_max: 20}}\n"
+                       "telemetry: {collect_gpu_stats: false}\n";
+    json_t *root = run_sim(dir, "reasoning", body, sim_server_port(sim));
+    json_t *p = json_array_get(json_object_get(root, "points"), 0);
+    json_t *reqs = json_object_get(p, "requests");
+    for (size_t i = 0; i < 4; i++) {
+        json_t *r = json_array_get(reqs, i);
+        assert_string_equal(json_string_value(json_object_get(r, "status")), "ok");
+        assert_int_equal(json_integer_value(json_object_get(r, "reasoning_tokens")), 12);
+        assert_int_equal(json_integer_value(json_object_get(r, "output_tokens")), 32);
+        /* The answer's first token comes after the 12 reasoning tokens. */
+        assert_true(num(r, "ttfa") > num(r, "ttft"));
+        assert_true(num(r, "t_first_answer") > num(r, "t_first"));
+        if (i % 2 == 0) {
+            assert_int_equal(json_integer_value(json_object_get(r, "cached_tokens")), 0);
+            continue;
+        }
+        json_t *prev = json_array_get(reqs, i - 1);
+        /* The conversation grew by the 20 answer tokens and the new message, not by the
+         * reasoning; the earlier turn is served from the prefix cache. */
+        assert_true(fabs(num(r, "prompt_tokens") - num(r, "target_prompt_tokens")) <= 2);
+        assert_true(num(r, "prompt_tokens") - num(prev, "prompt_tokens") < 20 + 20 + 12);
+        assert_true(num(r, "cached_tokens") >= 256);
+    }
+    json_t *sm = json_object_get(p, "summary");
+    assert_int_equal(json_integer_value(json_object_get(sm, "reasoning_tokens_total")), 48);
+    assert_int_equal(json_integer_value(json_object_get(sm, "reasoning_requests")), 4);
+    assert_true(num(json_object_get(sm, "reasoning_token_rate"), "p50") > 0);
+    assert_true(num(json_object_get(sm, "answer_token_rate"), "p50") > 0);
+    double cached = num(sm, "cached_prompt_pct");
+    assert_true(cached > 20 && cached < 60); /* first turns none, second turns most */
+    json_t *by = json_object_get(json_object_get(sm, "sessions"), "by_turn");
+    assert_int_equal(json_array_size(by), 2);
+    assert_true(num(json_array_get(by, 0), "cached_prompt_pct") == 0);
+    assert_true(num(json_array_get(by, 1), "cached_prompt_pct") > 60);
+    json_decref(root);
+    sim_server_stop(sim);
+    char *rm = xasprintf("rm -rf %s", dir);
+    assert_int_equal(system(rm), 0);
+    free(rm);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -467,6 +536,7 @@ int main(void)
         cmocka_unit_test(user_slots_closed_and_open_loop),
         cmocka_unit_test(config_keys_and_errors),
         cmocka_unit_test(sessions_against_the_simulator),
+        cmocka_unit_test(reasoning_sessions_against_the_simulator),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

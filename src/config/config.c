@@ -332,6 +332,9 @@ int config_set_closed_loop(struct config *c, int users, int num_requests, int co
     r->rates[0] = INFINITY;
     r->n_rates = 1;
     r->num_requests = num_requests;
+    /* The planner's users send the next request when the last ends, without think times:
+     * the measurement it is compared with is the same closed loop (docs/STUDY.md). */
+    r->session.enabled = false;
     free(c->context_lengths);
     c->context_lengths = NULL;
     c->n_context_lengths = 0;

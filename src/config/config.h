@@ -39,12 +39,12 @@ struct requests_cfg {
     size_t n_concurrency;
     double *rates; /* requests/s; INFINITY = "inf"; default [inf] */
     size_t n_rates;
-    enum arrival arrival;     /* default poisson */
-    double burstiness;        /* gamma shape: 1 = poisson, < 1 burstier; default 1 */
-    int prompt_tokens_min;    /* default 512 */
-    int prompt_tokens_max;    /* default 2048 */
-    int completion_tokens;    /* default 512; sent as max_tokens with ignore_eos */
-    int shared_prefix_tokens; /* default 0 */
+    enum arrival arrival;       /* default poisson */
+    double burstiness;          /* gamma shape: 1 = poisson, < 1 burstier; default 1 */
+    int prompt_tokens_min;      /* default 512 */
+    int prompt_tokens_max;      /* default 2048 */
+    int completion_tokens;      /* default 512; sent as max_tokens with ignore_eos */
+    int shared_prefix_tokens;   /* default 0 */
     struct session_cfg session; /* multi-turn users; off by default */
 };
 
@@ -143,7 +143,8 @@ void config_set_endpoint(struct config *c, const char *url);
 void config_set_model(struct config *c, const char *name);
 /* Turns a one-tenant config into one point of `users` closed-loop users (concurrency = users,
  * rate inf) sending num_requests requests; context > 0 fills each prompt to that window, 0 keeps
- * the prompt_tokens_min/max lengths. -EINVAL for a config with named tenants. Run
+ * the prompt_tokens_min/max lengths. requests.session is turned off (the planner's closed loop
+ * has no think times). -EINVAL for a config with named tenants. Run
  * config_check() afterwards. */
 MUST_USE int config_set_closed_loop(struct config *c, int users, int num_requests, int context);
 /* Points measured per tenant: max(1, context lengths) x concurrency sweep x rate sweep. */

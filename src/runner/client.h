@@ -43,10 +43,10 @@ struct client_request {
 
 /* What one stream chunk (the JSON of an SSE data event) says, as the client reads it. */
 struct client_chunk {
-    bool text;             /* choices[0].text, or choices[0].delta.content / reasoning_content /
-                            * reasoning, is a non-empty string */
-    bool answer;           /* ... and text or content is (not only reasoning) */
-    const char *content;   /* raw (still escaped) bytes of text / delta.content, or NULL */
+    bool text;           /* choices[0].text, or choices[0].delta.content / reasoning_content /
+                          * reasoning, is a non-empty string */
+    bool answer;         /* ... and text or content is (not only reasoning) */
+    const char *content; /* raw (still escaped) bytes of text / delta.content, or NULL */
     size_t content_len;
     bool finish;           /* choices[0].finish_reason is present and not null */
     bool error;            /* an "error" member that is not null */

@@ -349,10 +349,9 @@ void point_summary_compute(struct point_summary *s, const struct req_record *rec
             dvec_push(&d[D_ITL], gap_s(r->events[k - 1], r->events[k]));
         summary_add_extras(s, r, &l, d, &cached_prompt);
     }
-    s->cached_prompt_pct =
-        s->cached_reported && cached_prompt > 0
-            ? (double)s->cached_tokens_total / (double)cached_prompt * 100.0
-            : NAN;
+    s->cached_prompt_pct = s->cached_reported && cached_prompt > 0
+                               ? (double)s->cached_tokens_total / (double)cached_prompt * 100.0
+                               : NAN;
     s->sessions = count_sessions(recs, n);
 
     s->window_start = start;
@@ -375,10 +374,20 @@ void point_summary_compute(struct point_summary *s, const struct req_record *rec
     slo_verdict(s, slo, d, n ? s->completed : 0);
 
     struct dist *out[D__COUNT] = {
-        &s->ttft,       &s->ttft_sched,           &s->queue_delay,       &s->itl,
-        &s->tpot,       &s->e2e,                  &s->e2e_sched,         &s->user_token_rate,
-        &s->ttfa,       &s->reasoning_token_rate, &s->answer_token_rate, &s->think_time,
-        &s->ttft_first_turn, &s->ttft_later_turns,
+        &s->ttft,
+        &s->ttft_sched,
+        &s->queue_delay,
+        &s->itl,
+        &s->tpot,
+        &s->e2e,
+        &s->e2e_sched,
+        &s->user_token_rate,
+        &s->ttfa,
+        &s->reasoning_token_rate,
+        &s->answer_token_rate,
+        &s->think_time,
+        &s->ttft_first_turn,
+        &s->ttft_later_turns,
     };
     for (int i = 0; i < D__COUNT; i++) {
         dist_compute(out[i], d[i].v, d[i].n);

@@ -255,8 +255,8 @@ static json_t *summary_json(const struct point_info *pi, const struct point_summ
 }
 
 /* Sessions, reasoning and cached prompt tokens of one record. */
-static void record_json_extras(json_t *o, const struct req_record *r,
-                               const struct req_latencies *l, mono_ns t0)
+static void record_json_extras(json_t *o, const struct req_record *r, const struct req_latencies *l,
+                               mono_ns t0)
 {
     bool session = r->session >= 0;
     json_object_set_new(o, "session", session ? json_integer(r->session) : json_null());

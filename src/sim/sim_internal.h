@@ -231,8 +231,8 @@ struct sim_server {
     int port;
     bool thread_started;
     pthread_t thread;
-    uint64_t steps_late; /* steps that fired over 20 ms after their nominal end */
-    int idle_timeout_s;  /* connections with nothing in flight */
+    uint64_t steps_late;        /* steps that fired over 20 ms after their nominal end */
+    int idle_timeout_s;         /* connections with nothing in flight */
     int reasoning_tokens;       /* chat: the first output tokens stream as reasoning_content */
     bool prompt_tokens_details; /* usage carries prompt_tokens_details.cached_tokens */
     /* accept() failing for lack of descriptors or memory: the listener pauses (a level-
