@@ -237,8 +237,7 @@ static void config_keys_match_docs(void **state)
         {"`server.sim` keys", json_object_get(json_object_get(j, "server"), "sim")},
         {"### `model`", json_object_get(j, "model")},
         {"### `requests`", json_object_get(j, "requests")},
-        {"#### `requests.session`",
-         json_object_get(json_object_get(j, "requests"), "session")},
+        {"#### `requests.session`", json_object_get(json_object_get(j, "requests"), "session")},
         {"### `slo`", json_object_get(j, "slo")},
         {"### `telemetry`", json_object_get(j, "telemetry")},
     };
