@@ -395,6 +395,7 @@ static void session_ended(void *ctx, size_t s, size_t skipped)
     struct tenant_run *tr = ctx;
     (void)s;
     tr->pr->finished += skipped;
+    tr->pr->progress.done += skipped; /* the bar reaches its end */
     if (!tr->pr->stopping)
         tr->turns_skipped += skipped;
 }

@@ -133,6 +133,10 @@ static mono_ns think_before(const struct session_set *ss, size_t i)
 
 static void arm(struct session *s, mono_ns at)
 {
+    /* libevent adds the wait to its time cached at the loop turn's start, which can be long
+     * before now (a done callback runs after the stream's parsing): refresh it first, or the
+     * timer fires early and takes another loop turn. */
+    event_base_update_cache_time(event_get_base(s->timer));
     mono_ns now = clock_now();
     mono_ns wait = at > now ? at - now + 999 : 0; /* whole microseconds, rounded up */
     struct timeval tv = {(time_t)(wait / NS_PER_S), (suseconds_t)((wait % NS_PER_S) / 1000)};
