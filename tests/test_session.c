@@ -22,6 +22,7 @@
 #include "config/config.h"
 #include "core/clock.h"
 #include "core/xalloc.h"
+#include "runner/metrics.h"
 #include "runner/session.h"
 #include "sim/sim.h"
 #include "tb_proc.h"
@@ -280,6 +281,67 @@ static void user_slots_closed_and_open_loop(void **state)
     }
 }
 
+/* ==== reasoning and cached-token metrics ==== */
+
+static void reasoning_and_cached_metrics(void **state)
+{
+    (void)state;
+    struct req_record r[2];
+    for (int k = 0; k < 2; k++) {
+        req_record_init(&r[k]);
+        r[k].t_sent = NS_PER_S;
+        r[k].t_first = NS_PER_S + 100 * NS_PER_MS;
+        r[k].t_first_answer = NS_PER_S + 300 * NS_PER_MS;
+        r[k].t_last = r[k].t_end = NS_PER_S + 500 * NS_PER_MS;
+        r[k].output_tokens = 21;
+        r[k].prompt_tokens = 200;
+        r[k].n_reasoning_events = 10;
+    }
+    bool from_usage;
+    assert_int_equal(record_reasoning_tokens(&r[0], &from_usage), 10);
+    assert_false(from_usage);
+    struct req_latencies l;
+    record_latencies(&r[0], &l);
+    assert_true(fabs(l.ttfa - 0.3) < 1e-9);
+    assert_true(fabs(l.reasoning_rate - 10 / 0.2) < 1e-6); /* 10 tokens, first to first answer */
+    assert_true(fabs(l.answer_rate - 10 / 0.2) < 1e-6);    /* 11 answer tokens, 10 gaps */
+    r[1].usage_reasoning_tokens = 12;                      /* the server's count wins */
+    assert_int_equal(record_reasoning_tokens(&r[1], &from_usage), 12);
+    assert_true(from_usage);
+    r[1].usage_reasoning_tokens = 30; /* more than the output: not believed */
+    assert_int_equal(record_reasoning_tokens(&r[1], &from_usage), 10);
+    assert_false(from_usage);
+    r[1].usage_reasoning_tokens = 12;
+    r[1].cached_tokens = 150; /* only one request reports cached tokens */
+    struct point_summary s;
+    point_summary_compute(&s, r, 2, NULL);
+    assert_int_equal(s.reasoning_tokens_total, 22);
+    assert_int_equal(s.reasoning_requests, 2);
+    assert_int_equal(s.ttfa.n, 2);
+    assert_int_equal(s.cached_reported, 1);
+    assert_true(fabs(s.cached_prompt_pct - 75.0) < 1e-9); /* 150 of that request's 200 */
+    assert_int_equal(s.sessions, 0);
+    struct turn_summary *ts;
+    assert_int_equal(turn_summaries_compute(&ts, r, 2), 0);
+    assert_null(ts);
+    /* As two turns of one session: per-turn figures, the second failed. */
+    r[0].session = r[1].session = 0;
+    r[0].turn = 0;
+    r[1].turn = 1;
+    r[1].status = REQ_HTTP_5XX;
+    point_summary_compute(&s, r, 2, NULL);
+    assert_int_equal(s.sessions, 1);
+    assert_int_equal(s.ttft_first_turn.n, 1);
+    assert_int_equal(s.ttft_later_turns.n, 0);
+    assert_int_equal(turn_summaries_compute(&ts, r, 2), 2);
+    assert_int_equal(ts[0].completed, 1);
+    assert_int_equal(ts[1].failed, 1);
+    assert_true(ts[0].prompt_tokens_mean == 200);
+    assert_true(isnan(ts[0].cached_prompt_pct));
+    assert_true(fabs(ts[0].ttft.p50 - 0.1) < 1e-9);
+    free(ts);
+}
+
 /* ==== config ==== */
 
 static char *write_tmp(const char *text)
@@ -534,6 +596,7 @@ int main(void)
         cmocka_unit_test(completions_resend_the_conversation),
         cmocka_unit_test(chat_sends_history_and_a_failure_ends_the_session),
         cmocka_unit_test(user_slots_closed_and_open_loop),
+        cmocka_unit_test(reasoning_and_cached_metrics),
         cmocka_unit_test(config_keys_and_errors),
         cmocka_unit_test(sessions_against_the_simulator),
         cmocka_unit_test(reasoning_sessions_against_the_simulator),
