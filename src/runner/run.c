@@ -474,9 +474,11 @@ static int tenant_prepare(struct runner *r, struct tenant_run *tr, size_t point,
 /* Waits until the first prompts of tr are ready (or interrupted). */
 static int tenant_await_lead(struct tenant_run *tr)
 {
-    size_t lead = tr->n < PROMPT_LEAD ? tr->n : PROMPT_LEAD;
+    size_t lead = tr->n_arrivals < PROMPT_LEAD ? tr->n_arrivals : PROMPT_LEAD;
     if (tr->concurrency > 0 && (size_t)tr->concurrency < lead)
         lead = (size_t)tr->concurrency;
+    if (tr->sessions && lead > 0) /* up to the first turn of the last session that starts */
+        lead = session_set_first(tr->sessions, lead - 1) + 1;
     while (atomic_load(&tr->built) < lead && !interrupted && tr->prompt_running)
         clock_sleep_ns(PROMPT_POLL_NS);
     return interrupted ? -EINTR : 0;
