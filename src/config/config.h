@@ -39,13 +39,14 @@ struct requests_cfg {
     size_t n_concurrency;
     double *rates; /* requests/s; INFINITY = "inf"; default [inf] */
     size_t n_rates;
-    enum arrival arrival;       /* default poisson */
-    double burstiness;          /* gamma shape: 1 = poisson, < 1 burstier; default 1 */
-    int prompt_tokens_min;      /* default 512 */
-    int prompt_tokens_max;      /* default 2048 */
-    int completion_tokens;      /* default 512; sent as max_tokens with ignore_eos */
-    int shared_prefix_tokens;   /* default 0 */
-    struct session_cfg session; /* multi-turn users; off by default */
+    enum arrival arrival;     /* default poisson */
+    double burstiness;        /* gamma shape: 1 = poisson, < 1 burstier; default 1 */
+    int prompt_tokens_min;    /* default 512 */
+    int prompt_tokens_max;    /* default 2048 */
+    int completion_tokens;    /* default 512; sent as max_tokens with ignore_eos */
+    int shared_prefix_tokens; /* default 0 */
+    /* requests.session: multi-turn users; off by default. */
+    struct session_cfg session;
 };
 
 /* server.sim: the built-in simulator's options (same names as `testbench sim` flags). */
@@ -64,8 +65,10 @@ struct sim_cfg {
     int enable_prefix_caching;     /* -1 = model.enable_prefix_caching */
     int tensor_parallel_size;      /* 0 = model.tensor_parallel_size */
     uint64_t seed;                 /* default benchmark.seed */
-    int reasoning_tokens;          /* chat: first output tokens as reasoning_content; 0 = none */
-    bool enable_prompt_tokens_details; /* usage.prompt_tokens_details.cached_tokens */
+    /* Chat: the first reasoning_tokens output tokens stream as reasoning_content (0 = none);
+     * enable_prompt_tokens_details: usage.prompt_tokens_details.cached_tokens. */
+    int reasoning_tokens;
+    bool enable_prompt_tokens_details;
 };
 
 struct server_cfg {

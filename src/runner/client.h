@@ -43,19 +43,23 @@ struct client_request {
 
 /* What one stream chunk (the JSON of an SSE data event) says, as the client reads it. */
 struct client_chunk {
-    bool text;           /* choices[0].text, or choices[0].delta.content / reasoning_content /
-                          * reasoning, is a non-empty string */
-    bool answer;         /* ... and text or content is (not only reasoning) */
-    const char *content; /* raw (still escaped) bytes of text / delta.content, or NULL */
-    size_t content_len;
+    bool text;             /* choices[0].text, or choices[0].delta.content / reasoning_content /
+                            * reasoning, is a non-empty string */
     bool finish;           /* choices[0].finish_reason is present and not null */
     bool error;            /* an "error" member that is not null */
     int prompt_tokens;     /* usage.prompt_tokens, -1 when absent */
     int completion_tokens; /* usage.completion_tokens, -1 when absent */
-    int reasoning_tokens;  /* usage.completion_tokens_details.reasoning_tokens, -1 when absent */
-    int cached_tokens;     /* usage.prompt_tokens_details.cached_tokens, -1 when absent */
     const char *id;        /* the top-level "id" string's raw bytes (points into data), or NULL */
     size_t id_len;
+    /* Reasoning models and sessions. answer: text or delta.content is a non-empty string (the
+     * event is not only reasoning); content, content_len: its raw (still escaped) bytes in
+     * data, or NULL. reasoning_tokens: usage.completion_tokens_details.reasoning_tokens;
+     * cached_tokens: usage.prompt_tokens_details.cached_tokens; -1 when absent. */
+    bool answer;
+    const char *content;
+    size_t content_len;
+    int reasoning_tokens;
+    int cached_tokens;
 };
 
 /* Reads one chunk without building a document (the hot path: one call per event). Validates

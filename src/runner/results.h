@@ -25,11 +25,12 @@ struct point_info {
     double rate;        /* INFINITY = inf */
     enum arrival arrival;
     int num_requests;
-    struct dist dispatch_lag_s;   /* client self-check (t_sent - t_due when no cap held it) */
-    struct dist loop_lag_s;       /* event-loop lateness of timers */
-    bool client_distorted;        /* either p99 above 1 ms */
-    bool partial;                 /* cut short: a checkpoint mid-point, or Ctrl-C */
-    size_t session_turns_skipped; /* session turns never sent: an earlier turn failed */
+    struct dist dispatch_lag_s; /* client self-check (t_sent - t_due when no cap held it) */
+    struct dist loop_lag_s;     /* event-loop lateness of timers */
+    bool client_distorted;      /* either p99 above 1 ms */
+    bool partial;               /* cut short: a checkpoint mid-point, or Ctrl-C */
+    /* Session turns never sent because an earlier turn of theirs failed. */
+    size_t session_turns_skipped;
 };
 
 struct results_writer;

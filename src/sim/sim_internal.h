@@ -231,10 +231,12 @@ struct sim_server {
     int port;
     bool thread_started;
     pthread_t thread;
-    uint64_t steps_late;        /* steps that fired over 20 ms after their nominal end */
-    int idle_timeout_s;         /* connections with nothing in flight */
-    int reasoning_tokens;       /* chat: the first output tokens stream as reasoning_content */
-    bool prompt_tokens_details; /* usage carries prompt_tokens_details.cached_tokens */
+    uint64_t steps_late; /* steps that fired over 20 ms after their nominal end */
+    int idle_timeout_s;  /* connections with nothing in flight */
+    /* --reasoning-tokens: chat's first output tokens stream as reasoning_content;
+     * --enable-prompt-tokens-details: usage carries prompt_tokens_details.cached_tokens. */
+    int reasoning_tokens;
+    bool prompt_tokens_details;
     /* accept() failing for lack of descriptors or memory: the listener pauses (a level-
      * triggered listener would otherwise spin on the same error) and the log is rate-limited */
     struct evconnlistener *listener;
