@@ -354,9 +354,9 @@ static void *prompt_main(void *arg)
             clock_sleep_ns(PROMPT_POLL_NS);
         if (atomic_load(&tr->prompt_stop))
             break;
-        /* The actual count comes from the server's usage; the builder's own is not needed. */
-        /* A session's later messages do not repeat the shared prefix: the conversation
-         * they join starts with it. */
+        /* The actual count comes from the server's usage; the builder's own is not needed.
+         * A session's later messages do not repeat the shared prefix: the conversation they
+         * join starts with it. */
         int shared = tr->recs[i].turn > 0 ? 0 : rq->shared_prefix_tokens;
         tr->prompts[i] = prompt_build(r->builders[tr->index], tr->recs[i].target_prompt_tokens,
                                       shared, base + i, NULL);
