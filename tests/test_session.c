@@ -22,6 +22,7 @@
 #include "config/config.h"
 #include "core/clock.h"
 #include "core/xalloc.h"
+#include "fake_server.h"
 #include "runner/metrics.h"
 #include "runner/session.h"
 #include "sim/sim.h"
@@ -589,6 +590,49 @@ static void reasoning_sessions_against_the_simulator(void **state)
     free(rm);
 }
 
+/* A server that fails every request: each session ends at its first turn, its other turns are
+ * never sent (counted as skipped, not failed) and the point still ends; a healthy tenant beside
+ * it runs its sessions through. */
+static void failed_turns_end_their_sessions(void **state)
+{
+    (void)state;
+    struct fake_server *fs;
+    assert_int_equal(fake_server_start(&fs), 0);
+    char dir[] = "/tmp/tb_session_fail_XXXXXX";
+    assert_non_null(mkdtemp(dir));
+    const char *body = "server: {endpoint: \"http://127.0.0.1:%d\", api: chat, timeout_s: 5}\n"
+                       "requests: {num_requests: 6, concurrent_requests: 2,\n"
+                       "  rate_per_second: inf, prompt_tokens_min: 20, prompt_tokens_max: 20,\n"
+                       "  completion_tokens: 8, session: {turns: 3, think_time_s: 0.01}}\n"
+                       "telemetry: {collect_gpu_stats: false, scrape_server_metrics: false}\n"
+                       "tenants:\n"
+                       "  - {name: good, model: \"normal n=8 gap=1\"}\n"
+                       "  - {name: bad, model: \"http500\"}\n";
+    json_t *root = run_sim(dir, "fail", body, fake_server_port(fs));
+    json_t *points = json_object_get(root, "points");
+    assert_int_equal(json_array_size(points), 2);
+    json_t *good = json_object_get(json_array_get(points, 0), "summary");
+    json_t *bad = json_object_get(json_array_get(points, 1), "summary");
+    assert_int_equal(json_integer_value(json_object_get(good, "completed")), 6);
+    json_t *gs = json_object_get(good, "sessions");
+    assert_int_equal(json_integer_value(json_object_get(gs, "count")), 2);
+    assert_int_equal(json_integer_value(json_object_get(gs, "turns_skipped")), 0);
+    assert_int_equal(json_array_size(json_object_get(gs, "by_turn")), 3);
+    assert_int_equal(json_integer_value(json_object_get(bad, "issued")), 2);
+    assert_int_equal(json_integer_value(json_object_get(bad, "failed")), 2);
+    json_t *bs = json_object_get(bad, "sessions");
+    assert_int_equal(json_integer_value(json_object_get(bs, "count")), 2);
+    assert_int_equal(json_integer_value(json_object_get(bs, "turns_skipped")), 4);
+    json_t *by = json_object_get(bs, "by_turn");
+    assert_int_equal(json_array_size(by), 1);
+    assert_int_equal(json_integer_value(json_object_get(json_array_get(by, 0), "failed")), 2);
+    json_decref(root);
+    fake_server_stop(fs);
+    char *rm = xasprintf("rm -rf %s", dir);
+    assert_int_equal(system(rm), 0);
+    free(rm);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -600,6 +644,7 @@ int main(void)
         cmocka_unit_test(config_keys_and_errors),
         cmocka_unit_test(sessions_against_the_simulator),
         cmocka_unit_test(reasoning_sessions_against_the_simulator),
+        cmocka_unit_test(failed_turns_end_their_sessions),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
