@@ -261,9 +261,10 @@ static void record_json_extras(json_t *o, const struct req_record *r, const stru
     bool session = r->session >= 0;
     json_object_set_new(o, "session", session ? json_integer(r->session) : json_null());
     json_object_set_new(o, "turn", session ? json_integer(r->turn) : json_null());
+    /* A first turn has one only when its user started it after reading (closed loop). */
+    bool thought = session && (r->turn > 0 || r->think_ns > 0);
     json_object_set_new(o, "think_time",
-                        session && r->turn > 0 ? json_real((double)r->think_ns / 1e9)
-                                               : json_null());
+                        thought ? json_real((double)r->think_ns / 1e9) : json_null());
     json_object_set_new(o, "t_first_answer", jtime(r->t_first_answer, t0));
     json_object_set_new(o, "ttfa", json_real_or_null(l->ttfa));
     bool from_usage;
