@@ -10,6 +10,7 @@
 
 #include <cmocka.h>
 
+#include <errno.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -280,6 +281,34 @@ static void user_slots_closed_and_open_loop(void **state)
         session_set_free(ss);
         event_base_free(b);
     }
+}
+
+/* ==== answer text as the client keeps it ==== */
+
+static void answer_text_is_decoded(void **state)
+{
+    (void)state;
+    static const struct {
+        const char *raw, *text;
+    } cases[] = {
+        {"plain words", "plain words"},
+        {"a\\nb\\t\\\"q\\\" \\\\ \\/", "a\nb\t\"q\" \\ /"},
+        {"caf\\u00e9 \\u20ac", "caf\xc3\xa9 \xe2\x82\xac"},
+        {"\\ud83d\\ude00!", "\xf0\x9f\x98\x80!"},     /* a surrogate pair */
+        {"x\\ud83dy", "x\xef\xbf\xbdy"},              /* a lone surrogate: U+FFFD */
+        {"raw \xc3\xa9 bytes", "raw \xc3\xa9 bytes"}, /* UTF-8 passes through */
+    };
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        struct buf b;
+        buf_init(&b, 1024);
+        assert_int_equal(client_text_append(&b, cases[i].raw, strlen(cases[i].raw)), 0);
+        assert_string_equal(b.data, cases[i].text);
+        buf_release(&b);
+    }
+    struct buf small;
+    buf_init(&small, 4);
+    assert_int_equal(client_text_append(&small, "abcdef", 6), -E2BIG);
+    buf_release(&small);
 }
 
 /* ==== reasoning and cached-token metrics ==== */
@@ -640,6 +669,7 @@ int main(void)
         cmocka_unit_test(completions_resend_the_conversation),
         cmocka_unit_test(chat_sends_history_and_a_failure_ends_the_session),
         cmocka_unit_test(user_slots_closed_and_open_loop),
+        cmocka_unit_test(answer_text_is_decoded),
         cmocka_unit_test(reasoning_and_cached_metrics),
         cmocka_unit_test(config_keys_and_errors),
         cmocka_unit_test(sessions_against_the_simulator),

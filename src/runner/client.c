@@ -768,10 +768,8 @@ static int append_utf8(struct buf *b, unsigned cp)
     return buf_append(b, u, n);
 }
 
-/* Appends the text of a JSON string's raw body (already validated by js_string: every escape
- * is complete) to b, decoded; a lone surrogate becomes U+FFFD. Only sessions keep answers, so
- * this is off the common path. 0, or -E2BIG at b's ceiling (what fit before stays). */
-static int append_unescaped(struct buf *b, const char *raw, size_t n)
+/* Only sessions keep answers, so this is off the common path. */
+int client_text_append(struct buf *b, const char *raw, size_t n)
 {
     size_t i = 0;
     while (i < n) {
@@ -827,7 +825,7 @@ static void on_text_event(struct transfer *t, const struct client_chunk *ck)
     if (!rec->t_first_answer)
         rec->t_first_answer = t->now;
     /* At the ceiling the answer is cut: the session goes on with what fit. */
-    if (t->answer && append_unescaped(t->answer, ck->content, ck->content_len))
+    if (t->answer && client_text_append(t->answer, ck->content, ck->content_len))
         t->answer = NULL;
 }
 /* The message of an {"error": ...} event (rare: jansson is fine here). */

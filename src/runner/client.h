@@ -68,6 +68,11 @@ struct client_chunk {
 MUST_USE int client_chunk_parse(const char *data, size_t len, struct client_chunk *out,
                                 size_t *bad_at);
 
+/* Appends the text of a JSON string's raw body (as client_chunk.content: validated, every
+ * escape complete) to b, decoded to UTF-8; a lone surrogate becomes U+FFFD. 0, or -E2BIG at
+ * b's ceiling (what fit before stays). */
+MUST_USE int client_text_append(struct buf *b, const char *raw, size_t n);
+
 /* Called once per request when it ends (ok, failed or cancelled); rec is the caller's.
  * It runs from the event loop, outside libcurl's callbacks: it may call client_start and
  * client_cancel_all, but not client_free. */
