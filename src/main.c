@@ -39,7 +39,7 @@ static const struct command commands[] = {
      "    [--enable-prefix-caching | --no-enable-prefix-caching] [--tensor-parallel-size N]\n"
      "    [--block-size N] [--lora-modules NAME=PATH ...] [--seed N] [--trace FILE]\n"
      "    [--catalog DIR] [--calibration FILE] [--idle-timeout S] [--tokenize-llamacpp]\n"
-     "    [--quiet]\n"
+     "    [--reasoning-tokens N] [--enable-prompt-tokens-details] [--quiet]\n"
      "  Serves an OpenAI-compatible API that behaves like vLLM on the given GPU and model."},
     {"plan", plan_main,
      "testbench plan --gpu NAME --model NAME [--quantization Q] [--kv-cache-dtype D]\n"

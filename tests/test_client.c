@@ -521,6 +521,7 @@ static int ref_parse(const char *data, size_t len, struct client_chunk *out)
 {
     memset(out, 0, sizeof(*out));
     out->prompt_tokens = out->completion_tokens = -1;
+    out->reasoning_tokens = out->cached_tokens = -1;
     json_t *root = json_loadb(data, len, 0, NULL);
     if (!json_is_object(root)) {
         json_decref(root);
@@ -532,10 +533,13 @@ static int ref_parse(const char *data, size_t len, struct client_chunk *out)
         static const char *const keys[] = {"content", "reasoning_content", "reasoning"};
         json_t *tx = json_object_get(c0, "text");
         out->text = json_is_string(tx) && json_string_length(tx) > 0;
+        out->answer = out->text;
         for (int k = 0; k < 3 && json_is_object(d); k++) {
             json_t *v = json_object_get(d, keys[k]);
-            if (json_is_string(v) && json_string_length(v) > 0)
+            if (json_is_string(v) && json_string_length(v) > 0) {
                 out->text = true;
+                out->answer |= k == 0; /* content is the answer, the others reasoning */
+            }
         }
         json_t *fr = json_object_get(c0, "finish_reason");
         out->finish = fr && !json_is_null(fr);
@@ -550,6 +554,15 @@ static int ref_parse(const char *data, size_t len, struct client_chunk *out)
         if (json_is_integer(ct) && json_integer_value(ct) >= 0 &&
             json_integer_value(ct) <= INT32_MAX)
             out->completion_tokens = (int)json_integer_value(ct);
+        json_t *rt = json_object_get(json_object_get(u, "completion_tokens_details"),
+                                     "reasoning_tokens"),
+               *cc = json_object_get(json_object_get(u, "prompt_tokens_details"), "cached_tokens");
+        if (json_is_integer(rt) && json_integer_value(rt) >= 0 &&
+            json_integer_value(rt) <= INT32_MAX)
+            out->reasoning_tokens = (int)json_integer_value(rt);
+        if (json_is_integer(cc) && json_integer_value(cc) >= 0 &&
+            json_integer_value(cc) <= INT32_MAX)
+            out->cached_tokens = (int)json_integer_value(cc);
     }
     json_t *e = json_object_get(root, "error");
     out->error = e && !json_is_null(e);
@@ -571,6 +584,10 @@ static void check_same(const char *data, size_t len)
         assert_int_equal(a.error, b.error);
         assert_int_equal(a.prompt_tokens, b.prompt_tokens);
         assert_int_equal(a.completion_tokens, b.completion_tokens);
+        assert_int_equal(a.answer, b.answer);
+        assert_int_equal(a.reasoning_tokens, b.reasoning_tokens);
+        assert_int_equal(a.cached_tokens, b.cached_tokens);
+        assert_int_equal(a.content != NULL, a.answer); /* answer text keeps its bytes */
     }
 }
 
@@ -608,6 +625,12 @@ static void test_chunk_parse(void **state)
         "{\"usage\":{\"prompt_tokens\":1.5,\"completion_tokens\":-3}}",
         "{\"usage\":{\"completion_tokens\":3e2}}",
         "{\"usage\":{\"completion_tokens\":4294967296}}",
+        "{\"choices\":[{\"delta\":{\"reasoning_content\":\"a\",\"content\":\"b\"}}]}",
+        "{\"usage\":{\"completion_tokens\":9,\"completion_tokens_details\":"
+        "{\"reasoning_tokens\":7},\"prompt_tokens_details\":{\"cached_tokens\":16}}}",
+        "{\"usage\":{\"completion_tokens_details\":null,\"prompt_tokens_details\":"
+        "{\"cached_tokens\":1.5,\"audio_tokens\":2}}}",
+        "{\"usage\":{\"completion_tokens_details\":{\"reasoning_tokens\":-1}}}",
         "{\"error\":null,\"choices\":[{\"text\":\"a\"}]}",
         "{\"error\":{\"message\":\"boom\",\"code\":500}}",
         "{\"error\":\"boom\"}",

@@ -315,6 +315,9 @@ static void test_inline_errors(void **state)
     expect_error("context_lengths: []\n", "1:18: context_lengths: ", "the list is empty");
     expect_error("requests:\n  prompt_tokens_min: 100\n  shared_prefix_tokens: 100\n",
                  "3:25: requests.shared_prefix_tokens: ", "must be less than prompt_tokens_min");
+    /* Sessions make their own prompts: no second source of prompts beside them. */
+    expect_error("requests:\n  rag: {documents: 10}\n  session: {turns: 2}\n",
+                 "3:12: requests.session: ", "cannot be combined with requests.dataset");
     expect_error("telemetry:\n  sample_interval_sec: 0.01\n",
                  "2:24: telemetry.sample_interval_sec: ", "must be at least 0.05");
     expect_error("slo:\n  percentile: 0\n", "2:15: slo.percentile: ", "must be in (0, 100]");

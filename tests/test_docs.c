@@ -242,6 +242,7 @@ static void config_keys_match_docs(void **state)
         {"`requests.dataset` keys", json_object_get(json_object_get(j, "requests"), "dataset")},
         {"`requests.trace` keys", json_object_get(json_object_get(j, "requests"), "trace")},
         {"`requests.rag` keys", json_object_get(json_object_get(j, "requests"), "rag")},
+        {"#### `requests.session`", json_object_get(json_object_get(j, "requests"), "session")},
         {"### `slo`", json_object_get(j, "slo")},
         {"### `telemetry`", json_object_get(j, "telemetry")},
     };

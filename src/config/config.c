@@ -126,6 +126,7 @@ static void requests_defaults(struct requests_cfg *r)
     r->completion_tokens = 512;
     r->shared_prefix_tokens = 0;
     workload_cfg_defaults(r);
+    session_cfg_defaults(&r->session);
 }
 
 static void slo_defaults(struct slo_cfg *s)
@@ -334,6 +335,9 @@ int config_set_closed_loop(struct config *c, int users, int num_requests, int co
     r->rates[0] = INFINITY;
     r->n_rates = 1;
     r->num_requests = num_requests;
+    /* The planner's users send the next request when the last ends, without think times:
+     * the measurement it is compared with is the same closed loop (docs/STUDY.md). */
+    r->session.enabled = false;
     free(c->context_lengths);
     c->context_lengths = NULL;
     c->n_context_lengths = 0;
@@ -584,7 +588,22 @@ static int check_requests(struct cfg_problem *p, const struct requests_cfg *r, c
         where_owner(p, owner);
         return -EINVAL;
     }
-    return workload_cfg_find_problem(p, r, prefix, owner);
+    rc = workload_cfg_find_problem(p, r, prefix, owner);
+    if (!rc)
+        rc = session_find_problem(p, &r->session, prefix, owner);
+    if (rc)
+        return rc;
+    /* A session builds each turn from the conversation so far; prompts from a dataset, a
+     * trace or a RAG pool would need their own turn model, which is not there yet. */
+    if (r->session.enabled && workload_cfg_sets_prompts(r)) {
+        PATH(path, prefix, "session");
+        where(p, &r->session.enabled, path,
+              "cannot be combined with requests.dataset, requests.trace or requests.rag "
+              "(sessions build their own conversations)");
+        where_owner(p, owner);
+        return -EINVAL;
+    }
+    return 0;
 }
 
 static int check_slo(struct cfg_problem *p, const struct slo_cfg *s, const char *prefix,
@@ -632,6 +651,17 @@ static int check_context(struct cfg_problem *p, const struct config *c, size_t i
         where(p, &c->context_lengths[i], path,
               "context %d leaves %d prompt tokens, not more than %s.shared_prefix_tokens (%d)", ctx,
               ctx - r->completion_tokens, who, r->shared_prefix_tokens);
+        return -EINVAL;
+    }
+    /* Sessions: the last turn's conversation must fit the window too. */
+    long first = session_first_prompt(&r->session, ctx, r->completion_tokens);
+    if (r->session.enabled &&
+        first <= (r->shared_prefix_tokens > 0 ? r->shared_prefix_tokens : 0)) {
+        where(p, &c->context_lengths[i], path,
+              "context %d leaves %ld tokens for a session's first prompt (%s.session: %d turns "
+              "of %d completion tokens and %d-token messages must fit), not more than %d",
+              ctx, first, who, r->session.turns, r->completion_tokens,
+              r->session.message_tokens_max, r->shared_prefix_tokens);
         return -EINVAL;
     }
     return 0;
@@ -772,6 +802,8 @@ int config_find_problem(const struct config *c, struct cfg_problem *p)
     if (!rc)
         rc = check_int_min(p, &s->tensor_parallel_size, 1, "server.sim", "tensor_parallel_size",
                            NULL);
+    if (!rc)
+        rc = check_int_min(p, &s->reasoning_tokens, 0, "server.sim", "reasoning_tokens", NULL);
     if (rc)
         return rc;
     if (s->seed > (uint64_t)INT64_MAX) {
@@ -924,6 +956,7 @@ static json_t *requests_to_json(const struct requests_cfg *r)
     json_object_set_new(o, "completion_tokens", json_integer(r->completion_tokens));
     json_object_set_new(o, "shared_prefix_tokens", json_integer(r->shared_prefix_tokens));
     workload_cfg_to_json(o, r);
+    json_object_set_new(o, "session", session_cfg_to_json(&r->session));
     return o;
 }
 
@@ -967,6 +1000,9 @@ json_t *config_to_json(const struct config *c)
     json_object_set_new(sim, "enable_prefix_caching", json_boolean(s->enable_prefix_caching > 0));
     json_object_set_new(sim, "tensor_parallel_size", json_integer(s->tensor_parallel_size));
     json_object_set_new(sim, "seed", json_integer((json_int_t)s->seed));
+    json_object_set_new(sim, "reasoning_tokens", json_integer(s->reasoning_tokens));
+    json_object_set_new(sim, "enable_prompt_tokens_details",
+                        json_boolean(s->enable_prompt_tokens_details));
 
     json_t *sv = json_object();
     json_object_set_new(sv, "endpoint", json_string_or_null(c->server.endpoint));

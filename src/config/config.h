@@ -14,6 +14,7 @@
 
 #include <jansson.h>
 
+#include "config/session_cfg.h"
 #include "config/study_cfg.h"
 #include "config/workload_cfg.h"
 #include "core/xalloc.h"
@@ -50,6 +51,8 @@ struct requests_cfg {
     struct dataset_cfg dataset;
     struct trace_cfg trace;
     struct rag_cfg rag;
+    /* requests.session: multi-turn users; off by default. */
+    struct session_cfg session;
 };
 
 /* server.sim: the built-in simulator's options (same names as `testbench sim` flags). */
@@ -68,6 +71,10 @@ struct sim_cfg {
     int enable_prefix_caching;     /* -1 = model.enable_prefix_caching */
     int tensor_parallel_size;      /* 0 = model.tensor_parallel_size */
     uint64_t seed;                 /* default benchmark.seed */
+    /* Chat: the first reasoning_tokens output tokens stream as reasoning_content (0 = none);
+     * enable_prompt_tokens_details: usage.prompt_tokens_details.cached_tokens. */
+    int reasoning_tokens;
+    bool enable_prompt_tokens_details;
 };
 
 struct server_cfg {
@@ -145,7 +152,8 @@ void config_set_endpoint(struct config *c, const char *url);
 void config_set_model(struct config *c, const char *name);
 /* Turns a one-tenant config into one point of `users` closed-loop users (concurrency = users,
  * rate inf) sending num_requests requests; context > 0 fills each prompt to that window, 0 keeps
- * the prompt_tokens_min/max lengths. -EINVAL for a config with named tenants. Run
+ * the prompt_tokens_min/max lengths. requests.session is turned off (the planner's closed loop
+ * has no think times). -EINVAL for a config with named tenants. Run
  * config_check() afterwards. */
 MUST_USE int config_set_closed_loop(struct config *c, int users, int num_requests, int context);
 /* Points measured per tenant: max(1, context lengths) x concurrency sweep x rate sweep. */

@@ -42,6 +42,9 @@ int check_int_min(struct cfg_problem *p, const int *v, int min, const char *pref
                   const void *fallback);
 int check_num(struct cfg_problem *p, const double *v, double lo, bool lo_incl, double hi,
               const char *prefix, const char *key, const void *fallback);
+/* requests.session's rules (session_cfg.c); prefix is "requests" or "tenants[i].requests". */
+MUST_USE int session_find_problem(struct cfg_problem *p, const struct session_cfg *s,
+                                  const char *prefix, const void *owner);
 /* The study sections' rules (study_cfg.c); 0 when there are none or they hold. */
 MUST_USE int study_find_problem(const struct config *c, struct cfg_problem *p);
 

@@ -625,6 +625,49 @@ static const struct field rag_fields[] = {
     F(rag_cfg, question_tokens, FT_INT),
     F(rag_cfg, skew, FT_NUM),
 };
+static int load_think_dist(struct loader *ld, const yaml_node_t *n, const char *path, void *base)
+{
+    struct session_cfg *ss = base;
+    char g[96];
+    if (n->type != YAML_SCALAR_NODE || is_null(n))
+        return fail(ld, n, path, "expected one of %s, %s", think_dist_names_list(),
+                    got(n, false, g, sizeof(g)));
+    if (think_dist_parse(scalar(n), &ss->think))
+        return fail(ld, n, path, "unknown distribution %s; allowed: %s", describe(n, g, sizeof(g)),
+                    think_dist_names_list());
+    origin_add(ld, &ss->think, n);
+    return 0;
+}
+
+static const struct field session_fields[] = {
+    F(session_cfg, enabled, FT_BOOL),
+    F(session_cfg, turns, FT_INT),
+    FC(think_time_distribution, load_think_dist),
+    F(session_cfg, think_time_s, FT_NUM),
+    F(session_cfg, think_time_sigma, FT_NUM),
+    F(session_cfg, message_tokens_min, FT_INT),
+    F(session_cfg, message_tokens_max, FT_INT),
+};
+
+/* requests.session: a mapping turns sessions on (unless it says enabled: false); true/false;
+ * empty = on with the defaults. */
+static int load_session(struct loader *ld, const yaml_node_t *n, const char *path, void *base)
+{
+    struct session_cfg *ss = &((struct requests_cfg *)base)->session;
+    if (is_null(n)) {
+        ss->enabled = true;
+    } else if (n->type == YAML_SCALAR_NODE) {
+        int rc = get_bool(ld, n, path, &ss->enabled);
+        if (rc)
+            return rc;
+    } else {
+        ss->enabled = true; /* before the keys: an explicit enabled: false wins */
+        origin_add(ld, &ss->enabled, n);
+        return load_map(ld, n, path, session_fields, N_FIELDS(session_fields), ss);
+    }
+    origin_add(ld, &ss->enabled, n);
+    return 0;
+}
 
 static const struct field requests_fields[] = {
     F(requests_cfg, num_requests, FT_INT),
@@ -640,6 +683,7 @@ static const struct field requests_fields[] = {
     FM(requests_cfg, dataset, dataset_fields),
     FM(requests_cfg, trace, trace_fields),
     FM(requests_cfg, rag, rag_fields),
+    FC(session, load_session),
 };
 
 static const struct field slo_fields[] = {
@@ -675,6 +719,8 @@ static const struct field sim_fields[] = {
     F(sim_cfg, enable_prefix_caching, FT_BOOL_INT),
     F(sim_cfg, tensor_parallel_size, FT_INT),
     F(sim_cfg, seed, FT_U64),
+    F(sim_cfg, reasoning_tokens, FT_INT),
+    F(sim_cfg, enable_prompt_tokens_details, FT_BOOL),
 };
 
 static const struct field telemetry_fields[] = {

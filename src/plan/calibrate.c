@@ -175,9 +175,11 @@ int calibrate_load(struct calibrate_set *s, const char *path, const struct calib
         json_t *rate = json_object_get(pt, "rate");
         double conc = jnum(pt, "concurrency");
         double done = jnum(sum, "completed");
-        /* The planner replays closed loops: a capped concurrency at an unlimited rate. */
-        bool closed =
-            json_is_string(rate) && strcmp(json_string_value(rate), "inf") == 0 && conc >= 1;
+        /* The planner replays closed loops: a capped concurrency at an unlimited rate, without
+         * sessions (their users think between turns, which the planner does not model). */
+        bool sessions = json_is_object(json_object_get(sum, "sessions"));
+        bool closed = json_is_string(rate) && strcmp(json_string_value(rate), "inf") == 0 &&
+                      conc >= 1 && !sessions;
         if (!closed || json_is_true(json_object_get(pt, "partial")) || !(done >= 2)) {
             s->skipped++;
             continue;

@@ -106,6 +106,9 @@ struct transfer {
     int socket_errno;  /* why socket() failed (EMFILE...), 0 = it did not */
     int usage_prompt;
     int usage_completion;
+    int usage_reasoning; /* usage.completion_tokens_details.reasoning_tokens, -1 none */
+    int usage_cached;    /* usage.prompt_tokens_details.cached_tokens, -1 none */
+    struct buf *answer;  /* the caller's, for sessions; NULL = answer text not kept */
     char errbuf[CURL_ERROR_SIZE];
 };
 
@@ -375,6 +378,8 @@ static void transfer_settle(struct transfer *t)
     }
     if (t->have_usage && t->usage_prompt >= 0)
         rec->prompt_tokens = t->usage_prompt;
+    rec->usage_reasoning_tokens = t->have_usage ? t->usage_reasoning : -1;
+    rec->cached_tokens = t->have_usage ? t->usage_cached : -1;
 }
 
 /* Hands the record over and recycles t (on the owner's loop). */
@@ -692,16 +697,23 @@ static bool key_is(const char *key, size_t klen, const char *lit)
     return klen == n && memcmp(key, lit, n) == 0;
 }
 
-/* A value that counts as text when it is a non-empty string. */
-static int js_text_value(struct jscan *s, struct client_chunk *out)
+/* A value that counts as text when it is a non-empty string; answer text (not reasoning)
+ * also keeps its raw bytes. */
+static int js_text_value(struct jscan *s, struct client_chunk *out, bool answer)
 {
     if (s->p < s->end && *s->p == '"') {
         const char *b;
         size_t n;
         if (js_string(s, &b, &n))
             return -1;
-        if (n > 0)
+        if (n > 0) {
             out->text = true;
+            if (answer) {
+                out->answer = true;
+                out->content = b;
+                out->content_len = n;
+            }
+        }
         return 0;
     }
     return js_value(s);
@@ -709,9 +721,10 @@ static int js_text_value(struct jscan *s, struct client_chunk *out)
 
 static int on_delta_member(struct jscan *s, const char *key, size_t klen, void *ctx)
 {
-    if (key_is(key, klen, "content") || key_is(key, klen, "reasoning_content") ||
-        key_is(key, klen, "reasoning"))
-        return js_text_value(s, ctx);
+    if (key_is(key, klen, "content"))
+        return js_text_value(s, ctx, true);
+    if (key_is(key, klen, "reasoning_content") || key_is(key, klen, "reasoning"))
+        return js_text_value(s, ctx, false);
     return js_value(s);
 }
 
@@ -719,7 +732,7 @@ static int on_choice_member(struct jscan *s, const char *key, size_t klen, void 
 {
     struct client_chunk *out = ctx;
     if (key_is(key, klen, "text"))
-        return js_text_value(s, out);
+        return js_text_value(s, out, true);
     if (key_is(key, klen, "delta") && s->p < s->end && *s->p == '{')
         return js_object(s, on_delta_member, out);
     if (key_is(key, klen, "finish_reason") && !js_at_null(s))
@@ -734,12 +747,9 @@ static int on_first_choice(struct jscan *s, void *ctx)
     return js_value(s);
 }
 
-static int on_usage_member(struct jscan *s, const char *key, size_t klen, void *ctx)
+/* A count into *slot when the value is a plain integer in int range; else just skipped. */
+static int js_count_value(struct jscan *s, int *slot)
 {
-    struct client_chunk *out = ctx;
-    int *slot = key_is(key, klen, "prompt_tokens")       ? &out->prompt_tokens
-                : key_is(key, klen, "completion_tokens") ? &out->completion_tokens
-                                                         : NULL;
     if (!slot || s->p >= s->end || !(*s->p == '-' || (*s->p >= '0' && *s->p <= '9')))
         return js_value(s);
     long long v;
@@ -749,6 +759,32 @@ static int on_usage_member(struct jscan *s, const char *key, size_t klen, void *
     if (is_int && v >= 0 && v <= INT32_MAX)
         *slot = (int)v;
     return 0;
+}
+
+static int on_completion_details(struct jscan *s, const char *key, size_t klen, void *ctx)
+{
+    struct client_chunk *out = ctx;
+    return js_count_value(s, key_is(key, klen, "reasoning_tokens") ? &out->reasoning_tokens : NULL);
+}
+
+static int on_prompt_details(struct jscan *s, const char *key, size_t klen, void *ctx)
+{
+    struct client_chunk *out = ctx;
+    return js_count_value(s, key_is(key, klen, "cached_tokens") ? &out->cached_tokens : NULL);
+}
+
+static int on_usage_member(struct jscan *s, const char *key, size_t klen, void *ctx)
+{
+    struct client_chunk *out = ctx;
+    bool obj = s->p < s->end && *s->p == '{';
+    if (obj && key_is(key, klen, "completion_tokens_details"))
+        return js_object(s, on_completion_details, out);
+    if (obj && key_is(key, klen, "prompt_tokens_details"))
+        return js_object(s, on_prompt_details, out);
+    int *slot = key_is(key, klen, "prompt_tokens")       ? &out->prompt_tokens
+                : key_is(key, klen, "completion_tokens") ? &out->completion_tokens
+                                                         : NULL;
+    return js_count_value(s, slot);
 }
 
 static int on_top_member(struct jscan *s, const char *key, size_t klen, void *ctx)
@@ -770,6 +806,7 @@ int client_chunk_parse(const char *data, size_t len, struct client_chunk *out, s
     struct jscan s = {.p = data, .end = data + len, .start = data};
     memset(out, 0, sizeof(*out));
     out->prompt_tokens = out->completion_tokens = -1;
+    out->reasoning_tokens = out->cached_tokens = -1;
     js_ws(&s);
     int rc = js_object(&s, on_top_member, out);
     if (!rc) {
@@ -786,6 +823,105 @@ int client_chunk_parse(const char *data, size_t len, struct client_chunk *out, s
 }
 
 /* ===== Stream content ===== */
+
+static unsigned hex4(const char *p)
+{
+    unsigned v = 0;
+    for (int i = 0; i < 4; i++) {
+        char ch = p[i];
+        v = v * 16 + (unsigned)(ch <= '9' ? ch - '0' : (ch | 0x20) - 'a' + 10);
+    }
+    return v;
+}
+
+static int append_utf8(struct buf *b, unsigned cp)
+{
+    char u[4];
+    size_t n;
+    if (cp < 0x80) {
+        u[0] = (char)cp;
+        n = 1;
+    } else if (cp < 0x800) {
+        u[0] = (char)(0xc0 | cp >> 6);
+        u[1] = (char)(0x80 | (cp & 0x3f));
+        n = 2;
+    } else if (cp < 0x10000) {
+        u[0] = (char)(0xe0 | cp >> 12);
+        u[1] = (char)(0x80 | (cp >> 6 & 0x3f));
+        u[2] = (char)(0x80 | (cp & 0x3f));
+        n = 3;
+    } else {
+        u[0] = (char)(0xf0 | cp >> 18);
+        u[1] = (char)(0x80 | (cp >> 12 & 0x3f));
+        u[2] = (char)(0x80 | (cp >> 6 & 0x3f));
+        u[3] = (char)(0x80 | (cp & 0x3f));
+        n = 4;
+    }
+    return buf_append(b, u, n);
+}
+
+/* Only sessions keep answers, so this is off the common path. */
+int client_text_append(struct buf *b, const char *raw, size_t n)
+{
+    size_t i = 0;
+    while (i < n) {
+        size_t run = i;
+        while (run < n && raw[run] != '\\')
+            run++;
+        if (run > i) {
+            int rc = buf_append(b, raw + i, run - i);
+            if (rc)
+                return rc;
+            i = run;
+            continue;
+        }
+        char e = raw[i + 1];
+        if (e != 'u') {
+            static const char from[] = "\"\\/bfnrt", to[] = "\"\\/\b\f\n\r\t";
+            const char *k = strchr(from, e);
+            char ch = k ? to[k - from] : e;
+            int rc = buf_append(b, &ch, 1);
+            if (rc)
+                return rc;
+            i += 2;
+            continue;
+        }
+        unsigned cp = hex4(raw + i + 2);
+        i += 6;
+        if (cp >= 0xd800 && cp < 0xdc00 && i + 6 <= n && raw[i] == '\\' && raw[i + 1] == 'u' &&
+            hex4(raw + i + 2) >= 0xdc00 && hex4(raw + i + 2) < 0xe000) {
+            cp = 0x10000 + ((cp - 0xd800) << 10) + (hex4(raw + i + 2) - 0xdc00);
+            i += 6;
+        } else if (cp >= 0xd800 && cp < 0xe000) {
+            cp = 0xfffd;
+        }
+        int rc = append_utf8(b, cp);
+        if (rc)
+            return rc;
+    }
+    return 0;
+}
+
+/* Stamps one text event: first token, first answer token, and the kept answer text. */
+static void on_text_event(struct transfer *t, const struct client_chunk *ck)
+{
+    struct req_record *rec = t->rec;
+    if (!rec->t_first)
+        rec->t_first = t->now;
+    rec->t_last = t->now;
+    req_record_add_event(rec, t->now);
+    atomic_fetch_add_explicit(&t->w->events, 1, memory_order_relaxed);
+    if (!ck->answer) {
+        rec->n_reasoning_events++;
+        return;
+    }
+    if (!rec->t_first_answer)
+        rec->t_first_answer = t->now;
+    /* At the ceiling the answer is cut: the session goes on with what fit. */
+    if (t->answer && client_text_append(t->answer, ck->content, ck->content_len))
+        t->answer = NULL;
+}
+
 /* The message of an {"error": ...} event (rare: jansson is fine here). */
 static void error_event_message(const char *data, size_t len, char *out, size_t cap)
 {
@@ -847,19 +983,16 @@ static int on_sse_event(void *ctx, const char *data, size_t len)
         t->failed = true;
         return 1;
     }
-    if (ck.text) {
-        if (!rec->t_first)
-            rec->t_first = t->now;
-        rec->t_last = t->now;
-        req_record_add_event(rec, t->now);
-        atomic_fetch_add_explicit(&t->w->events, 1, memory_order_relaxed);
-    }
+    if (ck.text)
+        on_text_event(t, &ck);
     if (ck.finish)
         t->saw_finish = true;
     if (ck.completion_tokens >= 0) { /* the last chunk that carries usage wins */
         t->have_usage = true;
         t->usage_completion = ck.completion_tokens;
         t->usage_prompt = ck.prompt_tokens;
+        t->usage_reasoning = ck.reasoning_tokens;
+        t->usage_cached = ck.cached_tokens;
     }
     /* The first id is kept: it ties this record to the server's logs and traces. */
     if (ck.id && !rec->response_id[0] && ck.id_len < sizeof(rec->response_id))
@@ -1273,14 +1406,19 @@ static char *build_body(const struct client_request *rq)
     json_t *root = json_object();
     json_object_set_new(root, "model", json_string_or_null(rq->model));
     if (rq->api == API_CHAT) {
-        /* A whole conversation from a dataset, else one user message. */
+        /* A whole conversation from a dataset, else a session's conversation so far and
+         * the new user message. */
         json_t *msgs = rq->messages_json ? json_loads(rq->messages_json, 0, NULL) : NULL;
         if (!json_is_array(msgs)) {
             json_decref(msgs);
+            msgs = json_array();
+            for (size_t i = 0; i < rq->n_history; i++)
+                json_array_append_new(msgs, json_pack("{s:s, s:s}", "role",
+                                                      i % 2 ? "assistant" : "user", "content",
+                                                      rq->history[i]));
             json_t *msg = json_object();
             json_object_set_new(msg, "role", json_string("user"));
             json_object_set_new(msg, "content", json_string(rq->prompt ? rq->prompt : ""));
-            msgs = json_array();
             json_array_append_new(msgs, msg);
         }
         json_object_set_new(root, "messages", msgs);
@@ -1416,6 +1554,8 @@ int client_start(struct client *c, const struct client_request *rq, struct req_r
     t->socket_errno = 0;
     t->max_events = (size_t)(rq->max_tokens > 0 ? rq->max_tokens : 0) + CLIENT_EVENTS_MARGIN;
     t->usage_prompt = t->usage_completion = -1;
+    t->usage_reasoning = t->usage_cached = -1;
+    t->answer = rq->answer;
     t->errbuf[0] = '\0';
     t->body = build_body(rq);
     if (!t->body)

@@ -9,6 +9,7 @@
 #include "runner/metrics.h"
 
 #include <math.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "core/buf.h"
@@ -41,6 +42,25 @@ void record_latencies(const struct req_record *r, struct req_latencies *out)
         if (r->t_due)
             out->e2e_sched = gap_s(r->t_due, last);
     }
+    out->ttfa = out->reasoning_rate = out->answer_rate = NAN;
+    if (r->t_first_answer && r->t_sent)
+        out->ttfa = gap_s(r->t_sent, r->t_first_answer);
+    bool from_usage;
+    int reasoning = record_reasoning_tokens(r, &from_usage);
+    int answer = r->output_tokens - reasoning;
+    /* From the first reasoning token to the first answer token, one token per step. */
+    if (reasoning > 0 && r->t_first && r->t_first_answer > r->t_first)
+        out->reasoning_rate = reasoning / gap_s(r->t_first, r->t_first_answer);
+    if (answer > 1 && r->t_first_answer && r->t_last > r->t_first_answer)
+        out->answer_rate = (answer - 1) / gap_s(r->t_first_answer, r->t_last);
+}
+
+int record_reasoning_tokens(const struct req_record *r, bool *from_usage)
+{
+    *from_usage = r->usage_reasoning_tokens >= 0 && r->usage_reasoning_tokens <= r->output_tokens;
+    if (*from_usage)
+        return r->usage_reasoning_tokens;
+    return (int)r->n_reasoning_events;
 }
 
 /* The request's own ITL at quantile q in [0, 1]; NAN when it has fewer than two events. */
@@ -93,7 +113,23 @@ bool record_meets_slo(const struct req_record *r, const struct slo_cfg *slo)
     return true;
 }
 
-enum { D_TTFT, D_TTFT_SCHED, D_QUEUE, D_ITL, D_TPOT, D_E2E, D_E2E_SCHED, D_RATE, D__COUNT };
+enum {
+    D_TTFT,
+    D_TTFT_SCHED,
+    D_QUEUE,
+    D_ITL,
+    D_TPOT,
+    D_E2E,
+    D_E2E_SCHED,
+    D_RATE,
+    D_TTFA,
+    D_REASONING_RATE,
+    D_ANSWER_RATE,
+    D_THINK,
+    D_TTFT_TURN0,
+    D_TTFT_LATER,
+    D__COUNT
+};
 
 static void push_known(struct dvec *d, double x)
 {
@@ -145,6 +181,109 @@ static void slo_verdict(struct point_summary *s, const struct slo_cfg *slo, stru
     buf_release(&b);
 }
 
+/* Reasoning, cached prompt tokens and session turns of one completed request. */
+static void summary_add_extras(struct point_summary *s, const struct req_record *r,
+                               const struct req_latencies *l, struct dvec *d, long *cached_prompt)
+{
+    bool from_usage;
+    int reasoning = record_reasoning_tokens(r, &from_usage);
+    s->reasoning_tokens_total += reasoning;
+    if (reasoning > 0)
+        s->reasoning_requests++;
+    push_known(&d[D_TTFA], l->ttfa);
+    push_known(&d[D_REASONING_RATE], l->reasoning_rate);
+    push_known(&d[D_ANSWER_RATE], l->answer_rate);
+    if (r->cached_tokens >= 0) {
+        s->cached_reported++;
+        s->cached_tokens_total += r->cached_tokens;
+        *cached_prompt += r->prompt_tokens >= 0 ? r->prompt_tokens : r->target_prompt_tokens;
+    }
+    if (r->turn > 0)
+        dvec_push(&d[D_THINK], (double)r->think_ns / 1e9);
+    if (r->turn >= 0)
+        push_known(&d[r->turn == 0 ? D_TTFT_TURN0 : D_TTFT_LATER], l->ttft);
+}
+
+/* Distinct sessions among the records (each session's turns share its index). */
+static size_t count_sessions(const struct req_record *recs, size_t n)
+{
+    int most = -1;
+    for (size_t i = 0; i < n; i++)
+        most = recs[i].session > most ? recs[i].session : most;
+    if (most < 0)
+        return 0;
+    bool *seen = xcalloc((size_t)most + 1, sizeof(*seen));
+    size_t count = 0;
+    for (size_t i = 0; i < n; i++) {
+        if (recs[i].session >= 0 && !seen[recs[i].session]) {
+            seen[recs[i].session] = true;
+            count++;
+        }
+    }
+    free(seen);
+    return count;
+}
+
+size_t turn_summaries_compute(struct turn_summary **out, const struct req_record *recs, size_t n)
+{
+    int most = -1;
+    for (size_t i = 0; i < n; i++)
+        most = recs[i].session >= 0 && recs[i].turn > most ? recs[i].turn : most;
+    *out = NULL;
+    if (most < 0)
+        return 0;
+    size_t nt = (size_t)most + 1;
+    struct turn_summary *ts = xcalloc(nt, sizeof(*ts));
+    /* One pass over the records: per turn, its three samples and its sums. */
+    struct dvec *v = xcalloc(3 * nt, sizeof(*v));
+    double *prompt = xcalloc(nt, sizeof(*prompt));
+    long *cached = xcalloc(2 * nt, sizeof(*cached)); /* [2t] cached, [2t + 1] their prompts */
+    bool *reported = xcalloc(nt, sizeof(*reported));
+    for (size_t k = 0; k < 3 * nt; k++)
+        dvec_init(&v[k]);
+    for (size_t i = 0; i < n; i++) {
+        const struct req_record *r = &recs[i];
+        if (r->session < 0 || r->turn < 0)
+            continue;
+        size_t t = (size_t)r->turn;
+        if (r->status != REQ_OK) {
+            ts[t].failed++;
+            continue;
+        }
+        ts[t].completed++;
+        struct req_latencies l;
+        record_latencies(r, &l);
+        push_known(&v[3 * t], l.ttft);
+        push_known(&v[3 * t + 1], l.ttft_sched);
+        push_known(&v[3 * t + 2], l.e2e);
+        long p = r->prompt_tokens >= 0 ? r->prompt_tokens : r->target_prompt_tokens;
+        prompt[t] += (double)p;
+        if (r->cached_tokens >= 0) {
+            reported[t] = true;
+            cached[2 * t] += r->cached_tokens;
+            cached[2 * t + 1] += p;
+        }
+    }
+    for (size_t t = 0; t < nt; t++) {
+        ts[t].turn = (int)t;
+        ts[t].prompt_tokens_mean = ts[t].completed ? prompt[t] / (double)ts[t].completed : NAN;
+        ts[t].cached_prompt_pct = reported[t] && cached[2 * t + 1] > 0
+                                      ? (double)cached[2 * t] / (double)cached[2 * t + 1] * 100.0
+                                      : NAN;
+        dist_compute(&ts[t].ttft, v[3 * t].v, v[3 * t].n);
+        dist_compute(&ts[t].ttft_sched, v[3 * t + 1].v, v[3 * t + 1].n);
+        dist_compute(&ts[t].e2e, v[3 * t + 2].v, v[3 * t + 2].n);
+    }
+    for (size_t k = 0; k < 3 * nt; k++)
+        dvec_release(&v[k]);
+    free(v);
+    free(prompt);
+    free(cached);
+    free(reported);
+    *out = ts;
+    return nt;
+}
+
 void point_summary_compute(struct point_summary *s, const struct req_record *recs, size_t n,
                            const struct slo_cfg *slo)
 {
@@ -156,6 +295,7 @@ void point_summary_compute(struct point_summary *s, const struct req_record *rec
         dvec_init(&d[i]);
 
     bool any_sent = false;
+    long cached_prompt = 0;
     mono_ns start = 0, end = 0;
     double err_max = NAN;
     for (size_t i = 0; i < n; i++) {
@@ -168,7 +308,8 @@ void point_summary_compute(struct point_summary *s, const struct req_record *rec
                 end = e;
             any_sent = true;
         }
-        if (r->prompt_tokens >= 0 && r->target_prompt_tokens > 0) {
+        /* A later session turn is the conversation, not a prompt built to a length. */
+        if (r->prompt_tokens >= 0 && r->target_prompt_tokens > 0 && r->turn <= 0) {
             double e = fabs((double)(r->prompt_tokens - r->target_prompt_tokens)) /
                        (double)r->target_prompt_tokens * 100.0;
             if (isnan(err_max) || e > err_max)
@@ -206,7 +347,12 @@ void point_summary_compute(struct point_summary *s, const struct req_record *rec
             dvec_push(&d[D_RATE], 1.0 / l.tpot);
         for (size_t k = 1; k < r->n_events; k++)
             dvec_push(&d[D_ITL], gap_s(r->events[k - 1], r->events[k]));
+        summary_add_extras(s, r, &l, d, &cached_prompt);
     }
+    s->cached_prompt_pct = s->cached_reported && cached_prompt > 0
+                               ? (double)s->cached_tokens_total / (double)cached_prompt * 100.0
+                               : NAN;
+    s->sessions = count_sessions(recs, n);
 
     s->window_start = start;
     s->window_end = end;
@@ -227,8 +373,22 @@ void point_summary_compute(struct point_summary *s, const struct req_record *rec
 
     slo_verdict(s, slo, d, n ? s->completed : 0);
 
-    struct dist *out[D__COUNT] = {&s->ttft, &s->ttft_sched, &s->queue_delay, &s->itl,
-                                  &s->tpot, &s->e2e,        &s->e2e_sched,   &s->user_token_rate};
+    struct dist *out[D__COUNT] = {
+        &s->ttft,
+        &s->ttft_sched,
+        &s->queue_delay,
+        &s->itl,
+        &s->tpot,
+        &s->e2e,
+        &s->e2e_sched,
+        &s->user_token_rate,
+        &s->ttfa,
+        &s->reasoning_token_rate,
+        &s->answer_token_rate,
+        &s->think_time,
+        &s->ttft_first_turn,
+        &s->ttft_later_turns,
+    };
     for (int i = 0; i < D__COUNT; i++) {
         dist_compute(out[i], d[i].v, d[i].n);
         dvec_release(&d[i]);

@@ -36,7 +36,38 @@ struct point_summary {
     /* The point against its SLOs at slo.percentile: "" (no objective), "met", or "missed: "
      * and each objective missed, e.g. "missed: ttft p95 2345.6 ms > 2000 ms". */
     char slo_verdict[256];
+    /* Reasoning models (docs/METRICS.md "Reasoning"): over completed requests. */
+    struct dist ttfa;                 /* time to first answer token, from t_sent */
+    struct dist reasoning_token_rate; /* per request: reasoning tokens / reasoning phase */
+    struct dist answer_token_rate;    /* per request: answer decode rate */
+    long reasoning_tokens_total;
+    size_t reasoning_requests; /* completed requests that reasoned (reasoning tokens > 0) */
+    /* usage.prompt_tokens_details.cached_tokens where the server reports it. */
+    size_t cached_reported; /* completed requests that reported it */
+    long cached_tokens_total;
+    double cached_prompt_pct; /* sum cached / sum prompt of those requests; NAN when none */
+    /* Sessions: 0 / n = 0 when the records are not session turns. */
+    size_t sessions;                               /* distinct sessions among the records */
+    struct dist think_time;                        /* think times before later turns */
+    struct dist ttft_first_turn, ttft_later_turns; /* TTFT of turn 0 / of turns >= 1 */
 };
+
+/* One turn index over a point's sessions (completed requests for the distributions). */
+struct turn_summary {
+    int turn;
+    size_t completed, failed;
+    struct dist ttft, ttft_sched, e2e;
+    double prompt_tokens_mean; /* usage, else the target */
+    double cached_prompt_pct;  /* as the point's, over this turn; NAN when not reported */
+};
+
+/* The per-turn summaries of the session records among recs: *out (caller frees) has one
+ * entry per turn index up to the largest seen; returns their number (0, *out NULL, when no
+ * record is a session turn). */
+size_t turn_summaries_compute(struct turn_summary **out, const struct req_record *recs, size_t n);
+/* A record's reasoning tokens: usage.completion_tokens_details.reasoning_tokens when given and
+ * not above output_tokens (*from_usage true), else its reasoning-only events. */
+int record_reasoning_tokens(const struct req_record *r, bool *from_usage);
 
 /* One request's own latencies in seconds (docs/METRICS.md); NAN where not applicable:
  * ttft/ttft_sched need t_first; tpot needs output_tokens > 1 and t_first/t_last; e2e uses
@@ -44,6 +75,9 @@ struct point_summary {
  * requests keep what they measured); the summary uses completed requests only. */
 struct req_latencies {
     double ttft, ttft_sched, queue_delay, tpot, e2e, e2e_sched;
+    double ttfa;           /* t_first_answer - t_sent */
+    double reasoning_rate; /* reasoning tokens / (t_first_answer - t_first), tokens/s */
+    double answer_rate;    /* (answer tokens - 1) / (t_last - t_first_answer), tokens/s */
 };
 void record_latencies(const struct req_record *r, struct req_latencies *out);
 

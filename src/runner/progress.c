@@ -82,6 +82,15 @@ void progress_print_summary(FILE *f, const struct point_info *pi, const struct p
     for (size_t i = 0; i < sizeof(rows) / sizeof(rows[0]); i++)
         fprintf(f, "  %-10s %10.2f %10.2f %10.2f %10.2f\n", rows[i].name, ms(rows[i].d->mean),
                 ms(rows[i].d->p50), ms(rows[i].d->p90), ms(rows[i].d->p99));
+    if (s->reasoning_requests) /* a reasoning model: the answer starts later than the text */
+        fprintf(f, "  reasoning  %ld tokens in %zu requests   ttfa p50 %.2f ms, p99 %.2f ms\n",
+                s->reasoning_tokens_total, s->reasoning_requests, ms(s->ttfa.p50), ms(s->ttfa.p99));
+    if (s->sessions)
+        fprintf(f,
+                "  sessions   %zu (%zu turns skipped)   ttft p50 first turn %.2f ms, later "
+                "turns %.2f ms\n",
+                s->sessions, pi->session_turns_skipped, ms(s->ttft_first_turn.p50),
+                ms(s->ttft_later_turns.p50));
     fprintf(f, "  goodput    %.2f req/s   SLO attainment %.1f%%%s%s\n", s->goodput,
             s->slo_attainment_pct, s->slo_verdict[0] ? "   verdict: " : "", s->slo_verdict);
     if (tw && isfinite(tw->gpu_power_mean_w))

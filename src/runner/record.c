@@ -38,6 +38,10 @@ void req_record_init(struct req_record *r)
     r->prompt_tokens = -1;
     r->usage_output_tokens = -1;
     r->status = REQ_OK;
+    r->session = -1;
+    r->turn = -1;
+    r->usage_reasoning_tokens = -1;
+    r->cached_tokens = -1;
 }
 
 void req_record_release(struct req_record *r)

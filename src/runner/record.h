@@ -51,6 +51,15 @@ struct req_record {
     long http_status;     /* 0 = none received */
     char *error;          /* owned; NULL when ok */
     char response_id[64]; /* the server's id of the response ("cmpl-..."), "" if none */
+    /* Sessions (docs/METRICS.md "Sessions"): -1 when the request is not part of one. */
+    int session;      /* the session (user conversation) within the tenant's point */
+    int turn;         /* 0 = the conversation's first request */
+    mono_ns think_ns; /* the think time drawn before this turn (0 for a first turn) */
+    /* Reasoning models: events carrying only reasoning text come before the answer. */
+    mono_ns t_first_answer;     /* first event carrying answer text (content / text) */
+    size_t n_reasoning_events;  /* text events that carried reasoning text and no answer */
+    int usage_reasoning_tokens; /* usage.completion_tokens_details.reasoning_tokens; -1 none */
+    int cached_tokens;          /* usage.prompt_tokens_details.cached_tokens; -1 none */
 };
 
 void req_record_init(struct req_record *r);

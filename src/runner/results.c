@@ -165,8 +165,42 @@ static json_t *telemetry_window_json(const struct telemetry_window *tw,
     return o;
 }
 
+/* summary.sessions: null without sessions; else their count, the turns never sent, the
+ * think times and one entry per turn index. */
+static json_t *sessions_json(const struct point_info *pi, const struct point_summary *s,
+                             const struct req_record *recs, size_t n)
+{
+    if (!s->sessions)
+        return json_null();
+    json_t *o = json_object();
+    json_object_set_new(o, "count", json_integer((json_int_t)s->sessions));
+    json_object_set_new(o, "turns_skipped", json_integer((json_int_t)pi->session_turns_skipped));
+    json_object_set_new(o, "think_time_s", jdist(&s->think_time, 1.0));
+    json_object_set_new(o, "ttft_first_turn_ms", jdist(&s->ttft_first_turn, 1e3));
+    json_object_set_new(o, "ttft_later_turns_ms", jdist(&s->ttft_later_turns, 1e3));
+    struct turn_summary *ts;
+    size_t nt = turn_summaries_compute(&ts, recs, n);
+    json_t *by = json_array();
+    for (size_t t = 0; t < nt; t++) {
+        json_t *e = json_object();
+        json_object_set_new(e, "turn", json_integer(ts[t].turn));
+        json_object_set_new(e, "completed", json_integer((json_int_t)ts[t].completed));
+        json_object_set_new(e, "failed", json_integer((json_int_t)ts[t].failed));
+        json_object_set_new(e, "prompt_tokens_mean", json_real_or_null(ts[t].prompt_tokens_mean));
+        json_object_set_new(e, "cached_prompt_pct", json_real_or_null(ts[t].cached_prompt_pct));
+        json_object_set_new(e, "ttft_ms", jdist(&ts[t].ttft, 1e3));
+        json_object_set_new(e, "ttft_sched_ms", jdist(&ts[t].ttft_sched, 1e3));
+        json_object_set_new(e, "e2e_ms", jdist(&ts[t].e2e, 1e3));
+        json_array_append_new(by, e);
+    }
+    free(ts);
+    json_object_set_new(o, "by_turn", by);
+    return o;
+}
+
 static json_t *summary_json(const struct point_info *pi, const struct point_summary *s,
-                            const struct telemetry_window *tw, mono_ns t0)
+                            const struct telemetry_window *tw, mono_ns t0,
+                            const struct req_record *recs, size_t n)
 {
     json_t *o = json_object();
     json_object_set_new(o, "num_requests", json_integer(pi->num_requests));
@@ -202,6 +236,15 @@ static json_t *summary_json(const struct point_info *pi, const struct point_summ
     json_object_set_new(o, "usage_implausible", json_integer((json_int_t)s->usage_implausible));
     json_object_set_new(o, "prompt_error_max_pct", json_real_or_null(s->prompt_error_max_pct));
     json_object_set_new(o, "prompt_off_target", json_boolean(s->prompt_off_target));
+    json_object_set_new(o, "ttfa_ms", jdist(&s->ttfa, 1e3));
+    json_object_set_new(o, "reasoning_tokens_total", json_integer(s->reasoning_tokens_total));
+    json_object_set_new(o, "reasoning_requests", json_integer((json_int_t)s->reasoning_requests));
+    json_object_set_new(o, "reasoning_token_rate", jdist(&s->reasoning_token_rate, 1.0));
+    json_object_set_new(o, "answer_token_rate", jdist(&s->answer_token_rate, 1.0));
+    json_object_set_new(o, "cached_prompt_tokens_total",
+                        s->cached_reported ? json_integer(s->cached_tokens_total) : json_null());
+    json_object_set_new(o, "cached_prompt_pct", json_real_or_null(s->cached_prompt_pct));
+    json_object_set_new(o, "sessions", sessions_json(pi, s, recs, n));
     json_t *client = json_object();
     json_object_set_new(client, "dispatch_lag_ms", jdist(&pi->dispatch_lag_s, 1e3));
     json_object_set_new(client, "loop_lag_ms", jdist(&pi->loop_lag_s, 1e3));
@@ -209,6 +252,27 @@ static json_t *summary_json(const struct point_info *pi, const struct point_summ
     json_object_set_new(o, "client", client);
     json_object_set_new(o, "telemetry", telemetry_window_json(tw, s));
     return o;
+}
+
+/* Sessions, reasoning and cached prompt tokens of one record. */
+static void record_json_extras(json_t *o, const struct req_record *r, const struct req_latencies *l,
+                               mono_ns t0)
+{
+    bool session = r->session >= 0;
+    json_object_set_new(o, "session", session ? json_integer(r->session) : json_null());
+    json_object_set_new(o, "turn", session ? json_integer(r->turn) : json_null());
+    /* A first turn has one only when its user started it after reading (closed loop). */
+    bool thought = session && (r->turn > 0 || r->think_ns > 0);
+    json_object_set_new(o, "think_time",
+                        thought ? json_real((double)r->think_ns / 1e9) : json_null());
+    json_object_set_new(o, "t_first_answer", jtime(r->t_first_answer, t0));
+    json_object_set_new(o, "ttfa", json_real_or_null(l->ttfa));
+    bool from_usage;
+    int reasoning = record_reasoning_tokens(r, &from_usage);
+    json_object_set_new(o, "reasoning_tokens", json_integer(reasoning));
+    json_object_set_new(o, "reasoning_tokens_source", json_string(from_usage ? "usage" : "events"));
+    json_object_set_new(o, "cached_tokens",
+                        r->cached_tokens >= 0 ? json_integer(r->cached_tokens) : json_null());
 }
 
 static json_t *record_json(const struct req_record *r, const char *tenant, mono_ns t0)
@@ -253,6 +317,7 @@ static json_t *record_json(const struct req_record *r, const char *tenant, mono_
     json_object_set_new(o, "response_id", json_string_or_null(rid));
     free(error);
     free(rid);
+    record_json_extras(o, r, &l, t0);
     return o;
 }
 
@@ -281,6 +346,8 @@ static const char *const csv_columns[] = {
     "failed_http_4xx", "failed_http_5xx", "failed_timeout", "failed_connect",
     "failed_stream_cut", "failed_bad_response", "failed_cancelled", "failed_client_limit", "slo_verdict",
     "tool_version", "server_version", "gpu", "config_file", "partial",
+    "ttfa_p50_ms", "ttfa_p99_ms", "reasoning_tokens_total", "cached_prompt_pct", "sessions",
+    "session_turns_skipped", "ttft_first_turn_p50_ms", "ttft_later_turns_p50_ms",
 };
 /* clang-format on */
 #define N_CSV_COLUMNS (sizeof(csv_columns) / sizeof(csv_columns[0]))
@@ -444,6 +511,19 @@ static int csv_add_row(struct buf *b, const struct point_info *pi, const struct 
     csv_str(&row, s->slo_verdict);
     csv_identity(&row, meta);
     csv_raw(&row, pi->partial ? "true" : "false");
+    csv_num(&row, s->ttfa.p50 * 1e3);
+    csv_num(&row, s->ttfa.p99 * 1e3);
+    csv_int(&row, s->reasoning_tokens_total);
+    csv_num(&row, s->cached_prompt_pct);
+    if (s->sessions) {
+        csv_int(&row, (long long)s->sessions);
+        csv_int(&row, (long long)pi->session_turns_skipped);
+    } else {
+        csv_raw(&row, "");
+        csv_raw(&row, "");
+    }
+    csv_num(&row, s->ttft_first_turn.p50 * 1e3);
+    csv_num(&row, s->ttft_later_turns.p50 * 1e3);
     if (!row.rc)
         row.rc = buf_puts(b, "\n");
     if (!row.rc && row.cells != N_CSV_COLUMNS)
@@ -631,7 +711,7 @@ void results_add_point(struct results_writer *w, const struct point_info *pi,
                                                         : json_real_or_null(pi->rate));
     json_object_set_new(p, "arrival", json_string(arrival_str(pi->arrival)));
     json_object_set_new(p, "partial", json_boolean(pi->partial));
-    json_object_set_new(p, "summary", summary_json(pi, s, tw, t0));
+    json_object_set_new(p, "summary", summary_json(pi, s, tw, t0, recs, n));
     json_t *reqs = json_array();
     for (size_t i = 0; i < n; i++)
         json_array_append_new(reqs, record_json(&recs[i], pi->tenant, t0));

@@ -29,6 +29,8 @@ struct point_info {
     struct dist loop_lag_s;     /* event-loop lateness of timers */
     bool client_distorted;      /* either p99 above 1 ms */
     bool partial;               /* cut short: a checkpoint mid-point, or Ctrl-C */
+    /* Session turns never sent because an earlier turn of theirs failed. */
+    size_t session_turns_skipped;
 };
 
 struct results_writer;

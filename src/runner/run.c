@@ -37,6 +37,7 @@
 #include "runner/prompt.h"
 #include "runner/results.h"
 #include "runner/schedule.h"
+#include "runner/session.h"
 #include "sim/sim.h"
 #include "telemetry/telemetry.h"
 #include "workload/workload.h"
@@ -101,6 +102,11 @@ struct tenant_run {
     int in_flight;
     size_t sent;
     struct event *timer;
+    /* requests.session: the arrival schedule is of sessions, not requests (n_arrivals of
+     * them); NULL for single requests. */
+    struct session_set *sessions;
+    size_t n_arrivals;
+    size_t turns_skipped; /* session turns never sent: an earlier turn of theirs failed */
 };
 
 struct runner {
@@ -179,7 +185,9 @@ static void on_request_done(void *ctx, struct req_record *rec)
     pr->progress.done++;
     if (rec->status != REQ_OK)
         pr->progress.failed++;
-    if (!pr->stopping && tr->fifo_head < tr->fifo_tail)
+    if (tr->sessions)
+        session_on_done(tr->sessions, (size_t)(rec - tr->recs), rec);
+    else if (!pr->stopping && tr->fifo_head < tr->fifo_tail)
         tenant_start(tr, tr->fifo[tr->fifo_head++]);
     point_maybe_done(pr);
 }
@@ -198,7 +206,13 @@ static void tenant_start(struct tenant_run *tr, size_t i)
     };
     tr->in_flight++;
     tr->sent++;
-    if (client_start(r->client, &rq, &tr->recs[i], on_request_done, tr) != 0) {
+    int rc = 0;
+    if (tr->sessions && session_fill_request(tr->sessions, i, &tr->prompts[i], &tr->recs[i], &rq))
+        req_record_fail(&tr->recs[i], REQ_CLIENT_LIMIT,
+                        "the session's conversation grew past what the runner keeps");
+    else
+        rc = client_start(r->client, &rq, &tr->recs[i], on_request_done, tr);
+    if (rc != 0 || tr->recs[i].status != REQ_OK) {
         if (tr->recs[i].t_sent == 0)
             tr->recs[i].t_sent = clock_now();
         tr->recs[i].t_end = tr->recs[i].t_sent;
@@ -213,12 +227,23 @@ static void tenant_start(struct tenant_run *tr, size_t i)
 
 static void tenant_arm(struct tenant_run *tr, mono_ns now)
 {
-    if (tr->next >= tr->n || tr->pr->stopping)
+    if (tr->next >= tr->n_arrivals || tr->pr->stopping)
         return;
     mono_ns due = tr->due[tr->next];
     mono_ns wait = due > now ? due - now : 0;
     struct timeval tv = {(time_t)(wait / NS_PER_S), (suseconds_t)((wait % NS_PER_S) / 1000)};
     evtimer_add(tr->timer, &tv);
+}
+
+/* Sessions arrive (their first turns go through the session's own timer). */
+static void tenant_sessions_arrive(struct tenant_run *tr, mono_ns now)
+{
+    while (tr->next < tr->n_arrivals && tr->due[tr->next] <= now && !tr->pr->stopping) {
+        size_t k = tr->next++;
+        atomic_store(&tr->released, session_set_first(tr->sessions, tr->next));
+        session_arrive(tr->sessions, k, tr->due[k]);
+    }
+    tenant_arm(tr, clock_now());
 }
 
 /* Releases every request that is due; arms the timer for the next. */
@@ -228,6 +253,10 @@ static void on_tenant_timer(evutil_socket_t fd, short what, void *arg)
     (void)fd;
     (void)what;
     mono_ns now = clock_now();
+    if (tr->sessions) {
+        tenant_sessions_arrive(tr, now);
+        return;
+    }
     while (tr->next < tr->n && tr->due[tr->next] <= now && !tr->pr->stopping) {
         if (atomic_load(&tr->built) <= tr->next) {
             /* Its prompt is not built yet (a slow /tokenize): try again shortly. The wait
@@ -261,6 +290,7 @@ static void point_stop(struct point_run *pr)
     pr->stopping = true;
     for (size_t t = 0; t < pr->n_tenants; t++) {
         evtimer_del(pr->tenants[t].timer);
+        session_set_stop(pr->tenants[t].sessions);
         atomic_store(&pr->tenants[t].prompt_stop, true);
     }
     client_cancel_all(pr->r->client);
@@ -309,6 +339,25 @@ static uint64_t derive_seed(uint64_t seed, size_t point, size_t tenant, const ch
     return hash64(key, (unsigned long)n, seed);
 }
 
+/* Sessions over the workload's lengths: a first turn in a context window leaves room for the
+ * whole conversation; a later turn is a new user message, the conversation comes on top. */
+static void session_targets(struct tenant_run *tr, const struct requests_cfg *rq, int context,
+                            uint64_t seed)
+{
+    struct rng g;
+    rng_seed(&g, seed);
+    for (size_t i = 0; i < tr->n; i++) {
+        struct req_record *rec = &tr->recs[i];
+        session_set_locate(tr->sessions, i, &rec->session, &rec->turn);
+        if (rec->turn > 0)
+            rec->target_prompt_tokens =
+                (int)rng_range(&g, rq->session.message_tokens_min, rq->session.message_tokens_max);
+        else if (context > 0)
+            rec->target_prompt_tokens =
+                (int)session_first_prompt(&rq->session, context, rq->completion_tokens);
+    }
+}
+
 /* The prompt thread: builds prompts in order, never more than PROMPT_AHEAD beyond the
  * requests released. Only it uses the tenant's builder while the point runs. */
 static void *prompt_main(void *arg)
@@ -322,12 +371,69 @@ static void *prompt_main(void *arg)
             clock_sleep_ns(PROMPT_POLL_NS);
         if (atomic_load(&tr->prompt_stop))
             break;
-        /* The actual count comes from the server's usage; the builder's own is not needed. */
-        tr->prompts[i] = workload_prompt(r->workloads[tr->index], r->builders[tr->index], base + i,
-                                         i, &tr->recs[i]);
+        /* The actual count comes from the server's usage; the builder's own is not needed.
+         * A session's later messages do not repeat the shared prefix: the conversation they
+         * join starts with it. */
+        if (tr->recs[i].turn > 0)
+            tr->prompts[i] = prompt_build(r->builders[tr->index], tr->recs[i].target_prompt_tokens,
+                                          0, base + i, NULL);
+        else
+            tr->prompts[i] = workload_prompt(r->workloads[tr->index], r->builders[tr->index],
+                                             base + i, i, &tr->recs[i]);
         atomic_store(&tr->built, i + 1); /* publishes prompts[i] to the loop */
     }
     return NULL;
+}
+
+/* ---- sessions' hooks (session.h) ---- */
+
+static bool session_ready(void *ctx, size_t i)
+{
+    struct tenant_run *tr = ctx;
+    if (atomic_load(&tr->built) > i)
+        return true;
+    if (tr->waited_for != i + 1) { /* counted once per request, as for arrivals */
+        tr->prompt_waits++;
+        tr->waited_for = i + 1;
+    }
+    return false;
+}
+
+static void session_release(void *ctx, size_t i, mono_ns due, mono_ns think, bool held)
+{
+    struct tenant_run *tr = ctx;
+    if (tr->pr->stopping)
+        return;
+    tr->recs[i].t_due = due;
+    tr->recs[i].think_ns = think;
+    tr->held[i] = held;
+    tenant_start(tr, i);
+}
+
+static void session_ended(void *ctx, size_t s, size_t skipped)
+{
+    struct tenant_run *tr = ctx;
+    (void)s;
+    tr->pr->finished += skipped;
+    tr->pr->progress.done += skipped; /* the bar reaches its end */
+    if (!tr->pr->stopping)
+        tr->turns_skipped += skipped;
+}
+
+/* Users who hold conversations: the arrivals are sessions; the cap bounds open sessions. */
+static int tenant_sessions_new(struct runner *r, struct tenant_run *tr, size_t point)
+{
+    const struct session_hooks hooks = {session_ready, session_release, session_ended, tr};
+    uint64_t seed = derive_seed(r->cfg.benchmark.seed, point, (size_t)tr->index, "think");
+    int rc =
+        session_set_new(&tr->sessions, r->base, &tr->tc->requests.session, tr->n, tr->concurrency,
+                        isinf(tr->rate), r->cfg.server.api == API_CHAT, seed, &hooks);
+    if (rc) {
+        log_error("tenant %s: cannot set up its sessions", tr->tc->name);
+        return rc;
+    }
+    tr->n_arrivals = session_set_count(tr->sessions);
+    return 0;
 }
 
 static int tenant_prepare(struct runner *r, struct tenant_run *tr, size_t point, int context)
@@ -342,9 +448,15 @@ static int tenant_prepare(struct runner *r, struct tenant_run *tr, size_t point,
     tr->held = xcalloc(tr->n, sizeof(*tr->held));
     tr->done = xcalloc(tr->n, sizeof(*tr->done));
     tr->fifo = xcalloc(tr->n, sizeof(*tr->fifo));
+    tr->n_arrivals = tr->n;
+    if (rq->session.enabled) {
+        int src = tenant_sessions_new(r, tr, point);
+        if (src)
+            return src;
+    }
     int rc = 0;
     if (!workload_schedule(w, tr->due, tr->n)) /* a trace has its own arrival times */
-        rc = schedule_build(tr->due, tr->n, rq->arrival, tr->rate, rq->burstiness,
+        rc = schedule_build(tr->due, tr->n_arrivals, rq->arrival, tr->rate, rq->burstiness,
                             derive_seed(seed, point, (size_t)tr->index, "schedule"));
     if (rc) {
         /* Said here: the point never starts, so no record could carry the reason. */
@@ -362,6 +474,8 @@ static int tenant_prepare(struct runner *r, struct tenant_run *tr, size_t point,
     }
     workload_plan(w, derive_seed(seed, point, (size_t)tr->index, "lengths"), context, tr->recs,
                   tr->n);
+    if (tr->sessions)
+        session_targets(tr, rq, context, derive_seed(seed, point, (size_t)tr->index, "turns"));
     tr->context = context;
     tr->point = point;
     atomic_store(&tr->built, 0);
@@ -378,9 +492,11 @@ static int tenant_prepare(struct runner *r, struct tenant_run *tr, size_t point,
 /* Waits until the first prompts of tr are ready (or interrupted). */
 static int tenant_await_lead(struct tenant_run *tr)
 {
-    size_t lead = tr->n < PROMPT_LEAD ? tr->n : PROMPT_LEAD;
+    size_t lead = tr->n_arrivals < PROMPT_LEAD ? tr->n_arrivals : PROMPT_LEAD;
     if (tr->concurrency > 0 && (size_t)tr->concurrency < lead)
         lead = (size_t)tr->concurrency;
+    if (tr->sessions && lead > 0) /* up to the first turn of the last session that starts */
+        lead = session_set_first(tr->sessions, lead - 1) + 1;
     while (atomic_load(&tr->built) < lead && !interrupted && tr->prompt_running)
         clock_sleep_ns(PROMPT_POLL_NS);
     return interrupted ? -EINTR : 0;
@@ -398,6 +514,7 @@ static void tenant_stop_prompts(struct tenant_run *tr)
 static void tenant_release(struct tenant_run *tr)
 {
     tenant_stop_prompts(tr);
+    session_set_free(tr->sessions);
     for (size_t i = 0; i < tr->n; i++) {
         req_record_release(&tr->recs[i]);
         free(tr->prompts ? tr->prompts[i] : NULL);
@@ -505,6 +622,7 @@ static void point_collect(struct runner *r, struct point_run *pr, const struct p
                                 (ll.n && ll.p99 > LATE_LIMIT_S) ||
                                 (!checkpoint && tr->prompt_waits > 0),
             .partial = checkpoint || pr->stopping,
+            .session_turns_skipped = checkpoint ? 0 : tr->turns_skipped, /* the loop writes it */
         };
         results_add_point(r->rw, &pi, &s, have_tw ? &tw : NULL, sent, n, r->t0);
         free(sent);
@@ -518,6 +636,10 @@ static void point_collect(struct runner *r, struct point_run *pr, const struct p
          * workload it writes is read. */
         tenant_stop_prompts(tr);
         workload_point_note(r->workloads[t], tr->tc->name);
+        if (tr->turns_skipped)
+            log_warn("tenant %s: %zu session turns were not sent because an earlier turn of "
+                     "their conversation failed",
+                     tr->tc->name, tr->turns_skipped);
         if (tr->prompt_waits)
             log_warn("tenant %s: %zu requests were sent late because their prompts were not "
                      "built in time (a slow /tokenize); the point is marked client_distorted",
@@ -830,6 +952,8 @@ static int start_sim(struct runner *r)
     o.engine.model = s->model ? s->model : c->model.name;
     o.engine.quantization = s->quantization ? s->quantization : c->model.quantization;
     o.engine.kv_cache_dtype = s->kv_cache_dtype;
+    o.reasoning_tokens = s->reasoning_tokens;
+    o.prompt_tokens_details = s->enable_prompt_tokens_details;
     o.engine.catalog_dir = s->catalog;
     struct cost_calibration cal;
     if (s->calibration) {

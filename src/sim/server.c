@@ -811,6 +811,8 @@ static int server_new(struct sim_server **out, const struct sim_options *o, char
     srv->quiet = o->quiet;
     srv->idle_timeout_s = o->idle_timeout_s > 0 ? o->idle_timeout_s : SIM_IDLE_TIMEOUT_S;
     srv->tokenize_llamacpp = o->tokenize_llamacpp;
+    srv->reasoning_tokens = o->reasoning_tokens > 0 ? o->reasoning_tokens : 0;
+    srv->prompt_tokens_details = o->prompt_tokens_details;
 
     struct engine_config ec = o->engine;
     if (ec.num_lora_slots == 0)

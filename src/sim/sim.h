@@ -27,6 +27,11 @@ struct sim_options {
     /* --tokenize-llamacpp: /tokenize answers as llama.cpp's server does ({"content"} ->
      * {"tokens"}, no chat form), to test clients against it; default vLLM's. */
     bool tokenize_llamacpp;
+    /* A reasoning model's shape (chat only): the first reasoning_tokens output tokens of each
+     * answer stream as delta.reasoning_content, as vLLM's --reasoning-parser sends them. */
+    int reasoning_tokens;
+    /* vLLM's --enable-prompt-tokens-details: usage.prompt_tokens_details.cached_tokens. */
+    bool prompt_tokens_details;
 };
 
 void sim_options_init(struct sim_options *o); /* defaults above */

@@ -20,7 +20,8 @@ static const char usage[] =
     "    [--gpu-memory-utilization F] [--max-num-seqs N] [--max-num-batched-tokens N]\n"
     "    [--enable-prefix-caching | --no-enable-prefix-caching] [--tensor-parallel-size N]\n"
     "    [--block-size N] [--lora-modules NAME=PATH ...] [--seed N] [--trace FILE]\n"
-    "    [--catalog DIR] [--calibration FILE] [--idle-timeout S] [--tokenize-llamacpp] [--quiet]\n";
+    "    [--catalog DIR] [--calibration FILE] [--idle-timeout S] [--tokenize-llamacpp]\n"
+    "    [--reasoning-tokens N] [--enable-prompt-tokens-details] [--quiet]\n";
 
 enum flag_kind { F_STR, F_INT, F_DOUBLE, F_U64, F_TRUE, F_FALSE, F_LORA };
 
@@ -54,6 +55,8 @@ static const struct flag flags[] = {
     {"--catalog", F_STR, OPT(engine.catalog_dir)},
     {"--idle-timeout", F_INT, OPT(idle_timeout_s)},
     {"--calibration", F_STR, OPT(calibration_path)},
+    {"--reasoning-tokens", F_INT, OPT(reasoning_tokens)},
+    {"--enable-prompt-tokens-details", F_TRUE, OPT(prompt_tokens_details)},
     {"--quiet", F_TRUE, OPT(quiet)},
     {"--tokenize-llamacpp", F_TRUE, OPT(tokenize_llamacpp)},
 };
@@ -123,6 +126,8 @@ static int parse_args(int argc, char **argv, struct sim_options *o, const char *
                 o->quiet = true;
             else if (f->offset == OPT(tokenize_llamacpp))
                 o->tokenize_llamacpp = true;
+            else if (f->offset == OPT(prompt_tokens_details))
+                o->prompt_tokens_details = true;
             else
                 o->engine.enable_prefix_caching = f->kind == F_TRUE;
             continue;

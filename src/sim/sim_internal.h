@@ -167,6 +167,7 @@ struct sim_stream {
     struct sim_call call;
     int target_tokens; /* what the engine will generate */
     int emitted;
+    int cached_tokens; /* prefix-cache hits of its prompt (the engine says with the first) */
     long created;
     uint64_t text_seed;
     double arrival;       /* server-relative seconds */
@@ -237,6 +238,10 @@ struct sim_server {
     uint64_t steps_late;    /* steps that fired over 20 ms after their nominal end */
     int idle_timeout_s;     /* connections with nothing in flight */
     bool tokenize_llamacpp; /* /tokenize in llama.cpp's shape (sim.h) */
+    /* --reasoning-tokens: chat's first output tokens stream as reasoning_content;
+     * --enable-prompt-tokens-details: usage carries prompt_tokens_details.cached_tokens. */
+    int reasoning_tokens;
+    bool prompt_tokens_details;
     /* accept() failing for lack of descriptors or memory: the listener pauses (a level-
      * triggered listener would otherwise spin on the same error) and the log is rate-limited */
     struct evconnlistener *listener;

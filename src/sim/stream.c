@@ -122,16 +122,30 @@ static void add_usage(struct evbuffer *out, const struct sim_stream *s, int comp
     size_t p = s->call.prompt.n;
     evbuffer_add_printf(out,
                         ",\"usage\":{\"prompt_tokens\":%zu,\"total_tokens\":%zu,"
-                        "\"completion_tokens\":%d}",
+                        "\"completion_tokens\":%d",
                         p, p + (size_t)completion, completion);
+    /* vLLM's shape with --enable-prompt-tokens-details (UsageInfo.prompt_tokens_details). */
+    if (s->srv->prompt_tokens_details)
+        evbuffer_add_printf(out, ",\"prompt_tokens_details\":{\"cached_tokens\":%d}",
+                            s->cached_tokens);
+    ADD_LIT(out, "}");
 }
 
-/* One content chunk carrying tokens [from, to) and, when finish != NULL, its reason. */
+/* Chat with --reasoning-tokens: tokens before this index are reasoning. */
+static int reasoning_end(const struct sim_stream *s)
+{
+    return s->call.chat ? s->srv->reasoning_tokens : 0;
+}
+
+/* One content chunk carrying tokens [from, to) and, when finish != NULL, its reason.
+ * Reasoning tokens (chat, --reasoning-tokens) go in delta.reasoning_content instead. */
 static void add_content_chunk(struct evbuffer *out, const struct sim_stream *s, int from, int to,
                               const char *finish)
 {
     evbuffer_add(out, s->chunk_prefix, s->chunk_prefix_len);
-    if (s->call.chat)
+    if (s->call.chat && from < reasoning_end(s))
+        ADD_LIT(out, "{\"index\":0,\"delta\":{\"reasoning_content\":\"");
+    else if (s->call.chat)
         ADD_LIT(out, "{\"index\":0,\"delta\":{\"content\":\"");
     else
         ADD_LIT(out, "{\"index\":0,\"text\":\"");
@@ -247,6 +261,8 @@ bool sim_stream_on_event(struct sim_stream *s, const struct engine_event *ev, do
     if (s->prefill_start < 0)
         s->prefill_start = step_start;
     int from = s->emitted;
+    if (ev->first)
+        s->cached_tokens = ev->cached_prompt_tokens;
     if (ev->new_tokens > 0) {
         if (from == 0) {
             s->first_time = now;
@@ -265,6 +281,12 @@ bool sim_stream_on_event(struct sim_stream *s, const struct engine_event *ev, do
     if (s->call.stream) {
         if (s->call.chat && from == 0 && (ev->new_tokens > 0 || finish))
             add_role_chunk(out, s);
+        /* A step that crosses from reasoning to the answer sends one chunk of each. */
+        int cut = reasoning_end(s);
+        if (from < cut && s->emitted > cut) {
+            add_content_chunk(out, s, from, cut, NULL);
+            from = cut;
+        }
         if (ev->new_tokens > 0 || finish)
             add_content_chunk(out, s, from, s->emitted, finish);
         if (finish) {
