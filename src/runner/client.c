@@ -1413,9 +1413,9 @@ static char *build_body(const struct client_request *rq)
             json_decref(msgs);
             msgs = json_array();
             for (size_t i = 0; i < rq->n_history; i++)
-                json_array_append_new(msgs, json_pack("{s:s, s:s}", "role",
-                                                      i % 2 ? "assistant" : "user", "content",
-                                                      rq->history[i]));
+                json_array_append_new(msgs,
+                                      json_pack("{s:s, s:s}", "role", i % 2 ? "assistant" : "user",
+                                                "content", rq->history[i]));
             json_t *msg = json_object();
             json_object_set_new(msg, "role", json_string("user"));
             json_object_set_new(msg, "content", json_string(rq->prompt ? rq->prompt : ""));
