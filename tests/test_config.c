@@ -318,6 +318,9 @@ static void test_inline_errors(void **state)
     /* Sessions make their own prompts: no second source of prompts beside them. */
     expect_error("requests:\n  rag: {documents: 10}\n  session: {turns: 2}\n",
                  "3:12: requests.session: ", "cannot be combined with requests.dataset");
+    expect_error("context_lengths: [4096]\nrequests:\n  completion_tokens: 64\n"
+                 "  output_tokens: {distribution: uniform, min: 1, max: 128}\n  session: {}\n",
+                 "1:19: context_lengths[0]: ", "needs fixed output lengths");
     expect_error("telemetry:\n  sample_interval_sec: 0.01\n",
                  "2:24: telemetry.sample_interval_sec: ", "must be at least 0.05");
     expect_error("slo:\n  percentile: 0\n", "2:15: slo.percentile: ", "must be in (0, 100]");

@@ -653,7 +653,16 @@ static int check_context(struct cfg_problem *p, const struct config *c, size_t i
               ctx - r->completion_tokens, who, r->shared_prefix_tokens);
         return -EINVAL;
     }
-    /* Sessions: the last turn's conversation must fit the window too. */
+    /* Sessions: the last turn's conversation must fit the window too, which is only known
+     * when every answer has the same length. */
+    if (r->session.enabled && r->output_tokens.distribution &&
+        strcmp(r->output_tokens.distribution, "fixed") != 0) {
+        where(p, &c->context_lengths[i], path,
+              "a context sweep with %s.session needs fixed output lengths (%s.output_tokens is "
+              "%s), so that a whole conversation is known to fit the window",
+              who, who, r->output_tokens.distribution);
+        return -EINVAL;
+    }
     long first = session_first_prompt(&r->session, ctx, r->completion_tokens);
     if (r->session.enabled &&
         first <= (r->shared_prefix_tokens > 0 ? r->shared_prefix_tokens : 0)) {
