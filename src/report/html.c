@@ -62,7 +62,7 @@ static int library_read(char **out, char *err, size_t errlen)
     return 0;
 }
 
-static void esc(FILE *f, const char *s)
+void html_esc(FILE *f, const char *s)
 {
     for (; s && *s; s++) {
         switch (*s) {
@@ -113,17 +113,17 @@ static void cells_write(FILE *f, const json_t *r, const struct col *cols, size_t
         if (cols[i].fmt)
             cell_num(f, r, cols[i].key, cols[i].fmt);
         else
-            esc(f, str(r, cols[i].key));
+            html_esc(f, str(r, cols[i].key));
         fputs("</td>", f);
     }
 }
 
-static void figure(FILE *f, const char *caption, const char *attrs, bool zoom)
+void html_figure(FILE *f, const char *caption, const char *attrs, bool zoom)
 {
     fputs("<figure><figcaption>", f);
     if (zoom)
         fputs("<button class=\"reset\" type=\"button\">reset zoom</button>", f);
-    esc(f, caption);
+    html_esc(f, caption);
     fprintf(f, "</figcaption><div class=\"chart\"><canvas %s></canvas></div></figure>\n", attrs);
 }
 
@@ -134,13 +134,13 @@ static void matrix_cell(FILE *f, const json_t *c)
     const char *cls = json_is_true(met) ? "met" : json_is_false(met) ? "miss" : "unknown";
     fprintf(f, "<td class=\"cell %s\" data-source=\"%s\" data-context=\"%lld\" data-model=\"", cls,
             src, (long long)json_integer_value(json_object_get(c, "context")));
-    esc(f, str(c, "model"));
+    html_esc(f, str(c, "model"));
     fputs("\" data-quantization=\"", f);
-    esc(f, str(c, "quantization"));
+    html_esc(f, str(c, "quantization"));
     fputs("\" data-kv-dtype=\"", f);
-    esc(f, str(c, "kv_dtype"));
+    html_esc(f, str(c, "kv_dtype"));
     fputs("\" data-workload=\"", f);
-    esc(f, str(c, "workload"));
+    html_esc(f, str(c, "workload"));
     fprintf(f, "\" data-slo-met=\"%s\"",
             json_is_true(met)    ? "true"
             : json_is_false(met) ? "false"
@@ -175,10 +175,10 @@ static void matrix_cell(FILE *f, const json_t *c)
                 mu);
     if (*str(c, "note") || *str(c, "origin")) {
         fputs("<br><span class=\"note\">", f);
-        esc(f, str(c, "note"));
+        html_esc(f, str(c, "note"));
         if (*str(c, "origin")) {
             fputs(*str(c, "note") ? " · " : "", f);
-            esc(f, str(c, "origin"));
+            html_esc(f, str(c, "origin"));
         }
         fputs("</span>", f);
     }
@@ -234,7 +234,7 @@ static void matrix_write(FILE *f, const json_t *model)
         }
         if (*wl) {
             fputs("<h3>Workload ", f);
-            esc(f, wl);
+            html_esc(f, wl);
             fputs("</h3>\n", f);
         }
         fputs("<table class=\"matrix\"><thead><tr><th class=\"l\">model</th><th>quantization</th>"
@@ -254,11 +254,11 @@ static void matrix_write(FILE *f, const json_t *model)
                    strcmp(str(json_array_get(cells, rend), "kv_dtype"), str(c0, "kv_dtype")) == 0)
                 rend++;
             fputs("<tr><td class=\"l\">", f);
-            esc(f, str(c0, "model"));
+            html_esc(f, str(c0, "model"));
             fputs("</td><td>", f);
-            esc(f, str(c0, "quantization"));
+            html_esc(f, str(c0, "quantization"));
             fputs("</td><td>", f);
-            esc(f, str(c0, "kv_dtype"));
+            html_esc(f, str(c0, "kv_dtype"));
             fputs("</td>", f);
             for (size_t j = 0; j < nctx; j++) {
                 const json_t *hit = NULL;
@@ -322,7 +322,7 @@ static void points_table(FILE *f, const json_t *run)
     {
         bool distorted = json_is_true(json_object_get(p, "distorted"));
         fprintf(f, "<tr%s><td class=\"l\">", distorted ? " class=\"distorted\"" : "");
-        esc(f, str(p, "tenant"));
+        html_esc(f, str(p, "tenant"));
         fputs("</td><td>", f);
         cell_num(f, p, "context", "%.0f");
         fputs("</td><td>", f);
@@ -340,7 +340,7 @@ static void points_table(FILE *f, const json_t *run)
         fputs("</td>", f);
         cells_write(f, p, cols, sizeof(cols) / sizeof(cols[0]));
         fputs("<td class=\"l\">", f);
-        esc(f, str(p, "verdict"));
+        html_esc(f, str(p, "verdict"));
         if (json_is_true(json_object_get(p, "partial")))
             fputs(" <span class=\"warn\">(partial)</span>", f);
         fputs("</td><td class=\"l\">", f);
@@ -361,13 +361,13 @@ static void run_section(FILE *f, const json_t *run, size_t idx)
 {
     const json_t *pts = json_object_get(run, "points");
     fprintf(f, "<h3 id=\"run%zu\">", idx);
-    esc(f, str(run, "label"));
+    html_esc(f, str(run, "label"));
     fputs("</h3><p class=\"sub\">", f);
-    esc(f, str(run, "model"));
+    html_esc(f, str(run, "model"));
     fputs(" · quantization ", f);
-    esc(f, str(run, "quantization"));
+    html_esc(f, str(run, "quantization"));
     fputs(" · KV ", f);
-    esc(f, str(run, "kv_dtype"));
+    html_esc(f, str(run, "kv_dtype"));
     const json_t *slo = json_object_get(run, "slo");
     fputs(" · SLO:", f);
     const char *sk[][2] = {{"ttft_ms", " TTFT ≤ %g ms"},
@@ -381,23 +381,23 @@ static void run_section(FILE *f, const json_t *run, size_t idx)
     fputs("</p>\n<div class=\"grid\">\n", f);
     char attrs[160];
     snprintf(attrs, sizeof(attrs), "data-kind=\"latency\" data-run=\"%zu\"", idx);
-    figure(f,
+    html_figure(f,
            "Latency against load: TTFT p50/p95/p99 and ITL p99 (ms) vs achieved requests/s, "
            "dashed lines = SLO",
            attrs, false);
     if (distinct_contexts(pts) > 1) {
         snprintf(attrs, sizeof(attrs), "data-kind=\"context\" data-run=\"%zu\"", idx);
-        figure(f, "Per-user tokens/s and TTFT p95 against context length", attrs, false);
+        html_figure(f, "Per-user tokens/s and TTFT p95 against context length", attrs, false);
     }
     snprintf(attrs, sizeof(attrs), "data-kind=\"cdf\" data-metric=\"ttft\" data-run=\"%zu\"", idx);
-    figure(f, "TTFT distribution (CDF, completed requests)", attrs, false);
+    html_figure(f, "TTFT distribution (CDF, completed requests)", attrs, false);
     snprintf(attrs, sizeof(attrs), "data-kind=\"cdf\" data-metric=\"itl\" data-run=\"%zu\"", idx);
-    figure(f, "ITL distribution (CDF, every gap between tokens)", attrs, false);
+    html_figure(f, "ITL distribution (CDF, every gap between tokens)", attrs, false);
     snprintf(attrs, sizeof(attrs), "data-kind=\"goodput\" data-run=\"%zu\"", idx);
-    figure(f, "Goodput, throughput and SLO attainment per point", attrs, false);
+    html_figure(f, "Goodput, throughput and SLO attainment per point", attrs, false);
     if (any_num(pts, "energy_j_per_tok")) {
         snprintf(attrs, sizeof(attrs), "data-kind=\"energy\" data-run=\"%zu\"", idx);
-        figure(f, "GPU energy per output token per point", attrs, false);
+        html_figure(f, "GPU energy per output token per point", attrs, false);
     }
     const json_t *tl = json_object_get(run, "telemetry");
     if (json_is_object(tl)) {
@@ -424,7 +424,7 @@ static void run_section(FILE *f, const json_t *run, size_t idx)
             snprintf(attrs, sizeof(attrs),
                      "data-kind=\"timeline\" data-series=\"%s\" data-run=\"%zu\"", tls[k].series,
                      idx);
-            figure(f, tls[k].caption, attrs, true);
+            html_figure(f, tls[k].caption, attrs, true);
         }
         double bin = json_num(tl, "bin_s");
         if (bin > 0)
@@ -433,6 +433,7 @@ static void run_section(FILE *f, const json_t *run, size_t idx)
     }
     fputs("</div>\n", f);
     points_table(f, run);
+    html_workload_write(f, run, idx);
 }
 
 /* "pred / meas (err %)" of a study row's metric, "–" for what is unknown. */
@@ -477,23 +478,23 @@ static bool setup_has(const json_t *model, const json_t *g, const char *what)
 static void setup_section(FILE *f, const json_t *model, const json_t *g, size_t idx)
 {
     fprintf(f, "<h3 id=\"setup%zu\" class=\"setup\" data-setup-name=\"", idx);
-    esc(f, str(g, "setup"));
+    html_esc(f, str(g, "setup"));
     fputs("\">", f);
-    esc(f, str(g, "setup"));
+    html_esc(f, str(g, "setup"));
     if (*str(g, "workload")) {
         fputs(" · ", f);
-        esc(f, str(g, "workload"));
+        html_esc(f, str(g, "workload"));
     }
     fputs("</h3><p class=\"sub\">", f);
-    esc(f, str(g, "model"));
+    html_esc(f, str(g, "model"));
     fputs(" · quantization ", f);
-    esc(f, *str(g, "quantization") ? str(g, "quantization") : "default");
+    html_esc(f, *str(g, "quantization") ? str(g, "quantization") : "default");
     fputs(" · KV ", f);
-    esc(f, *str(g, "kv_cache_dtype") ? str(g, "kv_cache_dtype") : "auto");
+    html_esc(f, *str(g, "kv_cache_dtype") ? str(g, "kv_cache_dtype") : "auto");
     fputs(" · max_model_len ", f);
     cell_num(f, g, "max_model_len", "%.0f");
     fputs(" · status <b>", f);
-    esc(f, str(g, "status"));
+    html_esc(f, str(g, "status"));
     fputs("</b>", f);
     const json_t *slo = json_object_get(g, "slo");
     if (json_is_object(slo)) {
@@ -510,12 +511,12 @@ static void setup_section(FILE *f, const json_t *model, const json_t *g, size_t 
     size_t nruns = json_array_size(json_object_get(g, "runs"));
     if (*str(g, "reason") && strcmp(str(g, "status"), "measured") != 0) {
         fputs("<p class=\"reason\">", f);
-        esc(f, str(g, "status"));
+        html_esc(f, str(g, "status"));
         fputs(": ", f);
-        esc(f, str(g, "reason"));
+        html_esc(f, str(g, "reason"));
         if (*str(g, "server_log")) {
             fputs(" — server log: <code>", f);
-            esc(f, str(g, "server_log"));
+            html_esc(f, str(g, "server_log"));
             fputs("</code>", f);
         }
         fputs("</p>\n", f);
@@ -557,11 +558,11 @@ static void setup_section(FILE *f, const json_t *model, const json_t *g, size_t 
             snprintf(attrs, sizeof(attrs), "data-kind=\"%s\"", kinds[k][0]);
         size_t used = strlen(attrs);
         snprintf(attrs + used, sizeof(attrs) - used, " data-setup=\"%zu\"", idx);
-        figure(f, kinds[k][1], attrs, false);
+        html_figure(f, kinds[k][1], attrs, false);
     }
     if (setup_has(model, g, "energy")) {
         snprintf(attrs, sizeof(attrs), "data-kind=\"energy\" data-setup=\"%zu\"", idx);
-        figure(f, "GPU energy per output token per user count", attrs, false);
+        html_figure(f, "GPU energy per output token per user count", attrs, false);
     }
     struct {
         const char *series, *caption;
@@ -588,7 +589,7 @@ static void setup_section(FILE *f, const json_t *model, const json_t *g, size_t 
         snprintf(attrs, sizeof(attrs),
                  "data-kind=\"timeline\" data-series=\"%s\" data-setup=\"%zu\"", tls[k].series,
                  idx);
-        figure(f, caption, attrs, true);
+        html_figure(f, caption, attrs, true);
     }
     fputs("</div>\n<table class=\"points\"><thead><tr><th>users</th><th class=\"l\">role</th>"
           "<th class=\"l\">status</th><th>TTFT p50 pred / meas</th><th>TTFT p95 pred / meas</th>"
@@ -604,9 +605,9 @@ static void setup_section(FILE *f, const json_t *model, const json_t *g, size_t 
         fputs("<tr><td>", f);
         cell_num(f, row, "users", "%.0f");
         fputs("</td><td class=\"l\">", f);
-        esc(f, str(row, "role"));
+        html_esc(f, str(row, "role"));
         fputs("</td><td class=\"l\">", f);
-        esc(f, str(row, "status"));
+        html_esc(f, str(row, "status"));
         const char *m[][2] = {{"ttft_p50_ms", "err_ttft_p50_pct"},
                               {"ttft_p95_ms", "err_ttft_p95_pct"},
                               {"tpot_p50_ms", "err_tpot_p50_pct"},
@@ -620,7 +621,7 @@ static void setup_section(FILE *f, const json_t *model, const json_t *g, size_t 
         fputs("</td><td class=\"l\">", f);
         /* The study's reason says the verdict itself ("missed: ttft p95 ..."). */
         if (*str(row, "reason"))
-            esc(f, str(row, "reason"));
+            html_esc(f, str(row, "reason"));
         else
             fputs(json_is_true(met) ? "met" : json_is_false(met) ? "missed" : "–", f);
         fputs("</td><td class=\"l\">", f);
@@ -628,7 +629,7 @@ static void setup_section(FILE *f, const json_t *model, const json_t *g, size_t 
         if (json_is_integer(ri)) {
             const char *file = str(json_array_get(runs, (size_t)json_integer_value(ri)), "file");
             const char *base = strrchr(file, '/');
-            esc(f, base ? base + 1 : file);
+            html_esc(f, base ? base + 1 : file);
             if (json_equal(ri, json_object_get(g, "target_run")))
                 fputs(" (target)", f);
         }
@@ -643,9 +644,9 @@ static void tenants_section(FILE *f, const json_t *model)
     if (!json_array_size(rows))
         return;
     fputs("<section id=\"tenants\"><h2>Tenants side by side</h2><div class=\"grid\">\n", f);
-    figure(f, "TTFT p95 per tenant (ms)", "data-kind=\"tenants\" data-metric=\"ttft_p95\"", false);
-    figure(f, "TPOT p95 per tenant (ms)", "data-kind=\"tenants\" data-metric=\"tpot_p95\"", false);
-    figure(f, "SLO attainment per tenant (%)", "data-kind=\"tenants\" data-metric=\"attainment\"",
+    html_figure(f, "TTFT p95 per tenant (ms)", "data-kind=\"tenants\" data-metric=\"ttft_p95\"", false);
+    html_figure(f, "TPOT p95 per tenant (ms)", "data-kind=\"tenants\" data-metric=\"tpot_p95\"", false);
+    html_figure(f, "SLO attainment per tenant (%)", "data-kind=\"tenants\" data-metric=\"attainment\"",
            false);
     fputs("</div></section>\n", f);
 }
@@ -671,7 +672,7 @@ static void pvm_section(FILE *f, const json_t *model)
         char attrs[128], cap[128];
         snprintf(attrs, sizeof(attrs), "data-kind=\"pvm\" data-metric=\"%s\"", m);
         snprintf(cap, sizeof(cap), "%s: predicted (plan) and measured", m);
-        figure(f, cap, attrs, false);
+        html_figure(f, cap, attrs, false);
     }
     fputs("</div><table><thead><tr><th class=\"l\">setup</th><th class=\"l\">workload</th>"
           "<th>users</th><th class=\"l\">metric</th><th>predicted</th><th>measured</th>"
@@ -696,13 +697,13 @@ static void compare_section(FILE *f, const json_t *model)
     if (!cmp)
         return;
     fputs("<section id=\"compare\"><h2>Comparison</h2><p class=\"sub\">A: ", f);
-    esc(f, str(cmp, "a"));
+    html_esc(f, str(cmp, "a"));
     fputs("<br>B: ", f);
-    esc(f, str(cmp, "b"));
+    html_esc(f, str(cmp, "b"));
     fputs("<br>", f);
-    esc(f, str(cmp, "method"));
+    html_esc(f, str(cmp, "method"));
     fputs("</p><div class=\"grid\">\n", f);
-    figure(f, "Change of B against A per point and metric", "data-kind=\"compare\"", false);
+    html_figure(f, "Change of B against A per point and metric", "data-kind=\"compare\"", false);
     fputs("</div><table><thead><tr><th class=\"l\">point</th><th class=\"l\">metric</th>"
           "<th>A</th><th>B</th><th>change %</th><th>95% CI of B − A</th>"
           "<th class=\"l\">beyond noise</th></tr></thead><tbody>\n",
@@ -724,7 +725,7 @@ static void compare_section(FILE *f, const json_t *model)
             cell_num(f, r, "ci_high", "%.4g]");
         }
         fputs("</td><td class=\"l\">", f);
-        esc(f, str(r, "verdict"));
+        html_esc(f, str(r, "verdict"));
         fputs("</td></tr>\n", f);
     }
     fputs("</tbody></table></section>\n", f);
@@ -742,21 +743,21 @@ static void provenance_section(FILE *f, const json_t *model)
     json_array_foreach(json_object_get(model, "runs"), i, r)
     {
         fputs("<tr><td class=\"l\">", f);
-        esc(f, str(r, "label"));
+        html_esc(f, str(r, "label"));
         fputs("</td><td class=\"l\"><code>", f);
-        esc(f, str(r, "file"));
+        html_esc(f, str(r, "file"));
         fputs("</code></td><td class=\"l\">", f);
-        esc(f, str(r, "started_at"));
+        html_esc(f, str(r, "started_at"));
         const json_t *tool = json_object_get(r, "tool");
         fputs("</td><td class=\"l\">", f);
-        esc(f, str(tool, "version"));
+        html_esc(f, str(tool, "version"));
         fputs(" (git ", f);
-        esc(f, str(tool, "git"));
+        html_esc(f, str(tool, "git"));
         fputs(")</td><td class=\"l\">", f);
         const json_t *srv = json_object_get(r, "server");
-        esc(f, str(srv, "version"));
+        html_esc(f, str(srv, "version"));
         fputs(" at ", f);
-        esc(f, str(srv, "endpoint"));
+        html_esc(f, str(srv, "endpoint"));
         fputs("</td><td class=\"l\">", f);
         size_t k;
         json_t *g;
@@ -764,21 +765,21 @@ static void provenance_section(FILE *f, const json_t *model)
         json_array_foreach(json_object_get(r, "gpus"), k, g)
         {
             fputs(any ? ", " : "", f);
-            esc(f, str(g, "name"));
+            html_esc(f, str(g, "name"));
             any = true;
         }
         const json_t *sim = json_object_get(r, "sim");
         if (json_is_true(json_object_get(sim, "enabled"))) {
             fputs(any ? "; " : "", f);
             fputs("simulated ", f);
-            esc(f, str(sim, "gpu"));
+            html_esc(f, str(sim, "gpu"));
         } else if (!any) {
             fputs("unknown (no NVML)", f);
         }
         fputs("</td><td class=\"l\">", f);
-        esc(f, str(r, "benchmark"));
+        html_esc(f, str(r, "benchmark"));
         fputs(" <code>", f);
-        esc(f, str(r, "config_file"));
+        html_esc(f, str(r, "config_file"));
         fputs("</code></td><td class=\"l\">", f);
         size_t n = 0, bad = 0;
         json_t *p;
@@ -809,9 +810,9 @@ static int page_write(FILE *f, const json_t *model, const char *library)
           "<meta http-equiv=\"Content-Security-Policy\" content=\"default-src 'none'; "
           "script-src 'unsafe-inline'; style-src 'unsafe-inline'; img-src data:\">\n<title>",
           f);
-    esc(f, title);
+    html_esc(f, title);
     fprintf(f, "</title>\n<style>\n%s</style>\n</head><body>\n<header><h1>", report_asset_css);
-    esc(f, title);
+    html_esc(f, title);
     char when[64] = "";
     time_t now = time(NULL);
     struct tm tm;

@@ -5,7 +5,9 @@
 #ifndef TB_REPORT_HTML_H
 #define TB_REPORT_HTML_H
 
+#include <stdbool.h>
 #include <stddef.h>
+#include <stdio.h>
 
 #include <jansson.h>
 
@@ -14,6 +16,13 @@
 /* The chart library's file from Debian's libjs-chart.js; $TESTBENCH_CHARTJS overrides. */
 #ifndef TB_CHARTJS_PATH
 #define TB_CHARTJS_PATH "/usr/share/javascript/chart.js/chart.min.js"
+/* For the page's sections written in other files (html_workload.c). */
+void html_esc(FILE *f, const char *s); /* s as HTML text; NULL writes nothing */
+/* A <figure> holding one chart: <canvas attrs> that report.js fills (zoom: a reset button). */
+void html_figure(FILE *f, const char *caption, const char *attrs, bool zoom);
+/* A run's workload, sessions and reasoning (html_workload.c); idx is the run's index. */
+void html_workload_write(FILE *f, const json_t *run, size_t idx);
+
 #endif
 /* A chart library bigger than this is not the one we mean. */
 #define HTML_MAX_LIBRARY (8u * 1024 * 1024)
@@ -23,5 +32,12 @@ const char *html_chartjs_path(void);
 /* Writes model (report_model_build's, with "compare" added by compare) to path through a
  * temporary file. 0, or -errno; err says what failed (the missing library names its package). */
 MUST_USE int html_write(const char *path, const json_t *model, char *err, size_t errlen);
+
+/* For the page's sections written in other files (html_workload.c). */
+void html_esc(FILE *f, const char *s); /* s as HTML text; NULL writes nothing */
+/* A <figure> holding one chart: <canvas attrs> that report.js fills (zoom: a reset button). */
+void html_figure(FILE *f, const char *caption, const char *attrs, bool zoom);
+/* A run's workload, sessions and reasoning (html_workload.c); idx is the run's index. */
+void html_workload_write(FILE *f, const json_t *run, size_t idx);
 
 #endif

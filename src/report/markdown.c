@@ -179,6 +179,99 @@ static void study_setups(FILE *f, const json_t *model)
     }
 }
 
+/* The point's label for a table: tenant, context, users, rate. */
+static void point_name(FILE *f, const json_t *p)
+{
+    md(f, str(p, "tenant"));
+    if (!isnan(json_num(p, "context")))
+        fprintf(f, ", ctx %.0f", json_num(p, "context"));
+    if (!isnan(json_num(p, "concurrency")))
+        fprintf(f, ", %.0f users", json_num(p, "concurrency"));
+    if (json_is_number(json_object_get(p, "rate")))
+        fprintf(f, ", %g req/s", json_num(p, "rate"));
+}
+
+/* A run's workload in short: prompts and output lengths per point, sessions by turn, TTFA. */
+static void workload(FILE *f, const json_t *run)
+{
+    fputs("Workload:\n\n| point | prompts | output lengths asked | output tokens p50 / p95 / max "
+          "| cached prompt % |\n|---|---|---|---|---:|\n",
+          f);
+    size_t k;
+    json_t *p;
+    json_array_foreach(json_object_get(run, "points"), k, p)
+    {
+        const json_t *w = json_object_get(p, "workload");
+        const json_t *got = json_object_get(w, "output_measured");
+        fputs("| ", f);
+        point_name(f, p);
+        fputs(" | ", f);
+        md(f, str(w, "source"));
+        fputs(": ", f);
+        md(f, str(w, "source_detail"));
+        fputs(" | ", f);
+        md(f, str(w, "output_dist"));
+        fputs(" | ", f);
+        num(f, got, "p50", "%.0f / ");
+        num(f, got, "p95", "%.0f / ");
+        num(f, got, "max", "%.0f");
+        fputs(" | ", f);
+        num(f, w, "cached_prompt_pct", "%.1f");
+        fputs(" |\n", f);
+    }
+    fputs("\n", f);
+    json_array_foreach(json_object_get(run, "points"), k, p)
+    {
+        const json_t *s = json_object_get(json_object_get(p, "workload"), "sessions");
+        if (!json_is_object(s))
+            continue;
+        fputs("Sessions (", f);
+        point_name(f, p);
+        fputs("): ", f);
+        num(f, s, "count", "%.0f sessions of ");
+        num(f, s, "turns", "%.0f turns, ");
+        num(f, s, "users", "%.0f users, think time ");
+        md(f, str(s, "think_distribution"));
+        num(f, s, "think_mean_cfg_s", " mean %g s (measured p50 ");
+        num(f, s, "think_p50_s", "%.2f s), ");
+        num(f, s, "turns_skipped", "%.0f turns skipped.\n\n");
+        fputs("| turn | completed | failed | prompt tokens mean | cached prompt % | TTFT p50 ms "
+              "| TTFT p95 ms |\n|---:|---:|---:|---:|---:|---:|---:|\n",
+              f);
+        static const struct col cols[] = {
+            {"turn", "%.0f"},       {"completed", "%.0f"}, {"failed", "%.0f"},
+            {"prompt_tokens_mean", "%.1f"}, {"cached_pct", "%.1f"}, {"ttft_p50", "%.1f"},
+            {"ttft_p95", "%.1f"},
+        };
+        size_t i;
+        json_t *t;
+        json_array_foreach(json_object_get(s, "by_turn"), i, t)
+        {
+            cells_write(f, t, cols, sizeof(cols) / sizeof(cols[0]));
+            fputs(" |\n", f);
+        }
+        fputs("\n", f);
+    }
+    json_array_foreach(json_object_get(run, "points"), k, p)
+    {
+        const json_t *r = json_object_get(json_object_get(p, "workload"), "reasoning");
+        if (!json_is_object(r))
+            continue;
+        fputs("Reasoning (", f);
+        point_name(f, p);
+        fputs("): ", f);
+        num(f, r, "requests", "%.0f requests reasoned; TTFT p50 ");
+        num(f, json_object_get(r, "ttft"), "p50", "%.1f ms, TTFA p50 ");
+        num(f, json_object_get(r, "ttfa"), "p50", "%.1f ms (p95 ");
+        num(f, json_object_get(r, "ttft"), "p95", "%.1f / ");
+        num(f, json_object_get(r, "ttfa"), "p95", "%.1f ms); per request ");
+        num(f, r, "reasoning_tokens_mean", "%.1f reasoning and ");
+        num(f, r, "answer_tokens_mean", "%.1f answer tokens; ");
+        num(f, json_object_get(r, "reasoning_rate"), "p50", "reasoning %.1f tok/s, ");
+        num(f, json_object_get(r, "answer_rate"), "p50", "answer %.1f tok/s (p50).\n\n");
+    }
+}
+
 static void runs(FILE *f, const json_t *model)
 {
     fputs("## Runs\n\n", f);
@@ -214,6 +307,7 @@ static void runs(FILE *f, const json_t *model)
                   f);
         }
         fputs("\n", f);
+        workload(f, r);
     }
 }
 

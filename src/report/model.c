@@ -14,6 +14,7 @@
 
 #include "core/stats.h"
 #include "report/predict.h"
+#include "report/workload.h"
 
 static json_t *num(double x)
 {
@@ -120,6 +121,8 @@ static json_t *point_json(const struct report_run *run, const json_t *p,
     json_object_set_new(cdf, "ttft", quantiles_json(ttft.v, ttft.n, MODEL_CDF_POINTS, 1e3));
     json_object_set_new(cdf, "itl", quantiles_json(itl.v, itl.n, MODEL_CDF_POINTS, 1e3));
     json_object_set_new(o, "cdf", cdf);
+    json_object_set_new(o, "workload",
+                        workload_point_json(json_object_get(run->detailed, "config"), p));
     dvec_release(&ttft);
     dvec_release(&itl);
     return o;

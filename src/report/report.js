@@ -390,6 +390,53 @@
     return c;
   };
 
+  /* Measured output tokens per request: one histogram per point (bars of equal width). */
+  builders.outlen = function (run) {
+    var sets = [];
+    run.points.forEach(function (p, i) {
+      var h = p.workload && p.workload.output_hist;
+      if (!h) return;
+      var d = h.counts.map(function (c, k) { return { x: h.lo + (k + 0.5) * h.width, y: c }; });
+      sets.push({ label: pointLabel(p) + ' (' + p.workload.source + ', asked: ' + p.workload.output_dist + ')',
+                  data: d, borderColor: color(i), backgroundColor: color(i), showLine: true,
+                  stepped: 'middle', pointRadius: 2, borderWidth: 1.5 });
+    });
+    return { type: 'scatter', data: { datasets: sets }, options: lineOpts('output tokens', 'requests') };
+  };
+  /* TTFT and TTFA (time to first answer token) p50 and p95 per point that reasoned. */
+  builders.reasoning = function (run) {
+    var pts = run.points.filter(function (p) { return p.workload && p.workload.reasoning; });
+    function m(ph, q) { return pts.map(function (p) { return p.workload.reasoning[ph][q]; }); }
+    return { type: 'bar', data: { labels: pts.map(pointLabel), datasets: [
+      { label: 'TTFT p50', data: m('ttft', 'p50'), backgroundColor: color(0) },
+      { label: 'TTFA p50', data: m('ttfa', 'p50'), backgroundColor: color(1) },
+      { label: 'TTFT p95', data: m('ttft', 'p95'), backgroundColor: '#aec7e8' },
+      { label: 'TTFA p95', data: m('ttfa', 'p95'), backgroundColor: '#ff9896' }
+    ] }, options: { plugins: { legend: { position: 'bottom' } },
+      scales: { x: { ticks: { autoSkip: false } }, y: axis('ms', { beginAtZero: true }) } } };
+  };
+  /* A session point by turn index: TTFT p50/p95, mean prompt tokens, cached-prompt %. */
+  builders.turns = function (run, el) {
+    var s = run.points[+el.getAttribute('data-point')].workload.sessions;
+    function d(k) { return s.by_turn.map(function (t) { return { x: t.turn, y: t[k] }; })
+                                   .filter(function (q) { return q.y !== null; }); }
+    var sets = [
+      { label: 'TTFT p50 (ms)', data: d('ttft_p50'), yAxisID: 'y' },
+      { label: 'TTFT p95 (ms)', data: d('ttft_p95'), yAxisID: 'y', borderDash: [5, 3] },
+      { label: 'prompt tokens (mean)', data: d('prompt_tokens_mean'), yAxisID: 'y2' },
+      { label: 'cached prompt (%)', data: d('cached_pct'), yAxisID: 'y3', borderDash: [2, 2] }
+    ].filter(function (x) { return x.data.length; });
+    sets.forEach(function (x, i) {
+      x.borderColor = x.backgroundColor = color(i); x.showLine = true;
+    });
+    var o = lineOpts('turn (0 = first message)', 'TTFT (ms)');
+    o.scales.x.ticks = { precision: 0 };
+    o.scales.y2 = axis('prompt tokens', { position: 'right', beginAtZero: true, grid: { drawOnChartArea: false } });
+    if (sets.some(function (x) { return x.yAxisID === 'y3'; }))
+      o.scales.y3 = axis('cached %', { position: 'right', min: 0, max: 100, grid: { drawOnChartArea: false } });
+    return { type: 'scatter', data: { datasets: sets }, options: o };
+  };
+
   var charts = [];
   document.querySelectorAll('canvas[data-kind]').forEach(function (el) {
     var kind = el.getAttribute('data-kind');
