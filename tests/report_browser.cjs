@@ -2,7 +2,7 @@
 // driven by playwright-core) and prints what test_report.c asserts on, as one JSON line:
 // console errors and page errors, every request the page made, each chart's state (Chart.js
 // instance, datasets, data points, painted pixels), the guidance matrix's cells, and a
-// full-page screenshot written to the path given.
+// workload tables' rows, and a full-page screenshot written to the path given.
 //   node report_browser.cjs REPORT.html SCREENSHOT.png   (PLAYWRIGHT_CORE = the module's folder)
 'use strict';
 const { chromium } = require(process.env.PLAYWRIGHT_CORE || 'playwright-core');
@@ -51,6 +51,12 @@ async function main() {
     for (let e = h.nextElementSibling; e && e.tagName !== 'H3'; e = e.nextElementSibling) text += e.textContent + '\n';
     return { name: h.dataset.setupName, text: h.textContent + '\n' + text };
   }));
+  // The workload tables (workload, sessions, turns, reasoning): each row's cell texts.
+  out.tables = await page.evaluate(() => Array.from(document.querySelectorAll(
+    'table.workload, table.sessions, table.turns, table.reasoning')).map((t) => ({
+    kind: t.className, run: t.dataset.run || '',
+    rows: Array.from(t.querySelectorAll('tbody tr')).map((tr) =>
+      Array.from(tr.querySelectorAll('td')).map((td) => td.textContent)) })));
   out.cells = await page.evaluate(() => Array.from(document.querySelectorAll('td.cell')).map((td) => Object.assign({}, td.dataset)));
   await page.screenshot({ path: shot, fullPage: true });
   await browser.close();

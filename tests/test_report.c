@@ -33,6 +33,7 @@
 struct fixture {
     char dir[256];
     char *results; /* the sweep and the tenants run */
+    char *work;    /* runs of the workload features: sessions + reasoning, dataset, RAG, trace */
     char *study;   /* study folder */
     char *sweep_csv;
     char *html, *md;
@@ -187,6 +188,66 @@ static void study_make(void)
     free(cfg);
 }
 
+/*
+ * Short runs of the workload features into fx.work, reported on their own page: 4 users in
+ * conversations of 4 turns with think time on a reasoning model (20 reasoning tokens of 32) that
+ * reports cached prompt tokens; prompts from the ShareGPT-format sample; a RAG pool with
+ * lognormal output lengths; the sample trace at 20x its speed.
+ */
+#define WL_TURNS 4
+#define WL_REASONING 20
+#define WL_OUTPUT 32
+static void workload_runs(void)
+{
+    fx.work = xasprintf("%s/work", fx.dir);
+    char *yaml = xasprintf(
+        "benchmark: {name: sess, output_prefix: sess, seed: 3}\n"
+        "server: {api: chat, sim: {reasoning_tokens: %d, enable_prompt_tokens_details: true}}\n"
+        "model: {name: meta-llama/Llama-3.1-8B-Instruct, enable_prefix_caching: true}\n"
+        "requests: {num_requests: 16, concurrent_requests: 4, rate_per_second: inf,\n"
+        "           prompt_tokens_min: 200, prompt_tokens_max: 400, completion_tokens: %d,\n"
+        "           session: {turns: %d, think_time_s: 0.05, message_tokens_min: 20,\n"
+        "                     message_tokens_max: 40}}\n"
+        "slo: {ttft_ms: 500, tpot_ms: 50}\n"
+        "telemetry: {sample_interval_sec: 0.2, collect_gpu_stats: false}\n",
+        WL_REASONING, WL_OUTPUT, WL_TURNS);
+    sim_run(fx.work, "sess.yaml", yaml, false);
+    free(yaml);
+    yaml = xasprintf("benchmark: {name: ds, output_prefix: ds, seed: 3}\n"
+                     "server: {api: chat}\n"
+                     "model: {name: meta-llama/Llama-3.1-8B-Instruct}\n"
+                     "requests: {num_requests: 12, concurrent_requests: 6, rate_per_second: inf,\n"
+                     "  dataset: {path: \"%s/configs/data/sharegpt_sample.json\"},\n"
+                     "  output_tokens: {distribution: dataset, min: 4, max: 256}}\n"
+                     "telemetry: {sample_interval_sec: 0.2, collect_gpu_stats: false}\n",
+                     TB_SOURCE_DIR);
+    sim_run(fx.work, "ds.yaml", yaml, false);
+    free(yaml);
+    sim_run(fx.work, "rag.yaml",
+            "benchmark: {name: rag, output_prefix: rag, seed: 3}\n"
+            "server: {api: chat}\n"
+            "model: {name: meta-llama/Llama-3.1-8B-Instruct, enable_prefix_caching: true}\n"
+            "requests: {num_requests: 24, concurrent_requests: 8, rate_per_second: inf,\n"
+            "  rag: {documents: 10, document_tokens: 300, documents_per_request: 2,\n"
+            "        question_tokens: 24, skew: 1.0},\n"
+            "  output_tokens: {distribution: lognormal, mean: 40, stddev: 30, min: 4, max: 160}}\n"
+            "telemetry: {sample_interval_sec: 0.2, collect_gpu_stats: false}\n",
+            false);
+    yaml = xasprintf("benchmark: {name: trace, output_prefix: trace, seed: 3}\n"
+                     "model: {name: meta-llama/Llama-3.1-8B-Instruct}\n"
+                     "requests: {concurrent_requests: 0,\n"
+                     "  trace: {path: \"%s/configs/data/trace_sample.jsonl\", speed: 20.0}}\n"
+                     "telemetry: {sample_interval_sec: 0.2, collect_gpu_stats: false}\n",
+                     TB_SOURCE_DIR);
+    sim_run(fx.work, "trace.yaml", yaml, false);
+    free(yaml);
+    char *rep = xasprintf("%s report %s --output %s/work.html --title 'Workloads' --quiet "
+                          "--no-predict",
+                          TB_BINARY, fx.work, fx.dir);
+    assert_int_equal(sh(rep, NULL), 0);
+    free(rep);
+}
+
 static int group_setup(void **state)
 {
     (void)state;
@@ -215,6 +276,7 @@ static int group_setup(void **state)
             "telemetry: {sample_interval_sec: 0.1}\n",
             false);
     study_make();
+    workload_runs();
     /* The sweep's summary.csv (tb_find matches suffixes; two runs share the folder). */
     char *cmd = xasprintf("ls %s/sweep_*_summary.csv > %s/sweep_csv.txt", fx.results, fx.dir);
     assert_int_equal(sh(cmd, NULL), 0);
@@ -240,6 +302,7 @@ static int group_teardown(void **state)
         fprintf(stderr, "cleanup failed\n");
     free(cmd);
     free(fx.results);
+    free(fx.work);
     free(fx.study);
     free(fx.sweep_csv);
     free(fx.html);
@@ -310,18 +373,14 @@ static const json_t *cell_find(const json_t *cells, const char *workload, const 
     return NULL;
 }
 
-static void page_in_headless_chromium(void **state)
+/* Opens html in headless Chromium (tests/report_browser.cjs): what it saw, as JSON. */
+static json_t *browser_open(const char *html, const char *shot)
 {
-    (void)state;
-    char cwd[512];
-    assert_non_null(getcwd(cwd, sizeof(cwd)));
-    char *shot = xasprintf("%s/report-screenshot.png", cwd);
-    unlink(shot);
-    char *out = xasprintf("%s/browser.json", fx.dir);
-    char *err = xasprintf("%s/browser.err", fx.dir);
+    char *out = xasprintf("%s.browser.json", html);
+    char *err = xasprintf("%s.browser.err", html);
     char *cmd = xasprintf("PLAYWRIGHT_CORE=%s/.tools/node/node_modules/playwright-core node "
                           "%s/tests/report_browser.cjs %s %s > %s",
-                          TB_SOURCE_DIR, TB_SOURCE_DIR, fx.html, shot, out);
+                          TB_SOURCE_DIR, TB_SOURCE_DIR, html, shot, out);
     int rc = sh(cmd, err);
     if (rc != 0) {
         char *e = slurp(err);
@@ -335,6 +394,30 @@ static void page_in_headless_chromium(void **state)
     json_error_t je;
     json_t *b = json_load_file(out, 0, &je);
     assert_non_null(b);
+    free(cmd);
+    free(out);
+    free(err);
+    return b;
+}
+
+/* The charts of a kind the page drew. */
+static size_t charts_of(const json_t *b, const char *kind)
+{
+    size_t i, n = 0;
+    json_t *c;
+    json_array_foreach(json_object_get(b, "charts"), i, c)
+        n += strcmp(json_string_value(json_object_get(c, "kind")), kind) == 0;
+    return n;
+}
+
+static void page_in_headless_chromium(void **state)
+{
+    (void)state;
+    char cwd[512];
+    assert_non_null(getcwd(cwd, sizeof(cwd)));
+    char *shot = xasprintf("%s/report-screenshot.png", cwd);
+    unlink(shot);
+    json_t *b = browser_open(fx.html, shot);
 
     /* Nothing went wrong and nothing was fetched. */
     assert_int_equal(json_array_size(json_object_get(b, "console")), 0);
@@ -546,11 +629,151 @@ static void page_in_headless_chromium(void **state)
     assert_true(st.st_size > 50000);
     fprintf(stderr, "screenshot: %s (%lld bytes), %zu charts\n", shot, (long long)st.st_size,
             n_charts);
+    /* No run here had sessions or reasoning: no such section; each run has its workload. */
+    assert_int_equal(charts_of(b, "turns"), 0);
+    assert_int_equal(charts_of(b, "reasoning"), 0);
+    size_t workload_tables = 0;
+    json_array_foreach(json_object_get(b, "tables"), i, c)
+    {
+        const char *kind = json_string_value(json_object_get(c, "kind"));
+        assert_string_equal(kind, "workload");
+        workload_tables++;
+    }
+    assert_true(workload_tables >= 2);
     json_decref(b);
-    free(cmd);
-    free(out);
-    free(err);
     free(shot);
+}
+
+/* A table the page drew of this kind; NULL when none. n: which one of them. */
+static const json_t *table_of(const json_t *b, const char *kind, size_t n)
+{
+    size_t i;
+    json_t *t;
+    json_array_foreach(json_object_get(b, "tables"), i, t)
+    {
+        if (strcmp(json_string_value(json_object_get(t, "kind")), kind) == 0 && n-- == 0)
+            return t;
+    }
+    return NULL;
+}
+
+static double cell(const json_t *table, size_t row, size_t col)
+{
+    const char *s =
+        json_string_value(json_array_get(json_array_get(json_object_get(table, "rows"), row), col));
+    return s && strcmp(s, "–") != 0 ? strtod(s, NULL) : NAN;
+}
+
+/* The workload page: sessions by turn, TTFA beside TTFT, every prompt source and the output
+ * lengths measured, each held against what the runs asked for. */
+static void workload_sections_in_headless_chromium(void **state)
+{
+    (void)state;
+    char cwd[512];
+    assert_non_null(getcwd(cwd, sizeof(cwd)));
+    char *shot = xasprintf("%s/report-workload-screenshot.png", cwd);
+    char *html = xasprintf("%s/work.html", fx.dir);
+    json_t *b = browser_open(html, shot);
+    assert_int_equal(json_array_size(json_object_get(b, "console")), 0);
+    assert_int_equal(json_array_size(json_object_get(b, "page_errors")), 0);
+    assert_int_equal(json_array_size(json_object_get(b, "requests")), 0);
+    size_t i;
+    json_t *c;
+    json_array_foreach(json_object_get(b, "charts"), i, c)
+    {
+        assert_true(json_is_true(json_object_get(c, "chart")));
+        assert_true(json_integer_value(json_object_get(c, "points")) > 0);
+    }
+    /* Only the session run has sessions and reasoning; every run has its histogram. */
+    assert_int_equal(charts_of(b, "turns"), 1);
+    assert_int_equal(charts_of(b, "reasoning"), 1);
+    assert_int_equal(charts_of(b, "outlen"), 4);
+
+    /* Sessions: the configured turns and users; a row per turn whose prompts grow as the
+     * conversation does and hit the prefix cache from the second turn on. */
+    const json_t *ss = table_of(b, "sessions", 0);
+    assert_non_null(ss);
+    assert_null(table_of(b, "sessions", 1));
+    assert_true(cell(ss, 0, 1) == WL_TURNS);
+    assert_true(cell(ss, 0, 2) == 4);
+    assert_true(cell(ss, 0, 6) == 0); /* no turn skipped: nothing failed */
+    const json_t *turns = table_of(b, "turns", 0);
+    assert_non_null(turns);
+    assert_int_equal(json_array_size(json_object_get(turns, "rows")), WL_TURNS);
+    for (size_t t = 0; t < WL_TURNS; t++) {
+        assert_true(cell(turns, t, 0) == (double)t);
+        assert_true(cell(turns, t, 1) == 4); /* 4 sessions, each completed this turn */
+        if (t > 0) {
+            assert_true(cell(turns, t, 3) > cell(turns, t - 1, 3));
+            assert_true(cell(turns, t, 4) > cell(turns, 0, 4));
+        }
+    }
+    /* Reasoning: the first answer token comes after the reasoning, so TTFA > TTFT; the
+     * simulator reasoned WL_REASONING of WL_OUTPUT tokens in every request. */
+    const json_t *rs = table_of(b, "reasoning", 0);
+    assert_non_null(rs);
+    assert_int_equal(json_array_size(json_object_get(rs, "rows")), 1);
+    assert_true(cell(rs, 0, 1) == 16);
+    assert_true(cell(rs, 0, 3) > cell(rs, 0, 2));
+    assert_true(cell(rs, 0, 5) > cell(rs, 0, 4));
+    assert_true(cell(rs, 0, 6) == WL_REASONING);
+    assert_true(cell(rs, 0, 7) == WL_OUTPUT - WL_REASONING);
+    assert_true(cell(rs, 0, 8) > 0 && cell(rs, 0, 9) > 0);
+
+    /* Workload: one table per run, its source named; the lognormal draws vary, the fixed
+     * lengths do not, and no draw passed its bounds. */
+    bool seen[4] = {false};
+    const char *sources[] = {"synthetic", "dataset", "rag", "trace"};
+    for (size_t k = 0; (c = (json_t *)table_of(b, "workload", k)); k++) {
+        const char *src =
+            json_string_value(json_array_get(json_array_get(json_object_get(c, "rows"), 0), 1));
+        for (size_t s = 0; s < 4; s++)
+            if (strncmp(src, sources[s], strlen(sources[s])) == 0)
+                seen[s] = true;
+        if (strncmp(src, "rag", 3) == 0) {
+            assert_true(cell(c, 0, 7) > cell(c, 0, 5)); /* p95 above min */
+            assert_true(cell(c, 0, 5) >= 4 && cell(c, 0, 8) <= 160);
+        }
+        if (strncmp(src, "synthetic", 9) == 0)
+            assert_true(cell(c, 0, 5) == WL_OUTPUT && cell(c, 0, 8) == WL_OUTPUT);
+        if (strncmp(src, "dataset", 7) == 0)
+            assert_non_null(strstr(src, "sharegpt_sample.json"));
+    }
+    for (size_t s = 0; s < 4; s++)
+        assert_true(seen[s]);
+    json_decref(b);
+    free(html);
+    free(shot);
+}
+
+/* The workload page's Markdown: the same facts in short. */
+static void workload_markdown_says_the_same(void **state)
+{
+    (void)state;
+    char *path = xasprintf("%s/work.md", fx.dir);
+    char *md = slurp(path);
+    assert_non_null(strstr(md, "Sessions (default, 4 users): 4 sessions of 4 turns, 4 users"));
+    char *tbl = strstr(md, "| turn | completed |");
+    assert_non_null(tbl);
+    size_t rows = 0;
+    for (char *l = strchr(tbl, '\n'); l && l[1] == '|'; l = strchr(l + 1, '\n'))
+        rows++;
+    assert_int_equal(rows, 1 + WL_TURNS); /* the separator line and a row per turn */
+    assert_non_null(strstr(md, "Reasoning (default, 4 users): 16 requests reasoned"));
+    assert_non_null(strstr(md, "per request 20.0 reasoning and 12.0 answer tokens"));
+    assert_non_null(strstr(md, "| dataset: "));
+    assert_non_null(strstr(md, "| rag: 2 of 10 documents of 300 tokens per request"));
+    assert_non_null(strstr(md, "| trace: "));
+    assert_non_null(strstr(md, "the trace's lengths"));
+    assert_non_null(strstr(md, "lognormal mean 40, stddev 30, clipped to 4–160"));
+    /* The main report's runs had neither. */
+    char *main_md = slurp(fx.md);
+    assert_null(strstr(main_md, "Sessions ("));
+    assert_null(strstr(main_md, "Reasoning ("));
+    assert_non_null(strstr(main_md, "| synthetic: "));
+    free(main_md);
+    free(md);
+    free(path);
 }
 
 /* A file that is not a result, a newer schema and an empty folder: exit 2, the file named. */
@@ -742,6 +965,8 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(markdown_has_matrix_and_runs),
         cmocka_unit_test(page_in_headless_chromium),
+        cmocka_unit_test(workload_sections_in_headless_chromium),
+        cmocka_unit_test(workload_markdown_says_the_same),
         cmocka_unit_test(bad_inputs_exit_2_naming_the_file),
         cmocka_unit_test(slo_options_rejudge),
         cmocka_unit_test(users_option_picks_the_points),
