@@ -192,18 +192,21 @@ static void study_make(void)
  * Short runs of the workload features into fx.work, reported on their own page: 4 users in
  * conversations of 4 turns with think time on a reasoning model (20 reasoning tokens of 32) that
  * reports cached prompt tokens; prompts from the ShareGPT-format sample; a RAG pool with
- * lognormal output lengths; the sample trace at 20x its speed.
+ * lognormal output lengths; a short trace replayed at twice its speed.
  */
 #define WL_TURNS 4
 #define WL_REASONING 20
 #define WL_OUTPUT 32
+/* A fast simulated server (a small MoE on an H200), so these runs take about a second each. */
+#define WL_SIM "gpu: h200, model: gpt-oss-20b"
 static void workload_runs(void)
 {
     fx.work = xasprintf("%s/work", fx.dir);
     char *yaml = xasprintf(
         "benchmark: {name: sess, output_prefix: sess, seed: 3}\n"
-        "server: {api: chat, sim: {reasoning_tokens: %d, enable_prompt_tokens_details: true}}\n"
-        "model: {name: meta-llama/Llama-3.1-8B-Instruct, enable_prefix_caching: true}\n"
+        "server: {api: chat, sim: {" WL_SIM ", reasoning_tokens: %d,\n"
+        "                          enable_prompt_tokens_details: true}}\n"
+        "model: {name: openai/gpt-oss-20b, enable_prefix_caching: true}\n"
         "requests: {num_requests: 16, concurrent_requests: 4, rate_per_second: inf,\n"
         "           prompt_tokens_min: 200, prompt_tokens_max: 400, completion_tokens: %d,\n"
         "           session: {turns: %d, think_time_s: 0.05, message_tokens_min: 20,\n"
@@ -214,33 +217,48 @@ static void workload_runs(void)
     sim_run(fx.work, "sess.yaml", yaml, false);
     free(yaml);
     yaml = xasprintf("benchmark: {name: ds, output_prefix: ds, seed: 3}\n"
-                     "server: {api: chat}\n"
-                     "model: {name: meta-llama/Llama-3.1-8B-Instruct}\n"
+                     "server: {api: chat, sim: {" WL_SIM "}}\n"
+                     "model: {name: openai/gpt-oss-20b}\n"
                      "requests: {num_requests: 12, concurrent_requests: 6, rate_per_second: inf,\n"
                      "  dataset: {path: \"%s/configs/data/sharegpt_sample.json\"},\n"
-                     "  output_tokens: {distribution: dataset, min: 4, max: 256}}\n"
+                     "  output_tokens: {distribution: dataset, min: 4, max: 48}}\n"
                      "telemetry: {sample_interval_sec: 0.2, collect_gpu_stats: false}\n",
                      TB_SOURCE_DIR);
     sim_run(fx.work, "ds.yaml", yaml, false);
     free(yaml);
     sim_run(fx.work, "rag.yaml",
             "benchmark: {name: rag, output_prefix: rag, seed: 3}\n"
-            "server: {api: chat}\n"
-            "model: {name: meta-llama/Llama-3.1-8B-Instruct, enable_prefix_caching: true}\n"
+            "server: {api: chat, sim: {" WL_SIM "}}\n"
+            "model: {name: openai/gpt-oss-20b, enable_prefix_caching: true}\n"
             "requests: {num_requests: 24, concurrent_requests: 8, rate_per_second: inf,\n"
             "  rag: {documents: 10, document_tokens: 300, documents_per_request: 2,\n"
             "        question_tokens: 24, skew: 1.0},\n"
             "  output_tokens: {distribution: lognormal, mean: 40, stddev: 30, min: 4, max: 160}}\n"
             "telemetry: {sample_interval_sec: 0.2, collect_gpu_stats: false}\n",
             false);
+    /* A trace of its own: six rows over 250 ms, two sharing prefix blocks. */
+    char *trace = tb_write(fx.dir, "trace.jsonl",
+                           "{\"timestamp\": 0, \"input_length\": 300, \"output_length\": 20, "
+                           "\"hash_ids\": [1]}\n"
+                           "{\"timestamp\": 50, \"input_length\": 600, \"output_length\": 40, "
+                           "\"hash_ids\": [1, 2]}\n"
+                           "{\"timestamp\": 100, \"input_length\": 200, \"output_length\": 10}\n"
+                           "{\"timestamp\": 150, \"input_length\": 600, \"output_length\": 30, "
+                           "\"hash_ids\": [1, 2]}\n"
+                           "{\"timestamp\": 200, \"input_length\": 400, \"output_length\": 25}\n"
+                           "{\"timestamp\": 250, \"input_length\": 300, \"output_length\": 15, "
+                           "\"hash_ids\": [1]}\n");
+    assert_non_null(trace);
     yaml = xasprintf("benchmark: {name: trace, output_prefix: trace, seed: 3}\n"
-                     "model: {name: meta-llama/Llama-3.1-8B-Instruct}\n"
+                     "server: {sim: {" WL_SIM "}}\n"
+                     "model: {name: openai/gpt-oss-20b}\n"
                      "requests: {concurrent_requests: 0,\n"
-                     "  trace: {path: \"%s/configs/data/trace_sample.jsonl\", speed: 20.0}}\n"
+                     "  trace: {path: \"%s\", speed: 2.0, block_tokens: 256}}\n"
                      "telemetry: {sample_interval_sec: 0.2, collect_gpu_stats: false}\n",
-                     TB_SOURCE_DIR);
+                     trace);
     sim_run(fx.work, "trace.yaml", yaml, false);
     free(yaml);
+    free(trace);
     char *rep = xasprintf("%s report %s --output %s/work.html --title 'Workloads' --quiet "
                           "--no-predict",
                           TB_BINARY, fx.work, fx.dir);
