@@ -423,8 +423,8 @@ static size_t charts_of(const json_t *b, const char *kind)
 {
     size_t i, n = 0;
     json_t *c;
-    json_array_foreach(json_object_get(b, "charts"), i, c)
-        n += strcmp(json_string_value(json_object_get(c, "kind")), kind) == 0;
+    json_array_foreach(json_object_get(b, "charts"), i, c) n +=
+        strcmp(json_string_value(json_object_get(c, "kind")), kind) == 0;
     return n;
 }
 

@@ -382,9 +382,9 @@ static void run_section(FILE *f, const json_t *run, size_t idx)
     char attrs[160];
     snprintf(attrs, sizeof(attrs), "data-kind=\"latency\" data-run=\"%zu\"", idx);
     html_figure(f,
-           "Latency against load: TTFT p50/p95/p99 and ITL p99 (ms) vs achieved requests/s, "
-           "dashed lines = SLO",
-           attrs, false);
+                "Latency against load: TTFT p50/p95/p99 and ITL p99 (ms) vs achieved requests/s, "
+                "dashed lines = SLO",
+                attrs, false);
     if (distinct_contexts(pts) > 1) {
         snprintf(attrs, sizeof(attrs), "data-kind=\"context\" data-run=\"%zu\"", idx);
         html_figure(f, "Per-user tokens/s and TTFT p95 against context length", attrs, false);
@@ -644,10 +644,12 @@ static void tenants_section(FILE *f, const json_t *model)
     if (!json_array_size(rows))
         return;
     fputs("<section id=\"tenants\"><h2>Tenants side by side</h2><div class=\"grid\">\n", f);
-    html_figure(f, "TTFT p95 per tenant (ms)", "data-kind=\"tenants\" data-metric=\"ttft_p95\"", false);
-    html_figure(f, "TPOT p95 per tenant (ms)", "data-kind=\"tenants\" data-metric=\"tpot_p95\"", false);
-    html_figure(f, "SLO attainment per tenant (%)", "data-kind=\"tenants\" data-metric=\"attainment\"",
-           false);
+    html_figure(f, "TTFT p95 per tenant (ms)", "data-kind=\"tenants\" data-metric=\"ttft_p95\"",
+                false);
+    html_figure(f, "TPOT p95 per tenant (ms)", "data-kind=\"tenants\" data-metric=\"tpot_p95\"",
+                false);
+    html_figure(f, "SLO attainment per tenant (%)",
+                "data-kind=\"tenants\" data-metric=\"attainment\"", false);
     fputs("</div></section>\n", f);
 }
 

@@ -126,9 +126,11 @@ static void sessions_block(FILE *f, const json_t *p, size_t run_idx, size_t k)
             "<th>TTFT p95 from due ms</th><th>E2E p50 ms</th></tr></thead><tbody>\n",
             run_idx, k);
     static const char *const cols[][2] = {
-        {"turn", "%.0f"},     {"completed", "%.0f"}, {"failed", "%.0f"},
-        {"prompt_tokens_mean", "%.1f"}, {"cached_pct", "%.1f"},  {"ttft_p50", "%.1f"},
-        {"ttft_p95", "%.1f"}, {"ttft_sched_p95", "%.1f"}, {"e2e_p50", "%.1f"},
+        {"turn", "%.0f"},       {"completed", "%.0f"},
+        {"failed", "%.0f"},     {"prompt_tokens_mean", "%.1f"},
+        {"cached_pct", "%.1f"}, {"ttft_p50", "%.1f"},
+        {"ttft_p95", "%.1f"},   {"ttft_sched_p95", "%.1f"},
+        {"e2e_p50", "%.1f"},
     };
     size_t i;
     json_t *t;

@@ -239,8 +239,9 @@ static void workload(FILE *f, const json_t *run)
               "| TTFT p95 ms |\n|---:|---:|---:|---:|---:|---:|---:|\n",
               f);
         static const struct col cols[] = {
-            {"turn", "%.0f"},       {"completed", "%.0f"}, {"failed", "%.0f"},
-            {"prompt_tokens_mean", "%.1f"}, {"cached_pct", "%.1f"}, {"ttft_p50", "%.1f"},
+            {"turn", "%.0f"},       {"completed", "%.0f"},
+            {"failed", "%.0f"},     {"prompt_tokens_mean", "%.1f"},
+            {"cached_pct", "%.1f"}, {"ttft_p50", "%.1f"},
             {"ttft_p95", "%.1f"},
         };
         size_t i;

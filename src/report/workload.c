@@ -246,9 +246,8 @@ json_t *workload_point_json(const json_t *config, const json_t *point)
     json_object_set_new(o, "output_target", quants_json(&target));
     json_object_set_new(o, "output_measured", quants_json(&got)); /* sorts got */
     json_object_set_new(o, "output_hist", hist_json(&got));
-    json_object_set_new(
-        o, "cached_prompt_pct",
-        num(json_num(json_object_get(point, "summary"), "cached_prompt_pct")));
+    json_object_set_new(o, "cached_prompt_pct",
+                        num(json_num(json_object_get(point, "summary"), "cached_prompt_pct")));
     json_object_set_new(o, "sessions", sessions_json(point, req));
     json_object_set_new(o, "reasoning", reasoning_json(point, reasoning, answer, got.n));
     dvec_release(&target);
