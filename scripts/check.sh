@@ -123,6 +123,10 @@ else
     for f in configs/*.yaml; do
         check "testbench validate --config $f" "$tb" validate --config "$f"
     done
+    # Tenancy files are plan inputs, not run configs (docs/TENANCY.md): they must plan.
+    for f in configs/tenancy/*.yaml; do
+        check "testbench plan --tenancy $f" "$tb" plan --tenancy "$f" --json
+    done
 fi
 
 # --- Dockerfile: scripts/setup.sh is the one source of dependencies ------------------------

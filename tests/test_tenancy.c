@@ -195,7 +195,7 @@ static void shipped_config(void **state)
 {
     (void)state;
     int st;
-    json_t *j = plan_json(TB_SOURCE_DIR "/configs/tenancy_rtx_pro_6000.yaml", &st);
+    json_t *j = plan_json(TB_SOURCE_DIR "/configs/tenancy/rtx_pro_6000.yaml", &st);
     assert_int_equal(st, 0);
     assert_non_null(j);
     assert_true(json_array_size(json_object_get(j, "strategies")) >= 3);
