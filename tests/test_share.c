@@ -141,7 +141,8 @@ static void mig_slices_are_isolated(void **state)
     run_pair("rtx-pro-6000:mig-2g.48gb", 0.9, -1, 1, alone);
     run_pair("rtx-pro-6000:mig-2g.48gb", 0.9, -1, 2, both);
     run_pair("rtx-pro-6000", 0.9, -1, 1, whole);
-    fprintf(stderr, "MIG 2g.48gb alone %.1f, together %.1f + %.1f, whole GPU %.1f tokens/s\n", alone[0], both[0], both[1], whole[0]);
+    fprintf(stderr, "MIG 2g.48gb alone %.1f, together %.1f + %.1f, whole GPU %.1f tokens/s\n",
+            alone[0], both[0], both[1], whole[0]);
     assert_true(fabs(both[0] - alone[0]) < 1e-9 * alone[0]);
     assert_true(fabs(both[1] - alone[0]) < 1e-9 * alone[0]);
     assert_true(alone[0] < whole[0]);

@@ -63,7 +63,8 @@ static void config_good_and_bad(void **state)
         {TWO_TENANTS "strategies:\n  - {kind: partitioned, fractions: [0.45]}\n",
          ":8:36: fractions: partitioned needs one fraction per tenant (2 tenants, 1 given)"},
         {TWO_TENANTS "strategies:\n  - {kind: timeshare}\n", ":8:12: kind: expected shared"},
-        {TWO_TENANTS "strategies:\n  - {kind: shared, colour: red}\n", ":8:20: colour: unknown key"},
+        {TWO_TENANTS "strategies:\n  - {kind: shared, colour: red}\n",
+         ":8:20: colour: unknown key"},
         {TWO_TENANTS, "strategies: expected a list"},
         {"gpu: rtx-pro-6000\ntenants:\n  - {name: a, model: m, prompt_tokens: 5, output_tokens: "
          "5}\nstrategies: [{kind: shared}]\n",
@@ -143,8 +144,8 @@ static void strategies_compared(void **state)
     json_t *i_half = json_array_get(json_object_get(halves, "instances"), 0);
     assert_true(json_number_value(json_object_get(i_one, "kv_budget_gib")) >
                 2 * json_number_value(json_object_get(i_half, "kv_budget_gib")));
-    double jain = json_number_value(json_object_get(json_object_get(halves, "total"),
-                                                    "jain_fairness"));
+    double jain =
+        json_number_value(json_object_get(json_object_get(halves, "total"), "jain_fairness"));
     assert_true(jain > 0.5 && jain <= 1.0);
     assert_non_null(json_string_value(json_object_get(j, "verdict")));
     json_decref(j);

@@ -452,8 +452,8 @@ static int set_mig(struct gpu_spec *g, yaml_document_t *doc, yaml_node_t *v, con
                 bad = errno || end == s || *end || x < 1 || x > 64;
                 p->max_instances = (int)x;
             } else {
-                return fail_at(err, errlen, file, kn, "unknown key (profile, memory, sms, instances)",
-                               "mig");
+                return fail_at(err, errlen, file, kn,
+                               "unknown key (profile, memory, sms, instances)", "mig");
             }
             if (bad)
                 return fail_at(err, errlen, file, vn ? vn : item,
@@ -462,8 +462,10 @@ static int set_mig(struct gpu_spec *g, yaml_document_t *doc, yaml_node_t *v, con
                                k ? k : "mig");
         }
         if (!p->name[0] || p->memory_fraction <= 0 || p->sm_fraction <= 0 || p->max_instances < 1)
-            return fail_at(err, errlen, file, item, "a MIG profile needs profile, memory, sms and "
-                           "instances", "mig");
+            return fail_at(err, errlen, file, item,
+                           "a MIG profile needs profile, memory, sms and "
+                           "instances",
+                           "mig");
         g->n_mig++;
     }
     return 0;

@@ -33,10 +33,10 @@ struct strat_out {
     bool fits;
     char fit_msg[640];
     size_t n_inst;
-    char inst_gpu[MAXT][96];        /* catalog name the instance runs on */
-    double inst_util[MAXT];         /* gpu_memory_utilization */
+    char inst_gpu[MAXT][96]; /* catalog name the instance runs on */
+    double inst_util[MAXT];  /* gpu_memory_utilization */
     struct engine_info inst_info[MAXT];
-    int tenant_inst[MAXT];          /* tenant -> instance */
+    int tenant_inst[MAXT]; /* tenant -> instance */
     struct tsim_result together[MAXT], alone[MAXT];
     double interf_ttft[MAXT], interf_tpot[MAXT]; /* p50 together / p50 alone */
     double norm_tps[MAXT];                       /* output tok/s together / alone */
@@ -166,14 +166,13 @@ static int build(const struct tenancy_run *r, struct strat_out *o, struct tsim_i
             const struct model_spec *m = catalog_find_model(r->cat, t->model);
             if (m != m0 || (t->quantization == NULL) != (c->tenants[0].quantization == NULL) ||
                 (t->quantization && strcasecmp(t->quantization, c->tenants[0].quantization))) {
-                snprintf(o->fit_msg, sizeof(o->fit_msg),
-                         "one engine serves one model: %s asks %s%s%s, %s asks %s%s%s (give "
-                         "the second an adapter: on the same base model to share one engine)",
-                         c->tenants[0].name, c->tenants[0].model,
-                         c->tenants[0].quantization ? " " : "",
-                         c->tenants[0].quantization ? c->tenants[0].quantization : "", t->name,
-                         t->model, t->quantization ? " " : "",
-                         t->quantization ? t->quantization : "");
+                snprintf(
+                    o->fit_msg, sizeof(o->fit_msg),
+                    "one engine serves one model: %s asks %s%s%s, %s asks %s%s%s (give "
+                    "the second an adapter: on the same base model to share one engine)",
+                    c->tenants[0].name, c->tenants[0].model, c->tenants[0].quantization ? " " : "",
+                    c->tenants[0].quantization ? c->tenants[0].quantization : "", t->name, t->model,
+                    t->quantization ? " " : "", t->quantization ? t->quantization : "");
                 return -ENOSPC;
             }
             bool seen = false;
@@ -245,8 +244,8 @@ static int build(const struct tenancy_run *r, struct strat_out *o, struct tsim_i
             snprintf(o->fit_msg, sizeof(o->fit_msg),
                      "%s's requests need %d tokens, its instance (%s, %.2f) holds %d "
                      "(max_model_len, KV cache %ld tokens)",
-                     t->name, need, o->inst_gpu[i], o->inst_util[i],
-                     o->inst_info[i].max_model_len, o->inst_info[i].kv_capacity_tokens);
+                     t->name, need, o->inst_gpu[i], o->inst_util[i], o->inst_info[i].max_model_len,
+                     o->inst_info[i].kv_capacity_tokens);
             free_engines(inst, i + 1);
             return -ENOSPC;
         }
@@ -282,8 +281,7 @@ static double headroom(const struct tenancy_cfg *c, const struct tsim_result *re
     return h;
 }
 
-static int run_strategy(const struct tenancy_run *r, struct strat_out *o, char *err,
-                        size_t errlen)
+static int run_strategy(const struct tenancy_run *r, struct strat_out *o, char *err, size_t errlen)
 {
     const struct tenancy_cfg *c = r->c;
     struct tsim_instance inst[MAXT];
@@ -300,8 +298,7 @@ static int run_strategy(const struct tenancy_run *r, struct strat_out *o, char *
     o->fits = true;
     for (size_t i = 0; i < c->n_tenants; i++)
         tenant_sim(&c->tenants[i], o->tenant_inst[i], lora_s[i], &ten[i]);
-    rc = tsim_run(inst, o->n_inst, ten, c->n_tenants, c->seed, o->together, NULL, 0, err,
-                  errlen);
+    rc = tsim_run(inst, o->n_inst, ten, c->n_tenants, c->seed, o->together, NULL, 0, err, errlen);
     free_engines(inst, o->n_inst);
     /* Each tenant alone on fresh engines of the same layout. */
     for (size_t k = 0; k < c->n_tenants && !rc; k++) {
@@ -403,8 +400,7 @@ static int pick(const struct strat_out *o, size_t n)
 {
     int best = -1;
     for (size_t i = 0; i < n; i++)
-        if (o[i].fits && o[i].all_meet &&
-            (best < 0 || o[i].headroom_pct > o[best].headroom_pct))
+        if (o[i].fits && o[i].all_meet && (best < 0 || o[i].headroom_pct > o[best].headroom_pct))
             best = (int)i;
     return best;
 }
@@ -453,8 +449,8 @@ static void print_strategy(const struct tenancy_cfg *c, const struct strat_out *
                t->tpot.p95 * 1e3, t->output_tps, t->goodput_rps, t->attainment_pct,
                o->interf_ttft[i], o->interf_tpot[i], t->meets_slo ? "met" : "missed");
     }
-    printf("  total: %.1f output tokens/s, goodput %.2f req/s, Jain fairness %.3f, ",
-           o->total_tps, o->total_goodput, o->jain);
+    printf("  total: %.1f output tokens/s, goodput %.2f req/s, Jain fairness %.3f, ", o->total_tps,
+           o->total_goodput, o->jain);
     if (o->all_meet)
         printf("every SLO met, headroom %.0f %%\n", o->headroom_pct);
     else

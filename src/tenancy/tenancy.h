@@ -34,10 +34,10 @@ enum tenancy_kind { TENANCY_SHARED, TENANCY_PARTITIONED, TENANCY_MIG };
 struct tenancy_strategy {
     char *name;
     enum tenancy_kind kind;
-    double gpu_memory_utilization;            /* shared and mig (per slice); 0 = 0.9 */
-    double fractions[TENANCY_MAX_TENANTS];    /* partitioned: one per tenant, in order */
-    char *profiles[TENANCY_MAX_TENANTS];      /* mig: one per tenant, in order */
-    size_t n_values;                          /* fractions or profiles given */
+    double gpu_memory_utilization;         /* shared and mig (per slice); 0 = 0.9 */
+    double fractions[TENANCY_MAX_TENANTS]; /* partitioned: one per tenant, in order */
+    char *profiles[TENANCY_MAX_TENANTS];   /* mig: one per tenant, in order */
+    size_t n_values;                       /* fractions or profiles given */
 };
 
 struct tenancy_cfg {

@@ -83,13 +83,13 @@ static int parse_slo(struct tparse *p, yaml_node_t *map, struct slo_cfg *slo)
         yaml_node_t *kn = yaml_document_get_node(p->doc, kv->key);
         yaml_node_t *vn = yaml_document_get_node(p->doc, kv->value);
         const char *k = scalar(kn);
-        double *dst = !k                              ? NULL
-                      : strcmp(k, "ttft_ms") == 0     ? &slo->ttft_ms
-                      : strcmp(k, "itl_ms") == 0      ? &slo->itl_ms
-                      : strcmp(k, "tpot_ms") == 0     ? &slo->tpot_ms
-                      : strcmp(k, "e2e_ms") == 0      ? &slo->e2e_ms
+        double *dst = !k                             ? NULL
+                      : strcmp(k, "ttft_ms") == 0    ? &slo->ttft_ms
+                      : strcmp(k, "itl_ms") == 0     ? &slo->itl_ms
+                      : strcmp(k, "tpot_ms") == 0    ? &slo->tpot_ms
+                      : strcmp(k, "e2e_ms") == 0     ? &slo->e2e_ms
                       : strcmp(k, "percentile") == 0 ? &slo->percentile
-                                                      : NULL;
+                                                     : NULL;
         if (!dst)
             return fail(p, kn, k ? k : "slo",
                         "unknown key (ttft_ms, itl_ms, tpot_ms, e2e_ms, percentile)");
@@ -155,8 +155,8 @@ static int parse_tenant(struct tparse *p, yaml_node_t *map, struct tenancy_tenan
     return 0;
 }
 
-static int parse_list(struct tparse *p, yaml_node_t *v, const char *key,
-                      struct tenancy_strategy *s, bool numbers)
+static int parse_list(struct tparse *p, yaml_node_t *v, const char *key, struct tenancy_strategy *s,
+                      bool numbers)
 {
     if (v->type != YAML_SEQUENCE_NODE)
         return fail(p, v, key, "expected a list, one value per tenant");
@@ -224,8 +224,8 @@ static int parse_strategy(struct tparse *p, yaml_node_t *map, struct tenancy_str
         char msg[160];
         snprintf(msg, sizeof(msg), "%s needs one %s per tenant (%zu tenants, %zu given)", kind,
                  s->kind == TENANCY_MIG ? "profile" : "fraction", n_tenants, s->n_values);
-        rc = fail(p, list_node ? list_node : map,
-                  s->kind == TENANCY_MIG ? "profiles" : "fractions", msg);
+        rc = fail(p, list_node ? list_node : map, s->kind == TENANCY_MIG ? "profiles" : "fractions",
+                  msg);
     }
     if (!rc && s->kind == TENANCY_PARTITIONED && s->gpu_memory_utilization > 0)
         rc = fail(p, map, "gpu_memory_utilization",
@@ -260,9 +260,8 @@ static int parse_root(struct tparse *p, yaml_node_t *root, struct tenancy_cfg *c
         } else if (strcmp(k, "tenants") == 0) {
             if (vn->type != YAML_SEQUENCE_NODE)
                 rc = fail(p, vn, k, "expected a list of tenants");
-            for (yaml_node_item_t *it = vn->type == YAML_SEQUENCE_NODE
-                                            ? vn->data.sequence.items.start
-                                            : NULL;
+            for (yaml_node_item_t *it =
+                     vn->type == YAML_SEQUENCE_NODE ? vn->data.sequence.items.start : NULL;
                  it && it < vn->data.sequence.items.top && !rc; it++) {
                 yaml_node_t *item = yaml_document_get_node(p->doc, *it);
                 if (c->n_tenants == TENANCY_MAX_TENANTS)

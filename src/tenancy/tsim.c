@@ -25,7 +25,7 @@ struct tsim_req {
     struct dvec gaps; /* this request's inter-token gaps, for the ITL objective */
 };
 
-struct tsim_tq { /* one tenant's state */
+struct tsim_tq {    /* one tenant's state */
     double *arrive; /* send times, appended in time order; [head, n) not yet admitted */
     int n, head;
     int live; /* admitted, not finished */
@@ -235,9 +235,9 @@ static void finish_result(const struct tsim_tenant *t, struct tsim_tq *q, struct
             r->meets_slo = false;
 }
 
-int tsim_run(struct tsim_instance *inst, size_t n_inst, const struct tsim_tenant *ten,
-             size_t n_ten, uint64_t seed, struct tsim_result *results,
-             struct tsim_gpu_stats *gpu_stats, int max_gpu, char *err, size_t errlen)
+int tsim_run(struct tsim_instance *inst, size_t n_inst, const struct tsim_tenant *ten, size_t n_ten,
+             uint64_t seed, struct tsim_result *results, struct tsim_gpu_stats *gpu_stats,
+             int max_gpu, char *err, size_t errlen)
 {
     struct tsim s;
     memset(&s, 0, sizeof(s));

@@ -37,14 +37,14 @@ struct tsim_instance {
 /* Per-tenant results; the distributions are seconds over completed requests. */
 struct tsim_result {
     struct dist ttft, tpot, itl, e2e;
-    double at_pct[4];       /* TTFT, ITL, TPOT, E2E at slo.percentile (s) */
-    int completed, met;     /* requests completed / meeting every objective */
-    double attainment_pct;  /* met / sent x 100 */
-    double goodput_rps;     /* met / window */
-    double output_tps;      /* output tokens / window */
-    double window_s;        /* first request sent to last completed */
+    double at_pct[4];      /* TTFT, ITL, TPOT, E2E at slo.percentile (s) */
+    int completed, met;    /* requests completed / meeting every objective */
+    double attainment_pct; /* met / sent x 100 */
+    double goodput_rps;    /* met / window */
+    double output_tps;     /* output tokens / window */
+    double window_s;       /* first request sent to last completed */
     long output_tokens, prompt_tokens;
-    bool meets_slo;         /* every objective at slo.percentile (the runner's verdict rule) */
+    bool meets_slo; /* every objective at slo.percentile (the runner's verdict rule) */
 };
 
 struct tsim_gpu_stats {
