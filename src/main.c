@@ -49,7 +49,9 @@ static const struct command commands[] = {
      "    [--enable-prefix-caching | --no-enable-prefix-caching] [--tensor-parallel-size N]\n"
      "    [--block-size N] [--lora-modules NAME=PATH ...] [--seed N] [--trace FILE]\n"
      "    [--catalog DIR] [--calibration FILE] [--idle-timeout S] [--quiet]\n"
-     "  Serves an OpenAI-compatible API that behaves like vLLM on the given GPU and model."},
+     "    [--instance KEY=VALUE[,KEY=VALUE...] ...]\n"
+     "  Serves an OpenAI-compatible API that behaves like vLLM on the given GPU and model;\n"
+     "  with --instance (repeated), several instances on several ports sharing one GPU."},
     {"plan", plan_dispatch,
      "testbench plan --gpu NAME --model NAME [--quantization Q] [--kv-cache-dtype D]\n"
      "    [--context N[,N...]] [--prompt-tokens N] [--output-tokens N] [--users N[,N...]]\n"

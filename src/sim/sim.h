@@ -24,9 +24,27 @@ struct sim_options {
     bool quiet;                   /* no start-up log lines */
     int idle_timeout_s;           /* close a connection idle this long (no request in flight) */
     const char *calibration_path; /* --calibration FILE (sim_main loads it into engine), or NULL */
+    struct sim_gpu *gpu; /* borrowed: a GPU time-sliced with other servers, or NULL (its own) */
 };
 
 void sim_options_init(struct sim_options *o); /* defaults above */
+
+/* One simulated GPU shared by several servers in one process (memory-fraction partitions:
+ * `sim --instance ...` twice). Each server keeps its own engine and KV budget; their steps take
+ * the GPU one at a time, first come first served, by engine/share.h's rule, the one `plan
+ * --tenancy` uses. Thread-safe; outlives every server that borrows it. docs/TENANCY.md. */
+struct sim_gpu;
+
+struct sim_gpu_stats {
+    double busy_s;         /* sum of the steps' durations */
+    double wait_s;         /* time steps spent waiting for another server's step */
+    uint64_t steps;        /* steps run */
+    uint64_t waited_steps; /* steps that had to wait */
+};
+
+struct sim_gpu *sim_gpu_new(void);    /* aborts on OOM like xcalloc */
+void sim_gpu_free(struct sim_gpu *g); /* NULL is a no-op */
+void sim_gpu_stats(struct sim_gpu *g, struct sim_gpu_stats *out);
 
 struct sim_server;
 
