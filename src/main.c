@@ -52,6 +52,11 @@ static const struct command commands[] = {
      "    [--instance KEY=VALUE[,KEY=VALUE...] ...]\n"
      "  Serves an OpenAI-compatible API that behaves like vLLM on the given GPU and model;\n"
      "  with --instance (repeated), several instances on several ports sharing one GPU."},
+    {"tenancy", tenancy_measure_main,
+     "testbench tenancy --config FILE [--output-dir DIR] [--calibration FILE]\n"
+     "    [--endpoints STRATEGY=URL[,URL...] ...] [--quiet]\n"
+     "  Measures each strategy of a tenancy file, every tenant alone then all together, on\n"
+     "  the built-in simulator or given servers: interference, fairness, attributed energy."},
     {"plan", plan_dispatch,
      "testbench plan --gpu NAME --model NAME [--quantization Q] [--kv-cache-dtype D]\n"
      "    [--context N[,N...]] [--prompt-tokens N] [--output-tokens N] [--users N[,N...]]\n"

@@ -46,6 +46,13 @@ struct sim_gpu *sim_gpu_new(void);    /* aborts on OOM like xcalloc */
 void sim_gpu_free(struct sim_gpu *g); /* NULL is a no-op */
 void sim_gpu_stats(struct sim_gpu *g, struct sim_gpu_stats *out);
 
+/* Checks that n instances can share one GPU as the hardware and vLLM allow: whole-GPU
+ * instances' gpu_memory_utilization adding up to at most 1, or MIG slices of one GPU that fit
+ * it; never both, never two GPUs. *mig says whether they are slices (isolated: no sim_gpu).
+ * 0, -EINVAL (mixed, several GPUs) or -ENOSPC (does not fit) with err. instances.c. */
+MUST_USE int sim_instances_check(const struct sim_options *inst, size_t n, bool *mig, char *err,
+                                 size_t errlen);
+
 struct sim_server;
 
 /* Starts the server on its own thread; returns once it listens (port known). */

@@ -253,11 +253,9 @@ void sim_server_conn_idle(struct sim_server *srv, struct evhttp_request *req);
  * when it starts (>= now_abs; later when another server's step holds the GPU). */
 double sim_gpu_claim(struct sim_gpu *g, double now_abs, double d);
 
-/* `sim --instance`: checks the layout of n servers on one GPU (fractions, MIG slices; *mig
- * says whether they are slices), then serves them all until SIGINT/SIGTERM, time-slicing one
- * sim_gpu between whole-GPU instances. 0 or -errno with err. instances.c. */
-MUST_USE int sim_instances_check(const struct sim_options *inst, size_t n, bool *mig, char *err,
-                                 size_t errlen);
+/* `sim --instance`: checks the layout (sim_instances_check), then serves every instance until
+ * SIGINT/SIGTERM, time-slicing one sim_gpu between whole-GPU instances. 0 or -errno with err.
+ * instances.c. */
 MUST_USE int sim_instances_serve(struct sim_options *inst, size_t n, char *err, size_t errlen);
 
 /* Runs a server in the calling thread until SIGINT/SIGTERM (sim_main). 0 or -errno + err. */

@@ -61,5 +61,8 @@ double tenancy_jain(const double *x, size_t n);
 
 /* The `plan --tenancy` command (argv as plan received it). */
 int tenancy_plan_main(int argc, char **argv);
+/* `testbench tenancy --config FILE`: each strategy measured, tenants alone then together
+ * (measure.c). Returns an exit code. */
+int tenancy_measure_main(int argc, char **argv);
 
 #endif
