@@ -109,7 +109,8 @@ compose_config() {
         return 1
     fi
 }
-for profiles in "" benchmark monitoring sim partitioned benchmark,monitoring,sim,partitioned; do
+for profiles in "" benchmark monitoring sim partitioned mig tenancy \
+    benchmark,monitoring,sim,partitioned,mig,tenancy; do
     check "compose config (profiles: ${profiles:-none})" compose_config "$profiles"
 done
 
