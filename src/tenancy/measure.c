@@ -418,8 +418,10 @@ static json_t *strategy_json(const struct measure *m, const struct tenancy_strat
         double share = tokens > 0 && isfinite(t->tokens) ? t->tokens / tokens : NAN;
         json_object_set_new(x, "token_share", num_or_null(share));
         json_object_set_new(x, "energy_j_attributed", num_or_null(energy * share));
-        const char *v = json_string_value(json_object_get(t->summary, "slo_verdict"));
-        all_met &= v && strcmp(v, "met") == 0;
+        /* a tenant without objectives (verdict null) misses nothing */
+        json_t *v = json_object_get(t->summary, "slo_verdict");
+        all_met &= t->summary && (json_is_null(v) || !v ||
+                                  (json_is_string(v) && strcmp(json_string_value(v), "met") == 0));
         json_array_append_new(ta, x);
     }
     json_object_set_new(o, "tenants", ta);
