@@ -4,7 +4,8 @@
  * partitions and MIG slices. Partitions time-slice the GPU, so each tenant's TPOT doubles and
  * its throughput halves (interference ~2, as share.c says); MIG slices share nothing
  * (interference ~1); a layout that does not fit says so; Jain's index is the one of the
- * normalised throughputs written; the GPU energy (from the NVML double) is split by tokens.
+ * normalised throughputs written; the GPU energy (from the NVML double) is split by tokens;
+ * plan --tenancy's prediction, written beside each figure, agrees with the measurement.
  */
 #include <errno.h>
 #include <math.h>
@@ -97,6 +98,13 @@ static void check_strategy(json_t *st, double want_interf)
                 json_string_value(json_object_get(t, "tenant")), ip, num(t, "interference_ttft"),
                 norm[i]);
         assert_true(ip > 0.8 * want_interf && ip < 1.25 * want_interf);
+        /* plan --tenancy's prediction for the same layout sits beside it and agrees */
+        json_t *pred = json_object_get(t, "predicted");
+        assert_true(json_is_object(pred));
+        double pp = num(pred, "interference_tpot");
+        assert_true(pp / ip > 0.8 && pp / ip < 1.25);
+        assert_true(num(pred, "normalised_tps") / num(t, "normalised_tps") > 0.8);
+        assert_true(num(pred, "normalised_tps") / num(t, "normalised_tps") < 1.25);
         assert_true(norm[i] > 0.75 / want_interf && norm[i] < 1.25 / want_interf);
         share += num(t, "token_share");
         energy += num(t, "energy_j_attributed");

@@ -435,6 +435,27 @@ static json_t *strategy_json(const struct measure *m, const struct tenancy_strat
     return o;
 }
 
+/* The plan's prediction for the same strategy beside the measurement: "predicted" on the
+ * strategy (plan --tenancy --json's object) and on each tenant (its entry there). */
+static void attach_prediction(const struct measure *m, size_t k, json_t *st)
+{
+    char err[512] = "";
+    json_t *p = tenancy_predict_strategy(m->c, k, m->cal, err, sizeof(err));
+    if (!p) {
+        log_warn("tenancy: no prediction for strategy %s: %s", m->c->strategies[k].name, err);
+        json_object_set_new(st, "predicted", json_null());
+        return;
+    }
+    json_t *pt = json_object_get(p, "tenants"), *x;
+    size_t i;
+    json_array_foreach(json_object_get(st, "tenants"), i, x)
+    {
+        json_t *y = json_array_get(pt, i);
+        json_object_set(x, "predicted", y ? y : json_null());
+    }
+    json_object_set_new(st, "predicted", p);
+}
+
 static void print_strategy(json_t *st)
 {
     printf("\nstrategy %s (%s)\n", json_string_value(json_object_get(st, "name")),
@@ -460,8 +481,19 @@ static void print_strategy(json_t *st)
                jnum(t, "output_throughput", NULL), jnum(t, "slo_attainment_pct", NULL),
                jnum(x, "interference_ttft", NULL), jnum(x, "interference_tpot", NULL),
                jnum(x, "normalised_tps", NULL), energy);
+        json_t *p = json_object_get(x, "predicted");
+        if (json_is_object(p))
+            printf("    %-12s %8.1f/%8.1f %8.1f/%8.1f %10.1f %6.1f %5.2f/%5.2f %6.2f\n", "(plan)",
+                   jnum(p, "ttft", "p50_ms"), jnum(p, "ttft", "p95_ms"), jnum(p, "tpot", "p50_ms"),
+                   jnum(p, "tpot", "p95_ms"), jnum(p, "output_tps", NULL),
+                   jnum(p, "slo_attainment_pct", NULL), jnum(p, "interference_ttft", NULL),
+                   jnum(p, "interference_tpot", NULL), jnum(p, "normalised_tps", NULL));
     }
     json_t *tot = json_object_get(st, "total");
+    json_t *pt = json_object_get(json_object_get(st, "predicted"), "total");
+    if (pt)
+        printf("  plan: %.1f output tokens/s, Jain fairness %.3f\n", jnum(pt, "output_tps", NULL),
+               jnum(pt, "jain_fairness", NULL));
     printf("  total: %.1f output tokens/s, Jain fairness %.3f, %s\n", jnum(tot, "output_tps", NULL),
            jnum(tot, "jain_fairness", NULL),
            json_is_true(json_object_get(tot, "all_meet_slo")) ? "every SLO met"
@@ -500,6 +532,7 @@ static int measure_strategy(const struct measure *m, size_t k, json_t *arr, char
     layout_stop(&l);
     if (!rc) {
         json_t *st = strategy_json(m, s, &l, alone, tog, runs);
+        attach_prediction(m, k, st);
         if (!m->quiet)
             print_strategy(st);
         json_array_append_new(arr, st);
@@ -649,7 +682,8 @@ int tenancy_measure_main(int argc, char **argv)
         code = TB_EXIT_RUNTIME;
     } else if (!quiet) {
         printf("\ninterf = p50 together / p50 alone (TTFT/TPOT); norm = output tokens/s together /"
-               " alone; energy: the GPU's over the together run x the tenant's share of tokens\n"
+               " alone; energy: the GPU's over the together run x the tenant's share of tokens;\n"
+               "(plan) = plan --tenancy's prediction for the same tenants and layout\n"
                "wrote %s\n",
                file);
     }

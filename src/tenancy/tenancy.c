@@ -395,6 +395,27 @@ static json_t *strategy_json(const struct tenancy_cfg *c, const struct strat_out
     return j;
 }
 
+json_t *tenancy_predict_strategy(const struct tenancy_cfg *c, size_t k,
+                                 const struct cost_calibration *cal, char *err, size_t errlen)
+{
+    struct tenancy_run r = {.c = c};
+    json_t *j = NULL;
+    struct strat_out *o = xcalloc(1, sizeof(*o));
+    if (catalog_load(&r.cat, c->catalog_dir, err, errlen))
+        goto out;
+    if (cal)
+        r.cal = *cal;
+    else
+        cost_calibration_default(&r.cal);
+    o->s = &c->strategies[k];
+    if (run_strategy(&r, o, err, errlen) == 0)
+        j = strategy_json(c, o);
+out:
+    catalog_free(r.cat);
+    free(o);
+    return j;
+}
+
 /* The strategy that meets every tenant's SLO with the largest headroom; else -1. */
 static int pick(const struct strat_out *o, size_t n)
 {

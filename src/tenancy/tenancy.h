@@ -11,6 +11,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include <jansson.h>
+
 #include "config/config.h"
 #include "core/xalloc.h"
 
@@ -58,6 +60,13 @@ void tenancy_cfg_release(struct tenancy_cfg *c);
 
 /* Jain's fairness index (sum x)^2 / (n sum x^2) over n values; NAN when n == 0 or all 0. */
 double tenancy_jain(const double *x, size_t n);
+
+struct cost_calibration;
+/* `plan --tenancy`'s prediction for strategy k of c: the object its --json writes in
+ * "strategies" (docs/TENANCY.md). cal NULL = the built-in efficiencies. New reference, or NULL
+ * with err (an unknown model, GPU or MIG profile). */
+json_t *tenancy_predict_strategy(const struct tenancy_cfg *c, size_t k,
+                                 const struct cost_calibration *cal, char *err, size_t errlen);
 
 /* The `plan --tenancy` command (argv as plan received it). */
 int tenancy_plan_main(int argc, char **argv);
