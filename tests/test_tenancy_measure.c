@@ -121,6 +121,16 @@ static void check_strategy(json_t *st, double want_interf)
     assert_true(energy > 0);
     assert_true(fabs(num(tot, "jain_fairness") - tenancy_jain(norm, 2)) < 1e-12);
     assert_false(json_is_true(json_object_get(tot, "all_meet_slo")));
+    /* each server process's GPU memory (the double's two processes), no MIG devices */
+    json_t *use = json_object_get(st, "gpu_usage");
+    json_t *procs = json_object_get(use, "processes");
+    assert_int_equal(json_array_size(procs), 2);
+    for (size_t k = 0; k < 2; k++) {
+        json_t *p = json_array_get(procs, k);
+        assert_int_equal(json_integer_value(json_object_get(p, "pid")), 1000 + k);
+        assert_true(fabs(num(p, "used_max_mib") - (1024.0 + 512.0 * (double)k)) < 1e-9);
+    }
+    assert_int_equal(json_array_size(json_object_get(use, "mig_devices")), 0);
 }
 
 static void measured_strategies(void **state)

@@ -359,6 +359,7 @@ static int one_run(const struct measure *m, const struct tenancy_strategy *s,
         json_t *r = json_object();
         json_object_set_new(r, "config", json_string(cfg_path));
         json_object_set_new(r, "detailed", json_string(oc.detailed_path));
+        json_object_set_new(r, "telemetry", json_string_or_null(oc.telemetry_path));
         json_object_set_new(r, "exit_code", json_integer(ec));
         json_object_set_new(runs, label, r);
     }
@@ -367,6 +368,65 @@ static int one_run(const struct measure *m, const struct tenancy_strategy *s,
 }
 
 /* ---- figures ------------------------------------------------------------------------ */
+
+/* Raises the "used_max_mib" of the entry of arr whose 'key' equals id (adding it with the
+ * fields of x when new) to x's 'mem'. */
+static void usage_max(json_t *arr, const char *key, json_t *id, json_t *x, const char *mem,
+                      unsigned gpu)
+{
+    json_t *e = NULL, *y;
+    size_t i;
+    json_array_foreach(arr, i, y)
+    {
+        if (json_equal(json_object_get(y, key), id) &&
+            json_integer_value(json_object_get(y, "gpu")) == (json_int_t)gpu)
+            e = y;
+    }
+    if (!e) {
+        e = json_object();
+        json_object_set_new(e, "gpu", json_integer(gpu));
+        json_object_set(e, key, id);
+        json_object_set(e, "gpu_instance_id", json_object_get(x, "gpu_instance_id"));
+        if (json_object_get(x, "memory_total_mib"))
+            json_object_set(e, "memory_total_mib", json_object_get(x, "memory_total_mib"));
+        json_object_set_new(e, "used_max_mib", json_null());
+        json_array_append_new(arr, e);
+    }
+    double v = jnum(x, mem, NULL), cur = jnum(e, "used_max_mib", NULL);
+    if (isfinite(v) && !(v <= cur))
+        json_object_set_new(e, "used_max_mib", json_real(v));
+}
+
+/* Per server process and per MIG device, the most GPU memory seen over a run's telemetry
+ * samples (telemetry.json, docs/TELEMETRY.md): {"processes": [{gpu, pid, gpu_instance_id,
+ * used_max_mib}], "mig_devices": [{gpu, uuid, gpu_instance_id, memory_total_mib,
+ * used_max_mib}]}, or null without GPU samples. */
+static json_t *gpu_usage_json(const char *telemetry_path)
+{
+    json_t *d = telemetry_path ? json_load_file(telemetry_path, 0, NULL) : NULL;
+    json_t *procs = json_array(), *migs = json_array(), *smp, *g, *x;
+    size_t i, k, q;
+    bool any = false;
+    json_array_foreach(json_object_get(d, "samples"), i, smp)
+    {
+        json_array_foreach(json_object_get(smp, "gpus"), k, g)
+        {
+            unsigned gpu = (unsigned)json_integer_value(json_object_get(g, "index"));
+            any = true;
+            json_array_foreach(json_object_get(g, "processes"), q, x)
+                usage_max(procs, "pid", json_object_get(x, "pid"), x, "used_mib", gpu);
+            json_array_foreach(json_object_get(g, "mig_devices"), q, x)
+                usage_max(migs, "uuid", json_object_get(x, "uuid"), x, "memory_used_mib", gpu);
+        }
+    }
+    json_decref(d);
+    if (!any) {
+        json_decref(procs);
+        json_decref(migs);
+        return json_null();
+    }
+    return json_pack("{s:o, s:o}", "processes", procs, "mig_devices", migs);
+}
 
 static json_t *num_or_null(double v)
 {
@@ -431,6 +491,9 @@ static json_t *strategy_json(const struct measure *m, const struct tenancy_strat
     json_object_set_new(tot, "all_meet_slo", json_boolean(all_met));
     json_object_set_new(tot, "gpu_energy_j", num_or_null(energy));
     json_object_set_new(o, "total", tot);
+    const char *tp =
+        json_string_value(json_object_get(json_object_get(runs, "together"), "telemetry"));
+    json_object_set_new(o, "gpu_usage", gpu_usage_json(tp));
     json_object_set_new(o, "runs", json_incref(runs));
     return o;
 }
