@@ -129,7 +129,10 @@ static int layout_sim(const struct measure *m, const struct tenancy_strategy *s,
             }
             if (t->max_model_len > o[0].engine.max_model_len)
                 o[0].engine.max_model_len = t->max_model_len;
-            if (t->adapter) {
+            bool seen = false; /* one LoRA module per distinct adapter, as plan's slots */
+            for (size_t k = 0; k < i && t->adapter; k++)
+                seen |= c->tenants[k].adapter && strcmp(c->tenants[k].adapter, t->adapter) == 0;
+            if (t->adapter && !seen) {
                 snprintf(lora_buf[o[0].n_lora_modules], sizeof(lora_buf[0]), "%s=%s", t->adapter,
                          t->adapter);
                 lora[o[0].n_lora_modules] = lora_buf[o[0].n_lora_modules];
