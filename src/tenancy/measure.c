@@ -556,6 +556,20 @@ static void print_strategy(json_t *st)
                    jnum(p, "interference_tpot", NULL), jnum(p, "normalised_tps", NULL));
     }
     json_t *tot = json_object_get(st, "total");
+    json_array_foreach(json_object_get(st, "tenants"), i, x)
+    {
+        bool a = json_is_true(json_object_get(
+                 json_object_get(json_object_get(x, "alone"), "client"), "client_distorted")),
+             t = json_is_true(json_object_get(
+                 json_object_get(json_object_get(x, "together"), "client"), "client_distorted"));
+        if (a || t)
+            printf("  note: %s's %s client_distorted (requests sent late): its TTFT and "
+                   "interference are not the server's alone\n",
+                   json_string_value(json_object_get(x, "tenant")),
+                   a && t ? "runs are"
+                   : a    ? "alone run is"
+                          : "together run is");
+    }
     json_t *pt = json_object_get(json_object_get(st, "predicted"), "total");
     if (pt)
         printf("  plan: %.1f output tokens/s, Jain fairness %.3f\n", jnum(pt, "output_tps", NULL),
