@@ -109,7 +109,8 @@ compose_config() {
         return 1
     fi
 }
-for profiles in "" benchmark monitoring sim partitioned benchmark,monitoring,sim,partitioned; do
+for profiles in "" benchmark monitoring sim partitioned mig tenancy \
+    benchmark,monitoring,sim,partitioned,mig,tenancy; do
     check "compose config (profiles: ${profiles:-none})" compose_config "$profiles"
 done
 
@@ -122,6 +123,10 @@ elif [ ! -x "$tb" ]; then
 else
     for f in configs/*.yaml; do
         check "testbench validate --config $f" "$tb" validate --config "$f"
+    done
+    # Tenancy files are plan inputs, not run configs (docs/TENANCY.md): they must plan.
+    for f in configs/tenancy/*.yaml; do
+        check "testbench plan --tenancy $f" "$tb" plan --tenancy "$f" --json
     done
 fi
 

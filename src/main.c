@@ -19,6 +19,7 @@
 #include "runner/run.h"
 #include "sim/sim.h"
 #include "study/study.h"
+#include "tenancy/tenancy.h"
 #include "telemetry/telemetry.h"
 
 struct command {
@@ -26,6 +27,15 @@ struct command {
     int (*main)(int argc, char **argv);
     const char *usage;
 };
+
+/* `plan --tenancy FILE` is the tenancy planner (src/tenancy); every other plan is plan_main. */
+static int plan_dispatch(int argc, char **argv)
+{
+    for (int i = 1; i < argc; i++)
+        if (strcmp(argv[i], "--tenancy") == 0 || strncmp(argv[i], "--tenancy=", 10) == 0)
+            return tenancy_plan_main(argc, argv);
+    return plan_main(argc, argv);
+}
 
 static const struct command commands[] = {
     {"run", run_main,
@@ -40,14 +50,23 @@ static const struct command commands[] = {
      "    [--block-size N] [--lora-modules NAME=PATH ...] [--seed N] [--trace FILE]\n"
      "    [--catalog DIR] [--calibration FILE] [--idle-timeout S] [--tokenize-llamacpp]\n"
      "    [--reasoning-tokens N] [--enable-prompt-tokens-details] [--quiet]\n"
-     "  Serves an OpenAI-compatible API that behaves like vLLM on the given GPU and model."},
-    {"plan", plan_main,
+     "    [--instance KEY=VALUE[,KEY=VALUE...] ...]\n"
+     "  Serves an OpenAI-compatible API that behaves like vLLM on the given GPU and model;\n"
+     "  with --instance (repeated), several instances on several ports sharing one GPU."},
+    {"tenancy", tenancy_measure_main,
+     "testbench tenancy --config FILE [--output-dir DIR] [--calibration FILE]\n"
+     "    [--endpoints STRATEGY=URL[,URL...] ...] [--quiet]\n"
+     "  Measures each strategy of a tenancy file, every tenant alone then all together, on\n"
+     "  the built-in simulator or given servers: interference, fairness, attributed energy."},
+    {"plan", plan_dispatch,
      "testbench plan --gpu NAME --model NAME [--quantization Q] [--kv-cache-dtype D]\n"
      "    [--context N[,N...]] [--prompt-tokens N] [--output-tokens N] [--users N[,N...]]\n"
      "    [--requests N] [--max-num-seqs N] [--max-num-batched-tokens N]\n"
      "    [--gpu-memory-utilization F] [--tensor-parallel-size N] [--no-enable-prefix-caching]\n"
      "    [--slo-ttft-ms X] [--slo-tpot-ms X] [--catalog DIR] [--calibration FILE] [--json]\n"
-     "  Predicts memory, KV capacity, latency and throughput without a GPU."},
+     "  Predicts memory, KV capacity, latency and throughput without a GPU.\n"
+     "testbench plan --tenancy FILE [--calibration FILE] [--json]\n"
+     "  Several tenants on one GPU: shared engine vs memory-fraction partitions vs MIG."},
     {"calibrate", calibrate_main,
      "testbench calibrate RESULTS_detailed.json... [--output FILE] [--gpu NAME] [--model NAME]\n"
      "    [--quantization Q] [--kv-cache-dtype D] [--fit P[,P...]] [--from FILE] [--catalog DIR]\n"

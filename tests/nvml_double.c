@@ -13,6 +13,7 @@
  *   NVML_DOUBLE_GPUS       devices (default 1, at most 8)
  *   NVML_DOUBLE_MIG        1: MIG mode on
  *   NVML_DOUBLE_UTIL_UNSUPPORTED  1: utilisation answers NOT_SUPPORTED (3)
+ *   NVML_DOUBLE_PROCS      compute processes per device (default 2, at most 8)
  *
  * Values for device d on the k-th call (k from 0) of each function:
  *   power        100 W + 10 W * k + 50 W * d        (reported in mW)
@@ -23,6 +24,12 @@
  *   clocks       SM 1980 MHz, memory 2619 MHz
  *   reasons      k = 0: gpu_idle; k = 3: sw_power_cap; k = 4: sw_power_cap | sw_thermal_slowdown
  *   power limit  700 W
+ *   processes    p = 0..PROCS-1: pid 1000 + 10 * d + p, 1024 MiB + 512 MiB * p; in MIG mode on
+ *                GPU instance p % 2 + 1, compute instance 0 (else 0xFFFFFFFF); the full library
+ *                answers ..._v3 with the v2 layout, the old one the unversioned call with v1
+ *   MIG devices  in MIG mode, 2 per device: uuid MIG-double-d-k, GPU instance k + 1, memory
+ *                total 40960 MiB, used 2048 MiB + 1024 MiB * k; max count 2 (NOT_SUPPORTED
+ *                outside MIG mode)
  */
 #include <stdlib.h>
 #include <string.h>
@@ -46,7 +53,14 @@ struct device {
 
 enum { C_POWER, C_ENERGY, C_TEMP, C_REASONS, C__COUNT };
 
+#define MAX_PROCS 8
+#define MIG_PER_DEV 2
+#define INSUFFICIENT_SIZE 7
+#define NOT_FOUND 6
+
 static struct device devices[MAX_DEV];
+static struct device mig_devices[MAX_DEV][MIG_PER_DEV]; /* index: d * MIG_PER_DEV + k */
+static int n_procs;
 static unsigned calls[C__COUNT][MAX_DEV];
 static int n_devices;
 static int inited;
@@ -80,9 +94,54 @@ static int init_common(void)
         n_devices = 0;
     mig = env_int("NVML_DOUBLE_MIG", 0);
     util_unsupported = env_int("NVML_DOUBLE_UTIL_UNSUPPORTED", 0);
-    for (int i = 0; i < MAX_DEV; i++)
+    n_procs = env_int("NVML_DOUBLE_PROCS", 2);
+    if (n_procs > MAX_PROCS)
+        n_procs = MAX_PROCS;
+    for (int i = 0; i < MAX_DEV; i++) {
         devices[i].index = i;
+        for (int k = 0; k < MIG_PER_DEV; k++)
+            mig_devices[i][k].index = i * MIG_PER_DEV + k;
+    }
     inited = 1;
+    return 0;
+}
+
+/* A MIG device handle's index (d * MIG_PER_DEV + k), or -1. */
+static int mig_index(void *h)
+{
+    struct device *m = h, *first = &mig_devices[0][0];
+    if (!inited || !mig || !m || m < first || m >= first + MAX_DEV * MIG_PER_DEV)
+        return -1;
+    return m->index;
+}
+
+struct proc_v1 {
+    unsigned int pid;
+    unsigned long long used;
+};
+struct proc_v2 {
+    unsigned int pid;
+    unsigned long long used;
+    unsigned int gi, ci;
+};
+
+/* Fills the v2 layout (v1 takes its first two fields); INSUFFICIENT_SIZE when *count is short. */
+static int procs(void *h, unsigned int *count, struct proc_v2 *out)
+{
+    int d = dev_index(h);
+    if (d < 0 || !count)
+        return INVALID_ARGUMENT;
+    if (*count < (unsigned)n_procs) {
+        *count = (unsigned)n_procs;
+        return INSUFFICIENT_SIZE;
+    }
+    for (int p = 0; p < n_procs; p++) {
+        out[p].pid = 1000u + 10u * (unsigned)d + (unsigned)p;
+        out[p].used = (1024ull + 512ull * (unsigned)p) * 1024ull * 1024ull;
+        out[p].gi = mig ? (unsigned)(p % 2 + 1) : 0xFFFFFFFFu;
+        out[p].ci = mig ? 0u : 0xFFFFFFFFu;
+    }
+    *count = (unsigned)n_procs;
     return 0;
 }
 
@@ -127,6 +186,9 @@ EXPORT int nvmlDeviceGetUtilizationRates(void *h, struct utilization *u);
 EXPORT int nvmlDeviceGetClockInfo(void *h, int type, unsigned int *mhz);
 EXPORT int nvmlDeviceGetEnforcedPowerLimit(void *h, unsigned int *mw);
 EXPORT int nvmlDeviceGetMigMode(void *h, unsigned int *cur, unsigned int *pending);
+EXPORT int nvmlDeviceGetMaxMigDeviceCount(void *h, unsigned int *count);
+EXPORT int nvmlDeviceGetMigDeviceHandleByIndex(void *h, unsigned int i, void **mig_h);
+EXPORT int nvmlDeviceGetGpuInstanceId(void *h, unsigned int *id);
 
 #ifdef NVML_DOUBLE_OLD
 EXPORT int nvmlInit(void);
@@ -150,6 +212,19 @@ int nvmlDeviceGetCurrentClocksThrottleReasons(void *h, unsigned long long *mask)
 {
     return reasons(h, mask);
 }
+EXPORT int nvmlDeviceGetComputeRunningProcesses(void *h, unsigned int *count, struct proc_v1 *out);
+int nvmlDeviceGetComputeRunningProcesses(void *h, unsigned int *count, struct proc_v1 *out)
+{
+    struct proc_v2 tmp[MAX_PROCS];
+    unsigned n = *count < MAX_PROCS ? *count : MAX_PROCS;
+    int rc = procs(h, &n, tmp);
+    *count = n;
+    for (unsigned p = 0; rc == 0 && p < n; p++) {
+        out[p].pid = tmp[p].pid;
+        out[p].used = tmp[p].used;
+    }
+    return rc;
+}
 #else
 EXPORT int nvmlInit_v2(void);
 EXPORT int nvmlDeviceGetCount_v2(unsigned int *n);
@@ -172,6 +247,12 @@ int nvmlDeviceGetHandleByIndex_v2(unsigned int i, void **h)
 int nvmlDeviceGetCurrentClocksEventReasons(void *h, unsigned long long *mask)
 {
     return reasons(h, mask);
+}
+EXPORT int nvmlDeviceGetComputeRunningProcesses_v3(void *h, unsigned int *count,
+                                                   struct proc_v2 *out);
+int nvmlDeviceGetComputeRunningProcesses_v3(void *h, unsigned int *count, struct proc_v2 *out)
+{
+    return procs(h, count, out);
 }
 int nvmlDeviceGetTotalEnergyConsumption(void *h, unsigned long long *mj)
 {
@@ -207,6 +288,13 @@ int nvmlDeviceGetName(void *h, char *buf, unsigned int len)
 
 int nvmlDeviceGetUUID(void *h, char *buf, unsigned int len)
 {
+    int m = mig_index(h);
+    if (m >= 0 && len >= 16) {
+        memcpy(buf, "MIG-double-d-k", 15);
+        buf[11] = (char)('0' + m / MIG_PER_DEV);
+        buf[13] = (char)('0' + m % MIG_PER_DEV);
+        return 0;
+    }
     int d = dev_index(h);
     if (d < 0 || len < 16)
         return INVALID_ARGUMENT;
@@ -244,10 +332,17 @@ int nvmlDeviceGetTemperature(void *h, int sensor, unsigned int *c)
 
 int nvmlDeviceGetMemoryInfo(void *h, struct memory *m)
 {
+    const unsigned long long mib = 1024ull * 1024ull;
+    int g = mig_index(h);
+    if (g >= 0) {
+        m->total = 40960ull * mib;
+        m->used = (2048ull + 1024ull * (unsigned)(g % MIG_PER_DEV)) * mib;
+        m->free = m->total - m->used;
+        return 0;
+    }
     int d = dev_index(h);
     if (d < 0)
         return INVALID_ARGUMENT;
-    const unsigned long long mib = 1024ull * 1024ull;
     m->total = 81920ull * mib;
     m->used = (4096ull + 1024ull * (unsigned)d) * mib;
     m->free = m->total - m->used;
@@ -291,5 +386,35 @@ int nvmlDeviceGetMigMode(void *h, unsigned int *cur, unsigned int *pending)
     if (dev_index(h) < 0)
         return INVALID_ARGUMENT;
     *cur = *pending = mig ? 1u : 0u;
+    return 0;
+}
+
+int nvmlDeviceGetMaxMigDeviceCount(void *h, unsigned int *count)
+{
+    if (dev_index(h) < 0)
+        return INVALID_ARGUMENT;
+    if (!mig)
+        return NOT_SUPPORTED;
+    *count = MIG_PER_DEV;
+    return 0;
+}
+
+int nvmlDeviceGetMigDeviceHandleByIndex(void *h, unsigned int i, void **mig_h)
+{
+    int d = dev_index(h);
+    if (d < 0)
+        return INVALID_ARGUMENT;
+    if (!mig || i >= MIG_PER_DEV)
+        return NOT_FOUND;
+    *mig_h = &mig_devices[d][i];
+    return 0;
+}
+
+int nvmlDeviceGetGpuInstanceId(void *h, unsigned int *id)
+{
+    int m = mig_index(h);
+    if (m < 0)
+        return INVALID_ARGUMENT;
+    *id = (unsigned)(m % MIG_PER_DEV) + 1u;
     return 0;
 }

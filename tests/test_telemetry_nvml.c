@@ -3,7 +3,7 @@
  * real dlopen loader through TESTBENCH_NVML_LIB: exact values in telemetry_json and
  * telemetry_window (energy from the counter, power mean, throttle names, nulls), the
  * trapezoid fallback, unversioned-symbol fallbacks, init failure, zero devices, a missing
- * required symbol, and the thread's own timer.
+ * required symbol, the thread's own timer, and the per-process and per-MIG-device readings.
  */
 #include <math.h>
 #include <setjmp.h>
@@ -28,6 +28,7 @@ static void use_double(const char *path, const char *scenario, const char *gpus)
     setenv("NVML_DOUBLE_GPUS", gpus, 1);
     unsetenv("NVML_DOUBLE_MIG");
     unsetenv("NVML_DOUBLE_UTIL_UNSUPPORTED");
+    unsetenv("NVML_DOUBLE_PROCS");
 }
 
 /* A sampler whose thread will not tick during the test: samples come from sample_now. */
@@ -207,6 +208,82 @@ static void two_gpus_mig_util_unsupported(void **state)
     telemetry_free(t);
 }
 
+/* The processes of sample 'i', GPU d: pid, MiB, GPU instance (-1 = null) each. */
+static void assert_procs(json_t *doc, size_t i, size_t d, size_t n, const int *gi)
+{
+    json_t *p = json_object_get(gpu_of(doc, i, d), "processes");
+    assert_true(json_is_array(p));
+    assert_int_equal(json_array_size(p), n);
+    for (size_t k = 0; k < n; k++) {
+        json_t *x = json_array_get(p, k);
+        assert_int_equal(json_integer_value(json_object_get(x, "pid")), 1000 + 10 * d + k);
+        NEAR(num(x, "used_mib"), 1024.0 + 512.0 * (double)k);
+        json_t *g = json_object_get(x, "gpu_instance_id");
+        if (gi[k] < 0) {
+            assert_true(json_is_null(g));
+            assert_true(json_is_null(json_object_get(x, "compute_instance_id")));
+        } else {
+            assert_int_equal(json_integer_value(g), gi[k]);
+            assert_int_equal(json_integer_value(json_object_get(x, "compute_instance_id")), 0);
+        }
+    }
+}
+
+/* nvmlDeviceGetComputeRunningProcesses: each process's memory (v3 layout, or v1 from the old
+ * library, which has no instance ids); an idle GPU lists none ([] rather than null); in MIG
+ * mode each process's GPU instance and each MIG device's own memory. */
+static void processes_and_mig_devices(void **state)
+{
+    (void)state;
+    static const int none[3] = {-1, -1, -1}, two_gi[2] = {1, 2};
+    use_double(NVML_DOUBLE_PATH, "ramp", "1");
+    setenv("NVML_DOUBLE_PROCS", "3", 1);
+    struct telemetry *t = start_quiet(false);
+    json_t *doc = telemetry_json(t);
+    assert_procs(doc, 0, 0, 3, none);
+    assert_true(json_is_null(json_object_get(gpu_of(doc, 0, 0), "mig_devices")));
+    json_decref(doc);
+    telemetry_free(t);
+
+    use_double(NVML_DOUBLE_OLD_PATH, "ramp", "1");
+    t = start_quiet(false);
+    doc = telemetry_json(t);
+    assert_procs(doc, 0, 0, 2, none);
+    json_decref(doc);
+    telemetry_free(t);
+
+    use_double(NVML_DOUBLE_PATH, "ramp", "1");
+    setenv("NVML_DOUBLE_PROCS", "0", 1);
+    t = start_quiet(false);
+    doc = telemetry_json(t);
+    assert_procs(doc, 0, 0, 0, none);
+    json_decref(doc);
+    telemetry_free(t);
+
+    use_double(NVML_DOUBLE_PATH, "ramp", "2");
+    setenv("NVML_DOUBLE_MIG", "1", 1);
+    t = start_quiet(false);
+    telemetry_sample_now(t);
+    doc = telemetry_json(t);
+    for (size_t i = 0; i < 2; i++)
+        for (size_t d = 0; d < 2; d++) {
+            assert_procs(doc, i, d, 2, two_gi);
+            json_t *m = json_object_get(gpu_of(doc, i, d), "mig_devices");
+            assert_int_equal(json_array_size(m), 2);
+            for (size_t k = 0; k < 2; k++) {
+                json_t *x = json_array_get(m, k);
+                char uuid[32];
+                snprintf(uuid, sizeof(uuid), "MIG-double-%zu-%zu", d, k);
+                assert_string_equal(json_string_value(json_object_get(x, "uuid")), uuid);
+                assert_int_equal(json_integer_value(json_object_get(x, "gpu_instance_id")), k + 1);
+                NEAR(num(x, "memory_used_mib"), 2048.0 + 1024.0 * (double)k);
+                NEAR(num(x, "memory_total_mib"), 40960.0);
+            }
+        }
+    json_decref(doc);
+    telemetry_free(t);
+}
+
 /* Unversioned symbols, the older throttle-reasons name, and no energy counter: energy is
  * the trapezoid of power over the samples' own times. */
 static void old_library_trapezoid(void **state)
@@ -345,10 +422,15 @@ static void thread_ticks_and_stops(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(ramp_one_gpu),          cmocka_unit_test(two_gpus_mig_util_unsupported),
-        cmocka_unit_test(old_library_trapezoid), cmocka_unit_test(init_fail),
-        cmocka_unit_test(zero_devices),          cmocka_unit_test(missing_required_symbol),
-        cmocka_unit_test(missing_library),       cmocka_unit_test(thread_ticks_and_stops),
+        cmocka_unit_test(ramp_one_gpu),
+        cmocka_unit_test(two_gpus_mig_util_unsupported),
+        cmocka_unit_test(old_library_trapezoid),
+        cmocka_unit_test(init_fail),
+        cmocka_unit_test(zero_devices),
+        cmocka_unit_test(missing_required_symbol),
+        cmocka_unit_test(missing_library),
+        cmocka_unit_test(thread_ticks_and_stops),
+        cmocka_unit_test(processes_and_mig_devices),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -14,12 +14,13 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 #include <yaml.h>
 
 #define CATALOG_MAX_FILE (1024 * 1024) /* a catalog file larger than this is a mistake */
 
-enum field_type { F_STR, F_DOUBLE, F_INT, F_BOOL, F_ALIASES };
+enum field_type { F_STR, F_DOUBLE, F_INT, F_BOOL, F_ALIASES, F_MIG };
 
 struct field {
     const char *key;
@@ -45,6 +46,7 @@ static const struct field gpu_fields[] = {
     GF(p2p_bandwidth_gbs, F_DOUBLE),
     GF(interconnect, F_STR),
     GF(source, F_STR),
+    GF(mig, F_MIG),
     {NULL, F_STR, 0},
 };
 
@@ -117,6 +119,7 @@ static void gpu_release(struct gpu_spec *g)
     aliases_free(g->aliases, g->n_aliases);
     free(g->interconnect);
     free(g->source);
+    free(g->mig_parent);
     memset(g, 0, sizeof(*g));
 }
 
@@ -154,6 +157,7 @@ static void gpu_copy(struct gpu_spec *d, const struct gpu_spec *s)
     dup_aliases(d->aliases, s->aliases, s->n_aliases);
     d->interconnect = xstrdup(s->interconnect);
     d->source = xstrdup(s->source);
+    d->mig_parent = s->mig_parent ? xstrdup(s->mig_parent) : NULL;
 }
 
 static void model_copy(struct model_spec *d, const struct model_spec *s)
@@ -225,6 +229,32 @@ static bool name_matches(const char *query, const char *name, char *const *alias
     return false;
 }
 
+/* "PARENT:PROFILE": the parent by any of its names, then its slice entry by profile name,
+ * with or without a "mig-" prefix ("rtx-pro-6000:mig-2g.48gb", "RTX PRO 6000:2g.48gb"). */
+static const struct gpu_spec *find_mig_slice(const struct catalog *c, const char *name,
+                                             const char *colon)
+{
+    char base[256];
+    size_t n = (size_t)(colon - name);
+    if (n >= sizeof(base))
+        return NULL;
+    memcpy(base, name, n);
+    base[n] = '\0';
+    const struct gpu_spec *parent = catalog_find_gpu(c, base);
+    if (!parent || parent->mig_parent)
+        return NULL;
+    const char *prof = colon + 1;
+    if (strncasecmp(prof, "mig-", 4) == 0)
+        prof += 4;
+    for (size_t i = 0; i < c->n_gpus; i++) {
+        const struct gpu_spec *g = &c->gpus[i];
+        if (g->mig_parent && strcmp(g->mig_parent, parent->name) == 0 &&
+            strcasecmp(g->mig_slice.name, prof) == 0)
+            return g;
+    }
+    return NULL;
+}
+
 const struct gpu_spec *catalog_find_gpu(const struct catalog *c, const char *name)
 {
     if (!c || !name)
@@ -235,7 +265,8 @@ const struct gpu_spec *catalog_find_gpu(const struct catalog *c, const char *nam
             (g->display_name && strcasecmp(name, g->display_name) == 0))
             return g;
     }
-    return NULL;
+    const char *colon = strchr(name, ':');
+    return colon ? find_mig_slice(c, name, colon) : NULL;
 }
 
 const struct model_spec *catalog_find_model(const struct catalog *c, const char *name)
@@ -306,6 +337,8 @@ void catalog_suggest(const struct catalog *c, const char *kind, const char *name
     char q[256], cand[256];
     normalize(name, model, q, sizeof(q));
     for (size_t i = 0; i < n; i++) {
+        if (!model && strcmp(kind, "gpu") == 0 && c->gpus[i].mig_parent)
+            continue; /* slices are named through their parent */
         const char *cn = model                      ? c->models[i].name
                          : strcmp(kind, "gpu") == 0 ? c->gpus[i].name
                                                     : c->quants[i].name;
@@ -350,6 +383,92 @@ static int fail_at(char *err, size_t errlen, const char *file, yaml_node_t *n, c
     snprintf(err, errlen, "%s:%zu:%zu: %s%s%s", file, n ? n->start_mark.line + 1 : 0,
              n ? n->start_mark.column + 1 : 0, key ? key : "", key ? ": " : "", msg);
     return -EINVAL;
+}
+
+/* "1/4", "0.25" or "full" into (0, 1]. */
+static int parse_fraction(const char *s, double *out)
+{
+    if (!s)
+        return -EINVAL;
+    if (strcasecmp(s, "full") == 0) {
+        *out = 1.0;
+        return 0;
+    }
+    char *end = NULL;
+    errno = 0;
+    double a = strtod(s, &end);
+    if (errno || end == s)
+        return -EINVAL;
+    if (*end == '/') {
+        const char *d = end + 1;
+        double b = strtod(d, &end);
+        if (errno || end == d || b <= 0)
+            return -EINVAL;
+        a /= b;
+    }
+    if (*end || !(a > 0 && a <= 1.0))
+        return -EINVAL;
+    *out = a;
+    return 0;
+}
+
+/* `mig:` a list of {profile, memory, sms, instances} mappings (fractions as "1/4"). */
+static int set_mig(struct gpu_spec *g, yaml_document_t *doc, yaml_node_t *v, const char *file,
+                   char *err, size_t errlen)
+{
+    if (v->type != YAML_SEQUENCE_NODE)
+        return fail_at(err, errlen, file, v, "expected a list of MIG profiles", "mig");
+    g->n_mig = 0;
+    for (yaml_node_item_t *it = v->data.sequence.items.start; it < v->data.sequence.items.top;
+         it++) {
+        yaml_node_t *item = yaml_document_get_node(doc, *it);
+        if (!item || item->type != YAML_MAPPING_NODE)
+            return fail_at(err, errlen, file, item ? item : v,
+                           "expected {profile, memory, sms, instances}", "mig");
+        if (g->n_mig == CATALOG_MAX_MIG)
+            return fail_at(err, errlen, file, item, "too many MIG profiles", "mig");
+        struct mig_profile *p = &g->mig[g->n_mig];
+        memset(p, 0, sizeof(*p));
+        for (yaml_node_pair_t *kv = item->data.mapping.pairs.start;
+             kv < item->data.mapping.pairs.top; kv++) {
+            yaml_node_t *kn = yaml_document_get_node(doc, kv->key);
+            yaml_node_t *vn = yaml_document_get_node(doc, kv->value);
+            const char *k = scalar_of(kn), *s = scalar_of(vn);
+            int bad = !k || !s;
+            if (bad) {
+                /* reported below */
+            } else if (strcmp(k, "profile") == 0) {
+                bad = strlen(s) >= sizeof(p->name) || strchr(s, ':') != NULL;
+                if (!bad)
+                    snprintf(p->name, sizeof(p->name), "%s", s);
+            } else if (strcmp(k, "memory") == 0) {
+                bad = parse_fraction(s, &p->memory_fraction) != 0;
+            } else if (strcmp(k, "sms") == 0) {
+                bad = parse_fraction(s, &p->sm_fraction) != 0;
+            } else if (strcmp(k, "instances") == 0) {
+                char *end = NULL;
+                errno = 0;
+                long x = strtol(s, &end, 10);
+                bad = errno || end == s || *end || x < 1 || x > 64;
+                p->max_instances = (int)x;
+            } else {
+                return fail_at(err, errlen, file, kn,
+                               "unknown key (profile, memory, sms, instances)", "mig");
+            }
+            if (bad)
+                return fail_at(err, errlen, file, vn ? vn : item,
+                               "bad value (profile: a name; memory, sms: a fraction such as 1/4; "
+                               "instances: 1-64)",
+                               k ? k : "mig");
+        }
+        if (!p->name[0] || p->memory_fraction <= 0 || p->sm_fraction <= 0 || p->max_instances < 1)
+            return fail_at(err, errlen, file, item,
+                           "a MIG profile needs profile, memory, sms and "
+                           "instances",
+                           "mig");
+        g->n_mig++;
+    }
+    return 0;
 }
 
 static int set_field(void *obj, const struct field *f, yaml_document_t *doc, yaml_node_t *v,
@@ -410,6 +529,8 @@ static int set_field(void *obj, const struct field *f, yaml_document_t *doc, yam
         }
         return 0;
     }
+    case F_MIG:
+        return set_mig(obj, doc, v, file, err, errlen);
     }
     return -EINVAL;
 }
@@ -778,6 +899,44 @@ void catalog_free(struct catalog *c)
     free(c);
 }
 
+/* Appends one entry per MIG profile of every whole GPU, "PARENT:mig-PROFILE": memory and
+ * bandwidth scale by the profile's memory fraction (a memory slice brings its own memory
+ * controllers and L2), tensor peaks by its SM fraction; power and links stay the board's
+ * (NVML reports power per physical GPU). Rules and their limits: docs/TENANCY.md. */
+static void add_mig_slices(struct catalog *c)
+{
+    size_t n_whole = c->n_gpus;
+    for (size_t i = 0; i < n_whole; i++) {
+        for (size_t k = 0; k < c->gpus[i].n_mig; k++) {
+            const struct gpu_spec *p = &c->gpus[i]; /* re-read: grow() may move the array */
+            const struct mig_profile *mp = &p->mig[k];
+            struct gpu_spec g;
+            memset(&g, 0, sizeof(g));
+            g.name = xasprintf("%s:mig-%s", p->name, mp->name);
+            g.display_name = xasprintf("%s, MIG %s", p->display_name, mp->name);
+            g.memory_mib = p->memory_mib * mp->memory_fraction;
+            g.bandwidth_gbs = p->bandwidth_gbs * mp->memory_fraction;
+            g.fp16_tflops = p->fp16_tflops * mp->sm_fraction;
+            g.fp8_tflops = p->fp8_tflops * mp->sm_fraction;
+            g.fp4_tflops = p->fp4_tflops * mp->sm_fraction;
+            g.int8_tops = p->int8_tops * mp->sm_fraction;
+            g.tdp_w = p->tdp_w;
+            g.p2p_bandwidth_gbs = p->p2p_bandwidth_gbs;
+            g.interconnect = xstrdup(p->interconnect ? p->interconnect : "");
+            g.source = xasprintf("%s; MIG profile %s: memory %.4g, SMs %.4g of the GPU, up to %d "
+                                 "instances (NVIDIA MIG user guide, supported MIG profiles: "
+                                 "https://docs.nvidia.com/datacenter/tesla/mig-user-guide/"
+                                 "supported-mig-profiles.html)",
+                                 p->source, mp->name, mp->memory_fraction, mp->sm_fraction,
+                                 mp->max_instances);
+            g.mig_parent = xstrdup(p->name);
+            g.mig_slice = *mp;
+            c->gpus = grow(c->gpus, c->n_gpus, sizeof(*c->gpus));
+            c->gpus[c->n_gpus++] = g;
+        }
+    }
+}
+
 int catalog_load(struct catalog **out, const char *dir, char *err, size_t errlen)
 {
     struct catalog *c = xcalloc(1, sizeof(*c));
@@ -806,6 +965,7 @@ int catalog_load(struct catalog **out, const char *dir, char *err, size_t errlen
         catalog_free(c);
         return rc;
     }
+    add_mig_slices(c);
     *out = c;
     return 0;
 }

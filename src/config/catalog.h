@@ -23,6 +23,17 @@ struct catalog_blob {
 extern const struct catalog_blob catalog_blobs[];
 
 #define CATALOG_MAX_ALIASES 12
+#define CATALOG_MAX_MIG 8 /* MIG GPU-instance profiles per GPU entry */
+
+/* One MIG GPU-instance profile (NVIDIA MIG user guide, "Supported MIG Profiles"): the share of
+ * the GPU's memory (with its memory controllers and L2 slices, hence its bandwidth) and of its
+ * SMs that one instance of the profile owns. */
+struct mig_profile {
+    char name[24];          /* "2g.48gb" */
+    double memory_fraction; /* of memory_mib and of bandwidth_gbs */
+    double sm_fraction;     /* of every tensor peak */
+    int max_instances;      /* of this profile on one GPU */
+};
 
 struct gpu_spec {
     char *name; /* canonical, e.g. "rtx-pro-6000" */
@@ -39,6 +50,13 @@ struct gpu_spec {
     double p2p_bandwidth_gbs; /* GPU-to-GPU per direction, for tensor-parallel all-reduce */
     char *interconnect;
     char *source;
+    struct mig_profile mig[CATALOG_MAX_MIG]; /* `mig:` in the GPU's YAML */
+    size_t n_mig;
+    /* A MIG slice is an entry of its own, "PARENT:mig-PROFILE", derived at load from its
+     * parent's figures and the profile (docs/TENANCY.md): mig_parent names the parent
+     * (NULL for a whole GPU) and mig_slice is the profile. */
+    char *mig_parent;
+    struct mig_profile mig_slice;
 };
 
 struct model_spec {
@@ -83,6 +101,7 @@ struct catalog {
 MUST_USE int catalog_load(struct catalog **out, const char *dir, char *err, size_t errlen);
 void catalog_free(struct catalog *c); /* NULL is a no-op */
 
+/* name may be "GPU:PROFILE" for a MIG slice ("rtx-pro-6000:mig-2g.48gb", or without "mig-"). */
 const struct gpu_spec *catalog_find_gpu(const struct catalog *c, const char *name);
 const struct model_spec *catalog_find_model(const struct catalog *c, const char *name);
 const struct quant_spec *catalog_find_quant(const struct catalog *c, const char *name);

@@ -11,7 +11,9 @@
  * chunks, a busy host) shortens the next timer by x, down to half its duration, so the
  * simulated throughput does not drift and gaps do not collapse; beyond STEP_LATE_CAP the
  * schedule restarts from now (the server is overloaded; no catch-up burst).
- * The engine's clock is seconds on CLOCK_MONOTONIC since the server started.
+ * The engine's clock is seconds on CLOCK_MONOTONIC since the server started. A server that
+ * shares its GPU with others in the process (sim_options.gpu) has each step claim the GPU
+ * first: the step starts when the other servers' step ends (gpu.c, docs/TENANCY.md).
  *
  * Client disconnects: evhttp calls the connection's close callback; the stream's request is
  * aborted in the engine and the stream freed. evhttp has by then detached the request from
@@ -203,6 +205,9 @@ static void plan_step(struct sim_server *srv, bool back_to_back)
         else
             start = late > d / 2 ? now - d / 2 : srv->step_end;
     }
+    /* On a GPU shared with other servers the step waits for the one holding it (gpu.c). */
+    if (srv->gpu)
+        start = sim_gpu_claim(srv->gpu, srv->t0_abs + start, d) - srv->t0_abs;
     srv->step_start = start;
     srv->step_end = start + d;
     double delay = srv->step_end - now;
@@ -809,6 +814,7 @@ static int server_new(struct sim_server **out, const struct sim_options *o, char
     buf_init(&srv->body, SIM_MAX_BODY * 4);
     srv->seed = o->seed;
     srv->quiet = o->quiet;
+    srv->gpu = o->gpu;
     srv->idle_timeout_s = o->idle_timeout_s > 0 ? o->idle_timeout_s : SIM_IDLE_TIMEOUT_S;
     srv->tokenize_llamacpp = o->tokenize_llamacpp;
     srv->reasoning_tokens = o->reasoning_tokens > 0 ? o->reasoning_tokens : 0;

@@ -32,9 +32,34 @@ struct sim_options {
     int reasoning_tokens;
     /* vLLM's --enable-prompt-tokens-details: usage.prompt_tokens_details.cached_tokens. */
     bool prompt_tokens_details;
+    struct sim_gpu *gpu; /* borrowed: a GPU time-sliced with other servers, or NULL (its own) */
 };
 
 void sim_options_init(struct sim_options *o); /* defaults above */
+
+/* One simulated GPU shared by several servers in one process (memory-fraction partitions:
+ * `sim --instance ...` twice). Each server keeps its own engine and KV budget; their steps take
+ * the GPU one at a time, first come first served, by engine/share.h's rule, the one `plan
+ * --tenancy` uses. Thread-safe; outlives every server that borrows it. docs/TENANCY.md. */
+struct sim_gpu;
+
+struct sim_gpu_stats {
+    double busy_s;         /* sum of the steps' durations */
+    double wait_s;         /* time steps spent waiting for another server's step */
+    uint64_t steps;        /* steps run */
+    uint64_t waited_steps; /* steps that had to wait */
+};
+
+struct sim_gpu *sim_gpu_new(void);    /* aborts on OOM like xcalloc */
+void sim_gpu_free(struct sim_gpu *g); /* NULL is a no-op */
+void sim_gpu_stats(struct sim_gpu *g, struct sim_gpu_stats *out);
+
+/* Checks that n instances can share one GPU as the hardware and vLLM allow: whole-GPU
+ * instances' gpu_memory_utilization adding up to at most 1, or MIG slices of one GPU that fit
+ * it; never both, never two GPUs. *mig says whether they are slices (isolated: no sim_gpu).
+ * 0, -EINVAL (mixed, several GPUs) or -ENOSPC (does not fit) with err. instances.c. */
+MUST_USE int sim_instances_check(const struct sim_options *inst, size_t n, bool *mig, char *err,
+                                 size_t errlen);
 
 struct sim_server;
 

@@ -2,6 +2,9 @@
  * sim_cli.c - `testbench sim [flags]`: flags named as vLLM's `vllm serve` ones.
  * Both "--flag value" and "--flag=value" work; --lora-modules takes one
  * or more NAME=PATH values up to the next flag. Bad flags: usage on stderr, exit 2.
+ * --instance KEY=VALUE[,KEY=VALUE...] (repeated) serves several instances from one process on
+ * one simulated GPU (instances.c); its keys are the flags' names without "--", and each
+ * instance starts from the other flags' values.
  */
 #include <errno.h>
 #include <limits.h>
@@ -21,9 +24,16 @@ static const char usage[] =
     "    [--enable-prefix-caching | --no-enable-prefix-caching] [--tensor-parallel-size N]\n"
     "    [--block-size N] [--lora-modules NAME=PATH ...] [--seed N] [--trace FILE]\n"
     "    [--catalog DIR] [--calibration FILE] [--idle-timeout S] [--tokenize-llamacpp]\n"
-    "    [--reasoning-tokens N] [--enable-prompt-tokens-details] [--quiet]\n";
+    "    [--reasoning-tokens N] [--enable-prompt-tokens-details] [--quiet]\n"
+    "    [--instance port=P,gpu-memory-utilization=F[,KEY=VALUE...] ...]\n"
+    "  --instance (repeated): one server per instance, all on one simulated GPU; KEY is any\n"
+    "  flag above without \"--\" but lora-modules, calibration and quiet; port defaults to\n"
+    "  --port + the instance's index. Whole-GPU instances time-slice the GPU; MIG slices\n"
+    "  (gpu=GPU:mig-PROFILE) are isolated. docs/TENANCY.md.\n";
 
-enum flag_kind { F_STR, F_INT, F_DOUBLE, F_U64, F_TRUE, F_FALSE, F_LORA };
+enum flag_kind { F_STR, F_INT, F_DOUBLE, F_U64, F_TRUE, F_FALSE, F_LORA, F_INSTANCE };
+
+#define SIM_MAX_INSTANCES 16
 
 struct flag {
     const char *name;
@@ -59,7 +69,29 @@ static const struct flag flags[] = {
     {"--enable-prompt-tokens-details", F_TRUE, OPT(prompt_tokens_details)},
     {"--quiet", F_TRUE, OPT(quiet)},
     {"--tokenize-llamacpp", F_TRUE, OPT(tokenize_llamacpp)},
+    {"--instance", F_INSTANCE, 0},
 };
+
+static const struct flag *flag_named(const char *name, size_t len)
+{
+    for (size_t k = 0; k < sizeof(flags) / sizeof(flags[0]); k++)
+        if (strlen(flags[k].name) == len && strncmp(flags[k].name, name, len) == 0)
+            return &flags[k];
+    return NULL;
+}
+
+/* A flag without a value (F_TRUE / F_FALSE), the same on the command line and in --instance. */
+static void set_switch(const struct flag *f, struct sim_options *o)
+{
+    if (f->offset == OPT(quiet))
+        o->quiet = true;
+    else if (f->offset == OPT(tokenize_llamacpp))
+        o->tokenize_llamacpp = true;
+    else if (f->offset == OPT(prompt_tokens_details))
+        o->prompt_tokens_details = true;
+    else
+        o->engine.enable_prefix_caching = f->kind == F_TRUE;
+}
 
 static int parse_value(const struct flag *f, const char *v, struct sim_options *o)
 {
@@ -98,8 +130,10 @@ static int parse_value(const struct flag *f, const char *v, struct sim_options *
     }
 }
 
-/* Fills o from argv (argv[0] = "sim"); lora is the caller's array of argc slots. */
-static int parse_args(int argc, char **argv, struct sim_options *o, const char **lora, bool *help)
+/* Fills o from argv (argv[0] = "sim"); lora is the caller's array of argc slots, inst of
+ * SIM_MAX_INSTANCES (the --instance values, parsed later over o). */
+static int parse_args(int argc, char **argv, struct sim_options *o, const char **lora,
+                      const char **inst, size_t *n_inst, bool *help)
 {
     for (int i = 1; i < argc; i++) {
         const char *arg = argv[i];
@@ -109,10 +143,7 @@ static int parse_args(int argc, char **argv, struct sim_options *o, const char *
         }
         size_t nlen = strcspn(arg, "=");
         const char *inline_val = arg[nlen] == '=' ? arg + nlen + 1 : NULL;
-        const struct flag *f = NULL;
-        for (size_t k = 0; k < sizeof(flags) / sizeof(flags[0]); k++)
-            if (strlen(flags[k].name) == nlen && strncmp(flags[k].name, arg, nlen) == 0)
-                f = &flags[k];
+        const struct flag *f = flag_named(arg, nlen);
         if (!f) {
             fprintf(stderr, "testbench sim: unknown flag '%s'\n", arg);
             return -EINVAL;
@@ -122,14 +153,7 @@ static int parse_args(int argc, char **argv, struct sim_options *o, const char *
                 fprintf(stderr, "testbench sim: %s takes no value\n", f->name);
                 return -EINVAL;
             }
-            if (f->offset == OPT(quiet))
-                o->quiet = true;
-            else if (f->offset == OPT(tokenize_llamacpp))
-                o->tokenize_llamacpp = true;
-            else if (f->offset == OPT(prompt_tokens_details))
-                o->prompt_tokens_details = true;
-            else
-                o->engine.enable_prefix_caching = f->kind == F_TRUE;
+            set_switch(f, o);
             continue;
         }
         if (f->kind == F_LORA) {
@@ -152,6 +176,14 @@ static int parse_args(int argc, char **argv, struct sim_options *o, const char *
             }
             v = argv[++i];
         }
+        if (f->kind == F_INSTANCE) {
+            if (*n_inst == SIM_MAX_INSTANCES) {
+                fprintf(stderr, "testbench sim: at most %d --instance\n", SIM_MAX_INSTANCES);
+                return -EINVAL;
+            }
+            inst[(*n_inst)++] = v;
+            continue;
+        }
         if (parse_value(f, v, o)) {
             fprintf(stderr, "testbench sim: bad value for %s: '%s'\n", f->name, v);
             return -EINVAL;
@@ -168,6 +200,88 @@ static int parse_args(int argc, char **argv, struct sim_options *o, const char *
     return 0;
 }
 
+/* One --instance value over a copy of the other flags' options. 'spec' is cut up in place
+ * (string options point into it, so it lives as long as out). */
+static int parse_instance(char *spec, const struct sim_options *base, size_t idx,
+                          struct sim_options *out)
+{
+    *out = *base;
+    out->port = -1;
+    out->n_lora_modules = 0;
+    out->lora_modules = NULL;
+    out->trace_path = NULL;
+    for (char *item = spec, *next; item && *item; item = next) {
+        next = strchr(item, ',');
+        if (next)
+            *next++ = '\0';
+        size_t klen = strcspn(item, "=");
+        char name[64];
+        const struct flag *f = NULL;
+        if (klen + 3 <= sizeof(name)) {
+            snprintf(name, sizeof(name), "--%.*s", (int)klen, item);
+            f = flag_named(name, klen + 2);
+        }
+        if (!f || f->kind == F_LORA || f->kind == F_INSTANCE || f->offset == OPT(quiet) ||
+            f->offset == OPT(calibration_path)) {
+            fprintf(stderr, "testbench sim: --instance %zu: unknown or per-process key '%.*s'\n",
+                    idx + 1, (int)klen, item);
+            return -EINVAL;
+        }
+        const char *v = item[klen] == '=' ? item + klen + 1 : NULL;
+        if (f->kind == F_TRUE || f->kind == F_FALSE) {
+            if (v) {
+                fprintf(stderr, "testbench sim: --instance %zu: %s takes no value\n", idx + 1,
+                        name + 2);
+                return -EINVAL;
+            }
+            set_switch(f, out);
+            continue;
+        }
+        if (!v || parse_value(f, v, out)) {
+            fprintf(stderr, "testbench sim: --instance %zu: bad value for %s: '%s'\n", idx + 1,
+                    name + 2, v ? v : "");
+            return -EINVAL;
+        }
+    }
+    if (out->port < 0)
+        out->port = base->port ? base->port + (int)idx : 0;
+    if (out->port > 65535) {
+        fprintf(stderr, "testbench sim: --instance %zu: port must be 0..65535\n", idx + 1);
+        return -EINVAL;
+    }
+    return 0;
+}
+
+/* Serves the --instance values (each over o); an exit code. */
+static int serve_instances(const struct sim_options *o, const char **spec, size_t n)
+{
+    struct sim_options inst[SIM_MAX_INSTANCES];
+    char *copy[SIM_MAX_INSTANCES] = {0};
+    char err[640] = "";
+    int code = TB_EXIT_OK;
+    if (o->trace_path) {
+        fprintf(stderr, "testbench sim: with --instance, give each its own trace=FILE\n");
+        return TB_EXIT_USAGE;
+    }
+    for (size_t i = 0; i < n; i++) {
+        copy[i] = xstrdup(spec[i]);
+        if (parse_instance(copy[i], o, i, &inst[i])) {
+            fputs(usage, stderr);
+            code = TB_EXIT_USAGE;
+            goto out;
+        }
+    }
+    int rc = sim_instances_serve(inst, n, err, sizeof(err));
+    if (rc) {
+        log_error("sim: %s", err[0] ? err : strerror(-rc));
+        code = (rc == -EINVAL || rc == -ENOENT || rc == -ENOSPC) ? TB_EXIT_USAGE : TB_EXIT_RUNTIME;
+    }
+out:
+    for (size_t i = 0; i < n; i++)
+        free(copy[i]);
+    return code;
+}
+
 int sim_main(int argc, char **argv)
 {
     struct sim_options o;
@@ -176,8 +290,10 @@ int sim_main(int argc, char **argv)
     sim_options_init(&o);
     const char **lora = xcalloc((size_t)argc + 1, sizeof(*lora));
     o.lora_modules = lora;
+    const char *inst[SIM_MAX_INSTANCES];
+    size_t n_inst = 0;
     int code = TB_EXIT_OK;
-    if (parse_args(argc, argv, &o, lora, &help)) {
+    if (parse_args(argc, argv, &o, lora, inst, &n_inst, &help)) {
         fputs(usage, stderr);
         code = TB_EXIT_USAGE;
         goto out;
@@ -199,6 +315,11 @@ int sim_main(int argc, char **argv)
     bool was_quiet = log_is_quiet();
     if (o.quiet)
         log_set_quiet(true);
+    if (n_inst) {
+        code = serve_instances(&o, inst, n_inst);
+        log_set_quiet(was_quiet);
+        goto out;
+    }
     int rc = sim_server_serve(&o, err, sizeof(err));
     log_set_quiet(was_quiet);
     if (rc) {

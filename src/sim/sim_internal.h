@@ -6,6 +6,8 @@
  *   metrics_text.c  latency histograms and the Prometheus exposition
  *   trace.c         --trace: JSON lines of per-request emission times
  *   server.c        evhttp, routes, the engine step timer, start/stop
+ *   gpu.c           one simulated GPU time-sliced between servers (sim_gpu)
+ *   instances.c     `sim --instance ...`: several servers in one process on one GPU
  *   sim_cli.c       `testbench sim` flags
  */
 #ifndef TB_SIM_INTERNAL_H
@@ -214,6 +216,7 @@ struct sim_server {
     int wake_fd[2];
     struct evbuffer *scratch; /* one chunk at a time; emptied by each send */
     struct engine *engine;
+    struct sim_gpu *gpu; /* borrowed; NULL = a GPU of its own */
     const struct engine_info *info;
     struct tokenizer *tok;
     struct sim_models models;
@@ -255,6 +258,15 @@ struct sim_server {
 
 /* Connection of req: back to the idle timeout (its generation is done). */
 void sim_server_conn_idle(struct sim_server *srv, struct evhttp_request *req);
+
+/* A step of d seconds ready at now_abs (CLOCK_MONOTONIC seconds) on a shared GPU: returns
+ * when it starts (>= now_abs; later when another server's step holds the GPU). */
+double sim_gpu_claim(struct sim_gpu *g, double now_abs, double d);
+
+/* `sim --instance`: checks the layout (sim_instances_check), then serves every instance until
+ * SIGINT/SIGTERM, time-slicing one sim_gpu between whole-GPU instances. 0 or -errno with err.
+ * instances.c. */
+MUST_USE int sim_instances_serve(struct sim_options *inst, size_t n, char *err, size_t errlen);
 
 /* Runs a server in the calling thread until SIGINT/SIGTERM (sim_main). 0 or -errno + err. */
 MUST_USE int sim_server_serve(const struct sim_options *o, char *err, size_t errlen);

@@ -6,7 +6,8 @@
  *
  * Required: init, shutdown, device count, handle by index (each "_v2" first, then the
  * unversioned name). Everything else is optional; a per-call error, NOT_SUPPORTED included,
- * clears that field's valid bit (P16) and the sample goes on.
+ * clears that field's valid bit and the sample goes on. Per sample also the compute processes
+ * (pid, memory) and, in MIG mode, each MIG device's memory: several servers on one GPU.
  */
 #include "telemetry/nvml.h"
 
@@ -33,6 +34,21 @@ struct nvml_utilization { /* nvmlUtilization_t */
     unsigned int gpu, memory;
 };
 
+/* nvmlProcessInfo_v1_t (nvmlDeviceGetComputeRunningProcesses, unversioned) and the layout the
+ * _v2 and _v3 calls fill (nvmlProcessInfo_v2_t, which NVIDIA's own binding, nvidia-ml-py's
+ * pynvml.py, also uses for _v3: c_nvmlProcessInfo_v3_t = c_nvmlProcessInfo_v2_t). */
+struct nvml_proc_v1 {
+    unsigned int pid;
+    unsigned long long used;
+};
+struct nvml_proc_v2 {
+    unsigned int pid;
+    unsigned long long used;
+    unsigned int gpu_instance, compute_instance; /* 0xFFFFFFFF outside MIG */
+};
+#define NVML_ERR_INSUFFICIENT_SIZE 7
+#define NVML_ID_NONE 0xFFFFFFFFu
+
 struct nvml_api {
     nvml_ret (*init)(void);
     nvml_ret (*shutdown)(void);
@@ -51,6 +67,11 @@ struct nvml_api {
     nvml_ret (*power_limit)(nvml_dev, unsigned int *);            /* mW */
     const char *(*error_string)(nvml_ret);
     nvml_ret (*mig_mode)(nvml_dev, unsigned int *, unsigned int *);
+    nvml_ret (*procs_v2)(nvml_dev, unsigned int *, struct nvml_proc_v2 *);
+    nvml_ret (*procs_v1)(nvml_dev, unsigned int *, struct nvml_proc_v1 *);
+    nvml_ret (*max_mig)(nvml_dev, unsigned int *);
+    nvml_ret (*mig_handle)(nvml_dev, unsigned int, nvml_dev *);
+    nvml_ret (*gpu_instance_id)(nvml_dev, unsigned int *);
 };
 
 struct nvml {
@@ -93,6 +114,12 @@ static const struct nvml_sym nvml_syms[] = {
     SYM("nvmlDeviceGetEnforcedPowerLimit", NULL, power_limit, false),
     SYM("nvmlErrorString", NULL, error_string, false),
     SYM("nvmlDeviceGetMigMode", NULL, mig_mode, false),
+    SYM("nvmlDeviceGetComputeRunningProcesses_v3", "nvmlDeviceGetComputeRunningProcesses_v2",
+        procs_v2, false),
+    SYM("nvmlDeviceGetComputeRunningProcesses", NULL, procs_v1, false),
+    SYM("nvmlDeviceGetMaxMigDeviceCount", NULL, max_mig, false),
+    SYM("nvmlDeviceGetMigDeviceHandleByIndex", NULL, mig_handle, false),
+    SYM("nvmlDeviceGetGpuInstanceId", NULL, gpu_instance_id, false),
 };
 #undef SYM
 
@@ -276,6 +303,81 @@ const char *nvml_driver_version(const struct nvml *n)
 
 #define SET(s, f) ((s)->valid |= 1u << (f))
 
+static int id_or_none(unsigned int id)
+{
+    return id == NVML_ID_NONE || id > 0x7fffffffu ? NVML_NO_ID : (int)id;
+}
+
+/* The compute processes on d (the _v3/_v2 layout first, then v1); a list longer than
+ * NVML_MAX_PROCS (INSUFFICIENT_SIZE) or any error leaves GF_PROCS clear. */
+static void read_procs(struct nvml *n, nvml_dev d, struct gpu_sample *s)
+{
+    const struct nvml_api *a = &n->api;
+    struct gpu_proc out[NVML_MAX_PROCS];
+    unsigned count = NVML_MAX_PROCS;
+    if (a->procs_v2) {
+        struct nvml_proc_v2 p[NVML_MAX_PROCS];
+        if (a->procs_v2(d, &count, p) != NVML_OK || count > NVML_MAX_PROCS)
+            return;
+        for (unsigned k = 0; k < count; k++)
+            out[k] = (struct gpu_proc){p[k].pid, p[k].used, id_or_none(p[k].gpu_instance),
+                                       id_or_none(p[k].compute_instance)};
+    } else if (a->procs_v1) {
+        struct nvml_proc_v1 p[NVML_MAX_PROCS];
+        if (a->procs_v1(d, &count, p) != NVML_OK || count > NVML_MAX_PROCS)
+            return;
+        for (unsigned k = 0; k < count; k++)
+            out[k] = (struct gpu_proc){p[k].pid, p[k].used, NVML_NO_ID, NVML_NO_ID};
+    } else {
+        return;
+    }
+    if (count) {
+        s->procs = xcalloc(count, sizeof(*s->procs));
+        memcpy(s->procs, out, count * sizeof(*out));
+    }
+    s->n_procs = count;
+    SET(s, GF_PROCS);
+}
+
+/* The MIG devices of d (in MIG mode): uuid, GPU instance id and memory of each. */
+static void read_migs(struct nvml *n, nvml_dev d, struct gpu_sample *s)
+{
+    const struct nvml_api *a = &n->api;
+    unsigned max = 0;
+    if (!a->max_mig || !a->mig_handle || a->max_mig(d, &max) != NVML_OK)
+        return;
+    if (max > NVML_MAX_MIG)
+        max = NVML_MAX_MIG;
+    struct mig_reading r[NVML_MAX_MIG];
+    unsigned k = 0;
+    for (unsigned i = 0; i < max; i++) {
+        nvml_dev m;
+        if (a->mig_handle(d, i, &m) != NVML_OK)
+            continue; /* NOT_FOUND: no MIG device at this index */
+        struct mig_reading *x = &r[k++];
+        memset(x, 0, sizeof(*x));
+        x->gpu_instance = NVML_NO_ID;
+        if (a->get_uuid && a->get_uuid(m, x->uuid, sizeof(x->uuid)) != NVML_OK)
+            x->uuid[0] = '\0';
+        x->uuid[sizeof(x->uuid) - 1] = '\0';
+        unsigned gi;
+        if (a->gpu_instance_id && a->gpu_instance_id(m, &gi) == NVML_OK)
+            x->gpu_instance = id_or_none(gi);
+        struct nvml_memory mem;
+        if (a->memory_info && a->memory_info(m, &mem) == NVML_OK) {
+            x->mem_used_b = mem.used;
+            x->mem_total_b = mem.total;
+            x->mem_valid = true;
+        }
+    }
+    if (k) {
+        s->migs = xcalloc(k, sizeof(*s->migs));
+        memcpy(s->migs, r, k * sizeof(*r));
+    }
+    s->n_migs = k;
+    SET(s, GF_MIG);
+}
+
 void nvml_read(struct nvml *n, unsigned i, struct gpu_sample *s)
 {
     const struct nvml_api *a = &n->api;
@@ -305,4 +407,16 @@ void nvml_read(struct nvml *n, unsigned i, struct gpu_sample *s)
         SET(s, GF_MEM_CLOCK);
     if (a->clock_reasons && a->clock_reasons(d, &s->throttle_mask) == NVML_OK)
         SET(s, GF_THROTTLE);
+    read_procs(n, d, s);
+    if (n->info[i].mig_mode == 1)
+        read_migs(n, d, s);
+}
+
+void gpu_sample_release(struct gpu_sample *s)
+{
+    free(s->procs);
+    free(s->migs);
+    s->procs = NULL;
+    s->migs = NULL;
+    s->n_procs = s->n_migs = 0;
 }

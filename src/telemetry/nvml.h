@@ -24,7 +24,31 @@ enum gpu_field {
     GF_SM_CLOCK,
     GF_MEM_CLOCK,
     GF_THROTTLE,
+    GF_PROCS, /* procs/n_procs read (n_procs may be 0: no compute process) */
+    GF_MIG,   /* migs/n_migs read (MIG mode on) */
     GF__COUNT
+};
+
+#define NVML_MAX_PROCS 64 /* compute processes read per GPU per sample */
+#define NVML_MAX_MIG 8    /* MIG devices per GPU (7 on the 7-slice GPUs) */
+#define NVML_NO_ID (-1)   /* gpu/compute instance of a process outside MIG */
+
+/* One process holding a CUDA context on the GPU (nvmlDeviceGetComputeRunningProcesses). */
+struct gpu_proc {
+    unsigned pid;              /* in the host's PID namespace, not a container's */
+    unsigned long long used_b; /* GPU memory it holds; NVML_MEM_UNKNOWN when not available */
+    int gpu_instance;          /* MIG GPU instance id, or NVML_NO_ID */
+    int compute_instance;      /* MIG compute instance id, or NVML_NO_ID */
+};
+#define NVML_MEM_UNKNOWN (~0ull) /* NVML_VALUE_NOT_AVAILABLE */
+
+/* One MIG device of a GPU in MIG mode: what NVML reads per MIG device (memory; power,
+ * energy and utilisation stay the board's). */
+struct mig_reading {
+    char uuid[96];
+    int gpu_instance; /* its GPU instance id, or NVML_NO_ID when unknown */
+    unsigned long long mem_used_b, mem_total_b;
+    bool mem_valid;
 };
 
 struct gpu_sample {
@@ -38,8 +62,15 @@ struct gpu_sample {
     unsigned sm_clock_mhz;
     unsigned mem_clock_mhz;
     unsigned long long throttle_mask; /* NVML clocks-event reason bits */
-    uint32_t valid;                   /* 1u << enum gpu_field */
+    struct gpu_proc *procs;           /* n_procs of them, owned (NULL when none) */
+    unsigned n_procs;
+    struct mig_reading *migs; /* n_migs of them, owned (NULL when none) */
+    unsigned n_migs;
+    uint32_t valid; /* 1u << enum gpu_field */
 };
+
+/* Frees the sample's process and MIG lists; the sample stays readable otherwise. */
+void gpu_sample_release(struct gpu_sample *s);
 
 /* Static facts of one GPU; strings empty and numbers < 0 when unknown. */
 struct gpu_info {
@@ -63,7 +94,8 @@ void nvml_close(struct nvml *n); /* NULL is a no-op */
 unsigned nvml_count(const struct nvml *n);
 const struct gpu_info *nvml_info(const struct nvml *n, unsigned i);
 const char *nvml_driver_version(const struct nvml *n); /* "" when unknown */
-/* Reads GPU i now; a failed or unsupported call clears that field's bit, nothing else. */
+/* Reads GPU i now; a failed or unsupported call clears that field's bit, nothing else. The
+ * process list and, in MIG mode, the MIG devices are allocated: gpu_sample_release(out). */
 void nvml_read(struct nvml *n, unsigned i, struct gpu_sample *out);
 
 /* Names of the bits set in mask, in bit order; returns how many were written (<= max). */

@@ -132,6 +132,15 @@ static void scrape_into(struct telemetry *t, struct sample *s)
     }
 }
 
+static void sample_release(const struct telemetry *t, struct sample *s)
+{
+    for (unsigned g = 0; s->gpus && g < t->n_gpus; g++)
+        gpu_sample_release(&s->gpus[g]);
+    free(s->gpus);
+    s->gpus = NULL;
+    server_sample_release(&s->server);
+}
+
 static void store(struct telemetry *t, struct sample *s)
 {
     pthread_mutex_lock(&t->lock);
@@ -140,8 +149,7 @@ static void store(struct telemetry *t, struct sample *s)
             log_warn("telemetry: sample store full (%u samples); dropping later samples",
                      TELEMETRY_MAX_SAMPLES);
         pthread_mutex_unlock(&t->lock);
-        free(s->gpus);
-        server_sample_release(&s->server);
+        sample_release(t, s);
         return;
     }
     if (t->n == t->cap) {
@@ -311,10 +319,8 @@ void telemetry_free(struct telemetry *t)
     if (!t)
         return;
     telemetry_stop(t);
-    for (size_t i = 0; i < t->n; i++) {
-        free(t->s[i].gpus);
-        server_sample_release(&t->s[i].server);
-    }
+    for (size_t i = 0; i < t->n; i++)
+        sample_release(t, &t->s[i]);
     free(t->s);
     if (t->curl)
         curl_easy_cleanup(t->curl);
@@ -528,6 +534,43 @@ static json_t *jnum(bool valid, double v)
     return valid && isfinite(v) ? json_real(v) : json_null();
 }
 
+/* The processes on the GPU (null when NVML could not list them) and, in MIG mode, its MIG
+ * devices (null otherwise). */
+static void gpu_lists_json(json_t *o, const struct gpu_sample *x)
+{
+    const double mib = 1024.0 * 1024.0;
+    json_t *procs = json_null(), *migs = json_null();
+    if (HAS(x->valid, GF_PROCS)) {
+        procs = json_array();
+        for (unsigned k = 0; k < x->n_procs; k++) {
+            const struct gpu_proc *p = &x->procs[k];
+            json_array_append_new(
+                procs, json_pack("{s:I, s:o, s:o, s:o}", "pid", (json_int_t)p->pid, "used_mib",
+                                 jnum(p->used_b != NVML_MEM_UNKNOWN, (double)p->used_b / mib),
+                                 "gpu_instance_id",
+                                 p->gpu_instance < 0 ? json_null() : json_integer(p->gpu_instance),
+                                 "compute_instance_id",
+                                 p->compute_instance < 0 ? json_null()
+                                                         : json_integer(p->compute_instance)));
+        }
+    }
+    if (HAS(x->valid, GF_MIG)) {
+        migs = json_array();
+        for (unsigned k = 0; k < x->n_migs; k++) {
+            const struct mig_reading *m = &x->migs[k];
+            json_array_append_new(
+                migs,
+                json_pack("{s:o, s:o, s:o, s:o}", "uuid",
+                          m->uuid[0] ? json_string(m->uuid) : json_null(), "gpu_instance_id",
+                          m->gpu_instance < 0 ? json_null() : json_integer(m->gpu_instance),
+                          "memory_used_mib", jnum(m->mem_valid, (double)m->mem_used_b / mib),
+                          "memory_total_mib", jnum(m->mem_valid, (double)m->mem_total_b / mib)));
+        }
+    }
+    json_object_set_new(o, "processes", procs);
+    json_object_set_new(o, "mig_devices", migs);
+}
+
 static json_t *gpu_json(const struct telemetry *t, unsigned g, const struct gpu_sample *x)
 {
     const struct gpu_info *info = nvml_info(t->nvml, g);
@@ -543,18 +586,20 @@ static json_t *gpu_json(const struct telemetry *t, unsigned g, const struct gpu_
         reasons = json_null();
     }
     const double mib = 1024.0 * 1024.0;
-    return json_pack("{s:i, s:o, s:o, s:o, s:o, s:o, s:o, s:o, s:o, s:o, s:o, s:o}", "index",
-                     (int)info->index, "name",
-                     info->name[0] ? json_string(info->name) : json_null(), "power_w",
-                     jnum(HAS(v, GF_POWER), x->power_mw / 1000.0), "energy_j",
-                     jnum(HAS(v, GF_ENERGY), (double)x->energy_mj / 1000.0), "temperature_c",
-                     jnum(HAS(v, GF_TEMP), x->temp_c), "memory_used_mib",
-                     jnum(HAS(v, GF_MEM), (double)x->mem_used_b / mib), "memory_total_mib",
-                     jnum(HAS(v, GF_MEM), (double)x->mem_total_b / mib), "utilization_gpu_pct",
-                     jnum(HAS(v, GF_UTIL), x->util_gpu_pct), "utilization_memory_pct",
-                     jnum(HAS(v, GF_UTIL), x->util_mem_pct), "sm_clock_mhz",
-                     jnum(HAS(v, GF_SM_CLOCK), x->sm_clock_mhz), "memory_clock_mhz",
-                     jnum(HAS(v, GF_MEM_CLOCK), x->mem_clock_mhz), "throttle_reasons", reasons);
+    json_t *o =
+        json_pack("{s:i, s:o, s:o, s:o, s:o, s:o, s:o, s:o, s:o, s:o, s:o, s:o}", "index",
+                  (int)info->index, "name", info->name[0] ? json_string(info->name) : json_null(),
+                  "power_w", jnum(HAS(v, GF_POWER), x->power_mw / 1000.0), "energy_j",
+                  jnum(HAS(v, GF_ENERGY), (double)x->energy_mj / 1000.0), "temperature_c",
+                  jnum(HAS(v, GF_TEMP), x->temp_c), "memory_used_mib",
+                  jnum(HAS(v, GF_MEM), (double)x->mem_used_b / mib), "memory_total_mib",
+                  jnum(HAS(v, GF_MEM), (double)x->mem_total_b / mib), "utilization_gpu_pct",
+                  jnum(HAS(v, GF_UTIL), x->util_gpu_pct), "utilization_memory_pct",
+                  jnum(HAS(v, GF_UTIL), x->util_mem_pct), "sm_clock_mhz",
+                  jnum(HAS(v, GF_SM_CLOCK), x->sm_clock_mhz), "memory_clock_mhz",
+                  jnum(HAS(v, GF_MEM_CLOCK), x->mem_clock_mhz), "throttle_reasons", reasons);
+    gpu_lists_json(o, x);
+    return o;
 }
 
 static json_t *server_json(const struct sample *s)
