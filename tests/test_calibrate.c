@@ -358,6 +358,10 @@ static void the_validation_set_loads_with_its_split(void **state)
         assert_int_equal(s.rows[i].held_out, i % 2 == 1);
         bool is_sharegpt = strstr(s.rows[i].id, "sharegpt") != NULL;
         assert_true(s.rows[i].lengths_vary == is_sharegpt);
+        /* Those rows carry one drawn length pair per request of a replica, the others none. */
+        assert_int_equal(s.rows[i].n_lens,
+                         is_sharegpt ? (size_t)(s.rows[i].prompts / s.rows[i].replicas) : 0);
+        assert_true((s.rows[i].prompt_lens != NULL) == is_sharegpt);
         sharegpt += is_sharegpt;
     }
     assert_true(sharegpt >= 6);
@@ -381,10 +385,83 @@ static void the_validation_set_loads_with_its_split(void **state)
     validation_set_release(&s);
 }
 
+/* ShareGPT-like lengths: the published means, vLLM's sampler bounds, a long tail, and the same
+ * draw for the same seed. */
+static void sharegpt_lengths_keep_the_means_and_bounds(void **state)
+{
+    (void)state;
+    enum { N = 1000 };
+    int *p = xcalloc(N, sizeof(*p)), *o = xcalloc(N, sizeof(*o));
+    int *p2 = xcalloc(N, sizeof(*p2)), *o2 = xcalloc(N, sizeof(*o2));
+    validation_sharegpt_lengths(217, 197, 42, p, o, N);
+    double sp = 0, so = 0;
+    int pmax = 0;
+    for (int i = 0; i < N; i++) {
+        assert_true(p[i] >= 4 && p[i] <= 1024);
+        assert_true(o[i] >= 4 && p[i] + o[i] <= 2048);
+        sp += p[i];
+        so += o[i];
+        pmax = p[i] > pmax ? p[i] : pmax;
+    }
+    assert_true(fabs(sp / N - 217) < 1.0);
+    assert_true(fabs(so / N - 197) < 1.0);
+    assert_true(pmax > 3 * 217); /* long-tailed, not the mean every time */
+    validation_sharegpt_lengths(217, 197, 42, p2, o2, N);
+    assert_memory_equal(p, p2, N * sizeof(*p));
+    assert_memory_equal(o, o2, N * sizeof(*o));
+    validation_sharegpt_lengths(217, 197, 43, p2, o2, N);
+    assert_true(memcmp(p, p2, N * sizeof(*p)) != 0);
+    free(p);
+    free(o);
+    free(p2);
+    free(o2);
+}
+
+/* plan replays per-request lengths in order: lengths equal to the means give the same plan as
+ * none, varied ones a different one, and a pair longer than the window is refused. */
+static void plan_replays_per_request_lengths(void **state)
+{
+    (void)state;
+    struct plan_query q = {.gpu = "h100",
+                           .model = "llama-3.1-8b",
+                           .max_model_len = 2048,
+                           .prompt_tokens = 300,
+                           .output_tokens = 60,
+                           .users = 4,
+                           .requests = 16};
+    char err[512];
+    struct plan_prediction a, b, c;
+    assert_int_equal(plan_predict(&q, &a, err, sizeof(err)), 0);
+    int pl[16], ol[16];
+    for (int i = 0; i < 16; i++) {
+        pl[i] = 300;
+        ol[i] = 60;
+    }
+    q.prompt_lens = pl;
+    q.output_lens = ol;
+    q.n_lens = 16;
+    assert_int_equal(plan_predict(&q, &b, err, sizeof(err)), 0);
+    assert_true(a.simulated && b.simulated);
+    assert_true(a.output_tps == b.output_tps && a.ttft.mean == b.ttft.mean);
+    for (int i = 0; i < 16; i++) { /* same means, spread */
+        pl[i] = i % 2 ? 500 : 100;
+        ol[i] = i % 4 < 2 ? 20 : 100;
+    }
+    assert_int_equal(plan_predict(&q, &c, err, sizeof(err)), 0);
+    assert_true(c.output_tps != a.output_tps && c.ttft.mean != a.ttft.mean);
+    /* The burst lasts as long as its longest requests: lower throughput than equal lengths. */
+    assert_true(c.output_tps < a.output_tps);
+    pl[5] = 2040; /* + 20 output tokens > 2048 */
+    assert_int_equal(plan_predict(&q, &c, err, sizeof(err)), -EINVAL);
+    assert_non_null(strstr(err, "request 5"));
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(validation_ratios_match_a_hand_computation),
+        cmocka_unit_test(sharegpt_lengths_keep_the_means_and_bounds),
+        cmocka_unit_test(plan_replays_per_request_lengths),
         cmocka_unit_test(the_validation_set_loads_with_its_split),
         cmocka_unit_test(a_bad_profile_is_a_usage_error_with_its_line),
         cmocka_unit_test(a_profile_moves_plan_the_documented_way),
