@@ -12,6 +12,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/wait.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <cmocka.h>
@@ -140,9 +141,28 @@ static void assert_within(double got, double want, double rel)
         fail_msg("got %g, want %g within %.0f %%", got, want, rel * 100);
 }
 
+/* The worst lateness of a 1 ms sleep over 50 tries (seconds): how late this host wakes a timer
+ * now. The simulator holds each request request_s on a timer and ends each step on one, and the
+ * client wakes on the first token, so a loaded host adds a few such delays to every measured
+ * TTFT, which calibrate can only read as request_s. */
+static double timer_overshoot_s(void)
+{
+    double worst = 0;
+    for (int i = 0; i < 50; i++) {
+        struct timespec a, b, d = {0, 1000000};
+        clock_gettime(CLOCK_MONOTONIC, &a);
+        nanosleep(&d, NULL);
+        clock_gettime(CLOCK_MONOTONIC, &b);
+        double late = (double)(b.tv_sec - a.tv_sec) + (b.tv_nsec - a.tv_nsec) * 1e-9 - 1e-3;
+        worst = late > worst ? late : worst;
+    }
+    return worst;
+}
+
 static void calibrate_recovers_the_simulators_efficiencies(void **state)
 {
     (void)state;
+    double late = timer_overshoot_s();
     write_file("truth.yaml", truth_profile);
     char *t1 = xasprintf(run_single, tmpdir, tmpdir);
     char *t2 = xasprintf(run_batch, tmpdir, tmpdir);
@@ -156,6 +176,8 @@ static void calibrate_recovers_the_simulators_efficiencies(void **state)
     assert_int_equal(run_tb(a2, NULL), 0);
     free(a1);
     free(a2);
+    double late2 = timer_overshoot_s();
+    late = late2 > late ? late2 : late;
     char *out = NULL;
     char *a3 = xasprintf("calibrate %s/out/cal1_*_detailed.json %s/out/cal8_*_detailed.json "
                          "--output %s/fit.yaml",
@@ -176,7 +198,14 @@ static void calibrate_recovers_the_simulators_efficiencies(void **state)
     assert_within(fit.p[CAL_ATTN], 0.40, RECOVERY_TOLERANCE);
     assert_within(fit.p[CAL_WEIGHT_BW], 0.70, RECOVERY_TOLERANCE);
     assert_within(fit.p[CAL_KV_BW], 0.50, RECOVERY_TOLERANCE);
-    assert_within(fit.p[CAL_REQUEST_S], 0.030, RECOVERY_TOLERANCE);
+    /* request_s within 3 %, or within the three timer wake-ups (the hold, the prefill step, the
+     * client's) that this host's measured lateness adds to each TTFT, if that is more: on an
+     * idle host the 3 % decides, on a loaded one what the load added, nothing more. */
+    double req_tol = 3 * late / 0.030;
+    fprintf(stderr, "timer lateness %.3f ms, request_s tolerance %.1f %%\n", late * 1e3,
+            (req_tol > RECOVERY_TOLERANCE ? req_tol : RECOVERY_TOLERANCE) * 100);
+    assert_within(fit.p[CAL_REQUEST_S], 0.030,
+                  req_tol > RECOVERY_TOLERANCE ? req_tol : RECOVERY_TOLERANCE);
     /* A dense bf16 model says nothing about int4 or MoE kernels: kept, not invented. */
     assert_true(fit.p[CAL_GEMM_INT4] == def.p[CAL_GEMM_INT4]);
     assert_true(fit.p[CAL_MOE] == def.p[CAL_MOE]);
