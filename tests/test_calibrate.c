@@ -16,12 +16,14 @@
 #include <unistd.h>
 
 #include <cmocka.h>
+#include <glob.h>
 #include <errno.h>
 #include <math.h>
 #include <jansson.h>
 
 #include "core/xalloc.h"
 #include "engine/calibration.h"
+#include "plan/calibrate.h"
 #include "plan/validation.h"
 
 static char tmpdir[] = "/tmp/tb_calibrate_XXXXXX";
@@ -216,6 +218,39 @@ static void calibrate_recovers_the_simulators_efficiencies(void **state)
     assert_int_equal(fit.points, 4);
     assert_true(fit.err_after_pct < fit.err_before_pct);
     assert_true(fit.err_after_pct < RECOVERY_TOLERANCE * 100);
+}
+
+/* A calibration point hands the planner each completed request's measured lengths, in the
+ * order sent, not only their mean (runs from calibrate_recovers_the_simulators_efficiencies). */
+static void calibrate_replays_each_requests_lengths(void **state)
+{
+    (void)state;
+    char *pat = xasprintf("%s/out/cal8_*_detailed.json", tmpdir);
+    glob_t g;
+    assert_int_equal(glob(pat, 0, NULL, &g), 0);
+    free(pat);
+    struct calibrate_set s;
+    calibrate_set_init(&s);
+    struct calibrate_overrides ov;
+    memset(&ov, 0, sizeof(ov));
+    char err[512];
+    assert_int_equal(calibrate_load(&s, g.gl_pathv[0], &ov, err, sizeof(err)), 0);
+    globfree(&g);
+    assert_int_equal(s.n, 1);
+    const struct calibrate_point *p = &s.pts[0];
+    assert_int_equal(p->q.n_lens, 8);
+    assert_true(p->q.prompt_lens == p->own_prompt_lens && p->q.output_lens == p->own_output_lens);
+    long in = 0, out = 0;
+    for (size_t i = 0; i < p->q.n_lens; i++) {
+        assert_int_equal(p->q.output_lens[i], 128); /* completion_tokens, ignore_eos */
+        assert_true(p->q.prompt_lens[i] > 8000 && p->q.prompt_lens[i] <= 8320 - 128);
+        in += p->q.prompt_lens[i];
+        out += p->q.output_lens[i];
+    }
+    /* Their means are the summary's, which the point also carries. */
+    assert_int_equal((int)lround((double)in / 8), p->q.prompt_tokens);
+    assert_int_equal((int)lround((double)out / 8), p->q.output_tokens);
+    calibrate_set_release(&s);
 }
 
 /* Runs plan --json with extra args; returns the parsed object (caller decrefs). */
@@ -539,6 +574,7 @@ int main(void)
         cmocka_unit_test(a_bad_profile_is_a_usage_error_with_its_line),
         cmocka_unit_test(a_profile_moves_plan_the_documented_way),
         cmocka_unit_test(calibrate_recovers_the_simulators_efficiencies),
+        cmocka_unit_test(calibrate_replays_each_requests_lengths),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }
