@@ -154,8 +154,8 @@ static uint64_t probe_seed(uint64_t seed, size_t wi, int users)
  * closed-loop users out of step, as they are in the run. *prompt and *output are the caller's
  * to free; 0 (none) when the prompts come from a dataset or trace (a dataset prompt's length is
  * known only once built), or when a drawn pair does not fit the window (the means stand). */
-static size_t probe_lengths(const struct study *st, size_t wi, int users, int context,
-                            int window, int **prompt, int **output)
+static size_t probe_lengths(const struct study *st, size_t wi, int users, int context, int window,
+                            int **prompt, int **output)
 {
     const struct config *wc = &st->wcfg[wi];
     *prompt = *output = NULL;
