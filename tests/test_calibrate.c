@@ -12,7 +12,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/wait.h>
-#include <time.h>
 #include <unistd.h>
 
 #include <cmocka.h>
@@ -143,28 +142,66 @@ static void assert_within(double got, double want, double rel)
         fail_msg("got %g, want %g within %.0f %%", got, want, rel * 100);
 }
 
-/* The worst lateness of a 1 ms sleep over 50 tries (seconds): how late this host wakes a timer
- * now. The simulator holds each request request_s on a timer and ends each step on one, and the
- * client wakes on the first token, so a loaded host adds a few such delays to every measured
- * TTFT, which calibrate can only read as request_s. */
-static double timer_overshoot_s(void)
+static double num(json_t *j, const char *key);
+
+/* The simulator with the truth's efficiencies but no per-request cost, for path_overhead_s. */
+static const char truth0_profile[] = "kind: calibration\n"
+                                     "efficiency:\n"
+                                     "  gemm: 0.45\n"
+                                     "  attention: 0.40\n"
+                                     "  weight_bandwidth: 0.70\n"
+                                     "  kv_bandwidth: 0.50\n"
+                                     "overhead:\n"
+                                     "  request_s: 0\n";
+static const char run_zero[] =
+    "benchmark: {name: cal0, output_prefix: cal0, output_dir: %s/out}\n"
+    "server: {sim: {gpu: l40s, max_model_len: 16448, calibration: %s/truth0.yaml}}\n"
+    "model: {name: meta-llama/Llama-3.1-8B-Instruct}\n"
+    "context_lengths: [576]\n"
+    "requests: {num_requests: 4, concurrent_requests: 1, rate_per_second: inf,\n"
+    "           completion_tokens: 2}\n"
+    "telemetry: {collect_gpu_stats: false, scrape_server_metrics: false}\n";
+
+/* What this host's own HTTP path (client, simulator, loopback) adds to every TTFT, seconds: the
+ * simulator run with no request_s, less the plan's TTFT for the same requests (the two agree to
+ * within 0.5 % on the engine's share, docs/ENGINE.md). A fit can only read it as request_s. */
+static double path_overhead_s(void)
 {
-    double worst = 0;
-    for (int i = 0; i < 50; i++) {
-        struct timespec a, b, d = {0, 1000000};
-        clock_gettime(CLOCK_MONOTONIC, &a);
-        nanosleep(&d, NULL);
-        clock_gettime(CLOCK_MONOTONIC, &b);
-        double late = (double)(b.tv_sec - a.tv_sec) + (b.tv_nsec - a.tv_nsec) * 1e-9 - 1e-3;
-        worst = late > worst ? late : worst;
-    }
-    return worst;
+    write_file("truth0.yaml", truth0_profile);
+    char *t = xasprintf(run_zero, tmpdir, tmpdir);
+    write_file("zero.yaml", t);
+    free(t);
+    char *a = xasprintf("run --quiet --config %s/zero.yaml", tmpdir);
+    assert_int_equal(run_tb(a, NULL), 0);
+    free(a);
+    char *pat = xasprintf("%s/out/cal0_*_detailed.json", tmpdir);
+    glob_t g;
+    assert_int_equal(glob(pat, 0, NULL, &g), 0);
+    free(pat);
+    json_t *root = json_load_file(g.gl_pathv[0], 0, NULL);
+    globfree(&g);
+    assert_non_null(root);
+    json_t *sum = json_object_get(json_array_get(json_object_get(root, "points"), 0), "summary");
+    double measured = num(json_object_get(sum, "ttft_ms"), "mean");
+    double in = num(sum, "prompt_tokens_total") / num(sum, "completed");
+    json_decref(root);
+    a = xasprintf("plan --gpu l40s --model llama-3.1-8b --context 16448 --prompt-tokens %d "
+                  "--output-tokens 2 --users 1 --requests 4 --calibration %s/truth0.yaml --json",
+                  (int)lround(in), tmpdir);
+    char *out = NULL;
+    assert_int_equal(run_tb(a, &out), 0);
+    free(a);
+    json_t *plan = json_loads(out, 0, NULL);
+    free(out);
+    assert_non_null(plan);
+    double predicted = num(plan, "ttft_mean_ms");
+    json_decref(plan);
+    return (measured - predicted) / 1e3;
 }
 
 static void calibrate_recovers_the_simulators_efficiencies(void **state)
 {
     (void)state;
-    double late = timer_overshoot_s();
     write_file("truth.yaml", truth_profile);
     char *t1 = xasprintf(run_single, tmpdir, tmpdir);
     char *t2 = xasprintf(run_batch, tmpdir, tmpdir);
@@ -178,8 +215,7 @@ static void calibrate_recovers_the_simulators_efficiencies(void **state)
     assert_int_equal(run_tb(a2, NULL), 0);
     free(a1);
     free(a2);
-    double late2 = timer_overshoot_s();
-    late = late2 > late ? late2 : late;
+    double path = path_overhead_s();
     char *out = NULL;
     char *a3 = xasprintf("calibrate %s/out/cal1_*_detailed.json %s/out/cal8_*_detailed.json "
                          "--output %s/fit.yaml",
@@ -200,14 +236,13 @@ static void calibrate_recovers_the_simulators_efficiencies(void **state)
     assert_within(fit.p[CAL_ATTN], 0.40, RECOVERY_TOLERANCE);
     assert_within(fit.p[CAL_WEIGHT_BW], 0.70, RECOVERY_TOLERANCE);
     assert_within(fit.p[CAL_KV_BW], 0.50, RECOVERY_TOLERANCE);
-    /* request_s within 3 %, or within the three timer wake-ups (the hold, the prefill step, the
-     * client's) that this host's measured lateness adds to each TTFT, if that is more: on an
-     * idle host the 3 % decides, on a loaded one what the load added, nothing more. */
-    double req_tol = 3 * late / 0.030;
-    fprintf(stderr, "timer lateness %.3f ms, request_s tolerance %.1f %%\n", late * 1e3,
-            (req_tol > RECOVERY_TOLERANCE ? req_tol : RECOVERY_TOLERANCE) * 100);
-    assert_within(fit.p[CAL_REQUEST_S], 0.030,
-                  req_tol > RECOVERY_TOLERANCE ? req_tol : RECOVERY_TOLERANCE);
+    /* The fit reads request_s as the truth plus what this host's own path adds to each TTFT, so
+     * it must be within 3 % of the truth plus that path, which is measured, not assumed (a few
+     * tenths of a millisecond on an idle host; about 1 ms under AddressSanitizer, and more while
+     * other builds load the machine, where a fixed 3 % of 30 ms failed now and then). */
+    fprintf(stderr, "host path adds %.2f ms to each TTFT; request_s fitted %.2f ms\n", path * 1e3,
+            fit.p[CAL_REQUEST_S] * 1e3);
+    assert_within(fit.p[CAL_REQUEST_S], 0.030, RECOVERY_TOLERANCE + fabs(path) / 0.030);
     /* A dense bf16 model says nothing about int4 or MoE kernels: kept, not invented. */
     assert_true(fit.p[CAL_GEMM_INT4] == def.p[CAL_GEMM_INT4]);
     assert_true(fit.p[CAL_MOE] == def.p[CAL_MOE]);
