@@ -48,9 +48,6 @@ static int fit_defaults(const struct validation_set *set, const char *calibratio
         const struct validation_row *r = &set->rows[i];
         if (r->held_out)
             continue; /* never tune on the held-out half */
-        if (r->lengths_vary && r->concurrency >= r->prompts)
-            continue; /* a burst of varied lengths: its duration is its longest request's,
-                         which the planner's mean-length replay cannot show */
         struct calibrate_point *p = &cs.pts[cs.n];
         snprintf(p->gpu, sizeof(p->gpu), "%s", r->gpu);
         snprintf(p->model, sizeof(p->model), "%s", r->model);

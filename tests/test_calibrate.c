@@ -15,12 +15,14 @@
 #include <unistd.h>
 
 #include <cmocka.h>
+#include <glob.h>
 #include <errno.h>
 #include <math.h>
 #include <jansson.h>
 
 #include "core/xalloc.h"
 #include "engine/calibration.h"
+#include "plan/calibrate.h"
 #include "plan/validation.h"
 
 static char tmpdir[] = "/tmp/tb_calibrate_XXXXXX";
@@ -140,6 +142,63 @@ static void assert_within(double got, double want, double rel)
         fail_msg("got %g, want %g within %.0f %%", got, want, rel * 100);
 }
 
+static double num(json_t *j, const char *key);
+
+/* The simulator with the truth's efficiencies but no per-request cost, for path_overhead_s. */
+static const char truth0_profile[] = "kind: calibration\n"
+                                     "efficiency:\n"
+                                     "  gemm: 0.45\n"
+                                     "  attention: 0.40\n"
+                                     "  weight_bandwidth: 0.70\n"
+                                     "  kv_bandwidth: 0.50\n"
+                                     "overhead:\n"
+                                     "  request_s: 0\n";
+static const char run_zero[] =
+    "benchmark: {name: cal0, output_prefix: cal0, output_dir: %s/out}\n"
+    "server: {sim: {gpu: l40s, max_model_len: 16448, calibration: %s/truth0.yaml}}\n"
+    "model: {name: meta-llama/Llama-3.1-8B-Instruct}\n"
+    "context_lengths: [576]\n"
+    "requests: {num_requests: 4, concurrent_requests: 1, rate_per_second: inf,\n"
+    "           completion_tokens: 2}\n"
+    "telemetry: {collect_gpu_stats: false, scrape_server_metrics: false}\n";
+
+/* What this host's own HTTP path (client, simulator, loopback) adds to every TTFT, seconds: the
+ * simulator run with no request_s, less the plan's TTFT for the same requests (the two agree to
+ * within 0.5 % on the engine's share, docs/ENGINE.md). A fit can only read it as request_s. */
+static double path_overhead_s(void)
+{
+    write_file("truth0.yaml", truth0_profile);
+    char *t = xasprintf(run_zero, tmpdir, tmpdir);
+    write_file("zero.yaml", t);
+    free(t);
+    char *a = xasprintf("run --quiet --config %s/zero.yaml", tmpdir);
+    assert_int_equal(run_tb(a, NULL), 0);
+    free(a);
+    char *pat = xasprintf("%s/out/cal0_*_detailed.json", tmpdir);
+    glob_t g;
+    assert_int_equal(glob(pat, 0, NULL, &g), 0);
+    free(pat);
+    json_t *root = json_load_file(g.gl_pathv[0], 0, NULL);
+    globfree(&g);
+    assert_non_null(root);
+    json_t *sum = json_object_get(json_array_get(json_object_get(root, "points"), 0), "summary");
+    double measured = num(json_object_get(sum, "ttft_ms"), "mean");
+    double in = num(sum, "prompt_tokens_total") / num(sum, "completed");
+    json_decref(root);
+    a = xasprintf("plan --gpu l40s --model llama-3.1-8b --context 16448 --prompt-tokens %d "
+                  "--output-tokens 2 --users 1 --requests 4 --calibration %s/truth0.yaml --json",
+                  (int)lround(in), tmpdir);
+    char *out = NULL;
+    assert_int_equal(run_tb(a, &out), 0);
+    free(a);
+    json_t *plan = json_loads(out, 0, NULL);
+    free(out);
+    assert_non_null(plan);
+    double predicted = num(plan, "ttft_mean_ms");
+    json_decref(plan);
+    return (measured - predicted) / 1e3;
+}
+
 static void calibrate_recovers_the_simulators_efficiencies(void **state)
 {
     (void)state;
@@ -156,6 +215,7 @@ static void calibrate_recovers_the_simulators_efficiencies(void **state)
     assert_int_equal(run_tb(a2, NULL), 0);
     free(a1);
     free(a2);
+    double path = path_overhead_s();
     char *out = NULL;
     char *a3 = xasprintf("calibrate %s/out/cal1_*_detailed.json %s/out/cal8_*_detailed.json "
                          "--output %s/fit.yaml",
@@ -176,7 +236,13 @@ static void calibrate_recovers_the_simulators_efficiencies(void **state)
     assert_within(fit.p[CAL_ATTN], 0.40, RECOVERY_TOLERANCE);
     assert_within(fit.p[CAL_WEIGHT_BW], 0.70, RECOVERY_TOLERANCE);
     assert_within(fit.p[CAL_KV_BW], 0.50, RECOVERY_TOLERANCE);
-    assert_within(fit.p[CAL_REQUEST_S], 0.030, RECOVERY_TOLERANCE);
+    /* The fit reads request_s as the truth plus what this host's own path adds to each TTFT, so
+     * it must be within 3 % of the truth plus that path, which is measured, not assumed (a few
+     * tenths of a millisecond on an idle host; about 1 ms under AddressSanitizer, and more while
+     * other builds load the machine, where a fixed 3 % of 30 ms failed now and then). */
+    fprintf(stderr, "host path adds %.2f ms to each TTFT; request_s fitted %.2f ms\n", path * 1e3,
+            fit.p[CAL_REQUEST_S] * 1e3);
+    assert_within(fit.p[CAL_REQUEST_S], 0.030, RECOVERY_TOLERANCE + fabs(path) / 0.030);
     /* A dense bf16 model says nothing about int4 or MoE kernels: kept, not invented. */
     assert_true(fit.p[CAL_GEMM_INT4] == def.p[CAL_GEMM_INT4]);
     assert_true(fit.p[CAL_MOE] == def.p[CAL_MOE]);
@@ -187,6 +253,39 @@ static void calibrate_recovers_the_simulators_efficiencies(void **state)
     assert_int_equal(fit.points, 4);
     assert_true(fit.err_after_pct < fit.err_before_pct);
     assert_true(fit.err_after_pct < RECOVERY_TOLERANCE * 100);
+}
+
+/* A calibration point hands the planner each completed request's measured lengths, in the
+ * order sent, not only their mean (runs from calibrate_recovers_the_simulators_efficiencies). */
+static void calibrate_replays_each_requests_lengths(void **state)
+{
+    (void)state;
+    char *pat = xasprintf("%s/out/cal8_*_detailed.json", tmpdir);
+    glob_t g;
+    assert_int_equal(glob(pat, 0, NULL, &g), 0);
+    free(pat);
+    struct calibrate_set s;
+    calibrate_set_init(&s);
+    struct calibrate_overrides ov;
+    memset(&ov, 0, sizeof(ov));
+    char err[512];
+    assert_int_equal(calibrate_load(&s, g.gl_pathv[0], &ov, err, sizeof(err)), 0);
+    globfree(&g);
+    assert_int_equal(s.n, 1);
+    const struct calibrate_point *p = &s.pts[0];
+    assert_int_equal(p->q.n_lens, 8);
+    assert_true(p->q.prompt_lens == p->own_prompt_lens && p->q.output_lens == p->own_output_lens);
+    long in = 0, out = 0;
+    for (size_t i = 0; i < p->q.n_lens; i++) {
+        assert_int_equal(p->q.output_lens[i], 128); /* completion_tokens, ignore_eos */
+        assert_true(p->q.prompt_lens[i] > 8000 && p->q.prompt_lens[i] <= 8320 - 128);
+        in += p->q.prompt_lens[i];
+        out += p->q.output_lens[i];
+    }
+    /* Their means are the summary's, which the point also carries. */
+    assert_int_equal((int)lround((double)in / 8), p->q.prompt_tokens);
+    assert_int_equal((int)lround((double)out / 8), p->q.output_tokens);
+    calibrate_set_release(&s);
 }
 
 /* Runs plan --json with extra args; returns the parsed object (caller decrefs). */
@@ -358,6 +457,10 @@ static void the_validation_set_loads_with_its_split(void **state)
         assert_int_equal(s.rows[i].held_out, i % 2 == 1);
         bool is_sharegpt = strstr(s.rows[i].id, "sharegpt") != NULL;
         assert_true(s.rows[i].lengths_vary == is_sharegpt);
+        /* Those rows carry one drawn length pair per request of a replica, the others none. */
+        assert_int_equal(s.rows[i].n_lens,
+                         is_sharegpt ? (size_t)(s.rows[i].prompts / s.rows[i].replicas) : 0);
+        assert_true((s.rows[i].prompt_lens != NULL) == is_sharegpt);
         sharegpt += is_sharegpt;
     }
     assert_true(sharegpt >= 6);
@@ -381,14 +484,132 @@ static void the_validation_set_loads_with_its_split(void **state)
     validation_set_release(&s);
 }
 
+/* ShareGPT-like lengths: the published means, vLLM's sampler bounds, a long tail, and the same
+ * draw for the same seed. */
+static void sharegpt_lengths_keep_the_means_and_bounds(void **state)
+{
+    (void)state;
+    enum { N = 1000 };
+    int *p = xcalloc(N, sizeof(*p)), *o = xcalloc(N, sizeof(*o));
+    int *p2 = xcalloc(N, sizeof(*p2)), *o2 = xcalloc(N, sizeof(*o2));
+    validation_sharegpt_lengths(217, 197, 42, p, o, N);
+    double sp = 0, so = 0;
+    int pmax = 0;
+    for (int i = 0; i < N; i++) {
+        assert_true(p[i] >= 4 && p[i] <= 1024);
+        assert_true(o[i] >= 4 && p[i] + o[i] <= 2048);
+        sp += p[i];
+        so += o[i];
+        pmax = p[i] > pmax ? p[i] : pmax;
+    }
+    assert_true(fabs(sp / N - 217) < 1.0);
+    assert_true(fabs(so / N - 197) < 1.0);
+    assert_true(pmax > 3 * 217); /* long-tailed, not the mean every time */
+    validation_sharegpt_lengths(217, 197, 42, p2, o2, N);
+    assert_memory_equal(p, p2, N * sizeof(*p));
+    assert_memory_equal(o, o2, N * sizeof(*o));
+    validation_sharegpt_lengths(217, 197, 43, p2, o2, N);
+    assert_true(memcmp(p, p2, N * sizeof(*p)) != 0);
+    free(p);
+    free(o);
+    free(p2);
+    free(o2);
+}
+
+/* plan replays per-request lengths in order: lengths equal to the means give the same plan as
+ * none, varied ones a different one, and a pair longer than the window is refused. */
+static void plan_replays_per_request_lengths(void **state)
+{
+    (void)state;
+    struct plan_query q = {.gpu = "h100",
+                           .model = "llama-3.1-8b",
+                           .max_model_len = 2048,
+                           .prompt_tokens = 300,
+                           .output_tokens = 60,
+                           .users = 4,
+                           .requests = 16};
+    char err[512];
+    struct plan_prediction a, b, c;
+    assert_int_equal(plan_predict(&q, &a, err, sizeof(err)), 0);
+    int pl[16], ol[16];
+    for (int i = 0; i < 16; i++) {
+        pl[i] = 300;
+        ol[i] = 60;
+    }
+    q.prompt_lens = pl;
+    q.output_lens = ol;
+    q.n_lens = 16;
+    assert_int_equal(plan_predict(&q, &b, err, sizeof(err)), 0);
+    assert_true(a.simulated && b.simulated);
+    assert_true(a.output_tps == b.output_tps && a.ttft.mean == b.ttft.mean);
+    for (int i = 0; i < 16; i++) { /* same means, spread */
+        pl[i] = i % 2 ? 500 : 100;
+        ol[i] = i % 4 < 2 ? 20 : 100;
+    }
+    assert_int_equal(plan_predict(&q, &c, err, sizeof(err)), 0);
+    assert_true(c.output_tps != a.output_tps && c.ttft.mean != a.ttft.mean);
+    /* The burst lasts as long as its longest requests: lower throughput than equal lengths. */
+    assert_true(c.output_tps < a.output_tps);
+    pl[5] = 2040; /* + 20 output tokens > 2048 */
+    assert_int_equal(plan_predict(&q, &c, err, sizeof(err)), -EINVAL);
+    assert_non_null(strstr(err, "request 5"));
+}
+
+/* plan's band is the held-out half's median error of bench_validation rounded up to a whole
+ * percent: recomputed here from the three files with the built-in defaults, so a model change
+ * that moves the medians fails this until the band (and docs/ENGINE.md) follow. */
+static void the_band_is_the_held_out_median(void **state)
+{
+    (void)state;
+    static const char *const files[] = {"cloudrift", "tenstorrent_gpu_reference",
+                                        "gpustack_perf_lab"};
+    struct validation_set s;
+    validation_set_init(&s);
+    char err[512];
+    for (size_t f = 0; f < sizeof(files) / sizeof(files[0]); f++) {
+        char *p = xasprintf("%s/bench/validation/%s.yaml", TB_SOURCE_DIR, files[f]);
+        assert_int_equal(validation_load(&s, p, err, sizeof(err)), 0);
+        free(p);
+    }
+    double *tps = xcalloc(s.n, sizeof(*tps)), *tpot = xcalloc(s.n, sizeof(*tpot));
+    size_t n = 0;
+    for (size_t i = 0; i < s.n; i++) {
+        const struct validation_row *r = &s.rows[i];
+        struct plan_prediction p;
+        if (!r->held_out)
+            continue;
+        assert_int_equal(validation_predict(r, NULL, &p, err, sizeof(err)), 0);
+        if (!p.fits)
+            continue;
+        struct validation_ratio vr;
+        validation_compare(r, &p, &vr);
+        tps[n] = vr.tps;
+        tpot[n] = vr.tpot;
+        n++;
+    }
+    double mt = validation_median_abs_error(tps, n), mp = validation_median_abs_error(tpot, n);
+    fprintf(stderr, "held-out medians: throughput %.1f %%, TPOT %.1f %% over %zu rows\n", mt, mp,
+            n);
+    assert_true(n >= 20);
+    assert_true(VALIDATION_BAND_TPS_PCT == ceil(mt));
+    assert_true(VALIDATION_BAND_TPOT_PCT == ceil(mp));
+    free(tps);
+    free(tpot);
+    validation_set_release(&s);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(validation_ratios_match_a_hand_computation),
+        cmocka_unit_test(sharegpt_lengths_keep_the_means_and_bounds),
+        cmocka_unit_test(plan_replays_per_request_lengths),
+        cmocka_unit_test(the_band_is_the_held_out_median),
         cmocka_unit_test(the_validation_set_loads_with_its_split),
         cmocka_unit_test(a_bad_profile_is_a_usage_error_with_its_line),
         cmocka_unit_test(a_profile_moves_plan_the_documented_way),
         cmocka_unit_test(calibrate_recovers_the_simulators_efficiencies),
+        cmocka_unit_test(calibrate_replays_each_requests_lengths),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }

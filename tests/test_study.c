@@ -556,6 +556,60 @@ static void bad_study_file_names_file_line_and_key(void **state)
     free(cfg);
 }
 
+/* The plan replays each probe's drawn lengths: two workloads with the same mean lengths, one
+ * fixed, one varied (uniform prompts, lognormal outputs), plan alike only if lengths are
+ * averaged. With the draws, the fixed users stay in step (eight 1,000-token prefills land in
+ * one step) and the varied ones do not, so the varied TTFT p95 is clearly lower. */
+static double plan_only_ttft_p95(const char *out, const char *workload)
+{
+    char key[64];
+    snprintf(key, sizeof(key), "   %s ", workload);
+    const char *p = strstr(out, key);
+    assert_non_null(p);
+    int users = 0;
+    long kv = 0;
+    double ttft = 0;
+    char name[32];
+    assert_int_equal(sscanf(p, "%31s %d %ld %lf ms", name, &users, &kv, &ttft), 4);
+    return ttft;
+}
+
+static void plan_only_replays_the_workloads_drawn_lengths(void **state)
+{
+    struct fixture *f = *state;
+    char *fx = tb_write(f->dir, "fixed.yaml",
+                        "model: {name: meta-llama/Llama-3.1-8B-Instruct}\n"
+                        "requests: {prompt_tokens_min: 1000, prompt_tokens_max: 1000,\n"
+                        "           completion_tokens: 100}\n");
+    char *vr = tb_write(f->dir, "varied.yaml",
+                        "model: {name: meta-llama/Llama-3.1-8B-Instruct}\n"
+                        "requests:\n  prompt_tokens_min: 100\n  prompt_tokens_max: 1900\n"
+                        "  completion_tokens: 100\n"
+                        "  output_tokens: {distribution: lognormal, mean: 100, stddev: 100}\n");
+    char *cfg = write_study(f->dir, "study.yaml",
+                            "study:\n  name: lengths\n  gpu: rtx-pro-6000\n  users: [8]\n"
+                            "  requests_per_user: 4\n  min_requests: 20\n"
+                            "setups:\n  grid:\n    model: [meta-llama/Llama-3.1-8B-Instruct]\n"
+                            "    max_model_len: [4096]\n"
+                            "workloads:\n  - {name: fixed, config: fixed.yaml}\n"
+                            "  - {name: varied, config: varied.yaml}\n"
+                            "benchmark:\n  output_dir: OUT\n"
+                            "model:\n  name: meta-llama/Llama-3.1-8B-Instruct\n");
+    char *log = xasprintf("%s/log.txt", f->dir);
+    const char *argv[] = {"testbench", "study", "--config", cfg, "--plan-only", NULL};
+    assert_int_equal(run_study(argv, log), 0);
+    char *out = tb_read(log);
+    double fixed = plan_only_ttft_p95(out, "fixed"), varied = plan_only_ttft_p95(out, "varied");
+    fprintf(stderr, "TTFT p95: fixed %.0f ms, varied %.0f ms\n", fixed, varied);
+    assert_true(fixed > 0 && varied > 0);
+    assert_true(varied < 0.8 * fixed);
+    free(out);
+    free(log);
+    free(cfg);
+    free(vr);
+    free(fx);
+}
+
 static const char docker_study[] = "study:\n"
                                    "  name: in_docker\n"
                                    "  users: [3]\n"
@@ -766,6 +820,8 @@ int main(void)
         cmocka_unit_test(capacity_search_finds_the_threshold),
         cmocka_unit_test(study_csv_columns_are_documented),
         cmocka_unit_test_setup_teardown(bad_study_file_names_file_line_and_key, setup, teardown),
+        cmocka_unit_test_setup_teardown(plan_only_replays_the_workloads_drawn_lengths, setup,
+                                        teardown),
         cmocka_unit_test_setup_teardown(sim_study_answers_and_agrees_with_the_plan, setup,
                                         teardown),
         cmocka_unit_test_setup_teardown(unfit_and_failing_setups_are_recorded_and_the_study_goes_on,

@@ -37,6 +37,10 @@ void calibrate_set_init(struct calibrate_set *s)
 
 void calibrate_set_release(struct calibrate_set *s)
 {
+    for (size_t i = 0; i < s->n; i++) {
+        free(s->pts[i].own_prompt_lens);
+        free(s->pts[i].own_output_lens);
+    }
     free(s->pts);
     memset(s, 0, sizeof(*s));
 }
@@ -77,6 +81,50 @@ void calibrate_point_query(const struct calibrate_point *p, struct plan_query *q
     q->model = p->model;
     q->quantization = p->quantization[0] ? p->quantization : NULL;
     q->kv_cache_dtype = p->kv_cache_dtype[0] ? p->kv_cache_dtype : NULL;
+}
+
+/* The completed requests' own lengths, in record order (the order a closed loop sends them),
+ * so the plan replays the measured mix: a spread of lengths puts closed-loop users out of step,
+ * which its mean would not. None (the means stand) when the records are missing, name no
+ * length, disagree with the summary's count or exceed the window. */
+static void point_lengths(json_t *pt, struct calibrate_point *p)
+{
+    json_t *reqs = json_object_get(pt, "requests");
+    size_t n = json_array_size(reqs);
+    if (n == 0 || p->q.requests < 1)
+        return;
+    int *pl = xcalloc(n, sizeof(*pl)), *ol = xcalloc(n, sizeof(*ol));
+    size_t k = 0, i;
+    json_t *r;
+    bool ok = true;
+    json_array_foreach(reqs, i, r)
+    {
+        const char *st = jstr(r, "status");
+        if (!st || strcmp(st, "ok") != 0)
+            continue;
+        double in = jnum(r, "prompt_tokens");
+        if (!(in >= 1))
+            in = jnum(r, "target_prompt_tokens");
+        double out = jnum(r, "output_tokens");
+        if (!(in >= 1 && out >= 1 && in < 1e8 && out < 1e8) ||
+            (p->q.max_model_len > 0 && in + out > p->q.max_model_len)) {
+            ok = false;
+            break;
+        }
+        pl[k] = (int)in;
+        ol[k] = (int)out;
+        k++;
+    }
+    if (!ok || k != (size_t)p->q.requests) {
+        free(pl);
+        free(ol);
+        return;
+    }
+    p->own_prompt_lens = pl;
+    p->own_output_lens = ol;
+    p->q.prompt_lens = pl;
+    p->q.output_lens = ol;
+    p->q.n_lens = k;
 }
 
 int calibrate_load(struct calibrate_set *s, const char *path, const struct calibrate_overrides *ov,
@@ -202,8 +250,8 @@ int calibrate_load(struct calibrate_set *s, const char *path, const struct calib
         p->q.max_num_seqs = seqs > 0 ? seqs : 0;
         p->q.max_num_batched_tokens = mbt > 0 ? mbt : 0;
         p->q.prefix_caching = pc;
-        /* Mean lengths: the planner sends one length; a spread of lengths is approximated by
-         * its mean (docs/CALIBRATION.md). */
+        /* Mean lengths, for the label and where the records give none; point_lengths then
+         * hands the planner each request's own (docs/CALIBRATION.md). */
         p->q.prompt_tokens = (int)lround(jnum(sum, "prompt_tokens_total") / done);
         p->q.output_tokens = (int)lround(jnum(sum, "output_tokens_total") / done);
         p->q.users = (int)conc;
@@ -218,6 +266,7 @@ int calibrate_load(struct calibrate_set *s, const char *path, const struct calib
             s->skipped++;
             continue;
         }
+        point_lengths(pt, p);
         s->n++;
     }
 out:

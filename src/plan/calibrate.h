@@ -35,6 +35,9 @@ struct calibrate_point {
     double tps;          /* measured output tokens/s */
     double ttft_s;       /* measured mean TTFT */
     double tpot_s;       /* measured mean TPOT; NAN when outputs are one token */
+    /* Owned: the completed requests' measured lengths in the order sent, which q points at
+     * (q.prompt_lens, q.output_lens); NULL when q's lengths are borrowed or absent. */
+    int *own_prompt_lens, *own_output_lens;
 };
 
 struct calibrate_set {

@@ -75,6 +75,8 @@ struct plan_row {
     /* inputs */
     const char *quant;
     int context, prompt, output, users, requests;
+    const int *prompt_lens, *output_lens; /* borrowed; NULL = prompt/output for every request */
+    size_t n_lens;
     /* memory */
     struct cost_model cm;
     struct engine_info info;
@@ -99,7 +101,9 @@ struct plan_sim {
     int issued, done, total;
     int users;
     int prompt, output;
-    uint32_t *prompt_buf;
+    const int *prompt_lens, *output_lens; /* borrowed from the row, NULL = prompt/output */
+    size_t n_lens;
+    uint32_t *prompt_buf; /* the longest prompt's tokens */
     double now;
     struct dvec ttft, tpot, itl, e2e;
     long out_tokens;
@@ -125,13 +129,19 @@ static int plan_issue(struct plan_sim *s, int user, double t_sent)
     r->user = user;
     r->t_sent = t_sent;
     r->t_first = r->t_last = -1;
+    int prompt = s->prompt, output = s->output;
+    if (s->n_lens > 0) {
+        /* In the order sent, as a run sends its drawn lengths. */
+        prompt = s->prompt_lens[(size_t)k % s->n_lens];
+        output = s->output_lens[(size_t)k % s->n_lens];
+    }
     /* Distinct first block per request: no accidental prefix hits between requests. */
-    for (int i = 0; i < 16 && i < s->prompt; i++)
+    for (int i = 0; i < 16 && i < prompt; i++)
         s->prompt_buf[i] = (uint32_t)(k * 16 + i + 1);
     struct engine_request er = {.id = (uint64_t)k,
                                 .prompt = s->prompt_buf,
-                                .prompt_len = (size_t)s->prompt,
-                                .max_tokens = s->output,
+                                .prompt_len = (size_t)prompt,
+                                .max_tokens = output,
                                 .user = r};
     return engine_add(s->e, &er, s->err, sizeof(s->err));
 }
@@ -224,9 +234,16 @@ static int plan_simulate(const struct plan_opts *o, struct plan_row *row, char *
     s.request_overhead = row->cm.cal.p[CAL_REQUEST_S];
     s.prompt = row->prompt;
     s.output = row->output;
+    s.prompt_lens = row->prompt_lens;
+    s.output_lens = row->output_lens;
+    s.n_lens = row->n_lens;
+    int longest = s.prompt;
+    for (size_t i = 0; i < s.n_lens; i++)
+        if (s.prompt_lens[i] > longest)
+            longest = s.prompt_lens[i];
     s.reqs = xcalloc((size_t)s.total, sizeof(*s.reqs));
-    s.prompt_buf = xcalloc((size_t)s.prompt, sizeof(*s.prompt_buf));
-    for (int i = 0; i < s.prompt; i++)
+    s.prompt_buf = xcalloc((size_t)longest, sizeof(*s.prompt_buf));
+    for (int i = 0; i < longest; i++)
         s.prompt_buf[i] = (uint32_t)(i * 2654435761u % 100000u);
     dvec_init(&s.ttft);
     dvec_init(&s.tpot);
@@ -388,6 +405,22 @@ static int plan_requests_for(int users)
                                                               : PLAN_MIN_REQUESTS;
 }
 
+/* Each per-request length is positive and each pair fits the window. */
+static int plan_lengths_check(const struct plan_row *row, char *err, size_t errlen)
+{
+    for (size_t i = 0; i < row->n_lens; i++) {
+        int p = row->prompt_lens[i], n = row->output_lens[i];
+        if (p < 1 || n < 1 || (row->context > 0 && p + n > row->context)) {
+            snprintf(err, errlen,
+                     "plan: request %zu's lengths (prompt %d, output %d) must be positive and "
+                     "fit max_model_len %d",
+                     i, p, n, row->context);
+            return -EINVAL;
+        }
+    }
+    return 0;
+}
+
 static void plan_opts_from_query(const struct plan_query *q, struct plan_opts *o)
 {
     memset(o, 0, sizeof(*o));
@@ -420,6 +453,11 @@ int plan_predict_with(const struct plan_query *q, const struct catalog *cat,
     row->context = q->max_model_len;
     row->prompt = q->prompt_tokens;
     row->output = q->output_tokens;
+    if (q->n_lens > 0 && q->prompt_lens && q->output_lens) {
+        row->prompt_lens = q->prompt_lens;
+        row->output_lens = q->output_lens;
+        row->n_lens = q->n_lens;
+    }
     row->users = q->users;
     if (q->requests > 0)
         row->requests = q->requests;
@@ -436,6 +474,8 @@ int plan_predict_with(const struct plan_query *q, const struct catalog *cat,
     } else if (row->context > 0 && row->prompt + row->output > row->context) {
         snprintf(err, errlen, "plan: prompt %d + output %d tokens exceed max_model_len %d",
                  row->prompt, row->output, row->context);
+        rc = -EINVAL;
+    } else if (plan_lengths_check(row, err, errlen)) {
         rc = -EINVAL;
     } else {
         rc = plan_row_run(&o, cat, row) ? -EINVAL : 0;

@@ -22,8 +22,15 @@ struct plan_query {
     int max_num_seqs;              /* 0 = vLLM's default */
     int max_num_batched_tokens;    /* 0 = vLLM's default */
     bool prefix_caching;
-    int prompt_tokens;
+    int prompt_tokens; /* per request, or the mean when the lengths below vary */
     int output_tokens;
+    /* Per-request lengths (borrowed, may be NULL): the k-th request sent has
+     * prompt_lens[k % n_lens] prompt and output_lens[k % n_lens] output tokens, the way a run
+     * sends its drawn lengths in order; NULL or n_lens 0 = prompt_tokens and output_tokens for
+     * every request. Each pair must fit max_model_len. */
+    const int *prompt_lens;
+    const int *output_lens;
+    size_t n_lens;
     int users;             /* closed-loop users (each sends its next request when the last ends) */
     int requests;          /* 0 = by the policy below */
     int requests_per_user; /* with requests 0: max(users x this, min_requests); 0 = the plan's

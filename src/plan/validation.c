@@ -14,9 +14,11 @@
 
 #include "config/yaml_file.h"
 
+#include "core/rng.h"
 #include "core/stats.h"
 #include "engine/calibration.h"
 #include "engine/cost.h"
+#include "workload/length.h"
 
 #define VALIDATION_MAX_FILE (1024 * 1024)
 #define VALIDATION_MAX_ROWS 4096
@@ -28,6 +30,10 @@ void validation_set_init(struct validation_set *s)
 
 void validation_set_release(struct validation_set *s)
 {
+    for (size_t i = 0; i < s->n; i++) {
+        free(s->rows[i].prompt_lens);
+        free(s->rows[i].output_lens);
+    }
     free(s->rows);
     memset(s, 0, sizeof(*s));
 }
@@ -181,6 +187,84 @@ static int load_row(struct validation_row *r, yaml_document_t *doc, yaml_node_t 
     return 0;
 }
 
+/* vLLM's ShareGPT sampler keeps a conversation's first turn when both lengths are >= 4, the
+ * prompt <= 1024 and the two together <= 2048 tokens (vllm/benchmarks/datasets.py,
+ * is_valid_sequence); within those bounds the lengths are long-tailed, drawn here as lognormals
+ * whose standard deviation equals their mean (docs/ENGINE.md), then scaled so that the sample's
+ * means are the published ones. */
+#define SHAREGPT_MIN_LEN 4
+#define SHAREGPT_MAX_PROMPT 1024
+#define SHAREGPT_MAX_TOTAL 2048
+#define SHAREGPT_CV 1.0
+#define SHAREGPT_RESCALE_ROUNDS 8
+
+static void sharegpt_draw(int mean, int hi_cap, struct rng *g, int *v, size_t n)
+{
+    struct length_dist d = {.distribution = "lognormal",
+                            .mean = mean,
+                            .stddev = SHAREGPT_CV * mean,
+                            .min = SHAREGPT_MIN_LEN,
+                            .max = hi_cap};
+    struct length_sampler ls;
+    if (length_sampler_init(&ls, &d, mean)) { /* "lognormal" is always known */
+        for (size_t i = 0; i < n; i++)
+            v[i] = mean;
+        return;
+    }
+    for (size_t i = 0; i < n; i++)
+        v[i] = length_draw(&ls, g, 0);
+}
+
+/* Scales v (clipped to [lo, hi[i]]) until its mean is 'mean': clipping the long tail pulls the
+ * mean below the distribution's, and the row publishes the sample's. */
+static void rescale_mean(int *v, const int *hi, int hi_all, size_t n, int mean)
+{
+    for (int k = 0; k < SHAREGPT_RESCALE_ROUNDS && n > 0; k++) {
+        double sum = 0;
+        for (size_t i = 0; i < n; i++)
+            sum += v[i];
+        double f = (double)mean * (double)n / sum;
+        if (fabs(f - 1) < 1e-3)
+            return;
+        for (size_t i = 0; i < n; i++) {
+            int cap = hi ? hi[i] : hi_all;
+            double x = round(v[i] * f);
+            v[i] = x < SHAREGPT_MIN_LEN ? SHAREGPT_MIN_LEN : x > cap ? cap : (int)x;
+        }
+    }
+}
+
+void validation_sharegpt_lengths(int prompt_mean, int output_mean, uint64_t seed, int *prompt,
+                                 int *output, size_t n)
+{
+    struct rng g;
+    rng_seed(&g, seed);
+    sharegpt_draw(prompt_mean, SHAREGPT_MAX_PROMPT, &g, prompt, n);
+    rescale_mean(prompt, NULL, SHAREGPT_MAX_PROMPT, n, prompt_mean);
+    sharegpt_draw(output_mean, SHAREGPT_MAX_TOTAL - SHAREGPT_MIN_LEN, &g, output, n);
+    int *cap = xcalloc(n ? n : 1, sizeof(*cap)); /* owned here */
+    for (size_t i = 0; i < n; i++) {
+        cap[i] = SHAREGPT_MAX_TOTAL - prompt[i];
+        if (output[i] > cap[i])
+            output[i] = cap[i];
+    }
+    rescale_mean(output, cap, 0, n, output_mean);
+    free(cap);
+}
+
+/* A lengths_vary row's per-request lengths, one set per replica's requests. */
+static void row_draw_lengths(struct validation_row *r)
+{
+    if (!r->lengths_vary)
+        return;
+    size_t n = (size_t)(r->prompts / r->replicas);
+    r->prompt_lens = xcalloc(n, sizeof(*r->prompt_lens));
+    r->output_lens = xcalloc(n, sizeof(*r->output_lens));
+    r->n_lens = n;
+    validation_sharegpt_lengths(r->prompt_tokens, r->output_tokens, hash64(r->id, strlen(r->id), 0),
+                                r->prompt_lens, r->output_lens, n);
+}
+
 int validation_load(struct validation_set *s, const char *path, char *err, size_t errlen)
 {
     struct yaml_file yf;
@@ -222,6 +306,7 @@ int validation_load(struct validation_set *s, const char *path, char *err, size_
         if (rc)
             goto out;
         r->held_out = k % 2 == 1; /* the split rule written in the file */
+        row_draw_lengths(r);
         s->n++;
     }
 out:
@@ -247,6 +332,9 @@ void validation_query(const struct validation_row *r, const char *calibration, s
     q->prefix_caching = true;
     q->prompt_tokens = r->prompt_tokens;
     q->output_tokens = r->output_tokens;
+    q->prompt_lens = r->prompt_lens;
+    q->output_lens = r->output_lens;
+    q->n_lens = r->n_lens;
     q->users = r->concurrency / r->replicas;
     q->requests = r->prompts / r->replicas;
     if (q->requests < q->users)

@@ -332,11 +332,16 @@ static void on_progress(evutil_socket_t fd, short what, void *arg)
 
 /* ---- preparing a point ----------------------------------------------------------------- */
 
-static uint64_t derive_seed(uint64_t seed, size_t point, size_t tenant, const char *what)
+uint64_t run_point_seed(uint64_t seed, size_t point, size_t tenant, const char *what)
 {
     char key[128];
     int n = snprintf(key, sizeof(key), "%zu/%zu/%s", point, tenant, what);
     return hash64(key, (unsigned long)n, seed);
+}
+
+static uint64_t derive_seed(uint64_t seed, size_t point, size_t tenant, const char *what)
+{
+    return run_point_seed(seed, point, tenant, what);
 }
 
 /* Sessions over the workload's lengths: a first turn in a context window leaves room for the

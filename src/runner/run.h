@@ -49,6 +49,11 @@ struct run_outcome {
 int run_config(struct config *cfg, const struct run_options *o, struct run_outcome *out);
 void run_outcome_release(struct run_outcome *o);
 
+/* The seed from which a point's tenant draws `what` ("lengths", "prompt", "schedule"), as the
+ * run derives it from benchmark.seed: a study's plan draws the same request lengths as the probe
+ * it predicts (point 0, tenant 0). */
+uint64_t run_point_seed(uint64_t seed, size_t point, size_t tenant, const char *what);
+
 int run_main(int argc, char **argv);
 
 #endif

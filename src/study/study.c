@@ -39,6 +39,7 @@
 #include "study/capacity.h"
 #include "study/setups.h"
 #include "study/study_files.h"
+#include "workload/workload.h"
 
 static volatile sig_atomic_t stop_requested;
 
@@ -141,6 +142,51 @@ static int requests_for(const struct study *st, int users)
     return n < st->cfg.study.min_requests ? st->cfg.study.min_requests : (int)n;
 }
 
+/* A probe's benchmark.seed: fresh prompts for every probe (the server stays up between probes,
+ * and prompts it has seen would hit its prefix cache and flatter the later ones). */
+static uint64_t probe_seed(uint64_t seed, size_t wi, int users)
+{
+    return (seed ^ ((uint64_t)wi << 32)) + (uint64_t)users * 7919;
+}
+
+/* The probe's own request lengths, drawn as its run draws them (workload_plan with the seed of
+ * its only point), so the plan replays what will be measured: varied prompts and outputs put
+ * closed-loop users out of step, as they are in the run. *prompt and *output are the caller's
+ * to free; 0 (none) when the prompts come from a dataset or trace (a dataset prompt's length is
+ * known only once built), or when a drawn pair does not fit the window (the means stand). */
+static size_t probe_lengths(const struct study *st, size_t wi, int users, int context, int window,
+                            int **prompt, int **output)
+{
+    const struct config *wc = &st->wcfg[wi];
+    *prompt = *output = NULL;
+    if (wc->requests.dataset.path || wc->requests.trace.path)
+        return 0;
+    struct workload *w = NULL;
+    char err[256];
+    if (workload_new(&w, &wc->requests, wc->server.api, err, sizeof(err)))
+        return 0; /* the probe will say why */
+    size_t n = (size_t)requests_for(st, users);
+    struct req_record *recs = xcalloc(n, sizeof(*recs));
+    uint64_t seed = run_point_seed(probe_seed(wc->benchmark.seed, wi, users), 0, 0, "lengths");
+    workload_plan(w, seed, context, recs, n);
+    workload_free(w);
+    int *p = xcalloc(n, sizeof(*p)), *o = xcalloc(n, sizeof(*o));
+    for (size_t i = 0; i < n; i++) {
+        p[i] = recs[i].target_prompt_tokens;
+        o[i] = recs[i].target_output_tokens;
+        if (p[i] < 1 || o[i] < 1 || (window > 0 && p[i] + o[i] > window)) {
+            free(p);
+            free(o);
+            free(recs);
+            return 0;
+        }
+    }
+    free(recs);
+    *prompt = p;
+    *output = o;
+    return n;
+}
+
 /* Predicts the setup x workload at `users`; the plan runs the same number of requests as the
  * measured probe, so both see the same ramp-up and drain. */
 static int predict(const struct study *st, size_t si, size_t wi, int users,
@@ -167,7 +213,13 @@ static int predict(const struct study *st, size_t si, size_t wi, int users,
         return 0;
     }
     plan_query_fill(st, si, wi, *prompt, *output, users, &q);
+    int *pl = NULL, *ol = NULL;
+    q.n_lens = probe_lengths(st, wi, users, *context, p->max_model_len, &pl, &ol);
+    q.prompt_lens = pl;
+    q.output_lens = ol;
     rc = plan_predict(&q, p, err, sizeof(err));
+    free(pl);
+    free(ol);
     if (rc)
         snprintf(p->fit_msg, sizeof(p->fit_msg), "%s", err);
     return rc;
@@ -420,9 +472,7 @@ static int probe_config(struct cell *c, int users, struct config *cfg)
     cfg->benchmark.output_dir = xasprintf("%s/%s", st->dir, s->id);
     free(cfg->benchmark.output_prefix);
     cfg->benchmark.output_prefix = xasprintf("%s_u%d", st->wl[c->wi].name, users);
-    /* Fresh prompts for every probe: the server stays up between probes, and prompts it has
-     * seen would hit its prefix cache and flatter the later ones. */
-    cfg->benchmark.seed = (cfg->benchmark.seed ^ ((uint64_t)c->wi << 32)) + (uint64_t)users * 7919;
+    cfg->benchmark.seed = probe_seed(cfg->benchmark.seed, c->wi, users);
     if (config_set_closed_loop(cfg, users, requests_for(st, users), c->context)) {
         log_error("study: workload %s has named tenants; a study measures one tenant",
                   st->wl[c->wi].name);
