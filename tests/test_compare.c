@@ -44,7 +44,7 @@ static char *sim_run(const char *name, const char *gpu, int seed, int context, i
                            "model: {name: meta-llama/Llama-3.1-8B-Instruct}\n"
                            "context_lengths: [%d]\n"
                            "requests: {num_requests: %d, concurrent_requests: 1,\n"
-                           "           rate_per_second: inf, completion_tokens: 16}\n"
+                           "           rate_per_second: inf, completion_tokens: 4}\n"
                            "telemetry: {sample_interval_sec: 0.5, collect_gpu_stats: false}\n",
                            seed, gpu, dir, context, requests);
     char *file = xasprintf("%s.yaml", name);
