@@ -431,6 +431,32 @@ int check_num(struct cfg_problem *p, const double *v, double lo, bool lo_incl, d
     return -EINVAL;
 }
 
+int check_min_max(struct cfg_problem *p, const int *min, const int *max, const char *prefix,
+                  const char *min_key, const char *max_key, const void *fallback)
+{
+    if (*min <= *max)
+        return 0;
+    char path[CFG_PATH_MAX];
+    PATH(path, prefix, max_key);
+    where(p, max, path, "%d is less than %s (%d)", *max, min_key, *min);
+    PATH(path, prefix, min_key);
+    where(p, min, path, "%d is greater than %s (%d)", *min, max_key, *max);
+    where_owner(p, fallback);
+    return -EINVAL;
+}
+
+int check_not_empty(struct cfg_problem *p, char *const *s, const char *prefix, const char *key,
+                    const void *fallback)
+{
+    if (!*s || **s)
+        return 0;
+    char path[CFG_PATH_MAX];
+    PATH(path, prefix, key);
+    where(p, s, path, "must not be empty");
+    where_owner(p, fallback);
+    return -EINVAL;
+}
+
 static bool env_name_ok(const char *s)
 {
     if (!s || !*s || !((*s >= 'A' && *s <= 'Z') || (*s >= 'a' && *s <= 'z') || *s == '_'))
@@ -565,17 +591,10 @@ static int check_requests(struct cfg_problem *p, const struct requests_cfg *r, c
     rc = check_int_min(p, &r->shared_prefix_tokens, 0, prefix, "shared_prefix_tokens", owner);
     if (rc)
         return rc;
-    if (r->prompt_tokens_min > r->prompt_tokens_max) {
-        /* Reported where the user wrote the later of the two (a tenant may set one only). */
-        PATH(path, prefix, "prompt_tokens_max");
-        where(p, &r->prompt_tokens_max, path, "%d is less than prompt_tokens_min (%d)",
-              r->prompt_tokens_max, r->prompt_tokens_min);
-        PATH(path, prefix, "prompt_tokens_min");
-        where(p, &r->prompt_tokens_min, path, "%d is greater than prompt_tokens_max (%d)",
-              r->prompt_tokens_min, r->prompt_tokens_max);
-        where_owner(p, owner);
-        return -EINVAL;
-    }
+    rc = check_min_max(p, &r->prompt_tokens_min, &r->prompt_tokens_max, prefix, "prompt_tokens_min",
+                       "prompt_tokens_max", owner);
+    if (rc)
+        return rc;
     if (r->shared_prefix_tokens > 0 && r->shared_prefix_tokens >= r->prompt_tokens_min) {
         PATH(path, prefix, "shared_prefix_tokens");
         where(p, &r->shared_prefix_tokens, path,

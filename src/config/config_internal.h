@@ -42,6 +42,13 @@ int check_int_min(struct cfg_problem *p, const int *v, int min, const char *pref
                   const void *fallback);
 int check_num(struct cfg_problem *p, const double *v, double lo, bool lo_incl, double hi,
               const char *prefix, const char *key, const void *fallback);
+/* *min <= *max. Else the problem is at prefix.max_key ("N is less than MIN_KEY (M)"), then at
+ * prefix.min_key, so a tenant that set only one of the two is shown the one it wrote. */
+int check_min_max(struct cfg_problem *p, const int *min, const int *max, const char *prefix,
+                  const char *min_key, const char *max_key, const void *fallback);
+/* A string that is set (not NULL) must not be empty. */
+int check_not_empty(struct cfg_problem *p, char *const *s, const char *prefix, const char *key,
+                    const void *fallback);
 /* requests.session's rules (session_cfg.c); prefix is "requests" or "tenants[i].requests". */
 MUST_USE int session_find_problem(struct cfg_problem *p, const struct session_cfg *s,
                                   const char *prefix, const void *owner);

@@ -130,19 +130,10 @@ int session_find_problem(struct cfg_problem *p, const struct session_cfg *s, con
         rc = check_int_min(p, &s->message_tokens_min, 1, sp, "message_tokens_min", owner);
     if (!rc)
         rc = check_int_min(p, &s->message_tokens_max, 1, sp, "message_tokens_max", owner);
-    if (rc)
-        return rc;
-    if (s->message_tokens_min > s->message_tokens_max) {
-        snprintf(path, sizeof(path), "%s.message_tokens_max", sp);
-        where(p, &s->message_tokens_max, path, "%d is less than message_tokens_min (%d)",
-              s->message_tokens_max, s->message_tokens_min);
-        snprintf(path, sizeof(path), "%s.message_tokens_min", sp);
-        where(p, &s->message_tokens_min, path, "%d is greater than message_tokens_max (%d)",
-              s->message_tokens_min, s->message_tokens_max);
-        where_owner(p, owner);
-        return -EINVAL;
-    }
-    return 0;
+    if (!rc)
+        rc = check_min_max(p, &s->message_tokens_min, &s->message_tokens_max, sp,
+                           "message_tokens_min", "message_tokens_max", owner);
+    return rc;
 }
 
 long session_first_prompt(const struct session_cfg *s, int context, int completion_tokens)

@@ -212,14 +212,10 @@ static int check_output(struct cfg_problem *p, const struct requests_cfg *r, con
         rc = check_int_min(p, &d->min, 1, pre, "min", owner);
     if (!rc)
         rc = check_int_min(p, &d->max, 0, pre, "max", owner);
+    if (!rc && d->max > 0) /* 0: no upper bound */
+        rc = check_min_max(p, &d->min, &d->max, pre, "min", "max", owner);
     if (rc)
         return rc;
-    if (d->max > 0 && d->max < d->min) {
-        PATH(path, pre, "max");
-        where(p, &d->max, path, "%d is less than min (%d)", d->max, d->min);
-        where_owner(p, owner);
-        return -EINVAL;
-    }
     if (k == LEN_DATASET && !r->dataset.path) {
         PATH(path, pre, "distribution");
         where(p, &d->distribution, path,
@@ -233,51 +229,37 @@ static int check_output(struct cfg_problem *p, const struct requests_cfg *r, con
 static int check_dataset(struct cfg_problem *p, const struct dataset_cfg *d, const char *prefix,
                          const void *owner)
 {
-    char pre[CFG_PATH_MAX], path[CFG_PATH_MAX];
+    char pre[CFG_PATH_MAX];
     PATH(pre, prefix, "dataset");
     enum dataset_format f;
     if (dataset_format_parse(d->format, d->path, &f))
         return bad_name(p, &d->format, pre, "format", "sharegpt, jsonl, text", owner);
     if (d->turns && strcmp(d->turns, "first") != 0 && strcmp(d->turns, "all") != 0)
         return bad_name(p, &d->turns, pre, "turns", "first, all", owner);
-    if (d->path && !*d->path) {
-        PATH(path, pre, "path");
-        where(p, &d->path, path, "must not be empty");
-        where_owner(p, owner);
-        return -EINVAL;
-    }
-    int rc = check_int_min(p, &d->min_prompt_tokens, 1, pre, "min_prompt_tokens", owner);
+    int rc = check_not_empty(p, &d->path, pre, "path", owner);
+    if (!rc)
+        rc = check_int_min(p, &d->min_prompt_tokens, 1, pre, "min_prompt_tokens", owner);
     if (!rc)
         rc = check_int_min(p, &d->max_prompt_tokens, 0, pre, "max_prompt_tokens", owner);
-    if (rc)
-        return rc;
-    if (d->max_prompt_tokens > 0 && d->max_prompt_tokens < d->min_prompt_tokens) {
-        PATH(path, pre, "max_prompt_tokens");
-        where(p, &d->max_prompt_tokens, path, "%d is less than min_prompt_tokens (%d)",
-              d->max_prompt_tokens, d->min_prompt_tokens);
-        where_owner(p, owner);
-        return -EINVAL;
-    }
-    return 0;
+    if (!rc && d->max_prompt_tokens > 0) /* 0: no upper bound */
+        rc = check_min_max(p, &d->min_prompt_tokens, &d->max_prompt_tokens, pre,
+                           "min_prompt_tokens", "max_prompt_tokens", owner);
+    return rc;
 }
 
 static int check_trace(struct cfg_problem *p, const struct trace_cfg *t, const char *prefix,
                        const void *owner)
 {
-    char pre[CFG_PATH_MAX], path[CFG_PATH_MAX];
+    char pre[CFG_PATH_MAX];
     PATH(pre, prefix, "trace");
     enum trace_format f;
     if (trace_format_parse(t->format, t->path, &f))
         return bad_name(p, &t->format, pre, "format", "jsonl, csv", owner);
     if (trace_time_unit_ns(t->time_unit) == 0)
         return bad_name(p, &t->time_unit, pre, "time_unit", "ms, s, us", owner);
-    if (t->path && !*t->path) {
-        PATH(path, pre, "path");
-        where(p, &t->path, path, "must not be empty");
-        where_owner(p, owner);
-        return -EINVAL;
-    }
-    int rc = check_num(p, &t->speed, 0, false, 1e6, pre, "speed", owner);
+    int rc = check_not_empty(p, &t->path, pre, "path", owner);
+    if (!rc)
+        rc = check_num(p, &t->speed, 0, false, 1e6, pre, "speed", owner);
     if (!rc)
         rc = check_int_min(p, &t->block_tokens, 1, pre, "block_tokens", owner);
     return rc;
