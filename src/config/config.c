@@ -400,16 +400,26 @@ void where_owner(struct cfg_problem *p, const void *addr)
 
 #define PATH(buf, prefix, key) snprintf(buf, sizeof(buf), "%s.%s", prefix, key)
 
+int problem_at(struct cfg_problem *p, const void *addr, const char *prefix, const char *key,
+               const void *fallback, const char *fmt, ...)
+{
+    char msg[CFG_MSG_MAX], path[CFG_PATH_MAX];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof(msg), fmt, ap);
+    va_end(ap);
+    PATH(path, prefix, key);
+    where(p, addr, path, "%s", msg);
+    where_owner(p, fallback);
+    return -EINVAL;
+}
+
 int check_int_min(struct cfg_problem *p, const int *v, int min, const char *prefix, const char *key,
                   const void *fallback)
 {
     if (*v >= min)
         return 0;
-    char path[CFG_PATH_MAX];
-    PATH(path, prefix, key);
-    where(p, v, path, "must be at least %d, got %d", min, *v);
-    where_owner(p, fallback);
-    return -EINVAL;
+    return problem_at(p, v, prefix, key, fallback, "must be at least %d, got %d", min, *v);
 }
 
 /* lo < v <= hi (lo_incl: lo <= v); hi may be INFINITY (then v must still be finite). */
@@ -450,11 +460,7 @@ int check_not_empty(struct cfg_problem *p, char *const *s, const char *prefix, c
 {
     if (!*s || **s)
         return 0;
-    char path[CFG_PATH_MAX];
-    PATH(path, prefix, key);
-    where(p, s, path, "must not be empty");
-    where_owner(p, fallback);
-    return -EINVAL;
+    return problem_at(p, s, prefix, key, fallback, "must not be empty");
 }
 
 static bool env_name_ok(const char *s)
@@ -614,14 +620,10 @@ static int check_requests(struct cfg_problem *p, const struct requests_cfg *r, c
         return rc;
     /* A session builds each turn from the conversation so far; prompts from a dataset, a
      * trace or a RAG pool would need their own turn model, which is not there yet. */
-    if (r->session.enabled && workload_cfg_sets_prompts(r)) {
-        PATH(path, prefix, "session");
-        where(p, &r->session.enabled, path,
-              "cannot be combined with requests.dataset, requests.trace or requests.rag "
-              "(sessions build their own conversations)");
-        where_owner(p, owner);
-        return -EINVAL;
-    }
+    if (r->session.enabled && workload_cfg_sets_prompts(r))
+        return problem_at(p, &r->session.enabled, prefix, "session", owner,
+                          "cannot be combined with requests.dataset, requests.trace or "
+                          "requests.rag (sessions build their own conversations)");
     return 0;
 }
 
@@ -737,14 +739,10 @@ static int check_memory(struct cfg_problem *p, const struct requests_cfg *r, con
     double need = per * r->num_requests;
     if (mem <= 0 || need <= mem)
         return 0;
-    char path[CFG_PATH_MAX];
-    PATH(path, prefix, "num_requests");
-    where(p, &r->num_requests, path,
-          "%d requests need about %.1f GiB of memory for one point (%.0f bytes each: record, "
-          "prompt and token times); this machine has %.1f GiB",
-          r->num_requests, need / (1u << 30), per, mem / (1u << 30));
-    where_owner(p, owner);
-    return -EINVAL;
+    return problem_at(p, &r->num_requests, prefix, "num_requests", owner,
+                      "%d requests need about %.1f GiB of memory for one point (%.0f bytes "
+                      "each: record, prompt and token times); this machine has %.1f GiB",
+                      r->num_requests, need / (1u << 30), per, mem / (1u << 30));
 }
 
 int config_find_problem(const struct config *c, struct cfg_problem *p)

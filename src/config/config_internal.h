@@ -37,6 +37,11 @@ MUST_USE int config_find_problem(const struct config *c, struct cfg_problem *p);
 __attribute__((format(printf, 4, 5))) void where(struct cfg_problem *p, const void *addr,
                                                  const char *path, const char *fmt, ...);
 void where_owner(struct cfg_problem *p, const void *addr);
+/* The usual report: the words at prefix.key (the member at addr), then at fallback (its
+ * section, a tenant; NULL: none). Returns -EINVAL, for `return problem_at(...)`. */
+__attribute__((format(printf, 6, 7))) int problem_at(struct cfg_problem *p, const void *addr,
+                                                     const char *prefix, const char *key,
+                                                     const void *fallback, const char *fmt, ...);
 /* *v >= min; lo < *v <= hi (lo_incl: lo <= *v). Path is prefix.key; fallback: its section. */
 int check_int_min(struct cfg_problem *p, const int *v, int min, const char *prefix, const char *key,
                   const void *fallback);

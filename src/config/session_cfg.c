@@ -111,12 +111,9 @@ int session_find_problem(struct cfg_problem *p, const struct session_cfg *s, con
     int rc = check_int_min(p, &s->turns, 1, sp, "turns", owner);
     if (rc)
         return rc;
-    if (s->turns > SESSION_TURNS_MAX) {
-        snprintf(path, sizeof(path), "%s.turns", sp);
-        where(p, &s->turns, path, "must be at most %d, got %d", SESSION_TURNS_MAX, s->turns);
-        where_owner(p, owner);
-        return -EINVAL;
-    }
+    if (s->turns > SESSION_TURNS_MAX)
+        return problem_at(p, &s->turns, sp, "turns", owner, "must be at most %d, got %d",
+                          SESSION_TURNS_MAX, s->turns);
     if (strcmp(think_dist_name(s->think), "unknown") == 0) {
         snprintf(path, sizeof(path), "%s.think_time_distribution", sp);
         where(p, &s->think, path, "unknown distribution; allowed: %s", think_dist_names_list());

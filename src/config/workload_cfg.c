@@ -188,18 +188,14 @@ void workload_cfg_to_json(json_t *o, const struct requests_cfg *r)
 static int bad_name(struct cfg_problem *p, char *const *v, const char *prefix, const char *key,
                     const char *allowed, const void *owner)
 {
-    char path[CFG_PATH_MAX];
-    PATH(path, prefix, key);
-    where(p, v, path, "unknown name \"%.40s\"; allowed: %s", *v, allowed);
-    where_owner(p, owner);
-    return -EINVAL;
+    return problem_at(p, v, prefix, key, owner, "unknown name \"%.40s\"; allowed: %s", *v, allowed);
 }
 
 static int check_output(struct cfg_problem *p, const struct requests_cfg *r, const char *prefix,
                         const void *owner)
 {
     const struct length_dist *d = &r->output_tokens;
-    char pre[CFG_PATH_MAX], path[CFG_PATH_MAX];
+    char pre[CFG_PATH_MAX];
     PATH(pre, prefix, "output_tokens");
     enum length_kind k;
     if (length_kind_parse(d->distribution, &k))
@@ -216,13 +212,10 @@ static int check_output(struct cfg_problem *p, const struct requests_cfg *r, con
         rc = check_min_max(p, &d->min, &d->max, pre, "min", "max", owner);
     if (rc)
         return rc;
-    if (k == LEN_DATASET && !r->dataset.path) {
-        PATH(path, pre, "distribution");
-        where(p, &d->distribution, path,
-              "\"dataset\" takes output lengths from requests.dataset, which is not set");
-        where_owner(p, owner);
-        return -EINVAL;
-    }
+    if (k == LEN_DATASET && !r->dataset.path)
+        return problem_at(p, &d->distribution, pre, "distribution", owner,
+                          "\"dataset\" takes output lengths from requests.dataset, which is not "
+                          "set");
     return 0;
 }
 
@@ -268,7 +261,7 @@ static int check_trace(struct cfg_problem *p, const struct trace_cfg *t, const c
 static int check_rag(struct cfg_problem *p, const struct rag_cfg *g, const char *prefix,
                      const void *owner)
 {
-    char pre[CFG_PATH_MAX], path[CFG_PATH_MAX];
+    char pre[CFG_PATH_MAX];
     PATH(pre, prefix, "rag");
     int rc = check_int_min(p, &g->documents, 0, pre, "documents", owner);
     if (!rc)
@@ -279,22 +272,15 @@ static int check_rag(struct cfg_problem *p, const struct rag_cfg *g, const char 
         rc = check_int_min(p, &g->question_tokens, 1, pre, "question_tokens", owner);
     if (!rc)
         rc = check_num(p, &g->skew, 0, true, 10, pre, "skew", owner);
-    if (!rc && g->documents > RAG_MAX_DOCUMENTS) {
-        PATH(path, pre, "documents");
-        where(p, &g->documents, path, "%d is more than the %d a pool may hold", g->documents,
-              RAG_MAX_DOCUMENTS);
-        where_owner(p, owner);
-        rc = -EINVAL;
-    }
+    if (!rc && g->documents > RAG_MAX_DOCUMENTS)
+        rc = problem_at(p, &g->documents, pre, "documents", owner,
+                        "%d is more than the %d a pool may hold", g->documents, RAG_MAX_DOCUMENTS);
     if (rc)
         return rc;
-    if (g->documents > 0 && g->documents_per_request > g->documents) {
-        PATH(path, pre, "documents_per_request");
-        where(p, &g->documents_per_request, path, "%d is more than the pool's documents (%d)",
-              g->documents_per_request, g->documents);
-        where_owner(p, owner);
-        return -EINVAL;
-    }
+    if (g->documents > 0 && g->documents_per_request > g->documents)
+        return problem_at(p, &g->documents_per_request, pre, "documents_per_request", owner,
+                          "%d is more than the pool's documents (%d)", g->documents_per_request,
+                          g->documents);
     return 0;
 }
 
@@ -312,23 +298,16 @@ int workload_cfg_find_problem(struct cfg_problem *p, const struct requests_cfg *
         return rc;
     /* One source of prompts: each decides the prompt lengths its own way. */
     int sources = !!r->dataset.path + !!r->trace.path + (r->rag.documents > 0);
-    char path[CFG_PATH_MAX];
     if (sources > 1) {
         const void *at = r->trace.path ? (const void *)&r->trace.path : (const void *)&r->rag;
-        PATH(path, prefix, r->trace.path ? "trace.path" : "rag");
-        where(p, at, path, "dataset, trace and rag are alternatives: set one of them");
-        where_owner(p, owner);
-        return -EINVAL;
+        return problem_at(p, at, prefix, r->trace.path ? "trace.path" : "rag", owner,
+                          "dataset, trace and rag are alternatives: set one of them");
     }
-    if (sources && r->shared_prefix_tokens > 0) {
-        PATH(path, prefix, "shared_prefix_tokens");
-        where(p, &r->shared_prefix_tokens, path,
-              "cannot be combined with %s (it builds its own prompts)",
-              r->dataset.path ? "dataset"
-              : r->trace.path ? "trace"
-                              : "rag");
-        where_owner(p, owner);
-        return -EINVAL;
-    }
+    if (sources && r->shared_prefix_tokens > 0)
+        return problem_at(p, &r->shared_prefix_tokens, prefix, "shared_prefix_tokens", owner,
+                          "cannot be combined with %s (it builds its own prompts)",
+                          r->dataset.path ? "dataset"
+                          : r->trace.path ? "trace"
+                                          : "rag");
     return 0;
 }
