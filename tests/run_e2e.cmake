@@ -3,7 +3,7 @@
 add_library(tb_testproc STATIC ${CMAKE_SOURCE_DIR}/tests/fixtures/tb_proc.c)
 target_include_directories(tb_testproc PUBLIC ${CMAKE_SOURCE_DIR}/tests/fixtures)
 target_link_libraries(tb_testproc PUBLIC tb)
-foreach(t test_run_e2e test_docs test_harden_run)
+foreach(t test_run_e2e test_docs test_harden_run test_workload test_workload_e2e)
   if(TARGET ${t})
     target_link_libraries(${t} PRIVATE tb_testproc)
   endif()

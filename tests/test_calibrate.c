@@ -96,14 +96,15 @@ static int teardown(void **state)
 }
 
 /* The simulator runs with these efficiencies (not the defaults); calibrate must find them. */
-static const char truth_profile[] = "kind: calibration\n"
-                                    "efficiency:\n"
-                                    "  gemm: 0.45\n"
-                                    "  attention: 0.40\n"
-                                    "  weight_bandwidth: 0.70\n"
-                                    "  kv_bandwidth: 0.50\n"
-                                    "overhead:\n"
-                                    "  request_s: 0.030\n";
+#define TRUTH_EFFICIENCIES                                                                         \
+    "kind: calibration\n"                                                                          \
+    "efficiency:\n"                                                                                \
+    "  gemm: 0.45\n"                                                                               \
+    "  attention: 0.40\n"                                                                          \
+    "  weight_bandwidth: 0.70\n"                                                                   \
+    "  kv_bandwidth: 0.50\n"
+static const char truth_profile[] = TRUTH_EFFICIENCIES "overhead:\n"
+                                                       "  request_s: 0.030\n";
 
 /* Points that separate the effects (docs/CALIBRATION.md): one user at three prompt lengths
  * (GEMM, attention growing with context, the per-request cost, decode streaming weights), and
@@ -145,14 +146,8 @@ static void assert_within(double got, double want, double rel)
 static double num(json_t *j, const char *key);
 
 /* The simulator with the truth's efficiencies but no per-request cost, for path_overhead_s. */
-static const char truth0_profile[] = "kind: calibration\n"
-                                     "efficiency:\n"
-                                     "  gemm: 0.45\n"
-                                     "  attention: 0.40\n"
-                                     "  weight_bandwidth: 0.70\n"
-                                     "  kv_bandwidth: 0.50\n"
-                                     "overhead:\n"
-                                     "  request_s: 0\n";
+static const char truth0_profile[] = TRUTH_EFFICIENCIES "overhead:\n"
+                                                        "  request_s: 0\n";
 static const char run_zero[] =
     "benchmark: {name: cal0, output_prefix: cal0, output_dir: %s/out}\n"
     "server: {sim: {gpu: l40s, max_model_len: 16448, calibration: %s/truth0.yaml}}\n"

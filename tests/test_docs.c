@@ -136,15 +136,8 @@ static void object_keys(json_t *o, struct names *out)
 /* Runs a small benchmark against the simulator; returns the output folder (caller frees). */
 static char *small_run(void)
 {
-    struct sim_options o;
-    sim_options_init(&o);
-    o.port = 0;
-    o.quiet = true;
-    o.engine.gpu = "h100";
-    o.engine.model = "meta-llama/Llama-3.1-8B-Instruct";
-    struct sim_server *sim;
-    char err[256];
-    assert_int_equal(sim_server_start(&sim, &o, err, sizeof(err)), 0);
+    struct sim_server *sim = tb_sim_start(NULL);
+    assert_non_null(sim);
     char dir[] = "/tmp/tb_docs_XXXXXX";
     assert_non_null(mkdtemp(dir));
     char *body = xasprintf("server: {endpoint: \"http://127.0.0.1:%d\"}\n"
@@ -192,9 +185,7 @@ static void outputs_match_docs(void **state)
     names_free(&docs);
 
     /* detailed.json: top level, a point, its summary, a request record */
-    char *det = file_with(dir, "_detailed.json");
-    json_error_t je;
-    json_t *root = json_load_file(det, 0, &je);
+    json_t *root = tb_load_json(dir, "_detailed.json");
     assert_non_null(root);
     json_t *point = json_array_get(json_object_get(root, "points"), 0);
     const struct {
@@ -214,10 +205,7 @@ static void outputs_match_docs(void **state)
         names_free(&docs);
     }
     json_decref(root);
-    char *rm = xasprintf("rm -rf %s", dir);
-    assert_int_equal(system(rm), 0);
-    free(rm);
-    free(det);
+    assert_int_equal(tb_remove_tree(dir), 0);
     free(csv);
     free(dir);
 }

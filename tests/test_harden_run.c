@@ -327,14 +327,8 @@ static char *slow_point_config(const struct fixture *f, const char *name)
 
 static json_t *load_detailed(const char *out_dir)
 {
-    char *path = tb_find(out_dir, "_detailed.json");
-    assert_non_null(path);
-    json_error_t je;
-    json_t *root = json_load_file(path, 0, &je);
-    if (!root)
-        fprintf(stderr, "%s: %s\n", path, je.text);
+    json_t *root = tb_load_json(out_dir, "_detailed.json");
     assert_non_null(root);
-    free(path);
     return root;
 }
 

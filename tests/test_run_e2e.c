@@ -48,17 +48,10 @@ static int setup(void **state)
     assert_non_null(mkdtemp(f->dir));
     snprintf(f->trace, sizeof(f->trace), "%s/trace.jsonl", f->dir);
     struct sim_options o;
-    sim_options_init(&o);
-    o.port = 0;
-    o.quiet = true;
-    o.engine.gpu = "h100";
-    o.engine.model = "meta-llama/Llama-3.1-8B-Instruct";
+    tb_sim_options(&o);
     o.trace_path = f->trace;
-    char err[512];
-    int rc = sim_server_start(&f->sim, &o, err, sizeof(err));
-    if (rc)
-        fprintf(stderr, "sim: %s\n", err);
-    assert_int_equal(rc, 0);
+    f->sim = tb_sim_start(&o);
+    assert_non_null(f->sim);
     f->port = sim_server_port(f->sim);
     *state = f;
     return 0;
@@ -68,10 +61,8 @@ static int teardown(void **state)
 {
     struct fixture *f = *state;
     sim_server_stop(f->sim);
-    char *cmd = xasprintf("rm -rf %s", f->dir);
-    if (system(cmd) != 0)
+    if (tb_remove_tree(f->dir) != 0)
         fprintf(stderr, "cleanup failed\n");
-    free(cmd);
     free(f);
     return 0;
 }
@@ -396,10 +387,7 @@ static void ctrl_c_leaves_valid_partial_files(void **state)
     const char *args[] = {"testbench",    "run", "--config", cfg,
                           "--output-dir", out,   "--quiet",  NULL};
     assert_int_equal(run_tb_interrupted(args, f->sim, 1.5, SIGINT), 130);
-    char *detailed = tb_find(out, "_detailed.json");
-    assert_non_null(detailed);
-    json_error_t je;
-    json_t *root = json_load_file(detailed, 0, &je);
+    json_t *root = tb_load_json(out, "_detailed.json");
     assert_non_null(root);
     json_t *point = json_array_get(json_object_get(root, "points"), 0);
     json_t *reqs = json_object_get(point, "requests");
@@ -417,7 +405,6 @@ static void ctrl_c_leaves_valid_partial_files(void **state)
     assert_true(ok > 0);
     assert_int_equal(ok + cancelled, n);
     json_decref(root);
-    free(detailed);
     free(out);
     free(cfg);
 }
@@ -430,19 +417,11 @@ static double point_number(json_t *point, const char *a, const char *b)
 
 static json_t *run_and_load(struct fixture *f, const char *name, const char *body, int expect_rc)
 {
-    char *cfg = write_config(f, name, body);
+    assert_int_equal(tb_run_config(TB_BINARY, f->dir, name, body), expect_rc);
     char *out = xasprintf("%s/%s_out", f->dir, name);
-    const char *args[] = {"testbench",    "run", "--config", cfg,
-                          "--output-dir", out,   "--quiet",  NULL};
-    assert_int_equal(run_tb(args), expect_rc);
-    char *detailed = tb_find(out, "_detailed.json");
-    assert_non_null(detailed);
-    json_error_t je;
-    json_t *root = json_load_file(detailed, 0, &je);
+    json_t *root = tb_load_json(out, "_detailed.json");
     assert_non_null(root);
-    free(detailed);
     free(out);
-    free(cfg);
     return root;
 }
 
@@ -700,15 +679,8 @@ static void https_with_a_private_ca(void **state)
 static void partitioned_tenants_get_their_own_server_metrics(void **state)
 {
     struct fixture *f = *state;
-    struct sim_options o;
-    sim_options_init(&o);
-    o.port = 0;
-    o.quiet = true;
-    o.engine.gpu = "h100";
-    o.engine.model = "meta-llama/Llama-3.1-8B-Instruct";
-    struct sim_server *second;
-    char err[256];
-    assert_int_equal(sim_server_start(&second, &o, err, sizeof(err)), 0);
+    struct sim_server *second = tb_sim_start(NULL);
+    assert_non_null(second);
     char *body =
         xasprintf("benchmark: {name: part, output_prefix: part}\n"
                   "model: {name: meta-llama/Llama-3.1-8B-Instruct}\n"
@@ -733,9 +705,7 @@ static void partitioned_tenants_get_their_own_server_metrics(void **state)
     assert_true(hit[1] > 50.0);
     /* The second server's samples are in telemetry.json beside the main timeline. */
     char *out = xasprintf("%s/part_out", f->dir);
-    char *tpath = tb_find(out, "_telemetry.json");
-    json_error_t je;
-    json_t *tj = json_load_file(tpath, 0, &je);
+    json_t *tj = tb_load_json(out, "_telemetry.json");
     assert_non_null(tj);
     json_t *others = json_object_get(tj, "other_servers");
     assert_int_equal(json_array_size(others), 1);
@@ -744,7 +714,6 @@ static void partitioned_tenants_get_their_own_server_metrics(void **state)
     json_decref(tj);
     json_decref(root);
     sim_server_stop(second);
-    free(tpath);
     free(out);
     free(body);
 }
@@ -794,10 +763,7 @@ static void checkpoints_survive_a_killed_runner(void **state)
     setenv("TESTBENCH_CHECKPOINT_S", "0.5", 1);
     assert_int_equal(run_tb_interrupted(args, f->sim, 2.5, SIGKILL), 128 + SIGKILL);
     unsetenv("TESTBENCH_CHECKPOINT_S");
-    char *detailed = tb_find(out, "_detailed.json");
-    assert_non_null(detailed);
-    json_error_t je;
-    json_t *root = json_load_file(detailed, 0, &je);
+    json_t *root = tb_load_json(out, "_detailed.json");
     assert_non_null(root);
     json_t *point = json_array_get(json_object_get(root, "points"), 0);
     json_t *reqs = json_object_get(point, "requests");
@@ -818,7 +784,6 @@ static void checkpoints_survive_a_killed_runner(void **state)
     assert_non_null(csv);
     json_decref(root);
     free(csv);
-    free(detailed);
     free(out);
     free(cfg);
 }

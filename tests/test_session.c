@@ -457,24 +457,15 @@ static void config_keys_and_errors(void **state)
 
 /* ==== end to end against the simulator ==== */
 
+/* Runs body (a config whose %d is the server's port) as dir/NAME.yaml; its detailed.json. */
 static json_t *run_sim(const char *dir, const char *name, const char *body, int port)
 {
     char *text = xasprintf(body, port);
-    char *file = xasprintf("%s.yaml", name);
-    char *cfg = tb_write(dir, file, text);
+    assert_int_equal(tb_run_config(TB_BINARY, dir, name, text), 0);
     char *out = xasprintf("%s/%s_out", dir, name);
-    const char *args[] = {"testbench",    "run", "--config", cfg,
-                          "--output-dir", out,   "--quiet",  NULL};
-    assert_int_equal(tb_run(TB_BINARY, args, NULL, 0, 0), 0);
-    char *det = tb_find(out, "_detailed.json");
-    assert_non_null(det);
-    json_error_t je;
-    json_t *root = json_load_file(det, 0, &je);
+    json_t *root = tb_load_json(out, "_detailed.json");
     assert_non_null(root);
-    free(det);
     free(out);
-    free(cfg);
-    free(file);
     free(text);
     return root;
 }
@@ -490,15 +481,8 @@ static double num(json_t *o, const char *key)
 static void sessions_against_the_simulator(void **state)
 {
     (void)state;
-    struct sim_options o;
-    sim_options_init(&o);
-    o.port = 0;
-    o.quiet = true;
-    o.engine.gpu = "h100";
-    o.engine.model = "meta-llama/Llama-3.1-8B-Instruct";
-    struct sim_server *sim;
-    char err[256];
-    assert_int_equal(sim_server_start(&sim, &o, err, sizeof(err)), 0);
+    struct sim_server *sim = tb_sim_start(NULL);
+    assert_non_null(sim);
     char dir[] = "/tmp/tb_session_XXXXXX";
     assert_non_null(mkdtemp(dir));
     const char *apis[] = {"completions", "chat"};
@@ -547,9 +531,7 @@ static void sessions_against_the_simulator(void **state)
         free(body);
     }
     sim_server_stop(sim);
-    char *rm = xasprintf("rm -rf %s", dir);
-    assert_int_equal(system(rm), 0);
-    free(rm);
+    assert_int_equal(tb_remove_tree(dir), 0);
 }
 
 /* A reasoning model on the simulator (chat, the first 12 tokens as reasoning_content): the
@@ -559,16 +541,11 @@ static void reasoning_sessions_against_the_simulator(void **state)
 {
     (void)state;
     struct sim_options o;
-    sim_options_init(&o);
-    o.port = 0;
-    o.quiet = true;
-    o.engine.gpu = "h100";
-    o.engine.model = "meta-llama/Llama-3.1-8B-Instruct";
+    tb_sim_options(&o);
     o.reasoning_tokens = 12;
     o.prompt_tokens_details = true;
-    struct sim_server *sim;
-    char err[256];
-    assert_int_equal(sim_server_start(&sim, &o, err, sizeof(err)), 0);
+    struct sim_server *sim = tb_sim_start(&o);
+    assert_non_null(sim);
     char dir[] = "/tmp/tb_reasoning_XXXXXX";
     assert_non_null(mkdtemp(dir));
     const char *body = "server: {endpoint: \"http://127.0.0.1:%d\", api: chat}\n"
@@ -614,9 +591,7 @@ static void reasoning_sessions_against_the_simulator(void **state)
     assert_true(num(json_array_get(by, 1), "cached_prompt_pct") > 60);
     json_decref(root);
     sim_server_stop(sim);
-    char *rm = xasprintf("rm -rf %s", dir);
-    assert_int_equal(system(rm), 0);
-    free(rm);
+    assert_int_equal(tb_remove_tree(dir), 0);
 }
 
 /* A server that fails every request: each session ends at its first turn, its other turns are
@@ -657,9 +632,7 @@ static void failed_turns_end_their_sessions(void **state)
     assert_int_equal(json_integer_value(json_object_get(json_array_get(by, 0), "failed")), 2);
     json_decref(root);
     fake_server_stop(fs);
-    char *rm = xasprintf("rm -rf %s", dir);
-    assert_int_equal(system(rm), 0);
-    free(rm);
+    assert_int_equal(tb_remove_tree(dir), 0);
 }
 
 int main(void)

@@ -30,16 +30,14 @@
 #include "workload/length.h"
 #include "workload/trace.h"
 #include "workload/workload.h"
+#include "tb_proc.h"
 
 static char dir[64];
 
 static char *write_file(const char *name, const char *text)
 {
-    char *path = xasprintf("%s/%s", dir, name);
-    FILE *f = fopen(path, "w");
-    assert_non_null(f);
-    fputs(text, f);
-    fclose(f);
+    char *path = tb_write(dir, name, text);
+    assert_non_null(path);
     return path;
 }
 
@@ -54,9 +52,7 @@ static int setup(void **state)
 static int teardown(void **state)
 {
     (void)state;
-    char *cmd = xasprintf("rm -rf %s", dir);
-    assert_int_equal(system(cmd), 0);
-    free(cmd);
+    assert_int_equal(tb_remove_tree(dir), 0);
     return 0;
 }
 

@@ -27,6 +27,7 @@
 #include "runner/prompt.h"
 #include "runner/run.h"
 #include "sim/sim.h"
+#include "tb_proc.h"
 
 struct fixture {
     char dir[64];
@@ -40,15 +41,10 @@ static int start(void **state, bool llamacpp)
     snprintf(f->dir, sizeof(f->dir), "/tmp/tb_wle2e_XXXXXX");
     assert_non_null(mkdtemp(f->dir));
     struct sim_options o;
-    sim_options_init(&o);
-    o.port = 0;
-    o.quiet = true;
-    o.engine.gpu = "h100";
-    o.engine.model = "meta-llama/Llama-3.1-8B-Instruct";
+    tb_sim_options(&o);
     o.tokenize_llamacpp = llamacpp;
-    char err[512];
-    if (sim_server_start(&f->sim, &o, err, sizeof(err)))
-        fail_msg("sim: %s", err);
+    f->sim = tb_sim_start(&o);
+    assert_non_null(f->sim);
     f->port = sim_server_port(f->sim);
     *state = f;
     return 0;
@@ -68,20 +64,15 @@ static int teardown(void **state)
 {
     struct fixture *f = *state;
     sim_server_stop(f->sim);
-    char *cmd = xasprintf("rm -rf %s", f->dir);
-    assert_int_equal(system(cmd), 0);
-    free(cmd);
+    assert_int_equal(tb_remove_tree(f->dir), 0);
     free(f);
     return 0;
 }
 
 static char *write_file(const struct fixture *f, const char *name, const char *text)
 {
-    char *path = xasprintf("%s/%s", f->dir, name);
-    FILE *fp = fopen(path, "w");
-    assert_non_null(fp);
-    fputs(text, fp);
-    fclose(fp);
+    char *path = tb_write(f->dir, name, text);
+    assert_non_null(path);
     return path;
 }
 

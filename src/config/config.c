@@ -400,16 +400,26 @@ void where_owner(struct cfg_problem *p, const void *addr)
 
 #define PATH(buf, prefix, key) snprintf(buf, sizeof(buf), "%s.%s", prefix, key)
 
+int problem_at(struct cfg_problem *p, const void *addr, const char *prefix, const char *key,
+               const void *fallback, const char *fmt, ...)
+{
+    char msg[CFG_MSG_MAX], path[CFG_PATH_MAX];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof(msg), fmt, ap);
+    va_end(ap);
+    PATH(path, prefix, key);
+    where(p, addr, path, "%s", msg);
+    where_owner(p, fallback);
+    return -EINVAL;
+}
+
 int check_int_min(struct cfg_problem *p, const int *v, int min, const char *prefix, const char *key,
                   const void *fallback)
 {
     if (*v >= min)
         return 0;
-    char path[CFG_PATH_MAX];
-    PATH(path, prefix, key);
-    where(p, v, path, "must be at least %d, got %d", min, *v);
-    where_owner(p, fallback);
-    return -EINVAL;
+    return problem_at(p, v, prefix, key, fallback, "must be at least %d, got %d", min, *v);
 }
 
 /* lo < v <= hi (lo_incl: lo <= v); hi may be INFINITY (then v must still be finite). */
@@ -429,6 +439,28 @@ int check_num(struct cfg_problem *p, const double *v, double lo, bool lo_incl, d
         where(p, v, path, "must be in %s%g, %g], got %g", lo_incl ? "[" : "(", lo, hi, *v);
     where_owner(p, fallback);
     return -EINVAL;
+}
+
+int check_min_max(struct cfg_problem *p, const int *min, const int *max, const char *prefix,
+                  const char *min_key, const char *max_key, const void *fallback)
+{
+    if (*min <= *max)
+        return 0;
+    char path[CFG_PATH_MAX];
+    PATH(path, prefix, max_key);
+    where(p, max, path, "%d is less than %s (%d)", *max, min_key, *min);
+    PATH(path, prefix, min_key);
+    where(p, min, path, "%d is greater than %s (%d)", *min, max_key, *max);
+    where_owner(p, fallback);
+    return -EINVAL;
+}
+
+int check_not_empty(struct cfg_problem *p, char *const *s, const char *prefix, const char *key,
+                    const void *fallback)
+{
+    if (!*s || **s)
+        return 0;
+    return problem_at(p, s, prefix, key, fallback, "must not be empty");
 }
 
 static bool env_name_ok(const char *s)
@@ -565,17 +597,10 @@ static int check_requests(struct cfg_problem *p, const struct requests_cfg *r, c
     rc = check_int_min(p, &r->shared_prefix_tokens, 0, prefix, "shared_prefix_tokens", owner);
     if (rc)
         return rc;
-    if (r->prompt_tokens_min > r->prompt_tokens_max) {
-        /* Reported where the user wrote the later of the two (a tenant may set one only). */
-        PATH(path, prefix, "prompt_tokens_max");
-        where(p, &r->prompt_tokens_max, path, "%d is less than prompt_tokens_min (%d)",
-              r->prompt_tokens_max, r->prompt_tokens_min);
-        PATH(path, prefix, "prompt_tokens_min");
-        where(p, &r->prompt_tokens_min, path, "%d is greater than prompt_tokens_max (%d)",
-              r->prompt_tokens_min, r->prompt_tokens_max);
-        where_owner(p, owner);
-        return -EINVAL;
-    }
+    rc = check_min_max(p, &r->prompt_tokens_min, &r->prompt_tokens_max, prefix, "prompt_tokens_min",
+                       "prompt_tokens_max", owner);
+    if (rc)
+        return rc;
     if (r->shared_prefix_tokens > 0 && r->shared_prefix_tokens >= r->prompt_tokens_min) {
         PATH(path, prefix, "shared_prefix_tokens");
         where(p, &r->shared_prefix_tokens, path,
@@ -595,14 +620,10 @@ static int check_requests(struct cfg_problem *p, const struct requests_cfg *r, c
         return rc;
     /* A session builds each turn from the conversation so far; prompts from a dataset, a
      * trace or a RAG pool would need their own turn model, which is not there yet. */
-    if (r->session.enabled && workload_cfg_sets_prompts(r)) {
-        PATH(path, prefix, "session");
-        where(p, &r->session.enabled, path,
-              "cannot be combined with requests.dataset, requests.trace or requests.rag "
-              "(sessions build their own conversations)");
-        where_owner(p, owner);
-        return -EINVAL;
-    }
+    if (r->session.enabled && workload_cfg_sets_prompts(r))
+        return problem_at(p, &r->session.enabled, prefix, "session", owner,
+                          "cannot be combined with requests.dataset, requests.trace or "
+                          "requests.rag (sessions build their own conversations)");
     return 0;
 }
 
@@ -718,14 +739,10 @@ static int check_memory(struct cfg_problem *p, const struct requests_cfg *r, con
     double need = per * r->num_requests;
     if (mem <= 0 || need <= mem)
         return 0;
-    char path[CFG_PATH_MAX];
-    PATH(path, prefix, "num_requests");
-    where(p, &r->num_requests, path,
-          "%d requests need about %.1f GiB of memory for one point (%.0f bytes each: record, "
-          "prompt and token times); this machine has %.1f GiB",
-          r->num_requests, need / (1u << 30), per, mem / (1u << 30));
-    where_owner(p, owner);
-    return -EINVAL;
+    return problem_at(p, &r->num_requests, prefix, "num_requests", owner,
+                      "%d requests need about %.1f GiB of memory for one point (%.0f bytes "
+                      "each: record, prompt and token times); this machine has %.1f GiB",
+                      r->num_requests, need / (1u << 30), per, mem / (1u << 30));
 }
 
 int config_find_problem(const struct config *c, struct cfg_problem *p)

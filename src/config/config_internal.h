@@ -37,11 +37,23 @@ MUST_USE int config_find_problem(const struct config *c, struct cfg_problem *p);
 __attribute__((format(printf, 4, 5))) void where(struct cfg_problem *p, const void *addr,
                                                  const char *path, const char *fmt, ...);
 void where_owner(struct cfg_problem *p, const void *addr);
+/* The usual report: the words at prefix.key (the member at addr), then at fallback (its
+ * section, a tenant; NULL: none). Returns -EINVAL, for `return problem_at(...)`. */
+__attribute__((format(printf, 6, 7))) int problem_at(struct cfg_problem *p, const void *addr,
+                                                     const char *prefix, const char *key,
+                                                     const void *fallback, const char *fmt, ...);
 /* *v >= min; lo < *v <= hi (lo_incl: lo <= *v). Path is prefix.key; fallback: its section. */
 int check_int_min(struct cfg_problem *p, const int *v, int min, const char *prefix, const char *key,
                   const void *fallback);
 int check_num(struct cfg_problem *p, const double *v, double lo, bool lo_incl, double hi,
               const char *prefix, const char *key, const void *fallback);
+/* *min <= *max. Else the problem is at prefix.max_key ("N is less than MIN_KEY (M)"), then at
+ * prefix.min_key, so a tenant that set only one of the two is shown the one it wrote. */
+int check_min_max(struct cfg_problem *p, const int *min, const int *max, const char *prefix,
+                  const char *min_key, const char *max_key, const void *fallback);
+/* A string that is set (not NULL) must not be empty. */
+int check_not_empty(struct cfg_problem *p, char *const *s, const char *prefix, const char *key,
+                    const void *fallback);
 /* requests.session's rules (session_cfg.c); prefix is "requests" or "tenants[i].requests". */
 MUST_USE int session_find_problem(struct cfg_problem *p, const struct session_cfg *s,
                                   const char *prefix, const void *owner);

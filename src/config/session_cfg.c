@@ -111,12 +111,9 @@ int session_find_problem(struct cfg_problem *p, const struct session_cfg *s, con
     int rc = check_int_min(p, &s->turns, 1, sp, "turns", owner);
     if (rc)
         return rc;
-    if (s->turns > SESSION_TURNS_MAX) {
-        snprintf(path, sizeof(path), "%s.turns", sp);
-        where(p, &s->turns, path, "must be at most %d, got %d", SESSION_TURNS_MAX, s->turns);
-        where_owner(p, owner);
-        return -EINVAL;
-    }
+    if (s->turns > SESSION_TURNS_MAX)
+        return problem_at(p, &s->turns, sp, "turns", owner, "must be at most %d, got %d",
+                          SESSION_TURNS_MAX, s->turns);
     if (strcmp(think_dist_name(s->think), "unknown") == 0) {
         snprintf(path, sizeof(path), "%s.think_time_distribution", sp);
         where(p, &s->think, path, "unknown distribution; allowed: %s", think_dist_names_list());
@@ -130,19 +127,10 @@ int session_find_problem(struct cfg_problem *p, const struct session_cfg *s, con
         rc = check_int_min(p, &s->message_tokens_min, 1, sp, "message_tokens_min", owner);
     if (!rc)
         rc = check_int_min(p, &s->message_tokens_max, 1, sp, "message_tokens_max", owner);
-    if (rc)
-        return rc;
-    if (s->message_tokens_min > s->message_tokens_max) {
-        snprintf(path, sizeof(path), "%s.message_tokens_max", sp);
-        where(p, &s->message_tokens_max, path, "%d is less than message_tokens_min (%d)",
-              s->message_tokens_max, s->message_tokens_min);
-        snprintf(path, sizeof(path), "%s.message_tokens_min", sp);
-        where(p, &s->message_tokens_min, path, "%d is greater than message_tokens_max (%d)",
-              s->message_tokens_min, s->message_tokens_max);
-        where_owner(p, owner);
-        return -EINVAL;
-    }
-    return 0;
+    if (!rc)
+        rc = check_min_max(p, &s->message_tokens_min, &s->message_tokens_max, sp,
+                           "message_tokens_min", "message_tokens_max", owner);
+    return rc;
 }
 
 long session_first_prompt(const struct session_cfg *s, int context, int completion_tokens)

@@ -188,18 +188,14 @@ void workload_cfg_to_json(json_t *o, const struct requests_cfg *r)
 static int bad_name(struct cfg_problem *p, char *const *v, const char *prefix, const char *key,
                     const char *allowed, const void *owner)
 {
-    char path[CFG_PATH_MAX];
-    PATH(path, prefix, key);
-    where(p, v, path, "unknown name \"%.40s\"; allowed: %s", *v, allowed);
-    where_owner(p, owner);
-    return -EINVAL;
+    return problem_at(p, v, prefix, key, owner, "unknown name \"%.40s\"; allowed: %s", *v, allowed);
 }
 
 static int check_output(struct cfg_problem *p, const struct requests_cfg *r, const char *prefix,
                         const void *owner)
 {
     const struct length_dist *d = &r->output_tokens;
-    char pre[CFG_PATH_MAX], path[CFG_PATH_MAX];
+    char pre[CFG_PATH_MAX];
     PATH(pre, prefix, "output_tokens");
     enum length_kind k;
     if (length_kind_parse(d->distribution, &k))
@@ -212,72 +208,51 @@ static int check_output(struct cfg_problem *p, const struct requests_cfg *r, con
         rc = check_int_min(p, &d->min, 1, pre, "min", owner);
     if (!rc)
         rc = check_int_min(p, &d->max, 0, pre, "max", owner);
+    if (!rc && d->max > 0) /* 0: no upper bound */
+        rc = check_min_max(p, &d->min, &d->max, pre, "min", "max", owner);
     if (rc)
         return rc;
-    if (d->max > 0 && d->max < d->min) {
-        PATH(path, pre, "max");
-        where(p, &d->max, path, "%d is less than min (%d)", d->max, d->min);
-        where_owner(p, owner);
-        return -EINVAL;
-    }
-    if (k == LEN_DATASET && !r->dataset.path) {
-        PATH(path, pre, "distribution");
-        where(p, &d->distribution, path,
-              "\"dataset\" takes output lengths from requests.dataset, which is not set");
-        where_owner(p, owner);
-        return -EINVAL;
-    }
+    if (k == LEN_DATASET && !r->dataset.path)
+        return problem_at(p, &d->distribution, pre, "distribution", owner,
+                          "\"dataset\" takes output lengths from requests.dataset, which is not "
+                          "set");
     return 0;
 }
 
 static int check_dataset(struct cfg_problem *p, const struct dataset_cfg *d, const char *prefix,
                          const void *owner)
 {
-    char pre[CFG_PATH_MAX], path[CFG_PATH_MAX];
+    char pre[CFG_PATH_MAX];
     PATH(pre, prefix, "dataset");
     enum dataset_format f;
     if (dataset_format_parse(d->format, d->path, &f))
         return bad_name(p, &d->format, pre, "format", "sharegpt, jsonl, text", owner);
     if (d->turns && strcmp(d->turns, "first") != 0 && strcmp(d->turns, "all") != 0)
         return bad_name(p, &d->turns, pre, "turns", "first, all", owner);
-    if (d->path && !*d->path) {
-        PATH(path, pre, "path");
-        where(p, &d->path, path, "must not be empty");
-        where_owner(p, owner);
-        return -EINVAL;
-    }
-    int rc = check_int_min(p, &d->min_prompt_tokens, 1, pre, "min_prompt_tokens", owner);
+    int rc = check_not_empty(p, &d->path, pre, "path", owner);
+    if (!rc)
+        rc = check_int_min(p, &d->min_prompt_tokens, 1, pre, "min_prompt_tokens", owner);
     if (!rc)
         rc = check_int_min(p, &d->max_prompt_tokens, 0, pre, "max_prompt_tokens", owner);
-    if (rc)
-        return rc;
-    if (d->max_prompt_tokens > 0 && d->max_prompt_tokens < d->min_prompt_tokens) {
-        PATH(path, pre, "max_prompt_tokens");
-        where(p, &d->max_prompt_tokens, path, "%d is less than min_prompt_tokens (%d)",
-              d->max_prompt_tokens, d->min_prompt_tokens);
-        where_owner(p, owner);
-        return -EINVAL;
-    }
-    return 0;
+    if (!rc && d->max_prompt_tokens > 0) /* 0: no upper bound */
+        rc = check_min_max(p, &d->min_prompt_tokens, &d->max_prompt_tokens, pre,
+                           "min_prompt_tokens", "max_prompt_tokens", owner);
+    return rc;
 }
 
 static int check_trace(struct cfg_problem *p, const struct trace_cfg *t, const char *prefix,
                        const void *owner)
 {
-    char pre[CFG_PATH_MAX], path[CFG_PATH_MAX];
+    char pre[CFG_PATH_MAX];
     PATH(pre, prefix, "trace");
     enum trace_format f;
     if (trace_format_parse(t->format, t->path, &f))
         return bad_name(p, &t->format, pre, "format", "jsonl, csv", owner);
     if (trace_time_unit_ns(t->time_unit) == 0)
         return bad_name(p, &t->time_unit, pre, "time_unit", "ms, s, us", owner);
-    if (t->path && !*t->path) {
-        PATH(path, pre, "path");
-        where(p, &t->path, path, "must not be empty");
-        where_owner(p, owner);
-        return -EINVAL;
-    }
-    int rc = check_num(p, &t->speed, 0, false, 1e6, pre, "speed", owner);
+    int rc = check_not_empty(p, &t->path, pre, "path", owner);
+    if (!rc)
+        rc = check_num(p, &t->speed, 0, false, 1e6, pre, "speed", owner);
     if (!rc)
         rc = check_int_min(p, &t->block_tokens, 1, pre, "block_tokens", owner);
     return rc;
@@ -286,7 +261,7 @@ static int check_trace(struct cfg_problem *p, const struct trace_cfg *t, const c
 static int check_rag(struct cfg_problem *p, const struct rag_cfg *g, const char *prefix,
                      const void *owner)
 {
-    char pre[CFG_PATH_MAX], path[CFG_PATH_MAX];
+    char pre[CFG_PATH_MAX];
     PATH(pre, prefix, "rag");
     int rc = check_int_min(p, &g->documents, 0, pre, "documents", owner);
     if (!rc)
@@ -297,22 +272,15 @@ static int check_rag(struct cfg_problem *p, const struct rag_cfg *g, const char 
         rc = check_int_min(p, &g->question_tokens, 1, pre, "question_tokens", owner);
     if (!rc)
         rc = check_num(p, &g->skew, 0, true, 10, pre, "skew", owner);
-    if (!rc && g->documents > RAG_MAX_DOCUMENTS) {
-        PATH(path, pre, "documents");
-        where(p, &g->documents, path, "%d is more than the %d a pool may hold", g->documents,
-              RAG_MAX_DOCUMENTS);
-        where_owner(p, owner);
-        rc = -EINVAL;
-    }
+    if (!rc && g->documents > RAG_MAX_DOCUMENTS)
+        rc = problem_at(p, &g->documents, pre, "documents", owner,
+                        "%d is more than the %d a pool may hold", g->documents, RAG_MAX_DOCUMENTS);
     if (rc)
         return rc;
-    if (g->documents > 0 && g->documents_per_request > g->documents) {
-        PATH(path, pre, "documents_per_request");
-        where(p, &g->documents_per_request, path, "%d is more than the pool's documents (%d)",
-              g->documents_per_request, g->documents);
-        where_owner(p, owner);
-        return -EINVAL;
-    }
+    if (g->documents > 0 && g->documents_per_request > g->documents)
+        return problem_at(p, &g->documents_per_request, pre, "documents_per_request", owner,
+                          "%d is more than the pool's documents (%d)", g->documents_per_request,
+                          g->documents);
     return 0;
 }
 
@@ -330,23 +298,16 @@ int workload_cfg_find_problem(struct cfg_problem *p, const struct requests_cfg *
         return rc;
     /* One source of prompts: each decides the prompt lengths its own way. */
     int sources = !!r->dataset.path + !!r->trace.path + (r->rag.documents > 0);
-    char path[CFG_PATH_MAX];
     if (sources > 1) {
         const void *at = r->trace.path ? (const void *)&r->trace.path : (const void *)&r->rag;
-        PATH(path, prefix, r->trace.path ? "trace.path" : "rag");
-        where(p, at, path, "dataset, trace and rag are alternatives: set one of them");
-        where_owner(p, owner);
-        return -EINVAL;
+        return problem_at(p, at, prefix, r->trace.path ? "trace.path" : "rag", owner,
+                          "dataset, trace and rag are alternatives: set one of them");
     }
-    if (sources && r->shared_prefix_tokens > 0) {
-        PATH(path, prefix, "shared_prefix_tokens");
-        where(p, &r->shared_prefix_tokens, path,
-              "cannot be combined with %s (it builds its own prompts)",
-              r->dataset.path ? "dataset"
-              : r->trace.path ? "trace"
-                              : "rag");
-        where_owner(p, owner);
-        return -EINVAL;
-    }
+    if (sources && r->shared_prefix_tokens > 0)
+        return problem_at(p, &r->shared_prefix_tokens, prefix, "shared_prefix_tokens", owner,
+                          "cannot be combined with %s (it builds its own prompts)",
+                          r->dataset.path ? "dataset"
+                          : r->trace.path ? "trace"
+                                          : "rag");
     return 0;
 }

@@ -17,11 +17,11 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
 #include <unistd.h>
 
 #include "core/buf.h"
 #include "core/clock.h"
+#include "core/fs.h"
 #include "core/jsonx.h"
 #include "core/log.h"
 #include "core/text.h"
@@ -550,38 +550,6 @@ static void set_err(char *err, size_t errlen, const char *fmt, ...)
     va_end(ap);
 }
 
-/* mkdir -p: creates each missing component; an existing directory is fine. */
-static int mkdir_p(const char *dir)
-{
-    char *p = xstrdup(dir);
-    int rc = 0;
-    size_t len = strlen(p);
-    while (len > 1 && p[len - 1] == '/')
-        p[--len] = '\0';
-    for (char *s = p + 1;; s++) {
-        if (*s != '/' && *s != '\0')
-            continue;
-        char c = *s;
-        *s = '\0';
-        if (mkdir(p, 0777) != 0 && errno != EEXIST) {
-            rc = -errno;
-            break;
-        }
-        *s = c;
-        if (!c)
-            break;
-    }
-    if (!rc) {
-        struct stat st;
-        if (stat(p, &st) != 0)
-            rc = -errno;
-        else if (!S_ISDIR(st.st_mode))
-            rc = -ENOTDIR;
-    }
-    free(p);
-    return rc;
-}
-
 static bool any_exists(char *const paths[KIND__COUNT])
 {
     for (int k = 0; k < KIND__COUNT; k++)
@@ -605,7 +573,7 @@ int results_open(struct results_writer **out, const char *dir, const char *prefi
         dir = ".";
     if (!prefix || !*prefix)
         prefix = "benchmark";
-    int rc = mkdir_p(dir);
+    int rc = fs_mkdir_p(dir);
     if (rc) {
         set_err(err, errlen, "%s: cannot create directory: %s", dir, strerror(-rc));
         return rc;
@@ -870,7 +838,7 @@ int results_flush(struct results_writer *w, json_t *telemetry, char *err, size_t
 
 int results_relocate(struct results_writer *w, const char *dir, char *err, size_t errlen)
 {
-    int rc = mkdir_p(dir);
+    int rc = fs_mkdir_p(dir);
     if (rc) {
         set_err(err, errlen, "%s: cannot create directory: %s", dir, write_reason(-rc));
         return rc;

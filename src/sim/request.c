@@ -508,6 +508,18 @@ static int append_ids(struct buf *out, const uint32_t *ids, size_t n)
     return rc;
 }
 
+/* out = head, ids as a JSON list, tail: the /tokenize replies of both shapes. */
+static int reply_with_ids(struct buf *out, const char *head, const struct tokvec *ids,
+                          const char *tail, struct sim_error *e)
+{
+    buf_reset(out);
+    if (buf_puts(out, head) || append_ids(out, ids->v, ids->n) || buf_puts(out, tail)) {
+        sim_error_set(e, 500, "response too large");
+        return -1;
+    }
+    return 0;
+}
+
 int sim_tokenize(const char *body, size_t len, const struct tokenizer *tok,
                  const struct sim_models *models, struct buf *out, struct sim_error *e)
 {
@@ -535,14 +547,10 @@ int sim_tokenize(const char *body, size_t len, const struct tokenizer *tok,
         if (encode_text(json_string_value(p), json_string_length(p), tok, &ids, e))
             goto out;
     }
-    buf_reset(out);
-    if (buf_printf(out, "{\"count\":%zu,\"max_model_len\":%d,\"tokens\":", ids.n,
-                   models->max_model_len) ||
-        append_ids(out, ids.v, ids.n) || buf_puts(out, ",\"token_strs\":null}")) {
-        sim_error_set(e, 500, "response too large");
-        goto out;
-    }
-    rc = 0;
+    char head[96];
+    snprintf(head, sizeof(head), "{\"count\":%zu,\"max_model_len\":%d,\"tokens\":", ids.n,
+             models->max_model_len);
+    rc = reply_with_ids(out, head, &ids, ",\"token_strs\":null}", e);
 out:
     tokvec_release(&ids);
     json_decref(root);
@@ -561,12 +569,7 @@ int sim_tokenize_llamacpp(const char *body, size_t len, const struct tokenizer *
     json_t *c = json_object_get(root, "content");
     if (json_is_string(c) && encode_text(json_string_value(c), json_string_length(c), tok, &ids, e))
         goto out;
-    buf_reset(out);
-    if (buf_puts(out, "{\"tokens\":") || append_ids(out, ids.v, ids.n) || buf_puts(out, "}")) {
-        sim_error_set(e, 500, "response too large");
-        goto out;
-    }
-    rc = 0;
+    rc = reply_with_ids(out, "{\"tokens\":", &ids, "}", e);
 out:
     tokvec_release(&ids);
     json_decref(root);

@@ -27,12 +27,12 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
-#include <sys/stat.h>
 #include <time.h>
 
 #include <jansson.h>
 
 #include "core/exitcode.h"
+#include "core/fs.h"
 #include "core/jsonx.h"
 #include "core/log.h"
 #include "engine/calibration.h"
@@ -627,22 +627,6 @@ static int measure_strategy(const struct measure *m, size_t k, json_t *arr, char
 
 /* ---- command ------------------------------------------------------------------------ */
 
-/* mkdir -p; an existing directory is fine. */
-static bool mkdir_p_ok(const char *dir)
-{
-    char p[1024];
-    if (snprintf(p, sizeof(p), "%s", dir) >= (int)sizeof(p))
-        return false;
-    for (char *q = p + 1; *q; q++)
-        if (*q == '/') {
-            *q = '\0';
-            if (mkdir(p, 0777) != 0 && errno != EEXIST)
-                return false;
-            *q = '/';
-        }
-    return mkdir(p, 0777) == 0 || errno == EEXIST;
-}
-
 static void usage(void)
 {
     fprintf(stderr,
@@ -729,7 +713,7 @@ int tenancy_measure_main(int argc, char **argv)
         }
         by_strategy[k] = eq + 1;
     }
-    if (!mkdir_p_ok(out_dir)) {
+    if (fs_mkdir_p(out_dir)) {
         log_error("tenancy: cannot create %s", out_dir);
         code = TB_EXIT_RUNTIME;
         goto out;
