@@ -43,8 +43,6 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
-#include <netinet/in.h>
-#include <netinet/tcp.h>
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdio.h>
@@ -102,12 +100,10 @@ struct transfer {
     bool saw_done;
     bool saw_finish; /* some chunk had a non-null finish_reason */
     bool have_usage;
-    bool failed;          /* rec already holds the failure (set inside a callback) */
-    bool after_done;      /* bytes came after [DONE]: the transfer was stopped, still ok */
-    unsigned body_writes; /* write callbacks of a 2xx body (delay_acks) */
-    curl_socket_t sock;   /* the socket libcurl watches for it, CURL_SOCKET_BAD before */
-    size_t max_events;    /* text events allowed (max_tokens + margin) */
-    int socket_errno;     /* why socket() failed (EMFILE...), 0 = it did not */
+    bool failed;       /* rec already holds the failure (set inside a callback) */
+    bool after_done;   /* bytes came after [DONE]: the transfer was stopped, still ok */
+    size_t max_events; /* text events allowed (max_tokens + margin) */
+    int socket_errno;  /* why socket() failed (EMFILE...), 0 = it did not */
     int usage_prompt;
     int usage_completion;
     int usage_reasoning; /* usage.completion_tokens_details.reasoning_tokens, -1 none */
@@ -1004,27 +1000,6 @@ static int on_sse_event(void *ctx, const char *data, size_t len)
     return 0;
 }
 
-/*
- * Asks the kernel to delay the ACKs of this response's socket (TCP_QUICKACK off, the
- * "pingpong" mode of an interactive connection). A stream of small tokens otherwise gets one
- * ACK per read: Linux ACKs when a read drains a small segment unless the connection looks
- * interactive, and on loopback that ACK runs the server socket's whole receive path inside our
- * recv(), 30-34 % of the runner's CPU at 300 streams (perf, docs/RUNNER.md). Delayed, one ACK
- * covers two segments. Data is never held back: only our ACKs wait, and the server's sends
- * do not wait for them (its congestion window is far above two segments). The kernel leaves
- * the mode when its delayed-ACK timer fires (a gap of over ~40 ms between tokens), so it is
- * asked again every ACK_REARM_WRITES body writes: one setsockopt per that many reads.
- */
-#define ACK_REARM_WRITES 64
-
-static void delay_acks(struct transfer *t)
-{
-    if (t->sock == CURL_SOCKET_BAD)
-        return;
-    int off = 0;
-    (void)setsockopt(t->sock, IPPROTO_TCP, TCP_QUICKACK, &off, sizeof(off)); /* a hint */
-}
-
 static size_t on_write(char *ptr, size_t size, size_t nmemb, void *userp)
 {
     struct transfer *t = userp;
@@ -1043,8 +1018,6 @@ static size_t on_write(char *ptr, size_t size, size_t nmemb, void *userp)
         return n;
     }
     t->now = now;
-    if (t->body_writes++ % ACK_REARM_WRITES == 0)
-        delay_acks(t);
     if (t->n_chunks == 0 && t->errbody.len < t->errbody.max) {
         /* Until an event arrives, keep the head: a 200 may carry an error document. */
         size_t room = t->errbody.max - t->errbody.len;
@@ -1107,11 +1080,7 @@ static int on_curl_socket(CURL *easy, curl_socket_t s, int what, void *userp, vo
 {
     struct worker *w = userp;
     struct sock *sk = socketp;
-    struct transfer *t = NULL;
-    if (curl_easy_getinfo(easy, CURLINFO_PRIVATE, (char **)&t) != CURLE_OK)
-        t = NULL;
-    if (t) /* NULL for libcurl's own handles (closing a cached connection) */
-        t->sock = what == CURL_POLL_REMOVE ? CURL_SOCKET_BAD : s;
+    (void)easy;
     if (what == CURL_POLL_REMOVE) {
         if (sk) {
             curl_multi_assign(w->multi, s, NULL);
@@ -1582,8 +1551,6 @@ int client_start(struct client *c, const struct client_request *rq, struct req_r
     t->http = 0;
     t->n_chunks = 0;
     t->saw_done = t->saw_finish = t->have_usage = t->failed = t->after_done = false;
-    t->body_writes = 0;
-    t->sock = CURL_SOCKET_BAD;
     t->socket_errno = 0;
     t->max_events = (size_t)(rq->max_tokens > 0 ? rq->max_tokens : 0) + CLIENT_EVENTS_MARGIN;
     t->usage_prompt = t->usage_completion = -1;
