@@ -17,6 +17,9 @@
  *
  *   build/bench_runner [--streams 100,300,1000,3000] [--tokens 400] [--interval-ms 5]
  *                      [--ttft-ms 50] [--requests-per-stream 3] [--threads N] [--quick]
+ *                      [--server-nagle]
+ * --server-nagle: the server leaves Nagle's algorithm on, as some HTTP servers do; the
+ * runner's ITL must hold there too (a client that delays its ACKs would stall it ~40 ms).
  * --quick (or TB_BENCH_QUICK=1): 200 tokens, 2 requests per stream (the whole table in about
  * a minute on 2 cores).
  */
@@ -44,6 +47,7 @@ struct load {
     int streams, tokens, per_stream;
     int server_cpu; /* the CPU the server is pinned to; -1 = not pinned */
     int threads;    /* testbench run --threads; 0 = its default */
+    bool nagle;     /* the server leaves Nagle's algorithm on (gt_server --nagle) */
     double interval_ms, ttft_ms;
 };
 
@@ -213,6 +217,7 @@ static int bench_one(const char *dir, const struct load *ld, struct result *res)
                         stats,
                         "--cpu",
                         cpu,
+                        ld->nagle ? "--nagle" : NULL,
                         NULL};
     pid_t srv = bench_spawn(srv_argv);
     int rc = bench_wait_listening(port, 10);
@@ -361,6 +366,7 @@ int main(int argc, char **argv)
         {"quick", no_argument, NULL, 'q'},
         {"threads", required_argument, NULL, 'T'},
         {"server-cpu", required_argument, NULL, 'c'},
+        {"server-nagle", no_argument, NULL, 'N'},
         {NULL, 0, NULL, 0},
     };
     int c, tokens = 0, per_stream = 0;
@@ -390,6 +396,9 @@ int main(int argc, char **argv)
         case 'c':
             base.server_cpu = (int)strtol(optarg, NULL, 10);
             break;
+        case 'N':
+            base.nagle = true;
+            break;
         default:
             return 2;
         }
@@ -414,9 +423,10 @@ int main(int argc, char **argv)
     }
     printf("runner benchmark: ground-truth server (bench/gt_server), first token %.0f ms, then "
            "one every %.1f ms, %d tokens, %d requests per stream, loopback, %ld cores, load "
-           "average %.2f at start, runner --threads %d (0: its default)\n",
+           "average %.2f at start, runner --threads %d (0: its default)%s\n",
            base.ttft_ms, base.interval_ms, base.tokens, base.per_stream,
-           sysconf(_SC_NPROCESSORS_ONLN), load1, base.threads);
+           sysconf(_SC_NPROCESSORS_ONLN), load1, base.threads,
+           base.nagle ? ", server with Nagle's algorithm on" : "");
     printf("errors are the runner's reading minus the truth (ms unless marked); server late = "
            "token written minus due; tail departs = ITL p99 > interval + 1 ms + server late "
            "p99\n");

@@ -22,7 +22,9 @@
  * stream, so the connection stays open for the next request.
  *
  *   gt_server --port P [--ttft-ms 50] [--interval-ms 5] [--tokens 400] [--coalesce-us 50]
- *             [--cpu N] [--stats FILE]
+ *             [--cpu N] [--nagle] [--stats FILE]
+ * --nagle leaves Nagle's algorithm on (no TCP_NODELAY), as some HTTP servers do by default:
+ * a client that holds back its ACKs then delays this server's tokens.
  *
  * SIGTERM or SIGINT ends it; --stats then receives one JSON object: events written, the
  * lateness distribution of every token and of first tokens (us), requests, errors, and the
@@ -119,6 +121,7 @@ struct server {
     mono_ns ttft, interval;
     mono_ns coalesce; /* tokens due this soon after a wake-up go out with it (early) */
     int tokens;
+    bool nagle; /* --nagle: leave Nagle's algorithm on, as a server without TCP_NODELAY does */
     struct conn **heap; /* min-heap on due */
     size_t heap_n, heap_cap;
     uint64_t next_id, requests, errors;
@@ -420,7 +423,8 @@ static void on_accept(struct server *s)
         if (fd < 0)
             return;
         int one = 1;
-        setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+        if (!s->nagle)
+            setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
         struct conn *c = calloc(1, sizeof(*c));
         if (!c) {
             close(fd);
@@ -534,6 +538,7 @@ int main(int argc, char **argv)
         {"stats", required_argument, NULL, 's'},
         {"coalesce-us", required_argument, NULL, 'c'},
         {"cpu", required_argument, NULL, 'u'},
+        {"nagle", no_argument, NULL, 'N'},
         {NULL, 0, NULL, 0},
     };
     int o;
@@ -560,13 +565,16 @@ int main(int argc, char **argv)
         case 'c':
             s.coalesce = (mono_ns)(strtod(optarg, NULL) * 1e3);
             break;
+        case 'N':
+            s.nagle = true;
+            break;
         default:
             return 2;
         }
     }
     if (port <= 0 || s.tokens <= 0 || s.interval == 0) {
         fprintf(stderr, "usage: gt_server --port P [--ttft-ms 50] [--interval-ms 5] "
-                        "[--tokens 400] [--coalesce-us 50] [--cpu N] [--stats FILE]\n");
+                        "[--tokens 400] [--coalesce-us 50] [--cpu N] [--nagle] [--stats FILE]\n");
         return 2;
     }
     prctl(PR_SET_TIMERSLACK, 1UL, 0, 0, 0);
