@@ -417,7 +417,7 @@ static double point_number(json_t *point, const char *a, const char *b)
 
 static json_t *run_and_load(struct fixture *f, const char *name, const char *body, int expect_rc)
 {
-    assert_int_equal(tb_run_config(TB_BINARY, f->dir, name, body), expect_rc);
+    assert_int_equal(tb_run_config(TB_BINARY, f->dir, name, body, f->sim), expect_rc);
     char *out = xasprintf("%s/%s_out", f->dir, name);
     json_t *root = tb_load_json(out, "_detailed.json");
     assert_non_null(root);

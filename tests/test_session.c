@@ -458,10 +458,11 @@ static void config_keys_and_errors(void **state)
 /* ==== end to end against the simulator ==== */
 
 /* Runs body (a config whose %d is the server's port) as dir/NAME.yaml; its detailed.json. */
-static json_t *run_sim(const char *dir, const char *name, const char *body, int port)
+static json_t *run_sim(const char *dir, const char *name, const char *body, int port,
+                       const struct sim_server *sim)
 {
     char *text = xasprintf(body, port);
-    assert_int_equal(tb_run_config(TB_BINARY, dir, name, text), 0);
+    assert_int_equal(tb_run_config(TB_BINARY, dir, name, text, sim), 0);
     char *out = xasprintf("%s/%s_out", dir, name);
     json_t *root = tb_load_json(out, "_detailed.json");
     assert_non_null(root);
@@ -497,7 +498,7 @@ static void sessions_against_the_simulator(void **state)
                                "    message_tokens_max: 60}}\n"
                                "telemetry: {collect_gpu_stats: false, sample_interval_sec: 0.05}\n",
                                apis[a]);
-        json_t *root = run_sim(dir, apis[a], body, sim_server_port(sim));
+        json_t *root = run_sim(dir, apis[a], body, sim_server_port(sim), sim);
         json_t *p = json_array_get(json_object_get(root, "points"), 0);
         json_t *reqs = json_object_get(p, "requests");
         assert_int_equal(json_array_size(reqs), 12);
@@ -556,7 +557,7 @@ static void reasoning_sessions_against_the_simulator(void **state)
                        "  session: {turns: 2, think_time_s: 0, message_tokens_min: 20,\n"
                        "    message_tokens_max: 20}}\n"
                        "telemetry: {collect_gpu_stats: false}\n";
-    json_t *root = run_sim(dir, "reasoning", body, sim_server_port(sim));
+    json_t *root = run_sim(dir, "reasoning", body, sim_server_port(sim), sim);
     json_t *p = json_array_get(json_object_get(root, "points"), 0);
     json_t *reqs = json_object_get(p, "requests");
     for (size_t i = 0; i < 4; i++) {
@@ -612,7 +613,7 @@ static void failed_turns_end_their_sessions(void **state)
                        "tenants:\n"
                        "  - {name: good, model: \"normal n=8 gap=1\"}\n"
                        "  - {name: bad, model: \"http500\"}\n";
-    json_t *root = run_sim(dir, "fail", body, fake_server_port(fs));
+    json_t *root = run_sim(dir, "fail", body, fake_server_port(fs), NULL);
     json_t *points = json_object_get(root, "points");
     assert_int_equal(json_array_size(points), 2);
     json_t *good = json_object_get(json_array_get(points, 0), "summary");
