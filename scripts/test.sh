@@ -29,7 +29,7 @@ cmake --build build-release -j"$jobs" --target testbench
 
 # libFuzzer harnesses (clang, ASan + UBSan), a few seconds each; a crash fails the run and is
 # kept in fuzz/regressions/, which the builds above replay (fuzz_replay_* tests).
-fuzz_secs=${FUZZ_SECONDS:-12}
+fuzz_secs=${FUZZ_SECONDS:-8}
 echo "== fuzz (${fuzz_secs}s per target)"
 scripts/fuzz.sh "$fuzz_secs"
 
