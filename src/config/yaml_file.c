@@ -208,3 +208,11 @@ void yaml_file_release(struct yaml_file *yf)
         yaml_document_delete(&yf->doc);
     yf->loaded = false;
 }
+
+int yaml_node_fail(char *err, size_t errlen, const char *file, const yaml_node_t *n,
+                   const char *key, const char *msg)
+{
+    snprintf(err, errlen, "%s:%zu:%zu: %s%s%s", file, n ? n->start_mark.line + 1 : 0,
+             n ? n->start_mark.column + 1 : 0, key ? key : "", key ? ": " : "", msg);
+    return -EINVAL;
+}

@@ -35,4 +35,9 @@ MUST_USE int yaml_file_load(struct yaml_file *yf, const char *path, size_t max_b
 /* Frees the document; safe on a file that failed to load. */
 void yaml_file_release(struct yaml_file *yf);
 
+/* Writes "file:line:column: key: msg" for node n (line and column 0 when n is NULL, no "key: "
+ * when key is NULL) into err; returns -EINVAL. */
+int yaml_node_fail(char *err, size_t errlen, const char *file, const yaml_node_t *n,
+                   const char *key, const char *msg);
+
 #endif

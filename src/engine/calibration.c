@@ -61,29 +61,21 @@ void cost_calibration_default(struct cost_calibration *c)
     c->p[CAL_SEQ_S] = 5.55e-5;
 }
 
-static int fail_at(char *err, size_t errlen, const char *file, const yaml_node_t *n,
-                   const char *msg, const char *key)
-{
-    snprintf(err, errlen, "%s:%zu:%zu: %s%s%s", file, n ? n->start_mark.line + 1 : 0,
-             n ? n->start_mark.column + 1 : 0, key ? key : "", key ? ": " : "", msg);
-    return -EINVAL;
-}
-
 static int node_double(const char *file, const yaml_node_t *n, const char *key, double lo,
                        double hi, double *out, char *err, size_t errlen)
 {
     if (n->type != YAML_SCALAR_NODE)
-        return fail_at(err, errlen, file, n, "expected a number", key);
+        return yaml_node_fail(err, errlen, file, n, key, "expected a number");
     const char *s = (const char *)n->data.scalar.value;
     char *end = NULL;
     errno = 0;
     double v = strtod(s, &end);
     if (errno || end == s || *end || !isfinite(v))
-        return fail_at(err, errlen, file, n, "expected a number", key);
+        return yaml_node_fail(err, errlen, file, n, key, "expected a number");
     if (v < lo || v > hi) {
         char msg[128];
         snprintf(msg, sizeof(msg), "%g is outside [%g, %g]", v, lo, hi);
-        return fail_at(err, errlen, file, n, msg, key);
+        return yaml_node_fail(err, errlen, file, n, key, msg);
     }
     *out = v;
     return 0;
@@ -93,7 +85,7 @@ static int node_string(const char *file, const yaml_node_t *n, const char *key, 
                        size_t len, char *err, size_t errlen)
 {
     if (n->type != YAML_SCALAR_NODE)
-        return fail_at(err, errlen, file, n, "expected a string", key);
+        return yaml_node_fail(err, errlen, file, n, key, "expected a string");
     snprintf(out, len, "%s", (const char *)n->data.scalar.value);
     return 0;
 }
@@ -103,7 +95,7 @@ static int load_section(struct cost_calibration *c, yaml_document_t *doc, yaml_n
                         const char *file, bool overhead, char *err, size_t errlen)
 {
     if (map->type != YAML_MAPPING_NODE)
-        return fail_at(err, errlen, file, map, "expected a mapping", NULL);
+        return yaml_node_fail(err, errlen, file, map, NULL, "expected a mapping");
     for (yaml_node_pair_t *p = map->data.mapping.pairs.start; p < map->data.mapping.pairs.top;
          p++) {
         yaml_node_t *kn = yaml_document_get_node(doc, p->key);
@@ -119,7 +111,7 @@ static int load_section(struct cost_calibration *c, yaml_document_t *doc, yaml_n
         if (rc == -ENOENT && !overhead && strcmp(k, "attention_context_knee") == 0)
             rc = node_double(file, vn, k, 1024, 1e7, &c->attn_context_knee, err, errlen);
         if (rc == -ENOENT)
-            return fail_at(err, errlen, file, kn, "unknown key", k);
+            return yaml_node_fail(err, errlen, file, kn, k, "unknown key");
         if (rc)
             return rc;
     }
@@ -130,7 +122,7 @@ static int load_fit(struct cost_calibration *c, yaml_document_t *doc, yaml_node_
                     const char *file, char *err, size_t errlen)
 {
     if (map->type != YAML_MAPPING_NODE)
-        return fail_at(err, errlen, file, map, "expected a mapping", "fit");
+        return yaml_node_fail(err, errlen, file, map, "fit", "expected a mapping");
     for (yaml_node_pair_t *p = map->data.mapping.pairs.start; p < map->data.mapping.pairs.top;
          p++) {
         yaml_node_t *kn = yaml_document_get_node(doc, p->key);
@@ -147,7 +139,7 @@ static int load_fit(struct cost_calibration *c, yaml_document_t *doc, yaml_node_
         } else if (strcmp(k, "error_after_pct") == 0) {
             rc = node_double(file, vn, k, 0, 1e9, &c->err_after_pct, err, errlen);
         } else {
-            rc = fail_at(err, errlen, file, kn, "unknown key", k);
+            rc = yaml_node_fail(err, errlen, file, kn, k, "unknown key");
         }
         if (rc)
             return rc;
@@ -160,7 +152,8 @@ static int load_doc(struct cost_calibration *c, yaml_document_t *doc, const char
 {
     yaml_node_t *root = yaml_document_get_root_node(doc);
     if (!root || root->type != YAML_MAPPING_NODE)
-        return fail_at(err, errlen, file, root, "expected a calibration profile (a mapping)", NULL);
+        return yaml_node_fail(err, errlen, file, root, NULL,
+                              "expected a calibration profile (a mapping)");
     bool kind_seen = false;
     for (yaml_node_pair_t *p = root->data.mapping.pairs.start; p < root->data.mapping.pairs.top;
          p++) {
@@ -173,7 +166,7 @@ static int load_doc(struct cost_calibration *c, yaml_document_t *doc, const char
             char kind[32];
             rc = node_string(file, vn, k, kind, sizeof(kind), err, errlen);
             if (!rc && strcmp(kind, "calibration") != 0)
-                rc = fail_at(err, errlen, file, vn, "expected `calibration`", k);
+                rc = yaml_node_fail(err, errlen, file, vn, k, "expected `calibration`");
             kind_seen = true;
         } else if (strcmp(k, "gpu") == 0) {
             rc = node_string(file, vn, k, c->gpu, sizeof(c->gpu), err, errlen);
@@ -191,13 +184,13 @@ static int load_doc(struct cost_calibration *c, yaml_document_t *doc, const char
         } else if (strcmp(k, "fit") == 0) {
             rc = load_fit(c, doc, vn, file, err, errlen);
         } else {
-            rc = fail_at(err, errlen, file, kn, "unknown key", k);
+            rc = yaml_node_fail(err, errlen, file, kn, k, "unknown key");
         }
         if (rc)
             return rc;
     }
     if (!kind_seen)
-        return fail_at(err, errlen, file, root, "missing `kind: calibration`", NULL);
+        return yaml_node_fail(err, errlen, file, root, NULL, "missing `kind: calibration`");
     return 0;
 }
 

@@ -38,14 +38,6 @@ void validation_set_release(struct validation_set *s)
     memset(s, 0, sizeof(*s));
 }
 
-static int fail_at(char *err, size_t errlen, const char *file, const yaml_node_t *n,
-                   const char *key, const char *msg)
-{
-    snprintf(err, errlen, "%s:%zu:%zu: %s%s%s", file, n ? n->start_mark.line + 1 : 0,
-             n ? n->start_mark.column + 1 : 0, key ? key : "", key ? ": " : "", msg);
-    return -EINVAL;
-}
-
 enum vtype { V_STR, V_INT, V_DOUBLE, V_BOOL };
 
 struct vfield {
@@ -106,7 +98,7 @@ static int set_vfield(struct validation_row *r, const struct vfield *f, const ya
                       const char *file, char *err, size_t errlen)
 {
     if (v->type != YAML_SCALAR_NODE)
-        return fail_at(err, errlen, file, v, f->key, "expected a scalar");
+        return yaml_node_fail(err, errlen, file, v, f->key, "expected a scalar");
     const char *s = (const char *)v->data.scalar.value;
     if (f->off == (size_t)-1) /* recorded for people, not used by the planner */
         return 0;
@@ -116,20 +108,20 @@ static int set_vfield(struct validation_row *r, const struct vfield *f, const ya
     switch (f->type) {
     case V_STR:
         if (strlen(s) >= f->len)
-            return fail_at(err, errlen, file, v, f->key, "too long");
+            return yaml_node_fail(err, errlen, file, v, f->key, "too long");
         snprintf(p, f->len, "%s", s);
         return 0;
     case V_INT: {
         long x = strtol(s, &end, 10);
         if (errno || end == s || *end || x < 0 || x > 100000000)
-            return fail_at(err, errlen, file, v, f->key, "expected a non-negative integer");
+            return yaml_node_fail(err, errlen, file, v, f->key, "expected a non-negative integer");
         *(int *)(void *)p = (int)x;
         return 0;
     }
     case V_DOUBLE: {
         double x = strtod(s, &end);
         if (errno || end == s || *end || !isfinite(x) || x <= 0)
-            return fail_at(err, errlen, file, v, f->key, "expected a positive number");
+            return yaml_node_fail(err, errlen, file, v, f->key, "expected a positive number");
         *(double *)(void *)p = x;
         return 0;
     }
@@ -139,7 +131,7 @@ static int set_vfield(struct validation_row *r, const struct vfield *f, const ya
         else if (strcmp(s, "false") == 0)
             *(bool *)(void *)p = false;
         else
-            return fail_at(err, errlen, file, v, f->key, "expected true or false");
+            return yaml_node_fail(err, errlen, file, v, f->key, "expected true or false");
         return 0;
     }
     return -EINVAL;
@@ -149,7 +141,7 @@ static int load_row(struct validation_row *r, yaml_document_t *doc, yaml_node_t 
                     const char *file, char *err, size_t errlen)
 {
     if (map->type != YAML_MAPPING_NODE)
-        return fail_at(err, errlen, file, map, NULL, "expected a row (a mapping)");
+        return yaml_node_fail(err, errlen, file, map, NULL, "expected a row (a mapping)");
     memset(r, 0, sizeof(*r));
     r->gpu_memory_utilization = 0.9;
     r->tensor_parallel_size = 1;
@@ -167,7 +159,7 @@ static int load_row(struct validation_row *r, yaml_document_t *doc, yaml_node_t 
         while (i < N_VFIELDS && strcmp(vfields[i].key, k) != 0)
             i++;
         if (i == N_VFIELDS)
-            return fail_at(err, errlen, file, kn, k, "unknown key");
+            return yaml_node_fail(err, errlen, file, kn, k, "unknown key");
         int rc = set_vfield(r, &vfields[i], vn, file, err, errlen);
         if (rc)
             return rc;
@@ -175,15 +167,16 @@ static int load_row(struct validation_row *r, yaml_document_t *doc, yaml_node_t 
     }
     for (size_t i = 0; i < N_VFIELDS; i++)
         if (vfields[i].required && !seen[i])
-            return fail_at(err, errlen, file, map, vfields[i].key, "missing");
+            return yaml_node_fail(err, errlen, file, map, vfields[i].key, "missing");
     if (r->replicas < 1 || r->concurrency < r->replicas || r->prompts < r->replicas ||
         r->tensor_parallel_size < 1 || r->prompt_tokens < 1 || r->output_tokens < 1)
-        return fail_at(err, errlen, file, map, r->id,
-                       "replicas, tensor_parallel_size, prompt/output tokens must be >= 1 and "
-                       "concurrency and prompts at least one per replica");
+        return yaml_node_fail(
+            err, errlen, file, map, r->id,
+            "replicas, tensor_parallel_size, prompt/output tokens must be >= 1 and "
+            "concurrency and prompts at least one per replica");
     if (isnan(r->output_tps) && isnan(r->ttft_mean_ms) && isnan(r->ttft_median_ms) &&
         isnan(r->tpot_mean_ms) && isnan(r->tpot_median_ms))
-        return fail_at(err, errlen, file, map, r->id, "publishes no figure to compare");
+        return yaml_node_fail(err, errlen, file, map, r->id, "publishes no figure to compare");
     return 0;
 }
 
@@ -282,13 +275,14 @@ int validation_load(struct validation_set *s, const char *path, char *err, size_
                 strcmp((const char *)kn->data.scalar.value, "rows") == 0)
                 rows = yaml_document_get_node(&doc, p->value);
             else
-                rc = fail_at(err, errlen, path, kn, NULL, "unknown key (expected `rows:`)");
+                rc = yaml_node_fail(err, errlen, path, kn, NULL, "unknown key (expected `rows:`)");
             if (rc)
                 goto out;
         }
     }
     if (!rows || rows->type != YAML_SEQUENCE_NODE) {
-        rc = fail_at(err, errlen, path, rows ? rows : root, "rows", "expected a list of rows");
+        rc = yaml_node_fail(err, errlen, path, rows ? rows : root, "rows",
+                            "expected a list of rows");
         goto out;
     }
     size_t count = (size_t)(rows->data.sequence.items.top - rows->data.sequence.items.start);

@@ -90,16 +90,6 @@ static const char *str(const json_t *o, const char *key)
     return s ? s : "";
 }
 
-/* A number for a table: "–" when unknown. */
-static void cell_num(FILE *f, const json_t *o, const char *key, const char *fmt)
-{
-    double v = json_num(o, key);
-    if (isnan(v))
-        fputs("–", f);
-    else
-        fprintf(f, fmt, v);
-}
-
 /* A table column: r's value at key, a number in fmt, or (fmt NULL) text, left-aligned. */
 struct col {
     const char *key;
@@ -111,7 +101,7 @@ static void cells_write(FILE *f, const json_t *r, const struct col *cols, size_t
     for (size_t i = 0; i < n; i++) {
         fputs(cols[i].fmt ? "<td>" : "<td class=\"l\">", f);
         if (cols[i].fmt)
-            cell_num(f, r, cols[i].key, cols[i].fmt);
+            json_num_write(f, r, cols[i].key, cols[i].fmt);
         else
             html_esc(f, str(r, cols[i].key));
         fputs("</td>", f);
@@ -163,9 +153,9 @@ static void matrix_cell(FILE *f, const json_t *c)
     fprintf(f, "<span class=\"tag %s\">%s</span><br>", src,
             strcmp(src, "none") == 0 ? "not measured" : src);
     fputs("per user: ", f);
-    cell_num(f, c, "user_tps_p50", "%.1f tok/s");
+    json_num_write(f, c, "user_tps_p50", "%.1f tok/s");
     fputs(" · TTFT p95: ", f);
-    cell_num(f, c, "ttft_p95_ms", "%.0f ms");
+    json_num_write(f, c, "ttft_p95_ms", "%.0f ms");
     fputs("<br>max users within SLO: ", f);
     double mu = json_num(c, "max_users");
     if (isnan(mu))
@@ -324,12 +314,12 @@ static void points_table(FILE *f, const json_t *run)
         fprintf(f, "<tr%s><td class=\"l\">", distorted ? " class=\"distorted\"" : "");
         html_esc(f, str(p, "tenant"));
         fputs("</td><td>", f);
-        cell_num(f, p, "context", "%.0f");
+        json_num_write(f, p, "context", "%.0f");
         fputs("</td><td>", f);
-        cell_num(f, p, "concurrency", "%.0f");
+        json_num_write(f, p, "concurrency", "%.0f");
         fputs("</td><td>", f);
         if (json_is_number(json_object_get(p, "rate")))
-            cell_num(f, p, "rate", "%g");
+            json_num_write(f, p, "rate", "%g");
         else
             fputs("inf", f);
         static const struct col cols[] = {
@@ -349,9 +339,9 @@ static void points_table(FILE *f, const json_t *run)
         else
             fputs("ok: ", f);
         fputs("dispatch lag p99 ", f);
-        cell_num(f, p, "dispatch_lag_p99_ms", "%.2f ms");
+        json_num_write(f, p, "dispatch_lag_p99_ms", "%.2f ms");
         fputs(", loop lag p99 ", f);
-        cell_num(f, p, "loop_lag_p99_ms", "%.2f ms");
+        json_num_write(f, p, "loop_lag_p99_ms", "%.2f ms");
         fputs("</td></tr>\n", f);
     }
     fputs("</tbody></table>\n", f);
@@ -441,10 +431,10 @@ static void pvm_cell(FILE *f, const json_t *row, const char *metric, const char 
 {
     char k[64];
     snprintf(k, sizeof(k), "pred_%s", metric);
-    cell_num(f, row, k, "%.1f");
+    json_num_write(f, row, k, "%.1f");
     fputs(" / ", f);
     snprintf(k, sizeof(k), "meas_%s", metric);
-    cell_num(f, row, k, "%.1f");
+    json_num_write(f, row, k, "%.1f");
     if (!isnan(json_num(row, err_key)))
         fprintf(f, " <span class=\"err\">(%+.1f%%)</span>", json_num(row, err_key));
 }
@@ -492,7 +482,7 @@ static void setup_section(FILE *f, const json_t *model, const json_t *g, size_t 
     fputs(" · KV ", f);
     html_esc(f, *str(g, "kv_cache_dtype") ? str(g, "kv_cache_dtype") : "auto");
     fputs(" · max_model_len ", f);
-    cell_num(f, g, "max_model_len", "%.0f");
+    json_num_write(f, g, "max_model_len", "%.0f");
     fputs(" · status <b>", f);
     html_esc(f, str(g, "status"));
     fputs("</b>", f);
@@ -524,9 +514,9 @@ static void setup_section(FILE *f, const json_t *model, const json_t *g, size_t 
     if (nruns == 0 && isnan(json_num(g, "meas_max_users")) && isnan(json_num(g, "pred_max_users")))
         return;
     fputs("<p class=\"capacity\">Capacity (most users within the SLO): measured <b>", f);
-    cell_num(f, g, "meas_max_users", "%.0f");
+    json_num_write(f, g, "meas_max_users", "%.0f");
     fputs("</b>, predicted <b>", f);
-    cell_num(f, g, "pred_max_users", "%.0f");
+    json_num_write(f, g, "pred_max_users", "%.0f");
     fputs("</b>", f);
     if (!isnan(json_num(g, "err_max_users_pct")))
         fprintf(f, " (error %+.0f%%)", json_num(g, "err_max_users_pct"));
@@ -603,7 +593,7 @@ static void setup_section(FILE *f, const json_t *model, const json_t *g, size_t 
     json_array_foreach(json_object_get(g, "rows"), i, row)
     {
         fputs("<tr><td>", f);
-        cell_num(f, row, "users", "%.0f");
+        json_num_write(f, row, "users", "%.0f");
         fputs("</td><td class=\"l\">", f);
         html_esc(f, str(row, "role"));
         fputs("</td><td class=\"l\">", f);
@@ -723,8 +713,8 @@ static void compare_section(FILE *f, const json_t *model)
         if (isnan(json_num(r, "ci_low"))) {
             fputs("–", f);
         } else {
-            cell_num(f, r, "ci_low", "[%.4g, ");
-            cell_num(f, r, "ci_high", "%.4g]");
+            json_num_write(f, r, "ci_low", "[%.4g, ");
+            json_num_write(f, r, "ci_high", "%.4g]");
         }
         fputs("</td><td class=\"l\">", f);
         html_esc(f, str(r, "verdict"));

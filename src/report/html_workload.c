@@ -20,12 +20,8 @@ static const char *str(const json_t *o, const char *key)
 
 static void td_num(FILE *f, const json_t *o, const char *key, const char *fmt)
 {
-    double v = json_num(o, key);
     fputs("<td>", f);
-    if (isnan(v))
-        fputs("–", f);
-    else
-        fprintf(f, fmt, v);
+    json_num_write(f, o, key, fmt);
     fputs("</td>", f);
 }
 

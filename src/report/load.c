@@ -62,6 +62,15 @@ double json_num(const json_t *j, const char *key)
     return json_is_number(v) ? json_number_value(v) : NAN;
 }
 
+void json_num_write(FILE *f, const json_t *j, const char *key, const char *fmt)
+{
+    double v = json_num(j, key);
+    if (isnan(v))
+        fputs("–", f);
+    else
+        fprintf(f, fmt, v);
+}
+
 double summary_dist(const json_t *summary, const char *key, const char *q)
 {
     return json_num(json_object_get(summary, key), q);

@@ -9,6 +9,7 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdio.h>
 
 #include <jansson.h>
 
@@ -64,6 +65,8 @@ MUST_USE int report_input_add(struct report_input *in, const char *path, char *e
 
 /* Helpers over the runs' JSON. */
 double json_num(const json_t *j, const char *key); /* NAN when absent or null */
+/* Writes j[key] through fmt, or "–" when it is absent or null (a table cell, a summary line). */
+void json_num_write(FILE *f, const json_t *j, const char *key, const char *fmt);
 /* A distribution's field in ms: summary[key][q], e.g. ("ttft_ms", "p95"). */
 double summary_dist(const json_t *summary, const char *key, const char *q);
 

@@ -25,15 +25,6 @@ static void md(FILE *f, const char *s)
         fputc(*s == '|' ? '/' : *s == '\n' ? ' ' : *s, f);
 }
 
-static void num(FILE *f, const json_t *o, const char *key, const char *fmt)
-{
-    double v = json_num(o, key);
-    if (isnan(v))
-        fputs("–", f);
-    else
-        fprintf(f, fmt, v);
-}
-
 /* A table column: r's value at key, a number in fmt, or (fmt NULL) text. */
 struct col {
     const char *key;
@@ -46,7 +37,7 @@ static void cells_write(FILE *f, const json_t *r, const struct col *cols, size_t
     for (size_t i = 0; i < n; i++) {
         fputs(i ? " | " : "| ", f);
         if (cols[i].fmt)
-            num(f, r, cols[i].key, cols[i].fmt);
+            json_num_write(f, r, cols[i].key, cols[i].fmt);
         else
             md(f, str(r, cols[i].key));
     }
@@ -84,13 +75,13 @@ static void matrix(FILE *f, const json_t *model)
                 json_is_true(met)    ? "yes"
                 : json_is_false(met) ? "**no**"
                                      : "?");
-        num(f, c, "user_tps_p50", "%.1f");
+        json_num_write(f, c, "user_tps_p50", "%.1f");
         fputs(" | ", f);
-        num(f, c, "ttft_p95_ms", "%.0f");
+        json_num_write(f, c, "ttft_p95_ms", "%.0f");
         fputs(" | ", f);
         if (json_is_true(json_object_get(c, "max_users_at_least")))
             fputs("≥ ", f);
-        num(f, c, "max_users", "%.0f");
+        json_num_write(f, c, "max_users", "%.0f");
         fprintf(f, " | %s | ", str(c, "source"));
         md(f, str(c, "note"));
         if (*str(c, "origin")) {
@@ -124,13 +115,13 @@ static void study_setups(FILE *f, const json_t *model)
         fputs(", KV ", f);
         md(f, *str(g, "kv_cache_dtype") ? str(g, "kv_cache_dtype") : "auto");
         fputs(", max_model_len ", f);
-        num(f, g, "max_model_len", "%.0f");
+        json_num_write(f, g, "max_model_len", "%.0f");
         fputs(", status **", f);
         md(f, str(g, "status"));
         fputs("**; most users within the SLO: measured ", f);
-        num(f, g, "meas_max_users", "%.0f");
+        json_num_write(f, g, "meas_max_users", "%.0f");
         fputs(", predicted ", f);
-        num(f, g, "pred_max_users", "%.0f");
+        json_num_write(f, g, "pred_max_users", "%.0f");
         fputs("\n\n", f);
         if (*str(g, "reason") && strcmp(str(g, "status"), "measured") != 0) {
             md(f, str(g, "status"));
@@ -154,7 +145,7 @@ static void study_setups(FILE *f, const json_t *model)
         json_array_foreach(json_object_get(g, "rows"), k, r)
         {
             fputs("| ", f);
-            num(f, r, "users", "%.0f");
+            json_num_write(f, r, "users", "%.0f");
             fputs(" | ", f);
             md(f, str(r, "role"));
             fputs(" | ", f);
@@ -164,10 +155,10 @@ static void study_setups(FILE *f, const json_t *model)
                 char key[64];
                 fputs(" | ", f);
                 snprintf(key, sizeof(key), "pred_%s", m[j]);
-                num(f, r, key, "%.1f");
+                json_num_write(f, r, key, "%.1f");
                 fputs(" / ", f);
                 snprintf(key, sizeof(key), "meas_%s", m[j]);
-                num(f, r, key, "%.1f");
+                json_num_write(f, r, key, "%.1f");
             }
             json_t *met = json_object_get(r, "slo_met");
             fprintf(f, " | %s |\n",
@@ -212,11 +203,11 @@ static void workload(FILE *f, const json_t *run)
         fputs(" | ", f);
         md(f, str(w, "output_dist"));
         fputs(" | ", f);
-        num(f, got, "p50", "%.0f / ");
-        num(f, got, "p95", "%.0f / ");
-        num(f, got, "max", "%.0f");
+        json_num_write(f, got, "p50", "%.0f / ");
+        json_num_write(f, got, "p95", "%.0f / ");
+        json_num_write(f, got, "max", "%.0f");
         fputs(" | ", f);
-        num(f, w, "cached_prompt_pct", "%.1f");
+        json_num_write(f, w, "cached_prompt_pct", "%.1f");
         fputs(" |\n", f);
     }
     fputs("\n", f);
@@ -228,13 +219,13 @@ static void workload(FILE *f, const json_t *run)
         fputs("Sessions (", f);
         point_name(f, p);
         fputs("): ", f);
-        num(f, s, "count", "%.0f sessions of ");
-        num(f, s, "turns", "%.0f turns, ");
-        num(f, s, "users", "%.0f users, think time ");
+        json_num_write(f, s, "count", "%.0f sessions of ");
+        json_num_write(f, s, "turns", "%.0f turns, ");
+        json_num_write(f, s, "users", "%.0f users, think time ");
         md(f, str(s, "think_distribution"));
-        num(f, s, "think_mean_cfg_s", " mean %g s (measured p50 ");
-        num(f, s, "think_p50_s", "%.2f s), ");
-        num(f, s, "turns_skipped", "%.0f turns skipped.\n\n");
+        json_num_write(f, s, "think_mean_cfg_s", " mean %g s (measured p50 ");
+        json_num_write(f, s, "think_p50_s", "%.2f s), ");
+        json_num_write(f, s, "turns_skipped", "%.0f turns skipped.\n\n");
         fputs("| turn | completed | failed | prompt tokens mean | cached prompt % | TTFT p50 ms "
               "| TTFT p95 ms |\n|---:|---:|---:|---:|---:|---:|---:|\n",
               f);
@@ -261,15 +252,15 @@ static void workload(FILE *f, const json_t *run)
         fputs("Reasoning (", f);
         point_name(f, p);
         fputs("): ", f);
-        num(f, r, "requests", "%.0f requests reasoned; TTFT p50 ");
-        num(f, json_object_get(r, "ttft"), "p50", "%.1f ms, TTFA p50 ");
-        num(f, json_object_get(r, "ttfa"), "p50", "%.1f ms (p95 ");
-        num(f, json_object_get(r, "ttft"), "p95", "%.1f / ");
-        num(f, json_object_get(r, "ttfa"), "p95", "%.1f ms); per request ");
-        num(f, r, "reasoning_tokens_mean", "%.1f reasoning and ");
-        num(f, r, "answer_tokens_mean", "%.1f answer tokens; ");
-        num(f, json_object_get(r, "reasoning_rate"), "p50", "reasoning %.1f tok/s, ");
-        num(f, json_object_get(r, "answer_rate"), "p50", "answer %.1f tok/s (p50).\n\n");
+        json_num_write(f, r, "requests", "%.0f requests reasoned; TTFT p50 ");
+        json_num_write(f, json_object_get(r, "ttft"), "p50", "%.1f ms, TTFA p50 ");
+        json_num_write(f, json_object_get(r, "ttfa"), "p50", "%.1f ms (p95 ");
+        json_num_write(f, json_object_get(r, "ttft"), "p95", "%.1f / ");
+        json_num_write(f, json_object_get(r, "ttfa"), "p95", "%.1f ms); per request ");
+        json_num_write(f, r, "reasoning_tokens_mean", "%.1f reasoning and ");
+        json_num_write(f, r, "answer_tokens_mean", "%.1f answer tokens; ");
+        json_num_write(f, json_object_get(r, "reasoning_rate"), "p50", "reasoning %.1f tok/s, ");
+        json_num_write(f, json_object_get(r, "answer_rate"), "p50", "answer %.1f tok/s (p50).\n\n");
     }
 }
 
@@ -329,13 +320,13 @@ static void pvm(FILE *f, const json_t *model)
         fputs(" | ", f);
         md(f, str(r, "workload"));
         fputs(" | ", f);
-        num(f, r, "users", "%.0f");
+        json_num_write(f, r, "users", "%.0f");
         fprintf(f, " | %s | ", str(r, "metric"));
-        num(f, r, "predicted", "%.4g");
+        json_num_write(f, r, "predicted", "%.4g");
         fputs(" | ", f);
-        num(f, r, "measured", "%.4g");
+        json_num_write(f, r, "measured", "%.4g");
         fputs(" | ", f);
-        num(f, r, "error_pct", "%+.1f");
+        json_num_write(f, r, "error_pct", "%+.1f");
         fputs(" |\n", f);
     }
     fputs("\n", f);
@@ -359,17 +350,17 @@ void markdown_compare(FILE *f, const json_t *cmp)
         fputs("| ", f);
         md(f, str(r, "point"));
         fprintf(f, " | %s | ", str(r, "metric"));
-        num(f, r, "a", "%.4g");
+        json_num_write(f, r, "a", "%.4g");
         fputs(" | ", f);
-        num(f, r, "b", "%.4g");
+        json_num_write(f, r, "b", "%.4g");
         fputs(" | ", f);
-        num(f, r, "change_pct", "%+.1f");
+        json_num_write(f, r, "change_pct", "%+.1f");
         fputs(" | ", f);
         if (isnan(json_num(r, "ci_low"))) {
             fputs("–", f);
         } else {
-            num(f, r, "ci_low", "[%.4g, ");
-            num(f, r, "ci_high", "%.4g]");
+            json_num_write(f, r, "ci_low", "[%.4g, ");
+            json_num_write(f, r, "ci_high", "%.4g]");
         }
         fprintf(f, " | %s%s%s |\n", json_is_true(json_object_get(r, "significant")) ? "**" : "",
                 str(r, "verdict"), json_is_true(json_object_get(r, "significant")) ? "**" : "");
