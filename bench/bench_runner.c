@@ -49,6 +49,7 @@ struct load {
     int threads;    /* testbench run --threads; 0 = its default */
     bool nagle;     /* the server leaves Nagle's algorithm on (gt_server --nagle) */
     double interval_ms, ttft_ms;
+    const char *binary; /* the testbench under test (--testbench: another build, for A/B pairs) */
 };
 
 struct result {
@@ -246,9 +247,14 @@ static int bench_one(const char *dir, const struct load *ld, struct result *res)
     fclose(f);
     char threads[16];
     snprintf(threads, sizeof(threads), "%d", ld->threads);
-    char *run_argv[] = {
-        (char *)TB_BINARY, "run", "--config", cfg, "--quiet", ld->threads > 0 ? "--threads" : NULL,
-        threads,           NULL};
+    char *run_argv[] = {(char *)ld->binary,
+                        "run",
+                        "--config",
+                        cfg,
+                        "--quiet",
+                        ld->threads > 0 ? "--threads" : NULL,
+                        threads,
+                        NULL};
     struct rusage ru;
     static struct rss_trace rss;
     rc = run_sampled(run_argv, &ru, &rss);
@@ -355,7 +361,8 @@ int main(int argc, char **argv)
                         .per_stream = 3,
                         .interval_ms = 5,
                         .ttft_ms = 50,
-                        .server_cpu = ncpu > 1 ? (int)ncpu - 1 : -1};
+                        .server_cpu = ncpu > 1 ? (int)ncpu - 1 : -1,
+                        .binary = TB_BINARY};
     bool quick = getenv("TB_BENCH_QUICK") && strcmp(getenv("TB_BENCH_QUICK"), "0") != 0;
     static const struct option lo[] = {
         {"streams", required_argument, NULL, 's'},
@@ -367,6 +374,7 @@ int main(int argc, char **argv)
         {"threads", required_argument, NULL, 'T'},
         {"server-cpu", required_argument, NULL, 'c'},
         {"server-nagle", no_argument, NULL, 'N'},
+        {"testbench", required_argument, NULL, 'B'},
         {NULL, 0, NULL, 0},
     };
     int c, tokens = 0, per_stream = 0;
@@ -398,6 +406,9 @@ int main(int argc, char **argv)
             break;
         case 'N':
             base.nagle = true;
+            break;
+        case 'B':
+            base.binary = optarg;
             break;
         default:
             return 2;

@@ -278,8 +278,10 @@ static int bench_one(const char *transport, size_t streams, int tokens, int per_
         waitpid(srv, NULL, 0);
         return -1;
     }
+    /* As the runner's loop: libcurl's timer is the client's own precise timer (ptimer.h), so
+     * libevent's precise timers, and their timerfd re-arm every loop turn, stay off. */
     struct event_config *ec = event_config_new();
-    event_config_set_flag(ec, EVENT_BASE_FLAG_PRECISE_TIMER | EVENT_BASE_FLAG_NOLOCK);
+    event_config_set_flag(ec, EVENT_BASE_FLAG_NOLOCK);
     struct bench b = {.base = event_base_new_with_config(ec),
                       .port = port,
                       .tokens = tokens,

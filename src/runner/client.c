@@ -62,6 +62,7 @@
 #include "core/jsonx.h"
 #include "core/stats.h"
 #include "core/text.h"
+#include "runner/ptimer.h"
 #include "runner/sse.h"
 
 /* An SSE line longer than this aborts the stream (bad_response). OpenAI chunks are < 2 KiB;
@@ -119,15 +120,16 @@ struct worker {
     struct client *c;
     struct event_base *base; /* the caller's, or the worker's own */
     CURLM *multi;
-    struct event *timer;
-    struct sock *socks;   /* sockets libcurl asked us to watch */
-    atomic_size_t events; /* text events received (worker writes, anyone reads) */
+    struct ptimer_set *timers; /* this loop's precise timers: libcurl's and the heartbeat */
+    struct ptimer *timer;      /* libcurl's */
+    struct sock *socks;        /* sockets libcurl asked us to watch */
+    atomic_size_t events;      /* text events received (worker writes, anyone reads) */
     /* threaded only */
     pthread_t thread;
     bool inited, started;
     int wake_fd; /* eventfd: the owner posted work or a command */
     struct event *wake_ev;
-    struct event *heartbeat;
+    struct ptimer *heartbeat;
     mono_ns hb_expected;   /* worker */
     struct transfer *mine; /* worker: in this multi handle, doubly linked by wprev/wnext */
     size_t load;           /* owner: handed over and not yet back */
@@ -1054,11 +1056,10 @@ static void on_socket_ready(evutil_socket_t fd, short what, void *arg)
     drain_done(w);
 }
 
-static void on_timer(evutil_socket_t fd, short what, void *arg)
+static void on_timer(void *arg, mono_ns now)
 {
     struct worker *w = arg;
-    (void)fd;
-    (void)what;
+    (void)now;
     int running = 0;
     curl_multi_socket_action(w->multi, CURL_SOCKET_TIMEOUT, 0, &running);
     drain_done(w);
@@ -1114,15 +1115,16 @@ static int on_curl_socket(CURL *easy, curl_socket_t s, int what, void *userp, vo
     return event_add(sk->ev, NULL) ? -1 : 0;
 }
 
-/* Only arms the libevent timer; libcurl must not be called from here (P11). */
+/* Only arms the timer; libcurl must not be called from here (its multi_socket contract). */
 static int on_curl_timer(CURLM *multi, long ms, void *userp)
 {
     struct worker *w = userp;
     (void)multi;
-    if (ms < 0)
-        return evtimer_del(w->timer) ? -1 : 0;
-    struct timeval tv = {ms / 1000, (ms % 1000) * 1000}; /* 0: the next loop turn */
-    return evtimer_add(w->timer, &tv) ? -1 : 0;
+    if (ms < 0) {
+        ptimer_cancel(w->timer);
+        return 0;
+    }
+    return ptimer_after(w->timer, (mono_ns)ms * NS_PER_MS) ? -1 : 0; /* 0: the next loop turn */
 }
 
 /* ===== Workers ===== */
@@ -1136,9 +1138,10 @@ static int worker_setup(struct client *c, struct worker *w, struct event_base *b
     w->base = base;
     atomic_init(&w->events, 0);
     w->multi = curl_multi_init();
-    w->timer = w->multi ? evtimer_new(base, on_timer, w) : NULL;
-    if (!w->timer)
+    w->timers = w->multi ? ptimer_set_new(base) : NULL;
+    if (!w->timers)
         return -ENOMEM;
+    w->timer = ptimer_new(w->timers, on_timer, w);
     curl_multi_setopt(w->multi, CURLMOPT_SOCKETFUNCTION, on_curl_socket);
     curl_multi_setopt(w->multi, CURLMOPT_SOCKETDATA, w);
     curl_multi_setopt(w->multi, CURLMOPT_TIMERFUNCTION, on_curl_timer);
@@ -1157,8 +1160,11 @@ static void worker_release(struct worker *w)
     /* libcurl does not always report REMOVE for connections it closes in cleanup. */
     while (w->socks)
         sock_free(w, w->socks);
-    if (w->timer)
-        event_free(w->timer);
+    ptimer_free(w->timer);
+    ptimer_free(w->heartbeat);
+    ptimer_set_free(w->timers);
+    w->timer = w->heartbeat = NULL;
+    w->timers = NULL;
 }
 
 /* Cancels every transfer this worker runs (worker thread). */
@@ -1223,16 +1229,14 @@ static void on_worker_wake(evutil_socket_t fd, short what, void *arg)
 }
 
 /* The worker's own loop-lag probe, as run.c's heartbeat is the owner's. */
-static void on_worker_heartbeat(evutil_socket_t fd, short what, void *arg)
+static void on_worker_heartbeat(void *arg, mono_ns now)
 {
     struct worker *w = arg;
-    (void)fd;
-    (void)what;
-    mono_ns now = clock_now();
     double lag = now > w->hb_expected ? ns_diff_s(w->hb_expected, now) : 0;
     w->hb_expected += CLIENT_HEARTBEAT_NS;
     if (w->hb_expected < now)
         w->hb_expected = now + CLIENT_HEARTBEAT_NS;
+    ptimer_at(w->heartbeat, w->hb_expected);
     pthread_mutex_lock(&w->lock);
     dvec_push(&w->lag, lag);
     pthread_mutex_unlock(&w->lock);
@@ -1262,8 +1266,9 @@ static int worker_start(struct client *c, struct worker *w)
     struct event_config *ec = event_config_new();
     if (!ec)
         return -ENOMEM;
-    /* Only its own thread touches this base (the owner talks through the eventfd): no locks. */
-    event_config_set_flag(ec, EVENT_BASE_FLAG_PRECISE_TIMER | EVENT_BASE_FLAG_NOLOCK);
+    /* Only its own thread touches this base (the owner talks through the eventfd): no locks.
+     * Its precise timers are ptimer's, not libevent's (ptimer.h says why). */
+    event_config_set_flag(ec, EVENT_BASE_FLAG_NOLOCK);
     struct event_base *base = event_base_new_with_config(ec);
     event_config_free(ec);
     if (!base || worker_setup(c, w, base))
@@ -1272,11 +1277,11 @@ static int worker_start(struct client *c, struct worker *w)
     if (w->wake_fd < 0)
         return -errno;
     w->wake_ev = event_new(base, w->wake_fd, EV_READ | EV_PERSIST, on_worker_wake, w);
-    w->heartbeat = event_new(base, -1, EV_PERSIST, on_worker_heartbeat, w);
-    struct timeval hb = {0, (suseconds_t)(CLIENT_HEARTBEAT_NS / 1000)};
-    if (!w->wake_ev || !w->heartbeat || event_add(w->wake_ev, NULL) || event_add(w->heartbeat, &hb))
+    w->heartbeat = ptimer_new(w->timers, on_worker_heartbeat, w);
+    if (!w->wake_ev || event_add(w->wake_ev, NULL))
         return -ENOMEM;
     w->hb_expected = clock_now() + CLIENT_HEARTBEAT_NS;
+    ptimer_at(w->heartbeat, w->hb_expected);
     int rc = pthread_create(&w->thread, NULL, worker_main, w);
     if (rc)
         return -rc;
@@ -1298,8 +1303,6 @@ static void worker_stop(struct worker *w)
     worker_release(w);
     if (w->wake_ev)
         event_free(w->wake_ev);
-    if (w->heartbeat)
-        event_free(w->heartbeat);
     if (w->wake_fd >= 0)
         close(w->wake_fd);
     if (w->base)

@@ -34,6 +34,7 @@
 #include "runner/client.h"
 #include "runner/probe.h"
 #include "runner/progress.h"
+#include "runner/ptimer.h"
 #include "runner/prompt.h"
 #include "runner/results.h"
 #include "runner/schedule.h"
@@ -101,7 +102,7 @@ struct tenant_run {
     size_t fifo_head, fifo_tail;
     int in_flight;
     size_t sent;
-    struct event *timer;
+    struct ptimer *timer;
     /* requests.session: the arrival schedule is of sessions, not requests (n_arrivals of
      * them); NULL for single requests. */
     struct session_set *sessions;
@@ -114,6 +115,7 @@ struct runner {
     struct run_options args;
     struct run_outcome *out; /* points measured, for callers of run_config() */
     struct event_base *base;
+    struct ptimer_set *timers; /* the run loop's precise timers (releases, heartbeat) */
     struct client *client;
     struct telemetry **telems; /* [0]: GPUs, host and the first endpoint's /metrics;
                                   [k > 0]: another endpoint's /metrics (partitioned
@@ -159,7 +161,7 @@ struct point_run {
     struct dvec loop_lag;
     struct dvec dispatch_lag;
     mono_ns hb_expected;
-    struct event *heartbeat;
+    struct ptimer *heartbeat;
     size_t events0; /* client_events() when the point started */
     struct event *progress_ev;
     struct progress progress;
@@ -225,14 +227,11 @@ static void tenant_start(struct tenant_run *tr, size_t i)
     tr->prompts[i] = NULL;
 }
 
-static void tenant_arm(struct tenant_run *tr, mono_ns now)
+static void tenant_arm(struct tenant_run *tr)
 {
     if (tr->next >= tr->n_arrivals || tr->pr->stopping)
         return;
-    mono_ns due = tr->due[tr->next];
-    mono_ns wait = due > now ? due - now : 0;
-    struct timeval tv = {(time_t)(wait / NS_PER_S), (suseconds_t)((wait % NS_PER_S) / 1000)};
-    evtimer_add(tr->timer, &tv);
+    ptimer_at(tr->timer, tr->due[tr->next]);
 }
 
 /* Sessions arrive (their first turns go through the session's own timer). */
@@ -243,16 +242,13 @@ static void tenant_sessions_arrive(struct tenant_run *tr, mono_ns now)
         atomic_store(&tr->released, session_set_first(tr->sessions, tr->next));
         session_arrive(tr->sessions, k, tr->due[k]);
     }
-    tenant_arm(tr, clock_now());
+    tenant_arm(tr);
 }
 
 /* Releases every request that is due; arms the timer for the next. */
-static void on_tenant_timer(evutil_socket_t fd, short what, void *arg)
+static void on_tenant_timer(void *arg, mono_ns now)
 {
     struct tenant_run *tr = arg;
-    (void)fd;
-    (void)what;
-    mono_ns now = clock_now();
     if (tr->sessions) {
         tenant_sessions_arrive(tr, now);
         return;
@@ -265,8 +261,7 @@ static void on_tenant_timer(evutil_socket_t fd, short what, void *arg)
                 tr->prompt_waits++;
                 tr->waited_for = tr->next + 1;
             }
-            struct timeval tv = {0, (suseconds_t)(PROMPT_POLL_NS / 1000)};
-            evtimer_add(tr->timer, &tv);
+            ptimer_at(tr->timer, now + PROMPT_POLL_NS);
             return;
         }
         size_t i = tr->next++;
@@ -280,7 +275,7 @@ static void on_tenant_timer(evutil_socket_t fd, short what, void *arg)
         }
         now = clock_now();
     }
-    tenant_arm(tr, now);
+    tenant_arm(tr);
 }
 
 static void point_stop(struct point_run *pr)
@@ -289,7 +284,7 @@ static void point_stop(struct point_run *pr)
         return;
     pr->stopping = true;
     for (size_t t = 0; t < pr->n_tenants; t++) {
-        evtimer_del(pr->tenants[t].timer);
+        ptimer_cancel(pr->tenants[t].timer);
         session_set_stop(pr->tenants[t].sessions);
         atomic_store(&pr->tenants[t].prompt_stop, true);
     }
@@ -298,22 +293,20 @@ static void point_stop(struct point_run *pr)
 }
 
 /* Measures how late the loop runs its timers, and notices Ctrl-C. */
-static void on_heartbeat(evutil_socket_t fd, short what, void *arg)
+static void on_heartbeat(void *arg, mono_ns now)
 {
     struct point_run *pr = arg;
-    (void)fd;
-    (void)what;
-    mono_ns now = clock_now();
     if (now > pr->hb_expected)
         dvec_push(&pr->loop_lag, ns_diff_s(pr->hb_expected, now));
     else
         dvec_push(&pr->loop_lag, 0);
-    /* libevent runs a persistent timer again one period after it was due, not after it ran
-     * (now + period only when that is already past): expecting it one period after now would
-     * hide the lateness of the tick after a late one. */
+    /* The next probe is due one period after this one was due, not after it ran (now +
+     * period only when that is already past): expecting it one period after now would hide
+     * the lateness of the tick after a late one. */
     pr->hb_expected += HEARTBEAT_NS;
     if (pr->hb_expected < now)
         pr->hb_expected = now + HEARTBEAT_NS;
+    ptimer_at(pr->heartbeat, pr->hb_expected);
     if (interrupted)
         point_stop(pr);
 }
@@ -530,8 +523,7 @@ static void tenant_release(struct tenant_run *tr)
     free(tr->held);
     free(tr->done);
     free(tr->fifo);
-    if (tr->timer)
-        event_free(tr->timer);
+    ptimer_free(tr->timer);
 }
 
 /* ---- one point -------------------------------------------------------------------------- */
@@ -794,7 +786,7 @@ static int point_run(struct runner *r, const struct point_key *k)
         /* Named tenants hold single values (config.h); the default one follows the sweep. */
         tr->concurrency = r->cfg.tenants_given ? tc->requests.concurrency[0] : k->concurrency;
         tr->rate = r->cfg.tenants_given ? tc->requests.rates[0] : k->rate;
-        tr->timer = evtimer_new(r->base, on_tenant_timer, tr);
+        tr->timer = ptimer_new(r->timers, on_tenant_timer, tr);
         rc = tenant_prepare(r, tr, k->index, k->context);
         pr.ck.done[t] = xcalloc(tr->n ? tr->n : 1, sizeof(bool));
         pr.total += tr->n;
@@ -812,17 +804,17 @@ static int point_run(struct runner *r, const struct point_key *k)
             struct tenant_run *tr = &pr.tenants[t];
             for (size_t i = 0; i < tr->n; i++)
                 tr->due[i] += start;
-            tenant_arm(tr, clock_now());
+            tenant_arm(tr);
         }
-        pr.heartbeat = event_new(r->base, -1, EV_PERSIST, on_heartbeat, &pr);
+        pr.heartbeat = ptimer_new(r->timers, on_heartbeat, &pr);
         pr.progress_ev = event_new(r->base, -1, EV_PERSIST, on_progress, &pr);
         pr.checkpoint_ev = event_new(r->base, -1, EV_PERSIST, on_checkpoint, &pr);
         mono_ns ck_ns = s_to_ns(checkpoint_interval_s());
-        struct timeval hb = {0, (suseconds_t)(HEARTBEAT_NS / 1000)}, one = {1, 0},
+        struct timeval one = {1, 0},
                        ck = {(time_t)(ck_ns / NS_PER_S), (suseconds_t)(ck_ns % NS_PER_S / 1000)};
         event_add(pr.checkpoint_ev, &ck);
         pr.hb_expected = clock_now() + HEARTBEAT_NS;
-        event_add(pr.heartbeat, &hb);
+        ptimer_at(pr.heartbeat, pr.hb_expected);
         pr.events0 = client_events(r->client);
         client_take_loop_lag(r->client, NULL); /* loop threads: this point's lag only */
         if (pr.progress.enabled)
@@ -830,7 +822,7 @@ static int point_run(struct runner *r, const struct point_key *k)
         if (pr.total > 0)
             event_base_dispatch(r->base);
         client_take_loop_lag(r->client, &pr.loop_lag); /* the self-check per loop thread */
-        event_free(pr.heartbeat);
+        ptimer_free(pr.heartbeat);
         event_free(pr.progress_ev);
         event_free(pr.checkpoint_ev);
         progress_end(&pr.progress);
@@ -1208,6 +1200,7 @@ static void runner_release(struct runner *r)
     free(r->telem_endpoint);
     free(r->tenant_telem);
     client_free(r->client);
+    ptimer_set_free(r->timers);
     if (r->base)
         event_base_free(r->base);
     for (size_t t = 0; t < r->cfg.n_tenants; t++) {
@@ -1233,9 +1226,11 @@ static void runner_release(struct runner *r)
 
 static struct event_base *loop_new(void)
 {
-    /* Precise timers (timerfd): due times and timestamps need sub-millisecond accuracy. */
+    /* libevent's own timers stay coarse (progress, checkpoints): what needs sub-millisecond
+     * accuracy (releases, session turns, the heartbeat, libcurl's timer) runs on ptimer sets,
+     * since libevent's precise timers re-arm a timerfd on every loop turn (ptimer.h). */
     struct event_config *ec = event_config_new();
-    event_config_set_flag(ec, EVENT_BASE_FLAG_PRECISE_TIMER | EVENT_BASE_FLAG_NOLOCK);
+    event_config_set_flag(ec, EVENT_BASE_FLAG_NOLOCK);
     struct event_base *b = event_base_new_with_config(ec);
     event_config_free(ec);
     return b;
@@ -1402,9 +1397,10 @@ static int runner_setup(struct runner *r)
                      r->tenant_endpoint[t]);
     }
     r->base = loop_new();
+    r->timers = r->base ? ptimer_set_new(r->base) : NULL;
     struct client_options co = {
         .api_key = r->api_key, .timeout_s = c->server.timeout_s, .threads = client_threads(r)};
-    if (!r->base || client_new(&r->client, r->base, &co)) {
+    if (!r->timers || client_new(&r->client, r->base, &co)) {
         log_error("cannot create the event loop or HTTP client");
         return TB_EXIT_RUNTIME;
     }

@@ -9,9 +9,10 @@
  * previous prompt, the answer, a blank line, the new message, so each turn's prompt starts
  * with the whole previous prompt and a prefix cache can reuse it.
  *
- * Each session has its own libevent timer: a turn is due at the previous answer's end plus a
- * think time, known only when that answer ends. Releases always go through the timer (0 ms
- * when due already), so a request that fails synchronously cannot recurse into the next.
+ * Each session has its own precise timer (ptimer.h; one timerfd for the set): a turn is due at
+ * the previous answer's end plus a think time, known only when that answer ends. Releases
+ * always go through the timer (the next loop turn when due already), so a request that fails
+ * synchronously cannot recurse into the next.
  */
 #include "runner/session.h"
 
@@ -23,6 +24,7 @@
 #include "core/rng.h"
 #include "core/text.h"
 #include "runner/metrics.h"
+#include "runner/ptimer.h"
 
 /* One answer's text kept for the next turn: far beyond any completion_tokens in use (a
  * token is a few bytes); an answer past it is cut there. */
@@ -35,7 +37,7 @@
 
 struct session {
     struct session_set *set;
-    struct event *timer;
+    struct ptimer *timer;
     size_t first, turns; /* its requests: [first, first + turns) */
     size_t next;         /* the turn released next */
     mono_ns due, think;  /* of that release */
@@ -51,6 +53,7 @@ struct session {
 };
 
 struct session_set {
+    struct ptimer_set *timers;
     struct session_cfg cfg;
     struct session *s;
     size_t n;
@@ -65,7 +68,7 @@ struct session_set {
     size_t head, tail;
 };
 
-static void on_session_timer(evutil_socket_t fd, short what, void *arg);
+static void on_session_timer(void *arg, mono_ns now);
 
 int session_set_new(struct session_set **out, struct event_base *base,
                     const struct session_cfg *cfg, size_t n_requests, int cap, bool closed_loop,
@@ -84,12 +87,17 @@ int session_set_new(struct session_set **out, struct event_base *base,
     ss->s = xcalloc(ss->n ? ss->n : 1, sizeof(*ss->s));
     ss->arrived = xcalloc(ss->n ? ss->n : 1, sizeof(*ss->arrived));
     ss->fifo = xcalloc(ss->n ? ss->n : 1, sizeof(*ss->fifo));
+    ss->timers = ptimer_set_new(base);
+    if (!ss->timers) {
+        session_set_free(ss);
+        return -ENOMEM;
+    }
     for (size_t k = 0; k < ss->n; k++) {
         struct session *s = &ss->s[k];
         s->set = ss;
         s->first = k * turns;
         s->turns = s->first + turns <= n_requests ? turns : n_requests - s->first;
-        s->timer = evtimer_new(base, on_session_timer, s);
+        s->timer = ptimer_new(ss->timers, on_session_timer, s);
         if (!s->timer) {
             session_set_free(ss);
             return -ENOMEM;
@@ -133,14 +141,7 @@ static mono_ns think_before(const struct session_set *ss, size_t i)
 
 static void arm(struct session *s, mono_ns at)
 {
-    /* libevent adds the wait to its time cached at the loop turn's start, which can be long
-     * before now (a done callback runs after the stream's parsing): refresh it first, or the
-     * timer fires early and takes another loop turn. */
-    event_base_update_cache_time(event_get_base(s->timer));
-    mono_ns now = clock_now();
-    mono_ns wait = at > now ? at - now + 999 : 0; /* whole microseconds, rounded up */
-    struct timeval tv = {(time_t)(wait / NS_PER_S), (suseconds_t)((wait % NS_PER_S) / 1000)};
-    evtimer_add(s->timer, &tv);
+    ptimer_at(s->timer, at);
 }
 
 static void conversation_clear(struct session *s)
@@ -190,7 +191,7 @@ static void begin_waiting(struct session_set *ss, mono_ns freed_at)
 static void end(struct session *s, size_t skipped, mono_ns at)
 {
     struct session_set *ss = s->set;
-    evtimer_del(s->timer);
+    ptimer_cancel(s->timer);
     conversation_clear(s);
     s->open = false;
     ss->open--;
@@ -209,21 +210,15 @@ void session_arrive(struct session_set *ss, size_t k, mono_ns due)
         ss->fifo[ss->tail++] = k;
 }
 
-static void on_session_timer(evutil_socket_t fd, short what, void *arg)
+static void on_session_timer(void *arg, mono_ns now)
 {
     struct session *s = arg;
     struct session_set *ss = s->set;
-    (void)fd;
-    (void)what;
     if (ss->stopping || !s->open || s->next >= s->turns)
         return;
     size_t i = s->first + s->next;
-    if (clock_now() < s->due) { /* a timer a hair early (another clock's rounding) */
-        arm(s, s->due);
-        return;
-    }
     if (!ss->h.ready(ss->h.ctx, i)) {
-        arm(s, clock_now() + SESSION_RETRY_NS);
+        arm(s, now + SESSION_RETRY_NS);
         return;
     }
     s->next++; /* before release: a request that fails at once comes back through on_done */
@@ -311,8 +306,7 @@ void session_set_stop(struct session_set *ss)
         return;
     ss->stopping = true;
     for (size_t k = 0; k < ss->n; k++)
-        if (ss->s[k].timer)
-            evtimer_del(ss->s[k].timer);
+        ptimer_cancel(ss->s[k].timer);
 }
 
 void session_set_free(struct session_set *ss)
@@ -321,12 +315,12 @@ void session_set_free(struct session_set *ss)
         return;
     for (size_t k = 0; k < ss->n; k++) {
         struct session *s = &ss->s[k];
-        if (s->timer)
-            event_free(s->timer);
+        ptimer_free(s->timer);
         conversation_clear(s);
         buf_release(&s->convo);
         buf_release(&s->answer);
     }
+    ptimer_set_free(ss->timers);
     free(ss->s);
     free(ss->arrived);
     free(ss->fifo);
