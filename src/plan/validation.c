@@ -90,6 +90,7 @@ static const struct vfield vfields[] = {
     VD(tpot_mean_ms, false),
     VD(tpot_median_ms, false),
     VB(ttft_queue_dominated),
+    VB(ttft_implausible),
     VB(lengths_vary),
 };
 #define N_VFIELDS (sizeof(vfields) / sizeof(vfields[0]))
