@@ -4,6 +4,9 @@
  * output throughput, TTFT and TPOT (mean against mean where the row publishes means, else
  * median against median), then the median absolute error of each metric on the fitting and
  * the held-out halves, and the worst row. docs/ENGINE.md ("Validation") carries its output.
+ * A second, separate line repeats the medians after calibration: request_s fitted for each
+ * deployment (source page) on its own fitting-half rows, as `testbench calibrate` fits a user's
+ * deployment; the built-in line is the one plan's band follows.
  *
  *   build/bench_validation [--calibration FILE] [--fit P[,P...]] [FILE.yaml ...]
  *
@@ -323,8 +326,7 @@ int main(int argc, char **argv)
     printf("worst row: %s, %s off by %.2fx\n", cal_worst_id, cal_worst_metric, cal_worst);
     catalog_free(cat);
     for (int h = 0; h < 2; h++)
-        for (int m = 0; m < M_N; m++)
-        {
+        for (int m = 0; m < M_N; m++) {
             free(ratios[h][m]);
             free(cal_ratios[h][m]);
         }
