@@ -4,6 +4,9 @@
  * output throughput, TTFT and TPOT (mean against mean where the row publishes means, else
  * median against median), then the median absolute error of each metric on the fitting and
  * the held-out halves, and the worst row. docs/ENGINE.md ("Validation") carries its output.
+ * A second, separate line repeats the medians after calibration: request_s fitted for each
+ * deployment (source page) on its own fitting-half rows, as `testbench calibrate` fits a user's
+ * deployment; the built-in line is the one plan's band follows.
  *
  *   build/bench_validation [--calibration FILE] [--fit P[,P...]] [FILE.yaml ...]
  *
@@ -18,13 +21,41 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "config/catalog.h"
 #include "core/xalloc.h"
 #include "engine/calibration.h"
 #include "plan/calibrate.h"
+#include "plan/plan.h"
 #include "plan/validation.h"
 
 enum { M_TPS, M_TTFT, M_TPOT, M_TTFT_ALL, M_N };
 static const char *const metric_names[M_N] = {"output tok/s", "TTFT", "TPOT", "TTFT (all)"};
+
+/* A TTFT that measures the queue, or one no GPU could produce, is shown, not scored. */
+static bool ttft_scored(const struct validation_row *r)
+{
+    return !r->ttft_queue_dominated && !r->ttft_implausible;
+}
+
+/* Row r as a calibrate point (one replica), as `testbench calibrate` sees a measured point.
+ * false when the planner cannot run it (does not fit): nothing to fit. */
+static bool row_point(const struct validation_row *r, struct calibrate_point *p)
+{
+    snprintf(p->gpu, sizeof(p->gpu), "%s", r->gpu);
+    snprintf(p->model, sizeof(p->model), "%s", r->model);
+    snprintf(p->quantization, sizeof(p->quantization), "%s",
+             strcmp(r->quantization, "auto") ? r->quantization : "");
+    snprintf(p->kv_cache_dtype, sizeof(p->kv_cache_dtype), "%s",
+             strcmp(r->kv_cache_dtype, "auto") ? r->kv_cache_dtype : "");
+    validation_query(r, NULL, &p->q);
+    p->tps = r->output_tps / r->replicas;
+    p->ttft_s = ttft_scored(r) ? r->ttft_mean_ms / 1e3 : NAN;
+    p->tpot_s = r->tpot_mean_ms / 1e3;
+    snprintf(p->label, sizeof(p->label), "%s", r->id);
+    struct plan_prediction pr;
+    char err[512];
+    return validation_predict(r, NULL, &pr, err, sizeof(err)) == 0 && pr.fits;
+}
 
 /* Fits 'which' on the fitting half: each row becomes a calibrate point per replica. */
 static int fit_defaults(const struct validation_set *set, const char *calibration, char *list)
@@ -48,24 +79,8 @@ static int fit_defaults(const struct validation_set *set, const char *calibratio
         const struct validation_row *r = &set->rows[i];
         if (r->held_out)
             continue; /* never tune on the held-out half */
-        struct calibrate_point *p = &cs.pts[cs.n];
-        snprintf(p->gpu, sizeof(p->gpu), "%s", r->gpu);
-        snprintf(p->model, sizeof(p->model), "%s", r->model);
-        snprintf(p->quantization, sizeof(p->quantization), "%s",
-                 strcmp(r->quantization, "auto") ? r->quantization : "");
-        snprintf(p->kv_cache_dtype, sizeof(p->kv_cache_dtype), "%s",
-                 strcmp(r->kv_cache_dtype, "auto") ? r->kv_cache_dtype : "");
-        validation_query(r, NULL, &p->q);
-        p->tps = r->output_tps / r->replicas;
-        p->ttft_s = r->ttft_queue_dominated ? NAN : r->ttft_mean_ms / 1e3;
-        p->tpot_s = r->tpot_mean_ms / 1e3;
-        snprintf(p->label, sizeof(p->label), "%s", r->id);
-        /* A row the planner cannot run (does not fit) has nothing to fit. */
-        struct plan_prediction pr;
-        char err[512];
-        if (validation_predict(r, NULL, &pr, err, sizeof(err)) || !pr.fits)
-            continue;
-        cs.n++;
+        if (row_point(r, &cs.pts[cs.n]))
+            cs.n++;
     }
     struct cost_calibration cal;
     cost_calibration_default(&cal);
@@ -89,6 +104,82 @@ static int fit_defaults(const struct validation_set *set, const char *calibratio
                rep.fitted[i] ? "  (fitted)" : "");
     calibrate_set_release(&cs);
     return 0;
+}
+
+/* The deployment a row belongs to: its source address (one page or file: one server setup
+ * measured by one client), the text before the first blank. */
+static void deployment_of(const struct validation_row *r, char *key, size_t len)
+{
+    const char *s = r->source + strspn(r->source, " \t\n");
+    snprintf(key, len, "%.*s", (int)strcspn(s, " \t\n"), s);
+}
+
+/* The defaults with request_s fitted on the fitting-half rows of deployment 'key' alone: what
+ * `testbench calibrate` does with the points of a user's own deployment. *fitted is false (and
+ * cal the defaults) when those rows publish no scored TTFT, which alone constrains it. */
+static void deployment_calibration(const struct validation_set *set, const char *key,
+                                   struct cost_calibration *cal, bool *fitted)
+{
+    cost_calibration_default(cal);
+    *fitted = false;
+    struct calibrate_set cs;
+    calibrate_set_init(&cs);
+    cs.pts = xcalloc(set->n + 1, sizeof(*cs.pts));
+    bool any_ttft = false;
+    for (size_t i = 0; i < set->n; i++) {
+        const struct validation_row *r = &set->rows[i];
+        char k[512];
+        deployment_of(r, k, sizeof(k));
+        if (r->held_out || strcmp(k, key) != 0)
+            continue; /* the held-out rows of a deployment are what the fit is judged on */
+        if (row_point(r, &cs.pts[cs.n])) {
+            any_ttft = any_ttft || isfinite(cs.pts[cs.n].ttft_s);
+            cs.n++;
+        }
+    }
+    if (any_ttft) {
+        bool which[CAL_N_PARAMS] = {false};
+        which[CAL_REQUEST_S] = true;
+        struct calibrate_report rep;
+        char err[512];
+        if (calibrate_fit(&cs, NULL, which, cal, &rep, err, sizeof(err)) == 0)
+            *fitted = rep.fitted[CAL_REQUEST_S];
+        if (!*fitted)
+            cost_calibration_default(cal);
+    }
+    calibrate_set_release(&cs);
+}
+
+/* Row r predicted with the efficiencies cal (throughput summed over its replicas). */
+static int predict_with(const struct validation_row *r, const struct catalog *cat,
+                        const struct cost_calibration *cal, struct plan_prediction *p, char *err,
+                        size_t errlen)
+{
+    struct plan_query q;
+    validation_query(r, NULL, &q);
+    int rc = plan_predict_with(&q, cat, cal, p, err, errlen);
+    if (!rc)
+        p->output_tps *= r->replicas;
+    return rc;
+}
+
+/* Median |error| per half and metric over rows 0..counts[h]. */
+static void print_medians(double *ratios[2][M_N], const size_t counts[2])
+{
+    printf("%-10s %5s %14s %10s %10s %22s\n", "half", "rows", "output tok/s", "TTFT", "TPOT",
+           "TTFT incl. queueing");
+    for (int h = 0; h < 2; h++) {
+        printf("%-10s %5zu", h ? "held-out" : "fitting", counts[h]);
+        for (int m = 0; m < M_N; m++) {
+            double e = validation_median_abs_error(ratios[h][m], counts[h]);
+            int w = m == 0 ? 13 : m == M_TTFT_ALL ? 21 : 9;
+            if (isfinite(e))
+                printf(" %*.1f%%", w, e);
+            else
+                printf(" %*s ", w, "-"); /* nothing scored in this half */
+        }
+        printf("\n");
+    }
 }
 
 static void print_ratio(double r)
@@ -147,21 +238,37 @@ int main(int argc, char **argv)
         validation_set_release(&set);
         return frc;
     }
-    /* ratios[half][metric][row] */
-    double *ratios[2][M_N];
+    struct catalog *cat = NULL;
+    if (catalog_load(&cat, NULL, err, sizeof(err))) {
+        fprintf(stderr, "bench_validation: %s\n", err);
+        validation_set_release(&set);
+        return 1;
+    }
+    /* ratios[half][metric][row]: built-in (or --calibration) figures; cal_ratios: with each
+     * deployment's request_s fitted on its own fitting-half rows, a separate line. */
+    double *ratios[2][M_N], *cal_ratios[2][M_N];
     size_t counts[2] = {0, 0};
     for (int h = 0; h < 2; h++)
-        for (int m = 0; m < M_N; m++)
+        for (int m = 0; m < M_N; m++) {
             ratios[h][m] = xcalloc(set.n + 1, sizeof(double));
-    double worst = 1.0;
-    const char *worst_id = "";
-    const char *worst_metric = "";
+            cal_ratios[h][m] = xcalloc(set.n + 1, sizeof(double));
+        }
+    struct deployment {
+        char key[512];
+        struct cost_calibration cal;
+        bool fitted;
+    } *deps = xcalloc(set.n + 1, sizeof(*deps));
+    size_t ndep = 0;
+    double worst = 1.0, cal_worst = 1.0;
+    const char *worst_id = "", *cal_worst_id = "";
+    const char *worst_metric = "", *cal_worst_metric = "";
     printf("calibration: %s\n", calibration ? calibration : "built-in defaults");
-    printf("%-40s %-5s %7s %7s %7s   (predicted / published; TTFT/TPOT: mean vs mean)\n", "row",
-           "half", "tok/s", "TTFT", "TPOT");
+    printf("%-40s %-5s %7s %7s %7s %9s   (predicted / published; TTFT/TPOT: mean vs mean;\n"
+           "%-40s %-5s %7s %7s %7s %9s    TTFT/dep.: request_s fitted per deployment)\n",
+           "row", "half", "tok/s", "TTFT", "TPOT", "TTFT/dep.", "", "", "", "", "", "");
     for (size_t i = 0; i < set.n; i++) {
         const struct validation_row *r = &set.rows[i];
-        struct plan_prediction p;
+        struct plan_prediction p, pc;
         int h = r->held_out ? 1 : 0;
         printf("%-40s %-5s", r->id, h ? "held" : "fit");
         if (validation_predict(r, calibration, &p, err, sizeof(err))) {
@@ -172,18 +279,41 @@ int main(int argc, char **argv)
             printf(" does not fit: %s\n", p.fit_msg);
             continue;
         }
-        struct validation_ratio vr;
+        /* Each deployment is fitted once, at its first row. */
+        size_t d = 0;
+        char key[512];
+        deployment_of(r, key, sizeof(key));
+        while (d < ndep && strcmp(deps[d].key, key) != 0)
+            d++;
+        if (d == ndep) {
+            snprintf(deps[d].key, sizeof(deps[d].key), "%s", key);
+            deployment_calibration(&set, key, &deps[d].cal, &deps[d].fitted);
+            ndep++;
+        }
+        const struct cost_calibration *dcal = &deps[d].cal;
+        bool dfit = deps[d].fitted;
+        if (predict_with(r, cat, dcal, &pc, err, sizeof(err))) {
+            printf(" error: %s\n", err);
+            continue;
+        }
+        struct validation_ratio vr, vc;
         validation_compare(r, &p, &vr);
-        /* A queue-dominated TTFT measures the queue, not the prefill: shown, not scored. */
-        double ttft_scored = r->ttft_queue_dominated ? NAN : vr.ttft;
-        double v[M_N] = {vr.tps, ttft_scored, vr.tpot, vr.ttft};
+        validation_compare(r, &pc, &vc);
+        double v[M_N] = {vr.tps, ttft_scored(r) ? vr.ttft : NAN, vr.tpot, vr.ttft};
+        double vcal[M_N] = {vc.tps, ttft_scored(r) ? vc.ttft : NAN, vc.tpot, vc.ttft};
         print_ratio(vr.tps);
         print_ratio(vr.ttft);
         print_ratio(vr.tpot);
-        printf("%s%s\n", r->ttft_queue_dominated ? "  (TTFT queue-dominated)" : "",
+        printf("  ");
+        print_ratio(vc.ttft);
+        if (dfit)
+            printf(" (%.0f ms)", dcal->p[CAL_REQUEST_S] * 1e3);
+        printf("%s%s%s\n", r->ttft_queue_dominated ? "  (TTFT queue-dominated)" : "",
+               r->ttft_implausible ? "  (TTFT implausible)" : "",
                vr.tpot_is_mean ? "" : "  (medians)");
         for (int m = 0; m < M_N; m++) {
             ratios[h][m][counts[h]] = v[m];
+            cal_ratios[h][m][counts[h]] = vcal[m];
             if (m == M_TTFT_ALL)
                 continue; /* shown for information; the worst row is judged on scored figures */
             double off = isfinite(v[m]) ? (v[m] > 1 ? v[m] : 1 / v[m]) : 1;
@@ -192,28 +322,29 @@ int main(int argc, char **argv)
                 worst_id = r->id;
                 worst_metric = metric_names[m];
             }
+            off = isfinite(vcal[m]) ? (vcal[m] > 1 ? vcal[m] : 1 / vcal[m]) : 1;
+            if (off > cal_worst) {
+                cal_worst = off;
+                cal_worst_id = r->id;
+                cal_worst_metric = metric_names[m];
+            }
         }
         counts[h]++;
     }
     printf("\nmedian |predicted / published - 1|:\n");
-    printf("%-10s %5s %14s %10s %10s %22s\n", "half", "rows", "output tok/s", "TTFT", "TPOT",
-           "TTFT incl. queueing");
-    for (int h = 0; h < 2; h++) {
-        printf("%-10s %5zu", h ? "held-out" : "fitting", counts[h]);
-        for (int m = 0; m < M_N; m++) {
-            double e = validation_median_abs_error(ratios[h][m], counts[h]);
-            int w = m == 0 ? 13 : m == M_TTFT_ALL ? 21 : 9;
-            if (isfinite(e))
-                printf(" %*.1f%%", w, e);
-            else
-                printf(" %*s ", w, "-"); /* nothing scored in this half */
-        }
-        printf("\n");
-    }
+    print_medians(ratios, counts);
     printf("worst row: %s, %s off by %.2fx\n", worst_id, worst_metric, worst);
+    printf("\nafter calibration (request_s fitted per deployment, i.e. per source page, on its "
+           "fitting-half rows;\nother defaults as built in):\n");
+    print_medians(cal_ratios, counts);
+    printf("worst row: %s, %s off by %.2fx\n", cal_worst_id, cal_worst_metric, cal_worst);
+    catalog_free(cat);
+    free(deps);
     for (int h = 0; h < 2; h++)
-        for (int m = 0; m < M_N; m++)
+        for (int m = 0; m < M_N; m++) {
             free(ratios[h][m]);
+            free(cal_ratios[h][m]);
+        }
     validation_set_release(&set);
     return 0;
 }

@@ -459,6 +459,34 @@ static void the_validation_set_loads_with_its_split(void **state)
         sharegpt += is_sharegpt;
     }
     assert_true(sharegpt >= 6);
+    /* Queue rule (b), as the file writes it: a row that sends every request at once with more
+     * prompt tokens together than one step's budget (vLLM's OpenAI-server default: 2,048 on the
+     * A100, 8,192 on the H100) is queue-dominated. */
+    size_t bursts = 0;
+    for (size_t i = 0; i < s.n; i++) {
+        const struct validation_row *r = &s.rows[i];
+        long budget = strstr(r->gpu, "a100") ? 2048 : 8192;
+        if (r->concurrency == r->prompts && (long)r->prompts * r->prompt_tokens > budget) {
+            assert_true(r->ttft_queue_dominated);
+            bursts++;
+        }
+        assert_false(r->ttft_implausible);
+    }
+    assert_true(bursts >= 20);
+    validation_set_release(&s);
+    /* The one implausible TTFT (tenstorrent_gpu_reference.yaml's header computes it) loads as
+     * such and is the 2,048-token row. */
+    assert_int_equal(
+        validation_load(&s, TB_SOURCE_DIR "/bench/validation/tenstorrent_gpu_reference.yaml", err,
+                        sizeof(err)),
+        0);
+    size_t implausible = 0;
+    for (size_t i = 0; i < s.n; i++)
+        if (s.rows[i].ttft_implausible) {
+            assert_non_null(strstr(s.rows[i].id, "-2048-"));
+            implausible++;
+        }
+    assert_int_equal(implausible, 1);
     validation_set_release(&s);
     write_file("lv.yaml", "rows:\n  - id: x\n    source: s\n    engine: vllm\n"
                           "    engine_version: v\n    gpu: h100\n    model: m\n"

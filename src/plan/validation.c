@@ -90,6 +90,7 @@ static const struct vfield vfields[] = {
     VD(tpot_mean_ms, false),
     VD(tpot_median_ms, false),
     VB(ttft_queue_dominated),
+    VB(ttft_implausible),
     VB(lengths_vary),
 };
 #define N_VFIELDS (sizeof(vfields) / sizeof(vfields[0]))
@@ -389,7 +390,8 @@ double validation_median_abs_error(const double *ratios, size_t n)
 /* What bench/validation covers (keep in step with its rows). */
 static const char *const validated_gpus[] = {"rtx-pro-6000", "rtx-5090", "l40s", "h100-sxm",
                                              "a100-sxm"};
-static const char *const validated_weights[] = {"awq", "bf16", "mxfp4"};
+/* fp8: the H100 Qwen3-8B FP8 burst (TPOT only; gpustack_perf_lab.yaml, rows after the 39th). */
+static const char *const validated_weights[] = {"awq", "bf16", "mxfp4", "fp8"};
 #define VALIDATED_MAX_CONTEXT 32768 /* the 32,000-token rows */
 #define VALIDATED_MAX_TP 4
 /* The least band a calibration profile gives, whatever its fit's residual. */
