@@ -45,6 +45,7 @@ struct harness {
     struct client *c;
     int pending;
     bool timed_out;
+    bool turns; /* run the loop turn by turn, telling the client each turn's end */
 };
 
 struct slot {
@@ -94,8 +95,13 @@ static void harness_run(struct harness *h)
 {
     struct timeval tv = {DEADLINE_S, 0};
     evtimer_add(h->deadline, &tv);
-    if (h->pending > 0)
+    if (h->pending > 0 && !h->turns)
         event_base_dispatch(h->base);
+    else if (h->pending > 0)
+        do {
+            event_base_loop(h->base, EVLOOP_ONCE);
+            client_turn_end(h->c);
+        } while (!event_base_got_break(h->base));
     evtimer_del(h->deadline);
     assert_false(h->timed_out);
     assert_int_equal(h->pending, 0);
@@ -371,12 +377,14 @@ static int cmp_i64(const void *a, const void *b)
     return x < y ? -1 : x > y;
 }
 
-/* Server events 5 ms apart: the measured inter-token gaps have a median within 1 ms. */
+/* Server events 5 ms apart: the measured inter-token gaps have a median within 1 ms. With
+ * turns (state non-NULL) each read is stamped from its loop turn's wake-up, and a turn time
+ * kept past its turn would show as gaps of 0. */
 static void test_itl_accuracy(void **state)
 {
-    (void)state;
     struct harness h;
     harness_init(&h, &(struct client_options){.timeout_s = 10});
+    h.turns = state && *state;
     struct slot s[4];
     for (int i = 0; i < 4; i++)
         slot_start(&h, &s[i], i % 2 ? API_CHAT : API_COMPLETIONS, "normal n=40 gap=5", 40, false);
@@ -778,6 +786,14 @@ static int teardown(void **state)
 THREADED(test_modes)
 THREADED(test_keepalive)
 THREADED(test_itl_accuracy)
+
+/* The run's loop: turn by turn, with client_turn_end (as run.c drives it). */
+static void test_itl_accuracy_turns(void **state)
+{
+    (void)state;
+    void *turns = &g_threads;
+    test_itl_accuracy(&turns);
+}
 THREADED(test_cancel)
 
 /* Two worker threads: the streams spread over both, every event is counted, each worker's
@@ -872,21 +888,14 @@ static void test_reserve_descriptors(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_status_names),
-        cmocka_unit_test(test_modes),
-        cmocka_unit_test(test_request_body),
-        cmocka_unit_test(test_keepalive),
-        cmocka_unit_test(test_concurrent),
-        cmocka_unit_test(test_max_host_connections),
-        cmocka_unit_test(test_itl_accuracy),
-        cmocka_unit_test(test_connect_refused),
-        cmocka_unit_test(test_cancel),
-        cmocka_unit_test(test_chunk_parse),
-        cmocka_unit_test(test_modes_threaded),
-        cmocka_unit_test(test_keepalive_threaded),
-        cmocka_unit_test(test_itl_accuracy_threaded),
-        cmocka_unit_test(test_cancel_threaded),
-        cmocka_unit_test(test_threads),
+        cmocka_unit_test(test_status_names),        cmocka_unit_test(test_modes),
+        cmocka_unit_test(test_request_body),        cmocka_unit_test(test_keepalive),
+        cmocka_unit_test(test_concurrent),          cmocka_unit_test(test_max_host_connections),
+        cmocka_unit_test(test_itl_accuracy),        cmocka_unit_test(test_itl_accuracy_turns),
+        cmocka_unit_test(test_connect_refused),     cmocka_unit_test(test_cancel),
+        cmocka_unit_test(test_chunk_parse),         cmocka_unit_test(test_modes_threaded),
+        cmocka_unit_test(test_keepalive_threaded),  cmocka_unit_test(test_itl_accuracy_threaded),
+        cmocka_unit_test(test_cancel_threaded),     cmocka_unit_test(test_threads),
         cmocka_unit_test(test_reserve_descriptors),
     };
     return cmocka_run_group_tests(tests, setup, teardown);

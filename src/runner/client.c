@@ -10,11 +10,15 @@
  * their done callback runs there, outside every libcurl callback, so a done callback may
  * start the next request (closed-loop users).
  *
- * Timing: each write callback takes clock_now() once, before parsing, and every SSE event
- * in those bytes gets that time: it is when the bytes reached us, which is the best a client
- * can know. t_first/t_last/events count only events that carry text (choices[0].text, or
- * delta.content / delta.reasoning_content / delta.reasoning); role-only and empty chunks do
- * not count (docs/METRICS.md "Timestamps of one request").
+ * Timing: every SSE event in the bytes of one write callback gets one time, when they reached
+ * us as well as a client can know it. Where the loop's owner marks its turns (a worker's own
+ * loop, or the caller's through client_turn_end), that is when the loop woke up and first
+ * found a socket ready in this turn: epoll reported every socket of the turn readable then,
+ * so their bytes had arrived by that time, and stamping each read when the loop gets to it
+ * would add the time taken by the sockets before it (milliseconds when the loop is loaded).
+ * Otherwise it is clock_now() at the write callback. t_first/t_last/events count only events that
+ * carry text (choices[0].text, or delta.content / delta.reasoning_content / delta.reasoning);
+ * role-only and empty chunks do not count (docs/METRICS.md "Timestamps of one request").
  *
  * Status: [DONE] ends a stream well. Some servers omit [DONE]; a clean close after at least
  * one valid chunk that carried a finish_reason (or a usage object) is also ok. Any other end
@@ -123,6 +127,9 @@ struct worker {
     struct ptimer_set *timers; /* this loop's precise timers: libcurl's and the heartbeat */
     struct ptimer *timer;      /* libcurl's */
     struct sock *socks;        /* sockets libcurl asked us to watch */
+    bool turns;                /* the loop's turns are marked (client_turn_end, or its own) */
+    mono_ns turn_t0;           /* the turn's first socket wake-up; 0 = none yet this turn */
+    mono_ns ready_t0;          /* while a socket's action runs: when it was known readable */
     atomic_size_t events;      /* text events received (worker writes, anyone reads) */
     /* threaded only */
     pthread_t thread;
@@ -1006,7 +1013,11 @@ static size_t on_write(char *ptr, size_t size, size_t nmemb, void *userp)
 {
     struct transfer *t = userp;
     size_t n = size * nmemb;
-    mono_ns now = clock_now(); /* before anything else: when these bytes arrived */
+    /* Before anything else: when these bytes arrived (the file's head says why the turn's
+     * wake-up); never before the request was sent, should a turn have begun earlier. */
+    mono_ns now = t->w->ready_t0;
+    if (now == 0 || now < t->rec->t_sent)
+        now = clock_now();
     if (t->http == 0) {
         long http = 0;
         curl_easy_getinfo(t->easy, CURLINFO_RESPONSE_CODE, &http);
@@ -1052,7 +1063,13 @@ static void on_socket_ready(evutil_socket_t fd, short what, void *arg)
     int flags =
         ((what & EV_READ) ? CURL_CSELECT_IN : 0) | ((what & EV_WRITE) ? CURL_CSELECT_OUT : 0);
     int running = 0;
+    if (w->turns) {
+        if (!w->turn_t0)
+            w->turn_t0 = clock_now();
+        w->ready_t0 = w->turn_t0;
+    }
     curl_multi_socket_action(w->multi, fd, flags, &running);
+    w->ready_t0 = 0;
     drain_done(w);
 }
 
@@ -1245,7 +1262,11 @@ static void on_worker_heartbeat(void *arg, mono_ns now)
 static void *worker_main(void *arg)
 {
     struct worker *w = arg;
-    event_base_loop(w->base, EVLOOP_NO_EXIT_ON_EMPTY);
+    w->turns = true;
+    while (!event_base_got_break(w->base)) {
+        event_base_loop(w->base, EVLOOP_ONCE);
+        w->turn_t0 = 0;
+    }
     return NULL;
 }
 
@@ -1340,6 +1361,14 @@ static void on_done_ready(evutil_socket_t fd, short what, void *arg)
 }
 
 /* ===== Public ===== */
+
+void client_turn_end(struct client *c)
+{
+    if (c->threaded)
+        return; /* each worker marks its own */
+    c->workers[0].turns = true;
+    c->workers[0].turn_t0 = 0;
+}
 
 int client_new(struct client **out, struct event_base *base, const struct client_options *o)
 {

@@ -102,6 +102,11 @@ struct dvec;
  * drops them when into is NULL. Nothing without threads: the caller's loop is the caller's
  * to probe. */
 void client_take_loop_lag(struct client *c, struct dvec *into);
+/* The caller's loop ended a turn (its event_base_loop(base, EVLOOP_ONCE) returned). A caller
+ * that says so after every turn gets events stamped from the turn's first socket wake-up
+ * rather than when the loop reached each socket (client.c "Timing"); one that never calls it
+ * gets the latter. Nothing with threads: the workers mark their own turns. */
+void client_turn_end(struct client *c);
 void client_free(struct client *c); /* cancels what is in flight; NULL is a no-op */
 /* Grows the process's descriptor table to hold n descriptors now, before any load. The kernel
  * grows it by doubling when a new descriptor does not fit, and in a process with threads each

@@ -819,8 +819,13 @@ static int point_run(struct runner *r, const struct point_key *k)
         client_take_loop_lag(r->client, NULL); /* loop threads: this point's lag only */
         if (pr.progress.enabled)
             event_add(pr.progress_ev, &one);
+        /* Turn by turn, so the client can stamp a turn's events from its wake-up (the loop
+         * clears the exit flag of the point before as it starts). */
         if (pr.total > 0)
-            event_base_dispatch(r->base);
+            do {
+                event_base_loop(r->base, EVLOOP_ONCE);
+                client_turn_end(r->client);
+            } while (!event_base_got_exit(r->base) && !event_base_got_break(r->base));
         client_take_loop_lag(r->client, &pr.loop_lag); /* the self-check per loop thread */
         ptimer_free(pr.heartbeat);
         event_free(pr.progress_ev);
