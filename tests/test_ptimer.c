@@ -1,6 +1,7 @@
 /* test_ptimer.c - precise timers on one timerfd: order, never early, cancel and move,
  * re-arming from a callback, and a timerfd armed only when the earliest due time moves
  * earlier. */
+#include <math.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -173,6 +174,31 @@ static void arms_only_when_earliest_moves_earlier(void **state)
     event_base_free(b);
 }
 
+/* The loop-lag probe: lateness against when the tick was due; the next tick one period after
+ * this one was due, or after now when a stall passed that already. */
+static void probe_tick_counts_lateness_once(void **state)
+{
+    (void)state;
+    struct event_base *b = base_new();
+    struct ptimer_set *s = ptimer_set_new(b);
+    struct fired f = {0};
+    struct tcase c = {.log = &f};
+    struct ptimer *t = ptimer_new(s, on_fire, &c);
+    mono_ns t0 = clock_now() + NS_PER_S, due = t0;
+    /* On time: no lag, next one period on. */
+    assert_true(ptimer_probe_tick(t, &due, MS, t0) == 0);
+    assert_true(due == t0 + MS && ptimer_pending(t));
+    /* 0.3 ms late: that is the lag, and the next stays on the grid. */
+    assert_true(fabs(ptimer_probe_tick(t, &due, MS, t0 + MS + 300000) - 0.0003) < 1e-9);
+    assert_true(due == t0 + 2 * MS);
+    /* A 5 ms stall: counted once; the next is one period after now, not 4 ticks in the past. */
+    assert_true(fabs(ptimer_probe_tick(t, &due, MS, t0 + 7 * MS) - 0.005) < 1e-9);
+    assert_true(due == t0 + 8 * MS);
+    ptimer_free(t);
+    ptimer_set_free(s);
+    event_base_free(b);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -180,6 +206,7 @@ int main(void)
         cmocka_unit_test(cancel_and_move),
         cmocka_unit_test(rearm_now_waits_for_the_next_turn),
         cmocka_unit_test(arms_only_when_earliest_moves_earlier),
+        cmocka_unit_test(probe_tick_counts_lateness_once),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

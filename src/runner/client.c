@@ -1249,11 +1249,7 @@ static void on_worker_wake(evutil_socket_t fd, short what, void *arg)
 static void on_worker_heartbeat(void *arg, mono_ns now)
 {
     struct worker *w = arg;
-    double lag = now > w->hb_expected ? ns_diff_s(w->hb_expected, now) : 0;
-    w->hb_expected += CLIENT_HEARTBEAT_NS;
-    if (w->hb_expected < now)
-        w->hb_expected = now + CLIENT_HEARTBEAT_NS;
-    ptimer_at(w->heartbeat, w->hb_expected);
+    double lag = ptimer_probe_tick(w->heartbeat, &w->hb_expected, CLIENT_HEARTBEAT_NS, now);
     pthread_mutex_lock(&w->lock);
     dvec_push(&w->lag, lag);
     pthread_mutex_unlock(&w->lock);

@@ -223,6 +223,18 @@ bool ptimer_pending(const struct ptimer *t)
     return t->slot != NOT_PENDING;
 }
 
+double ptimer_probe_tick(struct ptimer *t, mono_ns *due, mono_ns period, mono_ns now)
+{
+    double lag = now > *due ? ns_diff_s(*due, now) : 0;
+    /* Expecting the next tick one period after this one ran would hide the lateness of the
+     * tick after a late one. */
+    *due += period;
+    if (*due < now)
+        *due = now + period;
+    ptimer_at(t, *due);
+    return lag;
+}
+
 unsigned long ptimer_set_arms(const struct ptimer_set *s)
 {
     return s->arms;

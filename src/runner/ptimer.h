@@ -32,7 +32,7 @@ struct ptimer_set *ptimer_set_new(struct event_base *base);
 /* Frees the set; its timers must have been freed. NULL is ignored. */
 void ptimer_set_free(struct ptimer_set *set);
 
-/* A timer of set, not armed. NULL on failure. */
+/* A timer of set, not armed (aborts on OOM, as xcalloc). */
 struct ptimer *ptimer_new(struct ptimer_set *set, ptimer_fn fn, void *arg);
 /* Cancels and frees; NULL is ignored. */
 void ptimer_free(struct ptimer *t);
@@ -44,6 +44,12 @@ int ptimer_at(struct ptimer *t, mono_ns due);
 int ptimer_after(struct ptimer *t, mono_ns wait);
 void ptimer_cancel(struct ptimer *t);
 bool ptimer_pending(const struct ptimer *t);
+
+/* A loop-lag probe: t runs every period. Called from t's callback with the time it was
+ * due (*due) and now, it re-arms t one period after *due (one period after now when that
+ * is already past, so one stall is counted once, not again by every tick it delayed) and
+ * returns how late this tick ran, in seconds (0 if on time). */
+double ptimer_probe_tick(struct ptimer *t, mono_ns *due, mono_ns period, mono_ns now);
 
 /* How many times the set armed its timerfd (timerfd_settime calls), for tests and benches. */
 unsigned long ptimer_set_arms(const struct ptimer_set *set);

@@ -296,17 +296,7 @@ static void point_stop(struct point_run *pr)
 static void on_heartbeat(void *arg, mono_ns now)
 {
     struct point_run *pr = arg;
-    if (now > pr->hb_expected)
-        dvec_push(&pr->loop_lag, ns_diff_s(pr->hb_expected, now));
-    else
-        dvec_push(&pr->loop_lag, 0);
-    /* The next probe is due one period after this one was due, not after it ran (now +
-     * period only when that is already past): expecting it one period after now would hide
-     * the lateness of the tick after a late one. */
-    pr->hb_expected += HEARTBEAT_NS;
-    if (pr->hb_expected < now)
-        pr->hb_expected = now + HEARTBEAT_NS;
-    ptimer_at(pr->heartbeat, pr->hb_expected);
+    dvec_push(&pr->loop_lag, ptimer_probe_tick(pr->heartbeat, &pr->hb_expected, HEARTBEAT_NS, now));
     if (interrupted)
         point_stop(pr);
 }

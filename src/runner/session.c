@@ -98,10 +98,6 @@ int session_set_new(struct session_set **out, struct event_base *base,
         s->first = k * turns;
         s->turns = s->first + turns <= n_requests ? turns : n_requests - s->first;
         s->timer = ptimer_new(ss->timers, on_session_timer, s);
-        if (!s->timer) {
-            session_set_free(ss);
-            return -ENOMEM;
-        }
         buf_init(&s->convo, SESSION_CONVO_MAX);
         buf_init(&s->answer, SESSION_ANSWER_MAX);
     }
