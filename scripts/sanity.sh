@@ -8,7 +8,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/setup.sh build
-scripts/build.sh
+BUILD_TARGET=testbench scripts/build.sh # the program alone: the tests are scripts/test.sh's
 ./build/testbench study --config configs/study_quick.yaml --backend sim "$@"
 latest=$(find results -maxdepth 1 -type d -name 'study_quick_*' | sort | tail -n 1)
 exec ./build/testbench report "$latest"
