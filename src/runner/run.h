@@ -21,6 +21,12 @@ struct run_options {
     bool keep_handler; /* a second Ctrl-C does not kill the process (the caller has servers
                           to stop); the first one always ends the run with partial files */
     int threads;       /* loop threads for the transfers; 0 = from the load (run.c) */
+    /* Names the run in warnings (a study's setup and user count, a tenancy strategy's run),
+     * so a note about one point says which; NULL = none. */
+    const char *label;
+    /* The servers run in this process (a caller's simulators): each stream then costs two
+     * descriptors, which the preflight counts. `sim` implies it. */
+    bool server_in_process;
 };
 
 /* One measured point (tenant "default", or the first tenant's). */

@@ -344,7 +344,13 @@ static int one_run(const struct measure *m, const struct tenancy_strategy *s,
         config_release(&cfg);
         return -EINVAL;
     }
-    struct run_options ro = {.quiet = true, .wait_s = 10, .keep_handler = true};
+    char run_label[320]; /* names the strategy and run in the runner's warnings */
+    snprintf(run_label, sizeof(run_label), "strategy %s, %s", s->name, label);
+    struct run_options ro = {.quiet = true,
+                             .wait_s = 10,
+                             .keep_handler = true,
+                             .label = run_label,
+                             .server_in_process = !m->endpoints[s - m->c->strategies]};
     struct run_outcome oc;
     memset(&oc, 0, sizeof(oc));
     if (!m->quiet)
