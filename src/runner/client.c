@@ -1429,30 +1429,57 @@ fail:
     return rc;
 }
 
-static char *build_body(const struct client_request *rq)
+/* jansson refuses a string that is not valid UTF-8 (json_string gives NULL) and a set with
+ * NULL adds nothing: a body built that way would go out without its prompt, and every such
+ * request fail at the server ("'prompt' is required"). Each string is checked instead. */
+static int put_string(json_t *o, const char *key, const char *s)
+{
+    json_t *v = json_string(s ? s : "");
+    return v && json_object_set_new(o, key, v) == 0 ? 0 : -EILSEQ;
+}
+
+/* The chat messages: a whole conversation from a dataset, else a session's conversation so
+ * far and the new user message. NULL when a text cannot be sent. */
+static json_t *build_messages(const struct client_request *rq)
+{
+    if (rq->messages_json) {
+        json_t *msgs = json_loads(rq->messages_json, 0, NULL);
+        if (json_is_array(msgs))
+            return msgs;
+        json_decref(msgs);
+        return NULL; /* not a conversation: never sent as if it were a question */
+    }
+    json_t *msgs = json_array();
+    int rc = 0;
+    for (size_t i = 0; i < rq->n_history && !rc; i++) {
+        json_t *m = json_object();
+        rc = put_string(m, "role", i % 2 ? "assistant" : "user");
+        rc = rc ? rc : put_string(m, "content", rq->history[i]);
+        json_array_append_new(msgs, m);
+    }
+    json_t *msg = json_object();
+    rc = rc ? rc : put_string(msg, "role", "user");
+    rc = rc ? rc : put_string(msg, "content", rq->prompt);
+    json_array_append_new(msgs, msg);
+    if (rc) {
+        json_decref(msgs);
+        return NULL;
+    }
+    return msgs;
+}
+
+/* The request's JSON body, or NULL (-EILSEQ in *why) when its prompt cannot be sent. */
+static char *build_body(const struct client_request *rq, int *why)
 {
     json_t *root = json_object();
     json_object_set_new(root, "model", json_string_or_null(rq->model));
+    int rc = 0;
     if (rq->api == API_CHAT) {
-        /* A whole conversation from a dataset, else a session's conversation so far and
-         * the new user message. */
-        json_t *msgs = rq->messages_json ? json_loads(rq->messages_json, 0, NULL) : NULL;
-        if (!json_is_array(msgs)) {
-            json_decref(msgs);
-            msgs = json_array();
-            for (size_t i = 0; i < rq->n_history; i++)
-                json_array_append_new(msgs,
-                                      json_pack("{s:s, s:s}", "role", i % 2 ? "assistant" : "user",
-                                                "content", rq->history[i]));
-            json_t *msg = json_object();
-            json_object_set_new(msg, "role", json_string("user"));
-            json_object_set_new(msg, "content", json_string(rq->prompt ? rq->prompt : ""));
-            json_array_append_new(msgs, msg);
-        }
-        json_object_set_new(root, "messages", msgs);
+        json_t *msgs = build_messages(rq);
+        rc = msgs ? json_object_set_new(root, "messages", msgs) : -EILSEQ;
         json_object_set_new(root, "max_completion_tokens", json_integer(rq->max_tokens));
     } else {
-        json_object_set_new(root, "prompt", json_string(rq->prompt));
+        rc = put_string(root, "prompt", rq->prompt);
     }
     json_object_set_new(root, "max_tokens", json_integer(rq->max_tokens));
     json_object_set_new(root, "stream", json_true());
@@ -1463,8 +1490,9 @@ static char *build_body(const struct client_request *rq)
         json_object_set_new(root, "ignore_eos", json_true());
         json_object_set_new(root, "min_tokens", json_integer(rq->max_tokens));
     }
-    char *s = json_dumps(root, JSON_COMPACT);
+    char *s = rc ? NULL : json_dumps(root, JSON_COMPACT);
     json_decref(root);
+    *why = rc ? -EILSEQ : -ENOMEM;
     return s;
 }
 
@@ -1585,9 +1613,10 @@ int client_start(struct client *c, const struct client_request *rq, struct req_r
     t->usage_reasoning = t->usage_cached = -1;
     t->answer = rq->answer;
     t->errbuf[0] = '\0';
-    t->body = build_body(rq);
+    t->body = build_body(rq, &rc);
     if (!t->body)
         goto fail;
+    rc = -ENOMEM;
     url = build_url(rq);
     rc = transfer_setup(c, t, url);
     if (rc)
@@ -1619,7 +1648,12 @@ fail:
     free(t->body);
     t->body = NULL;
     t->rec = NULL;
-    req_record_fail(rec, REQ_BAD_RESPONSE, "client_start: %s", strerror(-rc));
+    if (rc == -EILSEQ) /* nothing went out: the client's own failure, not the server's */
+        req_record_fail(rec, REQ_CLIENT_LIMIT,
+                        "the request was not sent: its prompt or messages are not valid UTF-8 "
+                        "(a JSON body cannot carry them)");
+    else
+        req_record_fail(rec, REQ_BAD_RESPONSE, "client_start: %s", strerror(-rc));
     if (t->easy && t->sse) {
         t->next = c->pool;
         c->pool = t;

@@ -234,10 +234,22 @@ static json_t *tok_body(const struct tok_ask *a, enum tok_format fmt, const char
     return req;
 }
 
+static volatile sig_atomic_t *stop_flag; /* prompt_set_stop_flag */
+
+void prompt_set_stop_flag(volatile sig_atomic_t *flag)
+{
+    stop_flag = flag;
+}
+
+static bool stopped(const struct prompt_builder *b)
+{
+    return (b->stop && atomic_load(b->stop)) || (stop_flag && *stop_flag);
+}
+
 /* POSTs body to url with the builder's handle; the parsed 200 answer in *resp, or -errno. */
 static int post_json(struct prompt_builder *b, const char *url, json_t *body_json, json_t **resp)
 {
-    if (b->stop && atomic_load(b->stop))
+    if (stopped(b))
         return -ECANCELED;
     char *body = json_dumps(body_json, JSON_COMPACT);
     if (!body)
@@ -271,12 +283,11 @@ static int tokenize_ask(struct prompt_builder *b, const struct tok_ask *a, enum 
 static int on_progress(void *userp, curl_off_t dltotal, curl_off_t dlnow, curl_off_t ultotal,
                        curl_off_t ulnow)
 {
-    const struct prompt_builder *b = userp;
     (void)dltotal;
     (void)dlnow;
     (void)ultotal;
     (void)ulnow;
-    return b->stop && atomic_load(b->stop);
+    return stopped(userp);
 }
 
 /* The sum of the messages' contents counted alone, without special tokens; -errno. */

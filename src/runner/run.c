@@ -754,6 +754,7 @@ int run_config(struct config *cfg, const struct run_options *o, struct run_outco
     /* A dropped SSH session (SIGHUP) ends the run as Ctrl-C does: files written, exit 130. */
     sigaction(SIGHUP, &sa, &old_hup);
     probe_set_stop_flag(&interrupted);
+    prompt_set_stop_flag(&interrupted);
 
     int ec = runner_setup(&r);
     if (ec == TB_EXIT_OK) {
@@ -788,6 +789,7 @@ int run_config(struct config *cfg, const struct run_options *o, struct run_outco
     runner_release(&r);
     secret_forget_all();
     probe_set_stop_flag(NULL);
+    prompt_set_stop_flag(NULL);
     sigaction(SIGINT, &old_int, NULL);
     sigaction(SIGTERM, &old_term, NULL);
     sigaction(SIGHUP, &old_hup, NULL);

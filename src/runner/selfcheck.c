@@ -6,6 +6,7 @@
 
 #include <math.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 /* The limit for a lag judged against ref (seconds, NAN when unknown). */
@@ -15,6 +16,17 @@ static double limit_for(double ref)
     return l > SELFCHECK_FLOOR_S ? l : SELFCHECK_FLOOR_S;
 }
 
+/* a and b in ms with as many decimals as it takes (2 to 4) for a > b to read true. */
+static void fmt_ordered(char *sa, char *sb, size_t cap, double a, double b)
+{
+    for (int d = 2; d <= 4; d++) {
+        snprintf(sa, cap, "%.*f", d, a * 1e3);
+        snprintf(sb, cap, "%.*f", d, b * 1e3);
+        if (strtod(sa, NULL) > strtod(sb, NULL))
+            return;
+    }
+}
+
 /* Appends "NAME lag p99 X ms > limit Y ms (10 % of REF p50 Z ms)" and what it may have done. */
 static void say(char *buf, size_t cap, const char *name, double lag, double limit,
                 const char *ref_name, double ref, const char *effect)
@@ -22,14 +34,15 @@ static void say(char *buf, size_t cap, const char *name, double lag, double limi
     size_t used = strlen(buf);
     if (used >= cap)
         return;
-    char basis[96];
+    char basis[96], l[32], m[32];
     if (isfinite(ref) && ref > 0 && SELFCHECK_SHARE * ref >= SELFCHECK_FLOOR_S)
         snprintf(basis, sizeof(basis), "%.0f %% of %s p50 %.2f ms", SELFCHECK_SHARE * 100, ref_name,
                  ref * 1e3);
     else
         snprintf(basis, sizeof(basis), "the %.0f ms floor", SELFCHECK_FLOOR_S * 1e3);
-    snprintf(buf + used, cap - used, "%s%s lag p99 %.2f ms > %.2f ms (%s): %s", used ? "; " : "",
-             name, lag * 1e3, limit * 1e3, basis, effect);
+    fmt_ordered(l, m, sizeof(l), lag, limit);
+    snprintf(buf + used, cap - used, "%s%s lag p99 %s ms > %s ms (%s): %s", used ? "; " : "", name,
+             l, m, basis, effect);
 }
 
 void selfcheck_judge(struct selfcheck *out, const struct dist *dispatch_lag,
