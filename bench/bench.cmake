@@ -23,3 +23,6 @@ add_executable(bench_report ${CMAKE_SOURCE_DIR}/bench/bench_report.c)
 target_link_libraries(bench_report PRIVATE tb)
 target_compile_definitions(bench_report PRIVATE TB_BINARY="$<TARGET_FILE:testbench>")
 add_dependencies(bench_report testbench)
+# bench_prompts: planning time and memory of a large point's prompts (src/runner/prompt_pool.h).
+add_executable(bench_prompts ${CMAKE_SOURCE_DIR}/bench/bench_prompts.c)
+target_link_libraries(bench_prompts PRIVATE tb)

@@ -496,11 +496,12 @@ static void sessions_against_the_simulator(void **state)
             assert_string_equal(json_string_value(json_object_get(r, "status")), "ok");
             size_t turn = i % 4;
             double ttft = num(r, "ttft"), sched = num(r, "ttft_sched");
-            /* One user slot each, nothing queued: the user waits the server's TTFT plus dispatch.
-             */
-            if (!(sched >= ttft && sched - ttft < 0.005))
+            /* One user slot each, nothing queued: the user waits the server's TTFT plus dispatch
+             * (a wait for a slot would be a whole request, 24 tokens: > 0.2 s; a loaded
+             * machine's dispatch lag reached 16 ms). */
+            if (!(sched >= ttft && sched - ttft < 0.05))
                 fprintf(stderr, "request %zu: ttft %.6f ttft_sched %.6f\n", i, ttft, sched);
-            assert_true(sched >= ttft && sched - ttft < 0.005);
+            assert_true(sched >= ttft && sched - ttft < 0.05);
             if (turn == 0) {
                 assert_true(num(r, "t_due") < 0.1); /* every user starts at once */
                 continue;
