@@ -139,7 +139,8 @@ int main(int argc, char **argv)
     mono_ns t1 = clock_now();
     for (int i = 0; i < requests; i++) {
         mono_ns a = clock_now();
-        char *t = prompt_pool_take(pool, (size_t)i);
+        bool is_body;
+        char *t = prompt_pool_take(pool, (size_t)i, &is_body);
         take_s += ns_diff_s(a, clock_now());
         all_bytes += t ? (double)strlen(t) : 0;
         free(t);

@@ -465,8 +465,7 @@ static json_t *build_messages(const struct client_request *rq)
     return msgs;
 }
 
-/* The request's JSON body, or NULL (-EILSEQ in *why) when its prompt cannot be sent. */
-static char *build_body(const struct client_request *rq, int *why)
+char *client_body_build(const struct client_request *rq, int *why)
 {
     json_t *root = json_object();
     json_object_set_new(root, "model", json_string_or_null(rq->model));
@@ -553,9 +552,11 @@ static int transfer_setup(struct client *c, struct transfer *t, const char *url)
 int client_start(struct client *c, const struct client_request *rq, struct req_record *rec,
                  client_done_fn done, void *ctx)
 {
-    if (!c || !rq || !rec || !done || !rq->base_url || !rq->model || !rq->prompt) {
+    if (!c || !rq || !rec || !done || !rq->base_url || !rq->model || !(rq->prompt || rq->body)) {
         if (rec)
             req_record_fail(rec, REQ_BAD_RESPONSE, "client_start: missing argument");
+        if (rq)
+            free(rq->body);
         return -EINVAL;
     }
     int rc = -ENOMEM;
@@ -593,7 +594,7 @@ int client_start(struct client *c, const struct client_request *rq, struct req_r
     t->usage_reasoning = t->usage_cached = -1;
     t->answer = rq->answer;
     t->errbuf[0] = '\0';
-    t->body = build_body(rq, &rc);
+    t->body = rq->body ? rq->body : client_body_build(rq, &rc);
     if (!t->body)
         goto fail;
     rc = -ENOMEM;
@@ -625,6 +626,8 @@ int client_start(struct client *c, const struct client_request *rq, struct req_r
     return 0;
 fail:
     free(url);
+    if (rq->body && t->body != rq->body)
+        free(rq->body); /* taken, also on failure */
     free(t->body);
     t->body = NULL;
     t->rec = NULL;

@@ -45,7 +45,17 @@ struct client_request {
     /* When set, the answer text (content / text, not reasoning) is appended here as it
      * streams, decoded; what would pass answer->max is dropped. Borrowed until done. */
     struct buf *answer;
+    /* A body built before with client_body_build (a runner builds its requests' bodies
+     * before the clock starts, so that sending costs no JSON work): client_start takes it
+     * (frees it, also on failure) and prompt, messages_json, history, max_tokens and
+     * ignore_eos are not read for the body. NULL = built in client_start. */
+    char *body;
 };
+
+/* The JSON body client_start would send for rq (caller frees), or NULL: -EILSEQ in *why when
+ * the prompt or messages cannot be sent (not valid UTF-8; jansson refuses them, and a body
+ * without its prompt must never go out), -ENOMEM otherwise. */
+MUST_USE char *client_body_build(const struct client_request *rq, int *why);
 
 /* Called once per request when it ends (ok, failed or cancelled); rec is the caller's.
  * It runs from the caller's event loop, outside libcurl's callbacks: it may call client_start

@@ -128,14 +128,47 @@ static void on_request_done(void *ctx, struct req_record *rec)
     point_maybe_done(pr);
 }
 
-/* Fills rq's prompt from the pool (sessions: the conversation around it). 0, or the
- * reason the request cannot go in rec. */
+/* The request i of tr as the client sends it, without its prompt. */
+static struct client_request tenant_request(const struct tenant_run *tr, size_t i)
+{
+    const struct runner *r = tr->pr->r;
+    struct client_request rq = {
+        .base_url = tr->endpoint,
+        .api = r->cfg.server.api,
+        .model = tr->model,
+        .max_tokens = tr->recs[i].target_output_tokens,
+        .ignore_eos = r->tenant_ignore_eos[tr->index],
+    };
+    return rq;
+}
+
+/* The pool's finish (prompt_pool.h): request i's whole body, built from its prompt text before
+ * the clock (sessions have none: their conversation is known only as it goes). */
+static char *tenant_body(void *ctx, size_t i, char *text)
+{
+    const struct tenant_run *tr = ctx;
+    struct client_request rq = tenant_request(tr, i);
+    rq.prompt = text;
+    if (workload_messages(tr->pr->r->workloads[tr->index]))
+        rq.messages_json = text;
+    int why;
+    return client_body_build(&rq, &why);
+}
+
+/* Fills rq's prompt from the pool: its body, or its text (sessions: the conversation around
+ * it). 0, or the reason the request cannot go in rec. */
 static int tenant_fill(struct tenant_run *tr, size_t i, struct client_request *rq, char **prompt)
 {
-    *prompt = prompt_pool_take(tr->pool, i);
+    bool is_body;
+    *prompt = prompt_pool_take(tr->pool, i, &is_body);
     if (!*prompt) {
         req_record_fail(&tr->recs[i], REQ_CLIENT_LIMIT, "no memory left for the prompt");
         return -ENOMEM;
+    }
+    if (is_body) {
+        rq->body = *prompt; /* client_start takes it */
+        *prompt = NULL;
+        return 0;
     }
     rq->prompt = *prompt;
     if (workload_messages(tr->pr->r->workloads[tr->index]))
@@ -151,13 +184,7 @@ static int tenant_fill(struct tenant_run *tr, size_t i, struct client_request *r
 static void tenant_start(struct tenant_run *tr, size_t i)
 {
     struct runner *r = tr->pr->r;
-    struct client_request rq = {
-        .base_url = tr->endpoint,
-        .api = r->cfg.server.api,
-        .model = tr->model,
-        .max_tokens = tr->recs[i].target_output_tokens,
-        .ignore_eos = r->tenant_ignore_eos[tr->index],
-    };
+    struct client_request rq = tenant_request(tr, i);
     tr->in_flight++;
     tr->sent++;
     char *prompt = NULL;
@@ -415,6 +442,8 @@ static int tenant_prepare(struct runner *r, struct tenant_run *tr, const struct 
         .n = tr->n,
         .seed = run_seed(r, point, (size_t)tr->index, "prompt"),
         .tenant = tr->tc->name,
+        .finish = tr->sessions ? NULL : tenant_body,
+        .finish_ctx = tr,
     };
     rc = prompt_pool_new(&tr->pool, &pc);
     if (rc)

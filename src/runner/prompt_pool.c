@@ -30,6 +30,7 @@ struct prompt_pool {
     struct prompt_recipe *recipe;
     char **text;
     size_t *len;
+    bool *is_body; /* text[i] is the request's body (cfg.finish) */
     _Atomic unsigned char *state;
     atomic_size_t planned;
     atomic_bool plan_done;
@@ -51,6 +52,20 @@ static void held_add(struct prompt_pool *p, size_t n)
         ;
 }
 
+/* What is held for request i made of its text: the body when there is a finish. */
+static char *finished(struct prompt_pool *p, size_t i, char *text, bool *is_body)
+{
+    *is_body = false;
+    if (!text || !p->cfg.finish)
+        return text;
+    char *body = p->cfg.finish(p->cfg.finish_ctx, i, text);
+    if (!body)
+        return text; /* sent as text: the client says why it cannot go */
+    free(text);
+    *is_body = true;
+    return body;
+}
+
 /* Plans request i; keeps the text composed on the way while it fits in the budget. */
 static int plan_one(struct prompt_pool *p, size_t i)
 {
@@ -68,6 +83,8 @@ static int plan_one(struct prompt_pool *p, size_t i)
         return rc;
     size_t n = text ? strlen(text) : 0;
     if (text && atomic_load(&p->held) + n <= p->cfg.budget) {
+        text = finished(p, i, text, &p->is_body[i]);
+        n = strlen(text);
         p->text[i] = text;
         p->len[i] = n;
         held_add(p, n);
@@ -89,8 +106,9 @@ static void compose_ahead(struct prompt_pool *p)
         unsigned char want = SLOT_EMPTY;
         if (!atomic_compare_exchange_strong(&p->state[i], &want, SLOT_BUILDING))
             continue; /* taken meanwhile */
-        size_t n = 0;
-        char *t = prompt_recipe_text(p->cfg.builder, &p->recipe[i], &n);
+        char *t =
+            finished(p, i, prompt_recipe_text(p->cfg.builder, &p->recipe[i], NULL), &p->is_body[i]);
+        size_t n = t ? strlen(t) : 0;
         p->text[i] = t;
         p->len[i] = n;
         held_add(p, n);
@@ -139,6 +157,7 @@ int prompt_pool_new(struct prompt_pool **out, const struct prompt_pool_cfg *cfg)
     p->recipe = xcalloc(n, sizeof(*p->recipe));
     p->text = xcalloc(n, sizeof(*p->text));
     p->len = xcalloc(n, sizeof(*p->len));
+    p->is_body = xcalloc(n, sizeof(*p->is_body));
     p->state = xcalloc(n, sizeof(*p->state));
     atomic_init(&p->planned, 0);
     atomic_init(&p->plan_done, false);
@@ -176,21 +195,23 @@ int prompt_pool_failed(const struct prompt_pool *p)
     return atomic_load(&p->failed);
 }
 
-char *prompt_pool_take(struct prompt_pool *p, size_t i)
+char *prompt_pool_take(struct prompt_pool *p, size_t i, bool *is_body)
 {
+    *is_body = false;
     if (i >= p->cfg.n)
         return NULL;
     unsigned char was = atomic_exchange(&p->state[i], SLOT_TAKEN);
     if (was == SLOT_READY) {
         char *t = p->text[i];
         p->text[i] = NULL;
+        *is_body = p->is_body[i];
         atomic_fetch_sub(&p->held, p->len[i]);
         return t;
     }
     if (was == SLOT_TAKEN)
         return NULL; /* taken twice: a caller's bug, nothing to give */
     p->composed_on_take++;
-    return prompt_recipe_text(p->cfg.builder, &p->recipe[i], NULL);
+    return finished(p, i, prompt_recipe_text(p->cfg.builder, &p->recipe[i], NULL), is_body);
 }
 
 void prompt_pool_stop(struct prompt_pool *p)
@@ -226,6 +247,7 @@ void prompt_pool_free(struct prompt_pool *p)
     free(p->recipe);
     free(p->text);
     free(p->len);
+    free(p->is_body);
     free((void *)p->state);
     free(p);
 }

@@ -40,6 +40,13 @@ struct prompt_pool_cfg {
     uint64_t seed;      /* request i's prompt seed is seed + i */
     size_t budget;      /* bytes of text held at most; 0 = PROMPT_POOL_BUDGET */
     const char *tenant; /* for messages */
+    /* When set, what the pool holds for request i is finish(ctx, i, text): the request's
+     * whole body (client_body_build), so that sending costs no JSON work either. It takes
+     * text; NULL (the text cannot be sent, or no memory) keeps the text instead. Called on
+     * the pool's thread and on the taker's: it must only read what does not change during
+     * the point. */
+    char *(*finish)(void *ctx, size_t i, char *text);
+    void *finish_ctx;
 };
 
 struct prompt_pool_stats {
@@ -59,9 +66,10 @@ size_t prompt_pool_planned(const struct prompt_pool *p);
 bool prompt_pool_plan_done(const struct prompt_pool *p);
 /* 0, or -ENOMEM / -ECANCELED when planning stopped before the end. */
 int prompt_pool_failed(const struct prompt_pool *p);
-/* Request i's prompt text, the caller's to free; each i once, after planning is done, on one
+/* Request i's prompt, the caller's to free: its body when the pool has a finish and it
+ * succeeded (*is_body true), else its text. Each i once, after planning is done, on one
  * thread. NULL only when memory ran out. */
-char *prompt_pool_take(struct prompt_pool *p, size_t i);
+char *prompt_pool_take(struct prompt_pool *p, size_t i, bool *is_body);
 /* Stops the thread (a /tokenize call in flight is abandoned) and waits for it. */
 void prompt_pool_stop(struct prompt_pool *p);
 void prompt_pool_get_stats(const struct prompt_pool *p, struct prompt_pool_stats *out);
