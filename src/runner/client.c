@@ -606,7 +606,10 @@ int client_start(struct client *c, const struct client_request *rq, struct req_r
         req_record_reserve_events(rec, (size_t)rq->max_tokens < CLIENT_RESERVE_MAX
                                            ? (size_t)rq->max_tokens
                                            : CLIENT_RESERVE_MAX);
-    rec->target_output_tokens = rq->max_tokens;
+    /* Written only when it differs: a runner's prompt pool may read it while composing this
+     * request's body ahead (the same value), and a read beside a write is a data race. */
+    if (rec->target_output_tokens != rq->max_tokens)
+        rec->target_output_tokens = rq->max_tokens;
     rec->t_sent = clock_now();
     if (c->threaded) {
         client_worker_post(c, t);
