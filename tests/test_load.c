@@ -562,6 +562,19 @@ static void workers_two_merge_exact(void **state)
     assert_matches_single("--workers 2", merged, f->single);
     assert_load_recorded(merged, w, "--workers 2");
 
+    /* A report of the folder reads the merged run, not the workers' shares beside it. */
+    char *html = xasprintf("%s/r.html", f->dir), *md = xasprintf("%s/r.md", f->dir);
+    const char *rargs[] = {"testbench", "report",       out,       "--output",
+                           html,        "--no-predict", "--quiet", NULL};
+    assert_int_equal(tb_run(TB_BINARY, rargs, NULL, 0, 0), 0);
+    char *summary = tb_read(md);
+    assert_non_null(summary);
+    assert_non_null(strstr(summary, "_detailed.json"));
+    assert_null(strstr(summary, "_rank"));
+    free(summary);
+    free(md);
+    free(html);
+
     /* `testbench merge` of the same files writes the same summary. */
     char *again = xasprintf("%s/again", f->dir);
     const char *margs[] = {"testbench", "merge", again, wdir, "--quiet", NULL};

@@ -332,7 +332,10 @@ static int dir_add(struct report_input *in, const char *dir, int depth, size_t *
     for (size_t i = 0; i < n && !rc; i++) {
         char *p = xasprintf("%s/%s", dir, names[i]);
         if (stat(p, &st) == 0 && S_ISDIR(st.st_mode) && depth < REPORT_MAX_DEPTH) {
-            rc = dir_add(in, p, depth + 1, found, err, errlen);
+            /* A distributed run's workers' own files (docs/SCALE_LOAD.md): each holds a share
+             * of the load, the merged run beside the folder holds all of it. */
+            if (!ends_with(names[i], "_workers"))
+                rc = dir_add(in, p, depth + 1, found, err, errlen);
         } else if (S_ISREG(st.st_mode) && ends_with(names[i], DETAILED_SUFFIX)) {
             (*found)++;
             rc = run_add(in, p, NULL, err, errlen);
