@@ -5,7 +5,7 @@
  *   POST /v1/join    {protocol, rank|null, host, pid, version, config_fingerprint}
  *                    -> {rank, n_workers, run_id, t0_ns, endpoint|null}
  *   GET  /v1/clock   -> {t_ns}: the coordinator's clock, stamped as the request is served
- *   POST /v1/ready   {rank, point, sync}: held until every worker is ready for the point
+ *   POST /v1/ready   {rank, point}: held until every worker is ready for the point
  *                    -> {start_ns}, the point's start on the coordinator's clock
  *   POST /v1/result?rank=R&kind=telemetry|detailed&exit=E&name=FILE   (the file as body)
  *

@@ -54,8 +54,7 @@ static int on_point_begin(void *ctx, size_t point, mono_ns *start)
     s.point = point;
     s.end = false;
     worker_add_sync(w, &s);
-    json_t *body = json_pack("{s:i, s:I, s:o}", "rank", w->rank, "point", (json_int_t)point, "sync",
-                             load_sync_json(&s));
+    json_t *body = json_pack("{s:i, s:I}", "rank", w->rank, "point", (json_int_t)point);
     char *text = json_dumps(body, JSON_COMPACT);
     char *url = xasprintf("%s/v1/ready", w->url), err[512];
     long status;
