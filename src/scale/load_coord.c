@@ -151,6 +151,7 @@ static void barrier_release(struct load_coord *c)
     }
     c->at_barrier = 0;
     c->deadline = 0;
+    log_info("coordinator: point %zu starts on %d workers", c->barrier_point + 1, c->o.n);
 }
 
 static void on_held_close(struct evhttp_connection *evcon, void *arg)
