@@ -19,8 +19,7 @@ static size_t on_body(char *p, size_t size, size_t n, void *arg)
     return buf_append(arg, p, size * n) ? 0 : size * n; /* over LOAD_BODY_MAX: abort */
 }
 
-/* The coordinator on this machine is reached directly, never through a proxy. */
-static bool url_is_loopback(const char *url)
+bool load_url_is_loopback(const char *url)
 {
     const char *h = strstr(url, "://");
     h = h ? h + 3 : url;
@@ -39,7 +38,7 @@ int load_http(CURL *h, const char *method, const char *url, const char *body, si
     curl_easy_setopt(h, CURLOPT_URL, url);
     http_apply(h);
     curl_easy_setopt(h, CURLOPT_NOSIGNAL, 1L);
-    curl_easy_setopt(h, CURLOPT_NOPROXY, url_is_loopback(url) ? "*" : NULL);
+    curl_easy_setopt(h, CURLOPT_NOPROXY, load_url_is_loopback(url) ? "*" : NULL);
     curl_easy_setopt(h, CURLOPT_TCP_NODELAY, 1L);
     curl_easy_setopt(h, CURLOPT_HTTPHEADER, hdr);
     curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, on_body);
@@ -95,7 +94,7 @@ static int check_caps(const struct requests_cfg *rq, const char *where, int n, c
         if (rq->concurrency[k] > 0 && rq->concurrency[k] < n) {
             snprintf(err, errlen,
                      "%s.concurrency %d cannot be split over %d workers (each needs at least "
-                     "one request in flight): use at most %d workers, or no cap",
+                     "one request in flight): use at most %d worker(s), or no cap",
                      where, rq->concurrency[k], n, rq->concurrency[k]);
             return -EINVAL;
         }
@@ -116,7 +115,7 @@ static int check_arrivals(const struct requests_cfg *rq, const char *where, int 
         return 0;
     snprintf(err, errlen,
              "%s: %d %s cannot be shared by %d workers (each sends whole %s): use at most %d "
-             "workers, or raise num_requests",
+             "worker(s), or raise num_requests",
              where, arrivals, turns > 1 ? "sessions" : "requests", n,
              turns > 1 ? "sessions" : "requests", arrivals);
     return -EINVAL;

@@ -329,6 +329,14 @@ static bool all_settled(const struct load_coord *c)
     return true;
 }
 
+/* A small non-negative number from a query string, else dflt. */
+static int query_int(const char *s, int dflt)
+{
+    char *end;
+    long v = s && *s ? strtol(s, &end, 10) : -1;
+    return v >= 0 && v < 100000 && *end == '\0' ? (int)v : dflt;
+}
+
 static void on_result(struct load_coord *c, struct evhttp_request *req)
 {
     struct evkeyvalq q;
@@ -336,7 +344,7 @@ static void on_result(struct load_coord *c, struct evhttp_request *req)
     evhttp_parse_query_str(evhttp_uri_get_query(evhttp_request_get_evhttp_uri(req)), &q);
     const char *rs = evhttp_find_header(&q, "rank"), *kind = evhttp_find_header(&q, "kind");
     const char *name = evhttp_find_header(&q, "name"), *ex = evhttp_find_header(&q, "exit");
-    int rank = rs ? atoi(rs) : -1;
+    int rank = query_int(rs, -1);
     bool detailed = kind && strcmp(kind, "detailed") == 0;
     if (rank < 0 || rank >= c->o.n || !c->w[rank].joined || !kind ||
         (!detailed && strcmp(kind, "telemetry") != 0) || !name_ok(name, kind)) {
@@ -362,7 +370,7 @@ static void on_result(struct load_coord *c, struct evhttp_request *req)
     reply_json(req, 200, json_pack("{s:s}", "stored", name));
     if (detailed) {
         k->done = true;
-        k->exit_code = ex ? atoi(ex) : TB_EXIT_RUNTIME;
+        k->exit_code = query_int(ex, TB_EXIT_RUNTIME);
         log_info("coordinator: rank %d is done (exit %d)", rank, k->exit_code);
         barrier_check(c);
         if (!c->deadline)

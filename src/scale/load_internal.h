@@ -65,15 +65,18 @@ MUST_USE int load_sync_estimate(const struct load_ping *p, size_t n, struct load
 MUST_USE int load_sync_measure(CURL *h, const char *base, int n, struct load_sync *out);
 json_t *load_sync_json(const struct load_sync *s);
 /* 0, or -EINVAL when j is not such an object. */
-int load_sync_from_json(const json_t *j, struct load_sync *out);
+MUST_USE int load_sync_from_json(const json_t *j, struct load_sync *out);
 
 /* ---- small shared helpers (load_sync.c) ---- */
 
 /* A blocking JSON exchange with the coordinator: method "GET" or "POST", body NULL or a
  * JSON text of len bytes; *status the HTTP status (0: no answer), *reply the parsed answer
  * (NULL when none or not JSON; the caller decrefs). 0, or -errno with why in err. */
-int load_http(CURL *h, const char *method, const char *url, const char *body, size_t len,
-              double timeout_s, long *status, json_t **reply, char *err, size_t errlen);
+MUST_USE int load_http(CURL *h, const char *method, const char *url, const char *body, size_t len,
+                       double timeout_s, long *status, json_t **reply, char *err, size_t errlen);
+/* A coordinator on this machine (localhost, 127.0.0.0/8, [::1]) is reached directly, never
+ * through a proxy the environment names. */
+bool load_url_is_loopback(const char *url);
 /* The fingerprint of what every worker must agree on: the config less its paths,
  * endpoints and the simulator (the coordinator may serve one), as 16 hex digits. */
 void load_config_fingerprint(const struct config *c, char out[17]);
@@ -125,8 +128,8 @@ int load_worker_run(struct config *cfg, const struct run_options *o, const char 
  * time is t0 + its offset in the file, and the latencies (ttft, itl, e2e, ...) come out to
  * the nanosecond the runner measured (docs/SCALE_LOAD.md, "Exact and approximate"). tenant is
  * the record's tenant index. 0, or -EINVAL (a field of the wrong type; said in err). */
-int load_record_from_json(const json_t *j, mono_ns t0, int tenant, struct req_record *out,
-                          char *err, size_t errlen);
+MUST_USE int load_record_from_json(const json_t *j, mono_ns t0, int tenant, struct req_record *out,
+                                   char *err, size_t errlen);
 /* Shifts every time of r by delta nanoseconds (unset times stay 0). */
 void load_record_shift(struct req_record *r, int64_t delta);
 

@@ -13,13 +13,11 @@
  * throughputs over it). The offset is interpolated between the point's start and end
  * measurements, in the worker's clock, which absorbs a steady drift.
  */
-#include <dirent.h>
 #include <errno.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
 
 #include "core/exitcode.h"
 #include "core/jsonx.h"

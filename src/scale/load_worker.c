@@ -14,6 +14,7 @@
 #include <unistd.h>
 
 #include "core/exitcode.h"
+#include "core/http.h"
 #include "core/log.h"
 #include "core/version.h"
 #include "scale/load_internal.h"
@@ -183,6 +184,14 @@ static int worker_join(struct load_worker *w, int rank, char **endpoint)
 
 /* ---- uploading the results ---- */
 
+/* The coordinator's short answer to an upload: its status says it all. */
+static size_t discard(char *p, size_t size, size_t n, void *arg)
+{
+    (void)p;
+    (void)arg;
+    return size * n;
+}
+
 /* POSTs the file at path to the coordinator as kind ("detailed", "telemetry"). 0 or -errno. */
 static int worker_upload(struct load_worker *w, const char *path, const char *kind, int exit_code)
 {
@@ -200,7 +209,8 @@ static int worker_upload(struct load_worker *w, const char *path, const char *ki
     CURL *h = curl_easy_init();
     curl_easy_setopt(h, CURLOPT_URL, url);
     curl_easy_setopt(h, CURLOPT_NOSIGNAL, 1L);
-    curl_easy_setopt(h, CURLOPT_NOPROXY, strstr(url, "://127.") ? "*" : NULL);
+    http_apply(h);
+    curl_easy_setopt(h, CURLOPT_NOPROXY, load_url_is_loopback(url) ? "*" : NULL);
     curl_easy_setopt(h, CURLOPT_POST, 1L);
     curl_easy_setopt(h, CURLOPT_READDATA, f);
     curl_easy_setopt(h, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)st.st_size);
@@ -208,8 +218,7 @@ static int worker_upload(struct load_worker *w, const char *path, const char *ki
     struct curl_slist *hdr = curl_slist_append(NULL, "Content-Type: application/json");
     hdr = curl_slist_append(hdr, "Expect:"); /* no 100-continue round trip */
     curl_easy_setopt(h, CURLOPT_HTTPHEADER, hdr);
-    FILE *sink = fopen("/dev/null", "w");
-    curl_easy_setopt(h, CURLOPT_WRITEDATA, sink);
+    curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, discard);
     CURLcode cc = curl_easy_perform(h);
     long status = 0;
     curl_easy_getinfo(h, CURLINFO_RESPONSE_CODE, &status);
@@ -217,8 +226,6 @@ static int worker_upload(struct load_worker *w, const char *path, const char *ki
     if (rc)
         log_error("worker %d: %s could not be sent to the coordinator (%s)", w->rank, path,
                   cc != CURLE_OK ? curl_easy_strerror(cc) : "it refused the file");
-    if (sink)
-        fclose(sink);
     curl_slist_free_all(hdr);
     curl_easy_cleanup(h);
     fclose(f);
