@@ -20,6 +20,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -344,6 +347,26 @@ static char *workers_dir(const char *dir)
     return found;
 }
 
+/* The merged detailed.json in dir (not a worker's _rank<R>_ file beside it). */
+static json_t *merged_in(const char *dir)
+{
+    DIR *d = opendir(dir);
+    struct dirent *e;
+    json_t *j = NULL;
+    while (d && (e = readdir(d))) {
+        size_t n = strlen(e->d_name);
+        if (j || strstr(e->d_name, "_rank") || n < 14 ||
+            strcmp(e->d_name + n - 14, "_detailed.json") != 0)
+            continue;
+        char *p = xasprintf("%s/%s", dir, e->d_name);
+        j = json_load_file(p, 0, NULL);
+        free(p);
+    }
+    if (d)
+        closedir(d);
+    return j;
+}
+
 /* The workers' detailed.json files in wdir, by rank (NULL when missing). */
 static void load_workers(const char *wdir, json_t *w[2])
 {
@@ -628,7 +651,8 @@ static void coordinator_two_workers(void **state)
     const char *env[2] = {"SLURM_PROCID=1", "JOB_COMPLETION_INDEX=0"};
     for (int k = 0; k < 2; k++) {
         wlog[k] = xasprintf("%s/w%d.log", f->dir, k);
-        wout[k] = xasprintf("%s/w%d", f->dir, k);
+        /* worker 0 writes its own files where the coordinator writes (a shared folder) */
+        wout[k] = k == 0 ? xstrdup(cout) : xasprintf("%s/w%d", f->dir, k);
         const char *wargs[] = {"testbench", "run",          "--config", f->config, "--worker",
                                url,         "--output-dir", wout[k],    "--quiet", NULL};
         w[k] = spawn(wargs, wlog[k], env[k]);
@@ -636,7 +660,7 @@ static void coordinator_two_workers(void **state)
     assert_int_equal(wait_exit(w[0]), 0);
     assert_int_equal(wait_exit(w[1]), 0);
     assert_int_equal(wait_exit(c), 0);
-    json_t *merged = tb_load_json(cout, "_detailed.json");
+    json_t *merged = merged_in(cout);
     assert_non_null(merged);
     char *wdir = workers_dir(cout);
     json_t *wf[2];
@@ -650,6 +674,18 @@ static void coordinator_two_workers(void **state)
     assert_percentiles_pooled(merged, wf);
     assert_matches_single("coordinator", merged, f->single);
     assert_load_recorded(merged, wf, "coordinator");
+    /* A report of the shared folder reads the merged run, not worker 0's share beside it. */
+    char *html = xasprintf("%s/rc.html", f->dir), *md = xasprintf("%s/rc.md", f->dir);
+    const char *rargs[] = {"testbench", "report",       cout,      "--output",
+                           html,        "--no-predict", "--quiet", NULL};
+    assert_int_equal(tb_run(TB_BINARY, rargs, NULL, 0, 0), 0);
+    char *summary = tb_read(md);
+    assert_non_null(summary);
+    assert_non_null(strstr(summary, "_detailed.json"));
+    assert_null(strstr(summary, "_rank"));
+    free(summary);
+    free(md);
+    free(html);
     json_decref(own);
     json_decref(merged);
     json_decref(wf[0]);
@@ -662,6 +698,74 @@ static void coordinator_two_workers(void **state)
     free(url);
     free(clog);
     free(cout);
+}
+
+/* A free TCP port on 127.0.0.1 (for a coordinator whose address a script must know). */
+static int free_port(void)
+{
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+    socklen_t len = sizeof(a);
+    int port = -1;
+    if (fd >= 0 && bind(fd, (struct sockaddr *)&a, sizeof(a)) == 0 &&
+        getsockname(fd, (struct sockaddr *)&a, &len) == 0)
+        port = ntohs(a.sin_port);
+    if (fd >= 0)
+        close(fd);
+    return port;
+}
+
+/* docs/SCALE_LOAD.md's sbatch recipe on a real single-node Slurm cluster (scripts/slurm.sh,
+ * which sets SLURM_CONF): the coordinator in the batch script, two workers started by srun and
+ * ranked by SLURM_PROCID, everything on 127.0.0.1. Skipped without SLURM_CONF
+ * (TB_SLURM_REQUIRED=1 makes that a failure). */
+static void slurm_srun_workers(void **state)
+{
+    struct fixture *f = *state;
+    if (!getenv("SLURM_CONF")) {
+        const char *req = getenv("TB_SLURM_REQUIRED");
+        if (req && strcmp(req, "1") == 0)
+            fail_msg("SLURM_CONF is not set: start the cluster with scripts/slurm.sh start");
+        skip();
+    }
+    int port = free_port();
+    assert_true(port > 0);
+    char *out = xasprintf("%s/slurm", f->dir);
+    char *text = xasprintf("#!/bin/bash\n"
+                           "#SBATCH --ntasks=2\n"
+                           "#SBATCH --time=00:10:00\n"
+                           "TB=%s\n"
+                           "\"$TB\" run --config %s --sim --coordinator 127.0.0.1:%d "
+                           "--expect \"$SLURM_NTASKS\" --output-dir %s &\n"
+                           "srun \"$TB\" run --config %s --worker http://127.0.0.1:%d "
+                           "--output-dir %s --quiet\n"
+                           "wait %%1\n",
+                           TB_BINARY, f->config, port, out, f->config, port, out);
+    char *script = tb_write(f->dir, "load.sbatch", text);
+    assert_non_null(script);
+    char *cmd = xasprintf("cd %s && timeout 300 sbatch --wait --output=%s/slurm-%%j.out %s "
+                          ">%s/sbatch.log 2>&1",
+                          f->dir, f->dir, script, f->dir);
+    int rc = system(cmd);
+    assert_true(WIFEXITED(rc) && WEXITSTATUS(rc) == 0);
+    json_t *merged = merged_in(out);
+    assert_non_null(merged);
+    char *wdir = workers_dir(out);
+    json_t *w[2];
+    load_workers(wdir, w);
+    assert_non_null(w[0]);
+    assert_non_null(w[1]);
+    assert_percentiles_pooled(merged, w);
+    assert_matches_single("slurm", merged, f->single);
+    assert_load_recorded(merged, w, "slurm");
+    json_decref(merged);
+    json_decref(w[0]);
+    json_decref(w[1]);
+    free(wdir);
+    free(cmd);
+    free(script);
+    free(text);
+    free(out);
 }
 
 /* Users (sessions) stay whole on one worker; a cap of 4 users is 2 + 2. */
@@ -839,8 +943,12 @@ int main(void)
         cmocka_unit_test(records_round_trip_exact),
     };
     const struct CMUnitTest e2e[] = {
-        cmocka_unit_test(workers_two_merge_exact),    cmocka_unit_test(coordinator_two_workers),
-        cmocka_unit_test(sessions_and_caps_split),    cmocka_unit_test(refusals),
+        /* one per line */
+        cmocka_unit_test(workers_two_merge_exact),
+        cmocka_unit_test(coordinator_two_workers),
+        cmocka_unit_test(slurm_srun_workers),
+        cmocka_unit_test(sessions_and_caps_split),
+        cmocka_unit_test(refusals),
         cmocka_unit_test(lost_worker_keeps_the_rest),
     };
     int rc = cmocka_run_group_tests(unit, NULL, NULL);
