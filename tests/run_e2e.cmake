@@ -24,3 +24,9 @@ if(TARGET test_harden_run2)
   # Runs of 1,000 sessions on the simulator in the binary: not beside the timing tests.
   set_property(TEST test_harden_run2 APPEND PROPERTY RESOURCE_LOCK cpu_heavy_or_timing)
 endif()
+# test_load runs `run --workers 2`, a coordinator with two workers and merges against the
+# simulator, and compares their throughput with a single runner's within 2 %: a real-time test.
+if(TARGET test_load)
+  target_link_libraries(test_load PRIVATE tb_testproc)
+  set_property(TEST test_load APPEND PROPERTY RESOURCE_LOCK cpu_heavy_or_timing)
+endif()

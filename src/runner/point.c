@@ -56,6 +56,7 @@ struct tenant_run {
     size_t n;
     struct req_record *recs;
     struct prompt_pool *pool;
+    bool *skip;   /* another worker's request (distributed load): not planned; NULL = none */
     mono_ns *due; /* absolute due times */
     bool *held;   /* waited for a concurrency slot */
     bool *done;   /* its result is in (ok, failed or cancelled) */
@@ -100,6 +101,26 @@ struct point_run {
     struct event *progress_ev;
     struct progress progress;
 };
+
+/* ---- distributed load (struct run_share in run.h) ----------------------------------- */
+
+/* Does this process send arrival k (a request, or a session with its turns)? */
+static bool share_owns(const struct runner *r, size_t k)
+{
+    const struct run_share *s = r->args.share;
+    return !s || k % (size_t)s->n == (size_t)s->rank;
+}
+
+/* This process's part of a concurrency cap c (0, no cap, stays 0); never 0 for a cap, which
+ * src/scale refuses to split below one per worker. */
+static int share_cap(const struct runner *r, int c)
+{
+    const struct run_share *s = r->args.share;
+    if (!s || c <= 0)
+        return c;
+    int part = c / s->n + (s->rank < c % s->n ? 1 : 0);
+    return part > 0 ? part : 1;
+}
 
 /* ---- dispatch ------------------------------------------------------------------------ */
 
@@ -203,8 +224,16 @@ static void tenant_start(struct tenant_run *tr, size_t i)
         dvec_push(&tr->pr->dispatch_lag, ns_diff_s(tr->recs[i].t_due, tr->recs[i].t_sent));
 }
 
+/* Moves past the arrivals other workers send, so that the timer wakes for this one's only. */
+static void tenant_skip_others(struct tenant_run *tr)
+{
+    while (tr->next < tr->n_arrivals && !share_owns(tr->pr->r, tr->next))
+        tr->next++;
+}
+
 static void tenant_arm(struct tenant_run *tr)
 {
+    tenant_skip_others(tr);
     if (tr->next >= tr->n_arrivals || tr->pr->stopping)
         return;
     ptimer_at(tr->timer, tr->due[tr->next]);
@@ -214,6 +243,10 @@ static void tenant_arm(struct tenant_run *tr)
 static void tenant_sessions_arrive(struct tenant_run *tr, mono_ns now)
 {
     while (tr->next < tr->n_arrivals && tr->due[tr->next] <= now && !tr->pr->stopping) {
+        if (!share_owns(tr->pr->r, tr->next)) {
+            tenant_skip_others(tr);
+            continue;
+        }
         size_t k = tr->next++;
         session_arrive(tr->sessions, k, tr->due[k]);
     }
@@ -229,6 +262,10 @@ static void on_tenant_timer(void *arg, mono_ns now)
         return;
     }
     while (tr->next < tr->n && tr->due[tr->next] <= now && !tr->pr->stopping) {
+        if (!share_owns(tr->pr->r, tr->next)) {
+            tenant_skip_others(tr);
+            continue;
+        }
         size_t i = tr->next++;
         tr->recs[i].t_due = tr->due[i];
         if (tr->concurrency > 0 && tr->in_flight >= tr->concurrency) {
@@ -435,6 +472,13 @@ static int tenant_prepare(struct runner *r, struct tenant_run *tr, const struct 
     rc = tenant_check_window(r, tr, k);
     if (rc)
         return rc;
+    /* With other workers, only this one's requests are planned (unless the workload draws
+     * each prompt from the ones before it). */
+    if (r->args.share && !workload_draws_in_order(w)) {
+        tr->skip = xcalloc(tr->n ? tr->n : 1, sizeof(*tr->skip));
+        for (size_t i = 0; i < tr->n; i++)
+            tr->skip[i] = !share_owns(r, tr->sessions ? (size_t)tr->recs[i].session : i);
+    }
     struct prompt_pool_cfg pc = {
         .builder = r->builders[tr->index],
         .workload = w,
@@ -444,6 +488,7 @@ static int tenant_prepare(struct runner *r, struct tenant_run *tr, const struct 
         .tenant = tr->tc->name,
         .finish = tr->sessions ? NULL : tenant_body,
         .finish_ctx = tr,
+        .skip = tr->skip,
     };
     rc = prompt_pool_new(&tr->pool, &pc);
     if (rc)
@@ -514,9 +559,25 @@ static int point_await_prompts(struct point_run *pr)
     return 0;
 }
 
+/* The requests of tr this process sends (all of them unless the load is shared). */
+static size_t tenant_share(const struct tenant_run *tr)
+{
+    const struct runner *r = tr->pr->r;
+    if (!r->args.share)
+        return tr->n;
+    size_t n = 0;
+    for (size_t k = 0; k < tr->n_arrivals; k++)
+        if (share_owns(r, k))
+            n += tr->sessions
+                     ? session_set_first(tr->sessions, k + 1) - session_set_first(tr->sessions, k)
+                     : 1;
+    return n;
+}
+
 static void tenant_release(struct tenant_run *tr)
 {
     prompt_pool_free(tr->pool);
+    free(tr->skip);
     session_set_free(tr->sessions);
     for (size_t i = 0; i < tr->n; i++)
         req_record_release(&tr->recs[i]);
@@ -650,6 +711,7 @@ static void point_collect(struct runner *r, struct point_run *pr, const struct p
             .client_error_s = sc.error_s,
             .partial = checkpoint || pr->stopping,
             .session_turns_skipped = checkpoint ? 0 : tr->turns_skipped, /* the loop writes it */
+            .point = k->index,
         };
         results_add_point(r->rw, &pi, &s, have_tw ? &tw : NULL, sent, n, r->t0);
         free(sent);
@@ -708,14 +770,18 @@ static void on_checkpoint(evutil_socket_t fd, short what, void *arg)
     pr->ck.running = pthread_create(&pr->ck.thread, NULL, checkpoint_main, pr) == 0;
 }
 
-/* The point's clock: due times from now, timers armed, the loop run turn by turn until every
- * request is done (or Ctrl-C), then its results. */
-static void point_measure(struct runner *r, struct point_run *pr, const struct point_key *k)
+/* The point's clock: due times from now (with other workers: from the start they agree on),
+ * timers armed, the loop run turn by turn until every request is done (or Ctrl-C), then its
+ * results. 0, or -ECANCELED when the other workers cannot start the point with this one. */
+static int point_measure(struct runner *r, struct point_run *pr, const struct point_key *k)
 {
     char label[64];
     snprintf(label, sizeof(label), "point %zu/%zu", k->index + 1, k->count);
-    progress_begin(&pr->progress, !r->args.quiet && isatty(STDERR_FILENO), label, pr->total);
     mono_ns start = clock_now() + START_LEAD_NS;
+    const struct run_share *sh = r->args.share;
+    if (sh && sh->point_begin(sh->ctx, k->index, &start) != 0)
+        return -ECANCELED;
+    progress_begin(&pr->progress, !r->args.quiet && isatty(STDERR_FILENO), label, pr->total);
     for (size_t t = 0; t < pr->n_tenants; t++) {
         struct tenant_run *tr = &pr->tenants[t];
         for (size_t i = 0; i < tr->n; i++)
@@ -743,6 +809,8 @@ static void point_measure(struct runner *r, struct point_run *pr, const struct p
             client_turn_end(r->client);
         } while (!event_base_got_exit(r->base) && !event_base_got_break(r->base));
     client_take_loop_lag(r->client, &pr->loop_lag); /* the self-check per loop thread */
+    if (sh)
+        sh->point_end(sh->ctx, k->index);
     ptimer_free(pr->heartbeat);
     event_free(pr->progress_ev);
     event_free(pr->checkpoint_ev);
@@ -752,6 +820,7 @@ static void point_measure(struct runner *r, struct point_run *pr, const struct p
     /* A failed write does not stop the run: the point is held in memory, said once, and
      * written with the next flush (or to the fallback directory at the end). */
     (void)runner_flush(r);
+    return 0;
 }
 
 int point_run(struct runner *r, const struct point_key *k)
@@ -775,19 +844,20 @@ int point_run(struct runner *r, const struct point_key *k)
         tr->endpoint = r->tenant_endpoint[t];
         tr->model = r->tenant_model[t];
         /* Named tenants hold single values (config.h); the default one follows the sweep. */
-        tr->concurrency = r->cfg.tenants_given ? tc->requests.concurrency[0] : k->concurrency;
+        tr->concurrency =
+            share_cap(r, r->cfg.tenants_given ? tc->requests.concurrency[0] : k->concurrency);
         tr->rate = r->cfg.tenants_given ? tc->requests.rates[0] : k->rate;
         tr->timer = ptimer_new(r->timers, on_tenant_timer, tr);
         rc = tenant_prepare(r, tr, k);
         pr.ck.done[t] = xcalloc(tr->n ? tr->n : 1, sizeof(bool));
-        pr.total += tr->n;
+        pr.total += rc == 0 ? tenant_share(tr) : tr->n;
     }
     if (rc == 0)
         rc = point_await_prompts(&pr);
     if (rc == -EINTR)
         rc = 0; /* Ctrl-C while building prompts: nothing of this point was sent */
     if (rc == 0 && !run_interrupted())
-        point_measure(r, &pr, k);
+        rc = point_measure(r, &pr, k);
     for (size_t t = 0; t < pr.n_tenants; t++) {
         tenant_release(&pr.tenants[t]);
         free(pr.ck.done[t]);

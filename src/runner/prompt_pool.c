@@ -69,6 +69,8 @@ static char *finished(struct prompt_pool *p, size_t i, char *text, bool *is_body
 /* Plans request i; keeps the text composed on the way while it fits in the budget. */
 static int plan_one(struct prompt_pool *p, size_t i)
 {
+    if (p->cfg.skip && p->cfg.skip[i])
+        return 0;
     struct req_record *rec = &p->cfg.recs[i];
     uint64_t seed = p->cfg.seed + i;
     char *text = NULL;
@@ -99,7 +101,7 @@ static int plan_one(struct prompt_pool *p, size_t i)
 static void compose_ahead(struct prompt_pool *p)
 {
     for (size_t i = 0; i < p->cfg.n && !atomic_load(&p->stop); i++) {
-        if (atomic_load(&p->state[i]) != SLOT_EMPTY)
+        if (atomic_load(&p->state[i]) != SLOT_EMPTY || (p->cfg.skip && p->cfg.skip[i]))
             continue;
         while (atomic_load(&p->held) >= p->cfg.budget && !atomic_load(&p->stop))
             clock_sleep_ns(POOL_POLL_NS);

@@ -47,6 +47,9 @@ struct prompt_pool_cfg {
      * the point. */
     char *(*finish)(void *ctx, size_t i, char *text);
     void *finish_ctx;
+    /* skip[i]: request i is another process's (distributed load): not planned, never taken.
+     * NULL = every request is this one's. Borrowed for the pool's life. */
+    const bool *skip;
 };
 
 struct prompt_pool_stats {

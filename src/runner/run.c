@@ -102,6 +102,9 @@ int runner_flush(struct runner *r)
     if (tj && json_array_size(others))
         json_object_set(tj, "other_servers", others);
     json_decref(others);
+    const struct run_share *sh = r->args.share;
+    if (sh)
+        results_set_load(r->rw, sh->describe(sh->ctx));
     int rc = results_flush(r->rw, tj, err, sizeof(err));
     json_decref(tj);
     if (rc && strcmp(err, r->write_error) != 0) {
@@ -220,6 +223,15 @@ static int parse_args(int argc, char **argv, struct run_args *a)
     return 0;
 }
 
+int run_parse_args(int argc, char **argv, const char **config, struct run_options *o)
+{
+    struct run_args a;
+    int rc = parse_args(argc, argv, &a);
+    *config = a.config;
+    *o = a.o;
+    return rc;
+}
+
 static int apply_overrides(struct runner *r)
 {
     struct config *c = &r->cfg;
@@ -242,15 +254,14 @@ static int apply_overrides(struct runner *r)
 }
 
 /* The simulator serves the config's model; tenants naming other models become LoRA adapters. */
-static int start_sim(struct runner *r)
+int run_sim_start(const struct config *c, bool quiet, struct sim_server **out)
 {
-    const struct config *c = &r->cfg;
     const struct sim_cfg *s = &c->server.sim;
     struct sim_options o;
     sim_options_init(&o);
     o.host = "127.0.0.1";
     o.port = 0;
-    o.quiet = r->args.quiet;
+    o.quiet = quiet;
     o.seed = s->seed;
     o.engine.gpu = s->gpu;
     o.engine.model = s->model ? s->model : c->model.name;
@@ -292,15 +303,22 @@ static int start_sim(struct runner *r)
     o.n_lora_modules = n_lora;
     o.engine.num_lora_slots = (int)n_lora;
     char err[1024];
-    int rc = sim_server_start(&r->sim, &o, err, sizeof(err));
+    int rc = sim_server_start(out, &o, err, sizeof(err));
     for (size_t i = 0; i < n_lora; i++)
         free(lora_own[i]);
     free(lora_own);
     free(lora);
-    if (rc) {
+    if (rc)
         log_error("cannot start the built-in simulator: %s", err);
+    return rc;
+}
+
+static int start_sim(struct runner *r)
+{
+    const struct config *c = &r->cfg;
+    int rc = run_sim_start(c, r->args.quiet, &r->sim);
+    if (rc)
         return rc;
-    }
     char *ep = xasprintf("http://127.0.0.1:%d", sim_server_port(r->sim));
     log_info("simulator listening on %s", ep);
     for (size_t t = 0; t < c->n_tenants; t++) {

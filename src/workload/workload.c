@@ -144,6 +144,11 @@ bool workload_schedule(const struct workload *w, mono_ns *off, size_t n)
     return true;
 }
 
+bool workload_draws_in_order(const struct workload *w)
+{
+    return prompts_from_entries(w);
+}
+
 bool workload_messages(const struct workload *w)
 {
     return prompts_from_entries(w) && w->all_turns && w->api == API_CHAT;

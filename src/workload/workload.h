@@ -51,6 +51,10 @@ MUST_USE int workload_recipe(struct workload *w, struct prompt_builder *b, uint6
  * messages. workload_recipe and its text. */
 char *workload_prompt(struct workload *w, struct prompt_builder *b, uint64_t seed, size_t i,
                       struct req_record *rec);
+/* Request i's prompt depends on the requests before it (a dataset is sampled in request order,
+ * through its length filter): every process of a distributed load must plan them all to draw
+ * the same prompt for the same request. */
+bool workload_draws_in_order(const struct workload *w);
 /* Prompts are JSON message lists (a chat dataset with turns: all). */
 bool workload_messages(const struct workload *w);
 /* Said at the end of a point: a dataset that ran out and was reused, entries filtered. */
