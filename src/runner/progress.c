@@ -98,7 +98,12 @@ static void print_ttft_sched_note(FILE *f, const struct point_info *pi,
                 ms(q->p99));
         return;
     }
-    if (pi->concurrency > 0)
+    if (s->sessions)
+        fprintf(f,
+                "  ttft_sched = ttft from when each user was ready: it adds queue_delay p50 %.1f "
+                "ms, p99 %.1f ms (a user slot, or the client sending late)\n",
+                ms(q->p50), ms(q->p99));
+    else if (pi->concurrency > 0)
         fprintf(f,
                 "  ttft_sched = ttft from when each request was due: it adds queue_delay p50 %.1f "
                 "ms, p99 %.1f ms, the wait for one of the %d concurrency slots%s\n",
