@@ -227,7 +227,10 @@ static void signals_stop_prompt_building(void **state)
             struct tb_run_opts o = {.signal_after_s = at[j], .sig = sigs[k], .kill_after_s = 60};
             double after;
             const char *quiet[] = {"--quiet", NULL};
-            assert_int_equal(run(f, "tok", cfg, quiet, &o, &out, &after), 130);
+            int rc = run(f, "tok", cfg, quiet, &o, &out, &after);
+            if (rc != 130)
+                fprintf(stderr, "%s\n", out);
+            assert_int_equal(rc, 130);
             fprintf(stderr, "signal %d at %.0f s: ended %.2f s later\n", sigs[k], at[j], after);
             assert_true(after < 2.0); /* a call in flight takes 2.5 s */
             free(out);

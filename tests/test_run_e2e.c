@@ -178,7 +178,7 @@ static json_t *load_trace(const char *path)
  * response (same CLOCK_MONOTONIC): counts equal, gaps within 0.2 ms at the median and, at p95,
  * within 1 ms plus the loop lag p99 the client reported for itself (on a loaded machine the
  * loop waits for a CPU, and the self-check says by how much: that is the claim to hold the
- * tail to), TTFT never below the server's and within 2 ms of it at the median. */
+ * tail to), TTFT never below the server's and within 2 ms (plus that lag) of it at the median. */
 static void compare_with_trace(json_t *detailed, json_t *trace)
 {
     double t0 =
@@ -240,7 +240,7 @@ static void compare_with_trace(json_t *detailed, json_t *trace)
      * step, which the tail allows, by as much as the client says it lagged. */
     assert_true(g.p50 < 0.0002);
     assert_true(g.p95 < 0.001 + loop_p99);
-    assert_true(t.min >= 0 && t.p50 < 0.002);
+    assert_true(t.min >= 0 && t.p50 < 0.002 + loop_p99);
     dvec_release(&gap_err);
     dvec_release(&ttft_err);
 }

@@ -237,6 +237,16 @@ static void agrees_with_the_plan(void **state)
                     name, json_string_value(json_object_get(t, "tenant")), tps, ptps,
                     (tps / ptps - 1) * 100, p95, pp95, (p95 / pp95 - 1) * 100, it,
                     num(pred, "interference_ttft"), ip);
+#if defined(__SANITIZE_THREAD__)
+            /* Under ThreadSanitizer everything runs 5-15x slower and the simulator's steps fall
+             * behind its own model (it says so): no timing to compare with the plan's. The
+             * normal build holds the claims below. */
+            (void)it;
+            (void)ip;
+            (void)pp95;
+            assert_true(tps > 0 && p95 > 0);
+            continue;
+#endif
             assert_true(fabs(tps / ptps - 1) <= 0.15);
             if (strcmp(name, "partitioned") != 0) {
                 assert_true(fabs(p95 / pp95 - 1) <= 0.25);

@@ -235,16 +235,17 @@ static json_t *tok_body(const struct tok_ask *a, enum tok_format fmt, const char
     return req;
 }
 
-static volatile sig_atomic_t *stop_flag; /* prompt_set_stop_flag */
+static const atomic_bool *_Atomic stop_flag; /* prompt_set_stop_flag */
 
-void prompt_set_stop_flag(volatile sig_atomic_t *flag)
+void prompt_set_stop_flag(const atomic_bool *flag)
 {
-    stop_flag = flag;
+    atomic_store(&stop_flag, flag);
 }
 
 static bool stopped(const struct prompt_builder *b)
 {
-    return (b->stop && atomic_load(b->stop)) || (stop_flag && *stop_flag);
+    const atomic_bool *all = atomic_load(&stop_flag);
+    return (b->stop && atomic_load(b->stop)) || (all && atomic_load(all));
 }
 
 /* POSTs body to url with the builder's handle; the parsed 200 answer in *resp, or -errno. */

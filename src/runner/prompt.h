@@ -6,7 +6,6 @@
 #ifndef TB_PROMPT_H
 #define TB_PROMPT_H
 
-#include <signal.h>
 #include <stdatomic.h>
 #include <stdbool.h>
 #include <stddef.h>
@@ -103,8 +102,8 @@ void prompt_builder_set_corpus(struct prompt_builder *b, const char *const *corp
  * (prompts fall back to estimates): Ctrl-C must not wait for a slow server. NULL = none. */
 void prompt_builder_set_stop(struct prompt_builder *b, const atomic_bool *stop);
 /* The same for every builder, from a flag a signal handler sets (the calibration in
- * prompt_builder_new included). NULL = none. */
-void prompt_set_stop_flag(volatile sig_atomic_t *flag);
+ * prompt_builder_new included): a lock-free atomic, read from any thread. NULL = none. */
+void prompt_set_stop_flag(const atomic_bool *flag);
 void prompt_builder_free(struct prompt_builder *b); /* NULL is a no-op */
 
 #endif

@@ -48,11 +48,15 @@
 #define FD_RESERVE 64
 
 static volatile sig_atomic_t interrupted;
+/* The same, for other threads (the prompt pools' /tokenize calls): a sig_atomic_t is for the
+ * handler and the thread it interrupts, a lock-free atomic for every thread. */
+static atomic_bool interrupted_all;
 
 static void on_sigint(int sig)
 {
     (void)sig;
     interrupted = 1;
+    atomic_store(&interrupted_all, true);
 }
 
 struct run_args {
@@ -762,6 +766,7 @@ int run_config(struct config *cfg, const struct run_options *o, struct run_outco
     }
     client_reserve_descriptors((size_t)fds_needed(&r.cfg, o));
     interrupted = 0;
+    atomic_store(&interrupted_all, false);
     struct sigaction sa, old_int, old_term, old_hup;
     memset(&sa, 0, sizeof(sa));
     sa.sa_handler = on_sigint;
@@ -772,7 +777,7 @@ int run_config(struct config *cfg, const struct run_options *o, struct run_outco
     /* A dropped SSH session (SIGHUP) ends the run as Ctrl-C does: files written, exit 130. */
     sigaction(SIGHUP, &sa, &old_hup);
     probe_set_stop_flag(&interrupted);
-    prompt_set_stop_flag(&interrupted);
+    prompt_set_stop_flag(&interrupted_all);
 
     int ec = runner_setup(&r);
     if (ec == TB_EXIT_OK) {
