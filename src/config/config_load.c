@@ -684,12 +684,16 @@ static const struct field requests_fields[] = {
     FM(requests_cfg, trace, trace_fields),
     FM(requests_cfg, rag, rag_fields),
     FC(session, load_session),
+    F(requests_cfg, warmup_requests, FT_INT),
+    F(requests_cfg, warmup_s, FT_NUM),
+    F(requests_cfg, duration_s, FT_NUM_NULL),
+    F(requests_cfg, stop_when_decided, FT_BOOL),
 };
 
 static const struct field slo_fields[] = {
     F(slo_cfg, ttft_ms, FT_NUM_NULL), F(slo_cfg, itl_ms, FT_NUM_NULL),
     F(slo_cfg, tpot_ms, FT_NUM_NULL), F(slo_cfg, e2e_ms, FT_NUM_NULL),
-    F(slo_cfg, percentile, FT_NUM),
+    F(slo_cfg, percentile, FT_NUM),   F(slo_cfg, confidence, FT_NUM),
 };
 
 static const struct field bench_fields[] = {

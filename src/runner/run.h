@@ -21,6 +21,8 @@ struct run_options {
     bool keep_handler; /* a second Ctrl-C does not kill the process (the caller has servers
                           to stop); the first one always ends the run with partial files */
     int threads;       /* loop threads for the transfers; 0 = from the load (run.c) */
+    bool heartbeat;    /* progress (a line every 30 s outside a terminal) even when quiet */
+    const char *label; /* the progress line's name for the point; NULL = "point i/n" */
 };
 
 /* One measured point (tenant "default", or the first tenant's). */
