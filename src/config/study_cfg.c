@@ -49,6 +49,9 @@ void study_cfg_defaults(struct study_cfg *s)
     s->max_users = 256;
     s->requests_per_user = 4;
     s->min_requests = 20;
+    s->max_requests = 0;
+    s->warmup_per_user = 1;
+    s->stop_when_decided = true;
     setup_cfg_unset(&s->defaults);
     s->backend.type = xstrdup("sim");
     s->backend.startup_timeout_s = 1800;
@@ -259,6 +262,10 @@ int study_find_problem(const struct config *c, struct cfg_problem *p)
         rc = check_int_min(p, &s->requests_per_user, 1, "study", "requests_per_user", NULL);
     if (!rc)
         rc = check_int_min(p, &s->min_requests, 1, "study", "min_requests", NULL);
+    if (!rc)
+        rc = check_int_min(p, &s->max_requests, 0, "study", "max_requests", NULL);
+    if (!rc)
+        rc = check_int_min(p, &s->warmup_per_user, 0, "study", "warmup_per_user", NULL);
     if (!rc)
         rc = check_setup(p, &s->defaults, "setups.defaults");
     for (size_t i = 0; !rc && i < s->n_list; i++) {

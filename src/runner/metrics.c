@@ -282,6 +282,12 @@ static void saturation(struct point_summary *s, const struct req_record *recs, s
     dvec_release(&e2e);
 }
 
+void point_summary_set_verdict(struct point_summary *s, const struct slo_verdict *v)
+{
+    s->verdict = *v;
+    slo_verdict_text(v, s->slo_verdict, sizeof(s->slo_verdict));
+}
+
 void point_summary_compute(struct point_summary *s, const struct req_record *recs, size_t n,
                            const struct slo_cfg *slo)
 {

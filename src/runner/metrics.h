@@ -99,6 +99,9 @@ void record_latencies(const struct req_record *r, struct req_latencies *out);
 /* Does one completed request meet every objective of slo? TTFT, TPOT and E2E per request;
  * ITL as the request's own gaps at slo->percentile. Failed requests never meet it. */
 bool record_meets_slo(const struct req_record *r, const struct slo_cfg *slo);
+/* Replaces s's verdict with v (the stop rule's look: docs/METRICS.md "Stopping when
+ * certain"), and its text with v's. */
+void point_summary_set_verdict(struct point_summary *s, const struct slo_verdict *v);
 /* Computes s from n records. */
 void point_summary_compute(struct point_summary *s, const struct req_record *recs, size_t n,
                            const struct slo_cfg *slo);

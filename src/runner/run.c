@@ -600,6 +600,7 @@ static void outcome_add(struct run_outcome *o, const struct point_info *pi,
     p->rate = pi->rate;
     p->client_distorted = pi->client_distorted;
     p->partial = pi->partial;
+    p->ended_by = pi->ended_by ? pi->ended_by : "requests";
     p->summary = *s;
     p->have_telemetry = tw != NULL;
     if (tw)
@@ -627,6 +628,10 @@ static void point_collect(struct runner *r, struct point_run *pr, const struct p
                 sent[n++] = tr->recs[i];
         struct point_summary s;
         point_summary_compute(&s, sent, n, &tr->tc->slo);
+        /* A point that stopped once certain keeps the verdict that stopped it. */
+        struct slo_verdict look;
+        if (!checkpoint && pr->drained && slo_stopper_decided(pr->stopper, t, &look))
+            point_summary_set_verdict(&s, &look);
         struct telemetry_window tw;
         bool have_tw = telem_window(r, t, s.window_start, s.window_end, &tw);
         struct point_info pi = {

@@ -32,6 +32,7 @@ struct run_point {
     double rate;        /* INFINITY = closed loop */
     bool client_distorted;
     bool partial;
+    const char *ended_by; /* static: "requests", "duration", "decided", "interrupted" */
     struct point_summary summary;
     bool have_telemetry;
     struct telemetry_window telemetry;

@@ -383,6 +383,7 @@ int study_main(int argc, char **argv)
     }
     if (!st.args.quiet) {
         study_print_guidance(&st);
+        study_print_measuring(&st);
         printf("\nstudy files:\n  %s/study.csv\n  %s/study.json\n  %s/manifest.json\n", st.dir,
                st.dir, st.dir);
     }
