@@ -46,28 +46,43 @@ static void push_value(struct dvec *d, double x)
         dvec_push(d, x);
 }
 
-void slo_samples_add(struct dvec d[OBJ__COUNT], const struct req_record *r,
-                     const struct slo_cfg *slo)
+void slo_samples_add_values(struct dvec d[OBJ__COUNT], const struct slo_cfg *slo, bool ok,
+                            double ttft_s, double tpot_s, double e2e_s)
 {
     if (!slo_cfg_has_objective(slo))
         return;
-    if (r->status != REQ_OK) {
+    if (!ok) {
         for (int o = 0; o < OBJ__COUNT; o++)
             if (!isnan(slo_limit(slo, o)))
                 dvec_push(&d[o], INFINITY);
         return;
     }
+    if (!isnan(slo->ttft_ms)) /* a stream with no text never gave its user a first token */
+        dvec_push(&d[OBJ_TTFT], isnan(ttft_s) ? INFINITY : ttft_s);
+    if (!isnan(slo->tpot_ms))
+        push_value(&d[OBJ_TPOT], tpot_s);
+    if (!isnan(slo->e2e_ms))
+        push_value(&d[OBJ_E2E], e2e_s);
+}
+
+void slo_samples_add_gap(struct dvec d[OBJ__COUNT], const struct slo_cfg *slo, double gap_s)
+{
+    if (slo && !isnan(slo->itl_ms) && !isnan(gap_s))
+        dvec_push(&d[OBJ_ITL], gap_s);
+}
+
+void slo_samples_add(struct dvec d[OBJ__COUNT], const struct req_record *r,
+                     const struct slo_cfg *slo)
+{
+    if (r->status != REQ_OK) {
+        slo_samples_add_values(d, slo, false, NAN, NAN, NAN);
+        return;
+    }
     struct req_latencies l;
     record_latencies(r, &l);
-    if (!isnan(slo->ttft_ms)) /* a stream with no text never gave its user a first token */
-        dvec_push(&d[OBJ_TTFT], isnan(l.ttft) ? INFINITY : l.ttft);
-    if (!isnan(slo->tpot_ms))
-        push_value(&d[OBJ_TPOT], l.tpot);
-    if (!isnan(slo->e2e_ms))
-        push_value(&d[OBJ_E2E], l.e2e);
-    if (!isnan(slo->itl_ms))
-        for (size_t k = 1; k < r->n_events; k++)
-            dvec_push(&d[OBJ_ITL], ns_diff_s(r->events[k - 1], r->events[k]));
+    slo_samples_add_values(d, slo, true, l.ttft, l.tpot, l.e2e);
+    for (size_t k = 1; slo && k < r->n_events; k++)
+        slo_samples_add_gap(d, slo, ns_diff_s(r->events[k - 1], r->events[k]));
 }
 
 /* Seconds to ms; an end the sample cannot give (rank 0 or n + 1) is NAN. */

@@ -53,6 +53,12 @@ struct slo_verdict {
  * present objective for a failed request. */
 void slo_samples_add(struct dvec d[OBJ__COUNT], const struct req_record *r,
                      const struct slo_cfg *slo);
+/* The same from a request's figures in seconds (a result file's record: report, compare):
+ * ok false for a failed request; NAN for a value it does not have. */
+void slo_samples_add_values(struct dvec d[OBJ__COUNT], const struct slo_cfg *slo, bool ok,
+                            double ttft_s, double tpot_s, double e2e_s);
+/* One ITL gap of a completed request (seconds). */
+void slo_samples_add_gap(struct dvec d[OBJ__COUNT], const struct slo_cfg *slo, double gap_s);
 /* Judges the samples (sorted in place) of `requests` requests, `failed` of them failed, with
  * failures counted by class in by_class[REQ__COUNT] (may be NULL). slo NULL or without
  * objectives: v->has_slo false. */

@@ -31,7 +31,9 @@ void study_probe_size(const struct study *st, size_t wi, int users, struct probe
 {
     const struct study_cfg *sc = &st->cfg.study;
     const struct slo_cfg *slo = study_workload_slo(st, wi);
-    long look = (long)slo_cfg_min_requests(slo);
+    /* Without an objective there is no verdict to size for: the probe sends what the file
+     * asks, max(N x requests_per_user, min_requests), after its warm-up. */
+    long look = slo_cfg_has_objective(slo) ? (long)slo_cfg_min_requests(slo) : 0;
     long cap = sc->max_requests > 0 ? sc->max_requests : CAP_FACTOR * look;
     long per_user = (long)users * sc->requests_per_user;
     cap = cap > per_user ? cap : per_user;
@@ -41,8 +43,7 @@ void study_probe_size(const struct study *st, size_t wi, int users, struct probe
     out->cap = clamp_requests(cap);
     out->warmup = clamp_requests((long)users * sc->warmup_per_user + 1) - 1;
     out->total = clamp_requests((long)out->cap + out->warmup);
-    /* Without an objective there is nothing to decide: every probe runs to its cap. */
-    out->stops = sc->stop_when_decided && slo_cfg_has_objective(slo) && look > 0;
+    out->stops = sc->stop_when_decided && look > 0;
 }
 
 int study_requests_for(const struct study *st, size_t wi, int users)
