@@ -354,7 +354,7 @@ static void study_counts_failures_as_misses(void **state)
     assert_non_null(line);
     assert_non_null(strstr(line, "failed (http_5xx)"));
     assert_string_equal(json_string_value(json_object_get(row, "ended_by")), "decided");
-    assert_true(json_integer_value(json_object_get(row, "slo_requests")) >= 72);
+    assert_true(json_integer_value(json_object_get(row, "slo_requests")) >= 10);
     assert_non_null(strstr(out, line));
     assert_non_null(strstr(out, "Measuring (GPU time):"));
     /* study.csv carries the same line; the report's study table shows it. */

@@ -34,7 +34,7 @@ struct progress {
 void progress_begin(struct progress *p, bool enabled, const char *label, size_t total);
 /* Redraws the line, or prints a heartbeat line when one is due (call about once a second). */
 void progress_draw(struct progress *p);
-void progress_end(struct progress *p);  /* clears the line */
+void progress_end(struct progress *p); /* clears the line */
 /* A short human summary of a point and tenant, to f. */
 void progress_print_summary(FILE *f, const struct point_info *pi, const struct point_summary *s,
                             const struct telemetry_window *tw);

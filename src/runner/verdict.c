@@ -137,6 +137,13 @@ static int pick_shown(const struct slo_verdict *v)
 void slo_verdict_judge(struct slo_verdict *v, const struct slo_cfg *slo, struct dvec d[OBJ__COUNT],
                        size_t requests, size_t failed, const size_t *by_class)
 {
+    slo_verdict_judge_at(v, slo, d, requests, failed, by_class, slo_cfg_alpha(slo));
+}
+
+void slo_verdict_judge_at(struct slo_verdict *v, const struct slo_cfg *slo,
+                          struct dvec d[OBJ__COUNT], size_t requests, size_t failed,
+                          const size_t *by_class, double alpha)
+{
     memset(v, 0, sizeof(*v));
     v->shown = -1;
     v->has_slo = slo_cfg_has_objective(slo);
@@ -144,7 +151,7 @@ void slo_verdict_judge(struct slo_verdict *v, const struct slo_cfg *slo, struct 
         return;
     double q = slo_cfg_quantile(slo);
     v->percentile = q * 100;
-    v->confidence = slo_cfg_confidence(slo);
+    v->confidence = 1 - 2 * alpha;
     v->requests = requests;
     v->failed = failed;
     v->min_requests = slo_cfg_min_requests(slo);
@@ -160,7 +167,7 @@ void slo_verdict_judge(struct slo_verdict *v, const struct slo_cfg *slo, struct 
         ov->present = !isnan(ov->limit_ms);
         if (!ov->present)
             continue;
-        judge_objective(ov, &d[o], q, slo_cfg_alpha(slo));
+        judge_objective(ov, &d[o], q, alpha);
         v->met &= ov->met;
         all_decided &= ov->decided;
         miss_decided |= !ov->met && ov->decided;
@@ -308,9 +315,16 @@ struct stop_tenant {
     const struct req_record **done; /* [index]: finished, else NULL */
     size_t prefix;                  /* done[0..prefix) all finished */
     size_t counted;                 /* non-warm-up requests among them */
+    bool early_looked;              /* the look for clear misses is behind us */
     bool looked, decided;
     struct slo_verdict at_look;
 };
+
+size_t slo_early_look_requests(const struct slo_cfg *slo)
+{
+    size_t need = slo_cfg_min_requests(slo);
+    return SLO_EARLY_LOOK < need ? SLO_EARLY_LOOK : 0;
+}
 
 struct slo_stopper {
     struct stop_tenant *t;
@@ -347,8 +361,9 @@ void slo_stopper_tenant(struct slo_stopper *s, size_t t, const struct slo_cfg *s
     st->done = xcalloc(n ? n : 1, sizeof(*st->done));
 }
 
-/* Judges exactly the first `need` non-warm-up requests of done[0..prefix). */
-static void look(struct stop_tenant *st, size_t need)
+/* Judges exactly the first `need` non-warm-up requests of done[0..prefix), each end of the
+ * interval with error alpha. */
+static void look(struct stop_tenant *st, size_t need, double alpha)
 {
     struct dvec d[OBJ__COUNT];
     for (int o = 0; o < OBJ__COUNT; o++)
@@ -365,10 +380,9 @@ static void look(struct stop_tenant *st, size_t need)
         }
         slo_samples_add(d, r, st->slo);
     }
-    slo_verdict_judge(&st->at_look, st->slo, d, taken, failed, by_class);
+    slo_verdict_judge_at(&st->at_look, st->slo, d, taken, failed, by_class, alpha);
     for (int o = 0; o < OBJ__COUNT; o++)
         dvec_release(&d[o]);
-    st->looked = true;
     st->decided = st->at_look.decided;
 }
 
@@ -386,8 +400,17 @@ bool slo_stopper_done(struct slo_stopper *s, size_t t, size_t index, const struc
             st->counted += !st->done[st->prefix]->warmup;
             st->prefix++;
         }
-        if (st->counted >= need)
-            look(st, need);
+        size_t early = slo_early_look_requests(st->slo);
+        if (early && !st->early_looked && st->counted >= early) {
+            /* A clear miss only: ten requests cannot bound a p95 from above. */
+            st->early_looked = true;
+            look(st, early, SLO_EARLY_ALPHA);
+            st->looked = st->decided;
+        }
+        if (!st->looked && st->counted >= need) {
+            look(st, need, slo_cfg_alpha(st->slo));
+            st->looked = true;
+        }
     }
     bool any = false;
     for (size_t i = 0; i < s->n; i++) {

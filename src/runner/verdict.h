@@ -64,6 +64,10 @@ void slo_samples_add_gap(struct dvec d[OBJ__COUNT], const struct slo_cfg *slo, d
  * objectives: v->has_slo false. */
 void slo_verdict_judge(struct slo_verdict *v, const struct slo_cfg *slo, struct dvec d[OBJ__COUNT],
                        size_t requests, size_t failed, const size_t *by_class);
+/* The same with each end of the interval at error alpha (the stop rule's early look). */
+void slo_verdict_judge_at(struct slo_verdict *v, const struct slo_cfg *slo,
+                          struct dvec d[OBJ__COUNT], size_t requests, size_t failed,
+                          const size_t *by_class, double alpha);
 
 /* The verdict as stored in slo_verdict: "" (no SLO), "met", or "missed: " and each reason:
  * "13 of 20 failed (http_4xx)" when failures alone reach the percentile, else each objective
@@ -77,13 +81,19 @@ void slo_verdict_line(const struct slo_verdict *v, char *buf, size_t len);
 const char *slo_verdict_state(const struct slo_verdict *v);
 
 /*
- * The stop rule (requests.stop_when_decided): one look per tenant, once the first
- * min_requests requests after its warm-up (in the order they were sent) have all finished. When
- * their intervals decide the verdict the tenant is done; when they straddle a limit the tenant
- * runs on to num_requests (the cap), where its verdict is judged once more. Two looks, each a
- * two-sided interval at slo.confidence: the chance that a decision is wrong is at most
- * 1 - confidence (docs/METRICS.md "Stopping when certain").
+ * The stop rule (requests.stop_when_decided), per tenant, on the first requests after its
+ * warm-up in the order they were sent: an early look at the first SLO_EARLY_LOOK, which can only
+ * find a clear miss (its interval's lower end above a limit, each end at error SLO_EARLY_ALPHA);
+ * then the look at the first min_requests, which decides either way at slo.confidence; when its
+ * intervals straddle a limit the tenant runs on to num_requests (the cap), where its verdict is
+ * judged once more. A wrong "met" has probability at most 1 - confidence (two looks), a wrong
+ * "missed" at most that plus SLO_EARLY_ALPHA (docs/METRICS.md "Stopping when certain").
  */
+#define SLO_EARLY_LOOK 10
+#define SLO_EARLY_ALPHA 0.001
+/* The early look's request count for slo: SLO_EARLY_LOOK, or 0 when the main look comes no
+ * later (p50: 6 requests). */
+size_t slo_early_look_requests(const struct slo_cfg *slo);
 struct slo_stopper;
 
 /* n_tenants tenants, none judged until slo_stopper_tenant() names them. */

@@ -68,15 +68,17 @@ static double dist_quantile(const struct dist *d, double q)
     return d->max;
 }
 
-/* Would a probe whose requests follow the plan's distributions be decided at its look? An
- * interval's end at rank r of n sits near the plan's quantile r / (n + 1). An objective the
- * plan does not predict (E2E) is taken as undecided. */
-static bool plan_decides(const struct plan_prediction *p, const struct slo_cfg *slo, int n)
+/* Would a probe whose requests follow the plan's distributions be decided by a look at n
+ * requests whose interval ends each have error alpha (met only when may_meet)? An interval's
+ * end at rank r of n sits near the plan's quantile r / (n + 1). An objective the plan does not
+ * predict (E2E) is taken as undecided. */
+static bool plan_decides(const struct plan_prediction *p, const struct slo_cfg *slo, int n,
+                         double alpha, bool may_meet)
 {
     const struct dist *d[OBJ__COUNT] = {&p->ttft, &p->itl, &p->tpot, NULL};
     const double limit[OBJ__COUNT] = {slo->ttft_ms, slo->itl_ms, slo->tpot_ms, slo->e2e_ms};
     double q = slo_cfg_quantile(slo);
-    struct quantile_ranks r = quantile_ci_ranks((size_t)n, q, slo_cfg_alpha(slo));
+    struct quantile_ranks r = quantile_ci_ranks((size_t)n, q, alpha);
     bool all_met = true;
     for (int o = 0; o < OBJ__COUNT; o++) {
         if (isnan(limit[o]))
@@ -89,7 +91,7 @@ static bool plan_decides(const struct plan_prediction *p, const struct slo_cfg *
             return true; /* decided missed */
         all_met &= hi <= limit[o];
     }
-    return all_met;
+    return may_meet && all_met;
 }
 
 /* One probe as the plan sees it: its time to the cap (*fixed) and with the stop rule. */
@@ -103,10 +105,17 @@ static double probe_expected(const struct study *st, size_t si, size_t wi, int u
     struct probe_size ps;
     study_probe_size(st, wi, users, &ps);
     *fixed = p.duration_s;
-    if (!ps.stops || !plan_decides(&p, study_workload_slo(st, wi), ps.look))
+    const struct slo_cfg *slo = study_workload_slo(st, wi);
+    int early = (int)slo_early_look_requests(slo);
+    int at = 0;
+    if (ps.stops && early && plan_decides(&p, slo, early, SLO_EARLY_ALPHA, false))
+        at = early;
+    else if (ps.stops && plan_decides(&p, slo, ps.look, slo_cfg_alpha(slo), true))
+        at = ps.look;
+    if (!at)
         return p.duration_s;
-    /* Stopped at the look: the warm-up, the look's requests and the round in flight. */
-    double sent = (double)ps.warmup + ps.look + users;
+    /* Stopped at a look: the warm-up, the look's requests and the round in flight. */
+    double sent = (double)ps.warmup + at + users;
     return sent >= ps.total ? p.duration_s : p.duration_s * sent / ps.total;
 }
 
