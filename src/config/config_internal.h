@@ -65,8 +65,7 @@ MUST_USE int measure_find_problem(struct cfg_problem *p, const struct requests_c
 MUST_USE int verdict_find_problem(struct cfg_problem *p, const struct slo_cfg *s,
                                   const char *prefix, const void *owner);
 MUST_USE int stop_rule_find_problem(struct cfg_problem *p, const struct requests_cfg *r,
-                                    const struct slo_cfg *s, const char *prefix,
-                                    const void *owner);
+                                    const struct slo_cfg *s, const char *prefix, const void *owner);
 void measure_cfg_to_json(json_t *o, const struct requests_cfg *r);
 /* The study sections' rules (study_cfg.c); 0 when there are none or they hold. */
 MUST_USE int study_find_problem(const struct config *c, struct cfg_problem *p);

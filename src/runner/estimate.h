@@ -1,7 +1,7 @@
 /*
- * estimate.h - the run's expected length, printed before it starts (docs/RUNNER.md "Before a
- * run"): per point the arrivals' span, at most duration_s, and on the simulator the planner's
- * pace for the point's requests at its concurrency cap.
+ * estimate.h - the run's expected length, printed before it starts (docs/METRICS.md "Warm-up,
+ * run length and stopping"): per point the arrivals' span, at most duration_s, and on the
+ * simulator the planner's pace for the point's requests at its concurrency cap.
  */
 #ifndef TB_RUN_ESTIMATE_H
 #define TB_RUN_ESTIMATE_H
