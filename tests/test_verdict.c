@@ -22,6 +22,7 @@
 #include "core/stats.h"
 #include "runner/metrics.h"
 #include "runner/verdict.h"
+#include "study/capacity.h"
 
 /* P(Binomial(n, q) <= k), summed in long double from the definition (independent of stats.c's
  * walk from the mode). */
@@ -379,6 +380,74 @@ static void stop_rule_waits_for_the_sent_prefix(void **state)
     synth_free(&s);
 }
 
+/* A synthetic server for the capacity search: TTFT p95 rises by 30 ms per user from 220 ms
+ * (490 ms at 9 users, 520 ms at 10: the limit of 500 ms lies between), each probe's requests
+ * spread +-10 % around it in a fixed shuffled order. A probe runs the stop rule (or, fixed,
+ * judges all of its cap). */
+struct synth_search {
+    bool stop;
+    size_t requests; /* sent over the whole search */
+    const struct slo_cfg *slo;
+};
+
+static double rising_ttft(size_t i, void *ctx)
+{
+    const double *p95 = ctx;
+    double u = (double)((i * 7919) % 288) / 287.0; /* 0..1, shuffled */
+    return *p95 * (0.9 + 0.2 * u) / 1.0947;        /* the p95 of 0.9..1.1 is 1.09 */
+}
+
+static int synth_probe(void *ctx, int users, bool *met)
+{
+    struct synth_search *ss = ctx;
+    double p95 = 220 + 30.0 * users;
+    struct synth s;
+    synth_build(&s, 288, rising_ttft, &p95, 0);
+    size_t used = s.n;
+    struct slo_verdict v;
+    if (ss->stop) {
+        struct slo_stopper *st = slo_stopper_new(1);
+        slo_stopper_tenant(st, 0, ss->slo, s.n);
+        size_t at = feed(st, &s, NULL);
+        used = at ? at : s.n;
+        bool decided = slo_stopper_decided(st, 0, &v);
+        slo_stopper_free(st);
+        if (!decided) {
+            struct point_summary ps;
+            point_summary_compute(&ps, s.r, s.n, ss->slo);
+            v = ps.verdict;
+        }
+    } else {
+        struct point_summary ps;
+        point_summary_compute(&ps, s.r, s.n, ss->slo);
+        v = ps.verdict;
+    }
+    ss->requests += used;
+    *met = v.met;
+    synth_free(&s);
+    return 0;
+}
+
+/* The search with the stop rule finds the fixed design's answer with at most half its
+ * requests: the probes far from the limit stop at ten or 72, the ones at it run to the cap. */
+static void search_stops_early_and_agrees(void **state)
+{
+    (void)state;
+    struct slo_cfg slo = {500, NAN, NAN, NAN, 95, 0.95};
+    const int starts[] = {1, 4, 10, 16, 40};
+    for (size_t k = 0; k < sizeof(starts) / sizeof(starts[0]); k++) {
+        struct synth_search seq = {true, 0, &slo}, fixed = {false, 0, &slo};
+        struct capacity_result a, b;
+        assert_int_equal(capacity_search(starts[k], 64, synth_probe, &seq, &a), 0);
+        assert_int_equal(capacity_search(starts[k], 64, synth_probe, &fixed, &b), 0);
+        fprintf(stderr, "start %d: stop rule %d users in %zu requests, fixed %d in %zu\n",
+                starts[k], a.max_users, seq.requests, b.max_users, fixed.requests);
+        assert_int_equal(a.max_users, 9);
+        assert_true(abs(a.max_users - b.max_users) <= 1);
+        assert_true(seq.requests * 2 <= fixed.requests);
+    }
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -390,6 +459,7 @@ int main(void)
         cmocka_unit_test(warmup_is_left_out),
         cmocka_unit_test(stop_rule_far_stops_near_runs_on),
         cmocka_unit_test(stop_rule_waits_for_the_sent_prefix),
+        cmocka_unit_test(search_stops_early_and_agrees),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
