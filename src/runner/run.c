@@ -221,8 +221,10 @@ static void tenant_start(struct tenant_run *tr, size_t i)
     tr->in_flight++;
     tr->sent++;
     /* Decided before the transfer starts: with loop threads the record is theirs after. */
-    tr->recs[i].warmup = tr->sent <= (size_t)tr->tc->requests.warmup_requests ||
-                         clock_now() < tr->pr->start + s_to_ns(tr->tc->requests.warmup_s);
+    const struct requests_cfg *wcfg = &tr->tc->requests;
+    tr->recs[i].warmup =
+        tr->sent <= (size_t)wcfg->warmup_requests ||
+        (wcfg->warmup_s > 0 && clock_now() < tr->pr->start + s_to_ns(wcfg->warmup_s));
     int rc = 0;
     if (tr->sessions && session_fill_request(tr->sessions, i, &tr->prompts[i], &tr->recs[i], &rq))
         req_record_fail(&tr->recs[i], REQ_CLIENT_LIMIT,
