@@ -260,7 +260,7 @@ static void fmt_in(char *out, size_t len, double ms, bool secs)
     else if (isinf(ms))
         snprintf(out, len, "∞");
     else if (secs)
-        snprintf(out, len, "%.2f", ms / 1e3);
+        snprintf(out, len, ms < 10000 ? "%.3g" : "%.1f", ms / 1e3);
     else
         snprintf(out, len, ms < 10 ? "%.2f" : "%.1f", ms);
 }
