@@ -14,9 +14,11 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include <cmocka.h>
 
+#include "config/config.h"
 #include "config/measure_cfg.h"
 #include "core/rng.h"
 #include "core/stats.h"
@@ -448,6 +450,56 @@ static void search_stops_early_and_agrees(void **state)
     }
 }
 
+/* The settings' rules name file:line:column and the key, and say what would do. */
+static void config_rules(void **state)
+{
+    (void)state;
+    static const struct {
+        const char *yaml, *want;
+    } cases[] = {
+        {"requests: {num_requests: 50, stop_when_decided: true}\nslo: {ttft_ms: 500}\n",
+         ":2:26: requests.num_requests: 50 (50 after warmup_requests) cannot decide a p95 verdict "
+         "at 95 % confidence: stop_when_decided needs at least 72 requests after the warm-up"},
+        {"requests: {num_requests: 200, stop_when_decided: true}\n",
+         "requests.stop_when_decided: needs an SLO to decide"},
+        {"requests: {num_requests: 200, stop_when_decided: true,\n  session: {turns: 2}}\n"
+         "slo: {ttft_ms: 500}\n",
+         "cannot be combined with requests.session"},
+        {"requests: {num_requests: 10, warmup_requests: 10}\n",
+         ":2:47: requests.warmup_requests: 10 leaves no request to measure"},
+        {"requests: {duration_s: 5, warmup_s: 5}\n", "requests.warmup_s: 5 s leaves nothing"},
+        {"requests: {duration_s: -1}\n", "requests.duration_s"},
+        {"slo: {ttft_ms: 500, confidence: 1.5}\n", ":2:33: slo.confidence"},
+        {"slo: {ttft_ms: 500, percentile: 100}\nrequests: {stop_when_decided: true}\n",
+         "no number of requests decides a p100 verdict"},
+    };
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        char path[] = "/tmp/tb_test_verdict_XXXXXX.yaml";
+        int fd = mkstemps(path, 5);
+        assert_true(fd >= 0);
+        const char *prefix = "model: {name: m}\n";
+        assert_true(write(fd, prefix, strlen(prefix)) == (ssize_t)strlen(prefix));
+        assert_true(write(fd, cases[i].yaml, strlen(cases[i].yaml)) ==
+                    (ssize_t)strlen(cases[i].yaml));
+        close(fd);
+        struct config c;
+        char err[1024] = "";
+        int rc = config_load(&c, path, err, sizeof(err));
+        unlink(path);
+        if (rc == 0 || !strstr(err, cases[i].want))
+            fail_msg("case %zu: rc %d, got \"%s\", want \"%s\"", i, rc, err, cases[i].want);
+        config_release(&c);
+    }
+    /* The defaults: 95 % confidence, no warm-up, no duration, no stopping. */
+    struct config c;
+    config_defaults(&c);
+    assert_true(fabs(c.slo.confidence - 0.95) < 1e-12);
+    assert_int_equal(c.requests.warmup_requests, 0);
+    assert_true(isnan(c.requests.duration_s));
+    assert_false(c.requests.stop_when_decided);
+    config_release(&c);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -460,6 +512,7 @@ int main(void)
         cmocka_unit_test(stop_rule_far_stops_near_runs_on),
         cmocka_unit_test(stop_rule_waits_for_the_sent_prefix),
         cmocka_unit_test(search_stops_early_and_agrees),
+        cmocka_unit_test(config_rules),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
