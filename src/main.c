@@ -43,7 +43,7 @@ static const struct command commands[] = {
      "[--quiet]\n    [--wait S] [--threads N]\n  Runs the benchmark a config describes and writes "
      "results/<prefix>_<time>_*."},
     {"sim", sim_main,
-     "testbench sim [--host 127.0.0.1] [--port 8000] [--model M] [--served-model-name N]\n"
+     "testbench sim [MODEL] [--host 127.0.0.1] [--port 8000] [--model M] [--served-model-name N]\n"
      "    [--gpu G] [--quantization Q] [--kv-cache-dtype D] [--max-model-len N]\n"
      "    [--gpu-memory-utilization F] [--max-num-seqs N] [--max-num-batched-tokens N]\n"
      "    [--enable-prefix-caching | --no-enable-prefix-caching] [--tensor-parallel-size N]\n"
