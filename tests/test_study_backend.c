@@ -28,7 +28,6 @@
 
 #include "core/buf.h"
 #include "core/clock.h"
-#include "config/config.h"
 #include "core/xalloc.h"
 #include "engine/engine.h"
 #include "study/backend.h"
@@ -785,55 +784,6 @@ static void busy_port_is_an_error(void **state)
     free(script);
 }
 
-/* backend.gpus and backend.network as `testbench validate` checks them: file:line:column, the
- * key, and what is allowed. */
-static void docker_values_are_validated(void **state)
-{
-    (void)state;
-    static const struct {
-        const char *backend; /* the backend section's body */
-        const char *where;   /* "", or "LINE:COL: key: " */
-        const char *want;
-    } cases[] = {
-        {"  type: docker\n  gpus: none\n  network: host\n", "", ""},
-        {"  gpus: all\n  network: testbench_default\n", "", ""},
-        {"  gpus: 2\n", "", ""},
-        {"  gpus: \"device=0,1\"\n", "", ""},
-        {"  gpus: 0\n", "9:9: backend.gpus: ", "is not none, all, a GPU count"},
-        {"  gpus: \"\"\n", "9:9: backend.gpus: ", "is not none, all"},
-        {"  gpus: \"all please\"\n", "9:9: backend.gpus: ", "docker's device=... form"},
-        {"  network: none\n",
-         "9:12: backend.network: ", "cannot reach a container on network none"},
-        {"  network: bridge\n", "9:12: backend.network: ", "use host, a network of your own"},
-        {"  network: \"my net\"\n", "9:12: backend.network: ", "is not a docker network name"},
-        {"  network: \"-x\"\n", "9:12: backend.network: ", "is not a docker network name"},
-    };
-    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
-        char *text = xasprintf("study:\n  name: v\nsetups:\n  grid:\n"
-                               "    model: [meta-llama/Llama-3.1-8B-Instruct]\n"
-                               "model:\n  name: meta-llama/Llama-3.1-8B-Instruct\n"
-                               "backend:\n%s",
-                               cases[i].backend);
-        char name[32];
-        snprintf(name, sizeof(name), "validate%zu.yaml", i);
-        char *path = write_file(name, text, 0644);
-        struct config c;
-        char err[1024] = "";
-        int rc = config_load(&c, path, err, sizeof(err));
-        char *want = xasprintf("%s:%s", path, cases[i].where);
-        if (cases[i].where[0] ? rc != -EINVAL || strncmp(err, want, strlen(want)) != 0 ||
-                                    !strstr(err, cases[i].want)
-                              : rc != 0)
-            fail_msg("for:\n%s\nwant '%s...%s'\ngot rc %d: '%s'", text, want, cases[i].want, rc,
-                     err);
-        if (rc == 0)
-            config_release(&c);
-        free(want);
-        free(path);
-        free(text);
-    }
-}
-
 /* ---- the stop flag --------------------------------------------------------------------- */
 
 static volatile sig_atomic_t stop_flag;
@@ -1018,7 +968,6 @@ int main(void)
         cmocka_unit_test(log_scan_cases),
         cmocka_unit_test(argv_sim_and_template),
         cmocka_unit_test(argv_docker),
-        cmocka_unit_test(docker_values_are_validated),
         cmocka_unit_test(sim_starts_serves_and_stops),
         cmocka_unit_test(sim_refusals_are_classified),
         cmocka_unit_test(command_failures_are_classified),
