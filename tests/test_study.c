@@ -571,7 +571,6 @@ static void plan_only_replays_the_workloads_drawn_lengths(void **state)
     free(fx);
 }
 
-
 /* docs/STUDY.md lists every study.csv column (first cell of its table rows, backticked names),
  * and nothing else. */
 static void study_csv_columns_are_documented(void **state)
