@@ -118,7 +118,8 @@ timed() {
 
 # cpu_now: CPU seconds used so far by the daemon's containers (cgroup v1 cpuacct), by dockerd
 # with its reaped children (when it is scripts/dockerd.sh's, whose folder holds its PID) and by
-# this script's own children; "-" where unknown. Load-independent figures for the summary.
+# this script's own children; "-" where unknown. Load-independent figures for the summary. Call
+# it in this shell, not in $(...): `times` in a subshell counts the subshell's children.
 cpu_now() {
     local containers=- daemon=- self pidf=${DOCKER_HOST:-}
     if [ -r /sys/fs/cgroup/cpuacct/docker/cpuacct.usage ]; then
@@ -130,8 +131,9 @@ cpu_now() {
             "/proc/$(cat "$pidf")/stat")
     fi
     # `times`: this shell's user and system time, then its children's, as 1m2.345s.
-    self=$(times | awk 'NR == 2 { t = 0; for (i = 1; i <= 2; i++) { split($i, a, /[ms]/); t += a[1] * 60 + a[2] } printf "%.1f", t }')
-    echo "$containers $daemon $self"
+    times >"$work/times"
+    self=$(awk 'NR == 2 { t = 0; for (i = 1; i <= 2; i++) { split($i, a, /[ms]/); t += a[1] * 60 + a[2] } printf "%.1f", t }' "$work/times")
+    echo "$containers $daemon $self" >"$work/cpu_now"
 }
 
 free_port() {
@@ -200,7 +202,8 @@ trap 'exit 130' INT
 trap 'exit 143' TERM
 if [ "$action" != check ]; then
     say "daemon $(docker version --format '{{.Server.Version}}'), storage $(docker info --format '{{.Driver}}'), client $(docker version --format '{{.Client.Version}}'), ${compose[*]}"
-    cpu_now >"$work/cpu0"
+    cpu_now
+    mv "$work/cpu_now" "$work/cpu0"
 fi
 
 # Files the containers write belong to RUNNER_UID: not ours when we are root, to show it is used.
@@ -276,7 +279,8 @@ case $action in
 prepare)
     prepare
     rc=$?
-    cpu_now | awk '{ print $3 }' >"$work/cpu_prepare"
+    cpu_now
+    awk '{ print $3 }' "$work/cpu_now" >"$work/cpu_prepare"
     exit "$rc"
     ;;
 check) prepared ;;
@@ -639,7 +643,8 @@ printf '  %s\n' "${timings[@]}"
 say "$([ "$action" = check ] && echo checks || echo "whole suite"): $((SECONDS - started)) s"
 # CPU, whatever the machine's load: containers, dockerd, and this script's processes (prepare's too).
 read -r c0 d0 _ <"$work/cpu0"
-read -r c1 d1 self <<<"$(cpu_now)"
+cpu_now
+read -r c1 d1 self <"$work/cpu_now"
 self_prep=$(cat "$work/cpu_prepare" 2>/dev/null || echo 0)
 say "CPU time: containers $(awk -v a="$c0" -v b="$c1" 'BEGIN { if (a == "-" || b == "-") print "?"; else printf "%.0f", b - a }') s, dockerd and its children $(awk -v a="$d0" -v b="$d1" 'BEGIN { if (a == "-" || b == "-") print "?"; else printf "%.0f", b - a }') s, the suite's own processes (mmdebstrap, docker and compose clients, testbench studies) $(awk -v a="$self" -v b="$self_prep" 'BEGIN { printf "%.0f", a + b }') s"
 if [ "$failed" -gt 0 ]; then
