@@ -59,7 +59,7 @@ static const struct command commands[] = {
      "  Merges the workers' results of one distributed run into one (their request records\n"
      "  pooled on one clock, every summary recomputed)."},
     {"sim", sim_main,
-     "testbench sim [--host 127.0.0.1] [--port 8000] [--model M] [--served-model-name N]\n"
+     "testbench sim [MODEL] [--host 127.0.0.1] [--port 8000] [--model M] [--served-model-name N]\n"
      "    [--gpu G] [--quantization Q] [--kv-cache-dtype D] [--max-model-len N]\n"
      "    [--gpu-memory-utilization F] [--max-num-seqs N] [--max-num-batched-tokens N]\n"
      "    [--enable-prefix-caching | --no-enable-prefix-caching] [--tensor-parallel-size N]\n"

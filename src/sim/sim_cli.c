@@ -1,5 +1,7 @@
 /*
- * sim_cli.c - `testbench sim [flags]`: flags named as vLLM's `vllm serve` ones.
+ * sim_cli.c - `testbench sim [MODEL] [flags]`: flags named as vLLM's `vllm serve` ones, and
+ * the model first as `vllm serve MODEL` takes it (or --model), so that an image whose entrypoint
+ * is `testbench sim` stands in for vLLM's under the same `docker run` arguments.
  * Both "--flag value" and "--flag=value" work; --lora-modules takes one
  * or more NAME=PATH values up to the next flag. Bad flags: usage on stderr, exit 2.
  * --instance KEY=VALUE[,KEY=VALUE...] (repeated) serves several instances from one process on
@@ -18,7 +20,8 @@
 #include "sim/sim_internal.h"
 
 static const char usage[] =
-    "usage: testbench sim [--host 127.0.0.1] [--port 8000] [--model M] [--served-model-name N]\n"
+    "usage: testbench sim [MODEL] [--host 127.0.0.1] [--port 8000] [--model M]\n"
+    "    [--served-model-name N]\n"
     "    [--gpu G] [--quantization Q] [--kv-cache-dtype D] [--max-model-len N]\n"
     "    [--gpu-memory-utilization F] [--max-num-seqs N] [--max-num-batched-tokens N]\n"
     "    [--enable-prefix-caching | --no-enable-prefix-caching] [--tensor-parallel-size N]\n"
@@ -135,7 +138,13 @@ static int parse_value(const struct flag *f, const char *v, struct sim_options *
 static int parse_args(int argc, char **argv, struct sim_options *o, const char **lora,
                       const char **inst, size_t *n_inst, bool *help)
 {
-    for (int i = 1; i < argc; i++) {
+    const char *positional = NULL; /* `vllm serve MODEL`: the model first */
+    int first = 1;
+    if (argc > 1 && argv[1][0] != '-') {
+        positional = argv[1];
+        first = 2;
+    }
+    for (int i = first; i < argc; i++) {
         const char *arg = argv[i];
         if (strcmp(arg, "--help") == 0 || strcmp(arg, "-h") == 0) {
             *help = true;
@@ -188,6 +197,14 @@ static int parse_args(int argc, char **argv, struct sim_options *o, const char *
             fprintf(stderr, "testbench sim: bad value for %s: '%s'\n", f->name, v);
             return -EINVAL;
         }
+    }
+    if (positional) {
+        if (o->engine.model && strcmp(o->engine.model, positional) != 0) {
+            fprintf(stderr, "testbench sim: model given twice: '%s' and --model '%s'\n", positional,
+                    o->engine.model);
+            return -EINVAL;
+        }
+        o->engine.model = positional;
     }
     if (o->idle_timeout_s < 1) {
         fprintf(stderr, "testbench sim: --idle-timeout must be at least 1 (seconds)\n");
