@@ -21,6 +21,7 @@
 
 #include "config/catalog.h"
 #include "core/exitcode.h"
+#include "core/jsonx.h"
 #include "core/log.h"
 #include "core/stats.h"
 
@@ -133,7 +134,7 @@ int calibrate_load(struct calibrate_set *s, const char *path, const struct calib
     json_error_t je;
     json_t *root = json_load_file(path, 0, &je);
     if (!root) {
-        snprintf(err, errlen, "%s:%d:%d: %s", path, je.line, je.column, je.text);
+        jsonx_error_format(err, errlen, path, &je);
         return access(path, R_OK) ? -ENOENT : -EINVAL;
     }
     int rc = 0;
