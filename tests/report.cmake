@@ -16,3 +16,7 @@ foreach(t test_report test_compare test_notebook test_run_e2e test_study)
     set_property(TEST ${t} APPEND PROPERTY RESOURCE_LOCK cpu_heavy_or_timing)
   endif()
 endforeach()
+# test_cli_messages drives the binary too (plan, plan --tenancy, sim: their messages).
+if(TARGET test_cli_messages)
+  target_link_libraries(test_cli_messages PRIVATE tb_testproc)
+endif()
