@@ -71,6 +71,7 @@ static const struct command commands[] = {
     {"calibrate", calibrate_main,
      "testbench calibrate RESULTS_detailed.json... [--output FILE] [--gpu NAME] [--model NAME]\n"
      "    [--quantization Q] [--kv-cache-dtype D] [--fit P[,P...]] [--from FILE] [--catalog DIR]\n"
+     "    [--force]\n"
      "  Fits the cost model's efficiencies to results measured on your GPU; writes a\n"
      "  calibration profile for plan, sim and study --calibration."},
     {"study", study_main,

@@ -1091,6 +1091,12 @@ int plan_main(int argc, char **argv)
         catalog_free(cat);
         return TB_EXIT_USAGE;
     }
+    /* A profile fitted on another card describes that card's kernels and memory. */
+    const struct gpu_spec *pg = catalog_find_gpu(cat, o.gpu);
+    if (o.have_cal && pg && cost_calibration_other_gpu(&o.cal, pg->name, pg->display_name))
+        log_warn("plan: the calibration profile %s was fitted on %s, not %s: its efficiencies "
+                 "describe that GPU (the uncertainty band is the uncalibrated one)",
+                 o.calibration_path, o.cal.gpu, pg->name);
     if (!o.n_contexts) {
         o.contexts[0] = o.prompt_tokens ? o.prompt_tokens + o.output_tokens
                         : md->max_model_len < PLAN_DEFAULT_CONTEXT ? md->max_model_len

@@ -254,13 +254,12 @@ static int parse_instance(char *spec, const struct sim_options *base, size_t idx
     return 0;
 }
 
-/* vLLM refuses to start when the model's whole window does not fit the KV cache (it asks for a
- * smaller max_model_len); the simulator, given no --max-model-len, serves the window that fits
- * instead (docs/ENGINE.md). One line says so, and how to serve what vLLM would. */
+/* Two things said before serving. vLLM refuses to start when the model's whole window does not
+ * fit the KV cache (it asks for a smaller max_model_len); the simulator, given no
+ * --max-model-len, serves the window that fits instead (docs/ENGINE.md): one line says so, and
+ * how to serve what vLLM would. And a calibration profile fitted on another GPU is named. */
 static void window_note(const struct sim_options *o)
 {
-    if (o->engine.max_model_len > 0)
-        return;
     struct catalog *cat = NULL;
     char err[512];
     if (catalog_load(&cat, o->engine.catalog_dir, err, sizeof(err)))
@@ -268,9 +267,16 @@ static void window_note(const struct sim_options *o)
     struct engine_config cfg = o->engine;
     if (!cfg.num_lora_slots)
         cfg.num_lora_slots = (int)o->n_lora_modules;
+    /* And a calibration profile fitted on another card than the one served. */
+    const struct gpu_spec *g = catalog_find_gpu(cat, cfg.gpu ? cfg.gpu : "rtx-pro-6000");
+    if (cfg.calibration && g &&
+        cost_calibration_other_gpu(cfg.calibration, g->name, g->display_name))
+        log_warn("sim: the calibration profile was fitted on %s, not %s: its efficiencies "
+                 "describe that GPU",
+                 cfg.calibration->gpu, g->name);
     struct cost_model cm;
-    if (cost_model_init(&cm, cat, &cfg, err, sizeof(err)) == 0 && cm.fits &&
-        cm.max_model_len_clamped)
+    if (o->engine.max_model_len <= 0 && cost_model_init(&cm, cat, &cfg, err, sizeof(err)) == 0 &&
+        cm.fits && cm.max_model_len_clamped)
         log_warn(
             "sim: the window is %d tokens, what the KV cache holds, not %s's %d: vLLM would "
             "refuse to start without --max-model-len (give --max-model-len %d or less, or more "
