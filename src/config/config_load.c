@@ -57,8 +57,8 @@ struct loader {
      * (skip: its key or value nodes), so that the next one shows (config_load). */
     const yaml_node_t **skip;
     size_t n_skip;
-    const yaml_node_t *err_node;                  /* where the last error is, or NULL */
-    const yaml_node_t *err_also[CFG_WHERE_MAX];   /* other members the same problem names */
+    const yaml_node_t *err_node;                /* where the last error is, or NULL */
+    const yaml_node_t *err_also[CFG_WHERE_MAX]; /* other members the same problem names */
     size_t n_err_also;
 };
 

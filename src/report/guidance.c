@@ -264,6 +264,7 @@ static void studies_add(struct guidance *g, struct cell_ctx **ctx, const struct 
                 continue;
             }
             c->source = measured ? CELL_MEASURED : CELL_PREDICTED;
+            c->status = "";
             c->user_tps_p50 = row_num(t, r, "meas_user_tps", "pred_user_tps", measured);
             c->ttft_p95_ms = row_num(t, r, "meas_ttft_p95_ms", "pred_ttft_p95_ms", measured);
             set_str(&c->note, strcmp(status, "interrupted") == 0 ? xstrdup("interrupted")
