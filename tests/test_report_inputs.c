@@ -15,6 +15,7 @@
 #include <cmocka.h>
 
 #include <errno.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -411,8 +412,8 @@ static void too_big_for_memory_says_so(void **state)
 }
 
 /* A study folder by hand: s01 measured at 10 users (its run a copy of the base run, inside the
- * folder), s02 does not fit, s03 names a run file that is gone. */
-static char *study_make(const char *name)
+ * folder), s02 does not fit, and (gone) s03 names a run file that is not there. */
+static char *study_make(const char *name, bool gone)
 {
     char *st = folder(name);
     char *sub = xasprintf("%s/s01", st);
@@ -427,10 +428,16 @@ static char *study_make(const char *name)
                          "mix,s01,openai/gpt-oss-20b,,auto,4096,chat,target,10,measured,,true,"
                          "55.5,120.5,12,s01/chat_u10_detailed.json\n"
                          "mix,s02,openai/gpt-oss-120b,,auto,131072,chat,target,10,does_not_fit,"
-                         "\"needs 80.0 GiB of weights, 70.1 GiB usable\",,,,,\n"
-                         "mix,s03,openai/gpt-oss-20b,,auto,8192,chat,target,10,measured,,true,"
-                         "50.1,130.2,11,s03/chat_u10_detailed.json\n");
+                         "\"needs 80.0 GiB of weights, 70.1 GiB usable\",,,,,\n");
     assert_non_null(csv);
+    if (gone) {
+        FILE *f = fopen(csv, "a");
+        assert_non_null(f);
+        fputs("mix,s03,openai/gpt-oss-20b,,auto,8192,chat,target,10,measured,,true,"
+              "50.1,130.2,11,s03/chat_u10_detailed.json\n",
+              f);
+        fclose(f);
+    }
     free(csv);
     free(run);
     free(mk);
@@ -443,7 +450,7 @@ static char *study_make(const char *name)
 static void unreadable_runs_are_skipped_with_a_warning(void **state)
 {
     (void)state;
-    char *st = study_make("missing/study");
+    char *st = study_make("missing/study", true);
     char *parent = xasprintf("%s/missing", dir);
     char *good = xasprintf("%s/good_detailed.json", parent);
     doc_write(base, good);
@@ -509,7 +516,7 @@ static void hundreds_of_runs_are_summarised(void **state)
 static void mixed_folder_keeps_runs_apart(void **state)
 {
     (void)state;
-    char *st = study_make("mixed/study_mix");
+    char *st = study_make("mixed/study_mix", false);
     char *parent = xasprintf("%s/mixed", dir);
     char *r1 = xasprintf("%s/alone_detailed.json", parent);
     doc_write(base, r1);

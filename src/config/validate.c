@@ -13,6 +13,7 @@
 
 #include "core/exitcode.h"
 #include "core/text.h"
+#include "study/study.h"
 
 static void validate_usage(FILE *f)
 {
@@ -115,6 +116,12 @@ int validate_main(int argc, char **argv)
             free(wp);
         }
         if (bad) {
+            config_release(&c);
+            return TB_EXIT_USAGE;
+        }
+        /* What the study itself checks before launching anything: setups the engine can
+         * plan, command lines that can be built, workload names that can name files. */
+        if (study_validate(path)) {
             config_release(&c);
             return TB_EXIT_USAGE;
         }

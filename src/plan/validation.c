@@ -436,7 +436,7 @@ void plan_band_for(const struct cost_model *m, int context, const struct cost_ca
     out->ttft_pct = VALIDATION_BAND_TTFT_PCT;
     /* A fit on fewer points than parameters passes through its points: its residual is no
      * error estimate, so the uncalibrated band stands and says why. */
-    char why[128] = "";
+    char why[72] = ""; /* fits basis beside the text below */
     if (same_gpu && cal->err_after_pct > 0)
         snprintf(why, sizeof(why), "; not your profile's fit: %d points, %d parameters",
                  cal->points, cal->parameters);

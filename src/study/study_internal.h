@@ -1,0 +1,135 @@
+/*
+ * study_internal.h - what the study's own files share (study.c orders the work; study_predict.c
+ * plans, study_rows.c keeps study.json's rows and setup states, study_measure.c launches and
+ * measures, study_print.c prints the terminal tables, study_resume.c continues a folder).
+ * Not a public interface: only src/study/ includes it.
+ */
+#ifndef TB_STUDY_INTERNAL_H
+#define TB_STUDY_INTERNAL_H
+
+#include <errno.h>
+#include <limits.h>
+#include <signal.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <jansson.h>
+
+#include "config/config.h"
+#include "plan/plan.h"
+#include "runner/run.h"
+#include "study/backend.h"
+#include "study/setups.h"
+
+/* Set by SIGINT/SIGTERM/SIGHUP while a study runs: stop after the current point, keep it. */
+extern volatile sig_atomic_t study_stop_requested;
+
+struct study_args {
+    const char *config;
+    const char *resume;
+    const char *backend;
+    const char *output_dir;
+    bool force;
+    bool plan_only;
+    bool quiet;
+    const char *calibration;   /* --calibration FILE: plan and the sim backend use it */
+    bool retry_failed;         /* --retry-failed: crashed/timeout starts and failed probes */
+    bool allow_backend_change; /* --allow-backend-change: resume on another backend */
+};
+
+struct study {
+    struct study_args args;
+    struct config cfg; /* the study file */
+    const char *name;
+    struct study_setup *setups;
+    size_t n_setups;
+    struct study_workload *wl;
+    size_t n_wl;
+    struct config *wcfg; /* each workload's config as loaded, for lengths and SLOs */
+    char *dir;
+    json_t *doc; /* study.json: {..., setups: [...], rows: [...]} */
+    struct backend_options bo;
+    const char *backend_type; /* "sim", "docker", ...: what measures this run */
+    char self_exe[PATH_MAX];
+    int lock_fd;          /* DIR/.lock, held while the study runs; -1 none */
+    char *resume_backend; /* owned copies of what a resume took from study.json */
+    char *resume_calibration;
+};
+
+/* One setup x workload: what its probes share. */
+struct cell {
+    struct study *st;
+    size_t si, wi;
+    const char *endpoint;
+    struct server_handle *server; /* watched between probes: a server that died ends the setup */
+    char died[256];               /* how it ended, once it has */
+    long meas_kv;                 /* from the server's log, -1 unknown */
+    int prompt, output, context;
+    json_t *measured; /* users (as a string key) -> its row */
+    int pred_max;     /* plan's max users, -1 unknown */
+};
+
+/* ---- study_predict.c: the plan for a setup x workload ---- */
+const struct slo_cfg *study_workload_slo(const struct study *st, size_t wi);
+/* Requests a probe of `users` sends: max(users x requests_per_user, min_requests). */
+int study_requests_for(const struct study *st, int users);
+/* A probe's benchmark.seed: fresh prompts for every probe. */
+uint64_t study_probe_seed(uint64_t seed, size_t wi, int users);
+/* Predicts setup si x workload wi at `users`, with the lengths the probe will send. */
+int study_predict(const struct study *st, size_t si, size_t wi, int users,
+                  struct plan_prediction *p, int *prompt, int *output, int *context);
+/* Every setup x workload can be planned (the engine knows its GPU, model, quantization, KV
+ * dtype and TP); else -EINVAL after naming the setup and the engine's reason. */
+int study_check_plannable(const struct study *st);
+/* The plan's most users within the SLO, -1 unknown. */
+int study_predict_max_users(const struct study *st, size_t si, size_t wi, int prompt, int output);
+/* Measuring time the plan expects for a setup x workload, seconds. */
+double study_expected_seconds(const struct study *st, size_t si, size_t wi, int max_users);
+
+/* ---- study_rows.c: study.json's rows and setup states ---- */
+void study_row_set_pair(json_t *row, const char *name, json_t *pred, json_t *meas);
+json_t *study_row_new(const struct study *st, size_t si, size_t wi, const char *role, int users,
+                      const char *status, const char *reason);
+void study_row_predicted(json_t *r, const struct plan_prediction *p, long meas_kv);
+void study_row_measured(json_t *r, const struct run_point *pt);
+json_t *study_rel_path(const struct study *st, const char *path);
+json_t *study_setup_state(struct study *st, size_t si);
+void study_setup_set_status(struct study *st, size_t si, const char *status, const char *reason);
+int study_save(struct study *st);
+json_t *study_setups_json(const struct study *st);
+void study_rows_unmeasured(struct study *st, size_t si, size_t only, const char *status,
+                           const char *reason, long meas_kv, const char *log_rel);
+
+/* ---- study_measure.c: one setup, launched, measured, stopped ---- */
+/* What measure() returns when the setup's server is gone (cell.died says how). */
+#define STUDY_SERVER_DIED (-ECHILD)
+int study_run_setup(struct study *st, size_t si);
+/* The backend's view of a setup (strings borrowed from s). */
+void study_server_setup_from(const struct study_setup *s, struct server_setup *out);
+
+/* ---- study_print.c: the terminal tables ---- */
+void study_print_plan(struct study *st);
+void study_print_guidance(struct study *st);
+
+/* ---- study_resume.c: a folder taken up again (its file comment has the rules) ---- */
+/* Takes DIR/.lock for this process (exclusive); 0 or -errno after saying who holds it. */
+int study_lock(struct study *st);
+void study_unlock(struct study *st);
+/* --resume: the folder locked, study.json read, the recorded backend/calibration/--force
+ * applied (or a change refused), the recorded working folder entered; *config_path (owned) is
+ * the study file to load. A TB_EXIT_* code. */
+int study_resume_begin(struct study *st, char **config_path);
+/* After the study file is loaded: its definition checked against the recorded one, rows read
+ * back checked, final setups and measured points kept. A TB_EXIT_* code. */
+int study_resume_merge(struct study *st);
+/* study.json's "invocation" (what the study runs with) and "definition" (what decides the
+ * answer) for this study. New references. */
+json_t *study_invocation(const struct study *st);
+json_t *study_definition(const struct study *st);
+/* A setup state that needs no more work: done (unless --retry-failed and no point measured),
+ * does_not_fit, or a failed start that is the server's answer (not an error of ours, nor,
+ * with --retry-failed, a crash or time-out). */
+bool study_setup_final(const struct study *st, const json_t *state);
+
+#endif
