@@ -16,7 +16,9 @@
 
 #include "core/exitcode.h"
 #include "core/log.h"
+#include "config/catalog.h"
 #include "engine/calibration.h"
+#include "engine/cost.h"
 #include "sim/sim_internal.h"
 
 static const char usage[] =
@@ -269,6 +271,37 @@ static int parse_instance(char *spec, const struct sim_options *base, size_t idx
     return 0;
 }
 
+/* Two things said before serving. vLLM refuses to start when the model's whole window does not
+ * fit the KV cache (it asks for a smaller max_model_len); the simulator, given no
+ * --max-model-len, serves the window that fits instead (docs/ENGINE.md): one line says so, and
+ * how to serve what vLLM would. And a calibration profile fitted on another GPU is named. */
+static void window_note(const struct sim_options *o)
+{
+    struct catalog *cat = NULL;
+    char err[512];
+    if (catalog_load(&cat, o->engine.catalog_dir, err, sizeof(err)))
+        return; /* the server says what is wrong with it */
+    struct engine_config cfg = o->engine;
+    if (!cfg.num_lora_slots)
+        cfg.num_lora_slots = (int)o->n_lora_modules;
+    /* And a calibration profile fitted on another card than the one served. */
+    const struct gpu_spec *g = catalog_find_gpu(cat, cfg.gpu ? cfg.gpu : "rtx-pro-6000");
+    if (cfg.calibration && g &&
+        cost_calibration_other_gpu(cfg.calibration, g->name, g->display_name))
+        log_warn("sim: the calibration profile was fitted on %s, not %s: its efficiencies "
+                 "describe that GPU",
+                 cfg.calibration->gpu, g->name);
+    struct cost_model cm;
+    if (o->engine.max_model_len <= 0 && cost_model_init(&cm, cat, &cfg, err, sizeof(err)) == 0 &&
+        cm.fits && cm.max_model_len_clamped)
+        log_warn(
+            "sim: the window is %d tokens, what the KV cache holds, not %s's %d: vLLM would "
+            "refuse to start without --max-model-len (give --max-model-len %d or less, or more "
+            "--gpu-memory-utilization)",
+            cm.max_model_len, cm.model->name, cm.model->max_model_len, cm.max_model_len);
+    catalog_free(cat);
+}
+
 /* Serves the --instance values (each over o); an exit code. */
 static int serve_instances(const struct sim_options *o, const char **spec, size_t n)
 {
@@ -337,6 +370,7 @@ int sim_main(int argc, char **argv)
         log_set_quiet(was_quiet);
         goto out;
     }
+    window_note(&o);
     int rc = sim_server_serve(&o, err, sizeof(err));
     log_set_quiet(was_quiet);
     if (rc) {
