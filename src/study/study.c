@@ -34,6 +34,7 @@
 #include "core/jsonx.h"
 #include "core/log.h"
 #include "core/version.h"
+#include "scale/scale.h"
 #include "study/backend_internal.h"
 #include "study/study_files.h"
 
@@ -46,6 +47,64 @@ static void on_stop_signal(int sig)
 }
 
 /* ==== Set-up ==== */
+
+/* The beyond-one-process flags (scale.h): 0 when c was one of them, 1 when not, -EINVAL. */
+static int parse_scale_arg(int c, struct study_args *a)
+{
+    char *end = NULL;
+    long v = 0;
+    switch (c) {
+    case 'P':
+        a->prepare = true;
+        return 0;
+    case 'K':
+    case 'N':
+        errno = 0;
+        v = strtol(optarg, &end, 10);
+        if (errno || end == optarg || *end || v < (c == 'K' ? 0 : 1) || v > 100000) {
+            log_error("study: --%s %s: expected a whole number%s",
+                      c == 'K' ? "setup-index" : "parallel", optarg, c == 'K' ? "" : " >= 1");
+            return -EINVAL;
+        }
+        *(c == 'K' ? &a->setup_index : &a->parallel) = (int)v;
+        return 0;
+    case 'S':
+        if (scale_parse_shard(optarg, &a->shard_i, &a->shard_n)) {
+            log_error("study: --shard %s: expected i/n with 0 <= i < n, e.g. 0/4", optarg);
+            return -EINVAL;
+        }
+        return 0;
+    case 'M':
+        a->merge = optarg;
+        return 0;
+    case 'W':
+        a->wait = true;
+        return 0;
+    case 'G':
+        a->gpus = optarg;
+        return 0;
+    case 'E':
+        a->executor = optarg;
+        return 0;
+    case 'e':
+        a->emit = optarg;
+        return 0;
+    case 'X':
+        a->cancel = true;
+        return 0;
+    case 1:
+    case 2:
+    case 3:
+        a->k8s_action = c == 1 ? "apply" : c == 2 ? "status" : "collect";
+        a->k8s_dir = optarg;
+        return 0;
+    case 4:
+        a->endpoint = optarg;
+        return 0;
+    default:
+        return 1;
+    }
+}
 
 static int parse_args(int argc, char **argv, struct study_args *a)
 {
@@ -61,12 +120,33 @@ static int parse_args(int argc, char **argv, struct study_args *a)
         {"calibration", required_argument, NULL, 'C'},
         {"retry-failed", no_argument, NULL, 'R'},
         {"allow-backend-change", no_argument, NULL, 'A'},
+        /* Beyond one process: src/scale/scale.h. */
+        {"prepare", no_argument, NULL, 'P'},
+        {"setup-index", required_argument, NULL, 'K'},
+        {"shard", required_argument, NULL, 'S'},
+        {"merge", required_argument, NULL, 'M'},
+        {"wait", no_argument, NULL, 'W'},
+        {"parallel", required_argument, NULL, 'N'},
+        {"gpus", required_argument, NULL, 'G'},
+        {"executor", required_argument, NULL, 'E'},
+        {"emit", required_argument, NULL, 'e'},
+        {"cancel-on-interrupt", no_argument, NULL, 'X'},
+        {"apply", required_argument, NULL, 1},
+        {"status", required_argument, NULL, 2},
+        {"collect", required_argument, NULL, 3},
+        {"endpoint", required_argument, NULL, 4},
         {NULL, 0, NULL, 0},
     };
     memset(a, 0, sizeof(*a));
+    a->setup_index = -1;
     optind = 1;
     int c;
     while ((c = getopt_long(argc, argv, "c:r:b:o:fpqh", opts, NULL)) != -1) {
+        int sc = parse_scale_arg(c, a);
+        if (sc < 0)
+            return sc;
+        if (sc == 0)
+            continue;
         switch (c) {
         case 'c':
             a->config = optarg;
@@ -106,6 +186,10 @@ static int parse_args(int argc, char **argv, struct study_args *a)
         log_error("study: unexpected argument '%s'", argv[optind]);
         return -EINVAL;
     }
+    if (scale_check_args(a))
+        return -EINVAL;
+    if (a->merge || a->k8s_action)
+        return 0;
     if (!a->config && !a->resume) {
         log_error("study: --config FILE (a new study) or --resume DIR is required");
         return -EINVAL;
@@ -155,13 +239,16 @@ static int backend_from_config(struct study *st)
         .docker_args = (const char *const *)b->docker_args.v,
         .n_docker_args = b->docker_args.n,
         .command_template = b->command,
-        .endpoint = b->endpoint ? b->endpoint : st->cfg.server.endpoint,
+        .endpoint = st->args.endpoint ? st->args.endpoint
+                    : b->endpoint     ? b->endpoint
+                                      : st->cfg.server.endpoint,
         .port = b->port,
         .startup_timeout_s = b->startup_timeout_s,
         .stop_grace_s = b->stop_grace_s,
         .name_prefix = "testbench",
     };
     st->backend_type = type;
+    scale_backend_gpus(st);
     return 0;
 }
 
@@ -287,6 +374,7 @@ static int open_doc(struct study *st)
         char *copy = xasprintf("%s/study.yaml", st->dir);
         copy_file(st->cfg.path, copy);
         free(copy);
+        rc = scale_open(st);
     }
     if (!rc) {
         json_object_set_new(st->doc, "backend", json_string(st->backend_type));
@@ -340,11 +428,60 @@ static void study_release(struct study *st)
     free(st->wcfg);
     study_workloads_free(st->wl, st->n_wl);
     json_decref(st->doc);
+    scale_release_all(st);
     study_unlock(st);
     free(st->dir);
     free(st->resume_backend);
     free(st->resume_calibration);
+    free(st->resume_endpoint);
+    free(st->docker_gpus);
     config_release(&st->cfg);
+}
+
+/* Every setup this process measures, one after another, each under its own lock; or, with
+ * --prepare, --parallel or --executor, the prepared study handed to src/scale. */
+static int study_measure_all(struct study *st)
+{
+    if (st->args.prepare || st->args.parallel || st->args.executor) {
+        int rc = scale_prepare(st);
+        if (rc || st->args.prepare)
+            return rc;
+        if (st->args.parallel)
+            return scale_parallel_run(st);
+        return strcmp(st->args.executor, "slurm") == 0 ? scale_slurm_run(st) : scale_k8s_run(st);
+    }
+    int rc = 0;
+    size_t busy = 0;
+    for (size_t si = 0; si < st->n_setups && !rc; si++) {
+        json_t *state = study_setup_state(st, si);
+        if (!scale_selected(st, si))
+            continue;
+        if (study_setup_final(st, state)) {
+            if (!st->args.quiet)
+                printf("\n[%zu/%zu] %s: %s earlier, skipped\n", si + 1, st->n_setups,
+                       st->setups[si].id, json_string_value(json_object_get(state, "status")));
+            continue;
+        }
+        if (scale_claim(st, si)) {
+            busy++;
+            continue;
+        }
+        scale_setup_begin(st, si);
+        rc = study_run_setup(st, si);
+        scale_setup_end(st, si);
+        if (study_save(st) && !rc)
+            rc = TB_EXIT_RUNTIME;
+        scale_release(st, si);
+        if (!rc && study_stop_requested)
+            rc = TB_EXIT_INTERRUPTED;
+    }
+    if (!rc && busy) {
+        log_error("study: %zu setup%s measured by other processes now; fold them in when they "
+                  "end: testbench study --merge %s",
+                  busy, busy == 1 ? " is" : "s are", st->dir);
+        rc = TB_EXIT_RUNTIME;
+    }
+    return rc;
 }
 
 int study_main(int argc, char **argv)
@@ -355,6 +492,10 @@ int study_main(int argc, char **argv)
     if (parse_args(argc, argv, &st.args))
         return TB_EXIT_USAGE;
     log_set_quiet(st.args.quiet);
+    if (st.args.merge)
+        return scale_merge_main(&st.args);
+    if (st.args.k8s_action)
+        return scale_k8s_action(&st.args);
     /* From the start: a Ctrl-C or a dropped SSH session (SIGHUP) while planning, launching or
      * measuring stops the study cleanly, never by the default action that would leave a
      * folder --resume cannot continue, or a server behind. */
@@ -378,21 +519,8 @@ int study_main(int argc, char **argv)
         goto out;
     if (!st.args.quiet)
         printf("\nstudy folder: %s\n", st.dir);
-    for (size_t si = 0; si < st.n_setups && !rc; si++) {
-        json_t *state = study_setup_state(&st, si);
-        if (study_setup_final(&st, state)) {
-            if (!st.args.quiet)
-                printf("\n[%zu/%zu] %s: %s earlier, skipped\n", si + 1, st.n_setups,
-                       st.setups[si].id, json_string_value(json_object_get(state, "status")));
-            continue;
-        }
-        rc = study_run_setup(&st, si);
-        if (study_save(&st) && !rc)
-            rc = TB_EXIT_RUNTIME;
-        if (!rc && study_stop_requested)
-            rc = TB_EXIT_INTERRUPTED;
-    }
-    if (!st.args.quiet)
+    rc = study_measure_all(&st);
+    if (!st.args.quiet && !st.shard && !st.hands_off && !st.args.prepare)
         study_print_guidance(&st);
 out:
     if (rc == TB_EXIT_INTERRUPTED && st.doc) {
@@ -401,8 +529,8 @@ out:
                  st.dir, st.dir);
         study_save(&st);
     }
-    if (!st.args.quiet && st.doc && !st.args.plan_only &&
-        (rc == TB_EXIT_OK || rc == TB_EXIT_INTERRUPTED))
+    if (!st.args.quiet && st.doc && !st.args.plan_only && !st.shard && !st.hands_off &&
+        !st.args.prepare && (rc == TB_EXIT_OK || rc == TB_EXIT_INTERRUPTED))
         printf("\nstudy files:\n  %s/study.csv\n  %s/study.json\n  %s/manifest.json\n", st.dir,
                st.dir, st.dir);
     sigaction(SIGINT, &old_int, NULL);
