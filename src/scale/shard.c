@@ -429,6 +429,7 @@ void scale_before_save(struct study *st)
     for (size_t si = 0; si < st->n_claim && si < st->n_setups; si++)
         if (st->claim_fd[si] >= 0)
             bump(st, si);
+    rows_in_setup_order(st->doc);
     scale_mark_side_by_side(st->doc);
 }
 

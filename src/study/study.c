@@ -444,6 +444,13 @@ static int study_measure_all(struct study *st)
 {
     if (st->args.prepare || st->args.parallel || st->args.executor) {
         int rc = scale_prepare(st);
+        if (!rc && st->args.prepare && !st->args.quiet) {
+            size_t n = json_array_size(json_object_get(st->doc, "launch_index"));
+            printf("\n%zu setup%s to launch, one process each (on any machine that sees the "
+                   "folder):\n  testbench study --resume %s --setup-index K   (K = 0 to %zu)\n"
+                   "then fold them in: testbench study --merge %s\n",
+                   n, n == 1 ? "" : "s", st->dir, n ? n - 1 : 0, st->dir);
+        }
         if (rc || st->args.prepare)
             return rc;
         if (st->args.parallel)
