@@ -6,7 +6,8 @@
 #   runtime - the shared libraries the binary needs, nothing else
 #   dev     - build + the linters CI runs (shellcheck, yamllint, docker-compose, clang-format),
 #             the tools the tests use (socat and openssl: a TLS front for the HTTPS test;
-#             clang-14 and libclang-rt-14-dev: libFuzzer for scripts/fuzz.sh) and what the
+#             clang-14 and libclang-rt-14-dev: libFuzzer for scripts/fuzz.sh; slurm-wlm and
+#             munge: the single-node cluster of scripts/slurm.sh) and what the
 #             report tests use: Chromium driven by playwright-core (npm, pinned, into
 #             .tools/node, which git ignores) and Jupyter with pandas and matplotlib for the
 #             notebooks
@@ -20,7 +21,8 @@ runtime_pkgs=(libcurl4 libevent-2.1-7 libevent-pthreads-2.1-7 libyaml-0-2 libjan
 # step is a report.
 build_pkgs=(build-essential cmake pkg-config git libcurl4-openssl-dev libevent-dev libyaml-dev
             libjansson-dev libcmocka-dev libjs-chart.js)
-dev_pkgs=(shellcheck yamllint docker-compose clang-format socat openssl clang-14 libclang-rt-14-dev)
+dev_pkgs=(shellcheck yamllint docker-compose clang-format socat openssl clang-14 libclang-rt-14-dev
+          slurm-wlm munge)
 # The report's tests: a real browser, and the notebooks executed headless.
 report_test_pkgs=(libjs-chart.js chromium python3-pandas python3-matplotlib jupyter-nbconvert
                   python3-ipykernel)

@@ -14,3 +14,9 @@ endif()
 if(TARGET test_scale)
   target_link_libraries(test_scale PRIVATE tb_testproc)
 endif()
+# test_scale_slurm needs a running cluster (scripts/slurm.sh; scripts/test.sh runs it alone, in
+# its own step): the label keeps it out of the other ctest runs.
+if(TARGET test_scale_slurm)
+  target_link_libraries(test_scale_slurm PRIVATE tb_testproc)
+  set_tests_properties(test_scale_slurm PROPERTIES LABELS slurm)
+endif()

@@ -97,7 +97,8 @@ static int write_scripts(const struct study *st, const char *out, const size_t *
 {
     const struct study_slurm_cfg *c = &st->cfg.study.slurm;
     const char *bin = c->testbench ? c->testbench : st->self_exe;
-    char *qbin = scale_shell_quote(bin), *qdir = scale_shell_quote(st->dir);
+    char *abs = realpath(st->dir, NULL); /* the tasks start wherever Slurm puts them */
+    char *qbin = scale_shell_quote(bin), *qdir = scale_shell_quote(abs ? abs : st->dir);
     char *array = array_spec(k, n, c->max_parallel);
     char *text = NULL;
     size_t len = 0;
@@ -147,6 +148,7 @@ static int write_scripts(const struct study *st, const char *out, const size_t *
     free(array);
     free(qbin);
     free(qdir);
+    free(abs);
     return rc;
 }
 
@@ -333,7 +335,9 @@ int scale_slurm_run(struct study *st)
     size_t n = 0;
     size_t *k = scale_pending(st, &n);
     int rc = TB_EXIT_OK;
-    char *out = st->args.emit ? xstrdup(st->args.emit) : xasprintf("%s/slurm", st->dir);
+    char *abs = realpath(st->dir, NULL);
+    char *out = st->args.emit ? xstrdup(st->args.emit) : xasprintf("%s/slurm", abs ? abs : st->dir);
+    free(abs);
     if (!n) {
         if (!st->args.quiet)
             printf("\nevery launched setup is final: nothing to submit\n");
