@@ -37,19 +37,27 @@ dev) want=("${build_pkgs[@]}" "${dev_pkgs[@]}" "${report_test_pkgs[@]}") ;;
 *) echo "usage: $0 [build|runtime|dev]" >&2; exit 2 ;;
 esac
 
-# npm_tools: playwright-core into .tools/node for tests/report_browser.cjs (dev only).
+# npm_tools: what the tests drive through node, into .tools/node (dev only): playwright-core for
+# tests/report_browser.cjs; kubernetes-models (the Kubernetes API's types and JSON schemas), yaml
+# and typescript for tests/k8s_validate.mjs, the offline check of the emitted manifests.
+npm_pins=("playwright-core@$playwright_version" kubernetes-models@5.1.0 yaml@2.9.1
+          typescript@5.9.3)
 npm_tools() {
-    local have
-    have=$(node -p "require('./.tools/node/node_modules/playwright-core/package.json').version" \
-        2>/dev/null || true)
-    [ "$have" = "$playwright_version" ] && return 0
+    local pin name want have missing_pins=()
+    for pin in "${npm_pins[@]}"; do
+        name=${pin%@*}
+        want=${pin##*@}
+        have=$(node -p "require('./.tools/node/node_modules/$name/package.json').version" \
+            2>/dev/null || true)
+        [ "$have" = "$want" ] || missing_pins+=("$pin")
+    done
+    [ ${#missing_pins[@]} -eq 0 ] && return 0
     if ! command -v npm >/dev/null; then
-        echo "setup: npm is needed for the report's browser test (apt-get install npm)" >&2
+        echo "setup: npm is needed for the browser and manifest tests (apt-get install npm)" >&2
         return 1
     fi
-    echo "setup: installing playwright-core@$playwright_version into .tools/node" >&2
-    npm install --silent --no-audit --no-fund --prefix .tools/node \
-        "playwright-core@$playwright_version" >/dev/null
+    echo "setup: installing ${missing_pins[*]} into .tools/node" >&2
+    npm install --silent --no-audit --no-fund --prefix .tools/node "${npm_pins[@]}" >/dev/null
 }
 
 missing=()

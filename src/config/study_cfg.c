@@ -58,6 +58,7 @@ void study_cfg_defaults(struct study_cfg *s)
     s->k8s.storage_size = xstrdup("20Gi");
     s->k8s.access_mode = xstrdup("ReadWriteMany");
     s->k8s.gpu_resource = xstrdup("nvidia.com/gpu");
+    s->k8s.hf_token_secret = xstrdup("hf-token");
 }
 
 void study_cfg_release(struct study_cfg *s)

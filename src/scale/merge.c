@@ -46,7 +46,12 @@ static int merge_once(struct study *st, size_t *left)
 {
     char err[512];
     json_t *doc = NULL;
-    if (study_files_read(st->dir, &doc, err, sizeof(err))) {
+    int read = study_files_read(st->dir, &doc, err, sizeof(err));
+    if (read == -ENOENT && st->args.wait) { /* no shard has seeded the folder yet */
+        *left = 1;
+        return TB_EXIT_OK;
+    }
+    if (read) {
         log_error("study: --merge %s: %s", st->dir, err);
         return TB_EXIT_USAGE;
     }
