@@ -11,6 +11,7 @@
 #include <string.h>
 
 #include "core/exitcode.h"
+#include "study/study.h"
 
 static void validate_usage(FILE *f)
 {
@@ -87,6 +88,12 @@ int validate_main(int argc, char **argv)
                 config_release(&c);
                 return TB_EXIT_USAGE;
             }
+        }
+        /* What the study itself checks before launching anything: setups the engine can
+         * plan, command lines that can be built, workload names that can name files. */
+        if (study_validate(path)) {
+            config_release(&c);
+            return TB_EXIT_USAGE;
         }
         printf("OK: %s (study: %zu setups x %zu workloads, backend %s)\n", path,
                study_cfg_n_setups(&c.study), nw, c.study.backend.type);

@@ -15,6 +15,7 @@
 
 #include <jansson.h>
 
+#include "core/log.h"
 #include "core/xalloc.h"
 #include "workload/workload.h"
 
@@ -70,8 +71,32 @@ static void plan_query_fill(const struct study *st, size_t si, size_t wi, int pr
 
 int study_requests_for(const struct study *st, int users)
 {
-    long n = (long)users * st->cfg.study.requests_per_user;
+    /* Validation bounds a probe to a million requests; 64 bits before that check anyway. */
+    long long n = (long long)users * st->cfg.study.requests_per_user;
+    if (n > INT_MAX)
+        n = INT_MAX;
     return n < st->cfg.study.min_requests ? st->cfg.study.min_requests : (int)n;
+}
+
+int study_check_plannable(const struct study *st)
+{
+    for (size_t si = 0; si < st->n_setups; si++) {
+        for (size_t wi = 0; wi < st->n_wl; wi++) {
+            struct plan_query q;
+            struct plan_prediction p;
+            char err[512];
+            plan_query_fill(st, si, wi, 1, 1, 1, &q);
+            q.requests = 1;
+            if (plan_predict(&q, &p, err, sizeof(err)) == 0)
+                continue;
+            /* An unknown model, KV dtype or TP the engine refuses is a mistake in the study
+             * file, never a setup that "does not fit". */
+            log_error("study: %s: setup %s cannot be planned: %s", st->cfg.path, st->setups[si].id,
+                      err);
+            return -EINVAL;
+        }
+    }
+    return 0;
 }
 
 /* A probe's benchmark.seed: fresh prompts for every probe (the server stays up between probes,
