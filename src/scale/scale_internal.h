@@ -25,8 +25,8 @@ size_t scale_fold(const char *dir, json_t *doc);
  * such setup's state gets "side_by_side_with" and its rows "side_by_side" (the other ids,
  * ';'-separated); others get neither. */
 void scale_mark_side_by_side(json_t *doc);
-/* Is this setup state final (done, does_not_fit, or a failed start that is the server's
- * answer)? As study_setup_final without --retry-failed. */
+/* Is this setup state final (done, does_not_fit, crashed while measured, or a failed start
+ * that is the server's answer)? As study_setup_final without --retry-failed. */
 bool scale_state_final(const json_t *state);
 
 /* ---- proc.c: the tools the executors drive (sbatch, squeue, scancel, kubectl) ---- */

@@ -281,7 +281,7 @@ bool scale_state_final(const json_t *state)
     const char *s = json_string_value(json_object_get(state, "status"));
     if (!s)
         return false;
-    if (strcmp(s, "done") == 0 || strcmp(s, "does_not_fit") == 0)
+    if (strcmp(s, "done") == 0 || strcmp(s, "does_not_fit") == 0 || strcmp(s, "crashed") == 0)
         return true;
     if (strcmp(s, "failed_to_start") != 0)
         return false;
