@@ -8,7 +8,8 @@
  * slurm` (an array job and a dependent merge job) and `--executor k8s` (an Indexed Job with vLLM
  * as a native sidecar, driven through the user's kubectl).
  *
- * Files: shard.c (locks, fragments, folding, provenance, the launch index), parallel.c
+ * Files: args.c (the flags), shard.c (locks, fragments, folding, provenance, the launch
+ * index), parallel.c
  * (--parallel), slurm.c, k8s.c (+ k8s_yaml.c), proc.c (running the tools these drive).
  * study.c calls what is below; nothing here is used outside src/study and src/scale.
  */
@@ -22,6 +23,12 @@
 
 struct study;
 struct study_args;
+
+/* One of study.c's getopt_long results: --prepare, --setup-index, --shard, --merge, --wait,
+ * --parallel, --gpus, --executor, --emit, --cancel-on-interrupt, --apply, --status, --collect,
+ * --endpoint (args.c; their codes are study.c's option table's). 0 when c was one of them and
+ * was stored in a, 1 when c is not one of them, -EINVAL after saying what is wrong. */
+MUST_USE int scale_parse_arg(int c, const char *value, struct study_args *a);
 
 /* "i/n" -> *i, *n (0 <= i < n); 0 or -EINVAL. */
 MUST_USE int scale_parse_shard(const char *spec, int *i, int *n);

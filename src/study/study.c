@@ -93,64 +93,6 @@ static bool same_failure_again(struct study *st, size_t si, struct failure_repea
 
 /* ==== Set-up ==== */
 
-/* The beyond-one-process flags (scale.h): 0 when c was one of them, 1 when not, -EINVAL. */
-static int parse_scale_arg(int c, struct study_args *a)
-{
-    char *end = NULL;
-    long v = 0;
-    switch (c) {
-    case 'P':
-        a->prepare = true;
-        return 0;
-    case 'K':
-    case 'N':
-        errno = 0;
-        v = strtol(optarg, &end, 10);
-        if (errno || end == optarg || *end || v < (c == 'K' ? 0 : 1) || v > 100000) {
-            log_error("study: --%s %s: expected a whole number%s",
-                      c == 'K' ? "setup-index" : "parallel", optarg, c == 'K' ? "" : " >= 1");
-            return -EINVAL;
-        }
-        *(c == 'K' ? &a->setup_index : &a->parallel) = (int)v;
-        return 0;
-    case 'S':
-        if (scale_parse_shard(optarg, &a->shard_i, &a->shard_n)) {
-            log_error("study: --shard %s: expected i/n with 0 <= i < n, e.g. 0/4", optarg);
-            return -EINVAL;
-        }
-        return 0;
-    case 'M':
-        a->merge = optarg;
-        return 0;
-    case 'W':
-        a->wait = true;
-        return 0;
-    case 'G':
-        a->gpus = optarg;
-        return 0;
-    case 'E':
-        a->executor = optarg;
-        return 0;
-    case 'e':
-        a->emit = optarg;
-        return 0;
-    case 'X':
-        a->cancel = true;
-        return 0;
-    case 1:
-    case 2:
-    case 3:
-        a->k8s_action = c == 1 ? "apply" : c == 2 ? "status" : "collect";
-        a->k8s_dir = optarg;
-        return 0;
-    case 4:
-        a->endpoint = optarg;
-        return 0;
-    default:
-        return 1;
-    }
-}
-
 static int parse_args(int argc, char **argv, struct study_args *a)
 {
     static const struct option opts[] = {
@@ -187,7 +129,7 @@ static int parse_args(int argc, char **argv, struct study_args *a)
     optind = 1;
     int c;
     while ((c = getopt_long(argc, argv, "c:r:b:o:fpqh", opts, NULL)) != -1) {
-        int sc = parse_scale_arg(c, a);
+        int sc = scale_parse_arg(c, optarg, a);
         if (sc < 0)
             return sc;
         if (sc == 0)
