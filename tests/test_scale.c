@@ -568,6 +568,53 @@ static void parallel_hands_docker_its_devices(void **state)
     free(log);
 }
 
+static void slurm_scripts_are_written_for_the_unfinished_setups(void **state)
+{
+    struct fixture *f = *state;
+    char *log = xasprintf("%s/log.txt", f->dir), *emit = xasprintf("%s/sbatch", f->dir);
+    char *cfg = write_study(f->dir, "emit", "[2]", NULL);
+    char *text = tb_read(cfg);
+    char *with = replace(text, "setups:\n",
+                         "slurm:\n  partition: gpu\n  time: \"1:00:00\"\n  max_parallel: 2\n"
+                         "  signal_s: 120\n  extra_args: [\"--exclusive\"]\nsetups:\n");
+    free(tb_write(f->dir, "emit.yaml", with));
+    assert_int_equal(study(log, "--config", cfg, "--executor", "slurm", "--emit", emit), 0);
+    char *sdir = tb_study_dir(f->dir, "emit");
+    char *script_path = xasprintf("%s/study.sbatch", emit);
+    char *script = tb_read(script_path);
+    char *exec_line = xasprintf(
+        "exec %s study --resume %s --setup-index \"$SLURM_ARRAY_TASK_ID\"\n", TB_BINARY, sdir);
+    static const char *const lines[] = {
+        "#SBATCH --array=0-3%2\n", "#SBATCH --partition=gpu\n",     "#SBATCH --time=1:00:00\n",
+        "#SBATCH --gres=gpu:1\n",  "#SBATCH --signal=B:TERM@120\n", "#SBATCH --exclusive\n"};
+    for (size_t i = 0; i < sizeof(lines) / sizeof(lines[0]); i++)
+        assert_non_null(strstr(script, lines[i]));
+    assert_non_null(strstr(script, exec_line));
+    char *merge_path = xasprintf("%s/merge.sbatch", emit);
+    char *merge = tb_read(merge_path);
+    char *merge_line = xasprintf("study --merge %s\n", sdir);
+    assert_non_null(strstr(merge, merge_line));
+    /* Two setups measured since: the array names only the other two. */
+    assert_int_equal(study(log, "--resume", sdir, "--setup-index", "1", NULL, NULL), 0);
+    assert_int_equal(study(log, "--resume", sdir, "--setup-index", "2", NULL, NULL), 0);
+    assert_int_equal(study(log, "--resume", sdir, "--executor", "slurm", "--emit", emit), 0);
+    free(script);
+    script = tb_read(script_path);
+    assert_non_null(strstr(script, "#SBATCH --array=0,3%2\n"));
+    free(merge_line);
+    free(merge);
+    free(merge_path);
+    free(exec_line);
+    free(script);
+    free(script_path);
+    free(sdir);
+    free(with);
+    free(text);
+    free(cfg);
+    free(emit);
+    free(log);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -582,6 +629,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(parallel_runs_setups_side_by_side_on_their_own_gpus, setup,
                                         teardown),
         cmocka_unit_test_setup_teardown(parallel_hands_docker_its_devices, setup, teardown),
+        cmocka_unit_test_setup_teardown(slurm_scripts_are_written_for_the_unfinished_setups, setup,
+                                        teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

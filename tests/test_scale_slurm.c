@@ -18,6 +18,7 @@
 #include <cmocka.h>
 
 #include <math.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -244,10 +245,101 @@ static void slurm_study_equals_the_serial_one(void **state)
     tb_remove_tree(dir);
 }
 
+static bool submitted(void *ctx)
+{
+    char *text = tb_read(ctx);
+    bool yes = text && strstr(text, "submitted array job ");
+    free(text);
+    return yes;
+}
+
+/* The array job's id from the log ("submitted array job N"), or "". */
+static void job_from_log(const char *log, char *id, size_t len)
+{
+    char *text = tb_read(log);
+    const char *at = text ? strstr(text, "submitted array job ") : NULL;
+    snprintf(id, len, "%.*s", at ? (int)strspn(at + 20, "0123456789") : 0, at ? at + 20 : "");
+    free(text);
+}
+
+/* How many of the jobs squeue still lists as pending or running. */
+static int live_jobs(const char *ids)
+{
+    char *cmd = xasprintf("squeue -h -t PENDING,RUNNING -j %s 2>/dev/null | wc -l", ids);
+    FILE *p = popen(cmd, "r");
+    int n = -1;
+    if (p && fscanf(p, "%d", &n) != 1)
+        n = -1;
+    if (p)
+        pclose(p);
+    free(cmd);
+    return n;
+}
+
+static void ctrl_c_leaves_the_jobs_queued_or_cancels_them(void **state)
+{
+    (void)state;
+    if (!getenv("SLURM_CONF")) {
+        if (getenv("TB_SLURM_REQUIRED"))
+            fail_msg("TB_SLURM_REQUIRED but SLURM_CONF is not set (scripts/slurm.sh start)");
+        skip();
+    }
+    char dir[] = "/tmp/tb_slurm_XXXXXX";
+    assert_non_null(mkdtemp(dir));
+    char *log = xasprintf("%s/log.txt", dir), *cfg = study_file(dir, "interrupted");
+    char job[32], ids[80];
+    /* Left queued: the scancel line said. */
+    const char *argv[] = {"testbench", "study",  "--config", cfg, "--executor",
+                          "slurm",     "--wait", NULL,       NULL};
+    bool sent = false;
+    assert_int_equal(tb_run_logged(TB_BINARY, argv, log, submitted, log, SIGINT, &sent), 130);
+    assert_true(sent);
+    job_from_log(log, job, sizeof(job));
+    assert_true(job[0] != '\0');
+    char *text = tb_read(log);
+    char *line = xasprintf("the jobs stay queued and go on; cancel them with: scancel %s %ld", job,
+                           strtol(job, NULL, 10) + 1);
+    assert_non_null(strstr(text, line));
+    snprintf(ids, sizeof(ids), "%s,%ld", job, strtol(job, NULL, 10) + 1);
+    assert_true(live_jobs(ids) > 0);
+    char *cmd = xasprintf("scancel %s %ld", job, strtol(job, NULL, 10) + 1);
+    assert_int_equal(system(cmd), 0);
+    free(cmd);
+    free(line);
+    free(text);
+    /* --cancel-on-interrupt: cancelled. */
+    char *sdir = tb_study_dir(dir, "interrupted");
+    const char *again[] = {"testbench",  "study", "--resume", sdir,
+                           "--executor", "slurm", "--wait",   "--cancel-on-interrupt",
+                           NULL};
+    sent = false;
+    unlink(log); /* the moment is read from it: not from the first run's lines */
+    assert_int_equal(tb_run_logged(TB_BINARY, again, log, submitted, log, SIGINT, &sent), 130);
+    job_from_log(log, job, sizeof(job));
+    text = tb_read(log);
+    if (!strstr(text, "cancelled the jobs (scancel"))
+        fprintf(stderr, "%s\n", text);
+    assert_non_null(strstr(text, "cancelled the jobs (scancel"));
+    snprintf(ids, sizeof(ids), "%s,%ld", job, strtol(job, NULL, 10) + 1);
+    int live = -1;
+    for (int t = 0; t < 50 && live != 0; t++) { /* scancel is asynchronous */
+        live = live_jobs(ids);
+        if (live)
+            usleep(100000);
+    }
+    assert_int_equal(live, 0);
+    free(text);
+    free(sdir);
+    free(cfg);
+    free(log);
+    tb_remove_tree(dir);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(slurm_study_equals_the_serial_one),
+        cmocka_unit_test(ctrl_c_leaves_the_jobs_queued_or_cancels_them),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
