@@ -17,6 +17,7 @@
 #include "plan/plan.h"
 #include "report/report.h"
 #include "runner/run.h"
+#include "scale/load.h"
 #include "sim/sim.h"
 #include "study/study.h"
 #include "tenancy/tenancy.h"
@@ -37,11 +38,26 @@ static int plan_dispatch(int argc, char **argv)
     return plan_main(argc, argv);
 }
 
+/* `run --workers/--coordinator/--worker` is distributed load (src/scale/load.h). */
+static int run_dispatch(int argc, char **argv)
+{
+    return load_wanted(argc, argv) ? load_run_main(argc, argv) : run_main(argc, argv);
+}
+
 static const struct command commands[] = {
-    {"run", run_main,
+    {"run", run_dispatch,
      "testbench run --config FILE [--endpoint URL] [--model NAME] [--output-dir DIR] [--sim] "
      "[--quiet]\n    [--wait S] [--threads N]\n  Runs the benchmark a config describes and writes "
-     "results/<prefix>_<time>_*."},
+     "results/<prefix>_<time>_*.\n"
+     "testbench run --config FILE --workers N [run options]\n"
+     "testbench run --config FILE --coordinator HOST:PORT --expect N [run options]\n"
+     "testbench run --config FILE --worker URL [--rank R] [run options]\n"
+     "  The same load from N worker processes (local, or joining a coordinator from other\n"
+     "  machines; R defaults to SLURM_PROCID or JOB_COMPLETION_INDEX), merged into one result."},
+    {"merge", load_merge_main,
+     "testbench merge OUT_DIR WORKER_detailed.json|WORKERS_DIR... [--prefix P] [--quiet]\n"
+     "  Merges the workers' results of one distributed run into one (their request records\n"
+     "  pooled on one clock, every summary recomputed)."},
     {"sim", sim_main,
      "testbench sim [--host 127.0.0.1] [--port 8000] [--model M] [--served-model-name N]\n"
      "    [--gpu G] [--quantization Q] [--kv-cache-dtype D] [--max-model-len N]\n"

@@ -165,8 +165,18 @@ static void run_describe(struct report_run *r)
 }
 
 /* Adds one run by its detailed.json; a run already added (same real path) is not repeated. */
-static int run_add(struct report_input *in, const char *detailed, const char *setup, char *err,
-                   size_t errlen)
+/* A distributed run's worker file (its share of the load; docs/SCALE_LOAD.md). */
+static bool is_worker_share(const json_t *detailed)
+{
+    const char *role =
+        json_string_value(json_object_get(json_object_get(detailed, "load"), "role"));
+    return role && strcmp(role, "worker") == 0;
+}
+
+/* in_folder: found by searching a folder, where a worker's share is left out (the merged run
+ * holds all of the load); a worker's file named on the command line is read. */
+static int run_add(struct report_input *in, const char *detailed, const char *setup, bool in_folder,
+                   char *err, size_t errlen)
 {
     char real[PATH_MAX];
     if (!realpath(detailed, real)) {
@@ -190,6 +200,10 @@ static int run_add(struct report_input *in, const char *detailed, const char *se
         snprintf(err, errlen, "%s: not a testbench run result (no \"points\" array)", real);
         json_decref(r.detailed);
         return -EINVAL;
+    }
+    if (in_folder && is_worker_share(r.detailed)) {
+        json_decref(r.detailed);
+        return 0;
     }
     r.path = xstrdup(real);
     bool named = ends_with(real, DETAILED_SUFFIX);
@@ -284,7 +298,7 @@ static int study_add(struct report_input *in, const char *dir, char *err, size_t
             continue;
         char *p = rel[0] == '/' ? xstrdup(rel) : xasprintf("%s/%s", dir, rel);
         size_t before = in->n_runs;
-        rc = run_add(in, p, csv_table_get(&sp->csv, r, "setup"), err, errlen);
+        rc = run_add(in, p, csv_table_get(&sp->csv, r, "setup"), false, err, errlen);
         free(p);
         if (rc)
             return rc;
@@ -332,10 +346,13 @@ static int dir_add(struct report_input *in, const char *dir, int depth, size_t *
     for (size_t i = 0; i < n && !rc; i++) {
         char *p = xasprintf("%s/%s", dir, names[i]);
         if (stat(p, &st) == 0 && S_ISDIR(st.st_mode) && depth < REPORT_MAX_DEPTH) {
-            rc = dir_add(in, p, depth + 1, found, err, errlen);
+            /* A distributed run's workers' own files (docs/SCALE_LOAD.md): each holds a share
+             * of the load, the merged run beside the folder holds all of it. */
+            if (!ends_with(names[i], "_workers"))
+                rc = dir_add(in, p, depth + 1, found, err, errlen);
         } else if (S_ISREG(st.st_mode) && ends_with(names[i], DETAILED_SUFFIX)) {
             (*found)++;
-            rc = run_add(in, p, NULL, err, errlen);
+            rc = run_add(in, p, NULL, true, err, errlen);
         }
         free(p);
     }
@@ -374,18 +391,18 @@ static int path_add(struct report_input *in, const char *path, char *err, size_t
     for (size_t i = 0; i < 2; i++)
         if (ends_with(path, suffixes[i])) {
             char *d = swap_suffix(path, suffixes[i], DETAILED_SUFFIX);
-            int rc = run_add(in, d, NULL, err, errlen);
+            int rc = run_add(in, d, NULL, false, err, errlen);
             free(d);
             return rc;
         }
     if (ends_with(path, DETAILED_SUFFIX))
-        return run_add(in, path, NULL, err, errlen);
+        return run_add(in, path, NULL, false, err, errlen);
     /* Anything else: read it, so the message says what it is not. */
     json_t *j = NULL;
     int rc = result_json_load(path, &j, in->progress, err, errlen);
     if (rc == 0) {
         json_decref(j);
-        return run_add(in, path, NULL, err, errlen);
+        return run_add(in, path, NULL, false, err, errlen);
     }
     return rc;
 }
