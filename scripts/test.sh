@@ -7,27 +7,24 @@ cd "$(dirname "$0")/.."
 scripts/setup.sh dev
 jobs=$(nproc)
 
+# A real single-node Slurm cluster (munged, slurmctld, two slurmd with fake gres GPUs) for the
+# tests that drive Slurm (the study executor, the distributed load's sbatch recipe): started here,
+# stopped by its process ids when this script ends. SLURM_CONF already set: that cluster is used.
+if [ -z "${SLURM_CONF:-}" ]; then
+    trap 'scripts/slurm.sh stop' EXIT
+    echo "== Slurm (scripts/slurm.sh start)"
+    scripts/slurm.sh start >/dev/null
+    export SLURM_CONF=${TB_SLURM_DIR:-/tmp/testbench-slurm}/slurm.conf
+fi
+export TB_SLURM_REQUIRED=1
+
 echo "== build and test (RelWithDebInfo)"
 BUILD_DIR=build scripts/build.sh -DTB_WERROR=ON
 ctest --test-dir build --output-on-failure -j"$jobs" -LE slurm
-
-# The Slurm executor against a real single-node cluster (munged, slurmctld, two slurmd with fake
-# gres GPUs), started here and stopped by its process ids; alone, so its side-by-side
-# measurements do not share the two cores with other tests. SLURM_CONF set: that cluster is used.
-echo "== Slurm executor (scripts/slurm.sh: a single-node cluster)"
-slurm_ours=
-if [ -z "${SLURM_CONF:-}" ]; then
-    trap 'scripts/slurm.sh stop' EXIT
-    scripts/slurm.sh start >/dev/null
-    export SLURM_CONF=${TB_SLURM_DIR:-/tmp/testbench-slurm}/slurm.conf
-    slurm_ours=1
-fi
-TB_SLURM_REQUIRED=1 ctest --test-dir build --output-on-failure -L slurm
-if [ -n "$slurm_ours" ]; then
-    scripts/slurm.sh stop
-    trap - EXIT
-    unset SLURM_CONF
-fi
+# The Slurm study executor alone: its tasks run side by side and compare their measurements with
+# a serial study's, so they do not share the two cores with other tests.
+echo "== Slurm study executor"
+ctest --test-dir build --output-on-failure -L slurm
 
 echo "== build and test (ASan + UBSan)"
 BUILD_DIR=build-asan BUILD_TYPE=Debug scripts/build.sh -DTB_WERROR=ON -DSANITIZE=address,undefined
