@@ -34,7 +34,8 @@ ASAN_OPTIONS=detect_leaks=1 UBSAN_OPTIONS=print_stacktrace=1 \
 # Threads meet in the sampler, the in-process simulator and the result checkpoints.
 echo "== build and test (ThreadSanitizer)"
 BUILD_DIR=build-tsan BUILD_TYPE=Debug scripts/build.sh -DTB_WERROR=ON -DSANITIZE=thread
-TSAN_OPTIONS="halt_on_error=1 suppressions=$PWD/tests/tsan.supp" ctest --test-dir build-tsan --output-on-failure -j"$jobs" -LE slurm
+# (no_threads: src/scale's study drivers, processes and files only; their ASan run covers them.)
+TSAN_OPTIONS="halt_on_error=1 suppressions=$PWD/tests/tsan.supp" ctest --test-dir build-tsan --output-on-failure -j"$jobs" -LE 'slurm|no_threads'
 
 # The build users and packagers make (Release, -O3): its optimiser sees other warnings than the
 # ones above, and warnings must not creep in there either. The binary only; its tests are above.

@@ -17,6 +17,14 @@ if(TARGET test_scale)
   target_link_libraries(test_scale PRIVATE tb_testproc)
   set_tests_properties(test_scale PROPERTIES TIMEOUT 600)
 endif()
+# src/scale's study drivers start no threads of their own (processes and files only): their tests
+# (the slowest there, 170 s) stay out of the ThreadSanitizer run, which has nothing to find in
+# them that test_study and test_study_resume do not exercise; scripts/test.sh leaves out the label.
+foreach(t test_scale test_scale_k8s)
+  if(TARGET ${t})
+    set_property(TEST ${t} APPEND PROPERTY LABELS no_threads)
+  endif()
+endforeach()
 # test_scale_slurm needs a running cluster (scripts/slurm.sh; scripts/test.sh runs it alone, in
 # its own step): the label keeps it out of the other ctest runs.
 if(TARGET test_scale_slurm)

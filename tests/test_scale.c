@@ -405,14 +405,6 @@ a_shard_stopped_by_term_keeps_its_points_and_a_stale_fragment_changes_nothing(vo
     doc = load_study(sdir);
     assert_string_equal(setup_status(doc, 1), "done");
     assert_int_equal(rows_of(doc, 1, "measured"), 2);
-    /* A plain resume of setups measured since: newer still than that fragment. */
-    assert_int_equal(study(log, "--resume", sdir, NULL, NULL, NULL, NULL), 0);
-    assert_int_equal(study(log, "--merge", sdir, NULL, NULL, NULL, NULL), 0);
-    json_decref(doc);
-    doc = load_study(sdir);
-    for (size_t k = 0; k < 4; k++)
-        assert_string_equal(setup_status(doc, k), "done");
-    assert_int_equal(rows_of(doc, 1, "measured"), 2);
     free(fdir);
     free(saved);
     free(frag_copy);
