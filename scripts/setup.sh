@@ -7,10 +7,12 @@
 #   dev     - build + the linters CI runs (shellcheck, yamllint, docker-compose, clang-format),
 #             the tools the tests use (socat and openssl: a TLS front for the HTTPS test;
 #             clang-14 and libclang-rt-14-dev: libFuzzer for scripts/fuzz.sh; slurm-wlm and
-#             munge: the single-node cluster of scripts/slurm.sh) and what the
+#             munge: the single-node cluster of scripts/slurm.sh), what the
 #             report tests use: Chromium driven by playwright-core (npm, pinned, into
 #             .tools/node, which git ignores) and Jupyter with pandas and matplotlib for the
-#             notebooks
+#             notebooks, and what the Docker suite uses (scripts/docker_test.sh): Debian's
+#             Docker engine (docker.io, unless a dockerd is installed already, e.g. Docker's
+#             own docker-ce, which conflicts with it) and mmdebstrap for the base image
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -22,7 +24,11 @@ runtime_pkgs=(libcurl4 libevent-2.1-7 libevent-pthreads-2.1-7 libyaml-0-2 libjan
 build_pkgs=(build-essential cmake pkg-config git libcurl4-openssl-dev libevent-dev libyaml-dev
             libjansson-dev libcmocka-dev libjs-chart.js)
 dev_pkgs=(shellcheck yamllint docker-compose clang-format socat openssl clang-14 libclang-rt-14-dev
-          slurm-wlm munge)
+          mmdebstrap slurm-wlm munge)
+if ! command -v dockerd >/dev/null || dpkg-query -W -f='${Status}' docker.io 2>/dev/null |
+    grep -q "install ok installed"; then
+    dev_pkgs+=(docker.io)
+fi
 # The report's tests: a real browser, and the notebooks executed headless.
 report_test_pkgs=(libjs-chart.js chromium python3-pandas python3-matplotlib jupyter-nbconvert
                   python3-ipykernel)

@@ -1,7 +1,10 @@
 #!/usr/bin/env bash
 # test.sh - sets up, builds and runs every test: the normal build, the AddressSanitizer +
 # UndefinedBehaviorSanitizer build, the ThreadSanitizer build, the Release binary, a short libFuzzer run
-# (scripts/fuzz.sh), then the repository checks.
+# (scripts/fuzz.sh), the repository checks, then the Docker suite (scripts/docker_test.sh: the
+# image, compose and `study --backend docker` against a real daemon). Where Docker cannot run
+# (no daemon answers, not root) the Docker suite says so and is skipped; CI (.ci/run) starts a
+# daemon and sets TB_DOCKER_TESTS=require, which makes a skip a failure.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/setup.sh dev
@@ -37,6 +40,23 @@ BUILD_DIR=build-tsan BUILD_TYPE=Debug scripts/build.sh -DTB_WERROR=ON -DSANITIZE
 # (no_threads: src/scale's study drivers, processes and files only; their ASan run covers them.)
 TSAN_OPTIONS="halt_on_error=1 suppressions=$PWD/tests/tsan.supp" ctest --test-dir build-tsan --output-on-failure -j"$jobs" -LE 'slurm|no_threads'
 
+# The Docker suite's slow part, the base image and the image build (minutes of apt and a
+# compile, no timing), runs in the background from here, beside the Release build, the fuzzers
+# and the checks, none of which measures time; its checks run at the end, alone.
+docker_dir=$(mktemp -d /tmp/tb-docker-test.XXXXXX)
+# A session of its own (setsid --wait: `wait` still gets its status) so that a failure below
+# stops all of it.
+setsid --wait scripts/docker_test.sh prepare "$docker_dir" >"$docker_dir/prepare.out" 2>&1 &
+docker_prep=$!
+stop_docker_prep() {
+    if kill -0 "$docker_prep" 2>/dev/null; then
+        kill -TERM -- "-$docker_prep" "$docker_prep" 2>/dev/null || true
+        wait "$docker_prep" 2>/dev/null || true
+    fi
+    rm -rf "$docker_dir"
+}
+trap stop_docker_prep EXIT
+
 # The build users and packagers make (Release, -O3): its optimiser sees other warnings than the
 # ones above, and warnings must not creep in there either. The binary only; its tests are above.
 echo "== build (Release)"
@@ -53,3 +73,10 @@ if [ -x scripts/check.sh ]; then
     echo "== repository checks"
     scripts/check.sh
 fi
+
+echo "== Docker (the image, compose, study --backend docker; scripts/docker_test.sh)"
+t=$SECONDS
+wait "$docker_prep" || true # its results are in $docker_dir; check reports them
+echo "(waited $((SECONDS - t)) s for the image build)"
+trap - EXIT
+scripts/docker_test.sh check "$docker_dir"

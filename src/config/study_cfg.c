@@ -8,6 +8,7 @@
 #include <errno.h>
 #include <limits.h>
 #include <math.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -199,6 +200,49 @@ static int check_int_items(struct cfg_problem *p, const struct int_list *l, int 
     return 0;
 }
 
+/* docker's --gpus: "all", a count, or its key=value form ("device=0,1"); "none" leaves the flag
+ * out. Docker checks the key=value form itself. */
+static bool gpus_ok(const char *g)
+{
+    if (strcmp(g, "none") == 0 || strcmp(g, "all") == 0)
+        return true;
+    if (!*g || strpbrk(g, " \t\n"))
+        return false;
+    if (strchr(g, '='))
+        return true;
+    return strspn(g, "0123456789") == strlen(g) && strspn(g, "0") != strlen(g);
+}
+
+/* backend.gpus and backend.network, whatever the type: --backend docker may pick them later. */
+static int check_docker(struct cfg_problem *p, const struct study_backend_cfg *b)
+{
+    static const char name_chars[] = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ"
+                                     "0123456789_.-";
+    if (b->gpus && !gpus_ok(b->gpus)) {
+        where(p, &b->gpus, "backend.gpus",
+              "\"%.40s\" is not none, all, a GPU count or docker's device=... form", b->gpus);
+        return -EINVAL;
+    }
+    const char *n = b->network;
+    if (!n)
+        return 0;
+    if (!*n || strspn(n, name_chars) != strlen(n) || strchr("_.-", n[0])) {
+        where(p, &b->network, "backend.network",
+              "\"%.40s\" is not a docker network name: host, or a network such as "
+              "testbench_default",
+              n);
+        return -EINVAL;
+    }
+    if (strcmp(n, "none") == 0 || strcmp(n, "bridge") == 0) {
+        where(p, &b->network, "backend.network",
+              "the study cannot reach a container on network %s; use host, a network of your "
+              "own, or null (vLLM's port published on 127.0.0.1)",
+              n);
+        return -EINVAL;
+    }
+    return 0;
+}
+
 static int check_backend(struct cfg_problem *p, const struct study_backend_cfg *b)
 {
     size_t k = 0, n = sizeof(backend_types) / sizeof(backend_types[0]);
@@ -225,6 +269,8 @@ static int check_backend(struct cfg_problem *p, const struct study_backend_cfg *
         where(p, &b->port, "backend.port", "must be a TCP port (1-65535) or 0 for a free one");
         rc = -EINVAL;
     }
+    if (!rc)
+        rc = check_docker(p, b);
     if (!rc)
         rc = check_int_items(p, &b->gpu_ids, 0, 4095, "backend.gpu_ids");
     for (size_t i = 0; !rc && i < b->gpu_ids.n; i++) {

@@ -7,6 +7,8 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "core/jsonx.h"
+
 const char *const study_csv_columns[] = {
     "study",
     "setup",
@@ -219,7 +221,7 @@ int study_files_read(const char *dir, json_t **out, char *err, size_t errlen)
     *out = json_load_file(path, 0, &je);
     int rc = 0;
     if (!*out) {
-        snprintf(err, errlen, "%s: %s (line %d)", path, je.text, je.line);
+        jsonx_error_format(err, errlen, path, &je);
         rc = access(path, R_OK) ? -ENOENT : -EINVAL;
     } else if (!json_is_array(json_object_get(*out, "setups")) ||
                !json_is_array(json_object_get(*out, "rows"))) {

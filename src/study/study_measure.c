@@ -271,9 +271,10 @@ int study_run_setup(struct study *st, size_t si)
     int rc = backend_start(&h, &st->bo, &ss, log_path, &study_stop_requested, &res);
     json_t *state = study_setup_state(st, si);
     if (rc || res.status != START_OK) {
-        char reason[700];
-        snprintf(reason, sizeof(reason), "%s: %s", start_status_name(res.status),
+        char raw[700], reason[700];
+        snprintf(raw, sizeof(raw), "%s: %s", start_status_name(res.status),
                  res.reason[0] ? res.reason : "see server.log");
+        term_clean(reason, sizeof(reason), raw); /* the server's words: no escape sequences */
         bool interrupted = res.status == START_INTERRUPTED;
         if (!st->args.quiet)
             printf("  %s %s\n    (server log: %s)\n",
