@@ -10,19 +10,35 @@ cd "$(dirname "$0")/.."
 scripts/setup.sh dev
 jobs=$(nproc)
 
+# A real single-node Slurm cluster (munged, slurmctld, two slurmd with fake gres GPUs) for the
+# tests that drive Slurm (the study executor, the distributed load's sbatch recipe): started here,
+# stopped by its process ids when this script ends. SLURM_CONF already set: that cluster is used.
+if [ -z "${SLURM_CONF:-}" ]; then
+    trap 'scripts/slurm.sh stop' EXIT
+    echo "== Slurm (scripts/slurm.sh start)"
+    scripts/slurm.sh start >/dev/null
+    export SLURM_CONF=${TB_SLURM_DIR:-/tmp/testbench-slurm}/slurm.conf
+fi
+export TB_SLURM_REQUIRED=1
+
 echo "== build and test (RelWithDebInfo)"
 BUILD_DIR=build scripts/build.sh -DTB_WERROR=ON
-ctest --test-dir build --output-on-failure -j"$jobs"
+ctest --test-dir build --output-on-failure -j"$jobs" -LE slurm
+# The Slurm study executor alone: its tasks run side by side and compare their measurements with
+# a serial study's, so they do not share the two cores with other tests.
+echo "== Slurm study executor"
+ctest --test-dir build --output-on-failure -L slurm
 
 echo "== build and test (ASan + UBSan)"
 BUILD_DIR=build-asan BUILD_TYPE=Debug scripts/build.sh -DTB_WERROR=ON -DSANITIZE=address,undefined
 ASAN_OPTIONS=detect_leaks=1 UBSAN_OPTIONS=print_stacktrace=1 \
-    ctest --test-dir build-asan --output-on-failure -j"$jobs"
+    ctest --test-dir build-asan --output-on-failure -j"$jobs" -LE slurm
 
 # Threads meet in the sampler, the in-process simulator and the result checkpoints.
 echo "== build and test (ThreadSanitizer)"
 BUILD_DIR=build-tsan BUILD_TYPE=Debug scripts/build.sh -DTB_WERROR=ON -DSANITIZE=thread
-TSAN_OPTIONS="halt_on_error=1 suppressions=$PWD/tests/tsan.supp" ctest --test-dir build-tsan --output-on-failure -j"$jobs"
+# (no_threads: src/scale's study drivers, processes and files only; their ASan run covers them.)
+TSAN_OPTIONS="halt_on_error=1 suppressions=$PWD/tests/tsan.supp" ctest --test-dir build-tsan --output-on-failure -j"$jobs" -LE 'slurm|no_threads'
 
 # The Docker suite's slow part, the base image and the image build (minutes of apt and a
 # compile, no timing), runs in the background from here, beside the Release build, the fuzzers

@@ -93,9 +93,13 @@ static const struct command commands[] = {
     {"study", study_main,
      "testbench study --config FILE [--backend sim|docker|command|none] [--output-dir DIR]\n"
      "    [--force] [--plan-only] [--calibration FILE] [--quiet]\n"
-     "testbench study --resume DIR\n"
+     "    [--parallel N | --prepare | --executor slurm [--emit DIR] [--wait] | --executor k8s\n"
+     "    --emit DIR]\n"
+     "testbench study --resume DIR [--setup-index K | --shard i/n | --parallel N | --executor E]\n"
+     "testbench study --merge DIR [--wait] | --apply DIR | --status DIR | --collect DIR\n"
      "  Plans, launches and measures each server setup of a study file; finds how many users\n"
-     "  each serves within the SLO. Writes DIR/study.{csv,json} and manifest.json."},
+     "  each serves within the SLO. Writes DIR/study.{csv,json} and manifest.json. Setups run\n"
+     "  side by side with --parallel, shards, Slurm or Kubernetes (docs/SCALE.md)."},
     {"telemetry", telemetry_main,
      "testbench telemetry [--interval S] [--duration S] [--json] [--metrics-url URL] [--no-gpu]\n"
      "    [--no-host]\n"

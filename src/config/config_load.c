@@ -1002,6 +1002,26 @@ static const struct field backend_fields[] = {
     F(study_backend_cfg, docker_args, FT_STR_LIST),
     F(study_backend_cfg, command, FT_STR),
     F(study_backend_cfg, endpoint, FT_STR),
+    F(study_backend_cfg, gpu_ids, FT_INT_LIST),
+    F(study_backend_cfg, gpus_per_setup, FT_INT),
+};
+
+static const struct field slurm_fields[] = {
+    F(study_slurm_cfg, partition, FT_STR_NULL),  F(study_slurm_cfg, account, FT_STR_NULL),
+    F(study_slurm_cfg, time, FT_STR_NULL),       F(study_slurm_cfg, gres, FT_STR_NULL),
+    F(study_slurm_cfg, signal_s, FT_INT),        F(study_slurm_cfg, max_parallel, FT_INT),
+    F(study_slurm_cfg, extra_args, FT_STR_LIST), F(study_slurm_cfg, testbench, FT_STR_NULL),
+};
+
+static const struct field k8s_fields[] = {
+    {"namespace", FT_STR_NULL, offsetof(struct study_k8s_cfg, namespace_), NULL, NULL, 0},
+    F(study_k8s_cfg, image, FT_STR),
+    F(study_k8s_cfg, storage_class, FT_STR_NULL),
+    F(study_k8s_cfg, storage_size, FT_STR),
+    F(study_k8s_cfg, access_mode, FT_STR),
+    F(study_k8s_cfg, hf_token_secret, FT_STR_NULL),
+    F(study_k8s_cfg, gpu_resource, FT_STR),
+    F(study_k8s_cfg, max_parallel, FT_INT),
 };
 
 /* Any study section makes the file a study file. */
@@ -1029,6 +1049,19 @@ static int load_backend(struct loader *ld, const yaml_node_t *n, const char *pat
     (void)base;
     return load_study_section(ld, n, path, backend_fields, N_FIELDS(backend_fields),
                               &ld->c->study.backend);
+}
+
+static int load_slurm(struct loader *ld, const yaml_node_t *n, const char *path, void *base)
+{
+    (void)base;
+    return load_study_section(ld, n, path, slurm_fields, N_FIELDS(slurm_fields),
+                              &ld->c->study.slurm);
+}
+
+static int load_k8s(struct loader *ld, const yaml_node_t *n, const char *path, void *base)
+{
+    (void)base;
+    return load_study_section(ld, n, path, k8s_fields, N_FIELDS(k8s_fields), &ld->c->study.k8s);
 }
 
 /* ==== Top level ==== */
@@ -1091,6 +1124,8 @@ static const struct field top_fields[] = {
     FC(setups, load_setups),
     FC(workloads, load_workloads),
     FC(backend, load_backend),
+    FC(slurm, load_slurm),
+    {"kubernetes", FT_CUSTOM, 0, load_k8s, NULL, 0},
 };
 
 static int load_tenants(struct loader *ld)

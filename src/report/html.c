@@ -639,6 +639,11 @@ static void setup_section(FILE *f, const json_t *model, const json_t *g, size_t 
     }
     fputs("</p>\n", f);
     size_t nruns = json_array_size(json_object_get(g, "runs"));
+    if (*str(g, "side_by_side")) {
+        fputs("<p class=\"side-by-side\">Measured side by side with <code>", f);
+        html_esc(f, str(g, "side_by_side"));
+        fputs("</code> on the same host: its figures may include their interference.</p>\n", f);
+    }
     if (*str(g, "reason") && strcmp(str(g, "status"), "measured") != 0) {
         fputs("<p class=\"reason\">", f);
         html_esc(f, str(g, "status"));

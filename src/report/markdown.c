@@ -166,6 +166,11 @@ static void study_setups(FILE *f, const json_t *model)
         fputs(", predicted ", f);
         json_num_write(f, g, "pred_max_users", "%.0f");
         fputs("\n\n", f);
+        if (*str(g, "side_by_side")) {
+            fputs("Measured side by side with `", f);
+            md(f, str(g, "side_by_side"));
+            fputs("` on the same host: its figures may include their interference.\n\n", f);
+        }
         if (*str(g, "reason") && strcmp(str(g, "status"), "measured") != 0) {
             md(f, str(g, "status"));
             fputs(": ", f);

@@ -628,6 +628,9 @@ static json_t *study_setups_json(const struct report_input *in, const json_t *ru
                 !*log || log[0] == '/' ? xstrdup(log) : xasprintf("%s/%s", st->dir, log);
             json_object_set_new(g, "server_log", json_string(log_path));
             free(log_path);
+            /* Measured while other setups ran on the same host (src/scale): said beside it. */
+            json_object_set_new(g, "side_by_side",
+                                json_string(csv_table_get(t, r0, "side_by_side")));
             json_object_set_new(g, "max_model_len", num(csv_table_num(t, r0, "max_model_len")));
             json_t *rows = json_array(), *rruns = json_array();
             const char *status = NULL, *reason = "";

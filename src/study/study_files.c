@@ -56,6 +56,7 @@ const char *const study_csv_columns[] = {
     "run_summary",
     "run_telemetry",
     "server_log",
+    "side_by_side",
     /* The verdict's evidence and the probe's cost (docs/STUDY.md "study.csv"). */
     "max_users_decided",
     "slo_state",
@@ -117,6 +118,12 @@ static int write_json(const char *dir, const char *name, const json_t *j, size_t
     int rc = write_atomic(dir, name, s, strlen(s), err, errlen);
     free(s);
     return rc;
+}
+
+int study_files_write_json(const char *dir, const char *name, const json_t *j, char *err,
+                           size_t errlen)
+{
+    return write_json(dir, name, j, JSON_INDENT(1), err, errlen);
 }
 
 /* RFC 4180: quoted when it holds a comma, quote or line break; quotes doubled. */

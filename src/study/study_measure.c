@@ -396,7 +396,6 @@ int study_run_setup(struct study *st, size_t si)
     } else {
         study_setup_set_status(st, si, rc ? "interrupted" : "done", NULL);
     }
-    study_measuring_save(st);
 out:
     backend_stop(h);
     free(sub);
