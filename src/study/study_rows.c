@@ -210,7 +210,7 @@ void study_setup_set_status(struct study *st, size_t si, const char *status, con
 int study_save(struct study *st)
 {
     study_measuring_save(st); /* the totals follow the rows, merged shards' included */
-    if (st->hands_off) /* submitted: the study files are the merge job's now */
+    if (st->hands_off)        /* submitted: the study files are the merge job's now */
         return 0;
     if (st->shard) /* a shard writes its setups' fragments, never the study files */
         return scale_fragments_write(st);
