@@ -167,6 +167,9 @@ static int measure(struct cell *c, int users, const char *role, json_t **row_out
         run_outcome_release(&out);
     }
     json_array_append_new(json_object_get(st->doc, "rows"), row);
+    /* Saved at once, not only at the setup's end: a study killed outright (SIGKILL, a power cut)
+     * keeps every point it measured, and --resume reuses them (study_resume.c). */
+    (void)study_save(st);
     json_object_set(c->measured, key, row);
     *row_out = row;
     if (!st->args.quiet)
