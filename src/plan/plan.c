@@ -921,7 +921,7 @@ static int plan_parse(int argc, char **argv, struct plan_opts *o)
 {
     memset(o, 0, sizeof(*o));
     o->output_tokens = PLAN_DEFAULT_OUTPUT;
-    o->slo = (struct slo_cfg){PLAN_SLO_TTFT_MS, NAN, PLAN_SLO_TPOT_MS, NAN, 95};
+    o->slo = (struct slo_cfg){PLAN_SLO_TTFT_MS, NAN, PLAN_SLO_TPOT_MS, NAN, 95, 0.95};
     o->prefix_caching = true;
     cost_calibration_default(&o->cal);
     optind = 1;
