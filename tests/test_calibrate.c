@@ -309,7 +309,7 @@ static void calibrate_fit_recovers_the_truth_in_virtual_time(void **state)
         p->q.prompt_tokens = shape[i].prompt;
         p->q.output_tokens = shape[i].output;
         p->q.requests = shape[i].requests;
-        p->q.slo = (struct slo_cfg){NAN, NAN, NAN, NAN, 95};
+        p->q.slo = (struct slo_cfg){NAN, NAN, NAN, NAN, 95, 0.95};
         struct plan_query q;
         calibrate_point_query(p, &q);
         struct plan_prediction pr;

@@ -111,4 +111,7 @@ const struct quant_spec *catalog_find_quant(const struct catalog *c, const char 
 void catalog_suggest(const struct catalog *c, const char *kind, const char *name, char *buf,
                      size_t len);
 
+/* `testbench catalog [gpus|models|quantizations] [--catalog DIR] [--json]` (catalog_cmd.c). */
+int catalog_main(int argc, char **argv);
+
 #endif

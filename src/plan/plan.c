@@ -37,6 +37,13 @@
 #define PLAN_REQUESTS_PER_USER 4
 #define PLAN_SLO_TTFT_MS 2000.0
 #define PLAN_SLO_TPOT_MS 100.0
+/* The most tokens (prompt + output of every request) one row of `plan` simulates. The engine's
+ * steps and the latency samples grow with them: 20 M tokens took 3.4 s of CPU and 330 MB when
+ * decode-bound (2,441 users, 8,000-token outputs), 0.8 s and 24 MB when prefill-bound (152
+ * users at 131,072 tokens); unbounded, 100,000 users at 8,192 took 61 s and 3.6 GB. Beyond it the
+ * default requests (4 per user) are cut down to what fits, at least one per user; more users
+ * than that, or more --requests, are refused with the bound. */
+#define PLAN_MAX_SIM_TOKENS 20000000LL
 
 struct plan_opts {
     const char *gpu;
@@ -824,7 +831,8 @@ static void plan_usage(void)
         "    [--slo-ttft-ms X] [--slo-tpot-ms X] [--no-enable-prefix-caching]\n"
         "    [--calibration FILE] [--json]\n"
         "Defaults: context %d (or the model's max_model_len if smaller), output %d,\n"
-        "prompt = context - output, users %d, requests max(users x %d, %d),\n"
+        "prompt = context - output, users %d, requests max(users x %d, %d) (fewer, at least\n"
+        "one per user, where they would pass 20 M tokens: a plan's bounded work),\n"
         "SLO TTFT p95 <= %.0f ms and TPOT p95 <= %.0f ms.\n",
         PLAN_DEFAULT_CONTEXT, PLAN_DEFAULT_OUTPUT, PLAN_DEFAULT_USERS, PLAN_REQUESTS_PER_USER,
         PLAN_MIN_REQUESTS, PLAN_SLO_TTFT_MS, PLAN_SLO_TPOT_MS);
@@ -877,11 +885,43 @@ static const struct option plan_long_opts[] = {
     {NULL, 0, NULL, 0},
 };
 
+/* What an option takes, for "bad value" messages. */
+static const char *opt_range(int c)
+{
+    switch (c) {
+    case OPT_QUANT:
+        return "a quantization name, or a comma-separated list of up to 32";
+    case OPT_CONTEXT:
+        return "a whole number of tokens from 2 to 10000000, or a comma-separated list of up to "
+               "32";
+    case OPT_PROMPT:
+    case OPT_OUTPUT:
+    case OPT_REQUESTS:
+    case OPT_MBT:
+        return "a whole number from 1 to 10000000";
+    case OPT_USERS:
+        return "a whole number from 1 to 100000, or a comma-separated list of up to 32";
+    case OPT_SEQS:
+        return "a whole number from 1 to 1000000";
+    case OPT_UTIL:
+        return "a fraction above 0 and at most 1";
+    case OPT_TP:
+        return "a whole number of GPUs from 1 to 64";
+    case OPT_TTFT:
+    case OPT_TPOT:
+        return "milliseconds above 0";
+    default:
+        return "see testbench help plan";
+    }
+}
+
+/* Returns 0, 1 (help printed), -EINVAL (a usage error: print the usage) or -EBADMSG (an error
+ * already explained, such as a bad calibration profile: the usage would bury it). */
 static int plan_parse(int argc, char **argv, struct plan_opts *o)
 {
     memset(o, 0, sizeof(*o));
     o->output_tokens = PLAN_DEFAULT_OUTPUT;
-    o->slo = (struct slo_cfg){PLAN_SLO_TTFT_MS, NAN, PLAN_SLO_TPOT_MS, NAN, 95};
+    o->slo = (struct slo_cfg){PLAN_SLO_TTFT_MS, NAN, PLAN_SLO_TPOT_MS, NAN, 95, 0.95};
     o->prefix_caching = true;
     cost_calibration_default(&o->cal);
     optind = 1;
@@ -894,6 +934,14 @@ static int plan_parse(int argc, char **argv, struct plan_opts *o)
             o->gpu = optarg;
             break;
         case OPT_MODEL:
+            /* One model per plan: its rows share that model's memory plan and catalog entry.
+             * A list would be planned as one model of that name, so it is refused. */
+            if (strchr(optarg, ',')) {
+                log_error("plan: --model takes one model, '%s' names several; run plan once "
+                          "per model (testbench catalog models lists them)",
+                          optarg);
+                return -EBADMSG;
+            }
             o->model = optarg;
             break;
         case OPT_QUANT:
@@ -956,8 +1004,9 @@ static int plan_parse(int argc, char **argv, struct plan_opts *o)
             return -EINVAL;
         }
         if (bad) {
-            log_error("plan: bad value '%s' for --%s", optarg, plan_long_opts[c - OPT_GPU].name);
-            return -EINVAL;
+            log_error("plan: bad value '%s' for --%s: %s", optarg, plan_long_opts[c - OPT_GPU].name,
+                      opt_range(c));
+            return -EBADMSG;
         }
     }
     if (optind < argc) {
@@ -972,7 +1021,7 @@ static int plan_parse(int argc, char **argv, struct plan_opts *o)
         char err[512];
         if (cost_calibration_load(&o->cal, o->calibration_path, err, sizeof(err))) {
             log_error("plan: %s", err);
-            return -EINVAL;
+            return -EBADMSG;
         }
         o->have_cal = true;
     }
@@ -987,12 +1036,44 @@ static int plan_parse(int argc, char **argv, struct plan_opts *o)
     return 0;
 }
 
+/* The requests a row simulates, within PLAN_MAX_SIM_TOKENS; 0 or TB_EXIT_USAGE (said). */
+static int plan_requests_bounded(const struct plan_opts *o, struct plan_row *r)
+{
+    long long per = (long long)r->prompt + r->output;
+    long long cap = PLAN_MAX_SIM_TOKENS / per;
+    if (r->users > cap) {
+        log_error("plan: %d users of %lld tokens each (prompt + output) is more than a plan "
+                  "simulates (%lld M tokens, every user sending at least one request): at most "
+                  "%lld users at this context, or a shorter --context",
+                  r->users, per, PLAN_MAX_SIM_TOKENS / 1000000, cap);
+        return TB_EXIT_USAGE;
+    }
+    if (o->requests) {
+        if (o->requests > cap) {
+            log_error("plan: --requests %d of %lld tokens each is more than a plan simulates "
+                      "(%lld M tokens): at most %lld at this context",
+                      o->requests, per, PLAN_MAX_SIM_TOKENS / 1000000, cap);
+            return TB_EXIT_USAGE;
+        }
+        r->requests = o->requests;
+        return 0;
+    }
+    r->requests = plan_requests_for(r->users);
+    if (r->requests > cap) {
+        log_info("plan: %d users at %lld tokens per request: %lld requests simulated instead of "
+                 "%d (a plan simulates at most %lld M tokens)",
+                 r->users, per, cap, r->requests, PLAN_MAX_SIM_TOKENS / 1000000);
+        r->requests = (int)cap;
+    }
+    return 0;
+}
+
 int plan_main(int argc, char **argv)
 {
     struct plan_opts o;
     int rc = plan_parse(argc, argv, &o);
     if (rc) {
-        if (rc < 0)
+        if (rc == -EINVAL)
             plan_usage();
         return rc < 0 ? TB_EXIT_USAGE : TB_EXIT_OK;
     }
@@ -1010,6 +1091,12 @@ int plan_main(int argc, char **argv)
         catalog_free(cat);
         return TB_EXIT_USAGE;
     }
+    /* A profile fitted on another card describes that card's kernels and memory. */
+    const struct gpu_spec *pg = catalog_find_gpu(cat, o.gpu);
+    if (o.have_cal && pg && cost_calibration_other_gpu(&o.cal, pg->name, pg->display_name))
+        log_warn("plan: the calibration profile %s was fitted on %s, not %s: its efficiencies "
+                 "describe that GPU (the uncertainty band is the uncalibrated one)",
+                 o.calibration_path, o.cal.gpu, pg->name);
     if (!o.n_contexts) {
         o.contexts[0] = o.prompt_tokens ? o.prompt_tokens + o.output_tokens
                         : md->max_model_len < PLAN_DEFAULT_CONTEXT ? md->max_model_len
@@ -1048,7 +1135,9 @@ int plan_main(int argc, char **argv)
                     break;
                 }
                 r->users = o.users[ui];
-                r->requests = o.requests ? o.requests : plan_requests_for(r->users);
+                exit_code = plan_requests_bounded(&o, r);
+                if (exit_code)
+                    break;
                 exit_code = plan_row_run(&o, cat, r);
                 k++;
             }

@@ -19,6 +19,7 @@
 
 #include "core/buf.h"
 #include "core/log.h"
+#include "report/judge.h"
 #include "report/predict.h"
 
 /* The user counts plan tries for "max users", besides N itself. */
@@ -48,64 +49,32 @@ static const json_t *tenant_cfg(const json_t *run, const char *tenant, const cha
     return json_object_get(cfg, key);
 }
 
-static const char *quantile_key(double p)
-{
-    if (p <= 50)
-        return "p50";
-    if (p <= 90)
-        return "p90";
-    if (p <= 95)
-        return "p95";
-    if (p <= 99)
-        return "p99";
-    return "p99_9";
-}
-
 int point_judge(const json_t *run, const json_t *point, const struct report_slo *slo, char *why,
                 size_t whylen)
 {
-    static const char *const objectives[] = {"ttft_ms", "tpot_ms", "itl_ms", "e2e_ms"};
-    const char *tenant = json_string_value(json_object_get(point, "tenant"));
-    const json_t *cfg = tenant_cfg(run, tenant, "slo");
-    double overrides[] = {slo->ttft_ms, slo->tpot_ms, slo->itl_ms, slo->e2e_ms};
-    double p = isnan(slo->percentile) ? json_num(cfg, "percentile") : slo->percentile;
-    if (isnan(p))
-        p = 95;
-    const json_t *summary = json_object_get(point, "summary");
-    int verdict = -1;
+    /* The rule run and study use (report/judge.c): failures count, warm-up does not. */
+    struct slo_verdict v;
+    int met = report_point_verdict(run, point, slo, &v);
     if (why && whylen)
-        why[0] = '\0';
-    size_t used = 0;
-    for (size_t i = 0; i < 4; i++) {
-        double target = isnan(overrides[i]) ? json_num(cfg, objectives[i]) : overrides[i];
-        if (isnan(target) || target <= 0)
-            continue;
-        double v = summary_dist(summary, objectives[i], quantile_key(p));
-        if (isnan(v)) {
-            if (verdict != 0)
-                verdict = 0; /* nothing completed: nothing met it */
-            continue;
-        }
-        if (v > target) {
-            verdict = 0;
-            if (why && used < whylen)
-                used += (size_t)snprintf(why + used, whylen - used, "%s%.*s %s %.1f ms > %.0f ms",
-                                         used ? "; " : "", (int)(strlen(objectives[i]) - 3),
-                                         objectives[i], quantile_key(p), v, target);
-        } else if (verdict == -1) {
-            verdict = 1;
-        }
-    }
-    return verdict;
+        slo_verdict_line(&v, why, whylen);
+    return met;
 }
 
+/* Where a cell belongs: a study (by its folder's name) or one run outside a study. */
+struct cell_group {
+    const char *name;
+    bool study;
+};
+
 static struct guidance_cell *cell_find(struct guidance *g, struct cell_ctx **ctx,
-                                       const char *workload, const char *model, const char *quant,
-                                       const char *kv, long context)
+                                       const struct cell_group *grp, const char *workload,
+                                       const char *model, const char *quant, const char *kv,
+                                       long context)
 {
     for (size_t i = 0; i < g->n; i++) {
         struct guidance_cell *c = &g->cells[i];
-        if (c->context == context && strcmp(c->workload, workload) == 0 &&
+        if (c->context == context && c->from_study == grp->study &&
+            strcmp(c->group, grp->name) == 0 && strcmp(c->workload, workload) == 0 &&
             strcmp(c->model, model) == 0 && strcmp(c->quantization, quant) == 0 &&
             strcmp(c->kv_dtype, kv) == 0)
             return c;
@@ -119,6 +88,9 @@ static struct guidance_cell *cell_find(struct guidance *g, struct cell_ctx **ctx
     (*ctx)[g->n].slo_ttft_ms = NAN;
     (*ctx)[g->n].slo_tpot_ms = NAN;
     g->n++;
+    c->group = xstrdup(grp->name);
+    c->from_study = grp->study;
+    c->status = "";
     c->workload = xstrdup(workload);
     c->model = xstrdup(model);
     c->quantization = xstrdup(quant);
@@ -156,8 +128,9 @@ static void runs_add(struct guidance *g, struct cell_ctx **ctx, const struct rep
                 ctxlen = json_num(req, "prompt_tokens_max") + json_num(req, "completion_tokens");
             if (isnan(ctxlen))
                 ctxlen = 0;
+            struct cell_group grp = {r->label, false};
             struct guidance_cell *c =
-                cell_find(g, ctx, "", r->model, r->quantization, r->kv_dtype, (long)ctxlen);
+                cell_find(g, ctx, &grp, "", r->model, r->quantization, r->kv_dtype, (long)ctxlen);
             struct cell_ctx *x = &(*ctx)[c - g->cells];
             c->context_upto = upto;
             if (!x->gpu && (gpu || r->gpu))
@@ -189,7 +162,13 @@ static void runs_add(struct guidance *g, struct cell_ctx **ctx, const struct rep
             c->ttft_p95_ms = summary_dist(s, "ttft_ms", "p95");
             set_str(&c->origin, xstrdup(r->label));
             bool named = tenant && strcmp(tenant, "default") != 0;
-            set_str(&c->note, named ? xasprintf("tenant %s", tenant) : xstrdup(""));
+            /* A tenant asking for a LoRA adapter: the row is the base model's, the note says
+             * which adapter. */
+            const char *pm = json_string_value(json_object_get(p, "model"));
+            bool adapter = pm && strcmp(pm, r->model) != 0;
+            set_str(&c->note, named ? xasprintf("tenant %s%s%s", tenant,
+                                                adapter ? ", LoRA adapter " : "", adapter ? pm : "")
+                                    : xstrdup(""));
         }
     }
     for (size_t i = 0; i < g->n; i++) {
@@ -214,8 +193,9 @@ static void studies_add(struct guidance *g, struct cell_ctx **ctx, const struct 
             const char *quant = csv_table_get(t, r, "quantization");
             const char *kv = csv_table_get(t, r, "kv_cache_dtype");
             double ctxlen = csv_table_num(t, r, "max_model_len");
+            struct cell_group grp = {st->name, true};
             struct guidance_cell *c = cell_find(
-                g, ctx, csv_table_get(t, r, "workload"), csv_table_get(t, r, "model"),
+                g, ctx, &grp, csv_table_get(t, r, "workload"), csv_table_get(t, r, "model"),
                 *quant ? quant : "default", *kv ? kv : "auto", isnan(ctxlen) ? 0 : (long)ctxlen);
             const char *status = csv_table_get(t, r, "status");
             bool measured = strcmp(status, "measured") == 0 || strcmp(status, "interrupted") == 0;
@@ -233,9 +213,11 @@ static void studies_add(struct guidance *g, struct cell_ctx **ctx, const struct 
             const char *met = csv_table_get(t, r, "slo_met");
             c->slo_met = strcmp(met, "true") == 0 ? 1 : strcmp(met, "false") == 0 ? 0 : -1;
             if (strcmp(status, "does_not_fit") == 0 || strcmp(status, "failed_to_start") == 0) {
+                /* Not run is not judged: "does not fit" is no verdict on the SLO. */
                 c->source = CELL_NONE;
-                if (c->slo_met < 0 && strcmp(status, "does_not_fit") == 0)
-                    c->slo_met = 0;
+                c->slo_met = -1;
+                c->status =
+                    strcmp(status, "does_not_fit") == 0 ? "does_not_fit" : "failed_to_start";
                 set_str(&c->note, xasprintf("%s%s%s",
                                             strcmp(status, "does_not_fit") == 0 ? "does not fit"
                                                                                 : "failed to start",
@@ -243,6 +225,7 @@ static void studies_add(struct guidance *g, struct cell_ctx **ctx, const struct 
                 continue;
             }
             c->source = measured ? CELL_MEASURED : CELL_PREDICTED;
+            c->status = "";
             c->user_tps_p50 = row_num(t, r, "meas_user_tps", "pred_user_tps", measured);
             c->ttft_p95_ms = row_num(t, r, "meas_ttft_p95_ms", "pred_ttft_p95_ms", measured);
             set_str(&c->note, strcmp(status, "interrupted") == 0 ? xstrdup("interrupted")
@@ -311,7 +294,11 @@ static void cell_predict(struct guidance *g, struct guidance_cell *c, const stru
 static int cell_cmp(const void *a, const void *b)
 {
     const struct guidance_cell *x = a, *y = b;
-    int d = strcmp(x->workload, y->workload);
+    int d = (int)y->from_study - (int)x->from_study; /* studies first */
+    if (!d)
+        d = strcmp(x->group, y->group);
+    if (!d)
+        d = strcmp(x->workload, y->workload);
     if (!d)
         d = strcmp(x->model, y->model);
     if (!d)
@@ -335,7 +322,7 @@ void guidance_build(struct guidance *g, const struct report_input *in, int users
         struct guidance_cell *c = &g->cells[i];
         if (c->source != CELL_NONE)
             continue;
-        bool study_status = *c->note != '\0'; /* does not fit, failed to start */
+        bool study_status = *c->status != '\0'; /* does not fit, failed to start */
         if (!study_status)
             set_str(&c->note, xasprintf("no point at %d users measured", users));
         if (!study_status && self_exe && ctx[i].gpu && c->context > 0)
@@ -344,13 +331,15 @@ void guidance_build(struct guidance *g, const struct report_input *in, int users
     for (size_t i = 0; i < g->n; i++)
         free(ctx[i].gpu);
     free(ctx);
-    qsort(g->cells, g->n, sizeof(*g->cells), cell_cmp);
+    if (g->n > 1) /* qsort(NULL, 0, ...) is undefined: a run with no points has no cells */
+        qsort(g->cells, g->n, sizeof(*g->cells), cell_cmp);
 }
 
 void guidance_release(struct guidance *g)
 {
     for (size_t i = 0; i < g->n; i++) {
         struct guidance_cell *c = &g->cells[i];
+        free(c->group);
         free(c->workload);
         free(c->model);
         free(c->quantization);
@@ -374,6 +363,9 @@ json_t *guidance_json(const struct guidance *g)
     for (size_t i = 0; i < g->n; i++) {
         const struct guidance_cell *c = &g->cells[i];
         json_t *o = json_object();
+        json_object_set_new(o, "group", json_string(c->group));
+        json_object_set_new(o, "from_study", json_boolean(c->from_study));
+        json_object_set_new(o, "status", json_string(c->status));
         json_object_set_new(o, "workload", json_string(c->workload));
         json_object_set_new(o, "model", json_string(c->model));
         json_object_set_new(o, "quantization", json_string(c->quantization));

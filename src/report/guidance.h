@@ -22,7 +22,12 @@ struct report_slo {
 enum cell_source { CELL_NONE, CELL_MEASURED, CELL_PREDICTED };
 
 struct guidance_cell {
-    char *workload; /* study workload; "" for plain runs */
+    /* Cells are never pooled across studies or runs: a study's setups form its tables, and each
+     * run outside a study its own (two runs' points at the same model and context may differ
+     * in everything else). */
+    char *group;     /* the study folder's name, or the run's label */
+    bool from_study; /* group names a study */
+    char *workload;  /* study workload; "" for plain runs */
     char *model, *quantization, *kv_dtype;
     long context;      /* tokens */
     bool context_upto; /* not swept: the largest prompt + output a request had */
@@ -33,6 +38,7 @@ struct guidance_cell {
     double max_users;        /* most users within the SLO; NAN unknown, 0 none tried met it */
     bool max_users_at_least; /* the largest count tried met it: the true limit may be higher */
     double min_tried;        /* smallest count tried, for "fewer than" */
+    const char *status;      /* a study setup's "does_not_fit" or "failed_to_start"; "" */
     char *note;              /* status, reason or what was missing; "" none */
     char *origin;            /* the run or study/setup the values come from */
 };
@@ -52,12 +58,14 @@ void guidance_build(struct guidance *g, const struct report_input *in, int users
                     const struct report_slo *slo, const char *self_exe, const char *gpu);
 void guidance_release(struct guidance *g);
 
-/* The point against its objectives (the run's, with slo's overrides): 1 met, 0 missed, -1 none.
- * why (whylen bytes) gets the objectives missed. */
+/* The point against its objectives (the run's, with slo's overrides) by the verdict rule
+ * (report/judge.h): 1 met, 0 missed, -1 none. why (whylen bytes) gets the one-line verdict
+ * with its confidence interval ("missed: 13 of 20 failed (http_4xx)"). */
 int point_judge(const json_t *run, const json_t *point, const struct report_slo *slo, char *why,
                 size_t whylen);
 
-/* Cells as JSON for the page: [{workload, model, quantization, kv_dtype, context, ...}]. */
+/* Cells as JSON for the page: [{group, from_study, workload, model, quantization, kv_dtype,
+ * context, ...}], in order: studies' cells first, then each run's, by group. */
 json_t *guidance_json(const struct guidance *g);
 
 #endif

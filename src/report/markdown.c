@@ -18,11 +18,37 @@ static const char *str(const json_t *o, const char *key)
     return s ? s : "";
 }
 
-/* Text for a cell: '|' would split it. */
+/* Text from a result file (a model, tenant or version string, a reason) as Markdown text that
+ * says only what it says: '|' would split a table cell, a line break would end the line (and
+ * could start a "# heading"), '<' would open raw HTML in renderers that allow it (Jupyter,
+ * many wikis), other control characters are a terminal's escape sequences. */
 static void md(FILE *f, const char *s)
 {
-    for (; *s; s++)
-        fputc(*s == '|' ? '/' : *s == '\n' ? ' ' : *s, f);
+    for (; *s; s++) {
+        unsigned char c = (unsigned char)*s;
+        if (c == '|')
+            fputc('/', f);
+        else if (c == '<')
+            fputs("&lt;", f); /* no tag can start without it; '>' and '&' stay readable */
+        else if (c == '\n' || c == '\r' || c == '\t')
+            fputc(' ', f);
+        else if (c < 0x20 || c == 0x7f)
+            fputc('?', f);
+        else
+            fputc(c, f);
+    }
+}
+
+/* Text inside a `code span` (a path): shown literally, so no entities; a backquote would end
+ * the span and a line break the line. */
+static void md_code(FILE *f, const char *s)
+{
+    fputc('`', f);
+    for (; *s; s++) {
+        unsigned char c = (unsigned char)*s;
+        fputc(c == '`' ? '\'' : c == '|' ? '/' : c < 0x20 || c == 0x7f ? '?' : c, f);
+    }
+    fputc('`', f);
 }
 
 /* A table column: r's value at key, a number in fmt, or (fmt NULL) text. */
@@ -43,25 +69,20 @@ static void cells_write(FILE *f, const json_t *r, const struct col *cols, size_t
     }
 }
 
-static void matrix(FILE *f, const json_t *model)
+/* Cells [from, to) as one table: the study or run each comes from, then the cell. */
+static void matrix_rows(FILE *f, const json_t *cells, size_t from, size_t to)
 {
-    const json_t *cells = json_object_get(model, "guidance");
-    long long users = json_integer_value(json_object_get(model, "users"));
-    fprintf(f, "## What %lld users can get\n\n", users);
-    if (!json_array_size(cells)) {
-        fputs("No point in these results has a concurrency cap.\n\n", f);
-        return;
-    }
-    fputs("| workload | model | quantization | KV dtype | context | meets SLO | tok/s per user p50 "
-          "| TTFT p95 ms | max users within SLO | source | note |\n"
-          "|---|---|---|---|---:|---|---:|---:|---:|---|---|\n",
+    fputs("| study / run | workload | model | quantization | KV dtype | context | meets SLO | "
+          "tok/s per user p50 | TTFT p95 ms | max users within SLO | source | note |\n"
+          "|---|---|---|---|---|---:|---|---:|---:|---:|---|---|\n",
           f);
-    size_t i;
-    json_t *c;
-    json_array_foreach(cells, i, c)
-    {
+    for (size_t i = from; i < to; i++) {
+        const json_t *c = json_array_get(cells, i);
         json_t *met = json_object_get(c, "slo_met");
+        const char *status = str(c, "status");
         fputs("| ", f);
+        md(f, str(c, "group"));
+        fputs(" | ", f);
         md(f, *str(c, "workload") ? str(c, "workload") : "–");
         fputs(" | ", f);
         md(f, str(c, "model"));
@@ -72,9 +93,11 @@ static void matrix(FILE *f, const json_t *model)
         fprintf(f, " | %s%lld | %s | ",
                 json_is_true(json_object_get(c, "context_upto")) ? "≤ " : "",
                 (long long)json_integer_value(json_object_get(c, "context")),
-                json_is_true(met)    ? "yes"
-                : json_is_false(met) ? "**no**"
-                                     : "?");
+                strcmp(status, "does_not_fit") == 0      ? "does not fit"
+                : strcmp(status, "failed_to_start") == 0 ? "failed to start"
+                : json_is_true(met)                      ? "yes"
+                : json_is_false(met)                     ? "**no**"
+                                                         : "?");
         json_num_write(f, c, "user_tps_p50", "%.1f");
         fputs(" | ", f);
         json_num_write(f, c, "ttft_p95_ms", "%.0f");
@@ -91,6 +114,26 @@ static void matrix(FILE *f, const json_t *model)
         fputs(" |\n", f);
     }
     fputs("\n", f);
+}
+
+/* Studies' cells first, then runs outside a study under their own heading: never pooled. */
+static void matrix(FILE *f, const json_t *model)
+{
+    const json_t *cells = json_object_get(model, "guidance");
+    long long users = json_integer_value(json_object_get(model, "users"));
+    fprintf(f, "## What %lld users can get\n\n", users);
+    if (!json_array_size(cells)) {
+        fputs("No point in these results has a concurrency cap.\n\n", f);
+        return;
+    }
+    size_t n = json_array_size(cells), k = 0;
+    while (k < n && json_is_true(json_object_get(json_array_get(cells, k), "from_study")))
+        k++;
+    matrix_rows(f, cells, 0, k ? k : n);
+    if (!k || k == n)
+        return;
+    fprintf(f, "## What %lld users got in runs outside a study\n\n", users);
+    matrix_rows(f, cells, k, n);
 }
 
 /* Each study setup x workload: what study.csv says, the capacity, and its rows by users. */
@@ -123,14 +166,19 @@ static void study_setups(FILE *f, const json_t *model)
         fputs(", predicted ", f);
         json_num_write(f, g, "pred_max_users", "%.0f");
         fputs("\n\n", f);
+        if (*str(g, "side_by_side")) {
+            fputs("Measured side by side with `", f);
+            md(f, str(g, "side_by_side"));
+            fputs("` on the same host: its figures may include their interference.\n\n", f);
+        }
         if (*str(g, "reason") && strcmp(str(g, "status"), "measured") != 0) {
             md(f, str(g, "status"));
             fputs(": ", f);
             md(f, str(g, "reason"));
             if (*str(g, "server_log")) {
-                fputs(" (server log `", f);
-                md(f, str(g, "server_log"));
-                fputs("`)", f);
+                fputs(" (server log ", f);
+                md_code(f, str(g, "server_log"));
+                fputs(")", f);
             }
             fputs("\n\n", f);
         }
@@ -161,10 +209,12 @@ static void study_setups(FILE *f, const json_t *model)
                 json_num_write(f, r, key, "%.1f");
             }
             json_t *met = json_object_get(r, "slo_met");
-            fprintf(f, " | %s |\n",
-                    json_is_true(met)    ? "met"
-                    : json_is_false(met) ? "**missed**"
-                                         : "–");
+            fputs(" | ", f);
+            if (*str(r, "slo_line")) /* the verdict with its confidence interval */
+                md(f, str(r, "slo_line"));
+            else
+                fputs(json_is_true(met) ? "met" : json_is_false(met) ? "**missed**" : "–", f);
+            fputs(" |\n", f);
         }
         fputs("\n", f);
     }
@@ -273,12 +323,15 @@ static void runs(FILE *f, const json_t *model)
     {
         fputs("### ", f);
         md(f, str(r, "label"));
-        fputs("\n\n`", f);
-        md(f, str(r, "file"));
-        fputs("` — ", f);
+        fputs("\n\n", f);
+        md_code(f, str(r, "file"));
+        fputs(" — ", f);
         md(f, str(r, "model"));
-        fprintf(f, ", testbench %s, server %s\n\n", str(json_object_get(r, "tool"), "version"),
-                str(json_object_get(r, "server"), "version"));
+        fputs(", testbench ", f);
+        md(f, str(json_object_get(r, "tool"), "version"));
+        fputs(", server ", f);
+        md(f, str(json_object_get(r, "server"), "version"));
+        fputs("\n\n", f);
         fputs("| tenant | context | users | req/s | TTFT p95 ms | ITL p99 ms | tok/s per user p50 "
               "| SLO % | J/token | verdict | client |\n"
               "|---|---:|---:|---:|---:|---:|---:|---:|---:|---|---|\n",
@@ -334,11 +387,11 @@ static void pvm(FILE *f, const json_t *model)
 
 void markdown_compare(FILE *f, const json_t *cmp)
 {
-    fputs("## Comparison\n\nA: `", f);
-    md(f, str(cmp, "a"));
-    fputs("`  \nB: `", f);
-    md(f, str(cmp, "b"));
-    fputs("`  \n", f);
+    fputs("## Comparison\n\nA: ", f);
+    md_code(f, str(cmp, "a"));
+    fputs("  \nB: ", f);
+    md_code(f, str(cmp, "b"));
+    fputs("  \n", f);
     md(f, str(cmp, "method"));
     fputs("\n\n| point | metric | A | B | change % | 95% CI of B − A | verdict |\n"
           "|---|---|---:|---:|---:|---|---|\n",

@@ -32,6 +32,7 @@
 #include "core/version.h"
 #include "engine/calibration.h"
 #include "runner/client.h"
+#include "runner/estimate.h"
 #include "runner/probe.h"
 #include "runner/progress.h"
 #include "runner/ptimer.h"
@@ -765,6 +766,8 @@ int run_config(struct config *cfg, const struct run_options *o, struct run_outco
         return out->exit_code = TB_EXIT_RUNTIME;
     }
     client_reserve_descriptors((size_t)fds_needed(&r.cfg, o));
+    if (!r.args.quiet)
+        run_estimate_print(stdout, &r.cfg);
     interrupted = 0;
     atomic_store(&interrupted_all, false);
     struct sigaction sa, old_int, old_term, old_hup;

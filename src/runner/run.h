@@ -41,12 +41,14 @@ struct run_options {
     bool keep_handler; /* a second Ctrl-C does not kill the process (the caller has servers
                           to stop); the first one always ends the run with partial files */
     int threads;       /* loop threads for the transfers; 0 = from the load (run.c) */
-    /* Names the run in warnings (a study's setup and user count, a tenancy strategy's run),
-     * so a note about one point says which; NULL = none. */
+    /* Names the run: the progress line's name for the point (NULL = "point i/n") and the
+     * prefix of its warnings, so that a note about one point says which (a study's setup and
+     * user count, a tenancy strategy's run). */
     const char *label;
     /* The servers run in this process (a caller's simulators): each stream then costs two
      * descriptors, which the preflight counts. `sim` implies it. */
     bool server_in_process;
+    bool heartbeat; /* progress (a line every 30 s outside a terminal) even when quiet */
     const struct run_share *share; /* borrowed; NULL = this process makes the whole load */
 };
 
@@ -57,6 +59,7 @@ struct run_point {
     double rate;        /* INFINITY = closed loop */
     bool client_distorted;
     bool partial;
+    const char *ended_by; /* static: "requests", "duration", "decided", "interrupted" */
     struct point_summary summary;
     bool have_telemetry;
     struct telemetry_window telemetry;

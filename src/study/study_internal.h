@@ -36,6 +36,20 @@ struct study_args {
     const char *calibration;   /* --calibration FILE: plan and the sim backend use it */
     bool retry_failed;         /* --retry-failed: crashed/timeout starts and failed probes */
     bool allow_backend_change; /* --allow-backend-change: resume on another backend */
+    /* Beyond one process (src/scale/scale.h, docs/SCALE.md). */
+    bool prepare;           /* --prepare: plan, record what does not fit, write the launch index */
+    int setup_index;        /* --setup-index K: this process measures launch_index[K]; -1 none */
+    int shard_i, shard_n;   /* --shard i/n: launch_index[k] for k % n == i; n 0 = none */
+    const char *merge;      /* --merge DIR */
+    int parallel;           /* --parallel N: N setups at once on this box; 0 none */
+    const char *gpus;       /* --gpus LIST: the GPUs a shard's server may use */
+    const char *executor;   /* --executor local|slurm|k8s */
+    const char *emit;       /* --emit DIR: write the job scripts/manifests, submit nothing */
+    bool wait;              /* --wait: follow the submitted jobs to their end */
+    bool cancel;            /* --cancel-on-interrupt: Ctrl-C while following cancels the jobs */
+    const char *k8s_action; /* "apply", "status" or "collect" */
+    const char *k8s_dir;    /* the --emit folder those act on */
+    const char *endpoint;   /* --endpoint URL: the none backend's server (a k8s sidecar) */
 };
 
 struct study {
@@ -55,6 +69,12 @@ struct study {
     int lock_fd;          /* DIR/.lock, held while the study runs; -1 none */
     char *resume_backend; /* owned copies of what a resume took from study.json */
     char *resume_calibration;
+    char *resume_endpoint;
+    int *claim_fd; /* per setup: DIR/<id>/.lock held by this process, -1 none (src/scale) */
+    size_t n_claim;
+    bool shard;        /* --setup-index/--shard: writes only its setups' fragments */
+    bool hands_off;    /* the study was submitted: its files are the merge job's */
+    char *docker_gpus; /* a shard's --gpus as docker's "device=..." (owned) */
 };
 
 /* One setup x workload: what its probes share. */
@@ -72,8 +92,8 @@ struct cell {
 
 /* ---- study_predict.c: the plan for a setup x workload ---- */
 const struct slo_cfg *study_workload_slo(const struct study *st, size_t wi);
-/* Requests a probe of `users` sends: max(users x requests_per_user, min_requests). */
-int study_requests_for(const struct study *st, int users);
+/* Requests a probe of `users` of workload wi sends at most (probe.c): warm-up and cap. */
+int study_requests_for(const struct study *st, size_t wi, int users);
 /* A probe's benchmark.seed: fresh prompts for every probe. */
 uint64_t study_probe_seed(uint64_t seed, size_t wi, int users);
 /* Predicts setup si x workload wi at `users`, with the lengths the probe will send. */
@@ -84,8 +104,29 @@ int study_predict(const struct study *st, size_t si, size_t wi, int users,
 int study_check_plannable(const struct study *st);
 /* The plan's most users within the SLO, -1 unknown. */
 int study_predict_max_users(const struct study *st, size_t si, size_t wi, int prompt, int output);
-/* Measuring time the plan expects for a setup x workload, seconds. */
-double study_expected_seconds(const struct study *st, size_t si, size_t wi, int max_users);
+/* ---- probe.c: a probe's size, and what measuring costs ---- */
+struct probe_size {
+    int warmup; /* requests left out first: users x study.warmup_per_user */
+    int look;   /* the stop rule looks once this many after the warm-up have finished */
+    int cap;    /* the most after the warm-up */
+    int total;  /* warmup + cap: the run's num_requests */
+    bool stops; /* study.stop_when_decided and an SLO to decide */
+};
+void study_probe_size(const struct study *st, size_t wi, int users, struct probe_size *out);
+/* Measuring time the plan expects for a setup x workload, seconds, stopping when certain;
+ * *fixed_s (may be NULL): the same with every probe to its cap. */
+double study_expected_seconds(const struct study *st, size_t si, size_t wi, int max_users,
+                              double *fixed_s);
+/* A row's probe_s (measured) and probe_fixed_s (its cap's time, scaled from it). */
+void study_probe_times(json_t *row, double spent_s, size_t sent, int total);
+struct measuring_totals {
+    size_t probes, stopped, undecided;
+    double spent_s, fixed_s;
+};
+/* Over every measured row of the study (resumed ones too). */
+void study_measuring_totals(const struct study *st, struct measuring_totals *t);
+void study_measuring_save(struct study *st); /* study.json "measuring" */
+void study_print_measuring(const struct study *st);
 
 /* ---- study_rows.c: study.json's rows and setup states ---- */
 void study_row_set_pair(json_t *row, const char *name, json_t *pred, json_t *meas);

@@ -14,12 +14,22 @@
 
 #include <jansson.h>
 
+static void fmt_took(char *out, size_t len, double seconds)
+{
+    if (seconds < 120)
+        snprintf(out, len, "%.0f s", seconds);
+    else if (seconds < 7200)
+        snprintf(out, len, "%.0f min", seconds / 60);
+    else
+        snprintf(out, len, "%.1f h", seconds / 3600);
+}
+
 void study_print_plan(struct study *st)
 {
     printf("Predicted before any server starts (testbench plan, %s):\n", st->cfg.study.gpu);
     printf("  %-50s %-16s %5s %10s %10s %8s %9s %6s\n", "setup", "workload", "users", "KV tokens",
            "TTFT p95", "TPOT p50", "tok/s/user", "max");
-    double seconds = 0;
+    double seconds = 0, fixed = 0;
     size_t launched = 0;
     for (size_t si = 0; si < st->n_setups && !study_stop_requested; si++) {
         bool any = false;
@@ -35,23 +45,22 @@ void study_print_plan(struct study *st)
             }
             any = true;
             int mx = study_predict_max_users(st, si, wi, prompt, output);
-            seconds += study_expected_seconds(st, si, wi, mx);
+            double f = 0;
+            seconds += study_expected_seconds(st, si, wi, mx, &f);
+            fixed += f;
             printf("  %-50.50s %-16.16s %5d %10ld %8.0f ms %5.1f ms %9.1f %6d\n", st->setups[si].id,
                    st->wl[wi].name, users, p.kv_capacity_tokens, p.ttft.p95 * 1e3, p.tpot.p50 * 1e3,
                    p.user_tps, mx);
         }
         launched += any;
     }
-    char took[32];
-    if (seconds < 120)
-        snprintf(took, sizeof(took), "%.0f s", seconds);
-    else if (seconds < 7200)
-        snprintf(took, sizeof(took), "%.0f min", seconds / 60);
-    else
-        snprintf(took, sizeof(took), "%.1f h", seconds / 3600);
+    char took[32], fixed_took[32];
+    fmt_took(took, sizeof(took), seconds);
+    fmt_took(fixed_took, sizeof(fixed_took), fixed);
     printf("  %zu of %zu setups to launch; measuring them takes about %s if the plan is right "
-           "(plus each server's start-up)\n",
-           launched, st->n_setups, took);
+           "(plus each server's start-up), stopping each probe once its verdict is certain; "
+           "every probe to its cap would take %s\n",
+           launched, st->n_setups, took, fixed_took);
     fflush(stdout);
 }
 
