@@ -158,6 +158,26 @@ static void measured_strategies(void **state)
     assert_int_equal(system(cmd), 0);
 }
 
+/* Tenants without objectives: nothing is judged, so nothing is said to be met. */
+static void no_objectives_judge_nothing(void **state)
+{
+    (void)state;
+    char dir[] = "/tmp/tb_tenancy_XXXXXX";
+    assert_non_null(mkdtemp(dir));
+    json_t *j = run_tenancy_on(
+        dir, "gpu: rtx-pro-6000\nseed: 7\ntenants:\n"
+             "  - {name: a, model: meta-llama/Llama-3.1-8B-Instruct, users: 1, prompt_tokens: 32,\n"
+             "     output_tokens: 4, requests: 2}\n"
+             "strategies:\n  - {name: mig, kind: mig, profiles: [2g.48gb]}\n");
+    json_t *tot = json_object_get(json_array_get(json_object_get(j, "strategies"), 0), "total");
+    assert_non_null(tot);
+    assert_true(json_is_null(json_object_get(tot, "all_meet_slo")));
+    json_decref(j);
+    char cmd[600];
+    snprintf(cmd, sizeof(cmd), "rm -rf %s", dir);
+    assert_int_equal(system(cmd), 0);
+}
+
 /* --endpoints must name a strategy of the file and give one URL, or one per tenant. */
 static void bad_endpoints(void **state)
 {
@@ -274,6 +294,7 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(bad_endpoints),
+        cmocka_unit_test(no_objectives_judge_nothing),
         cmocka_unit_test(measured_strategies),
         cmocka_unit_test(agrees_with_the_plan),
     };

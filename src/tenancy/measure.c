@@ -473,7 +473,7 @@ static json_t *strategy_json(const struct measure *m, const struct tenancy_strat
         tokens += isfinite(tog[i].tokens) ? tog[i].tokens : 0;
     }
     json_t *ta = json_array();
-    bool all_met = true;
+    bool all_met = true, judged = false;
     for (size_t i = 0; i < n; i++) {
         const struct tenant_meas *a = &alone[i], *t = &tog[i];
         json_t *x = json_object();
@@ -492,8 +492,9 @@ static json_t *strategy_json(const struct measure *m, const struct tenancy_strat
         double share = tokens > 0 && isfinite(t->tokens) ? t->tokens / tokens : NAN;
         json_object_set_new(x, "token_share", num_or_null(share));
         json_object_set_new(x, "energy_j_attributed", num_or_null(energy * share));
-        /* a tenant without objectives (verdict null) misses nothing */
+        /* a tenant without objectives (verdict null) misses nothing, and judges nothing */
         json_t *v = json_object_get(t->summary, "slo_verdict");
+        judged |= json_is_string(v);
         all_met &= t->summary && (json_is_null(v) || !v ||
                                   (json_is_string(v) && strcmp(json_string_value(v), "met") == 0));
         json_array_append_new(ta, x);
@@ -502,7 +503,8 @@ static json_t *strategy_json(const struct measure *m, const struct tenancy_strat
     json_t *tot = json_object();
     json_object_set_new(tot, "output_tps", json_real(total_tps));
     json_object_set_new(tot, "jain_fairness", num_or_null(tenancy_jain(norm, n)));
-    json_object_set_new(tot, "all_meet_slo", json_boolean(all_met));
+    /* null when no tenant has an SLO: nothing was judged, so nothing "met" */
+    json_object_set_new(tot, "all_meet_slo", judged ? json_boolean(all_met) : json_null());
     json_object_set_new(tot, "gpu_energy_j", num_or_null(energy));
     json_object_set_new(o, "total", tot);
     const char *tp =
@@ -591,8 +593,9 @@ static void print_strategy(json_t *st)
                jnum(pt, "jain_fairness", NULL));
     printf("  total: %.1f output tokens/s, Jain fairness %.3f, %s\n", jnum(tot, "output_tps", NULL),
            jnum(tot, "jain_fairness", NULL),
-           json_is_true(json_object_get(tot, "all_meet_slo")) ? "every SLO met"
-                                                              : "some SLO missed");
+           json_is_null(json_object_get(tot, "all_meet_slo"))   ? "no SLO set"
+           : json_is_true(json_object_get(tot, "all_meet_slo")) ? "every SLO met"
+                                                                : "some SLO missed");
 }
 
 /* Measures strategy k; appends its object to arr. 0 or -errno with err. */
