@@ -23,7 +23,7 @@ endforeach()
 # regression.
 foreach(t test_calibrate test_client test_load test_ptimer test_run_e2e test_session
           test_sim_server test_sim_instances test_tenancy_measure test_report_inputs
-          test_selfcheck test_verdict_e2e test_harden_run test_telemetry_cmd
+          test_selfcheck test_harden_run test_telemetry_cmd
           test_telemetry_scrape test_telemetry_prom)
   if(TARGET ${t})
     set_property(TEST ${t} APPEND PROPERTY LABELS timing)

@@ -21,8 +21,8 @@ foreach(t test_harden_run test_harden_run2)
   endif()
 endforeach()
 if(TARGET test_harden_run2)
-  # Runs of 1,000 sessions on the simulator in the binary: not beside the timing tests.
-  set_property(TEST test_harden_run2 APPEND PROPERTY RESOURCE_LOCK cpu_heavy_or_timing)
+  # Runs of 1,000 sessions on the simulator in the binary; it asserts no timing.
+  set_property(TEST test_harden_run2 APPEND PROPERTY RESOURCE_LOCK ${TB_HEAVY_LOCK})
 endif()
 # test_load runs `run --workers 2`, a coordinator with two workers and merges against the
 # simulator, and compares their throughput with a single runner's within 2 %: a real-time test.
