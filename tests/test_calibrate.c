@@ -180,8 +180,8 @@ static double path_overhead_s(void)
     double measured = num(json_object_get(sum, "ttft_ms"), "mean");
     double in = num(sum, "prompt_tokens_total") / num(sum, "completed");
     json_decref(root);
-    a = xasprintf("plan --gpu l40s --model llama-3.1-8b --context 16448 --prompt-tokens %d "
-                  "--output-tokens 2 --users 1 --requests 4 --calibration %s/truth0.yaml --json",
+    a = xasprintf("plan --gpu l40s --model llama-3.1-8b --max-model-len 16448 --prompt-tokens %d "
+                  "--population streams --output-tokens 2 --users 1 --requests 4 --calibration %s/truth0.yaml --json",
                   (int)lround(in), tmpdir);
     char *out = NULL;
     assert_int_equal(run_tb(a, &out), 0);
@@ -287,7 +287,7 @@ static void calibrate_replays_each_requests_lengths(void **state)
 static json_t *plan_json(const char *extra)
 {
     char *args = xasprintf("plan --gpu h200 --model llama-3.1-8b --prompt-tokens 2000 "
-                           "--output-tokens 200 --users 8 --json %s",
+                           "--output-tokens 200 --users 8 --population streams --json %s",
                            extra);
     char *out = NULL;
     assert_int_equal(run_tb(args, &out), 0);

@@ -141,8 +141,10 @@ static void check_defaults(const struct config *c)
     assert_int_equal(c->requests.prompt_tokens_max, 2048);
     assert_int_equal(c->requests.completion_tokens, 512);
     assert_int_equal(c->requests.shared_prefix_tokens, 0);
-    assert_true(isnan(c->slo.ttft_ms) && isnan(c->slo.itl_ms) && isnan(c->slo.tpot_ms) &&
+    /* The default SLO profile (chat), as every entry point uses it. */
+    assert_true(c->slo.ttft_ms == 2000 && isnan(c->slo.itl_ms) && c->slo.tpot_ms == 100 &&
                 isnan(c->slo.e2e_ms));
+    assert_string_equal(c->slo.profile, "chat");
     assert_true(c->slo.percentile == 95.0);
     assert_true(c->telemetry.sample_interval_sec == 1.0);
     assert_true(c->telemetry.collect_gpu_stats);

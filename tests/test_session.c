@@ -513,7 +513,13 @@ static void sessions_against_the_simulator(void **state)
                 fprintf(stderr, "request %zu: ttft %.6f ttft_sched %.6f\n", i, ttft, sched);
             assert_true(sched >= ttft && sched - ttft < 0.005);
             if (turn == 0) {
-                assert_true(num(r, "t_due") < 0.1); /* every user starts at once */
+                /* The users arrive spread over one think time (start_spread_s defaults to
+                 * think_time_s): user k of 3 at k x 0.15 / 3 s. */
+                double due = num(json_array_get(reqs, 0), "t_due") + (double)(i / 4) * 0.05;
+                if (!(fabs(num(r, "t_due") - due) < 0.01))
+                    fprintf(stderr, "request %zu: t_due %.4f, want %.4f\n", i, num(r, "t_due"),
+                            due);
+                assert_true(fabs(num(r, "t_due") - due) < 0.01);
                 continue;
             }
             json_t *prev = json_array_get(reqs, i - 1);

@@ -129,13 +129,10 @@ static void requests_defaults(struct requests_cfg *r)
     session_cfg_defaults(&r->session);
 }
 
+/* One default for every entry point: the default profile's objectives. */
 static void slo_defaults(struct slo_cfg *s)
 {
-    s->ttft_ms = NAN;
-    s->itl_ms = NAN;
-    s->tpot_ms = NAN;
-    s->e2e_ms = NAN;
-    s->percentile = 95.0;
+    slo_from_profile(s, slo_profile_default());
 }
 
 void requests_cfg_copy(struct requests_cfg *dst, const struct requests_cfg *src)
@@ -994,6 +991,7 @@ static json_t *slo_to_json(const struct slo_cfg *s)
     json_object_set_new(o, "tpot_ms", json_num(s->tpot_ms));
     json_object_set_new(o, "e2e_ms", json_num(s->e2e_ms));
     json_object_set_new(o, "percentile", json_num(s->percentile));
+    json_object_set_new(o, "profile", s->profile[0] ? json_string(s->profile) : json_null());
     return o;
 }
 

@@ -15,6 +15,7 @@
 #include <jansson.h>
 
 #include "config/session_cfg.h"
+#include "config/slo_profile.h"
 #include "config/study_cfg.h"
 #include "config/workload_cfg.h"
 #include "core/xalloc.h"
@@ -25,13 +26,15 @@ enum api_kind { API_COMPLETIONS, API_CHAT };
 const char *arrival_name(enum arrival a);
 const char *api_kind_name(enum api_kind a);
 
-/* NAN = no objective on that metric. */
+/* NAN = no objective on that metric. The values come from a named profile (slo_profile.h;
+ * default "chat"), then the keys a file sets. */
 struct slo_cfg {
     double ttft_ms;
     double itl_ms;
     double tpot_ms;
     double e2e_ms;
     double percentile; /* quantile used for verdicts, e.g. 95 for p95 (default 95) */
+    char profile[24];  /* the profile the values started from ("" = none) */
 };
 
 struct requests_cfg {
