@@ -320,7 +320,8 @@ void config_set_model(struct config *c, const char *name)
     free(old);
 }
 
-int config_set_closed_loop(struct config *c, int users, int num_requests, int context)
+int config_set_closed_loop(struct config *c, int users, int num_requests, int context,
+                           bool sessions)
 {
     if (c->tenants_given)
         return -EINVAL;
@@ -332,9 +333,11 @@ int config_set_closed_loop(struct config *c, int users, int num_requests, int co
     r->rates[0] = INFINITY;
     r->n_rates = 1;
     r->num_requests = num_requests;
-    /* The planner's users send the next request when the last ends, without think times:
-     * the measurement it is compared with is the same closed loop (docs/STUDY.md). */
-    r->session.enabled = false;
+    /* People in conversation, or request streams that send the next request when the last
+     * ends (docs/STUDY.md "Populations"); the planner models either. */
+    if (sessions && !r->session.enabled)
+        session_cfg_defaults(&r->session); /* a workload without session keys: the defaults */
+    r->session.enabled = sessions;
     free(c->context_lengths);
     c->context_lengths = NULL;
     c->n_context_lengths = 0;

@@ -153,12 +153,14 @@ void config_release(struct config *c);
 void config_set_endpoint(struct config *c, const char *url);
 /* --model: sets model.name and every tenant model / server.sim.model that was the old one. */
 void config_set_model(struct config *c, const char *name);
-/* Turns a one-tenant config into one point of `users` closed-loop users (concurrency = users,
- * rate inf) sending num_requests requests; context > 0 fills each prompt to that window, 0 keeps
- * the prompt_tokens_min/max lengths. requests.session is turned off (the planner's closed loop
- * has no think times). -EINVAL for a config with named tenants. Run
- * config_check() afterwards. */
-MUST_USE int config_set_closed_loop(struct config *c, int users, int num_requests, int context);
+/* Turns a one-tenant config into one point of `users` users (concurrency = users, rate inf)
+ * sending num_requests requests; context > 0 fills each (first) prompt to that window, 0 keeps
+ * the prompt_tokens_min/max lengths. sessions: the users hold conversations (requests.session
+ * on, with the config's own session keys or their defaults); else they are closed-loop request
+ * streams without think times (requests.session off). -EINVAL for a config with named tenants.
+ * Run config_check() afterwards. */
+MUST_USE int config_set_closed_loop(struct config *c, int users, int num_requests, int context,
+                                    bool sessions);
 /* Points measured per tenant: max(1, context lengths) x concurrency sweep x rate sweep. */
 size_t config_n_points(const struct config *c);
 /* The resolved config as JSON (every key, defaults filled in), for result files. */

@@ -891,16 +891,27 @@ static const struct field setups_fields[] = {
     FC(list, load_setup_list),
 };
 
+/* workloads[].context_fill: the old name of window_fill ("context" meant both the window and
+ * the prompt; docs/CONFIG.md, "Window and prompt"). */
+static int load_context_fill(struct loader *ld, const yaml_node_t *n, const char *path, void *base)
+{
+    struct workload_cfg *w = base;
+    int rc = get_number(ld, n, path, false, &w->window_fill);
+    if (!rc)
+        origin_add(ld, &w->window_fill, n);
+    return rc;
+}
+
 static const struct field workload_fields[] = {
-    F(workload_cfg, name, FT_STR),
-    F(workload_cfg, config, FT_STR),
-    F(workload_cfg, context_fill, FT_NUM),
+    F(workload_cfg, name, FT_STR),        F(workload_cfg, config, FT_STR),
+    F(workload_cfg, window_fill, FT_NUM), FC(context_fill, load_context_fill),
+    F(workload_cfg, population, FT_STR),  F(workload_cfg, slo_profile, FT_STR),
 };
 
 static void workload_init(void *p)
 {
     struct workload_cfg *w = p;
-    w->context_fill = NAN;
+    w->window_fill = NAN;
 }
 
 static int load_workloads(struct loader *ld, const yaml_node_t *n, const char *path, void *base)

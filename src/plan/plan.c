@@ -14,6 +14,7 @@
 
 #include <errno.h>
 #include <math.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -134,29 +135,35 @@ static void plan_verdict(const struct plan_opts *o, struct plan_row *row)
         double limit_ms;
     } obj[4] = {
         {"TTFT", slo->ttft_ms}, {"ITL", slo->itl_ms}, {"TPOT", slo->tpot_ms}, {"E2E", slo->e2e_ms}};
-    char missed[320] = "";
+    char missed[320] = "", failures[160] = "";
     size_t nm = 0;
-    int failed = row->requests - row->res.completed;
+    int failed = row->res.sent - row->res.completed;
     if (failed > 0)
-        nm += (size_t)snprintf(missed, sizeof(missed),
-                               "%d of %d requests failed (a conversation grew past the "
-                               "%d-token window)",
-                               failed, row->requests, row->cm.max_model_len);
+        snprintf(failures, sizeof(failures),
+                 "; %d of %d requests failed (a conversation grew past the %d-token window)",
+                 failed, row->res.sent, row->cm.max_model_len);
     for (int i = 0; i < 4; i++) {
         if (!(obj[i].limit_ms > 0))
             continue;
         double x = row->res.at_pct[i] * 1e3;
-        if (!(x <= obj[i].limit_ms) && nm < sizeof(missed))
+        if (x <= obj[i].limit_ms || nm >= sizeof(missed))
+            continue;
+        if (isinf(x))
+            nm += (size_t)snprintf(missed + nm, sizeof(missed) - nm,
+                                   "%s%s p%g: more than %g %% of requests failed", nm ? "; " : "",
+                                   obj[i].name, pct, 100 - pct);
+        else
             nm += (size_t)snprintf(missed + nm, sizeof(missed) - nm, "%s%s p%g %.1f ms > %.0f ms",
                                    nm ? "; " : "", obj[i].name, pct, x, obj[i].limit_ms);
     }
     char what[200];
     slo_describe(slo, what, sizeof(what));
-    row->ok = missed[0] == '\0';
+    row->ok = row->res.meets_slo;
     if (row->ok)
-        snprintf(row->verdict, sizeof(row->verdict), "meets the SLO (%s)", what);
+        snprintf(row->verdict, sizeof(row->verdict), "meets the SLO (%s)%s", what, failures);
     else
-        snprintf(row->verdict, sizeof(row->verdict), "violates the SLO (%s): %s", what, missed);
+        snprintf(row->verdict, sizeof(row->verdict), "violates the SLO (%s): %s%s", what,
+                 missed[0] ? missed : "nothing completed", failures);
 }
 
 /* Why a setup does not fit, with the lever that would make it fit. */
@@ -275,7 +282,7 @@ static void prediction_from_row(const struct plan_row *row, struct plan_predicti
                                                               (double)row->res.prompt_tokens
                                                         : NAN;
     out->max_prompt = row->res.max_prompt;
-    out->failed = row->simulated ? row->requests - row->res.completed : 0;
+    out->failed = row->simulated ? row->res.sent - row->res.completed : 0;
     memcpy(out->at_pct, row->res.at_pct, sizeof(out->at_pct));
     out->output_tps = row->out_tps;
     out->user_tps = row->user_tps;
@@ -310,9 +317,8 @@ int plan_predict_with(const struct plan_query *q, const struct catalog *cat,
     if (q->requests > 0)
         row->requests = q->requests;
     else if (q->requests_per_user > 0)
-        row->requests = q->users * q->requests_per_user > q->min_requests
-                            ? q->users * q->requests_per_user
-                            : q->min_requests;
+        row->requests = plan_probe_requests(q->users, q->requests_per_user, q->min_requests,
+                                            o.population == VD_SESSIONS ? o.session.turns : 0);
     else
         row->requests = plan_requests_for(&o, q->users);
     int rc = 0;
@@ -402,6 +408,16 @@ int plan_requests_default(int users)
     plan_opts_defaults(&o);
     o.population = VD_STREAMS;
     return plan_requests_for(&o, users);
+}
+
+int plan_probe_requests(int users, int per_user, int min_requests, int turns)
+{
+    if (turns > 0) {
+        per_user = per_user < turns ? turns : (per_user + turns - 1) / turns * turns;
+        min_requests = (min_requests + turns - 1) / turns * turns;
+    }
+    long n = (long)users * per_user;
+    return n < min_requests ? min_requests : n > INT32_MAX ? INT32_MAX : (int)n;
 }
 
 int plan_floor(const struct plan_query *q, struct plan_floor *out, char *err, size_t errlen)

@@ -99,6 +99,11 @@ MUST_USE int plan_max_users(const struct plan_query *q, int max_users, int *out,
                             size_t errlen);
 /* Requests a plan runs for n users: max(4 n, 32), so each user sends several. */
 int plan_requests_default(int users);
+/* Requests a study probe (and its plan) sends for n users: max(n x per_user, min_requests);
+ * with sessions of `turns` turns (0: streams), every user holds whole conversations: per_user
+ * and min_requests are rounded up to multiples of turns, and per_user is at least one
+ * conversation. */
+int plan_probe_requests(int users, int per_user, int min_requests, int turns);
 
 /* What one user alone gets on the setup (q at 1 user): the floor under every percentile. */
 struct plan_floor {

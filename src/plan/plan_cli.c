@@ -97,7 +97,7 @@ static void row_json_results(json_t *j, const struct plan_row *r)
                             : json_null());
     json_object_set_new(j, "max_prompt_tokens", s ? json_integer(x->max_prompt) : json_null());
     json_object_set_new(j, "failed_requests",
-                        s ? json_integer(r->requests - x->completed) : json_null());
+                        s ? json_integer(x->sent - x->completed) : json_null());
     json_object_set_new(j, "user_tokens_per_s", s ? json_real_or_null(r->user_tps) : json_null());
     json_object_set_new(j, "output_throughput", s ? json_real_or_null(r->out_tps) : json_null());
     json_object_set_new(j, "duration_s", s ? json_real_or_null(r->duration_s) : json_null());

@@ -81,7 +81,7 @@ struct vd_result {
     double window_s;       /* first request sent to last completed */
     long output_tokens, prompt_tokens, cached_prompt_tokens;
     int max_prompt; /* the longest prompt sent (sessions: the longest conversation) */
-    bool meets_slo; /* every request completed and every objective at slo.percentile */
+    bool meets_slo; /* every objective holds at slo.percentile, failures included */
 };
 
 /* Per-instance figures. */

@@ -327,25 +327,6 @@ static uint64_t derive_seed(uint64_t seed, size_t point, size_t tenant, const ch
     return run_point_seed(seed, point, tenant, what);
 }
 
-/* Sessions over the workload's lengths: a first turn in a context window leaves room for the
- * whole conversation; a later turn is a new user message, the conversation comes on top. */
-static void session_targets(struct tenant_run *tr, const struct requests_cfg *rq, int context,
-                            uint64_t seed)
-{
-    struct rng g;
-    rng_seed(&g, seed);
-    for (size_t i = 0; i < tr->n; i++) {
-        struct req_record *rec = &tr->recs[i];
-        session_set_locate(tr->sessions, i, &rec->session, &rec->turn);
-        if (rec->turn > 0)
-            rec->target_prompt_tokens =
-                (int)rng_range(&g, rq->session.message_tokens_min, rq->session.message_tokens_max);
-        else if (context > 0)
-            rec->target_prompt_tokens =
-                (int)session_first_prompt(&rq->session, context, rq->completion_tokens);
-    }
-}
-
 /* The prompt thread: builds prompts in order, never more than PROMPT_AHEAD beyond the
  * requests released. Only it uses the tenant's builder while the point runs. */
 static void *prompt_main(void *arg)
@@ -463,7 +444,8 @@ static int tenant_prepare(struct runner *r, struct tenant_run *tr, size_t point,
     workload_plan(w, derive_seed(seed, point, (size_t)tr->index, "lengths"), context, tr->recs,
                   tr->n);
     if (tr->sessions)
-        session_targets(tr, rq, context, derive_seed(seed, point, (size_t)tr->index, "turns"));
+        workload_plan_turns(rq, derive_seed(seed, point, (size_t)tr->index, "turns"), context,
+                            tr->recs, tr->n);
     tr->context = context;
     tr->point = point;
     atomic_store(&tr->built, 0);

@@ -149,7 +149,10 @@ void study_workloads_resolve(const struct config *c, struct study_workload **out
     for (size_t i = 0; i < count; i++) {
         const struct workload_cfg *wc = s->n_workloads ? &s->workloads[i] : NULL;
         w[i].name = xstrdup(wc ? wc->name : "default");
-        w[i].context_fill = wc ? wc->context_fill : NAN;
+        w[i].window_fill = wc ? wc->window_fill : NAN;
+        /* Users are people unless the workload says streams (docs/STUDY.md "Populations"). */
+        w[i].sessions = !(wc && wc->population && strcmp(wc->population, "streams") == 0);
+        w[i].slo_profile = wc ? wc->slo_profile : NULL;
         w[i].path = study_workload_path(c->path, wc);
     }
     *out = w;

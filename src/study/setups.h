@@ -6,6 +6,7 @@
 #ifndef TB_SETUPS_H
 #define TB_SETUPS_H
 
+#include <stdbool.h>
 #include <stddef.h>
 
 #include "config/config.h"
@@ -26,8 +27,10 @@ struct study_setup {
 
 struct study_workload {
     char *name;
-    char *path;          /* the run config it came from */
-    double context_fill; /* NAN = prompts from the config's lengths */
+    char *path;              /* the run config it came from */
+    double window_fill;      /* NAN = prompts from the config's lengths */
+    bool sessions;           /* users in conversation (default); false: request streams */
+    const char *slo_profile; /* borrowed from the config; NULL = the workload's own slo */
 };
 
 /* Expands c's setups; *out is an array of *n (free with study_setups_free). */

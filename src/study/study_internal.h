@@ -61,10 +61,18 @@ struct cell {
     int pred_max;     /* plan's max users, -1 unknown */
 };
 
+/* Tokens a later chat turn adds besides the answer and the message, in the simulator's
+ * Llama-3 shaped template (src/sim/request.c): end of the answer, the user header and end,
+ * the generation prompt. */
+#define STUDY_CHAT_TURN_TOKENS 8
+
 /* ---- study_predict.c: the plan for a setup x workload ---- */
 const struct slo_cfg *study_workload_slo(const struct study *st, size_t wi);
-/* Requests a probe of `users` sends: max(users x requests_per_user, min_requests). */
-int study_requests_for(const struct study *st, int users);
+/* The study's or the workload entry's SLO into a probe's (or the loaded workload's) config. */
+void study_workload_apply(const struct study *st, size_t wi, struct config *cfg);
+/* Requests a probe of `users` sends: max(users x requests_per_user, min_requests), whole
+ * conversations per user with sessions (plan_probe_requests). */
+int study_requests_for(const struct study *st, size_t wi, int users);
 /* A probe's benchmark.seed: fresh prompts for every probe. */
 uint64_t study_probe_seed(uint64_t seed, size_t wi, int users);
 /* Predicts setup si x workload wi at `users`, with the lengths the probe will send. */

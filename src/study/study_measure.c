@@ -37,14 +37,15 @@ static int probe_config(struct cell *c, int users, struct config *cfg)
     }
     config_set_model(cfg, s->model);
     cfg->server.sim.enabled = false;
-    if (st->cfg.study.slo_given)
-        cfg->slo = st->cfg.slo;
+    study_workload_apply(st, c->wi, cfg);
     free(cfg->benchmark.output_dir);
     cfg->benchmark.output_dir = xasprintf("%s/%s", st->dir, s->id);
     free(cfg->benchmark.output_prefix);
     cfg->benchmark.output_prefix = xasprintf("%s_u%d", st->wl[c->wi].name, users);
     cfg->benchmark.seed = study_probe_seed(cfg->benchmark.seed, c->wi, users);
-    if (config_set_closed_loop(cfg, users, study_requests_for(st, users), c->context)) {
+    bool sessions = st->wl[c->wi].sessions;
+    if (config_set_closed_loop(cfg, users, study_requests_for(st, c->wi, users), c->context,
+                               sessions)) {
         log_error("study: workload %s has named tenants; a study measures one tenant",
                   st->wl[c->wi].name);
         config_release(cfg);

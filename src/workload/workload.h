@@ -40,6 +40,13 @@ bool workload_schedule(const struct workload *w, mono_ns *off, size_t n);
  * prompts fill context - output tokens. */
 void workload_plan(struct workload *w, uint64_t seed, int context, struct req_record *recs,
                    size_t n);
+/* With requests.session, after workload_plan: each later turn's target is its new user
+ * message (drawn from message_tokens_min..max with seed, in request order; the conversation
+ * comes on top when it is sent), and with context > 0 each first turn leaves room for the
+ * whole conversation (session_first_prompt). Request i is session i / turns, turn i % turns.
+ * The runner sends these and the planner replays them (study_predict.c). */
+void workload_plan_turns(const struct requests_cfg *rq, uint64_t seed, int context,
+                         struct req_record *recs, size_t n);
 /* Request i's prompt (caller frees): text, or with workload_messages() a JSON array of chat
  * messages. May set rec's targets (datasets). On the tenant's prompt thread, in order. */
 char *workload_prompt(struct workload *w, struct prompt_builder *b, uint64_t seed, size_t i,
