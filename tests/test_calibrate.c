@@ -20,6 +20,7 @@
 #include <math.h>
 #include <jansson.h>
 
+#include "config/catalog.h"
 #include "core/xalloc.h"
 #include "engine/calibration.h"
 #include "plan/calibrate.h"
@@ -95,16 +96,34 @@ static int teardown(void **state)
     return rc;
 }
 
-/* The simulator runs with these efficiencies (not the defaults); calibrate must find them. */
+/* The simulator runs with these efficiencies and per-request cost, each far from its default
+ * (0.6, 0.6, 0.8, 0.49 and 15 ms), so that a fit which does not move a parameter is seen;
+ * calibrate must find them. */
+#define TRUTH_GEMM "0.40"
+#define TRUTH_ATTN "0.40"
+#define TRUTH_WEIGHT_BW "0.55"
+#define TRUTH_KV_BW "0.35"
+#define TRUTH_REQUEST_S "0.030"
 #define TRUTH_EFFICIENCIES                                                                         \
     "kind: calibration\n"                                                                          \
     "efficiency:\n"                                                                                \
-    "  gemm: 0.45\n"                                                                               \
-    "  attention: 0.40\n"                                                                          \
-    "  weight_bandwidth: 0.70\n"                                                                   \
-    "  kv_bandwidth: 0.50\n"
+    "  gemm: " TRUTH_GEMM "\n"                                                                     \
+    "  attention: " TRUTH_ATTN "\n"                                                                \
+    "  weight_bandwidth: " TRUTH_WEIGHT_BW "\n"                                                    \
+    "  kv_bandwidth: " TRUTH_KV_BW "\n"
 static const char truth_profile[] = TRUTH_EFFICIENCIES "overhead:\n"
-                                                       "  request_s: 0.030\n";
+                                                       "  request_s: " TRUTH_REQUEST_S "\n";
+
+/* The truth as a calibration (the same numbers as the profile above). */
+static void truth_calibration(struct cost_calibration *c)
+{
+    cost_calibration_default(c);
+    c->p[CAL_GEMM] = atof(TRUTH_GEMM);
+    c->p[CAL_ATTN] = atof(TRUTH_ATTN);
+    c->p[CAL_WEIGHT_BW] = atof(TRUTH_WEIGHT_BW);
+    c->p[CAL_KV_BW] = atof(TRUTH_KV_BW);
+    c->p[CAL_REQUEST_S] = atof(TRUTH_REQUEST_S);
+}
 
 /* Points that separate the effects (docs/CALIBRATION.md): one user at three prompt lengths
  * (GEMM, attention growing with context, the per-request cost, decode streaming weights), and
@@ -127,20 +146,18 @@ static const char run_batch[] =
     "           completion_tokens: 128}\n"
     "telemetry: {collect_gpu_stats: false, scrape_server_metrics: false}\n";
 
-/* The simulator runs in real time: what it measures includes the CPU time of its own HTTP path.
- * ThreadSanitizer makes that path several times slower (the build exists to find races), which
- * shows in the measured steps, so there the recovery is checked at a looser tolerance; the
- * normal and AddressSanitizer builds check the 3 % the issue asks for. */
-#if defined(__SANITIZE_THREAD__)
-#define RECOVERY_TOLERANCE 0.10
-#else
-#define RECOVERY_TOLERANCE 0.03
-#endif
-
 static void assert_within(double got, double want, double rel)
 {
     if (!(fabs(got - want) <= rel * want))
         fail_msg("got %g, want %g within %.0f %%", got, want, rel * 100);
+}
+
+/* The fit went at least half way from where it started to the truth (plus `slack`). */
+static void assert_half_way(const char *name, double got, double start, double truth, double slack)
+{
+    if (!(fabs(got - truth) <= 0.5 * fabs(start - truth) + slack))
+        fail_msg("%s: fitted %g, from %g towards the truth %g: not half way", name, got, start,
+                 truth);
 }
 
 static double num(json_t *j, const char *key);
@@ -220,24 +237,33 @@ static void calibrate_recovers_the_simulators_efficiencies(void **state)
     fprintf(stderr, "%s", out);
     free(out);
 
-    struct cost_calibration fit, def;
+    struct cost_calibration fit, def, truth;
     cost_calibration_default(&def);
     cost_calibration_default(&fit);
+    truth_calibration(&truth);
     char err[512];
     char *p = path_in("fit.yaml");
     assert_int_equal(cost_calibration_load(&fit, p, err, sizeof(err)), 0);
     free(p);
-    assert_within(fit.p[CAL_GEMM], 0.45, RECOVERY_TOLERANCE);
-    assert_within(fit.p[CAL_ATTN], 0.40, RECOVERY_TOLERANCE);
-    assert_within(fit.p[CAL_WEIGHT_BW], 0.70, RECOVERY_TOLERANCE);
-    assert_within(fit.p[CAL_KV_BW], 0.50, RECOVERY_TOLERANCE);
-    /* The fit reads request_s as the truth plus what this host's own path adds to each TTFT, so
-     * it must be within 3 % of the truth plus that path, which is measured, not assumed (a few
-     * tenths of a millisecond on an idle host; about 1 ms under AddressSanitizer, and more while
-     * other builds load the machine, where a fixed 3 % of 30 ms failed now and then). */
+    /* The simulator runs in real time, so what it measured carries this host's own delays (a
+     * loaded 2-core machine, AddressSanitizer's and ThreadSanitizer's slower paths): a fixed
+     * 3 % tolerance failed about one run in three under ASan. The exact recovery is checked in
+     * virtual time (calibrate_fit_recovers_the_truth_in_virtual_time); this test prints the
+     * table of what the real-time round trip recovered, and asserts that every parameter went
+     * at least half way from its default to the truth, which a fit that fails to move it (or
+     * moves it the wrong way) cannot do. At a load average of 8 on 2 cores: gemm 0.381,
+     * attention 0.446, weight_bandwidth 0.538, kv_bandwidth 0.362, request_s 30.2 ms (half way
+     * allows 0.30-0.50, 0.30-0.50, 0.425-0.675, 0.28-0.42, 22.5-37.5 ms). */
+    static const enum calibration_param moved[] = {CAL_GEMM, CAL_ATTN, CAL_WEIGHT_BW, CAL_KV_BW};
+    static const char *const names[] = {"gemm", "attention", "weight_bandwidth", "kv_bandwidth"};
+    for (size_t k = 0; k < sizeof(moved) / sizeof(moved[0]); k++)
+        assert_half_way(names[k], fit.p[moved[k]], def.p[moved[k]], truth.p[moved[k]], 0);
+    /* request_s reads as the truth plus what this host's own path adds to each TTFT, which is
+     * measured (a few tenths of a millisecond on an idle host, more under load). */
     fprintf(stderr, "host path adds %.2f ms to each TTFT; request_s fitted %.2f ms\n", path * 1e3,
             fit.p[CAL_REQUEST_S] * 1e3);
-    assert_within(fit.p[CAL_REQUEST_S], 0.030, RECOVERY_TOLERANCE + fabs(path) / 0.030);
+    assert_half_way("request_s", fit.p[CAL_REQUEST_S], def.p[CAL_REQUEST_S], truth.p[CAL_REQUEST_S],
+                    fabs(path));
     /* A dense bf16 model says nothing about int4 or MoE kernels: kept, not invented. */
     assert_true(fit.p[CAL_GEMM_INT4] == def.p[CAL_GEMM_INT4]);
     assert_true(fit.p[CAL_MOE] == def.p[CAL_MOE]);
@@ -247,7 +273,68 @@ static void calibrate_recovers_the_simulators_efficiencies(void **state)
     assert_string_equal(fit.engine, "testbench-sim");
     assert_int_equal(fit.points, 4);
     assert_true(fit.err_after_pct < fit.err_before_pct);
-    assert_true(fit.err_after_pct < RECOVERY_TOLERANCE * 100);
+}
+
+/* The fit itself, without a clock: points whose "measured" figures are the planner's own with
+ * the truth's efficiencies (virtual time, the same numbers on any machine, loaded or not) must
+ * give the truth back. This is the exact claim; the real-time round trip above checks the
+ * pipeline (files, lengths, the profile's names) at a tolerance a busy host cannot break, and
+ * bench_calibrate prints how close the real-time recovery comes. */
+static void calibrate_fit_recovers_the_truth_in_virtual_time(void **state)
+{
+    (void)state;
+    struct cost_calibration truth, fit;
+    truth_calibration(&truth);
+    static const struct {
+        int users, prompt, output, requests;
+    } shape[] = {{1, 512, 64, 3}, {1, 8192, 64, 3}, {1, 16384, 64, 3}, {8, 8192, 128, 8}};
+    struct catalog *cat = NULL;
+    char err[512];
+    assert_int_equal(catalog_load(&cat, NULL, err, sizeof(err)), 0);
+    struct calibrate_set s;
+    calibrate_set_init(&s);
+    s.n = sizeof(shape) / sizeof(shape[0]);
+    s.pts = xcalloc(s.n, sizeof(*s.pts));
+    snprintf(s.gpu, sizeof(s.gpu), "l40s");
+    snprintf(s.model, sizeof(s.model), "meta-llama/Llama-3.1-8B-Instruct");
+    for (size_t i = 0; i < s.n; i++) {
+        struct calibrate_point *p = &s.pts[i];
+        snprintf(p->gpu, sizeof(p->gpu), "l40s");
+        snprintf(p->model, sizeof(p->model), "meta-llama/Llama-3.1-8B-Instruct");
+        p->q.max_model_len = 16448;
+        p->q.tensor_parallel_size = 1;
+        p->q.prefix_caching = true;
+        p->q.users = shape[i].users;
+        p->q.prompt_tokens = shape[i].prompt;
+        p->q.output_tokens = shape[i].output;
+        p->q.requests = shape[i].requests;
+        p->q.slo = (struct slo_cfg){NAN, NAN, NAN, NAN, 95};
+        struct plan_query q;
+        calibrate_point_query(p, &q);
+        struct plan_prediction pr;
+        assert_int_equal(plan_predict_with(&q, cat, &truth, &pr, err, sizeof(err)), 0);
+        assert_true(pr.fits && pr.simulated);
+        p->tps = pr.output_tps;
+        p->ttft_s = pr.ttft.mean;
+        p->tpot_s = pr.tpot.mean;
+    }
+    catalog_free(cat);
+    cost_calibration_default(&fit);
+    struct calibrate_report rep;
+    assert_int_equal(calibrate_fit(&s, NULL, NULL, &fit, &rep, err, sizeof(err)), 0);
+    calibrate_set_release(&s);
+    fprintf(stderr,
+            "virtual time: gemm %.4f attention %.4f weight_bw %.4f kv_bw %.4f "
+            "request_s %.3f ms, error %.2f -> %.3f %%\n",
+            fit.p[CAL_GEMM], fit.p[CAL_ATTN], fit.p[CAL_WEIGHT_BW], fit.p[CAL_KV_BW],
+            fit.p[CAL_REQUEST_S] * 1e3, rep.err_before_pct, rep.err_after_pct);
+    static const enum calibration_param recovered[] = {CAL_GEMM, CAL_ATTN, CAL_WEIGHT_BW, CAL_KV_BW,
+                                                       CAL_REQUEST_S};
+    for (size_t k = 0; k < sizeof(recovered) / sizeof(recovered[0]); k++) {
+        assert_true(rep.fitted[recovered[k]]);
+        assert_within(fit.p[recovered[k]], truth.p[recovered[k]], 0.01);
+    }
+    assert_true(rep.err_before_pct > 5 && rep.err_after_pct < 0.5);
 }
 
 /* A calibration point hands the planner each completed request's measured lengths, in the
@@ -631,6 +718,7 @@ int main(void)
         cmocka_unit_test(the_validation_set_loads_with_its_split),
         cmocka_unit_test(a_bad_profile_is_a_usage_error_with_its_line),
         cmocka_unit_test(a_profile_moves_plan_the_documented_way),
+        cmocka_unit_test(calibrate_fit_recovers_the_truth_in_virtual_time),
         cmocka_unit_test(calibrate_recovers_the_simulators_efficiencies),
         cmocka_unit_test(calibrate_replays_each_requests_lengths),
     };

@@ -56,43 +56,10 @@ static int teardown(void **state)
     return 0;
 }
 
-/* Runs the binary with argv (NULL-terminated, argv[0] ignored), stdout and stderr to log, and
- * returns its exit status (128 + signal when killed). With `interrupt` given, it is asked every
- * 50 ms whether the moment has come, and then SIGINT is sent (as Ctrl-C would); *sent says
- * whether it was. */
 static int run_study_until(const char *const *argv, const char *log, bool (*interrupt)(void *),
                            void *ctx, bool *sent)
 {
-    pid_t pid = fork();
-    if (pid < 0)
-        return -1;
-    if (pid == 0) {
-        int fd = open(log, O_WRONLY | O_CREAT | O_TRUNC, 0644);
-        if (fd >= 0) {
-            dup2(fd, 1);
-            dup2(fd, 2);
-        }
-        execv(TB_BINARY, (char *const *)argv);
-        _exit(127);
-    }
-    if (sent)
-        *sent = false;
-    for (int i = 0; interrupt && i < 12000; i++) { /* up to 10 minutes on a slow build */
-        int st;
-        if (waitpid(pid, &st, WNOHANG) == pid)
-            return WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
-        if (interrupt(ctx)) {
-            kill(pid, SIGINT);
-            if (sent)
-                *sent = true;
-            break;
-        }
-        clock_sleep_ns(50 * NS_PER_MS);
-    }
-    int status;
-    if (waitpid(pid, &status, 0) != pid)
-        return -1;
-    return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+    return tb_run_logged(TB_BINARY, argv, log, interrupt, ctx, SIGINT, sent);
 }
 
 static int run_study(const char *const *argv, const char *log)
@@ -100,18 +67,9 @@ static int run_study(const char *const *argv, const char *log)
     return run_study_until(argv, log, NULL, NULL, NULL);
 }
 
-/* The one study folder under dir/out (the study names it <name>_<stamp>). */
 static char *study_dir(const char *dir, const char *name)
 {
-    char *cmd = xasprintf("ls -d %s/out/%s_* 2>/dev/null | head -1", dir, name);
-    FILE *p = popen(cmd, "r");
-    char line[512] = "";
-    if (p && fgets(line, sizeof(line), p))
-        line[strcspn(line, "\n")] = '\0';
-    if (p)
-        pclose(p);
-    free(cmd);
-    return line[0] ? xstrdup(line) : NULL;
+    return tb_study_dir(dir, name);
 }
 
 static json_t *load_study(const char *sdir)

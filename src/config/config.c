@@ -697,8 +697,7 @@ static int check_context(struct cfg_problem *p, const struct config *c, size_t i
     return 0;
 }
 
-/* NULL when prefix can start a file name in any directory, else what is wrong. */
-static const char *prefix_problem(const char *prefix)
+const char *config_prefix_problem(const char *prefix)
 {
     static char msg[CFG_MSG_MAX];
     if (strlen(prefix) > CFG_PREFIX_MAX) {
@@ -761,7 +760,7 @@ int config_find_problem(const struct config *c, struct cfg_problem *p)
               b->output_prefix ? b->output_prefix : "");
         return -EINVAL;
     }
-    const char *why = prefix_problem(b->output_prefix);
+    const char *why = config_prefix_problem(b->output_prefix);
     if (why) {
         where(p, &b->output_prefix, "benchmark.output_prefix", "%s", why);
         return -EINVAL;

@@ -165,6 +165,9 @@ MUST_USE int config_set_closed_loop(struct config *c, int users, int num_request
 size_t config_n_points(const struct config *c);
 /* The resolved config as JSON (every key, defaults filled in), for result files. */
 json_t *config_to_json(const struct config *c);
+/* NULL when prefix can start a result file's name in any folder, else what is wrong with it
+ * (a static string). */
+const char *config_prefix_problem(const char *prefix);
 
 /* `testbench validate --config FILE`. Returns an exit code. */
 int validate_main(int argc, char **argv);

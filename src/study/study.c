@@ -34,6 +34,7 @@
 #include "core/jsonx.h"
 #include "core/log.h"
 #include "core/version.h"
+#include "study/backend_internal.h"
 #include "study/study_files.h"
 
 volatile sig_atomic_t study_stop_requested;
@@ -58,6 +59,8 @@ static int parse_args(int argc, char **argv, struct study_args *a)
         {"quiet", no_argument, NULL, 'q'},
         {"help", no_argument, NULL, 'h'},
         {"calibration", required_argument, NULL, 'C'},
+        {"retry-failed", no_argument, NULL, 'R'},
+        {"allow-backend-change", no_argument, NULL, 'A'},
         {NULL, 0, NULL, 0},
     };
     memset(a, 0, sizeof(*a));
@@ -89,6 +92,12 @@ static int parse_args(int argc, char **argv, struct study_args *a)
         case 'C':
             a->calibration = optarg;
             break;
+        case 'R':
+            a->retry_failed = true;
+            break;
+        case 'A':
+            a->allow_backend_change = true;
+            break;
         default:
             return -EINVAL;
         }
@@ -99,6 +108,10 @@ static int parse_args(int argc, char **argv, struct study_args *a)
     }
     if (!a->config && !a->resume) {
         log_error("study: --config FILE (a new study) or --resume DIR is required");
+        return -EINVAL;
+    }
+    if (!a->resume && (a->retry_failed || a->allow_backend_change)) {
+        log_error("study: --retry-failed and --allow-backend-change go with --resume DIR");
         return -EINVAL;
     }
     return 0;
@@ -148,7 +161,40 @@ static int backend_from_config(struct study *st)
         .stop_grace_s = b->stop_grace_s,
         .name_prefix = "testbench",
     };
-    json_object_set_new(st->doc, "backend", json_string(type));
+    st->backend_type = type;
+    return 0;
+}
+
+/* What would fail only after a server was launched is found before anything is: a command
+ * template's unknown or unset placeholder, a workload whose name cannot begin a result file's
+ * name. */
+static int check_launchable(struct study *st)
+{
+    for (size_t si = 0; si < st->n_setups; si++) {
+        struct server_setup ss;
+        study_server_setup_from(&st->setups[si], &ss);
+        char **argv = NULL, err[512];
+        int rc = backend_argv_err(&st->bo, &ss, 8000, &argv, err, sizeof(err));
+        backend_argv_free(argv);
+        if (rc == -EINVAL) {
+            log_error("study: %s: setup %s cannot be launched: %s", st->cfg.path, st->setups[si].id,
+                      err);
+            return -EINVAL;
+        }
+    }
+    int most = st->cfg.study.max_users;
+    for (size_t u = 0; u < st->cfg.study.users.n; u++)
+        most = st->cfg.study.users.v[u] > most ? st->cfg.study.users.v[u] : most;
+    for (size_t wi = 0; wi < st->n_wl; wi++) {
+        char *prefix = xasprintf("%s_u%d", st->wl[wi].name, most);
+        const char *why = config_prefix_problem(prefix);
+        if (why)
+            log_error("study: %s: workload name '%s' cannot name its result files: '%s' %s",
+                      st->cfg.path, st->wl[wi].name, prefix, why);
+        free(prefix);
+        if (why)
+            return -EINVAL;
+    }
     return 0;
 }
 
@@ -173,13 +219,12 @@ static int load_workloads(struct study *st)
     return 0;
 }
 
-/* A new folder results/<name>_<UTC stamp>, or the one being resumed. */
+/* A new folder results/<name>_<UTC stamp>, locked for this process (a resumed one is already
+ * open: study_resume_begin). */
 static int open_dir(struct study *st)
 {
-    if (st->args.resume) {
-        st->dir = xstrdup(st->args.resume);
+    if (st->args.resume)
         return 0;
-    }
     const char *base = st->args.output_dir ? st->args.output_dir : st->cfg.benchmark.output_dir;
     char stamp[32];
     time_t now = time(NULL);
@@ -201,7 +246,7 @@ static int open_dir(struct study *st)
         st->dir = k == 1 ? xasprintf("%s/%s_%s", base, st->name, stamp)
                          : xasprintf("%s/%s_%s-%d", base, st->name, stamp, k);
         if (mkdir(st->dir, 0777) == 0)
-            return 0;
+            return study_lock(st);
         if (errno != EEXIST)
             break;
     }
@@ -222,75 +267,47 @@ static void copy_file(const char *from, const char *to)
         fclose(in);
 }
 
-/* study.json's frame, or the resumed one with its finished setups kept. */
+/* study.json's frame: what the study is (its definition) and runs with (its invocation), every
+ * setup pending; or the resumed one with its final setups and measured points kept. */
 static int open_doc(struct study *st)
 {
-    char err[512], now[64];
+    char now[64];
+    int rc = TB_EXIT_OK;
     if (st->args.resume) {
-        if (study_files_read(st->dir, &st->doc, err, sizeof(err))) {
-            log_error("study: --resume %s: %s", st->dir, err);
-            return -EINVAL;
-        }
-        json_t *old = json_object_get(st->doc, "setups");
-        json_t *fresh = study_setups_json(st);
-        size_t i;
-        json_t *s;
-        json_array_foreach(fresh, i, s)
-        {
-            for (size_t j = 0; j < json_array_size(old); j++) {
-                json_t *o = json_array_get(old, j);
-                if (json_equal(json_object_get(o, "id"), json_object_get(s, "id")) &&
-                    study_setup_finished(o)) {
-                    /* Replacing s frees it: stop comparing against it. */
-                    json_array_set(fresh, i, o);
-                    break;
-                }
-            }
-        }
-        json_object_set_new(st->doc, "setups", fresh);
-        study_rows_keep_finished(st);
-        return 0;
+        rc = study_resume_merge(st);
+    } else {
+        clock_wall_iso(now, sizeof(now));
+        char *abs = realpath(st->cfg.path, NULL);
+        st->doc = json_pack("{s:i, s:{s:s, s:s, s:s}, s:s, s:s, s:s, s:s, s:o, s:o}",
+                            "schema_version", 1, "tool", "name", "testbench", "version", TB_VERSION,
+                            "git", TB_GIT, "study", st->name, "gpu", st->cfg.study.gpu,
+                            "started_at", now, "config_path", abs ? abs : st->cfg.path, "setups",
+                            study_setups_json(st), "rows", json_array());
+        free(abs);
+        json_object_set_new(st->doc, "definition", study_definition(st));
+        char *copy = xasprintf("%s/study.yaml", st->dir);
+        copy_file(st->cfg.path, copy);
+        free(copy);
     }
-    clock_wall_iso(now, sizeof(now));
-    char *abs = realpath(st->cfg.path, NULL);
-    st->doc =
-        json_pack("{s:i, s:{s:s, s:s, s:s}, s:s, s:s, s:s, s:s, s:o, s:o}", "schema_version", 1,
-                  "tool", "name", "testbench", "version", TB_VERSION, "git", TB_GIT, "study",
-                  st->name, "gpu", st->cfg.study.gpu, "started_at", now, "config_path",
-                  abs ? abs : st->cfg.path, "setups", study_setups_json(st), "rows", json_array());
-    free(abs);
-    char *copy = xasprintf("%s/study.yaml", st->dir);
-    copy_file(st->cfg.path, copy);
-    free(copy);
-    return 0;
-}
-
-/* --resume DIR: the study file is the one study.json names. */
-static int resume_config_path(struct study *st, char **out)
-{
-    json_t *doc;
-    char err[512];
-    if (study_files_read(st->args.resume, &doc, err, sizeof(err))) {
-        log_error("study: --resume %s: %s", st->args.resume, err);
-        return -EINVAL;
+    if (!rc) {
+        json_object_set_new(st->doc, "backend", json_string(st->backend_type));
+        json_object_set_new(st->doc, "invocation", study_invocation(st));
     }
-    const char *p = json_string_value(json_object_get(doc, "config_path"));
-    *out = p ? xstrdup(p) : NULL;
-    json_decref(doc);
-    if (!*out) {
-        log_error("study: %s/study.json does not name its study file; give --config", st->dir);
-        return -EINVAL;
-    }
-    return 0;
+    return rc;
 }
 
 static int study_setup_all(struct study *st)
 {
     char err[1024];
     char *resume_path = NULL;
-    if (!st->args.config && resume_config_path(st, &resume_path))
-        return TB_EXIT_USAGE;
-    const char *path = st->args.config ? st->args.config : resume_path;
+    if (st->args.resume) {
+        int ec = study_resume_begin(st, &resume_path);
+        if (ec) {
+            free(resume_path);
+            return ec;
+        }
+    }
+    const char *path = resume_path ? resume_path : st->args.config;
     int rc = config_load(&st->cfg, path, err, sizeof(err));
     free(resume_path);
     if (rc) {
@@ -304,23 +321,16 @@ static int study_setup_all(struct study *st)
     }
     st->name = st->cfg.study.name ? st->cfg.study.name : st->cfg.benchmark.output_prefix;
     study_setups_expand(&st->cfg, &st->setups, &st->n_setups);
-    if (load_workloads(st))
+    if (load_workloads(st) || backend_from_config(st) || check_launchable(st))
         return TB_EXIT_USAGE;
-    st->doc = json_object();
-    if (backend_from_config(st))
-        return TB_EXIT_USAGE;
-    json_t *backend = json_incref(json_object_get(st->doc, "backend"));
-    json_decref(st->doc);
-    st->doc = NULL;
-    if (!st->args.plan_only && (open_dir(st) || open_doc(st))) {
-        json_decref(backend);
-        return TB_EXIT_RUNTIME;
+    if (st->args.plan_only) { /* nothing is written: a resumed folder's document is not kept */
+        json_decref(st->doc);
+        st->doc = NULL;
+        return TB_EXIT_OK;
     }
-    if (st->doc)
-        json_object_set_new(st->doc, "backend", backend);
-    else
-        json_decref(backend);
-    return TB_EXIT_OK;
+    if (open_dir(st))
+        return TB_EXIT_RUNTIME;
+    return open_doc(st);
 }
 
 static void study_release(struct study *st)
@@ -331,7 +341,10 @@ static void study_release(struct study *st)
     free(st->wcfg);
     study_workloads_free(st->wl, st->n_wl);
     json_decref(st->doc);
+    study_unlock(st);
     free(st->dir);
+    free(st->resume_backend);
+    free(st->resume_calibration);
     config_release(&st->cfg);
 }
 
@@ -339,35 +352,39 @@ int study_main(int argc, char **argv)
 {
     struct study st;
     memset(&st, 0, sizeof(st));
+    st.lock_fd = -1;
     if (parse_args(argc, argv, &st.args))
         return TB_EXIT_USAGE;
     log_set_quiet(st.args.quiet);
-    int ec = study_setup_all(&st);
-    if (ec != TB_EXIT_OK) {
-        study_release(&st);
-        return ec;
-    }
-    if (!st.args.quiet)
-        study_print_plan(&st);
-    if (st.args.plan_only) {
-        study_release(&st);
-        return TB_EXIT_OK;
-    }
+    /* From the start: a Ctrl-C or a dropped SSH session (SIGHUP) while planning, launching or
+     * measuring stops the study cleanly, never by the default action that would leave a
+     * folder --resume cannot continue, or a server behind. */
     study_stop_requested = 0;
-    struct sigaction sa, old_int, old_term;
+    struct sigaction sa, old_int, old_term, old_hup;
     memset(&sa, 0, sizeof(sa));
     sa.sa_handler = on_stop_signal;
     sigaction(SIGINT, &sa, &old_int);
     sigaction(SIGTERM, &sa, &old_term);
+    sigaction(SIGHUP, &sa, &old_hup);
+    int rc = study_setup_all(&st);
+    /* The folder's files exist before the (possibly long) plan: --resume can continue from
+     * any moment. */
+    if (!rc && st.doc && study_save(&st))
+        rc = TB_EXIT_RUNTIME;
+    if (!rc && !st.args.quiet)
+        study_print_plan(&st);
+    if (!rc && study_stop_requested)
+        rc = TB_EXIT_INTERRUPTED;
+    if (rc || st.args.plan_only)
+        goto out;
     if (!st.args.quiet)
         printf("\nstudy folder: %s\n", st.dir);
-    int rc = study_save(&st) ? TB_EXIT_RUNTIME : TB_EXIT_OK;
     for (size_t si = 0; si < st.n_setups && !rc; si++) {
-        if (study_setup_finished(study_setup_state(&st, si))) {
+        json_t *state = study_setup_state(&st, si);
+        if (study_setup_final(&st, state)) {
             if (!st.args.quiet)
                 printf("\n[%zu/%zu] %s: %s earlier, skipped\n", si + 1, st.n_setups,
-                       st.setups[si].id,
-                       json_string_value(json_object_get(study_setup_state(&st, si), "status")));
+                       st.setups[si].id, json_string_value(json_object_get(state, "status")));
             continue;
         }
         rc = study_run_setup(&st, si);
@@ -376,19 +393,22 @@ int study_main(int argc, char **argv)
         if (!rc && study_stop_requested)
             rc = TB_EXIT_INTERRUPTED;
     }
-    if (rc == TB_EXIT_INTERRUPTED) {
-        log_warn("study interrupted: finished setups are in %s; continue with "
-                 "'testbench study --resume %s'",
+    if (!st.args.quiet)
+        study_print_guidance(&st);
+out:
+    if (rc == TB_EXIT_INTERRUPTED && st.doc) {
+        log_warn("study interrupted: finished setups and measured points are in %s; continue "
+                 "with 'testbench study --resume %s'",
                  st.dir, st.dir);
         study_save(&st);
     }
-    if (!st.args.quiet) {
-        study_print_guidance(&st);
+    if (!st.args.quiet && st.doc && !st.args.plan_only &&
+        (rc == TB_EXIT_OK || rc == TB_EXIT_INTERRUPTED))
         printf("\nstudy files:\n  %s/study.csv\n  %s/study.json\n  %s/manifest.json\n", st.dir,
                st.dir, st.dir);
-    }
     sigaction(SIGINT, &old_int, NULL);
     sigaction(SIGTERM, &old_term, NULL);
+    sigaction(SIGHUP, &old_hup, NULL);
     study_release(&st);
     return rc;
 }

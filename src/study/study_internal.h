@@ -32,7 +32,9 @@ struct study_args {
     bool force;
     bool plan_only;
     bool quiet;
-    const char *calibration; /* --calibration FILE: plan and the sim backend use it */
+    const char *calibration;   /* --calibration FILE: plan and the sim backend use it */
+    bool retry_failed;         /* --retry-failed: crashed/timeout starts and failed probes */
+    bool allow_backend_change; /* --allow-backend-change: resume on another backend */
 };
 
 struct study {
@@ -47,7 +49,11 @@ struct study {
     char *dir;
     json_t *doc; /* study.json: {..., setups: [...], rows: [...]} */
     struct backend_options bo;
+    const char *backend_type; /* "sim", "docker", ...: what measures this run */
     char self_exe[PATH_MAX];
+    int lock_fd;          /* DIR/.lock, held while the study runs; -1 none */
+    char *resume_backend; /* owned copies of what a resume took from study.json */
+    char *resume_calibration;
 };
 
 /* One setup x workload: what its probes share. */
@@ -91,7 +97,6 @@ void study_row_predicted(json_t *r, const struct plan_prediction *p, long meas_k
 void study_row_measured(json_t *r, const struct run_point *pt);
 json_t *study_rel_path(const struct study *st, const char *path);
 json_t *study_setup_state(struct study *st, size_t si);
-bool study_setup_finished(const json_t *state);
 void study_setup_set_status(struct study *st, size_t si, const char *status, const char *reason);
 int study_save(struct study *st);
 json_t *study_setups_json(const struct study *st);
@@ -100,12 +105,31 @@ void study_rows_unmeasured(struct study *st, size_t si, size_t only, const char 
 
 /* ---- study_measure.c: one setup, launched, measured, stopped ---- */
 int study_run_setup(struct study *st, size_t si);
+/* The backend's view of a setup (strings borrowed from s). */
+void study_server_setup_from(const struct study_setup *s, struct server_setup *out);
 
 /* ---- study_print.c: the terminal tables ---- */
 void study_print_plan(struct study *st);
 void study_print_guidance(struct study *st);
 
-/* ---- study_resume.c ---- */
-void study_rows_keep_finished(struct study *st);
+/* ---- study_resume.c: a folder taken up again (its file comment has the rules) ---- */
+/* Takes DIR/.lock for this process (exclusive); 0 or -errno after saying who holds it. */
+int study_lock(struct study *st);
+void study_unlock(struct study *st);
+/* --resume: the folder locked, study.json read, the recorded backend/calibration/--force
+ * applied (or a change refused), the recorded working folder entered; *config_path (owned) is
+ * the study file to load. A TB_EXIT_* code. */
+int study_resume_begin(struct study *st, char **config_path);
+/* After the study file is loaded: its definition checked against the recorded one, rows read
+ * back checked, final setups and measured points kept. A TB_EXIT_* code. */
+int study_resume_merge(struct study *st);
+/* study.json's "invocation" (what the study runs with) and "definition" (what decides the
+ * answer) for this study. New references. */
+json_t *study_invocation(const struct study *st);
+json_t *study_definition(const struct study *st);
+/* A setup state that needs no more work: done (unless --retry-failed and no point measured),
+ * does_not_fit, or a failed start that is the server's answer (not an error of ours, nor,
+ * with --retry-failed, a crash or time-out). */
+bool study_setup_final(const struct study *st, const json_t *state);
 
 #endif

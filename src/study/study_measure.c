@@ -119,6 +119,30 @@ static int measure(struct cell *c, int users, const char *role, json_t **row_out
     return rc;
 }
 
+/* Points this setup measured before an interruption (kept by study_resume.c) count as measured:
+ * a resume never measures them again, nor loses them if the server fails to start now. */
+static void cell_reuse_measured(struct cell *c)
+{
+    const char *id = c->st->setups[c->si].id, *wl = c->st->wl[c->wi].name;
+    size_t i, n = 0;
+    json_t *r;
+    json_array_foreach(json_object_get(c->st->doc, "rows"), i, r)
+    {
+        if (strcmp(json_string_value(json_object_get(r, "setup")), id) != 0 ||
+            strcmp(json_string_value(json_object_get(r, "workload")), wl) != 0 ||
+            strcmp(json_string_value(json_object_get(r, "status")), "measured") != 0)
+            continue;
+        char key[16];
+        snprintf(key, sizeof(key), "%lld",
+                 (long long)json_integer_value(json_object_get(r, "users")));
+        json_object_set(c->measured, key, r);
+        n++;
+    }
+    if (n && !c->st->args.quiet)
+        printf("  workload %s: %zu point%s measured before the interruption, kept\n", wl, n,
+               n == 1 ? "" : "s");
+}
+
 static int capacity_probe(void *ctx, int users, bool *met)
 {
     json_t *row = NULL;
@@ -177,7 +201,7 @@ static int measure_cell(struct cell *c)
 
 /* ==== Setups ==== */
 
-static void server_setup_from(const struct study_setup *s, struct server_setup *out)
+void study_server_setup_from(const struct study_setup *s, struct server_setup *out)
 {
     *out = (struct server_setup){
         .id = s->id,
@@ -219,7 +243,7 @@ int study_run_setup(struct study *st, size_t si)
     char *log_path = xasprintf("%s/server.log", sub);
     char *log_rel = xasprintf("%s/server.log", s->id);
     struct server_setup ss;
-    server_setup_from(s, &ss);
+    study_server_setup_from(s, &ss);
     struct server_handle *h = NULL;
     struct backend_start_result res;
     memset(&res, 0, sizeof(res));
@@ -235,6 +259,7 @@ int study_run_setup(struct study *st, size_t si)
             printf("  %s %s\n",
                    interrupted ? "interrupted while starting:" : "failed to start:", reason);
         json_object_set_new(state, "log_tail", json_string(res.log_tail));
+        json_object_set_new(state, "start_class", json_string(start_status_name(res.status)));
         if (interrupted) {
             study_setup_set_status(st, si, "interrupted", reason);
         } else {
@@ -267,6 +292,7 @@ int study_run_setup(struct study *st, size_t si)
                          .meas_kv = res.facts.kv_capacity_tokens,
                          .measured = json_object(),
                          .pred_max = -1};
+        cell_reuse_measured(&c);
         rc = measure_cell(&c);
         json_t *row;
         const char *k;

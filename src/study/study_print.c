@@ -21,7 +21,7 @@ void study_print_plan(struct study *st)
            "TTFT p95", "TPOT p50", "tok/s/user", "max");
     double seconds = 0;
     size_t launched = 0;
-    for (size_t si = 0; si < st->n_setups; si++) {
+    for (size_t si = 0; si < st->n_setups && !study_stop_requested; si++) {
         bool any = false;
         for (size_t wi = 0; wi < st->n_wl; wi++) {
             int users = st->cfg.study.users.v[0];

@@ -160,13 +160,6 @@ json_t *study_setup_state(struct study *st, size_t si)
     return json_array_get(json_object_get(st->doc, "setups"), si);
 }
 
-bool study_setup_finished(const json_t *state)
-{
-    const char *s = json_string_value(json_object_get(state, "status"));
-    return s && (strcmp(s, "done") == 0 || strcmp(s, "failed_to_start") == 0 ||
-                 strcmp(s, "does_not_fit") == 0);
-}
-
 void study_setup_set_status(struct study *st, size_t si, const char *status, const char *reason)
 {
     json_t *s = study_setup_state(st, si);
@@ -183,21 +176,6 @@ int study_save(struct study *st)
     if (rc)
         log_error("study: %s", err);
     return rc;
-}
-
-/* Drops rows of setups that will be measured again (not finished), keeps the rest. */
-void study_rows_keep_finished(struct study *st)
-{
-    json_t *rows = json_object_get(st->doc, "rows");
-    for (size_t i = json_array_size(rows); i-- > 0;) {
-        const char *id = json_string_value(json_object_get(json_array_get(rows, i), "setup"));
-        bool keep = false;
-        for (size_t si = 0; si < st->n_setups && id; si++)
-            if (strcmp(st->setups[si].id, id) == 0)
-                keep = study_setup_finished(study_setup_state(st, si));
-        if (!keep)
-            json_array_remove(rows, i);
-    }
 }
 
 json_t *study_setups_json(const struct study *st)
@@ -217,6 +195,24 @@ json_t *study_setups_json(const struct study *st)
     return arr;
 }
 
+/* Is there a measured row for setup si x workload wi at `users`? */
+static bool row_measured_exists(const struct study *st, size_t si, size_t wi, int users)
+{
+    size_t i;
+    json_t *r;
+    json_array_foreach(json_object_get(st->doc, "rows"), i, r)
+    {
+        const char *setup = json_string_value(json_object_get(r, "setup"));
+        const char *wl = json_string_value(json_object_get(r, "workload"));
+        const char *status = json_string_value(json_object_get(r, "status"));
+        if (setup && wl && status && strcmp(setup, st->setups[si].id) == 0 &&
+            strcmp(wl, st->wl[wi].name) == 0 && strcmp(status, "measured") == 0 &&
+            json_integer_value(json_object_get(r, "users")) == users)
+            return true;
+    }
+    return false;
+}
+
 /* Rows for what was not measured: one per target user count of workload `only`, or of every
  * workload (only == SIZE_MAX). */
 void study_rows_unmeasured(struct study *st, size_t si, size_t only, const char *status,
@@ -227,6 +223,8 @@ void study_rows_unmeasured(struct study *st, size_t si, size_t only, const char 
             continue;
         for (size_t u = 0; u < st->cfg.study.users.n; u++) {
             int users = st->cfg.study.users.v[u];
+            if (row_measured_exists(st, si, wi, users))
+                continue; /* a point measured before an interruption stands */
             struct plan_prediction p;
             int prompt, output, context;
             study_predict(st, si, wi, users, &p, &prompt, &output, &context);
