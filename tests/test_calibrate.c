@@ -198,7 +198,8 @@ static double path_overhead_s(void)
     double in = num(sum, "prompt_tokens_total") / num(sum, "completed");
     json_decref(root);
     a = xasprintf("plan --gpu l40s --model llama-3.1-8b --max-model-len 16448 --prompt-tokens %d "
-                  "--population streams --output-tokens 2 --users 1 --requests 4 --calibration %s/truth0.yaml --json",
+                  "--population streams --output-tokens 2 --users 1 --requests 4 --calibration "
+                  "%s/truth0.yaml --json",
                   (int)lround(in), tmpdir);
     char *out = NULL;
     assert_int_equal(run_tb(a, &out), 0);
@@ -308,7 +309,8 @@ static void calibrate_fit_recovers_the_truth_in_virtual_time(void **state)
         p->q.prompt_tokens = shape[i].prompt;
         p->q.output_tokens = shape[i].output;
         p->q.requests = shape[i].requests;
-        p->q.slo = (struct slo_cfg){NAN, NAN, NAN, NAN, 95};
+        p->q.slo = (struct slo_cfg){
+            .ttft_ms = NAN, .itl_ms = NAN, .tpot_ms = NAN, .e2e_ms = NAN, .percentile = 95};
         struct plan_query q;
         calibrate_point_query(p, &q);
         struct plan_prediction pr;
