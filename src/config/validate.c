@@ -10,7 +10,9 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "config/servable.h"
 #include "core/exitcode.h"
+#include "study/setups.h"
 
 static void validate_usage(FILE *f)
 {
@@ -65,6 +67,12 @@ int validate_main(int argc, char **argv)
         free(s);
         json_decref(j);
     }
+    if (servable_config_check(&c, err, sizeof(err))) {
+        /* A checkpoint the server could not load with that quantization (catalog/). */
+        fprintf(stderr, "%s: %s\n", path, err);
+        config_release(&c);
+        return TB_EXIT_USAGE;
+    }
     if (c.study.present) {
         /* A study file: its workloads are run configs of their own, checked here too. */
         size_t nw = c.study.n_workloads ? c.study.n_workloads : 1;
@@ -87,6 +95,13 @@ int validate_main(int argc, char **argv)
                 config_release(&c);
                 return TB_EXIT_USAGE;
             }
+        }
+        /* A checkpoint vLLM cannot load with the setup's --quantization is refused before
+         * any server is started for it. */
+        if (study_setups_check(&c, err, sizeof(err))) {
+            fprintf(stderr, "%s: setups: %s\n", path, err);
+            config_release(&c);
+            return TB_EXIT_USAGE;
         }
         printf("OK: %s (study: %zu setups x %zu workloads, backend %s)\n", path,
                study_cfg_n_setups(&c.study), nw, c.study.backend.type);

@@ -75,6 +75,12 @@ int cost_model_init(struct cost_model *m, const struct catalog *cat,
                      cfg->quantization, close);
             return -ENOENT;
         }
+    } else {
+        /* A pre-quantized checkpoint's weights are in its own format (vLLM reads it from its
+         * config.json; catalog/quantized_checkpoints.yaml). */
+        const struct checkpoint_spec *ck = catalog_find_checkpoint(cat, mname);
+        if (ck)
+            m->quant = catalog_find_quant(cat, ck->quantization);
     }
     m->tp = cfg->tensor_parallel_size > 0 ? cfg->tensor_parallel_size : 1;
     if (m->tp > 64 || cfg->tensor_parallel_size < 0) {

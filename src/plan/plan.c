@@ -20,6 +20,7 @@
 #include <string.h>
 
 #include "core/exitcode.h"
+#include "core/human.h"
 #include "core/log.h"
 #include "core/xalloc.h"
 #include "plan/validation.h"
@@ -272,6 +273,9 @@ static void prediction_from_row(const struct plan_row *row, struct plan_predicti
     out->max_concurrency = per > 0 ? (double)row->cm.num_blocks / per : 0;
     out->weights_gib = row->info.weights_gib;
     out->kv_budget_gib = row->info.kv_budget_gib;
+    snprintf(out->weight_dtype, sizeof(out->weight_dtype), "%s", row->cm.weight_dtype);
+    out->weights_native = row->cm.quant == NULL;
+    snprintf(out->kv_dtype, sizeof(out->kv_dtype), "%s", row->cm.kv_dtype);
     out->simulated = row->simulated;
     out->ttft = row->res.ttft;
     out->tpot = row->res.tpot;
@@ -448,8 +452,10 @@ void plan_floor_judge(const struct slo_cfg *slo, const double at_pct[4], struct 
         if (!(lim[i] > 0) || x <= lim[i] || n >= sizeof(out->why))
             continue;
         out->unreachable = true;
+        char got[32], want[32];
         n += (size_t)snprintf(out->why + n, sizeof(out->why) - n,
-                              "%s%s floor %.0f ms > %.0f ms (p%g with one user on this GPU)",
-                              n ? "; " : "", names[i], x, lim[i], slo->percentile);
+                              "%s%s floor %s > %s (p%g with one user on this GPU)", n ? "; " : "",
+                              names[i], human_ms(x, got, sizeof(got)),
+                              human_ms(lim[i], want, sizeof(want)), slo->percentile);
     }
 }

@@ -60,11 +60,14 @@ struct plan_band {
 
 struct plan_prediction {
     bool fits;               /* weights and one max_model_len request fit */
-    char fit_msg[512];       /* why not, with the numbers */
+    char fit_msg[800];       /* why not, with the numbers and the lever */
     long kv_capacity_tokens; /* vLLM's "GPU KV cache size: N tokens" */
     int max_model_len;       /* as the engine resolved it */
     double max_concurrency;  /* requests of max_model_len tokens the KV cache holds */
     double weights_gib, kv_budget_gib;
+    char weight_dtype[32]; /* the weights as served: "bf16", "fp8", "awq", ... */
+    bool weights_native;   /* the checkpoint's own dtype (no quantization asked for) */
+    char kv_dtype[24];     /* the KV cache as allocated: "bf16", "fp8" */
     bool simulated;              /* latencies below are valid */
     struct dist ttft, tpot, itl; /* seconds */
     double output_tps;           /* aggregate output tokens/s */

@@ -40,5 +40,9 @@ void study_setups_free(struct study_setup *s, size_t n);
  * itself as one workload named after its benchmark. */
 void study_workloads_resolve(const struct config *c, struct study_workload **out, size_t *n);
 void study_workloads_free(struct study_workload *w, size_t n);
+/* Every setup of c against the catalog's checkpoints (config/servable.h): the first one vLLM
+ * would refuse to load, as "setup ID (model M, quantization Q): why". 0 or -EINVAL with err;
+ * a catalog that cannot be loaded is not judged here (the plan says why). */
+MUST_USE int study_setups_check(const struct config *c, char *err, size_t errlen);
 
 #endif

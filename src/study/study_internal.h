@@ -73,6 +73,10 @@ struct cell {
 #define STUDY_CHAT_TURN_TOKENS 8
 
 /* ---- study_predict.c: the plan for a setup x workload ---- */
+struct servable;
+/* What vLLM makes of setup si's checkpoint and quantization (config/servable.h): 0, or
+ * -EINVAL when it would refuse to load it (sv->why). */
+int study_servable(const struct study *st, size_t si, struct servable *sv);
 const struct slo_cfg *study_workload_slo(const struct study *st, size_t wi);
 /* The study's or the workload entry's SLO into a probe's (or the loaded workload's) config. */
 void study_workload_apply(const struct study *st, size_t wi, struct config *cfg);
@@ -109,6 +113,8 @@ int study_run_setup(struct study *st, size_t si);
 void study_server_setup_from(const struct study_setup *s, struct server_setup *out);
 
 /* ---- study_print.c: the terminal tables ---- */
+/* The workload in one line: its name, population and lengths. */
+void study_describe_workload(const struct study *st, size_t wi, char *buf, size_t len);
 void study_print_plan(struct study *st);
 void study_print_guidance(struct study *st);
 

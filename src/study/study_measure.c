@@ -21,6 +21,8 @@
 #include "core/exitcode.h"
 #include "core/jsonx.h"
 #include "core/log.h"
+#include "config/servable.h"
+#include "core/human.h"
 #include "study/capacity.h"
 
 /* ==== Measuring ==== */
@@ -52,6 +54,32 @@ static int probe_config(struct cell *c, int users, struct config *cfg)
         return -EINVAL;
     }
     return 0;
+}
+
+static double json_num_or_nan(const json_t *o, const char *key)
+{
+    const json_t *v = json_object_get(o, key);
+    return json_is_number(v) ? json_number_value(v) : NAN;
+}
+
+/* One line per probe: its percentiles beside the plan's, "–" where a value is unknown (a
+ * failed probe), and its verdict in words. */
+static void print_probe(const json_t *row, int users)
+{
+    char a[32], b[32], c[32], d[32];
+    const json_t *met = json_object_get(row, "slo_met");
+    const char *status = json_string_value(json_object_get(row, "status"));
+    const char *reason = json_string_value(json_object_get(row, "reason"));
+    printf("    %4d users: TTFT p95 %s (plan %s), TPOT p50 %s (plan %s), %s%s%s\n", users,
+           human_ms(json_num_or_nan(row, "meas_ttft_p95_ms"), a, sizeof(a)),
+           human_ms(json_num_or_nan(row, "pred_ttft_p95_ms"), b, sizeof(b)),
+           human_ms(json_num_or_nan(row, "meas_tpot_p50_ms"), c, sizeof(c)),
+           human_ms(json_num_or_nan(row, "pred_tpot_p50_ms"), d, sizeof(d)),
+           json_is_true(met)    ? "meets the SLO"
+           : json_is_false(met) ? "misses the SLO"
+                                : status,
+           !json_is_true(met) && reason ? ": " : "", !json_is_true(met) && reason ? reason : "");
+    fflush(stdout);
 }
 
 /* One measured point at `users` (run once per user count per cell). 0, or TB_EXIT_INTERRUPTED
@@ -102,18 +130,8 @@ static int measure(struct cell *c, int users, const char *role, json_t **row_out
     json_array_append_new(json_object_get(st->doc, "rows"), row);
     json_object_set(c->measured, key, row);
     *row_out = row;
-    if (!st->args.quiet) {
-        printf("    %4d users: TTFT p95 %8.1f ms (plan %8.1f), TPOT p50 %6.1f ms (plan %6.1f), "
-               "%s\n",
-               users, json_number_value(json_object_get(row, "meas_ttft_p95_ms")),
-               json_number_value(json_object_get(row, "pred_ttft_p95_ms")),
-               json_number_value(json_object_get(row, "meas_tpot_p50_ms")),
-               json_number_value(json_object_get(row, "pred_tpot_p50_ms")),
-               json_is_true(json_object_get(row, "slo_met"))
-                   ? "meets the SLO"
-                   : json_string_value(json_object_get(row, "status")));
-        fflush(stdout);
-    }
+    if (!st->args.quiet)
+        print_probe(row, users);
     if (!rc && study_stop_requested)
         rc = TB_EXIT_INTERRUPTED;
     return rc;
@@ -244,6 +262,12 @@ int study_run_setup(struct study *st, size_t si)
     char *log_rel = xasprintf("%s/server.log", s->id);
     struct server_setup ss;
     study_server_setup_from(s, &ss);
+    /* vLLM's own name for the format (awq -> awq_marlin, an FP8 checkpoint's
+     * compressed-tensors), or nothing where it reads it from the checkpoint; the simulator
+     * takes the catalog's names. */
+    struct servable sv;
+    if (st->bo.kind != BACKEND_SIM && !study_servable(st, si, &sv) && sv.known)
+        ss.quantization = sv.vllm_flag[0] ? sv.vllm_flag : NULL;
     struct server_handle *h = NULL;
     struct backend_start_result res;
     memset(&res, 0, sizeof(res));

@@ -15,6 +15,7 @@
 
 #include <jansson.h>
 
+#include "config/servable.h"
 #include "core/xalloc.h"
 #include "workload/workload.h"
 
@@ -51,6 +52,33 @@ static void cell_lengths(const struct study *st, size_t si, size_t wi, int model
     }
 }
 
+/* The catalog the study plans with, loaded once (the study is one process and its catalog
+ * folder does not change while it runs); NULL when it cannot be loaded (plan says why). */
+static const struct catalog *study_catalog(const struct study *st)
+{
+    static struct catalog *cat;
+    static bool tried;
+    if (!tried) {
+        char err[256];
+        tried = true;
+        if (catalog_load(&cat, st->cfg.study.catalog, err, sizeof(err)))
+            cat = NULL;
+    }
+    return cat;
+}
+
+int study_servable(const struct study *st, size_t si, struct servable *sv)
+{
+    const struct study_setup *s = &st->setups[si];
+    const struct catalog *cat = study_catalog(st);
+    if (!cat) {
+        memset(sv, 0, sizeof(*sv));
+        return 0;
+    }
+    return servable_check(cat, s->model, s->quantization, st->cfg.study.gpu,
+                          s->gpu_memory_utilization, s->tensor_parallel_size, sv);
+}
+
 /* The session keys a probe runs with: the workload's own, or the defaults when it has none. */
 static struct session_cfg probe_session(const struct study *st, size_t wi)
 {
@@ -76,7 +104,10 @@ static void plan_query_fill(const struct study *st, size_t si, size_t wi, int pr
     q->shared_prefix = wc->requests.shared_prefix_tokens;
     q->gpu = st->cfg.study.gpu;
     q->model = s->model;
-    q->quantization = s->quantization;
+    /* A pre-quantized checkpoint with no quantization asked serves its own format. */
+    const struct checkpoint_spec *ck = catalog_find_checkpoint(study_catalog(st), s->model);
+    q->quantization =
+        ck && servable_is_native(s->quantization) ? ck->quantization : s->quantization;
     q->kv_cache_dtype = s->kv_cache_dtype;
     q->catalog_dir = st->cfg.study.catalog;
     q->max_model_len = s->max_model_len;
@@ -157,6 +188,14 @@ int study_predict(const struct study *st, size_t si, size_t wi, int users,
                   struct plan_prediction *p, int *prompt, int *output, int *context)
 {
     char err[512];
+    struct servable sv;
+    if (study_servable(st, si, &sv)) {
+        /* vLLM would refuse to load it: not launched, said as the plan's answer. */
+        memset(p, 0, sizeof(*p));
+        snprintf(p->fit_msg, sizeof(p->fit_msg), "cannot be loaded: %s", sv.why);
+        *prompt = *output = *context = 0;
+        return 0;
+    }
     struct plan_query q;
     plan_query_fill(st, si, wi, 1, 1, 1, &q);
     q.output_tokens = 1;
