@@ -130,3 +130,20 @@ int servable_config_check(const struct config *c, char *err, size_t errlen)
     catalog_free(cat);
     return rc;
 }
+
+void servable_weights_name(const struct catalog *cat, const char *model, const char *quantization,
+                           char *buf, size_t len)
+{
+    if (!servable_is_native(quantization)) {
+        const struct quant_spec *q = cat ? catalog_find_quant(cat, quantization) : NULL;
+        snprintf(buf, len, "%s", q ? q->name : quantization);
+        return;
+    }
+    const struct checkpoint_spec *ck = cat ? catalog_find_checkpoint(cat, model) : NULL;
+    const struct model_spec *md = cat ? catalog_find_model(cat, model) : NULL;
+    const char *dtype = ck                                ? ck->quantization
+                        : md && md->native_quantization ? md->native_quantization
+                        : md                            ? md->dtype
+                                                        : "checkpoint's dtype";
+    snprintf(buf, len, "%s (checkpoint)", dtype);
+}

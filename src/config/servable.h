@@ -35,6 +35,11 @@ MUST_USE int servable_check(const struct catalog *cat, const char *model, const 
  * the server for its model (name null) is not judged. */
 struct config;
 MUST_USE int servable_config_check(const struct config *c, char *err, size_t errlen);
+/* The weights as a person names them, one name per dtype: "bf16 (checkpoint)" for a 16-bit
+ * checkpoint served as it is, "awq (checkpoint)" for a pre-quantized one, "fp8" for a format
+ * asked for; the catalog may be NULL (then "checkpoint's dtype"). */
+void servable_weights_name(const struct catalog *cat, const char *model, const char *quantization,
+                           char *buf, size_t len);
 /* True for the words that mean "the checkpoint's own weights". */
 bool servable_is_native(const char *quantization);
 

@@ -20,13 +20,19 @@ struct report_slo {
 };
 
 enum cell_source { CELL_NONE, CELL_MEASURED, CELL_PREDICTED };
+/* Why a cell has no verdict: it was judged, its setup does not fit (or cannot be loaded), or
+ * it was not run (failed to start, interrupted, nothing at that user count). */
+enum cell_state { CELL_JUDGED, CELL_NO_FIT, CELL_NOT_RUN };
 
 struct guidance_cell {
     char *workload; /* study workload; "" for plain runs */
     char *model, *quantization, *kv_dtype;
-    long context;      /* tokens */
+    long context;      /* tokens: the window (max_model_len) of a study's setup, or the prompt +
+                          output of a plain run's requests */
+    bool window;       /* context is a server's window (a study), not request lengths */
     bool context_upto; /* not swept: the largest prompt + output a request had */
     enum cell_source source;
+    enum cell_state state;
     int slo_met;             /* 1, 0, or -1 unknown */
     double user_tps_p50;     /* tokens/s one user sees; NAN unknown */
     double ttft_p95_ms;      /* NAN unknown */
@@ -35,12 +41,22 @@ struct guidance_cell {
     double min_tried;        /* smallest count tried, for "fewer than" */
     char *note;              /* status, reason or what was missing; "" none */
     char *origin;            /* the run or study/setup the values come from */
+    char *weights;           /* the weights' one name ("bf16 (checkpoint)", "fp8"), or NULL */
+};
+
+/* What a workload's cells were judged on: one line each for the SLO and the workload. */
+struct guidance_basis {
+    char *workload; /* as in the cells; "" for plain runs */
+    char *slo;      /* "chat: TTFT p95 <= 2000 ms, TPOT p95 <= 100 ms" */
+    char *what;     /* population and lengths */
 };
 
 struct guidance {
     struct guidance_cell *cells;
     size_t n;
     int users;
+    struct guidance_basis *bases;
+    size_t n_bases;
 };
 
 /*
@@ -59,5 +75,7 @@ int point_judge(const json_t *run, const json_t *point, const struct report_slo 
 
 /* Cells as JSON for the page: [{workload, model, quantization, kv_dtype, context, ...}]. */
 json_t *guidance_json(const struct guidance *g);
+/* The bases as JSON: [{workload, slo, what}], one per workload of the cells. */
+json_t *guidance_bases_json(const struct guidance *g);
 
 #endif

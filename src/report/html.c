@@ -117,13 +117,41 @@ void html_figure(FILE *f, const char *caption, const char *attrs, bool zoom)
     fprintf(f, "</figcaption><div class=\"chart\"><canvas %s></canvas></div></figure>\n", attrs);
 }
 
-static void matrix_cell(FILE *f, const json_t *c)
+/* A cell's class and its verdict line: met, missed, or why there is no verdict. */
+static void cell_state(const json_t *c, const char **cls, const char **verdict)
+{
+    const char *state = str(c, "state");
+    json_t *met = json_object_get(c, "slo_met");
+    if (strcmp(state, "does_not_fit") == 0) {
+        *cls = "nofit";
+        *verdict = strncmp(str(c, "note"), "cannot be loaded", 16) == 0 ? "cannot be loaded"
+                                                                        : "does not fit";
+    } else if (json_is_true(met)) {
+        *cls = "met";
+        *verdict = "✔ meets SLO";
+    } else if (json_is_false(met)) {
+        *cls = "miss";
+        *verdict = "✘ misses SLO";
+    } else if (strcmp(state, "not_run") == 0) {
+        *cls = "notrun";
+        *verdict = "not run";
+    } else {
+        *cls = "unknown";
+        *verdict = "not judged";
+    }
+}
+
+static void matrix_cell(FILE *f, const json_t *c, long long users)
 {
     const char *src = str(c, "source");
     json_t *met = json_object_get(c, "slo_met");
-    const char *cls = json_is_true(met) ? "met" : json_is_false(met) ? "miss" : "unknown";
-    fprintf(f, "<td class=\"cell %s\" data-source=\"%s\" data-context=\"%lld\" data-model=\"", cls,
-            src, (long long)json_integer_value(json_object_get(c, "context")));
+    const char *cls, *verdict;
+    cell_state(c, &cls, &verdict);
+    fprintf(f,
+            "<td class=\"cell %s\" data-source=\"%s\" data-state=\"%s\" data-context=\"%lld\" "
+            "data-model=\"",
+            cls, src, str(c, "state"),
+            (long long)json_integer_value(json_object_get(c, "context")));
     html_esc(f, str(c, "model"));
     fputs("\" data-quantization=\"", f);
     html_esc(f, str(c, "quantization"));
@@ -146,23 +174,20 @@ static void matrix_cell(FILE *f, const json_t *c)
             fprintf(f, " %s=\"%.10g\"", keys[i][1], v);
     }
     fputs(">", f);
-    fprintf(f, "<span class=\"verdict\">%s</span>",
-            json_is_true(met)    ? "✔ meets SLO"
-            : json_is_false(met) ? "✘ misses SLO"
-                                 : "? not judged");
+    fprintf(f, "<span class=\"verdict\">%s</span>", verdict);
     fprintf(f, "<span class=\"tag %s\">%s</span><br>", src,
             strcmp(src, "none") == 0 ? "not measured" : src);
-    fputs("per user: ", f);
-    json_num_write(f, c, "user_tps_p50", "%.1f tok/s");
-    fputs(" · TTFT p95: ", f);
-    json_num_write(f, c, "ttft_p95_ms", "%.0f ms");
-    fputs("<br>max users within SLO: ", f);
+    fputs("capacity: ", f);
     double mu = json_num(c, "max_users");
     if (isnan(mu))
         fputs("–", f);
     else
-        fprintf(f, "%s%.0f", json_is_true(json_object_get(c, "max_users_at_least")) ? "≥ " : "",
-                mu);
+        fprintf(f, "%s%.0f users",
+                json_is_true(json_object_get(c, "max_users_at_least")) ? "≥ " : "", mu);
+    fprintf(f, "<br>at %lld users: ", users);
+    json_num_write(f, c, "user_tps_p50", "%.1f tok/s");
+    fputs(" · TTFT p95 ", f);
+    json_num_write(f, c, "ttft_p95_ms", "%.0f ms");
     if (*str(c, "note") || *str(c, "origin")) {
         fputs("<br><span class=\"note\">", f);
         html_esc(f, str(c, "note"));
@@ -173,6 +198,26 @@ static void matrix_cell(FILE *f, const json_t *c)
         fputs("</span>", f);
     }
     fputs("</td>", f);
+}
+
+/* What a workload's table was judged on, above it: the SLO and the workload. */
+static void basis_write(FILE *f, const json_t *model, const char *wl)
+{
+    const json_t *b = NULL;
+    size_t i;
+    json_t *x;
+    json_array_foreach(json_object_get(model, "guidance_basis"), i, x)
+    {
+        if (strcmp(str(x, "workload"), wl) == 0)
+            b = x;
+    }
+    fputs("<p class=\"basis\" data-workload=\"", f);
+    html_esc(f, wl);
+    fputs("\"><b>SLO</b> ", f);
+    html_esc(f, b ? str(b, "slo") : "not recorded");
+    fputs("<br><b>Workload</b> ", f);
+    html_esc(f, b ? str(b, "what") : "not recorded");
+    fputs("</p>\n", f);
 }
 
 /* One table per workload: rows model / quantization / KV dtype, columns context length. */
@@ -188,12 +233,13 @@ static void matrix_write(FILE *f, const json_t *model)
         return;
     }
     fprintf(f,
-            "<p class=\"sub\">Each cell: whether %lld concurrent users meet the SLO, what one "
-            "of them gets (output tokens/s p50, TTFT p95) and the most users that stayed within "
-            "the SLO. <span class=\"tag measured\">measured</span> comes from a run, "
-            "<span class=\"tag predicted\">predicted</span> from <code>testbench plan</code>."
-            "</p>\n",
-            users);
+            "<p class=\"sub\">Each cell: whether %lld users meet the SLO, its capacity (the most "
+            "users within the SLO), and what one of %lld users gets (output tokens/s p50, TTFT "
+            "p95). <span class=\"tag measured\">measured</span> comes from a run, "
+            "<span class=\"tag predicted\">predicted</span> from <code>testbench plan</code>; "
+            "hatched: the setup does not fit (or vLLM cannot load it), dashed: not run, "
+            "– no value.</p>\n",
+            users, users);
     size_t i = 0, n = json_array_size(cells);
     while (i < n) {
         const char *wl = str(json_array_get(cells, i), "workload");
@@ -227,11 +273,14 @@ static void matrix_write(FILE *f, const json_t *model)
             html_esc(f, wl);
             fputs("</h3>\n", f);
         }
-        fputs("<table class=\"matrix\"><thead><tr><th class=\"l\">model</th><th>quantization</th>"
-              "<th>KV dtype</th>",
+        basis_write(f, model, wl);
+        bool window = json_is_true(json_object_get(json_array_get(cells, i), "window"));
+        fputs("<table class=\"matrix\"><thead><tr><th class=\"l\">model</th><th>weights</th>"
+              "<th>KV cache</th>",
               f);
         for (size_t j = 0; j < nctx; j++)
-            fprintf(f, "<th>%scontext %lld</th>", upto[j] ? "≤ " : "", ctx[j]);
+            fprintf(f, "<th>%s%s%lld</th>", window ? "window " : "prompt + output ",
+                    upto[j] ? "≤ " : "", ctx[j]);
         fputs("</tr></thead><tbody>\n", f);
         size_t r = i;
         while (r < end) {
@@ -246,7 +295,7 @@ static void matrix_write(FILE *f, const json_t *model)
             fputs("<tr><td class=\"l\">", f);
             html_esc(f, str(c0, "model"));
             fputs("</td><td>", f);
-            html_esc(f, str(c0, "quantization"));
+            html_esc(f, str(c0, "weights"));
             fputs("</td><td>", f);
             html_esc(f, str(c0, "kv_dtype"));
             fputs("</td>", f);
@@ -257,7 +306,7 @@ static void matrix_write(FILE *f, const json_t *model)
                         ctx[j])
                         hit = json_array_get(cells, k);
                 if (hit)
-                    matrix_cell(f, hit);
+                    matrix_cell(f, hit, users);
                 else
                     fputs("<td class=\"unknown\">–</td>", f);
             }

@@ -43,6 +43,65 @@ static void cells_write(FILE *f, const json_t *r, const struct col *cols, size_t
     }
 }
 
+/* What a workload's cells were judged on (guidance_basis), or NULL. */
+static const json_t *basis_of(const json_t *model, const char *workload)
+{
+    size_t i;
+    json_t *b;
+    json_array_foreach(json_object_get(model, "guidance_basis"), i, b)
+    {
+        if (strcmp(str(b, "workload"), workload) == 0)
+            return b;
+    }
+    return NULL;
+}
+
+/* One cell's verdict at the target user count: one thing, said apart from "not run". */
+static const char *cell_verdict(const json_t *c)
+{
+    const char *state = str(c, "state");
+    json_t *met = json_object_get(c, "slo_met");
+    if (strcmp(state, "does_not_fit") == 0)
+        return strncmp(str(c, "note"), "cannot be loaded", 16) == 0 ? "cannot be loaded"
+                                                                    : "does not fit";
+    if (strcmp(state, "not_run") == 0 && !json_is_boolean(met))
+        return "not run";
+    return json_is_true(met) ? "met" : json_is_false(met) ? "**missed**" : "–";
+}
+
+static void matrix_row(FILE *f, const json_t *c)
+{
+    const char *src = str(c, "source");
+    const char *badge = strcmp(src, "measured") == 0    ? " [m]"
+                        : strcmp(src, "predicted") == 0 ? " [p]"
+                                                        : "";
+    fputs("| ", f);
+    md(f, str(c, "model"));
+    fputs(" | ", f);
+    md(f, str(c, "weights"));
+    fputs(" | ", f);
+    md(f, str(c, "kv_dtype"));
+    fprintf(f, " | %s%s%lld | ", json_is_true(json_object_get(c, "window")) ? "window " : "",
+            json_is_true(json_object_get(c, "context_upto")) ? "≤ " : "",
+            (long long)json_integer_value(json_object_get(c, "context")));
+    if (json_is_true(json_object_get(c, "max_users_at_least")))
+        fputs("≥ ", f);
+    json_num_write(f, c, "max_users", "%.0f");
+    fprintf(f, "%s | ", isnan(json_num(c, "max_users")) ? "" : badge);
+    json_num_write(f, c, "user_tps_p50", "%.1f");
+    fputs(" | ", f);
+    json_num_write(f, c, "ttft_p95_ms", "%.0f");
+    fprintf(f, " | %s%s | ", cell_verdict(c),
+            json_is_boolean(json_object_get(c, "slo_met")) ? badge : "");
+    md(f, str(c, "note"));
+    if (*str(c, "origin")) {
+        fputs(*str(c, "note") ? "; " : "", f);
+        md(f, str(c, "origin"));
+    }
+    fputs(" |\n", f);
+}
+
+/* One table per workload, each under what it was judged on: the SLO and the workload. */
 static void matrix(FILE *f, const json_t *model)
 {
     const json_t *cells = json_object_get(model, "guidance");
@@ -52,45 +111,33 @@ static void matrix(FILE *f, const json_t *model)
         fputs("No point in these results has a concurrency cap.\n\n", f);
         return;
     }
-    fputs("| workload | model | quantization | KV dtype | context | meets SLO | tok/s per user p50 "
-          "| TTFT p95 ms | max users within SLO | source | note |\n"
-          "|---|---|---|---|---:|---|---:|---:|---:|---|---|\n",
-          f);
-    size_t i;
-    json_t *c;
-    json_array_foreach(cells, i, c)
-    {
-        json_t *met = json_object_get(c, "slo_met");
-        fputs("| ", f);
-        md(f, *str(c, "workload") ? str(c, "workload") : "–");
-        fputs(" | ", f);
-        md(f, str(c, "model"));
-        fputs(" | ", f);
-        md(f, str(c, "quantization"));
-        fputs(" | ", f);
-        md(f, str(c, "kv_dtype"));
-        fprintf(f, " | %s%lld | %s | ",
-                json_is_true(json_object_get(c, "context_upto")) ? "≤ " : "",
-                (long long)json_integer_value(json_object_get(c, "context")),
-                json_is_true(met)    ? "yes"
-                : json_is_false(met) ? "**no**"
-                                     : "?");
-        json_num_write(f, c, "user_tps_p50", "%.1f");
-        fputs(" | ", f);
-        json_num_write(f, c, "ttft_p95_ms", "%.0f");
-        fputs(" | ", f);
-        if (json_is_true(json_object_get(c, "max_users_at_least")))
-            fputs("≥ ", f);
-        json_num_write(f, c, "max_users", "%.0f");
-        fprintf(f, " | %s | ", str(c, "source"));
-        md(f, str(c, "note"));
-        if (*str(c, "origin")) {
-            fputs(*str(c, "note") ? "; " : "", f);
-            md(f, str(c, "origin"));
+    size_t i = 0, n = json_array_size(cells);
+    while (i < n) {
+        const char *wl = str(json_array_get(cells, i), "workload");
+        const json_t *b = basis_of(model, wl);
+        if (*wl) {
+            fputs("### Workload ", f);
+            md(f, wl);
+            fputs("\n\n", f);
         }
-        fputs(" |\n", f);
+        fputs("- **SLO** ", f);
+        md(f, b ? str(b, "slo") : "not recorded");
+        fputs("\n- **Workload** ", f);
+        md(f, b ? str(b, "what") : "not recorded");
+        fprintf(f,
+                "\n- **Cells** capacity = the most users within the SLO; at %lld users: tokens/s "
+                "per user (p50), TTFT p95 and the verdict; [m] measured, [p] predicted by "
+                "`testbench plan`; – no value\n\n",
+                users);
+        fprintf(f,
+                "| model | weights | KV cache | window or request tokens | capacity (users) | "
+                "tok/s per user at %lld | TTFT p95 ms at %lld | SLO at %lld | note |\n"
+                "|---|---|---|---:|---:|---:|---:|---|---|\n",
+                users, users, users);
+        for (; i < n && strcmp(str(json_array_get(cells, i), "workload"), wl) == 0; i++)
+            matrix_row(f, json_array_get(cells, i));
+        fputs("\n", f);
     }
-    fputs("\n", f);
 }
 
 /* Each study setup x workload: what study.csv says, the capacity, and its rows by users. */

@@ -683,6 +683,7 @@ json_t *report_model_build(const struct report_input *in, const struct guidance 
     json_object_set_new(so, "percentile", num(slo->percentile));
     json_object_set_new(o, "slo_override", so);
     json_object_set_new(o, "guidance", guidance_json(g));
+    json_object_set_new(o, "guidance_basis", guidance_bases_json(g));
     json_t *runs = json_array();
     for (size_t i = 0; i < in->n_runs; i++) {
         if (in->progress)
