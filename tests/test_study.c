@@ -607,6 +607,134 @@ static void plan_only_replays_the_workloads_drawn_lengths(void **state)
     free(fx);
 }
 
+/* The plan models users in conversation as the simulator serves them: three session workloads
+ * (short chat, long-context chat, RAG-like with a shared document prefix; tests/data/sessions/)
+ * measured at 8 users. The simulator runs in real time, so a busy 2-core machine delays some
+ * of its requests: a p95 of 48 requests is its third slowest, and one hiccup moves it by tens
+ * of percent. So each median (TTFT p50, TPOT p50) must be within 25 % of the plan, each TTFT
+ * p95 within 60 %, and the mean of the nine errors within 15 %; the figures and the 10 %
+ * target are build/bench_sessions' (the median over repeated runs). */
+static void plan_models_sessions_like_the_simulator(void **state)
+{
+    struct fixture *f = *state;
+    char *cfg = xasprintf("%s/tests/data/sessions/study.yaml", TB_SOURCE_DIR);
+    char *out_dir = xasprintf("%s/out", f->dir);
+    char *log = xasprintf("%s/log.txt", f->dir);
+    const char *argv[] = {"testbench", "study", "--config", cfg, "--output-dir", out_dir, NULL};
+    int rc = run_study(argv, log);
+    char *out = tb_read(log);
+    if (rc != 0)
+        fprintf(stderr, "%s\n", out);
+    assert_int_equal(rc, 0);
+    char *sdir = study_dir(f->dir, "sessions_agreement");
+    assert_non_null(sdir);
+    json_t *doc = load_study(sdir);
+    static const char *const workloads[] = {"short_chat", "long_chat", "rag"};
+    static const char *const errs[] = {"err_ttft_p50_pct", "err_ttft_p95_pct", "err_tpot_p50_pct"};
+    size_t seen = 0, i, n = 0;
+    double sum = 0;
+    json_t *r;
+    json_array_foreach(json_object_get(doc, "rows"), i, r)
+    {
+        const char *wl = json_string_value(json_object_get(r, "workload"));
+        assert_string_equal(json_string_value(json_object_get(r, "status")), "measured");
+        for (size_t k = 0; k < 3; k++) {
+            json_t *e = json_object_get(r, errs[k]);
+            assert_true(json_is_number(e));
+            double x = fabs(json_number_value(e));
+            fprintf(stderr, "%s %s %+.1f %%\n", wl, errs[k], json_number_value(e));
+            assert_true(x < (k == 1 ? 60 : 25));
+            sum += x;
+            n++;
+        }
+        for (size_t w = 0; w < 3; w++)
+            seen += strcmp(wl, workloads[w]) == 0;
+    }
+    assert_int_equal(seen, 3);
+    fprintf(stderr, "mean |error| %.1f %% over %zu\n", sum / (double)n, n);
+    assert_true(sum / (double)n < 15);
+    json_decref(doc);
+    free(sdir);
+    free(out);
+    free(log);
+    free(out_dir);
+    free(cfg);
+}
+
+/* plan and study mean the same thing by window and prompt: the same setup (window 8192) and
+ * workload (first prompts of 1,000 tokens, one-turn conversations, fixed think time) give the
+ * same prompt, window and predicted TTFT in `plan --json` and in the study's plan. */
+static void plan_and_study_agree_on_prompt_and_window(void **state)
+{
+    struct fixture *f = *state;
+    char *cfg = write_study(f->dir, "study.yaml",
+                            "study:\n  name: same\n  gpu: rtx-pro-6000\n  users: [12]\n"
+                            "  requests_per_user: 2\n  min_requests: 2\n"
+                            "setups:\n  grid:\n    model: [meta-llama/Llama-3.1-8B-Instruct]\n"
+                            "    max_model_len: [8192]\n"
+                            "benchmark:\n  output_dir: OUT\n"
+                            "model:\n  name: meta-llama/Llama-3.1-8B-Instruct\n"
+                            "requests:\n  prompt_tokens_min: 1000\n  prompt_tokens_max: 1000\n"
+                            "  completion_tokens: 100\n"
+                            "  session: {turns: 1, think_time_distribution: fixed, "
+                            "think_time_s: 0.5}\n");
+    char *log = xasprintf("%s/log.txt", f->dir);
+    const char *argv[] = {"testbench", "study", "--config", cfg, "--plan-only", NULL};
+    assert_int_equal(run_study(argv, log), 0);
+    char *study = tb_read(log);
+    char *plan_log = xasprintf("%s/plan.txt", f->dir);
+    const char *pargv[] = {"testbench",
+                           "plan",
+                           "--gpu",
+                           "rtx-pro-6000",
+                           "--model",
+                           "meta-llama/Llama-3.1-8B-Instruct",
+                           "--max-model-len",
+                           "8192",
+                           "--prompt-tokens",
+                           "1000",
+                           "--output-tokens",
+                           "100",
+                           "--users",
+                           "12",
+                           "--turns",
+                           "1",
+                           "--think-time-distribution",
+                           "fixed",
+                           "--think-time-s",
+                           "0.5",
+                           "--json",
+                           NULL};
+    assert_int_equal(run_study(pargv, plan_log), 0);
+    char *plan = tb_read(plan_log);
+    json_t *pj = json_loads(strchr(plan, '{'), JSON_DISABLE_EOF_CHECK, NULL);
+    assert_non_null(pj);
+    /* The prompt is the workload's, the window the setup's: neither fills the other. */
+    assert_int_equal(json_integer_value(json_object_get(pj, "prompt_tokens")), 1000);
+    assert_int_equal(json_integer_value(json_object_get(pj, "max_model_len")), 8192);
+    assert_string_equal(json_string_value(json_object_get(pj, "population")), "sessions");
+    assert_non_null(strstr(study, "first prompts 1000-1000 tokens"));
+    assert_non_null(strstr(study, "window 8192"));
+    /* The same users, lengths and think times: the same prediction. */
+    const char *row = strstr(strstr(study, "KV tokens"), " default ");
+    assert_non_null(row);
+    long kv = 0;
+    double ttft = 0;
+    char name[32], unit[8];
+    assert_int_equal(sscanf(row, "%31s %ld %lf %7s", name, &kv, &ttft, unit), 4);
+    double want = json_number_value(json_object_get(pj, "ttft_p95_ms"));
+    fprintf(stderr, "TTFT p95: study %.1f %s, plan %.1f ms\n", ttft, unit, want);
+    assert_string_equal(unit, "ms");
+    assert_true(fabs(ttft - want) <= 0.05 * want + 0.1);
+    assert_int_equal(kv, json_integer_value(json_object_get(pj, "kv_capacity_tokens")));
+    json_decref(pj);
+    free(plan);
+    free(plan_log);
+    free(study);
+    free(log);
+    free(cfg);
+}
+
 static const char docker_study[] = "study:\n"
                                    "  name: in_docker\n"
                                    "  users: [3]\n"
@@ -820,6 +948,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(bad_study_file_names_file_line_and_key, setup, teardown),
         cmocka_unit_test_setup_teardown(plan_only_replays_the_workloads_drawn_lengths, setup,
                                         teardown),
+        cmocka_unit_test_setup_teardown(plan_and_study_agree_on_prompt_and_window, setup, teardown),
+        cmocka_unit_test_setup_teardown(plan_models_sessions_like_the_simulator, setup, teardown),
         cmocka_unit_test_setup_teardown(sim_study_answers_and_agrees_with_the_plan, setup,
                                         teardown),
         cmocka_unit_test_setup_teardown(unfit_and_failing_setups_are_recorded_and_the_study_goes_on,
