@@ -382,6 +382,9 @@ static json_t *strategy_json(const struct tenancy_cfg *c, const struct strat_out
         json_object_set_new(x, "goodput", json_real_or_null(t->goodput_rps));
         json_object_set_new(x, "output_tps", json_real_or_null(t->output_tps));
         json_object_set_new(x, "meets_slo", json_boolean(t->meets_slo));
+        char slo[200];
+        slo_describe(&c->tenants[i].slo, slo, sizeof(slo));
+        json_object_set_new(x, "slo", json_string(slo)); /* what meets_slo judged */
         json_object_set_new(x, "alone_output_tps", json_real_or_null(o->alone[i].output_tps));
         json_object_set_new(x, "interference_ttft", json_real_or_null(o->interf_ttft[i]));
         json_object_set_new(x, "interference_tpot", json_real_or_null(o->interf_tpot[i]));
