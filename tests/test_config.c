@@ -575,7 +575,7 @@ static void test_validate_command(void **state)
     (void)state;
     char out[4096];
     assert_int_equal(run_validate("--config " FIXTURES "seed.yaml", out, sizeof(out)), 0);
-    assert_string_equal(out, "OK: " FIXTURES "seed.yaml (3 points, 1 tenants)\n");
+    assert_string_equal(out, "OK: " FIXTURES "seed.yaml (3 points, 1 tenant)\n");
     assert_int_equal(run_validate("--config " FIXTURES "tenants.yaml", out, sizeof(out)), 0);
     assert_string_equal(out, "OK: " FIXTURES "tenants.yaml (2 points, 2 tenants)\n");
     assert_int_equal(run_validate("--config " FIXTURES "bad_type.yaml", out, sizeof(out)), 2);

@@ -1079,3 +1079,12 @@ json_t *config_to_json(const struct config *c)
     json_object_set_new(root, "telemetry", tl);
     return root;
 }
+
+const char *config_prompt_note(const struct config *c)
+{
+    return c->prompt_lengths_unused
+               ? "context_lengths set every prompt (context minus the request's output), so "
+                 "requests.prompt_tokens_min/max are not used; the server's window is its own "
+                 "setting (max_model_len)"
+               : NULL;
+}

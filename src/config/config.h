@@ -135,7 +135,12 @@ struct config {
                            may hold the sweep lists */
     struct telemetry_cfg telemetry;
     struct study_cfg study; /* study sections (study, setups, workloads, backend) */
+    /* The file sets requests.prompt_tokens_min/max and context_lengths, which replace them:
+     * validate and run say so (docs/CONFIG.md, "Window and prompt"). */
+    bool prompt_lengths_unused;
 };
+/* The warning for prompt_lengths_unused, or NULL. */
+const char *config_prompt_note(const struct config *c);
 
 /* Fills c with defaults (a config with no file; one tenant "default"). Release it after. */
 void config_defaults(struct config *c);

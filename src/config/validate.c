@@ -67,6 +67,8 @@ int validate_main(int argc, char **argv)
         free(s);
         json_decref(j);
     }
+    if (config_prompt_note(&c))
+        fprintf(stderr, "%s: warning: %s\n", path, config_prompt_note(&c));
     if (servable_config_check(&c, err, sizeof(err))) {
         /* A checkpoint the server could not load with that quantization (catalog/). */
         fprintf(stderr, "%s: %s\n", path, err);
@@ -106,7 +108,9 @@ int validate_main(int argc, char **argv)
         printf("OK: %s (study: %zu setups x %zu workloads, backend %s)\n", path,
                study_cfg_n_setups(&c.study), nw, c.study.backend.type);
     } else {
-        printf("OK: %s (%zu points, %zu tenants)\n", path, config_n_points(&c), c.n_tenants);
+        size_t np = config_n_points(&c);
+        printf("OK: %s (%zu %s, %zu %s)\n", path, np, np == 1 ? "point" : "points", c.n_tenants,
+               c.n_tenants == 1 ? "tenant" : "tenants");
     }
     config_release(&c);
     return TB_EXIT_OK;

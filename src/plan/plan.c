@@ -153,9 +153,12 @@ static void plan_verdict(const struct plan_opts *o, struct plan_row *row)
             nm += (size_t)snprintf(missed + nm, sizeof(missed) - nm,
                                    "%s%s p%g: more than %g %% of requests failed", nm ? "; " : "",
                                    obj[i].name, pct, 100 - pct);
-        else
-            nm += (size_t)snprintf(missed + nm, sizeof(missed) - nm, "%s%s p%g %.1f ms > %.0f ms",
-                                   nm ? "; " : "", obj[i].name, pct, x, obj[i].limit_ms);
+        else {
+            char got[32], want[32];
+            nm += (size_t)snprintf(missed + nm, sizeof(missed) - nm, "%s%s p%g %s > %s",
+                                   nm ? "; " : "", obj[i].name, pct, human_ms(x, got, sizeof(got)),
+                                   human_ms(obj[i].limit_ms, want, sizeof(want)));
+        }
     }
     char what[200];
     slo_describe(slo, what, sizeof(what));

@@ -17,6 +17,7 @@
 #include <jansson.h>
 
 #include "core/exitcode.h"
+#include "core/human.h"
 #include "core/jsonx.h"
 #include "core/log.h"
 #include "core/xalloc.h"
@@ -262,20 +263,26 @@ static void print_predicted(const struct plan_opts *o, const struct plan_row *r)
            "preemptions, peak KV usage %.0f %%, mean running %.1f)\n",
            r->duration_s, (unsigned long long)r->steps, (unsigned long long)r->preemptions,
            r->peak_kv_usage * 100, r->mean_running);
-    printf("  TTFT   p50 %9.1f ms   p95 %9.1f ms\n", x->ttft.p50 * 1e3, x->ttft.p95 * 1e3);
-    printf("  TPOT   p50 %9.1f ms   p95 %9.1f ms\n", x->tpot.p50 * 1e3, x->tpot.p95 * 1e3);
-    printf("  ITL    p50 %9.1f ms   p95 %9.1f ms\n", x->itl.p50 * 1e3, x->itl.p95 * 1e3);
+    char a[32], b[32];
+    printf("  TTFT   p50 %10s   p95 %10s\n", human_ms(x->ttft.p50 * 1e3, a, sizeof(a)),
+           human_ms(x->ttft.p95 * 1e3, b, sizeof(b)));
+    printf("  TPOT   p50 %10s   p95 %10s\n", human_ms(x->tpot.p50 * 1e3, a, sizeof(a)),
+           human_ms(x->tpot.p95 * 1e3, b, sizeof(b)));
+    printf("  ITL    p50 %10s   p95 %10s\n", human_ms(x->itl.p50 * 1e3, a, sizeof(a)),
+           human_ms(x->itl.p95 * 1e3, b, sizeof(b)));
     if (o->population == VD_SESSIONS && x->ttft_later.n)
-        printf("  TTFT p50: first turns %.1f ms, later turns %.1f ms; %.0f %% of prompt tokens "
+        printf("  TTFT p50: first turns %s, later turns %s; %.0f %% of prompt tokens "
                "from the prefix cache; longest conversation %d tokens\n",
-               x->ttft_first.p50 * 1e3, x->ttft_later.p50 * 1e3,
+               human_ms(x->ttft_first.p50 * 1e3, a, sizeof(a)),
+               human_ms(x->ttft_later.p50 * 1e3, b, sizeof(b)),
                x->prompt_tokens > 0 ? 100.0 * x->cached_prompt_tokens / (double)x->prompt_tokens
                                     : 0.0,
                x->max_prompt);
     printf("  per-user rate %.1f tokens/s (1 / TPOT p50); aggregate output %.1f tokens/s\n",
            r->user_tps, r->out_tps);
-    printf("  means: TTFT %.1f ms, TPOT %.1f ms, ITL %.1f ms\n", x->ttft.mean * 1e3,
-           x->tpot.mean * 1e3, x->itl.mean * 1e3);
+    char c[32];
+    printf("  means: TTFT %s, TPOT %s, ITL %s\n", human_ms(x->ttft.mean * 1e3, a, sizeof(a)),
+           human_ms(x->tpot.mean * 1e3, b, sizeof(b)), human_ms(x->itl.mean * 1e3, c, sizeof(c)));
     printf("\nUncertainty: output tokens/s +/-%.0f %%, TPOT +/-%.0f %%, TTFT +/-%.0f %% (%s)\n",
            r->band.tps_pct, r->band.tpot_pct, r->band.ttft_pct, r->band.basis);
     if (r->band.extrapolated)
@@ -325,9 +332,11 @@ static void print_table(const struct plan_opts *o, const struct plan_row *rows, 
                r->info.kv_capacity_tokens,
                r->cm.num_blocks > 0 ? (double)r->cm.num_blocks / per : 0.0);
         const struct vd_result *x = &r->res;
+        char t[5][32];
         if (r->simulated)
-            printf(" %9.1f %9.1f %8.1f %8.1f %8.1f %8.1f %9.1f", x->ttft.p50 * 1e3,
-                   x->ttft.p95 * 1e3, x->tpot.p50 * 1e3, x->tpot.p95 * 1e3, x->itl.p50 * 1e3,
+            printf(" %9s %9s %8s %8s %8s %8.1f %9.1f", human_ms(x->ttft.p50 * 1e3, t[0], 32),
+                   human_ms(x->ttft.p95 * 1e3, t[1], 32), human_ms(x->tpot.p50 * 1e3, t[2], 32),
+                   human_ms(x->tpot.p95 * 1e3, t[3], 32), human_ms(x->itl.p50 * 1e3, t[4], 32),
                    r->user_tps, r->out_tps);
         else
             printf(" %9s %9s %8s %8s %8s %8s %9s", "–", "–", "–", "–", "–", "–", "–");

@@ -57,15 +57,21 @@ static double ms(double s)
 void progress_print_summary(FILE *f, const struct point_info *pi, const struct point_summary *s,
                             const struct telemetry_window *tw)
 {
-    char ctx[32] = "-", conc[32] = "none", rate[32] = "inf";
+    char ctx[48] = "", conc[32] = "none", pace[64];
+    /* context_lengths set each request's prompt + output (docs/CONFIG.md, "Window and
+     * prompt"); without them the prompts follow their own lengths. */
     if (pi->context_length)
-        snprintf(ctx, sizeof(ctx), "%d", pi->context_length);
+        snprintf(ctx, sizeof(ctx), " | prompt + output %d", pi->context_length);
     if (pi->concurrency)
         snprintf(conc, sizeof(conc), "%d", pi->concurrency);
     if (isfinite(pi->rate))
-        snprintf(rate, sizeof(rate), "%g/s", pi->rate);
-    fprintf(f, "\n%s | tenant %s | context %s | concurrency %s | rate %s (%s)\n", pi->benchmark,
-            pi->tenant, ctx, conc, rate, arrival_name(pi->arrival));
+        snprintf(pace, sizeof(pace), "rate %g/s (%s)", pi->rate, arrival_name(pi->arrival));
+    else if (pi->concurrency)
+        snprintf(pace, sizeof(pace), "closed loop (no pacing)");
+    else
+        snprintf(pace, sizeof(pace), "all due at once");
+    fprintf(f, "\n%s | tenant %s%s | concurrency %s | %s\n", pi->benchmark, pi->tenant, ctx,
+            conc, pace);
     fprintf(f, "  requests   %zu completed, %zu failed in %.2f s   %.2f req/s\n", s->completed,
             s->failed, s->duration_s, s->request_throughput);
     fprintf(f, "  tokens/s   output %.1f   total %.1f   per user p50 %.1f\n", s->output_throughput,
