@@ -6,6 +6,7 @@
 #include "config/study_cfg.h"
 
 #include <errno.h>
+#include <limits.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -121,11 +122,35 @@ char *study_workload_path(const char *study_file, const struct workload_cfg *w)
 
 /* ==== Rules ==== */
 
+/* Bounds that keep a study's planning and memory sane (a probe's requests are held in memory,
+ * each setup is planned in tens of milliseconds): plan's own user ceiling, a probe of at most a
+ * million requests, a thousand setups (under a minute of planning). */
+#define STUDY_MAX_USERS 100000
+#define STUDY_MAX_PROBE_REQUESTS 1000000
+#define STUDY_MAX_SETUPS 1000
+#define STUDY_MAX_TP 64
+#define STUDY_MAX_MODEL_LEN 10000000
+#define STUDY_MAX_STARTUP_S (7 * 86400.0)
+#define STUDY_MAX_STOP_GRACE_S 3600.0
+
+static int check_int_max(struct cfg_problem *p, const int *v, int max, const char *prefix,
+                         const char *key, const void *fallback)
+{
+    if (*v <= max)
+        return 0;
+    return problem_at(p, v, prefix, key, fallback, "must be at most %d, got %d", max, *v);
+}
+
 static const char *const backend_types[] = {"sim", "docker", "command", "none"};
 
 static int check_setup(struct cfg_problem *p, const struct setup_cfg *s, const char *prefix)
 {
     int rc = check_int_min(p, &s->max_model_len, 0, prefix, "max_model_len", s);
+    if (!rc)
+        rc = check_int_max(p, &s->max_model_len, STUDY_MAX_MODEL_LEN, prefix, "max_model_len", s);
+    if (!rc)
+        rc = check_int_max(p, &s->tensor_parallel_size, STUDY_MAX_TP, prefix,
+                           "tensor_parallel_size", s);
     if (!rc && s->gpu_memory_utilization != 0)
         rc = check_num(p, &s->gpu_memory_utilization, 0, false, 1, prefix, "gpu_memory_utilization",
                        s);
@@ -136,19 +161,20 @@ static int check_setup(struct cfg_problem *p, const struct setup_cfg *s, const c
     return rc;
 }
 
-static int check_int_items(struct cfg_problem *p, const struct int_list *l, int min,
+static int check_int_items(struct cfg_problem *p, const struct int_list *l, int min, int max,
                            const char *path)
 {
     for (size_t i = 0; i < l->n; i++) {
-        char key[32];
-        snprintf(key, sizeof(key), "[%zu]", i);
-        if (l->v[i] < min) {
-            char full[CFG_PATH_MAX + 40];
-            snprintf(full, sizeof(full), "%s%s", path, key);
+        if (l->v[i] >= min && l->v[i] <= max)
+            continue;
+        char full[CFG_PATH_MAX + 40];
+        snprintf(full, sizeof(full), "%s[%zu]", path, i);
+        if (l->v[i] < min)
             where(p, &l->v[i], full, "must be at least %d, got %d", min, l->v[i]);
-            where_owner(p, l);
-            return -EINVAL;
-        }
+        else
+            where(p, &l->v[i], full, "must be at most %d, got %d", max, l->v[i]);
+        where_owner(p, l);
+        return -EINVAL;
     }
     return 0;
 }
@@ -170,10 +196,11 @@ static int check_backend(struct cfg_problem *p, const struct study_backend_cfg *
         where_owner(p, b);
         return -EINVAL;
     }
-    int rc =
-        check_num(p, &b->startup_timeout_s, 0, false, INFINITY, "backend", "startup_timeout_s", b);
+    int rc = check_num(p, &b->startup_timeout_s, 0, false, STUDY_MAX_STARTUP_S, "backend",
+                       "startup_timeout_s", b);
     if (!rc)
-        rc = check_num(p, &b->stop_grace_s, 0, true, INFINITY, "backend", "stop_grace_s", b);
+        rc = check_num(p, &b->stop_grace_s, 0, true, STUDY_MAX_STOP_GRACE_S, "backend",
+                       "stop_grace_s", b);
     if (!rc && (b->port < 0 || b->port > 65535)) {
         where(p, &b->port, "backend.port", "must be a TCP port (1-65535) or 0 for a free one");
         rc = -EINVAL;
@@ -271,13 +298,27 @@ int study_find_problem(const struct config *c, struct cfg_problem *p)
         where(p, &s->users, "study.users", "must list at least one number of users");
         return -EINVAL;
     }
-    int rc = check_int_items(p, &s->users, 1, "study.users");
+    int rc = check_int_items(p, &s->users, 1, STUDY_MAX_USERS, "study.users");
     if (!rc)
         rc = check_int_min(p, &s->max_users, 1, "study", "max_users", NULL);
+    if (!rc)
+        rc = check_int_max(p, &s->max_users, STUDY_MAX_USERS, "study", "max_users", NULL);
     if (!rc)
         rc = check_int_min(p, &s->requests_per_user, 1, "study", "requests_per_user", NULL);
     if (!rc)
         rc = check_int_min(p, &s->min_requests, 1, "study", "min_requests", NULL);
+    if (!rc)
+        rc = check_int_max(p, &s->min_requests, STUDY_MAX_PROBE_REQUESTS, "study", "min_requests",
+                           NULL);
+    long most = s->capacity_search ? s->max_users : 0;
+    for (size_t i = 0; i < s->users.n; i++)
+        most = s->users.v[i] > most ? s->users.v[i] : most;
+    if (!rc && most * (long)s->requests_per_user > STUDY_MAX_PROBE_REQUESTS)
+        rc = problem_at(p, &s->requests_per_user, "study", "requests_per_user", NULL,
+                        "%d requests per user at %ld users is %ld requests in one probe; at most "
+                        "%d are allowed (lower it, or the users)",
+                        s->requests_per_user, most, most * (long)s->requests_per_user,
+                        STUDY_MAX_PROBE_REQUESTS);
     if (!rc)
         rc = check_setup(p, &s->defaults, "setups.defaults");
     for (size_t i = 0; !rc && i < s->n_list; i++) {
@@ -286,12 +327,28 @@ int study_find_problem(const struct config *c, struct cfg_problem *p)
         rc = check_setup(p, &s->list[i], path);
     }
     if (!rc)
-        rc = check_int_items(p, &s->grid.max_model_len, 1, "setups.grid.max_model_len");
+        rc = check_int_items(p, &s->grid.max_model_len, 1, STUDY_MAX_MODEL_LEN,
+                             "setups.grid.max_model_len");
     if (!rc)
-        rc = check_int_items(p, &s->grid.tensor_parallel_size, 1,
+        rc = check_int_items(p, &s->grid.tensor_parallel_size, 1, STUDY_MAX_TP,
                              "setups.grid.tensor_parallel_size");
     if (!rc)
-        rc = check_int_items(p, &s->grid.max_num_seqs, 1, "setups.grid.max_num_seqs");
+        rc = check_int_items(p, &s->grid.max_num_seqs, 1, INT_MAX, "setups.grid.max_num_seqs");
+    size_t n_setups = study_cfg_n_setups(s);
+    if (!rc && n_setups > STUDY_MAX_SETUPS) {
+        where(p, s->grid_given ? (const void *)&s->grid : (const void *)&s->name, "setups",
+              "%zu setups; at most %d are allowed (each is planned and may be launched): split "
+              "the study",
+              n_setups, STUDY_MAX_SETUPS);
+        rc = -EINVAL;
+    }
+    if (!rc && strcmp(s->backend.type, "none") == 0 && n_setups > 1) {
+        where(p, &s->backend.type, "backend.type",
+              "the none backend measures one server someone else runs, so one setup; this "
+              "study has %zu (use sim, docker or command to launch each)",
+              n_setups);
+        rc = -EINVAL;
+    }
     for (size_t i = 0; !rc && i < s->grid.gpu_memory_utilization.n; i++) {
         char key[48];
         snprintf(key, sizeof(key), "gpu_memory_utilization[%zu]", i);

@@ -13,6 +13,7 @@
 #include "config/servable.h"
 #include "core/exitcode.h"
 #include "study/setups.h"
+#include "study/study.h"
 
 static void validate_usage(FILE *f)
 {
@@ -102,6 +103,12 @@ int validate_main(int argc, char **argv)
          * any server is started for it. */
         if (study_setups_check(&c, err, sizeof(err))) {
             fprintf(stderr, "%s: setups: %s\n", path, err);
+            config_release(&c);
+            return TB_EXIT_USAGE;
+        }
+        /* What the study itself checks before launching anything: setups the engine can
+         * plan, command lines that can be built, workload names that can name files. */
+        if (study_validate(path)) {
             config_release(&c);
             return TB_EXIT_USAGE;
         }

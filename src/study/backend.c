@@ -491,12 +491,6 @@ static char *log_read(const char *path, off_t from, off_t to)
     return b.data;
 }
 
-/* The last non-blank line of text (borrowed) into out. */
-static void last_line(const char *text, char *out, size_t len)
-{
-    server_log_tail(text, 1, out, len);
-}
-
 /* ---- start / stop ---------------------------------------------------------------------- */
 
 static void result_init(struct backend_start_result *res)
@@ -717,13 +711,20 @@ int backend_start(struct server_handle **out, const struct backend_options *o,
             res->status = cause;
             snprintf(res->reason, sizeof(res->reason), "%s", cause_line);
         } else {
-            /* The server's last word, before our own lines. */
+            /* The server's first word of an error (the cause; what follows is its fallout,
+             * e.g. docker's "Run 'docker run --help'"), never one of our own "+ " lines. */
             char *own = log_read(log_path, log_from, server_end);
-            char tail[400];
-            last_line(own, tail, sizeof(tail));
+            char cause_text[400];
+            server_log_first_error(own, cause_text, sizeof(cause_text));
             free(own);
-            snprintf(res->reason, sizeof(res->reason), "server %.100s before it was ready%s%.380s",
-                     how, tail[0] ? ": " : "", tail);
+            bool clean = WIFEXITED(wstatus) && WEXITSTATUS(wstatus) == 0;
+            snprintf(res->reason, sizeof(res->reason),
+                     "server %.100s before it was ready%s%.200s%s", how, cause_text[0] ? ": " : "",
+                     cause_text,
+                     clean ? " (a server that exits 0 at once may have gone to the background, "
+                             "e.g. `docker run -d` or a double fork: the study can only track one "
+                             "that stays in the foreground)"
+                           : "");
         }
         break;
     case START_TIMEOUT:
@@ -748,6 +749,36 @@ fail:
     backend_argv_free(argv);
     handle_free(h);
     return rc;
+}
+
+void backend_log_tail(const char *log_path, char *out, size_t outlen)
+{
+    char *text = log_read(log_path, 0, -1);
+    server_log_tail(text, LOG_TAIL_LINES, out, outlen);
+    free(text);
+}
+
+bool backend_alive(struct server_handle *h, char *why, size_t whylen)
+{
+    if (whylen)
+        why[0] = '\0';
+    if (!h || h->kind == BACKEND_NONE || h->pid <= 0)
+        return h && (h->kind == BACKEND_NONE || h->pid > 0);
+    int status;
+    pid_t r = waitpid(h->pid, &status, WNOHANG);
+    if (r == 0)
+        return true;
+    char how[128] = "is gone";
+    if (r == h->pid)
+        describe_status(status, how, sizeof(how));
+    snprintf(why, whylen, "the server %s while it was being measured", how);
+    if (h->log_fd >= 0) {
+        char line[200];
+        snprintf(line, sizeof(line), "+ %s\n", why);
+        log_write(h->log_fd, line);
+    }
+    h->pid = r == h->pid ? -1 : h->pid; /* reaped: backend_stop still ends what it left */
+    return false;
 }
 
 void backend_stop(struct server_handle *h)

@@ -49,6 +49,7 @@
 #define TB_STUDY_BACKEND_H
 
 #include <signal.h>
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <sys/types.h>
@@ -149,6 +150,12 @@ MUST_USE int backend_start(struct server_handle **out, const struct backend_opti
  * the group, o->stop_grace_s, SIGKILL), reaps it, writes how it ended to the log, frees h.
  * NULL is a no-op; for the none backend it only frees h. */
 void backend_stop(struct server_handle *h);
+/* Is the server still running? Reaps it when it exited (why then says how: "the server exited
+ * with status 3 while it was being measured", also written to its log). The none backend is
+ * always taken as running: it is not ours to watch. */
+bool backend_alive(struct server_handle *h, char *why, size_t whylen);
+/* The last lines of a server log (what backend_start_result.log_tail holds). */
+void backend_log_tail(const char *log_path, char *out, size_t outlen);
 /* The child's pid (-1 for none); it is also its process group id. */
 pid_t server_handle_pid(const struct server_handle *h);
 

@@ -26,5 +26,10 @@ MUST_USE int backend_container_name(const struct backend_options *o, const struc
 /* The last max_lines lines of text (borrowed) into out, at most outlen - 1 bytes (the end is
  * kept when they are longer). */
 void server_log_tail(const char *text, size_t max_lines, char *out, size_t outlen);
+/* The first line of text (borrowed) that reads as an error ("Unable to find image ...",
+ * "docker: Error response from daemon: ...", a Python exception), not one of our own "+ ..."
+ * lines; else the last line that is not ours; "" when there is none. The cause usually comes
+ * first: what follows ("Run 'docker run --help' for more information") is its fallout. */
+void server_log_first_error(const char *text, char *out, size_t outlen);
 
 #endif

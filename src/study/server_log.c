@@ -184,3 +184,39 @@ void server_log_tail(const char *text, size_t max_lines, char *out, size_t outle
     memcpy(out, text + start, len - start);
     out[len - start] = '\0';
 }
+
+/* Words that open a server's own account of a failure (Docker's CLI, Python, a shell). */
+static const char *const error_words[] = {
+    "error",     "unable to", "cannot",  "can't",  "could not", "failed", "exception",
+    "traceback", "not found", "no such", "denied", "refused",   "fatal",  "segmentation fault",
+};
+
+void server_log_first_error(const char *text, char *out, size_t outlen)
+{
+    if (outlen == 0)
+        return;
+    out[0] = '\0';
+    const char *line = text, *last = NULL;
+    size_t last_len = 0;
+    while (line && *line) {
+        const char *eol = strchr(line, '\n');
+        size_t len = eol ? (size_t)(eol - line) : strlen(line);
+        bool ours = len >= 2 && line[0] == '+' && line[1] == ' '; /* "+ docker run ...": ours */
+        bool blank = true;
+        for (size_t i = 0; i < len && blank; i++)
+            blank = isspace((unsigned char)line[i]) != 0;
+        if (!ours && !blank) {
+            for (size_t i = 0; i < sizeof(error_words) / sizeof(error_words[0]); i++) {
+                if (find_ci(line, len, error_words[i])) {
+                    copy_trimmed(line, len, out, outlen);
+                    return;
+                }
+            }
+            last = line;
+            last_len = len;
+        }
+        line = eol ? eol + 1 : NULL;
+    }
+    if (last)
+        copy_trimmed(last, last_len, out, outlen);
+}

@@ -45,6 +45,51 @@ static void on_stop_signal(int sig)
     study_stop_requested = 1;
 }
 
+/* The same start failure three setups in a row (the image is missing, the driver is wrong)
+ * will fail every remaining setup the same way: stop there and say so, rather than spend the
+ * rest of the study on it. */
+#define SAME_FAILURE_STOP 3
+
+struct failure_repeat {
+    char what[600]; /* the last failure, the setup id taken out */
+    int times;
+};
+
+static bool same_failure_again(struct study *st, size_t si, struct failure_repeat *r)
+{
+    const json_t *state = study_setup_state(st, si);
+    const char *status = json_string_value(json_object_get(state, "status"));
+    const char *reason = json_string_value(json_object_get(state, "reason"));
+    const char *cls = json_string_value(json_object_get(state, "start_class"));
+    /* oom and kv_too_small are answers about each setup, not a broken environment. */
+    bool broken = cls && (strcmp(cls, "crashed") == 0 || strcmp(cls, "error") == 0 ||
+                          strcmp(cls, "timeout") == 0);
+    if (!status || strcmp(status, "failed_to_start") != 0 || !reason || !broken) {
+        r->times = 0;
+        return false;
+    }
+    char what[sizeof(r->what)];
+    const char *id = st->setups[si].id;
+    size_t n = 0, idlen = strlen(id);
+    for (const char *p = reason; *p && n + 1 < sizeof(what);) {
+        if (strncmp(p, id, idlen) == 0) { /* "testbench-s03-...": the same failure */
+            p += idlen;
+            continue;
+        }
+        what[n++] = *p++;
+    }
+    what[n] = '\0';
+    r->times = strcmp(what, r->what) == 0 ? r->times + 1 : 1;
+    snprintf(r->what, sizeof(r->what), "%s", what);
+    if (r->times < SAME_FAILURE_STOP)
+        return false;
+    log_error("study: the last %d setups failed to start the same way (%s): the rest would too. "
+              "The study stops here; fix the cause, then 'testbench study --resume %s "
+              "--retry-failed' (server logs: %s/<setup id>/server.log)",
+              r->times, reason, st->dir, st->dir);
+    return true;
+}
+
 /* ==== Set-up ==== */
 
 static int parse_args(int argc, char **argv, struct study_args *a)
@@ -208,6 +253,14 @@ static int load_workloads(struct study *st)
             log_error("study: workload %s: %s", st->wl[i].name, err);
             return -EINVAL;
         }
+        if (st->wcfg[i].requests.trace.path) {
+            /* A trace replays its own arrivals and lengths: it is not N users, so it has no
+             * capacity to search for. Measure it with `testbench run`. */
+            log_error("study: workload %s (%s) replays a trace; a study measures N users "
+                      "(sessions or streams), so replay the trace with 'testbench run' instead",
+                      st->wl[i].name, st->wl[i].path);
+            return -EINVAL;
+        }
         if (st->wcfg[i].tenants_given) {
             log_error("study: workload %s (%s) has tenants; a study measures one tenant per "
                       "server",
@@ -321,7 +374,8 @@ static int study_setup_all(struct study *st)
     }
     st->name = st->cfg.study.name ? st->cfg.study.name : st->cfg.benchmark.output_prefix;
     study_setups_expand(&st->cfg, &st->setups, &st->n_setups);
-    if (load_workloads(st) || backend_from_config(st) || check_launchable(st))
+    if (load_workloads(st) || backend_from_config(st) || check_launchable(st) ||
+        study_check_plannable(st))
         return TB_EXIT_USAGE;
     if (st->args.plan_only) { /* nothing is written: a resumed folder's document is not kept */
         json_decref(st->doc);
@@ -331,6 +385,21 @@ static int study_setup_all(struct study *st)
     if (open_dir(st))
         return TB_EXIT_RUNTIME;
     return open_doc(st);
+}
+
+static void study_release(struct study *st);
+
+int study_validate(const char *path)
+{
+    struct study st;
+    memset(&st, 0, sizeof(st));
+    st.lock_fd = -1;
+    st.args.config = path;
+    st.args.plan_only = true; /* nothing is opened or written */
+    st.args.quiet = true;
+    int rc = study_setup_all(&st);
+    study_release(&st);
+    return rc;
 }
 
 static void study_release(struct study *st)
@@ -366,6 +435,7 @@ int study_main(int argc, char **argv)
     sigaction(SIGINT, &sa, &old_int);
     sigaction(SIGTERM, &sa, &old_term);
     sigaction(SIGHUP, &sa, &old_hup);
+    struct failure_repeat repeat = {"", 0};
     int rc = study_setup_all(&st);
     /* The folder's files exist before the (possibly long) plan: --resume can continue from
      * any moment. */
@@ -389,6 +459,8 @@ int study_main(int argc, char **argv)
         }
         rc = study_run_setup(&st, si);
         if (study_save(&st) && !rc)
+            rc = TB_EXIT_RUNTIME;
+        if (!rc && same_failure_again(&st, si, &repeat))
             rc = TB_EXIT_RUNTIME;
         if (!rc && study_stop_requested)
             rc = TB_EXIT_INTERRUPTED;

@@ -8,5 +8,9 @@
 #define TB_STUDY_H
 
 int study_main(int argc, char **argv);
+/* The checks a study makes before it launches anything, for `testbench validate`: the file and
+ * its workloads load, every setup can be planned, every command line built, every workload
+ * name can name result files. 0, or nonzero after printing what is wrong. */
+int study_validate(const char *path);
 
 #endif

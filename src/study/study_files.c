@@ -172,7 +172,8 @@ static json_t *manifest(const json_t *study)
         st = st ? st : "pending";
         if (strcmp(st, "done") == 0)
             done++;
-        else if (strcmp(st, "failed_to_start") == 0 || strcmp(st, "does_not_fit") == 0)
+        else if (strcmp(st, "failed_to_start") == 0 || strcmp(st, "does_not_fit") == 0 ||
+                 strcmp(st, "crashed") == 0)
             failed++;
         else
             remaining++;

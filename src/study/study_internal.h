@@ -7,6 +7,7 @@
 #ifndef TB_STUDY_INTERNAL_H
 #define TB_STUDY_INTERNAL_H
 
+#include <errno.h>
 #include <limits.h>
 #include <signal.h>
 #include <stdbool.h>
@@ -61,7 +62,9 @@ struct cell {
     struct study *st;
     size_t si, wi;
     const char *endpoint;
-    long meas_kv; /* from the server's log, -1 unknown */
+    struct server_handle *server; /* watched between probes: a server that died ends the setup */
+    char died[256];               /* how it ended, once it has */
+    long meas_kv;                 /* from the server's log, -1 unknown */
     int prompt, output, context;
     json_t *measured; /* users (as a string key) -> its row */
     int pred_max;     /* plan's max users, -1 unknown */
@@ -88,6 +91,9 @@ uint64_t study_probe_seed(uint64_t seed, size_t wi, int users);
 /* Predicts setup si x workload wi at `users`, with the lengths the probe will send. */
 int study_predict(const struct study *st, size_t si, size_t wi, int users,
                   struct plan_prediction *p, int *prompt, int *output, int *context);
+/* Every setup x workload can be planned (the engine knows its GPU, model, quantization, KV
+ * dtype and TP); else -EINVAL after naming the setup and the engine's reason. */
+int study_check_plannable(const struct study *st);
 /* The plan's most users within the SLO, -1 unknown. */
 int study_predict_max_users(const struct study *st, size_t si, size_t wi, int prompt, int output);
 /* Measuring time the plan expects for a setup x workload, seconds. */
@@ -108,6 +114,8 @@ void study_rows_unmeasured(struct study *st, size_t si, size_t only, const char 
                            const char *reason, long meas_kv, const char *log_rel);
 
 /* ---- study_measure.c: one setup, launched, measured, stopped ---- */
+/* What measure() returns when the setup's server is gone (cell.died says how). */
+#define STUDY_SERVER_DIED (-ECHILD)
 int study_run_setup(struct study *st, size_t si);
 /* The backend's view of a setup (strings borrowed from s). */
 void study_server_setup_from(const struct study_setup *s, struct server_setup *out);

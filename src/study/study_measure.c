@@ -82,17 +82,27 @@ static void print_probe(const json_t *row, int users)
     fflush(stdout);
 }
 
-/* One measured point at `users` (run once per user count per cell). 0, or TB_EXIT_INTERRUPTED
- * to stop the study. */
+/* A point whose files the study folder could not take (a full disk) but which the run wrote
+ * elsewhere is measured all the same: the row says where its files went. */
+static bool files_moved(const struct study *st, const struct run_outcome *out)
+{
+    size_t n = strlen(st->dir);
+    return out->n_points == 1 && !out->points[0].partial && out->detailed_path &&
+           !(strncmp(out->detailed_path, st->dir, n) == 0 && out->detailed_path[n] == '/');
+}
+
+/* One measured point at `users` (run once per user count per cell). 0, TB_EXIT_INTERRUPTED to
+ * stop the study, or STUDY_SERVER_DIED when the server is gone (before or during the probe). */
 static int measure(struct cell *c, int users, const char *role, json_t **row_out)
 {
     char key[16];
     snprintf(key, sizeof(key), "%d", users);
     json_t *row = json_object_get(c->measured, key);
-    if (row) {
-        *row_out = row;
+    *row_out = row;
+    if (row)
         return 0;
-    }
+    if (!backend_alive(c->server, c->died, sizeof(c->died)))
+        return STUDY_SERVER_DIED; /* between probes: nothing to measure against */
     struct study *st = c->st;
     struct plan_prediction p;
     int prompt, output, context;
@@ -118,6 +128,17 @@ static int measure(struct cell *c, int users, const char *role, json_t **row_out
         if (ec == TB_EXIT_INTERRUPTED || (out.n_points && out.points[0].partial)) {
             json_object_set_new(row, "status", json_string("interrupted"));
             rc = TB_EXIT_INTERRUPTED;
+        } else if (ec != TB_EXIT_OK && !backend_alive(c->server, c->died, sizeof(c->died))) {
+            json_object_set_new(row, "status", json_string("failed"));
+            json_object_set_new(row, "reason", json_string(c->died));
+            json_object_set_new(row, "slo_met", json_false());
+            rc = STUDY_SERVER_DIED;
+        } else if (ec == TB_EXIT_RUNTIME && files_moved(st, &out)) {
+            char *why = xasprintf("measured; the study folder could not take its files, which "
+                                  "are in %s",
+                                  out.detailed_path);
+            json_object_set_new(row, "reason", json_string(why));
+            free(why);
         } else if (ec != TB_EXIT_OK || out.n_points == 0) {
             json_object_set_new(row, "status", json_string("failed"));
             char why[128];
@@ -280,8 +301,9 @@ int study_run_setup(struct study *st, size_t si)
                  res.reason[0] ? res.reason : "see server.log");
         bool interrupted = res.status == START_INTERRUPTED;
         if (!st->args.quiet)
-            printf("  %s %s\n",
-                   interrupted ? "interrupted while starting:" : "failed to start:", reason);
+            printf("  %s %s\n    (server log: %s)\n",
+                   interrupted ? "interrupted while starting:" : "failed to start:", reason,
+                   log_path);
         json_object_set_new(state, "log_tail", json_string(res.log_tail));
         json_object_set_new(state, "start_class", json_string(start_status_name(res.status)));
         if (interrupted) {
@@ -308,23 +330,40 @@ int study_run_setup(struct study *st, size_t si)
         printf("  ready in %.1f s at %s: KV cache %ld tokens (plan %ld)\n",
                (double)(clock_now() - t0) / NS_PER_S, res.endpoint, res.facts.kv_capacity_tokens,
                p.kv_capacity_tokens);
+    char died[sizeof(((struct cell *)0)->died)] = "";
     for (size_t wi = 0; wi < st->n_wl && !rc; wi++) {
         struct cell c = {.st = st,
                          .si = si,
                          .wi = wi,
                          .endpoint = res.endpoint,
+                         .server = h,
                          .meas_kv = res.facts.kv_capacity_tokens,
                          .measured = json_object(),
                          .pred_max = -1};
         cell_reuse_measured(&c);
         rc = measure_cell(&c);
+        snprintf(died, sizeof(died), "%s", c.died);
         json_t *row;
         const char *k;
         json_object_foreach(c.measured, k, row)
             json_object_set_new(row, "server_log", json_string(log_rel));
         json_decref(c.measured);
     }
-    study_setup_set_status(st, si, rc ? "interrupted" : "done", NULL);
+    if (rc == STUDY_SERVER_DIED) {
+        /* Vital: a server that dies under load (vLLM's own OOM at more users, say) must not
+         * read as "0 users within the SLO" on a setup marked done; its measured points stay,
+         * no capacity is claimed, and --retry-failed measures it again. */
+        char tail[sizeof(((struct backend_start_result *)0)->log_tail)];
+        backend_log_tail(log_path, tail, sizeof(tail));
+        if (!st->args.quiet)
+            printf("  %s; the setup is stopped (server log: %s)\n", died, log_path);
+        json_object_set_new(state, "log_tail", json_string(tail));
+        json_object_set_new(state, "start_class", json_string("crashed"));
+        study_setup_set_status(st, si, "crashed", died);
+        rc = 0;
+    } else {
+        study_setup_set_status(st, si, rc ? "interrupted" : "done", NULL);
+    }
 out:
     backend_stop(h);
     free(sub);

@@ -16,6 +16,7 @@
 #include <jansson.h>
 
 #include "config/servable.h"
+#include "core/log.h"
 #include "core/xalloc.h"
 #include "workload/workload.h"
 
@@ -132,6 +133,28 @@ int study_requests_for(const struct study *st, size_t wi, int users)
     return plan_probe_requests(users, st->cfg.study.requests_per_user, st->cfg.study.min_requests,
                                turns);
 }
+
+int study_check_plannable(const struct study *st)
+{
+    for (size_t si = 0; si < st->n_setups; si++) {
+        for (size_t wi = 0; wi < st->n_wl; wi++) {
+            struct plan_query q;
+            struct plan_prediction p;
+            char err[512];
+            plan_query_fill(st, si, wi, 1, 1, 1, &q);
+            q.requests = 1;
+            if (plan_predict(&q, &p, err, sizeof(err)) == 0)
+                continue;
+            /* An unknown model, KV dtype or TP the engine refuses is a mistake in the study
+             * file, never a setup that "does not fit". */
+            log_error("study: %s: setup %s cannot be planned: %s", st->cfg.path, st->setups[si].id,
+                      err);
+            return -EINVAL;
+        }
+    }
+    return 0;
+}
+
 /* A probe's benchmark.seed: fresh prompts for every probe (the server stays up between probes,
  * and prompts it has seen would hit its prefix cache and flatter the later ones). */
 uint64_t study_probe_seed(uint64_t seed, size_t wi, int users)

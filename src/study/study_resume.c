@@ -14,8 +14,9 @@
  *    it measured (they are reused, not measured again); a row read back that lacks what a row
  *    must have is dropped with a warning and its setup measured again.
  *  - A failure that may pass is retried: a start-up error on our side (a template, a program
- *    not on PATH, a busy port) always; a crashed or timed-out start, and a setup whose probes
- *    all failed, with --retry-failed. oom and kv_too_small are the server's answer and stay.
+ *    not on PATH, a busy port) always; a crashed or timed-out start, a server that died while
+ *    measured, and a setup whose probes all failed, with --retry-failed. oom and kv_too_small
+ *    are the server's answer and stay.
  */
 #include "study/study_internal.h"
 
@@ -375,6 +376,8 @@ bool study_setup_final(const struct study *st, const json_t *state)
         return true;
     if (strcmp(s, "done") == 0) /* all probes failed: worth another try when asked */
         return !st->args.retry_failed || setup_has_measured_row(st, id);
+    if (strcmp(s, "crashed") == 0) /* the server died while measured: its points are kept */
+        return !st->args.retry_failed;
     if (strcmp(s, "failed_to_start") != 0)
         return false;
     char cls[32];
