@@ -70,12 +70,11 @@ int validate_main(int argc, char **argv)
     }
     if (config_prompt_note(&c))
         fprintf(stderr, "%s: warning: %s\n", path, config_prompt_note(&c));
-    if (servable_config_check(&c, err, sizeof(err))) {
-        /* A checkpoint the server could not load with that quantization (catalog/). */
-        fprintf(stderr, "%s: %s\n", path, err);
-        config_release(&c);
-        return TB_EXIT_USAGE;
-    }
+    /* A run config describes a server that already runs: a checkpoint it could not have
+     * loaded with that quantization is worth saying, not refusing (a study's setups, which
+     * testbench launches, are refused below). */
+    if (servable_config_check(&c, err, sizeof(err)))
+        fprintf(stderr, "%s: warning: %s\n", path, err);
     if (c.study.present) {
         /* A study file: its workloads are run configs of their own, checked here too. */
         size_t nw = c.study.n_workloads ? c.study.n_workloads : 1;

@@ -3,6 +3,8 @@
 #include <math.h>
 #include <string.h>
 
+#include "core/human.h"
+
 void progress_begin(struct progress *p, bool enabled, const char *label, size_t total)
 {
     memset(p, 0, sizeof(*p));
@@ -70,8 +72,8 @@ void progress_print_summary(FILE *f, const struct point_info *pi, const struct p
         snprintf(pace, sizeof(pace), "closed loop (no pacing)");
     else
         snprintf(pace, sizeof(pace), "all due at once");
-    fprintf(f, "\n%s | tenant %s%s | concurrency %s | %s\n", pi->benchmark, pi->tenant, ctx,
-            conc, pace);
+    fprintf(f, "\n%s | tenant %s%s | concurrency %s | %s\n", pi->benchmark, pi->tenant, ctx, conc,
+            pace);
     fprintf(f, "  requests   %zu completed, %zu failed in %.2f s   %.2f req/s\n", s->completed,
             s->failed, s->duration_s, s->request_throughput);
     fprintf(f, "  tokens/s   output %.1f   total %.1f   per user p50 %.1f\n", s->output_throughput,
@@ -91,12 +93,16 @@ void progress_print_summary(FILE *f, const struct point_info *pi, const struct p
     if (s->reasoning_requests) /* a reasoning model: the answer starts later than the text */
         fprintf(f, "  reasoning  %ld tokens in %zu requests   ttfa p50 %.2f ms, p99 %.2f ms\n",
                 s->reasoning_tokens_total, s->reasoning_requests, ms(s->ttfa.p50), ms(s->ttfa.p99));
-    if (s->sessions)
-        fprintf(f,
-                "  sessions   %zu (%zu turns skipped)   ttft p50 first turn %.2f ms, later "
-                "turns %.2f ms\n",
-                s->sessions, pi->session_turns_skipped, ms(s->ttft_first_turn.p50),
-                ms(s->ttft_later_turns.p50));
+    if (s->sessions) {
+        /* "–", not "nan ms", where no later turn ran (human.h). */
+        char first[32], later[32];
+        fprintf(
+            f, "  sessions   %zu (%zu turns skipped)   ttft p50 first turn %s, later turns %s\n",
+            s->sessions, pi->session_turns_skipped,
+            human_ms(s->ttft_first_turn.n ? ms(s->ttft_first_turn.p50) : NAN, first, sizeof(first)),
+            human_ms(s->ttft_later_turns.n ? ms(s->ttft_later_turns.p50) : NAN, later,
+                     sizeof(later)));
+    }
     fprintf(f, "  goodput    %.2f req/s   SLO attainment %.1f%%%s%s\n", s->goodput,
             s->slo_attainment_pct, s->slo_verdict[0] ? "   verdict: " : "", s->slo_verdict);
     if (tw && isfinite(tw->gpu_power_mean_w))
