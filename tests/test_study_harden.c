@@ -96,7 +96,8 @@ static char *write_study(const char *dir, const char *script, const char *setups
         "  command: \"%s {id} --port {port} --model {model} {max_model_len_flag}\"\n"
         "setups:\n  list:\n%s"
         "benchmark: {output_dir: %s/out}\n"
-        "requests: {prompt_tokens_min: 64, prompt_tokens_max: 64, completion_tokens: 24}\n",
+        "requests: {prompt_tokens_min: 64, prompt_tokens_max: 64, completion_tokens: 24,\n"
+        "           session: {turns: 2, think_time_s: 0.2}}\n",
         extra, script, setups, dir);
     char *path = tb_write(dir, "study.yaml", text);
     free(text);
@@ -271,7 +272,8 @@ static void a_full_disk_moves_a_points_files_and_keeps_the_point(void **state)
         "backend: {type: sim, stop_grace_s: 2}\n"
         "setups: {grid: {model: [meta-llama/Llama-3.1-8B-Instruct], max_model_len: [2048]}}\n"
         "benchmark: {output_dir: %s/out}\n"
-        "requests: {prompt_tokens_min: 64, prompt_tokens_max: 64, completion_tokens: 400}\n"
+        "requests: {prompt_tokens_min: 64, prompt_tokens_max: 64, completion_tokens: 400,\n"
+        "           session: {turns: 2, think_time_s: 0.2}}\n"
         "telemetry: {sample_interval_sec: 1}\n",
         mnt);
     char *cfg = tb_write(f->dir, "study.yaml", text);
