@@ -159,12 +159,51 @@ static void a_setup_vllm_would_refuse_is_a_validate_error(void **state)
     unlink(path);
 }
 
+/* A checkpoint is served under its own id, as vLLM serves --model: a run against the simulator
+ * of one asks for it by that name and is answered (it was refused with 404 when the simulator
+ * served the base model's id). */
+static void a_checkpoint_is_served_under_its_own_id(void **state)
+{
+    (void)state;
+    char dir[] = "/tmp/tb_servable_run_XXXXXX";
+    assert_non_null(mkdtemp(dir));
+    char *cfg = xasprintf("%s/c.yaml", dir);
+    FILE *f = fopen(cfg, "w");
+    assert_non_null(f);
+    fprintf(f,
+            "model: {name: %s}\n"
+            "requests: {num_requests: 2, concurrent_requests: 2, prompt_tokens_min: 32,\n"
+            "  prompt_tokens_max: 32, completion_tokens: 4}\n"
+            "telemetry: {collect_gpu_stats: false, scrape_server_metrics: false}\n",
+            AWQ70);
+    fclose(f);
+    char *cmd =
+        xasprintf("%s run --config %s --sim --output-dir %s --quiet 2>&1 && cat %s/*_summary.csv",
+                  TB_BINARY, cfg, dir, dir);
+    char out[8192];
+    FILE *p = popen(cmd, "r");
+    assert_non_null(p);
+    size_t n = fread(out, 1, sizeof(out) - 1, p);
+    out[n] = '\0';
+    int st = pclose(p);
+    if (!WIFEXITED(st) || WEXITSTATUS(st) != 0)
+        fprintf(stderr, "%s\n", out);
+    assert_true(WIFEXITED(st) && WEXITSTATUS(st) == 0);
+    assert_null(strstr(out, "does not exist"));
+    free(cmd);
+    cmd = xasprintf("rm -rf %s", dir);
+    assert_int_equal(system(cmd), 0);
+    free(cmd);
+    free(cfg);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(checkpoints_and_flags),
         cmocka_unit_test(shipped_configs_validate),
         cmocka_unit_test(a_setup_vllm_would_refuse_is_a_validate_error),
+        cmocka_unit_test(a_checkpoint_is_served_under_its_own_id),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }
