@@ -1145,9 +1145,9 @@ static int load_document(struct loader *ld)
     endpoint_normalize(c->server.endpoint);
     resolve_sim(ld);
     apply_slo_profile(ld, &c->slo);
-    c->prompt_lengths_unused = c->n_context_lengths > 0 &&
-                               (origin_find(ld, &c->requests.prompt_tokens_min) ||
-                                origin_find(ld, &c->requests.prompt_tokens_max));
+    c->prompt_lengths_unused =
+        c->n_context_lengths > 0 && (origin_find(ld, &c->requests.prompt_tokens_min) ||
+                                     origin_find(ld, &c->requests.prompt_tokens_max));
     c->study.slo_given = origin_lookup(ld, &c->slo, true) != NULL;
     rc = load_tenants(ld);
     if (rc)

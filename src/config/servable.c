@@ -141,7 +141,7 @@ void servable_weights_name(const struct catalog *cat, const char *model, const c
     }
     const struct checkpoint_spec *ck = cat ? catalog_find_checkpoint(cat, model) : NULL;
     const struct model_spec *md = cat ? catalog_find_model(cat, model) : NULL;
-    const char *dtype = ck                                ? ck->quantization
+    const char *dtype = ck                              ? ck->quantization
                         : md && md->native_quantization ? md->native_quantization
                         : md                            ? md->dtype
                                                         : "checkpoint's dtype";

@@ -65,9 +65,9 @@ struct plan_prediction {
     int max_model_len;       /* as the engine resolved it */
     double max_concurrency;  /* requests of max_model_len tokens the KV cache holds */
     double weights_gib, kv_budget_gib;
-    char weight_dtype[32]; /* the weights as served: "bf16", "fp8", "awq", ... */
-    bool weights_native;   /* the checkpoint's own dtype (no quantization asked for) */
-    char kv_dtype[24];     /* the KV cache as allocated: "bf16", "fp8" */
+    char weight_dtype[32];       /* the weights as served: "bf16", "fp8", "awq", ... */
+    bool weights_native;         /* the checkpoint's own dtype (no quantization asked for) */
+    char kv_dtype[24];           /* the KV cache as allocated: "bf16", "fp8" */
     bool simulated;              /* latencies below are valid */
     struct dist ttft, tpot, itl; /* seconds */
     double output_tps;           /* aggregate output tokens/s */
