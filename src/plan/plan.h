@@ -79,7 +79,7 @@ struct plan_prediction {
     int failed;                         /* requests that failed (a conversation past the window) */
     double at_pct[4];                   /* TTFT, ITL, TPOT, E2E at slo.percentile (s) */
     bool meets_slo;
-    char verdict[640];
+    char verdict[1024];
     struct plan_band band;
 };
 

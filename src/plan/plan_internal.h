@@ -72,7 +72,7 @@ struct plan_row {
     double peak_kv_usage;
     double mean_running;
     struct plan_band band;
-    char verdict[640];
+    char verdict[1024];
     bool ok;
 };
 
