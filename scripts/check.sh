@@ -61,7 +61,7 @@ check "clang-format --dry-run (src, tests, bench, fuzz)" run_clang_format
 
 # --- YAML ---------------------------------------------------------------------------------
 yaml_targets=()
-for t in configs catalog bench/validation docker-compose.yml; do
+for t in configs catalog bench/validation docker-compose.yml tests/docker; do
     [ -e "$t" ] && yaml_targets+=("$t")
 done
 run_yamllint() {
@@ -97,13 +97,15 @@ env_documented() {
 }
 check ".env.example documents every variable docker-compose.yml uses" env_documented
 
-# compose_config PROFILES: validates the file as compose sees it with those profiles active, with
-# the values from .env.example; a warning about an unset variable counts as a failure.
+# compose_config PROFILES [-f OVERRIDE]: validates the file as compose sees it with those profiles
+# active (and the override on top), with the values from .env.example; a warning about an unset
+# variable counts as a failure.
 compose_config() {
     [ ${#compose[@]} -gt 0 ] || missing_tool docker-compose || return 1
-    local out
-    out=$(COMPOSE_PROFILES=$1 "${compose[@]}" --env-file .env.example -f docker-compose.yml \
-        config -q 2>&1) || { echo "$out"; return 1; }
+    local out profiles=$1
+    shift
+    out=$(COMPOSE_PROFILES=$profiles "${compose[@]}" --env-file .env.example -f docker-compose.yml \
+        "$@" config -q 2>&1) || { echo "$out"; return 1; }
     if grep -qi 'variable is not set' <<<"$out"; then
         echo "$out"
         return 1
@@ -113,6 +115,9 @@ for profiles in "" benchmark monitoring sim partitioned mig tenancy \
     benchmark,monitoring,sim,partitioned,mig,tenancy; do
     check "compose config (profiles: ${profiles:-none})" compose_config "$profiles"
 done
+# The Docker suite's override (scripts/docker_test.sh): bench-sim on the host's network.
+check "compose config (profile sim, tests/docker/compose.loopback.yml)" compose_config sim \
+    -f tests/docker/compose.loopback.yml
 
 # --- configs ------------------------------------------------------------------------------
 tb=${TESTBENCH:-./build/testbench}

@@ -6,10 +6,13 @@
 #   runtime - the shared libraries the binary needs, nothing else
 #   dev     - build + the linters CI runs (shellcheck, yamllint, docker-compose, clang-format),
 #             the tools the tests use (socat and openssl: a TLS front for the HTTPS test;
-#             clang-14 and libclang-rt-14-dev: libFuzzer for scripts/fuzz.sh) and what the
+#             clang-14 and libclang-rt-14-dev: libFuzzer for scripts/fuzz.sh; slurm-wlm and
+#             munge: the single-node cluster of scripts/slurm.sh), what the
 #             report tests use: Chromium driven by playwright-core (npm, pinned, into
 #             .tools/node, which git ignores) and Jupyter with pandas and matplotlib for the
-#             notebooks
+#             notebooks, and what the Docker suite uses (scripts/docker_test.sh): Debian's
+#             Docker engine (docker.io, unless a dockerd is installed already, e.g. Docker's
+#             own docker-ce, which conflicts with it) and mmdebstrap for the base image
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -20,7 +23,12 @@ runtime_pkgs=(libcurl4 libevent-2.1-7 libevent-pthreads-2.1-7 libyaml-0-2 libjan
 # step is a report.
 build_pkgs=(build-essential cmake pkg-config git libcurl4-openssl-dev libevent-dev libyaml-dev
             libjansson-dev libcmocka-dev libjs-chart.js)
-dev_pkgs=(shellcheck yamllint docker-compose clang-format socat openssl clang-14 libclang-rt-14-dev)
+dev_pkgs=(shellcheck yamllint docker-compose clang-format socat openssl clang-14 libclang-rt-14-dev
+          mmdebstrap slurm-wlm munge)
+if ! command -v dockerd >/dev/null || dpkg-query -W -f='${Status}' docker.io 2>/dev/null |
+    grep -q "install ok installed"; then
+    dev_pkgs+=(docker.io)
+fi
 # The report's tests: a real browser, and the notebooks executed headless.
 report_test_pkgs=(libjs-chart.js chromium python3-pandas python3-matplotlib jupyter-nbconvert
                   python3-ipykernel)
@@ -35,19 +43,27 @@ dev) want=("${build_pkgs[@]}" "${dev_pkgs[@]}" "${report_test_pkgs[@]}") ;;
 *) echo "usage: $0 [build|runtime|dev]" >&2; exit 2 ;;
 esac
 
-# npm_tools: playwright-core into .tools/node for tests/report_browser.cjs (dev only).
+# npm_tools: what the tests drive through node, into .tools/node (dev only): playwright-core for
+# tests/report_browser.cjs; kubernetes-models (the Kubernetes API's types and JSON schemas), yaml
+# and typescript for tests/k8s_validate.mjs, the offline check of the emitted manifests.
+npm_pins=("playwright-core@$playwright_version" kubernetes-models@5.1.0 yaml@2.9.1
+          typescript@5.9.3)
 npm_tools() {
-    local have
-    have=$(node -p "require('./.tools/node/node_modules/playwright-core/package.json').version" \
-        2>/dev/null || true)
-    [ "$have" = "$playwright_version" ] && return 0
+    local pin name want have missing_pins=()
+    for pin in "${npm_pins[@]}"; do
+        name=${pin%@*}
+        want=${pin##*@}
+        have=$(node -p "require('./.tools/node/node_modules/$name/package.json').version" \
+            2>/dev/null || true)
+        [ "$have" = "$want" ] || missing_pins+=("$pin")
+    done
+    [ ${#missing_pins[@]} -eq 0 ] && return 0
     if ! command -v npm >/dev/null; then
-        echo "setup: npm is needed for the report's browser test (apt-get install npm)" >&2
+        echo "setup: npm is needed for the browser and manifest tests (apt-get install npm)" >&2
         return 1
     fi
-    echo "setup: installing playwright-core@$playwright_version into .tools/node" >&2
-    npm install --silent --no-audit --no-fund --prefix .tools/node \
-        "playwright-core@$playwright_version" >/dev/null
+    echo "setup: installing ${missing_pins[*]} into .tools/node" >&2
+    npm install --silent --no-audit --no-fund --prefix .tools/node "${npm_pins[@]}" >/dev/null
 }
 
 missing=()

@@ -1,25 +1,61 @@
 #!/usr/bin/env bash
 # test.sh - sets up, builds and runs every test: the normal build, the AddressSanitizer +
 # UndefinedBehaviorSanitizer build, the ThreadSanitizer build, the Release binary, a short libFuzzer run
-# (scripts/fuzz.sh), then the repository checks.
+# (scripts/fuzz.sh), the repository checks, then the Docker suite (scripts/docker_test.sh: the
+# image, compose and `study --backend docker` against a real daemon). Where Docker cannot run
+# (no daemon answers, not root) the Docker suite says so and is skipped; CI (.ci/run) starts a
+# daemon and sets TB_DOCKER_TESTS=require, which makes a skip a failure.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/setup.sh dev
 jobs=$(nproc)
 
+# A real single-node Slurm cluster (munged, slurmctld, two slurmd with fake gres GPUs) for the
+# tests that drive Slurm (the study executor, the distributed load's sbatch recipe): started here,
+# stopped by its process ids when this script ends. SLURM_CONF already set: that cluster is used.
+if [ -z "${SLURM_CONF:-}" ]; then
+    trap 'scripts/slurm.sh stop' EXIT
+    echo "== Slurm (scripts/slurm.sh start)"
+    scripts/slurm.sh start >/dev/null
+    export SLURM_CONF=${TB_SLURM_DIR:-/tmp/testbench-slurm}/slurm.conf
+fi
+export TB_SLURM_REQUIRED=1
+
 echo "== build and test (RelWithDebInfo)"
 BUILD_DIR=build scripts/build.sh -DTB_WERROR=ON
-ctest --test-dir build --output-on-failure -j"$jobs"
+ctest --test-dir build --output-on-failure -j"$jobs" -LE slurm
+# The Slurm study executor alone: its tasks run side by side and compare their measurements with
+# a serial study's, so they do not share the two cores with other tests.
+echo "== Slurm study executor"
+ctest --test-dir build --output-on-failure -L slurm
 
 echo "== build and test (ASan + UBSan)"
 BUILD_DIR=build-asan BUILD_TYPE=Debug scripts/build.sh -DTB_WERROR=ON -DSANITIZE=address,undefined
 ASAN_OPTIONS=detect_leaks=1 UBSAN_OPTIONS=print_stacktrace=1 \
-    ctest --test-dir build-asan --output-on-failure -j"$jobs"
+    ctest --test-dir build-asan --output-on-failure -j"$jobs" -LE slurm
 
 # Threads meet in the sampler, the in-process simulator and the result checkpoints.
 echo "== build and test (ThreadSanitizer)"
 BUILD_DIR=build-tsan BUILD_TYPE=Debug scripts/build.sh -DTB_WERROR=ON -DSANITIZE=thread
-TSAN_OPTIONS="halt_on_error=1 suppressions=$PWD/tests/tsan.supp" ctest --test-dir build-tsan --output-on-failure -j"$jobs"
+# (no_threads: src/scale's study drivers, processes and files only; their ASan run covers them.)
+TSAN_OPTIONS="halt_on_error=1 suppressions=$PWD/tests/tsan.supp" ctest --test-dir build-tsan --output-on-failure -j"$jobs" -LE 'slurm|no_threads'
+
+# The Docker suite's slow part, the base image and the image build (minutes of apt and a
+# compile, no timing), runs in the background from here, beside the Release build, the fuzzers
+# and the checks, none of which measures time; its checks run at the end, alone.
+docker_dir=$(mktemp -d /tmp/tb-docker-test.XXXXXX)
+# A session of its own (setsid --wait: `wait` still gets its status) so that a failure below
+# stops all of it.
+setsid --wait scripts/docker_test.sh prepare "$docker_dir" >"$docker_dir/prepare.out" 2>&1 &
+docker_prep=$!
+stop_docker_prep() {
+    if kill -0 "$docker_prep" 2>/dev/null; then
+        kill -TERM -- "-$docker_prep" "$docker_prep" 2>/dev/null || true
+        wait "$docker_prep" 2>/dev/null || true
+    fi
+    rm -rf "$docker_dir"
+}
+trap stop_docker_prep EXIT
 
 # The build users and packagers make (Release, -O3): its optimiser sees other warnings than the
 # ones above, and warnings must not creep in there either. The binary only; its tests are above.
@@ -37,3 +73,10 @@ if [ -x scripts/check.sh ]; then
     echo "== repository checks"
     scripts/check.sh
 fi
+
+echo "== Docker (the image, compose, study --backend docker; scripts/docker_test.sh)"
+t=$SECONDS
+wait "$docker_prep" || true # its results are in $docker_dir; check reports them
+echo "(waited $((SECONDS - t)) s for the image build)"
+trap - EXIT
+scripts/docker_test.sh check "$docker_dir"

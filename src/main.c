@@ -10,6 +10,7 @@
 
 #include <curl/curl.h>
 
+#include "config/catalog.h"
 #include "config/config.h"
 #include "core/exitcode.h"
 #include "core/version.h"
@@ -17,6 +18,7 @@
 #include "plan/plan.h"
 #include "report/report.h"
 #include "runner/run.h"
+#include "scale/load.h"
 #include "sim/sim.h"
 #include "study/study.h"
 #include "tenancy/tenancy.h"
@@ -37,13 +39,28 @@ static int plan_dispatch(int argc, char **argv)
     return plan_main(argc, argv);
 }
 
+/* `run --workers/--coordinator/--worker` is distributed load (src/scale/load.h). */
+static int run_dispatch(int argc, char **argv)
+{
+    return load_wanted(argc, argv) ? load_run_main(argc, argv) : run_main(argc, argv);
+}
+
 static const struct command commands[] = {
-    {"run", run_main,
+    {"run", run_dispatch,
      "testbench run --config FILE [--endpoint URL] [--model NAME] [--output-dir DIR] [--sim] "
      "[--quiet]\n    [--wait S] [--threads N]\n  Runs the benchmark a config describes and writes "
-     "results/<prefix>_<time>_*."},
+     "results/<prefix>_<time>_*.\n"
+     "testbench run --config FILE --workers N [run options]\n"
+     "testbench run --config FILE --coordinator HOST:PORT --expect N [run options]\n"
+     "testbench run --config FILE --worker URL [--rank R] [run options]\n"
+     "  The same load from N worker processes (local, or joining a coordinator from other\n"
+     "  machines; R defaults to SLURM_PROCID or JOB_COMPLETION_INDEX), merged into one result."},
+    {"merge", load_merge_main,
+     "testbench merge OUT_DIR WORKER_detailed.json|WORKERS_DIR... [--prefix P] [--quiet]\n"
+     "  Merges the workers' results of one distributed run into one (their request records\n"
+     "  pooled on one clock, every summary recomputed)."},
     {"sim", sim_main,
-     "testbench sim [--host 127.0.0.1] [--port 8000] [--model M] [--served-model-name N]\n"
+     "testbench sim [MODEL] [--host 127.0.0.1] [--port 8000] [--model M] [--served-model-name N]\n"
      "    [--gpu G] [--quantization Q] [--kv-cache-dtype D] [--max-model-len N]\n"
      "    [--gpu-memory-utilization F] [--max-num-seqs N] [--max-num-batched-tokens N]\n"
      "    [--enable-prefix-caching | --no-enable-prefix-caching] [--tensor-parallel-size N]\n"
@@ -70,14 +87,19 @@ static const struct command commands[] = {
     {"calibrate", calibrate_main,
      "testbench calibrate RESULTS_detailed.json... [--output FILE] [--gpu NAME] [--model NAME]\n"
      "    [--quantization Q] [--kv-cache-dtype D] [--fit P[,P...]] [--from FILE] [--catalog DIR]\n"
+     "    [--force]\n"
      "  Fits the cost model's efficiencies to results measured on your GPU; writes a\n"
      "  calibration profile for plan, sim and study --calibration."},
     {"study", study_main,
      "testbench study --config FILE [--backend sim|docker|command|none] [--output-dir DIR]\n"
      "    [--force] [--plan-only] [--calibration FILE] [--quiet]\n"
-     "testbench study --resume DIR\n"
+     "    [--parallel N | --prepare | --executor slurm [--emit DIR] [--wait] | --executor k8s\n"
+     "    --emit DIR]\n"
+     "testbench study --resume DIR [--setup-index K | --shard i/n | --parallel N | --executor E]\n"
+     "testbench study --merge DIR [--wait] | --apply DIR | --status DIR | --collect DIR\n"
      "  Plans, launches and measures each server setup of a study file; finds how many users\n"
-     "  each serves within the SLO. Writes DIR/study.{csv,json} and manifest.json."},
+     "  each serves within the SLO. Writes DIR/study.{csv,json} and manifest.json. Setups run\n"
+     "  side by side with --parallel, shards, Slurm or Kubernetes (docs/SCALE.md)."},
     {"telemetry", telemetry_main,
      "testbench telemetry [--interval S] [--duration S] [--json] [--metrics-url URL] [--no-gpu]\n"
      "    [--no-host]\n"
@@ -91,6 +113,10 @@ static const struct command commands[] = {
     {"compare", compare_main,
      "testbench compare A B [--output FILE.html] [--json] [--min-change-pct X] [--seed N]\n"
      "  Compares two runs or studies point by point; says which changes are beyond noise."},
+    {"catalog", catalog_main,
+     "testbench catalog [gpus|models|quantizations] [--catalog DIR] [--json]\n"
+     "  Lists the GPUs, models and quantizations plan, sim, study and calibrate know, by the\n"
+     "  names --gpu, --model and --quantization take."},
     {"validate", validate_main,
      "testbench validate --config FILE [--print]\n  Loads and checks a config; prints errors with "
      "file:line:column."},

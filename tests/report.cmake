@@ -1,6 +1,6 @@
 # The report's tests drive the real binary (tests/fixtures/tb_proc.c) on results of `run --sim`,
 # the sweep with GPU telemetry from the NVML test double (tests/telemetry.cmake).
-foreach(t test_report test_compare test_notebook)
+foreach(t test_report test_compare test_notebook test_report_inputs)
   if(TARGET ${t})
     target_link_libraries(${t} PRIVATE tb_testproc)
     add_dependencies(${t} nvml_double)
@@ -16,3 +16,10 @@ foreach(t test_report test_compare test_notebook test_run_e2e test_study)
     set_property(TEST ${t} APPEND PROPERTY RESOURCE_LOCK cpu_heavy_or_timing)
   endif()
 endforeach()
+# test_cli_messages drives the binary too (plan, plan --tenancy, sim: their messages).
+if(TARGET test_cli_messages)
+  target_link_libraries(test_cli_messages PRIVATE tb_testproc)
+endif()
+if(TARGET test_calibration_profile)
+  target_link_libraries(test_calibration_profile PRIVATE tb_testproc)
+endif()

@@ -41,7 +41,7 @@ async function main() {
     const series = chart ? chart.data.datasets.map((d) => ({
       label: d.label, n: d.data.filter((v) => v && v.y !== null && v.y !== undefined).length,
       xs: d.data.map((v) => (v && typeof v === 'object' ? v.x : null)),
-      ys: d.data.map((v) => (v && typeof v === 'object' ? v.y : null)) })) : [];
+      ys: d.data.map((v) => (typeof v === 'number' ? v : v && typeof v === 'object' ? v.y : null)) })) : [];
     return { kind: c.dataset.kind || '', detail: c.dataset.metric || c.dataset.series || '',
              run: c.dataset.run || '', setup: heading ? heading.dataset.setupName : '',
              chart: !!chart, datasets: chart ? chart.data.datasets.length : 0,

@@ -18,3 +18,9 @@ endif()
 if(TARGET test_harden_run)
   target_link_libraries(test_harden_run PRIVATE tb_fake_server)
 endif()
+# test_load runs `run --workers 2`, a coordinator with two workers and merges against the
+# simulator, and compares their throughput with a single runner's within 2 %: a real-time test.
+if(TARGET test_load)
+  target_link_libraries(test_load PRIVATE tb_testproc)
+  set_property(TEST test_load APPEND PROPERTY RESOURCE_LOCK cpu_heavy_or_timing)
+endif()

@@ -8,9 +8,12 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include <cmocka.h>
+
+#include <jansson.h>
 
 #include "config/catalog.h"
 
@@ -172,12 +175,84 @@ static void user_dir(void **state)
     assert_int_equal(catalog_load(&c, "/nonexistent/tb", err, sizeof(err)), -ENOENT);
 }
 
+/* `testbench ARGS` with stdout and stderr in out; its exit status. */
+static int tb(const char *args, char *out, size_t outlen)
+{
+    char cmd[1024];
+    snprintf(cmd, sizeof(cmd), "'%s' %s 2>&1", TB_BINARY, args);
+    FILE *p = popen(cmd, "r");
+    assert_non_null(p);
+    size_t n = fread(out, 1, outlen - 1, p);
+    out[n] = '\0';
+    int st = pclose(p);
+    return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
+}
+
+/* Issue 23 item 9: `testbench catalog` lists every entry by the name the commands take. */
+static void catalog_command_lists_every_entry(void **state)
+{
+    (void)state;
+    static char out[1 << 20];
+    struct catalog *c = NULL;
+    char err[512];
+    assert_int_equal(catalog_load(&c, NULL, err, sizeof(err)), 0);
+    assert_int_equal(tb("catalog", out, sizeof(out)), 0);
+    for (size_t i = 0; i < c->n_gpus; i++) {
+        char line[256];
+        /* A whole GPU starts a line; a MIG slice is listed under its GPU. */
+        snprintf(line, sizeof(line), c->gpus[i].mig_parent ? "%s" : "\n  %s ", c->gpus[i].name);
+        assert_non_null(strstr(out, line));
+    }
+    for (size_t i = 0; i < c->n_models; i++)
+        assert_non_null(strstr(out, c->models[i].name));
+    for (size_t i = 0; i < c->n_quants; i++)
+        assert_non_null(strstr(out, c->quants[i].name));
+    /* The RTX PRO 6000's three editions, each with the name nvidia-smi gives it. */
+    assert_non_null(strstr(out, "rtx-pro-6000 "));
+    assert_non_null(strstr(out, "NVIDIA RTX PRO 6000 Blackwell Workstation Edition"));
+    assert_non_null(strstr(out, "rtx-pro-6000-maxq"));
+    assert_non_null(strstr(out, "NVIDIA RTX PRO 6000 Blackwell Max-Q Workstation Edition"));
+    assert_non_null(strstr(out, "rtx-pro-6000-server"));
+    assert_non_null(strstr(out, "NVIDIA RTX PRO 6000 Blackwell Server Edition"));
+    /* One kind only, as JSON: every model, nothing else. */
+    assert_int_equal(tb("catalog models --json", out, sizeof(out)), 0);
+    json_error_t je;
+    json_t *j = json_loads(out, 0, &je);
+    assert_non_null(j);
+    assert_int_equal(json_array_size(json_object_get(j, "models")), c->n_models);
+    assert_null(json_object_get(j, "gpus"));
+    json_decref(j);
+    assert_int_equal(tb("catalog gpus", out, sizeof(out)), 0);
+    assert_null(strstr(out, "Models ("));
+    assert_int_equal(tb("catalog quantizations", out, sizeof(out)), 0);
+    assert_non_null(strstr(out, "nvfp4"));
+    assert_null(strstr(out, "GPUs ("));
+    /* A folder of one's own adds its entries. */
+    char dir[] = "/tmp/tb_catalog_cmd_XXXXXX";
+    assert_non_null(mkdtemp(dir));
+    char p[512];
+    snprintf(p, sizeof(p), "%s/mygpu.yaml", dir);
+    write_file(p, "kind: gpu\nname: test-gpu-9\nmemory_mib: 24576\nbandwidth_gbs: 1000\n"
+                  "fp16_tflops: 100\nsource: test fixture\n");
+    char args[600];
+    snprintf(args, sizeof(args), "catalog gpus --catalog %s", dir);
+    assert_int_equal(tb(args, out, sizeof(out)), 0);
+    assert_non_null(strstr(out, "test-gpu-9"));
+    unlink(p);
+    rmdir(dir);
+    /* Anything else is a usage error that says what is allowed. */
+    assert_int_equal(tb("catalog bogus", out, sizeof(out)), 2);
+    assert_non_null(strstr(out, "gpus, models, quantizations"));
+    catalog_free(c);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(embedded_has_everything),
         cmocka_unit_test(lookups),
         cmocka_unit_test(user_dir),
+        cmocka_unit_test(catalog_command_lists_every_entry),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -594,6 +594,43 @@ static void test_validate_command(void **state)
     assert_non_null(strstr(out, "\"rate_per_second\": \"inf\""));
 }
 
+/* Issue 23 item 17: validate stopped at the first error. Now every error in the file, in file
+ * order, each with its file:line:column; unknown keys with "did you mean"; a key left out to
+ * find the next error causes no error of its own (the duplicate tenant name is not also a
+ * "missing required key"); the other bound of a min > max pair is not blamed again. */
+static void test_validate_reports_every_error(void **state)
+{
+    (void)state;
+    char out[8192];
+    assert_int_equal(run_validate("--config " FIXTURES "many_errors.yaml", out, sizeof(out)), 2);
+    static const char *const want[] = {
+        "many_errors.yaml:2:27: benchmark.seeed: unknown key; did you mean \"seed\"?",
+        "many_errors.yaml:3:56: server.timeout_s: must be at least 0.001, got -5",
+        "many_errors.yaml:6:17: requests.num_requests: must be at least 1, got 0",
+        "many_errors.yaml:7:28: requests.concurrent_requests[1]: must be at least 0",
+        "many_errors.yaml:9:22: requests.prompt_tokens_max: 100 is less than prompt_tokens_min",
+        "many_errors.yaml:10:22: requests.completion_tokens: expected an integer, got \"many\"",
+        "many_errors.yaml:11:3: requests.arival_pattern: unknown key; did you mean "
+        "\"arrival_pattern\"?",
+        "many_errors.yaml:12:33: slo.percentile: must be in (0, 100], got 250",
+        "many_errors.yaml:15:11: tenants[1].name: duplicate tenant name \"a\"",
+        "9 errors in " FIXTURES "many_errors.yaml\n",
+    };
+    const char *at = out;
+    for (size_t i = 0; i < sizeof(want) / sizeof(want[0]); i++) {
+        const char *hit = strstr(at, want[i]);
+        if (!hit)
+            fprintf(stderr, "missing (or out of order): %s\nin:\n%s\n", want[i], out);
+        assert_non_null(hit);
+        at = hit + strlen(want[i]);
+    }
+    assert_null(strstr(out, "missing required key"));
+    assert_null(strstr(out, "requests.prompt_tokens_min: "));
+    /* One error stays one line, as before. */
+    assert_int_equal(run_validate("--config " FIXTURES "bad_type.yaml", out, sizeof(out)), 2);
+    assert_null(strstr(out, "errors in"));
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -609,6 +646,7 @@ int main(void)
         cmocka_unit_test(test_to_json),
         cmocka_unit_test(test_names),
         cmocka_unit_test(test_validate_command),
+        cmocka_unit_test(test_validate_reports_every_error),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -210,6 +210,53 @@ static void outputs_match_docs(void **state)
     free(dir);
 }
 
+/* A distributed run's "load" objects (worker, clock measurement, merged, merged worker). */
+static void load_outputs_match_docs(void **state)
+{
+    (void)state;
+    char dir[] = "/tmp/tb_docs_load_XXXXXX";
+    assert_non_null(mkdtemp(dir));
+    char *cfg = tb_write(dir, "c.yaml",
+                         "server: {endpoint: \"http://127.0.0.1:9\", sim: {gpu: h100}}\n"
+                         "model: {name: meta-llama/Llama-3.1-8B-Instruct}\n"
+                         "requests: {num_requests: 4, prompt_tokens_min: 20,\n"
+                         "  prompt_tokens_max: 30, completion_tokens: 3, rate_per_second: inf}\n"
+                         "telemetry: {collect_gpu_stats: false}\n");
+    assert_non_null(cfg);
+    const char *args[] = {"testbench", "run",          "--config", cfg,       "--workers",
+                          "2",         "--output-dir", dir,        "--quiet", NULL};
+    assert_int_equal(tb_run(TB_BINARY, args, NULL, 0, 0), 0);
+    json_t *merged = tb_load_json(dir, "_detailed.json");
+    assert_non_null(merged);
+    json_t *ml = json_object_get(merged, "load");
+    json_t *entry = json_array_get(json_object_get(ml, "workers"), 0);
+    json_t *worker = json_load_file(json_string_value(json_object_get(entry, "file")), 0, NULL);
+    assert_non_null(worker);
+    json_t *wl = json_object_get(worker, "load");
+    const struct {
+        const char *heading;
+        json_t *obj;
+    } parts[] = {
+        {"### `load`", wl},
+        {"#### A clock measurement", json_array_get(json_object_get(wl, "syncs"), 0)},
+        {"#### The merged file's `load`", ml},
+        {"#### A merged run's worker", entry},
+    };
+    for (size_t i = 0; i < sizeof(parts) / sizeof(parts[0]); i++) {
+        struct names prog = {0}, docs = {0};
+        assert_non_null(parts[i].obj);
+        object_keys(parts[i].obj, &prog);
+        doc_names("OUTPUTS.md", parts[i].heading, &docs);
+        assert_same(parts[i].heading, &docs, &prog);
+        names_free(&prog);
+        names_free(&docs);
+    }
+    json_decref(worker);
+    json_decref(merged);
+    free(cfg);
+    assert_int_equal(tb_remove_tree(dir), 0);
+}
+
 static void config_keys_match_docs(void **state)
 {
     (void)state;
@@ -249,11 +296,44 @@ static void config_keys_match_docs(void **state)
     config_release(&c);
 }
 
+/* The row of the table in doc whose first cell starts with first (a new string), or NULL. */
+static char *table_row(const char *doc, const char *first)
+{
+    char *text = tb_read(doc);
+    assert_non_null(text);
+    char *row = NULL;
+    for (char *line = text; line && *line && !row;) {
+        char *end = strchr(line, '\n');
+        if (strncmp(line, first, strlen(first)) == 0)
+            row = end ? xstrndup(line, (size_t)(end - line)) : xstrdup(line);
+        line = end ? end + 1 : NULL;
+    }
+    free(text);
+    return row;
+}
+
+/* Issue 23 item 18: AIPerf's Inter Chunk Latency (every gap between consecutive content chunks,
+ * pooled) is our itl; the mapping said AIPerf had none. */
+static void metric_mapping_names_aiperf_inter_chunk_latency(void **state)
+{
+    (void)state;
+    char *readme = table_row(TB_SOURCE_DIR "/README.md", "| `itl` |");
+    char *metrics = table_row(TB_SOURCE_DIR "/docs/METRICS.md", "| `itl` (per event gap");
+    assert_non_null(readme);
+    assert_non_null(metrics);
+    assert_non_null(strstr(readme, "| Inter Chunk Latency |"));
+    assert_non_null(strstr(metrics, "inter chunk latency"));
+    free(readme);
+    free(metrics);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(outputs_match_docs),
+        cmocka_unit_test(load_outputs_match_docs),
         cmocka_unit_test(config_keys_match_docs),
+        cmocka_unit_test(metric_mapping_names_aiperf_inter_chunk_latency),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -544,9 +544,11 @@ static void page_in_headless_chromium(void **state)
             assert_string_equal(json_string_value(json_object_get(cell, "sloMet")),
                                 csv_table_get(&t, r, "slo_met"));
         } else {
-            /* No server ran: no verdict, and said why, apart from a miss (its own class). */
+            /* No server ran: no verdict, and said why, apart from a miss (its own class;
+             * issue 23 item 14: "does not fit" was drawn as "misses SLO"), its status said. */
             assert_string_equal(src, "none");
             assert_string_equal(json_string_value(json_object_get(cell, "sloMet")), "");
+            assert_string_equal(json_string_value(json_object_get(cell, "status")), status);
             bool nofit = strcmp(status, "does_not_fit") == 0;
             assert_string_equal(json_string_value(json_object_get(cell, "state")),
                                 nofit ? "does_not_fit" : "not_run");
@@ -683,6 +685,38 @@ static void page_in_headless_chromium(void **state)
     assert_int_equal(setups_checked, 5);
     csv_table_release(&t);
     free(study_csv);
+
+    /* Issue 23 item 15: each tenant is judged by its own SLO, and the page draws that one: the
+     * tenants' TTFT chart marks chat's 500 ms and batch's 100 ms, and the tenants run's latency
+     * chart has a dashed SLO line for each. */
+    bool marks = false, line_chat = false, line_batch = false;
+    json_array_foreach(json_object_get(b, "charts"), i, c)
+    {
+        size_t si;
+        json_t *sr;
+        json_array_foreach(json_object_get(c, "series"), si, sr)
+        {
+            const char *label = json_string_value(json_object_get(sr, "label"));
+            const json_t *ys = json_object_get(sr, "ys");
+            if (strcmp(json_string_value(json_object_get(c, "kind")), "tenants") == 0 &&
+                strcmp(json_string_value(json_object_get(c, "detail")), "ttft_p95") == 0 &&
+                strcmp(label, "the tenant's SLO") == 0) {
+                assert_int_equal(json_array_size(ys), 2);
+                assert_true(json_number_value(json_array_get(ys, 0)) == 500);
+                assert_true(json_number_value(json_array_get(ys, 1)) == 100);
+                marks = true;
+            }
+            line_chat = line_chat || strcmp(label, "SLO TTFT (chat) 500 ms") == 0;
+            line_batch = line_batch || strcmp(label, "SLO TTFT (batch) 100 ms") == 0;
+        }
+    }
+    assert_true(marks);
+    assert_true(line_chat);
+    assert_true(line_batch);
+    char *page = slurp(fx.html);
+    assert_non_null(strstr(page, " · SLO per tenant: <b>chat</b> TTFT ≤ 500 ms TPOT ≤ 50 ms"));
+    assert_non_null(strstr(page, "; <b>batch</b> TTFT ≤ 100 ms TPOT ≤ 50 ms"));
+    free(page);
 
     struct stat st;
     assert_int_equal(stat(shot, &st), 0);
@@ -831,6 +865,12 @@ static void workload_markdown_says_the_same(void **state)
     char *main_md = slurp(fx.md);
     assert_null(strstr(main_md, "Reasoning ("));
     assert_non_null(strstr(main_md, "| synthetic: "));
+    /* Issue 23 item 7: the prompts the records say were sent, not the config's bounds: the
+     * sweep's context 512 with 16 output tokens sent 496-token prompts (its prompt_tokens_min
+     * and _max were left at their defaults, 512 and 2048, which the sweep overrides). */
+    assert_non_null(strstr(main_md, "| default, ctx 512, 10 users | synthetic: random tokens; "
+                                    "every prompt 496 tokens |"));
+    assert_null(strstr(main_md, "prompts 512–2048"));
     free(main_md);
     free(md);
     free(path);

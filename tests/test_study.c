@@ -222,12 +222,14 @@ static void sim_study_answers_and_agrees_with_the_plan(void **state)
     json_array_foreach(rows, i, r)
     {
         assert_string_equal(json_string_value(json_object_get(r, "status")), "measured");
-        /* Every column is present; measured rows fill every one but reason and max_num_seqs. */
+        /* Every column is present; measured rows fill every one but reason, max_num_seqs and
+         * side_by_side. */
         for (size_t c = 0; c < study_csv_n_columns; c++) {
             const char *col = study_csv_columns[c];
             json_t *v = json_object_get(r, col);
             assert_non_null(v);
-            if (strcmp(col, "reason") == 0 || strcmp(col, "max_num_seqs") == 0)
+            if (strcmp(col, "reason") == 0 || strcmp(col, "max_num_seqs") == 0 ||
+                strcmp(col, "side_by_side") == 0) /* empty: measured alone */
                 continue;
             if (json_is_null(v))
                 fprintf(stderr, "row %zu: %s is null\n", i, col);
@@ -735,134 +737,6 @@ static void plan_and_study_agree_on_prompt_and_window(void **state)
     free(cfg);
 }
 
-static const char docker_study[] = "study:\n"
-                                   "  name: in_docker\n"
-                                   "  users: [3]\n"
-                                   "  capacity_search: false\n"
-                                   "  min_requests: 6\n"
-                                   "backend:\n"
-                                   "  type: sim\n" /* --backend docker on the command line */
-                                   "  hf_cache: HF\n"
-                                   "  stop_grace_s: 5\n"
-                                   "setups:\n"
-                                   "  grid:\n"
-                                   "    model: [meta-llama/Llama-3.1-8B-Instruct]\n"
-                                   "    quantization: [fp8]\n"
-                                   "    max_model_len: [4096, 8192]\n"
-                                   "benchmark:\n"
-                                   "  output_dir: OUT\n"
-                                   "requests:\n"
-                                   "  prompt_tokens_min: 1024\n"
-                                   "  prompt_tokens_max: 1024\n"
-                                   "  completion_tokens: 64\n"
-                                   "  session: {turns: 2, think_time_s: 0.2}\n";
-
-/* The same study file with --backend docker, against a stand-in docker CLI first on PATH:
- * containers are named per setup, get the setup's vLLM flags, the cache mount and the token by
- * name; Ctrl-C in the second setup still removes its container; --resume finishes it. */
-static bool second_run_started(void *record)
-{
-    char *rec = tb_read(record);
-    char *fifth = rec ? tb_record_call(rec, 4) : NULL;
-    bool yes = fifth != NULL;
-    if (yes)
-        clock_sleep_ns(300 * NS_PER_MS); /* let it get going */
-    free(fifth);
-    free(rec);
-    return yes;
-}
-
-static void docker_backend_runs_the_same_file_and_cleans_up(void **state)
-{
-    struct fixture *f = *state;
-    char *bin = xasprintf("%s/bin", f->dir);
-    assert_int_equal(mkdir(bin, 0755), 0);
-    char *record = xasprintf("%s/docker.record", f->dir);
-    char *docker = tb_fake_docker(bin, record, TB_BINARY);
-    assert_non_null(docker);
-    char *hf = xasprintf("%s/hf", f->dir);
-    char *text = xstrdup(docker_study);
-    char *at = strstr(text, "HF\n");
-    char *with_hf = xasprintf("%.*s%s%s", (int)(at - text), text, hf, at + 2);
-    char *cfg = write_study(f->dir, "study.yaml", with_hf);
-    char *old_path = xstrdup(getenv("PATH"));
-    char *path = xasprintf("%s:%s", bin, old_path);
-    setenv("PATH", path, 1);
-    setenv("HF_TOKEN", "hf_not_for_argv_42", 1);
-    char *log = xasprintf("%s/log.txt", f->dir);
-    const char *argv[] = {"testbench", "study", "--config", cfg, "--backend", "docker", NULL};
-    /* Interrupted once the second container runs: rm, run, rm (setup 1), rm, run (setup 2). */
-    bool sent = false;
-    int rc0 = run_study_until(argv, log, second_run_started, record, &sent);
-    assert_true(sent);
-    char *out = tb_read(log);
-    if (rc0 != 130)
-        fprintf(stderr, "%s\n", out);
-    assert_int_equal(rc0, 130);
-    free(out);
-    char *sdir = study_dir(f->dir, "in_docker");
-    assert_non_null(sdir);
-    const char *rargv[] = {"testbench", "study", "--resume", sdir, "--backend", "docker", NULL};
-    int rc = run_study(rargv, log);
-    out = tb_read(log);
-    if (rc != 0)
-        fprintf(stderr, "%s\n", out);
-    assert_int_equal(rc, 0);
-    setenv("PATH", old_path, 1);
-    unsetenv("HF_TOKEN");
-
-    json_t *doc = load_study(sdir);
-    size_t i;
-    json_t *s;
-    json_array_foreach(json_object_get(doc, "setups"), i, s)
-        assert_string_equal(json_string_value(json_object_get(s, "status")), "done");
-    servers_gone(doc);
-    json_decref(doc);
-    /* The record: every `run` is followed by an `rm -f` of the same container. */
-    char *rec = tb_read(record);
-    int runs = 0;
-    for (int n = 0;; n++) {
-        char *call = tb_record_call(rec, n);
-        if (!call)
-            break;
-        if (strncmp(call, "arg run\n", 8) == 0) {
-            runs++;
-            char *name = strstr(call, "arg --name\narg ") + strlen("arg --name\narg ");
-            char *want_rm = xasprintf("arg rm\narg -f\narg %.*s\n", (int)strcspn(name, "\n"), name);
-            char *next = tb_record_call(rec, n + 1);
-            assert_non_null(next);
-            assert_int_equal(strncmp(next, want_rm, strlen(want_rm)), 0);
-            assert_non_null(strstr(call, "arg --max-model-len\n"));
-            assert_non_null(strstr(call, "arg --quantization\narg fp8\n"));
-            assert_non_null(strstr(call, "arg -e\narg HF_TOKEN\n"));
-            assert_null(strstr(call, "arg hf_not_for_argv_42"));
-            char *mount = xasprintf("arg -v\narg %s:/root/.cache/huggingface\n", hf);
-            assert_non_null(strstr(call, mount));
-            free(mount);
-            free(want_rm);
-            free(next);
-        }
-        free(call);
-    }
-    /* Setup 1 once; setup 2 interrupted, then again on --resume. */
-    assert_int_equal(runs, 3);
-    assert_non_null(strstr(rec, "arg testbench-s01-llama-3.1-8b-instruct-fp8-kvauto-4k-g0.90\n"));
-    assert_non_null(strstr(rec, "arg testbench-s02-llama-3.1-8b-instruct-fp8-kvauto-8k-g0.90\n"));
-    free(rec);
-    free(out);
-    free(sdir);
-    free(log);
-    free(path);
-    free(old_path);
-    free(cfg);
-    free(with_hf);
-    free(text);
-    free(hf);
-    free(docker);
-    free(record);
-    free(bin);
-}
-
 /* docs/STUDY.md lists every study.csv column (first cell of its table rows, backticked names),
  * and nothing else. */
 static void study_csv_columns_are_documented(void **state)
@@ -955,8 +829,6 @@ int main(void)
         cmocka_unit_test_setup_teardown(unfit_and_failing_setups_are_recorded_and_the_study_goes_on,
                                         setup, teardown),
         cmocka_unit_test_setup_teardown(ctrl_c_then_resume_measures_only_what_remains, setup,
-                                        teardown),
-        cmocka_unit_test_setup_teardown(docker_backend_runs_the_same_file_and_cleans_up, setup,
                                         teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

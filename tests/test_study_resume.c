@@ -172,23 +172,25 @@ static bool second_setup_measured_once(void *ctx)
     return yes;
 }
 
-static void resume_keeps_the_backend_and_every_measured_point(void **state)
+/* Interrupted by sig (SIGINT: Ctrl-C, the study stops cleanly; SIGKILL: no chance to save, as
+ * in a power cut or an OOM kill), then resumed plainly. */
+static void interrupted_then_resumed(struct fixture *f, int sig)
 {
-    struct fixture *f = *state;
     char *text = named(two_setups, "kept");
     char *cfg = write_study(f->dir, "study.yaml", text);
     char *log = xasprintf("%s/log.txt", f->dir);
     const char *argv[] = {"testbench", "study", "--config", cfg, "--backend", "sim", NULL};
     struct watch w = {log};
     bool sent = false;
-    int rc = tb_run_logged(TB_BINARY, argv, log, second_setup_measured_once, &w, SIGINT, &sent);
+    int rc = tb_run_logged(TB_BINARY, argv, log, second_setup_measured_once, &w, sig, &sent);
     assert_true(sent);
-    assert_int_equal(rc, 130);
+    assert_int_equal(rc, sig == SIGKILL ? 128 + SIGKILL : 130);
     char *sdir = tb_study_dir(f->dir, "kept");
     assert_non_null(sdir);
     json_t *doc = load_study(sdir);
     assert_string_equal(setup_status(doc, 0), "done");
-    assert_string_equal(setup_status(doc, 1), "interrupted");
+    /* Killed outright, the setup had no chance to say it was interrupted. */
+    assert_string_equal(setup_status(doc, 1), sig == SIGKILL ? "measuring" : "interrupted");
     assert_string_equal(json_string_value(json_object_get(doc, "backend")), "sim");
     /* The points the second setup measured before the interruption (at least the first; the
      * second too when the signal came as it ended), their files as they are now. */
@@ -540,6 +542,16 @@ static void a_workload_name_that_cannot_name_files_is_refused_first(void **state
     free(cfg);
 }
 
+static void resume_keeps_the_backend_and_every_measured_point(void **state)
+{
+    interrupted_then_resumed(*state, SIGINT);
+}
+
+static void a_killed_study_keeps_every_measured_point(void **state)
+{
+    interrupted_then_resumed(*state, SIGKILL);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -553,6 +565,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(one_process_per_study_folder, setup, teardown),
         cmocka_unit_test_setup_teardown(resume_keeps_the_backend_and_every_measured_point, setup,
                                         teardown),
+        cmocka_unit_test_setup_teardown(a_killed_study_keeps_every_measured_point, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -127,4 +127,7 @@ const struct checkpoint_spec *catalog_find_checkpoint(const struct catalog *c, c
 void catalog_suggest(const struct catalog *c, const char *kind, const char *name, char *buf,
                      size_t len);
 
+/* `testbench catalog [gpus|models|quantizations] [--catalog DIR] [--json]` (catalog_cmd.c). */
+int catalog_main(int argc, char **argv);
+
 #endif

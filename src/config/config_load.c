@@ -40,6 +40,9 @@ struct origin {
     const yaml_node_t *node;
 };
 
+/* Errors reported for one file, at most; the rest would be consequences or noise. */
+#define CONFIG_MAX_ERRORS 20
+
 struct loader {
     const char *file;
     yaml_document_t doc;
@@ -50,6 +53,13 @@ struct loader {
     size_t n_origins;
     size_t cap_origins;
     const yaml_node_t *tenants_node;
+    /* Every error in the file: after one, the file is loaded again without the key at fault
+     * (skip: its key or value nodes), so that the next one shows (config_load). */
+    const yaml_node_t **skip;
+    size_t n_skip;
+    const yaml_node_t *err_node;                /* where the last error is, or NULL */
+    const yaml_node_t *err_also[CFG_WHERE_MAX]; /* other members the same problem names */
+    size_t n_err_also;
 };
 
 enum ftype {
@@ -90,6 +100,7 @@ __attribute__((format(printf, 4, 5))) static int fail(struct loader *ld, const y
     va_start(ap, fmt);
     vsnprintf(msg, sizeof(msg), fmt, ap);
     va_end(ap);
+    ld->err_node = node;
     size_t line = node ? node->start_mark.line + 1 : 1;
     size_t col = node ? node->start_mark.column + 1 : 1;
     if (path && *path)
@@ -438,6 +449,83 @@ static int load_value(struct loader *ld, const yaml_node_t *n, const char *path,
     return rc;
 }
 
+/* Whether outer is a mapping or list whose text holds inner (by their places in the file). */
+static bool node_holds(const yaml_node_t *outer, const yaml_node_t *inner)
+{
+    return outer != inner && outer->type != YAML_SCALAR_NODE &&
+           outer->start_mark.index <= inner->start_mark.index &&
+           inner->start_mark.index < outer->end_mark.index;
+}
+
+static bool skipped(const struct loader *ld, const yaml_node_t *n)
+{
+    for (size_t i = 0; i < ld->n_skip; i++)
+        if (ld->skip[i] == n)
+            return true;
+    return false;
+}
+
+/* A key, or its value, or an item of its list value, was in error: load the file without it. */
+static bool pair_skipped(const struct loader *ld, const yaml_node_t *k, const yaml_node_t *v)
+{
+    if (!ld->n_skip)
+        return false;
+    if (skipped(ld, k) || skipped(ld, v))
+        return true;
+    if (v->type == YAML_SEQUENCE_NODE)
+        for (yaml_node_item_t *it = v->data.sequence.items.start; it < v->data.sequence.items.top;
+             it++) {
+            const yaml_node_t *item = yaml_document_get_node((yaml_document_t *)&ld->doc, *it);
+            if (item && item->type == YAML_SCALAR_NODE && skipped(ld, item))
+                return true;
+        }
+    return false;
+}
+
+/* Levenshtein distance, for "did you mean": keys are short (at most 31 bytes compared). */
+static size_t edit_distance(const char *a, const char *b)
+{
+    size_t n = strlen(a), m = strlen(b);
+    if (n > 31 || m > 31)
+        return SIZE_MAX;
+    size_t row[32];
+    for (size_t j = 0; j <= m; j++)
+        row[j] = j;
+    for (size_t i = 1; i <= n; i++) {
+        size_t diag = row[0];
+        row[0] = i;
+        for (size_t j = 1; j <= m; j++) {
+            size_t up = row[j];
+            size_t cost = a[i - 1] == b[j - 1] ? 0 : 1;
+            size_t best = diag + cost;
+            if (up + 1 < best)
+                best = up + 1;
+            if (row[j - 1] + 1 < best)
+                best = row[j - 1] + 1;
+            row[j] = best;
+            diag = up;
+        }
+    }
+    return row[m];
+}
+
+/* The allowed key closest to what was written, when it is close enough to be a typo (a third
+ * of its letters at most, one for short keys); NULL otherwise. */
+static const char *closest_key(const struct field *fields, size_t n, const char *key)
+{
+    const char *best = NULL;
+    size_t best_d = SIZE_MAX, len = strlen(key);
+    for (size_t i = 0; i < n; i++) {
+        size_t d = edit_distance(key, fields[i].key);
+        if (d < best_d) {
+            best_d = d;
+            best = fields[i].key;
+        }
+    }
+    size_t limit = len / 3 > 1 ? len / 3 : 1;
+    return best && best_d <= limit ? best : NULL;
+}
+
 static void allowed_keys(const struct field *fields, size_t n, char *buf, size_t len)
 {
     size_t used = 0;
@@ -464,6 +552,8 @@ static int load_map(struct loader *ld, const yaml_node_t *node, const char *path
         const yaml_node_t *v = node_at(ld, pr->value);
         if (!k || !v)
             return fail(ld, node, path, "malformed mapping");
+        if (pair_skipped(ld, k, v))
+            continue;
         if (k->type != YAML_SCALAR_NODE)
             return fail(ld, k, path, "keys must be plain words, got %s", describe(k, g, sizeof(g)));
         size_t f = 0;
@@ -474,7 +564,9 @@ static int load_map(struct loader *ld, const yaml_node_t *node, const char *path
         if (f == n_fields) {
             char allowed[512];
             allowed_keys(fields, n_fields, allowed, sizeof(allowed));
-            return fail(ld, k, cpath, "unknown key; allowed keys%s%s: %s",
+            const char *close = closest_key(fields, n_fields, scalar(k));
+            return fail(ld, k, cpath, "unknown key%s%s%s; allowed keys%s%s: %s",
+                        close ? "; did you mean \"" : "", close ? close : "", close ? "\"?" : "",
                         path && *path ? " in " : "", path && *path ? path : "", allowed);
         }
         if (seen[f])
@@ -947,6 +1039,26 @@ static const struct field backend_fields[] = {
     F(study_backend_cfg, docker_args, FT_STR_LIST),
     F(study_backend_cfg, command, FT_STR),
     F(study_backend_cfg, endpoint, FT_STR),
+    F(study_backend_cfg, gpu_ids, FT_INT_LIST),
+    F(study_backend_cfg, gpus_per_setup, FT_INT),
+};
+
+static const struct field slurm_fields[] = {
+    F(study_slurm_cfg, partition, FT_STR_NULL),  F(study_slurm_cfg, account, FT_STR_NULL),
+    F(study_slurm_cfg, time, FT_STR_NULL),       F(study_slurm_cfg, gres, FT_STR_NULL),
+    F(study_slurm_cfg, signal_s, FT_INT),        F(study_slurm_cfg, max_parallel, FT_INT),
+    F(study_slurm_cfg, extra_args, FT_STR_LIST), F(study_slurm_cfg, testbench, FT_STR_NULL),
+};
+
+static const struct field k8s_fields[] = {
+    {"namespace", FT_STR_NULL, offsetof(struct study_k8s_cfg, namespace_), NULL, NULL, 0},
+    F(study_k8s_cfg, image, FT_STR),
+    F(study_k8s_cfg, storage_class, FT_STR_NULL),
+    F(study_k8s_cfg, storage_size, FT_STR),
+    F(study_k8s_cfg, access_mode, FT_STR),
+    F(study_k8s_cfg, hf_token_secret, FT_STR_NULL),
+    F(study_k8s_cfg, gpu_resource, FT_STR),
+    F(study_k8s_cfg, max_parallel, FT_INT),
 };
 
 /* Any study section makes the file a study file. */
@@ -974,6 +1086,19 @@ static int load_backend(struct loader *ld, const yaml_node_t *n, const char *pat
     (void)base;
     return load_study_section(ld, n, path, backend_fields, N_FIELDS(backend_fields),
                               &ld->c->study.backend);
+}
+
+static int load_slurm(struct loader *ld, const yaml_node_t *n, const char *path, void *base)
+{
+    (void)base;
+    return load_study_section(ld, n, path, slurm_fields, N_FIELDS(slurm_fields),
+                              &ld->c->study.slurm);
+}
+
+static int load_k8s(struct loader *ld, const yaml_node_t *n, const char *path, void *base)
+{
+    (void)base;
+    return load_study_section(ld, n, path, k8s_fields, N_FIELDS(k8s_fields), &ld->c->study.k8s);
 }
 
 /* ==== Top level ==== */
@@ -1036,6 +1161,8 @@ static const struct field top_fields[] = {
     FC(setups, load_setups),
     FC(workloads, load_workloads),
     FC(backend, load_backend),
+    FC(slurm, load_slurm),
+    {"kubernetes", FT_CUSTOM, 0, load_k8s, NULL, 0},
 };
 
 static int load_tenants(struct loader *ld)
@@ -1115,6 +1242,15 @@ static int report_problem(struct loader *ld, const yaml_node_t *root)
     int rc = config_find_problem(ld->c, &p);
     if (!rc)
         return 0;
+    /* The members the problem names besides the one reported (the other bound of min <= max)
+     * are left out too when the file is loaded again for its next error: with one of them at
+     * its default the same problem would show again in other words. */
+    ld->n_err_also = 0;
+    for (size_t i = 0; i < p.n_at; i++) {
+        const yaml_node_t *n = p.at[i].section ? NULL : origin_lookup(ld, p.at[i].addr, false);
+        if (n && ld->n_err_also < CFG_WHERE_MAX)
+            ld->err_also[ld->n_err_also++] = n;
+    }
     for (size_t i = 0; i < p.n_at; i++) {
         const yaml_node_t *n = origin_lookup(ld, p.at[i].addr, p.at[i].section);
         if (n)
@@ -1157,6 +1293,43 @@ static int load_document(struct loader *ld)
 
 /* ==== File ==== */
 
+/* One error of a file, by its place (for the order they are told in). */
+struct found_error {
+    size_t line, column;
+    char *msg;
+};
+
+static int found_error_cmp(const void *a, const void *b)
+{
+    const struct found_error *x = a, *y = b;
+    if (x->line != y->line)
+        return x->line < y->line ? -1 : 1;
+    return (x->column > y->column) - (x->column < y->column);
+}
+
+/* The errors in file order, one per line of err (what fits); frees them. */
+static void errors_write(struct found_error *e, size_t n, char *err, size_t errlen)
+{
+    if (n > 1)
+        qsort(e, n, sizeof(*e), found_error_cmp);
+    size_t used = 0;
+    err[0] = '\0';
+    for (size_t i = 0; i < n; i++) {
+        if (used + 1 < errlen) {
+            int w = snprintf(err + used, errlen - used, "%s%s", used ? "\n" : "", e[i].msg);
+            if (w > 0)
+                used += (size_t)w < errlen - used ? (size_t)w : errlen - used - 1;
+        }
+        free(e[i].msg);
+    }
+}
+
+/*
+ * Every error in the file, not just the first: after an error the document is loaded again
+ * with the key at fault left out (its default stands in), until it loads or an error cannot be
+ * left out (no place in the file, the same message again) or CONFIG_MAX_ERRORS were found.
+ * Each message keeps its file:line:column; err gets them one per line.
+ */
 int config_load(struct config *c, const char *path, char *err, size_t errlen)
 {
     char dummy[8];
@@ -1168,17 +1341,59 @@ int config_load(struct config *c, const char *path, char *err, size_t errlen)
     config_defaults(c);
     c->path = xstrdup(path);
 
-    struct loader ld = {.file = path, .c = c, .err = err, .errlen = errlen};
     struct yaml_file yf;
     int rc = yaml_file_load(&yf, path, CONFIG_MAX_BYTES, "a config", err, errlen);
-    if (rc)
-        goto out;
-    ld.doc = yf.doc;
-    rc = load_document(&ld);
-out:
-    yaml_file_release(&yf);
-    free(ld.origins);
     if (rc) {
+        text_redact_into(err, errlen);
+        yaml_file_release(&yf);
+        config_release(c);
+        return rc;
+    }
+    const yaml_node_t **skip = NULL;
+    size_t n_skip = 0, n_errors = 0;
+    struct found_error errors[CONFIG_MAX_ERRORS];
+    char last[1024] = "";
+    for (;;) {
+        char msg[1024] = "";
+        struct loader ld = {.file = path,
+                            .c = c,
+                            .err = msg,
+                            .errlen = sizeof(msg),
+                            .doc = yf.doc,
+                            .skip = skip,
+                            .n_skip = n_skip};
+        rc = load_document(&ld);
+        free(ld.origins);
+        if (!rc)
+            break;
+        bool repeat = strcmp(msg, last) == 0;
+        /* An error at a mapping that holds a key left out ("missing required key") is that
+         * key's doing, not the file's: not told, and its mapping left out too. */
+        bool consequence = false;
+        for (size_t i = 0; i < n_skip && ld.err_node && !repeat; i++)
+            consequence = consequence || node_holds(ld.err_node, skip[i]);
+        if (!repeat && !consequence) {
+            errors[n_errors].line = ld.err_node ? ld.err_node->start_mark.line : 0;
+            errors[n_errors].column = ld.err_node ? ld.err_node->start_mark.column : 0;
+            errors[n_errors++].msg = xstrdup(msg);
+        }
+        const yaml_node_t *root = yaml_document_get_root_node(&yf.doc);
+        if (repeat || !ld.err_node || ld.err_node == root || n_errors >= CONFIG_MAX_ERRORS)
+            break;
+        snprintf(last, sizeof(last), "%s", msg);
+        skip = xreallocarray(skip, n_skip + 1 + ld.n_err_also, sizeof(*skip));
+        skip[n_skip++] = ld.err_node;
+        for (size_t i = 0; i < ld.n_err_also; i++)
+            skip[n_skip++] = ld.err_also[i];
+        config_release(c);
+        config_defaults(c);
+        c->path = xstrdup(path);
+    }
+    free(skip);
+    yaml_file_release(&yf);
+    if (n_errors) {
+        rc = -EINVAL;
+        errors_write(errors, n_errors, err, errlen);
         /* Messages quote the file; a .env given by mistake must not show its tokens. */
         text_redact_into(err, errlen);
         config_release(c);

@@ -8,6 +8,7 @@
 #include <errno.h>
 #include <limits.h>
 #include <math.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -54,6 +55,12 @@ void study_cfg_defaults(struct study_cfg *s)
     s->backend.type = xstrdup("sim");
     s->backend.startup_timeout_s = 1800;
     s->backend.stop_grace_s = 30;
+    s->slurm.signal_s = 300;
+    s->k8s.image = xstrdup("testbench:latest");
+    s->k8s.storage_size = xstrdup("20Gi");
+    s->k8s.access_mode = xstrdup("ReadWriteMany");
+    s->k8s.gpu_resource = xstrdup("nvidia.com/gpu");
+    s->k8s.hf_token_secret = xstrdup("hf-token");
 }
 
 void study_cfg_release(struct study_cfg *s)
@@ -90,6 +97,22 @@ void study_cfg_release(struct study_cfg *s)
     str_list_release(&b->docker_args);
     free(b->command);
     free(b->endpoint);
+    free(b->gpu_ids.v);
+    struct study_slurm_cfg *sl = &s->slurm;
+    free(sl->partition);
+    free(sl->account);
+    free(sl->time);
+    free(sl->gres);
+    str_list_release(&sl->extra_args);
+    free(sl->testbench);
+    struct study_k8s_cfg *k = &s->k8s;
+    free(k->namespace_);
+    free(k->image);
+    free(k->storage_class);
+    free(k->storage_size);
+    free(k->access_mode);
+    free(k->hf_token_secret);
+    free(k->gpu_resource);
     memset(s, 0, sizeof(*s));
 }
 
@@ -179,6 +202,49 @@ static int check_int_items(struct cfg_problem *p, const struct int_list *l, int 
     return 0;
 }
 
+/* docker's --gpus: "all", a count, or its key=value form ("device=0,1"); "none" leaves the flag
+ * out. Docker checks the key=value form itself. */
+static bool gpus_ok(const char *g)
+{
+    if (strcmp(g, "none") == 0 || strcmp(g, "all") == 0)
+        return true;
+    if (!*g || strpbrk(g, " \t\n"))
+        return false;
+    if (strchr(g, '='))
+        return true;
+    return strspn(g, "0123456789") == strlen(g) && strspn(g, "0") != strlen(g);
+}
+
+/* backend.gpus and backend.network, whatever the type: --backend docker may pick them later. */
+static int check_docker(struct cfg_problem *p, const struct study_backend_cfg *b)
+{
+    static const char name_chars[] = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ"
+                                     "0123456789_.-";
+    if (b->gpus && !gpus_ok(b->gpus)) {
+        where(p, &b->gpus, "backend.gpus",
+              "\"%.40s\" is not none, all, a GPU count or docker's device=... form", b->gpus);
+        return -EINVAL;
+    }
+    const char *n = b->network;
+    if (!n)
+        return 0;
+    if (!*n || strspn(n, name_chars) != strlen(n) || strchr("_.-", n[0])) {
+        where(p, &b->network, "backend.network",
+              "\"%.40s\" is not a docker network name: host, or a network such as "
+              "testbench_default",
+              n);
+        return -EINVAL;
+    }
+    if (strcmp(n, "none") == 0 || strcmp(n, "bridge") == 0) {
+        where(p, &b->network, "backend.network",
+              "the study cannot reach a container on network %s; use host, a network of your "
+              "own, or null (vLLM's port published on 127.0.0.1)",
+              n);
+        return -EINVAL;
+    }
+    return 0;
+}
+
 static int check_backend(struct cfg_problem *p, const struct study_backend_cfg *b)
 {
     size_t k = 0, n = sizeof(backend_types) / sizeof(backend_types[0]);
@@ -204,6 +270,63 @@ static int check_backend(struct cfg_problem *p, const struct study_backend_cfg *
     if (!rc && (b->port < 0 || b->port > 65535)) {
         where(p, &b->port, "backend.port", "must be a TCP port (1-65535) or 0 for a free one");
         rc = -EINVAL;
+    }
+    if (!rc)
+        rc = check_docker(p, b);
+    if (!rc)
+        rc = check_int_items(p, &b->gpu_ids, 0, 4095, "backend.gpu_ids");
+    for (size_t i = 0; !rc && i < b->gpu_ids.n; i++) {
+        for (size_t j = 0; j < i; j++) {
+            if (b->gpu_ids.v[j] == b->gpu_ids.v[i]) {
+                where(p, &b->gpu_ids, "backend.gpu_ids", "GPU %d is listed twice", b->gpu_ids.v[i]);
+                rc = -EINVAL;
+                break;
+            }
+        }
+    }
+    if (!rc)
+        rc = check_int_min(p, &b->gpus_per_setup, 0, "backend", "gpus_per_setup", b);
+    return rc;
+}
+
+static const char *const k8s_access_modes[] = {"ReadWriteMany", "ReadWriteOnce",
+                                               "ReadWriteOncePod"};
+
+static int check_executors(struct cfg_problem *p, const struct study_cfg *s)
+{
+    int rc = check_int_min(p, &s->slurm.signal_s, 0, "slurm", "signal_s", &s->slurm);
+    if (!rc)
+        rc = check_int_min(p, &s->slurm.max_parallel, 0, "slurm", "max_parallel", &s->slurm);
+    if (!rc)
+        rc = check_int_min(p, &s->k8s.max_parallel, 0, "kubernetes", "max_parallel", &s->k8s);
+    size_t k = 0, n = sizeof(k8s_access_modes) / sizeof(k8s_access_modes[0]);
+    while (!rc && k < n && strcmp(k8s_access_modes[k], s->k8s.access_mode) != 0)
+        k++;
+    if (!rc && k == n) {
+        where(p, &s->k8s.access_mode, "kubernetes.access_mode",
+              "unknown access mode \"%.40s\"; allowed: ReadWriteMany, ReadWriteOnce, "
+              "ReadWriteOncePod",
+              s->k8s.access_mode);
+        rc = -EINVAL;
+    }
+    /* Slurm's options and Kubernetes' names end up on #SBATCH lines and in YAML: one line. */
+    const char *const *one_line[] = {
+        (const char *const *)&s->slurm.partition, (const char *const *)&s->slurm.account,
+        (const char *const *)&s->slurm.time, (const char *const *)&s->slurm.gres};
+    static const char *const names[] = {"slurm.partition", "slurm.account", "slurm.time",
+                                        "slurm.gres"};
+    for (size_t i = 0; !rc && i < sizeof(names) / sizeof(names[0]); i++) {
+        const char *v = *one_line[i];
+        if (v && strpbrk(v, "\n\r '\"")) {
+            where(p, one_line[i], names[i], "must be one word (no blanks, quotes or line breaks)");
+            rc = -EINVAL;
+        }
+    }
+    for (size_t i = 0; !rc && i < s->slurm.extra_args.n; i++) {
+        if (strpbrk(s->slurm.extra_args.v[i], "\n\r")) {
+            where(p, &s->slurm.extra_args, "slurm.extra_args", "an option holds a line break");
+            rc = -EINVAL;
+        }
     }
     return rc;
 }
@@ -361,6 +484,8 @@ int study_find_problem(const struct config *c, struct cfg_problem *p)
         rc = check_workloads(p, s);
     if (!rc)
         rc = check_backend(p, &s->backend);
+    if (!rc)
+        rc = check_executors(p, s);
     if (!rc && c->tenants_given) {
         where(p, &c->tenants, "tenants",
               "a study measures one tenant per server; put tenants in a run config instead");

@@ -68,8 +68,33 @@ struct study_backend_cfg {
     char *hf_cache;           /* docker; default ~/.cache/huggingface */
     char *network;            /* docker --network; NULL = publish on 127.0.0.1 */
     struct str_list docker_args;
-    char *command;  /* command: the template */
-    char *endpoint; /* none: default server.endpoint */
+    char *command;           /* command: the template */
+    char *endpoint;          /* none: default server.endpoint */
+    struct int_list gpu_ids; /* --parallel: the GPUs setups are spread over; none = no split */
+    int gpus_per_setup;      /* GPUs one setup takes; 0 = its tensor_parallel_size */
+};
+
+/* slurm: `study --executor slurm` (docs/SCALE.md). */
+struct study_slurm_cfg {
+    char *partition, *account;  /* NULL = the cluster's default */
+    char *time;                 /* a task's limit, Slurm's format ("4:00:00"); NULL = default */
+    char *gres;                 /* NULL = "gpu:<the most GPUs a setup takes>" */
+    int signal_s;               /* TERM this long before the limit (--signal=B:TERM@N) */
+    int max_parallel;           /* tasks at once (%N); 0 = as many as Slurm runs */
+    struct str_list extra_args; /* more sbatch options, one #SBATCH line each */
+    char *testbench;            /* the binary on the nodes; NULL = this one's path */
+};
+
+/* kubernetes: `study --executor k8s` (docs/SCALE.md). */
+struct study_k8s_cfg {
+    char *namespace_;      /* NULL = kubectl's current namespace */
+    char *image;           /* the testbench image */
+    char *storage_class;   /* the results volume's class; NULL = the cluster's default */
+    char *storage_size;    /* "20Gi" */
+    char *access_mode;     /* "ReadWriteMany": pods on several nodes write to it */
+    char *hf_token_secret; /* a Secret with key HF_TOKEN, by name; NULL = none */
+    char *gpu_resource;    /* "nvidia.com/gpu" */
+    int max_parallel;      /* pods at once; 0 = every setup at once */
 };
 
 struct study_cfg {
@@ -91,6 +116,8 @@ struct study_cfg {
     size_t n_workloads;
     bool slo_given; /* the file's slo replaces each workload's */
     struct study_backend_cfg backend;
+    struct study_slurm_cfg slurm;
+    struct study_k8s_cfg k8s;
 };
 
 void study_cfg_defaults(struct study_cfg *s);

@@ -1,7 +1,8 @@
 /*
  * validate.c - `testbench validate --config FILE [--print]`: load and check only.
- * Prints "OK: FILE (N points, M tenants)" and returns 0, or prints the loader's
- * file:line:column message and returns 2 (a config error, docs/CONFIG.md "Exit codes").
+ * Prints "OK: FILE (N points, M tenants)" and returns 0, or prints every error the loader
+ * found, each with file:line:column (unknown keys with "did you mean"), in file order, and
+ * returns 2 (a config error, docs/CONFIG.md "Exit codes").
  */
 #include "config/config.h"
 
@@ -12,6 +13,7 @@
 
 #include "config/servable.h"
 #include "core/exitcode.h"
+#include "core/text.h"
 #include "study/setups.h"
 #include "study/study.h"
 
@@ -19,6 +21,29 @@ static void validate_usage(FILE *f)
 {
     fprintf(f, "usage: testbench validate --config FILE [--print]\n"
                "  --print  also print the resolved config (defaults filled in) as JSON\n");
+}
+
+/* The loader's messages (one per line, each with file:line:column), cleaned for a terminal,
+ * then how many there were. */
+static void errors_print(const char *path, const char *err)
+{
+    size_t n = 0;
+    for (const char *line = err; *line;) {
+        size_t len = strcspn(line, "\n");
+        char raw[2048], shown[2048];
+        snprintf(raw, sizeof(raw), "%.*s", (int)len, line);
+        term_clean(shown, sizeof(shown), raw);
+        fprintf(stderr, "%s\n", shown);
+        n++;
+        line += len;
+        if (*line == '\n')
+            line++;
+    }
+    if (n > 1) {
+        char p[1024];
+        term_clean(p, sizeof(p), path);
+        fprintf(stderr, "%zu errors in %s\n", n, p);
+    }
 }
 
 int validate_main(int argc, char **argv)
@@ -54,9 +79,9 @@ int validate_main(int argc, char **argv)
     }
 
     struct config c;
-    char err[1024];
+    char err[16384]; /* every error in the file, one per line */
     if (config_load(&c, path, err, sizeof(err)) != 0) {
-        fprintf(stderr, "%s\n", err);
+        errors_print(path, err);
         return TB_EXIT_USAGE;
     }
     if (print) {
@@ -77,7 +102,7 @@ int validate_main(int argc, char **argv)
         fprintf(stderr, "%s: warning: %s\n", path, err);
     if (c.study.present) {
         /* A study file: its workloads are run configs of their own, checked here too. */
-        size_t nw = c.study.n_workloads ? c.study.n_workloads : 1;
+        size_t nw = c.study.n_workloads ? c.study.n_workloads : 1, bad = 0;
         for (size_t i = 0; i < nw; i++) {
             const struct workload_cfg *w = c.study.n_workloads ? &c.study.workloads[i] : NULL;
             if (!w || !w->config)
@@ -91,12 +116,17 @@ int validate_main(int argc, char **argv)
                 rc = -EINVAL;
             }
             config_release(&wc);
-            free(wp);
             if (rc) {
-                fprintf(stderr, "%s: workloads[%zu] (%s): %s\n", path, i, w->name, err);
-                config_release(&c);
-                return TB_EXIT_USAGE;
+                /* Every workload is checked: each one's errors under its name. */
+                fprintf(stderr, "%s: workloads[%zu] (%s):\n", path, i, w->name);
+                errors_print(wp, err);
+                bad++;
             }
+            free(wp);
+        }
+        if (bad) {
+            config_release(&c);
+            return TB_EXIT_USAGE;
         }
         /* A checkpoint vLLM cannot load with the setup's --quantization is refused before
          * any server is started for it. */

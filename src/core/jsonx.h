@@ -6,6 +6,7 @@
 #define TB_JSONX_H
 
 #include <math.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -32,6 +33,17 @@ static inline json_t *json_string_or_null(const char *s)
     j = json_string(fixed);
     free(fixed);
     return j;
+}
+
+/* "path:line:column: what" for a JSON parse error, or "path: what" when jansson gives it no
+ * place (line -1: an empty or unreadable file, running out of memory). */
+static inline void jsonx_error_format(char *buf, size_t len, const char *path,
+                                      const json_error_t *je)
+{
+    if (je->line > 0)
+        snprintf(buf, len, "%s:%d:%d: %s", path, je->line, je->column, je->text);
+    else
+        snprintf(buf, len, "%s: %s", path, je->text);
 }
 
 #endif

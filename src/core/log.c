@@ -26,7 +26,12 @@ static void vlog(const char *prefix, const char *fmt, va_list ap)
     /* No message shows a secret, whatever it quotes (a URL with credentials, a server's
      * echo of the key, a line of a .env file). */
     char *safe = text_redact(line);
-    fprintf(stderr, "%s%s\n", prefix, safe);
+    /* Nor does it pass on a terminal's escape sequences: messages quote files and servers
+     * (a model name, a log line), and ESC, BEL or CR from there would retitle the window,
+     * clear the screen or overwrite the line. */
+    char shown[sizeof(line) + 512];
+    term_clean_lines(shown, sizeof(shown), safe, "  ");
+    fprintf(stderr, "%s%s\n", prefix, shown);
     free(safe);
 }
 

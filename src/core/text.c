@@ -79,15 +79,27 @@ char *utf8_repair(const char *s, size_t n)
     return out;
 }
 
-void term_clean(char *out, size_t cap, const char *s)
+/* term_clean and term_clean_lines: lines (NULL: a newline is a control character like the
+ * others) is what follows each kept newline. */
+static void clean(char *out, size_t cap, const char *s, const char *lines)
 {
     if (!cap)
         return;
     size_t j = 0, n = s ? strlen(s) : 0;
+    size_t lines_len = lines ? strlen(lines) : 0;
     const unsigned char *u = (const unsigned char *)s;
     for (size_t i = 0; i < n && j + 1 < cap;) {
         size_t k = utf8_seq(u + i, n - i);
-        bool control = k == 1 && (u[i] < 0x20 || u[i] == 0x7f);
+        if (lines && u[i] == '\n') {
+            if (j + 1 + lines_len >= cap)
+                break;
+            out[j++] = '\n';
+            memcpy(out + j, lines, lines_len);
+            j += lines_len;
+            i++;
+            continue;
+        }
+        bool control = k == 1 && (u[i] < 0x20 || u[i] == 0x7f) && !(lines && u[i] == '\t');
         bool c1 = k == 2 && u[i] == 0xc2 && u[i + 1] < 0xa0;
         if (!k || control || c1) {
             out[j++] = '?';
@@ -101,6 +113,16 @@ void term_clean(char *out, size_t cap, const char *s)
         i += k;
     }
     out[j] = '\0';
+}
+
+void term_clean(char *out, size_t cap, const char *s)
+{
+    clean(out, cap, s, NULL);
+}
+
+void term_clean_lines(char *out, size_t cap, const char *s, const char *indent)
+{
+    clean(out, cap, s, indent ? indent : "");
 }
 
 static char *secrets[TEXT_SECRETS_MAX];

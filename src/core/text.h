@@ -25,6 +25,10 @@ MUST_USE char *utf8_repair(const char *s, size_t n);
 /* Copies s into out (cap bytes, NUL-terminated) for a terminal: control characters (C0, DEL,
  * and C1 in UTF-8) become '?', as do bytes that are not valid UTF-8. NULL copies "". */
 void term_clean(char *out, size_t cap, const char *s);
+/* The same for text of several lines (a message, a log's tail): newlines and tabs are kept,
+ * each newline followed by indent, so that quoted text cannot start a line of its own that
+ * reads like ours ("error: ...", "OK"). */
+void term_clean_lines(char *out, size_t cap, const char *s, const char *indent);
 
 /* Remembers a secret (a key's value, a URL's credentials) so that text_redact() hides it; empty
  * and over-long values are ignored, duplicates kept once. Call before threads read them. */

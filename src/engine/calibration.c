@@ -15,6 +15,10 @@
 #include "config/yaml_file.h"
 
 #define CAL_MAX_FILE (64 * 1024)
+/* What a fit's own figures can be: `testbench calibrate` reads at most 512 points (its
+ * CAL_MAX_POINTS), and a median error beyond 1000 % is no fit. */
+#define CAL_MAX_FIT_POINTS 512
+#define CAL_MAX_FIT_ERROR_PCT 1000.0
 
 static const char *const param_names[CAL_N_PARAMS] = {
     "gemm",         "gemm_int4", "gemm_fp4_upcast", "moe",        "attention", "weight_bandwidth",
@@ -90,6 +94,40 @@ static int node_string(const char *file, const yaml_node_t *n, const char *key, 
     return 0;
 }
 
+/* A key given twice in one mapping: the second would silently win (gemm: 0.6, gemm: 0.1). */
+static int duplicate_key(yaml_document_t *doc, yaml_node_t *map, yaml_node_pair_t *at,
+                         const char *file, char *err, size_t errlen)
+{
+    yaml_node_t *kn = yaml_document_get_node(doc, at->key);
+    if (!kn || kn->type != YAML_SCALAR_NODE)
+        return 0;
+    for (yaml_node_pair_t *p = map->data.mapping.pairs.start; p < at; p++) {
+        yaml_node_t *prev = yaml_document_get_node(doc, p->key);
+        if (prev && prev->type == YAML_SCALAR_NODE &&
+            strcmp((const char *)prev->data.scalar.value, (const char *)kn->data.scalar.value) ==
+                0) {
+            char msg[96];
+            snprintf(msg, sizeof(msg), "duplicate key (first given at line %zu)",
+                     prev->start_mark.line + 1);
+            return yaml_node_fail(err, errlen, file, kn, (const char *)kn->data.scalar.value, msg);
+        }
+    }
+    return 0;
+}
+
+/* A whole number in [lo, hi]. */
+static int node_int(const char *file, const yaml_node_t *n, const char *key, int lo, int hi,
+                    int *out, char *err, size_t errlen)
+{
+    double v = 0;
+    int rc = node_double(file, n, key, lo, hi, &v, err, errlen);
+    if (!rc && v != floor(v))
+        rc = yaml_node_fail(err, errlen, file, n, key, "expected a whole number");
+    if (!rc)
+        *out = (int)v;
+    return rc;
+}
+
 /* One mapping of `key: number` pairs under `efficiency:` or `overhead:`. */
 static int load_section(struct cost_calibration *c, yaml_document_t *doc, yaml_node_t *map,
                         const char *file, bool overhead, char *err, size_t errlen)
@@ -102,7 +140,10 @@ static int load_section(struct cost_calibration *c, yaml_document_t *doc, yaml_n
         yaml_node_t *vn = yaml_document_get_node(doc, p->value);
         const char *k =
             kn && kn->type == YAML_SCALAR_NODE ? (const char *)kn->data.scalar.value : "";
-        int rc = -ENOENT;
+        int rc = duplicate_key(doc, map, p, file, err, errlen);
+        if (rc)
+            return rc;
+        rc = -ENOENT;
         for (int i = 0; i < CAL_N_PARAMS; i++) {
             bool is_overhead = i == CAL_STEP_S || i == CAL_REQUEST_S || i == CAL_SEQ_S;
             if (is_overhead == overhead && strcmp(k, param_names[i]) == 0)
@@ -129,15 +170,18 @@ static int load_fit(struct cost_calibration *c, yaml_document_t *doc, yaml_node_
         yaml_node_t *vn = yaml_document_get_node(doc, p->value);
         const char *k =
             kn && kn->type == YAML_SCALAR_NODE ? (const char *)kn->data.scalar.value : "";
-        double v = 0;
-        int rc;
+        int rc = duplicate_key(doc, map, p, file, err, errlen);
+        if (rc)
+            return rc;
         if (strcmp(k, "points") == 0) {
-            rc = node_double(file, vn, k, 0, 1e9, &v, err, errlen);
-            c->points = (int)v;
+            rc = node_int(file, vn, k, 0, CAL_MAX_FIT_POINTS, &c->points, err, errlen);
+        } else if (strcmp(k, "parameters") == 0) {
+            rc = node_int(file, vn, k, 0, CAL_N_PARAMS, &c->parameters, err, errlen);
         } else if (strcmp(k, "error_before_pct") == 0) {
-            rc = node_double(file, vn, k, 0, 1e9, &c->err_before_pct, err, errlen);
+            rc =
+                node_double(file, vn, k, 0, CAL_MAX_FIT_ERROR_PCT, &c->err_before_pct, err, errlen);
         } else if (strcmp(k, "error_after_pct") == 0) {
-            rc = node_double(file, vn, k, 0, 1e9, &c->err_after_pct, err, errlen);
+            rc = node_double(file, vn, k, 0, CAL_MAX_FIT_ERROR_PCT, &c->err_after_pct, err, errlen);
         } else {
             rc = yaml_node_fail(err, errlen, file, kn, k, "unknown key");
         }
@@ -161,7 +205,9 @@ static int load_doc(struct cost_calibration *c, yaml_document_t *doc, const char
         yaml_node_t *vn = yaml_document_get_node(doc, p->value);
         const char *k =
             kn && kn->type == YAML_SCALAR_NODE ? (const char *)kn->data.scalar.value : "";
-        int rc = 0;
+        int rc = duplicate_key(doc, root, p, file, err, errlen);
+        if (rc)
+            return rc;
         if (strcmp(k, "kind") == 0) {
             char kind[32];
             rc = node_string(file, vn, k, kind, sizeof(kind), err, errlen);
@@ -231,7 +277,20 @@ int cost_calibration_write(const struct cost_calibration *c, FILE *f)
     fprintf(f, "  sequence_s: %.7f\n", c->p[CAL_SEQ_S]);
     fprintf(f, "fit:\n");
     fprintf(f, "  points: %d\n", c->points);
+    fprintf(f, "  parameters: %d\n", c->parameters);
     fprintf(f, "  error_before_pct: %.2f\n", c->err_before_pct);
     fprintf(f, "  error_after_pct: %.2f\n", c->err_after_pct);
     return ferror(f) ? -EIO : 0;
+}
+
+bool cost_calibration_fit_error_holds(const struct cost_calibration *c)
+{
+    return c->points > 0 && c->points >= c->parameters;
+}
+
+bool cost_calibration_other_gpu(const struct cost_calibration *c, const char *name,
+                                const char *display_name)
+{
+    return c->gpu[0] && !(name && strcmp(c->gpu, name) == 0) &&
+           !(display_name && strcmp(c->gpu, display_name) == 0);
 }

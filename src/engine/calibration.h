@@ -7,6 +7,7 @@
 #ifndef TB_ENGINE_CALIBRATION_H
 #define TB_ENGINE_CALIBRATION_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdio.h>
 
@@ -36,6 +37,7 @@ struct cost_calibration {
     char engine_version[32];
     char model[160];
     int points;            /* result points the fit used */
+    int parameters;        /* parameters it fitted (0: a profile that does not say) */
     double err_before_pct; /* median |error| of the fitted figures before and after */
     double err_after_pct;
 };
@@ -45,12 +47,20 @@ const char *calibration_param_name(enum calibration_param p);
 /* The built-in efficiencies (docs/ENGINE.md says where each comes from). */
 void cost_calibration_default(struct cost_calibration *c);
 /* Reads a profile (docs/CALIBRATION.md) over the defaults: a key not written keeps its default.
- * 0; -ENOENT (cannot open) or -EINVAL (bad YAML, unknown key, value out of range) with
- * "file:line:column: why" in err. */
+ * 0; -ENOENT (cannot open) or -EINVAL (bad YAML, unknown or duplicate key, value out of range)
+ * with "file:line:column: why" in err. */
 MUST_USE int cost_calibration_load(struct cost_calibration *c, const char *path, char *err,
                                    size_t errlen);
 /* Writes c as a profile that cost_calibration_load reads back. 0 or -errno. */
 MUST_USE int cost_calibration_write(const struct cost_calibration *c, FILE *f);
+/* Whether a fitted profile's fit error can stand for its error elsewhere: it names its points
+ * and they are no fewer than the parameters fitted (with fewer, the fit can pass through every
+ * point and its residual says nothing). */
+bool cost_calibration_fit_error_holds(const struct cost_calibration *c);
+/* Whether profile c was fitted on another GPU than the one named (catalog name, or display
+ * name): its efficiencies describe that card. False for the built-in defaults. */
+bool cost_calibration_other_gpu(const struct cost_calibration *c, const char *name,
+                                const char *display_name);
 /* Lowest and highest value a fitted or loaded parameter may take. */
 void calibration_param_range(enum calibration_param p, double *lo, double *hi);
 

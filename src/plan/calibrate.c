@@ -21,6 +21,7 @@
 
 #include "config/catalog.h"
 #include "core/exitcode.h"
+#include "core/jsonx.h"
 #include "core/log.h"
 #include "core/stats.h"
 
@@ -133,7 +134,7 @@ int calibrate_load(struct calibrate_set *s, const char *path, const struct calib
     json_error_t je;
     json_t *root = json_load_file(path, 0, &je);
     if (!root) {
-        snprintf(err, errlen, "%s:%d:%d: %s", path, je.line, je.column, je.text);
+        jsonx_error_format(err, errlen, path, &je);
         return access(path, R_OK) ? -ENOENT : -EINVAL;
     }
     int rc = 0;
@@ -155,16 +156,27 @@ int calibrate_load(struct calibrate_set *s, const char *path, const struct calib
     json_t *model_cfg = json_object_get(config, "model");
 
     /* The GPU: --gpu, else what NVML reported, else the simulator's. */
-    const char *gname = ov->gpu;
     json_t *gpus = json_object_get(root, "gpus");
-    if (!gname && json_array_size(gpus) > 0)
-        gname = jstr(json_array_get(gpus, 0), "name");
-    if (!gname && is_sim)
-        gname = jstr(sim, "gpu");
+    const char *measured = json_array_size(gpus) > 0 ? jstr(json_array_get(gpus, 0), "name")
+                           : is_sim                  ? jstr(sim, "gpu")
+                                                     : NULL;
+    const char *gname = ov->gpu ? ov->gpu : measured;
     const struct gpu_spec *g = gname ? gpu_lookup(cat, gname) : NULL;
     if (!g) {
         snprintf(err, errlen, "%s: %s; give --gpu NAME (a catalog GPU)", path,
                  gname ? "the GPU is not in the catalog" : "the results name no GPU");
+        rc = -EINVAL;
+        goto out;
+    }
+    /* --gpu against the files: a fit of one card's results named after another card describes
+     * neither (its efficiencies would be applied to the wrong peaks). */
+    const struct gpu_spec *mg = measured ? gpu_lookup(cat, measured) : NULL;
+    if (ov->gpu && mg && mg != g && !ov->force) {
+        snprintf(err, errlen,
+                 "%s was measured on %s (%s), not %s as --gpu says; give --gpu %s, or --force to "
+                 "fit %s anyway",
+                 path, mg->name, json_array_size(gpus) > 0 ? "NVML" : "the simulator's GPU",
+                 g->name, mg->name, g->name);
         rc = -EINVAL;
         goto out;
     }
@@ -518,12 +530,13 @@ static void calibrate_usage(void)
             "usage: testbench calibrate RESULTS_detailed.json... [--output FILE] [--gpu NAME]\n"
             "    [--model NAME] [--quantization Q] [--kv-cache-dtype D]\n"
             "    [--gpu-memory-utilization F] [--max-num-seqs N] [--max-num-batched-tokens N]\n"
-            "    [--catalog DIR] [--fit P[,P...]] [--from FILE]\n"
+            "    [--catalog DIR] [--fit P[,P...]] [--from FILE] [--force]\n"
             "Fits the cost model's efficiencies to results measured on your GPU and writes a\n"
             "calibration profile (default: calibration-GPU-ENGINE-VERSION.yaml).\n"
             "Parameters: gemm, gemm_int4, gemm_fp4_upcast, moe, attention, weight_bandwidth,\n"
             "kv_bandwidth, step_s, request_s, sequence_s (default: every one the results\n"
-            "constrain, except step_s and sequence_s).\n");
+            "constrain, except step_s and sequence_s). --gpu names the GPU the results came\n"
+            "from when they do not say; one that contradicts them needs --force.\n");
 }
 
 static int parse_fit_list(char *s, bool *which)
@@ -565,6 +578,7 @@ int calibrate_main(int argc, char **argv)
         {"catalog", required_argument, NULL, 'c'},
         {"fit", required_argument, NULL, 'f'},
         {"from", required_argument, NULL, 'F'},
+        {"force", no_argument, NULL, 'x'},
         {"help", no_argument, NULL, 'h'},
         {NULL, 0, NULL, 0},
     };
@@ -625,6 +639,9 @@ int calibrate_main(int argc, char **argv)
         case 'F':
             from = optarg;
             break;
+        case 'x':
+            ov.force = true;
+            break;
         case 'h':
             calibrate_usage();
             return TB_EXIT_OK;
@@ -668,6 +685,9 @@ int calibrate_main(int argc, char **argv)
     snprintf(cal.engine_version, sizeof(cal.engine_version), "%s", set.engine_version);
     snprintf(cal.model, sizeof(cal.model), "%s", set.model);
     cal.points = (int)set.n;
+    cal.parameters = 0;
+    for (int i = 0; i < CAL_N_PARAMS; i++)
+        cal.parameters += rep.fitted[i];
     cal.err_before_pct = rep.err_before_pct;
     cal.err_after_pct = rep.err_after_pct;
     char name[256];
@@ -693,6 +713,11 @@ int calibrate_main(int argc, char **argv)
     printf("\nmedian |predicted / measured - 1| over throughput, mean TTFT, mean TPOT: "
            "%.1f %% before, %.1f %% after (%d evaluations)\n",
            rep.err_before_pct, rep.err_after_pct, rep.evaluations);
+    if (!cost_calibration_fit_error_holds(&cal))
+        printf("%d points for %d parameters: the fit can pass through every point, so its error "
+               "after the fit is no estimate of its error elsewhere; plan keeps the "
+               "uncalibrated uncertainty band (measure more points)\n",
+               cal.points, cal.parameters);
     printf("wrote %s; use it with testbench plan|sim|study --calibration %s\n", output, output);
 out:
     calibrate_set_release(&set);

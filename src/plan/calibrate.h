@@ -25,6 +25,7 @@ struct calibrate_overrides {
     int max_num_seqs;
     int max_num_batched_tokens;
     const char *catalog_dir;
+    bool force; /* fit for --gpu even when the files say they were measured on another GPU */
 };
 
 /* One measured point as the planner replays it. */

@@ -33,6 +33,13 @@
  * shaped template `testbench sim` applies (src/sim/request.c). Completions join the turns with
  * a blank line, which the simulator's tokenizer counts as nothing. */
 #define PLAN_CHAT_TURN_TOKENS 8
+/* The most tokens (prompt + output of every request) one row of `plan` simulates. The engine's
+ * steps and the latency samples grow with them: 20 M tokens took 3.4 s of CPU and 330 MB when
+ * decode-bound (2,441 users, 8,000-token outputs), 0.8 s and 24 MB when prefill-bound (152
+ * users at 131,072 tokens); unbounded, 100,000 users at 8,192 took 61 s and 3.6 GB. Beyond it the
+ * default requests are cut down to what fits, at least one per user (a conversation, with
+ * sessions); more users than that, or more --requests, are refused with the bound. */
+#define PLAN_MAX_SIM_TOKENS 20000000LL
 
 /* ---- output ---------------------------------------------------------------------------- */
 
@@ -497,34 +504,48 @@ static const struct option plan_long_opts[] = {
     {NULL, 0, NULL, 0},
 };
 
-/* The ranges, said when a value is out of them. */
+/* What an option takes, for "bad value" messages. */
 static const char *opt_range(int c)
 {
     switch (c) {
+    case OPT_QUANT:
+        return "a quantization name, or a comma-separated list of up to 32";
     case OPT_WINDOW:
-        return "integers 16..10000000, comma-separated";
+        return "a whole number of tokens from 16 to 10000000, or a comma-separated list of up to "
+               "32";
+    case OPT_PROMPT:
+    case OPT_OUTPUT:
+    case OPT_REQUESTS:
+    case OPT_MBT:
+        return "a whole number from 1 to 10000000";
     case OPT_USERS:
-        return "integers 1..100000, comma-separated";
+        return "a whole number from 1 to 100000, or a comma-separated list of up to 32";
+    case OPT_SEQS:
+        return "a whole number from 1 to 1000000";
     case OPT_UTIL:
-        return "a fraction in (0, 1]";
+        return "a fraction above 0 and at most 1";
     case OPT_TP:
-        return "an integer 1..64";
+        return "a whole number of GPUs from 1 to 64";
     case OPT_TURNS:
-        return "an integer 1..1000";
+        return "a whole number from 1 to 1000";
     case OPT_THINK:
     case OPT_SPREAD:
-        return "seconds in [0, 86400]";
+        return "seconds from 0 to 86400";
+    case OPT_THINK_DIST:
+        return "fixed, exponential or lognormal";
     case OPT_MESSAGE:
-        return "MIN-MAX or N, tokens >= 1";
+        return "MIN-MAX or N, whole numbers of tokens from 1";
+    case OPT_PREFIX:
+        return "a whole number from 0 to 10000000";
     case OPT_POPULATION:
-        return "sessions or streams";
+        return "sessions (users in conversation) or streams (closed-loop request streams)";
     case OPT_API:
         return "completions or chat";
     case OPT_TTFT:
     case OPT_TPOT:
-        return "milliseconds > 0";
+        return "milliseconds above 0";
     default:
-        return "a positive integer";
+        return "see testbench help plan";
     }
 }
 
@@ -618,6 +639,8 @@ static int plan_option(int c, char *arg, struct plan_opts *o, bool *chat, double
     }
 }
 
+/* Returns 0, 1 (help printed), -EINVAL (a usage error: print the usage) or -EBADMSG (an error
+ * already explained, such as a bad value or calibration profile: the usage would bury it). */
 static int plan_parse(int argc, char **argv, struct plan_opts *o)
 {
     plan_opts_defaults(o);
@@ -637,21 +660,29 @@ static int plan_parse(int argc, char **argv, struct plan_opts *o)
             log_error("plan: --context is gone: it meant both the window and a prompt filling "
                       "it. The window is --max-model-len N, the prompt --prompt-tokens N "
                       "(docs/CONFIG.md, \"Window and prompt\")");
-            return -EINVAL;
+            return -EBADMSG;
         }
         if (c == OPT_SLO) {
             if (parse_slo_profile(optarg, o))
-                return -EINVAL;
+                return -EBADMSG;
             continue;
         }
         if (c < OPT_GPU || c > OPT_CONTEXT) {
             log_error("plan: unknown or incomplete option '%s'", argv[optind - 1]);
             return -EINVAL;
         }
+        /* One model per plan: its rows share that model's memory plan and catalog entry. A
+         * list would be planned as one model of that name, so it is refused. */
+        if (c == OPT_MODEL && strchr(optarg, ',')) {
+            log_error("plan: --model takes one model, '%s' names several; run plan once per "
+                      "model (testbench catalog models lists them)",
+                      optarg);
+            return -EBADMSG;
+        }
         if (plan_option(c, optarg, o, &chat, &ttft, &tpot)) {
-            log_error("plan: bad value '%s' for --%s (%s)", optarg,
-                      plan_long_opts[c - OPT_GPU].name, opt_range(c));
-            return -EINVAL;
+            log_error("plan: bad value '%s' for --%s: %s", optarg, plan_long_opts[c - OPT_GPU].name,
+                      opt_range(c));
+            return -EBADMSG;
         }
     }
     /* Objectives given on their own replace the profile's, whatever the order. */
@@ -672,7 +703,7 @@ static int plan_parse(int argc, char **argv, struct plan_opts *o)
         char err[512];
         if (cost_calibration_load(&o->cal, o->calibration_path, err, sizeof(err))) {
             log_error("plan: %s", err);
-            return -EINVAL;
+            return -EBADMSG; /* said in one line: the usage would bury it */
         }
         o->have_cal = true;
     }
@@ -686,6 +717,52 @@ static int plan_parse(int argc, char **argv, struct plan_opts *o)
     }
     if (!o->prompt_tokens)
         o->prompt_tokens = PLAN_DEFAULT_PROMPT;
+    return 0;
+}
+
+/* Tokens one request may carry: its prompt and output, with sessions its whole conversation
+ * at the last turn (every answer and the largest follow-ups). */
+static long long plan_request_tokens(const struct plan_opts *o, const struct plan_row *r)
+{
+    long long per = (long long)r->prompt + r->output;
+    if (o->population == VD_SESSIONS && o->session.turns > 1)
+        per += (long long)(o->session.turns - 1) *
+               (r->output + o->session.message_tokens_max + o->turn_tokens);
+    return per;
+}
+
+/* The requests a row simulates, within PLAN_MAX_SIM_TOKENS; 0, or -E2BIG (said). */
+static int plan_requests_bounded(const struct plan_opts *o, struct plan_row *r)
+{
+    long long per = plan_request_tokens(o, r);
+    long long cap = PLAN_MAX_SIM_TOKENS / per;
+    int unit = o->population == VD_SESSIONS ? o->session.turns : 1; /* whole conversations */
+    if ((long long)r->users * unit > cap) {
+        log_error("plan: %d users of %lld tokens each (prompt + output%s) is more than a plan "
+                  "simulates (%lld M tokens, every user sending at least one %s): at most %lld "
+                  "users at these lengths, or a shorter --prompt-tokens",
+                  r->users, per, unit > 1 ? ", a whole conversation" : "",
+                  PLAN_MAX_SIM_TOKENS / 1000000, unit > 1 ? "conversation" : "request", cap / unit);
+        return -E2BIG;
+    }
+    if (o->requests) {
+        if (o->requests > cap) {
+            log_error("plan: --requests %d of %lld tokens each is more than a plan simulates "
+                      "(%lld M tokens): at most %lld at these lengths",
+                      o->requests, per, PLAN_MAX_SIM_TOKENS / 1000000, cap);
+            return -E2BIG;
+        }
+        r->requests = o->requests;
+        return 0;
+    }
+    r->requests = plan_requests_for(o, r->users);
+    if (r->requests > cap) {
+        long long fit = cap / unit * unit;
+        log_info("plan: %d users at %lld tokens per request: %lld requests simulated instead of "
+                 "%d (a plan simulates at most %lld M tokens)",
+                 r->users, per, fit, r->requests, PLAN_MAX_SIM_TOKENS / 1000000);
+        r->requests = (int)fit;
+    }
     return 0;
 }
 
@@ -713,7 +790,8 @@ static int rows_fill(const struct plan_opts *o, const struct model_spec *md, str
                     return TB_EXIT_USAGE;
                 }
                 r->users = o->users[ui];
-                r->requests = o->requests ? o->requests : plan_requests_for(o, r->users);
+                if (plan_requests_bounded(o, r))
+                    return TB_EXIT_USAGE;
             }
         }
     }
@@ -775,7 +853,7 @@ int plan_main(int argc, char **argv)
     struct plan_opts o;
     int rc = plan_parse(argc, argv, &o);
     if (rc) {
-        if (rc < 0)
+        if (rc == -EINVAL) /* a usage error; an explained one (-EBADMSG) stands alone */
             plan_usage();
         return rc < 0 ? TB_EXIT_USAGE : TB_EXIT_OK;
     }
@@ -793,6 +871,12 @@ int plan_main(int argc, char **argv)
         catalog_free(cat);
         return TB_EXIT_USAGE;
     }
+    /* A profile fitted on another card describes that card's kernels and memory. */
+    const struct gpu_spec *pg = catalog_find_gpu(cat, o.gpu);
+    if (o.have_cal && pg && cost_calibration_other_gpu(&o.cal, pg->name, pg->display_name))
+        log_warn("plan: the calibration profile %s was fitted on %s, not %s: its efficiencies "
+                 "describe that GPU (the uncertainty band is the uncalibrated one)",
+                 o.calibration_path, o.cal.gpu, pg->name);
     if (!o.n_windows) {
         o.windows[0] =
             md->max_model_len < PLAN_DEFAULT_WINDOW ? md->max_model_len : PLAN_DEFAULT_WINDOW;

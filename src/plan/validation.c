@@ -418,8 +418,9 @@ void plan_band_for(const struct cost_model *m, int context, const struct cost_ca
                    struct plan_band *out)
 {
     memset(out, 0, sizeof(*out));
-    if (cal && cal->err_after_pct > 0 && cal->gpu[0] &&
-        (strcmp(cal->gpu, m->gpu->name) == 0 || strcmp(cal->gpu, m->gpu->display_name) == 0)) {
+    bool same_gpu =
+        cal && cal->gpu[0] && !cost_calibration_other_gpu(cal, m->gpu->name, m->gpu->display_name);
+    if (same_gpu && cal->err_after_pct > 0 && cost_calibration_fit_error_holds(cal)) {
         /* Fitted to this GPU: the error left after the fit is the best estimate we have, but
          * a fit's residual on its own points understates the error on setups it did not
          * measure, hence the floor. */
@@ -433,9 +434,15 @@ void plan_band_for(const struct cost_model *m, int context, const struct cost_ca
     out->tps_pct = VALIDATION_BAND_TPS_PCT;
     out->tpot_pct = VALIDATION_BAND_TPOT_PCT;
     out->ttft_pct = VALIDATION_BAND_TTFT_PCT;
+    /* A fit on fewer points than parameters passes through its points: its residual is no
+     * error estimate, so the uncalibrated band stands and says why. */
+    char why[72] = ""; /* fits basis beside the text below */
+    if (same_gpu && cal->err_after_pct > 0)
+        snprintf(why, sizeof(why), "; not your profile's fit: %d points, %d parameters",
+                 cal->points, cal->parameters);
     snprintf(out->basis, sizeof(out->basis),
-             "held-out median error against published vLLM measurements, bench_validation %s",
-             VALIDATION_BAND_DATE);
+             "held-out median error against published vLLM measurements, bench_validation %s%s",
+             VALIDATION_BAND_DATE, why);
     int n = 0;
     char what[96];
     if (!in_list(m->gpu->name, validated_gpus, sizeof(validated_gpus) / sizeof(*validated_gpus))) {

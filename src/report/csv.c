@@ -12,12 +12,14 @@
 #include <string.h>
 
 #include "core/buf.h"
+#include "core/fs.h"
 
 static int file_read_all(const char *path, char **out, size_t *len)
 {
-    FILE *f = fopen(path, "rb");
-    if (!f)
-        return -errno;
+    FILE *f = NULL;
+    int orc = fs_open_regular(path, &f, NULL);
+    if (orc)
+        return orc == -EINVAL ? -ESPIPE : orc;
     struct buf b;
     buf_init(&b, CSV_MAX_BYTES);
     char chunk[65536];
@@ -97,10 +99,12 @@ int csv_table_load(struct csv_table *t, const char *path)
                     t->header = row;
                     t->ncols = nrow;
                 } else {
-                    /* Pad or cut to the header's width: a short row reads as empty cells. */
-                    row = xreallocarray(row, t->ncols ? t->ncols : 1, sizeof(*row));
+                    /* Pad or cut to the header's width: a short row reads as empty cells,
+                     * the surplus cells of a long one (a trailing comma from a spreadsheet)
+                     * are dropped, freed before the array shrinks past them. */
                     for (size_t k = t->ncols; k < nrow; k++)
                         free(row[k]);
+                    row = xreallocarray(row, t->ncols ? t->ncols : 1, sizeof(*row));
                     for (size_t k = nrow; k < t->ncols; k++)
                         row[k] = xstrdup("");
                     rows_push(t, &caprows, row);

@@ -16,11 +16,13 @@
 struct csv_table {
     char **header; /* ncols names */
     size_t ncols;
-    char ***rows; /* nrows arrays of ncols strings (a short row is padded with "") */
+    char ***rows; /* nrows arrays of ncols strings (padded with "" or cut to the header) */
     size_t nrows;
 };
 
-/* 0, -ENOENT/-EIO (errno of the read), -E2BIG (over CSV_MAX_BYTES) or -EINVAL (no header). */
+/* 0, -ENOENT/-EIO (errno of the read), -ESPIPE (not a regular file: a FIFO would block the
+ * read, a device may never end), -E2BIG (over CSV_MAX_BYTES) or -EINVAL (no header). A row
+ * wider than the header loses its surplus cells; a shorter one reads as empty cells. */
 MUST_USE int csv_table_load(struct csv_table *t, const char *path);
 void csv_table_release(struct csv_table *t);
 /* Index of a column, or -1. */

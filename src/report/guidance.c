@@ -103,13 +103,21 @@ int point_judge(const json_t *run, const json_t *point, const struct report_slo 
     return verdict;
 }
 
+/* Where a cell belongs: a study (by its folder's name) or one run outside a study. */
+struct cell_group {
+    const char *name;
+    bool study;
+};
+
 static struct guidance_cell *cell_find(struct guidance *g, struct cell_ctx **ctx,
-                                       const char *workload, const char *model, const char *quant,
-                                       const char *kv, long context)
+                                       const struct cell_group *grp, const char *workload,
+                                       const char *model, const char *quant, const char *kv,
+                                       long context)
 {
     for (size_t i = 0; i < g->n; i++) {
         struct guidance_cell *c = &g->cells[i];
-        if (c->context == context && strcmp(c->workload, workload) == 0 &&
+        if (c->context == context && c->from_study == grp->study &&
+            strcmp(c->group, grp->name) == 0 && strcmp(c->workload, workload) == 0 &&
             strcmp(c->model, model) == 0 && strcmp(c->quantization, quant) == 0 &&
             strcmp(c->kv_dtype, kv) == 0)
             return c;
@@ -123,6 +131,9 @@ static struct guidance_cell *cell_find(struct guidance *g, struct cell_ctx **ctx
     (*ctx)[g->n].slo_ttft_ms = NAN;
     (*ctx)[g->n].slo_tpot_ms = NAN;
     g->n++;
+    c->group = xstrdup(grp->name);
+    c->from_study = grp->study;
+    c->status = "";
     c->workload = xstrdup(workload);
     c->model = xstrdup(model);
     c->quantization = xstrdup(quant);
@@ -160,8 +171,9 @@ static void runs_add(struct guidance *g, struct cell_ctx **ctx, const struct rep
                 ctxlen = json_num(req, "prompt_tokens_max") + json_num(req, "completion_tokens");
             if (isnan(ctxlen))
                 ctxlen = 0;
+            struct cell_group grp = {r->label, false};
             struct guidance_cell *c =
-                cell_find(g, ctx, "", r->model, r->quantization, r->kv_dtype, (long)ctxlen);
+                cell_find(g, ctx, &grp, "", r->model, r->quantization, r->kv_dtype, (long)ctxlen);
             struct cell_ctx *x = &(*ctx)[c - g->cells];
             c->context_upto = upto;
             if (!x->gpu && (gpu || r->gpu))
@@ -193,7 +205,13 @@ static void runs_add(struct guidance *g, struct cell_ctx **ctx, const struct rep
             c->ttft_p95_ms = summary_dist(s, "ttft_ms", "p95");
             set_str(&c->origin, xstrdup(r->label));
             bool named = tenant && strcmp(tenant, "default") != 0;
-            set_str(&c->note, named ? xasprintf("tenant %s", tenant) : xstrdup(""));
+            /* A tenant asking for a LoRA adapter: the row is the base model's, the note says
+             * which adapter. */
+            const char *pm = json_string_value(json_object_get(p, "model"));
+            bool adapter = pm && strcmp(pm, r->model) != 0;
+            set_str(&c->note, named ? xasprintf("tenant %s%s%s", tenant,
+                                                adapter ? ", LoRA adapter " : "", adapter ? pm : "")
+                                    : xstrdup(""));
         }
     }
     for (size_t i = 0; i < g->n; i++) {
@@ -218,8 +236,9 @@ static void studies_add(struct guidance *g, struct cell_ctx **ctx, const struct 
             const char *quant = csv_table_get(t, r, "quantization");
             const char *kv = csv_table_get(t, r, "kv_cache_dtype");
             double ctxlen = csv_table_num(t, r, "max_model_len");
+            struct cell_group grp = {st->name, true};
             struct guidance_cell *c = cell_find(
-                g, ctx, csv_table_get(t, r, "workload"), csv_table_get(t, r, "model"),
+                g, ctx, &grp, csv_table_get(t, r, "workload"), csv_table_get(t, r, "model"),
                 *quant ? quant : "default", *kv ? kv : "auto", isnan(ctxlen) ? 0 : (long)ctxlen);
             c->window = true; /* a study's column is its setup's max_model_len */
             const char *status = csv_table_get(t, r, "status");
@@ -243,6 +262,7 @@ static void studies_add(struct guidance *g, struct cell_ctx **ctx, const struct 
                 c->source = CELL_NONE;
                 c->state = nofit ? CELL_NO_FIT : CELL_NOT_RUN;
                 c->slo_met = -1;
+                c->status = nofit ? "does_not_fit" : "failed_to_start";
                 bool load = strncmp(reason, "cannot be loaded", 16) == 0;
                 set_str(&c->note, xasprintf("%s%s%s",
                                             load    ? ""
@@ -253,6 +273,7 @@ static void studies_add(struct guidance *g, struct cell_ctx **ctx, const struct 
             }
             c->state = strcmp(status, "interrupted") == 0 ? CELL_NOT_RUN : CELL_JUDGED;
             c->source = measured ? CELL_MEASURED : CELL_PREDICTED;
+            c->status = "";
             c->user_tps_p50 = row_num(t, r, "meas_user_tps", "pred_user_tps", measured);
             c->ttft_p95_ms = row_num(t, r, "meas_ttft_p95_ms", "pred_ttft_p95_ms", measured);
             set_str(&c->note, strcmp(status, "interrupted") == 0 ? xstrdup("interrupted")
@@ -322,7 +343,11 @@ static void cell_predict(struct guidance *g, struct guidance_cell *c, const stru
 static int cell_cmp(const void *a, const void *b)
 {
     const struct guidance_cell *x = a, *y = b;
-    int d = strcmp(x->workload, y->workload);
+    int d = (int)y->from_study - (int)x->from_study; /* studies first */
+    if (!d)
+        d = strcmp(x->group, y->group);
+    if (!d)
+        d = strcmp(x->workload, y->workload);
     if (!d)
         d = strcmp(x->model, y->model);
     if (!d)
@@ -389,11 +414,11 @@ static char *describe_requests(const json_t *rq, bool sessions, double window_fi
                      prompt, json_num(rq, "completion_tokens"));
 }
 
-static void basis_add(struct guidance *g, const char *workload, const struct slo_cfg *slo,
-                      char *what)
+static void basis_add(struct guidance *g, const char *group, const char *workload,
+                      const struct slo_cfg *slo, char *what)
 {
     for (size_t i = 0; i < g->n_bases; i++) {
-        if (strcmp(g->bases[i].workload, workload) == 0) {
+        if (strcmp(g->bases[i].group, group) == 0 && strcmp(g->bases[i].workload, workload) == 0) {
             free(what);
             return;
         }
@@ -401,7 +426,8 @@ static void basis_add(struct guidance *g, const char *workload, const struct slo
     char s[200];
     slo_describe(slo, s, sizeof(s));
     g->bases = xreallocarray(g->bases, g->n_bases + 1, sizeof(*g->bases));
-    g->bases[g->n_bases++] = (struct guidance_basis){xstrdup(workload), xstrdup(s), what};
+    g->bases[g->n_bases++] =
+        (struct guidance_basis){xstrdup(group), xstrdup(workload), xstrdup(s), what};
 }
 
 /* One basis per workload of the cells: a study's from its definition, plain runs' from the
@@ -424,7 +450,7 @@ static void bases_build(struct guidance *g, const struct report_input *in,
                     : json_is_true(json_object_get(
                           json_object_get(json_object_get(w, "requests"), "session"), "enabled"));
             const char *name = json_string_value(json_object_get(w, "name"));
-            basis_add(g, name ? name : "", &s,
+            basis_add(g, in->studies[si].name, name ? name : "", &s,
                       describe_requests(json_object_get(w, "requests"), sessions,
                                         json_num(w, "window_fill")));
         }
@@ -438,17 +464,16 @@ static void bases_build(struct guidance *g, const struct report_input *in,
         struct slo_cfg s = slo_from_json(json_object_get(cfg, "slo"));
         slo_override(&s, o);
         basis_add(
-            g, "", &s,
+            g, r->label, "", &s,
             describe_requests(
                 rq, json_is_true(json_object_get(json_object_get(rq, "session"), "enabled")), NAN));
-        break;
     }
     /* A workload with cells but no basis (an old study.json): the default profile, said so. */
     for (size_t i = 0; i < g->n; i++) {
         struct slo_cfg s;
         slo_from_profile(&s, slo_profile_default());
         slo_override(&s, o);
-        basis_add(g, g->cells[i].workload, &s,
+        basis_add(g, g->cells[i].group, g->cells[i].workload, &s,
                   xstrdup("not recorded in these results (a study written before workloads "
                           "were recorded)"));
     }
@@ -498,7 +523,7 @@ void guidance_build(struct guidance *g, const struct report_input *in, int users
         struct guidance_cell *c = &g->cells[i];
         if (c->source != CELL_NONE)
             continue;
-        bool study_status = *c->note != '\0'; /* does not fit, failed to start */
+        bool study_status = *c->status != '\0'; /* does not fit, failed to start */
         if (!study_status) {
             set_str(&c->note, xasprintf("no point at %d users measured", users));
             c->state = CELL_NOT_RUN;
@@ -509,7 +534,8 @@ void guidance_build(struct guidance *g, const struct report_input *in, int users
     for (size_t i = 0; i < g->n; i++)
         free(ctx[i].gpu);
     free(ctx);
-    qsort(g->cells, g->n, sizeof(*g->cells), cell_cmp);
+    if (g->n > 1) /* qsort(NULL, 0, ...) is undefined: a run with no points has no cells */
+        qsort(g->cells, g->n, sizeof(*g->cells), cell_cmp);
     cells_name_weights(g);
     bases_build(g, in, slo);
 }
@@ -518,6 +544,7 @@ void guidance_release(struct guidance *g)
 {
     for (size_t i = 0; i < g->n; i++) {
         struct guidance_cell *c = &g->cells[i];
+        free(c->group);
         free(c->workload);
         free(c->model);
         free(c->quantization);
@@ -527,6 +554,7 @@ void guidance_release(struct guidance *g)
         free(c->weights);
     }
     for (size_t i = 0; i < g->n_bases; i++) {
+        free(g->bases[i].group);
         free(g->bases[i].workload);
         free(g->bases[i].slo);
         free(g->bases[i].what);
@@ -549,6 +577,9 @@ json_t *guidance_json(const struct guidance *g)
     for (size_t i = 0; i < g->n; i++) {
         const struct guidance_cell *c = &g->cells[i];
         json_t *o = json_object();
+        json_object_set_new(o, "group", json_string(c->group));
+        json_object_set_new(o, "from_study", json_boolean(c->from_study));
+        json_object_set_new(o, "status", json_string(c->status));
         json_object_set_new(o, "workload", json_string(c->workload));
         json_object_set_new(o, "model", json_string(c->model));
         json_object_set_new(o, "quantization", json_string(c->quantization));
@@ -576,6 +607,7 @@ json_t *guidance_bases_json(const struct guidance *g)
     json_t *a = json_array();
     for (size_t i = 0; i < g->n_bases; i++) {
         json_t *o = json_object();
+        json_object_set_new(o, "group", json_string(g->bases[i].group));
         json_object_set_new(o, "workload", json_string(g->bases[i].workload));
         json_object_set_new(o, "slo", json_string(g->bases[i].slo));
         json_object_set_new(o, "what", json_string(g->bases[i].what));

@@ -25,7 +25,12 @@ enum cell_source { CELL_NONE, CELL_MEASURED, CELL_PREDICTED };
 enum cell_state { CELL_JUDGED, CELL_NO_FIT, CELL_NOT_RUN };
 
 struct guidance_cell {
-    char *workload; /* study workload; "" for plain runs */
+    /* Cells are never pooled across studies or runs: a study's setups form its tables, and each
+     * run outside a study its own (two runs' points at the same model and context may differ
+     * in everything else). */
+    char *group;     /* the study folder's name, or the run's label */
+    bool from_study; /* group names a study */
+    char *workload;  /* study workload; "" for plain runs */
     char *model, *quantization, *kv_dtype;
     long context;      /* tokens: the window (max_model_len) of a study's setup, or the prompt +
                           output of a plain run's requests */
@@ -39,6 +44,7 @@ struct guidance_cell {
     double max_users;        /* most users within the SLO; NAN unknown, 0 none tried met it */
     bool max_users_at_least; /* the largest count tried met it: the true limit may be higher */
     double min_tried;        /* smallest count tried, for "fewer than" */
+    const char *status;      /* a study setup's "does_not_fit" or "failed_to_start"; "" */
     char *note;              /* status, reason or what was missing; "" none */
     char *origin;            /* the run or study/setup the values come from */
     char *weights;           /* the weights' one name ("bf16 (checkpoint)", "fp8"), or NULL */
@@ -46,6 +52,7 @@ struct guidance_cell {
 
 /* What a workload's cells were judged on: one line each for the SLO and the workload. */
 struct guidance_basis {
+    char *group;    /* as in the cells: the study's name, or the run's label */
     char *workload; /* as in the cells; "" for plain runs */
     char *slo;      /* "chat: TTFT p95 <= 2000 ms, TPOT p95 <= 100 ms" */
     char *what;     /* population and lengths */
@@ -73,9 +80,10 @@ void guidance_release(struct guidance *g);
 int point_judge(const json_t *run, const json_t *point, const struct report_slo *slo, char *why,
                 size_t whylen);
 
-/* Cells as JSON for the page: [{workload, model, quantization, kv_dtype, context, ...}]. */
+/* Cells as JSON for the page: [{group, from_study, workload, model, quantization, kv_dtype,
+ * context, ...}], in order: studies' cells first, then each run's, by group. */
 json_t *guidance_json(const struct guidance *g);
-/* The bases as JSON: [{workload, slo, what}], one per workload of the cells. */
+/* The bases as JSON: [{group, workload, slo, what}], one per table of the cells. */
 json_t *guidance_bases_json(const struct guidance *g);
 
 #endif

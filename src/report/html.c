@@ -117,7 +117,8 @@ void html_figure(FILE *f, const char *caption, const char *attrs, bool zoom)
     fprintf(f, "</figcaption><div class=\"chart\"><canvas %s></canvas></div></figure>\n", attrs);
 }
 
-/* A cell's class and its verdict line: met, missed, or why there is no verdict. */
+/* A cell's class and its verdict line: met, missed, or why there is no verdict (a setup that
+ * does not fit or cannot be loaded, one that was not run), each styled apart from a miss. */
 static void cell_state(const json_t *c, const char **cls, const char **verdict)
 {
     const char *state = str(c, "state");
@@ -134,7 +135,8 @@ static void cell_state(const json_t *c, const char **cls, const char **verdict)
         *verdict = "✘ misses SLO";
     } else if (strcmp(state, "not_run") == 0) {
         *cls = "notrun";
-        *verdict = "not run";
+        *verdict = strcmp(str(c, "status"), "failed_to_start") == 0 ? "not run: failed to start"
+                                                                    : "not run";
     } else {
         *cls = "unknown";
         *verdict = "not judged";
@@ -159,7 +161,10 @@ static void matrix_cell(FILE *f, const json_t *c, long long users)
     html_esc(f, str(c, "kv_dtype"));
     fputs("\" data-workload=\"", f);
     html_esc(f, str(c, "workload"));
-    fprintf(f, "\" data-slo-met=\"%s\"",
+    fputs("\" data-group=\"", f);
+    html_esc(f, str(c, "group"));
+    fprintf(f, "\" data-status=\"%s\"", str(c, "status"));
+    fprintf(f, " data-slo-met=\"%s\"",
             json_is_true(met)    ? "true"
             : json_is_false(met) ? "false"
                                  : "");
@@ -174,6 +179,7 @@ static void matrix_cell(FILE *f, const json_t *c, long long users)
             fprintf(f, " %s=\"%.10g\"", keys[i][1], v);
     }
     fputs(">", f);
+    /* A setup that was not run has no verdict on the SLO: it says why instead. */
     fprintf(f, "<span class=\"verdict\">%s</span>", verdict);
     fprintf(f, "<span class=\"tag %s\">%s</span><br>", src,
             strcmp(src, "none") == 0 ? "not measured" : src);
@@ -200,19 +206,23 @@ static void matrix_cell(FILE *f, const json_t *c, long long users)
     fputs("</td>", f);
 }
 
-/* What a workload's table was judged on, above it: the SLO and the workload. */
-static void basis_write(FILE *f, const json_t *model, const char *wl)
+/* Cells [i, end) that share a group and workload: one table, rows model / quantization / KV
+ * dtype, columns context length, headed by the study and workload or by the run. */
+/* What a table was judged on, above it: the SLO (profile, percentile, thresholds) and the
+ * workload (population, lengths). */
+static void basis_write(FILE *f, const json_t *model, const json_t *cell)
 {
     const json_t *b = NULL;
     size_t i;
     json_t *x;
     json_array_foreach(json_object_get(model, "guidance_basis"), i, x)
     {
-        if (strcmp(str(x, "workload"), wl) == 0)
+        if (strcmp(str(x, "group"), str(cell, "group")) == 0 &&
+            strcmp(str(x, "workload"), str(cell, "workload")) == 0)
             b = x;
     }
     fputs("<p class=\"basis\" data-workload=\"", f);
-    html_esc(f, wl);
+    html_esc(f, str(cell, "workload"));
     fputs("\"><b>SLO</b> ", f);
     html_esc(f, b ? str(b, "slo") : "not recorded");
     fputs("<br><b>Workload</b> ", f);
@@ -220,7 +230,103 @@ static void basis_write(FILE *f, const json_t *model, const char *wl)
     fputs("</p>\n", f);
 }
 
-/* One table per workload: rows model / quantization / KV dtype, columns context length. */
+static void matrix_table(FILE *f, const json_t *model, const json_t *cells, size_t i, size_t end)
+{
+    long long users = json_integer_value(json_object_get(model, "users"));
+    const json_t *first = json_array_get(cells, i);
+    const char *wl = str(first, "workload");
+    /* Distinct contexts of this table, ascending (cells are sorted by row, then context). */
+    long long ctx[256];
+    bool upto[256];
+    size_t nctx = 0;
+    for (size_t k = i; k < end; k++) {
+        const json_t *c = json_array_get(cells, k);
+        long long v = json_integer_value(json_object_get(c, "context"));
+        size_t j = 0;
+        while (j < nctx && ctx[j] != v)
+            j++;
+        if (j == nctx && nctx < 256) {
+            size_t at = nctx;
+            while (at > 0 && ctx[at - 1] > v) {
+                ctx[at] = ctx[at - 1];
+                upto[at] = upto[at - 1];
+                at--;
+            }
+            ctx[at] = v;
+            upto[at] = json_is_true(json_object_get(c, "context_upto"));
+            nctx++;
+        }
+    }
+    bool study = json_is_true(json_object_get(first, "from_study"));
+    fputs(study ? "<h3 class=\"matrix\">Study " : "<h3 class=\"matrix\">Run ", f);
+    html_esc(f, str(first, "group"));
+    if (*wl) {
+        fputs(" · workload ", f);
+        html_esc(f, wl);
+    }
+    fputs("</h3>\n", f);
+    basis_write(f, model, first);
+    /* A study's columns are its setups' windows; a run's, its requests' prompt + output. */
+    bool window = json_is_true(json_object_get(first, "window"));
+    fputs("<table class=\"matrix\"><thead><tr><th class=\"l\">model</th><th>weights</th>"
+          "<th>KV cache</th>",
+          f);
+    for (size_t j = 0; j < nctx; j++)
+        fprintf(f, "<th>%s%s%lld</th>", window ? "window " : "prompt + output ",
+                upto[j] ? "≤ " : "", ctx[j]);
+    fputs("</tr></thead><tbody>\n", f);
+    size_t r = i;
+    while (r < end) {
+        const json_t *c0 = json_array_get(cells, r);
+        size_t rend = r;
+        while (rend < end &&
+               strcmp(str(json_array_get(cells, rend), "model"), str(c0, "model")) == 0 &&
+               strcmp(str(json_array_get(cells, rend), "quantization"), str(c0, "quantization")) ==
+                   0 &&
+               strcmp(str(json_array_get(cells, rend), "kv_dtype"), str(c0, "kv_dtype")) == 0)
+            rend++;
+        fputs("<tr><td class=\"l\">", f);
+        html_esc(f, str(c0, "model"));
+        fputs("</td><td>", f);
+        html_esc(f, str(c0, "weights"));
+        fputs("</td><td>", f);
+        html_esc(f, str(c0, "kv_dtype"));
+        fputs("</td>", f);
+        for (size_t j = 0; j < nctx; j++) {
+            const json_t *hit = NULL;
+            for (size_t k = r; k < rend; k++)
+                if (json_integer_value(json_object_get(json_array_get(cells, k), "context")) ==
+                    ctx[j])
+                    hit = json_array_get(cells, k);
+            if (hit)
+                matrix_cell(f, hit, users);
+            else
+                fputs("<td class=\"unknown\">–</td>", f);
+        }
+        fputs("</tr>\n", f);
+        r = rend;
+    }
+    fputs("</tbody></table>\n", f);
+}
+
+/* The tables of cells [i, n), one per study and workload or per run. */
+static void matrix_tables(FILE *f, const json_t *model, const json_t *cells, size_t i, size_t n)
+{
+    while (i < n) {
+        const json_t *c0 = json_array_get(cells, i);
+        size_t end = i;
+        while (end < n && strcmp(str(json_array_get(cells, end), "group"), str(c0, "group")) == 0 &&
+               json_equal(json_object_get(json_array_get(cells, end), "from_study"),
+                          json_object_get(c0, "from_study")) &&
+               strcmp(str(json_array_get(cells, end), "workload"), str(c0, "workload")) == 0)
+            end++;
+        matrix_table(f, model, cells, i, end);
+        i = end;
+    }
+}
+
+/* The answer: studies' tables; runs outside a study in a section of their own (their own
+ * section only, when no study was given). */
 static void matrix_write(FILE *f, const json_t *model)
 {
     const json_t *cells = json_object_get(model, "guidance");
@@ -240,82 +346,19 @@ static void matrix_write(FILE *f, const json_t *model)
             "hatched: the setup does not fit (or vLLM cannot load it), dashed: not run, "
             "– no value.</p>\n",
             users, users);
-    size_t i = 0, n = json_array_size(cells);
-    while (i < n) {
-        const char *wl = str(json_array_get(cells, i), "workload");
-        size_t end = i;
-        while (end < n && strcmp(str(json_array_get(cells, end), "workload"), wl) == 0)
-            end++;
-        /* Distinct contexts of this workload, ascending (cells are sorted by row, then context). */
-        long long ctx[256];
-        bool upto[256];
-        size_t nctx = 0;
-        for (size_t k = i; k < end; k++) {
-            const json_t *c = json_array_get(cells, k);
-            long long v = json_integer_value(json_object_get(c, "context"));
-            size_t j = 0;
-            while (j < nctx && ctx[j] != v)
-                j++;
-            if (j == nctx && nctx < 256) {
-                size_t at = nctx;
-                while (at > 0 && ctx[at - 1] > v) {
-                    ctx[at] = ctx[at - 1];
-                    upto[at] = upto[at - 1];
-                    at--;
-                }
-                ctx[at] = v;
-                upto[at] = json_is_true(json_object_get(c, "context_upto"));
-                nctx++;
-            }
-        }
-        if (*wl) {
-            fputs("<h3>Workload ", f);
-            html_esc(f, wl);
-            fputs("</h3>\n", f);
-        }
-        basis_write(f, model, wl);
-        bool window = json_is_true(json_object_get(json_array_get(cells, i), "window"));
-        fputs("<table class=\"matrix\"><thead><tr><th class=\"l\">model</th><th>weights</th>"
-              "<th>KV cache</th>",
-              f);
-        for (size_t j = 0; j < nctx; j++)
-            fprintf(f, "<th>%s%s%lld</th>", window ? "window " : "prompt + output ",
-                    upto[j] ? "≤ " : "", ctx[j]);
-        fputs("</tr></thead><tbody>\n", f);
-        size_t r = i;
-        while (r < end) {
-            const json_t *c0 = json_array_get(cells, r);
-            size_t rend = r;
-            while (rend < end &&
-                   strcmp(str(json_array_get(cells, rend), "model"), str(c0, "model")) == 0 &&
-                   strcmp(str(json_array_get(cells, rend), "quantization"),
-                          str(c0, "quantization")) == 0 &&
-                   strcmp(str(json_array_get(cells, rend), "kv_dtype"), str(c0, "kv_dtype")) == 0)
-                rend++;
-            fputs("<tr><td class=\"l\">", f);
-            html_esc(f, str(c0, "model"));
-            fputs("</td><td>", f);
-            html_esc(f, str(c0, "weights"));
-            fputs("</td><td>", f);
-            html_esc(f, str(c0, "kv_dtype"));
-            fputs("</td>", f);
-            for (size_t j = 0; j < nctx; j++) {
-                const json_t *hit = NULL;
-                for (size_t k = r; k < rend; k++)
-                    if (json_integer_value(json_object_get(json_array_get(cells, k), "context")) ==
-                        ctx[j])
-                        hit = json_array_get(cells, k);
-                if (hit)
-                    matrix_cell(f, hit, users);
-                else
-                    fputs("<td class=\"unknown\">–</td>", f);
-            }
-            fputs("</tr>\n", f);
-            r = rend;
-        }
-        fputs("</tbody></table>\n", f);
-        i = end;
-    }
+    size_t n = json_array_size(cells), k = 0;
+    while (k < n && json_is_true(json_object_get(json_array_get(cells, k), "from_study")))
+        k++;
+    matrix_tables(f, model, cells, 0, k ? k : n);
+    fputs("</section>\n", f);
+    if (!k || k == n)
+        return;
+    fprintf(f,
+            "<section id=\"answer-runs\"><h2>What %lld users got in runs outside a study</h2>\n"
+            "<p class=\"sub\">Each run on its own: runs are not pooled with each other or with "
+            "the studies above.</p>\n",
+            users);
+    matrix_tables(f, model, cells, k, n);
     fputs("</section>\n", f);
 }
 
@@ -396,6 +439,30 @@ static void points_table(FILE *f, const json_t *run)
     fputs("</tbody></table>\n", f);
 }
 
+static const char *const slo_keys[][2] = {{"ttft_ms", " TTFT ≤ %g ms"},
+                                          {"tpot_ms", " TPOT ≤ %g ms"},
+                                          {"itl_ms", " ITL ≤ %g ms"},
+                                          {"e2e_ms", " E2E ≤ %g ms"},
+                                          {"percentile", " at p%g"}};
+
+/* " TTFT ≤ 500 ms TPOT ≤ 50 ms at p95": the objectives an slo object sets. */
+static void slo_write(FILE *f, const json_t *slo)
+{
+    for (size_t k = 0; k < 5; k++)
+        if (!isnan(json_num(slo, slo_keys[k][0])))
+            fprintf(f, slo_keys[k][1], json_num(slo, slo_keys[k][0]));
+}
+
+static bool slo_same(const json_t *a, const json_t *b)
+{
+    for (size_t k = 0; k < 5; k++) {
+        double x = json_num(a, slo_keys[k][0]), y = json_num(b, slo_keys[k][0]);
+        if (!(x == y || (isnan(x) && isnan(y))))
+            return false;
+    }
+    return true;
+}
+
 static void run_section(FILE *f, const json_t *run, size_t idx)
 {
     const json_t *pts = json_object_get(run, "points");
@@ -407,16 +474,24 @@ static void run_section(FILE *f, const json_t *run, size_t idx)
     html_esc(f, str(run, "quantization"));
     fputs(" · KV ", f);
     html_esc(f, str(run, "kv_dtype"));
-    const json_t *slo = json_object_get(run, "slo");
-    fputs(" · SLO:", f);
-    const char *sk[][2] = {{"ttft_ms", " TTFT ≤ %g ms"},
-                           {"tpot_ms", " TPOT ≤ %g ms"},
-                           {"itl_ms", " ITL ≤ %g ms"},
-                           {"e2e_ms", " E2E ≤ %g ms"},
-                           {"percentile", " at p%g"}};
-    for (size_t k = 0; k < 5; k++)
-        if (!isnan(json_num(slo, sk[k][0])))
-            fprintf(f, sk[k][1], json_num(slo, sk[k][0]));
+    /* Each tenant is judged by its own objectives: one list when they are all the same. */
+    const json_t *slos = json_object_get(run, "slos");
+    size_t ns = json_array_size(slos);
+    bool differ = false;
+    for (size_t k = 1; k < ns; k++)
+        differ = differ || !slo_same(json_array_get(slos, 0), json_array_get(slos, k));
+    if (differ) {
+        fputs(" · SLO per tenant:", f);
+        for (size_t k = 0; k < ns; k++) {
+            fputs(k ? "; <b>" : " <b>", f);
+            html_esc(f, str(json_array_get(slos, k), "tenant"));
+            fputs("</b>", f);
+            slo_write(f, json_array_get(slos, k));
+        }
+    } else {
+        fputs(" · SLO:", f);
+        slo_write(f, ns ? json_array_get(slos, 0) : json_object_get(run, "slo"));
+    }
     fputs("</p>\n<div class=\"grid\">\n", f);
     char attrs[160];
     snprintf(attrs, sizeof(attrs), "data-kind=\"latency\" data-run=\"%zu\"", idx);
@@ -509,69 +584,10 @@ static bool setup_has(const json_t *model, const json_t *g, const char *what)
     return false;
 }
 
-/*
- * One study setup x workload: its curves over every user count it measured (the plan's
- * prediction on the same axes), what study.csv says of it, and the capacity found. A setup
- * that was not measured (does not fit, failed to start) gets its reason and server log.
- */
-static void setup_section(FILE *f, const json_t *model, const json_t *g, size_t idx)
+/* A setup's charts: its curves against users, its runs' latency, CDFs, goodput, energy and
+ * telemetry one run after another. */
+static void setup_charts(FILE *f, const json_t *model, const json_t *g, size_t idx, size_t nruns)
 {
-    fprintf(f, "<h3 id=\"setup%zu\" class=\"setup\" data-setup-name=\"", idx);
-    html_esc(f, str(g, "setup"));
-    fputs("\">", f);
-    html_esc(f, str(g, "setup"));
-    if (*str(g, "workload")) {
-        fputs(" · ", f);
-        html_esc(f, str(g, "workload"));
-    }
-    fputs("</h3><p class=\"sub\">", f);
-    html_esc(f, str(g, "model"));
-    fputs(" · quantization ", f);
-    html_esc(f, *str(g, "quantization") ? str(g, "quantization") : "default");
-    fputs(" · KV ", f);
-    html_esc(f, *str(g, "kv_cache_dtype") ? str(g, "kv_cache_dtype") : "auto");
-    fputs(" · max_model_len ", f);
-    json_num_write(f, g, "max_model_len", "%.0f");
-    fputs(" · status <b>", f);
-    html_esc(f, str(g, "status"));
-    fputs("</b>", f);
-    const json_t *slo = json_object_get(g, "slo");
-    if (json_is_object(slo)) {
-        fputs(" · SLO:", f);
-        const char *sk[][2] = {{"ttft_ms", " TTFT ≤ %g ms"},
-                               {"tpot_ms", " TPOT ≤ %g ms"},
-                               {"itl_ms", " ITL ≤ %g ms"},
-                               {"percentile", " at p%g"}};
-        for (size_t k = 0; k < 4; k++)
-            if (!isnan(json_num(slo, sk[k][0])))
-                fprintf(f, sk[k][1], json_num(slo, sk[k][0]));
-    }
-    fputs("</p>\n", f);
-    size_t nruns = json_array_size(json_object_get(g, "runs"));
-    if (*str(g, "reason") && strcmp(str(g, "status"), "measured") != 0) {
-        fputs("<p class=\"reason\">", f);
-        html_esc(f, str(g, "status"));
-        fputs(": ", f);
-        html_esc(f, str(g, "reason"));
-        if (*str(g, "server_log")) {
-            fputs(" — server log: <code>", f);
-            html_esc(f, str(g, "server_log"));
-            fputs("</code>", f);
-        }
-        fputs("</p>\n", f);
-    }
-    if (nruns == 0 && isnan(json_num(g, "meas_max_users")) && isnan(json_num(g, "pred_max_users")))
-        return;
-    fputs("<p class=\"capacity\">Capacity (most users within the SLO): measured <b>", f);
-    json_num_write(f, g, "meas_max_users", "%.0f");
-    fputs("</b>, predicted <b>", f);
-    json_num_write(f, g, "pred_max_users", "%.0f");
-    fputs("</b>", f);
-    if (!isnan(json_num(g, "err_max_users_pct")))
-        fprintf(f, " (error %+.0f%%)", json_num(g, "err_max_users_pct"));
-    fputs(".</p>\n", f);
-    if (nruns == 0)
-        return;
     fputs("<div class=\"grid\">\n", f);
     char attrs[256];
     const char *kinds[][2] = {
@@ -630,7 +646,80 @@ static void setup_section(FILE *f, const json_t *model, const json_t *g, size_t 
                  idx);
         html_figure(f, caption, attrs, true);
     }
-    fputs("</div>\n<table class=\"points\"><thead><tr><th>users</th><th class=\"l\">role</th>"
+    fputs("</div>\n", f);
+}
+
+/*
+ * One study setup x workload: its curves over every user count it measured (the plan's
+ * prediction on the same axes), what study.csv says of it, and the capacity found. A setup
+ * that was not measured (does not fit, failed to start) gets its reason and server log.
+ */
+static void setup_section(FILE *f, const json_t *model, const json_t *g, size_t idx)
+{
+    fprintf(f, "<h3 id=\"setup%zu\" class=\"setup\" data-setup-name=\"", idx);
+    html_esc(f, str(g, "setup"));
+    fputs("\">", f);
+    html_esc(f, str(g, "setup"));
+    if (*str(g, "workload")) {
+        fputs(" · ", f);
+        html_esc(f, str(g, "workload"));
+    }
+    fputs("</h3><p class=\"sub\">", f);
+    html_esc(f, str(g, "model"));
+    fputs(" · quantization ", f);
+    html_esc(f, *str(g, "quantization") ? str(g, "quantization") : "default");
+    fputs(" · KV ", f);
+    html_esc(f, *str(g, "kv_cache_dtype") ? str(g, "kv_cache_dtype") : "auto");
+    fputs(" · max_model_len ", f);
+    json_num_write(f, g, "max_model_len", "%.0f");
+    fputs(" · status <b>", f);
+    html_esc(f, str(g, "status"));
+    fputs("</b>", f);
+    const json_t *slo = json_object_get(g, "slo");
+    if (json_is_object(slo)) {
+        fputs(" · SLO:", f);
+        const char *sk[][2] = {{"ttft_ms", " TTFT ≤ %g ms"},
+                               {"tpot_ms", " TPOT ≤ %g ms"},
+                               {"itl_ms", " ITL ≤ %g ms"},
+                               {"percentile", " at p%g"}};
+        for (size_t k = 0; k < 4; k++)
+            if (!isnan(json_num(slo, sk[k][0])))
+                fprintf(f, sk[k][1], json_num(slo, sk[k][0]));
+    }
+    fputs("</p>\n", f);
+    size_t nruns = json_array_size(json_object_get(g, "runs"));
+    if (*str(g, "side_by_side")) {
+        fputs("<p class=\"side-by-side\">Measured side by side with <code>", f);
+        html_esc(f, str(g, "side_by_side"));
+        fputs("</code> on the same host: its figures may include their interference.</p>\n", f);
+    }
+    if (*str(g, "reason") && strcmp(str(g, "status"), "measured") != 0) {
+        fputs("<p class=\"reason\">", f);
+        html_esc(f, str(g, "status"));
+        fputs(": ", f);
+        html_esc(f, str(g, "reason"));
+        if (*str(g, "server_log")) {
+            fputs(" — server log: <code>", f);
+            html_esc(f, str(g, "server_log"));
+            fputs("</code>", f);
+        }
+        fputs("</p>\n", f);
+    }
+    if (nruns == 0 && isnan(json_num(g, "meas_max_users")) && isnan(json_num(g, "pred_max_users")))
+        return;
+    fputs("<p class=\"capacity\">Capacity (most users within the SLO): measured <b>", f);
+    json_num_write(f, g, "meas_max_users", "%.0f");
+    fputs("</b>, predicted <b>", f);
+    json_num_write(f, g, "pred_max_users", "%.0f");
+    fputs("</b>", f);
+    if (!isnan(json_num(g, "err_max_users_pct")))
+        fprintf(f, " (error %+.0f%%)", json_num(g, "err_max_users_pct"));
+    fputs(".</p>\n", f);
+    if (nruns == 0)
+        return;
+    if (!json_is_true(json_object_get(model, "summarised")))
+        setup_charts(f, model, g, idx, nruns); /* none on a page of hundreds of runs */
+    fputs("<table class=\"points\"><thead><tr><th>users</th><th class=\"l\">role</th>"
           "<th class=\"l\">status</th><th>TTFT p50 pred / meas</th><th>TTFT p95 pred / meas</th>"
           "<th>TPOT p50 pred / meas</th><th>TPOT p95 pred / meas</th>"
           "<th>tok/s per user pred / meas</th><th class=\"l\">SLO</th><th class=\"l\">run</th>"
@@ -772,76 +861,6 @@ static void compare_section(FILE *f, const json_t *model)
     fputs("</tbody></table></section>\n", f);
 }
 
-static void provenance_section(FILE *f, const json_t *model)
-{
-    fputs("<section id=\"provenance\"><h2>Provenance</h2><table><thead><tr><th class=\"l\">run</th>"
-          "<th class=\"l\">file</th><th class=\"l\">started</th><th class=\"l\">testbench</th>"
-          "<th class=\"l\">server</th><th class=\"l\">GPU</th><th class=\"l\">config</th>"
-          "<th class=\"l\">client self-check</th></tr></thead><tbody>\n",
-          f);
-    size_t i;
-    json_t *r;
-    json_array_foreach(json_object_get(model, "runs"), i, r)
-    {
-        fputs("<tr><td class=\"l\">", f);
-        html_esc(f, str(r, "label"));
-        fputs("</td><td class=\"l\"><code>", f);
-        html_esc(f, str(r, "file"));
-        fputs("</code></td><td class=\"l\">", f);
-        html_esc(f, str(r, "started_at"));
-        const json_t *tool = json_object_get(r, "tool");
-        fputs("</td><td class=\"l\">", f);
-        html_esc(f, str(tool, "version"));
-        fputs(" (git ", f);
-        html_esc(f, str(tool, "git"));
-        fputs(")</td><td class=\"l\">", f);
-        const json_t *srv = json_object_get(r, "server");
-        html_esc(f, str(srv, "version"));
-        fputs(" at ", f);
-        html_esc(f, str(srv, "endpoint"));
-        fputs("</td><td class=\"l\">", f);
-        size_t k;
-        json_t *g;
-        bool any = false;
-        json_array_foreach(json_object_get(r, "gpus"), k, g)
-        {
-            fputs(any ? ", " : "", f);
-            html_esc(f, str(g, "name"));
-            any = true;
-        }
-        const json_t *sim = json_object_get(r, "sim");
-        if (json_is_true(json_object_get(sim, "enabled"))) {
-            fputs(any ? "; " : "", f);
-            fputs("simulated ", f);
-            html_esc(f, str(sim, "gpu"));
-        } else if (!any) {
-            fputs("unknown (no NVML)", f);
-        }
-        fputs("</td><td class=\"l\">", f);
-        html_esc(f, str(r, "benchmark"));
-        fputs(" <code>", f);
-        html_esc(f, str(r, "config_file"));
-        fputs("</code></td><td class=\"l\">", f);
-        size_t n = 0, bad = 0;
-        json_t *p;
-        json_array_foreach(json_object_get(r, "points"), k, p)
-        {
-            n++;
-            if (json_is_true(json_object_get(p, "distorted")))
-                bad++;
-        }
-        if (bad)
-            fprintf(f,
-                    "<span class=\"warn\">⚠ %zu of %zu points distorted</span> (the load "
-                    "generator lagged; see the points table)",
-                    bad, n);
-        else
-            fprintf(f, "ok (%zu points)", n);
-        fputs("</td></tr>\n", f);
-    }
-    fputs("</tbody></table></section>\n", f);
-}
-
 static int page_write(FILE *f, const json_t *model, const char *library)
 {
     const char *title = str(model, "title");
@@ -872,18 +891,28 @@ static int page_write(FILE *f, const json_t *model, const char *library)
     json_t *r;
     json_array_foreach(json_object_get(model, "study_setups"), i, r) setup_section(f, model, r, i);
     /* Runs a study measured are drawn in their setup's section above. */
+    bool summarised = json_is_true(json_object_get(model, "summarised"));
+    if (summarised)
+        html_runs_summary(f, model);
     json_array_foreach(json_object_get(model, "runs"), i, r)
     {
-        if (!json_is_string(json_object_get(r, "setup")))
+        if (!summarised && !json_is_string(json_object_get(r, "setup")))
             run_section(f, r, i);
     }
     fputs("</section>\n", f);
     tenants_section(f, model);
     pvm_section(f, model);
-    provenance_section(f, model);
+    html_provenance(f, model);
     /* "</" escaped as "<\/" (JSON_ESCAPE_SLASH): no string in the data can end the element. */
     fputs("<script type=\"application/json\" id=\"tb-data\">", f);
-    if (json_dumpf(model, f, JSON_COMPACT | JSON_ESCAPE_SLASH | JSON_REAL_PRECISION(7)) != 0)
+    /* A summarised page draws no run's chart: its runs stay out of the data (the tables above
+     * hold what it shows), which keeps a page of thousands of runs small. */
+    json_t *data = json_copy((json_t *)model);
+    if (summarised)
+        json_object_set_new(data, "runs", json_array());
+    int drc = json_dumpf(data, f, JSON_COMPACT | JSON_ESCAPE_SLASH | JSON_REAL_PRECISION(7));
+    json_decref(data);
+    if (drc != 0)
         return -EIO;
     fputs("</script>\n<script>\n", f);
     fputs(library, f);

@@ -39,5 +39,9 @@ void html_esc(FILE *f, const char *s); /* s as HTML text; NULL writes nothing */
 void html_figure(FILE *f, const char *caption, const char *attrs, bool zoom);
 /* A run's workload, sessions and reasoning (html_workload.c); idx is the run's index. */
 void html_workload_write(FILE *f, const json_t *run, size_t idx);
+/* A row per run outside a study, for a page of more runs than it charts (html_runs.c). */
+void html_runs_summary(FILE *f, const json_t *model);
+/* Every run's file, start, versions, GPU, config and client self-check (html_runs.c). */
+void html_provenance(FILE *f, const json_t *model);
 
 #endif

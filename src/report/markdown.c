@@ -18,11 +18,37 @@ static const char *str(const json_t *o, const char *key)
     return s ? s : "";
 }
 
-/* Text for a cell: '|' would split it. */
+/* Text from a result file (a model, tenant or version string, a reason) as Markdown text that
+ * says only what it says: '|' would split a table cell, a line break would end the line (and
+ * could start a "# heading"), '<' would open raw HTML in renderers that allow it (Jupyter,
+ * many wikis), other control characters are a terminal's escape sequences. */
 static void md(FILE *f, const char *s)
 {
-    for (; *s; s++)
-        fputc(*s == '|' ? '/' : *s == '\n' ? ' ' : *s, f);
+    for (; *s; s++) {
+        unsigned char c = (unsigned char)*s;
+        if (c == '|')
+            fputc('/', f);
+        else if (c == '<')
+            fputs("&lt;", f); /* no tag can start without it; '>' and '&' stay readable */
+        else if (c == '\n' || c == '\r' || c == '\t')
+            fputc(' ', f);
+        else if (c < 0x20 || c == 0x7f)
+            fputc('?', f);
+        else
+            fputc(c, f);
+    }
+}
+
+/* Text inside a `code span` (a path): shown literally, so no entities; a backquote would end
+ * the span and a line break the line. */
+static void md_code(FILE *f, const char *s)
+{
+    fputc('`', f);
+    for (; *s; s++) {
+        unsigned char c = (unsigned char)*s;
+        fputc(c == '`' ? '\'' : c == '|' ? '/' : c < 0x20 || c == 0x7f ? '?' : c, f);
+    }
+    fputc('`', f);
 }
 
 /* A table column: r's value at key, a number in fmt, or (fmt NULL) text. */
@@ -43,14 +69,16 @@ static void cells_write(FILE *f, const json_t *r, const struct col *cols, size_t
     }
 }
 
-/* What a workload's cells were judged on (guidance_basis), or NULL. */
-static const json_t *basis_of(const json_t *model, const char *workload)
+/* Cells [from, to) as one table: the study or run each comes from, then the cell. */
+/* What a table's cells were judged on (guidance_basis), or NULL. */
+static const json_t *basis_of(const json_t *model, const json_t *cell)
 {
     size_t i;
     json_t *b;
     json_array_foreach(json_object_get(model, "guidance_basis"), i, b)
     {
-        if (strcmp(str(b, "workload"), workload) == 0)
+        if (strcmp(str(b, "group"), str(cell, "group")) == 0 &&
+            strcmp(str(b, "workload"), str(cell, "workload")) == 0)
             return b;
     }
     return NULL;
@@ -64,6 +92,8 @@ static const char *cell_verdict(const json_t *c)
     if (strcmp(state, "does_not_fit") == 0)
         return strncmp(str(c, "note"), "cannot be loaded", 16) == 0 ? "cannot be loaded"
                                                                     : "does not fit";
+    if (strcmp(str(c, "status"), "failed_to_start") == 0)
+        return "not run: failed to start";
     if (strcmp(state, "not_run") == 0 && !json_is_boolean(met))
         return "not run";
     return json_is_true(met) ? "met" : json_is_false(met) ? "**missed**" : "–";
@@ -101,26 +131,24 @@ static void matrix_row(FILE *f, const json_t *c)
     fputs(" |\n", f);
 }
 
-/* One table per workload, each under what it was judged on: the SLO and the workload. */
-static void matrix(FILE *f, const json_t *model)
+/* Cells [from, to): one table per study and workload, or per run, each under what it was judged
+ * on (the SLO and the workload). */
+static void matrix_rows(FILE *f, const json_t *model, size_t from, size_t to)
 {
     const json_t *cells = json_object_get(model, "guidance");
     long long users = json_integer_value(json_object_get(model, "users"));
-    fprintf(f, "## What %lld users can get\n\n", users);
-    if (!json_array_size(cells)) {
-        fputs("No point in these results has a concurrency cap.\n\n", f);
-        return;
-    }
-    size_t i = 0, n = json_array_size(cells);
-    while (i < n) {
-        const char *wl = str(json_array_get(cells, i), "workload");
-        const json_t *b = basis_of(model, wl);
-        if (*wl) {
-            fputs("### Workload ", f);
-            md(f, wl);
-            fputs("\n\n", f);
+    size_t i = from;
+    while (i < to) {
+        const json_t *c0 = json_array_get(cells, i);
+        bool study = json_is_true(json_object_get(c0, "from_study"));
+        fputs(study ? "### Study " : "### Run ", f);
+        md(f, str(c0, "group"));
+        if (*str(c0, "workload")) {
+            fputs(" · workload ", f);
+            md(f, str(c0, "workload"));
         }
-        fputs("- **SLO** ", f);
+        const json_t *b = basis_of(model, c0);
+        fputs("\n\n- **SLO** ", f);
         md(f, b ? str(b, "slo") : "not recorded");
         fputs("\n- **Workload** ", f);
         md(f, b ? str(b, "what") : "not recorded");
@@ -134,10 +162,35 @@ static void matrix(FILE *f, const json_t *model)
                 "tok/s per user at %lld | TTFT p95 ms at %lld | SLO at %lld | note |\n"
                 "|---|---|---|---:|---:|---:|---:|---|---|\n",
                 users, users, users);
-        for (; i < n && strcmp(str(json_array_get(cells, i), "workload"), wl) == 0; i++)
-            matrix_row(f, json_array_get(cells, i));
+        for (; i < to; i++) {
+            const json_t *c = json_array_get(cells, i);
+            if (strcmp(str(c, "group"), str(c0, "group")) != 0 ||
+                strcmp(str(c, "workload"), str(c0, "workload")) != 0 ||
+                json_is_true(json_object_get(c, "from_study")) != study)
+                break;
+            matrix_row(f, c);
+        }
         fputs("\n", f);
     }
+}
+
+static void matrix(FILE *f, const json_t *model)
+{
+    const json_t *cells = json_object_get(model, "guidance");
+    long long users = json_integer_value(json_object_get(model, "users"));
+    fprintf(f, "## What %lld users can get\n\n", users);
+    if (!json_array_size(cells)) {
+        fputs("No point in these results has a concurrency cap.\n\n", f);
+        return;
+    }
+    size_t n = json_array_size(cells), k = 0;
+    while (k < n && json_is_true(json_object_get(json_array_get(cells, k), "from_study")))
+        k++;
+    matrix_rows(f, model, 0, k ? k : n);
+    if (!k || k == n)
+        return;
+    fprintf(f, "## What %lld users got in runs outside a study\n\n", users);
+    matrix_rows(f, model, k, n);
 }
 
 /* Each study setup x workload: what study.csv says, the capacity, and its rows by users. */
@@ -170,14 +223,19 @@ static void study_setups(FILE *f, const json_t *model)
         fputs(", predicted ", f);
         json_num_write(f, g, "pred_max_users", "%.0f");
         fputs("\n\n", f);
+        if (*str(g, "side_by_side")) {
+            fputs("Measured side by side with `", f);
+            md(f, str(g, "side_by_side"));
+            fputs("` on the same host: its figures may include their interference.\n\n", f);
+        }
         if (*str(g, "reason") && strcmp(str(g, "status"), "measured") != 0) {
             md(f, str(g, "status"));
             fputs(": ", f);
             md(f, str(g, "reason"));
             if (*str(g, "server_log")) {
-                fputs(" (server log `", f);
-                md(f, str(g, "server_log"));
-                fputs("`)", f);
+                fputs(" (server log ", f);
+                md_code(f, str(g, "server_log"));
+                fputs(")", f);
             }
             fputs("\n\n", f);
         }
@@ -320,12 +378,15 @@ static void runs(FILE *f, const json_t *model)
     {
         fputs("### ", f);
         md(f, str(r, "label"));
-        fputs("\n\n`", f);
-        md(f, str(r, "file"));
-        fputs("` — ", f);
+        fputs("\n\n", f);
+        md_code(f, str(r, "file"));
+        fputs(" — ", f);
         md(f, str(r, "model"));
-        fprintf(f, ", testbench %s, server %s\n\n", str(json_object_get(r, "tool"), "version"),
-                str(json_object_get(r, "server"), "version"));
+        fputs(", testbench ", f);
+        md(f, str(json_object_get(r, "tool"), "version"));
+        fputs(", server ", f);
+        md(f, str(json_object_get(r, "server"), "version"));
+        fputs("\n\n", f);
         fputs("| tenant | context | users | req/s | TTFT p95 ms | ITL p99 ms | tok/s per user p50 "
               "| SLO % | J/token | verdict | client |\n"
               "|---|---:|---:|---:|---:|---:|---:|---:|---:|---|---|\n",
@@ -381,11 +442,11 @@ static void pvm(FILE *f, const json_t *model)
 
 void markdown_compare(FILE *f, const json_t *cmp)
 {
-    fputs("## Comparison\n\nA: `", f);
-    md(f, str(cmp, "a"));
-    fputs("`  \nB: `", f);
-    md(f, str(cmp, "b"));
-    fputs("`  \n", f);
+    fputs("## Comparison\n\nA: ", f);
+    md_code(f, str(cmp, "a"));
+    fputs("  \nB: ", f);
+    md_code(f, str(cmp, "b"));
+    fputs("  \n", f);
     md(f, str(cmp, "method"));
     fputs("\n\n| point | metric | A | B | change % | 95% CI of B − A | verdict |\n"
           "|---|---|---:|---:|---:|---|---|\n",

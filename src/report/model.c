@@ -265,6 +265,32 @@ static json_t *timeline_json(const json_t *telemetry)
     return o;
 }
 
+/* {ttft_ms, tpot_ms, itl_ms, e2e_ms, percentile}: cs's objectives with the report's overrides. */
+static json_t *slo_json(const json_t *cs, const struct report_slo *slo)
+{
+    json_t *so = json_object();
+    const char *keys[] = {"ttft_ms", "tpot_ms", "itl_ms", "e2e_ms", "percentile"};
+    double ov[] = {slo->ttft_ms, slo->tpot_ms, slo->itl_ms, slo->e2e_ms, slo->percentile};
+    for (size_t i = 0; i < 5; i++)
+        json_object_set_new(so, keys[i], num(isnan(ov[i]) ? json_num(cs, keys[i]) : ov[i]));
+    return so;
+}
+
+/* The slo a tenant's points are judged by: its own when the config gives it one. */
+static const json_t *point_slo(const json_t *detailed, const char *tenant)
+{
+    const json_t *cfg = json_object_get(detailed, "config");
+    size_t i;
+    json_t *t;
+    json_array_foreach(json_object_get(cfg, "tenants"), i, t)
+    {
+        const char *name = json_string_value(json_object_get(t, "name"));
+        if (name && strcmp(name, tenant) == 0 && json_is_object(json_object_get(t, "slo")))
+            return json_object_get(t, "slo");
+    }
+    return json_object_get(cfg, "slo");
+}
+
 static json_t *run_json(const struct report_run *r, const struct report_slo *slo)
 {
     json_t *o = json_object();
@@ -286,17 +312,28 @@ static json_t *run_json(const struct report_run *r, const struct report_slo *slo
     json_object_set(o, "config_file", json_object_get(cfg, "path"));
     json_object_set(o, "benchmark", json_object_get(json_object_get(cfg, "benchmark"), "name"));
     json_object_set(o, "sim", json_object_get(json_object_get(cfg, "server"), "sim"));
-    /* The run's objectives as the report judges them (overrides applied). */
-    const json_t *cs = json_object_get(cfg, "slo");
-    json_t *so = json_object();
-    const char *keys[] = {"ttft_ms", "tpot_ms", "itl_ms", "e2e_ms", "percentile"};
-    double ov[] = {slo->ttft_ms, slo->tpot_ms, slo->itl_ms, slo->e2e_ms, slo->percentile};
-    for (size_t i = 0; i < 5; i++)
-        json_object_set_new(so, keys[i], num(isnan(ov[i]) ? json_num(cs, keys[i]) : ov[i]));
-    json_object_set_new(o, "slo", so);
-    json_t *pts = json_array();
+    /* The run's objectives as the report judges them (overrides applied), and each tenant's
+     * own: a tenant's slo replaces the top level's for its points. */
+    json_object_set_new(o, "slo", slo_json(json_object_get(cfg, "slo"), slo));
+    json_t *slos = json_array();
     size_t i;
     json_t *p;
+    json_array_foreach(json_object_get(d, "points"), i, p)
+    {
+        const char *tn = json_string_value(json_object_get(p, "tenant"));
+        bool seen = false;
+        size_t k;
+        json_t *e;
+        json_array_foreach(slos, k, e) seen =
+            seen || (tn && strcmp(json_string_value(json_object_get(e, "tenant")), tn) == 0);
+        if (seen || !tn)
+            continue;
+        json_t *e2 = slo_json(point_slo(d, tn), slo);
+        json_object_set_new(e2, "tenant", json_string(tn));
+        json_array_append_new(slos, e2);
+    }
+    json_object_set_new(o, "slos", slos);
+    json_t *pts = json_array();
     json_array_foreach(json_object_get(d, "points"), i, p)
         json_array_append_new(pts, point_json(r, p, slo));
     json_object_set_new(o, "points", pts);
@@ -350,6 +387,17 @@ static json_t *tenants_json(json_t *runs)
             json_object_set(o, "tpot_p95", json_object_get(p, "tpot_p95"));
             json_object_set(o, "attainment", json_object_get(p, "attainment"));
             json_object_set(o, "slo_met", json_object_get(p, "slo_met"));
+            /* The tenant's own objectives, drawn beside its bars. */
+            const char *tn = json_string_value(json_object_get(p, "tenant"));
+            size_t si;
+            json_t *e;
+            json_array_foreach(json_object_get(r, "slos"), si, e)
+            {
+                if (tn && strcmp(json_string_value(json_object_get(e, "tenant")), tn) == 0) {
+                    json_object_set(o, "slo_ttft_ms", json_object_get(e, "ttft_ms"));
+                    json_object_set(o, "slo_tpot_ms", json_object_get(e, "tpot_ms"));
+                }
+            }
             json_array_append_new(rows, o);
         }
     }
@@ -483,7 +531,8 @@ static json_t *pvm_json(const struct report_input *in, const char *self, const c
         {"max_users", "err_max_users_pct"},
     };
     json_t *rows = json_array();
-    for (size_t r = 0; r < in->n_runs; r++)
+    /* A plan per run is a process per run: not for a summarised page of hundreds. */
+    for (size_t r = 0; r < in->n_runs && in->n_runs <= REPORT_CHART_RUNS; r++)
         run_predictions(rows, &in->runs[r], self, gpu);
     for (size_t s = 0; s < in->n_studies; s++) {
         const struct csv_table *t = &in->studies[s].csv;
@@ -582,6 +631,9 @@ static json_t *study_setups_json(const struct report_input *in, const json_t *ru
                 !*log || log[0] == '/' ? xstrdup(log) : xasprintf("%s/%s", st->dir, log);
             json_object_set_new(g, "server_log", json_string(log_path));
             free(log_path);
+            /* Measured while other setups ran on the same host (src/scale): said beside it. */
+            json_object_set_new(g, "side_by_side",
+                                json_string(csv_table_get(t, r0, "side_by_side")));
             json_object_set_new(g, "max_model_len", num(csv_table_num(t, r0, "max_model_len")));
             json_t *rows = json_array(), *rruns = json_array();
             const char *status = NULL, *reason = "";
@@ -682,6 +734,8 @@ json_t *report_model_build(const struct report_input *in, const struct guidance 
     json_object_set_new(so, "e2e_ms", num(slo->e2e_ms));
     json_object_set_new(so, "percentile", num(slo->percentile));
     json_object_set_new(o, "slo_override", so);
+    json_object_set_new(o, "summarised", json_boolean(in->n_runs > REPORT_CHART_RUNS));
+    json_object_set_new(o, "chart_runs", json_integer(REPORT_CHART_RUNS));
     json_object_set_new(o, "guidance", guidance_json(g));
     json_object_set_new(o, "guidance_basis", guidance_bases_json(g));
     json_t *runs = json_array();

@@ -192,6 +192,7 @@ int report_main(int argc, char **argv)
     }
     struct report_input in;
     report_input_init(&in);
+    in.detail_runs = REPORT_CHART_RUNS;
     struct guidance g;
     memset(&g, 0, sizeof(g));
     json_t *model = NULL;
@@ -200,7 +201,8 @@ int report_main(int argc, char **argv)
     if (rc)
         goto out;
     if (!in.n_runs && !in.n_studies) {
-        log_error("report: no results found");
+        log_error("report: no results found%s",
+                  in.n_skipped ? " that could be read (see the warnings above)" : "");
         rc = TB_EXIT_USAGE;
         goto out;
     }
@@ -230,7 +232,12 @@ int report_main(int argc, char **argv)
         rc = TB_EXIT_RUNTIME;
         goto out;
     }
-    log_info("report: wrote %s and %s (%zu runs, %zu studies)", html, mdp, in.n_runs, in.n_studies);
+    log_info("report: wrote %s and %s (%zu runs, %zu studies%s)", html, mdp, in.n_runs,
+             in.n_studies, in.n_skipped ? "; some files skipped, see the warnings above" : "");
+    if (in.n_runs > REPORT_CHART_RUNS)
+        log_info("report: %zu runs is more than %d: the page has a row per run instead of its "
+                 "charts (report a sub-folder for those)",
+                 in.n_runs, REPORT_CHART_RUNS);
 out:
     json_decref(model);
     guidance_release(&g);

@@ -42,6 +42,17 @@
     return { label: label, data: [{ x: xmin, y: y }, { x: xmax, y: y }], borderColor: color(i),
              borderDash: [6, 4], borderWidth: 1.5, pointRadius: 0, showLine: true, fill: false };
   }
+  /* The objectives to draw: one set when every tenant has the same, else one per tenant,
+   * named, since each tenant is judged by its own. */
+  function sloSets(run) {
+    var list = run.slos && run.slos.length ? run.slos : [run.slo];
+    function same(a, b) {
+      return ['ttft_ms', 'tpot_ms', 'itl_ms', 'e2e_ms', 'percentile'].every(function (k) { return a[k] === b[k]; });
+    }
+    var differ = list.some(function (s) { return !same(s, list[0]); });
+    if (!differ) return [{ name: '', slo: list[0] || {} }];
+    return list.map(function (s) { return { name: ' (' + s.tenant + ')', slo: s }; });
+  }
   /* Groups points by a key into series. */
   function groupBy(points, key) {
     var m = {}, order = [];
@@ -147,8 +158,10 @@
           n++;
         });
       });
-      if (run.slo.ttft_ms) sets.push(sloLine('SLO TTFT ' + run.slo.ttft_ms + ' ms', run.slo.ttft_ms, 0, xmax * 1.05, n++));
-      if (run.slo.itl_ms) sets.push(sloLine('SLO ITL ' + run.slo.itl_ms + ' ms', run.slo.itl_ms, 0, xmax * 1.05, n++));
+      sloSets(run).forEach(function (e) {
+        if (e.slo.ttft_ms) sets.push(sloLine('SLO TTFT' + e.name + ' ' + e.slo.ttft_ms + ' ms', e.slo.ttft_ms, 0, xmax * 1.05, n++));
+        if (e.slo.itl_ms) sets.push(sloLine('SLO ITL' + e.name + ' ' + e.slo.itl_ms + ' ms', e.slo.itl_ms, 0, xmax * 1.05, n++));
+      });
       var o = lineOpts('achieved requests/s', 'ms');
       o.plugins.tooltip.callbacks.afterLabel = function (c) {
         return c.raw.users ? c.raw.users + ' users' : '';
@@ -251,6 +264,18 @@
         }) };
       });
       var title = { ttft_p95: 'TTFT p95 (ms)', tpot_p95: 'TPOT p95 (ms)', attainment: 'SLO attainment (%)' }[metric];
+      /* Each tenant's own objective, a mark across its bars. */
+      var sloKey = { ttft_p95: 'slo_ttft_ms', tpot_p95: 'slo_tpot_ms' }[metric];
+      if (sloKey) {
+        var marks = tenants.map(function (tn) {
+          var r = rows.filter(function (x) { return x.tenant === tn && x[sloKey] !== null && x[sloKey] !== undefined; })[0];
+          return r ? r[sloKey] : null;
+        });
+        if (marks.some(function (v) { return v !== null; }))
+          sets.push({ type: 'line', label: "the tenant's SLO", data: marks, showLine: false,
+                      pointStyle: 'line', pointRadius: 22, pointBorderWidth: 3, borderColor: '#d62728',
+                      backgroundColor: '#d62728' });
+      }
       return { type: 'bar', data: { labels: tenants, datasets: sets },
                options: { plugins: { legend: { position: 'bottom' } }, scales: { y: axis(title, { beginAtZero: true }) } } };
     },

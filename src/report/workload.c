@@ -44,8 +44,23 @@ static const char *s_or(const json_t *o, const char *key, const char *dflt)
     return s ? s : dflt;
 }
 
-/* source: "synthetic", "dataset", "trace" or "rag"; detail: what a reader needs to know of it. */
-static void source_set(json_t *o, const json_t *req)
+/* What was sent, from the records (the server's usage): "every prompt 960 tokens" or "prompts
+ * 212–498 tokens, p50 371"; NULL when no record says. sorted: the prompt lengths, ascending. */
+static char *prompts_measured(const struct dvec *sorted)
+{
+    if (!sorted->n)
+        return NULL;
+    double lo = sorted->v[0], hi = sorted->v[sorted->n - 1];
+    if (lo == hi)
+        return xasprintf("every prompt %.0f tokens", lo);
+    return xasprintf("prompts %.0f–%.0f tokens, p50 %.0f", lo, hi,
+                     percentile_sorted(sorted->v, sorted->n, 0.50));
+}
+
+/* source: "synthetic", "dataset", "trace" or "rag"; detail: what a reader needs to know of it,
+ * with the prompt lengths sent (measured) rather than the bounds the config gave: a context
+ * sweep or a workload's context_fill replaces them. */
+static void source_set(json_t *o, const json_t *req, const struct dvec *prompts)
 {
     const json_t *ds = json_object_get(req, "dataset");
     const json_t *tr = json_object_get(req, "trace");
@@ -69,9 +84,13 @@ static void source_set(json_t *o, const json_t *req)
                            json_num(rag, "skew"));
     } else {
         source = "synthetic";
-        detail = xasprintf("prompts %.0f–%.0f tokens", json_num(req, "prompt_tokens_min"),
-                           json_num(req, "prompt_tokens_max"));
+        detail = xstrdup("random tokens");
     }
+    char *sent = prompts_measured(prompts);
+    char *full = xasprintf("%s; %s", detail, sent ? sent : "no prompt length recorded");
+    free(detail);
+    free(sent);
+    detail = full;
     json_object_set_new(o, "source", json_string(source));
     json_object_set_new(o, "source_detail", json_string(detail));
     free(detail);
@@ -217,7 +236,20 @@ json_t *workload_point_json(const json_t *config, const json_t *point)
 {
     const json_t *req = point_requests(config, point);
     json_t *o = json_object();
-    source_set(o, req);
+    struct dvec prompts;
+    dvec_init(&prompts);
+    size_t pi;
+    json_t *pr;
+    json_array_foreach(json_object_get(point, "requests"), pi, pr)
+    {
+        double n = json_num(pr, "prompt_tokens");
+        if (isfinite(n))
+            dvec_push(&prompts, n);
+    }
+    sort_doubles(prompts.v, prompts.n);
+    source_set(o, req, &prompts);
+    json_object_set_new(o, "prompt_measured", quants_json(&prompts));
+    dvec_release(&prompts);
     /* A trace row carries its own output length; requests.output_tokens is not used then. */
     bool trace = strcmp(json_string_value(json_object_get(o, "source")), "trace") == 0;
     json_object_set_new(o, "output_dist",

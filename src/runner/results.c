@@ -73,6 +73,7 @@ struct results_writer {
     char *paths[KIND__COUNT];
     char *started_at;
     mono_ns t0;                /* the run's clock origin, 0 = unknown */
+    json_t *load;              /* owned; NULL = null */
     json_t *meta[META__COUNT]; /* owned references, NULL = null */
     struct buf points;         /* the points' JSON text, comma-separated: each point is
                                 * serialised once when added, never again, so a long sweep
@@ -663,11 +664,18 @@ void results_set_clock(struct results_writer *w, mono_ns t0)
     w->t0 = t0;
 }
 
+void results_set_load(struct results_writer *w, json_t *load)
+{
+    json_decref(w->load);
+    w->load = load;
+}
+
 void results_add_point(struct results_writer *w, const struct point_info *pi,
                        const struct point_summary *s, const struct telemetry_window *tw,
                        const struct req_record *recs, size_t n, mono_ns t0)
 {
     json_t *p = json_object();
+    json_object_set_new(p, "point", json_integer((json_int_t)pi->point));
     json_object_set_new(p, "tenant", json_string_or_null(pi->tenant));
     json_object_set_new(p, "model", json_string_or_null(pi->model));
     json_object_set_new(p, "context_length",
@@ -823,13 +831,18 @@ int results_flush(struct results_writer *w, json_t *telemetry, char *err, size_t
     json_object_set_new(root, "started_at", json_string_or_null(w->started_at));
     /* Record times are seconds after t0; t0 itself lets tools line them up with other
      * CLOCK_MONOTONIC stamps on the same machine (the simulator's --trace). */
+    /* t0 in integer nanoseconds too: 12 significant digits of seconds lose the nanoseconds
+     * of an uptime of days, and a merge of several workers' records needs them. */
     json_object_set_new(root, "clock",
-                        json_pack("{s:s, s:o}", "source", "CLOCK_MONOTONIC", "t0_monotonic_s",
-                                  w->t0 ? json_real((double)w->t0 / 1e9) : json_null()));
+                        json_pack("{s:s, s:o, s:o}", "source", "CLOCK_MONOTONIC", "t0_monotonic_s",
+                                  w->t0 ? json_real((double)w->t0 / 1e9) : json_null(),
+                                  "t0_monotonic_ns",
+                                  w->t0 ? json_integer((json_int_t)w->t0) : json_null()));
     for (int i = META_CONFIG; i < META__COUNT; i++)
         json_object_set(root, meta_keys[i], w->meta[i] ? w->meta[i] : json_null());
     if (!w->meta[META_GPUS])
         json_object_set_new(root, "gpus", json_array());
+    json_object_set(root, "load", w->load ? w->load : json_null());
     struct detailed_doc doc = {root, &w->points};
 
     /* A shallow copy of the caller's object, with the run's identity added: the telemetry
@@ -884,6 +897,7 @@ void results_free(struct results_writer *w)
     free(w->started_at);
     for (int i = 0; i < META__COUNT; i++)
         json_decref(w->meta[i]);
+    json_decref(w->load);
     buf_release(&w->points);
     buf_release(&w->csv);
     free(w);

@@ -31,6 +31,7 @@ struct point_info {
     bool partial;               /* cut short: a checkpoint mid-point, or Ctrl-C */
     /* Session turns never sent because an earlier turn of theirs failed. */
     size_t session_turns_skipped;
+    size_t point; /* the point's index in the config's sweep (detailed.json "point") */
 };
 
 struct results_writer;
@@ -45,6 +46,9 @@ void results_set_meta(struct results_writer *w, const char *started_at, json_t *
                       json_t *config, json_t *server, json_t *host, json_t *gpus);
 /* The run's clock origin (CLOCK_MONOTONIC ns), written as detailed.json "clock". */
 void results_set_clock(struct results_writer *w, mono_ns t0);
+/* detailed.json's "load" (distributed load, src/scale/load.h): a new reference the writer
+ * steals, replacing the last; NULL = null (one process made the load). */
+void results_set_load(struct results_writer *w, json_t *load);
 /* Adds a point: its identity, summary, telemetry window (NULL = none) and records
  * (copied into JSON now; times written relative to t0, the run's start). */
 void results_add_point(struct results_writer *w, const struct point_info *pi,

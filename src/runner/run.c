@@ -167,6 +167,26 @@ struct point_run {
     struct progress progress;
 };
 
+/* ---- distributed load (struct run_share in run.h) ----------------------------------- */
+
+/* Does this process send arrival k (a request, or a session with its turns)? */
+static bool share_owns(const struct runner *r, size_t k)
+{
+    const struct run_share *s = r->args.share;
+    return !s || k % (size_t)s->n == (size_t)s->rank;
+}
+
+/* This process's part of a concurrency cap c (0, no cap, stays 0); never 0 for a cap, which
+ * src/scale refuses to split below one per worker. */
+static int share_cap(const struct runner *r, int c)
+{
+    const struct run_share *s = r->args.share;
+    if (!s || c <= 0)
+        return c;
+    int part = c / s->n + (s->rank < c % s->n ? 1 : 0);
+    return part > 0 ? part : 1;
+}
+
 /* ---- dispatch ------------------------------------------------------------------------ */
 
 static void tenant_start(struct tenant_run *tr, size_t i);
@@ -227,8 +247,21 @@ static void tenant_start(struct tenant_run *tr, size_t i)
     tr->prompts[i] = NULL;
 }
 
+/* Moves past the arrivals other workers send, so that the timer wakes for this one's only. */
+static void tenant_skip_others(struct tenant_run *tr)
+{
+    size_t k = tr->next;
+    while (k < tr->n_arrivals && !share_owns(tr->pr->r, k))
+        k++;
+    if (k == tr->next)
+        return;
+    tr->next = k;
+    atomic_store(&tr->released, tr->sessions ? session_set_first(tr->sessions, k) : k);
+}
+
 static void tenant_arm(struct tenant_run *tr)
 {
+    tenant_skip_others(tr);
     if (tr->next >= tr->n_arrivals || tr->pr->stopping)
         return;
     ptimer_at(tr->timer, tr->due[tr->next]);
@@ -238,6 +271,10 @@ static void tenant_arm(struct tenant_run *tr)
 static void tenant_sessions_arrive(struct tenant_run *tr, mono_ns now)
 {
     while (tr->next < tr->n_arrivals && tr->due[tr->next] <= now && !tr->pr->stopping) {
+        if (!share_owns(tr->pr->r, tr->next)) {
+            tenant_skip_others(tr);
+            continue;
+        }
         size_t k = tr->next++;
         atomic_store(&tr->released, session_set_first(tr->sessions, tr->next));
         session_arrive(tr->sessions, k, tr->due[k]);
@@ -254,6 +291,10 @@ static void on_tenant_timer(void *arg, mono_ns now)
         return;
     }
     while (tr->next < tr->n && tr->due[tr->next] <= now && !tr->pr->stopping) {
+        if (!share_owns(tr->pr->r, tr->next)) {
+            tenant_skip_others(tr);
+            continue;
+        }
         if (atomic_load(&tr->built) <= tr->next) {
             /* Its prompt is not built yet (a slow /tokenize): try again shortly. The wait
              * shows in dispatch lag, and is counted and said at the end of the point. */
@@ -498,6 +539,21 @@ static void tenant_release(struct tenant_run *tr)
     ptimer_free(tr->timer);
 }
 
+/* The requests of tr this process sends (all of them unless the load is shared). */
+static size_t tenant_share(const struct tenant_run *tr)
+{
+    const struct runner *r = tr->pr->r;
+    if (!r->args.share)
+        return tr->n;
+    size_t n = 0;
+    for (size_t k = 0; k < tr->n_arrivals; k++)
+        if (share_owns(r, k))
+            n += tr->sessions
+                     ? session_set_first(tr->sessions, k + 1) - session_set_first(tr->sessions, k)
+                     : 1;
+    return n;
+}
+
 /* ---- one point -------------------------------------------------------------------------- */
 
 struct point_key {
@@ -592,6 +648,7 @@ static void point_collect(struct runner *r, struct point_run *pr, const struct p
                                 (!checkpoint && tr->prompt_waits > 0),
             .partial = checkpoint || pr->stopping,
             .session_turns_skipped = checkpoint ? 0 : tr->turns_skipped, /* the loop writes it */
+            .point = k->index,
         };
         results_add_point(r->rw, &pi, &s, have_tw ? &tw : NULL, sent, n, r->t0);
         free(sent);
@@ -645,6 +702,9 @@ static int flush_results(struct runner *r)
     if (tj && json_array_size(others))
         json_object_set(tj, "other_servers", others);
     json_decref(others);
+    const struct run_share *sh = r->args.share;
+    if (sh)
+        results_set_load(r->rw, sh->describe(sh->ctx));
     int rc = results_flush(r->rw, tj, err, sizeof(err));
     json_decref(tj);
     if (rc && strcmp(err, r->write_error) != 0) {
@@ -756,12 +816,13 @@ static int point_run(struct runner *r, const struct point_key *k)
         tr->endpoint = r->tenant_endpoint[t];
         tr->model = r->tenant_model[t];
         /* Named tenants hold single values (config.h); the default one follows the sweep. */
-        tr->concurrency = r->cfg.tenants_given ? tc->requests.concurrency[0] : k->concurrency;
+        tr->concurrency =
+            share_cap(r, r->cfg.tenants_given ? tc->requests.concurrency[0] : k->concurrency);
         tr->rate = r->cfg.tenants_given ? tc->requests.rates[0] : k->rate;
         tr->timer = ptimer_new(r->timers, on_tenant_timer, tr);
         rc = tenant_prepare(r, tr, k->index, k->context);
         pr.ck.done[t] = xcalloc(tr->n ? tr->n : 1, sizeof(bool));
-        pr.total += tr->n;
+        pr.total += rc == 0 ? tenant_share(tr) : tr->n;
     }
     for (size_t t = 0; t < pr.n_tenants && rc == 0; t++)
         rc = tenant_await_lead(&pr.tenants[t]);
@@ -770,8 +831,13 @@ static int point_run(struct runner *r, const struct point_key *k)
     if (rc == 0 && !interrupted) {
         char label[64];
         snprintf(label, sizeof(label), "point %zu/%zu", k->index + 1, k->count);
-        progress_begin(&pr.progress, !r->args.quiet && isatty(STDERR_FILENO), label, pr.total);
         mono_ns start = clock_now() + START_LEAD_NS;
+        const struct run_share *sh = r->args.share;
+        if (sh && sh->point_begin(sh->ctx, k->index, &start) != 0) {
+            rc = -ECANCELED; /* the other workers cannot start it with this one */
+            goto out;
+        }
+        progress_begin(&pr.progress, !r->args.quiet && isatty(STDERR_FILENO), label, pr.total);
         for (size_t t = 0; t < pr.n_tenants; t++) {
             struct tenant_run *tr = &pr.tenants[t];
             for (size_t i = 0; i < tr->n; i++)
@@ -799,6 +865,8 @@ static int point_run(struct runner *r, const struct point_key *k)
                 client_turn_end(r->client);
             } while (!event_base_got_exit(r->base) && !event_base_got_break(r->base));
         client_take_loop_lag(r->client, &pr.loop_lag); /* the self-check per loop thread */
+        if (sh)
+            sh->point_end(sh->ctx, k->index);
         ptimer_free(pr.heartbeat);
         event_free(pr.progress_ev);
         event_free(pr.checkpoint_ev);
@@ -809,6 +877,7 @@ static int point_run(struct runner *r, const struct point_key *k)
          * written with the next flush (or to the fallback directory at the end). */
         (void)flush_results(r);
     }
+out:
     for (size_t t = 0; t < pr.n_tenants; t++) {
         tenant_release(&pr.tenants[t]);
         free(pr.ck.done[t]);
@@ -890,6 +959,15 @@ static int parse_args(int argc, char **argv, struct run_args *a)
     return 0;
 }
 
+int run_parse_args(int argc, char **argv, const char **config, struct run_options *o)
+{
+    struct run_args a;
+    int rc = parse_args(argc, argv, &a);
+    *config = a.config;
+    *o = a.o;
+    return rc;
+}
+
 static int apply_overrides(struct runner *r)
 {
     struct config *c = &r->cfg;
@@ -912,15 +990,14 @@ static int apply_overrides(struct runner *r)
 }
 
 /* The simulator serves the config's model; tenants naming other models become LoRA adapters. */
-static int start_sim(struct runner *r)
+int run_sim_start(const struct config *c, bool quiet, struct sim_server **out)
 {
-    const struct config *c = &r->cfg;
     const struct sim_cfg *s = &c->server.sim;
     struct sim_options o;
     sim_options_init(&o);
     o.host = "127.0.0.1";
     o.port = 0;
-    o.quiet = r->args.quiet;
+    o.quiet = quiet;
     o.seed = s->seed;
     o.engine.gpu = s->gpu;
     o.engine.model = s->model ? s->model : c->model.name;
@@ -962,15 +1039,22 @@ static int start_sim(struct runner *r)
     o.n_lora_modules = n_lora;
     o.engine.num_lora_slots = (int)n_lora;
     char err[1024];
-    int rc = sim_server_start(&r->sim, &o, err, sizeof(err));
+    int rc = sim_server_start(out, &o, err, sizeof(err));
     for (size_t i = 0; i < n_lora; i++)
         free(lora_own[i]);
     free(lora_own);
     free(lora);
-    if (rc) {
+    if (rc)
         log_error("cannot start the built-in simulator: %s", err);
+    return rc;
+}
+
+static int start_sim(struct runner *r)
+{
+    const struct config *c = &r->cfg;
+    int rc = run_sim_start(c, r->args.quiet, &r->sim);
+    if (rc)
         return rc;
-    }
     char *ep = xasprintf("http://127.0.0.1:%d", sim_server_port(r->sim));
     log_info("simulator listening on %s", ep);
     for (size_t t = 0; t < c->n_tenants; t++) {

@@ -6,9 +6,29 @@
 #include <stdbool.h>
 #include <stddef.h>
 
+#include <jansson.h>
+
 #include "config/config.h"
+#include "core/clock.h"
 #include "runner/metrics.h"
 #include "telemetry/telemetry.h"
+
+/* Distributed load (src/scale/load.h): this process is one of n workers that share each
+ * point's arrivals. Every worker builds the same seeded schedule and keeps arrival k (a
+ * request, or a session with all its turns) when k % n == rank; a concurrency cap c is split
+ * (c / n each, one more for the ranks below c % n). The hooks run on the run's thread between
+ * points, except describe, which runs wherever the files are flushed (a checkpoint thread). */
+struct run_share {
+    int rank, n;
+    /* The point's prompts are ready: *start (this machine's clock) is when every worker's
+     * point begins. 0, or -errno: the run ends there (the hook says why). */
+    int (*point_begin)(void *ctx, size_t point, mono_ns *start);
+    /* The point's requests are done (before its results are added). */
+    void (*point_end)(void *ctx, size_t point);
+    /* detailed.json's "load" object (a new reference; NULL = null). */
+    json_t *(*describe)(void *ctx);
+    void *ctx;
+};
 
 /* What the command line can override (borrowed strings; NULL = as in the config). */
 struct run_options {
@@ -21,6 +41,7 @@ struct run_options {
     bool keep_handler; /* a second Ctrl-C does not kill the process (the caller has servers
                           to stop); the first one always ends the run with partial files */
     int threads;       /* loop threads for the transfers; 0 = from the load (run.c) */
+    const struct run_share *share; /* borrowed; NULL = this process makes the whole load */
 };
 
 /* One measured point (tenant "default", or the first tenant's). */
@@ -53,6 +74,16 @@ void run_outcome_release(struct run_outcome *o);
  * run derives it from benchmark.seed: a study's plan draws the same request lengths as the probe
  * it predicts (point 0, tenant 0). */
 uint64_t run_point_seed(uint64_t seed, size_t point, size_t tenant, const char *what);
+
+/* Parses `testbench run`'s own options (argv[0] is the command's name): *config and o's
+ * strings point into argv. 0, or -EINVAL (said). */
+int run_parse_args(int argc, char **argv, const char **config, struct run_options *o);
+
+/* Serves cfg's model with the built-in simulator (server.sim) on 127.0.0.1, any free port,
+ * as `run --sim` does: *out is stopped with sim_server_stop(). 0; -EINVAL, -ENOENT or -ENOSPC
+ * for a setup the engine refuses (a usage error); another -errno otherwise (said). */
+struct sim_server;
+int run_sim_start(const struct config *cfg, bool quiet, struct sim_server **out);
 
 int run_main(int argc, char **argv);
 

@@ -1,5 +1,7 @@
 /*
- * sim_cli.c - `testbench sim [flags]`: flags named as vLLM's `vllm serve` ones.
+ * sim_cli.c - `testbench sim [MODEL] [flags]`: flags named as vLLM's `vllm serve` ones, and
+ * the model first as `vllm serve MODEL` takes it (or --model), so that an image whose entrypoint
+ * is `testbench sim` stands in for vLLM's under the same `docker run` arguments.
  * Both "--flag value" and "--flag=value" work; --lora-modules takes one
  * or more NAME=PATH values up to the next flag. Bad flags: usage on stderr, exit 2.
  * --instance KEY=VALUE[,KEY=VALUE...] (repeated) serves several instances from one process on
@@ -14,11 +16,14 @@
 
 #include "core/exitcode.h"
 #include "core/log.h"
+#include "config/catalog.h"
 #include "engine/calibration.h"
+#include "engine/cost.h"
 #include "sim/sim_internal.h"
 
 static const char usage[] =
-    "usage: testbench sim [--host 127.0.0.1] [--port 8000] [--model M] [--served-model-name N]\n"
+    "usage: testbench sim [MODEL] [--host 127.0.0.1] [--port 8000] [--model M]\n"
+    "    [--served-model-name N]\n"
     "    [--gpu G] [--quantization Q] [--kv-cache-dtype D] [--max-model-len N]\n"
     "    [--gpu-memory-utilization F] [--max-num-seqs N] [--max-num-batched-tokens N]\n"
     "    [--enable-prefix-caching | --no-enable-prefix-caching] [--tensor-parallel-size N]\n"
@@ -135,7 +140,13 @@ static int parse_value(const struct flag *f, const char *v, struct sim_options *
 static int parse_args(int argc, char **argv, struct sim_options *o, const char **lora,
                       const char **inst, size_t *n_inst, bool *help)
 {
-    for (int i = 1; i < argc; i++) {
+    const char *positional = NULL; /* `vllm serve MODEL`: the model first */
+    int first = 1;
+    if (argc > 1 && argv[1][0] != '-') {
+        positional = argv[1];
+        first = 2;
+    }
+    for (int i = first; i < argc; i++) {
         const char *arg = argv[i];
         if (strcmp(arg, "--help") == 0 || strcmp(arg, "-h") == 0) {
             *help = true;
@@ -188,6 +199,14 @@ static int parse_args(int argc, char **argv, struct sim_options *o, const char *
             fprintf(stderr, "testbench sim: bad value for %s: '%s'\n", f->name, v);
             return -EINVAL;
         }
+    }
+    if (positional) {
+        if (o->engine.model && strcmp(o->engine.model, positional) != 0) {
+            fprintf(stderr, "testbench sim: model given twice: '%s' and --model '%s'\n", positional,
+                    o->engine.model);
+            return -EINVAL;
+        }
+        o->engine.model = positional;
     }
     if (o->idle_timeout_s < 1) {
         fprintf(stderr, "testbench sim: --idle-timeout must be at least 1 (seconds)\n");
@@ -250,6 +269,37 @@ static int parse_instance(char *spec, const struct sim_options *base, size_t idx
         return -EINVAL;
     }
     return 0;
+}
+
+/* Two things said before serving. vLLM refuses to start when the model's whole window does not
+ * fit the KV cache (it asks for a smaller max_model_len); the simulator, given no
+ * --max-model-len, serves the window that fits instead (docs/ENGINE.md): one line says so, and
+ * how to serve what vLLM would. And a calibration profile fitted on another GPU is named. */
+static void window_note(const struct sim_options *o)
+{
+    struct catalog *cat = NULL;
+    char err[512];
+    if (catalog_load(&cat, o->engine.catalog_dir, err, sizeof(err)))
+        return; /* the server says what is wrong with it */
+    struct engine_config cfg = o->engine;
+    if (!cfg.num_lora_slots)
+        cfg.num_lora_slots = (int)o->n_lora_modules;
+    /* And a calibration profile fitted on another card than the one served. */
+    const struct gpu_spec *g = catalog_find_gpu(cat, cfg.gpu ? cfg.gpu : "rtx-pro-6000");
+    if (cfg.calibration && g &&
+        cost_calibration_other_gpu(cfg.calibration, g->name, g->display_name))
+        log_warn("sim: the calibration profile was fitted on %s, not %s: its efficiencies "
+                 "describe that GPU",
+                 cfg.calibration->gpu, g->name);
+    struct cost_model cm;
+    if (o->engine.max_model_len <= 0 && cost_model_init(&cm, cat, &cfg, err, sizeof(err)) == 0 &&
+        cm.fits && cm.max_model_len_clamped)
+        log_warn(
+            "sim: the window is %d tokens, what the KV cache holds, not %s's %d: vLLM would "
+            "refuse to start without --max-model-len (give --max-model-len %d or less, or more "
+            "--gpu-memory-utilization)",
+            cm.max_model_len, cm.model->name, cm.model->max_model_len, cm.max_model_len);
+    catalog_free(cat);
 }
 
 /* Serves the --instance values (each over o); an exit code. */
@@ -320,6 +370,7 @@ int sim_main(int argc, char **argv)
         log_set_quiet(was_quiet);
         goto out;
     }
+    window_note(&o);
     int rc = sim_server_serve(&o, err, sizeof(err));
     log_set_quiet(was_quiet);
     if (rc) {

@@ -597,9 +597,12 @@ int backend_start(struct server_handle **out, const struct backend_options *o,
         snprintf(res->reason, sizeof(res->reason), "port %d is not 0..65535", o->port);
         goto fail;
     }
-    bool publish = o->kind != BACKEND_DOCKER || !o->docker_network;
+    /* A port on our loopback: every backend but docker on a named network, which the study
+     * reaches by the container's name. */
+    bool named_net = o->kind == BACKEND_DOCKER && o->docker_network && !backend_docker_host_net(o);
+    bool loopback = !named_net;
     int port = o->port ? o->port : BACKEND_CONTAINER_PORT;
-    if (publish && !o->port) {
+    if (loopback && !o->port) {
         port = free_port();
         if (port < 0) {
             rc = port;
@@ -616,8 +619,7 @@ int backend_start(struct server_handle **out, const struct backend_options *o,
             goto fail;
         h->container = xstrdup(name);
         snprintf(h->endpoint, sizeof(h->endpoint), "http://%.200s:%d",
-                 o->docker_network ? name : BACKEND_HOST,
-                 o->docker_network ? BACKEND_CONTAINER_PORT : port);
+                 named_net ? name : BACKEND_HOST, named_net ? BACKEND_CONTAINER_PORT : port);
     } else {
         snprintf(h->endpoint, sizeof(h->endpoint), "http://%s:%d", BACKEND_HOST, port);
     }
@@ -649,7 +651,7 @@ int backend_start(struct server_handle **out, const struct backend_options *o,
         rc = 0;
         goto fail;
     }
-    if (publish && port_is_free(port) == -EADDRINUSE) {
+    if (loopback && port_is_free(port) == -EADDRINUSE) {
         snprintf(res->reason, sizeof(res->reason),
                  "port %d on %s is in use (a server left from an earlier run?)", port,
                  BACKEND_HOST);

@@ -3,9 +3,9 @@
  * say why it did not, stop it. Four kinds:
  *
  *   sim      `testbench sim` as a child process (this binary, o->self_exe)
- *   docker   `docker run ... vllm/vllm-openai ...` in the foreground as a child process; the
- *            container is named "<name_prefix>-<setup id>" and removed (`docker rm -f`) before
- *            the start and at the stop
+ *   docker   `docker run ... vllm/vllm-openai MODEL ...` in the foreground as a child process;
+ *            the container is named "<name_prefix>-<setup id>" and removed (`docker rm -f`)
+ *            before the start and at the stop
  *   command  any command line built from o->command_template (placeholders below); it must
  *            stay in the foreground: a command that exits (e.g. `docker run -d`) has "crashed"
  *   none     a server someone else runs at o->endpoint: checked for readiness, never started
@@ -82,11 +82,13 @@ struct backend_options {
     uint64_t seed;                  /* sim: --seed */
     const char *docker_bin;         /* NULL = "docker" found on PATH */
     const char *docker_image;       /* NULL = BACKEND_DOCKER_IMAGE */
-    const char *docker_gpus;        /* --gpus value; NULL = "all" */
+    const char *docker_gpus;        /* --gpus value; NULL = "all"; "none" = no --gpus */
     const char *hf_cache;           /* mounted at /root/.cache/huggingface; NULL =
                                        $HOME/.cache/huggingface; a leading "~/" is $HOME */
     const char *docker_network;     /* NULL: -p 127.0.0.1:PORT:8000, endpoint http://127.0.0.1:PORT;
-                                       else --network NET, endpoint http://CONTAINER:8000 */
+                                       "host": --network host, the server gets --host 127.0.0.1
+                                       --port PORT, endpoint http://127.0.0.1:PORT; else
+                                       --network NET, endpoint http://CONTAINER:8000 */
     const char *const *docker_args; /* extra `docker run` options, before the image */
     size_t n_docker_args;
     const char *command_template; /* command: see the top of this file */

@@ -194,6 +194,12 @@ int backend_container_name(const struct backend_options *o, const struct server_
     return 0;
 }
 
+bool backend_docker_host_net(const struct backend_options *o)
+{
+    return o->kind == BACKEND_DOCKER && o->docker_network &&
+           strcmp(o->docker_network, BACKEND_HOST_NETWORK) == 0;
+}
+
 /* The host folder for the Hugging Face cache, '~' expanded, into buf. */
 static int hf_cache_dir(const struct backend_options *o, char *buf, size_t len, char *err,
                         size_t errlen)
@@ -236,8 +242,11 @@ static int docker_argv(struct argv_list *a, const struct backend_options *o,
         rc = argv_push2(a, "--name", name);
     if (!rc)
         rc = argv_push(a, "--ipc=host"); /* PyTorch shares tensors through /dev/shm */
-    if (!rc)
-        rc = argv_push2(a, "--gpus", o->docker_gpus ? o->docker_gpus : "all");
+    /* "none": no GPU request at all (a CPU image, or a machine without NVIDIA's runtime, where
+     * any --gpus fails the start). */
+    const char *gpus = o->docker_gpus ? o->docker_gpus : "all";
+    if (!rc && strcmp(gpus, "none") != 0)
+        rc = argv_push2(a, "--gpus", gpus);
     snprintf(text, sizeof(text), "%s:/root/.cache/huggingface", hf);
     if (!rc)
         rc = argv_push2(a, "-v", text);
@@ -247,6 +256,10 @@ static int docker_argv(struct argv_list *a, const struct backend_options *o,
         rc = argv_push2(a, "-e", "HF_TOKEN");
     if (!rc && getenv("HUGGING_FACE_HUB_TOKEN"))
         rc = argv_push2(a, "-e", "HUGGING_FACE_HUB_TOKEN");
+    /* Host network: the server listens on our loopback port itself, nothing is published.
+     * A named network: the study reaches it by name on vLLM's port. Neither: vLLM's port
+     * published on loopback only. */
+    bool host_net = backend_docker_host_net(o);
     if (o->docker_network) {
         if (!rc)
             rc = argv_push2(a, "--network", o->docker_network);
@@ -257,14 +270,15 @@ static int docker_argv(struct argv_list *a, const struct backend_options *o,
     }
     for (size_t i = 0; !rc && i < o->n_docker_args; i++)
         rc = argv_push(a, o->docker_args[i]);
-    /* The image's entrypoint is `vllm serve`: what follows are its flags. */
+    /* The image's entrypoint is `vllm serve`: what follows are its arguments, the model first
+     * (vLLM's argparse_utils.py warns that `--model` with `vllm serve` is to be removed). */
     if (!rc)
         rc = argv_push(a, o->docker_image ? o->docker_image : BACKEND_DOCKER_IMAGE);
     if (!rc)
-        rc = argv_push2(a, "--model", s->model);
+        rc = argv_push(a, s->model);
     if (!rc)
-        rc = argv_push2(a, "--host", "0.0.0.0");
-    snprintf(text, sizeof(text), "%d", BACKEND_CONTAINER_PORT);
+        rc = argv_push2(a, "--host", host_net ? BACKEND_HOST : "0.0.0.0");
+    snprintf(text, sizeof(text), "%d", host_net ? port : BACKEND_CONTAINER_PORT);
     if (!rc)
         rc = argv_push2(a, "--port", text);
     if (!rc)

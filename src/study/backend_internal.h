@@ -5,6 +5,7 @@
 #ifndef TB_STUDY_BACKEND_INTERNAL_H
 #define TB_STUDY_BACKEND_INTERNAL_H
 
+#include <stdbool.h>
 #include <stddef.h>
 
 #include "study/backend.h"
@@ -14,11 +15,15 @@
 #define BACKEND_MAX_WORD (64 * 1024) /* bytes in one word of a command template */
 #define BACKEND_CONTAINER_PORT 8000  /* vLLM's port inside the container */
 #define BACKEND_DEFAULT_PREFIX "testbench"
+#define BACKEND_HOST_NETWORK "host" /* backend.network: the container on the host's network */
 
 /* backend_argv with a message: err names what is wrong (an unknown placeholder, an unset
  * value, a bad setup id). */
 MUST_USE int backend_argv_err(const struct backend_options *o, const struct server_setup *s,
                               int port, char ***argv_out, char *err, size_t errlen);
+/* A docker backend with network "host": no port is published, the server listens on our
+ * loopback port itself and the endpoint is http://127.0.0.1:PORT. */
+bool backend_docker_host_net(const struct backend_options *o);
 /* "<name_prefix>-<id>" into buf; 0 or -EINVAL (id or prefix empty or with other characters
  * than [a-z0-9._-], or too long; err says so). */
 MUST_USE int backend_container_name(const struct backend_options *o, const struct server_setup *s,

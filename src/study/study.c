@@ -34,6 +34,7 @@
 #include "core/jsonx.h"
 #include "core/log.h"
 #include "core/version.h"
+#include "scale/scale.h"
 #include "study/backend_internal.h"
 #include "study/study_files.h"
 
@@ -106,12 +107,33 @@ static int parse_args(int argc, char **argv, struct study_args *a)
         {"calibration", required_argument, NULL, 'C'},
         {"retry-failed", no_argument, NULL, 'R'},
         {"allow-backend-change", no_argument, NULL, 'A'},
+        /* Beyond one process: src/scale/scale.h. */
+        {"prepare", no_argument, NULL, 'P'},
+        {"setup-index", required_argument, NULL, 'K'},
+        {"shard", required_argument, NULL, 'S'},
+        {"merge", required_argument, NULL, 'M'},
+        {"wait", no_argument, NULL, 'W'},
+        {"parallel", required_argument, NULL, 'N'},
+        {"gpus", required_argument, NULL, 'G'},
+        {"executor", required_argument, NULL, 'E'},
+        {"emit", required_argument, NULL, 'e'},
+        {"cancel-on-interrupt", no_argument, NULL, 'X'},
+        {"apply", required_argument, NULL, 1},
+        {"status", required_argument, NULL, 2},
+        {"collect", required_argument, NULL, 3},
+        {"endpoint", required_argument, NULL, 4},
         {NULL, 0, NULL, 0},
     };
     memset(a, 0, sizeof(*a));
+    a->setup_index = -1;
     optind = 1;
     int c;
     while ((c = getopt_long(argc, argv, "c:r:b:o:fpqh", opts, NULL)) != -1) {
+        int sc = scale_parse_arg(c, optarg, a);
+        if (sc < 0)
+            return sc;
+        if (sc == 0)
+            continue;
         switch (c) {
         case 'c':
             a->config = optarg;
@@ -151,6 +173,10 @@ static int parse_args(int argc, char **argv, struct study_args *a)
         log_error("study: unexpected argument '%s'", argv[optind]);
         return -EINVAL;
     }
+    if (scale_check_args(a))
+        return -EINVAL;
+    if (a->merge || a->k8s_action)
+        return 0;
     if (!a->config && !a->resume) {
         log_error("study: --config FILE (a new study) or --resume DIR is required");
         return -EINVAL;
@@ -200,13 +226,16 @@ static int backend_from_config(struct study *st)
         .docker_args = (const char *const *)b->docker_args.v,
         .n_docker_args = b->docker_args.n,
         .command_template = b->command,
-        .endpoint = b->endpoint ? b->endpoint : st->cfg.server.endpoint,
+        .endpoint = st->args.endpoint ? st->args.endpoint
+                    : b->endpoint     ? b->endpoint
+                                      : st->cfg.server.endpoint,
         .port = b->port,
         .startup_timeout_s = b->startup_timeout_s,
         .stop_grace_s = b->stop_grace_s,
         .name_prefix = "testbench",
     };
     st->backend_type = type;
+    scale_backend_gpus(st);
     return 0;
 }
 
@@ -341,6 +370,7 @@ static int open_doc(struct study *st)
         char *copy = xasprintf("%s/study.yaml", st->dir);
         copy_file(st->cfg.path, copy);
         free(copy);
+        rc = scale_open(st);
     }
     if (!rc) {
         json_object_set_new(st->doc, "backend", json_string(st->backend_type));
@@ -410,11 +440,70 @@ static void study_release(struct study *st)
     free(st->wcfg);
     study_workloads_free(st->wl, st->n_wl);
     json_decref(st->doc);
+    scale_release_all(st);
     study_unlock(st);
     free(st->dir);
     free(st->resume_backend);
     free(st->resume_calibration);
+    free(st->resume_endpoint);
+    free(st->docker_gpus);
     config_release(&st->cfg);
+}
+
+/* Every setup this process measures, one after another, each under its own lock; or, with
+ * --prepare, --parallel or --executor, the prepared study handed to src/scale. */
+static int study_measure_all(struct study *st)
+{
+    if (st->args.prepare || st->args.parallel || st->args.executor) {
+        int rc = scale_prepare(st);
+        if (!rc && st->args.prepare && !st->args.quiet) {
+            size_t n = json_array_size(json_object_get(st->doc, "launch_index"));
+            printf("\n%zu setup%s to launch, one process each (on any machine that sees the "
+                   "folder):\n  testbench study --resume %s --setup-index K   (K = 0 to %zu)\n"
+                   "then fold them in: testbench study --merge %s\n",
+                   n, n == 1 ? "" : "s", st->dir, n ? n - 1 : 0, st->dir);
+        }
+        if (rc || st->args.prepare)
+            return rc;
+        if (st->args.parallel)
+            return scale_parallel_run(st);
+        return strcmp(st->args.executor, "slurm") == 0 ? scale_slurm_run(st) : scale_k8s_run(st);
+    }
+    int rc = 0;
+    size_t busy = 0;
+    struct failure_repeat repeat = {"", 0};
+    for (size_t si = 0; si < st->n_setups && !rc; si++) {
+        json_t *state = study_setup_state(st, si);
+        if (!scale_selected(st, si))
+            continue;
+        if (study_setup_final(st, state)) {
+            if (!st->args.quiet)
+                printf("\n[%zu/%zu] %s: %s earlier, skipped\n", si + 1, st->n_setups,
+                       st->setups[si].id, json_string_value(json_object_get(state, "status")));
+            continue;
+        }
+        if (scale_claim(st, si)) {
+            busy++;
+            continue;
+        }
+        scale_setup_begin(st, si);
+        rc = study_run_setup(st, si);
+        scale_setup_end(st, si);
+        if (study_save(st) && !rc)
+            rc = TB_EXIT_RUNTIME;
+        scale_release(st, si);
+        if (!rc && same_failure_again(st, si, &repeat))
+            rc = TB_EXIT_RUNTIME;
+        if (!rc && study_stop_requested)
+            rc = TB_EXIT_INTERRUPTED;
+    }
+    if (!rc && busy) {
+        log_error("study: %zu setup%s measured by other processes now; fold them in when they "
+                  "end: testbench study --merge %s",
+                  busy, busy == 1 ? " is" : "s are", st->dir);
+        rc = TB_EXIT_RUNTIME;
+    }
+    return rc;
 }
 
 int study_main(int argc, char **argv)
@@ -425,6 +514,10 @@ int study_main(int argc, char **argv)
     if (parse_args(argc, argv, &st.args))
         return TB_EXIT_USAGE;
     log_set_quiet(st.args.quiet);
+    if (st.args.merge)
+        return scale_merge_main(&st.args);
+    if (st.args.k8s_action)
+        return scale_k8s_action(&st.args);
     /* From the start: a Ctrl-C or a dropped SSH session (SIGHUP) while planning, launching or
      * measuring stops the study cleanly, never by the default action that would leave a
      * folder --resume cannot continue, or a server behind. */
@@ -435,7 +528,6 @@ int study_main(int argc, char **argv)
     sigaction(SIGINT, &sa, &old_int);
     sigaction(SIGTERM, &sa, &old_term);
     sigaction(SIGHUP, &sa, &old_hup);
-    struct failure_repeat repeat = {"", 0};
     int rc = study_setup_all(&st);
     /* The folder's files exist before the (possibly long) plan: --resume can continue from
      * any moment. */
@@ -449,23 +541,8 @@ int study_main(int argc, char **argv)
         goto out;
     if (!st.args.quiet)
         printf("\nstudy folder: %s\n", st.dir);
-    for (size_t si = 0; si < st.n_setups && !rc; si++) {
-        json_t *state = study_setup_state(&st, si);
-        if (study_setup_final(&st, state)) {
-            if (!st.args.quiet)
-                printf("\n[%zu/%zu] %s: %s earlier, skipped\n", si + 1, st.n_setups,
-                       st.setups[si].id, json_string_value(json_object_get(state, "status")));
-            continue;
-        }
-        rc = study_run_setup(&st, si);
-        if (study_save(&st) && !rc)
-            rc = TB_EXIT_RUNTIME;
-        if (!rc && same_failure_again(&st, si, &repeat))
-            rc = TB_EXIT_RUNTIME;
-        if (!rc && study_stop_requested)
-            rc = TB_EXIT_INTERRUPTED;
-    }
-    if (!st.args.quiet)
+    rc = study_measure_all(&st);
+    if (!st.args.quiet && !st.shard && !st.hands_off && !st.args.prepare)
         study_print_guidance(&st);
 out:
     if (rc == TB_EXIT_INTERRUPTED && st.doc) {
@@ -474,8 +551,8 @@ out:
                  st.dir, st.dir);
         study_save(&st);
     }
-    if (!st.args.quiet && st.doc && !st.args.plan_only &&
-        (rc == TB_EXIT_OK || rc == TB_EXIT_INTERRUPTED))
+    if (!st.args.quiet && st.doc && !st.args.plan_only && !st.shard && !st.hands_off &&
+        !st.args.prepare && (rc == TB_EXIT_OK || rc == TB_EXIT_INTERRUPTED))
         printf("\nstudy files:\n  %s/study.csv\n  %s/study.json\n  %s/manifest.json\n", st.dir,
                st.dir, st.dir);
     sigaction(SIGINT, &old_int, NULL);

@@ -7,6 +7,8 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "core/jsonx.h"
+
 const char *const study_csv_columns[] = {
     "study",
     "setup",
@@ -54,6 +56,7 @@ const char *const study_csv_columns[] = {
     "run_summary",
     "run_telemetry",
     "server_log",
+    "side_by_side",
 };
 const size_t study_csv_n_columns = sizeof(study_csv_columns) / sizeof(study_csv_columns[0]);
 
@@ -96,6 +99,12 @@ static int write_json(const char *dir, const char *name, const json_t *j, size_t
     int rc = write_atomic(dir, name, s, strlen(s), err, errlen);
     free(s);
     return rc;
+}
+
+int study_files_write_json(const char *dir, const char *name, const json_t *j, char *err,
+                           size_t errlen)
+{
+    return write_json(dir, name, j, JSON_INDENT(1), err, errlen);
 }
 
 /* RFC 4180: quoted when it holds a comma, quote or line break; quotes doubled. */
@@ -212,7 +221,7 @@ int study_files_read(const char *dir, json_t **out, char *err, size_t errlen)
     *out = json_load_file(path, 0, &je);
     int rc = 0;
     if (!*out) {
-        snprintf(err, errlen, "%s: %s (line %d)", path, je.text, je.line);
+        jsonx_error_format(err, errlen, path, &je);
         rc = access(path, R_OK) ? -ENOENT : -EINVAL;
     } else if (!json_is_array(json_object_get(*out, "setups")) ||
                !json_is_array(json_object_get(*out, "rows"))) {

@@ -21,6 +21,10 @@ extern const size_t study_csv_n_columns;
 /* Writes the three files into dir from the study object ({..., "setups": [...], "rows":
  * [...]}); 0 or -errno with the file named in err. */
 MUST_USE int study_files_write(const char *dir, const json_t *study, char *err, size_t errlen);
+/* Writes j to dir/name through a temporary file, fsync and rename() (a study's other files:
+ * fragments, job records); 0 or -errno with the file named in err. */
+MUST_USE int study_files_write_json(const char *dir, const char *name, const json_t *j, char *err,
+                                    size_t errlen);
 /* Reads dir/study.json (new reference in *out); 0 or -errno with a message. */
 MUST_USE int study_files_read(const char *dir, json_t **out, char *err, size_t errlen);
 

@@ -36,6 +36,20 @@ struct study_args {
     const char *calibration;   /* --calibration FILE: plan and the sim backend use it */
     bool retry_failed;         /* --retry-failed: crashed/timeout starts and failed probes */
     bool allow_backend_change; /* --allow-backend-change: resume on another backend */
+    /* Beyond one process (src/scale/scale.h, docs/SCALE.md). */
+    bool prepare;           /* --prepare: plan, record what does not fit, write the launch index */
+    int setup_index;        /* --setup-index K: this process measures launch_index[K]; -1 none */
+    int shard_i, shard_n;   /* --shard i/n: launch_index[k] for k % n == i; n 0 = none */
+    const char *merge;      /* --merge DIR */
+    int parallel;           /* --parallel N: N setups at once on this box; 0 none */
+    const char *gpus;       /* --gpus LIST: the GPUs a shard's server may use */
+    const char *executor;   /* --executor local|slurm|k8s */
+    const char *emit;       /* --emit DIR: write the job scripts/manifests, submit nothing */
+    bool wait;              /* --wait: follow the submitted jobs to their end */
+    bool cancel;            /* --cancel-on-interrupt: Ctrl-C while following cancels the jobs */
+    const char *k8s_action; /* "apply", "status" or "collect" */
+    const char *k8s_dir;    /* the --emit folder those act on */
+    const char *endpoint;   /* --endpoint URL: the none backend's server (a k8s sidecar) */
 };
 
 struct study {
@@ -55,6 +69,12 @@ struct study {
     int lock_fd;          /* DIR/.lock, held while the study runs; -1 none */
     char *resume_backend; /* owned copies of what a resume took from study.json */
     char *resume_calibration;
+    char *resume_endpoint;
+    int *claim_fd; /* per setup: DIR/<id>/.lock held by this process, -1 none (src/scale) */
+    size_t n_claim;
+    bool shard;        /* --setup-index/--shard: writes only its setups' fragments */
+    bool hands_off;    /* the study was submitted: its files are the merge job's */
+    char *docker_gpus; /* a shard's --gpus as docker's "device=..." (owned) */
 };
 
 /* One setup x workload: what its probes share. */

@@ -149,6 +149,9 @@ static int measure(struct cell *c, int users, const char *role, json_t **row_out
         run_outcome_release(&out);
     }
     json_array_append_new(json_object_get(st->doc, "rows"), row);
+    /* Saved at once, not only at the setup's end: a study killed outright (SIGKILL, a power cut)
+     * keeps every point it measured, and --resume reuses them (study_resume.c). */
+    (void)study_save(st);
     json_object_set(c->measured, key, row);
     *row_out = row;
     if (!st->args.quiet)
@@ -296,9 +299,10 @@ int study_run_setup(struct study *st, size_t si)
     int rc = backend_start(&h, &st->bo, &ss, log_path, &study_stop_requested, &res);
     json_t *state = study_setup_state(st, si);
     if (rc || res.status != START_OK) {
-        char reason[700];
-        snprintf(reason, sizeof(reason), "%s: %s", start_status_name(res.status),
+        char raw[700], reason[700];
+        snprintf(raw, sizeof(raw), "%s: %s", start_status_name(res.status),
                  res.reason[0] ? res.reason : "see server.log");
+        term_clean(reason, sizeof(reason), raw); /* the server's words: no escape sequences */
         bool interrupted = res.status == START_INTERRUPTED;
         if (!st->args.quiet)
             printf("  %s %s\n    (server log: %s)\n",

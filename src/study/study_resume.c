@@ -31,6 +31,7 @@
 #include "core/exitcode.h"
 #include "core/jsonx.h"
 #include "core/log.h"
+#include "scale/scale.h"
 #include "study/study_files.h"
 
 /* ==== The lock ==== */
@@ -75,10 +76,10 @@ json_t *study_invocation(const struct study *st)
 {
     char cwd[PATH_MAX];
     char *cal = st->args.calibration ? realpath(st->args.calibration, NULL) : NULL;
-    json_t *inv =
-        json_pack("{s:s, s:s?, s:b, s:b, s:s?}", "backend", st->backend_type, "calibration",
-                  cal ? cal : st->args.calibration, "force", st->args.force, "retry_failed",
-                  st->args.retry_failed, "cwd", getcwd(cwd, sizeof(cwd)) ? cwd : NULL);
+    json_t *inv = json_pack("{s:s, s:s?, s:b, s:b, s:s?, s:s?}", "backend", st->backend_type,
+                            "calibration", cal ? cal : st->args.calibration, "force",
+                            st->args.force, "retry_failed", st->args.retry_failed, "cwd",
+                            getcwd(cwd, sizeof(cwd)) ? cwd : NULL, "endpoint", st->args.endpoint);
     free(cal);
     return inv;
 }
@@ -134,6 +135,9 @@ static int apply_recorded_backend(struct study *st, const json_t *inv)
         st->args.backend = st->resume_backend = xstrdup(rec);
     if (!st->args.calibration && rec_cal)
         st->args.calibration = st->resume_calibration = xstrdup(rec_cal);
+    const char *rec_ep = json_string_value(json_object_get(inv, "endpoint"));
+    if (!st->args.endpoint && rec_ep)
+        st->args.endpoint = st->resume_endpoint = xstrdup(rec_ep);
     if (json_is_true(json_object_get(inv, "force")))
         st->args.force = true;
     return 0;
@@ -166,12 +170,16 @@ int study_resume_begin(struct study *st, char **config_path)
         log_error("study: --resume %s: %s", st->args.resume, strerror(errno));
         return TB_EXIT_USAGE;
     }
-    if (access(st->dir, W_OK) == 0 && study_lock(st))
+    /* A shard locks its own setups only (scale_open), never the folder. */
+    if (!scale_is_shard(st) && access(st->dir, W_OK) == 0 && study_lock(st))
         return TB_EXIT_RUNTIME;
     if (study_files_read(st->dir, &st->doc, err, sizeof(err))) {
         log_error("study: --resume %s: %s", st->args.resume, err);
         return TB_EXIT_USAGE;
     }
+    int opened = scale_open(st);
+    if (opened)
+        return opened;
     const json_t *inv = json_object_get(st->doc, "invocation");
     /* Paths from the command line are the user's, relative to where they typed them. */
     if (st->args.config)
@@ -451,7 +459,12 @@ int study_resume_merge(struct study *st)
                 continue;
             if (study_setup_final(st, o) && !json_object_get(redo, id)) {
                 json_array_set(fresh, i, o); /* frees s: stop comparing against it */
-            } else if (!st->args.quiet && json_is_string(json_object_get(o, "reason"))) {
+                break;
+            }
+            /* Measured again, but its writes stay newer than any fragment it had (shard.c). */
+            if (json_is_integer(json_object_get(o, "revision")))
+                json_object_set(s, "revision", json_object_get(o, "revision"));
+            if (!st->args.quiet && json_is_string(json_object_get(o, "reason"))) {
                 printf("%s: %s earlier (%s): measured again\n", id,
                        json_string_value(json_object_get(o, "status")),
                        json_string_value(json_object_get(o, "reason")));

@@ -17,6 +17,7 @@
 #include "core/clock.h"
 #include "core/jsonx.h"
 #include "core/log.h"
+#include "scale/scale.h"
 #include "study/study_files.h"
 
 /* ==== Rows ==== */
@@ -169,6 +170,11 @@ void study_setup_set_status(struct study *st, size_t si, const char *status, con
 
 int study_save(struct study *st)
 {
+    if (st->hands_off) /* submitted: the study files are the merge job's now */
+        return 0;
+    if (st->shard) /* a shard writes its setups' fragments, never the study files */
+        return scale_fragments_write(st);
+    scale_before_save(st);
     char now[64], err[512];
     clock_wall_iso(now, sizeof(now));
     json_object_set_new(st->doc, "updated_at", json_string(now));

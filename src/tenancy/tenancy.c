@@ -45,6 +45,7 @@ struct strat_out {
     double total_tps, total_goodput;
     bool all_meet;
     double headroom_pct; /* min over tenants and objectives of 1 - value / objective */
+    bool judged;         /* some tenant sets an objective: the SLO verdicts mean something */
     double min_attain;
 };
 
@@ -270,6 +271,16 @@ static void tenant_sim(const struct tenancy_tenant *t, int instance, double lora
     out->slo = t->slo;
 }
 
+/* Whether a tenant sets any objective at all (a tenancy file may leave slo out). */
+static bool slo_set(const struct slo_cfg *slo)
+{
+    const double lim[4] = {slo->ttft_ms, slo->itl_ms, slo->tpot_ms, slo->e2e_ms};
+    for (int k = 0; k < 4; k++)
+        if (lim[k] > 0)
+            return true;
+    return false;
+}
+
 /* Smallest margin to any objective over the tenants, in percent of the objective. */
 static double headroom(const struct tenancy_cfg *c, const struct vd_result *res)
 {
@@ -330,6 +341,9 @@ static int run_strategy(const struct tenancy_run *r, struct strat_out *o, char *
     }
     o->jain = tenancy_jain(o->norm_tps, c->n_tenants);
     o->headroom_pct = headroom(c, o->together);
+    o->judged = false;
+    for (size_t i = 0; i < c->n_tenants; i++)
+        o->judged = o->judged || slo_set(&c->tenants[i].slo);
     return 0;
 }
 
@@ -381,7 +395,10 @@ static json_t *strategy_json(const struct tenancy_cfg *c, const struct strat_out
         json_object_set_new(x, "slo_attainment_pct", json_real_or_null(t->attainment_pct));
         json_object_set_new(x, "goodput", json_real_or_null(t->goodput_rps));
         json_object_set_new(x, "output_tps", json_real_or_null(t->output_tps));
-        json_object_set_new(x, "meets_slo", json_boolean(t->meets_slo));
+        json_object_set_new(x, "meets_slo",
+                            slo_set(&c->tenants[i].slo)
+                                ? json_boolean(t->meets_slo)
+                                : json_null()); /* no objective: not judged */
         char slo[200];
         slo_describe(&c->tenants[i].slo, slo, sizeof(slo));
         json_object_set_new(x, "slo", json_string(slo)); /* what meets_slo judged */
@@ -396,7 +413,7 @@ static json_t *strategy_json(const struct tenancy_cfg *c, const struct strat_out
     json_object_set_new(tot, "output_tps", json_real_or_null(o->total_tps));
     json_object_set_new(tot, "goodput", json_real_or_null(o->total_goodput));
     json_object_set_new(tot, "jain_fairness", json_real_or_null(o->jain));
-    json_object_set_new(tot, "all_meet_slo", json_boolean(o->all_meet));
+    json_object_set_new(tot, "all_meet_slo", o->judged ? json_boolean(o->all_meet) : json_null());
     json_object_set_new(tot, "headroom_pct", json_real_or_null(o->headroom_pct));
     json_object_set_new(tot, "min_slo_attainment_pct", json_real_or_null(o->min_attain));
     json_object_set_new(j, "total", tot);
@@ -436,6 +453,21 @@ static int pick(const struct strat_out *o, size_t n)
 
 static void verdict_text(const struct strat_out *o, size_t n, char *buf, size_t len)
 {
+    /* Without objectives nothing is met or missed: the verdict says so and ranks by output. */
+    bool judged = false;
+    int most = -1;
+    for (size_t i = 0; i < n; i++) {
+        judged = judged || (o[i].fits && o[i].judged);
+        if (o[i].fits && (most < 0 || o[i].total_tps > o[most].total_tps))
+            most = (int)i;
+    }
+    if (!judged && most >= 0) {
+        snprintf(buf, len,
+                 "no tenant sets an SLO, so no strategy is judged against one; %s gives the most "
+                 "output tokens/s (%.0f in total, Jain fairness %.2f)",
+                 o[most].s->name, o[most].total_tps, o[most].jain);
+        return;
+    }
     int b = pick(o, n);
     if (b >= 0) {
         snprintf(buf, len,
@@ -476,11 +508,16 @@ static void print_strategy(const struct tenancy_cfg *c, const struct strat_out *
         printf("  %-12s %9.1f/%9.1f %9.1f/%9.1f %9.1f %8.2f %6.1f %7.2f/%7.2f  %s\n",
                c->tenants[i].name, t->ttft.p50 * 1e3, t->ttft.p95 * 1e3, t->tpot.p50 * 1e3,
                t->tpot.p95 * 1e3, t->output_tps, t->goodput_rps, t->attainment_pct,
-               o->interf_ttft[i], o->interf_tpot[i], t->meets_slo ? "met" : "missed");
+               o->interf_ttft[i], o->interf_tpot[i],
+               !slo_set(&c->tenants[i].slo) ? "no SLO"
+               : t->meets_slo               ? "met"
+                                            : "missed");
     }
     printf("  total: %.1f output tokens/s, goodput %.2f req/s, Jain fairness %.3f, ", o->total_tps,
            o->total_goodput, o->jain);
-    if (o->all_meet)
+    if (!o->judged)
+        printf("no tenant sets an SLO: none judged\n");
+    else if (o->all_meet)
         printf("every SLO met, headroom %.0f %%\n", o->headroom_pct);
     else
         printf("some SLO missed (lowest attainment %.0f %%)\n", o->min_attain);
