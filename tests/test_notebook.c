@@ -301,8 +301,9 @@ static const struct expect {
      5},
     /* Two setups: two series, never pooled into one line. */
     {"study",
+     /* A study's probes are users in conversation: each setup has turns. */
      {"series: 2 (studies: 1, setups: 2, runs outside a study: 0)", "against users: 2 lines",
-      "TTFT by turn: no session", NULL},
+      "TTFT by turn: 2 lines", NULL},
      3},
     /* The adapter is no model of its own. */
     {"tenants",
@@ -312,7 +313,8 @@ static const struct expect {
     {"sessions", {"TTFT by turn: 1 lines", NULL, NULL, NULL}, 3},
     /* Everything at once: each run and setup its own series. */
     {"mix",
-     {"series: 6 (studies: 1, setups: 2, runs outside a study: 4)", "TTFT by turn: 1 lines",
+     /* the sessions run's turns, and the study's two setups' (users in conversation) */
+     {"series: 6 (studies: 1, setups: 2, runs outside a study: 4)", "TTFT by turn: 3 lines",
       "tokens/s against context: ", NULL},
      6},
 };

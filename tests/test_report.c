@@ -351,9 +351,10 @@ static void markdown_has_matrix_and_runs(void **state)
     assert_non_null(strstr(md, "does not fit: needs "));
     /* Every matrix begins with what it was judged on: the study's workload (its population)
      * and SLO (thresholds and percentile) above its table. */
-    char *study_wl = strstr(matrix, "### Workload chat");
+    char *study_wl = strstr(matrix, " · workload chat");
     assert_non_null(study_wl);
-    char *slo = strstr(study_wl, "- **SLO** chat (changed): TTFT p95 <= 300 ms, TPOT p95 <= 15 ms");
+    char *slo =
+        strstr(study_wl, "- **SLO** chat (changed): TTFT p95 &lt;= 300 ms, TPOT p95 &lt;= 15 ms");
     char *wl =
         strstr(study_wl, "- **Workload** users in conversation (population sessions: 2 turns");
     char *table = strstr(study_wl, "| model | weights |");
