@@ -1,7 +1,7 @@
 # Benchmarks: built with the project, never run by ctest (speed lives here, not in tests).
 add_library(bench_common STATIC ${CMAKE_SOURCE_DIR}/bench/bench_common.c)
 target_link_libraries(bench_common PUBLIC tb)
-foreach(b bench_agreement bench_runner bench_sessions)
+foreach(b bench_agreement bench_runner bench_sessions bench_stopping)
   if(EXISTS ${CMAKE_SOURCE_DIR}/bench/${b}.c)
     add_executable(${b} ${CMAKE_SOURCE_DIR}/bench/${b}.c)
     target_link_libraries(${b} PRIVATE bench_common)

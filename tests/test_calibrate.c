@@ -310,8 +310,12 @@ static void calibrate_fit_recovers_the_truth_in_virtual_time(void **state)
         p->q.prompt_tokens = shape[i].prompt;
         p->q.output_tokens = shape[i].output;
         p->q.requests = shape[i].requests;
-        p->q.slo = (struct slo_cfg){
-            .ttft_ms = NAN, .itl_ms = NAN, .tpot_ms = NAN, .e2e_ms = NAN, .percentile = 95};
+        p->q.slo = (struct slo_cfg){.ttft_ms = NAN,
+                                    .itl_ms = NAN,
+                                    .tpot_ms = NAN,
+                                    .e2e_ms = NAN,
+                                    .percentile = 95,
+                                    .confidence = 0.95};
         struct plan_query q;
         calibrate_point_query(p, &q);
         struct plan_prediction pr;

@@ -73,8 +73,12 @@ static void build(struct fixture *f)
 
 static struct slo_cfg no_slo(void)
 {
-    struct slo_cfg s = {
-        .ttft_ms = NAN, .itl_ms = NAN, .tpot_ms = NAN, .e2e_ms = NAN, .percentile = 95};
+    struct slo_cfg s = {.ttft_ms = NAN,
+                        .itl_ms = NAN,
+                        .tpot_ms = NAN,
+                        .e2e_ms = NAN,
+                        .percentile = 95,
+                        .confidence = 0.95};
     return s;
 }
 
@@ -107,10 +111,13 @@ static void counts_window_throughput(void **state)
     assert_int_equal(s.tokens_from_events, 1);
     near(s.prompt_error_max_pct, 4.0);
     assert_true(s.prompt_off_target);
-    /* No objectives: every completed request meets them, failures never do. */
-    assert_int_equal(s.slo_met, 4);
-    near(s.goodput, 4 / 0.6);
-    near(s.slo_attainment_pct, 4.0 / 7.0 * 100.0);
+    /* No objectives: no SLO to attain, so neither goodput nor attainment (not the completion
+     * rate), and no verdict. */
+    assert_int_equal(s.slo_met, 0);
+    assert_true(isnan(s.goodput));
+    assert_true(isnan(s.slo_attainment_pct));
+    assert_string_equal(s.slo_verdict, "");
+    assert_false(s.verdict.has_slo);
 }
 
 static void latency_distributions(void **state)
@@ -265,14 +272,19 @@ static void empty_and_all_failed(void **state)
     assert_int_equal(s.failed, 3);
     near(s.duration_s, 0.55); /* 50 ms to 600 ms; the unsent one does not count */
     near(s.request_throughput, 0);
-    near(s.slo_attainment_pct, 0);
+    assert_true(isnan(s.slo_attainment_pct)); /* no SLO */
+    struct slo_cfg slo = no_slo();
+    slo.ttft_ms = 1000;
+    point_summary_compute(&s, &f.r[4], 3, &slo);
+    near(s.slo_attainment_pct, 0); /* every request failed: every one a miss */
+    assert_string_equal(s.slo_verdict, "missed: 3 of 3 failed (http_5xx)");
     assert_int_equal(s.ttft.n, 0);
     assert_true(isnan(s.ttft.mean));
 }
 
-/* The point's verdict at slo.percentile, worked by hand from build(): completed TTFTs are
- * 100, 200, 300, 400 ms (p90 = 300 + 0.7 * 100 = 370 ms); TPOTs are 15, 20, 10 ms (p90 = 15 +
- * 0.8 * 5 = 19 ms). */
+/* The point's verdict at slo.percentile, worked by hand from build()'s four completed requests
+ * (the failed ones are misses: tests/test_verdict.c): TTFTs are 100, 200, 300, 400 ms (p90 =
+ * 300 + 0.7 * 100 = 370 ms); TPOTs are 15, 20, 10 ms (p90 = 15 + 0.8 * 5 = 19 ms). */
 static void slo_verdict_at_percentile(void **state)
 {
     (void)state;
@@ -280,19 +292,19 @@ static void slo_verdict_at_percentile(void **state)
     build(&f);
     struct point_summary s;
     struct slo_cfg slo = no_slo();
-    point_summary_compute(&s, f.r, NREC, &slo);
+    point_summary_compute(&s, f.r, 4, &slo);
     assert_string_equal(s.slo_verdict, "");
     slo.percentile = 90;
     slo.ttft_ms = 400;
-    point_summary_compute(&s, f.r, NREC, &slo);
+    point_summary_compute(&s, f.r, 4, &slo);
     assert_string_equal(s.slo_verdict, "met");
     slo.ttft_ms = 350;
     slo.tpot_ms = 18;
-    point_summary_compute(&s, f.r, NREC, &slo);
+    point_summary_compute(&s, f.r, 4, &slo);
     assert_string_equal(s.slo_verdict,
                         "missed: ttft p90 370.0 ms > 350 ms; tpot p90 19.0 ms > 18 ms");
     slo.tpot_ms = 19.5;
-    point_summary_compute(&s, f.r, NREC, &slo);
+    point_summary_compute(&s, f.r, 4, &slo);
     assert_string_equal(s.slo_verdict, "missed: ttft p90 370.0 ms > 350 ms");
 }
 

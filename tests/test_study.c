@@ -223,13 +223,15 @@ static void sim_study_answers_and_agrees_with_the_plan(void **state)
     {
         assert_string_equal(json_string_value(json_object_get(r, "status")), "measured");
         /* Every column is present; measured rows fill every one but reason, max_num_seqs and
-         * side_by_side. */
+         * side_by_side (empty: measured alone) and an interval's end the probe's sample was too
+         * small for (a clear miss decided by the early look of ten requests has no upper end). */
         for (size_t c = 0; c < study_csv_n_columns; c++) {
             const char *col = study_csv_columns[c];
             json_t *v = json_object_get(r, col);
             assert_non_null(v);
             if (strcmp(col, "reason") == 0 || strcmp(col, "max_num_seqs") == 0 ||
-                strcmp(col, "side_by_side") == 0) /* empty: measured alone */
+                strcmp(col, "side_by_side") == 0 || strcmp(col, "slo_ci_high_ms") == 0 ||
+                strcmp(col, "slo_ci_low_ms") == 0)
                 continue;
             if (json_is_null(v))
                 fprintf(stderr, "row %zu: %s is null\n", i, col);

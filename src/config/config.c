@@ -125,6 +125,10 @@ static void requests_defaults(struct requests_cfg *r)
     r->prompt_tokens_max = 2048;
     r->completion_tokens = 512;
     r->shared_prefix_tokens = 0;
+    r->warmup_requests = 0;
+    r->warmup_s = 0;
+    r->duration_s = NAN;
+    r->stop_when_decided = false;
     workload_cfg_defaults(r);
     session_cfg_defaults(&r->session);
 }
@@ -133,6 +137,7 @@ static void requests_defaults(struct requests_cfg *r)
 static void slo_defaults(struct slo_cfg *s)
 {
     slo_from_profile(s, slo_profile_default());
+    s->confidence = 0.95;
 }
 
 void requests_cfg_copy(struct requests_cfg *dst, const struct requests_cfg *src)
@@ -624,7 +629,7 @@ static int check_requests(struct cfg_problem *p, const struct requests_cfg *r, c
         return problem_at(p, &r->session.enabled, prefix, "session", owner,
                           "cannot be combined with requests.dataset, requests.trace or "
                           "requests.rag (sessions build their own conversations)");
-    return 0;
+    return measure_find_problem(p, r, prefix, owner);
 }
 
 static int check_slo(struct cfg_problem *p, const struct slo_cfg *s, const char *prefix,
@@ -646,7 +651,10 @@ static int check_slo(struct cfg_problem *p, const struct slo_cfg *s, const char 
         if (rc)
             return rc;
     }
-    return check_num(p, &s->percentile, 0, false, 100, prefix, "percentile", owner);
+    int rc = check_num(p, &s->percentile, 0, false, 100, prefix, "percentile", owner);
+    if (!rc)
+        rc = verdict_find_problem(p, s, prefix, owner);
+    return rc;
 }
 
 /* Each context must leave room for a prompt after the completion (and its shared prefix). */
@@ -842,6 +850,8 @@ int config_find_problem(const struct config *c, struct cfg_problem *p)
     if (rc)
         return rc;
     rc = check_slo(p, &c->slo, "slo", NULL);
+    if (!rc)
+        rc = stop_rule_find_problem(p, &c->requests, &c->slo, "requests", NULL);
     if (rc)
         return rc;
 
@@ -911,6 +921,9 @@ int config_find_problem(const struct config *c, struct cfg_problem *p)
         if (rc)
             return rc;
         snprintf(path, sizeof(path), "%s.requests", prefix);
+        rc = stop_rule_find_problem(p, &t->requests, &t->slo, path, t);
+        if (rc)
+            return rc;
         /* Every context against this tenant (a failure must not be overwritten by a later
          * context that fits). */
         for (size_t k = 0; k < c->n_context_lengths; k++) {
@@ -980,6 +993,7 @@ static json_t *requests_to_json(const struct requests_cfg *r)
     json_object_set_new(o, "prompt_tokens_max", json_integer(r->prompt_tokens_max));
     json_object_set_new(o, "completion_tokens", json_integer(r->completion_tokens));
     json_object_set_new(o, "shared_prefix_tokens", json_integer(r->shared_prefix_tokens));
+    measure_cfg_to_json(o, r);
     workload_cfg_to_json(o, r);
     json_object_set_new(o, "session", session_cfg_to_json(&r->session));
     return o;
@@ -994,6 +1008,7 @@ static json_t *slo_to_json(const struct slo_cfg *s)
     json_object_set_new(o, "e2e_ms", json_num(s->e2e_ms));
     json_object_set_new(o, "percentile", json_num(s->percentile));
     json_object_set_new(o, "profile", s->profile[0] ? json_string(s->profile) : json_null());
+    json_object_set_new(o, "confidence", json_num(s->confidence));
     return o;
 }
 

@@ -35,6 +35,9 @@ struct slo_cfg {
     double e2e_ms;
     double percentile; /* quantile used for verdicts, e.g. 95 for p95 (default 95) */
     char profile[24];  /* the profile the values started from ("" = none) */
+    /* Level of the two-sided confidence interval each verdict carries (docs/METRICS.md
+     * "Confidence"); default 0.95, and 0 (a struct filled by position) reads as 0.95. */
+    double confidence;
 };
 
 struct requests_cfg {
@@ -56,6 +59,13 @@ struct requests_cfg {
     struct rag_cfg rag;
     /* requests.session: multi-turn users; off by default. */
     struct session_cfg session;
+    /* How long a point runs and what its statistics leave out (docs/METRICS.md "Warm-up, run
+     * length and stopping"): num_requests is the ceiling; duration_s (NAN = none) ends the
+     * point earlier; stop_when_decided ends it once its SLO verdict is certain. */
+    int warmup_requests;    /* the first N requests sent are warm-up; default 0 */
+    double warmup_s;        /* and those sent in the first S seconds; default 0 */
+    double duration_s;      /* stop sending after this long; NAN = until num_requests */
+    bool stop_when_decided; /* default false */
 };
 
 /* server.sim: the built-in simulator's options (same names as `testbench sim` flags). */

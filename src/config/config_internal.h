@@ -57,6 +57,16 @@ int check_not_empty(struct cfg_problem *p, char *const *s, const char *prefix, c
 /* requests.session's rules (session_cfg.c); prefix is "requests" or "tenants[i].requests". */
 MUST_USE int session_find_problem(struct cfg_problem *p, const struct session_cfg *s,
                                   const char *prefix, const void *owner);
+/* requests.warmup_requests, warmup_s, duration_s, stop_when_decided (measure_cfg.c). */
+MUST_USE int measure_find_problem(struct cfg_problem *p, const struct requests_cfg *r,
+                                  const char *prefix, const void *owner);
+/* slo.confidence, and whether the stop rule of each tenant has an SLO to decide and enough
+ * requests to decide it (measure_cfg.c). */
+MUST_USE int verdict_find_problem(struct cfg_problem *p, const struct slo_cfg *s,
+                                  const char *prefix, const void *owner);
+MUST_USE int stop_rule_find_problem(struct cfg_problem *p, const struct requests_cfg *r,
+                                    const struct slo_cfg *s, const char *prefix, const void *owner);
+void measure_cfg_to_json(json_t *o, const struct requests_cfg *r);
 /* The study sections' rules (study_cfg.c); 0 when there are none or they hold. */
 MUST_USE int study_find_problem(const struct config *c, struct cfg_problem *p);
 

@@ -30,7 +30,7 @@
 /* Configs are a few KiB; anything near this is not a config, and no input
  * is read without a ceiling. */
 #define CONFIG_MAX_BYTES (4u << 20)
-#define MAX_FIELDS 16
+#define MAX_FIELDS 32 /* the most keys one section table holds (requests: 19) */
 
 /* A member filled from a node, or (section) a struct filled from a mapping: a struct and its
  * first member share an address. */
@@ -777,6 +777,10 @@ static const struct field requests_fields[] = {
     FM(requests_cfg, trace, trace_fields),
     FM(requests_cfg, rag, rag_fields),
     FC(session, load_session),
+    F(requests_cfg, warmup_requests, FT_INT),
+    F(requests_cfg, warmup_s, FT_NUM),
+    F(requests_cfg, duration_s, FT_NUM_NULL),
+    F(requests_cfg, stop_when_decided, FT_BOOL),
 };
 
 /* slo.profile: a name from slo_profile.h; its values are applied after the section is read
@@ -799,7 +803,8 @@ static int load_slo_profile(struct loader *ld, const yaml_node_t *n, const char 
 static const struct field slo_fields[] = {
     F(slo_cfg, ttft_ms, FT_NUM_NULL), F(slo_cfg, itl_ms, FT_NUM_NULL),
     F(slo_cfg, tpot_ms, FT_NUM_NULL), F(slo_cfg, e2e_ms, FT_NUM_NULL),
-    F(slo_cfg, percentile, FT_NUM),   FC(profile, load_slo_profile),
+    F(slo_cfg, percentile, FT_NUM),   F(slo_cfg, confidence, FT_NUM),
+    FC(profile, load_slo_profile),
 };
 
 /* A profile named in this slo section fills the objectives the section does not set. */
@@ -1025,6 +1030,9 @@ static const struct field study_fields[] = {
     F(study_cfg, max_users, FT_INT),
     F(study_cfg, requests_per_user, FT_INT),
     F(study_cfg, min_requests, FT_INT),
+    F(study_cfg, max_requests, FT_INT),
+    F(study_cfg, warmup_per_user, FT_INT),
+    F(study_cfg, stop_when_decided, FT_BOOL),
 };
 
 static const struct field backend_fields[] = {

@@ -65,6 +65,8 @@ void slo_from_profile(struct slo_cfg *slo, const struct slo_profile *p)
     slo->tpot_ms = p->tpot_ms;
     slo->e2e_ms = p->e2e_ms;
     slo->percentile = p->percentile;
+    if (!(slo->confidence > 0)) /* a profile says nothing of it: the default level */
+        slo->confidence = 0.95;
     snprintf(slo->profile, sizeof(slo->profile), "%s", p->name);
 }
 

@@ -51,6 +51,9 @@ void study_cfg_defaults(struct study_cfg *s)
     s->max_users = 256;
     s->requests_per_user = 4;
     s->min_requests = 20;
+    s->max_requests = 0;
+    s->warmup_per_user = 1;
+    s->stop_when_decided = true;
     setup_cfg_unset(&s->defaults);
     s->backend.type = xstrdup("sim");
     s->backend.startup_timeout_s = 1800;
@@ -433,6 +436,13 @@ int study_find_problem(const struct config *c, struct cfg_problem *p)
     if (!rc)
         rc = check_int_max(p, &s->min_requests, STUDY_MAX_PROBE_REQUESTS, "study", "min_requests",
                            NULL);
+    if (!rc)
+        rc = check_int_min(p, &s->max_requests, 0, "study", "max_requests", NULL);
+    if (!rc)
+        rc = check_int_max(p, &s->max_requests, STUDY_MAX_PROBE_REQUESTS, "study", "max_requests",
+                           NULL);
+    if (!rc)
+        rc = check_int_min(p, &s->warmup_per_user, 0, "study", "warmup_per_user", NULL);
     long most = s->capacity_search ? s->max_users : 0;
     for (size_t i = 0; i < s->users.n; i++)
         most = s->users.v[i] > most ? s->users.v[i] : most;

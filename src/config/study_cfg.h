@@ -105,8 +105,14 @@ struct study_cfg {
     struct int_list users; /* the populations the guidance is for; default [10] */
     bool capacity_search;  /* find the most users within the SLO; default true */
     int max_users;         /* search ceiling; default 256 */
-    int requests_per_user; /* a probe of N users sends max(N x this, min_requests) */
+    /* A probe of N users (docs/STUDY.md "Probes"): a warm-up of N x warmup_per_user requests,
+     * then up to its cap, max(max_requests, N x requests_per_user, min_requests, the verdict's
+     * minimum), stopping at the minimum when stop_when_decided and the verdict is certain. */
+    int requests_per_user;
     int min_requests;
+    int max_requests; /* 0 = 4 x the verdict's minimum (288 for p95 at 95 %) */
+    int warmup_per_user;
+    bool stop_when_decided;
     struct setup_cfg defaults;
     struct setup_grid grid;
     bool grid_given;

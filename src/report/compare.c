@@ -5,9 +5,12 @@
  * change is called only when its 95% interval excludes zero and it is at least
  * min_change_pct large, because a per-request bootstrap cannot see run-to-run variation (a
  * server that is 0.3% slower after a restart is "significant" to it and irrelevant to a user).
- * A quantile is tested only when both samples hold at least COMPARE_MIN_TAIL requests beyond it
- * (n·min(q, 1−q) ≥ 5): a p95 of 12 requests is their largest, and resampling cannot say how
- * much that moves between runs. Throughput is one number per run: shown, never called.
+ * A quantile is tested only when both samples hold at least the requests the verdict rule needs
+ * to bound it (runner/verdict.h, docs/METRICS.md "Confidence": the order-statistic interval at
+ * 95 % has both ends, 72 for p95, 6 for p50): a p95 of 12 requests is their largest, and
+ * resampling cannot say how much that moves between runs. Warm-up requests are left out, as
+ * everywhere. Each point's SLO verdict on both sides, by the same rule, and its failed requests
+ * are shown beside. Throughput is one number per run: shown, never called.
  */
 #include "report/compare.h"
 
@@ -18,9 +21,10 @@
 
 #include "core/stats.h"
 #include "report/bootstrap.h"
+#include "report/judge.h"
 
-/* Samples needed on the short side of a quantile before it is tested. */
-#define COMPARE_MIN_TAIL 5.0
+/* Each end's error of the interval the minimum sample is taken from (a 95 % interval). */
+#define COMPARE_ALPHA 0.025
 
 struct metric {
     const char *name;  /* as shown */
@@ -62,6 +66,8 @@ static void samples(const json_t *p, const char *field, struct dvec *out)
     {
         const char *st = json_string_value(json_object_get(rq, "status"));
         double v = json_num(rq, field);
+        if (json_is_true(json_object_get(rq, "warmup")))
+            continue;
         if (st && strcmp(st, "ok") == 0 && isfinite(v))
             dvec_push(out, v * 1e3);
     }
@@ -97,6 +103,44 @@ static void row_add(json_t *rows, const char *point, const char *metric, double 
     json_array_append_new(rows, r);
 }
 
+/* The run (detailed.json) that holds point q of input b. */
+static const json_t *b_run_of(const struct report_input *b, const json_t *q)
+{
+    for (size_t rb = 0; rb < b->n_runs; rb++) {
+        size_t i;
+        json_t *x;
+        json_array_foreach(json_object_get(b->runs[rb].detailed, "points"), i, x)
+        {
+            if (x == q)
+                return b->runs[rb].detailed;
+        }
+    }
+    return NULL;
+}
+
+/* Failed requests (warm-up left out) and the SLO verdict of each side, by the rule run and study
+ * use: shown beside the latencies, never "tested" (a verdict has its own interval). */
+static void verdict_rows(json_t *rows, const char *key, const json_t *ra, const json_t *pa,
+                         const json_t *rb, const json_t *pb, const struct compare_options *o)
+{
+    struct slo_verdict va, vb;
+    int ma = report_point_verdict(ra, pa, NULL, &va), mb = report_point_verdict(rb, pb, NULL, &vb);
+    double fa = (double)va.failed, fb = (double)vb.failed;
+    if (ma < 0) /* no SLO: the verdict has no failures to count; the summary has them */
+        fa = json_num(json_object_get(pa, "summary"), "failed");
+    if (mb < 0)
+        fb = json_num(json_object_get(pb, "summary"), "failed");
+    row_add(rows, key, "failed", fa, fb, NAN, NAN, "not tested (counts)", false, o);
+    if (ma < 0 && mb < 0)
+        return;
+    char la[512], lb[512];
+    slo_verdict_line(&va, la, sizeof(la));
+    slo_verdict_line(&vb, lb, sizeof(lb));
+    char *both = xasprintf("A %s; B %s", la, lb);
+    row_add(rows, key, "slo_verdict", NAN, NAN, NAN, NAN, both, true, o);
+    free(both);
+}
+
 json_t *compare_build(const struct report_input *a, const char *a_name,
                       const struct report_input *b, const char *b_name,
                       const struct compare_options *o)
@@ -107,10 +151,12 @@ json_t *compare_build(const struct report_input *a, const char *a_name,
     json_object_set_new(out, "b", json_string(b_name));
     char *method = xasprintf(
         "Latency: percentile bootstrap of the quantile's difference over the per-request samples "
-        "(%d resamples, 95%% interval, seed %llu), when n·min(q, 1−q) ≥ %g in both runs; a change "
-        "is called when the interval excludes 0 and it is at least %g%%. Throughput: one value "
-        "per run, not tested.",
-        BOOTSTRAP_RESAMPLES, (unsigned long long)o->seed, COMPARE_MIN_TAIL, o->min_change_pct);
+        "(%d resamples, 95%% interval, seed %llu), when both runs hold the requests the verdict "
+        "rule needs to bound that quantile at 95%% (72 for p95, 6 for p50; warm-up left out); a "
+        "change is called when the interval excludes 0 and it is at least %g%%. SLO: each side's "
+        "verdict by the rule run and study use (failed requests are misses). Throughput: one "
+        "value per run, not tested.",
+        BOOTSTRAP_RESAMPLES, (unsigned long long)o->seed, o->min_change_pct);
     json_object_set_new(out, "method", json_string(method));
     free(method);
     for (size_t ra = 0; ra < a->n_runs; ra++) {
@@ -148,16 +194,16 @@ json_t *compare_build(const struct report_input *a, const char *a_name,
                 samples(q, metrics[m].field, &sb);
                 struct bootstrap_result br;
                 bootstrap_quantile_diff(sa.v, sa.n, sb.v, sb.n, metrics[m].q, o->seed + m, &br);
-                double tail = fmin(metrics[m].q, 1 - metrics[m].q);
+                size_t need = quantile_ci_min_samples(metrics[m].q, COMPARE_ALPHA);
                 size_t n = sa.n < sb.n ? sa.n : sb.n;
-                const char *untested = (double)n * tail < COMPARE_MIN_TAIL
-                                           ? "not tested (too few requests for this quantile)"
-                                           : NULL;
+                const char *untested =
+                    n < need ? "not tested (too few requests for this quantile)" : NULL;
                 row_add(rows, key, metrics[m].name, br.a, br.b, br.low, br.high, untested,
                         metrics[m].higher_is_better, o);
                 dvec_release(&sa);
                 dvec_release(&sb);
             }
+            verdict_rows(rows, key, A->detailed, p, b_run_of(b, q), q, o);
             double ta = json_num(json_object_get(p, "summary"), "output_throughput");
             double tb = json_num(json_object_get(q, "summary"), "output_throughput");
             row_add(rows, key, "output_tokens_per_s", ta, tb, NAN, NAN,

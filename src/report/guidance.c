@@ -23,6 +23,7 @@
 #include "config/servable.h"
 #include "config/slo_profile.h"
 #include "core/log.h"
+#include "report/judge.h"
 #include "report/predict.h"
 
 /* The user counts plan tries for "max users", besides N itself. */
@@ -52,55 +53,15 @@ static const json_t *tenant_cfg(const json_t *run, const char *tenant, const cha
     return json_object_get(cfg, key);
 }
 
-static const char *quantile_key(double p)
-{
-    if (p <= 50)
-        return "p50";
-    if (p <= 90)
-        return "p90";
-    if (p <= 95)
-        return "p95";
-    if (p <= 99)
-        return "p99";
-    return "p99_9";
-}
-
 int point_judge(const json_t *run, const json_t *point, const struct report_slo *slo, char *why,
                 size_t whylen)
 {
-    static const char *const objectives[] = {"ttft_ms", "tpot_ms", "itl_ms", "e2e_ms"};
-    const char *tenant = json_string_value(json_object_get(point, "tenant"));
-    const json_t *cfg = tenant_cfg(run, tenant, "slo");
-    double overrides[] = {slo->ttft_ms, slo->tpot_ms, slo->itl_ms, slo->e2e_ms};
-    double p = isnan(slo->percentile) ? json_num(cfg, "percentile") : slo->percentile;
-    if (isnan(p))
-        p = 95;
-    const json_t *summary = json_object_get(point, "summary");
-    int verdict = -1;
+    /* The rule run and study use (report/judge.c): failures count, warm-up does not. */
+    struct slo_verdict v;
+    int met = report_point_verdict(run, point, slo, &v);
     if (why && whylen)
-        why[0] = '\0';
-    size_t used = 0;
-    for (size_t i = 0; i < 4; i++) {
-        double target = isnan(overrides[i]) ? json_num(cfg, objectives[i]) : overrides[i];
-        if (isnan(target) || target <= 0)
-            continue;
-        double v = summary_dist(summary, objectives[i], quantile_key(p));
-        if (isnan(v)) {
-            if (verdict != 0)
-                verdict = 0; /* nothing completed: nothing met it */
-            continue;
-        }
-        if (v > target) {
-            verdict = 0;
-            if (why && used < whylen)
-                used += (size_t)snprintf(why + used, whylen - used, "%s%.*s %s %.1f ms > %.0f ms",
-                                         used ? "; " : "", (int)(strlen(objectives[i]) - 3),
-                                         objectives[i], quantile_key(p), v, target);
-        } else if (verdict == -1) {
-            verdict = 1;
-        }
-    }
-    return verdict;
+        slo_verdict_line(&v, why, whylen);
+    return met;
 }
 
 /* Where a cell belongs: a study (by its folder's name) or one run outside a study. */

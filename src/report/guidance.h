@@ -75,8 +75,9 @@ void guidance_build(struct guidance *g, const struct report_input *in, int users
                     const struct report_slo *slo, const char *self_exe, const char *gpu);
 void guidance_release(struct guidance *g);
 
-/* The point against its objectives (the run's, with slo's overrides): 1 met, 0 missed, -1 none.
- * why (whylen bytes) gets the objectives missed. */
+/* The point against its objectives (the run's, with slo's overrides) by the verdict rule
+ * (report/judge.h): 1 met, 0 missed, -1 none. why (whylen bytes) gets the one-line verdict
+ * with its confidence interval ("missed: 13 of 20 failed (http_4xx)"). */
 int point_judge(const json_t *run, const json_t *point, const struct report_slo *slo, char *why,
                 size_t whylen);
 

@@ -747,8 +747,11 @@ static void setup_section(FILE *f, const json_t *model, const json_t *g, size_t 
         }
         json_t *met = json_object_get(row, "slo_met");
         fputs("</td><td class=\"l\">", f);
-        /* The study's reason says the verdict itself ("missed: ttft p95 ..."). */
-        if (*str(row, "reason"))
+        /* The verdict with its confidence interval; an older study's reason says the verdict
+         * itself ("missed: ttft p95 ..."). */
+        if (*str(row, "slo_line"))
+            html_esc(f, str(row, "slo_line"));
+        else if (*str(row, "reason"))
             html_esc(f, str(row, "reason"));
         else
             fputs(json_is_true(met) ? "met" : json_is_false(met) ? "missed" : "–", f);

@@ -266,10 +266,12 @@ static void study_setups(FILE *f, const json_t *model)
                 json_num_write(f, r, key, "%.1f");
             }
             json_t *met = json_object_get(r, "slo_met");
-            fprintf(f, " | %s |\n",
-                    json_is_true(met)    ? "met"
-                    : json_is_false(met) ? "**missed**"
-                                         : "–");
+            fputs(" | ", f);
+            if (*str(r, "slo_line")) /* the verdict with its confidence interval */
+                md(f, str(r, "slo_line"));
+            else
+                fputs(json_is_true(met) ? "met" : json_is_false(met) ? "**missed**" : "–", f);
+            fputs(" |\n", f);
         }
         fputs("\n", f);
     }

@@ -94,10 +94,7 @@ static json_t *point_json(const struct report_run *run, const json_t *p,
     char why[512];
     int met = point_judge(run->detailed, p, slo, why, sizeof(why));
     json_object_set_new(o, "slo_met", met < 0 ? json_null() : json_boolean(met));
-    json_object_set_new(o, "verdict",
-                        json_string(met < 0   ? "no objectives"
-                                    : met > 0 ? "met"
-                                              : why));
+    json_object_set_new(o, "verdict", json_string(met < 0 ? "no SLO set" : why));
     const json_t *tel = json_object_get(s, "telemetry");
     json_object_set_new(o, "energy_j_per_tok", num(json_num(tel, "energy_per_output_token_j")));
     json_object_set_new(o, "gpu_power_mean_w", num(json_num(tel, "gpu_power_mean_w")));
@@ -661,6 +658,8 @@ static json_t *study_setups_json(const struct report_input *in, const json_t *ru
                 json_object_set_new(o, "role", json_string(csv_table_get(t, r, "role")));
                 json_object_set_new(o, "status", json_string(rs));
                 json_object_set_new(o, "reason", json_string(csv_table_get(t, r, "reason")));
+                /* The verdict with its interval (a study from before the column: ""). */
+                json_object_set_new(o, "slo_line", json_string(csv_table_get(t, r, "slo_line")));
                 const char *met = csv_table_get(t, r, "slo_met");
                 json_object_set_new(o, "slo_met",
                                     strcmp(met, "true") == 0    ? json_true()

@@ -2,9 +2,10 @@
  * metrics.c - a point's summary from its request records (docs/METRICS.md
  * gives each definition and the choices made).
  *
- * Latency distributions use completed requests only; failures are counted by class.
- * The window spans every request that was sent, failed ones included, because the server
- * spent that time on them too.
+ * Latency distributions use completed requests only; failures are counted by class, and the
+ * verdict counts each as a miss (verdict.c). The window spans every request that was sent,
+ * failed ones included, because the server spent that time on them too. Warm-up requests are
+ * counted and otherwise left out.
  */
 #include "runner/metrics.h"
 
@@ -12,7 +13,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "core/buf.h"
+#include "config/measure_cfg.h"
 
 static double gap_s(mono_ns from, mono_ns to)
 {
@@ -137,50 +138,6 @@ static void push_known(struct dvec *d, double x)
         dvec_push(d, x);
 }
 
-/* Each objective against its distribution's quantile (pooled ITL, per-request TTFT, TPOT and
- * E2E of completed requests). A point with no completed request misses every objective. */
-static void slo_verdict(struct point_summary *s, const struct slo_cfg *slo, struct dvec *d,
-                        size_t completed)
-{
-    s->slo_verdict[0] = '\0';
-    if (!slo)
-        return;
-    double pct = slo->percentile > 0 && slo->percentile <= 100 ? slo->percentile : 95;
-    const struct {
-        const char *name;
-        double limit_ms;
-        int dist;
-    } objectives[] = {
-        {"ttft", slo->ttft_ms, D_TTFT},
-        {"itl", slo->itl_ms, D_ITL},
-        {"tpot", slo->tpot_ms, D_TPOT},
-        {"e2e", slo->e2e_ms, D_E2E},
-    };
-    struct buf b;
-    buf_init(&b, sizeof(s->slo_verdict) - 1);
-    bool any = false;
-    for (size_t i = 0; i < sizeof(objectives) / sizeof(objectives[0]); i++) {
-        if (isnan(objectives[i].limit_ms))
-            continue;
-        any = true;
-        struct dvec *v = &d[objectives[i].dist];
-        sort_doubles(v->v, v->n);
-        double x_ms = completed ? percentile_sorted(v->v, v->n, pct / 100.0) * 1e3 : NAN;
-        if (x_ms <= objectives[i].limit_ms)
-            continue;
-        int rc = buf_puts(&b, b.len ? "; " : "missed: ");
-        if (!rc && isnan(x_ms))
-            rc = buf_printf(&b, "%s (no value)", objectives[i].name);
-        else if (!rc)
-            rc = buf_printf(&b, "%s p%g %.1f ms > %g ms", objectives[i].name, pct, x_ms,
-                            objectives[i].limit_ms);
-        if (rc)
-            break; /* the verdict is cut short, never overflows */
-    }
-    snprintf(s->slo_verdict, sizeof(s->slo_verdict), "%s", b.len ? b.data : any ? "met" : "");
-    buf_release(&b);
-}
-
 /* Reasoning, cached prompt tokens and session turns of one completed request. */
 static void summary_add_extras(struct point_summary *s, const struct req_record *r,
                                const struct req_latencies *l, struct dvec *d, long *cached_prompt)
@@ -284,6 +241,53 @@ size_t turn_summaries_compute(struct turn_summary **out, const struct req_record
     return nt;
 }
 
+/* Offered and achieved request rates (metrics.h). Completions are counted over the span of
+ * due times shifted by the median E2E from due, so a healthy server's pipeline delay does not
+ * read as a shortfall and a short run's drain does not either. */
+static void saturation(struct point_summary *s, const struct req_record *recs, size_t n)
+{
+    s->offered_rate = s->achieved_rate = NAN;
+    s->saturated = false;
+    mono_ns first = 0, last = 0;
+    struct dvec e2e;
+    dvec_init(&e2e);
+    size_t due = 0;
+    for (size_t i = 0; i < n; i++) {
+        const struct req_record *r = &recs[i];
+        if (r->warmup || !r->t_due || !r->t_sent)
+            continue;
+        due++;
+        first = !first || r->t_due < first ? r->t_due : first;
+        last = r->t_due > last ? r->t_due : last;
+        if (r->status == REQ_OK && r->t_end > r->t_due)
+            dvec_push(&e2e, ns_diff_s(r->t_due, r->t_end));
+    }
+    double span = ns_diff_s(first, last);
+    if (due < SATURATION_MIN_REQUESTS || !(span > 1e-3) || !e2e.n) {
+        dvec_release(&e2e);
+        return;
+    }
+    sort_doubles(e2e.v, e2e.n);
+    mono_ns shift = s_to_ns(percentile_sorted(e2e.v, e2e.n, 0.5));
+    size_t done = 0;
+    for (size_t i = 0; i < n; i++) {
+        const struct req_record *r = &recs[i];
+        if (!r->warmup && r->status == REQ_OK && r->t_end >= first + shift &&
+            r->t_end <= last + shift)
+            done++;
+    }
+    s->offered_rate = (double)(due - 1) / span;
+    s->achieved_rate = (double)done / span;
+    s->saturated = s->achieved_rate < SATURATION_RATIO * s->offered_rate;
+    dvec_release(&e2e);
+}
+
+void point_summary_set_verdict(struct point_summary *s, const struct slo_verdict *v)
+{
+    s->verdict = *v;
+    slo_verdict_text(v, s->slo_verdict, sizeof(s->slo_verdict));
+}
+
 void point_summary_compute(struct point_summary *s, const struct req_record *recs, size_t n,
                            const struct slo_cfg *slo)
 {
@@ -294,12 +298,24 @@ void point_summary_compute(struct point_summary *s, const struct req_record *rec
     for (int i = 0; i < D__COUNT; i++)
         dvec_init(&d[i]);
 
+    struct dvec judged[OBJ__COUNT];
+    for (int i = 0; i < OBJ__COUNT; i++)
+        dvec_init(&judged[i]);
+    bool has_slo = slo_cfg_has_objective(slo);
+
     bool any_sent = false;
     long cached_prompt = 0;
     mono_ns start = 0, end = 0;
     double err_max = NAN;
     for (size_t i = 0; i < n; i++) {
         const struct req_record *r = &recs[i];
+        if (r->warmup) {
+            s->warmup++;
+            s->warmup_failed += r->status != REQ_OK;
+            s->issued--;
+            continue;
+        }
+        slo_samples_add(judged, r, slo);
         if (r->t_sent) {
             mono_ns e = r->t_end ? r->t_end : r->t_last ? r->t_last : r->t_sent;
             if (!any_sent || r->t_sent < start)
@@ -331,7 +347,7 @@ void point_summary_compute(struct point_summary *s, const struct req_record *rec
             s->prompt_tokens_total += r->prompt_tokens;
         else if (r->target_prompt_tokens > 0)
             s->prompt_tokens_total += r->target_prompt_tokens;
-        if (record_meets_slo(r, slo))
+        if (has_slo && record_meets_slo(r, slo))
             s->slo_met++;
 
         struct req_latencies l;
@@ -362,16 +378,21 @@ void point_summary_compute(struct point_summary *s, const struct req_record *rec
         s->output_throughput = (double)s->output_tokens_total / s->duration_s;
         s->total_throughput =
             (double)(s->output_tokens_total + s->prompt_tokens_total) / s->duration_s;
-        s->goodput = (double)s->slo_met / s->duration_s;
+        s->goodput = has_slo ? (double)s->slo_met / s->duration_s : NAN;
     } else {
         s->request_throughput = s->output_throughput = s->total_throughput = NAN;
         s->goodput = NAN;
     }
-    s->slo_attainment_pct = n ? (double)s->slo_met / (double)n * 100.0 : NAN;
+    s->slo_attainment_pct =
+        has_slo && s->issued ? (double)s->slo_met / (double)s->issued * 100.0 : NAN;
     s->prompt_error_max_pct = err_max;
     s->prompt_off_target = err_max > 2.0;
 
-    slo_verdict(s, slo, d, n ? s->completed : 0);
+    saturation(s, recs, n);
+    slo_verdict_judge(&s->verdict, slo, judged, s->issued, s->failed, s->failed_by_class);
+    slo_verdict_text(&s->verdict, s->slo_verdict, sizeof(s->slo_verdict));
+    for (int i = 0; i < OBJ__COUNT; i++)
+        dvec_release(&judged[i]);
 
     struct dist *out[D__COUNT] = {
         &s->ttft,

@@ -11,9 +11,10 @@
 #include "config/config.h"
 #include "core/stats.h"
 #include "runner/record.h"
+#include "runner/verdict.h"
 
 struct point_summary {
-    size_t issued;    /* records given (failures included) */
+    size_t issued;    /* records given (failures included), warm-up left out */
     size_t completed; /* status ok */
     size_t failed;
     size_t failed_by_class[REQ__COUNT];
@@ -26,16 +27,25 @@ struct point_summary {
     long prompt_tokens_total;  /* completed requests, usage where known */
     long output_tokens_total;
     struct dist ttft, ttft_sched, queue_delay, itl, tpot, e2e, e2e_sched, user_token_rate;
+    size_t warmup;        /* warm-up records given: counted here, in no statistic */
+    size_t warmup_failed; /* failed among them */
     size_t slo_met;
-    double goodput;              /* met / window */
-    double slo_attainment_pct;   /* met / issued * 100 */
+    double goodput;              /* met / window; NAN without an SLO */
+    double slo_attainment_pct;   /* met / issued * 100 (failures are misses); NAN without one */
     size_t tokens_from_events;   /* completed requests without usage */
     size_t usage_implausible;    /* requests whose usage contradicted their events/max_tokens */
     double prompt_error_max_pct; /* max |actual - target| / target over requests with usage */
     bool prompt_off_target;      /* prompt_error_max_pct > 2 */
-    /* The point against its SLOs at slo.percentile: "" (no objective), "met", or "missed: "
-     * and each objective missed, e.g. "missed: ttft p95 2345.6 ms > 2000 ms". */
+    /* Open-loop saturation (docs/METRICS.md "Saturation"): requests/s the schedule offered and
+     * the server completed over the same span shifted by the median E2E; NAN for a closed
+     * loop (everything due at once). saturated: achieved below SATURATION_RATIO of offered. */
+    double offered_rate, achieved_rate;
+    bool saturated;
+    /* The point against its SLOs at slo.percentile, failed requests counted as misses
+     * (verdict.h): "" (no objective), "met", or "missed: " and why, e.g. "missed: ttft p95
+     * 2345.6 ms > 2000 ms" or "missed: 13 of 20 failed (http_4xx)". */
     char slo_verdict[256];
+    struct slo_verdict verdict; /* the same with its confidence interval */
     /* Reasoning models (docs/METRICS.md "Reasoning"): over completed requests. */
     struct dist ttfa;                 /* time to first answer token, from t_sent */
     struct dist reasoning_token_rate; /* per request: reasoning tokens / reasoning phase */
@@ -51,6 +61,11 @@ struct point_summary {
     struct dist think_time;                        /* think times before later turns */
     struct dist ttft_first_turn, ttft_later_turns; /* TTFT of turn 0 / of turns >= 1 */
 };
+
+/* Achieved below this share of the offered rate: the point is saturated. */
+#define SATURATION_RATIO 0.8
+/* Fewest requests for the saturation check to mean anything. */
+#define SATURATION_MIN_REQUESTS 20
 
 /* One turn index over a point's sessions (completed requests for the distributions). */
 struct turn_summary {
@@ -84,6 +99,9 @@ void record_latencies(const struct req_record *r, struct req_latencies *out);
 /* Does one completed request meet every objective of slo? TTFT, TPOT and E2E per request;
  * ITL as the request's own gaps at slo->percentile. Failed requests never meet it. */
 bool record_meets_slo(const struct req_record *r, const struct slo_cfg *slo);
+/* Replaces s's verdict with v (the stop rule's look: docs/METRICS.md "Stopping when
+ * certain"), and its text with v's. */
+void point_summary_set_verdict(struct point_summary *s, const struct slo_verdict *v);
 /* Computes s from n records. */
 void point_summary_compute(struct point_summary *s, const struct req_record *recs, size_t n,
                            const struct slo_cfg *slo);

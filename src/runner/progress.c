@@ -1,7 +1,17 @@
 #include "runner/progress.h"
 
 #include <math.h>
+#include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
+
+static double heartbeat_s(void)
+{
+    const char *env = getenv("TESTBENCH_HEARTBEAT_S");
+    char *end;
+    double s = env ? strtod(env, &end) : 0;
+    return env && *end == '\0' && s >= 0.1 ? s : PROGRESS_HEARTBEAT_S;
+}
 
 #include "core/human.h"
 
@@ -12,6 +22,8 @@ void progress_begin(struct progress *p, bool enabled, const char *label, size_t 
     p->label = label;
     p->total = total;
     p->start = p->last_t = clock_now();
+    p->lines = !isatty(STDERR_FILENO);
+    p->next_line = p->start + s_to_ns(heartbeat_s());
 }
 
 static void fmt_duration(char *buf, size_t len, double s)
@@ -40,20 +52,63 @@ void progress_draw(struct progress *p)
     char el[48], et[48];
     fmt_duration(el, sizeof(el), elapsed);
     fmt_duration(et, sizeof(et), eta);
-    fprintf(stderr, "\r\033[K[%s] %zu/%zu done, %zu failed | %.0f tok/s | %s elapsed | ETA %s",
-            p->label, p->done, p->total, p->failed, p->rate, el, et);
+    if (p->lines) {
+        /* A log or a pipe: no redrawing, one line now and then so a long point shows life. */
+        if (now < p->next_line)
+            return;
+        p->next_line = now + s_to_ns(heartbeat_s());
+        fprintf(stderr, "[%s] %zu/%zu done, %zu failed | %.0f tok/s | %s elapsed | ETA %s\n",
+                p->label, p->done, p->total, p->failed, p->rate, el, et);
+    } else {
+        fprintf(stderr, "\r\033[K[%s] %zu/%zu done, %zu failed | %.0f tok/s | %s elapsed | ETA %s",
+                p->label, p->done, p->total, p->failed, p->rate, el, et);
+    }
     fflush(stderr);
 }
 
 void progress_end(struct progress *p)
 {
-    if (p->enabled)
+    if (p->enabled && !p->lines)
         fprintf(stderr, "\r\033[K");
 }
 
 static double ms(double s)
 {
     return s * 1e3;
+}
+
+/* The SLO it is judged against, the verdict with its evidence, goodput and attainment (none
+ * without an SLO), the warm-up left out, and why the point stopped. */
+static void print_verdict(FILE *f, const struct point_info *pi, const struct point_summary *s)
+{
+    const struct slo_verdict *v = &s->verdict;
+    if (s->warmup)
+        fprintf(f, "  warm-up    %zu requests (%zu failed) left out of every figure here\n",
+                s->warmup, s->warmup_failed);
+    if (!v->has_slo) {
+        fprintf(f, "  slo        no SLO set\n");
+        return;
+    }
+    fprintf(f, "  slo        p%g of", v->percentile);
+    const char *sep = " ";
+    for (int o = 0; o < OBJ__COUNT; o++) {
+        if (!v->obj[o].present)
+            continue;
+        fprintf(f, "%s%s <= %g ms", sep, slo_objective_name((enum slo_objective)o),
+                v->obj[o].limit_ms);
+        sep = ", ";
+    }
+    fprintf(f, "; a failed request is a miss\n");
+    char line[512];
+    slo_verdict_line(v, line, sizeof(line));
+    fprintf(f, "  verdict    %s\n", line);
+    fprintf(f, "  goodput    %.2f req/s   SLO attainment %.1f%% of %zu requests\n", s->goodput,
+            s->slo_attainment_pct, s->issued);
+    if (pi->ended_by && strcmp(pi->ended_by, "decided") == 0)
+        fprintf(f,
+                "  stopped    once the verdict was certain (requests.stop_when_decided), "
+                "after %zu of %d requests\n",
+                s->issued + s->warmup, pi->num_requests);
 }
 
 void progress_print_summary(FILE *f, const struct point_info *pi, const struct point_summary *s,
@@ -103,8 +158,7 @@ void progress_print_summary(FILE *f, const struct point_info *pi, const struct p
             human_ms(s->ttft_later_turns.n ? ms(s->ttft_later_turns.p50) : NAN, later,
                      sizeof(later)));
     }
-    fprintf(f, "  goodput    %.2f req/s   SLO attainment %.1f%%%s%s\n", s->goodput,
-            s->slo_attainment_pct, s->slo_verdict[0] ? "   verdict: " : "", s->slo_verdict);
+    print_verdict(f, pi, s);
     if (tw && isfinite(tw->gpu_power_mean_w))
         fprintf(f, "  gpu        %.0f W mean   %.0f J   %.3f J/token\n", tw->gpu_power_mean_w,
                 tw->gpu_energy_j,
@@ -121,6 +175,15 @@ void progress_print_summary(FILE *f, const struct point_info *pi, const struct p
                 "  WARNING: the client ran late (dispatch lag p99 %.2f ms, loop lag p99 %.2f ms "
                 "> 1 ms): it may have distorted these numbers\n",
                 ms(pi->dispatch_lag_s.p99), ms(pi->loop_lag_s.p99));
+    if (pi->ended_by && strcmp(pi->ended_by, "duration") == 0)
+        fprintf(f, "  stopped    at requests.duration_s, after %zu of %d requests\n",
+                s->issued + s->warmup, pi->num_requests);
+    if (s->saturated)
+        fprintf(
+            f,
+            "  WARNING: saturated: %.2f requests/s completed of the %.2f offered (below %.0f%%): "
+            "the latencies include a growing queue; lower the rate or add capacity\n",
+            s->achieved_rate, s->offered_rate, SATURATION_RATIO * 100);
     if (s->prompt_off_target)
         fprintf(f,
                 "  WARNING: actual prompt lengths missed their targets by up to %.1f%% (> 2%%)\n",

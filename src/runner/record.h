@@ -60,6 +60,9 @@ struct req_record {
     size_t n_reasoning_events;  /* text events that carried reasoning text and no answer */
     int usage_reasoning_tokens; /* usage.completion_tokens_details.reasoning_tokens; -1 none */
     int cached_tokens;          /* usage.prompt_tokens_details.cached_tokens; -1 none */
+    /* Sent during the point's warm-up (requests.warmup_requests / warmup_s): recorded, left
+     * out of every statistic (docs/METRICS.md "Warm-up"). */
+    bool warmup;
 };
 
 void req_record_init(struct req_record *r);

@@ -199,6 +199,53 @@ static json_t *sessions_json(const struct point_info *pi, const struct point_sum
     return o;
 }
 
+/* summary.verdict (docs/OUTPUTS.md): null without an SLO. */
+static json_t *verdict_json(const struct slo_verdict *v)
+{
+    if (!v->has_slo)
+        return json_null();
+    char line[512];
+    slo_verdict_line(v, line, sizeof(line));
+    json_t *o = json_object();
+    json_object_set_new(o, "state", json_string(slo_verdict_state(v)));
+    json_object_set_new(o, "met", json_boolean(v->met));
+    json_object_set_new(o, "decided", json_boolean(v->decided));
+    json_object_set_new(o, "line", json_string(line));
+    json_object_set_new(o, "percentile", json_real(v->percentile));
+    json_object_set_new(o, "confidence", json_real(v->confidence));
+    json_object_set_new(o, "requests", json_integer((json_int_t)v->requests));
+    json_object_set_new(o, "failed", json_integer((json_int_t)v->failed));
+    json_object_set_new(o, "min_requests", json_integer((json_int_t)v->min_requests));
+    json_object_set_new(o, "objective",
+                        v->shown >= 0
+                            ? json_string(slo_objective_name((enum slo_objective)v->shown))
+                            : json_null());
+    json_t *objs = json_object();
+    for (int k = 0; k < OBJ__COUNT; k++) {
+        const struct objective_verdict *ov = &v->obj[k];
+        if (!ov->present)
+            continue;
+        /* INFINITY (failed requests reach the rank) is written as the string "inf". */
+        json_t *x = json_object();
+        json_object_set_new(x, "limit_ms", json_real(ov->limit_ms));
+        json_object_set_new(x, "value_ms",
+                            isinf(ov->value_ms) ? json_string("inf")
+                                                : json_real_or_null(ov->value_ms));
+        json_object_set_new(x, "ci_low_ms",
+                            isinf(ov->ci_low_ms) ? json_string("inf")
+                                                 : json_real_or_null(ov->ci_low_ms));
+        json_object_set_new(x, "ci_high_ms",
+                            isinf(ov->ci_high_ms) ? json_string("inf")
+                                                  : json_real_or_null(ov->ci_high_ms));
+        json_object_set_new(x, "n", json_integer((json_int_t)ov->n));
+        json_object_set_new(x, "met", json_boolean(ov->met));
+        json_object_set_new(x, "decided", json_boolean(ov->decided));
+        json_object_set_new(objs, slo_objective_name((enum slo_objective)k), x);
+    }
+    json_object_set_new(o, "objectives", objs);
+    return o;
+}
+
 static json_t *summary_json(const struct point_info *pi, const struct point_summary *s,
                             const struct telemetry_window *tw, mono_ns t0,
                             const struct req_record *recs, size_t n)
@@ -233,6 +280,13 @@ static json_t *summary_json(const struct point_info *pi, const struct point_summ
     json_object_set_new(o, "slo_attainment_pct", json_real_or_null(s->slo_attainment_pct));
     json_object_set_new(o, "slo_verdict",
                         s->slo_verdict[0] ? json_string(s->slo_verdict) : json_null());
+    json_object_set_new(o, "verdict", verdict_json(&s->verdict));
+    json_object_set_new(o, "warmup_requests", json_integer((json_int_t)s->warmup));
+    json_object_set_new(o, "warmup_failed", json_integer((json_int_t)s->warmup_failed));
+    json_object_set_new(o, "ended_by", json_string(pi->ended_by ? pi->ended_by : "requests"));
+    json_object_set_new(o, "offered_rate", json_real_or_null(s->offered_rate));
+    json_object_set_new(o, "achieved_rate", json_real_or_null(s->achieved_rate));
+    json_object_set_new(o, "saturated", json_boolean(s->saturated));
     json_object_set_new(o, "tokens_from_events", json_integer((json_int_t)s->tokens_from_events));
     json_object_set_new(o, "usage_implausible", json_integer((json_int_t)s->usage_implausible));
     json_object_set_new(o, "prompt_error_max_pct", json_real_or_null(s->prompt_error_max_pct));
@@ -309,6 +363,7 @@ static json_t *record_json(const struct req_record *r, const char *tenant, mono_
     json_object_set_new(o, "e2e", json_real_or_null(l.e2e));
     json_object_set_new(o, "e2e_sched", json_real_or_null(l.e2e_sched));
     json_object_set_new(o, "status", json_string(status_name(r->status)));
+    json_object_set_new(o, "warmup", json_boolean(r->warmup));
     json_object_set_new(o, "http_status",
                         r->http_status ? json_integer((json_int_t)r->http_status) : json_null());
     /* Server-supplied text: may quote a secret (the key it refused), may not be UTF-8. */
@@ -349,6 +404,9 @@ static const char *const csv_columns[] = {
     "tool_version", "server_version", "gpu", "config_file", "partial",
     "ttfa_p50_ms", "ttfa_p99_ms", "reasoning_tokens_total", "cached_prompt_pct", "sessions",
     "session_turns_skipped", "ttft_first_turn_p50_ms", "ttft_later_turns_p50_ms",
+    "warmup_requests", "slo_state", "slo_objective", "slo_value_ms", "slo_ci_low_ms",
+    "slo_ci_high_ms", "slo_confidence", "slo_requests", "slo_min_requests", "ended_by",
+    "offered_rate", "achieved_rate", "saturated",
 };
 /* clang-format on */
 #define N_CSV_COLUMNS (sizeof(csv_columns) / sizeof(csv_columns[0]))
@@ -417,6 +475,37 @@ static void csv_dist5_ms(struct csv_row *row, const struct dist *d)
 }
 
 #define TW(field) (tw ? tw->field : NAN)
+
+/* The verdict's evidence (docs/OUTPUTS.md "summary.csv"): empty cells without an SLO. */
+static void csv_verdict(struct csv_row *row, const struct point_info *pi,
+                        const struct point_summary *s)
+{
+    const struct slo_verdict *v = &s->verdict;
+    const struct objective_verdict *ov = v->shown >= 0 ? &v->obj[v->shown] : NULL;
+    csv_int(row, (long long)s->warmup);
+    csv_raw(row, slo_verdict_state(v));
+    csv_raw(row, ov ? slo_objective_name((enum slo_objective)v->shown) : "");
+    const double ends[3] = {ov ? ov->value_ms : NAN, ov ? ov->ci_low_ms : NAN,
+                            ov ? ov->ci_high_ms : NAN};
+    for (int k = 0; k < 3; k++) {
+        if (isinf(ends[k])) /* failed requests reach the rank */
+            csv_raw(row, "inf");
+        else
+            csv_num(row, ends[k]);
+    }
+    csv_num(row, v->has_slo ? v->confidence : NAN);
+    if (v->has_slo) {
+        csv_int(row, (long long)v->requests);
+        csv_int(row, (long long)v->min_requests);
+    } else {
+        csv_raw(row, "");
+        csv_raw(row, "");
+    }
+    csv_raw(row, pi->ended_by ? pi->ended_by : "requests");
+    csv_num(row, s->offered_rate);
+    csv_num(row, s->achieved_rate);
+    csv_bool(row, s->saturated);
+}
 
 /* The run's identity in every row, so a summary.csv on its own says what made it. */
 static void csv_identity(struct csv_row *row, json_t *const meta[META__COUNT])
@@ -525,6 +614,7 @@ static int csv_add_row(struct buf *b, const struct point_info *pi, const struct 
     }
     csv_num(&row, s->ttft_first_turn.p50 * 1e3);
     csv_num(&row, s->ttft_later_turns.p50 * 1e3);
+    csv_verdict(&row, pi, s);
     if (!row.rc)
         row.rc = buf_puts(b, "\n");
     if (!row.rc && row.cells != N_CSV_COLUMNS)

@@ -31,6 +31,10 @@ struct point_info {
     bool partial;               /* cut short: a checkpoint mid-point, or Ctrl-C */
     /* Session turns never sent because an earlier turn of theirs failed. */
     size_t session_turns_skipped;
+    /* Why the point stopped sending: "requests" (num_requests sent), "duration"
+     * (requests.duration_s), "decided" (requests.stop_when_decided), "interrupted"; NULL =
+     * "requests". */
+    const char *ended_by;
     size_t point; /* the point's index in the config's sweep (detailed.json "point") */
 };
 

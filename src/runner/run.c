@@ -32,6 +32,7 @@
 #include "core/version.h"
 #include "engine/calibration.h"
 #include "runner/client.h"
+#include "runner/estimate.h"
 #include "runner/probe.h"
 #include "runner/progress.h"
 #include "runner/ptimer.h"
@@ -39,6 +40,7 @@
 #include "runner/results.h"
 #include "runner/schedule.h"
 #include "runner/session.h"
+#include "runner/verdict.h"
 #include "sim/sim.h"
 #include "telemetry/telemetry.h"
 #include "workload/workload.h"
@@ -165,6 +167,12 @@ struct point_run {
     size_t events0; /* client_events() when the point started */
     struct event *progress_ev;
     struct progress progress;
+    /* Ending before num_requests (docs/METRICS.md "Warm-up, run length and stopping"). */
+    mono_ns start;               /* the first request's due time */
+    mono_ns deadline;            /* requests.duration_s; 0 = none */
+    struct slo_stopper *stopper; /* requests.stop_when_decided; NULL = off */
+    bool drained;                /* stopped sending, let what was in flight finish */
+    const char *ended_by;        /* NULL = "requests" */
 };
 
 /* ---- distributed load (struct run_share in run.h) ----------------------------------- */
@@ -190,6 +198,7 @@ static int share_cap(const struct runner *r, int c)
 /* ---- dispatch ------------------------------------------------------------------------ */
 
 static void tenant_start(struct tenant_run *tr, size_t i);
+static void point_drain(struct point_run *pr, const char *why);
 
 static void point_maybe_done(struct point_run *pr)
 {
@@ -211,6 +220,9 @@ static void on_request_done(void *ctx, struct req_record *rec)
         session_on_done(tr->sessions, (size_t)(rec - tr->recs), rec);
     else if (!pr->stopping && tr->fifo_head < tr->fifo_tail)
         tenant_start(tr, tr->fifo[tr->fifo_head++]);
+    if (pr->stopper && !pr->stopping &&
+        slo_stopper_done(pr->stopper, (size_t)tr->index, (size_t)(rec - tr->recs), rec))
+        point_drain(pr, "decided");
     point_maybe_done(pr);
 }
 
@@ -228,6 +240,11 @@ static void tenant_start(struct tenant_run *tr, size_t i)
     };
     tr->in_flight++;
     tr->sent++;
+    /* Decided before the transfer starts: with loop threads the record is theirs after. */
+    const struct requests_cfg *wcfg = &tr->tc->requests;
+    tr->recs[i].warmup =
+        tr->sent <= (size_t)wcfg->warmup_requests ||
+        (wcfg->warmup_s > 0 && clock_now() < tr->pr->start + s_to_ns(wcfg->warmup_s));
     int rc = 0;
     if (tr->sessions && session_fill_request(tr->sessions, i, &tr->prompts[i], &tr->recs[i], &rq))
         req_record_fail(&tr->recs[i], REQ_CLIENT_LIMIT,
@@ -319,11 +336,30 @@ static void on_tenant_timer(void *arg, mono_ns now)
     tenant_arm(tr);
 }
 
-static void point_stop(struct point_run *pr)
+/* Stops sending for good (duration_s, stop_when_decided): nothing more is released, and what
+ * is in flight finishes and counts. */
+static void point_drain(struct point_run *pr, const char *why)
 {
     if (pr->stopping)
         return;
     pr->stopping = true;
+    pr->drained = true;
+    pr->ended_by = why;
+    for (size_t t = 0; t < pr->n_tenants; t++) {
+        ptimer_cancel(pr->tenants[t].timer);
+        session_set_stop(pr->tenants[t].sessions);
+        atomic_store(&pr->tenants[t].prompt_stop, true);
+    }
+    point_maybe_done(pr);
+}
+
+static void point_stop(struct point_run *pr)
+{
+    if (pr->stopping && !pr->drained)
+        return;
+    pr->stopping = true;
+    pr->drained = false; /* Ctrl-C during a drain: the point is cut short after all */
+    pr->ended_by = "interrupted";
     for (size_t t = 0; t < pr->n_tenants; t++) {
         ptimer_cancel(pr->tenants[t].timer);
         session_set_stop(pr->tenants[t].sessions);
@@ -340,6 +376,8 @@ static void on_heartbeat(void *arg, mono_ns now)
     dvec_push(&pr->loop_lag, ptimer_probe_tick(pr->heartbeat, &pr->hb_expected, HEARTBEAT_NS, now));
     if (interrupted)
         point_stop(pr);
+    else if (pr->deadline && now >= pr->deadline)
+        point_drain(pr, "duration");
 }
 
 static void on_progress(evutil_socket_t fd, short what, void *arg)
@@ -603,6 +641,7 @@ static void outcome_add(struct run_outcome *o, const struct point_info *pi,
     p->rate = pi->rate;
     p->client_distorted = pi->client_distorted;
     p->partial = pi->partial;
+    p->ended_by = pi->ended_by ? pi->ended_by : "requests";
     p->summary = *s;
     p->have_telemetry = tw != NULL;
     if (tw)
@@ -630,6 +669,10 @@ static void point_collect(struct runner *r, struct point_run *pr, const struct p
                 sent[n++] = tr->recs[i];
         struct point_summary s;
         point_summary_compute(&s, sent, n, &tr->tc->slo);
+        /* A point that stopped once certain keeps the verdict that stopped it. */
+        struct slo_verdict look;
+        if (!checkpoint && pr->drained && slo_stopper_decided(pr->stopper, t, &look))
+            point_summary_set_verdict(&s, &look);
         struct telemetry_window tw;
         bool have_tw = telem_window(r, t, s.window_start, s.window_end, &tw);
         struct point_info pi = {
@@ -646,7 +689,8 @@ static void point_collect(struct runner *r, struct point_run *pr, const struct p
             .client_distorted = (dl.n && dl.p99 > LATE_LIMIT_S) ||
                                 (ll.n && ll.p99 > LATE_LIMIT_S) ||
                                 (!checkpoint && tr->prompt_waits > 0),
-            .partial = checkpoint || pr->stopping,
+            .partial = checkpoint || (pr->stopping && !pr->drained),
+            .ended_by = checkpoint ? NULL : pr->ended_by,
             .session_turns_skipped = checkpoint ? 0 : tr->turns_skipped, /* the loop writes it */
             .point = k->index,
         };
@@ -795,6 +839,26 @@ static void on_checkpoint(evutil_socket_t fd, short what, void *arg)
     pr->ck.running = pthread_create(&pr->ck.thread, NULL, checkpoint_main, pr) == 0;
 }
 
+/* The point's own ends besides num_requests: the earliest tenant's duration_s, and the stop
+ * rule of the tenants that ask for it (the point stops once all of them are decided). A worker
+ * of a distributed run holds a share of the requests, not the sample the rule looks at: it
+ * runs its share to the cap, and the merged point is judged once on all of them. */
+static void point_limits(struct point_run *pr)
+{
+    double duration = NAN;
+    for (size_t t = 0; t < pr->n_tenants; t++) {
+        const struct requests_cfg *rq = &pr->tenants[t].tc->requests;
+        if (!isnan(rq->duration_s) && !(rq->duration_s >= duration))
+            duration = rq->duration_s;
+        if (!rq->stop_when_decided || pr->r->args.share)
+            continue;
+        if (!pr->stopper)
+            pr->stopper = slo_stopper_new(pr->n_tenants);
+        slo_stopper_tenant(pr->stopper, t, &pr->tenants[t].tc->slo, pr->tenants[t].n);
+    }
+    pr->deadline = isnan(duration) ? 0 : pr->start + s_to_ns(duration);
+}
+
 static int point_run(struct runner *r, const struct point_key *k)
 {
     struct point_run pr;
@@ -837,7 +901,10 @@ static int point_run(struct runner *r, const struct point_key *k)
             rc = -ECANCELED; /* the other workers cannot start it with this one */
             goto out;
         }
-        progress_begin(&pr.progress, !r->args.quiet && isatty(STDERR_FILENO), label, pr.total);
+        progress_begin(&pr.progress, !r->args.quiet || r->args.heartbeat,
+                       r->args.label ? r->args.label : label, pr.total);
+        pr.start = start;
+        point_limits(&pr);
         for (size_t t = 0; t < pr.n_tenants; t++) {
             struct tenant_run *tr = &pr.tenants[t];
             for (size_t i = 0; i < tr->n; i++)
@@ -873,6 +940,8 @@ static int point_run(struct runner *r, const struct point_key *k)
         progress_end(&pr.progress);
         checkpoint_join(&pr);
         point_collect(r, &pr, k, NULL);
+        slo_stopper_free(pr.stopper); /* it borrowed the records */
+        pr.stopper = NULL;
         /* A failed write does not stop the run: the point is held in memory, said once, and
          * written with the next flush (or to the fallback directory at the end). */
         (void)flush_results(r);
@@ -1487,6 +1556,8 @@ int run_config(struct config *cfg, const struct run_options *o, struct run_outco
         return out->exit_code = TB_EXIT_RUNTIME;
     }
     client_reserve_descriptors((size_t)(streams_planned(&r.cfg) + FD_RESERVE));
+    if (!r.args.quiet)
+        run_estimate_print(stdout, &r.cfg);
     interrupted = 0;
     struct sigaction sa, old_int, old_term, old_hup;
     memset(&sa, 0, sizeof(sa));

@@ -41,6 +41,8 @@ struct run_options {
     bool keep_handler; /* a second Ctrl-C does not kill the process (the caller has servers
                           to stop); the first one always ends the run with partial files */
     int threads;       /* loop threads for the transfers; 0 = from the load (run.c) */
+    bool heartbeat;    /* progress (a line every 30 s outside a terminal) even when quiet */
+    const char *label; /* the progress line's name for the point; NULL = "point i/n" */
     const struct run_share *share; /* borrowed; NULL = this process makes the whole load */
 };
 
@@ -51,6 +53,7 @@ struct run_point {
     double rate;        /* INFINITY = closed loop */
     bool client_distorted;
     bool partial;
+    const char *ended_by; /* static: "requests", "duration", "decided", "interrupted" */
     struct point_summary summary;
     bool have_telemetry;
     struct telemetry_window telemetry;

@@ -171,6 +171,7 @@ int load_record_from_json(const json_t *j, mono_ns t0, int tenant, struct req_re
     else
         out->n_reasoning_events = reasoning > 0 ? (size_t)reasoning : 0;
     out->cached_tokens = (int)rd_int(&r, "cached_tokens", -1);
+    out->warmup = json_is_true(json_object_get(j, "warmup")); /* left out of the statistics */
     if (r.rc)
         req_record_release(out);
     return r.rc;

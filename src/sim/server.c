@@ -154,6 +154,16 @@ static void reply_status(struct sim_server *srv, struct evhttp_request *req, int
     reply_error(srv, req, &e);
 }
 
+/* --fail-pct: does generation request number k (0-based) fail? Evenly spread: when
+ * floor((k + 1) P / 100) passes floor(k P / 100). */
+static bool shed_load(struct sim_server *srv)
+{
+    if (!srv->fail_pct)
+        return false;
+    uint64_t k = srv->generations++;
+    return (k + 1) * (uint64_t)srv->fail_pct / 100 > k * (uint64_t)srv->fail_pct / 100;
+}
+
 static void reply_buf(struct sim_server *srv, struct evhttp_request *req)
 {
     reply_json(req, 200, "OK", srv->body.data ? srv->body.data : "", srv->body.len);
@@ -554,10 +564,13 @@ static void on_request(struct evhttp_request *req, void *arg)
             reply_buf(srv, req);
         break;
     case R_COMPLETIONS:
-        handle_generate(srv, req, false);
-        break;
     case R_CHAT:
-        handle_generate(srv, req, true);
+        if (shed_load(srv)) {
+            sim_error_set(&e, srv->fail_status, "simulated failure (--fail-pct %d)", srv->fail_pct);
+            reply_error(srv, req, &e);
+            break;
+        }
+        handle_generate(srv, req, r->id == R_CHAT);
         break;
     }
 }
@@ -819,6 +832,8 @@ static int server_new(struct sim_server **out, const struct sim_options *o, char
     srv->tokenize_llamacpp = o->tokenize_llamacpp;
     srv->reasoning_tokens = o->reasoning_tokens > 0 ? o->reasoning_tokens : 0;
     srv->prompt_tokens_details = o->prompt_tokens_details;
+    srv->fail_pct = o->fail_pct > 0 && o->fail_pct <= 100 ? o->fail_pct : 0;
+    srv->fail_status = o->fail_status >= 400 && o->fail_status <= 599 ? o->fail_status : 503;
 
     struct engine_config ec = o->engine;
     if (ec.num_lora_slots == 0)

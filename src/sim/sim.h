@@ -33,6 +33,12 @@ struct sim_options {
     /* vLLM's --enable-prompt-tokens-details: usage.prompt_tokens_details.cached_tokens. */
     bool prompt_tokens_details;
     struct sim_gpu *gpu; /* borrowed: a GPU time-sliced with other servers, or NULL (its own) */
+    /* --fail-pct P / --fail-status CODE: a server that sheds load. P % of the generation
+     * requests (spread evenly: request k fails when the running count of P % crosses a whole
+     * request, so the first one always passes) answer CODE (default 503) with an OpenAI error
+     * document, for testing how failures count against a verdict. 0 = none. */
+    int fail_pct;
+    int fail_status;
 };
 
 void sim_options_init(struct sim_options *o); /* defaults above */

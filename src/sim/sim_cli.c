@@ -30,6 +30,7 @@ static const char usage[] =
     "    [--block-size N] [--lora-modules NAME=PATH ...] [--seed N] [--trace FILE]\n"
     "    [--catalog DIR] [--calibration FILE] [--idle-timeout S] [--tokenize-llamacpp]\n"
     "    [--reasoning-tokens N] [--enable-prompt-tokens-details] [--quiet]\n"
+    "    [--fail-pct P] [--fail-status CODE]\n"
     "    [--instance port=P,gpu-memory-utilization=F[,KEY=VALUE...] ...]\n"
     "  --instance (repeated): one server per instance, all on one simulated GPU; KEY is any\n"
     "  flag above without \"--\" but lora-modules, calibration and quiet; port defaults to\n"
@@ -74,6 +75,8 @@ static const struct flag flags[] = {
     {"--enable-prompt-tokens-details", F_TRUE, OPT(prompt_tokens_details)},
     {"--quiet", F_TRUE, OPT(quiet)},
     {"--tokenize-llamacpp", F_TRUE, OPT(tokenize_llamacpp)},
+    {"--fail-pct", F_INT, OPT(fail_pct)},
+    {"--fail-status", F_INT, OPT(fail_status)},
     {"--instance", F_INSTANCE, 0},
 };
 
@@ -350,6 +353,11 @@ int sim_main(int argc, char **argv)
     }
     if (help) {
         fputs(usage, stdout);
+        goto out;
+    }
+    if (o.fail_pct > 100 || (o.fail_status && (o.fail_status < 400 || o.fail_status > 599))) {
+        fprintf(stderr, "testbench sim: --fail-pct must be 0..100 and --fail-status 400..599\n");
+        code = TB_EXIT_USAGE;
         goto out;
     }
     struct cost_calibration cal;

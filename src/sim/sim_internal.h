@@ -245,6 +245,8 @@ struct sim_server {
      * --enable-prompt-tokens-details: usage carries prompt_tokens_details.cached_tokens. */
     int reasoning_tokens;
     bool prompt_tokens_details;
+    int fail_pct, fail_status; /* --fail-pct, --fail-status (sim.h) */
+    uint64_t generations;      /* generation requests seen, for --fail-pct */
     /* accept() failing for lack of descriptors or memory: the listener pauses (a level-
      * triggered listener would otherwise spin on the same error) and the log is rate-limited */
     struct evconnlistener *listener;

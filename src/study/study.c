@@ -542,8 +542,10 @@ int study_main(int argc, char **argv)
     if (!st.args.quiet)
         printf("\nstudy folder: %s\n", st.dir);
     rc = study_measure_all(&st);
-    if (!st.args.quiet && !st.shard && !st.hands_off && !st.args.prepare)
+    if (!st.args.quiet && !st.shard && !st.hands_off && !st.args.prepare) {
         study_print_guidance(&st);
+        study_print_measuring(&st);
+    }
 out:
     if (rc == TB_EXIT_INTERRUPTED && st.doc) {
         log_warn("study interrupted: finished setups and measured points are in %s; continue "

@@ -57,6 +57,25 @@ const char *const study_csv_columns[] = {
     "run_telemetry",
     "server_log",
     "side_by_side",
+    /* The verdict's evidence and the probe's cost (docs/STUDY.md "study.csv"). */
+    "max_users_decided",
+    "slo_state",
+    "slo_decided",
+    "slo_objective",
+    "slo_percentile",
+    "slo_confidence",
+    "slo_limit_ms",
+    "slo_value_ms",
+    "slo_ci_low_ms",
+    "slo_ci_high_ms",
+    "slo_requests",
+    "slo_min_requests",
+    "slo_failed",
+    "slo_line",
+    "warmup_requests",
+    "ended_by",
+    "probe_s",
+    "probe_fixed_s",
 };
 const size_t study_csv_n_columns = sizeof(study_csv_columns) / sizeof(study_csv_columns[0]);
 

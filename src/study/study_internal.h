@@ -103,8 +103,9 @@ int study_servable(const struct study *st, size_t si, struct servable *sv);
 const struct slo_cfg *study_workload_slo(const struct study *st, size_t wi);
 /* The study's or the workload entry's SLO into a probe's (or the loaded workload's) config. */
 void study_workload_apply(const struct study *st, size_t wi, struct config *cfg);
-/* Requests a probe of `users` sends: max(users x requests_per_user, min_requests), whole
- * conversations per user with sessions (plan_probe_requests). */
+/* Turns per conversation of workload wi's users, or 0 for closed-loop streams. */
+int study_turns(const struct study *st, size_t wi);
+/* Requests a probe of `users` of workload wi sends at most (probe.c): warm-up and cap. */
 int study_requests_for(const struct study *st, size_t wi, int users);
 /* A probe's benchmark.seed: fresh prompts for every probe. */
 uint64_t study_probe_seed(uint64_t seed, size_t wi, int users);
@@ -116,8 +117,29 @@ int study_predict(const struct study *st, size_t si, size_t wi, int users,
 int study_check_plannable(const struct study *st);
 /* The plan's most users within the SLO, -1 unknown. */
 int study_predict_max_users(const struct study *st, size_t si, size_t wi, int prompt, int output);
-/* Measuring time the plan expects for a setup x workload, seconds. */
-double study_expected_seconds(const struct study *st, size_t si, size_t wi, int max_users);
+/* ---- probe.c: a probe's size, and what measuring costs ---- */
+struct probe_size {
+    int warmup; /* requests left out first: users x study.warmup_per_user */
+    int look;   /* the stop rule looks once this many after the warm-up have finished */
+    int cap;    /* the most after the warm-up */
+    int total;  /* warmup + cap: the run's num_requests */
+    bool stops; /* study.stop_when_decided and an SLO to decide */
+};
+void study_probe_size(const struct study *st, size_t wi, int users, struct probe_size *out);
+/* Measuring time the plan expects for a setup x workload, seconds, stopping when certain;
+ * *fixed_s (may be NULL): the same with every probe to its cap. */
+double study_expected_seconds(const struct study *st, size_t si, size_t wi, int max_users,
+                              double *fixed_s);
+/* A row's probe_s (measured) and probe_fixed_s (its cap's time, scaled from it). */
+void study_probe_times(json_t *row, double spent_s, size_t sent, int total);
+struct measuring_totals {
+    size_t probes, stopped, undecided;
+    double spent_s, fixed_s;
+};
+/* Over every measured row of the study (resumed ones too). */
+void study_measuring_totals(const struct study *st, struct measuring_totals *t);
+void study_measuring_save(struct study *st); /* study.json "measuring" */
+void study_print_measuring(const struct study *st);
 
 /* ---- study_rows.c: study.json's rows and setup states ---- */
 void study_row_set_pair(json_t *row, const char *name, json_t *pred, json_t *meas);

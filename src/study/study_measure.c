@@ -45,9 +45,16 @@ static int probe_config(struct cell *c, int users, struct config *cfg)
     free(cfg->benchmark.output_prefix);
     cfg->benchmark.output_prefix = xasprintf("%s_u%d", st->wl[c->wi].name, users);
     cfg->benchmark.seed = study_probe_seed(cfg->benchmark.seed, c->wi, users);
+    /* The probe's size and its stop rule (probe.c); set before the closed loop copies the
+     * requests into its one tenant. */
+    struct probe_size ps;
+    study_probe_size(st, c->wi, users, &ps);
+    cfg->requests.warmup_requests = ps.warmup;
+    cfg->requests.warmup_s = 0;
+    cfg->requests.duration_s = NAN;
+    cfg->requests.stop_when_decided = ps.stops;
     bool sessions = st->wl[c->wi].sessions;
-    if (config_set_closed_loop(cfg, users, study_requests_for(st, c->wi, users), c->context,
-                               sessions)) {
+    if (config_set_closed_loop(cfg, users, ps.total, c->context, sessions)) {
         log_error("study: workload %s has named tenants; a study measures one tenant",
                   st->wl[c->wi].name);
         config_release(cfg);
@@ -62,8 +69,9 @@ static double json_num_or_nan(const json_t *o, const char *key)
     return json_is_number(v) ? json_number_value(v) : NAN;
 }
 
-/* One line per probe: its percentiles beside the plan's, "–" where a value is unknown (a
- * failed probe), and its verdict in words. */
+/* The probe's two lines: the plan beside what was measured ("–" where a value is unknown, a
+ * failed probe), then the verdict with its interval, how many requests it rests on, and
+ * whether the probe stopped once certain. */
 static void print_probe(const json_t *row, int users)
 {
     char a[32], b[32], c[32], d[32];
@@ -75,10 +83,21 @@ static void print_probe(const json_t *row, int users)
            human_ms(json_num_or_nan(row, "pred_ttft_p95_ms"), b, sizeof(b)),
            human_ms(json_num_or_nan(row, "meas_tpot_p50_ms"), c, sizeof(c)),
            human_ms(json_num_or_nan(row, "pred_tpot_p50_ms"), d, sizeof(d)),
-           json_is_true(met)    ? "meets the SLO"
+           json_is_true(met)    ? (json_is_true(json_object_get(row, "slo_decided"))
+                                       ? "meets the SLO"
+                                       : "meets the SLO by the estimate")
            : json_is_false(met) ? "misses the SLO"
                                 : status,
            !json_is_true(met) && reason ? ": " : "", !json_is_true(met) && reason ? reason : "");
+    const char *line = json_string_value(json_object_get(row, "slo_line"));
+    if (line) {
+        const char *by = json_string_value(json_object_get(row, "ended_by"));
+        printf("                %s%s, %.1f s\n", line,
+               by && strcmp(by, "decided") == 0                     ? "; stopped once certain"
+               : json_is_false(json_object_get(row, "slo_decided")) ? "; undecided at the cap"
+                                                                    : "",
+               json_number_value(json_object_get(row, "probe_s")));
+    }
     fflush(stdout);
 }
 
@@ -115,16 +134,28 @@ static int measure(struct cell *c, int users, const char *role, json_t **row_out
         json_object_set_new(row, "status", json_string("failed"));
         json_object_set_new(row, "reason", json_string("the workload config cannot be loaded"));
     } else {
-        struct run_options ro = {
-            .endpoint = c->endpoint, .quiet = true, .wait_s = 30, .keep_handler = true};
+        char label[96];
+        snprintf(label, sizeof(label), "%.60s, %d users", st->setups[c->si].id, users);
+        struct run_options ro = {.endpoint = c->endpoint,
+                                 .quiet = true,
+                                 .wait_s = 30,
+                                 .keep_handler = true,
+                                 .heartbeat = !st->args.quiet,
+                                 .label = label};
         struct run_outcome out;
+        int total = cfg.requests.num_requests;
+        mono_ns t0 = clock_now();
         int ec = run_config(&cfg, &ro, &out);
+        double spent = (double)(clock_now() - t0) / NS_PER_S;
         log_set_quiet(st->args.quiet);
         json_object_set_new(row, "run_detailed", study_rel_path(st, out.detailed_path));
         json_object_set_new(row, "run_summary", study_rel_path(st, out.summary_path));
         json_object_set_new(row, "run_telemetry", study_rel_path(st, out.telemetry_path));
-        if (out.n_points > 0)
+        if (out.n_points > 0) {
+            const struct point_summary *s = &out.points[0].summary;
             study_row_measured(row, &out.points[0]);
+            study_probe_times(row, spent, s->issued + s->warmup, total);
+        }
         if (ec == TB_EXIT_INTERRUPTED || (out.n_points && out.points[0].partial)) {
             json_object_set_new(row, "status", json_string("interrupted"));
             rc = TB_EXIT_INTERRUPTED;
@@ -193,9 +224,22 @@ static int capacity_probe(void *ctx, int users, bool *met)
     return rc;
 }
 
-/* Every row of the cell gets the answer: measured max users beside the plan's. */
-static void cell_finish(struct cell *c, int max_users, bool known)
+/* Was the verdict at `users` decided (the interval on one side of every limit)? A count never
+ * measured (0 users, above the ceiling) needs no evidence. */
+static bool probe_decided(const struct cell *c, int users)
 {
+    char key[16];
+    snprintf(key, sizeof(key), "%d", users);
+    const json_t *row = json_object_get(c->measured, key);
+    return !row || !json_is_false(json_object_get(row, "slo_decided"));
+}
+
+/* Every row of the cell gets the answer: measured max users beside the plan's, and whether
+ * both probes it rests on (the count that met, the next one that missed) were decided. */
+static void cell_finish(struct cell *c, int max_users, bool known, bool at_ceiling)
+{
+    bool decided =
+        known && probe_decided(c, max_users) && (at_ceiling || probe_decided(c, max_users + 1));
     json_t *row;
     const char *k;
     json_object_foreach(c->measured, k, row)
@@ -203,6 +247,7 @@ static void cell_finish(struct cell *c, int max_users, bool known)
         study_row_set_pair(row, "max_users",
                            c->pred_max >= 0 ? json_integer(c->pred_max) : json_null(),
                            known ? json_integer(max_users) : json_null());
+        json_object_set_new(row, "max_users_decided", known ? json_boolean(decided) : json_null());
     }
 }
 
@@ -233,11 +278,16 @@ static int measure_cell(struct cell *c)
         int start = c->pred_max > 0 ? c->pred_max : 1;
         rc = capacity_search(start, sc->max_users, capacity_probe, c, &cr);
         known = rc == 0;
+        bool sure =
+            probe_decided(c, cr.max_users) && (cr.at_ceiling || probe_decided(c, cr.max_users + 1));
         if (known && !st->args.quiet)
-            printf("    capacity: %d users within the SLO%s (plan %d), %d probes\n", cr.max_users,
-                   cr.at_ceiling ? " or more (the search ceiling)" : "", c->pred_max, cr.probes);
+            printf("    capacity: %d users within the SLO%s (plan %d), %d probes%s\n", cr.max_users,
+                   cr.at_ceiling ? " or more (the search ceiling)" : "", c->pred_max, cr.probes,
+                   sure ? ", its verdicts decided"
+                        : "; a verdict it rests on was undecided at its cap (the answer may be off "
+                          "by one)");
     }
-    cell_finish(c, cr.max_users, known);
+    cell_finish(c, cr.max_users, known, cr.at_ceiling);
     return rc;
 }
 

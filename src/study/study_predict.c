@@ -119,19 +119,18 @@ static void plan_query_fill(const struct study *st, size_t si, size_t wi, int pr
     q->prompt_tokens = prompt;
     q->output_tokens = output;
     q->users = users;
-    q->requests = 0;
-    /* The probes' request count, so that the plan judges what will be measured. */
+    /* The probe's request count (its warm-up and cap: probe.c), so that the plan judges what
+     * will be measured; plan_max_users sizes each count by the policy below instead. */
+    q->requests = study_requests_for(st, wi, users);
     q->requests_per_user = st->cfg.study.requests_per_user;
     q->min_requests = st->cfg.study.min_requests;
     q->slo = *study_workload_slo(st, wi);
     q->calibration = st->args.calibration;
 }
 
-int study_requests_for(const struct study *st, size_t wi, int users)
+int study_turns(const struct study *st, size_t wi)
 {
-    int turns = st->wl[wi].sessions ? probe_session(st, wi).turns : 0;
-    return plan_probe_requests(users, st->cfg.study.requests_per_user, st->cfg.study.min_requests,
-                               turns);
+    return st->wl[wi].sessions ? probe_session(st, wi).turns : 0;
 }
 
 int study_check_plannable(const struct study *st)
@@ -283,26 +282,4 @@ int study_predict_max_users(const struct study *st, size_t si, size_t wi, int pr
             bad = mid;
     }
     return ok;
-}
-
-/* ==== Terminal tables ==== */
-
-/* Measuring time the plan expects: each target point, and for the search the predicted answer
- * and one more user (two points when the plan is right). */
-double study_expected_seconds(const struct study *st, size_t si, size_t wi, int max_users)
-{
-    const struct study_cfg *sc = &st->cfg.study;
-    double total = 0;
-    struct plan_prediction p;
-    int prompt, output, context;
-    for (size_t u = 0; u < sc->users.n; u++)
-        if (!study_predict(st, si, wi, sc->users.v[u], &p, &prompt, &output, &context) &&
-            p.simulated)
-            total += p.duration_s;
-    const int probes[] = {max_users > 0 ? max_users : 1, max_users + 1};
-    for (size_t k = 0; sc->capacity_search && k < 2; k++)
-        if (probes[k] <= sc->max_users &&
-            !study_predict(st, si, wi, probes[k], &p, &prompt, &output, &context) && p.simulated)
-            total += p.duration_s;
-    return total;
 }

@@ -91,9 +91,9 @@ void study_print_plan(struct study *st)
         wlw = (int)strlen(st->wl[wi].name) > wlw ? (int)strlen(st->wl[wi].name) : wlw;
     printf("  %-*s %-*s %10s %10s %9s %10s %9s\n", idw, "setup", wlw, "workload", "KV tokens",
            "TTFT p95", "TPOT p50", "tok/s/user", "capacity");
-    double seconds = 0;
+    double seconds = 0, fixed = 0;
     size_t launched = 0;
-    for (size_t si = 0; si < st->n_setups; si++) {
+    for (size_t si = 0; si < st->n_setups && !study_stop_requested; si++) {
         bool any = false;
         for (size_t wi = 0; wi < st->n_wl; wi++) {
             int users = st->cfg.study.users.v[0];
@@ -110,7 +110,9 @@ void study_print_plan(struct study *st)
             }
             any = true;
             int mx = study_predict_max_users(st, si, wi, prompt, output);
-            seconds += study_expected_seconds(st, si, wi, mx);
+            double f = 0;
+            seconds += study_expected_seconds(st, si, wi, mx, &f);
+            fixed += f;
             char ttft[24], tpot[24], cap[24], tps[24];
             human_ms(p.ttft.p95 * 1e3, ttft, sizeof(ttft));
             human_ms(p.tpot.p50 * 1e3, tpot, sizeof(tpot));
@@ -124,14 +126,16 @@ void study_print_plan(struct study *st)
         }
         launched += any;
     }
-    char took[32];
+    char took[32], fixed_took[32];
     human_ms(seconds * 1e3, took, sizeof(took));
+    human_ms(fixed * 1e3, fixed_took, sizeof(fixed_took));
     printf("  TTFT p95, TPOT p50 and tok/s/user at %d users; capacity = the most users the plan "
            "expects within the SLO (>= : the search ceiling, %d)\n",
            st->cfg.study.users.v[0], st->cfg.study.max_users);
     printf("  %zu of %zu setups to launch; measuring them takes about %s if the plan is right "
-           "(plus each server's start-up)\n",
-           launched, st->n_setups, took);
+           "(plus each server's start-up), stopping each probe once its verdict is certain; "
+           "every probe to its cap would take %s\n",
+           launched, st->n_setups, took, fixed_took);
     if (st->args.plan_only)
         study_print_guidance(st);
     fflush(stdout);

@@ -109,6 +109,44 @@ void study_row_predicted(json_t *r, const struct plan_prediction *p, long meas_k
     json_object_set_new(r, "server_log", json_null());
 }
 
+/* A number, "inf" (failed requests reach it) or null (no such value). */
+static json_t *ms_or_inf(double ms)
+{
+    return isinf(ms) ? json_string("inf") : num_or_null(ms);
+}
+
+/* The verdict's evidence (docs/STUDY.md "study.csv"): what the guidance cell and the report
+ * show beside "meets" or "misses", e.g. "meets, p95 TTFT 0.62 s [0.55, 0.70], 240 requests". */
+static void study_row_verdict(json_t *r, const struct run_point *pt)
+{
+    const struct point_summary *s = &pt->summary;
+    const struct slo_verdict *v = &s->verdict;
+    const struct objective_verdict *ov = v->shown >= 0 ? &v->obj[v->shown] : NULL;
+    char line[512];
+    slo_verdict_line(v, line, sizeof(line));
+    json_object_set_new(r, "slo_state",
+                        v->has_slo ? json_string(slo_verdict_state(v)) : json_null());
+    json_object_set_new(r, "slo_decided", v->has_slo ? json_boolean(v->decided) : json_null());
+    json_object_set_new(r, "slo_objective",
+                        ov ? json_string(slo_objective_name((enum slo_objective)v->shown))
+                           : json_null());
+    json_object_set_new(r, "slo_percentile", v->has_slo ? json_real(v->percentile) : json_null());
+    json_object_set_new(r, "slo_confidence", v->has_slo ? json_real(v->confidence) : json_null());
+    json_object_set_new(r, "slo_limit_ms", ov ? num_or_null(ov->limit_ms) : json_null());
+    json_object_set_new(r, "slo_value_ms", ov ? ms_or_inf(ov->value_ms) : json_null());
+    json_object_set_new(r, "slo_ci_low_ms", ov ? ms_or_inf(ov->ci_low_ms) : json_null());
+    json_object_set_new(r, "slo_ci_high_ms", ov ? ms_or_inf(ov->ci_high_ms) : json_null());
+    json_object_set_new(r, "slo_requests",
+                        json_integer((json_int_t)(v->has_slo ? v->requests : s->issued)));
+    json_object_set_new(r, "slo_min_requests",
+                        v->has_slo ? json_integer((json_int_t)v->min_requests) : json_null());
+    json_object_set_new(r, "slo_failed",
+                        json_integer((json_int_t)(v->has_slo ? v->failed : s->failed)));
+    json_object_set_new(r, "slo_line", v->has_slo ? json_string(line) : json_null());
+    json_object_set_new(r, "warmup_requests", json_integer((json_int_t)s->warmup));
+    json_object_set_new(r, "ended_by", json_string(pt->ended_by ? pt->ended_by : "requests"));
+}
+
 /* Measured values replace the nulls; the errors follow. */
 void study_row_measured(json_t *r, const struct run_point *pt)
 {
@@ -135,6 +173,7 @@ void study_row_measured(json_t *r, const struct run_point *pt)
     json_object_set_new(r, "slo_met", s->slo_verdict[0] ? json_boolean(met) : json_null());
     if (!met && s->slo_verdict[0] && !json_is_string(json_object_get(r, "reason")))
         json_object_set_new(r, "reason", json_string(s->slo_verdict));
+    study_row_verdict(r, pt);
     const struct telemetry_window *tw = pt->have_telemetry ? &pt->telemetry : NULL;
     double energy =
         tw && s->output_tokens_total > 0 ? tw->gpu_energy_j / s->output_tokens_total : NAN;
@@ -170,7 +209,8 @@ void study_setup_set_status(struct study *st, size_t si, const char *status, con
 
 int study_save(struct study *st)
 {
-    if (st->hands_off) /* submitted: the study files are the merge job's now */
+    study_measuring_save(st); /* the totals follow the rows, merged shards' included */
+    if (st->hands_off)        /* submitted: the study files are the merge job's now */
         return 0;
     if (st->shard) /* a shard writes its setups' fragments, never the study files */
         return scale_fragments_write(st);

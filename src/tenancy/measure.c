@@ -547,6 +547,10 @@ static void print_strategy(json_t *st)
                jnum(t, "output_throughput", NULL), jnum(t, "slo_attainment_pct", NULL),
                jnum(x, "interference_ttft", NULL), jnum(x, "interference_tpot", NULL),
                jnum(x, "normalised_tps", NULL), energy);
+        /* The verdict by the rule every command uses: failed requests are misses. */
+        const char *line =
+            json_string_value(json_object_get(json_object_get(t, "verdict"), "line"));
+        printf("    verdict: %s\n", line ? line : "no SLO set");
         json_t *p = json_object_get(x, "predicted");
         if (json_is_object(p))
             printf("    %-12s %8.1f/%8.1f %8.1f/%8.1f %10.1f %6.1f %5.2f/%5.2f %6.2f\n", "(plan)",
