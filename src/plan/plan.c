@@ -83,6 +83,7 @@ static int plan_simulate(const struct plan_opts *o, struct plan_row *row, char *
         .population = o->population,
         .users = row->users,
         .requests = row->requests,
+        .warmup = row->warmup < row->requests ? row->warmup : 0,
         .prompt = row->prompt,
         .output = row->output,
         .prompt_lens = row->prompt_lens,
@@ -321,6 +322,7 @@ int plan_predict_with(const struct plan_query *q, const struct catalog *cat,
         row->n_lens = q->n_lens;
     }
     row->users = q->users;
+    row->warmup = q->warmup_requests > 0 ? q->warmup_requests : 0;
     if (q->requests > 0)
         row->requests = q->requests;
     else if (q->requests_per_user > 0)

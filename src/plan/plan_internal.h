@@ -57,6 +57,7 @@ struct plan_row {
     const char *quant;
     int window; /* max_model_len */
     int prompt, output, users, requests;
+    int warmup; /* the first this many requests are not judged (a probe's warm-up) */
     const int *prompt_lens, *output_lens; /* borrowed; NULL = prompt/output for every request */
     size_t n_lens;
     /* memory */

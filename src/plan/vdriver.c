@@ -36,6 +36,7 @@ struct vd_req {
     int prompt;
     double t_sent, t_first, t_last;
     int out;
+    bool warmup;      /* one of the tenant's warm-up requests: served, not counted */
     struct dvec gaps; /* its inter-token gaps, for an ITL objective */
 };
 
@@ -61,6 +62,7 @@ struct vd_tq {
     int live;   /* added, not finished */
     struct dvec ttft, tpot, itl, e2e, ttft_first, ttft_later;
     int sent, completed, met, skipped;
+    int added; /* requests sent, the warm-up's included */
     long out_tokens, prompt_tokens, cached_tokens;
     int max_prompt;
     double first_sent, last_done;
@@ -228,17 +230,19 @@ static void request_done(struct vd *s, struct vd_req *r)
     struct vd_tq *q = &s->tq[r->tenant];
     const struct vd_tenant *t = &s->ten[r->tenant];
     q->live--;
-    q->completed++;
-    q->last_done = s->now;
-    double tpot = r->out > 1 ? (r->t_last - r->t_first) / (r->out - 1) : 0;
-    double ttft = r->t_first >= 0 ? r->t_first - r->t_sent : INFINITY;
-    double e2e = r->t_last - r->t_sent;
-    if (r->out > 1)
-        dvec_push(&q->tpot, tpot);
-    if (r->t_last >= 0)
-        dvec_push(&q->e2e, e2e);
-    if (request_meets(&t->slo, r, ttft, tpot, e2e))
-        q->met++;
+    if (!r->warmup) {
+        q->completed++;
+        q->last_done = s->now;
+        double tpot = r->out > 1 ? (r->t_last - r->t_first) / (r->out - 1) : 0;
+        double ttft = r->t_first >= 0 ? r->t_first - r->t_sent : INFINITY;
+        double e2e = r->t_last - r->t_sent;
+        if (r->out > 1)
+            dvec_push(&q->tpot, tpot);
+        if (r->t_last >= 0)
+            dvec_push(&q->e2e, e2e);
+        if (request_meets(&t->slo, r, ttft, tpot, e2e))
+            q->met++;
+    }
     dvec_release(&r->gaps);
     if (t->population == VD_STREAMS) {
         /* Its user sends the next request now; it reaches the engine after the overhead. */
@@ -263,9 +267,8 @@ static void on_event(void *ctx, const struct engine_event *ev)
     struct vd_req *r = &s->reqs[(size_t)ev->id];
     struct vd_tq *q = &s->tq[r->tenant];
     const struct vd_tenant *t = &s->ten[r->tenant];
-    if (ev->new_tokens > 0) {
+    if (ev->new_tokens > 0 && !r->warmup) {
         if (r->t_first < 0) {
-            r->t_first = s->now;
             dvec_push(&q->ttft, s->now - r->t_sent);
             dvec_push(r->turn > 0 ? &q->ttft_later : &q->ttft_first, s->now - r->t_sent);
             q->cached_tokens += ev->cached_prompt_tokens;
@@ -274,9 +277,13 @@ static void on_event(void *ctx, const struct engine_event *ev)
             if (t->slo.itl_ms > 0)
                 dvec_push(&r->gaps, s->now - r->t_last);
         }
+        q->out_tokens += ev->new_tokens;
+    }
+    if (ev->new_tokens > 0) {
+        if (r->t_first < 0)
+            r->t_first = s->now;
         r->t_last = s->now;
         r->out += ev->new_tokens;
-        q->out_tokens += ev->new_tokens;
     }
     if (ev->finish != FINISH_NONE)
         request_done(s, r);
@@ -321,10 +328,14 @@ static int add_request(struct vd *s, int k, const struct vd_arrival *a)
     int index, turn, prompt, output;
     uint64_t key;
     request_shape(s, k, a, &index, &turn, &prompt, &output, &key);
-    if (!q->any_sent || a->t_sent < q->first_sent)
-        q->first_sent = a->t_sent;
-    q->any_sent = true;
-    q->sent++;
+    /* The runner marks the first warmup_requests it sends, whatever they are. */
+    bool warmup = ++q->added <= t->warmup;
+    if (!warmup) {
+        if (!q->any_sent || a->t_sent < q->first_sent)
+            q->first_sent = a->t_sent;
+        q->any_sent = true;
+        q->sent++;
+    }
     struct engine *e = s->inst[t->instance].e;
     struct engine_request er = {.prompt_len = (size_t)prompt, .max_tokens = output};
     char why[256];
@@ -350,12 +361,14 @@ static int add_request(struct vd *s, int k, const struct vd_arrival *a)
     r->index = index;
     r->turn = turn;
     r->prompt = prompt;
+    r->warmup = warmup;
     r->t_sent = a->t_sent;
     r->t_first = r->t_last = -1;
     dvec_init(&r->gaps);
     if (prompt > q->max_prompt)
         q->max_prompt = prompt;
-    q->prompt_tokens += prompt;
+    if (!warmup)
+        q->prompt_tokens += prompt;
     er.id = (uint64_t)id;
     er.prompt = prompt_tokens(s, k, key, prompt, t->shared_prefix);
     q->live++;
@@ -536,7 +549,8 @@ static void tenant_finish(const struct vd_tenant *t, struct vd_tq *q, struct vd_
     r->completed = q->completed;
     r->met = q->met;
     r->turns_skipped = q->skipped;
-    r->attainment_pct = t->requests > 0 ? 100.0 * q->met / t->requests : NAN;
+    int judged = t->requests - (t->warmup < t->requests ? t->warmup : t->requests);
+    r->attainment_pct = judged > 0 ? 100.0 * q->met / judged : NAN;
     r->window_s = q->last_done - q->first_sent;
     r->goodput_rps = r->window_s > 0 ? q->met / r->window_s : NAN;
     r->output_tps = r->window_s > 0 ? (double)q->out_tokens / r->window_s : NAN;

@@ -42,6 +42,8 @@ struct vd_tenant {
     int users;    /* streams and sessions: how many */
     double rate;  /* rate: requests/s (Poisson); sessions with rate > 0: sessions/s */
     int requests; /* how many it sends (sessions: turns included) */
+    int warmup;   /* the first this many sent are a warm-up: served, never counted (the
+                     runner's requests.warmup_requests; sessions: the users' first turns) */
     /* Lengths. Request k (streams, rate: the k-th sent; sessions: session k / turns, turn
      * k % turns, as the runner numbers them) has prompt_lens[k % n_lens] prompt tokens (for a
      * later turn: its new user message) and output_lens[k % n_lens] output tokens; NULL or
@@ -67,7 +69,7 @@ struct vd_instance {
                          -1 for a GPU of its own */
 };
 
-/* Per-tenant results; distributions in seconds over completed requests. */
+/* Per-tenant results; distributions in seconds over completed requests after the warm-up. */
 struct vd_result {
     struct dist ttft, tpot, itl, e2e;
     struct dist ttft_first, ttft_later; /* sessions: first turns, later turns */

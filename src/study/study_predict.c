@@ -121,7 +121,10 @@ static void plan_query_fill(const struct study *st, size_t si, size_t wi, int pr
     q->users = users;
     /* The probe's request count (its warm-up and cap: probe.c), so that the plan judges what
      * will be measured; plan_max_users sizes each count by the policy below instead. */
-    q->requests = study_requests_for(st, wi, users);
+    struct probe_size ps;
+    study_probe_size(st, wi, users, &ps);
+    q->requests = ps.total;
+    q->warmup_requests = ps.warmup; /* measured without it, so judged without it */
     q->requests_per_user = st->cfg.study.requests_per_user;
     q->min_requests = st->cfg.study.min_requests;
     q->slo = *study_workload_slo(st, wi);
