@@ -24,3 +24,12 @@ add_executable(bench_report ${CMAKE_SOURCE_DIR}/bench/bench_report.c)
 target_link_libraries(bench_report PRIVATE tb)
 target_compile_definitions(bench_report PRIVATE TB_BINARY="$<TARGET_FILE:testbench>")
 add_dependencies(bench_report testbench)
+# bench_prompts: planning time and memory of a large point's prompts (src/runner/prompt_pool.h).
+add_executable(bench_prompts ${CMAKE_SOURCE_DIR}/bench/bench_prompts.c)
+target_link_libraries(bench_prompts PRIVATE tb)
+# bench_tenancy: testbench tenancy on the simulator against plan --tenancy (the worked example).
+add_executable(bench_tenancy ${CMAKE_SOURCE_DIR}/bench/bench_tenancy.c)
+target_link_libraries(bench_tenancy PRIVATE bench_common)
+target_compile_definitions(bench_tenancy PRIVATE TB_BINARY="$<TARGET_FILE:testbench>"
+                                                 TB_SOURCE_DIR="${CMAKE_SOURCE_DIR}")
+add_dependencies(bench_tenancy testbench)

@@ -9,36 +9,39 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/setup.sh dev
 jobs=$(nproc)
+# Each phase's heading carries the seconds since the start, so a CI log shows where time goes.
+phase() { echo "== [$SECONDS s] $*"; }
 
 # A real single-node Slurm cluster (munged, slurmctld, two slurmd with fake gres GPUs) for the
 # tests that drive Slurm (the study executor, the distributed load's sbatch recipe): started here,
 # stopped by its process ids when this script ends. SLURM_CONF already set: that cluster is used.
 if [ -z "${SLURM_CONF:-}" ]; then
     trap 'scripts/slurm.sh stop' EXIT
-    echo "== Slurm (scripts/slurm.sh start)"
+    phase "Slurm (scripts/slurm.sh start)"
     scripts/slurm.sh start >/dev/null
     export SLURM_CONF=${TB_SLURM_DIR:-/tmp/testbench-slurm}/slurm.conf
 fi
 export TB_SLURM_REQUIRED=1
 
-echo "== build and test (RelWithDebInfo)"
+phase "build and test (RelWithDebInfo)"
 BUILD_DIR=build scripts/build.sh -DTB_WERROR=ON
 ctest --test-dir build --output-on-failure -j"$jobs" -LE slurm
 # The Slurm study executor alone: its tasks run side by side and compare their measurements with
 # a serial study's, so they do not share the two cores with other tests.
-echo "== Slurm study executor"
+phase "Slurm study executor"
 ctest --test-dir build --output-on-failure -L slurm
 
-echo "== build and test (ASan + UBSan)"
+phase "build and test (ASan + UBSan)"
 BUILD_DIR=build-asan BUILD_TYPE=Debug scripts/build.sh -DTB_WERROR=ON -DSANITIZE=address,undefined
 ASAN_OPTIONS=detect_leaks=1 UBSAN_OPTIONS=print_stacktrace=1 \
     ctest --test-dir build-asan --output-on-failure -j"$jobs" -LE slurm
 
 # Threads meet in the sampler, the in-process simulator and the result checkpoints.
-echo "== build and test (ThreadSanitizer)"
+phase "build and test (ThreadSanitizer)"
 BUILD_DIR=build-tsan BUILD_TYPE=Debug scripts/build.sh -DTB_WERROR=ON -DSANITIZE=thread
-# (no_threads: src/scale's study drivers, processes and files only; their ASan run covers them.)
-TSAN_OPTIONS="halt_on_error=1 suppressions=$PWD/tests/tsan.supp" ctest --test-dir build-tsan --output-on-failure -j"$jobs" -LE 'slurm|no_threads'
+# (no_threads: src/scale's study drivers, processes and files only; threads_elsewhere: end-to-end
+# drivers whose threads other tests exercise here (tests/labels.cmake); the ASan run covers both.)
+TSAN_OPTIONS="halt_on_error=1 suppressions=$PWD/tests/tsan.supp" ctest --test-dir build-tsan --output-on-failure -j"$jobs" -LE 'slurm|no_threads|threads_elsewhere'
 
 # The Docker suite's slow part, the base image and the image build (minutes of apt and a
 # compile, no timing), runs in the background from here, beside the Release build, the fuzzers
@@ -59,24 +62,25 @@ trap stop_docker_prep EXIT
 
 # The build users and packagers make (Release, -O3): its optimiser sees other warnings than the
 # ones above, and warnings must not creep in there either. The binary only; its tests are above.
-echo "== build (Release)"
+phase "build (Release)"
 cmake -S . -B build-release -DCMAKE_BUILD_TYPE=Release -DTB_WERROR=ON >/dev/null
 cmake --build build-release -j"$jobs" --target testbench
 
 # libFuzzer harnesses (clang, ASan + UBSan), a few seconds each; a crash fails the run and is
 # kept in fuzz/regressions/, which the builds above replay (fuzz_replay_* tests).
 fuzz_secs=${FUZZ_SECONDS:-8}
-echo "== fuzz (${fuzz_secs}s per target)"
+phase "fuzz (${fuzz_secs}s per target)"
 scripts/fuzz.sh "$fuzz_secs"
 
 if [ -x scripts/check.sh ]; then
-    echo "== repository checks"
+    phase "repository checks"
     scripts/check.sh
 fi
 
-echo "== Docker (the image, compose, study --backend docker; scripts/docker_test.sh)"
+phase "Docker (the image, compose, study --backend docker; scripts/docker_test.sh)"
 t=$SECONDS
 wait "$docker_prep" || true # its results are in $docker_dir; check reports them
 echo "(waited $((SECONDS - t)) s for the image build)"
 trap - EXIT
 scripts/docker_test.sh check "$docker_dir"
+phase "done"

@@ -2,6 +2,9 @@
 # has a GPU energy to split.
 if(TARGET test_tenancy_measure)
   add_dependencies(test_tenancy_measure nvml_double)
+  # agrees_with_the_plan compares real-time runs on the simulator with the plan: not beside
+  # the other timing tests.
+  set_property(TEST test_tenancy_measure APPEND PROPERTY RESOURCE_LOCK cpu_heavy_or_timing)
   target_compile_definitions(test_tenancy_measure PRIVATE
     NVML_DOUBLE_PATH="$<TARGET_FILE:nvml_double>")
 endif()

@@ -504,8 +504,19 @@ static void assert_percentiles_pooled(json_t *merged, json_t *const w[2])
     }
 }
 
+/* How far the merged run's duration and throughputs may lie from the single runner's. The
+ * requests leave on the same schedule, so they agree within 0.1 % on a quiet machine (the
+ * figures printed below); a sanitizer build on a loaded machine starts a worker's point up to
+ * a few hundred ms late (+3.2 % seen under ThreadSanitizer in CI), which is the machine, not
+ * the merge: there the margin is wider. The merge itself is checked exactly above. */
+#if defined(__SANITIZE_ADDRESS__) || defined(__SANITIZE_THREAD__)
+static const double rate_margin = 0.10;
+#else
+static const double rate_margin = 0.02;
+#endif
+
 /* The merged run against the single runner's: the same requests and tokens, throughputs
- * within 2 %. Prints the figures. */
+ * within rate_margin. Prints the figures. */
 static void assert_matches_single(const char *what, json_t *merged, json_t *single)
 {
     json_t *m = json_object_get(point0(merged), "summary");
@@ -522,7 +533,7 @@ static void assert_matches_single(const char *what, json_t *merged, json_t *sing
         double a = jnum(m, rates[i], NULL), b = jnum(s, rates[i], NULL);
         fprintf(stderr, "%s: %s merged %.4f single %.4f (%+.2f %%)\n", what, rates[i], a, b,
                 (a / b - 1) * 100);
-        assert_true(fabs(a / b - 1) <= 0.02);
+        assert_true(fabs(a / b - 1) <= rate_margin);
     }
     fprintf(stderr, "%s: tokens prompt %.0f/%.0f output %.0f/%.0f\n", what,
             jnum(m, "prompt_tokens_total", NULL), jnum(s, "prompt_tokens_total", NULL),

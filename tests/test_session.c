@@ -67,18 +67,7 @@ struct log {
     size_t n_released;
     size_t ended[16], skipped[16];
     size_t n_ended;
-    bool not_ready; /* request 0's message is "not built" once */
 };
-
-static bool h_ready(void *ctx, size_t i)
-{
-    struct log *l = ctx;
-    if (i == 0 && l->not_ready) {
-        l->not_ready = false;
-        return false;
-    }
-    return true;
-}
 
 static void h_release(void *ctx, size_t i, mono_ns due, mono_ns think, bool held)
 {
@@ -153,15 +142,15 @@ static void completions_resend_the_conversation(void **state)
 {
     (void)state;
     struct event_base *b = loop_new();
-    struct log l = {.not_ready = true};
-    struct session_hooks h = {h_ready, h_release, h_ended, &l};
+    struct log l = {0};
+    struct session_hooks h = {h_release, h_ended, &l};
     struct session_cfg c = short_sessions(3, 0.02);
     struct session_set *ss;
     assert_int_equal(session_set_new(&ss, b, &c, 3, 0, true, false, 1, &h), 0);
     assert_int_equal(session_set_count(ss), 1);
     mono_ns t = clock_now();
     session_arrive(ss, 0, t);
-    loop_until(b, &l, 1); /* waited once for its message, then released at its arrival */
+    loop_until(b, &l, 1); /* released at its arrival */
     assert_int_equal(l.released[0], 0);
     assert_int_equal(l.due[0], t);
     assert_int_equal(l.think[0], 0);
@@ -207,7 +196,7 @@ static void chat_sends_history_and_a_failure_ends_the_session(void **state)
     (void)state;
     struct event_base *b = loop_new();
     struct log l = {0};
-    struct session_hooks h = {h_ready, h_release, h_ended, &l};
+    struct session_hooks h = {h_release, h_ended, &l};
     struct session_cfg c = short_sessions(4, 0);
     struct session_set *ss;
     assert_int_equal(session_set_new(&ss, b, &c, 4, 0, true, true, 1, &h), 0);
@@ -247,7 +236,7 @@ static void user_slots_closed_and_open_loop(void **state)
     for (int closed = 0; closed < 2; closed++) {
         struct event_base *b = loop_new();
         struct log l = {0};
-        struct session_hooks h = {h_ready, h_release, h_ended, &l};
+        struct session_hooks h = {h_release, h_ended, &l};
         struct session_cfg c = short_sessions(1, 0.01);
         struct session_set *ss;
         assert_int_equal(session_set_new(&ss, b, &c, 2, 1, closed, false, 1, &h), 0);
@@ -507,19 +496,21 @@ static void sessions_against_the_simulator(void **state)
             assert_string_equal(json_string_value(json_object_get(r, "status")), "ok");
             size_t turn = i % 4;
             double ttft = num(r, "ttft"), sched = num(r, "ttft_sched");
-            /* One user slot each, nothing queued: the user waits the server's TTFT plus dispatch.
-             */
-            if (!(sched >= ttft && sched - ttft < 0.005))
+            /* One user slot each, nothing queued: the user waits the server's TTFT plus dispatch
+             * (a wait for a slot would be a whole request, 24 tokens: > 0.2 s; a loaded
+             * machine's dispatch lag reached 16 ms). */
+            if (!(sched >= ttft && sched - ttft < 0.05))
                 fprintf(stderr, "request %zu: ttft %.6f ttft_sched %.6f\n", i, ttft, sched);
-            assert_true(sched >= ttft && sched - ttft < 0.005);
+            assert_true(sched >= ttft && sched - ttft < 0.05);
             if (turn == 0) {
                 /* The users arrive spread over one think time (start_spread_s defaults to
-                 * think_time_s): user k of 3 at k x 0.15 / 3 s. */
+                 * think_time_s): user k of 3 at k x 0.15 / 3 s after the point's clock starts
+                 * (after its prompts are built, however long that took). */
                 double due = num(json_array_get(reqs, 0), "t_due") + (double)(i / 4) * 0.05;
-                if (!(fabs(num(r, "t_due") - due) < 0.01))
-                    fprintf(stderr, "request %zu: t_due %.4f, want %.4f\n", i, num(r, "t_due"),
+                if (!(fabs(num(r, "t_due") - due) < 1e-4))
+                    fprintf(stderr, "request %zu: t_due %.6f, want %.6f\n", i, num(r, "t_due"),
                             due);
-                assert_true(fabs(num(r, "t_due") - due) < 0.01);
+                assert_true(fabs(num(r, "t_due") - due) < 1e-4);
                 continue;
             }
             json_t *prev = json_array_get(reqs, i - 1);

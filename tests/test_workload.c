@@ -24,6 +24,7 @@
 
 #include "config/config.h"
 #include "core/rng.h"
+#include "core/text.h"
 #include "core/xalloc.h"
 #include "runner/prompt.h"
 #include "workload/dataset.h"
@@ -315,6 +316,77 @@ static void traces(void **state)
     }
 }
 
+/* Probe 2026-12 items 21 and 31: what the readers took silently. A JSON line with trailing
+ * garbage was read as its first value; a text corpus stopped at its first NUL; bytes that are
+ * not UTF-8 reached the request body, which then went out without its prompt; empty user
+ * turns became empty prompts, which every server refuses. */
+static void readers_refuse_or_repair_what_they_took_silently(void **state)
+{
+    (void)state;
+    char err[512] = "";
+    struct dataset *d = NULL;
+    /* Trailing garbage: an error naming the line, in datasets and in traces. */
+    char *path = write_file("g.jsonl", "{\"prompt\": \"a\"}\n"
+                                       "{\"prompt\":\"hi\"} trailing garbage {\"x\":\n");
+    struct dataset_cfg cfg = {.path = path, .min_prompt_tokens = 1};
+    assert_true(dataset_load(&d, &cfg, err, sizeof(err)) < 0);
+    assert_non_null(strstr(err, "g.jsonl:2:"));
+    free(path);
+    path = write_file("g_trace.jsonl",
+                      "{\"timestamp\": 1, \"input_length\": 5, \"output_length\": 1} 7\n");
+    struct trace_cfg tc = {.path = path, .speed = 1, .block_tokens = 512};
+    struct trace *t = NULL;
+    assert_true(trace_load(&t, &tc, err, sizeof(err)) < 0);
+    assert_non_null(strstr(err, "g_trace.jsonl:1:"));
+    free(path);
+    /* A NUL in a text corpus: refused with its offset (it stopped the corpus there). */
+    path = xasprintf("%s/nul.txt", dir);
+    FILE *fp = fopen(path, "wb");
+    assert_non_null(fp);
+    assert_int_equal(fwrite("abc\0def ghi", 1, 11, fp), 11);
+    fclose(fp);
+    cfg.path = path;
+    assert_int_equal(dataset_load(&d, &cfg, err, sizeof(err)), -EINVAL);
+    assert_non_null(strstr(err, "byte 3 is NUL"));
+    free(path);
+    /* Invalid UTF-8: every word is valid UTF-8 afterwards, and no word is lost. */
+    path = write_file("bad_utf8.txt", "river \xff\xfe city \xc0\x80 end");
+    cfg.path = path;
+    assert_int_equal(dataset_load(&d, &cfg, err, sizeof(err)), 0);
+    assert_int_equal(d->n_words, 5);
+    for (size_t i = 0; i < d->n_words; i++)
+        assert_true(utf8_valid(d->words[i], strlen(d->words[i])));
+    assert_string_equal(d->words[1], "\xef\xbf\xbd\xef\xbf\xbd");
+    assert_string_equal(d->words[4], "end");
+    dataset_free(d);
+    free(path);
+    /* Empty user turns and prompts are skipped like records without a user turn... */
+    path = write_file("empty.json", "[{\"conversations\": [{\"from\": \"human\", \"value\": \"\"},"
+                                    " {\"from\": \"gpt\", \"value\": \"hm\"}]},"
+                                    " {\"conversations\": [{\"from\": \"human\", \"value\": "
+                                    "\"hello\"}]}]");
+    cfg.path = path;
+    assert_int_equal(dataset_load(&d, &cfg, err, sizeof(err)), 0);
+    assert_int_equal(d->n, 1);
+    assert_int_equal(d->skipped, 1);
+    assert_string_equal(d->v[0].prompt, "hello");
+    dataset_free(d);
+    free(path);
+    path = write_file("empty.jsonl", "{\"prompt\": \"\"}\n{\"prompt\": \"x\"}\n");
+    cfg.path = path;
+    assert_int_equal(dataset_load(&d, &cfg, err, sizeof(err)), 0);
+    assert_int_equal(d->n, 1);
+    dataset_free(d);
+    free(path);
+    /* ... and a file of nothing else has no usable prompt. */
+    path = write_file("all_empty.json", "[{\"conversations\": [{\"from\": \"human\", \"value\": "
+                                        "\"\"}]}]");
+    cfg.path = path;
+    assert_int_equal(dataset_load(&d, &cfg, err, sizeof(err)), -EINVAL);
+    assert_non_null(strstr(err, "no usable prompts"));
+    free(path);
+}
+
 /* ---- config ----------------------------------------------------------------------------- */
 
 static void config_rules(void **state)
@@ -338,6 +410,16 @@ static void config_rules(void **state)
         {"requests:\n  rag: {documents: 2, documents_per_request: 3}\n",
          "requests.rag.documents_per_request: 3 is more than the pool's documents (2)"},
         {"requests:\n  trace: {path: t.csv, speed: 0}\n", "requests.trace.speed: must be"},
+        /* Probe 2026-12 item 26: a replay 10^9 times slower than its trace. */
+        {"requests:\n  trace: {path: t.csv, speed: 1e-9}\n",
+         "requests.trace.speed: must be in [0.001, 1e+06], got 1e-09"},
+        /* Item 4: a prompt of 10^6 documents (its build was quadratic); item 30: one of 10^15
+         * tokens. */
+        {"requests:\n  rag: {documents: 10000000, documents_per_request: 1000000,\n"
+         "        document_tokens: 1}\n",
+         "requests.rag.documents_per_request: 1000000 is more than the 100000 one prompt"},
+        {"requests:\n  rag: {documents: 10000000, document_tokens: 100000000}\n",
+         "requests.rag.document_tokens: a prompt of 1 documents of 100000000 tokens"},
         {"requests:\n  dataset: {path: a.json, colour: red}\n",
          "requests.dataset.colour: unknown key; allowed keys in requests.dataset: path, format"},
         {"requests:\n  shared_prefix_tokens: 64\n  dataset: {path: a.jsonl}\n",
@@ -628,6 +710,7 @@ int main(void)
         cmocka_unit_test(jsonl_and_text),
         cmocka_unit_test(dataset_errors),
         cmocka_unit_test(traces),
+        cmocka_unit_test(readers_refuse_or_repair_what_they_took_silently),
         cmocka_unit_test(config_rules),
         cmocka_unit_test(dataset_sampling),
         cmocka_unit_test(shared_segments),

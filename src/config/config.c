@@ -56,7 +56,10 @@ static const struct {
 /* What one request costs in memory while its point runs, besides its token times: the
  * record, the schedule, the prompt's text (about 4 bytes a token) and its JSON later. */
 #define CFG_REQ_BYTES_FIXED 512.0
-#define CFG_REQ_BYTES_PER_PROMPT_TOKEN 8.0
+/* A prompt is held as its recipe (~72 bytes, 16 more a segment) plus at most the runner's
+ * pool of texts (PROMPT_POOL_BUDGET, src/runner/prompt_pool.h), not as text per request. */
+#define CFG_REQ_BYTES_PROMPT_RECIPE 128.0
+#define CFG_PROMPT_POOL_BYTES (256.0 * 1048576)
 #define CFG_REQ_BYTES_PER_OUTPUT_TOKEN 32.0 /* its time (8) and its detailed.json text (~24) */
 
 const char *arrival_name(enum arrival a)
@@ -735,20 +738,21 @@ static double physical_memory(void)
     return pages > 0 && page > 0 ? (double)pages * (double)page : 0;
 }
 
-/* One point of r holds every request's record, prompt and token times at once; refuse what
+/* One point of r holds every request's record, prompt recipe and token times at once; refuse what
  * cannot fit in this machine's memory (better now than an abort minutes into the run). */
 static int check_memory(struct cfg_problem *p, const struct requests_cfg *r, const char *prefix,
                         const void *owner)
 {
     double mem = physical_memory();
-    double per = CFG_REQ_BYTES_FIXED + CFG_REQ_BYTES_PER_PROMPT_TOKEN * r->prompt_tokens_max +
+    double per = CFG_REQ_BYTES_FIXED + CFG_REQ_BYTES_PROMPT_RECIPE +
                  CFG_REQ_BYTES_PER_OUTPUT_TOKEN * r->completion_tokens;
-    double need = per * r->num_requests;
+    double need = per * r->num_requests + CFG_PROMPT_POOL_BYTES;
     if (mem <= 0 || need <= mem)
         return 0;
     return problem_at(p, &r->num_requests, prefix, "num_requests", owner,
                       "%d requests need about %.1f GiB of memory for one point (%.0f bytes "
-                      "each: record, prompt and token times); this machine has %.1f GiB",
+                      "each: record, prompt recipe and token times, and the prompt pool); this "
+                      "machine has %.1f GiB",
                       r->num_requests, need / (1u << 30), per, mem / (1u << 30));
 }
 

@@ -252,7 +252,7 @@ static int check_trace(struct cfg_problem *p, const struct trace_cfg *t, const c
         return bad_name(p, &t->time_unit, pre, "time_unit", "ms, s, us", owner);
     int rc = check_not_empty(p, &t->path, pre, "path", owner);
     if (!rc)
-        rc = check_num(p, &t->speed, 0, false, 1e6, pre, "speed", owner);
+        rc = check_num(p, &t->speed, TRACE_MIN_SPEED, true, 1e6, pre, "speed", owner);
     if (!rc)
         rc = check_int_min(p, &t->block_tokens, 1, pre, "block_tokens", owner);
     return rc;
@@ -275,6 +275,17 @@ static int check_rag(struct cfg_problem *p, const struct rag_cfg *g, const char 
     if (!rc && g->documents > RAG_MAX_DOCUMENTS)
         rc = problem_at(p, &g->documents, pre, "documents", owner,
                         "%d is more than the %d a pool may hold", g->documents, RAG_MAX_DOCUMENTS);
+    if (!rc && g->documents_per_request > RAG_MAX_PER_REQUEST)
+        rc = problem_at(p, &g->documents_per_request, pre, "documents_per_request", owner,
+                        "%d is more than the %d one prompt may hold", g->documents_per_request,
+                        RAG_MAX_PER_REQUEST);
+    double tokens = (double)g->documents_per_request * g->document_tokens + g->question_tokens;
+    if (!rc && g->documents > 0 && tokens > RAG_MAX_PROMPT_TOKENS)
+        rc = problem_at(p, &g->document_tokens, pre, "document_tokens", owner,
+                        "a prompt of %d documents of %d tokens (+ %d for the question) is %.0f "
+                        "tokens, more than the %.0f of the longest context window",
+                        g->documents_per_request, g->document_tokens, g->question_tokens, tokens,
+                        RAG_MAX_PROMPT_TOKENS);
     if (rc)
         return rc;
     if (g->documents > 0 && g->documents_per_request > g->documents)

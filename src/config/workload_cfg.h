@@ -16,6 +16,17 @@
 #include <jansson.h>
 
 #define RAG_MAX_DOCUMENTS 10000000 /* a popularity table of 80 MB */
+/* Documents in one prompt: far beyond any retriever's top-k, and what one prompt can hold at
+ * one token each is below RAG_MAX_PROMPT_TOKENS anyway. */
+#define RAG_MAX_PER_REQUEST 100000
+/* A RAG prompt's tokens (documents x their tokens + the question): 10 M, the longest context
+ * window announced (Llama 4 Scout, meta-llama/Llama-4-Scout-17B-16E config.json); the run
+ * also checks each prompt against the server's own window before any load. */
+#define RAG_MAX_PROMPT_TOKENS 10000000.0
+/* A trace replayed at speed s takes (its length / s): below 1/1000 a second of trace is more
+ * than 16 minutes of run, and the due times of long traces would pass what a run's clock
+ * holds. */
+#define TRACE_MIN_SPEED 0.001
 
 enum length_kind { LEN_FIXED, LEN_UNIFORM, LEN_NORMAL, LEN_LOGNORMAL, LEN_DATASET };
 enum dataset_format { DS_SHAREGPT, DS_JSONL, DS_TEXT };

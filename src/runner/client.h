@@ -17,6 +17,7 @@
 #include "config/config.h"
 #include "core/buf.h"
 #include "core/xalloc.h"
+#include "runner/client_chunk.h"
 #include "runner/record.h"
 
 struct client_options {
@@ -44,39 +45,17 @@ struct client_request {
     /* When set, the answer text (content / text, not reasoning) is appended here as it
      * streams, decoded; what would pass answer->max is dropped. Borrowed until done. */
     struct buf *answer;
+    /* A body built before with client_body_build (a runner builds its requests' bodies
+     * before the clock starts, so that sending costs no JSON work): client_start takes it
+     * (frees it, also on failure) and prompt, messages_json, history, max_tokens and
+     * ignore_eos are not read for the body. NULL = built in client_start. */
+    char *body;
 };
 
-/* What one stream chunk (the JSON of an SSE data event) says, as the client reads it. */
-struct client_chunk {
-    bool text;             /* choices[0].text, or choices[0].delta.content / reasoning_content /
-                            * reasoning, is a non-empty string */
-    bool finish;           /* choices[0].finish_reason is present and not null */
-    bool error;            /* an "error" member that is not null */
-    int prompt_tokens;     /* usage.prompt_tokens, -1 when absent */
-    int completion_tokens; /* usage.completion_tokens, -1 when absent */
-    const char *id;        /* the top-level "id" string's raw bytes (points into data), or NULL */
-    size_t id_len;
-    /* Reasoning models and sessions. answer: text or delta.content is a non-empty string (the
-     * event is not only reasoning); content, content_len: its raw (still escaped) bytes in
-     * data, or NULL. reasoning_tokens: usage.completion_tokens_details.reasoning_tokens;
-     * cached_tokens: usage.prompt_tokens_details.cached_tokens; -1 when absent. */
-    bool answer;
-    const char *content;
-    size_t content_len;
-    int reasoning_tokens;
-    int cached_tokens;
-};
-
-/* Reads one chunk without building a document (the hot path: one call per event). Validates
- * the JSON syntax fully; strings are not checked for valid UTF-8. 0, or -EINVAL when data is
- * not exactly one JSON object (*bad_at: byte offset of the problem; may be NULL). */
-MUST_USE int client_chunk_parse(const char *data, size_t len, struct client_chunk *out,
-                                size_t *bad_at);
-
-/* Appends the text of a JSON string's raw body (as client_chunk.content: validated, every
- * escape complete) to b, decoded to UTF-8; a lone surrogate becomes U+FFFD. 0, or -E2BIG at
- * b's ceiling (what fit before stays). */
-MUST_USE int client_text_append(struct buf *b, const char *raw, size_t n);
+/* The JSON body client_start would send for rq (caller frees), or NULL: -EILSEQ in *why when
+ * the prompt or messages cannot be sent (not valid UTF-8; jansson refuses them, and a body
+ * without its prompt must never go out), -ENOMEM otherwise. */
+MUST_USE char *client_body_build(const struct client_request *rq, int *why);
 
 /* Called once per request when it ends (ok, failed or cancelled); rec is the caller's.
  * It runs from the caller's event loop, outside libcurl's callbacks: it may call client_start

@@ -13,8 +13,6 @@ static double heartbeat_s(void)
     return env && *end == '\0' && s >= 0.1 ? s : PROGRESS_HEARTBEAT_S;
 }
 
-#include "core/human.h"
-
 void progress_begin(struct progress *p, bool enabled, const char *label, size_t total)
 {
     memset(p, 0, sizeof(*p));
@@ -77,6 +75,72 @@ static double ms(double s)
     return s * 1e3;
 }
 
+/* "12.34 ms", or "–" when unknown. */
+static const char *ms_or_dash(char *buf, size_t len, double s)
+{
+    if (!isfinite(s))
+        return "–";
+    snprintf(buf, len, "%.2f ms", ms(s));
+    return buf;
+}
+
+/* "prompt + output 4096 | concurrency 8 | rate 2/s (poisson)", with the arrivals named as they
+ * are: a trace's replay, a closed loop (no pacing under a cap), or all due at once.
+ * context_lengths set each request's prompt + output (docs/CONFIG.md, "Window and prompt");
+ * without them the prompts follow their own lengths and nothing is said. */
+static void print_header(FILE *f, const struct point_info *pi)
+{
+    char ctx[48] = "", conc[32] = "none", arrivals[96];
+    if (pi->context_length)
+        snprintf(ctx, sizeof(ctx), " | prompt + output %d", pi->context_length);
+    if (pi->concurrency)
+        snprintf(conc, sizeof(conc), "%d", pi->concurrency);
+    if (pi->trace)
+        snprintf(arrivals, sizeof(arrivals), "arrivals from the trace (speed %g)", pi->trace_speed);
+    else if (isfinite(pi->rate))
+        snprintf(arrivals, sizeof(arrivals), "rate %g/s (%s)", pi->rate, arrival_name(pi->arrival));
+    else if (pi->concurrency)
+        snprintf(arrivals, sizeof(arrivals), "closed loop (no pacing)");
+    else
+        snprintf(arrivals, sizeof(arrivals), "all due at once");
+    fprintf(f, "\n%s | tenant %s%s | concurrency %s | %s\n", pi->benchmark, pi->tenant, ctx, conc,
+            arrivals);
+}
+
+/* One line on what ttft_sched adds to ttft: the wait between due and sent. */
+static void print_ttft_sched_note(FILE *f, const struct point_info *pi,
+                                  const struct point_summary *s)
+{
+    const struct dist *q = &s->queue_delay;
+    if (!q->n)
+        return;
+    if (!(q->p99 > 1e-3)) {
+        fprintf(f,
+                "  ttft_sched = ttft from when each request was due; no request waited to be "
+                "sent (queue_delay p99 %.2f ms)\n",
+                ms(q->p99));
+        return;
+    }
+    if (s->sessions)
+        fprintf(f,
+                "  ttft_sched = ttft from when each user was ready: it adds queue_delay p50 %.1f "
+                "ms, p99 %.1f ms (a user slot, or the client sending late)\n",
+                ms(q->p50), ms(q->p99));
+    else if (pi->concurrency > 0)
+        fprintf(f,
+                "  ttft_sched = ttft from when each request was due: it adds queue_delay p50 %.1f "
+                "ms, p99 %.1f ms, the wait for one of the %d concurrency slots%s\n",
+                ms(q->p50), ms(q->p99), pi->concurrency,
+                isfinite(pi->rate) || pi->trace ? ""
+                                                : " (a closed loop: every request is due "
+                                                  "at the start)");
+    else
+        fprintf(f,
+                "  ttft_sched = ttft from when each request was due: it adds queue_delay p50 %.1f "
+                "ms, p99 %.1f ms (no cap held them: the client sent them late)\n",
+                ms(q->p50), ms(q->p99));
+}
+
 /* The SLO it is judged against, the verdict with its evidence, goodput and attainment (none
  * without an SLO), the warm-up left out, and why the point stopped. */
 static void print_verdict(FILE *f, const struct point_info *pi, const struct point_summary *s)
@@ -114,21 +178,7 @@ static void print_verdict(FILE *f, const struct point_info *pi, const struct poi
 void progress_print_summary(FILE *f, const struct point_info *pi, const struct point_summary *s,
                             const struct telemetry_window *tw)
 {
-    char ctx[48] = "", conc[32] = "none", pace[64];
-    /* context_lengths set each request's prompt + output (docs/CONFIG.md, "Window and
-     * prompt"); without them the prompts follow their own lengths. */
-    if (pi->context_length)
-        snprintf(ctx, sizeof(ctx), " | prompt + output %d", pi->context_length);
-    if (pi->concurrency)
-        snprintf(conc, sizeof(conc), "%d", pi->concurrency);
-    if (isfinite(pi->rate))
-        snprintf(pace, sizeof(pace), "rate %g/s (%s)", pi->rate, arrival_name(pi->arrival));
-    else if (pi->concurrency)
-        snprintf(pace, sizeof(pace), "closed loop (no pacing)");
-    else
-        snprintf(pace, sizeof(pace), "all due at once");
-    fprintf(f, "\n%s | tenant %s%s | concurrency %s | %s\n", pi->benchmark, pi->tenant, ctx, conc,
-            pace);
+    print_header(f, pi);
     fprintf(f, "  requests   %zu completed, %zu failed in %.2f s   %.2f req/s\n", s->completed,
             s->failed, s->duration_s, s->request_throughput);
     fprintf(f, "  tokens/s   output %.1f   total %.1f   per user p50 %.1f\n", s->output_throughput,
@@ -145,18 +195,17 @@ void progress_print_summary(FILE *f, const struct point_info *pi, const struct p
     for (size_t i = 0; i < sizeof(rows) / sizeof(rows[0]); i++)
         fprintf(f, "  %-10s %10.2f %10.2f %10.2f %10.2f\n", rows[i].name, ms(rows[i].d->mean),
                 ms(rows[i].d->p50), ms(rows[i].d->p90), ms(rows[i].d->p99));
+    print_ttft_sched_note(f, pi, s);
     if (s->reasoning_requests) /* a reasoning model: the answer starts later than the text */
         fprintf(f, "  reasoning  %ld tokens in %zu requests   ttfa p50 %.2f ms, p99 %.2f ms\n",
                 s->reasoning_tokens_total, s->reasoning_requests, ms(s->ttfa.p50), ms(s->ttfa.p99));
     if (s->sessions) {
-        /* "–", not "nan ms", where no later turn ran (human.h). */
         char first[32], later[32];
-        fprintf(
-            f, "  sessions   %zu (%zu turns skipped)   ttft p50 first turn %s, later turns %s\n",
-            s->sessions, pi->session_turns_skipped,
-            human_ms(s->ttft_first_turn.n ? ms(s->ttft_first_turn.p50) : NAN, first, sizeof(first)),
-            human_ms(s->ttft_later_turns.n ? ms(s->ttft_later_turns.p50) : NAN, later,
-                     sizeof(later)));
+        fprintf(f,
+                "  sessions   %zu (%zu turns skipped)   ttft p50 first turn %s, later turns %s\n",
+                s->sessions, pi->session_turns_skipped,
+                ms_or_dash(first, sizeof(first), s->ttft_first_turn.p50),
+                ms_or_dash(later, sizeof(later), s->ttft_later_turns.p50));
     }
     print_verdict(f, pi, s);
     if (tw && isfinite(tw->gpu_power_mean_w))
@@ -171,10 +220,7 @@ void progress_print_summary(FILE *f, const struct point_info *pi, const struct p
             fprintf(f, "  failed     %zu %s\n", s->failed_by_class[c],
                     req_status_name((enum req_status)c));
     if (pi->client_distorted)
-        fprintf(f,
-                "  WARNING: the client ran late (dispatch lag p99 %.2f ms, loop lag p99 %.2f ms "
-                "> 1 ms): it may have distorted these numbers\n",
-                ms(pi->dispatch_lag_s.p99), ms(pi->loop_lag_s.p99));
+        fprintf(f, "  WARNING: the client may have distorted these numbers: %s\n", pi->distortion);
     if (pi->ended_by && strcmp(pi->ended_by, "duration") == 0)
         fprintf(f, "  stopped    at requests.duration_s, after %zu of %d requests\n",
                 s->issued + s->warmup, pi->num_requests);

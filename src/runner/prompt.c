@@ -25,6 +25,7 @@
 
 #include <errno.h>
 #include <math.h>
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -132,13 +133,8 @@ struct prompt_builder {
      * contents' own counts (no special tokens), from a second probe of three messages; -1
      * unknown (then a list is counted as its flattened text plus chat_overhead). */
     long chat_base, chat_per_message;
-    char *chat_url; /* <base>/v1/chat/completions, for that probe */
-};
-
-/* A run of words drawn from one seed: the shared prefix, a trace's hash block, a document. */
-struct seg {
-    uint64_t seed;
-    size_t words;
+    char *chat_url;          /* <base>/v1/chat/completions, for that probe */
+    const atomic_bool *stop; /* set: abandon /tokenize calls (prompt_builder_set_stop) */
 };
 
 /* ---- text ---- */
@@ -175,8 +171,9 @@ static uint64_t tail_seed(const struct prompt_builder *b, uint64_t request_seed)
 }
 
 /* segment words + tail words + filler words, joined by single spaces. */
-static int compose_segs(struct buf *out, const struct prompt_builder *b, const struct seg *segs,
-                        size_t n_segs, size_t tail, size_t fill, uint64_t request_seed)
+static int compose_segs(struct buf *out, const struct prompt_builder *b,
+                        const struct prompt_words *segs, size_t n_segs, size_t tail, size_t fill,
+                        uint64_t request_seed)
 {
     buf_reset(out);
     int rc = 0;
@@ -197,7 +194,7 @@ static int compose_segs(struct buf *out, const struct prompt_builder *b, const s
 static int compose(struct buf *out, const struct prompt_builder *b, size_t prefix, size_t tail,
                    size_t fill, uint64_t request_seed)
 {
-    struct seg one = {b->seed, prefix};
+    struct prompt_words one = {b->seed, prefix};
     return compose_segs(out, b, &one, 1, tail, fill, request_seed);
 }
 
@@ -238,13 +235,30 @@ static json_t *tok_body(const struct tok_ask *a, enum tok_format fmt, const char
     return req;
 }
 
-/* POSTs body to url with the builder's handle; the parsed 200 answer in *resp, or -errno. */
-static int post_json(struct prompt_builder *b, const char *url, json_t *body_json, json_t **resp)
+static const atomic_bool *_Atomic stop_flag; /* prompt_set_stop_flag */
+
+void prompt_set_stop_flag(const atomic_bool *flag)
 {
+    atomic_store(&stop_flag, flag);
+}
+
+static bool stopped(const struct prompt_builder *b)
+{
+    const atomic_bool *all = atomic_load(&stop_flag);
+    return (b->stop && atomic_load(b->stop)) || (all && atomic_load(all));
+}
+
+/* POSTs body to url with the builder's handle; the parsed 200 answer in *resp, or -errno. */
+/* POSTs body to url with the builder's handle; the 200 answer's bytes are in b->resp. 0 or
+ * -errno. */
+static int post_raw(struct prompt_builder *b, const char *url, json_t *body_json)
+{
+    if (stopped(b))
+        return -ECANCELED;
     char *body = json_dumps(body_json, JSON_COMPACT);
     if (!body)
         return -ENOMEM;
-    int rc;
+    int rc = 0;
     buf_reset(&b->resp);
     curl_easy_setopt(b->curl, CURLOPT_URL, url);
     curl_easy_setopt(b->curl, CURLOPT_POSTFIELDS, body);
@@ -253,19 +267,68 @@ static int post_json(struct prompt_builder *b, const char *url, json_t *body_jso
     curl_easy_setopt(b->curl, CURLOPT_URL, b->url); /* /tokenize stays the default */
     long status = 0;
     curl_easy_getinfo(b->curl, CURLINFO_RESPONSE_CODE, &status);
-    if (cc != CURLE_OK)
+    if (cc == CURLE_ABORTED_BY_CALLBACK)
+        rc = -ECANCELED;
+    else if (cc != CURLE_OK)
         rc = cc == CURLE_OPERATION_TIMEDOUT ? -ETIMEDOUT : -ECONNREFUSED;
     else if (status != 200)
         rc = status == 404 ? -ENOENT : -EPROTO;
-    else
-        rc = (*resp = json_loadb(b->resp.data ? b->resp.data : "", b->resp.len, 0, NULL)) ? 0
-                                                                                          : -EPROTO;
     free(body);
     return rc;
 }
 
+/* POSTs body to url; the parsed 200 answer in *resp, or -errno. */
+static int post_json(struct prompt_builder *b, const char *url, json_t *body_json, json_t **resp)
+{
+    int rc = post_raw(b, url, body_json);
+    if (rc)
+        return rc;
+    *resp = json_loadb(b->resp.data ? b->resp.data : "", b->resp.len, 0, NULL);
+    return *resp ? 0 : -EPROTO;
+}
+
+/* vLLM's (and SGLang's, and the simulator's) /tokenize answer begins {"count": N, ...} and
+ * goes on with every token id: reading the count from its head saves parsing thousands of
+ * ids per call (most of a prompt's planning time for long prompts). True when the answer
+ * begins that way; anything else is parsed in full. */
+static bool count_from_head(const struct buf *resp, long *count)
+{
+    const char *p = resp->data, *end = p ? p + resp->len : NULL;
+    static const char key[] = "\"count\"";
+    while (p && p < end && (*p == ' ' || *p == '\n' || *p == '\r' || *p == '\t'))
+        p++;
+    if (!p || p == end || *p++ != '{')
+        return false;
+    while (p < end && (*p == ' ' || *p == '\n' || *p == '\r' || *p == '\t'))
+        p++;
+    if ((size_t)(end - p) < sizeof(key) - 1 || memcmp(p, key, sizeof(key) - 1) != 0)
+        return false;
+    p += sizeof(key) - 1;
+    while (p < end && (*p == ' ' || *p == ':'))
+        p++;
+    long n = 0;
+    const char *digits = p;
+    while (p < end && *p >= '0' && *p <= '9' && n < INT32_MAX)
+        n = n * 10 + (*p++ - '0');
+    if (p == digits || p == end || (*p != ',' && *p != '}' && *p != ' '))
+        return false;
+    *count = n;
+    return true;
+}
+
 static int tokenize_ask(struct prompt_builder *b, const struct tok_ask *a, enum tok_format fmt,
                         long *count);
+
+/* libcurl's progress callback: a non-zero return abandons the transfer. */
+static int on_progress(void *userp, curl_off_t dltotal, curl_off_t dlnow, curl_off_t ultotal,
+                       curl_off_t ulnow)
+{
+    (void)dltotal;
+    (void)dlnow;
+    (void)ultotal;
+    (void)ulnow;
+    return stopped(userp);
+}
 
 /* The sum of the messages' contents counted alone, without special tokens; -errno. */
 static int contents_count(struct prompt_builder *b, json_t *msgs, long *sum)
@@ -308,18 +371,21 @@ static int tokenize_ask(struct prompt_builder *b, const struct tok_ask *a, enum 
     if (!req)
         return -EINVAL;
     json_t *resp = NULL;
-    int rc = post_json(b, b->url, req, &resp);
+    int rc = post_raw(b, b->url, req);
     json_decref(req);
     if (rc)
         return rc;
-    json_t *c = json_object_get(resp, "count");
-    json_t *toks = json_object_get(resp, "tokens");
-    if (json_is_integer(c))
-        *count = (long)json_integer_value(c);
-    else if (json_is_array(toks))
-        *count = (long)json_array_size(toks);
-    else
-        rc = -EPROTO;
+    if (!count_from_head(&b->resp, count)) {
+        resp = json_loadb(b->resp.data ? b->resp.data : "", b->resp.len, 0, NULL);
+        json_t *c = json_object_get(resp, "count");
+        json_t *toks = json_object_get(resp, "tokens");
+        if (json_is_integer(c))
+            *count = (long)json_integer_value(c);
+        else if (json_is_array(toks))
+            *count = (long)json_array_size(toks);
+        else
+            rc = -EPROTO;
+    }
     /* llama.cpp's /tokenize has no chat form: its count is the raw text's, plus what the
      * template adds as the probe measured it (prompt_builder_set_chat). */
     if (!rc && a->chat && fmt == TOK_LLAMACPP && b->chat_overhead > 0)
@@ -341,7 +407,7 @@ static int tokenize_count(struct prompt_builder *b, const char *text, enum tok_f
 static int count_text(struct prompt_builder *b, const struct buf *text, long *count)
 {
     int rc = tokenize_count(b, text->data, b->format, count);
-    if (rc) {
+    if (rc && rc != -ECANCELED) {
         log_warn("prompt: /tokenize failed (%s); prompt lengths are estimates from now on",
                  strerror(-rc));
         b->calibrated = false;
@@ -427,6 +493,9 @@ int prompt_builder_new(struct prompt_builder **out, const char *base_url, const 
     curl_easy_setopt(b->curl, CURLOPT_TIMEOUT_MS, PROMPT_TIMEOUT_MS);
     curl_easy_setopt(b->curl, CURLOPT_CONNECTTIMEOUT_MS, PROMPT_TIMEOUT_MS);
     curl_easy_setopt(b->curl, CURLOPT_NOSIGNAL, 1L);
+    curl_easy_setopt(b->curl, CURLOPT_XFERINFOFUNCTION, on_progress);
+    curl_easy_setopt(b->curl, CURLOPT_XFERINFODATA, b);
+    curl_easy_setopt(b->curl, CURLOPT_NOPROGRESS, 0L);
     curl_easy_setopt(b->curl, CURLOPT_WRITEFUNCTION, on_body);
     curl_easy_setopt(b->curl, CURLOPT_WRITEDATA, &b->resp);
 
@@ -516,10 +585,12 @@ done:
 }
 
 /* Closes the gap between segs (whose count is about seg_tokens, BOS included) and n_tokens
- * with tail words and fillers, correcting with /tokenize; leaves the best text in 'text'.
- * *got: the server's count of it, -1 unknown. 0 or -ENOMEM. */
-static int fit(struct prompt_builder *b, struct buf *text, const struct seg *segs, size_t n_segs,
-               double seg_tokens, int n_tokens, uint64_t request_seed, int *got)
+ * with tail words and fillers, correcting with /tokenize; the best is *k tail words and *fill
+ * fillers, and its text is left in 'text'. *got: the server's count of it, -1 unknown.
+ * 0 or -ENOMEM. */
+static int fit(struct prompt_builder *b, struct buf *text, const struct prompt_words *segs,
+               size_t n_segs, double seg_tokens, int n_tokens, uint64_t request_seed, size_t *k_out,
+               size_t *fill_out, int *got)
 {
     size_t k = aim_words(b->tokens_per_word, (double)n_tokens - seg_tokens), fill = 0;
     size_t best_k = k, best_fill = 0;
@@ -567,22 +638,50 @@ static int fit(struct prompt_builder *b, struct buf *text, const struct seg *seg
         best_k = k;
         best_fill = 0;
     }
+    *k_out = best_k;
+    *fill_out = best_fill;
     return compose_segs(text, b, segs, n_segs, best_k, best_fill, request_seed) ? -ENOMEM : 0;
 }
 
-char *prompt_build(struct prompt_builder *b, int n_tokens, int shared_prefix_tokens,
-                   uint64_t request_seed, int *actual)
+/* The recipe of segs (copied), k tail words and fill fillers; the text composed last is
+ * handed over when text_out is given. */
+static void recipe_set(struct prompt_recipe *out, const struct prompt_words *segs, size_t n_segs,
+                       size_t k, size_t fill, int got, struct buf *text, char **text_out)
+{
+    out->segs = n_segs ? xcalloc(n_segs, sizeof(*out->segs)) : NULL;
+    if (n_segs)
+        memcpy(out->segs, segs, n_segs * sizeof(*segs));
+    out->n_segs = n_segs;
+    out->tail = k;
+    out->fill = fill;
+    out->actual = got;
+    if (text_out)
+        *text_out = buf_take(text, NULL);
+}
+
+static void recipe_begin(struct prompt_recipe *out, uint64_t request_seed, char **text_out)
+{
+    memset(out, 0, sizeof(*out));
+    out->request_seed = request_seed;
+    out->actual = -1;
+    if (text_out)
+        *text_out = NULL;
+}
+
+int prompt_plan(struct prompt_builder *b, int n_tokens, int shared_prefix_tokens,
+                uint64_t request_seed, struct prompt_recipe *out, char **text_out)
 {
     struct buf text;
     buf_init(&text, PROMPT_MAX_TEXT);
-    char *result = NULL;
+    recipe_begin(out, request_seed, text_out);
     if (n_tokens < 0)
         n_tokens = 0;
     if (shared_prefix_tokens < 0)
         shared_prefix_tokens = 0;
     if (shared_prefix_tokens > n_tokens)
         shared_prefix_tokens = n_tokens;
-    int got = -1;
+    int got = -1, rc = -ENOMEM;
+    size_t k, fill = 0;
 
     prefix_size(b, shared_prefix_tokens, &text);
     size_t p = b->prefix_words;
@@ -591,35 +690,34 @@ char *prompt_build(struct prompt_builder *b, int n_tokens, int shared_prefix_tok
         size_t total = (size_t)n_tokens;
         if (p > total)
             p = total;
-        if (compose(&text, b, p, total - p, 0, request_seed))
+        k = total - p;
+        if (text_out && compose(&text, b, p, k, 0, request_seed))
             goto out;
-        goto done;
+    } else {
+        /* No prefix fitted (target below one word plus BOS): none at all. */
+        if (b->prefix_count < 0)
+            p = 0;
+        double prefix_tokens = p ? (double)b->prefix_count : b->overhead;
+        struct prompt_words one = {b->seed, p};
+        if (fit(b, &text, &one, 1, prefix_tokens, n_tokens, request_seed, &k, &fill, &got))
+            goto out;
     }
-
-    /* No prefix fitted (target below one word plus BOS): none at all. */
-    if (b->prefix_count < 0)
-        p = 0;
-    double prefix_tokens = p ? (double)b->prefix_count : b->overhead;
-    struct seg one = {b->seed, p};
-    if (fit(b, &text, &one, 1, prefix_tokens, n_tokens, request_seed, &got))
-        goto out;
-done:
-    result = buf_take(&text, NULL);
-    if (actual)
-        *actual = got;
+    struct prompt_words one = {b->seed, p};
+    recipe_set(out, &one, 1, k, fill, got, &text, text_out);
+    rc = 0;
 out:
     buf_release(&text);
-    return result;
+    return rc;
 }
 
-char *prompt_build_segments(struct prompt_builder *b, int n_tokens,
-                            const struct prompt_segment *segs, size_t n_segs, uint64_t request_seed,
-                            int *actual)
+int prompt_plan_segments(struct prompt_builder *b, int n_tokens, const struct prompt_segment *segs,
+                         size_t n_segs, uint64_t request_seed, struct prompt_recipe *out,
+                         char **text_out)
 {
     struct buf text;
     buf_init(&text, PROMPT_MAX_TEXT);
-    char *result = NULL;
-    struct seg *ws = xcalloc(n_segs ? n_segs : 1, sizeof(*ws));
+    recipe_begin(out, request_seed, text_out);
+    struct prompt_words *ws = xcalloc(n_segs ? n_segs : 1, sizeof(*ws));
     double seg_tokens = b->calibrated ? b->overhead : 0;
     size_t seg_words = 0;
     for (size_t i = 0; i < n_segs; i++) {
@@ -628,23 +726,83 @@ char *prompt_build_segments(struct prompt_builder *b, int n_tokens,
         seg_tokens += (double)ws[i].words * b->tokens_per_word;
         seg_words += ws[i].words;
     }
-    int got = -1;
+    int got = -1, rc = -ENOMEM;
+    size_t k, fill = 0;
     if (n_tokens < 0)
         n_tokens = 0;
     if (!b->calibrated) {
-        size_t tail = (size_t)n_tokens > seg_words ? (size_t)n_tokens - seg_words : 0;
-        if (compose_segs(&text, b, ws, n_segs, tail, 0, request_seed))
+        k = (size_t)n_tokens > seg_words ? (size_t)n_tokens - seg_words : 0;
+        if (text_out && compose_segs(&text, b, ws, n_segs, k, 0, request_seed))
             goto out;
-    } else if (fit(b, &text, ws, n_segs, seg_tokens, n_tokens, request_seed, &got)) {
+    } else if (fit(b, &text, ws, n_segs, seg_tokens, n_tokens, request_seed, &k, &fill, &got)) {
         goto out;
     }
-    result = buf_take(&text, NULL);
-    if (actual)
-        *actual = got;
+    recipe_set(out, ws, n_segs, k, fill, got, &text, text_out);
+    rc = 0;
 out:
     free(ws);
     buf_release(&text);
-    return result;
+    return rc;
+}
+
+void prompt_recipe_given(struct prompt_recipe *out, const char *text)
+{
+    recipe_begin(out, 0, NULL);
+    out->given = text;
+}
+
+char *prompt_recipe_text(const struct prompt_builder *b, const struct prompt_recipe *r, size_t *len)
+{
+    if (r->given) {
+        size_t n = strlen(r->given);
+        char *t = malloc(n + 1);
+        if (t)
+            memcpy(t, r->given, n + 1);
+        if (len)
+            *len = n;
+        return t;
+    }
+    struct buf text;
+    buf_init(&text, PROMPT_MAX_TEXT);
+    char *t = NULL;
+    if (compose_segs(&text, b, r->segs, r->n_segs, r->tail, r->fill, r->request_seed) == 0)
+        t = buf_take(&text, len);
+    buf_release(&text);
+    return t;
+}
+
+size_t prompt_recipe_size(const struct prompt_recipe *r)
+{
+    return sizeof(*r) + r->n_segs * sizeof(*r->segs);
+}
+
+void prompt_recipe_release(struct prompt_recipe *r)
+{
+    free(r->segs);
+    memset(r, 0, sizeof(*r));
+}
+
+char *prompt_build(struct prompt_builder *b, int n_tokens, int shared_prefix_tokens,
+                   uint64_t request_seed, int *actual)
+{
+    struct prompt_recipe r;
+    char *text = NULL;
+    if (prompt_plan(b, n_tokens, shared_prefix_tokens, request_seed, &r, &text) == 0 && actual)
+        *actual = r.actual;
+    prompt_recipe_release(&r);
+    return text;
+}
+
+char *prompt_build_segments(struct prompt_builder *b, int n_tokens,
+                            const struct prompt_segment *segs, size_t n_segs, uint64_t request_seed,
+                            int *actual)
+{
+    struct prompt_recipe r;
+    char *text = NULL;
+    if (prompt_plan_segments(b, n_tokens, segs, n_segs, request_seed, &r, &text) == 0 && actual)
+        *actual = r.actual;
+    prompt_recipe_release(&r);
+    return text;
 }
 
 int prompt_count(struct prompt_builder *b, const char *text, const char *messages_json,
@@ -670,6 +828,11 @@ void prompt_builder_set_corpus(struct prompt_builder *b, const char *const *corp
     b->n_corpus = n;
     b->prefix_for = -1; /* a prefix sized on other words */
     b->prefix_count = -1;
+}
+
+void prompt_builder_set_stop(struct prompt_builder *b, const atomic_bool *stop)
+{
+    b->stop = stop;
 }
 
 void prompt_builder_free(struct prompt_builder *b)

@@ -304,6 +304,10 @@ static json_t *summary_json(const struct point_info *pi, const struct point_summ
     json_object_set_new(client, "dispatch_lag_ms", jdist(&pi->dispatch_lag_s, 1e3));
     json_object_set_new(client, "loop_lag_ms", jdist(&pi->loop_lag_s, 1e3));
     json_object_set_new(client, "client_distorted", json_boolean(pi->client_distorted));
+    json_object_set_new(client, "possible_error_ms", json_real_or_null(pi->client_error_s * 1e3));
+    json_object_set_new(client, "distortion",
+                        pi->distortion && pi->distortion[0] ? json_string(pi->distortion)
+                                                            : json_null());
     json_object_set_new(o, "client", client);
     json_object_set_new(o, "telemetry", telemetry_window_json(tw, s));
     return o;

@@ -24,10 +24,14 @@ struct point_info {
     int concurrency;    /* 0 = no cap */
     double rate;        /* INFINITY = inf */
     enum arrival arrival;
+    bool trace;         /* arrivals replay a trace (arrival and rate do not apply) */
+    double trace_speed; /* its speed factor */
     int num_requests;
     struct dist dispatch_lag_s; /* client self-check (t_sent - t_due when no cap held it) */
     struct dist loop_lag_s;     /* event-loop lateness of timers */
-    bool client_distorted;      /* either p99 above 1 ms */
+    bool client_distorted;      /* a lag p99 past its limit (selfcheck.h) */
+    const char *distortion;     /* why, with the figures; "" when not distorted */
+    double client_error_s;      /* the possible error of the client's times (larger lag p99) */
     bool partial;               /* cut short: a checkpoint mid-point, or Ctrl-C */
     /* Session turns never sent because an earlier turn of theirs failed. */
     size_t session_turns_skipped;

@@ -41,8 +41,14 @@ struct run_options {
     bool keep_handler; /* a second Ctrl-C does not kill the process (the caller has servers
                           to stop); the first one always ends the run with partial files */
     int threads;       /* loop threads for the transfers; 0 = from the load (run.c) */
-    bool heartbeat;    /* progress (a line every 30 s outside a terminal) even when quiet */
-    const char *label; /* the progress line's name for the point; NULL = "point i/n" */
+    /* Names the run: the progress line's name for the point (NULL = "point i/n") and the
+     * prefix of its warnings, so that a note about one point says which (a study's setup and
+     * user count, a tenancy strategy's run). */
+    const char *label;
+    /* The servers run in this process (a caller's simulators): each stream then costs two
+     * descriptors, which the preflight counts. `sim` implies it. */
+    bool server_in_process;
+    bool heartbeat; /* progress (a line every 30 s outside a terminal) even when quiet */
     const struct run_share *share; /* borrowed; NULL = this process makes the whole load */
 };
 

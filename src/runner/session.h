@@ -28,12 +28,11 @@
 #include "runner/client.h"
 #include "runner/record.h"
 
-/* The runner's side. ready: is request i's user message built (false: tried again in 1 ms).
- * release: request i is due at due (think: its think time; held: it waited for a user slot)
- * and should go now. ended: session s is over; skipped turns were never sent (an earlier turn
- * failed, or the point is stopping). */
+/* The runner's side (every user message is planned before the point starts, so a turn never
+ * waits for one). release: request i is due at due (think: its think time; held: it waited
+ * for a user slot) and should go now. ended: session s is over; skipped turns were never sent
+ * (an earlier turn failed, or the point is stopping). */
 struct session_hooks {
-    bool (*ready)(void *ctx, size_t i);
     void (*release)(void *ctx, size_t i, mono_ns due, mono_ns think, bool held);
     void (*ended)(void *ctx, size_t s, size_t skipped);
     void *ctx;

@@ -134,8 +134,9 @@ static int measure(struct cell *c, int users, const char *role, json_t **row_out
         json_object_set_new(row, "status", json_string("failed"));
         json_object_set_new(row, "reason", json_string("the workload config cannot be loaded"));
     } else {
-        char label[96];
-        snprintf(label, sizeof(label), "%.60s, %d users", st->setups[c->si].id, users);
+        char label[320]; /* names the setup and probe in the runner's warnings */
+        snprintf(label, sizeof(label), "setup %s, workload %s, %d users", st->setups[c->si].id,
+                 st->wl[c->wi].name, users);
         struct run_options ro = {.endpoint = c->endpoint,
                                  .quiet = true,
                                  .wait_s = 30,

@@ -16,6 +16,8 @@
 #include <jansson.h>
 
 #include "core/buf.h"
+#include "core/log.h"
+#include "core/text.h"
 
 /* ---- one conversation ---------------------------------------------------------------- */
 
@@ -93,6 +95,9 @@ static int conversation(json_t *turns, bool all, struct ds_entry *e, char *why, 
         return 1;
     size_t ask = all ? last : first;
     const char *role, *text;
+    (void)turn_at(turns, ask, &role, &text, why, len);
+    if (!*text)
+        return 1; /* an empty question: nothing to send */
     if (ask + 1 < n && turn_at(turns, ask + 1, &role, &text, why, len) == 0 &&
         strcmp(role, "assistant") == 0)
         e->reply = xstrdup(text);
@@ -142,7 +147,9 @@ static int record(struct dataset *d, size_t *cap, json_t *rec, bool all, bool js
         turns = json_object_get(rec, "messages");
     json_t *prompt = jsonl ? json_object_get(rec, "prompt") : NULL;
     int rc = 0;
-    if (json_is_string(prompt)) {
+    if (json_is_string(prompt) && !*json_string_value(prompt)) {
+        rc = 1; /* an empty prompt: nothing to send */
+    } else if (json_is_string(prompt)) {
         e.prompt = xstrdup(json_string_value(prompt));
         if (all) {
             json_t *msgs =
@@ -270,7 +277,8 @@ static int load_jsonl(struct dataset *d, const char *path, bool all, char *err, 
         if (line[k] == '\0')
             continue; /* blank lines are allowed */
         json_error_t je;
-        json_t *rec = json_loadb(line, (size_t)n, JSON_DISABLE_EOF_CHECK, &je);
+        /* One value a line: anything after it but white space is an error, not ignored. */
+        json_t *rec = json_loadb(line, (size_t)n, 0, &je);
         if (!rec) {
             snprintf(err, errlen, "%s:%zu:%d: %s", path, lineno, je.column, je.text);
             rc = -EINVAL;
@@ -286,12 +294,28 @@ static int load_jsonl(struct dataset *d, const char *path, bool all, char *err, 
     return rc;
 }
 
+/* A text corpus: NUL-free text, made valid UTF-8, split into words at white space. */
 static int load_text(struct dataset *d, const char *path, char *err, size_t errlen)
 {
     size_t len, cap = 0;
     int rc = slurp(path, &d->text, &len, err, errlen);
     if (rc)
         return rc;
+    const char *nul = memchr(d->text, '\0', len);
+    if (nul) {
+        snprintf(err, errlen,
+                 "%s: byte %zu is NUL: a text corpus must be text (is it a binary file?)", path,
+                 (size_t)(nul - d->text));
+        return -EINVAL;
+    }
+    if (!utf8_valid(d->text, len)) {
+        char *fixed = utf8_repair(d->text, len);
+        log_warn("dataset %s: bytes that are not valid UTF-8 became U+FFFD (a prompt is sent as "
+                 "a JSON string, which must be UTF-8)",
+                 path);
+        free(d->text);
+        d->text = fixed;
+    }
     for (char *p = d->text; *p;) {
         p += strspn(p, " \t\r\n\f\v");
         if (!*p)
@@ -324,8 +348,9 @@ int dataset_load(struct dataset **out, const struct dataset_cfg *cfg, char *err,
         rc = load_text(d, cfg->path, err, errlen);
     }
     if (!rc && d->n == 0 && d->n_words == 0) {
-        snprintf(err, errlen, "%s: no usable %s (%zu records without a user turn)", cfg->path,
-                 d->format == DS_TEXT ? "words" : "prompts", d->skipped);
+        snprintf(err, errlen,
+                 "%s: no usable %s (%zu records without a user turn or with an empty one)",
+                 cfg->path, d->format == DS_TEXT ? "words" : "prompts", d->skipped);
         rc = -EINVAL;
     }
     if (rc) {

@@ -309,7 +309,8 @@ int trace_load(struct trace **out, const struct trace_cfg *cfg, char *err, size_
             rc = csv_row(&rd, line, map, n_map, row);
         } else {
             json_error_t je;
-            json_t *o = json_loadb(line, (size_t)n, JSON_DISABLE_EOF_CHECK, &je);
+            /* One value a line: anything after it but white space is an error. */
+            json_t *o = json_loadb(line, (size_t)n, 0, &je);
             rc = o ? jsonl_row(&rd, o, row) : bad(&rd, "%d: %s", je.column, je.text);
             json_decref(o);
         }

@@ -144,6 +144,11 @@ bool workload_schedule(const struct workload *w, mono_ns *off, size_t n)
     return true;
 }
 
+bool workload_draws_in_order(const struct workload *w)
+{
+    return prompts_from_entries(w);
+}
+
 bool workload_messages(const struct workload *w)
 {
     return prompts_from_entries(w) && w->all_turns && w->api == API_CHAT;
@@ -266,7 +271,8 @@ static size_t next_entry(struct workload *w, struct prompt_builder *b)
     }
 }
 
-static char *dataset_prompt(struct workload *w, struct prompt_builder *b, struct req_record *rec)
+static void dataset_recipe(struct workload *w, struct prompt_builder *b, struct req_record *rec,
+                           struct prompt_recipe *out)
 {
     size_t k = next_entry(w, b);
     const struct ds_entry *e = &w->ds->v[k];
@@ -278,7 +284,7 @@ static char *dataset_prompt(struct workload *w, struct prompt_builder *b, struct
                                                       : 0;
         rec->target_output_tokens = length_draw(&w->out, NULL, w->reply_tokens[k]);
     }
-    return xstrdup(workload_messages(w) ? e->messages : e->prompt);
+    prompt_recipe_given(out, workload_messages(w) ? e->messages : e->prompt);
 }
 
 /* A document by popularity: uniform, or the first k whose cumulative share passes u. */
@@ -299,19 +305,50 @@ static uint64_t rag_pick(const struct workload *w, struct rng *r)
     return lo;
 }
 
+/* The documents one request has taken: an open-addressing set of ids + 1 (0 = empty slot),
+ * at most half full, so a membership test is O(1) on average and a prompt of k documents
+ * costs O(k) (a scan of the earlier ones made large k quadratic). */
+struct doc_set {
+    uint64_t *slot;
+    size_t mask;
+};
+
+static void doc_set_init(struct doc_set *s, size_t k)
+{
+    size_t cap = 16;
+    while (cap < 2 * k)
+        cap <<= 1;
+    s->slot = xcalloc(cap, sizeof(*s->slot));
+    s->mask = cap - 1;
+}
+
+/* Adds id; false when it was there already. */
+static bool doc_set_add(struct doc_set *s, uint64_t id)
+{
+    size_t h = (size_t)hash64(&id, sizeof(id), SALT_RAG) & s->mask;
+    while (s->slot[h]) {
+        if (s->slot[h] == id + 1)
+            return false;
+        h = (h + 1) & s->mask;
+    }
+    s->slot[h] = id + 1;
+    return true;
+}
+
 /* documents_per_request distinct documents of the pool, by popularity (rejection: k is
  * small beside the pool; with a steep skew a few redraws). */
-static char *rag_prompt(struct workload *w, struct prompt_builder *b, uint64_t seed,
-                        const struct req_record *rec)
+static int rag_recipe(struct workload *w, struct prompt_builder *b, uint64_t seed,
+                      const struct req_record *rec, struct prompt_recipe *out, char **text)
 {
     const struct rag_cfg *g = &w->rq->rag;
     size_t k = (size_t)g->documents_per_request;
     struct prompt_segment *segs = xcalloc(k, sizeof(*segs));
+    struct doc_set taken;
+    doc_set_init(&taken, k);
     struct rng r;
     rng_seed(&r, seed ^ SALT_RAG);
     for (size_t i = 0; i < k; i++) {
         uint64_t doc = 0;
-        bool dup;
         int tries = 0;
         do {
             /* A steep skew over a pool barely larger than k could redraw for ages: after
@@ -320,20 +357,18 @@ static char *rag_prompt(struct workload *w, struct prompt_builder *b, uint64_t s
             if (doc >= (uint64_t)g->documents)
                 doc = 0;
             tries++;
-            dup = false;
-            for (size_t j = 0; j < i; j++)
-                dup |= segs[j].id == doc;
-        } while (dup);
+        } while (!doc_set_add(&taken, doc));
         segs[i] = (struct prompt_segment){doc, g->document_tokens};
     }
-    char *p = prompt_build_segments(b, rec->target_prompt_tokens, segs, k, seed, NULL);
+    free(taken.slot);
+    int rc = prompt_plan_segments(b, rec->target_prompt_tokens, segs, k, seed, out, text);
     free(segs);
-    return p;
+    return rc;
 }
 
 /* The row's whole blocks are shared (same hash id, same text); the rest is its own. */
-static char *trace_prompt(struct workload *w, struct prompt_builder *b, uint64_t seed, size_t i,
-                          const struct req_record *rec)
+static int trace_recipe(struct workload *w, struct prompt_builder *b, uint64_t seed, size_t i,
+                        const struct req_record *rec, struct prompt_recipe *out, char **text)
 {
     const struct trace_row *row = &w->tr->v[i];
     size_t block = (size_t)w->rq->trace.block_tokens;
@@ -342,21 +377,36 @@ static char *trace_prompt(struct workload *w, struct prompt_builder *b, uint64_t
     struct prompt_segment *segs = xcalloc(k ? k : 1, sizeof(*segs));
     for (size_t j = 0; j < k; j++)
         segs[j] = (struct prompt_segment){row->hash_ids[j], (int)block};
-    char *p = prompt_build_segments(b, rec->target_prompt_tokens, segs, k, seed, NULL);
+    int rc = prompt_plan_segments(b, rec->target_prompt_tokens, segs, k, seed, out, text);
     free(segs);
-    return p;
+    return rc;
+}
+
+int workload_recipe(struct workload *w, struct prompt_builder *b, uint64_t seed, size_t i,
+                    struct req_record *rec, struct prompt_recipe *out, char **text)
+{
+    if (text)
+        *text = NULL;
+    if (w->tr)
+        return trace_recipe(w, b, seed, i, rec, out, text);
+    if (w->rq->rag.documents > 0)
+        return rag_recipe(w, b, seed, rec, out, text);
+    if (prompts_from_entries(w)) {
+        dataset_recipe(w, b, rec, out);
+        return 0;
+    }
+    return prompt_plan(b, rec->target_prompt_tokens, w->rq->shared_prefix_tokens, seed, out, text);
 }
 
 char *workload_prompt(struct workload *w, struct prompt_builder *b, uint64_t seed, size_t i,
                       struct req_record *rec)
 {
-    if (w->tr)
-        return trace_prompt(w, b, seed, i, rec);
-    if (w->rq->rag.documents > 0)
-        return rag_prompt(w, b, seed, rec);
-    if (prompts_from_entries(w))
-        return dataset_prompt(w, b, rec);
-    return prompt_build(b, rec->target_prompt_tokens, w->rq->shared_prefix_tokens, seed, NULL);
+    struct prompt_recipe r;
+    char *text = NULL;
+    if (workload_recipe(w, b, seed, i, rec, &r, &text) == 0 && !text)
+        text = prompt_recipe_text(b, &r, NULL);
+    prompt_recipe_release(&r);
+    return text;
 }
 
 void workload_point_note(const struct workload *w, const char *tenant)

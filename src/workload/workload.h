@@ -4,8 +4,9 @@
  * row's blocks, RAG documents and a question) and, for a trace, when it is due.
  *
  * A workload is made once per tenant (files are read then); each point starts with
- * workload_plan() on the runner's thread and builds its prompts with workload_prompt() on the
- * tenant's prompt thread, in request order. Nothing here is shared between tenants.
+ * workload_plan() and then fixes every prompt with workload_recipe() on the tenant's prompt
+ * thread, in request order, before the point's clock starts. Nothing here is shared between
+ * tenants.
  */
 #ifndef TB_WORKLOAD_H
 #define TB_WORKLOAD_H
@@ -47,10 +48,20 @@ void workload_plan(struct workload *w, uint64_t seed, int context, struct req_re
  * The runner sends these and the planner replays them (study_predict.c). */
 void workload_plan_turns(const struct requests_cfg *rq, uint64_t seed, int context,
                          struct req_record *recs, size_t n);
+/* Request i's prompt as a recipe (prompt.h): every /tokenize call it needs is made here, and
+ * the text can be composed from it later without the server. May set rec's targets
+ * (datasets). Call in request order (a dataset is sampled in that order). text: when not
+ * NULL, the text composed on the way (caller frees), or NULL. 0 or -ENOMEM. */
+MUST_USE int workload_recipe(struct workload *w, struct prompt_builder *b, uint64_t seed, size_t i,
+                             struct req_record *rec, struct prompt_recipe *out, char **text);
 /* Request i's prompt (caller frees): text, or with workload_messages() a JSON array of chat
- * messages. May set rec's targets (datasets). On the tenant's prompt thread, in order. */
+ * messages. workload_recipe and its text. */
 char *workload_prompt(struct workload *w, struct prompt_builder *b, uint64_t seed, size_t i,
                       struct req_record *rec);
+/* Request i's prompt depends on the requests before it (a dataset is sampled in request order,
+ * through its length filter): every process of a distributed load must plan them all to draw
+ * the same prompt for the same request. */
+bool workload_draws_in_order(const struct workload *w);
 /* Prompts are JSON message lists (a chat dataset with turns: all). */
 bool workload_messages(const struct workload *w);
 /* Said at the end of a point: a dataset that ran out and was reused, entries filtered. */
