@@ -69,6 +69,7 @@ static json_t *workload_json(const struct plan_opts *o, const struct plan_row *r
     json_object_set_new(w, "population", json_string(vd_population_name(o->population)));
     json_object_set_new(w, "users", json_integer(r->users));
     json_object_set_new(w, "requests", json_integer(r->requests));
+    json_object_set_new(w, "warmup_requests", json_integer(r->warmup));
     json_object_set_new(w, "prompt_tokens", json_integer(r->prompt));
     json_object_set_new(w, "output_tokens", json_integer(r->output));
     json_object_set_new(w, "shared_prefix_tokens", json_integer(o->shared_prefix));
@@ -183,8 +184,9 @@ static void print_basis(const struct plan_opts *o, const struct plan_row *r, boo
     slo_describe(&o->slo, what, sizeof(what));
     printf("SLO %s\n", what);
     if (!sweep)
-        snprintf(who, sizeof(who), "%d %s, %d %s; ", r->users, r->users == 1 ? "user" : "users",
-                 r->requests, r->requests == 1 ? "request" : "requests");
+        snprintf(who, sizeof(who), "%d %s, %d %s%s; ", r->users, r->users == 1 ? "user" : "users",
+                 r->requests, r->requests == 1 ? "request" : "requests",
+                 r->warmup > 0 ? " (the warm-up's first)" : "");
     if (o->population == VD_SESSIONS) {
         const struct session_cfg *ss = &o->session;
         printf("Workload: users in conversation (population sessions): %s%d turns each, think "
@@ -420,7 +422,7 @@ static void plan_usage(void)
         stderr,
         "usage: testbench plan --gpu NAME --model NAME [--quantization Q[,Q...]]\n"
         "    [--kv-cache-dtype D] [--max-model-len N[,N...]] [--prompt-tokens N]\n"
-        "    [--output-tokens N] [--users N[,N...]] [--requests N]\n"
+        "    [--output-tokens N] [--users N[,N...]] [--requests N] [--warmup-requests N]\n"
         "    [--population sessions|streams] [--turns N] [--think-time-s X]\n"
         "    [--think-time-distribution fixed|exponential|lognormal] [--message-tokens MIN-MAX]\n"
         "    [--start-spread-s X] [--shared-prefix-tokens N] [--api completions|chat]\n"
@@ -447,6 +449,7 @@ enum {
     OPT_OUTPUT,
     OPT_USERS,
     OPT_REQUESTS,
+    OPT_WARMUP,
     OPT_SEQS,
     OPT_MBT,
     OPT_UTIL,
@@ -480,6 +483,7 @@ static const struct option plan_long_opts[] = {
     {"output-tokens", required_argument, NULL, OPT_OUTPUT},
     {"users", required_argument, NULL, OPT_USERS},
     {"requests", required_argument, NULL, OPT_REQUESTS},
+    {"warmup-requests", required_argument, NULL, OPT_WARMUP},
     {"max-num-seqs", required_argument, NULL, OPT_SEQS},
     {"max-num-batched-tokens", required_argument, NULL, OPT_MBT},
     {"gpu-memory-utilization", required_argument, NULL, OPT_UTIL},
@@ -518,6 +522,8 @@ static const char *opt_range(int c)
     case OPT_REQUESTS:
     case OPT_MBT:
         return "a whole number from 1 to 10000000";
+    case OPT_WARMUP:
+        return "a whole number from 0 to 10000000";
     case OPT_USERS:
         return "a whole number from 1 to 100000, or a comma-separated list of up to 32";
     case OPT_SEQS:
@@ -585,6 +591,8 @@ static int plan_option(int c, char *arg, struct plan_opts *o, bool *chat, double
         return parse_int_list(arg, 1, 100000, o->users, &o->n_users);
     case OPT_REQUESTS:
         return parse_int(arg, 1, 10000000, &o->requests);
+    case OPT_WARMUP:
+        return parse_int(arg, 0, 10000000, &o->warmup_requests);
     case OPT_SEQS:
         return parse_int(arg, 1, 1000000, &o->max_num_seqs);
     case OPT_MBT:
@@ -792,6 +800,13 @@ static int rows_fill(const struct plan_opts *o, const struct model_spec *md, str
                 r->users = o->users[ui];
                 if (plan_requests_bounded(o, r))
                     return TB_EXIT_USAGE;
+                if (o->warmup_requests >= r->requests) {
+                    log_error("plan: --warmup-requests %d leaves none of the %d requests to judge "
+                              "(%d users): fewer, or more --requests",
+                              o->warmup_requests, r->requests, r->users);
+                    return TB_EXIT_USAGE;
+                }
+                r->warmup = o->warmup_requests;
             }
         }
     }
