@@ -544,6 +544,18 @@ static void page_in_headless_chromium(void **state)
             assert_true(close_to(attr_num(cell, "maxUsers"), csv_table_num(&t, r, k_max), 1e-9));
             assert_string_equal(json_string_value(json_object_get(cell, "sloMet")),
                                 csv_table_get(&t, r, "slo_met"));
+            /* A measured verdict shows its evidence in the cell, as the terminal does: the
+             * percentile judged, its confidence interval and the requests judged. */
+            const char *ev = csv_table_get(&t, r, "slo_evidence");
+            if (strcmp(status, "measured") == 0) {
+                assert_non_null(strstr(ev, "% CI ["));
+                assert_non_null(strstr(json_string_value(json_object_get(cell, "text")), ev));
+                char *in_md = xasprintf(" [m]: %s |", ev);
+                char *md = slurp(fx.md);
+                assert_non_null(strstr(md, in_md));
+                free(md);
+                free(in_md);
+            }
         } else {
             /* No server ran: no verdict, and said why, apart from a miss (its own class;
              * issue 23 item 14: "does not fit" was drawn as "misses SLO"), its status said. */

@@ -103,6 +103,7 @@ static struct guidance_cell *cell_find(struct guidance *g, struct cell_ctx **ctx
     c->slo_met = -1;
     c->user_tps_p50 = c->ttft_p95_ms = c->max_users = c->min_tried = NAN;
     c->note = xstrdup("");
+    c->evidence = xstrdup("");
     c->origin = xstrdup("");
     return c;
 }
@@ -217,6 +218,9 @@ static void studies_add(struct guidance *g, struct cell_ctx **ctx, const struct 
             const char *reason = csv_table_get(t, r, "reason");
             const char *met = csv_table_get(t, r, "slo_met");
             c->slo_met = strcmp(met, "true") == 0 ? 1 : strcmp(met, "false") == 0 ? 0 : -1;
+            set_str(&c->evidence, xstrdup(measured && strcmp(status, "measured") == 0
+                                              ? csv_table_get(t, r, "slo_evidence")
+                                              : ""));
             if (strcmp(status, "does_not_fit") == 0 || strcmp(status, "failed_to_start") == 0) {
                 /* Not a miss: no server ran, so nothing was judged (said apart from "missed"). */
                 bool nofit = strcmp(status, "does_not_fit") == 0;
@@ -511,6 +515,7 @@ void guidance_release(struct guidance *g)
         free(c->quantization);
         free(c->kv_dtype);
         free(c->note);
+        free(c->evidence);
         free(c->origin);
         free(c->weights);
     }
@@ -556,6 +561,7 @@ json_t *guidance_json(const struct guidance *g)
         json_object_set_new(o, "ttft_p95_ms", num(c->ttft_p95_ms));
         json_object_set_new(o, "max_users", num(c->max_users));
         json_object_set_new(o, "max_users_at_least", json_boolean(c->max_users_at_least));
+        json_object_set_new(o, "evidence", json_string(c->evidence));
         json_object_set_new(o, "note", json_string(c->note));
         json_object_set_new(o, "origin", json_string(c->origin));
         json_array_append_new(a, o);

@@ -45,6 +45,9 @@ struct guidance_cell {
     bool max_users_at_least; /* the largest count tried met it: the true limit may be higher */
     double min_tried;        /* smallest count tried, for "fewer than" */
     const char *status;      /* a study setup's "does_not_fit" or "failed_to_start"; "" */
+    char *evidence;          /* a measured study verdict's evidence (study.csv slo_evidence):
+                                the percentile judged, its confidence interval, the requests
+                                judged; "" none */
     char *note;              /* status, reason or what was missing; "" none */
     char *origin;            /* the run or study/setup the values come from */
     char *weights;           /* the weights' one name ("bf16 (checkpoint)", "fp8"), or NULL */

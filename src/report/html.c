@@ -183,6 +183,11 @@ static void matrix_cell(FILE *f, const json_t *c, long long users)
     fprintf(f, "<span class=\"verdict\">%s</span>", verdict);
     fprintf(f, "<span class=\"tag %s\">%s</span><br>", src,
             strcmp(src, "none") == 0 ? "not measured" : src);
+    if (*str(c, "evidence")) { /* what a measured verdict rests on: percentile, interval, n */
+        fputs("<span class=\"evidence\">", f);
+        html_esc(f, str(c, "evidence"));
+        fputs("</span><br>", f);
+    }
     fputs("capacity: ", f);
     double mu = json_num(c, "max_users");
     if (isnan(mu))
@@ -339,9 +344,11 @@ static void matrix_write(FILE *f, const json_t *model)
         return;
     }
     fprintf(f,
-            "<p class=\"sub\">Each cell: whether %lld users meet the SLO, its capacity (the most "
-            "users within the SLO), and what one of %lld users gets (output tokens/s p50, TTFT "
-            "p95). <span class=\"tag measured\">measured</span> comes from a run, "
+            "<p class=\"sub\">Each cell: whether %lld users meet the SLO (under a measured study "
+            "verdict, the percentile it was judged by, its confidence interval and the requests "
+            "judged), its capacity (the most users within the SLO), and what one of %lld users "
+            "gets (output tokens/s p50, TTFT p95). <span class=\"tag measured\">measured</span> "
+            "comes from a run, "
             "<span class=\"tag predicted\">predicted</span> from <code>testbench plan</code>; "
             "hatched: the setup does not fit (or vLLM cannot load it), dashed: not run, "
             "– no value.</p>\n",

@@ -121,8 +121,13 @@ static void matrix_row(FILE *f, const json_t *c)
     json_num_write(f, c, "user_tps_p50", "%.1f");
     fputs(" | ", f);
     json_num_write(f, c, "ttft_p95_ms", "%.0f");
-    fprintf(f, " | %s%s | ", cell_verdict(c),
+    fprintf(f, " | %s%s", cell_verdict(c),
             json_is_boolean(json_object_get(c, "slo_met")) ? badge : "");
+    if (*str(c, "evidence")) { /* what a measured verdict rests on */
+        fputs(": ", f);
+        md(f, str(c, "evidence"));
+    }
+    fputs(" | ", f);
     md(f, str(c, "note"));
     if (*str(c, "origin")) {
         fputs(*str(c, "note") ? "; " : "", f);
@@ -154,8 +159,9 @@ static void matrix_rows(FILE *f, const json_t *model, size_t from, size_t to)
         md(f, b ? str(b, "what") : "not recorded");
         fprintf(f,
                 "\n- **Cells** capacity = the most users within the SLO; at %lld users: tokens/s "
-                "per user (p50), TTFT p95 and the verdict; [m] measured, [p] predicted by "
-                "`testbench plan`; – no value\n\n",
+                "per user (p50), TTFT p95 and the verdict (a measured study verdict with the "
+                "percentile it was judged by, its confidence interval and the requests judged); "
+                "[m] measured, [p] predicted by `testbench plan`; – no value\n\n",
                 users);
         fprintf(f,
                 "| model | weights | KV cache | window or request tokens | capacity (users) | "

@@ -171,6 +171,7 @@ static json_t *target_row(const struct study *st, size_t si, size_t wi, int user
  * why there is none. note (may be set) is printed under the matrix. */
 struct cell_text {
     char text[96];
+    char evidence[256]; /* the measured verdict's evidence (slo_evidence), or "" */
     char note[1024];
 };
 
@@ -185,7 +186,7 @@ static void capacity_text(const struct study *st, long mx, bool known, const cha
 
 static void cell_build(const struct study *st, size_t si, size_t wi, int users, struct cell_text *c)
 {
-    c->note[0] = '\0';
+    c->note[0] = c->evidence[0] = '\0';
     json_t *r = target_row(st, si, wi, users);
     const char *status = r ? json_string_value(json_object_get(r, "status")) : NULL;
     const char *reason = r ? json_string_value(json_object_get(r, "reason")) : NULL;
@@ -239,6 +240,9 @@ static void cell_build(const struct study *st, size_t si, size_t wi, int users, 
                                    : (p.meets_slo ? "met" : "missed");
     human_num(tps, 0, tps_s, sizeof(tps_s));
     snprintf(c->text, sizeof(c->text), "%s | %s tok/s %s %s", cap_s, tps_s, verdict, b);
+    const char *ev = measured ? json_string_value(json_object_get(r, "slo_evidence")) : NULL;
+    if (ev)
+        snprintf(c->evidence, sizeof(c->evidence), "%s", ev);
     if (status && strcmp(status, "interrupted") == 0)
         snprintf(c->note, sizeof(c->note), "interrupted before it was measured: the plan's");
     if (cap_known && cap == 0) {
@@ -307,13 +311,35 @@ static void print_matrix(const struct study *st, size_t wi, int users, const int
     slo_describe(study_workload_slo(st, wi), slo, sizeof(slo));
     printf("\nWhat %d users get on %s, workload %s\nSLO %s\n", users, st->cfg.study.gpu, what, slo);
     printf("  cell: capacity (the most users within the SLO) | at %d users: tokens/s per user, "
-           "SLO met or missed\n",
+           "SLO met or missed; under a measured one, the percentile it was judged by, its "
+           "confidence interval and the requests judged\n",
            users);
     int lw = 26; /* the longest row label */
     for (size_t si = 0; si < st->n_setups; si++) {
         char label[200];
         row_label(st, si, wi, users, label, sizeof(label));
         lw = (int)strlen(label) > lw ? (int)strlen(label) : lw;
+    }
+    /* Every cell first: the columns are as wide as the widest cell or evidence. */
+    struct cell_text *cells = xcalloc(st->n_setups * (nwin ? nwin : 1), sizeof(*cells));
+    int cw = 32;
+    for (size_t si = 0; si < st->n_setups; si++) {
+        if (!row_first(st, si)) /* a line per distinct row key, at its first setup */
+            continue;
+        for (size_t k = 0; k < nwin; k++) {
+            struct cell_text *ct = &cells[si * nwin + k];
+            snprintf(ct->text, sizeof(ct->text), "%s", HUMAN_NONE);
+            for (size_t sj = si; sj < st->n_setups; sj++) {
+                if (same_row_key(&st->setups[sj], &st->setups[si]) &&
+                    st->setups[sj].max_model_len == win[k]) {
+                    cell_build(st, sj, wi, users, ct);
+                    break;
+                }
+            }
+            int w = (int)strlen(ct->evidence) + 1, wt = (int)strlen(ct->text) + 6; /* " (n)" */
+            w = wt > w ? wt : w;
+            cw = w > cw ? w : cw;
+        }
     }
     printf("  %-*s", lw, "model / weights / KV cache");
     for (size_t k = 0; k < nwin; k++) {
@@ -322,37 +348,41 @@ static void print_matrix(const struct study *st, size_t wi, int users, const int
             snprintf(h, sizeof(h), "window %d", win[k]);
         else
             snprintf(h, sizeof(h), "window (model's own)");
-        printf("  %-32s", h);
+        printf("  %-*s", cw, h);
     }
     printf("\n");
     char **notes = NULL;
     size_t n_notes = 0;
     for (size_t si = 0; si < st->n_setups; si++) {
-        if (!row_first(st, si)) /* a line per distinct row key, at its first setup */
+        if (!row_first(st, si))
             continue;
         char label[200];
         row_label(st, si, wi, users, label, sizeof(label));
         printf("  %-*s", lw, label);
+        bool evidence = false;
         for (size_t k = 0; k < nwin; k++) {
-            size_t sk = SIZE_MAX;
-            for (size_t sj = si; sj < st->n_setups && sk == SIZE_MAX; sj++)
-                if (same_row_key(&st->setups[sj], &st->setups[si]) &&
-                    st->setups[sj].max_model_len == win[k])
-                    sk = sj;
-            struct cell_text ct = {.text = HUMAN_NONE};
-            if (sk != SIZE_MAX)
-                cell_build(st, sk, wi, users, &ct);
-            if (ct.note[0]) {
+            struct cell_text *ct = &cells[si * nwin + k];
+            evidence |= ct->evidence[0] != '\0';
+            if (ct->note[0]) {
                 notes = xreallocarray(notes, n_notes + 1, sizeof(*notes));
-                notes[n_notes++] = xasprintf("%s, window %d: %s", label, win[k], ct.note);
+                notes[n_notes++] = xasprintf("%s, window %d: %s", label, win[k], ct->note);
                 char mark[24];
                 snprintf(mark, sizeof(mark), " (%zu)", n_notes);
-                strncat(ct.text, mark, sizeof(ct.text) - strlen(ct.text) - 1);
+                strncat(ct->text, mark, sizeof(ct->text) - strlen(ct->text) - 1);
             }
-            printf("  %-32s", ct.text);
+            printf("  %-*s", cw, ct->text);
         }
         printf("\n");
+        if (!evidence)
+            continue;
+        /* Under each measured verdict, what it rests on: the judged percentile, its
+         * confidence interval and the requests judged. */
+        printf("  %-*s", lw, "");
+        for (size_t k = 0; k < nwin; k++)
+            printf("  %-*s", cw, cells[si * nwin + k].evidence);
+        printf("\n");
     }
+    free(cells);
     printf("  [m] measured, [p] predicted by the plan (not measured); %s no value; >= at the "
            "search ceiling (%d)\n",
            HUMAN_NONE, st->cfg.study.max_users);
