@@ -41,8 +41,8 @@ struct plan_query {
     int turn_tokens;               /* sessions: template/separator tokens a later turn adds */
     int shared_prefix;             /* prompt tokens every request shares (a system prompt) */
     int requests;                  /* 0 = by the policy below */
-    int warmup_requests; /* the first this many of them are a warm-up, served but not judged
-                            (requests.warmup_requests; a study probe's warm-up) */
+    int warmup_requests;   /* the first this many of them are a warm-up, served but not judged
+                              (requests.warmup_requests; a study probe's warm-up) */
     int requests_per_user; /* with requests 0: max(users x this, min_requests); 0 = the plan's
                               own policy, plan_requests_default(users) */
     int min_requests;

@@ -33,7 +33,7 @@ struct plan_opts {
     size_t n_users;
     int prompt_tokens; /* a request's prompt (sessions: the first turn's) */
     int output_tokens;
-    int requests; /* 0 = the policy (plan_requests_for) */
+    int requests;        /* 0 = the policy (plan_requests_for) */
     int warmup_requests; /* the first this many are served, not judged (--warmup-requests) */
     int max_num_seqs;
     int max_num_batched_tokens;
