@@ -110,6 +110,7 @@ static const char quick_study[] =
     "  max_users: 64\n"
     "  requests_per_user: 2\n"
     "  min_requests: 10\n"
+    "  max_requests: 72\n" /* users in conversation run to the cap: 4 x 72 by default */
     "setups:\n"
     "  grid:\n"
     "    model: [meta-llama/Llama-3.1-8B-Instruct]\n"
@@ -260,7 +261,20 @@ static void sim_study_answers_and_agrees_with_the_plan(void **state)
         char *p = xasprintf("%s/%s", sdir, json_string_value(json_object_get(r, "run_summary")));
         assert_int_equal(access(p, R_OK), 0);
         free(p);
-        targets += strcmp(json_string_value(json_object_get(r, "role")), "target") == 0;
+        bool target = strcmp(json_string_value(json_object_get(r, "role")), "target") == 0;
+        targets += target;
+        /* Each measured cell shows its verdict's evidence: the percentile judged, its
+         * confidence interval and the requests judged, as the row records it. */
+        const char *ev = json_string_value(json_object_get(r, "slo_evidence"));
+        assert_non_null(ev);
+        assert_non_null(strstr(ev, "% CI ["));
+        char *n_judged = xasprintf(
+            ", %lld requests", (long long)json_integer_value(json_object_get(r, "slo_requests")));
+        assert_non_null(strstr(ev, n_judged));
+        free(n_judged);
+        if (target && !strstr(mheader, ev))
+            fprintf(stderr, "the matrix lacks \"%s\":\n%s\n", ev, mheader);
+        assert_true(!target || strstr(mheader, ev));
     }
     assert_int_equal(targets, 4);
     /* The search starts at the plan's answer: each setup's first search probe is at
@@ -352,7 +366,8 @@ static void unfit_and_failing_setups_are_recorded_and_the_study_goes_on(void **s
                   "  prompt_tokens_min: 256\n"
                   "  prompt_tokens_max: 256\n"
                   "  completion_tokens: 16\n"
-                  "  session: {turns: 2, think_time_s: 0.2}\n",
+                  "  session: {turns: 2, think_time_s: 0.2}\n"
+                  "slo: {ttft_ms: null, tpot_ms: null}\n", /* nothing judged: short probes */
                   script);
     char *cfg = write_study(f->dir, "study.yaml", text);
     char *log = xasprintf("%s/log.txt", f->dir);
@@ -431,7 +446,11 @@ static const char resume_study[] = "study:\n"
                                    "  prompt_tokens_min: 512\n"
                                    "  prompt_tokens_max: 512\n"
                                    "  completion_tokens: 48\n"
-                                   "  session: {turns: 2, think_time_s: 0.2}\n";
+                                   "  session: {turns: 2, think_time_s: 0.2}\n"
+                                   /* Nothing judged: each probe sends min_requests after its
+                                    * warm-up (with an SLO, the 72 a p95 verdict needs, to a
+                                    * cap of 288: minutes for what this test checks). */
+                                   "slo: {ttft_ms: null, tpot_ms: null}\n";
 
 static int count_files(const char *dir, const char *suffix)
 {
@@ -687,28 +706,13 @@ static void plan_and_study_agree_on_prompt_and_window(void **state)
     assert_int_equal(run_study(argv, log), 0);
     char *study = tb_read(log);
     char *plan_log = xasprintf("%s/plan.txt", f->dir);
-    const char *pargv[] = {"testbench",
-                           "plan",
-                           "--gpu",
-                           "rtx-pro-6000",
-                           "--model",
-                           "meta-llama/Llama-3.1-8B-Instruct",
-                           "--max-model-len",
-                           "8192",
-                           "--prompt-tokens",
-                           "1000",
-                           "--output-tokens",
-                           "100",
-                           "--users",
-                           "12",
-                           "--turns",
-                           "1",
-                           "--think-time-distribution",
-                           "fixed",
-                           "--think-time-s",
-                           "0.5",
-                           "--json",
-                           NULL};
+    const char *pargv[] = {
+        "testbench", "plan", "--gpu", "rtx-pro-6000", "--model", "meta-llama/Llama-3.1-8B-Instruct",
+        "--max-model-len", "8192", "--prompt-tokens", "1000", "--output-tokens", "100", "--users",
+        "12", "--turns", "1", "--think-time-distribution", "fixed", "--think-time-s", "0.5",
+        /* The probe's: 72 requests judged (the fewest that decide a p95
+         * verdict at 95 %) after a warm-up of one round of its 12 users. */
+        "--requests", "84", "--warmup-requests", "12", "--json", NULL};
     assert_int_equal(run_study(pargv, plan_log), 0);
     char *plan = tb_read(plan_log);
     json_t *pj = json_loads(strchr(plan, '{'), JSON_DISABLE_EOF_CHECK, NULL);
