@@ -910,7 +910,7 @@ static void lost_worker_keeps_the_rest(void **state)
     for (int k = 0; k < 2; k++) {
         char *log = xasprintf("%s/lost_w%d.log", f->dir, k),
              *wout = xasprintf("%s/lw%d", f->dir, k);
-        char rank[8];
+        char rank[16];
         snprintf(rank, sizeof(rank), "%d", k);
         const char *wargs[] = {"testbench", "run", "--config",     cfg,  "--worker", url,
                                "--rank",    rank,  "--output-dir", wout, "--quiet",  NULL};

@@ -35,7 +35,8 @@
 
 /* Two 8B setups far inside the SLO (capacity: the search ceiling, 4) and two 70B setups whose
  * TPOT (~51 ms on this GPU) is over it at any load (capacity 0): capacities that do not hang on
- * noise, and a search that runs in both. */
+ * noise, and a search that runs in both. Judged at p50, which 6 requests decide (p95 needs 72):
+ * the executor is under test here, not the verdicts' confidence. */
 static const char study_text[] =
     "study:\n"
     "  name: NAME\n"
@@ -68,7 +69,7 @@ static const char study_text[] =
     "slo:\n"
     "  ttft_ms: 2000\n"
     "  tpot_ms: 40\n"
-    "  percentile: 95\n";
+    "  percentile: 50\n";
 
 static char *study_file(const char *dir, const char *name)
 {
