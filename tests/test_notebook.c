@@ -117,7 +117,9 @@ static int group_setup(void **state)
                             "requests: {completion_tokens: 8,\n"
                             "  session: {turns: 2, think_time_s: 0.2, message_tokens_min: 16, "
                             "message_tokens_max: 32}}\n"
-                            "slo: {ttft_ms: 2000, tpot_ms: 100, percentile: 95}\n"
+                            /* p50: 6 requests decide (p95 needs 72, users in
+                             * conversation run to its cap); the notebook is the subject */
+                            "slo: {ttft_ms: 2000, tpot_ms: 100, percentile: 50}\n"
                             "telemetry: {sample_interval_sec: 0.2, collect_gpu_stats: false}\n",
                             dir);
     char *cfg = tb_write(dir, "study.yaml", study);

@@ -107,7 +107,10 @@ static const char study_yaml[] = "study:\n"
                                  "requests: {completion_tokens: 16, session: {turns: 2,\n"
                                  "  think_time_s: 0.2, message_tokens_min: 16,\n"
                                  "  message_tokens_max: 32}}\n"
-                                 "slo: {ttft_ms: 300, tpot_ms: 15, percentile: 95}\n"
+                                 /* p50, which 6 requests decide (p95 needs 72, and users in
+                                  * conversation run to its cap): the report is the subject,
+                                  * not the verdict's confidence. */
+                                 "slo: {ttft_ms: 300, tpot_ms: 15, percentile: 50}\n"
                                  "telemetry: {sample_interval_sec: 0.2}\n";
 
 #define BROKEN_SETUP "s91-broken"
@@ -354,7 +357,7 @@ static void markdown_has_matrix_and_runs(void **state)
     char *study_wl = strstr(matrix, " · workload chat");
     assert_non_null(study_wl);
     char *slo =
-        strstr(study_wl, "- **SLO** chat (changed): TTFT p95 &lt;= 300 ms, TPOT p95 &lt;= 15 ms");
+        strstr(study_wl, "- **SLO** chat (changed): TTFT p50 &lt;= 300 ms, TPOT p50 &lt;= 15 ms");
     char *wl =
         strstr(study_wl, "- **Workload** users in conversation (population sessions: 2 turns");
     char *table = strstr(study_wl, "| model | weights |");
@@ -579,16 +582,19 @@ static void page_in_headless_chromium(void **state)
     json_array_foreach(json_object_get(b, "matrices"), i, mx)
     {
         const char *basis = json_string_value(json_object_get(mx, "basis"));
-        if (!strstr(basis, "SLO") || !strstr(basis, " p95 <= ") || !strstr(basis, "Workload") ||
+        /* the study judges at p50, the plain runs at the default p95 */
+        bool study_wl = strcmp(json_string_value(json_object_get(mx, "workload")), "chat") == 0;
+        const char *pct = study_wl ? " p50 <= " : " p95 <= ";
+        if (!strstr(basis, "SLO") || !strstr(basis, pct) || !strstr(basis, "Workload") ||
             !json_is_true(json_object_get(mx, "above")))
             fprintf(stderr, "matrix %zu: basis \"%s\"\n", i, basis);
         assert_non_null(strstr(basis, "SLO"));
-        assert_non_null(strstr(basis, " p95 <= "));
+        assert_non_null(strstr(basis, pct));
         assert_non_null(strstr(basis, "Workload"));
         assert_true(json_is_true(json_object_get(mx, "above")));
         assert_true(json_is_true(json_object_get(mx, "visible")));
-        if (strcmp(json_string_value(json_object_get(mx, "workload")), "chat") == 0) {
-            assert_non_null(strstr(basis, "TTFT p95 <= 300 ms, TPOT p95 <= 15 ms"));
+        if (study_wl) {
+            assert_non_null(strstr(basis, "TTFT p50 <= 300 ms, TPOT p50 <= 15 ms"));
             assert_non_null(strstr(basis, "users in conversation (population sessions"));
         }
         nmat++;

@@ -54,32 +54,32 @@ static int teardown(void **state)
 }
 
 /* Four setups (two quantizations x two windows), tiny probes; USERS and BACKEND replaced. The
- * objectives are judged at p50, which 6 requests can decide (p95 needs 72): what is checked here
- * is where setups run and how their files merge, not the verdicts' confidence. */
-static const char four_setups[] =
-    "study:\n"
-    "  name: NAME\n"
-    "  users: USERS\n"
-    "  capacity_search: false\n"
-    "  requests_per_user: 2\n"
-    "  min_requests: 4\n"
-    "backend:\n"
-    "  type: sim\n"
-    "  stop_grace_s: 2\n"
-    "BACKEND"
-    "setups:\n"
-    "  grid:\n"
-    "    model: [meta-llama/Llama-3.1-8B-Instruct]\n"
-    "    quantization: [none, fp8]\n"
-    "    max_model_len: [2048, 4096]\n"
-    "benchmark:\n"
-    "  output_dir: OUT\n"
-    "requests:\n"
-    "  prompt_tokens_min: 128\n"
-    "  prompt_tokens_max: 128\n"
-    "  completion_tokens: 16\n"
-    "  session: {turns: 2, think_time_s: 0.2, message_tokens_min: 16, message_tokens_max: 32}\n"
-    "slo: {ttft_ms: 2000, tpot_ms: 100, percentile: 50}\n";
+ * objectives are judged at p50, which 6 requests can decide (p95 needs 72), on request streams
+ * (users in conversation think between turns): what is checked here is where setups run and
+ * how their files merge, not the population or the verdicts' confidence. */
+static const char four_setups[] = "study:\n"
+                                  "  name: NAME\n"
+                                  "  users: USERS\n"
+                                  "  capacity_search: false\n"
+                                  "  requests_per_user: 2\n"
+                                  "  min_requests: 4\n"
+                                  "backend:\n"
+                                  "  type: sim\n"
+                                  "  stop_grace_s: 2\n"
+                                  "BACKEND"
+                                  "setups:\n"
+                                  "  grid:\n"
+                                  "    model: [meta-llama/Llama-3.1-8B-Instruct]\n"
+                                  "    quantization: [none, fp8]\n"
+                                  "    max_model_len: [2048, 4096]\n"
+                                  "benchmark:\n"
+                                  "  output_dir: OUT\n"
+                                  "requests:\n"
+                                  "  prompt_tokens_min: 128\n"
+                                  "  prompt_tokens_max: 128\n"
+                                  "  completion_tokens: 16\n"
+                                  "workloads: [{name: default, population: streams}]\n"
+                                  "slo: {ttft_ms: 2000, tpot_ms: 100, percentile: 50}\n";
 
 static char *replace(const char *text, const char *what, const char *with)
 {

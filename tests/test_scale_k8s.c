@@ -174,25 +174,27 @@ static const char job_status[] =
     "{\"metadata\": {\"name\": \"tb-kube-merge\"}, \"spec\": {},"
     " \"status\": {\"active\": 1}}]}";
 
-static const char kube_study[] =
-    "study:\n"
-    "  name: kube\n"
-    "  users: [2]\n"
-    "  capacity_search: false\n"
-    "  min_requests: 4\n"
-    "backend: {type: sim, stop_grace_s: 2}\n"
-    "kubernetes:\n"
-    "  namespace: testns\n"
-    "  image: registry.example/testbench:1\n"
-    "setups:\n"
-    "  grid:\n"
-    "    model: [meta-llama/Llama-3.1-8B-Instruct]\n"
-    "    quantization: [none, fp8]\n"
-    "    max_model_len: [2048, 4096]\n"
-    "benchmark: {output_dir: OUT}\n"
-    "requests: {prompt_tokens_min: 128, prompt_tokens_max: 128, "
-    "completion_tokens: 16,\n"
-    "  session: {turns: 2, think_time_s: 0.2, message_tokens_min: 16, message_tokens_max: 32}}\n";
+static const char kube_study[] = "study:\n"
+                                 "  name: kube\n"
+                                 "  users: [2]\n"
+                                 "  capacity_search: false\n"
+                                 "  min_requests: 4\n"
+                                 "backend: {type: sim, stop_grace_s: 2}\n"
+                                 "kubernetes:\n"
+                                 "  namespace: testns\n"
+                                 "  image: registry.example/testbench:1\n"
+                                 "setups:\n"
+                                 "  grid:\n"
+                                 "    model: [meta-llama/Llama-3.1-8B-Instruct]\n"
+                                 "    quantization: [none, fp8]\n"
+                                 "    max_model_len: [2048, 4096]\n"
+                                 "benchmark: {output_dir: OUT}\n"
+                                 "requests: {prompt_tokens_min: 128, prompt_tokens_max: 128, "
+                                 "completion_tokens: 16}\n"
+                                 /* Request streams, nothing judged: the executor is under test, not
+                                  * the population or a verdict (each probe sends min_requests). */
+                                 "workloads: [{name: default, population: streams}]\n"
+                                 "slo: {ttft_ms: null, tpot_ms: null}\n";
 
 static void apply_status_and_collect_drive_kubectl(void **state)
 {

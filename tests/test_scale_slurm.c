@@ -65,7 +65,7 @@ static const char study_text[] =
     "  prompt_tokens_min: 128\n"
     "  prompt_tokens_max: 128\n"
     "  completion_tokens: 16\n"
-    "  session: {turns: 2, think_time_s: 0.2, message_tokens_min: 16, message_tokens_max: 32}\n"
+    "workloads: [{name: default, population: streams}]\n" /* the executor's subject */
     "slo:\n"
     "  ttft_ms: 2000\n"
     "  tpot_ms: 40\n"

@@ -101,7 +101,10 @@ static void servers_gone(const json_t *doc)
 }
 
 /* Users in conversation (the default population), with short think times so that a probe
- * lasts a few seconds: the plan must model them, and the search must start at its answer. */
+ * lasts a few seconds: the plan must model them, and the search must start at its answer. The
+ * objectives are judged at p50, which 6 requests decide (p95 needs 72 and users in
+ * conversation run to its cap: 4 x 72 by default); the verdict's confidence at p95 is
+ * test_verdict_e2e's subject, what is checked here is the study's answer against the plan. */
 static const char quick_study[] =
     "study:\n"
     "  name: two_by_two\n"
@@ -110,7 +113,7 @@ static const char quick_study[] =
     "  max_users: 64\n"
     "  requests_per_user: 2\n"
     "  min_requests: 10\n"
-    "  max_requests: 72\n" /* users in conversation run to the cap: 4 x 72 by default */
+    "  max_requests: 24\n"
     "setups:\n"
     "  grid:\n"
     "    model: [meta-llama/Llama-3.1-8B-Instruct]\n"
@@ -125,11 +128,12 @@ static const char quick_study[] =
     "requests:\n"
     "  prompt_tokens_min: 512\n"
     "  prompt_tokens_max: 1536\n"
-    "  completion_tokens: 48\n"
-    "  session: {turns: 2, think_time_s: 0.5, message_tokens_min: 32,\n"
+    "  completion_tokens: 32\n"
+    "  session: {turns: 2, think_time_s: 0.2, message_tokens_min: 32,\n"
     "            message_tokens_max: 128}\n"
     "slo:\n"
     "  profile: interactive\n"
+    "  percentile: 50\n"
     "telemetry:\n"
     "  sample_interval_sec: 0.2\n";
 
@@ -187,7 +191,8 @@ static void sim_study_answers_and_agrees_with_the_plan(void **state)
     char *matrix = strstr(out, "What 10 users get on rtx-pro-6000, workload chat: users in "
                                "conversation (population sessions: 2 turns");
     assert_non_null(matrix);
-    char *slo_line = strstr(matrix, "\nSLO interactive: TTFT p95 <= 500 ms, TPOT p95 <= 30 ms\n");
+    char *slo_line =
+        strstr(matrix, "\nSLO interactive (changed): TTFT p50 <= 500 ms, TPOT p50 <= 30 ms\n");
     char *mheader = strstr(matrix, "model / weights / KV cache");
     assert_non_null(slo_line);
     assert_non_null(mheader);
@@ -366,8 +371,9 @@ static void unfit_and_failing_setups_are_recorded_and_the_study_goes_on(void **s
                   "  prompt_tokens_min: 256\n"
                   "  prompt_tokens_max: 256\n"
                   "  completion_tokens: 16\n"
-                  "  session: {turns: 2, think_time_s: 0.2}\n"
-                  "slo: {ttft_ms: null, tpot_ms: null}\n", /* nothing judged: short probes */
+                  /* request streams, nothing judged: short probes */
+                  "workloads: [{name: default, population: streams}]\n"
+                  "slo: {ttft_ms: null, tpot_ms: null}\n",
                   script);
     char *cfg = write_study(f->dir, "study.yaml", text);
     char *log = xasprintf("%s/log.txt", f->dir);
@@ -446,10 +452,11 @@ static const char resume_study[] = "study:\n"
                                    "  prompt_tokens_min: 512\n"
                                    "  prompt_tokens_max: 512\n"
                                    "  completion_tokens: 48\n"
-                                   "  session: {turns: 2, think_time_s: 0.2}\n"
-                                   /* Nothing judged: each probe sends min_requests after its
-                                    * warm-up (with an SLO, the 72 a p95 verdict needs, to a
-                                    * cap of 288: minutes for what this test checks). */
+                                   /* Request streams, nothing judged: each probe sends
+                                    * min_requests after its warm-up (with an SLO, the 72 a
+                                    * p95 verdict needs; users in conversation to a cap of
+                                    * 288: minutes for what this test checks). */
+                                   "workloads: [{name: default, population: streams}]\n"
                                    "slo: {ttft_ms: null, tpot_ms: null}\n";
 
 static int count_files(const char *dir, const char *suffix)

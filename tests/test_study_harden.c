@@ -96,8 +96,11 @@ static char *write_study(const char *dir, const char *script, const char *setups
         "  command: \"%s {id} --port {port} --model {model} {max_model_len_flag}\"\n"
         "setups:\n  list:\n%s"
         "benchmark: {output_dir: %s/out}\n"
-        "requests: {prompt_tokens_min: 64, prompt_tokens_max: 64, completion_tokens: 24,\n"
-        "           session: {turns: 2, think_time_s: 0.2}}\n",
+        "requests: {prompt_tokens_min: 64, prompt_tokens_max: 64, completion_tokens: 24}\n"
+        /* Request streams, nothing judged: what is checked is how the study survives its
+         * servers, not the population or a verdict (each probe sends min_requests). */
+        "workloads: [{name: default, population: streams}]\n"
+        "slo: {ttft_ms: null, tpot_ms: null}\n",
         extra, script, setups, dir);
     char *path = tb_write(dir, "study.yaml", text);
     free(text);
@@ -272,8 +275,9 @@ static void a_full_disk_moves_a_points_files_and_keeps_the_point(void **state)
         "backend: {type: sim, stop_grace_s: 2}\n"
         "setups: {grid: {model: [meta-llama/Llama-3.1-8B-Instruct], max_model_len: [2048]}}\n"
         "benchmark: {output_dir: %s/out}\n"
-        "requests: {prompt_tokens_min: 64, prompt_tokens_max: 64, completion_tokens: 400,\n"
-        "           session: {turns: 2, think_time_s: 0.2}}\n"
+        "requests: {prompt_tokens_min: 64, prompt_tokens_max: 64, completion_tokens: 400}\n"
+        "workloads: [{name: default, population: streams}]\n"
+        "slo: {ttft_ms: null, tpot_ms: null}\n"
         "telemetry: {sample_interval_sec: 1}\n",
         mnt);
     char *cfg = tb_write(f->dir, "study.yaml", text);
