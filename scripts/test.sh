@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# test.sh - sets up, builds and runs every test: the normal build, the AddressSanitizer +
-# UndefinedBehaviorSanitizer build, the ThreadSanitizer build, the Release binary, a short libFuzzer run
+# test.sh - sets up, builds and runs every test: all of them under AddressSanitizer +
+# UndefinedBehaviorSanitizer, the timing tests also in the normal build, the threaded ones under
+# ThreadSanitizer; then the Release binary, a short libFuzzer run
 # (scripts/fuzz.sh), the repository checks, then the Docker suite (scripts/docker_test.sh: the
 # image, compose and `study --backend docker` against a real daemon). Where Docker cannot run
 # (no daemon answers, not root) the Docker suite says so and is skipped; CI (.ci/run) starts a
@@ -23,9 +24,12 @@ if [ -z "${SLURM_CONF:-}" ]; then
 fi
 export TB_SLURM_REQUIRED=1
 
-phase "build and test (RelWithDebInfo)"
+# Every test runs under ASan + UBSan below. The normal (optimised) build reruns the timing tests
+# (label timing, tests/labels.cmake: bounds on wall-clock figures, tightest without a
+# sanitizer's slowdown) and the Slurm executor; running all of them twice more would double CI.
+phase "build and test (RelWithDebInfo: the timing tests)"
 BUILD_DIR=build scripts/build.sh -DTB_WERROR=ON
-ctest --test-dir build --output-on-failure -j"$jobs" -LE slurm
+ctest --test-dir build --output-on-failure -j"$jobs" -L timing
 # The Slurm study executor alone: its tasks run side by side and compare their measurements with
 # a serial study's, so they do not share the two cores with other tests.
 phase "Slurm study executor"
@@ -33,10 +37,13 @@ ctest --test-dir build --output-on-failure -L slurm
 
 phase "build and test (ASan + UBSan)"
 BUILD_DIR=build-asan BUILD_TYPE=Debug scripts/build.sh -DTB_WERROR=ON -DSANITIZE=address,undefined
+# Three at a time on two cores: most of these tests wait on a real-time simulator (the suite
+# used under one core on average at -j2); the timing and heavy ones hold their locks.
 ASAN_OPTIONS=detect_leaks=1 UBSAN_OPTIONS=print_stacktrace=1 \
-    ctest --test-dir build-asan --output-on-failure -j"$jobs" -LE slurm
+    ctest --test-dir build-asan --output-on-failure -j$((jobs + 1)) -LE slurm
 
-# Threads meet in the sampler, the in-process simulator and the result checkpoints.
+# Threads meet in the runner (loop, prompt pools, checkpoint writer), the in-process simulator
+# and the sampler.
 phase "build and test (ThreadSanitizer)"
 BUILD_DIR=build-tsan BUILD_TYPE=Debug scripts/build.sh -DTB_WERROR=ON -DSANITIZE=thread
 # (no_threads: src/scale's study drivers, processes and files only; threads_elsewhere: end-to-end

@@ -11,9 +11,23 @@ endforeach()
 # test_run_e2e asserts client timing to the sub-millisecond and test_study predicted against
 # measured latencies of a real-time simulator. One at a time: the lock keeps them from
 # overlapping while every other test still runs in parallel.
-foreach(t test_report test_compare test_notebook test_run_e2e test_study)
+foreach(t test_run_e2e test_study)
   if(TARGET ${t})
     set_property(TEST ${t} APPEND PROPERTY RESOURCE_LOCK cpu_heavy_or_timing)
+  endif()
+endforeach()
+# The report, compare and notebook tests assert no timing. In a sanitizer build, whose timing
+# tests allow for the sanitizer's slowdown, they take a lock of their own (one browser or kernel
+# at a time) and run beside the timing tests, which keeps the ASan suite's serial chain short;
+# in the normal build, where the timing bounds are tightest, they take the timing lock.
+if(SANITIZE)
+  set(tb_report_lock cpu_heavy)
+else()
+  set(tb_report_lock cpu_heavy_or_timing)
+endif()
+foreach(t test_report test_compare test_notebook)
+  if(TARGET ${t})
+    set_property(TEST ${t} APPEND PROPERTY RESOURCE_LOCK ${tb_report_lock})
   endif()
 endforeach()
 # test_cli_messages drives the binary too (plan, plan --tenancy, sim: their messages).
