@@ -55,7 +55,7 @@ static const char study_text[] =
     "setups:\n"
     "  grid:\n"
     "    model: [meta-llama/Llama-3.1-8B-Instruct, "
-    "meta-llama/Llama-3.1-70B-Instruct]\n"
+    "RedHatAI/Meta-Llama-3.1-70B-Instruct-FP8]\n" /* fp8 weights vLLM can load */
     "    quantization: [fp8]\n"
     "    max_model_len: [2048, 4096]\n"
     "benchmark:\n"
