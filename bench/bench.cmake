@@ -1,11 +1,12 @@
 # Benchmarks: built with the project, never run by ctest (speed lives here, not in tests).
 add_library(bench_common STATIC ${CMAKE_SOURCE_DIR}/bench/bench_common.c)
 target_link_libraries(bench_common PUBLIC tb)
-foreach(b bench_agreement bench_runner bench_stopping)
+foreach(b bench_agreement bench_runner bench_sessions bench_stopping)
   if(EXISTS ${CMAKE_SOURCE_DIR}/bench/${b}.c)
     add_executable(${b} ${CMAKE_SOURCE_DIR}/bench/${b}.c)
     target_link_libraries(${b} PRIVATE bench_common)
-    target_compile_definitions(${b} PRIVATE TB_BINARY="$<TARGET_FILE:testbench>")
+    target_compile_definitions(${b} PRIVATE TB_BINARY="$<TARGET_FILE:testbench>"
+                                            TB_SOURCE_DIR="${CMAKE_SOURCE_DIR}")
     add_dependencies(${b} testbench)
   endif()
 endforeach()

@@ -38,7 +38,7 @@ static json_t *run_plan(const struct opts *o, int users)
 {
     char *cmd =
         xasprintf("%s plan --gpu %s --model %s --prompt-tokens %d --output-tokens %d "
-                  "--users %d --requests %d --json",
+                  "--users %d --requests %d --population streams --json",
                   TB_BINARY, o->gpu, o->model, o->prompt, o->output, users, requests_for(users));
     json_t *j = bench_json_from_command(cmd);
     free(cmd);

@@ -470,6 +470,8 @@ fi
 # Two setups that differ in max_num_seqs: with N users above it, one user waits a whole request
 # (64 tokens, ~0.8 s) for a slot, over twice the 350 ms TTFT objective; at or below it TTFT is a
 # prefill (~40-70 ms), a fifth of it. So the answer (2 and 4 users) stands on a busy machine.
+# Request streams (closed-loop slots, no think time): users in conversation, a study's default,
+# think seconds between turns and rarely wait for a slot at all.
 # Judged at p90: above max_num_seqs most requests wait for a slot, far more than 10 %, and 36
 # requests decide a p90 (p95 needs 72), which halves the two studies' time.
 mkdir -p "$work/study/hf"
@@ -509,6 +511,8 @@ requests:
   prompt_tokens_min: 256
   prompt_tokens_max: 256
   completion_tokens: 64
+workloads:
+  - {name: "default", population: "streams"}
 slo:
   ttft_ms: 350
   tpot_ms: 200

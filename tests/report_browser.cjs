@@ -1,7 +1,8 @@
 // report_browser.cjs - opens a testbench report in headless Chromium (Debian's /usr/bin/chromium,
 // driven by playwright-core) and prints what test_report.c asserts on, as one JSON line:
 // console errors and page errors, every request the page made, each chart's state (Chart.js
-// instance, datasets, data points, painted pixels), the guidance matrix's cells, and a
+// instance, datasets, data points, painted pixels), the guidance matrix's cells and the SLO and
+// workload shown above each matrix, and a
 // workload tables' rows, and a full-page screenshot written to the path given.
 //   node report_browser.cjs REPORT.html SCREENSHOT.png   (PLAYWRIGHT_CORE = the module's folder)
 'use strict';
@@ -57,7 +58,17 @@ async function main() {
     kind: t.className, run: t.dataset.run || '',
     rows: Array.from(t.querySelectorAll('tbody tr')).map((tr) =>
       Array.from(tr.querySelectorAll('td')).map((td) => td.textContent)) })));
-  out.cells = await page.evaluate(() => Array.from(document.querySelectorAll('td.cell')).map((td) => Object.assign({}, td.dataset)));
+  out.cells = await page.evaluate(() => Array.from(document.querySelectorAll('td.cell')).map((td) =>
+    Object.assign({ class: td.className, text: td.textContent }, td.dataset)));
+  // Each guidance matrix with the text shown above it (its SLO and workload), in page order.
+  out.matrices = await page.evaluate(() => Array.from(document.querySelectorAll('table.matrix')).map((t) => {
+    let e = t.previousElementSibling;
+    while (e && !(e.matches && e.matches('p.basis'))) e = e.previousElementSibling;
+    const r = t.getBoundingClientRect();
+    const b = e ? e.getBoundingClientRect() : null;
+    return { basis: e ? e.textContent : '', workload: e ? e.dataset.workload : '',
+             above: !!(b && b.bottom <= r.top + 1), visible: !!(b && b.height > 0) };
+  }));
   await page.screenshot({ path: shot, fullPage: true });
   await browser.close();
   process.stdout.write(JSON.stringify(out) + '\n');

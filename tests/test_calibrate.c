@@ -197,8 +197,9 @@ static double path_overhead_s(void)
     double measured = num(json_object_get(sum, "ttft_ms"), "mean");
     double in = num(sum, "prompt_tokens_total") / num(sum, "completed");
     json_decref(root);
-    a = xasprintf("plan --gpu l40s --model llama-3.1-8b --context 16448 --prompt-tokens %d "
-                  "--output-tokens 2 --users 1 --requests 4 --calibration %s/truth0.yaml --json",
+    a = xasprintf("plan --gpu l40s --model llama-3.1-8b --max-model-len 16448 --prompt-tokens %d "
+                  "--population streams --output-tokens 2 --users 1 --requests 4 --calibration "
+                  "%s/truth0.yaml --json",
                   (int)lround(in), tmpdir);
     char *out = NULL;
     assert_int_equal(run_tb(a, &out), 0);
@@ -309,7 +310,12 @@ static void calibrate_fit_recovers_the_truth_in_virtual_time(void **state)
         p->q.prompt_tokens = shape[i].prompt;
         p->q.output_tokens = shape[i].output;
         p->q.requests = shape[i].requests;
-        p->q.slo = (struct slo_cfg){NAN, NAN, NAN, NAN, 95, 0.95};
+        p->q.slo = (struct slo_cfg){.ttft_ms = NAN,
+                                    .itl_ms = NAN,
+                                    .tpot_ms = NAN,
+                                    .e2e_ms = NAN,
+                                    .percentile = 95,
+                                    .confidence = 0.95};
         struct plan_query q;
         calibrate_point_query(p, &q);
         struct plan_prediction pr;
@@ -375,7 +381,7 @@ static void calibrate_replays_each_requests_lengths(void **state)
 static json_t *plan_json(const char *extra)
 {
     char *args = xasprintf("plan --gpu h200 --model llama-3.1-8b --prompt-tokens 2000 "
-                           "--output-tokens 200 --users 8 --json %s",
+                           "--output-tokens 200 --users 8 --population streams --json %s",
                            extra);
     char *out = NULL;
     assert_int_equal(run_tb(args, &out), 0);
@@ -666,6 +672,63 @@ static void plan_replays_per_request_lengths(void **state)
     assert_non_null(strstr(err, "request 5"));
 }
 
+/* A warm-up is served but never judged, as the runner's is (requests.warmup_requests): the
+ * first requests sent here are long prompts whose TTFT misses the SLO; with them as the warm-up
+ * the plan judges only the short ones after them, and passes. */
+static void plan_judges_only_after_the_warm_up(void **state)
+{
+    (void)state;
+    int pl[12], ol[12];
+    for (int i = 0; i < 12; i++) {
+        pl[i] = i < 4 ? 1900 : 100;
+        ol[i] = 40;
+    }
+    struct plan_query q = {.gpu = "h100",
+                           .model = "llama-3.1-8b",
+                           .max_model_len = 2048,
+                           .prompt_tokens = 600,
+                           .output_tokens = 40,
+                           .prompt_lens = pl,
+                           .output_lens = ol,
+                           .n_lens = 12,
+                           .users = 4,
+                           .requests = 12};
+    char err[512];
+    struct plan_prediction all, after;
+    assert_int_equal(plan_predict(&q, &all, err, sizeof(err)), 0);
+    q.warmup_requests = 4;
+    assert_int_equal(plan_predict(&q, &after, err, sizeof(err)), 0);
+    assert_true(all.simulated && after.simulated);
+    assert_int_equal(all.ttft.n, 12);
+    assert_int_equal(after.ttft.n, 8); /* judged: the requests after the warm-up */
+    assert_int_equal(after.tpot.n, 8);
+    assert_int_equal(after.failed, 0);
+    assert_true(after.ttft.max < all.ttft.max / 2); /* the long prompts are not among them */
+    /* The same SLO: missed with the long prompts judged, met after them. */
+    q.slo.percentile = 95;
+    q.slo.ttft_ms = 1e3 * (after.ttft.max + all.ttft.max) / 2;
+    q.warmup_requests = 0;
+    assert_int_equal(plan_predict(&q, &all, err, sizeof(err)), 0);
+    q.warmup_requests = 4;
+    assert_int_equal(plan_predict(&q, &after, err, sizeof(err)), 0);
+    assert_false(all.meets_slo);
+    assert_true(after.meets_slo);
+    /* Users in conversation: the first turns sent are the warm-up, the rest judged. */
+    q.population = VD_SESSIONS;
+    session_cfg_defaults(&q.session);
+    q.session.turns = 3;
+    q.session.think_time_s = 0.5;
+    q.prompt_lens = q.output_lens = NULL;
+    q.n_lens = 0;
+    q.prompt_tokens = 200;
+    q.users = 2;
+    q.requests = 12;
+    q.warmup_requests = 6;
+    assert_int_equal(plan_predict(&q, &after, err, sizeof(err)), 0);
+    assert_int_equal(after.ttft.n, 6);
+    assert_int_equal(after.ttft_first.n + after.ttft_later.n, 6);
+}
+
 /* plan's band is the held-out half's median error of bench_validation rounded up to a whole
  * percent: recomputed here from the three files with the built-in defaults, so a model change
  * that moves the medians fails this until the band (and docs/ENGINE.md) follow. */
@@ -715,6 +778,7 @@ int main(void)
         cmocka_unit_test(validation_ratios_match_a_hand_computation),
         cmocka_unit_test(sharegpt_lengths_keep_the_means_and_bounds),
         cmocka_unit_test(plan_replays_per_request_lengths),
+        cmocka_unit_test(plan_judges_only_after_the_warm_up),
         cmocka_unit_test(the_band_is_the_held_out_median),
         cmocka_unit_test(the_validation_set_loads_with_its_split),
         cmocka_unit_test(a_bad_profile_is_a_usage_error_with_its_line),

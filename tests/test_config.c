@@ -141,8 +141,10 @@ static void check_defaults(const struct config *c)
     assert_int_equal(c->requests.prompt_tokens_max, 2048);
     assert_int_equal(c->requests.completion_tokens, 512);
     assert_int_equal(c->requests.shared_prefix_tokens, 0);
-    assert_true(isnan(c->slo.ttft_ms) && isnan(c->slo.itl_ms) && isnan(c->slo.tpot_ms) &&
+    /* The default SLO profile (chat), as every entry point uses it. */
+    assert_true(c->slo.ttft_ms == 2000 && isnan(c->slo.itl_ms) && c->slo.tpot_ms == 100 &&
                 isnan(c->slo.e2e_ms));
+    assert_string_equal(c->slo.profile, "chat");
     assert_true(c->slo.percentile == 95.0);
     assert_true(c->telemetry.sample_interval_sec == 1.0);
     assert_true(c->telemetry.collect_gpu_stats);
@@ -573,7 +575,11 @@ static void test_validate_command(void **state)
     (void)state;
     char out[4096];
     assert_int_equal(run_validate("--config " FIXTURES "seed.yaml", out, sizeof(out)), 0);
-    assert_string_equal(out, "OK: " FIXTURES "seed.yaml (3 points, 1 tenants)\n");
+    assert_non_null(strstr(out, "OK: " FIXTURES "seed.yaml (3 points, 1 tenant)\n"));
+    /* The seed sets prompt_tokens_min/max and context_lengths, which replace them: said; and
+     * its BF16 70B at fp8 is a server no 96 GB GPU could have started: said, not refused. */
+    assert_non_null(strstr(out, FIXTURES "seed.yaml: warning: context_lengths set every prompt"));
+    assert_non_null(strstr(out, FIXTURES "seed.yaml: warning: model.quantization: vLLM quantizes"));
     assert_int_equal(run_validate("--config " FIXTURES "tenants.yaml", out, sizeof(out)), 0);
     assert_string_equal(out, "OK: " FIXTURES "tenants.yaml (2 points, 2 tenants)\n");
     assert_int_equal(run_validate("--config " FIXTURES "bad_type.yaml", out, sizeof(out)), 2);

@@ -449,7 +449,12 @@ static void pool_summary(json_t *const w[2], struct point_summary *s)
             assert_int_equal(load_record_from_json(r, t0, 0, &recs[n++], err, sizeof(err)), 0);
         }
     }
-    struct slo_cfg slo = {NAN, NAN, NAN, NAN, 95, 0.95};
+    struct slo_cfg slo = {.ttft_ms = NAN,
+                          .itl_ms = NAN,
+                          .tpot_ms = NAN,
+                          .e2e_ms = NAN,
+                          .percentile = 95,
+                          .confidence = 0.95};
     point_summary_compute(s, recs, n, &slo);
     for (size_t i = 0; i < n; i++)
         req_record_release(&recs[i]);

@@ -73,7 +73,12 @@ static void build(struct fixture *f)
 
 static struct slo_cfg no_slo(void)
 {
-    struct slo_cfg s = {NAN, NAN, NAN, NAN, 95, 0.95};
+    struct slo_cfg s = {.ttft_ms = NAN,
+                        .itl_ms = NAN,
+                        .tpot_ms = NAN,
+                        .e2e_ms = NAN,
+                        .percentile = 95,
+                        .confidence = 0.95};
     return s;
 }
 

@@ -114,8 +114,12 @@ static int group_setup(void **state)
                             "benchmark: {name: nbstudy, seed: 4, output_dir: \"%s/study\"}\n"
                             "server: {api: completions}\n"
                             "model: {name: openai/gpt-oss-20b}\n"
-                            "requests: {completion_tokens: 8}\n"
-                            "slo: {ttft_ms: 2000, tpot_ms: 100, percentile: 95}\n"
+                            "requests: {completion_tokens: 8,\n"
+                            "  session: {turns: 2, think_time_s: 0.2, message_tokens_min: 16, "
+                            "message_tokens_max: 32}}\n"
+                            /* p50: 6 requests decide (p95 needs 72, users in
+                             * conversation run to its cap); the notebook is the subject */
+                            "slo: {ttft_ms: 2000, tpot_ms: 100, percentile: 50}\n"
                             "telemetry: {sample_interval_sec: 0.2, collect_gpu_stats: false}\n",
                             dir);
     char *cfg = tb_write(dir, "study.yaml", study);
@@ -299,8 +303,9 @@ static const struct expect {
      5},
     /* Two setups: two series, never pooled into one line. */
     {"study",
+     /* A study's probes are users in conversation: each setup has turns. */
      {"series: 2 (studies: 1, setups: 2, runs outside a study: 0)", "against users: 2 lines",
-      "TTFT by turn: no session", NULL},
+      "TTFT by turn: 2 lines", NULL},
      3},
     /* The adapter is no model of its own. */
     {"tenants",
@@ -310,7 +315,8 @@ static const struct expect {
     {"sessions", {"TTFT by turn: 1 lines", NULL, NULL, NULL}, 3},
     /* Everything at once: each run and setup its own series. */
     {"mix",
-     {"series: 6 (studies: 1, setups: 2, runs outside a study: 4)", "TTFT by turn: 1 lines",
+     /* the sessions run's turns, and the study's two setups' (users in conversation) */
+     {"series: 6 (studies: 1, setups: 2, runs outside a study: 4)", "TTFT by turn: 3 lines",
       "tokens/s against context: ", NULL},
      6},
 };

@@ -42,7 +42,7 @@ static const char *const keys[] = {"gpu",
                                    "kv_budget_gib",
                                    "kv_bytes_per_token",
                                    "kv_capacity_tokens",
-                                   "max_concurrency_at_context",
+                                   "max_concurrency_at_window",
                                    "fits",
                                    "users",
                                    "ttft_p50_ms",
@@ -91,8 +91,9 @@ static void sweep_rows(void **state)
 {
     (void)state;
     char *out;
-    assert_int_equal(run_plan("--gpu rtx-pro-6000 --model llama-3.1-8b --context 2048 "
-                              "--output-tokens 128 --users 1,16 --json",
+    assert_int_equal(run_plan("--gpu rtx-pro-6000 --model llama-3.1-8b --max-model-len 2048 "
+                              "--prompt-tokens 1920 --output-tokens 128 --users 1,16 "
+                              "--population streams --json",
                               &out),
                      0);
     json_error_t je;
@@ -126,7 +127,7 @@ static void acceptance_text(void **state)
     (void)state;
     char *out;
     assert_int_equal(run_plan("--gpu rtx-pro-6000 --model meta-llama/Llama-3.1-70B-Instruct "
-                              "--quantization fp8 --context 32768 --users 10",
+                              "--quantization fp8 --max-model-len 32768 --users 10",
                               &out),
                      0);
     assert_non_null(strstr(out, "source:"));
@@ -148,7 +149,10 @@ static void usage_errors(void **state)
     free(out);
     assert_int_equal(run_plan("--gpu h100 --model llama-3.1-8b --users zero", &out), 2);
     free(out);
-    assert_int_equal(run_plan("--gpu h100 --model llama-3.1-8b --context 400000", &out), 2);
+    assert_int_equal(run_plan("--gpu h100 --model llama-3.1-8b --max-model-len 400000", &out), 2);
+    free(out);
+    /* --context meant two things (the window, and a prompt filling it): it is refused. */
+    assert_int_equal(run_plan("--gpu h100 --model llama-3.1-8b --context 8192", &out), 2);
     free(out);
 }
 

@@ -100,12 +100,17 @@ static const char study_yaml[] = "study:\n"
                                  "      max_model_len: 8192\n"
                                  "workloads:\n"
                                  "  - name: chat\n"
-                                 "    context_fill: 0.25\n"
+                                 "    window_fill: 0.25\n"
                                  "benchmark: {name: rstudy, seed: 5}\n"
                                  "server: {api: completions, timeout_s: 60}\n"
                                  "model: {name: meta-llama/Llama-3.1-8B-Instruct}\n"
-                                 "requests: {completion_tokens: 16}\n"
-                                 "slo: {ttft_ms: 300, tpot_ms: 15, percentile: 95}\n"
+                                 "requests: {completion_tokens: 16, session: {turns: 2,\n"
+                                 "  think_time_s: 0.2, message_tokens_min: 16,\n"
+                                 "  message_tokens_max: 32}}\n"
+                                 /* p50, which 6 requests decide (p95 needs 72, and users in
+                                  * conversation run to its cap): the report is the subject,
+                                  * not the verdict's confidence. */
+                                 "slo: {ttft_ms: 300, tpot_ms: 15, percentile: 50}\n"
                                  "telemetry: {sample_interval_sec: 0.2}\n";
 
 #define BROKEN_SETUP "s91-broken"
@@ -347,6 +352,19 @@ static void markdown_has_matrix_and_runs(void **state)
         n++;
     assert_int_equal(n, 2 + 2 + 5);
     assert_non_null(strstr(md, "does not fit: needs "));
+    /* Every matrix begins with what it was judged on: the study's workload (its population)
+     * and SLO (thresholds and percentile) above its table. */
+    char *study_wl = strstr(matrix, " · workload chat");
+    assert_non_null(study_wl);
+    char *slo =
+        strstr(study_wl, "- **SLO** chat (changed): TTFT p50 &lt;= 300 ms, TPOT p50 &lt;= 15 ms");
+    char *wl =
+        strstr(study_wl, "- **Workload** users in conversation (population sessions: 2 turns");
+    char *table = strstr(study_wl, "| model | weights |");
+    assert_non_null(slo);
+    assert_non_null(wl);
+    assert_non_null(table);
+    assert_true(slo < table && wl < table);
     /* Predicted vs measured: the study's pred_/meas_ columns and plan for the sweep's points. */
     char *pvm = strstr(md, "## Predicted vs measured");
     assert_non_null(pvm);
@@ -529,15 +547,59 @@ static void page_in_headless_chromium(void **state)
             assert_true(close_to(attr_num(cell, "maxUsers"), csv_table_num(&t, r, k_max), 1e-9));
             assert_string_equal(json_string_value(json_object_get(cell, "sloMet")),
                                 csv_table_get(&t, r, "slo_met"));
+            /* A measured verdict shows its evidence in the cell, as the terminal does: the
+             * percentile judged, its confidence interval and the requests judged. */
+            const char *ev = csv_table_get(&t, r, "slo_evidence");
+            if (strcmp(status, "measured") == 0) {
+                assert_non_null(strstr(ev, "% CI ["));
+                assert_non_null(strstr(json_string_value(json_object_get(cell, "text")), ev));
+                char *in_md = xasprintf(" [m]: %s |", ev);
+                char *md = slurp(fx.md);
+                assert_non_null(strstr(md, in_md));
+                free(md);
+                free(in_md);
+            }
         } else {
-            /* A setup that does not fit, or failed to start, was not run: no verdict on the SLO
-             * (issue 23 item 14: "does not fit" was drawn as "misses SLO"), its status said. */
+            /* No server ran: no verdict, and said why, apart from a miss (its own class;
+             * issue 23 item 14: "does not fit" was drawn as "misses SLO"), its status said. */
             assert_string_equal(src, "none");
             assert_string_equal(json_string_value(json_object_get(cell, "sloMet")), "");
             assert_string_equal(json_string_value(json_object_get(cell, "status")), status);
+            bool nofit = strcmp(status, "does_not_fit") == 0;
+            assert_string_equal(json_string_value(json_object_get(cell, "state")),
+                                nofit ? "does_not_fit" : "not_run");
+            assert_non_null(strstr(json_string_value(json_object_get(cell, "class")),
+                                   nofit ? "nofit" : "notrun"));
+            assert_null(strstr(json_string_value(json_object_get(cell, "class")), "miss"));
+            assert_non_null(strstr(json_string_value(json_object_get(cell, "text")),
+                                   nofit ? "does not fit" : "not run"));
         }
     }
     assert_int_equal(study_cells, 5);
+    /* Above every matrix on the page, visible: its SLO (with the percentile) and workload. */
+    size_t nmat = 0;
+    json_t *mx;
+    json_array_foreach(json_object_get(b, "matrices"), i, mx)
+    {
+        const char *basis = json_string_value(json_object_get(mx, "basis"));
+        /* the study judges at p50, the plain runs at the default p95 */
+        bool study_wl = strcmp(json_string_value(json_object_get(mx, "workload")), "chat") == 0;
+        const char *pct = study_wl ? " p50 <= " : " p95 <= ";
+        if (!strstr(basis, "SLO") || !strstr(basis, pct) || !strstr(basis, "Workload") ||
+            !json_is_true(json_object_get(mx, "above")))
+            fprintf(stderr, "matrix %zu: basis \"%s\"\n", i, basis);
+        assert_non_null(strstr(basis, "SLO"));
+        assert_non_null(strstr(basis, pct));
+        assert_non_null(strstr(basis, "Workload"));
+        assert_true(json_is_true(json_object_get(mx, "above")));
+        assert_true(json_is_true(json_object_get(mx, "visible")));
+        if (study_wl) {
+            assert_non_null(strstr(basis, "TTFT p50 <= 300 ms, TPOT p50 <= 15 ms"));
+            assert_non_null(strstr(basis, "users in conversation (population sessions"));
+        }
+        nmat++;
+    }
+    assert_true(nmat >= 2); /* the plain runs' and the study's */
 
     /* Per setup: one section, whose TTFT chart has a point per user count study.csv measured
      * (at those users, with its meas_ values) and the plan's curve with its pred_ values. */
@@ -817,9 +879,9 @@ static void workload_markdown_says_the_same(void **state)
     assert_non_null(strstr(md, "| trace: "));
     assert_non_null(strstr(md, "the trace's lengths"));
     assert_non_null(strstr(md, "lognormal mean 40, stddev 30, clipped to 4–160"));
-    /* The main report's runs had neither. */
+    /* The main report's runs reasoned nothing (its study's probes are users in conversation,
+     * so it has sessions). */
     char *main_md = slurp(fx.md);
-    assert_null(strstr(main_md, "Sessions ("));
     assert_null(strstr(main_md, "Reasoning ("));
     assert_non_null(strstr(main_md, "| synthetic: "));
     /* Issue 23 item 7: the prompts the records say were sent, not the config's bounds: the
@@ -880,8 +942,9 @@ static void bad_inputs_exit_2_naming_the_file(void **state)
 static void slo_options_rejudge(void **state)
 {
     (void)state;
-    const char *variants[][2] = {{"--slo-ttft-ms 0.001", "| yes |"},
-                                 {"--slo-ttft-ms 1e8 --slo-tpot-ms 1e8", "| **no** |"}};
+    const char *variants[][3] = {
+        {"--slo-ttft-ms 0.001", "| met [m] |", "| **missed** [m] |"},
+        {"--slo-ttft-ms 1e8 --slo-tpot-ms 1e8", "| **missed** [m] |", "| met [m] |"}};
     for (size_t v = 0; v < 2; v++) {
         char *cmd = xasprintf("%s report %s %s --no-predict --output %s/slo.html --quiet",
                               TB_BINARY, fx.results, variants[v][0], fx.dir);
@@ -892,7 +955,7 @@ static void slo_options_rejudge(void **state)
         assert_non_null(end);
         *end = '\0';
         /* The measured sweep cells are judged; none carries the other verdict. */
-        assert_non_null(strstr(md, "measured"));
+        assert_non_null(strstr(md, variants[v][2]));
         assert_null(strstr(md, variants[v][1]));
         free(md);
         free(path);
@@ -916,14 +979,19 @@ static void users_option_picks_the_points(void **state)
     for (size_t r = 0; r < t.nrows; r++) {
         if (csv_table_num(&t, r, "concurrency") != 2)
             continue;
-        /* "| 512 | yes | 76.0 | 236 |": context, verdict, tok/s p50, TTFT p95 as printed. */
+        /* "| 512 | 2 [m] | 76.0 | 236 | met [m] |": request tokens, capacity, tok/s p50,
+         * TTFT p95 and the verdict at 2 users, as printed. */
+        char *ctx = xasprintf("| %.0f | ", csv_table_num(&t, r, "context_length"));
         char *row = xasprintf(
-            "| %.0f | %s | %.1f | %.0f |", csv_table_num(&t, r, "context_length"),
-            strcmp(csv_table_get(&t, r, "slo_verdict"), "met") == 0 ? "yes" : "**no**",
-            csv_table_num(&t, r, "user_token_rate_p50"), csv_table_num(&t, r, "ttft_p95_ms"));
-        if (!strstr(md, row))
-            fprintf(stderr, "missing matrix row %s\n", row);
-        assert_non_null(strstr(md, row));
+            "| %.1f | %.0f | %s [m] |", csv_table_num(&t, r, "user_token_rate_p50"),
+            csv_table_num(&t, r, "ttft_p95_ms"),
+            strcmp(csv_table_get(&t, r, "slo_verdict"), "met") == 0 ? "met" : "**missed**");
+        char *at = strstr(md, ctx);
+        if (!at || !strstr(at, row))
+            fprintf(stderr, "missing matrix row %s...%s\n", ctx, row);
+        assert_non_null(at);
+        assert_non_null(strstr(at, row));
+        free(ctx);
         found++;
         free(row);
     }

@@ -285,7 +285,9 @@ static void terminal_never_gets_escape_sequences(void **state)
                            "server: {api: completions}\n"
                            "model: {name: openai/gpt-oss-20b}\n"
                            "requests: {completion_tokens: 8, prompt_tokens_min: 32,\n"
-                           "           prompt_tokens_max: 64}\n"
+                           "           prompt_tokens_max: 64,\n"
+                           "  session: {turns: 2, think_time_s: 0.2, message_tokens_min: 16, "
+                           "message_tokens_max: 32}}\n"
                            "slo: {ttft_ms: 500, tpot_ms: 50}\n",
                            script, dir);
     char *cfg = tb_write(dir, "esc_study.yaml", yaml);
@@ -535,19 +537,22 @@ static void mixed_folder_keeps_runs_apart(void **state)
     assert_true(study_part < runs_part && runs_part < setups);
     *setups = '\0';
     /* The study's three setups above, the run's own rows below, never the other way. */
-    assert_null(strstr(runs_part, "| study_mix |"));
+    assert_null(strstr(runs_part, "### Study study_mix"));
     *runs_part = '\0';
-    assert_non_null(strstr(study_part, "| study_mix | chat | openai/gpt-oss-120b |"));
+    char *study_table = strstr(study_part, "### Study study_mix · workload chat");
+    assert_non_null(study_table);
+    assert_non_null(strstr(study_table, "| openai/gpt-oss-120b |"));
     assert_null(strstr(study_part, "alone"));
     assert_non_null(strstr(study_part, "| does not fit |"));
-    assert_null(strstr(study_part, "gpt-oss-120b | default | auto | 131072 | **no**"));
+    assert_null(strstr(study_part, "**missed**"));
     /* The run's rows name the base model; the adapter only in a note. */
     free(md);
     md = slurp(mdp);
     runs_part = strstr(md, "## What 10 users got in runs outside a study");
     setups = strstr(md, "## Study setups");
     *setups = '\0';
-    assert_non_null(strstr(runs_part, "| alone | – | gpt-oss-20b |"));
+    assert_non_null(strstr(runs_part, "### Run alone"));
+    assert_non_null(strstr(strstr(runs_part, "### Run alone"), "| gpt-oss-20b |"));
     assert_null(strstr(runs_part, "| helpdesk-lora |"));
     *setups = '#';
     /* No "//" in any path the report writes. */

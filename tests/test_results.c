@@ -180,7 +180,12 @@ static void point_build(struct point *p, const char *tenant, double offset_ms)
         r->output_tokens = 4;
         r->http_status = 200;
     }
-    struct slo_cfg slo = {500, NAN, NAN, NAN, 95, 0.95};
+    struct slo_cfg slo = {.ttft_ms = 500,
+                          .itl_ms = NAN,
+                          .tpot_ms = NAN,
+                          .e2e_ms = NAN,
+                          .percentile = 95,
+                          .confidence = 0.95};
     point_summary_compute(&p->s, p->r, 3, &slo);
     p->pi.benchmark = "bench";
     p->pi.tenant = tenant;

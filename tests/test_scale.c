@@ -54,8 +54,9 @@ static int teardown(void **state)
 }
 
 /* Four setups (two quantizations x two windows), tiny probes; USERS and BACKEND replaced. The
- * objectives are judged at p50, which 6 requests can decide (p95 needs 72): what is checked here
- * is where setups run and how their files merge, not the verdicts' confidence. */
+ * objectives are judged at p50, which 6 requests can decide (p95 needs 72), on request streams
+ * (users in conversation think between turns): what is checked here is where setups run and
+ * how their files merge, not the population or the verdicts' confidence. */
 static const char four_setups[] = "study:\n"
                                   "  name: NAME\n"
                                   "  users: USERS\n"
@@ -77,6 +78,7 @@ static const char four_setups[] = "study:\n"
                                   "  prompt_tokens_min: 128\n"
                                   "  prompt_tokens_max: 128\n"
                                   "  completion_tokens: 16\n"
+                                  "workloads: [{name: default, population: streams}]\n"
                                   "slo: {ttft_ms: 2000, tpot_ms: 100, percentile: 50}\n";
 
 static char *replace(const char *text, const char *what, const char *with)

@@ -190,7 +190,11 @@ static const char kube_study[] = "study:\n"
                                  "    max_model_len: [2048, 4096]\n"
                                  "benchmark: {output_dir: OUT}\n"
                                  "requests: {prompt_tokens_min: 128, prompt_tokens_max: 128, "
-                                 "completion_tokens: 16}\n";
+                                 "completion_tokens: 16}\n"
+                                 /* Request streams, nothing judged: the executor is under test, not
+                                  * the population or a verdict (each probe sends min_requests). */
+                                 "workloads: [{name: default, population: streams}]\n"
+                                 "slo: {ttft_ms: null, tpot_ms: null}\n";
 
 static void apply_status_and_collect_drive_kubectl(void **state)
 {

@@ -503,9 +503,14 @@ static void sessions_against_the_simulator(void **state)
                 fprintf(stderr, "request %zu: ttft %.6f ttft_sched %.6f\n", i, ttft, sched);
             assert_true(sched >= ttft && sched - ttft < 0.05);
             if (turn == 0) {
-                /* Every user starts at once, when the point's clock starts (after its prompts
-                 * are built, however long that took). */
-                assert_true(fabs(num(r, "t_due") - num(json_array_get(reqs, 0), "t_due")) < 1e-6);
+                /* The users arrive spread over one think time (start_spread_s defaults to
+                 * think_time_s): user k of 3 at k x 0.15 / 3 s after the point's clock starts
+                 * (after its prompts are built, however long that took). */
+                double due = num(json_array_get(reqs, 0), "t_due") + (double)(i / 4) * 0.05;
+                if (!(fabs(num(r, "t_due") - due) < 1e-4))
+                    fprintf(stderr, "request %zu: t_due %.6f, want %.6f\n", i, num(r, "t_due"),
+                            due);
+                assert_true(fabs(num(r, "t_due") - due) < 1e-4);
                 continue;
             }
             json_t *prev = json_array_get(reqs, i - 1);

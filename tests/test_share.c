@@ -15,7 +15,7 @@
 #include "engine/engine.h"
 #include "engine/share.h"
 #include "tenancy/tenancy.h"
-#include "tenancy/tsim.h"
+#include "plan/vdriver.h"
 
 static void mig_slices_in_catalog(void **state)
 {
@@ -78,11 +78,12 @@ static struct engine *engine_on(const char *gpu, double util)
     return e;
 }
 
-static struct tsim_tenant decode_tenant(int instance)
+static struct vd_tenant decode_tenant(int instance)
 {
-    struct tsim_tenant t;
+    struct vd_tenant t;
     memset(&t, 0, sizeof(t));
     t.instance = instance;
+    t.population = VD_STREAMS;
     t.users = 16;
     t.prompt = 128;
     t.output = 512;
@@ -95,16 +96,17 @@ static struct tsim_tenant decode_tenant(int instance)
  * with 'gpu_index' (-1: isolated). */
 static void run_pair(const char *gpu, double util, int gpu_index, size_t n, double *tps)
 {
-    struct tsim_instance inst[2];
-    struct tsim_tenant ten[2];
-    struct tsim_result res[2];
+    struct vd_instance inst[2];
+    struct vd_tenant ten[2];
+    struct vd_result res[2];
     for (size_t i = 0; i < 2; i++) {
         inst[i].e = engine_on(gpu, util);
         inst[i].gpu = gpu_index;
         ten[i] = decode_tenant((int)i);
     }
     char err[256];
-    assert_int_equal(tsim_run(inst, 2, ten, n, 1, res, NULL, 0, err, sizeof(err)), 0);
+    struct vd_out out = {.tenants = res};
+    assert_int_equal(vd_run(inst, 2, ten, n, 1, &out, err, sizeof(err)), 0);
     for (size_t i = 0; i < n; i++) {
         assert_int_equal(res[i].completed, 32);
         tps[i] = res[i].output_tps;

@@ -100,32 +100,42 @@ static void servers_gone(const json_t *doc)
     assert_true(seen > 0);
 }
 
-static const char quick_study[] = "study:\n"
-                                  "  name: two_by_two\n"
-                                  "  gpu: rtx-pro-6000\n"
-                                  "  users: [10]\n"
-                                  "  max_users: 64\n"
-                                  "  requests_per_user: 4\n"
-                                  "  min_requests: 20\n"
-                                  "setups:\n"
-                                  "  grid:\n"
-                                  "    model: [meta-llama/Llama-3.1-8B-Instruct]\n"
-                                  "    quantization: [none, fp8]\n"
-                                  "    max_model_len: [4096, 8192]\n"
-                                  "workloads:\n"
-                                  "  - name: chat\n"
-                                  "    context_fill: 0.125\n"
-                                  "benchmark:\n"
-                                  "  output_dir: OUT\n"
-                                  "model:\n"
-                                  "  name: meta-llama/Llama-3.1-8B-Instruct\n"
-                                  "requests:\n"
-                                  "  completion_tokens: 32\n"
-                                  "slo:\n"
-                                  "  ttft_ms: 500\n"
-                                  "  tpot_ms: 30\n"
-                                  "telemetry:\n"
-                                  "  sample_interval_sec: 0.2\n";
+/* Users in conversation (the default population), with short think times so that a probe
+ * lasts a few seconds: the plan must model them, and the search must start at its answer. The
+ * objectives are judged at p50, which 6 requests decide (p95 needs 72 and users in
+ * conversation run to its cap: 4 x 72 by default); the verdict's confidence at p95 is
+ * test_verdict_e2e's subject, what is checked here is the study's answer against the plan. */
+static const char quick_study[] =
+    "study:\n"
+    "  name: two_by_two\n"
+    "  gpu: rtx-pro-6000\n"
+    "  users: [10]\n"
+    "  max_users: 64\n"
+    "  requests_per_user: 2\n"
+    "  min_requests: 10\n"
+    "  max_requests: 24\n"
+    "setups:\n"
+    "  grid:\n"
+    "    model: [meta-llama/Llama-3.1-8B-Instruct]\n"
+    "    quantization: [none, fp8]\n"
+    "    max_model_len: [4096, 8192]\n"
+    "workloads:\n"
+    "  - name: chat\n"
+    "benchmark:\n"
+    "  output_dir: OUT\n"
+    "model:\n"
+    "  name: meta-llama/Llama-3.1-8B-Instruct\n"
+    "requests:\n"
+    "  prompt_tokens_min: 512\n"
+    "  prompt_tokens_max: 1536\n"
+    "  completion_tokens: 32\n"
+    "  session: {turns: 2, think_time_s: 0.2, message_tokens_min: 32,\n"
+    "            message_tokens_max: 128}\n"
+    "slo:\n"
+    "  profile: interactive\n"
+    "  percentile: 50\n"
+    "telemetry:\n"
+    "  sample_interval_sec: 0.2\n";
 
 /* Writes a study file with OUT replaced by dir/out. */
 static char *write_study(const char *dir, const char *name, const char *text)
@@ -176,7 +186,17 @@ static void sim_study_answers_and_agrees_with_the_plan(void **state)
     assert_non_null(plan);
     assert_non_null(first_probe);
     assert_true(plan < first_probe);
-    assert_non_null(strstr(out, "Guidance for 10 users, workload chat"));
+    /* The matrix says what it rests on, above it: the workload with its population, and the
+     * SLO with its profile and percentile. */
+    char *matrix = strstr(out, "What 10 users get on rtx-pro-6000, workload chat: users in "
+                               "conversation (population sessions: 2 turns");
+    assert_non_null(matrix);
+    char *slo_line =
+        strstr(matrix, "\nSLO interactive (changed): TTFT p50 <= 500 ms, TPOT p50 <= 30 ms\n");
+    char *mheader = strstr(matrix, "model / weights / KV cache");
+    assert_non_null(slo_line);
+    assert_non_null(mheader);
+    assert_true(slo_line < mheader);
 
     char *sdir = study_dir(f->dir, "two_by_two");
     assert_non_null(sdir);
@@ -199,8 +219,9 @@ static void sim_study_answers_and_agrees_with_the_plan(void **state)
     assert_int_equal(lines, json_array_size(rows) + 1);
 
     /* Four setups, each measured at 10 users (target) plus search probes. */
-    struct dvec ttft, tpot, tps;
+    struct dvec ttft, ttft50, tpot, tps;
     dvec_init(&ttft);
+    dvec_init(&ttft50);
     dvec_init(&tpot);
     dvec_init(&tps);
     size_t targets = 0, i;
@@ -229,14 +250,15 @@ static void sim_study_answers_and_agrees_with_the_plan(void **state)
         /* Energy per token comes from the NVML double's counter. */
         assert_true(json_number_value(json_object_get(r, "energy_j_per_token")) > 0);
         dvec_push(&ttft, json_number_value(json_object_get(r, "err_ttft_p95_pct")));
+        dvec_push(&ttft50, json_number_value(json_object_get(r, "err_ttft_p50_pct")));
         dvec_push(&tpot, json_number_value(json_object_get(r, "err_tpot_p50_pct")));
         dvec_push(&tps, json_number_value(json_object_get(r, "err_output_tps_pct")));
-        /* The capacity search finds the plan's answer within one user, or 5 % of it at 20
-         * users and more (the fp8 4k setup serves about 42, where one user more adds about 2 %
-         * to TTFT p95: a busy machine's client moves the answer by that much). */
+        /* The capacity search, in sessions mode, lands near the plan's answer (users in
+         * conversation draw their own lengths and think times: a count either side of the
+         * boundary can flip; the plan's figures are bench_sessions'). */
         long pm = (long)json_integer_value(json_object_get(r, "pred_max_users"));
         long mm = (long)json_integer_value(json_object_get(r, "meas_max_users"));
-        long tol = pm >= 20 ? lround(0.05 * (double)pm) : 1;
+        long tol = pm / 5 > 2 ? pm / 5 : 2;
         if (labs(pm - mm) > tol)
             fprintf(stderr, "row %zu: capacity planned %ld, measured %ld; the study said:\n%s\n", i,
                     pm, mm, out);
@@ -246,15 +268,53 @@ static void sim_study_answers_and_agrees_with_the_plan(void **state)
         char *p = xasprintf("%s/%s", sdir, json_string_value(json_object_get(r, "run_summary")));
         assert_int_equal(access(p, R_OK), 0);
         free(p);
-        targets += strcmp(json_string_value(json_object_get(r, "role")), "target") == 0;
+        bool target = strcmp(json_string_value(json_object_get(r, "role")), "target") == 0;
+        targets += target;
+        /* Each measured cell shows its verdict's evidence: the percentile judged, its
+         * confidence interval and the requests judged, as the row records it. */
+        const char *ev = json_string_value(json_object_get(r, "slo_evidence"));
+        assert_non_null(ev);
+        assert_non_null(strstr(ev, "% CI ["));
+        char *n_judged = xasprintf(
+            ", %lld requests", (long long)json_integer_value(json_object_get(r, "slo_requests")));
+        assert_non_null(strstr(ev, n_judged));
+        free(n_judged);
+        if (target && !strstr(mheader, ev))
+            fprintf(stderr, "the matrix lacks \"%s\":\n%s\n", ev, mheader);
+        assert_true(!target || strstr(mheader, ev));
     }
     assert_int_equal(targets, 4);
-    /* Predicted against measured: the median error of each metric over all rows under 10 %
-     * (single points of a few requests vary with where arrivals fall between engine steps). */
-    double e1 = median_abs(&ttft), e2 = median_abs(&tpot), e3 = median_abs(&tps);
-    fprintf(stderr, "median |error|: TTFT p95 %.1f %%, TPOT p50 %.1f %%, output tok/s %.1f %%\n",
-            e1, e2, e3);
-    assert_true(e1 < 10);
+    /* The search starts at the plan's answer: each setup's first search probe is at
+     * pred_max_users users (unless that count was a target point, measured already). */
+    const char *prev_setup = "";
+    json_array_foreach(rows, i, r)
+    {
+        const char *setup = json_string_value(json_object_get(r, "setup"));
+        if (strcmp(json_string_value(json_object_get(r, "role")), "search") != 0 ||
+            strcmp(setup, prev_setup) == 0)
+            continue;
+        prev_setup = setup;
+        long pm = (long)json_integer_value(json_object_get(r, "pred_max_users"));
+        long users = (long)json_integer_value(json_object_get(r, "users"));
+        if (pm != 10 && users != (pm > 0 ? pm : 1))
+            fprintf(stderr, "%s: first search probe at %ld users, the plan said %ld\n", setup,
+                    users, pm);
+        assert_true(pm == 10 || users == (pm > 0 ? pm : 1));
+    }
+    /* Predicted against measured: the median error over all rows of TTFT p50, TPOT p50 and
+     * output tokens/s under 10 % (single points of a few requests vary with where arrivals fall
+     * between engine steps); of TTFT p95 under 20 %: a probe judged at p50 sends tens of
+     * requests, whose p95 is one of the slowest few (11.9 % seen under ASan on the loaded
+     * 2-core box). The sessions workloads' p95 against the plan:
+     * plan_models_sessions_like_the_simulator. */
+    double e1 = median_abs(&ttft), e0 = median_abs(&ttft50), e2 = median_abs(&tpot),
+           e3 = median_abs(&tps);
+    fprintf(stderr,
+            "median |error|: TTFT p50 %.1f %%, TTFT p95 %.1f %%, TPOT p50 %.1f %%, output tok/s "
+            "%.1f %%\n",
+            e0, e1, e2, e3);
+    assert_true(e0 < 10);
+    assert_true(e1 < 20);
     assert_true(e2 < 10);
     assert_true(e3 < 10);
     /* The manifest: all done. */
@@ -267,6 +327,7 @@ static void sim_study_answers_and_agrees_with_the_plan(void **state)
     json_decref(m);
     json_decref(doc);
     dvec_release(&ttft);
+    dvec_release(&ttft50);
     dvec_release(&tpot);
     dvec_release(&tps);
     free(mpath);
@@ -320,7 +381,10 @@ static void unfit_and_failing_setups_are_recorded_and_the_study_goes_on(void **s
                   "requests:\n"
                   "  prompt_tokens_min: 256\n"
                   "  prompt_tokens_max: 256\n"
-                  "  completion_tokens: 16\n",
+                  "  completion_tokens: 16\n"
+                  /* request streams, nothing judged: short probes */
+                  "workloads: [{name: default, population: streams}]\n"
+                  "slo: {ttft_ms: null, tpot_ms: null}\n",
                   script);
     char *cfg = write_study(f->dir, "study.yaml", text);
     char *log = xasprintf("%s/log.txt", f->dir);
@@ -398,7 +462,13 @@ static const char resume_study[] = "study:\n"
                                    "requests:\n"
                                    "  prompt_tokens_min: 512\n"
                                    "  prompt_tokens_max: 512\n"
-                                   "  completion_tokens: 48\n";
+                                   "  completion_tokens: 48\n"
+                                   /* Request streams, nothing judged: each probe sends
+                                    * min_requests after its warm-up (with an SLO, the 72 a
+                                    * p95 verdict needs; users in conversation to a cap of
+                                    * 288: minutes for what this test checks). */
+                                   "workloads: [{name: default, population: streams}]\n"
+                                   "slo: {ttft_ms: null, tpot_ms: null}\n";
 
 static int count_files(const char *dir, const char *suffix)
 {
@@ -531,15 +601,14 @@ static void bad_study_file_names_file_line_and_key(void **state)
 static double plan_only_ttft_p95(const char *out, const char *workload)
 {
     char key[64];
-    snprintf(key, sizeof(key), "   %s ", workload);
-    const char *p = strstr(out, key);
+    snprintf(key, sizeof(key), " %s ", workload);
+    const char *p = strstr(strstr(out, "KV tokens"), key);
     assert_non_null(p);
-    int users = 0;
     long kv = 0;
     double ttft = 0;
-    char name[32];
-    assert_int_equal(sscanf(p, "%31s %d %ld %lf ms", name, &users, &kv, &ttft), 4);
-    return ttft;
+    char name[32], unit[8];
+    assert_int_equal(sscanf(p, "%31s %ld %lf %7s", name, &kv, &ttft, unit), 4);
+    return strcmp(unit, "s") == 0 ? ttft * 1e3 : ttft;
 }
 
 static void plan_only_replays_the_workloads_drawn_lengths(void **state)
@@ -559,8 +628,9 @@ static void plan_only_replays_the_workloads_drawn_lengths(void **state)
                             "  requests_per_user: 4\n  min_requests: 20\n"
                             "setups:\n  grid:\n    model: [meta-llama/Llama-3.1-8B-Instruct]\n"
                             "    max_model_len: [4096]\n"
-                            "workloads:\n  - {name: fixed, config: fixed.yaml}\n"
-                            "  - {name: varied, config: varied.yaml}\n"
+                            "workloads:\n"
+                            "  - {name: fixed, config: fixed.yaml, population: streams}\n"
+                            "  - {name: varied, config: varied.yaml, population: streams}\n"
                             "benchmark:\n  output_dir: OUT\n"
                             "model:\n  name: meta-llama/Llama-3.1-8B-Instruct\n");
     char *log = xasprintf("%s/log.txt", f->dir);
@@ -576,6 +646,119 @@ static void plan_only_replays_the_workloads_drawn_lengths(void **state)
     free(cfg);
     free(vr);
     free(fx);
+}
+
+/* The plan models users in conversation as the simulator serves them: three session workloads
+ * (short chat, long-context chat, RAG-like with a shared document prefix; tests/data/sessions/)
+ * measured at 8 users. The simulator runs in real time, so a busy 2-core machine delays some
+ * of its requests: a p95 of 48 requests is its third slowest, and one hiccup moves it by tens
+ * of percent. So each median (TTFT p50, TPOT p50) must be within 25 % of the plan, each TTFT
+ * p95 within 60 %, and the mean of the nine errors within 15 %; the figures and the 10 %
+ * target are build/bench_sessions' (the median over repeated runs). */
+static void plan_models_sessions_like_the_simulator(void **state)
+{
+    struct fixture *f = *state;
+    char *cfg = xasprintf("%s/tests/data/sessions/study.yaml", TB_SOURCE_DIR);
+    char *out_dir = xasprintf("%s/out", f->dir);
+    char *log = xasprintf("%s/log.txt", f->dir);
+    const char *argv[] = {"testbench", "study", "--config", cfg, "--output-dir", out_dir, NULL};
+    int rc = run_study(argv, log);
+    char *out = tb_read(log);
+    if (rc != 0)
+        fprintf(stderr, "%s\n", out);
+    assert_int_equal(rc, 0);
+    char *sdir = study_dir(f->dir, "sessions_agreement");
+    assert_non_null(sdir);
+    json_t *doc = load_study(sdir);
+    static const char *const workloads[] = {"short_chat", "long_chat", "rag"};
+    static const char *const errs[] = {"err_ttft_p50_pct", "err_ttft_p95_pct", "err_tpot_p50_pct"};
+    size_t seen = 0, i, n = 0;
+    double sum = 0;
+    json_t *r;
+    json_array_foreach(json_object_get(doc, "rows"), i, r)
+    {
+        const char *wl = json_string_value(json_object_get(r, "workload"));
+        assert_string_equal(json_string_value(json_object_get(r, "status")), "measured");
+        for (size_t k = 0; k < 3; k++) {
+            json_t *e = json_object_get(r, errs[k]);
+            assert_true(json_is_number(e));
+            double x = fabs(json_number_value(e));
+            fprintf(stderr, "%s %s %+.1f %%\n", wl, errs[k], json_number_value(e));
+            assert_true(x < (k == 1 ? 60 : 25));
+            sum += x;
+            n++;
+        }
+        for (size_t w = 0; w < 3; w++)
+            seen += strcmp(wl, workloads[w]) == 0;
+    }
+    assert_int_equal(seen, 3);
+    fprintf(stderr, "mean |error| %.1f %% over %zu\n", sum / (double)n, n);
+    assert_true(sum / (double)n < 15);
+    json_decref(doc);
+    free(sdir);
+    free(out);
+    free(log);
+    free(out_dir);
+    free(cfg);
+}
+
+/* plan and study mean the same thing by window and prompt: the same setup (window 8192) and
+ * workload (first prompts of 1,000 tokens, one-turn conversations, fixed think time) give the
+ * same prompt, window and predicted TTFT in `plan --json` and in the study's plan. */
+static void plan_and_study_agree_on_prompt_and_window(void **state)
+{
+    struct fixture *f = *state;
+    char *cfg = write_study(f->dir, "study.yaml",
+                            "study:\n  name: same\n  gpu: rtx-pro-6000\n  users: [12]\n"
+                            "  requests_per_user: 2\n  min_requests: 2\n"
+                            "setups:\n  grid:\n    model: [meta-llama/Llama-3.1-8B-Instruct]\n"
+                            "    max_model_len: [8192]\n"
+                            "benchmark:\n  output_dir: OUT\n"
+                            "model:\n  name: meta-llama/Llama-3.1-8B-Instruct\n"
+                            "requests:\n  prompt_tokens_min: 1000\n  prompt_tokens_max: 1000\n"
+                            "  completion_tokens: 100\n"
+                            "  session: {turns: 1, think_time_distribution: fixed, "
+                            "think_time_s: 0.5}\n");
+    char *log = xasprintf("%s/log.txt", f->dir);
+    const char *argv[] = {"testbench", "study", "--config", cfg, "--plan-only", NULL};
+    assert_int_equal(run_study(argv, log), 0);
+    char *study = tb_read(log);
+    char *plan_log = xasprintf("%s/plan.txt", f->dir);
+    const char *pargv[] = {
+        "testbench", "plan", "--gpu", "rtx-pro-6000", "--model", "meta-llama/Llama-3.1-8B-Instruct",
+        "--max-model-len", "8192", "--prompt-tokens", "1000", "--output-tokens", "100", "--users",
+        "12", "--turns", "1", "--think-time-distribution", "fixed", "--think-time-s", "0.5",
+        /* The probe's: 72 requests judged (the fewest that decide a p95
+         * verdict at 95 %) after a warm-up of one round of its 12 users. */
+        "--requests", "84", "--warmup-requests", "12", "--json", NULL};
+    assert_int_equal(run_study(pargv, plan_log), 0);
+    char *plan = tb_read(plan_log);
+    json_t *pj = json_loads(strchr(plan, '{'), JSON_DISABLE_EOF_CHECK, NULL);
+    assert_non_null(pj);
+    /* The prompt is the workload's, the window the setup's: neither fills the other. */
+    assert_int_equal(json_integer_value(json_object_get(pj, "prompt_tokens")), 1000);
+    assert_int_equal(json_integer_value(json_object_get(pj, "max_model_len")), 8192);
+    assert_string_equal(json_string_value(json_object_get(pj, "population")), "sessions");
+    assert_non_null(strstr(study, "first prompts 1000-1000 tokens"));
+    assert_non_null(strstr(study, "window 8192"));
+    /* The same users, lengths and think times: the same prediction. */
+    const char *row = strstr(strstr(study, "KV tokens"), " default ");
+    assert_non_null(row);
+    long kv = 0;
+    double ttft = 0;
+    char name[32], unit[8];
+    assert_int_equal(sscanf(row, "%31s %ld %lf %7s", name, &kv, &ttft, unit), 4);
+    double want = json_number_value(json_object_get(pj, "ttft_p95_ms"));
+    fprintf(stderr, "TTFT p95: study %.1f %s, plan %.1f ms\n", ttft, unit, want);
+    assert_string_equal(unit, "ms");
+    assert_true(fabs(ttft - want) <= 0.05 * want + 0.1);
+    assert_int_equal(kv, json_integer_value(json_object_get(pj, "kv_capacity_tokens")));
+    json_decref(pj);
+    free(plan);
+    free(plan_log);
+    free(study);
+    free(log);
+    free(cfg);
 }
 
 /* docs/STUDY.md lists every study.csv column (first cell of its table rows, backticked names),
@@ -663,6 +846,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(bad_study_file_names_file_line_and_key, setup, teardown),
         cmocka_unit_test_setup_teardown(plan_only_replays_the_workloads_drawn_lengths, setup,
                                         teardown),
+        cmocka_unit_test_setup_teardown(plan_and_study_agree_on_prompt_and_window, setup, teardown),
+        cmocka_unit_test_setup_teardown(plan_models_sessions_like_the_simulator, setup, teardown),
         cmocka_unit_test_setup_teardown(sim_study_answers_and_agrees_with_the_plan, setup,
                                         teardown),
         cmocka_unit_test_setup_teardown(unfit_and_failing_setups_are_recorded_and_the_study_goes_on,

@@ -96,7 +96,11 @@ static char *write_study(const char *dir, const char *script, const char *setups
         "  command: \"%s {id} --port {port} --model {model} {max_model_len_flag}\"\n"
         "setups:\n  list:\n%s"
         "benchmark: {output_dir: %s/out}\n"
-        "requests: {prompt_tokens_min: 64, prompt_tokens_max: 64, completion_tokens: 24}\n",
+        "requests: {prompt_tokens_min: 64, prompt_tokens_max: 64, completion_tokens: 24}\n"
+        /* Request streams, nothing judged: what is checked is how the study survives its
+         * servers, not the population or a verdict (each probe sends min_requests). */
+        "workloads: [{name: default, population: streams}]\n"
+        "slo: {ttft_ms: null, tpot_ms: null}\n",
         extra, script, setups, dir);
     char *path = tb_write(dir, "study.yaml", text);
     free(text);
@@ -272,6 +276,7 @@ static void a_full_disk_moves_a_points_files_and_keeps_the_point(void **state)
         "setups: {grid: {model: [meta-llama/Llama-3.1-8B-Instruct], max_model_len: [2048]}}\n"
         "benchmark: {output_dir: %s/out}\n"
         "requests: {prompt_tokens_min: 64, prompt_tokens_max: 64, completion_tokens: 400}\n"
+        "workloads: [{name: default, population: streams}]\n"
         "telemetry: {sample_interval_sec: 1}\n"
         /* judged at p50 (6 requests decide; p95 needs 72): the files are under test here */
         "slo: {ttft_ms: 2000, tpot_ms: 100, percentile: 50}\n",

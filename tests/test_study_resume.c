@@ -148,7 +148,11 @@ static const char two_setups[] = "study:\n"
                                  "requests:\n"
                                  "  prompt_tokens_min: 256\n"
                                  "  prompt_tokens_max: 256\n"
-                                 "  completion_tokens: 32\n";
+                                 "  completion_tokens: 32\n"
+                                 /* Request streams, nothing judged: the subject is the
+                                  * resume, not the population or a verdict. */
+                                 "workloads: [{name: default, population: streams}]\n"
+                                 "slo: {ttft_ms: null, tpot_ms: null}\n";
 
 static char *named(const char *text, const char *name)
 {
@@ -266,7 +270,9 @@ static const char one_setup[] = "study:\n"
                                 "requests:\n"
                                 "  prompt_tokens_min: 128\n"
                                 "  prompt_tokens_max: 128\n"
-                                "  completion_tokens: 16\n";
+                                "  completion_tokens: 16\n"
+                                "workloads: [{name: default, population: streams}]\n"
+                                "slo: {ttft_ms: null, tpot_ms: null}\n";
 
 static void resume_refuses_another_backend_or_study_and_repairs_bad_rows(void **state)
 {
@@ -407,7 +413,9 @@ static void sighup_while_planning_leaves_a_resumable_folder(void **state)
                            "    max_model_len: [%s]\n"
                            "benchmark: {output_dir: OUT}\n"
                            "requests: {prompt_tokens_min: 64, prompt_tokens_max: 64, "
-                           "completion_tokens: 8}\n",
+                           "completion_tokens: 8}\n"
+                           "workloads: [{name: default, population: streams}]\n"
+                           "slo: {ttft_ms: null, tpot_ms: null}\n",
                            lens.v);
     char *cfg = write_study(f->dir, "study.yaml", text);
     char *log = xasprintf("%s/log.txt", f->dir);
@@ -454,7 +462,9 @@ static void start_failures_are_retried_by_their_class(void **state)
         "    - {name: flaky, model: meta-llama/Llama-3.1-8B-Instruct, max_model_len: 2048}\n"
         "    - {name: kv, model: meta-llama/Llama-3.1-8B-Instruct, max_model_len: 4096}\n"
         "benchmark: {output_dir: OUT}\n"
-        "requests: {prompt_tokens_min: 64, prompt_tokens_max: 64, completion_tokens: 8}\n";
+        "requests: {prompt_tokens_min: 64, prompt_tokens_max: 64, completion_tokens: 8}\n"
+        "workloads: [{name: default, population: streams}]\n"
+        "slo: {ttft_ms: null, tpot_ms: null}\n";
     char *log = xasprintf("%s/log.txt", f->dir);
 
     /* What fails only after a launch is refused before anything starts. */

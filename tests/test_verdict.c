@@ -91,7 +91,12 @@ static void minimum_samples(void **state)
     assert_int_equal(quantile_ci_min_samples(0.99, 0.025), 368);
     assert_int_equal(quantile_ci_min_samples(0.50, 0.025), 6);
     assert_int_equal(quantile_ci_min_samples(1.0, 0.025), 0);
-    struct slo_cfg slo = {500, NAN, NAN, NAN, 95, 0.95};
+    struct slo_cfg slo = {.ttft_ms = 500,
+                          .itl_ms = NAN,
+                          .tpot_ms = NAN,
+                          .e2e_ms = NAN,
+                          .percentile = 95,
+                          .confidence = 0.95};
     assert_int_equal(slo_cfg_min_requests(&slo), 72);
     slo.confidence = 0.9; /* each end 5 %: 0.95^59 = 0.0485 */
     assert_int_equal(slo_cfg_min_requests(&slo), 59);
@@ -185,7 +190,12 @@ static double spread_ttft(size_t i, void *ctx)
 static void failures_are_misses(void **state)
 {
     (void)state;
-    struct slo_cfg slo = {500, NAN, NAN, NAN, 95, 0.95};
+    struct slo_cfg slo = {.ttft_ms = 500,
+                          .itl_ms = NAN,
+                          .tpot_ms = NAN,
+                          .e2e_ms = NAN,
+                          .percentile = 95,
+                          .confidence = 0.95};
     struct spread sp = {100, 50, 20};
     struct synth s;
     /* 13 of 20 fail with HTTP 400: the run that used to read "met". */
@@ -218,7 +228,12 @@ static void failures_are_misses(void **state)
 static void words_and_intervals(void **state)
 {
     (void)state;
-    struct slo_cfg slo = {500, NAN, NAN, NAN, 95, 0.95};
+    struct slo_cfg slo = {.ttft_ms = 500,
+                          .itl_ms = NAN,
+                          .tpot_ms = NAN,
+                          .e2e_ms = NAN,
+                          .percentile = 95,
+                          .confidence = 0.95};
     struct spread sp = {300, 100, 240};
     struct synth s;
     synth_build(&s, 240, spread_ttft, &sp, 0);
@@ -255,7 +270,12 @@ static void words_and_intervals(void **state)
     slo_verdict_line(&ps.verdict, line, sizeof(line));
     assert_non_null(strstr(line, "a p95 verdict needs 72"));
     /* No SLO: said, and nothing else. */
-    struct slo_cfg none = {NAN, NAN, NAN, NAN, 95, 0.95};
+    struct slo_cfg none = {.ttft_ms = NAN,
+                           .itl_ms = NAN,
+                           .tpot_ms = NAN,
+                           .e2e_ms = NAN,
+                           .percentile = 95,
+                           .confidence = 0.95};
     point_summary_compute(&ps, s.r, s.n, &none);
     slo_verdict_line(&ps.verdict, line, sizeof(line));
     assert_string_equal(line, "no SLO set");
@@ -266,7 +286,12 @@ static void words_and_intervals(void **state)
 static void warmup_is_left_out(void **state)
 {
     (void)state;
-    struct slo_cfg slo = {500, NAN, NAN, NAN, 95, 0.95};
+    struct slo_cfg slo = {.ttft_ms = 500,
+                          .itl_ms = NAN,
+                          .tpot_ms = NAN,
+                          .e2e_ms = NAN,
+                          .percentile = 95,
+                          .confidence = 0.95};
     struct spread sp = {100, 50, 100};
     struct synth s;
     synth_build(&s, 100, spread_ttft, &sp, 10); /* the ten that fail are the warm-up */
@@ -299,7 +324,12 @@ static size_t feed(struct slo_stopper *st, const struct synth *s, const size_t *
 static void stop_rule_far_stops_near_runs_on(void **state)
 {
     (void)state;
-    struct slo_cfg slo = {500, NAN, NAN, NAN, 95, 0.95};
+    struct slo_cfg slo = {.ttft_ms = 500,
+                          .itl_ms = NAN,
+                          .tpot_ms = NAN,
+                          .e2e_ms = NAN,
+                          .percentile = 95,
+                          .confidence = 0.95};
     struct synth s;
     struct slo_verdict v;
     /* Far below: TTFT 100-150 ms against 500 ms. Decided met at exactly 72 requests. */
@@ -355,7 +385,12 @@ static void stop_rule_far_stops_near_runs_on(void **state)
 static void stop_rule_waits_for_the_sent_prefix(void **state)
 {
     (void)state;
-    struct slo_cfg slo = {500, NAN, NAN, NAN, 95, 0.95};
+    struct slo_cfg slo = {.ttft_ms = 500,
+                          .itl_ms = NAN,
+                          .tpot_ms = NAN,
+                          .e2e_ms = NAN,
+                          .percentile = 95,
+                          .confidence = 0.95};
     struct spread far = {100, 50, 200};
     struct synth s;
     synth_build(&s, 200, spread_ttft, &far, 0);
@@ -435,7 +470,12 @@ static int synth_probe(void *ctx, int users, bool *met)
 static void search_stops_early_and_agrees(void **state)
 {
     (void)state;
-    struct slo_cfg slo = {500, NAN, NAN, NAN, 95, 0.95};
+    struct slo_cfg slo = {.ttft_ms = 500,
+                          .itl_ms = NAN,
+                          .tpot_ms = NAN,
+                          .e2e_ms = NAN,
+                          .percentile = 95,
+                          .confidence = 0.95};
     const int starts[] = {1, 4, 10, 16, 40};
     for (size_t k = 0; k < sizeof(starts) / sizeof(starts[0]); k++) {
         struct synth_search seq = {true, 0, &slo}, fixed = {false, 0, &slo};
@@ -460,7 +500,9 @@ static void config_rules(void **state)
         {"requests: {num_requests: 50, stop_when_decided: true}\nslo: {ttft_ms: 500}\n",
          ":2:26: requests.num_requests: 50 (50 after warmup_requests) cannot decide a p95 verdict "
          "at 95 % confidence: stop_when_decided needs at least 72 requests after the warm-up"},
-        {"requests: {num_requests: 200, stop_when_decided: true}\n",
+        /* Every objective of the default profile cleared: nothing to decide. */
+        {"requests: {num_requests: 200, stop_when_decided: true}\n"
+         "slo: {ttft_ms: null, tpot_ms: null}\n",
          "requests.stop_when_decided: needs an SLO to decide"},
         {"requests: {num_requests: 200, stop_when_decided: true,\n  session: {turns: 2}}\n"
          "slo: {ttft_ms: 500}\n",

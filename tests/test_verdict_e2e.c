@@ -174,7 +174,9 @@ static void run_counts_failures_as_misses(void **state)
     free(log);
 }
 
-/* Without objectives there is nothing to attain: said, and no attainment printed or stored. */
+/* Without objectives there is nothing to attain: said, and no attainment printed or stored.
+ * (A file without an slo section is judged by the default profile: a file without objectives
+ * clears them, docs/CONFIG.md "SLO profiles".) */
 static void run_without_slo_says_so(void **state)
 {
     struct fixture *f = *state;
@@ -185,6 +187,7 @@ static void run_without_slo_says_so(void **state)
                            "model: {name: meta-llama/Llama-3.1-8B-Instruct}\n"
                            "requests: {num_requests: 6, concurrent_requests: 2,\n"
                            "  prompt_tokens_min: 32, prompt_tokens_max: 32, completion_tokens: 4}\n"
+                           "slo: {ttft_ms: null, tpot_ms: null}\n"
                            "telemetry: {collect_gpu_stats: false, scrape_server_metrics: false}\n",
                            &root);
     assert_non_null(strstr(log, "slo        no SLO set"));
@@ -331,6 +334,9 @@ static void study_counts_failures_as_misses(void **state)
         "    - {name: shedding, model: meta-llama/Llama-3.1-8B-Instruct, max_model_len: 4096}\n"
         "benchmark: {output_dir: %s/out}\n"
         "requests: {prompt_tokens_min: 64, prompt_tokens_max: 64, completion_tokens: 8}\n"
+        /* request streams: the failures decide, not the population (users in conversation by
+         * default: 4 turns with 5 s think times) */
+        "workloads: [{name: default, population: streams}]\n"
         "slo: {ttft_ms: 60000}\n",
         TB_BINARY, f->dir);
     char *cfg = tb_write(f->dir, "shed.yaml", text);

@@ -269,10 +269,22 @@ const struct gpu_spec *catalog_find_gpu(const struct catalog *c, const char *nam
     return colon ? find_mig_slice(c, name, colon) : NULL;
 }
 
+const struct checkpoint_spec *catalog_find_checkpoint(const struct catalog *c, const char *name)
+{
+    for (size_t i = 0; c && name && i < c->n_checkpoints; i++)
+        if (strcasecmp(name, c->checkpoints[i].name) == 0)
+            return &c->checkpoints[i];
+    return NULL;
+}
+
 const struct model_spec *catalog_find_model(const struct catalog *c, const char *name)
 {
     if (!c || !name)
         return NULL;
+    /* A pre-quantized checkpoint serves its base model's architecture. */
+    const struct checkpoint_spec *ck = catalog_find_checkpoint(c, name);
+    if (ck)
+        name = ck->model;
     /* Exact names first, so that an alias of one model cannot shadow another's id. */
     for (size_t i = 0; i < c->n_models; i++)
         if (strcasecmp(name, c->models[i].name) == 0)
@@ -754,6 +766,66 @@ static int kind_from_string(const char *s, enum kind *k)
     return 0;
 }
 
+static void checkpoint_release(struct checkpoint_spec *k)
+{
+    free(k->name);
+    free(k->model);
+    free(k->quantization);
+    free(k->vllm_quantization);
+    free(k->source);
+    memset(k, 0, sizeof(*k));
+}
+
+/* One entry of a `checkpoints:` list: name, model, quantization, vllm_quantization, source.
+ * Its model and quantization must be in the catalog already (the embedded files load models
+ * and quantizations before checkpoints.yaml, which sorts after them by name). */
+static int apply_checkpoint(struct catalog *c, yaml_document_t *doc, yaml_node_t *map,
+                            const char *file, char *err, size_t errlen)
+{
+    if (map->type != YAML_MAPPING_NODE)
+        return fail_at(err, errlen, file, map, "expected a mapping", "checkpoints");
+    static const char *const keys[] = {"name", "model", "quantization", "vllm_quantization",
+                                       "source"};
+    char *v[5] = {0};
+    int rc = 0;
+    for (yaml_node_pair_t *p = map->data.mapping.pairs.start;
+         p < map->data.mapping.pairs.top && !rc; p++) {
+        yaml_node_t *kn = yaml_document_get_node(doc, p->key);
+        const char *key = scalar_of(kn), *val = scalar_of(yaml_document_get_node(doc, p->value));
+        size_t k = 0;
+        while (key && k < 5 && strcmp(keys[k], key) != 0)
+            k++;
+        if (!key || k == 5)
+            rc = fail_at(err, errlen, file, kn, "unknown key", key ? key : "checkpoints");
+        else if (!val)
+            rc = fail_at(err, errlen, file, kn, "expected a string", key);
+        else if (!v[k])
+            v[k] = xstrdup(val);
+    }
+    if (!rc && (!v[0] || !v[1] || !v[2] || !v[3]))
+        rc = fail_at(err, errlen, file, map,
+                     "a checkpoint needs name, model, quantization and vllm_quantization", NULL);
+    else if (!rc && !catalog_find_model(c, v[1]))
+        rc = fail_at(err, errlen, file, map, "unknown model", v[1]);
+    else if (!rc && !catalog_find_quant(c, v[2]))
+        rc = fail_at(err, errlen, file, map, "unknown quantization", v[2]);
+    struct checkpoint_spec k = {v[0], v[1], v[2], v[3], v[4] ? v[4] : xstrdup(file)};
+    if (rc) {
+        checkpoint_release(&k);
+        return rc;
+    }
+    for (size_t i = 0; i < c->n_checkpoints; i++) {
+        if (strcasecmp(c->checkpoints[i].name, k.name) == 0) { /* an override */
+            checkpoint_release(&c->checkpoints[i]);
+            c->checkpoints[i] = k;
+            return 0;
+        }
+    }
+    c->checkpoints = grow(c->checkpoints, c->n_checkpoints, sizeof(*c->checkpoints));
+    c->checkpoints[c->n_checkpoints++] = k;
+    return 0;
+}
+
 /* Parses one file's text. 'kind' is a hint from the folder (-1: decide from `kind:` or
  * from a top-level `quantizations:` list). */
 static int load_text(struct catalog *c, const char *text, size_t len, const char *file, int kind,
@@ -779,6 +851,17 @@ static int load_text(struct catalog *c, const char *text, size_t len, const char
         goto out;
     }
     yaml_node_t *list = NULL;
+    mapping_get(&doc, root, "checkpoints", &list);
+    if (list) {
+        if (list->type != YAML_SEQUENCE_NODE) {
+            rc = fail_at(err, errlen, file, list, "expected a list", "checkpoints");
+            goto out;
+        }
+        for (yaml_node_item_t *it = list->data.sequence.items.start;
+             it < list->data.sequence.items.top && !rc; it++)
+            rc = apply_checkpoint(c, &doc, yaml_document_get_node(&doc, *it), file, err, errlen);
+        goto out;
+    }
     mapping_get(&doc, root, "quantizations", &list);
     if (list) {
         if (list->type != YAML_SEQUENCE_NODE) {
@@ -893,6 +976,9 @@ void catalog_free(struct catalog *c)
         model_release(&c->models[i]);
     for (size_t i = 0; i < c->n_quants; i++)
         quant_release(&c->quants[i]);
+    for (size_t i = 0; i < c->n_checkpoints; i++)
+        checkpoint_release(&c->checkpoints[i]);
+    free(c->checkpoints);
     free(c->gpus);
     free(c->models);
     free(c->quants);

@@ -88,6 +88,17 @@ struct quant_spec {
     char *source;
 };
 
+/* A pre-quantized checkpoint of a catalog model (catalog/checkpoints.yaml): what vLLM finds in
+ * its config.json decides which --quantization it accepts (docs/ENGINE.md, "Checkpoints"). */
+struct checkpoint_spec {
+    char *name;              /* its Hugging Face id */
+    char *model;             /* the catalog model it quantizes */
+    char *quantization;      /* the catalog's name for its format: fp8, awq, ... */
+    char *vllm_quantization; /* vLLM's name (config.json quantization_config.quant_method, or
+                                the faster kernel vLLM picks for it): compressed-tensors, ... */
+    char *source;
+};
+
 struct catalog {
     struct gpu_spec *gpus;
     size_t n_gpus;
@@ -95,6 +106,8 @@ struct catalog {
     size_t n_models;
     struct quant_spec *quants;
     size_t n_quants;
+    struct checkpoint_spec *checkpoints;
+    size_t n_checkpoints;
 };
 
 /* Loads the embedded catalog, then dir (may be NULL). 0, or -EINVAL/-ENOENT with err. */
@@ -105,6 +118,9 @@ void catalog_free(struct catalog *c); /* NULL is a no-op */
 const struct gpu_spec *catalog_find_gpu(const struct catalog *c, const char *name);
 const struct model_spec *catalog_find_model(const struct catalog *c, const char *name);
 const struct quant_spec *catalog_find_quant(const struct catalog *c, const char *name);
+/* The pre-quantized checkpoint called name (its Hugging Face id, case-insensitive), or NULL.
+ * catalog_find_model finds its model under the same name. */
+const struct checkpoint_spec *catalog_find_checkpoint(const struct catalog *c, const char *name);
 
 /* Writes up to a few names close to 'name' ("a, b, c") for an error message. kind: "gpu",
  * "model" or "quantization". */

@@ -136,13 +136,10 @@ static void requests_defaults(struct requests_cfg *r)
     session_cfg_defaults(&r->session);
 }
 
+/* One default for every entry point: the default profile's objectives. */
 static void slo_defaults(struct slo_cfg *s)
 {
-    s->ttft_ms = NAN;
-    s->itl_ms = NAN;
-    s->tpot_ms = NAN;
-    s->e2e_ms = NAN;
-    s->percentile = 95.0;
+    slo_from_profile(s, slo_profile_default());
     s->confidence = 0.95;
 }
 
@@ -331,7 +328,8 @@ void config_set_model(struct config *c, const char *name)
     free(old);
 }
 
-int config_set_closed_loop(struct config *c, int users, int num_requests, int context)
+int config_set_closed_loop(struct config *c, int users, int num_requests, int context,
+                           bool sessions)
 {
     if (c->tenants_given)
         return -EINVAL;
@@ -343,9 +341,11 @@ int config_set_closed_loop(struct config *c, int users, int num_requests, int co
     r->rates[0] = INFINITY;
     r->n_rates = 1;
     r->num_requests = num_requests;
-    /* The planner's users send the next request when the last ends, without think times:
-     * the measurement it is compared with is the same closed loop (docs/STUDY.md). */
-    r->session.enabled = false;
+    /* People in conversation, or request streams that send the next request when the last
+     * ends (docs/STUDY.md "Populations"); the planner models either. */
+    if (sessions && !r->session.enabled)
+        session_cfg_defaults(&r->session); /* a workload without session keys: the defaults */
+    r->session.enabled = sessions;
     free(c->context_lengths);
     c->context_lengths = NULL;
     c->n_context_lengths = 0;
@@ -1011,6 +1011,7 @@ static json_t *slo_to_json(const struct slo_cfg *s)
     json_object_set_new(o, "tpot_ms", json_num(s->tpot_ms));
     json_object_set_new(o, "e2e_ms", json_num(s->e2e_ms));
     json_object_set_new(o, "percentile", json_num(s->percentile));
+    json_object_set_new(o, "profile", s->profile[0] ? json_string(s->profile) : json_null());
     json_object_set_new(o, "confidence", json_num(s->confidence));
     return o;
 }
@@ -1096,4 +1097,13 @@ json_t *config_to_json(const struct config *c)
                         json_boolean(c->telemetry.scrape_server_metrics));
     json_object_set_new(root, "telemetry", tl);
     return root;
+}
+
+const char *config_prompt_note(const struct config *c)
+{
+    return c->prompt_lengths_unused
+               ? "context_lengths set every prompt (context minus the request's output), so "
+                 "requests.prompt_tokens_min/max are not used; the server's window is its own "
+                 "setting (max_model_len)"
+               : NULL;
 }

@@ -15,6 +15,7 @@
 #include <jansson.h>
 
 #include "config/session_cfg.h"
+#include "config/slo_profile.h"
 #include "config/study_cfg.h"
 #include "config/workload_cfg.h"
 #include "core/xalloc.h"
@@ -25,13 +26,15 @@ enum api_kind { API_COMPLETIONS, API_CHAT };
 const char *arrival_name(enum arrival a);
 const char *api_kind_name(enum api_kind a);
 
-/* NAN = no objective on that metric. */
+/* NAN = no objective on that metric. The values come from a named profile (slo_profile.h;
+ * default "chat"), then the keys a file sets. */
 struct slo_cfg {
     double ttft_ms;
     double itl_ms;
     double tpot_ms;
     double e2e_ms;
     double percentile; /* quantile used for verdicts, e.g. 95 for p95 (default 95) */
+    char profile[24];  /* the profile the values started from ("" = none) */
     /* Level of the two-sided confidence interval each verdict carries (docs/METRICS.md
      * "Confidence"); default 0.95, and 0 (a struct filled by position) reads as 0.95. */
     double confidence;
@@ -142,7 +145,12 @@ struct config {
                            may hold the sweep lists */
     struct telemetry_cfg telemetry;
     struct study_cfg study; /* study sections (study, setups, workloads, backend) */
+    /* The file sets requests.prompt_tokens_min/max and context_lengths, which replace them:
+     * validate and run say so (docs/CONFIG.md, "Window and prompt"). */
+    bool prompt_lengths_unused;
 };
+/* The warning for prompt_lengths_unused, or NULL. */
+const char *config_prompt_note(const struct config *c);
 
 /* Fills c with defaults (a config with no file; one tenant "default"). Release it after. */
 void config_defaults(struct config *c);
@@ -160,12 +168,14 @@ void config_release(struct config *c);
 void config_set_endpoint(struct config *c, const char *url);
 /* --model: sets model.name and every tenant model / server.sim.model that was the old one. */
 void config_set_model(struct config *c, const char *name);
-/* Turns a one-tenant config into one point of `users` closed-loop users (concurrency = users,
- * rate inf) sending num_requests requests; context > 0 fills each prompt to that window, 0 keeps
- * the prompt_tokens_min/max lengths. requests.session is turned off (the planner's closed loop
- * has no think times). -EINVAL for a config with named tenants. Run
- * config_check() afterwards. */
-MUST_USE int config_set_closed_loop(struct config *c, int users, int num_requests, int context);
+/* Turns a one-tenant config into one point of `users` users (concurrency = users, rate inf)
+ * sending num_requests requests; context > 0 fills each (first) prompt to that window, 0 keeps
+ * the prompt_tokens_min/max lengths. sessions: the users hold conversations (requests.session
+ * on, with the config's own session keys or their defaults); else they are closed-loop request
+ * streams without think times (requests.session off). -EINVAL for a config with named tenants.
+ * Run config_check() afterwards. */
+MUST_USE int config_set_closed_loop(struct config *c, int users, int num_requests, int context,
+                                    bool sessions);
 /* Points measured per tenant: max(1, context lengths) x concurrency sweep x rate sweep. */
 size_t config_n_points(const struct config *c);
 /* The resolved config as JSON (every key, defaults filled in), for result files. */

@@ -739,6 +739,7 @@ static const struct field session_fields[] = {
     F(session_cfg, think_time_sigma, FT_NUM),
     F(session_cfg, message_tokens_min, FT_INT),
     F(session_cfg, message_tokens_max, FT_INT),
+    F(session_cfg, start_spread_s, FT_NUM),
 };
 
 /* requests.session: a mapping turns sessions on (unless it says enabled: false); true/false;
@@ -782,11 +783,44 @@ static const struct field requests_fields[] = {
     F(requests_cfg, stop_when_decided, FT_BOOL),
 };
 
+/* slo.profile: a name from slo_profile.h; its values are applied after the section is read
+ * (apply_slo_profile), so the keys beside it win whatever their order. */
+static int load_slo_profile(struct loader *ld, const yaml_node_t *n, const char *path, void *base)
+{
+    struct slo_cfg *slo = base;
+    char g[96];
+    if (n->type != YAML_SCALAR_NODE || is_null(n))
+        return fail(ld, n, path, "expected one of %s, %s", slo_profile_names(),
+                    got(n, false, g, sizeof(g)));
+    if (!slo_profile_find(scalar(n)))
+        return fail(ld, n, path, "unknown profile %s; allowed: %s", describe(n, g, sizeof(g)),
+                    slo_profile_names());
+    snprintf(slo->profile, sizeof(slo->profile), "%s", scalar(n));
+    origin_add(ld, slo->profile, n);
+    return 0;
+}
+
 static const struct field slo_fields[] = {
     F(slo_cfg, ttft_ms, FT_NUM_NULL), F(slo_cfg, itl_ms, FT_NUM_NULL),
     F(slo_cfg, tpot_ms, FT_NUM_NULL), F(slo_cfg, e2e_ms, FT_NUM_NULL),
     F(slo_cfg, percentile, FT_NUM),   F(slo_cfg, confidence, FT_NUM),
+    FC(profile, load_slo_profile),
 };
+
+/* A profile named in this slo section fills the objectives the section does not set. */
+static void apply_slo_profile(struct loader *ld, struct slo_cfg *slo)
+{
+    const struct slo_profile *p = slo_profile_find(slo->profile);
+    if (!p || !origin_find(ld, slo->profile))
+        return;
+    struct slo_cfg from;
+    slo_from_profile(&from, p);
+    double *dst[] = {&slo->ttft_ms, &slo->itl_ms, &slo->tpot_ms, &slo->e2e_ms, &slo->percentile};
+    const double src[] = {from.ttft_ms, from.itl_ms, from.tpot_ms, from.e2e_ms, from.percentile};
+    for (size_t i = 0; i < sizeof(src) / sizeof(src[0]); i++)
+        if (!origin_find(ld, dst[i]))
+            *dst[i] = src[i];
+}
 
 static const struct field bench_fields[] = {
     F(bench_cfg, name, FT_STR),          F(bench_cfg, description, FT_STR),
@@ -954,16 +988,27 @@ static const struct field setups_fields[] = {
     FC(list, load_setup_list),
 };
 
+/* workloads[].context_fill: the old name of window_fill ("context" meant both the window and
+ * the prompt; docs/CONFIG.md, "Window and prompt"). */
+static int load_context_fill(struct loader *ld, const yaml_node_t *n, const char *path, void *base)
+{
+    struct workload_cfg *w = base;
+    int rc = get_number(ld, n, path, false, &w->window_fill);
+    if (!rc)
+        origin_add(ld, &w->window_fill, n);
+    return rc;
+}
+
 static const struct field workload_fields[] = {
-    F(workload_cfg, name, FT_STR),
-    F(workload_cfg, config, FT_STR),
-    F(workload_cfg, context_fill, FT_NUM),
+    F(workload_cfg, name, FT_STR),        F(workload_cfg, config, FT_STR),
+    F(workload_cfg, window_fill, FT_NUM), FC(context_fill, load_context_fill),
+    F(workload_cfg, population, FT_STR),  F(workload_cfg, slo_profile, FT_STR),
 };
 
 static void workload_init(void *p)
 {
     struct workload_cfg *w = p;
-    w->context_fill = NAN;
+    w->window_fill = NAN;
 }
 
 static int load_workloads(struct loader *ld, const yaml_node_t *n, const char *path, void *base)
@@ -1163,6 +1208,7 @@ static int load_tenants(struct loader *ld)
             return rc;
         if (!t->name)
             return fail(ld, item, path, "missing required key \"name\"");
+        apply_slo_profile(ld, &t->slo);
         endpoint_normalize(t->endpoint);
     }
     return 0;
@@ -1242,6 +1288,10 @@ static int load_document(struct loader *ld)
     quantization_normalize(&c->server.sim.quantization);
     endpoint_normalize(c->server.endpoint);
     resolve_sim(ld);
+    apply_slo_profile(ld, &c->slo);
+    c->prompt_lengths_unused =
+        c->n_context_lengths > 0 && (origin_find(ld, &c->requests.prompt_tokens_min) ||
+                                     origin_find(ld, &c->requests.prompt_tokens_max));
     c->study.slo_given = origin_lookup(ld, &c->slo, true) != NULL;
     rc = load_tenants(ld);
     if (rc)

@@ -43,6 +43,7 @@ void session_cfg_defaults(struct session_cfg *s)
     s->think_time_sigma = 1.0;
     s->message_tokens_min = 64;
     s->message_tokens_max = 256;
+    s->start_spread_s = NAN;
 }
 
 const char *think_dist_name(enum think_dist d)
@@ -88,6 +89,16 @@ uint64_t session_think_ns(const struct session_cfg *s, uint64_t seed)
     return s_to_ns(x);
 }
 
+uint64_t session_think_at(const struct session_cfg *s, uint64_t seed, uint64_t i)
+{
+    return session_think_ns(s, hash64(&i, sizeof(i), seed));
+}
+
+double session_start_spread_s(const struct session_cfg *s)
+{
+    return isnan(s->start_spread_s) ? s->think_time_s : s->start_spread_s;
+}
+
 json_t *session_cfg_to_json(const struct session_cfg *s)
 {
     json_t *o = json_object();
@@ -98,6 +109,7 @@ json_t *session_cfg_to_json(const struct session_cfg *s)
     json_object_set_new(o, "think_time_sigma", json_real(s->think_time_sigma));
     json_object_set_new(o, "message_tokens_min", json_integer(s->message_tokens_min));
     json_object_set_new(o, "message_tokens_max", json_integer(s->message_tokens_max));
+    json_object_set_new(o, "start_spread_s", json_real(session_start_spread_s(s)));
     return o;
 }
 
@@ -122,6 +134,9 @@ int session_find_problem(struct cfg_problem *p, const struct session_cfg *s, con
     rc = check_num(p, &s->think_time_s, 0, true, SESSION_THINK_MAX_S, sp, "think_time_s", owner);
     if (!rc)
         rc = check_num(p, &s->think_time_sigma, 0, true, SESSION_SIGMA_MAX, sp, "think_time_sigma",
+                       owner);
+    if (!rc && !isnan(s->start_spread_s))
+        rc = check_num(p, &s->start_spread_s, 0, true, SESSION_THINK_MAX_S, sp, "start_spread_s",
                        owner);
     if (!rc)
         rc = check_int_min(p, &s->message_tokens_min, 1, sp, "message_tokens_min", owner);

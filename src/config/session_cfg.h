@@ -24,6 +24,10 @@ struct session_cfg {
     double think_time_sigma; /* lognormal: sigma of ln(think time); default 1 */
     int message_tokens_min;  /* a later turn's new user message; default 64 */
     int message_tokens_max;  /* default 256 */
+    /* In a closed loop of users, their first conversations begin spread evenly over this many
+     * seconds (user k of N at k x spread / N), as people arrive rather than all in one
+     * millisecond; NAN = think_time_s (the default); 0 = all at once. */
+    double start_spread_s;
 };
 
 void session_cfg_defaults(struct session_cfg *s);
@@ -33,6 +37,11 @@ const char *think_dist_names_list(void);                            /* for messa
 /* Draws one think time in ns from s, reproducibly from seed (0 when think_time_s is 0).
  * lognormal: mu = ln(mean) - sigma^2 / 2, so its mean is think_time_s. */
 uint64_t session_think_ns(const struct session_cfg *s, uint64_t seed);
+/* The think time before request i of a point whose think-time seed is seed: what the runner
+ * draws and the planner replays (the same draw for the same seed and index). */
+uint64_t session_think_at(const struct session_cfg *s, uint64_t seed, uint64_t i);
+/* The spread of the users' first conversations in seconds (start_spread_s resolved). */
+double session_start_spread_s(const struct session_cfg *s);
 json_t *session_cfg_to_json(const struct session_cfg *s);
 /* With a context window, the first turn's prompt length: the whole conversation (every answer
  * at completion_tokens and every later message at message_tokens_max) then fits the window.

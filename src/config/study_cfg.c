@@ -87,6 +87,8 @@ void study_cfg_release(struct study_cfg *s)
     for (size_t i = 0; i < s->n_workloads; i++) {
         free(s->workloads[i].name);
         free(s->workloads[i].config);
+        free(s->workloads[i].population);
+        free(s->workloads[i].slo_profile);
     }
     free(s->workloads);
     struct study_backend_cfg *b = &s->backend;
@@ -353,10 +355,27 @@ static int check_workloads(struct cfg_problem *p, const struct study_cfg *s)
                 return -EINVAL;
             }
         }
-        if (!isnan(w->context_fill)) {
-            int rc = check_num(p, &w->context_fill, 0, false, 1, path, "context_fill", w);
+        if (!isnan(w->window_fill)) {
+            int rc = check_num(p, &w->window_fill, 0, false, 1, path, "window_fill", w);
             if (rc)
                 return rc;
+        }
+        if (w->population && strcmp(w->population, "sessions") != 0 &&
+            strcmp(w->population, "streams") != 0) {
+            char np[CFG_PATH_MAX + 16];
+            snprintf(np, sizeof(np), "%s.population", path);
+            where(p, &w->population, np,
+                  "expected sessions (users in conversation) or streams (closed-loop request "
+                  "streams, a batch job), got \"%.40s\"",
+                  w->population);
+            return -EINVAL;
+        }
+        if (w->slo_profile && !slo_profile_find(w->slo_profile)) {
+            char np[CFG_PATH_MAX + 16];
+            snprintf(np, sizeof(np), "%s.slo_profile", path);
+            where(p, &w->slo_profile, np, "unknown SLO profile \"%.40s\"; allowed: %s",
+                  w->slo_profile, slo_profile_names());
+            return -EINVAL;
         }
     }
     return 0;

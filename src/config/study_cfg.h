@@ -50,8 +50,12 @@ struct setup_grid {
 
 struct workload_cfg {
     char *name;
-    char *config;        /* a run config, relative to the study file; NULL = the study file */
-    double context_fill; /* NAN, or (0, 1]: prompt = fill x max_model_len - completion_tokens */
+    char *config;       /* a run config, relative to the study file; NULL = the study file */
+    double window_fill; /* NAN, or (0, 1]: the first prompt fills this share of the window
+                           (max_model_len), leaving room for the answers and later turns;
+                           `context_fill` is its old name */
+    char *population;   /* "sessions" (default: users in conversation) or "streams" */
+    char *slo_profile;  /* NULL = the workload config's slo; else a profile (slo_profile.h) */
 };
 
 struct study_backend_cfg {

@@ -11,8 +11,10 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "config/servable.h"
 #include "core/exitcode.h"
 #include "core/text.h"
+#include "study/setups.h"
 #include "study/study.h"
 
 static void validate_usage(FILE *f)
@@ -91,6 +93,13 @@ int validate_main(int argc, char **argv)
         free(s);
         json_decref(j);
     }
+    if (config_prompt_note(&c))
+        fprintf(stderr, "%s: warning: %s\n", path, config_prompt_note(&c));
+    /* A run config describes a server that already runs: a checkpoint it could not have
+     * loaded with that quantization is worth saying, not refusing (a study's setups, which
+     * testbench launches, are refused below). */
+    if (servable_config_check(&c, err, sizeof(err)))
+        fprintf(stderr, "%s: warning: %s\n", path, err);
     if (c.study.present) {
         /* A study file: its workloads are run configs of their own, checked here too. */
         size_t nw = c.study.n_workloads ? c.study.n_workloads : 1, bad = 0;
@@ -119,6 +128,13 @@ int validate_main(int argc, char **argv)
             config_release(&c);
             return TB_EXIT_USAGE;
         }
+        /* A checkpoint vLLM cannot load with the setup's --quantization is refused before
+         * any server is started for it. */
+        if (study_setups_check(&c, err, sizeof(err))) {
+            fprintf(stderr, "%s: setups: %s\n", path, err);
+            config_release(&c);
+            return TB_EXIT_USAGE;
+        }
         /* What the study itself checks before launching anything: setups the engine can
          * plan, command lines that can be built, workload names that can name files. */
         if (study_validate(path)) {
@@ -128,7 +144,9 @@ int validate_main(int argc, char **argv)
         printf("OK: %s (study: %zu setups x %zu workloads, backend %s)\n", path,
                study_cfg_n_setups(&c.study), nw, c.study.backend.type);
     } else {
-        printf("OK: %s (%zu points, %zu tenants)\n", path, config_n_points(&c), c.n_tenants);
+        size_t np = config_n_points(&c);
+        printf("OK: %s (%zu %s, %zu %s)\n", path, np, np == 1 ? "point" : "points", c.n_tenants,
+               c.n_tenants == 1 ? "tenant" : "tenants");
     }
     config_release(&c);
     return TB_EXIT_OK;

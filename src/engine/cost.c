@@ -75,7 +75,14 @@ int cost_model_init(struct cost_model *m, const struct catalog *cat,
                      cfg->quantization, close);
             return -ENOENT;
         }
+    } else {
+        /* A pre-quantized checkpoint's weights are in its own format (vLLM reads it from its
+         * config.json; catalog/quantized_checkpoints.yaml). */
+        const struct checkpoint_spec *ck = catalog_find_checkpoint(cat, mname);
+        if (ck)
+            m->quant = catalog_find_quant(cat, ck->quantization);
     }
+    m->checkpoint = catalog_find_checkpoint(cat, mname);
     m->tp = cfg->tensor_parallel_size > 0 ? cfg->tensor_parallel_size : 1;
     if (m->tp > 64 || cfg->tensor_parallel_size < 0) {
         snprintf(err, errlen, "tensor_parallel_size %d out of range", cfg->tensor_parallel_size);
@@ -298,7 +305,8 @@ long cost_blocks_for(const struct cost_model *m, long n)
 void cost_model_info(const struct cost_model *m, struct engine_info *info)
 {
     memset(info, 0, sizeof(*info));
-    info->model_name = m->model->name;
+    /* vLLM serves a checkpoint under its own id, not its base model's. */
+    info->model_name = m->checkpoint ? m->checkpoint->name : m->model->name;
     info->gpu_name = m->gpu->display_name;
     info->weight_dtype = m->weight_dtype;
     info->kv_dtype = m->kv_dtype;

@@ -35,6 +35,9 @@ struct cost_model {
     bool prefix_caching;
     bool max_model_len_clamped; /* default max_model_len lowered to what the KV cache holds */
     bool kv_from_checkpoint;    /* kv_dtype is the checkpoint's convention (catalog), not asked */
+    /* A pre-quantized checkpoint of model (catalog/quantized_checkpoints.yaml), or NULL: its
+     * id is what a server names the model it serves. */
+    const struct checkpoint_spec *checkpoint;
     /* Linear layers run weight-only int4 kernels (AWQ/GPTQ Marlin; MXFP4/NVFP4 on a GPU
      * without FP4 tensor cores): dequantise to 16-bit, slower than dense GEMMs at large batch. */
     bool weight_only_int4;

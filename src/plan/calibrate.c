@@ -268,7 +268,12 @@ int calibrate_load(struct calibrate_set *s, const char *path, const struct calib
         p->q.output_tokens = (int)lround(jnum(sum, "output_tokens_total") / done);
         p->q.users = (int)conc;
         p->q.requests = (int)done;
-        p->q.slo = (struct slo_cfg){NAN, NAN, NAN, NAN, 95, 0.95};
+        p->q.slo = (struct slo_cfg){.ttft_ms = NAN,
+                                    .itl_ms = NAN,
+                                    .tpot_ms = NAN,
+                                    .e2e_ms = NAN,
+                                    .percentile = 95,
+                                    .confidence = 0.95};
         p->tps = jnum(sum, "output_throughput");
         p->ttft_s = jmean(sum, "ttft_ms") / 1e3;
         p->tpot_s = p->q.output_tokens > 1 ? jmean(sum, "tpot_ms") / 1e3 : NAN;

@@ -8,8 +8,10 @@
 #include "config/config.h"
 #include "core/stats.h"
 #include "core/xalloc.h"
+#include "plan/vdriver.h"
 
-/* One server setup under one closed-loop workload (borrowed strings). */
+/* One server setup under one workload (borrowed strings). The population is the workload's
+ * users: N conversations (sessions) or N closed-loop request streams (plan/vdriver.h). */
 struct plan_query {
     const char *gpu;
     const char *model;
@@ -31,8 +33,16 @@ struct plan_query {
     const int *prompt_lens;
     const int *output_lens;
     size_t n_lens;
-    int users;             /* closed-loop users (each sends its next request when the last ends) */
-    int requests;          /* 0 = by the policy below */
+    int users;                     /* users: conversations (sessions) or request streams */
+    enum vd_population population; /* VD_STREAMS (0, what calibration and validation use) or
+                                      VD_SESSIONS */
+    struct session_cfg session;    /* sessions: turns, think times, messages, start spread */
+    uint64_t think_seed;           /* sessions: the probe's think-time seed (the runner's) */
+    int turn_tokens;               /* sessions: template/separator tokens a later turn adds */
+    int shared_prefix;             /* prompt tokens every request shares (a system prompt) */
+    int requests;                  /* 0 = by the policy below */
+    int warmup_requests;   /* the first this many of them are a warm-up, served but not judged
+                              (requests.warmup_requests; a study probe's warm-up) */
     int requests_per_user; /* with requests 0: max(users x this, min_requests); 0 = the plan's
                               own policy, plan_requests_default(users) */
     int min_requests;
@@ -52,18 +62,26 @@ struct plan_band {
 
 struct plan_prediction {
     bool fits;               /* weights and one max_model_len request fit */
-    char fit_msg[512];       /* why not, with the numbers */
+    char fit_msg[800];       /* why not, with the numbers and the lever */
     long kv_capacity_tokens; /* vLLM's "GPU KV cache size: N tokens" */
     int max_model_len;       /* as the engine resolved it */
     double max_concurrency;  /* requests of max_model_len tokens the KV cache holds */
     double weights_gib, kv_budget_gib;
+    char weight_dtype[32];       /* the weights as served: "bf16", "fp8", "awq", ... */
+    bool weights_native;         /* the checkpoint's own dtype (no quantization asked for) */
+    char kv_dtype[24];           /* the KV cache as allocated: "bf16", "fp8" */
     bool simulated;              /* latencies below are valid */
     struct dist ttft, tpot, itl; /* seconds */
     double output_tps;           /* aggregate output tokens/s */
     double user_tps;             /* 1 / TPOT p50 */
     double duration_s;           /* how long serving the requests takes, first sent to last done */
+    struct dist ttft_first, ttft_later; /* sessions: first turns, later turns (seconds) */
+    double cached_prompt_pct;           /* prompt tokens served from the prefix cache */
+    int max_prompt;                     /* the longest prompt sent (sessions: conversation) */
+    int failed;                         /* requests that failed (a conversation past the window) */
+    double at_pct[4];                   /* TTFT, ITL, TPOT, E2E at slo.percentile (s) */
     bool meets_slo;
-    char verdict[640];
+    char verdict[1024];
     struct plan_band band;
 };
 
@@ -86,6 +104,24 @@ MUST_USE int plan_max_users(const struct plan_query *q, int max_users, int *out,
                             size_t errlen);
 /* Requests a plan runs for n users: max(4 n, 32), so each user sends several. */
 int plan_requests_default(int users);
+/* Requests a study probe (and its plan) sends for n users: max(n x per_user, min_requests);
+ * with sessions of `turns` turns (0: streams), every user holds whole conversations: per_user
+ * and min_requests are rounded up to multiples of turns, and per_user is at least one
+ * conversation. */
+int plan_probe_requests(int users, int per_user, int min_requests, int turns);
+
+/* What one user alone gets on the setup (q at 1 user): the floor under every percentile. */
+struct plan_floor {
+    bool known;       /* the setup fits and one user was simulated */
+    double at_pct[4]; /* TTFT, ITL, TPOT, E2E at slo.percentile with one user (s) */
+    bool unreachable; /* an objective is missed even by one user */
+    char why[256];    /* "TPOT floor 52 ms > 50 ms (p95, 1 user on this GPU)", or "" */
+};
+/* The floor of q's workload on q's setup: q at one user. 0 or -errno with err. */
+MUST_USE int plan_floor(const struct plan_query *q, struct plan_floor *out, char *err,
+                        size_t errlen);
+/* Fills out from one user's percentiles (at_pct: TTFT, ITL, TPOT, E2E in seconds). */
+void plan_floor_judge(const struct slo_cfg *slo, const double at_pct[4], struct plan_floor *out);
 
 int plan_main(int argc, char **argv);
 

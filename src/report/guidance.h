@@ -20,6 +20,9 @@ struct report_slo {
 };
 
 enum cell_source { CELL_NONE, CELL_MEASURED, CELL_PREDICTED };
+/* Why a cell has no verdict: it was judged, its setup does not fit (or cannot be loaded), or
+ * it was not run (failed to start, interrupted, nothing at that user count). */
+enum cell_state { CELL_JUDGED, CELL_NO_FIT, CELL_NOT_RUN };
 
 struct guidance_cell {
     /* Cells are never pooled across studies or runs: a study's setups form its tables, and each
@@ -29,9 +32,12 @@ struct guidance_cell {
     bool from_study; /* group names a study */
     char *workload;  /* study workload; "" for plain runs */
     char *model, *quantization, *kv_dtype;
-    long context;      /* tokens */
+    long context;      /* tokens: the window (max_model_len) of a study's setup, or the prompt +
+                          output of a plain run's requests */
+    bool window;       /* context is a server's window (a study), not request lengths */
     bool context_upto; /* not swept: the largest prompt + output a request had */
     enum cell_source source;
+    enum cell_state state;
     int slo_met;             /* 1, 0, or -1 unknown */
     double user_tps_p50;     /* tokens/s one user sees; NAN unknown */
     double ttft_p95_ms;      /* NAN unknown */
@@ -39,14 +45,28 @@ struct guidance_cell {
     bool max_users_at_least; /* the largest count tried met it: the true limit may be higher */
     double min_tried;        /* smallest count tried, for "fewer than" */
     const char *status;      /* a study setup's "does_not_fit" or "failed_to_start"; "" */
+    char *evidence;          /* a measured study verdict's evidence (study.csv slo_evidence):
+                                the percentile judged, its confidence interval, the requests
+                                judged; "" none */
     char *note;              /* status, reason or what was missing; "" none */
     char *origin;            /* the run or study/setup the values come from */
+    char *weights;           /* the weights' one name ("bf16 (checkpoint)", "fp8"), or NULL */
+};
+
+/* What a workload's cells were judged on: one line each for the SLO and the workload. */
+struct guidance_basis {
+    char *group;    /* as in the cells: the study's name, or the run's label */
+    char *workload; /* as in the cells; "" for plain runs */
+    char *slo;      /* "chat: TTFT p95 <= 2000 ms, TPOT p95 <= 100 ms" */
+    char *what;     /* population and lengths */
 };
 
 struct guidance {
     struct guidance_cell *cells;
     size_t n;
     int users;
+    struct guidance_basis *bases;
+    size_t n_bases;
 };
 
 /*
@@ -67,5 +87,7 @@ int point_judge(const json_t *run, const json_t *point, const struct report_slo 
 /* Cells as JSON for the page: [{group, from_study, workload, model, quantization, kv_dtype,
  * context, ...}], in order: studies' cells first, then each run's, by group. */
 json_t *guidance_json(const struct guidance *g);
+/* The bases as JSON: [{group, workload, slo, what}], one per table of the cells. */
+json_t *guidance_bases_json(const struct guidance *g);
 
 #endif

@@ -117,16 +117,43 @@ void html_figure(FILE *f, const char *caption, const char *attrs, bool zoom)
     fprintf(f, "</figcaption><div class=\"chart\"><canvas %s></canvas></div></figure>\n", attrs);
 }
 
-static void matrix_cell(FILE *f, const json_t *c)
+/* A cell's class and its verdict line: met, missed, or why there is no verdict (a setup that
+ * does not fit or cannot be loaded, one that was not run), each styled apart from a miss. */
+static void cell_state(const json_t *c, const char **cls, const char **verdict)
+{
+    const char *state = str(c, "state");
+    json_t *met = json_object_get(c, "slo_met");
+    if (strcmp(state, "does_not_fit") == 0) {
+        *cls = "nofit";
+        *verdict = strncmp(str(c, "note"), "cannot be loaded", 16) == 0 ? "cannot be loaded"
+                                                                        : "does not fit";
+    } else if (json_is_true(met)) {
+        *cls = "met";
+        *verdict = "✔ meets SLO";
+    } else if (json_is_false(met)) {
+        *cls = "miss";
+        *verdict = "✘ misses SLO";
+    } else if (strcmp(state, "not_run") == 0) {
+        *cls = "notrun";
+        *verdict = strcmp(str(c, "status"), "failed_to_start") == 0 ? "not run: failed to start"
+                                                                    : "not run";
+    } else {
+        *cls = "unknown";
+        *verdict = "not judged";
+    }
+}
+
+static void matrix_cell(FILE *f, const json_t *c, long long users)
 {
     const char *src = str(c, "source");
     json_t *met = json_object_get(c, "slo_met");
-    const char *cls = *str(c, "status")    ? "notrun"
-                      : json_is_true(met)  ? "met"
-                      : json_is_false(met) ? "miss"
-                                           : "unknown";
-    fprintf(f, "<td class=\"cell %s\" data-source=\"%s\" data-context=\"%lld\" data-model=\"", cls,
-            src, (long long)json_integer_value(json_object_get(c, "context")));
+    const char *cls, *verdict;
+    cell_state(c, &cls, &verdict);
+    fprintf(f,
+            "<td class=\"cell %s\" data-source=\"%s\" data-state=\"%s\" data-context=\"%lld\" "
+            "data-model=\"",
+            cls, src, str(c, "state"),
+            (long long)json_integer_value(json_object_get(c, "context")));
     html_esc(f, str(c, "model"));
     fputs("\" data-quantization=\"", f);
     html_esc(f, str(c, "quantization"));
@@ -153,26 +180,25 @@ static void matrix_cell(FILE *f, const json_t *c)
     }
     fputs(">", f);
     /* A setup that was not run has no verdict on the SLO: it says why instead. */
-    const char *status = str(c, "status");
-    fprintf(f, "<span class=\"verdict\">%s</span>",
-            strcmp(status, "does_not_fit") == 0      ? "does not fit"
-            : strcmp(status, "failed_to_start") == 0 ? "failed to start"
-            : json_is_true(met)                      ? "✔ meets SLO"
-            : json_is_false(met)                     ? "✘ misses SLO"
-                                                     : "? not judged");
+    fprintf(f, "<span class=\"verdict\">%s</span>", verdict);
     fprintf(f, "<span class=\"tag %s\">%s</span><br>", src,
             strcmp(src, "none") == 0 ? "not measured" : src);
-    fputs("per user: ", f);
-    json_num_write(f, c, "user_tps_p50", "%.1f tok/s");
-    fputs(" · TTFT p95: ", f);
-    json_num_write(f, c, "ttft_p95_ms", "%.0f ms");
-    fputs("<br>max users within SLO: ", f);
+    if (*str(c, "evidence")) { /* what a measured verdict rests on: percentile, interval, n */
+        fputs("<span class=\"evidence\">", f);
+        html_esc(f, str(c, "evidence"));
+        fputs("</span><br>", f);
+    }
+    fputs("capacity: ", f);
     double mu = json_num(c, "max_users");
     if (isnan(mu))
         fputs("–", f);
     else
-        fprintf(f, "%s%.0f", json_is_true(json_object_get(c, "max_users_at_least")) ? "≥ " : "",
-                mu);
+        fprintf(f, "%s%.0f users",
+                json_is_true(json_object_get(c, "max_users_at_least")) ? "≥ " : "", mu);
+    fprintf(f, "<br>at %lld users: ", users);
+    json_num_write(f, c, "user_tps_p50", "%.1f tok/s");
+    fputs(" · TTFT p95 ", f);
+    json_num_write(f, c, "ttft_p95_ms", "%.0f ms");
     if (*str(c, "note") || *str(c, "origin")) {
         fputs("<br><span class=\"note\">", f);
         html_esc(f, str(c, "note"));
@@ -187,8 +213,31 @@ static void matrix_cell(FILE *f, const json_t *c)
 
 /* Cells [i, end) that share a group and workload: one table, rows model / quantization / KV
  * dtype, columns context length, headed by the study and workload or by the run. */
-static void matrix_table(FILE *f, const json_t *cells, size_t i, size_t end)
+/* What a table was judged on, above it: the SLO (profile, percentile, thresholds) and the
+ * workload (population, lengths). */
+static void basis_write(FILE *f, const json_t *model, const json_t *cell)
 {
+    const json_t *b = NULL;
+    size_t i;
+    json_t *x;
+    json_array_foreach(json_object_get(model, "guidance_basis"), i, x)
+    {
+        if (strcmp(str(x, "group"), str(cell, "group")) == 0 &&
+            strcmp(str(x, "workload"), str(cell, "workload")) == 0)
+            b = x;
+    }
+    fputs("<p class=\"basis\" data-workload=\"", f);
+    html_esc(f, str(cell, "workload"));
+    fputs("\"><b>SLO</b> ", f);
+    html_esc(f, b ? str(b, "slo") : "not recorded");
+    fputs("<br><b>Workload</b> ", f);
+    html_esc(f, b ? str(b, "what") : "not recorded");
+    fputs("</p>\n", f);
+}
+
+static void matrix_table(FILE *f, const json_t *model, const json_t *cells, size_t i, size_t end)
+{
+    long long users = json_integer_value(json_object_get(model, "users"));
     const json_t *first = json_array_get(cells, i);
     const char *wl = str(first, "workload");
     /* Distinct contexts of this table, ascending (cells are sorted by row, then context). */
@@ -221,11 +270,15 @@ static void matrix_table(FILE *f, const json_t *cells, size_t i, size_t end)
         html_esc(f, wl);
     }
     fputs("</h3>\n", f);
-    fputs("<table class=\"matrix\"><thead><tr><th class=\"l\">model</th><th>quantization</th>"
-          "<th>KV dtype</th>",
+    basis_write(f, model, first);
+    /* A study's columns are its setups' windows; a run's, its requests' prompt + output. */
+    bool window = json_is_true(json_object_get(first, "window"));
+    fputs("<table class=\"matrix\"><thead><tr><th class=\"l\">model</th><th>weights</th>"
+          "<th>KV cache</th>",
           f);
     for (size_t j = 0; j < nctx; j++)
-        fprintf(f, "<th>%scontext %lld</th>", upto[j] ? "≤ " : "", ctx[j]);
+        fprintf(f, "<th>%s%s%lld</th>", window ? "window " : "prompt + output ",
+                upto[j] ? "≤ " : "", ctx[j]);
     fputs("</tr></thead><tbody>\n", f);
     size_t r = i;
     while (r < end) {
@@ -240,7 +293,7 @@ static void matrix_table(FILE *f, const json_t *cells, size_t i, size_t end)
         fputs("<tr><td class=\"l\">", f);
         html_esc(f, str(c0, "model"));
         fputs("</td><td>", f);
-        html_esc(f, str(c0, "quantization"));
+        html_esc(f, str(c0, "weights"));
         fputs("</td><td>", f);
         html_esc(f, str(c0, "kv_dtype"));
         fputs("</td>", f);
@@ -251,7 +304,7 @@ static void matrix_table(FILE *f, const json_t *cells, size_t i, size_t end)
                     ctx[j])
                     hit = json_array_get(cells, k);
             if (hit)
-                matrix_cell(f, hit);
+                matrix_cell(f, hit, users);
             else
                 fputs("<td class=\"unknown\">–</td>", f);
         }
@@ -262,7 +315,7 @@ static void matrix_table(FILE *f, const json_t *cells, size_t i, size_t end)
 }
 
 /* The tables of cells [i, n), one per study and workload or per run. */
-static void matrix_tables(FILE *f, const json_t *cells, size_t i, size_t n)
+static void matrix_tables(FILE *f, const json_t *model, const json_t *cells, size_t i, size_t n)
 {
     while (i < n) {
         const json_t *c0 = json_array_get(cells, i);
@@ -272,7 +325,7 @@ static void matrix_tables(FILE *f, const json_t *cells, size_t i, size_t n)
                           json_object_get(c0, "from_study")) &&
                strcmp(str(json_array_get(cells, end), "workload"), str(c0, "workload")) == 0)
             end++;
-        matrix_table(f, cells, i, end);
+        matrix_table(f, model, cells, i, end);
         i = end;
     }
 }
@@ -291,16 +344,19 @@ static void matrix_write(FILE *f, const json_t *model)
         return;
     }
     fprintf(f,
-            "<p class=\"sub\">Each cell: whether %lld concurrent users meet the SLO, what one "
-            "of them gets (output tokens/s p50, TTFT p95) and the most users that stayed within "
-            "the SLO. <span class=\"tag measured\">measured</span> comes from a run, "
-            "<span class=\"tag predicted\">predicted</span> from <code>testbench plan</code>."
-            "</p>\n",
-            users);
+            "<p class=\"sub\">Each cell: whether %lld users meet the SLO (under a measured study "
+            "verdict, the percentile it was judged by, its confidence interval and the requests "
+            "judged), its capacity (the most users within the SLO), and what one of %lld users "
+            "gets (output tokens/s p50, TTFT p95). <span class=\"tag measured\">measured</span> "
+            "comes from a run, "
+            "<span class=\"tag predicted\">predicted</span> from <code>testbench plan</code>; "
+            "hatched: the setup does not fit (or vLLM cannot load it), dashed: not run, "
+            "– no value.</p>\n",
+            users, users);
     size_t n = json_array_size(cells), k = 0;
     while (k < n && json_is_true(json_object_get(json_array_get(cells, k), "from_study")))
         k++;
-    matrix_tables(f, cells, 0, k ? k : n);
+    matrix_tables(f, model, cells, 0, k ? k : n);
     fputs("</section>\n", f);
     if (!k || k == n)
         return;
@@ -309,7 +365,7 @@ static void matrix_write(FILE *f, const json_t *model)
             "<p class=\"sub\">Each run on its own: runs are not pooled with each other or with "
             "the studies above.</p>\n",
             users);
-    matrix_tables(f, cells, k, n);
+    matrix_tables(f, model, cells, k, n);
     fputs("</section>\n", f);
 }
 

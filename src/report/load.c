@@ -55,6 +55,7 @@ void report_input_release(struct report_input *in)
         free(in->studies[i].dir);
         free(in->studies[i].name);
         csv_table_release(&in->studies[i].csv);
+        json_decref(in->studies[i].definition);
     }
     free(in->studies);
     memset(in, 0, sizeof(*in));
@@ -385,16 +386,22 @@ static int study_add(struct report_input *in, const char *dir, char *err, size_t
     char *sj = xasprintf("%s/study.json", dir);
     struct stat st;
     int rc = 0;
+    json_t *definition = NULL;
     if (stat(sj, &st) == 0) {
         json_t *j = NULL;
         rc = result_json_load(sj, &j, in->progress, err, errlen);
+        /* What the answer was judged on (workloads, SLO): the matrix says it. */
+        definition = json_incref(json_object_get(j, "definition"));
         json_decref(j);
     }
     free(sj);
-    if (rc)
+    if (rc) {
+        json_decref(definition);
         return rc;
+    }
     struct report_study s;
     memset(&s, 0, sizeof(s));
+    s.definition = definition;
     char *csv = xasprintf("%s/study.csv", dir);
     rc = csv_table_load(&s.csv, csv);
     if (rc == 0 && (csv_table_col(&s.csv, "setup") < 0 || csv_table_col(&s.csv, "status") < 0)) {
@@ -409,6 +416,7 @@ static int study_add(struct report_input *in, const char *dir, char *err, size_t
         if (rc == -ESPIPE)
             rc = -EINVAL;
         free(csv);
+        json_decref(definition);
         return rc;
     }
     free(csv);

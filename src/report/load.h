@@ -54,6 +54,7 @@ struct report_study {
     char *dir;  /* the study folder */
     char *name; /* folder name */
     struct csv_table csv;
+    json_t *definition; /* study.json's "definition" (workloads, SLO, users), or NULL */
 };
 
 struct report_input {

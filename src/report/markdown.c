@@ -70,53 +70,116 @@ static void cells_write(FILE *f, const json_t *r, const struct col *cols, size_t
 }
 
 /* Cells [from, to) as one table: the study or run each comes from, then the cell. */
-static void matrix_rows(FILE *f, const json_t *cells, size_t from, size_t to)
+/* What a table's cells were judged on (guidance_basis), or NULL. */
+static const json_t *basis_of(const json_t *model, const json_t *cell)
 {
-    fputs("| study / run | workload | model | quantization | KV dtype | context | meets SLO | "
-          "tok/s per user p50 | TTFT p95 ms | max users within SLO | source | note |\n"
-          "|---|---|---|---|---|---:|---|---:|---:|---:|---|---|\n",
-          f);
-    for (size_t i = from; i < to; i++) {
-        const json_t *c = json_array_get(cells, i);
-        json_t *met = json_object_get(c, "slo_met");
-        const char *status = str(c, "status");
-        fputs("| ", f);
-        md(f, str(c, "group"));
-        fputs(" | ", f);
-        md(f, *str(c, "workload") ? str(c, "workload") : "–");
-        fputs(" | ", f);
-        md(f, str(c, "model"));
-        fputs(" | ", f);
-        md(f, str(c, "quantization"));
-        fputs(" | ", f);
-        md(f, str(c, "kv_dtype"));
-        fprintf(f, " | %s%lld | %s | ",
-                json_is_true(json_object_get(c, "context_upto")) ? "≤ " : "",
-                (long long)json_integer_value(json_object_get(c, "context")),
-                strcmp(status, "does_not_fit") == 0      ? "does not fit"
-                : strcmp(status, "failed_to_start") == 0 ? "failed to start"
-                : json_is_true(met)                      ? "yes"
-                : json_is_false(met)                     ? "**no**"
-                                                         : "?");
-        json_num_write(f, c, "user_tps_p50", "%.1f");
-        fputs(" | ", f);
-        json_num_write(f, c, "ttft_p95_ms", "%.0f");
-        fputs(" | ", f);
-        if (json_is_true(json_object_get(c, "max_users_at_least")))
-            fputs("≥ ", f);
-        json_num_write(f, c, "max_users", "%.0f");
-        fprintf(f, " | %s | ", str(c, "source"));
-        md(f, str(c, "note"));
-        if (*str(c, "origin")) {
-            fputs(*str(c, "note") ? "; " : "", f);
-            md(f, str(c, "origin"));
-        }
-        fputs(" |\n", f);
+    size_t i;
+    json_t *b;
+    json_array_foreach(json_object_get(model, "guidance_basis"), i, b)
+    {
+        if (strcmp(str(b, "group"), str(cell, "group")) == 0 &&
+            strcmp(str(b, "workload"), str(cell, "workload")) == 0)
+            return b;
     }
-    fputs("\n", f);
+    return NULL;
 }
 
-/* Studies' cells first, then runs outside a study under their own heading: never pooled. */
+/* One cell's verdict at the target user count: one thing, said apart from "not run". */
+static const char *cell_verdict(const json_t *c)
+{
+    const char *state = str(c, "state");
+    json_t *met = json_object_get(c, "slo_met");
+    if (strcmp(state, "does_not_fit") == 0)
+        return strncmp(str(c, "note"), "cannot be loaded", 16) == 0 ? "cannot be loaded"
+                                                                    : "does not fit";
+    if (strcmp(str(c, "status"), "failed_to_start") == 0)
+        return "not run: failed to start";
+    if (strcmp(state, "not_run") == 0 && !json_is_boolean(met))
+        return "not run";
+    return json_is_true(met) ? "met" : json_is_false(met) ? "**missed**" : "–";
+}
+
+static void matrix_row(FILE *f, const json_t *c)
+{
+    const char *src = str(c, "source");
+    const char *badge = strcmp(src, "measured") == 0    ? " [m]"
+                        : strcmp(src, "predicted") == 0 ? " [p]"
+                                                        : "";
+    fputs("| ", f);
+    md(f, str(c, "model"));
+    fputs(" | ", f);
+    md(f, str(c, "weights"));
+    fputs(" | ", f);
+    md(f, str(c, "kv_dtype"));
+    fprintf(f, " | %s%s%lld | ", json_is_true(json_object_get(c, "window")) ? "window " : "",
+            json_is_true(json_object_get(c, "context_upto")) ? "≤ " : "",
+            (long long)json_integer_value(json_object_get(c, "context")));
+    if (json_is_true(json_object_get(c, "max_users_at_least")))
+        fputs("≥ ", f);
+    json_num_write(f, c, "max_users", "%.0f");
+    fprintf(f, "%s | ", isnan(json_num(c, "max_users")) ? "" : badge);
+    json_num_write(f, c, "user_tps_p50", "%.1f");
+    fputs(" | ", f);
+    json_num_write(f, c, "ttft_p95_ms", "%.0f");
+    fprintf(f, " | %s%s", cell_verdict(c),
+            json_is_boolean(json_object_get(c, "slo_met")) ? badge : "");
+    if (*str(c, "evidence")) { /* what a measured verdict rests on */
+        fputs(": ", f);
+        md(f, str(c, "evidence"));
+    }
+    fputs(" | ", f);
+    md(f, str(c, "note"));
+    if (*str(c, "origin")) {
+        fputs(*str(c, "note") ? "; " : "", f);
+        md(f, str(c, "origin"));
+    }
+    fputs(" |\n", f);
+}
+
+/* Cells [from, to): one table per study and workload, or per run, each under what it was judged
+ * on (the SLO and the workload). */
+static void matrix_rows(FILE *f, const json_t *model, size_t from, size_t to)
+{
+    const json_t *cells = json_object_get(model, "guidance");
+    long long users = json_integer_value(json_object_get(model, "users"));
+    size_t i = from;
+    while (i < to) {
+        const json_t *c0 = json_array_get(cells, i);
+        bool study = json_is_true(json_object_get(c0, "from_study"));
+        fputs(study ? "### Study " : "### Run ", f);
+        md(f, str(c0, "group"));
+        if (*str(c0, "workload")) {
+            fputs(" · workload ", f);
+            md(f, str(c0, "workload"));
+        }
+        const json_t *b = basis_of(model, c0);
+        fputs("\n\n- **SLO** ", f);
+        md(f, b ? str(b, "slo") : "not recorded");
+        fputs("\n- **Workload** ", f);
+        md(f, b ? str(b, "what") : "not recorded");
+        fprintf(f,
+                "\n- **Cells** capacity = the most users within the SLO; at %lld users: tokens/s "
+                "per user (p50), TTFT p95 and the verdict (a measured study verdict with the "
+                "percentile it was judged by, its confidence interval and the requests judged); "
+                "[m] measured, [p] predicted by `testbench plan`; – no value\n\n",
+                users);
+        fprintf(f,
+                "| model | weights | KV cache | window or request tokens | capacity (users) | "
+                "tok/s per user at %lld | TTFT p95 ms at %lld | SLO at %lld | note |\n"
+                "|---|---|---|---:|---:|---:|---:|---|---|\n",
+                users, users, users);
+        for (; i < to; i++) {
+            const json_t *c = json_array_get(cells, i);
+            if (strcmp(str(c, "group"), str(c0, "group")) != 0 ||
+                strcmp(str(c, "workload"), str(c0, "workload")) != 0 ||
+                json_is_true(json_object_get(c, "from_study")) != study)
+                break;
+            matrix_row(f, c);
+        }
+        fputs("\n", f);
+    }
+}
+
 static void matrix(FILE *f, const json_t *model)
 {
     const json_t *cells = json_object_get(model, "guidance");
@@ -129,11 +192,11 @@ static void matrix(FILE *f, const json_t *model)
     size_t n = json_array_size(cells), k = 0;
     while (k < n && json_is_true(json_object_get(json_array_get(cells, k), "from_study")))
         k++;
-    matrix_rows(f, cells, 0, k ? k : n);
+    matrix_rows(f, model, 0, k ? k : n);
     if (!k || k == n)
         return;
     fprintf(f, "## What %lld users got in runs outside a study\n\n", users);
-    matrix_rows(f, cells, k, n);
+    matrix_rows(f, model, k, n);
 }
 
 /* Each study setup x workload: what study.csv says, the capacity, and its rows by users. */

@@ -736,6 +736,7 @@ json_t *report_model_build(const struct report_input *in, const struct guidance 
     json_object_set_new(o, "summarised", json_boolean(in->n_runs > REPORT_CHART_RUNS));
     json_object_set_new(o, "chart_runs", json_integer(REPORT_CHART_RUNS));
     json_object_set_new(o, "guidance", guidance_json(g));
+    json_object_set_new(o, "guidance_basis", guidance_bases_json(g));
     json_t *runs = json_array();
     for (size_t i = 0; i < in->n_runs; i++) {
         if (in->progress)

@@ -55,9 +55,16 @@ static json_t *plan_run(const char *self, char *const argv[])
 
 json_t *predict_rows(const char *self_exe, const struct predict_query *q)
 {
-    char ctx[32], out[32], ttft[32], tpot[32];
+    char ctx[32], out[32], prompt[32], ttft[32], tpot[32];
+    /* The cell's context is its requests' prompt + output: the plan's window, and its prompt
+     * the rest after the output (docs/CONFIG.md, "Window and prompt"). */
+    double output = isnan(q->output_tokens) ? 256 : q->output_tokens;
+    if (output >= (double)q->context)
+        output = q->context > 1 ? (double)q->context / 2 : 1;
     snprintf(ctx, sizeof(ctx), "%ld", q->context);
-    char *argv[24];
+    snprintf(out, sizeof(out), "%.0f", output);
+    snprintf(prompt, sizeof(prompt), "%.0f", (double)q->context - output);
+    char *argv[32];
     size_t n = 0;
     argv[n++] = "testbench";
     argv[n++] = "plan";
@@ -66,15 +73,16 @@ json_t *predict_rows(const char *self_exe, const struct predict_query *q)
     argv[n++] = (char *)q->gpu;
     argv[n++] = "--model";
     argv[n++] = (char *)q->model;
-    argv[n++] = "--context";
+    argv[n++] = "--max-model-len";
     argv[n++] = ctx;
+    argv[n++] = "--prompt-tokens";
+    argv[n++] = prompt;
+    argv[n++] = "--output-tokens";
+    argv[n++] = out;
+    argv[n++] = "--population";
+    argv[n++] = q->sessions ? "sessions" : "streams";
     argv[n++] = "--users";
     argv[n++] = (char *)q->users;
-    if (!isnan(q->output_tokens)) {
-        snprintf(out, sizeof(out), "%.0f", q->output_tokens);
-        argv[n++] = "--output-tokens";
-        argv[n++] = out;
-    }
     if (q->quantization && strcmp(q->quantization, "default") != 0) {
         argv[n++] = "--quantization";
         argv[n++] = (char *)q->quantization;

@@ -5,6 +5,8 @@
 #ifndef TB_REPORT_PREDICT_H
 #define TB_REPORT_PREDICT_H
 
+#include <stdbool.h>
+
 #include <jansson.h>
 
 /* plan's JSON for a handful of user counts is a few KiB; more is not plan talking. */
@@ -18,6 +20,7 @@ struct predict_query {
     double output_tokens;            /* NAN: plan's default */
     const char *users;               /* comma-separated user counts */
     double slo_ttft_ms, slo_tpot_ms; /* NAN: none */
+    bool sessions;                   /* users in conversation; false: closed-loop streams */
 };
 
 /* plan's rows (an array, one per user count; new reference), or NULL when plan failed. */

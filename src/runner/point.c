@@ -374,25 +374,6 @@ static void session_ended(void *ctx, size_t s, size_t skipped)
 
 /* ---- preparing a point ----------------------------------------------------------------- */
 
-/* Sessions over the workload's lengths: a first turn in a context window leaves room for the
- * whole conversation; a later turn is a new user message, the conversation comes on top. */
-static void session_targets(struct tenant_run *tr, const struct requests_cfg *rq, int context,
-                            uint64_t seed)
-{
-    struct rng g;
-    rng_seed(&g, seed);
-    for (size_t i = 0; i < tr->n; i++) {
-        struct req_record *rec = &tr->recs[i];
-        session_set_locate(tr->sessions, i, &rec->session, &rec->turn);
-        if (rec->turn > 0)
-            rec->target_prompt_tokens =
-                (int)rng_range(&g, rq->session.message_tokens_min, rq->session.message_tokens_max);
-        else if (context > 0)
-            rec->target_prompt_tokens =
-                (int)session_first_prompt(&rq->session, context, rq->completion_tokens);
-    }
-}
-
 /* Users who hold conversations: the arrivals are sessions; the cap bounds open sessions. */
 static int tenant_sessions_new(struct runner *r, struct tenant_run *tr, size_t point)
 {
@@ -504,7 +485,8 @@ static int tenant_prepare(struct runner *r, struct tenant_run *tr, const struct 
     }
     workload_plan(w, run_seed(r, point, (size_t)tr->index, "lengths"), k->context, tr->recs, tr->n);
     if (tr->sessions)
-        session_targets(tr, rq, k->context, run_seed(r, point, (size_t)tr->index, "turns"));
+        workload_plan_turns(rq, run_seed(r, point, (size_t)tr->index, "turns"), k->context,
+                            tr->recs, tr->n);
     rc = tenant_check_window(r, tr, k);
     if (rc)
         return rc;

@@ -84,13 +84,15 @@ static const char *ms_or_dash(char *buf, size_t len, double s)
     return buf;
 }
 
-/* "context 4096 | concurrency 8 | rate 2/s (poisson)", with the arrivals named as they are:
- * a trace's replay, or a closed loop (rate inf under a cap). */
+/* "prompt + output 4096 | concurrency 8 | rate 2/s (poisson)", with the arrivals named as they
+ * are: a trace's replay, a closed loop (no pacing under a cap), or all due at once.
+ * context_lengths set each request's prompt + output (docs/CONFIG.md, "Window and prompt");
+ * without them the prompts follow their own lengths and nothing is said. */
 static void print_header(FILE *f, const struct point_info *pi)
 {
-    char ctx[32] = "-", conc[32] = "none", arrivals[96];
+    char ctx[48] = "", conc[32] = "none", arrivals[96];
     if (pi->context_length)
-        snprintf(ctx, sizeof(ctx), "%d", pi->context_length);
+        snprintf(ctx, sizeof(ctx), " | prompt + output %d", pi->context_length);
     if (pi->concurrency)
         snprintf(conc, sizeof(conc), "%d", pi->concurrency);
     if (pi->trace)
@@ -98,11 +100,11 @@ static void print_header(FILE *f, const struct point_info *pi)
     else if (isfinite(pi->rate))
         snprintf(arrivals, sizeof(arrivals), "rate %g/s (%s)", pi->rate, arrival_name(pi->arrival));
     else if (pi->concurrency)
-        snprintf(arrivals, sizeof(arrivals), "rate inf (closed loop)");
+        snprintf(arrivals, sizeof(arrivals), "closed loop (no pacing)");
     else
-        snprintf(arrivals, sizeof(arrivals), "rate inf (all at once)");
-    fprintf(f, "\n%s | tenant %s | context %s | concurrency %s | %s\n", pi->benchmark, pi->tenant,
-            ctx, conc, arrivals);
+        snprintf(arrivals, sizeof(arrivals), "all due at once");
+    fprintf(f, "\n%s | tenant %s%s | concurrency %s | %s\n", pi->benchmark, pi->tenant, ctx, conc,
+            arrivals);
 }
 
 /* One line on what ttft_sched adds to ttft: the wait between due and sent. */

@@ -843,6 +843,8 @@ int run_main(int argc, char **argv)
         log_error("%s", err);
         return TB_EXIT_USAGE;
     }
+    if (config_prompt_note(&cfg))
+        log_warn("%s: %s", a.config, config_prompt_note(&cfg));
     struct run_outcome out;
     int ec = run_config(&cfg, &a.o, &out);
     run_outcome_release(&out);

@@ -129,8 +129,7 @@ static struct session *session_of(struct session_set *ss, size_t i)
 /* The think time before request i, the same for the same seed and request. */
 static mono_ns think_before(const struct session_set *ss, size_t i)
 {
-    uint64_t key = (uint64_t)i;
-    return session_think_ns(&ss->cfg, hash64(&key, sizeof(key), ss->seed));
+    return session_think_at(&ss->cfg, ss->seed, (uint64_t)i);
 }
 
 static void arm(struct session *s, mono_ns at)
@@ -198,10 +197,17 @@ void session_arrive(struct session_set *ss, size_t k, mono_ns due)
     if (k >= ss->n || ss->stopping)
         return;
     ss->arrived[k] = due;
-    if (ss->cap == 0 || ss->open < (size_t)ss->cap)
+    if (ss->closed_loop && ss->cap > 0 && k < (size_t)ss->cap) {
+        /* The users arrive spread over start_spread_s (user k of N at k x spread / N), not in
+         * one millisecond: their first turns would otherwise all prefill at once. The planner
+         * (plan/vdriver.c) starts them at the same offsets. */
+        mono_ns at = due + s_to_ns(session_start_spread_s(&ss->cfg) * (double)k / ss->cap);
+        begin(&ss->s[k], at, 0, false);
+    } else if (ss->cap == 0 || ss->open < (size_t)ss->cap) {
         begin(&ss->s[k], due, 0, false);
-    else
+    } else {
         ss->fifo[ss->tail++] = k;
+    }
 }
 
 static void on_session_timer(void *arg, mono_ns now)

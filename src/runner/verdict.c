@@ -307,6 +307,35 @@ void slo_verdict_line(const struct slo_verdict *v, char *buf, size_t len)
              v->requests, fails, few);
 }
 
+/* The evidence beside a matrix cell's "met" or "missed", shorter than the line: the objective
+ * at its percentile with its interval and the requests judged. */
+void slo_verdict_evidence(const struct slo_verdict *v, char *buf, size_t len)
+{
+    buf[0] = '\0';
+    if (!v->has_slo)
+        return;
+    if (failures_decide(v) && v->decided) {
+        snprintf(buf, len, "%zu of %zu failed", v->failed, v->requests);
+        return;
+    }
+    const char *state = v->decided ? "" : "undecided: ";
+    if (v->shown < 0) {
+        snprintf(buf, len, "%s%zu requests", state, v->requests);
+        return;
+    }
+    const struct objective_verdict *ov = &v->obj[v->shown];
+    bool secs = in_seconds(ov->value_ms, ov->limit_ms);
+    char val[32], lo[32], hi[32], fails[48] = "";
+    fmt_in(val, sizeof(val), ov->value_ms, secs);
+    fmt_in(lo, sizeof(lo), ov->ci_low_ms, secs);
+    fmt_in(hi, sizeof(hi), ov->ci_high_ms, secs);
+    if (v->failed)
+        snprintf(fails, sizeof(fails), ", %zu failed", v->failed);
+    snprintf(buf, len, "%sp%g %s %s %s, %g %% CI [%s, %s], %zu requests%s", state, v->percentile,
+             labels[v->shown], val, secs ? "s" : "ms", v->confidence * 100, lo, hi, v->requests,
+             fails);
+}
+
 /* ==== The stop rule ==== */
 
 struct stop_tenant {

@@ -77,6 +77,10 @@ void slo_verdict_text(const struct slo_verdict *v, char *buf, size_t len);
  * requests)", "missed: 13 of 20 failed (http_4xx)", "undecided (met by the estimate): ...",
  * "no SLO set". */
 void slo_verdict_line(const struct slo_verdict *v, char *buf, size_t len);
+/* The evidence a matrix cell shows beside its verdict, e.g. "p95 TPOT 19.6 ms, 95 % CI [18.8,
+ * 21.0], 72 requests"; "undecided: " first when the interval holds a limit; "3 of 20 failed"
+ * when failures decide it; "" with no SLO. */
+void slo_verdict_evidence(const struct slo_verdict *v, char *buf, size_t len);
 /* "met", "missed", "undecided" or "" (no SLO): the state alone, for files. */
 const char *slo_verdict_state(const struct slo_verdict *v);
 

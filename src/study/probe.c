@@ -35,15 +35,27 @@ void study_probe_size(const struct study *st, size_t wi, int users, struct probe
      * asks, max(N x requests_per_user, min_requests), after its warm-up. */
     long look = slo_cfg_has_objective(slo) ? (long)slo_cfg_min_requests(slo) : 0;
     long cap = sc->max_requests > 0 ? sc->max_requests : CAP_FACTOR * look;
-    long per_user = (long)users * sc->requests_per_user;
+    /* Users in conversation hold whole conversations: every count is a multiple of the turns,
+     * and each user has at least one (plan_probe_requests, the plan's own rule). */
+    int turns = study_turns(st, wi);
+    long per_user = plan_probe_requests(users, sc->requests_per_user, 0, turns);
+    long warmup = (long)users * sc->warmup_per_user;
+    if (turns > 0) {
+        look = (look + turns - 1) / turns * turns;
+        cap = (cap + turns - 1) / turns * turns;
+        warmup = (warmup + turns - 1) / turns * turns;
+    }
+    long min_requests = plan_probe_requests(1, 1, sc->min_requests, turns);
     cap = cap > per_user ? cap : per_user;
-    cap = cap > sc->min_requests ? cap : sc->min_requests;
+    cap = cap > min_requests ? cap : min_requests;
     cap = cap > look ? cap : look;
     out->look = clamp_requests(look > 0 ? look : cap);
     out->cap = clamp_requests(cap);
-    out->warmup = clamp_requests((long)users * sc->warmup_per_user + 1) - 1;
+    out->warmup = clamp_requests(warmup + 1) - 1;
     out->total = clamp_requests((long)out->cap + out->warmup);
-    out->stops = sc->stop_when_decided && look > 0;
+    /* Users in conversation send their turns in no fixed order, which the stop rule needs
+     * (requests.stop_when_decided): their probes run to the cap (study.max_requests bounds it). */
+    out->stops = sc->stop_when_decided && look > 0 && turns == 0;
 }
 
 int study_requests_for(const struct study *st, size_t wi, int users)

@@ -7,6 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "config/servable.h"
 #include "core/xalloc.h"
 
 static const char *pick_str(const char *entry, const char *def, const char *fallback)
@@ -149,7 +150,10 @@ void study_workloads_resolve(const struct config *c, struct study_workload **out
     for (size_t i = 0; i < count; i++) {
         const struct workload_cfg *wc = s->n_workloads ? &s->workloads[i] : NULL;
         w[i].name = xstrdup(wc ? wc->name : "default");
-        w[i].context_fill = wc ? wc->context_fill : NAN;
+        w[i].window_fill = wc ? wc->window_fill : NAN;
+        /* Users are people unless the workload says streams (docs/STUDY.md "Populations"). */
+        w[i].sessions = !(wc && wc->population && strcmp(wc->population, "streams") == 0);
+        w[i].slo_profile = wc ? wc->slo_profile : NULL;
         w[i].path = study_workload_path(c->path, wc);
     }
     *out = w;
@@ -163,4 +167,27 @@ void study_workloads_free(struct study_workload *w, size_t n)
         free(w[i].path);
     }
     free(w);
+}
+
+int study_setups_check(const struct config *c, char *err, size_t errlen)
+{
+    struct catalog *cat = NULL;
+    char cerr[256];
+    if (catalog_load(&cat, c->study.catalog, cerr, sizeof(cerr)))
+        return 0;
+    struct study_setup *s = NULL;
+    size_t n = 0;
+    study_setups_expand(c, &s, &n);
+    int rc = 0;
+    for (size_t i = 0; i < n && !rc; i++) {
+        struct servable sv;
+        rc = servable_check(cat, s[i].model, s[i].quantization, c->study.gpu,
+                            s[i].gpu_memory_utilization, s[i].tensor_parallel_size, &sv);
+        if (rc)
+            snprintf(err, errlen, "setup %s (model %s, quantization %s): %s", s[i].id, s[i].model,
+                     s[i].quantization ? s[i].quantization : "none", sv.why);
+    }
+    study_setups_free(s, n);
+    catalog_free(cat);
+    return rc;
 }

@@ -6,6 +6,7 @@
 #ifndef TB_SETUPS_H
 #define TB_SETUPS_H
 
+#include <stdbool.h>
 #include <stddef.h>
 
 #include "config/config.h"
@@ -26,8 +27,10 @@ struct study_setup {
 
 struct study_workload {
     char *name;
-    char *path;          /* the run config it came from */
-    double context_fill; /* NAN = prompts from the config's lengths */
+    char *path;              /* the run config it came from */
+    double window_fill;      /* NAN = prompts from the config's lengths */
+    bool sessions;           /* users in conversation (default); false: request streams */
+    const char *slo_profile; /* borrowed from the config; NULL = the workload's own slo */
 };
 
 /* Expands c's setups; *out is an array of *n (free with study_setups_free). */
@@ -37,5 +40,9 @@ void study_setups_free(struct study_setup *s, size_t n);
  * itself as one workload named after its benchmark. */
 void study_workloads_resolve(const struct config *c, struct study_workload **out, size_t *n);
 void study_workloads_free(struct study_workload *w, size_t n);
+/* Every setup of c against the catalog's checkpoints (config/servable.h): the first one vLLM
+ * would refuse to load, as "setup ID (model M, quantization Q): why". 0 or -EINVAL with err;
+ * a catalog that cannot be loaded is not judged here (the plan says why). */
+MUST_USE int study_setups_check(const struct config *c, char *err, size_t errlen);
 
 #endif

@@ -296,6 +296,7 @@ static int load_workloads(struct study *st)
                       st->wl[i].name, st->wl[i].path);
             return -EINVAL;
         }
+        study_workload_apply(st, i, &st->wcfg[i]);
     }
     return 0;
 }

@@ -72,6 +72,7 @@ const char *const study_csv_columns[] = {
     "slo_min_requests",
     "slo_failed",
     "slo_line",
+    "slo_evidence",
     "warmup_requests",
     "ended_by",
     "probe_s",

@@ -90,8 +90,21 @@ struct cell {
     int pred_max;     /* plan's max users, -1 unknown */
 };
 
+/* Tokens a later chat turn adds besides the answer and the message, in the simulator's
+ * Llama-3 shaped template (src/sim/request.c): end of the answer, the user header and end,
+ * the generation prompt. */
+#define STUDY_CHAT_TURN_TOKENS 8
+
 /* ---- study_predict.c: the plan for a setup x workload ---- */
+struct servable;
+/* What vLLM makes of setup si's checkpoint and quantization (config/servable.h): 0, or
+ * -EINVAL when it would refuse to load it (sv->why). */
+int study_servable(const struct study *st, size_t si, struct servable *sv);
 const struct slo_cfg *study_workload_slo(const struct study *st, size_t wi);
+/* The study's or the workload entry's SLO into a probe's (or the loaded workload's) config. */
+void study_workload_apply(const struct study *st, size_t wi, struct config *cfg);
+/* Turns per conversation of workload wi's users, or 0 for closed-loop streams. */
+int study_turns(const struct study *st, size_t wi);
 /* Requests a probe of `users` of workload wi sends at most (probe.c): warm-up and cap. */
 int study_requests_for(const struct study *st, size_t wi, int users);
 /* A probe's benchmark.seed: fresh prompts for every probe. */
@@ -150,6 +163,8 @@ int study_run_setup(struct study *st, size_t si);
 void study_server_setup_from(const struct study_setup *s, struct server_setup *out);
 
 /* ---- study_print.c: the terminal tables ---- */
+/* The workload in one line: its name, population and lengths. */
+void study_describe_workload(const struct study *st, size_t wi, char *buf, size_t len);
 void study_print_plan(struct study *st);
 void study_print_guidance(struct study *st);
 

@@ -21,6 +21,8 @@
 #include "core/exitcode.h"
 #include "core/jsonx.h"
 #include "core/log.h"
+#include "config/servable.h"
+#include "core/human.h"
 #include "study/capacity.h"
 
 /* ==== Measuring ==== */
@@ -37,8 +39,7 @@ static int probe_config(struct cell *c, int users, struct config *cfg)
     }
     config_set_model(cfg, s->model);
     cfg->server.sim.enabled = false;
-    if (st->cfg.study.slo_given)
-        cfg->slo = st->cfg.slo;
+    study_workload_apply(st, c->wi, cfg);
     free(cfg->benchmark.output_dir);
     cfg->benchmark.output_dir = xasprintf("%s/%s", st->dir, s->id);
     free(cfg->benchmark.output_prefix);
@@ -52,7 +53,8 @@ static int probe_config(struct cell *c, int users, struct config *cfg)
     cfg->requests.warmup_s = 0;
     cfg->requests.duration_s = NAN;
     cfg->requests.stop_when_decided = ps.stops;
-    if (config_set_closed_loop(cfg, users, ps.total, c->context)) {
+    bool sessions = st->wl[c->wi].sessions;
+    if (config_set_closed_loop(cfg, users, ps.total, c->context, sessions)) {
         log_error("study: workload %s has named tenants; a study measures one tenant",
                   st->wl[c->wi].name);
         config_release(cfg);
@@ -61,21 +63,32 @@ static int probe_config(struct cell *c, int users, struct config *cfg)
     return 0;
 }
 
-/* The probe's two lines: the plan beside what was measured, then the verdict with its
- * interval, how many requests it rests on, and whether the probe stopped once certain. */
+static double json_num_or_nan(const json_t *o, const char *key)
+{
+    const json_t *v = json_object_get(o, key);
+    return json_is_number(v) ? json_number_value(v) : NAN;
+}
+
+/* The probe's two lines: the plan beside what was measured ("–" where a value is unknown, a
+ * failed probe), then the verdict with its interval, how many requests it rests on, and
+ * whether the probe stopped once certain. */
 static void print_probe(const json_t *row, int users)
 {
-    printf("    %4d users: TTFT p95 %8.1f ms (plan %8.1f), TPOT p50 %6.1f ms (plan %6.1f), "
-           "%s\n",
-           users, json_number_value(json_object_get(row, "meas_ttft_p95_ms")),
-           json_number_value(json_object_get(row, "pred_ttft_p95_ms")),
-           json_number_value(json_object_get(row, "meas_tpot_p50_ms")),
-           json_number_value(json_object_get(row, "pred_tpot_p50_ms")),
-           json_is_true(json_object_get(row, "slo_met"))
-               ? (json_is_true(json_object_get(row, "slo_decided"))
-                      ? "meets the SLO"
-                      : "meets the SLO by the estimate")
-               : json_string_value(json_object_get(row, "status")));
+    char a[32], b[32], c[32], d[32];
+    const json_t *met = json_object_get(row, "slo_met");
+    const char *status = json_string_value(json_object_get(row, "status"));
+    const char *reason = json_string_value(json_object_get(row, "reason"));
+    printf("    %4d users: TTFT p95 %s (plan %s), TPOT p50 %s (plan %s), %s%s%s\n", users,
+           human_ms(json_num_or_nan(row, "meas_ttft_p95_ms"), a, sizeof(a)),
+           human_ms(json_num_or_nan(row, "pred_ttft_p95_ms"), b, sizeof(b)),
+           human_ms(json_num_or_nan(row, "meas_tpot_p50_ms"), c, sizeof(c)),
+           human_ms(json_num_or_nan(row, "pred_tpot_p50_ms"), d, sizeof(d)),
+           json_is_true(met)    ? (json_is_true(json_object_get(row, "slo_decided"))
+                                       ? "meets the SLO"
+                                       : "meets the SLO by the estimate")
+           : json_is_false(met) ? "misses the SLO"
+                                : status,
+           !json_is_true(met) && reason ? ": " : "", !json_is_true(met) && reason ? reason : "");
     const char *line = json_string_value(json_object_get(row, "slo_line"));
     if (line) {
         const char *by = json_string_value(json_object_get(row, "ended_by"));
@@ -324,6 +337,12 @@ int study_run_setup(struct study *st, size_t si)
     char *log_rel = xasprintf("%s/server.log", s->id);
     struct server_setup ss;
     study_server_setup_from(s, &ss);
+    /* vLLM's own name for the format (awq -> awq_marlin, an FP8 checkpoint's
+     * compressed-tensors), or nothing where it reads it from the checkpoint; the simulator
+     * takes the catalog's names. */
+    struct servable sv;
+    if (st->bo.kind != BACKEND_SIM && !study_servable(st, si, &sv) && sv.known)
+        ss.quantization = sv.vllm_flag[0] ? sv.vllm_flag : NULL;
     struct server_handle *h = NULL;
     struct backend_start_result res;
     memset(&res, 0, sizeof(res));

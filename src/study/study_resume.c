@@ -236,11 +236,11 @@ json_t *study_definition(const struct study *st)
         json_t *api = json_object_get(json_object_get(c, "server"), "api");
         json_t *seed = json_object_get(json_object_get(c, "benchmark"), "seed");
         json_array_append_new(
-            wls,
-            json_pack("{s:s, s:o, s:O?, s:O?, s:O?, s:O?, s:O?}", "name", st->wl[w].name,
-                      "context_fill", json_real_or_null(st->wl[w].context_fill), "api", api, "seed",
-                      seed, "context_lengths", json_object_get(c, "context_lengths"), "requests",
-                      json_object_get(c, "requests"), "slo", json_object_get(c, "slo")));
+            wls, json_pack("{s:s, s:o, s:s, s:O?, s:O?, s:O?, s:O?, s:O?}", "name", st->wl[w].name,
+                           "window_fill", json_real_or_null(st->wl[w].window_fill), "population",
+                           st->wl[w].sessions ? "sessions" : "streams", "api", api, "seed", seed,
+                           "context_lengths", json_object_get(c, "context_lengths"), "requests",
+                           json_object_get(c, "requests"), "slo", json_object_get(c, "slo")));
         json_decref(c);
     }
     json_t *d =

@@ -143,6 +143,9 @@ static void study_row_verdict(json_t *r, const struct run_point *pt)
     json_object_set_new(r, "slo_failed",
                         json_integer((json_int_t)(v->has_slo ? v->failed : s->failed)));
     json_object_set_new(r, "slo_line", v->has_slo ? json_string(line) : json_null());
+    char evidence[256];
+    slo_verdict_evidence(v, evidence, sizeof(evidence));
+    json_object_set_new(r, "slo_evidence", v->has_slo ? json_string(evidence) : json_null());
     json_object_set_new(r, "warmup_requests", json_integer((json_int_t)s->warmup));
     json_object_set_new(r, "ended_by", json_string(pt->ended_by ? pt->ended_by : "requests"));
 }

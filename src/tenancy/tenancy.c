@@ -1,9 +1,10 @@
 /*
  * tenancy.c - `testbench plan --tenancy FILE` (tenancy.h). For each strategy: build its engine
  * instances (does it fit? with the numbers when not), run every tenant together in virtual time
- * (tsim.c), then each tenant alone on the same instances for the interference ratios, and judge
- * each tenant by its SLO. The verdict picks, among strategies where every tenant meets its SLO,
- * the one with the largest headroom (the smallest margin to any objective). docs/TENANCY.md.
+ * (plan/vdriver.c, the planner's driver), then each tenant alone on the same instances for the
+ * interference ratios, and judge each tenant by its SLO. The verdict picks, among strategies where
+ * every tenant meets its SLO, the one with the largest headroom (the smallest margin to any
+ * objective). docs/TENANCY.md.
  */
 #include "tenancy/tenancy.h"
 
@@ -23,7 +24,7 @@
 #include "core/log.h"
 #include "engine/cost.h"
 #include "engine/engine.h"
-#include "tenancy/tsim.h"
+#include "plan/vdriver.h"
 
 #define MAXT TENANCY_MAX_TENANTS
 
@@ -37,7 +38,7 @@ struct strat_out {
     double inst_util[MAXT];  /* gpu_memory_utilization */
     struct engine_info inst_info[MAXT];
     int tenant_inst[MAXT]; /* tenant -> instance */
-    struct tsim_result together[MAXT], alone[MAXT];
+    struct vd_result together[MAXT], alone[MAXT];
     double interf_ttft[MAXT], interf_tpot[MAXT]; /* p50 together / p50 alone */
     double norm_tps[MAXT];                       /* output tok/s together / alone */
     double jain;
@@ -75,7 +76,7 @@ static void engine_cfg_for(const struct tenancy_cfg *c, const struct tenancy_ten
 }
 
 /* Frees the engines of one build. */
-static void free_engines(struct tsim_instance *inst, size_t n)
+static void free_engines(struct vd_instance *inst, size_t n)
 {
     for (size_t i = 0; i < n; i++) {
         engine_free(inst[i].e);
@@ -151,7 +152,7 @@ static int check_layout(const struct tenancy_run *r, struct strat_out *o, char *
 /* Builds the strategy's engines (all of them, even for a run of one tenant, so memory is as
  * in the together run). 0; -ENOSPC with fit_msg (weights or one request do not fit); other
  * negative errno with err (unknown names). */
-static int build(const struct tenancy_run *r, struct strat_out *o, struct tsim_instance *inst,
+static int build(const struct tenancy_run *r, struct strat_out *o, struct vd_instance *inst,
                  double *lora_s, char *err, size_t errlen)
 {
     const struct tenancy_cfg *c = r->c;
@@ -255,10 +256,12 @@ static int build(const struct tenancy_run *r, struct strat_out *o, struct tsim_i
 }
 
 static void tenant_sim(const struct tenancy_tenant *t, int instance, double lora_s,
-                       struct tsim_tenant *out)
+                       struct vd_tenant *out)
 {
     memset(out, 0, sizeof(*out));
     out->instance = instance;
+    /* A tenancy file's users are closed-loop request streams (its rate, open-loop arrivals). */
+    out->population = t->users > 0 ? VD_STREAMS : VD_RATE;
     out->users = t->users;
     out->rate = t->rate;
     out->prompt = t->prompt_tokens;
@@ -279,7 +282,7 @@ static bool slo_set(const struct slo_cfg *slo)
 }
 
 /* Smallest margin to any objective over the tenants, in percent of the objective. */
-static double headroom(const struct tenancy_cfg *c, const struct tsim_result *res)
+static double headroom(const struct tenancy_cfg *c, const struct vd_result *res)
 {
     double h = INFINITY;
     for (size_t i = 0; i < c->n_tenants; i++) {
@@ -295,8 +298,8 @@ static double headroom(const struct tenancy_cfg *c, const struct tsim_result *re
 static int run_strategy(const struct tenancy_run *r, struct strat_out *o, char *err, size_t errlen)
 {
     const struct tenancy_cfg *c = r->c;
-    struct tsim_instance inst[MAXT];
-    struct tsim_tenant ten[MAXT];
+    struct vd_instance inst[MAXT];
+    struct vd_tenant ten[MAXT];
     double lora_s[MAXT];
     o->fits = false;
     int rc = check_layout(r, o, err, errlen);
@@ -309,15 +312,17 @@ static int run_strategy(const struct tenancy_run *r, struct strat_out *o, char *
     o->fits = true;
     for (size_t i = 0; i < c->n_tenants; i++)
         tenant_sim(&c->tenants[i], o->tenant_inst[i], lora_s[i], &ten[i]);
-    rc = tsim_run(inst, o->n_inst, ten, c->n_tenants, c->seed, o->together, NULL, 0, err, errlen);
+    struct vd_out out = {.tenants = o->together};
+    rc = vd_run(inst, o->n_inst, ten, c->n_tenants, c->seed, &out, err, errlen);
     free_engines(inst, o->n_inst);
     /* Each tenant alone on fresh engines of the same layout. */
     for (size_t k = 0; k < c->n_tenants && !rc; k++) {
         rc = build(r, o, inst, lora_s, err, errlen);
         if (rc)
             break;
-        struct tsim_tenant one = ten[k];
-        rc = tsim_run(inst, o->n_inst, &one, 1, c->seed, &o->alone[k], NULL, 0, err, errlen);
+        struct vd_tenant one = ten[k];
+        struct vd_out out1 = {.tenants = &o->alone[k]};
+        rc = vd_run(inst, o->n_inst, &one, 1, c->seed, &out1, err, errlen);
         free_engines(inst, o->n_inst);
     }
     if (rc)
@@ -325,7 +330,7 @@ static int run_strategy(const struct tenancy_run *r, struct strat_out *o, char *
     o->all_meet = true;
     o->min_attain = INFINITY;
     for (size_t i = 0; i < c->n_tenants; i++) {
-        const struct tsim_result *a = &o->alone[i], *t = &o->together[i];
+        const struct vd_result *a = &o->alone[i], *t = &o->together[i];
         o->interf_ttft[i] = a->ttft.p50 > 0 ? t->ttft.p50 / a->ttft.p50 : NAN;
         o->interf_tpot[i] = a->tpot.p50 > 0 ? t->tpot.p50 / a->tpot.p50 : NAN;
         o->norm_tps[i] = a->output_tps > 0 ? t->output_tps / a->output_tps : NAN;
@@ -379,7 +384,7 @@ static json_t *strategy_json(const struct tenancy_cfg *c, const struct strat_out
     json_object_set_new(j, "instances", insts);
     json_t *ts = json_array();
     for (size_t i = 0; i < c->n_tenants; i++) {
-        const struct tsim_result *t = &o->together[i];
+        const struct vd_result *t = &o->together[i];
         json_t *x = json_object();
         json_object_set_new(x, "tenant", json_string_or_null(c->tenants[i].name));
         json_object_set_new(x, "instance", json_integer(o->tenant_inst[i]));
@@ -394,6 +399,9 @@ static json_t *strategy_json(const struct tenancy_cfg *c, const struct strat_out
                             slo_set(&c->tenants[i].slo)
                                 ? json_boolean(t->meets_slo)
                                 : json_null()); /* no objective: not judged */
+        char slo[200];
+        slo_describe(&c->tenants[i].slo, slo, sizeof(slo));
+        json_object_set_new(x, "slo", json_string(slo)); /* what meets_slo judged */
         json_object_set_new(x, "alone_output_tps", json_real_or_null(o->alone[i].output_tps));
         json_object_set_new(x, "interference_ttft", json_real_or_null(o->interf_ttft[i]));
         json_object_set_new(x, "interference_tpot", json_real_or_null(o->interf_tpot[i]));
@@ -496,7 +504,7 @@ static void print_strategy(const struct tenancy_cfg *c, const struct strat_out *
     printf("  %-12s %19s %19s %9s %8s %6s %15s  %s\n", "tenant", "TTFT p50/p95 ms",
            "TPOT p50/p95 ms", "out tok/s", "goodput", "SLO %", "interf TTFT/TPOT", "SLO");
     for (size_t i = 0; i < c->n_tenants; i++) {
-        const struct tsim_result *t = &o->together[i];
+        const struct vd_result *t = &o->together[i];
         printf("  %-12s %9.1f/%9.1f %9.1f/%9.1f %9.1f %8.2f %6.1f %7.2f/%7.2f  %s\n",
                c->tenants[i].name, t->ttft.p50 * 1e3, t->ttft.p95 * 1e3, t->tpot.p50 * 1e3,
                t->tpot.p95 * 1e3, t->output_tps, t->goodput_rps, t->attainment_pct,

@@ -78,11 +78,30 @@ static int parse_slo(struct tparse *p, yaml_node_t *map, struct slo_cfg *slo)
 {
     if (map->type != YAML_MAPPING_NODE)
         return fail(p, map, "slo", "expected a mapping");
+    /* A profile first (the default one is already there), then the keys that replace its
+     * values, whatever their order in the file. */
     for (yaml_node_pair_t *kv = map->data.mapping.pairs.start; kv < map->data.mapping.pairs.top;
          kv++) {
         yaml_node_t *kn = yaml_document_get_node(p->doc, kv->key);
         yaml_node_t *vn = yaml_document_get_node(p->doc, kv->value);
         const char *k = scalar(kn);
+        if (!k || strcmp(k, "profile") != 0)
+            continue;
+        const struct slo_profile *prof = slo_profile_find(scalar(vn));
+        if (!prof) {
+            char msg[160];
+            snprintf(msg, sizeof(msg), "unknown profile; allowed: %s", slo_profile_names());
+            return fail(p, vn, k, msg);
+        }
+        slo_from_profile(slo, prof);
+    }
+    for (yaml_node_pair_t *kv = map->data.mapping.pairs.start; kv < map->data.mapping.pairs.top;
+         kv++) {
+        yaml_node_t *kn = yaml_document_get_node(p->doc, kv->key);
+        yaml_node_t *vn = yaml_document_get_node(p->doc, kv->value);
+        const char *k = scalar(kn);
+        if (k && strcmp(k, "profile") == 0)
+            continue;
         double *dst = !k                             ? NULL
                       : strcmp(k, "ttft_ms") == 0    ? &slo->ttft_ms
                       : strcmp(k, "itl_ms") == 0     ? &slo->itl_ms
@@ -92,7 +111,7 @@ static int parse_slo(struct tparse *p, yaml_node_t *map, struct slo_cfg *slo)
                                                      : NULL;
         if (!dst)
             return fail(p, kn, k ? k : "slo",
-                        "unknown key (ttft_ms, itl_ms, tpot_ms, e2e_ms, percentile)");
+                        "unknown key (profile, ttft_ms, itl_ms, tpot_ms, e2e_ms, percentile)");
         int rc = get_num(p, vn, k, dst == &slo->percentile ? 1 : 0.001,
                          dst == &slo->percentile ? 100 : 1e9, dst);
         if (rc)
@@ -105,6 +124,7 @@ static int parse_tenant(struct tparse *p, yaml_node_t *map, struct tenancy_tenan
 {
     if (map->type != YAML_MAPPING_NODE)
         return fail(p, map, "tenants", "expected a mapping per tenant");
+    slo_from_profile(&t->slo, slo_profile_default()); /* every entry point's default */
     int rc = 0;
     for (yaml_node_pair_t *kv = map->data.mapping.pairs.start;
          kv < map->data.mapping.pairs.top && !rc; kv++) {

@@ -205,6 +205,25 @@ void workload_plan(struct workload *w, uint64_t seed, int context, struct req_re
     }
 }
 
+void workload_plan_turns(const struct requests_cfg *rq, uint64_t seed, int context,
+                         struct req_record *recs, size_t n)
+{
+    size_t turns = rq->session.turns > 0 ? (size_t)rq->session.turns : 1;
+    struct rng g;
+    rng_seed(&g, seed);
+    for (size_t i = 0; i < n; i++) {
+        struct req_record *rec = &recs[i];
+        rec->session = (int)(i / turns);
+        rec->turn = (int)(i % turns);
+        if (rec->turn > 0)
+            rec->target_prompt_tokens =
+                (int)rng_range(&g, rq->session.message_tokens_min, rq->session.message_tokens_max);
+        else if (context > 0)
+            rec->target_prompt_tokens =
+                (int)session_first_prompt(&rq->session, context, rq->completion_tokens);
+    }
+}
+
 static int entry_tokens(struct workload *w, struct prompt_builder *b, size_t k)
 {
     if (w->prompt_tokens[k] < 0) {

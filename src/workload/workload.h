@@ -41,6 +41,13 @@ bool workload_schedule(const struct workload *w, mono_ns *off, size_t n);
  * prompts fill context - output tokens. */
 void workload_plan(struct workload *w, uint64_t seed, int context, struct req_record *recs,
                    size_t n);
+/* With requests.session, after workload_plan: each later turn's target is its new user
+ * message (drawn from message_tokens_min..max with seed, in request order; the conversation
+ * comes on top when it is sent), and with context > 0 each first turn leaves room for the
+ * whole conversation (session_first_prompt). Request i is session i / turns, turn i % turns.
+ * The runner sends these and the planner replays them (study_predict.c). */
+void workload_plan_turns(const struct requests_cfg *rq, uint64_t seed, int context,
+                         struct req_record *recs, size_t n);
 /* Request i's prompt as a recipe (prompt.h): every /tokenize call it needs is made here, and
  * the text can be composed from it later without the server. May set rec's targets
  * (datasets). Call in request order (a dataset is sampled in that order). text: when not
