@@ -14,6 +14,7 @@
 #include "core/text.h"
 #include "config/config.h"
 #include "config/config_internal.h"
+#include "config/config_walk.h"
 #include "config/yaml_file.h"
 
 #include <errno.h>
@@ -30,556 +31,6 @@
 /* Configs are a few KiB; anything near this is not a config, and no input
  * is read without a ceiling. */
 #define CONFIG_MAX_BYTES (4u << 20)
-#define MAX_FIELDS 32 /* the most keys one section table holds (requests: 19) */
-
-/* A member filled from a node, or (section) a struct filled from a mapping: a struct and its
- * first member share an address. */
-struct origin {
-    const void *addr;
-    bool section;
-    const yaml_node_t *node;
-};
-
-/* Errors reported for one file, at most; the rest would be consequences or noise. */
-#define CONFIG_MAX_ERRORS 20
-
-struct loader {
-    const char *file;
-    yaml_document_t doc;
-    struct config *c;
-    char *err;
-    size_t errlen;
-    struct origin *origins; /* member address -> node that set it */
-    size_t n_origins;
-    size_t cap_origins;
-    const yaml_node_t *tenants_node;
-    /* Every error in the file: after one, the file is loaded again without the key at fault
-     * (skip: its key or value nodes), so that the next one shows (config_load). */
-    const yaml_node_t **skip;
-    size_t n_skip;
-    const yaml_node_t *err_node;                /* where the last error is, or NULL */
-    const yaml_node_t *err_also[CFG_WHERE_MAX]; /* other members the same problem names */
-    size_t n_err_also;
-};
-
-enum ftype {
-    FT_STR,      /* any scalar; null is an error */
-    FT_STR_NULL, /* any scalar; null -> NULL */
-    FT_INT,      /* int */
-    FT_U64,      /* uint64_t */
-    FT_NUM,      /* double, finite */
-    FT_NUM_NULL, /* double; null -> NAN */
-    FT_BOOL,     /* bool */
-    FT_BOOL_INT, /* int 0/1 */
-    FT_MAP,      /* a nested mapping: its own table of keys (sub), at off */
-    FT_STR_LIST, /* struct str_list: a scalar or a list of scalars */
-    FT_INT_LIST, /* struct int_list */
-    FT_NUM_LIST, /* struct num_list */
-    FT_CUSTOM,
-};
-
-struct field;
-typedef int (*field_fn)(struct loader *ld, const yaml_node_t *node, const char *path, void *base);
-
-struct field {
-    const char *key;
-    enum ftype type;
-    size_t off;
-    field_fn custom;
-    const struct field *sub; /* FT_MAP */
-    size_t n_sub;
-};
-
-/* ==== Messages ==== */
-
-__attribute__((format(printf, 4, 5))) static int fail(struct loader *ld, const yaml_node_t *node,
-                                                      const char *path, const char *fmt, ...)
-{
-    char msg[512];
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(msg, sizeof(msg), fmt, ap);
-    va_end(ap);
-    ld->err_node = node;
-    size_t line = node ? node->start_mark.line + 1 : 1;
-    size_t col = node ? node->start_mark.column + 1 : 1;
-    if (path && *path)
-        snprintf(ld->err, ld->errlen, "%s:%zu:%zu: %s: %s", ld->file, line, col, path, msg);
-    else
-        snprintf(ld->err, ld->errlen, "%s:%zu:%zu: %s", ld->file, line, col, msg);
-    return -EINVAL;
-}
-
-static const char *scalar(const yaml_node_t *n)
-{
-    return (const char *)n->data.scalar.value;
-}
-
-static bool is_plain(const yaml_node_t *n)
-{
-    return n->type == YAML_SCALAR_NODE && n->data.scalar.style == YAML_PLAIN_SCALAR_STYLE;
-}
-
-static bool is_null(const yaml_node_t *n)
-{
-    if (!is_plain(n))
-        return false;
-    const char *s = scalar(n);
-    return !*s || strcmp(s, "~") == 0 || strcmp(s, "null") == 0 || strcmp(s, "Null") == 0 ||
-           strcmp(s, "NULL") == 0;
-}
-
-/* What the user wrote, for "got ...": "fast" / a mapping / a list / null. */
-static const char *describe(const yaml_node_t *n, char *buf, size_t len)
-{
-    if (n->type == YAML_MAPPING_NODE)
-        return "a mapping";
-    if (n->type == YAML_SEQUENCE_NODE)
-        return "a list";
-    if (is_null(n))
-        return "null";
-    const char *s = scalar(n);
-    size_t sl = strlen(s);
-    if (sl > 40)
-        snprintf(buf, len, "\"%.37s...\"", s);
-    else
-        snprintf(buf, len, "\"%s\"", s);
-    for (char *q = buf; *q; q++) /* keep the message on one line */
-        if (*q == '\n' || *q == '\r' || *q == '\t')
-            *q = ' ';
-    return buf;
-}
-
-/* ", got X" plus a hint when a quoted scalar would have been fine unquoted. */
-static const char *got(const yaml_node_t *n, bool would_parse, char *buf, size_t len)
-{
-    char d[64];
-    const char *what = describe(n, d, sizeof(d));
-    if (would_parse && n->type == YAML_SCALAR_NODE && !is_plain(n))
-        snprintf(buf, len, "got the string %s (remove the quotes)", what);
-    else
-        snprintf(buf, len, "got %s", what);
-    return buf;
-}
-
-/* ==== Origins ==== */
-
-static void origin_push(struct loader *ld, const void *addr, bool section, const yaml_node_t *node)
-{
-    if (ld->n_origins == ld->cap_origins) {
-        ld->cap_origins = ld->cap_origins ? 2 * ld->cap_origins : 64;
-        ld->origins = xreallocarray(ld->origins, ld->cap_origins, sizeof(*ld->origins));
-    }
-    ld->origins[ld->n_origins++] = (struct origin){addr, section, node};
-}
-
-static void origin_add(struct loader *ld, const void *addr, const yaml_node_t *node)
-{
-    origin_push(ld, addr, false, node);
-}
-
-static const yaml_node_t *origin_lookup(const struct loader *ld, const void *addr, bool section)
-{
-    if (!addr)
-        return NULL;
-    for (size_t i = ld->n_origins; i-- > 0;)
-        if (ld->origins[i].addr == addr && ld->origins[i].section == section)
-            return ld->origins[i].node;
-    return NULL;
-}
-
-/* Was this member set by the file? */
-static const yaml_node_t *origin_find(const struct loader *ld, const void *addr)
-{
-    return origin_lookup(ld, addr, false);
-}
-
-static const yaml_node_t *node_at(struct loader *ld, yaml_node_item_t id)
-{
-    return yaml_document_get_node(&ld->doc, id);
-}
-
-/* ==== Scalars ==== */
-
-static bool looks_integer(const char *s)
-{
-    if (*s == '-' || *s == '+')
-        s++;
-    if (!*s)
-        return false;
-    for (; *s; s++)
-        if (*s < '0' || *s > '9')
-            return false;
-    return true;
-}
-
-/* [-+]? (digits [. digits?] | . digits) ([eE] [-+]? digits)? */
-static bool looks_number(const char *s)
-{
-    if (*s == '-' || *s == '+')
-        s++;
-    size_t digits = 0;
-    while (*s >= '0' && *s <= '9') {
-        s++;
-        digits++;
-    }
-    if (*s == '.') {
-        s++;
-        while (*s >= '0' && *s <= '9') {
-            s++;
-            digits++;
-        }
-    }
-    if (digits == 0)
-        return false;
-    if (*s == 'e' || *s == 'E') {
-        s++;
-        if (*s == '-' || *s == '+')
-            s++;
-        if (!(*s >= '0' && *s <= '9'))
-            return false;
-        while (*s >= '0' && *s <= '9')
-            s++;
-    }
-    return *s == '\0';
-}
-
-static bool looks_inf(const char *s)
-{
-    if (*s == '+')
-        s++;
-    return strcasecmp(s, "inf") == 0 || strcasecmp(s, ".inf") == 0 ||
-           strcasecmp(s, "infinity") == 0;
-}
-
-static int get_int(struct loader *ld, const yaml_node_t *n, const char *path, long long lo,
-                   long long hi, long long *out)
-{
-    char g[96];
-    bool plain = is_plain(n);
-    const char *s = n->type == YAML_SCALAR_NODE ? scalar(n) : "";
-    if (n->type != YAML_SCALAR_NODE || !plain || !looks_integer(s))
-        return fail(ld, n, path, "expected an integer, %s",
-                    got(n, n->type == YAML_SCALAR_NODE && looks_integer(s), g, sizeof(g)));
-    errno = 0;
-    char *end = NULL;
-    long long v = strtoll(s, &end, 10);
-    if (errno == ERANGE || v < lo || v > hi)
-        return fail(ld, n, path, "%s is out of range (%lld to %lld)", s, lo, hi);
-    *out = v;
-    return 0;
-}
-
-static int get_number(struct loader *ld, const yaml_node_t *n, const char *path, bool allow_inf,
-                      double *out)
-{
-    char g[96];
-    const char *expect = allow_inf ? "a number or \"inf\"" : "a number";
-    if (n->type != YAML_SCALAR_NODE)
-        return fail(ld, n, path, "expected %s, %s", expect, got(n, false, g, sizeof(g)));
-    const char *s = scalar(n);
-    /* "inf" is accepted quoted too: the seed documents it as a string. */
-    if (allow_inf && looks_inf(s)) {
-        *out = INFINITY;
-        return 0;
-    }
-    if (!is_plain(n) || !looks_number(s))
-        return fail(ld, n, path, "expected %s, %s", expect, got(n, looks_number(s), g, sizeof(g)));
-    errno = 0;
-    double v = strtod(s, NULL);
-    if (errno == ERANGE || !isfinite(v))
-        return fail(ld, n, path, "%s is out of range", s);
-    *out = v;
-    return 0;
-}
-
-static bool bool_word(const char *s, bool *out)
-{
-    static const struct {
-        const char *word;
-        bool v;
-    } words[] = {{"true", true}, {"false", false}, {"yes", true}, {"no", false}};
-    for (size_t i = 0; i < sizeof(words) / sizeof(words[0]); i++) {
-        if (strcasecmp(s, words[i].word) == 0) {
-            *out = words[i].v;
-            return true;
-        }
-    }
-    return false;
-}
-
-static int get_bool(struct loader *ld, const yaml_node_t *n, const char *path, bool *out)
-{
-    char g[96];
-    bool v = false;
-    bool word = n->type == YAML_SCALAR_NODE && bool_word(scalar(n), &v);
-    if (!word || !is_plain(n))
-        return fail(ld, n, path, "expected true/false (or yes/no), %s", got(n, word, g, sizeof(g)));
-    *out = v;
-    return 0;
-}
-
-/* Replaces *out (freed) with the scalar's text; null -> NULL when nullable. */
-static int get_string(struct loader *ld, const yaml_node_t *n, const char *path, bool nullable,
-                      char **out)
-{
-    char g[96];
-    if (n->type != YAML_SCALAR_NODE || (!nullable && is_null(n)))
-        return fail(ld, n, path, "expected a string, %s", got(n, false, g, sizeof(g)));
-    free(*out);
-    *out = is_null(n) ? NULL : xstrdup(scalar(n));
-    return 0;
-}
-
-/* ==== Sections ==== */
-
-static void child_path(char *buf, size_t len, const char *path, const char *key)
-{
-    int n = path && *path ? snprintf(buf, len, "%s.%s", path, key) : snprintf(buf, len, "%s", key);
-    if (n < 0 || (size_t)n >= len)
-        buf[len - 1] = '\0'; /* a key path cut at CFG_PATH_MAX still names the place */
-}
-
-static int load_map(struct loader *ld, const yaml_node_t *node, const char *path,
-                    const struct field *fields, size_t n_fields, void *base);
-
-/* A scalar or a non-empty list of scalars into a str_list / int_list / num_list. */
-static int load_list(struct loader *ld, const yaml_node_t *n, const char *path, enum ftype t,
-                     void *dst)
-{
-    char g[96];
-    if (n->type == YAML_MAPPING_NODE || is_null(n))
-        return fail(ld, n, path, "expected a value or a list of values, %s",
-                    got(n, false, g, sizeof(g)));
-    bool seq = n->type == YAML_SEQUENCE_NODE;
-    size_t count = seq ? (size_t)(n->data.sequence.items.top - n->data.sequence.items.start) : 1;
-    if (count == 0)
-        return fail(ld, n, path, "the list is empty");
-    size_t size = t == FT_STR_LIST   ? sizeof(char *)
-                  : t == FT_INT_LIST ? sizeof(int)
-                                     : sizeof(double);
-    void *vals = xcalloc(count, size);
-    int rc = 0;
-    for (size_t i = 0; i < count && !rc; i++) {
-        const yaml_node_t *item = seq ? node_at(ld, n->data.sequence.items.start[i]) : n;
-        char ipath[CFG_PATH_MAX + 32];
-        snprintf(ipath, sizeof(ipath), seq ? "%s[%zu]" : "%s", path, i);
-        long long v = 0;
-        if (t == FT_STR_LIST) {
-            rc = get_string(ld, item, ipath, false, &((char **)vals)[i]);
-        } else if (t == FT_INT_LIST) {
-            rc = get_int(ld, item, ipath, INT_MIN, INT_MAX, &v);
-            ((int *)vals)[i] = (int)v;
-        } else {
-            rc = get_number(ld, item, ipath, false, &((double *)vals)[i]);
-        }
-        if (!rc)
-            origin_add(ld, (char *)vals + i * size, item);
-    }
-    if (rc) {
-        if (t == FT_STR_LIST)
-            for (size_t i = 0; i < count; i++)
-                free(((char **)vals)[i]);
-        free(vals);
-        return rc;
-    }
-    /* The three list structs share their layout: a pointer, then a count. */
-    struct str_list *l = dst;
-    if (t == FT_STR_LIST)
-        str_list_release(l);
-    else
-        free(l->v);
-    l->v = vals;
-    l->n = count;
-    origin_add(ld, dst, n);
-    return 0;
-}
-
-static int load_value(struct loader *ld, const yaml_node_t *n, const char *path,
-                      const struct field *f, void *base)
-{
-    void *dst = (char *)base + f->off;
-    long long i = 0;
-    int rc = 0;
-    switch (f->type) {
-    case FT_STR:
-    case FT_STR_NULL:
-        rc = get_string(ld, n, path, f->type == FT_STR_NULL, dst);
-        break;
-    case FT_INT:
-        rc = get_int(ld, n, path, INT_MIN, INT_MAX, &i);
-        if (!rc)
-            *(int *)dst = (int)i;
-        break;
-    case FT_U64:
-        rc = get_int(ld, n, path, 0, LLONG_MAX, &i);
-        if (!rc)
-            *(uint64_t *)dst = (uint64_t)i;
-        break;
-    case FT_NUM_NULL:
-        if (is_null(n)) {
-            *(double *)dst = NAN;
-            break;
-        }
-        /* fall through */
-    case FT_NUM:
-        rc = get_number(ld, n, path, false, dst);
-        break;
-    case FT_BOOL:
-        rc = get_bool(ld, n, path, dst);
-        break;
-    case FT_BOOL_INT: {
-        bool b = false;
-        rc = get_bool(ld, n, path, &b);
-        if (!rc)
-            *(int *)dst = b;
-        break;
-    }
-    case FT_MAP:
-        return load_map(ld, n, path, f->sub, f->n_sub, dst);
-    case FT_STR_LIST:
-    case FT_INT_LIST:
-    case FT_NUM_LIST:
-        return load_list(ld, n, path, f->type, dst);
-    case FT_CUSTOM:
-        return f->custom(ld, n, path, base);
-    }
-    if (!rc)
-        origin_add(ld, dst, n);
-    return rc;
-}
-
-/* Whether outer is a mapping or list whose text holds inner (by their places in the file). */
-static bool node_holds(const yaml_node_t *outer, const yaml_node_t *inner)
-{
-    return outer != inner && outer->type != YAML_SCALAR_NODE &&
-           outer->start_mark.index <= inner->start_mark.index &&
-           inner->start_mark.index < outer->end_mark.index;
-}
-
-static bool skipped(const struct loader *ld, const yaml_node_t *n)
-{
-    for (size_t i = 0; i < ld->n_skip; i++)
-        if (ld->skip[i] == n)
-            return true;
-    return false;
-}
-
-/* A key, or its value, or an item of its list value, was in error: load the file without it. */
-static bool pair_skipped(const struct loader *ld, const yaml_node_t *k, const yaml_node_t *v)
-{
-    if (!ld->n_skip)
-        return false;
-    if (skipped(ld, k) || skipped(ld, v))
-        return true;
-    if (v->type == YAML_SEQUENCE_NODE)
-        for (yaml_node_item_t *it = v->data.sequence.items.start; it < v->data.sequence.items.top;
-             it++) {
-            const yaml_node_t *item = yaml_document_get_node((yaml_document_t *)&ld->doc, *it);
-            if (item && item->type == YAML_SCALAR_NODE && skipped(ld, item))
-                return true;
-        }
-    return false;
-}
-
-/* Levenshtein distance, for "did you mean": keys are short (at most 31 bytes compared). */
-static size_t edit_distance(const char *a, const char *b)
-{
-    size_t n = strlen(a), m = strlen(b);
-    if (n > 31 || m > 31)
-        return SIZE_MAX;
-    size_t row[32];
-    for (size_t j = 0; j <= m; j++)
-        row[j] = j;
-    for (size_t i = 1; i <= n; i++) {
-        size_t diag = row[0];
-        row[0] = i;
-        for (size_t j = 1; j <= m; j++) {
-            size_t up = row[j];
-            size_t cost = a[i - 1] == b[j - 1] ? 0 : 1;
-            size_t best = diag + cost;
-            if (up + 1 < best)
-                best = up + 1;
-            if (row[j - 1] + 1 < best)
-                best = row[j - 1] + 1;
-            row[j] = best;
-            diag = up;
-        }
-    }
-    return row[m];
-}
-
-/* The allowed key closest to what was written, when it is close enough to be a typo (a third
- * of its letters at most, one for short keys); NULL otherwise. */
-static const char *closest_key(const struct field *fields, size_t n, const char *key)
-{
-    const char *best = NULL;
-    size_t best_d = SIZE_MAX, len = strlen(key);
-    for (size_t i = 0; i < n; i++) {
-        size_t d = edit_distance(key, fields[i].key);
-        if (d < best_d) {
-            best_d = d;
-            best = fields[i].key;
-        }
-    }
-    size_t limit = len / 3 > 1 ? len / 3 : 1;
-    return best && best_d <= limit ? best : NULL;
-}
-
-static void allowed_keys(const struct field *fields, size_t n, char *buf, size_t len)
-{
-    size_t used = 0;
-    buf[0] = '\0';
-    for (size_t i = 0; i < n && used < len; i++) {
-        int w = snprintf(buf + used, len - used, "%s%s", i ? ", " : "", fields[i].key);
-        if (w < 0)
-            break;
-        used += (size_t)w;
-    }
-}
-
-/* Walks a mapping against a table of keys; base is the struct the offsets point into. */
-static int load_map(struct loader *ld, const yaml_node_t *node, const char *path,
-                    const struct field *fields, size_t n_fields, void *base)
-{
-    char g[96];
-    if (node->type != YAML_MAPPING_NODE)
-        return fail(ld, node, path, "expected a mapping, %s", got(node, false, g, sizeof(g)));
-    const yaml_node_t *seen[MAX_FIELDS] = {0};
-    for (yaml_node_pair_t *pr = node->data.mapping.pairs.start; pr < node->data.mapping.pairs.top;
-         pr++) {
-        const yaml_node_t *k = node_at(ld, pr->key);
-        const yaml_node_t *v = node_at(ld, pr->value);
-        if (!k || !v)
-            return fail(ld, node, path, "malformed mapping");
-        if (pair_skipped(ld, k, v))
-            continue;
-        if (k->type != YAML_SCALAR_NODE)
-            return fail(ld, k, path, "keys must be plain words, got %s", describe(k, g, sizeof(g)));
-        size_t f = 0;
-        while (f < n_fields && strcmp(fields[f].key, scalar(k)) != 0)
-            f++;
-        char cpath[CFG_PATH_MAX];
-        child_path(cpath, sizeof(cpath), path, scalar(k));
-        if (f == n_fields) {
-            char allowed[512];
-            allowed_keys(fields, n_fields, allowed, sizeof(allowed));
-            const char *close = closest_key(fields, n_fields, scalar(k));
-            return fail(ld, k, cpath, "unknown key%s%s%s; allowed keys%s%s: %s",
-                        close ? "; did you mean \"" : "", close ? close : "", close ? "\"?" : "",
-                        path && *path ? " in " : "", path && *path ? path : "", allowed);
-        }
-        if (seen[f])
-            return fail(ld, k, cpath, "duplicate key (first given at line %zu)",
-                        seen[f]->start_mark.line + 1);
-        seen[f] = k;
-        int rc = load_value(ld, v, cpath, &fields[f], base);
-        if (rc)
-            return rc;
-    }
-    origin_push(ld, base, true, node);
-    return 0;
-}
 
 #define F(st, key, type)                                                                           \
     {                                                                                              \
@@ -604,11 +55,11 @@ static int load_concurrency(struct loader *ld, const yaml_node_t *n, const char 
                        ? (size_t)(n->data.sequence.items.top - n->data.sequence.items.start)
                        : 1;
     if (n->type == YAML_SEQUENCE_NODE && count == 0)
-        return fail(ld, n, path, "the list is empty; give a number or a list of numbers");
+        return walk_fail(ld, n, path, "the list is empty; give a number or a list of numbers");
     if (n->type == YAML_MAPPING_NODE) {
         char g[96];
-        return fail(ld, n, path, "expected an integer or a list of integers, %s",
-                    got(n, false, g, sizeof(g)));
+        return walk_fail(ld, n, path, "expected an integer or a list of integers, %s",
+                         walk_got(n, false, g, sizeof(g)));
     }
     int *vals = xreallocarray(NULL, count, sizeof(*vals));
     for (size_t i = 0; i < count; i++) {
@@ -616,11 +67,11 @@ static int load_concurrency(struct loader *ld, const yaml_node_t *n, const char 
         char ipath[CFG_PATH_MAX + 32];
         snprintf(ipath, sizeof(ipath), "%s", path);
         if (n->type == YAML_SEQUENCE_NODE) {
-            item = node_at(ld, n->data.sequence.items.start[i]);
+            item = walk_node_at(ld, n->data.sequence.items.start[i]);
             snprintf(ipath, sizeof(ipath), "%s[%zu]", path, i);
         }
         long long v = 0;
-        int rc = get_int(ld, item, ipath, INT_MIN, INT_MAX, &v);
+        int rc = walk_get_int(ld, item, ipath, INT_MIN, INT_MAX, &v);
         if (rc) {
             free(vals);
             return rc;
@@ -630,11 +81,11 @@ static int load_concurrency(struct loader *ld, const yaml_node_t *n, const char 
     free(r->concurrency);
     r->concurrency = vals;
     r->n_concurrency = count;
-    origin_add(ld, &r->concurrency, n);
+    walk_origin_add(ld, &r->concurrency, n);
     for (size_t i = 0; i < count; i++)
-        origin_add(ld, &vals[i],
-                   n->type == YAML_SEQUENCE_NODE ? node_at(ld, n->data.sequence.items.start[i])
-                                                 : n);
+        walk_origin_add(
+            ld, &vals[i],
+            n->type == YAML_SEQUENCE_NODE ? walk_node_at(ld, n->data.sequence.items.start[i]) : n);
     return 0;
 }
 
@@ -646,10 +97,12 @@ static int load_rates(struct loader *ld, const yaml_node_t *n, const char *path,
                        ? (size_t)(n->data.sequence.items.top - n->data.sequence.items.start)
                        : 1;
     if (n->type == YAML_SEQUENCE_NODE && count == 0)
-        return fail(ld, n, path, "the list is empty; give a number, \"inf\" or a list of those");
+        return walk_fail(ld, n, path,
+                         "the list is empty; give a number, \"inf\" or a list of those");
     if (n->type == YAML_MAPPING_NODE) {
         char g[96];
-        return fail(ld, n, path, "expected a number or \"inf\", %s", got(n, false, g, sizeof(g)));
+        return walk_fail(ld, n, path, "expected a number or \"inf\", %s",
+                         walk_got(n, false, g, sizeof(g)));
     }
     double *vals = xreallocarray(NULL, count, sizeof(*vals));
     for (size_t i = 0; i < count; i++) {
@@ -657,10 +110,10 @@ static int load_rates(struct loader *ld, const yaml_node_t *n, const char *path,
         char ipath[CFG_PATH_MAX + 32];
         snprintf(ipath, sizeof(ipath), "%s", path);
         if (n->type == YAML_SEQUENCE_NODE) {
-            item = node_at(ld, n->data.sequence.items.start[i]);
+            item = walk_node_at(ld, n->data.sequence.items.start[i]);
             snprintf(ipath, sizeof(ipath), "%s[%zu]", path, i);
         }
-        int rc = get_number(ld, item, ipath, true, &vals[i]);
+        int rc = walk_get_number(ld, item, ipath, true, &vals[i]);
         if (rc) {
             free(vals);
             return rc;
@@ -669,11 +122,11 @@ static int load_rates(struct loader *ld, const yaml_node_t *n, const char *path,
     free(r->rates);
     r->rates = vals;
     r->n_rates = count;
-    origin_add(ld, &r->rates, n);
+    walk_origin_add(ld, &r->rates, n);
     for (size_t i = 0; i < count; i++)
-        origin_add(ld, &vals[i],
-                   n->type == YAML_SEQUENCE_NODE ? node_at(ld, n->data.sequence.items.start[i])
-                                                 : n);
+        walk_origin_add(
+            ld, &vals[i],
+            n->type == YAML_SEQUENCE_NODE ? walk_node_at(ld, n->data.sequence.items.start[i]) : n);
     return 0;
 }
 
@@ -681,13 +134,13 @@ static int load_arrival(struct loader *ld, const yaml_node_t *n, const char *pat
 {
     struct requests_cfg *r = base;
     char g[96];
-    if (n->type != YAML_SCALAR_NODE || is_null(n))
-        return fail(ld, n, path, "expected one of %s, %s", arrival_names_list(),
-                    got(n, false, g, sizeof(g)));
-    if (arrival_parse(scalar(n), &r->arrival))
-        return fail(ld, n, path, "unknown arrival pattern %s; allowed: %s",
-                    describe(n, g, sizeof(g)), arrival_names_list());
-    origin_add(ld, &r->arrival, n);
+    if (n->type != YAML_SCALAR_NODE || walk_is_null(n))
+        return walk_fail(ld, n, path, "expected one of %s, %s", arrival_names_list(),
+                         walk_got(n, false, g, sizeof(g)));
+    if (arrival_parse(walk_scalar(n), &r->arrival))
+        return walk_fail(ld, n, path, "unknown arrival pattern %s; allowed: %s",
+                         walk_describe(n, g, sizeof(g)), arrival_names_list());
+    walk_origin_add(ld, &r->arrival, n);
     return 0;
 }
 
@@ -721,13 +174,13 @@ static int load_think_dist(struct loader *ld, const yaml_node_t *n, const char *
 {
     struct session_cfg *ss = base;
     char g[96];
-    if (n->type != YAML_SCALAR_NODE || is_null(n))
-        return fail(ld, n, path, "expected one of %s, %s", think_dist_names_list(),
-                    got(n, false, g, sizeof(g)));
-    if (think_dist_parse(scalar(n), &ss->think))
-        return fail(ld, n, path, "unknown distribution %s; allowed: %s", describe(n, g, sizeof(g)),
-                    think_dist_names_list());
-    origin_add(ld, &ss->think, n);
+    if (n->type != YAML_SCALAR_NODE || walk_is_null(n))
+        return walk_fail(ld, n, path, "expected one of %s, %s", think_dist_names_list(),
+                         walk_got(n, false, g, sizeof(g)));
+    if (think_dist_parse(walk_scalar(n), &ss->think))
+        return walk_fail(ld, n, path, "unknown distribution %s; allowed: %s",
+                         walk_describe(n, g, sizeof(g)), think_dist_names_list());
+    walk_origin_add(ld, &ss->think, n);
     return 0;
 }
 
@@ -747,18 +200,18 @@ static const struct field session_fields[] = {
 static int load_session(struct loader *ld, const yaml_node_t *n, const char *path, void *base)
 {
     struct session_cfg *ss = &((struct requests_cfg *)base)->session;
-    if (is_null(n)) {
+    if (walk_is_null(n)) {
         ss->enabled = true;
     } else if (n->type == YAML_SCALAR_NODE) {
-        int rc = get_bool(ld, n, path, &ss->enabled);
+        int rc = walk_get_bool(ld, n, path, &ss->enabled);
         if (rc)
             return rc;
     } else {
         ss->enabled = true; /* before the keys: an explicit enabled: false wins */
-        origin_add(ld, &ss->enabled, n);
-        return load_map(ld, n, path, session_fields, N_FIELDS(session_fields), ss);
+        walk_origin_add(ld, &ss->enabled, n);
+        return walk_load_map(ld, n, path, session_fields, N_FIELDS(session_fields), ss);
     }
-    origin_add(ld, &ss->enabled, n);
+    walk_origin_add(ld, &ss->enabled, n);
     return 0;
 }
 
@@ -789,14 +242,14 @@ static int load_slo_profile(struct loader *ld, const yaml_node_t *n, const char 
 {
     struct slo_cfg *slo = base;
     char g[96];
-    if (n->type != YAML_SCALAR_NODE || is_null(n))
-        return fail(ld, n, path, "expected one of %s, %s", slo_profile_names(),
-                    got(n, false, g, sizeof(g)));
-    if (!slo_profile_find(scalar(n)))
-        return fail(ld, n, path, "unknown profile %s; allowed: %s", describe(n, g, sizeof(g)),
-                    slo_profile_names());
-    snprintf(slo->profile, sizeof(slo->profile), "%s", scalar(n));
-    origin_add(ld, slo->profile, n);
+    if (n->type != YAML_SCALAR_NODE || walk_is_null(n))
+        return walk_fail(ld, n, path, "expected one of %s, %s", slo_profile_names(),
+                         walk_got(n, false, g, sizeof(g)));
+    if (!slo_profile_find(walk_scalar(n)))
+        return walk_fail(ld, n, path, "unknown profile %s; allowed: %s",
+                         walk_describe(n, g, sizeof(g)), slo_profile_names());
+    snprintf(slo->profile, sizeof(slo->profile), "%s", walk_scalar(n));
+    walk_origin_add(ld, slo->profile, n);
     return 0;
 }
 
@@ -811,14 +264,14 @@ static const struct field slo_fields[] = {
 static void apply_slo_profile(struct loader *ld, struct slo_cfg *slo)
 {
     const struct slo_profile *p = slo_profile_find(slo->profile);
-    if (!p || !origin_find(ld, slo->profile))
+    if (!p || !walk_origin_find(ld, slo->profile))
         return;
     struct slo_cfg from;
     slo_from_profile(&from, p);
     double *dst[] = {&slo->ttft_ms, &slo->itl_ms, &slo->tpot_ms, &slo->e2e_ms, &slo->percentile};
     const double src[] = {from.ttft_ms, from.itl_ms, from.tpot_ms, from.e2e_ms, from.percentile};
     for (size_t i = 0; i < sizeof(src) / sizeof(src[0]); i++)
-        if (!origin_find(ld, dst[i]))
+        if (!walk_origin_find(ld, dst[i]))
             *dst[i] = src[i];
 }
 
@@ -863,19 +316,19 @@ static const struct field telemetry_fields[] = {
 static int load_sim(struct loader *ld, const yaml_node_t *n, const char *path, void *base)
 {
     struct sim_cfg *s = &((struct server_cfg *)base)->sim;
-    if (is_null(n)) {
+    if (walk_is_null(n)) {
         s->enabled = true;
     } else if (n->type == YAML_SCALAR_NODE) {
-        int rc = get_bool(ld, n, path, &s->enabled);
+        int rc = walk_get_bool(ld, n, path, &s->enabled);
         if (rc)
             return rc;
     } else {
-        int rc = load_map(ld, n, path, sim_fields, N_FIELDS(sim_fields), s);
+        int rc = walk_load_map(ld, n, path, sim_fields, N_FIELDS(sim_fields), s);
         if (rc)
             return rc;
         s->enabled = true;
     }
-    origin_add(ld, &s->enabled, n);
+    walk_origin_add(ld, &s->enabled, n);
     return 0;
 }
 
@@ -883,13 +336,13 @@ static int load_api(struct loader *ld, const yaml_node_t *n, const char *path, v
 {
     struct server_cfg *sv = base;
     char g[96];
-    if (n->type != YAML_SCALAR_NODE || is_null(n))
-        return fail(ld, n, path, "expected one of %s, %s", api_kind_names_list(),
-                    got(n, false, g, sizeof(g)));
-    if (api_kind_parse(scalar(n), &sv->api))
-        return fail(ld, n, path, "unknown api %s; allowed: %s", describe(n, g, sizeof(g)),
-                    api_kind_names_list());
-    origin_add(ld, &sv->api, n);
+    if (n->type != YAML_SCALAR_NODE || walk_is_null(n))
+        return walk_fail(ld, n, path, "expected one of %s, %s", api_kind_names_list(),
+                         walk_got(n, false, g, sizeof(g)));
+    if (api_kind_parse(walk_scalar(n), &sv->api))
+        return walk_fail(ld, n, path, "unknown api %s; allowed: %s", walk_describe(n, g, sizeof(g)),
+                         api_kind_names_list());
+    walk_origin_add(ld, &sv->api, n);
     return 0;
 }
 
@@ -937,12 +390,12 @@ static int load_seq_of_maps(struct loader *ld, const yaml_node_t *n, const char 
 {
     char g[96];
     if (n->type != YAML_SEQUENCE_NODE)
-        return fail(ld, n, path, "expected a list, %s", got(n, false, g, sizeof(g)));
+        return walk_fail(ld, n, path, "expected a list, %s", walk_got(n, false, g, sizeof(g)));
     size_t count = (size_t)(n->data.sequence.items.top - n->data.sequence.items.start);
     if (count == 0)
-        return fail(ld, n, path, "the list is empty; leave the key out instead");
+        return walk_fail(ld, n, path, "the list is empty; leave the key out instead");
     if (*n_out)
-        return fail(ld, n, path, "given twice");
+        return walk_fail(ld, n, path, "given twice");
     /* Allocated once: origins point into this array. */
     char *arr = xcalloc(count, elem);
     for (size_t i = 0; i < count; i++)
@@ -952,8 +405,8 @@ static int load_seq_of_maps(struct loader *ld, const yaml_node_t *n, const char 
     for (size_t i = 0; i < count; i++) {
         char ipath[CFG_PATH_MAX];
         snprintf(ipath, sizeof(ipath), "%s[%zu]", path, i);
-        int rc = load_map(ld, node_at(ld, n->data.sequence.items.start[i]), ipath, fields, n_fields,
-                          arr + i * elem);
+        int rc = walk_load_map(ld, walk_node_at(ld, n->data.sequence.items.start[i]), ipath, fields,
+                               n_fields, arr + i * elem);
         if (rc)
             return rc;
     }
@@ -979,7 +432,7 @@ static int load_grid(struct loader *ld, const yaml_node_t *n, const char *path, 
     struct study_cfg *s = &ld->c->study;
     (void)base;
     s->grid_given = true;
-    return load_map(ld, n, path, grid_fields, N_FIELDS(grid_fields), &s->grid);
+    return walk_load_map(ld, n, path, grid_fields, N_FIELDS(grid_fields), &s->grid);
 }
 
 static const struct field setups_fields[] = {
@@ -993,9 +446,9 @@ static const struct field setups_fields[] = {
 static int load_context_fill(struct loader *ld, const yaml_node_t *n, const char *path, void *base)
 {
     struct workload_cfg *w = base;
-    int rc = get_number(ld, n, path, false, &w->window_fill);
+    int rc = walk_get_number(ld, n, path, false, &w->window_fill);
     if (!rc)
-        origin_add(ld, &w->window_fill, n);
+        walk_origin_add(ld, &w->window_fill, n);
     return rc;
 }
 
@@ -1074,7 +527,7 @@ static int load_study_section(struct loader *ld, const yaml_node_t *n, const cha
                               const struct field *fields, size_t n_fields, void *dst)
 {
     ld->c->study.present = true;
-    return load_map(ld, n, path, fields, n_fields, dst);
+    return walk_load_map(ld, n, path, fields, n_fields, dst);
 }
 
 static int load_study(struct loader *ld, const yaml_node_t *n, const char *path, void *base)
@@ -1115,23 +568,23 @@ static int load_contexts(struct loader *ld, const yaml_node_t *n, const char *pa
 {
     struct config *c = base;
     char g[96];
-    if (is_null(n))
+    if (walk_is_null(n))
         return 0; /* same as leaving it out */
     if (n->type != YAML_SEQUENCE_NODE)
-        return fail(ld, n, path, "expected a list of context lengths (tokens), %s",
-                    got(n, false, g, sizeof(g)));
+        return walk_fail(ld, n, path, "expected a list of context lengths (tokens), %s",
+                         walk_got(n, false, g, sizeof(g)));
     size_t count = (size_t)(n->data.sequence.items.top - n->data.sequence.items.start);
     if (count == 0)
-        return fail(ld, n, path,
-                    "the list is empty; leave the key out to use "
-                    "requests.prompt_tokens_min/max");
+        return walk_fail(ld, n, path,
+                         "the list is empty; leave the key out to use "
+                         "requests.prompt_tokens_min/max");
     int *vals = xreallocarray(NULL, count, sizeof(*vals));
     for (size_t i = 0; i < count; i++) {
-        const yaml_node_t *item = node_at(ld, n->data.sequence.items.start[i]);
+        const yaml_node_t *item = walk_node_at(ld, n->data.sequence.items.start[i]);
         char ipath[CFG_PATH_MAX + 32];
         snprintf(ipath, sizeof(ipath), "%s[%zu]", path, i);
         long long v = 0;
-        int rc = get_int(ld, item, ipath, INT_MIN, INT_MAX, &v);
+        int rc = walk_get_int(ld, item, ipath, INT_MIN, INT_MAX, &v);
         if (rc) {
             free(vals);
             return rc;
@@ -1142,8 +595,8 @@ static int load_contexts(struct loader *ld, const yaml_node_t *n, const char *pa
     c->context_lengths = vals;
     c->n_context_lengths = count;
     for (size_t i = 0; i < count; i++)
-        origin_add(ld, &vals[i], node_at(ld, n->data.sequence.items.start[i]));
-    origin_add(ld, &c->context_lengths, n);
+        walk_origin_add(ld, &vals[i], walk_node_at(ld, n->data.sequence.items.start[i]));
+    walk_origin_add(ld, &c->context_lengths, n);
     return 0;
 }
 
@@ -1178,16 +631,16 @@ static int load_tenants(struct loader *ld)
     struct config *c = ld->c;
     const yaml_node_t *n = ld->tenants_node;
     char g[96];
-    if (!n || is_null(n)) {
+    if (!n || walk_is_null(n)) {
         config_set_default_tenant(c);
         return 0;
     }
     if (n->type != YAML_SEQUENCE_NODE)
-        return fail(ld, n, "tenants", "expected a list of tenants, %s",
-                    got(n, false, g, sizeof(g)));
+        return walk_fail(ld, n, "tenants", "expected a list of tenants, %s",
+                         walk_got(n, false, g, sizeof(g)));
     size_t count = (size_t)(n->data.sequence.items.top - n->data.sequence.items.start);
     if (count == 0)
-        return fail(ld, n, "tenants", "the list is empty; leave the key out for one tenant");
+        return walk_fail(ld, n, "tenants", "the list is empty; leave the key out for one tenant");
     for (size_t i = 0; i < c->n_tenants; i++)
         tenant_cfg_release(&c->tenants[i]);
     free(c->tenants);
@@ -1200,14 +653,14 @@ static int load_tenants(struct loader *ld)
         tenant_cfg_inherit(&c->tenants[i], c, NULL);
     for (size_t i = 0; i < count; i++) {
         struct tenant_cfg *t = &c->tenants[i];
-        const yaml_node_t *item = node_at(ld, n->data.sequence.items.start[i]);
+        const yaml_node_t *item = walk_node_at(ld, n->data.sequence.items.start[i]);
         char path[CFG_PATH_MAX];
         snprintf(path, sizeof(path), "tenants[%zu]", i);
-        int rc = load_map(ld, item, path, tenant_fields, N_FIELDS(tenant_fields), t);
+        int rc = walk_load_map(ld, item, path, tenant_fields, N_FIELDS(tenant_fields), t);
         if (rc)
             return rc;
         if (!t->name)
-            return fail(ld, item, path, "missing required key \"name\"");
+            return walk_fail(ld, item, path, "missing required key \"name\"");
         apply_slo_profile(ld, &t->slo);
         endpoint_normalize(t->endpoint);
     }
@@ -1219,19 +672,19 @@ static void resolve_sim(struct loader *ld)
 {
     struct config *c = ld->c;
     struct sim_cfg *s = &c->server.sim;
-    if (!origin_find(ld, &s->model)) {
+    if (!walk_origin_find(ld, &s->model)) {
         free(s->model);
         s->model = xstrdup(c->model.name);
     }
-    if (!origin_find(ld, &s->quantization)) {
+    if (!walk_origin_find(ld, &s->quantization)) {
         free(s->quantization);
         s->quantization = xstrdup(c->model.quantization);
     }
-    if (!origin_find(ld, &s->enable_prefix_caching))
+    if (!walk_origin_find(ld, &s->enable_prefix_caching))
         s->enable_prefix_caching = c->model.enable_prefix_caching;
-    if (!origin_find(ld, &s->tensor_parallel_size) || s->tensor_parallel_size == 0)
+    if (!walk_origin_find(ld, &s->tensor_parallel_size) || s->tensor_parallel_size == 0)
         s->tensor_parallel_size = c->model.tensor_parallel_size;
-    if (!origin_find(ld, &s->seed))
+    if (!walk_origin_find(ld, &s->seed))
         s->seed = c->benchmark.seed;
 }
 
@@ -1255,16 +708,16 @@ static int report_problem(struct loader *ld, const yaml_node_t *root)
      * its default the same problem would show again in other words. */
     ld->n_err_also = 0;
     for (size_t i = 0; i < p.n_at; i++) {
-        const yaml_node_t *n = p.at[i].section ? NULL : origin_lookup(ld, p.at[i].addr, false);
+        const yaml_node_t *n = p.at[i].section ? NULL : walk_origin_lookup(ld, p.at[i].addr, false);
         if (n && ld->n_err_also < CFG_WHERE_MAX)
             ld->err_also[ld->n_err_also++] = n;
     }
     for (size_t i = 0; i < p.n_at; i++) {
-        const yaml_node_t *n = origin_lookup(ld, p.at[i].addr, p.at[i].section);
+        const yaml_node_t *n = walk_origin_lookup(ld, p.at[i].addr, p.at[i].section);
         if (n)
-            return fail(ld, n, p.at[i].path, "%s", p.at[i].msg);
+            return walk_fail(ld, n, p.at[i].path, "%s", p.at[i].msg);
     }
-    return fail(ld, root, p.at[0].path, "%s", p.at[0].msg);
+    return walk_fail(ld, root, p.at[0].path, "%s", p.at[0].msg);
 }
 
 static int load_document(struct loader *ld)
@@ -1273,15 +726,15 @@ static int load_document(struct loader *ld)
     const yaml_node_t *root = yaml_document_get_root_node(&ld->doc);
     char g[96];
     if (!root)
-        return fail(ld, NULL, "",
-                    "the file is empty; expected a mapping of sections "
-                    "(benchmark, model, requests, ...)");
+        return walk_fail(ld, NULL, "",
+                         "the file is empty; expected a mapping of sections "
+                         "(benchmark, model, requests, ...)");
     if (root->type != YAML_MAPPING_NODE)
-        return fail(ld, root, "",
-                    "expected a mapping of sections (benchmark, model, requests, "
-                    "...) at the top level, %s",
-                    got(root, false, g, sizeof(g)));
-    int rc = load_map(ld, root, "", top_fields, N_FIELDS(top_fields), c);
+        return walk_fail(ld, root, "",
+                         "expected a mapping of sections (benchmark, model, requests, "
+                         "...) at the top level, %s",
+                         walk_got(root, false, g, sizeof(g)));
+    int rc = walk_load_map(ld, root, "", top_fields, N_FIELDS(top_fields), c);
     if (rc)
         return rc;
     quantization_normalize(&c->model.quantization);
@@ -1290,9 +743,9 @@ static int load_document(struct loader *ld)
     resolve_sim(ld);
     apply_slo_profile(ld, &c->slo);
     c->prompt_lengths_unused =
-        c->n_context_lengths > 0 && (origin_find(ld, &c->requests.prompt_tokens_min) ||
-                                     origin_find(ld, &c->requests.prompt_tokens_max));
-    c->study.slo_given = origin_lookup(ld, &c->slo, true) != NULL;
+        c->n_context_lengths > 0 && (walk_origin_find(ld, &c->requests.prompt_tokens_min) ||
+                                     walk_origin_find(ld, &c->requests.prompt_tokens_max));
+    c->study.slo_given = walk_origin_lookup(ld, &c->slo, true) != NULL;
     rc = load_tenants(ld);
     if (rc)
         return rc;
@@ -1379,7 +832,7 @@ int config_load(struct config *c, const char *path, char *err, size_t errlen)
          * key's doing, not the file's: not told, and its mapping left out too. */
         bool consequence = false;
         for (size_t i = 0; i < n_skip && ld.err_node && !repeat; i++)
-            consequence = consequence || node_holds(ld.err_node, skip[i]);
+            consequence = consequence || walk_node_holds(ld.err_node, skip[i]);
         if (!repeat && !consequence) {
             errors[n_errors].line = ld.err_node ? ld.err_node->start_mark.line : 0;
             errors[n_errors].column = ld.err_node ? ld.err_node->start_mark.column : 0;
