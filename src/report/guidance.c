@@ -39,20 +39,6 @@ struct cell_ctx {
     int max_tried_met;
 };
 
-static const json_t *tenant_cfg(const json_t *run, const char *tenant, const char *key)
-{
-    json_t *cfg = json_object_get(run, "config");
-    size_t i;
-    json_t *t;
-    json_array_foreach(json_object_get(cfg, "tenants"), i, t)
-    {
-        const char *name = json_string_value(json_object_get(t, "name"));
-        if (name && tenant && strcmp(name, tenant) == 0 && json_object_get(t, key))
-            return json_object_get(t, key);
-    }
-    return json_object_get(cfg, key);
-}
-
 int point_judge(const json_t *run, const json_t *point, const struct report_slo *slo, char *why,
                 size_t whylen)
 {
@@ -126,7 +112,7 @@ static void runs_add(struct guidance *g, struct cell_ctx **ctx, const struct rep
         json_array_foreach(json_object_get(r->detailed, "points"), pi, p)
         {
             const char *tenant = json_string_value(json_object_get(p, "tenant"));
-            const json_t *req = tenant_cfg(r->detailed, tenant, "requests");
+            const json_t *req = report_tenant_section(r->detailed, tenant, "requests");
             double ctxlen = json_num(p, "context_length");
             bool upto = isnan(ctxlen);
             if (upto)
@@ -141,7 +127,7 @@ static void runs_add(struct guidance *g, struct cell_ctx **ctx, const struct rep
             if (!x->gpu && (gpu || r->gpu))
                 x->gpu = xstrdup(gpu ? gpu : r->gpu);
             x->output_tokens = json_num(req, "completion_tokens");
-            const json_t *scfg = tenant_cfg(r->detailed, tenant, "slo");
+            const json_t *scfg = report_tenant_section(r->detailed, tenant, "slo");
             x->slo_ttft_ms = isnan(slo->ttft_ms) ? json_num(scfg, "ttft_ms") : slo->ttft_ms;
             x->slo_tpot_ms = isnan(slo->tpot_ms) ? json_num(scfg, "tpot_ms") : slo->tpot_ms;
             double users = json_num(p, "concurrency");

@@ -12,8 +12,7 @@
 #include "report/load.h"
 #include "core/stats.h"
 
-/* The tenant's own section of the run's config (key "slo"), else the top level's. */
-static const json_t *tenant_section(const json_t *run, const char *tenant, const char *key)
+const json_t *report_tenant_section(const json_t *run, const char *tenant, const char *key)
 {
     json_t *cfg = json_object_get(run, "config");
     size_t i;
@@ -44,7 +43,7 @@ int report_point_verdict(const json_t *run, const json_t *point, const struct re
                          struct slo_verdict *out)
 {
     const char *tenant = json_string_value(json_object_get(point, "tenant"));
-    const json_t *cfg = tenant_section(run, tenant, "slo");
+    const json_t *cfg = report_tenant_section(run, tenant, "slo");
     struct slo_cfg s = {
         .ttft_ms = objective(slo ? slo->ttft_ms : NAN, cfg, "ttft_ms"),
         .itl_ms = objective(slo ? slo->itl_ms : NAN, cfg, "itl_ms"),

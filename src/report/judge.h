@@ -18,4 +18,8 @@
 int report_point_verdict(const json_t *run, const json_t *point, const struct report_slo *slo,
                          struct slo_verdict *out);
 
+/* The section key ("slo", "requests") of tenant's own entry in the run's recorded config, else
+ * the config's top-level one; NULL when neither has it. */
+const json_t *report_tenant_section(const json_t *run, const char *tenant, const char *key);
+
 #endif
