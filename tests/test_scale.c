@@ -32,25 +32,14 @@
 #include "study/study_files.h"
 #include "tb_proc.h"
 
-struct fixture {
-    char dir[256];
-};
-
 static int setup(void **state)
 {
-    struct fixture *f = xcalloc(1, sizeof(*f));
-    snprintf(f->dir, sizeof(f->dir), "/tmp/tb_scale_XXXXXX");
-    assert_non_null(mkdtemp(f->dir));
-    *state = f;
-    return 0;
+    return tb_dir_setup(state, "tb_scale");
 }
 
 static int teardown(void **state)
 {
-    struct fixture *f = *state;
-    tb_remove_tree(f->dir);
-    free(f);
-    return 0;
+    return tb_dir_teardown(state);
 }
 
 /* Four setups (two quantizations x two windows), tiny probes; USERS and BACKEND replaced. The
@@ -170,7 +159,8 @@ static bool has(const char *path)
     return access(path, F_OK) == 0;
 }
 
-static char *prepared(struct fixture *f, const char *name, const char *users, const char *log)
+static char *prepared(struct tb_dir_fixture *f, const char *name, const char *users,
+                      const char *log)
 {
     char *cfg = write_study(f->dir, name, users, NULL);
     assert_int_equal(study(log, "--config", cfg, "--prepare", NULL, NULL, NULL), 0);
@@ -182,7 +172,7 @@ static char *prepared(struct fixture *f, const char *name, const char *users, co
 
 static void shards_write_only_their_fragments_and_merge_is_idempotent(void **state)
 {
-    struct fixture *f = *state;
+    struct tb_dir_fixture *f = *state;
     char *log = xasprintf("%s/log.txt", f->dir);
     char *sdir = prepared(f, "shards", "[2]", log);
     char *out = tb_read(log);
@@ -290,7 +280,7 @@ static int hold(const char *path)
 
 static void a_shard_locks_its_setup_and_never_the_folder(void **state)
 {
-    struct fixture *f = *state;
+    struct tb_dir_fixture *f = *state;
     char *log = xasprintf("%s/log.txt", f->dir);
     char *sdir = prepared(f, "locks", "[2]", log);
     json_t *doc = load_study(sdir);
@@ -351,7 +341,7 @@ static bool measured_once(void *ctx)
 static void
 a_shard_stopped_by_term_keeps_its_points_and_a_stale_fragment_changes_nothing(void **state)
 {
-    struct fixture *f = *state;
+    struct tb_dir_fixture *f = *state;
     char *log = xasprintf("%s/log.txt", f->dir);
     char *sdir = prepared(f, "term", "[2, 4]", log);
     json_t *doc = load_study(sdir);
@@ -422,7 +412,7 @@ a_shard_stopped_by_term_keeps_its_points_and_a_stale_fragment_changes_nothing(vo
 
 static void shards_keep_the_resume_rules(void **state)
 {
-    struct fixture *f = *state;
+    struct tb_dir_fixture *f = *state;
     char *log = xasprintf("%s/log.txt", f->dir);
     char *sdir = prepared(f, "rules", "[2]", log);
     /* Another study file: refused, naming the difference. */
@@ -465,7 +455,7 @@ static const char gpu_server[] =
 
 static void parallel_runs_setups_side_by_side_on_their_own_gpus(void **state)
 {
-    struct fixture *f = *state;
+    struct tb_dir_fixture *f = *state;
     char *log = xasprintf("%s/log.txt", f->dir);
     char *script_text = xasprintf(gpu_server, f->dir, f->dir, TB_BINARY, f->dir);
     char *script = tb_write(f->dir, "server.sh", script_text);
@@ -528,7 +518,7 @@ static void parallel_runs_setups_side_by_side_on_their_own_gpus(void **state)
 
 static void parallel_hands_docker_its_devices(void **state)
 {
-    struct fixture *f = *state;
+    struct tb_dir_fixture *f = *state;
     char *log = xasprintf("%s/log.txt", f->dir);
     char *record = xasprintf("%s/docker-record", f->dir);
     char *bin = xasprintf("%s/bin", f->dir);
@@ -567,7 +557,7 @@ static void parallel_hands_docker_its_devices(void **state)
 
 static void slurm_scripts_are_written_for_the_unfinished_setups(void **state)
 {
-    struct fixture *f = *state;
+    struct tb_dir_fixture *f = *state;
     char *log = xasprintf("%s/log.txt", f->dir), *emit = xasprintf("%s/sbatch", f->dir);
     char *cfg = write_study(f->dir, "emit", "[2]", NULL);
     char *text = tb_read(cfg);

@@ -27,25 +27,14 @@
 #include "study/study_files.h"
 #include "tb_proc.h"
 
-struct fixture {
-    char dir[256];
-};
-
 static int setup(void **state)
 {
-    struct fixture *f = xcalloc(1, sizeof(*f));
-    snprintf(f->dir, sizeof(f->dir), "/tmp/tb_k8s_XXXXXX");
-    assert_non_null(mkdtemp(f->dir));
-    *state = f;
-    return 0;
+    return tb_dir_setup(state, "tb_k8s");
 }
 
 static int teardown(void **state)
 {
-    struct fixture *f = *state;
-    tb_remove_tree(f->dir);
-    free(f);
-    return 0;
+    return tb_dir_teardown(state);
 }
 
 static int run(const char *log, const char *const *args)
@@ -76,7 +65,7 @@ static char *replace(const char *text, const char *what, const char *with)
 
 static void flagship_manifests_pass_the_kubernetes_schema(void **state)
 {
-    struct fixture *f = *state;
+    struct tb_dir_fixture *f = *state;
     char *log = xasprintf("%s/log.txt", f->dir), *emit = xasprintf("%s/k8s", f->dir);
     char *out = xasprintf("%s/out", f->dir);
     assert_int_equal(
@@ -198,7 +187,7 @@ static const char kube_study[] = "study:\n"
 
 static void apply_status_and_collect_drive_kubectl(void **state)
 {
-    struct fixture *f = *state;
+    struct tb_dir_fixture *f = *state;
     char *log = xasprintf("%s/log.txt", f->dir), *emit = xasprintf("%s/k8s", f->dir);
     char *out = xasprintf("%s/out", f->dir);
     char *text = replace(kube_study, "OUT", out);

@@ -32,28 +32,14 @@
 #include "study/study_files.h"
 #include "tb_proc.h"
 
-struct fixture {
-    char dir[256];
-};
-
 static int setup(void **state)
 {
-    struct fixture *f = xcalloc(1, sizeof(*f));
-    snprintf(f->dir, sizeof(f->dir), "/tmp/tb_study_XXXXXX");
-    assert_non_null(mkdtemp(f->dir));
-    *state = f;
-    return 0;
+    return tb_dir_setup(state, "tb_study");
 }
 
 static int teardown(void **state)
 {
-    struct fixture *f = *state;
-    char *cmd = xasprintf("rm -rf '%s'", f->dir);
-    if (system(cmd) != 0)
-        fprintf(stderr, "could not remove %s\n", f->dir);
-    free(cmd);
-    free(f);
-    return 0;
+    return tb_dir_teardown(state);
 }
 
 static int run_study_until(const char *const *argv, const char *log, bool (*interrupt)(void *),
@@ -169,7 +155,7 @@ static double median_abs(struct dvec *d)
 
 static void sim_study_answers_and_agrees_with_the_plan(void **state)
 {
-    struct fixture *f = *state;
+    struct tb_dir_fixture *f = *state;
     char *cfg = write_study(f->dir, "study.yaml", quick_study);
     char *log = xasprintf("%s/log.txt", f->dir);
     setenv("TESTBENCH_NVML_LIB", NVML_DOUBLE_PATH, 1);
@@ -344,7 +330,7 @@ static void sim_study_answers_and_agrees_with_the_plan(void **state)
  * the reason, and the next setup is measured. */
 static void unfit_and_failing_setups_are_recorded_and_the_study_goes_on(void **state)
 {
-    struct fixture *f = *state;
+    struct tb_dir_fixture *f = *state;
     /* The server: a script that marks its launch, plays a vLLM that cannot fit its KV cache
      * for the "broken" setup, and is the simulator otherwise. */
     char *script_text = xasprintf(
@@ -505,7 +491,7 @@ static bool first_setup_done(void *ctx)
 
 static void ctrl_c_then_resume_measures_only_what_remains(void **state)
 {
-    struct fixture *f = *state;
+    struct tb_dir_fixture *f = *state;
     char *cfg = write_study(f->dir, "study.yaml", resume_study);
     char *log = xasprintf("%s/log.txt", f->dir);
     const char *argv[] = {"testbench", "study", "--config", cfg, NULL};
@@ -563,7 +549,7 @@ static void ctrl_c_then_resume_measures_only_what_remains(void **state)
 
 static void bad_study_file_names_file_line_and_key(void **state)
 {
-    struct fixture *f = *state;
+    struct tb_dir_fixture *f = *state;
     char *cfg = tb_write(f->dir, "bad.yaml",
                          "study:\n  name: x\nsetups:\n  grid:\n    model: [m]\n"
                          "    max_model_len: [4096, lots]\nbackend:\n  type: docker\n");
@@ -613,7 +599,7 @@ static double plan_only_ttft_p95(const char *out, const char *workload)
 
 static void plan_only_replays_the_workloads_drawn_lengths(void **state)
 {
-    struct fixture *f = *state;
+    struct tb_dir_fixture *f = *state;
     char *fx = tb_write(f->dir, "fixed.yaml",
                         "model: {name: meta-llama/Llama-3.1-8B-Instruct}\n"
                         "requests: {prompt_tokens_min: 1000, prompt_tokens_max: 1000,\n"
@@ -657,7 +643,7 @@ static void plan_only_replays_the_workloads_drawn_lengths(void **state)
  * target are build/bench_sessions' (the median over repeated runs). */
 static void plan_models_sessions_like_the_simulator(void **state)
 {
-    struct fixture *f = *state;
+    struct tb_dir_fixture *f = *state;
     char *cfg = xasprintf("%s/tests/data/sessions/study.yaml", TB_SOURCE_DIR);
     char *out_dir = xasprintf("%s/out", f->dir);
     char *log = xasprintf("%s/log.txt", f->dir);
@@ -707,7 +693,7 @@ static void plan_models_sessions_like_the_simulator(void **state)
  * same prompt, window and predicted TTFT in `plan --json` and in the study's plan. */
 static void plan_and_study_agree_on_prompt_and_window(void **state)
 {
-    struct fixture *f = *state;
+    struct tb_dir_fixture *f = *state;
     char *cfg = write_study(f->dir, "study.yaml",
                             "study:\n  name: same\n  gpu: rtx-pro-6000\n  users: [12]\n"
                             "  requests_per_user: 2\n  min_requests: 2\n"

@@ -29,25 +29,14 @@
 #include "study/study_files.h"
 #include "tb_proc.h"
 
-struct fixture {
-    char dir[256];
-};
-
 static int setup(void **state)
 {
-    struct fixture *f = xcalloc(1, sizeof(*f));
-    snprintf(f->dir, sizeof(f->dir), "/tmp/tb_harden_study_XXXXXX");
-    assert_non_null(mkdtemp(f->dir));
-    *state = f;
-    return 0;
+    return tb_dir_setup(state, "tb_harden_study");
 }
 
 static int teardown(void **state)
 {
-    struct fixture *f = *state;
-    tb_remove_tree(f->dir);
-    free(f);
-    return 0;
+    return tb_dir_teardown(state);
 }
 
 static int tb(const char *log, const char *a1, const char *a2, const char *a3, const char *a4)
@@ -132,7 +121,7 @@ static bool kill_after_first_point(void *ctx)
 
 static void a_server_that_dies_while_measured_ends_its_setup_as_crashed(void **state)
 {
-    struct fixture *f = *state;
+    struct tb_dir_fixture *f = *state;
     char *script = write_server_script(f->dir);
     char *cfg = write_study(f->dir, script,
                             "    - {name: dies, model: meta-llama/Llama-3.1-8B-Instruct, "
@@ -179,7 +168,7 @@ static void a_server_that_dies_while_measured_ends_its_setup_as_crashed(void **s
 
 static void start_failures_quote_the_cause_and_repeats_stop_the_study(void **state)
 {
-    struct fixture *f = *state;
+    struct tb_dir_fixture *f = *state;
     char *script = write_server_script(f->dir);
     char *setups = xcalloc(1, 1024);
     for (int k = 0; k < 4; k++)
@@ -262,7 +251,7 @@ static bool fill_after_first_point(void *ctx)
 
 static void a_full_disk_moves_a_points_files_and_keeps_the_point(void **state)
 {
-    struct fixture *f = *state;
+    struct tb_dir_fixture *f = *state;
     if (geteuid() != 0)
         skip(); /* a tmpfs of its own needs root (CI runs as root) */
     char *mnt = xasprintf("%s/mnt", f->dir);
@@ -329,7 +318,7 @@ static void a_full_disk_moves_a_points_files_and_keeps_the_point(void **state)
 /* Study files that would overflow, take hours to plan, or fail only after a launch. */
 static void validate_refuses_what_the_study_could_not_do(void **state)
 {
-    struct fixture *f = *state;
+    struct tb_dir_fixture *f = *state;
     static const struct {
         const char *study, *setups, *extra, *says;
     } cases[] = {

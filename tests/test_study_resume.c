@@ -30,25 +30,14 @@
 #include "study/study_files.h"
 #include "tb_proc.h"
 
-struct fixture {
-    char dir[256];
-};
-
 static int setup(void **state)
 {
-    struct fixture *f = xcalloc(1, sizeof(*f));
-    snprintf(f->dir, sizeof(f->dir), "/tmp/tb_resume_XXXXXX");
-    assert_non_null(mkdtemp(f->dir));
-    *state = f;
-    return 0;
+    return tb_dir_setup(state, "tb_resume");
 }
 
 static int teardown(void **state)
 {
-    struct fixture *f = *state;
-    tb_remove_tree(f->dir);
-    free(f);
-    return 0;
+    return tb_dir_teardown(state);
 }
 
 /* A study file with OUT replaced by dir/out (the caller frees the path). */
@@ -177,7 +166,7 @@ static bool second_setup_measured_once(void *ctx)
 
 /* Interrupted by sig (SIGINT: Ctrl-C, the study stops cleanly; SIGKILL: no chance to save, as
  * in a power cut or an OOM kill), then resumed plainly. */
-static void interrupted_then_resumed(struct fixture *f, int sig)
+static void interrupted_then_resumed(struct tb_dir_fixture *f, int sig)
 {
     char *text = named(two_setups, "kept");
     char *cfg = write_study(f->dir, "study.yaml", text);
@@ -276,7 +265,7 @@ static const char one_setup[] = "study:\n"
 
 static void resume_refuses_another_backend_or_study_and_repairs_bad_rows(void **state)
 {
-    struct fixture *f = *state;
+    struct tb_dir_fixture *f = *state;
     char *text = named(one_setup, "guarded");
     char *cfg = write_study(f->dir, "study.yaml", text);
     char *log = xasprintf("%s/log.txt", f->dir);
@@ -365,7 +354,7 @@ static bool try_second_process(void *ctx)
 
 static void one_process_per_study_folder(void **state)
 {
-    struct fixture *f = *state;
+    struct tb_dir_fixture *f = *state;
     char *text = named(two_setups, "locked");
     char *cfg = write_study(f->dir, "study.yaml", text);
     char *log = xasprintf("%s/log.txt", f->dir);
@@ -400,7 +389,7 @@ static bool study_json_exists(void *ctx)
 
 static void sighup_while_planning_leaves_a_resumable_folder(void **state)
 {
-    struct fixture *f = *state;
+    struct tb_dir_fixture *f = *state;
     /* 300 setups: seconds of planning, which the hang-up interrupts. */
     struct {
         char *v;
@@ -444,7 +433,7 @@ static void sighup_while_planning_leaves_a_resumable_folder(void **state)
 
 static void start_failures_are_retried_by_their_class(void **state)
 {
-    struct fixture *f = *state;
+    struct tb_dir_fixture *f = *state;
     char *script_text = xasprintf(
         "#!/bin/sh\nid=$1\nshift\ncase $id in\n"
         "*kv*) echo \"ValueError: The model's max seq len (4096) is larger than the maximum "
@@ -533,7 +522,7 @@ static void start_failures_are_retried_by_their_class(void **state)
 
 static void a_workload_name_that_cannot_name_files_is_refused_first(void **state)
 {
-    struct fixture *f = *state;
+    struct tb_dir_fixture *f = *state;
     char *cfg = write_study(f->dir, "study.yaml",
                             "study: {name: badname, users: [2], capacity_search: false}\n"
                             "setups: {grid: {model: [meta-llama/Llama-3.1-8B-Instruct]}}\n"
