@@ -174,6 +174,21 @@ static void tenancy_without_objectives_is_not_judged(void **state)
     free(out);
     free(args);
     free(file);
+    /* Objectives set to null judge nothing: no headroom of inf %, and the verdict says so. */
+    file = tb_write(dir, "nullslo.yaml",
+                    "gpu: rtx-pro-6000\nseed: 1\n"
+                    "tenants:\n"
+                    "  - {name: a, model: " LLAMA8 ", users: 2, prompt_tokens: 256,\n"
+                    "     output_tokens: 32, requests: 8, slo: {ttft_ms: null, tpot_ms: null}}\n"
+                    "strategies:\n"
+                    "  - {name: shared, kind: shared, gpu_memory_utilization: 0.9}\n");
+    args = xasprintf("plan --tenancy %s", file);
+    assert_int_equal(tb(120, args, &out), 0);
+    assert_null(strstr(out, "inf %"));
+    assert_non_null(strstr(out, "no tenant sets an SLO"));
+    free(out);
+    free(args);
+    free(file);
 }
 
 /* Item 13: without --max-model-len the simulator serves the window its KV cache holds (70B at

@@ -158,7 +158,8 @@ static void measured_strategies(void **state)
     assert_int_equal(system(cmd), 0);
 }
 
-/* Tenants without objectives: nothing is judged, so nothing is said to be met. */
+/* Tenants without objectives (each objective null; a tenant with no slo has the default
+ * profile's): nothing is judged, so nothing is said to be met. */
 static void no_objectives_judge_nothing(void **state)
 {
     (void)state;
@@ -167,7 +168,7 @@ static void no_objectives_judge_nothing(void **state)
     json_t *j = run_tenancy_on(
         dir, "gpu: rtx-pro-6000\nseed: 7\ntenants:\n"
              "  - {name: a, model: meta-llama/Llama-3.1-8B-Instruct, users: 1, prompt_tokens: 32,\n"
-             "     output_tokens: 4, requests: 2}\n"
+             "     output_tokens: 4, requests: 2, slo: {ttft_ms: null, tpot_ms: null}}\n"
              "strategies:\n  - {name: mig, kind: mig, profiles: [2g.48gb]}\n");
     json_t *tot = json_object_get(json_array_get(json_object_get(j, "strategies"), 0), "total");
     assert_non_null(tot);

@@ -216,9 +216,10 @@ static json_t *slo_json(const struct slo_cfg *slo)
     json_t *o = json_object();
     const char *keys[4] = {"ttft_ms", "itl_ms", "tpot_ms", "e2e_ms"};
     const double v[4] = {slo->ttft_ms, slo->itl_ms, slo->tpot_ms, slo->e2e_ms};
+    /* Every objective written, null where the tenant has none: a key left out would take the
+     * run config's default profile instead (docs/CONFIG.md "SLO profiles"). */
     for (int k = 0; k < 4; k++)
-        if (isfinite(v[k]) && v[k] > 0)
-            json_object_set_new(o, keys[k], json_real(v[k]));
+        json_object_set_new(o, keys[k], isfinite(v[k]) && v[k] > 0 ? json_real(v[k]) : json_null());
     if (isfinite(slo->percentile) && slo->percentile > 0)
         json_object_set_new(o, "percentile", json_real(slo->percentile));
     return o;

@@ -33,6 +33,16 @@ static const char *scalar(const yaml_node_t *n)
     return n && n->type == YAML_SCALAR_NODE ? (const char *)n->data.scalar.value : NULL;
 }
 
+/* A plain null (null, ~ or nothing), as YAML spells it. */
+static bool objective_is_null(const yaml_node_t *n)
+{
+    if (!n || n->type != YAML_SCALAR_NODE || n->data.scalar.style != YAML_PLAIN_SCALAR_STYLE)
+        return false;
+    const char *s = (const char *)n->data.scalar.value;
+    return !*s || strcmp(s, "null") == 0 || strcmp(s, "Null") == 0 || strcmp(s, "NULL") == 0 ||
+           strcmp(s, "~") == 0;
+}
+
 static int get_str(struct tparse *p, yaml_node_t *v, const char *key, char **out)
 {
     const char *s = scalar(v);
@@ -112,6 +122,11 @@ static int parse_slo(struct tparse *p, yaml_node_t *map, struct slo_cfg *slo)
         if (!dst)
             return fail(p, kn, k ? k : "slo",
                         "unknown key (profile, ttft_ms, itl_ms, tpot_ms, e2e_ms, percentile)");
+        /* null: no such objective (as in a run's slo), so a tenant can be judged on nothing */
+        if (dst != &slo->percentile && objective_is_null(vn)) {
+            *dst = NAN;
+            continue;
+        }
         int rc = get_num(p, vn, k, dst == &slo->percentile ? 1 : 0.001,
                          dst == &slo->percentile ? 100 : 1e9, dst);
         if (rc)
