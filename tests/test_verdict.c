@@ -417,6 +417,48 @@ static void stop_rule_waits_for_the_sent_prefix(void **state)
     synth_free(&s);
 }
 
+/* Users in conversation: a session's turns after its end (a failed turn, a conversation past
+ * the client's limit) are never sent. The sample passes over them instead of waiting for them
+ * (the point would run to its cap), and never counts them: the look judges 72 sent requests. */
+static void stop_rule_passes_over_turns_never_sent(void **state)
+{
+    (void)state;
+    struct slo_cfg slo = {.ttft_ms = 500,
+                          .itl_ms = NAN,
+                          .tpot_ms = NAN,
+                          .e2e_ms = NAN,
+                          .percentile = 95,
+                          .confidence = 0.95};
+    struct spread far = {100, 50, 200};
+    struct synth s;
+    synth_build(&s, 200, spread_ttft, &far, 0);
+    /* 50 conversations of 4 turns; conversation 2 ends after its second turn (request 9),
+     * so its turns 10 and 11 never go out. */
+    struct slo_stopper *st = slo_stopper_new(1);
+    slo_stopper_tenant(st, 0, &slo, s.n);
+    size_t k = 0;
+    bool stopped = false;
+    for (size_t i = 0; i < s.n && !stopped; i++) {
+        if (i == 10 || i == 11)
+            continue;
+        if (i == 9) { /* as the runner does: the session ends before the rule hears of it */
+            slo_stopper_skip(st, 0, 10);
+            slo_stopper_skip(st, 0, 11);
+        }
+        k++;
+        stopped = slo_stopper_done(st, 0, i, &s.r[i]);
+    }
+    /* Without the skip the prefix would stop at request 10 and nothing would be decided. */
+    assert_true(stopped);
+    assert_int_equal(k, 72);
+    struct slo_verdict v;
+    assert_true(slo_stopper_decided(st, 0, &v));
+    assert_int_equal(v.requests, 72);
+    assert_true(v.met);
+    slo_stopper_free(st);
+    synth_free(&s);
+}
+
 /* A synthetic server for the capacity search: TTFT p95 rises by 30 ms per user from 220 ms
  * (490 ms at 9 users, 520 ms at 10: the limit of 500 ms lies between), each probe's requests
  * spread +-10 % around it in a fixed shuffled order. A probe runs the stop rule (or, fixed,
@@ -504,9 +546,10 @@ static void config_rules(void **state)
         {"requests: {num_requests: 200, stop_when_decided: true}\n"
          "slo: {ttft_ms: null, tpot_ms: null}\n",
          "requests.stop_when_decided: needs an SLO to decide"},
-        {"requests: {num_requests: 200, stop_when_decided: true,\n  session: {turns: 2}}\n"
-         "slo: {ttft_ms: 500}\n",
-         "cannot be combined with requests.session"},
+        /* Users in conversation are decided too: the warm-up counts against the 72. */
+        {"requests: {num_requests: 100, warmup_requests: 40, stop_when_decided: true,\n"
+         "  session: {turns: 2}}\nslo: {ttft_ms: 500}\n",
+         "requests.num_requests: 100 (60 after warmup_requests) cannot decide a p95"},
         {"requests: {num_requests: 10, warmup_requests: 10}\n",
          ":2:47: requests.warmup_requests: 10 leaves no request to measure"},
         {"requests: {duration_s: 5, warmup_s: 5}\n", "requests.warmup_s: 5 s leaves nothing"},
@@ -553,6 +596,7 @@ int main(void)
         cmocka_unit_test(warmup_is_left_out),
         cmocka_unit_test(stop_rule_far_stops_near_runs_on),
         cmocka_unit_test(stop_rule_waits_for_the_sent_prefix),
+        cmocka_unit_test(stop_rule_passes_over_turns_never_sent),
         cmocka_unit_test(search_stops_early_and_agrees),
         cmocka_unit_test(config_rules),
     };

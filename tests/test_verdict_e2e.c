@@ -232,6 +232,39 @@ static void far_from_the_slo_stops_at_the_minimum(void **state)
     free(log);
 }
 
+/* Users in conversation stop at the look too: its sample is whole conversations in the order
+ * they began (2 turns each), and the point ends far short of the 400 it may send. */
+static void conversations_stop_at_the_minimum(void **state)
+{
+    struct fixture *f = *state;
+    json_t *root;
+    char *log = run_logged(f, "talk",
+                           "benchmark: {name: talk, output_prefix: talk}\n"
+                           "server: {endpoint: \"http://127.0.0.1:%d\"}\n"
+                           "model: {name: meta-llama/Llama-3.1-8B-Instruct}\n"
+                           "requests: {num_requests: 400, concurrent_requests: 8,\n"
+                           "  rate_per_second: inf, warmup_requests: 8, stop_when_decided: true,\n"
+                           "  prompt_tokens_min: 32, prompt_tokens_max: 32, completion_tokens: 4,\n"
+                           "  session: {turns: 2, think_time_s: 0.01, start_spread_s: 0,\n"
+                           "    message_tokens_min: 8, message_tokens_max: 8}}\n"
+                           "slo: {ttft_ms: 60000}\n"
+                           "telemetry: {collect_gpu_stats: false, scrape_server_metrics: false}\n",
+                           &root);
+    json_t *s = summary0(root);
+    assert_string_equal(json_string_value(json_object_get(s, "ended_by")), "decided");
+    json_int_t issued = json_integer_value(json_object_get(s, "issued"));
+    fprintf(stderr, "talk: %lld requests after the warm-up\n", (long long)issued);
+    /* The look's 72, plus what the 8 users had in flight: at most a conversation each. */
+    assert_true(issued >= 72 && issued <= 72 + 8 * 2 + 8);
+    json_t *v = json_object_get(s, "verdict");
+    assert_true(json_is_true(json_object_get(v, "decided")));
+    assert_true(json_is_true(json_object_get(v, "met")));
+    assert_int_equal(json_integer_value(json_object_get(v, "requests")), 72);
+    assert_non_null(strstr(log, "stopped    once the verdict was certain"));
+    json_decref(root);
+    free(log);
+}
+
 /* 4 % failures: p95 looks met, but the failures hold the interval's top, so the look cannot
  * decide; the point runs to its cap and says it is undecided. */
 static void undecided_runs_to_the_cap(void **state)
@@ -395,6 +428,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(run_counts_failures_as_misses, setup_failing, teardown),
         cmocka_unit_test_setup_teardown(run_without_slo_says_so, setup_healthy, teardown),
         cmocka_unit_test_setup_teardown(far_from_the_slo_stops_at_the_minimum, setup_healthy,
+                                        teardown),
+        cmocka_unit_test_setup_teardown(conversations_stop_at_the_minimum, setup_healthy,
                                         teardown),
         cmocka_unit_test_setup_teardown(undecided_runs_to_the_cap, setup_shedding, teardown),
         cmocka_unit_test_setup_teardown(duration_ends_the_point, setup_healthy, teardown),

@@ -80,12 +80,6 @@ int stop_rule_find_problem(struct cfg_problem *p, const struct requests_cfg *r,
         return problem_at(p, &r->stop_when_decided, prefix, "stop_when_decided", owner,
                           "needs an SLO to decide: set at least one of slo.ttft_ms, itl_ms, "
                           "tpot_ms, e2e_ms");
-    /* The rule looks at the first requests in the order they were sent; a session's turns
-     * go out in the order its users answer. */
-    if (r->session.enabled)
-        return problem_at(p, &r->stop_when_decided, prefix, "stop_when_decided", owner,
-                          "cannot be combined with requests.session (its turns are not sent in "
-                          "a fixed order)");
     size_t need = slo_cfg_min_requests(s);
     if (need == 0)
         return problem_at(p, &r->stop_when_decided, prefix, "stop_when_decided", owner,

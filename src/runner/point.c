@@ -365,7 +365,11 @@ static void session_release(void *ctx, size_t i, mono_ns due, mono_ns think, boo
 static void session_ended(void *ctx, size_t s, size_t skipped)
 {
     struct tenant_run *tr = ctx;
-    (void)s;
+    /* Its last `skipped` turns are never sent: the stop rule's sample passes over them (this
+     * runs before the stop rule hears of the turn that ended the session). */
+    size_t end = session_set_first(tr->sessions, s + 1);
+    for (size_t i = end - skipped; i < end; i++)
+        slo_stopper_skip(tr->pr->stopper, (size_t)tr->index, i);
     tr->pr->finished += skipped;
     tr->pr->progress.done += skipped; /* the bar reaches its end */
     if (!tr->pr->stopping)

@@ -338,10 +338,13 @@ void slo_verdict_evidence(const struct slo_verdict *v, char *buf, size_t len)
 
 /* ==== The stop rule ==== */
 
+/* done[] of a request that will never be sent: passed over, never judged. */
+static const struct req_record never_sent;
+
 struct stop_tenant {
     const struct slo_cfg *slo; /* NULL: not judged */
     size_t n;
-    const struct req_record **done; /* [index]: finished, else NULL */
+    const struct req_record **done; /* [index]: finished (or never_sent), else NULL */
     size_t prefix;                  /* done[0..prefix) all finished */
     size_t counted;                 /* non-warm-up requests among them */
     bool early_looked;              /* the look for clear misses is behind us */
@@ -400,7 +403,7 @@ static void look(struct stop_tenant *st, size_t need, double alpha)
     size_t taken = 0, failed = 0, by_class[REQ__COUNT] = {0};
     for (size_t i = 0; i < st->prefix && taken < need; i++) {
         const struct req_record *r = st->done[i];
-        if (r->warmup)
+        if (r == &never_sent || r->warmup)
             continue;
         taken++;
         if (r->status != REQ_OK) {
@@ -423,10 +426,12 @@ bool slo_stopper_done(struct slo_stopper *s, size_t t, size_t index, const struc
     if (st->slo && index < st->n && !st->looked) {
         st->done[index] = r;
         size_t need = slo_cfg_min_requests(st->slo);
-        /* The look's sample is fixed by the order of sending, not by which requests happen to
-         * finish first (those would be the fast ones). */
+        /* The look's sample is fixed by the requests' indices, not by which requests happen
+         * to finish first (those would be the fast ones): the order of sending, and for users
+         * in conversation whole conversations in the order they begin (session, then turn). */
         while (st->prefix < st->n && st->done[st->prefix]) {
-            st->counted += !st->done[st->prefix]->warmup;
+            const struct req_record *d = st->done[st->prefix];
+            st->counted += d != &never_sent && !d->warmup;
             st->prefix++;
         }
         size_t early = slo_early_look_requests(st->slo);
@@ -450,6 +455,12 @@ bool slo_stopper_done(struct slo_stopper *s, size_t t, size_t index, const struc
             return false;
     }
     return any;
+}
+
+void slo_stopper_skip(struct slo_stopper *s, size_t t, size_t index)
+{
+    if (s && t < s->n && s->t[t].slo && index < s->t[t].n && !s->t[t].done[index])
+        s->t[t].done[index] = &never_sent;
 }
 
 bool slo_stopper_decided(const struct slo_stopper *s, size_t t, struct slo_verdict *out)

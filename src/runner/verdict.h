@@ -110,6 +110,9 @@ void slo_stopper_tenant(struct slo_stopper *s, size_t t, const struct slo_cfg *s
  * whether it is warm-up) no longer changes. True when every judged tenant is decided: the point
  * can stop sending. */
 bool slo_stopper_done(struct slo_stopper *s, size_t t, size_t index, const struct req_record *r);
+/* Request index of tenant t will never be sent (a session's turn after a failed one): the
+ * sample passes over it, as the point's own verdict does, instead of waiting for it. */
+void slo_stopper_skip(struct slo_stopper *s, size_t t, size_t index);
 /* Whether tenant t was decided at its look (and the look's verdict, when out is not NULL). */
 bool slo_stopper_decided(const struct slo_stopper *s, size_t t, struct slo_verdict *out);
 

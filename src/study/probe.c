@@ -53,9 +53,9 @@ void study_probe_size(const struct study *st, size_t wi, int users, struct probe
     out->cap = clamp_requests(cap);
     out->warmup = clamp_requests(warmup + 1) - 1;
     out->total = clamp_requests((long)out->cap + out->warmup);
-    /* Users in conversation send their turns in no fixed order, which the stop rule needs
-     * (requests.stop_when_decided): their probes run to the cap (study.max_requests bounds it). */
-    out->stops = sc->stop_when_decided && look > 0 && turns == 0;
+    /* Users in conversation too: the rule's sample is whole conversations in the order they
+     * begin (requests.stop_when_decided). */
+    out->stops = sc->stop_when_decided && look > 0;
 }
 
 int study_requests_for(const struct study *st, size_t wi, int users)
@@ -126,8 +126,11 @@ static double probe_expected(const struct study *st, size_t si, size_t wi, int u
         at = ps.look;
     if (!at)
         return p.duration_s;
-    /* Stopped at a look: the warm-up, the look's requests and the round in flight. */
-    double sent = (double)ps.warmup + at + users;
+    /* Stopped at a look: the warm-up, the look's requests and what is in flight. Users in
+     * conversation: the look waits for its conversations' last turns, while each other user
+     * sends up to a conversation of its own. */
+    int turns = study_turns(st, wi);
+    double sent = (double)ps.warmup + at + (double)users * (turns > 0 ? turns : 1);
     return sent >= ps.total ? p.duration_s : p.duration_s * sent / ps.total;
 }
 
