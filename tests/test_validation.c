@@ -427,14 +427,138 @@ static void plan_json_carries_the_rows(void **state)
     validation_set_release(&s);
 }
 
+/* A calibration profile fitted on the planned GPU, with enough points, keeps main's rule: its
+ * error after the fit (at least 5 %) is the band, while the combination and the published rows
+ * like it stay in the JSON for the record. */
+static void a_profile_for_this_gpu_gives_its_fit_error(void **state)
+{
+    (void)state;
+    char path[] = "/tmp/tb_band_profile_XXXXXX";
+    int fd = mkstemp(path);
+    assert_true(fd >= 0);
+    FILE *f = fdopen(fd, "w");
+    assert_non_null(f);
+    fputs("kind: calibration\ngpu: rtx-pro-6000\nengine: vllm\n"
+          "fit: {points: 6, parameters: 5, error_before_pct: 20.0, error_after_pct: 7.5}\n",
+          f);
+    fclose(f);
+    char *args = xasprintf("--gpu rtx-pro-6000 --model meta-llama/Llama-3.1-70B-Instruct "
+                           "--quantization fp8 --population streams --users 2 --requests 4 "
+                           "--prompt-tokens 1000 --output-tokens 32 --calibration %s",
+                           path);
+    json_t *j = plan_json(args);
+    free(args);
+    json_t *u = json_object_get(j, "uncertainty");
+    assert_true(fabs(num(u, "output_throughput_pct") - 7.5) < 1e-9);
+    assert_true(fabs(num(u, "ttft_pct") - 7.5) < 1e-9);
+    assert_true(json_is_true(json_object_get(u, "validated")));
+    assert_non_null(strstr(str(u, "basis"), "median error after the fit"));
+    assert_non_null(strstr(str(u, "basis"), "published held-out rows like this one: 0"));
+    assert_non_null(strstr(str(u, "combination"), "weights fp8"));
+    assert_int_equal((int)num(u, "rows_like"), 0);
+    json_decref(j);
+    remove(path);
+}
+
+/* The combination comes from what the engine runs: the compute capability of the catalog, the
+ * cost model's kernel class, the KV dtype as allocated, the model's experts, the prompt and the
+ * interconnect; a GPU without a compute capability is a family of its own. */
+static void the_combination_follows_the_engine(void **state)
+{
+    (void)state;
+    struct catalog *cat = NULL;
+    char err[512];
+    assert_int_equal(catalog_load(&cat, NULL, err, sizeof(err)), 0);
+    static const struct {
+        const char *gpu, *model, *quant;
+        int tp, prompt;
+        const char *want[BD_N];
+    } cases[] = {
+        {"rtx-pro-6000",
+         "llama-3.1-70b",
+         "fp8",
+         1,
+         1000,
+         {"sm_120", "fp8", "16-bit", "dense", "<=2k", "1 GPU"}},
+        {"rtx-pro-6000",
+         "llama-3.1-8b",
+         "nvfp4",
+         1,
+         3000,
+         {"sm_120", "fp4", "fp8", "dense", "2k-8k", "1 GPU"}},
+        {"h100-sxm",
+         "gpt-oss-20b",
+         NULL,
+         2,
+         9000,
+         {"sm_90", "fp4-upcast", "16-bit", "moe", "8k-32k", "TP over NVLink"}},
+        {"l40s",
+         "llama-3.1-8b",
+         "awq",
+         2,
+         40000,
+         {"sm_89", "int4-weight-only", "16-bit", "dense", ">32k", "TP over PCIe"}},
+        {"a100-sxm",
+         "llama-3.1-8b",
+         "fp8",
+         1,
+         2048,
+         {"sm_80", "fp8-weight-only", "16-bit", "dense", "<=2k", "1 GPU"}},
+    };
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        struct plan_query q;
+        memset(&q, 0, sizeof(q));
+        q.gpu = cases[i].gpu;
+        q.model = cases[i].model;
+        q.quantization = cases[i].quant;
+        q.tensor_parallel_size = cases[i].tp;
+        q.prompt_tokens = cases[i].prompt;
+        struct band_key k;
+        assert_int_equal(band_key_of_query(&q, cat, &k, err, sizeof(err)), 0);
+        for (int d = 0; d < BD_N; d++) {
+            if (strcmp(k.dim[d], cases[i].want[d]) != 0)
+                fprintf(stderr, "case %zu, %s: %s, want %s\n", i, band_dim_name((enum band_dim)d),
+                        k.dim[d], cases[i].want[d]);
+            assert_string_equal(k.dim[d], cases[i].want[d]);
+        }
+    }
+    catalog_free(cat);
+    /* A user's GPU without compute_capability. */
+    char dir[] = "/tmp/tb_band_cat_XXXXXX";
+    assert_non_null(mkdtemp(dir));
+    char *p = xasprintf("%s/x.yaml", dir);
+    FILE *f = fopen(p, "w");
+    assert_non_null(f);
+    fputs("kind: gpu\nname: x-test\nmemory_mib: 81920\nbandwidth_gbs: 2000\nfp16_tflops: 400\n", f);
+    fclose(f);
+    assert_int_equal(catalog_load(&cat, dir, err, sizeof(err)), 0);
+    struct plan_query q;
+    memset(&q, 0, sizeof(q));
+    q.gpu = "x-test";
+    q.model = "llama-3.1-8b";
+    q.prompt_tokens = 100;
+    struct band_key k;
+    assert_int_equal(band_key_of_query(&q, cat, &k, err, sizeof(err)), 0);
+    assert_string_equal(k.dim[BD_GPU], "unknown family");
+    struct plan_band b;
+    band_from_rows(&k, validation_band_rows, validation_band_n_rows, &b);
+    assert_true(b.extrapolated);
+    catalog_free(cat);
+    remove(p);
+    free(p);
+    rmdir(dir);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(an_unseen_combination_is_extrapolated),
+        cmocka_unit_test(the_combination_follows_the_engine),
         cmocka_unit_test(the_band_table_is_the_held_out_half),
         cmocka_unit_test(bands_are_recomputed_per_combination),
         cmocka_unit_test(the_70b_fp8_on_the_target_gpu_is_extrapolated),
         cmocka_unit_test(plan_json_carries_the_rows),
+        cmocka_unit_test(a_profile_for_this_gpu_gives_its_fit_error),
     };
     return cmocka_run_group_tests(tests, group_setup, group_teardown);
 }
