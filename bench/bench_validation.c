@@ -8,10 +8,12 @@
  * deployment (source page) on its own fitting-half rows, as `testbench calibrate` fits a user's
  * deployment; the built-in line is the one plan's band follows.
  *
- *   build/bench_validation [--calibration FILE] [--fit P[,P...]] [FILE.yaml ...]
+ *   build/bench_validation [--calibration FILE] [--fit P[,P...]] [--table FILE] [FILE.yaml ...]
  *
  * --fit fits the named efficiencies (calibrate's least squares) to the fitting half only and
  * prints them: how the built-in defaults in engine/calibration.c were chosen.
+ * --table writes the held-out rows' combinations and errors with the built-in defaults as C
+ * (src/plan/validation_table.c): the basis of plan's band (plan/band.h).
  *   (default: every YAML file in bench/validation in the source tree)
  */
 #include <getopt.h>
@@ -20,10 +22,12 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "config/catalog.h"
 #include "core/xalloc.h"
 #include "engine/calibration.h"
+#include "plan/band.h"
 #include "plan/calibrate.h"
 #include "plan/plan.h"
 #include "plan/validation.h"
@@ -163,6 +167,87 @@ static int predict_with(const struct validation_row *r, const struct catalog *ca
     return rc;
 }
 
+/* |ratio - 1| in percent, or -1 when not scored. */
+static double err_pct(double ratio)
+{
+    return isfinite(ratio) ? fabs(ratio - 1.0) * 100.0 : -1.0;
+}
+
+/* Writes one held-out row of the band table; 0, or 1 with the reason on stderr. */
+static int write_band_row(FILE *f, const struct validation_row *r, const struct catalog *cat)
+{
+    struct plan_query q;
+    validation_query(r, NULL, &q);
+    struct band_key k;
+    struct plan_prediction p;
+    char err[512];
+    if (band_key_of_query(&q, cat, &k, err, sizeof(err)) ||
+        validation_predict(r, NULL, &p, err, sizeof(err))) {
+        fprintf(stderr, "bench_validation: %s: %s\n", r->id, err);
+        return 1;
+    }
+    struct validation_ratio vr;
+    validation_compare(r, &p, &vr);
+    double te = ttft_scored(r) ? err_pct(vr.ttft) : -1;
+    fprintf(f,
+            "    {\"%s\",\n     {\"%s\", \"%s\", \"%s\", \"%s\", \"%s\", \"%s\"},\n"
+            "     %.2f, %.2f, %.2f},\n",
+            r->id, k.dim[0], k.dim[1], k.dim[2], k.dim[3], k.dim[4], k.dim[5],
+            p.fits ? err_pct(vr.tps) : -1, p.fits ? te : -1, p.fits ? err_pct(vr.tpot) : -1);
+    return 0;
+}
+
+/* Writes src/plan/validation_table.c: each held-out row's combination and its error with the
+ * built-in defaults, the basis of plan's band (plan/band.h). */
+static int write_band_table(const struct validation_set *set, const char *path)
+{
+    struct catalog *cat = NULL;
+    char err[512];
+    if (catalog_load(&cat, NULL, err, sizeof(err))) {
+        fprintf(stderr, "bench_validation: %s\n", err);
+        return 1;
+    }
+    FILE *f = fopen(path, "w");
+    if (!f) {
+        perror(path);
+        catalog_free(cat);
+        return 1;
+    }
+    time_t now = time(NULL);
+    char date[16];
+    strftime(date, sizeof(date), "%Y-%m-%d", gmtime(&now));
+    fprintf(f, "/*\n * validation_table.c - written by `build/bench_validation --table\n"
+               " * src/plan/validation_table.c`; do not edit.\n"
+               " * The held-out rows of bench/validation/ with their combination and "
+               "|predicted/published - 1|\n"
+               " * in percent (-1: not scored) with the built-in defaults: the basis of plan's "
+               "band\n"
+               " * (plan/band.h). tests/test_validation.c recomputes it and fails when it is "
+               "stale.\n */\n");
+    fprintf(f,
+            "#include \"plan/band.h\"\n\nconst char validation_band_date[] = \"%s\";\n\n"
+            "/* clang-format off */\nconst struct band_row validation_band_rows[] = {\n",
+            date);
+    size_t n = 0;
+    int rc = 0;
+    for (size_t i = 0; i < set->n; i++) {
+        if (!set->rows[i].held_out)
+            continue;
+        if (write_band_row(f, &set->rows[i], cat))
+            rc = 1; /* a row the planner cannot run: the table would be incomplete */
+        else
+            n++;
+    }
+    fprintf(f, "};\n/* clang-format on */\n\nconst size_t validation_band_n_rows = %zu;\n", n);
+    catalog_free(cat);
+    if (fclose(f) != 0) {
+        perror(path);
+        return 1;
+    }
+    printf("wrote %zu held-out rows to %s\n", n, path);
+    return rc;
+}
+
 /* Median |error| per half and metric over rows 0..counts[h]. */
 static void print_medians(double *ratios[2][M_N], const size_t counts[2])
 {
@@ -194,18 +279,22 @@ int main(int argc, char **argv)
 {
     const char *calibration = NULL;
     char *fit = NULL;
+    const char *table = NULL; /* --table FILE: write the held-out rows' band table (C) */
     static const struct option longopts[] = {{"calibration", required_argument, NULL, 'c'},
                                              {"fit", required_argument, NULL, 'f'},
+                                             {"table", required_argument, NULL, 't'},
                                              {NULL, 0, NULL, 0}};
     int c;
-    while ((c = getopt_long(argc, argv, "c:f:", longopts, NULL)) != -1) {
+    while ((c = getopt_long(argc, argv, "c:f:t:", longopts, NULL)) != -1) {
         if (c == 'c') {
             calibration = optarg;
         } else if (c == 'f') {
             fit = optarg;
+        } else if (c == 't') {
+            table = optarg;
         } else {
             fprintf(stderr, "usage: bench_validation [--calibration FILE] [--fit P[,P...]] "
-                            "[FILE.yaml ...]\n");
+                            "[--table FILE] [FILE.yaml ...]\n");
             return 2;
         }
     }
@@ -237,6 +326,13 @@ int main(int argc, char **argv)
         int frc = fit_defaults(&set, calibration, fit);
         validation_set_release(&set);
         return frc;
+    }
+    if (table) {
+        if (calibration)
+            fprintf(stderr, "bench_validation: --table uses the built-in defaults only\n");
+        int trc = calibration ? 2 : write_band_table(&set, table);
+        validation_set_release(&set);
+        return trc;
     }
     struct catalog *cat = NULL;
     if (catalog_load(&cat, NULL, err, sizeof(err))) {

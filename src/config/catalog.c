@@ -44,6 +44,7 @@ static const struct field gpu_fields[] = {
     GF(int8_tops, F_DOUBLE),
     GF(tdp_w, F_DOUBLE),
     GF(p2p_bandwidth_gbs, F_DOUBLE),
+    GF(compute_capability, F_DOUBLE),
     GF(interconnect, F_STR),
     GF(source, F_STR),
     GF(mig, F_MIG),
@@ -1008,6 +1009,7 @@ static void add_mig_slices(struct catalog *c)
             g.int8_tops = p->int8_tops * mp->sm_fraction;
             g.tdp_w = p->tdp_w;
             g.p2p_bandwidth_gbs = p->p2p_bandwidth_gbs;
+            g.compute_capability = p->compute_capability;
             g.interconnect = xstrdup(p->interconnect ? p->interconnect : "");
             g.source = xasprintf("%s; MIG profile %s: memory %.4g, SMs %.4g of the GPU, up to %d "
                                  "instances (NVIDIA MIG user guide, supported MIG profiles: "

@@ -48,6 +48,9 @@ struct gpu_spec {
     double int8_tops;
     double tdp_w;
     double p2p_bandwidth_gbs; /* GPU-to-GPU per direction, for tensor-parallel all-reduce */
+    /* CUDA compute capability (8.9 = sm_89; NVIDIA's CUDA GPUs page), 0 = not given: the GPU
+     * family plan's band judges its basis on (plan/band.h), not used by the cost model. */
+    double compute_capability;
     char *interconnect;
     char *source;
     struct mig_profile mig[CATALOG_MAX_MIG]; /* `mig:` in the GPU's YAML */

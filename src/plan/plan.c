@@ -23,6 +23,7 @@
 #include "core/human.h"
 #include "core/log.h"
 #include "core/xalloc.h"
+#include "plan/band.h"
 #include "plan/validation.h"
 
 #define PLAN_MIN_REQUESTS 32
@@ -213,7 +214,7 @@ int plan_row_run(const struct plan_opts *o, const struct catalog *cat, struct pl
     row->fits = m->fits && cost_blocks_for(m, row->window) <= m->num_blocks;
     if (!row->fits)
         fit_message(o, row);
-    plan_band_for(&row->cm, row->window, o->have_cal ? &o->cal : NULL, &row->band);
+    plan_band_for(&row->cm, row->prompt, o->have_cal ? &o->cal : NULL, &row->band);
     if (row->fits) {
         rc = plan_simulate(o, row, err, sizeof(err));
         if (rc) {

@@ -50,14 +50,19 @@ struct plan_query {
     const char *calibration; /* calibration profile (docs/CALIBRATION.md), or NULL = defaults */
 };
 
-/* How far to trust a prediction: the held-out median error of bench_validation (published
- * measurements), widened where the setup lies outside what that set covers, or the error left
- * after the fit when a calibration profile for this GPU is in use. Percent. */
+/* How far to trust a prediction (plan/band.h): the error of the held-out published measurements
+ * of bench_validation with the same combination (GPU family, weight format, KV dtype, model
+ * class, prompt-length bucket, parallelism), widened when they are few and extrapolated when there
+ * are none, or the error left after the fit when a calibration profile for this GPU is in use.
+ * Percent. */
 struct plan_band {
     double tps_pct, tpot_pct, ttft_pct;
-    bool extrapolated; /* outside the validated GPUs, quantizations, model classes or context */
-    char outside[256]; /* what was never validated, "" when nothing */
-    char basis[160];   /* where the figures come from */
+    bool extrapolated;     /* no held-out row like this one: the band is a guess */
+    int rows_like;         /* held-out rows with this combination the band rests on */
+    char combination[192]; /* "GPU sm_120, weights fp8, KV fp8, dense, prompt <=2k, 1 GPU" */
+    char row_ids[1024];    /* the rows it rests on (the nearest ones when extrapolated) */
+    char outside[320];     /* the dimensions in which the nearest rows differ, "" when none */
+    char basis[448];       /* where the figures come from, in words */
 };
 
 struct plan_prediction {

@@ -116,6 +116,19 @@ static void row_json_results(json_t *j, const struct plan_row *r)
                         s ? json_real_or_null(r->peak_kv_usage) : json_null());
 }
 
+/* The band's "a, b, c" row ids as a JSON array. */
+static json_t *band_ids_json(const char *ids)
+{
+    json_t *a = json_array();
+    for (const char *p = ids; *p;) {
+        size_t n = strcspn(p, ",");
+        json_array_append_new(a, json_stringn(p, n));
+        p += n;
+        p += strspn(p, ", ");
+    }
+    return a;
+}
+
 static json_t *plan_row_json(const struct plan_opts *o, const struct plan_row *r,
                              const struct plan_floor *fl)
 {
@@ -165,6 +178,9 @@ static json_t *plan_row_json(const struct plan_opts *o, const struct plan_row *r
     json_object_set_new(u, "validated", json_boolean(!r->band.extrapolated));
     json_object_set_new(u, "basis", json_string(r->band.basis));
     json_object_set_new(u, "outside", json_string(r->band.outside));
+    json_object_set_new(u, "combination", json_string(r->band.combination));
+    json_object_set_new(u, "rows_like", json_integer(r->band.rows_like));
+    json_object_set_new(u, "row_ids", band_ids_json(r->band.row_ids));
     json_object_set_new(j, "uncertainty", u);
     json_object_set_new(j, "calibration",
                         o->calibration_path ? json_string(o->calibration_path) : json_null());
@@ -294,8 +310,10 @@ static void print_predicted(const struct plan_opts *o, const struct plan_row *r)
            human_ms(x->tpot.mean * 1e3, b, sizeof(b)), human_ms(x->itl.mean * 1e3, c, sizeof(c)));
     printf("\nUncertainty: output tokens/s +/-%.0f %%, TPOT +/-%.0f %%, TTFT +/-%.0f %% (%s)\n",
            r->band.tps_pct, r->band.tpot_pct, r->band.ttft_pct, r->band.basis);
-    if (r->band.extrapolated)
-        printf("  wider than validated: %s\n", r->band.outside);
+    printf("  %s: %s\n", r->band.extrapolated ? "nearest held-out rows" : "held-out rows",
+           r->band.row_ids[0] ? r->band.row_ids : "none");
+    if (r->band.extrapolated && r->band.outside[0])
+        printf("  not validated: %s\n", r->band.outside);
 }
 
 static void print_row_text(const struct plan_opts *o, const struct plan_row *r,

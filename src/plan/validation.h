@@ -80,19 +80,6 @@ MUST_USE int validation_predict(const struct validation_row *r, const char *cali
 /* predicted / published (p's latencies are seconds, the row's milliseconds). */
 void validation_compare(const struct validation_row *r, const struct plan_prediction *p,
                         struct validation_ratio *out);
-struct cost_model;
-struct cost_calibration;
-
-/* The validated region and its held-out error (bench_validation's output, docs/ENGINE.md
- * "Validation"); plan_band_for widens the band outside it. */
-#define VALIDATION_BAND_TPS_PCT 11.0
-#define VALIDATION_BAND_TPOT_PCT 11.0
-#define VALIDATION_BAND_TTFT_PCT 50.0
-#define VALIDATION_BAND_DATE "2026-11-30"
-/* The band for model m at context tokens; cal = the profile in use, or NULL. */
-void plan_band_for(const struct cost_model *m, int context, const struct cost_calibration *cal,
-                   struct plan_band *out);
-
 /* Median of |ratio - 1| in percent over the finite ratios; NAN when there are none. */
 double validation_median_abs_error(const double *ratios, size_t n);
 
