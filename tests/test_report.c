@@ -518,6 +518,11 @@ static void page_in_headless_chromium(void **state)
         bool met = strcmp(csv_table_get(&t, r, "slo_verdict"), "met") == 0;
         assert_string_equal(json_string_value(json_object_get(cell, "sloMet")),
                             met ? "true" : "false");
+        /* A plain run's cell says what its verdict rests on too, as a study's does. */
+        const char *text = json_string_value(json_object_get(cell, "text"));
+        fprintf(stderr, "sweep cell: %s\n", text);
+        assert_non_null(strstr(text, "% CI ["));
+        assert_non_null(strstr(text, " requests"));
         checked++;
     }
     csv_table_release(&t);
@@ -943,8 +948,8 @@ static void slo_options_rejudge(void **state)
 {
     (void)state;
     const char *variants[][3] = {
-        {"--slo-ttft-ms 0.001", "| met [m] |", "| **missed** [m] |"},
-        {"--slo-ttft-ms 1e8 --slo-tpot-ms 1e8", "| **missed** [m] |", "| met [m] |"}};
+        {"--slo-ttft-ms 0.001", "| met [m]", "| **missed** [m]"},
+        {"--slo-ttft-ms 1e8 --slo-tpot-ms 1e8", "| **missed** [m]", "| met [m]"}};
     for (size_t v = 0; v < 2; v++) {
         char *cmd = xasprintf("%s report %s %s --no-predict --output %s/slo.html --quiet",
                               TB_BINARY, fx.results, variants[v][0], fx.dir);
@@ -954,9 +959,20 @@ static void slo_options_rejudge(void **state)
         char *end = strstr(md, "## Runs");
         assert_non_null(end);
         *end = '\0';
-        /* The measured sweep cells are judged; none carries the other verdict. */
-        assert_non_null(strstr(md, variants[v][2]));
-        assert_null(strstr(md, variants[v][1]));
+        /* The measured sweep cells (their rows name the sweep) are judged; none carries the
+         * other verdict, and each says what its verdict rests on. A study's cells keep what
+         * study.csv says. */
+        size_t judged = 0;
+        for (char *line = strtok(md, "\n"); line; line = strtok(NULL, "\n")) {
+            if (!strstr(line, "| sweep"))
+                continue;
+            assert_null(strstr(line, variants[v][1]));
+            if (strstr(line, variants[v][2])) {
+                assert_non_null(strstr(line, "% CI ["));
+                judged++;
+            }
+        }
+        assert_true(judged > 0);
         free(md);
         free(path);
         free(cmd);
@@ -979,11 +995,11 @@ static void users_option_picks_the_points(void **state)
     for (size_t r = 0; r < t.nrows; r++) {
         if (csv_table_num(&t, r, "concurrency") != 2)
             continue;
-        /* "| 512 | 2 [m] | 76.0 | 236 | met [m] |": request tokens, capacity, tok/s p50,
-         * TTFT p95 and the verdict at 2 users, as printed. */
+        /* "| 512 | 2 [m] | 76.0 | 236 | met [m]: p95 TTFT ...": request tokens, capacity,
+         * tok/s p50, TTFT p95 and the verdict at 2 users with its evidence, as printed. */
         char *ctx = xasprintf("| %.0f | ", csv_table_num(&t, r, "context_length"));
         char *row = xasprintf(
-            "| %.1f | %.0f | %s [m] |", csv_table_num(&t, r, "user_token_rate_p50"),
+            "| %.1f | %.0f | %s [m]", csv_table_num(&t, r, "user_token_rate_p50"),
             csv_table_num(&t, r, "ttft_p95_ms"),
             strcmp(csv_table_get(&t, r, "slo_verdict"), "met") == 0 ? "met" : "**missed**");
         char *at = strstr(md, ctx);

@@ -133,7 +133,8 @@ static void runs_add(struct guidance *g, struct cell_ctx **ctx, const struct rep
             double users = json_num(p, "concurrency");
             if (isnan(users))
                 continue; /* no cap: open loop, not a user count */
-            int met = point_judge(r->detailed, p, slo, NULL, 0);
+            struct slo_verdict v;
+            int met = report_point_verdict(r->detailed, p, slo, &v);
             if (isnan(c->min_tried) || users < c->min_tried)
                 c->min_tried = users;
             if (users >= x->max_tried) {
@@ -149,6 +150,12 @@ static void runs_add(struct guidance *g, struct cell_ctx **ctx, const struct rep
             const json_t *s = json_object_get(p, "summary");
             c->source = CELL_MEASURED;
             c->slo_met = met;
+            /* What the verdict rests on, as a study's cell says it (slo_evidence): the
+             * percentile, its interval and the requests judged, by the report's rule. */
+            char evidence[256] = "";
+            if (met >= 0)
+                slo_verdict_evidence(&v, evidence, sizeof(evidence));
+            set_str(&c->evidence, xstrdup(evidence));
             c->user_tps_p50 = json_num(json_object_get(s, "user_token_rate"), "p50");
             c->ttft_p95_ms = summary_dist(s, "ttft_ms", "p95");
             set_str(&c->origin, xstrdup(r->label));
