@@ -4,3 +4,9 @@
 if(TARGET test_calibrate)
   set_property(TEST test_calibrate APPEND PROPERTY RESOURCE_LOCK cpu_heavy_or_timing)
 endif()
+# The planner's tests run the built binary through the fixtures' shell capture.
+foreach(t test_calibrate test_plan test_validation)
+  if(TARGET ${t})
+    target_link_libraries(${t} PRIVATE tb_testproc)
+  endif()
+endforeach()

@@ -25,6 +25,7 @@
 #include "engine/calibration.h"
 #include "plan/calibrate.h"
 #include "plan/validation.h"
+#include "tb_proc.h"
 
 static char tmpdir[] = "/tmp/tb_calibrate_XXXXXX";
 
@@ -47,25 +48,9 @@ static void write_file(const char *name, const char *text)
 static int run_tb(const char *args, char **out)
 {
     char *cmd = xasprintf("%s %s 2>%s/stderr.txt", TB_BINARY, args, tmpdir);
-    FILE *f = popen(cmd, "r");
+    int st = tb_shell_capture(cmd, out);
     free(cmd);
-    assert_non_null(f);
-    size_t cap = 1 << 16, n = 0, r;
-    char *buf = xmalloc(cap);
-    while ((r = fread(buf + n, 1, cap - n - 1, f)) > 0) {
-        n += r;
-        if (n + 1 >= cap) {
-            cap *= 2;
-            buf = xrealloc(buf, cap);
-        }
-    }
-    buf[n] = '\0';
-    int st = pclose(f);
-    if (out)
-        *out = buf;
-    else
-        free(buf);
-    return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
+    return st;
 }
 
 static char *read_stderr(void)

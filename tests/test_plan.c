@@ -11,27 +11,14 @@
 #include <cmocka.h>
 #include <jansson.h>
 
+#include "tb_proc.h"
+
 /* Runs `testbench plan ARGS`, returns its exit status and (malloc'd) stdout. */
 static int run_plan(const char *args, char **out)
 {
     char cmd[1024];
     snprintf(cmd, sizeof(cmd), "%s plan %s 2>/dev/null", TB_BINARY, args);
-    FILE *f = popen(cmd, "r");
-    assert_non_null(f);
-    size_t cap = 1 << 16, n = 0;
-    char *buf = malloc(cap);
-    size_t r;
-    while ((r = fread(buf + n, 1, cap - n - 1, f)) > 0) {
-        n += r;
-        if (n + 1 >= cap) {
-            cap *= 2;
-            buf = realloc(buf, cap);
-        }
-    }
-    buf[n] = '\0';
-    int st = pclose(f);
-    *out = buf;
-    return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
+    return tb_shell_capture(cmd, out);
 }
 
 static const char *const keys[] = {"gpu",

@@ -24,6 +24,7 @@
 #include "core/xalloc.h"
 #include "plan/band.h"
 #include "plan/validation.h"
+#include "tb_proc.h"
 
 /* The held-out rows as recomputed once for the whole group (group_setup). */
 static struct band_row *g_rows;
@@ -33,22 +34,9 @@ static size_t g_n;
 static int run_tb(const char *args, char **out)
 {
     char *cmd = xasprintf("timeout 120 %s %s 2>/dev/null", TB_BINARY, args);
-    FILE *f = popen(cmd, "r");
+    int st = tb_shell_capture(cmd, out);
     free(cmd);
-    assert_non_null(f);
-    size_t cap = 1 << 16, n = 0, r;
-    char *buf = xmalloc(cap);
-    while ((r = fread(buf + n, 1, cap - n - 1, f)) > 0) {
-        n += r;
-        if (n + 1 >= cap) {
-            cap *= 2;
-            buf = xrealloc(buf, cap);
-        }
-    }
-    buf[n] = '\0';
-    int st = pclose(f);
-    *out = buf;
-    return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
+    return st;
 }
 
 static json_t *plan_json(const char *args)
@@ -209,11 +197,7 @@ static double hand_median(const struct band_row *like, int metric, int *count, d
         *worst = fmax(*worst, e);
     }
     *count = (int)k;
-    double m = NAN;
-    if (k) {
-        sort_doubles(v, k);
-        m = percentile_sorted(v, k, 0.5);
-    }
+    double m = median_in_place(v, k);
     free(v);
     return m;
 }

@@ -39,6 +39,12 @@ void sort_doubles(double *v, size_t n)
         qsort(v, n, sizeof(*v), cmp_double);
 }
 
+double median_in_place(double *v, size_t n)
+{
+    sort_doubles(v, n);
+    return percentile_sorted(v, n, 0.5);
+}
+
 double percentile_sorted(const double *v, size_t n, double q)
 {
     if (n == 0)

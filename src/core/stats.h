@@ -34,6 +34,8 @@ void dist_compute(struct dist *d, double *v, size_t n);
 double percentile_sorted(const double *v, size_t n, double q);
 /* Sorts a copy-free array ascending. */
 void sort_doubles(double *v, size_t n);
+/* The median of v[0..n), sorting v in place; NAN for n == 0. */
+double median_in_place(double *v, size_t n);
 /* Value of a named quantile of d: "p50", "p90", "p95", "p99", "p99.9", "mean", "max". NAN if
  * unknown. */
 double dist_get(const struct dist *d, const char *name);

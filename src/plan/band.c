@@ -142,11 +142,7 @@ static double median_err(const struct band_row *rows, const bool *sel, size_t n,
         if (e > *worst)
             *worst = e;
     }
-    double med = NAN;
-    if (k) {
-        sort_doubles(v, k);
-        med = percentile_sorted(v, k, 0.5);
-    }
+    double med = median_in_place(v, k);
     free(v);
     *count = (int)k;
     return med;

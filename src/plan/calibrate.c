@@ -439,11 +439,7 @@ static double median_abs_pct(const double *res, size_t n)
     for (size_t i = 0; i < n; i++)
         if (isfinite(res[i]))
             v[k++] = fabs(exp(res[i]) - 1.0) * 100.0;
-    double m = NAN;
-    if (k) {
-        sort_doubles(v, k);
-        m = percentile_sorted(v, k, 0.5);
-    }
+    double m = median_in_place(v, k);
     free(v);
     return m;
 }

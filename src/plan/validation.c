@@ -378,11 +378,7 @@ double validation_median_abs_error(const double *ratios, size_t n)
     for (size_t i = 0; i < n; i++)
         if (isfinite(ratios[i]))
             v[k++] = fabs(ratios[i] - 1.0) * 100.0;
-    double m = NAN;
-    if (k) {
-        sort_doubles(v, k);
-        m = percentile_sorted(v, k, 0.5);
-    }
+    double m = median_in_place(v, k);
     free(v);
     return m;
 }
