@@ -18,6 +18,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include <event2/util.h> /* evutil_socket_t */
+
 #include "core/buf.h"
 #include "core/clock.h"
 #include "core/stats.h"
@@ -260,6 +262,16 @@ struct sim_server {
 
 /* Connection of req: back to the idle timeout (its generation is done). */
 void sim_server_conn_idle(struct sim_server *srv, struct evhttp_request *req);
+
+/* ---- the listening socket (listen.c) ------------------------------------------------ */
+
+/* Binds host:port for srv's evhttp, registers srv for the accept() error callback and sets
+ * srv->listener and srv->port. 0, or -errno with err. */
+int sim_listen_bind(struct sim_server *srv, const char *host, int port, char *err, size_t errlen);
+/* Forgets srv (before its evhttp is freed). */
+void sim_listen_forget(struct sim_server *srv);
+/* srv->accept_retry's callback: listens again after an accept() failure's pause. */
+void sim_on_accept_retry(evutil_socket_t fd, short what, void *arg);
 
 /* A step of d seconds ready at now_abs (CLOCK_MONOTONIC seconds) on a shared GPU: returns
  * when it starts (>= now_abs; later when another server's step holds the GPU). */
