@@ -242,9 +242,14 @@ void band_from_rows(const struct band_key *k, const struct band_row *rows, size_
     out->tpot_pct = metric_band(rows, like, all, near, n, BM_TPOT, best);
     out->rows_like = n_like;
     out->extrapolated = n_like == 0;
-    for (size_t i = 0; i < n; i++)
-        if (n_like ? like[i] : near[i])
-            append(out->row_ids, sizeof(out->row_ids), ", ", rows[i].id);
+    for (size_t i = 0; i < n; i++) {
+        if (!(n_like ? like[i] : near[i]))
+            continue;
+        if (out->n_row_ids < PLAN_BAND_MAX_IDS)
+            out->row_id[out->n_row_ids++] = rows[i].id;
+        else
+            out->row_ids_more++;
+    }
     for (size_t i = 0; out->extrapolated && i < n; i++) {
         if (near[i]) {
             describe_outside(k, &rows[i], out->outside, sizeof(out->outside));

@@ -55,14 +55,19 @@ struct plan_query {
  * class, prompt-length bucket, parallelism), widened when they are few and extrapolated when there
  * are none, or the error left after the fit when a calibration profile for this GPU is in use.
  * Percent. */
+#define PLAN_BAND_MAX_IDS 64
 struct plan_band {
     double tps_pct, tpot_pct, ttft_pct;
     bool extrapolated;     /* no held-out row like this one: the band is a guess */
     int rows_like;         /* held-out rows with this combination the band rests on */
     char combination[192]; /* "GPU sm_120, weights fp8, KV fp8, dense, prompt <=2k, 1 GPU" */
-    char row_ids[1024];    /* the rows it rests on (the nearest ones when extrapolated) */
-    char outside[320];     /* the dimensions in which the nearest rows differ, "" when none */
-    char basis[448];       /* where the figures come from, in words */
+    /* The ids of the rows it rests on (the nearest ones when extrapolated), pointing into the
+     * row table the band was computed from (the built-in one lives as long as the program);
+     * past PLAN_BAND_MAX_IDS they are counted in row_ids_more. */
+    const char *row_id[PLAN_BAND_MAX_IDS];
+    int n_row_ids, row_ids_more;
+    char outside[320]; /* the dimensions in which the nearest rows differ, "" when none */
+    char basis[448];   /* where the figures come from, in words */
 };
 
 struct plan_prediction {

@@ -116,16 +116,13 @@ static void row_json_results(json_t *j, const struct plan_row *r)
                         s ? json_real_or_null(r->peak_kv_usage) : json_null());
 }
 
-/* The band's "a, b, c" row ids as a JSON array. */
-static json_t *band_ids_json(const char *ids)
+/* The ids of the rows the band rests on, as a JSON array (up to PLAN_BAND_MAX_IDS, 64: the
+ * built-in table has 28 held-out rows). */
+static json_t *band_ids_json(const struct plan_band *b)
 {
     json_t *a = json_array();
-    for (const char *p = ids; *p;) {
-        size_t n = strcspn(p, ",");
-        json_array_append_new(a, json_stringn(p, n));
-        p += n;
-        p += strspn(p, ", ");
-    }
+    for (int i = 0; i < b->n_row_ids; i++)
+        json_array_append_new(a, json_string(b->row_id[i]));
     return a;
 }
 
@@ -180,7 +177,7 @@ static json_t *plan_row_json(const struct plan_opts *o, const struct plan_row *r
     json_object_set_new(u, "outside", json_string(r->band.outside));
     json_object_set_new(u, "combination", json_string(r->band.combination));
     json_object_set_new(u, "rows_like", json_integer(r->band.rows_like));
-    json_object_set_new(u, "row_ids", band_ids_json(r->band.row_ids));
+    json_object_set_new(u, "row_ids", band_ids_json(&r->band));
     json_object_set_new(j, "uncertainty", u);
     json_object_set_new(j, "calibration",
                         o->calibration_path ? json_string(o->calibration_path) : json_null());
@@ -310,8 +307,12 @@ static void print_predicted(const struct plan_opts *o, const struct plan_row *r)
            human_ms(x->tpot.mean * 1e3, b, sizeof(b)), human_ms(x->itl.mean * 1e3, c, sizeof(c)));
     printf("\nUncertainty: output tokens/s +/-%.0f %%, TPOT +/-%.0f %%, TTFT +/-%.0f %% (%s)\n",
            r->band.tps_pct, r->band.tpot_pct, r->band.ttft_pct, r->band.basis);
-    printf("  %s: %s\n", r->band.extrapolated ? "nearest held-out rows" : "held-out rows",
-           r->band.row_ids[0] ? r->band.row_ids : "none");
+    printf("  %s: ", r->band.extrapolated ? "nearest held-out rows" : "held-out rows");
+    for (int i = 0; i < r->band.n_row_ids; i++)
+        printf("%s%s", i ? ", " : "", r->band.row_id[i]);
+    if (r->band.row_ids_more)
+        printf(" and %d more", r->band.row_ids_more);
+    printf("%s\n", r->band.n_row_ids ? "" : "none");
     if (r->band.extrapolated && r->band.outside[0])
         printf("  not validated: %s\n", r->band.outside);
 }
