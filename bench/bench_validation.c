@@ -167,33 +167,20 @@ static int predict_with(const struct validation_row *r, const struct catalog *ca
     return rc;
 }
 
-/* |ratio - 1| in percent, or -1 when not scored. */
-static double err_pct(double ratio)
-{
-    return isfinite(ratio) ? fabs(ratio - 1.0) * 100.0 : -1.0;
-}
-
 /* Writes one held-out row of the band table; 0, or 1 with the reason on stderr. */
 static int write_band_row(FILE *f, const struct validation_row *r, const struct catalog *cat)
 {
-    struct plan_query q;
-    validation_query(r, NULL, &q);
     struct band_key k;
-    struct plan_prediction p;
+    double tps, ttft, tpot;
     char err[512];
-    if (band_key_of_query(&q, cat, &k, err, sizeof(err)) ||
-        validation_predict(r, NULL, &p, err, sizeof(err))) {
+    if (band_row_measure(r, cat, &k, &tps, &ttft, &tpot, err, sizeof(err))) {
         fprintf(stderr, "bench_validation: %s: %s\n", r->id, err);
         return 1;
     }
-    struct validation_ratio vr;
-    validation_compare(r, &p, &vr);
-    double te = ttft_scored(r) ? err_pct(vr.ttft) : -1;
     fprintf(f,
             "    {\"%s\",\n     {\"%s\", \"%s\", \"%s\", \"%s\", \"%s\", \"%s\"},\n"
             "     %.2f, %.2f, %.2f},\n",
-            r->id, k.dim[0], k.dim[1], k.dim[2], k.dim[3], k.dim[4], k.dim[5],
-            p.fits ? err_pct(vr.tps) : -1, p.fits ? te : -1, p.fits ? err_pct(vr.tpot) : -1);
+            r->id, k.dim[0], k.dim[1], k.dim[2], k.dim[3], k.dim[4], k.dim[5], tps, ttft, tpot);
     return 0;
 }
 

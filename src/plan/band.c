@@ -12,6 +12,7 @@
 #include "core/xalloc.h"
 #include "engine/calibration.h"
 #include "engine/cost.h"
+#include "plan/validation.h"
 
 /* With fewer than BAND_MIN_ROWS rows like it, the band is the worst of them (or the overall
  * median, if larger) times this: a handful of rows says little about the median. */
@@ -98,6 +99,32 @@ int band_key_of_query(const struct plan_query *q, const struct catalog *cat, str
     if (!rc)
         band_key_of(&m, q->prompt_tokens, k);
     return rc;
+}
+
+/* |ratio - 1| in percent, or -1 when not scored. */
+static double err_pct(double ratio)
+{
+    return isfinite(ratio) ? fabs(ratio - 1.0) * 100.0 : -1.0;
+}
+
+int band_row_measure(const struct validation_row *r, const struct catalog *cat, struct band_key *k,
+                     double *tps_err, double *ttft_err, double *tpot_err, char *err, size_t errlen)
+{
+    struct plan_query q;
+    validation_query(r, NULL, &q);
+    struct plan_prediction p;
+    int rc = band_key_of_query(&q, cat, k, err, errlen);
+    if (!rc)
+        rc = validation_predict(r, NULL, &p, err, errlen);
+    if (rc)
+        return rc;
+    struct validation_ratio vr;
+    validation_compare(r, &p, &vr);
+    bool ttft_scored = !r->ttft_queue_dominated && !r->ttft_implausible;
+    *tps_err = p.fits ? err_pct(vr.tps) : -1;
+    *ttft_err = p.fits && ttft_scored ? err_pct(vr.ttft) : -1;
+    *tpot_err = p.fits ? err_pct(vr.tpot) : -1;
+    return 0;
 }
 
 /* A row whose every figure is unscored (the planner found the setup does not fit, or it

@@ -48,6 +48,14 @@ void band_key_of(const struct cost_model *m, int prompt_tokens, struct band_key 
 /* The combination of query q, resolved over cat. 0 or -errno with err (cost_model_init's). */
 int band_key_of_query(const struct plan_query *q, const struct catalog *cat, struct band_key *k,
                       char *err, size_t errlen);
+struct validation_row;
+/* Held-out row r of bench/validation as the band table holds it: its combination (*k) and its
+ * |predicted / published - 1| in percent with the built-in defaults per metric, -1 where not
+ * scored (the setup does not fit, the row publishes no such figure, or its TTFT is
+ * queue-dominated or implausible). bench_validation --table writes these; test_validation
+ * recomputes them. 0, or -errno with err. */
+int band_row_measure(const struct validation_row *r, const struct catalog *cat, struct band_key *k,
+                     double *tps_err, double *ttft_err, double *tpot_err, char *err, size_t errlen);
 /* Name of a dimension, for messages ("GPU", "weights", ...). */
 const char *band_dim_name(enum band_dim d);
 /* The band for the combination k over rows[0..n) (the built-in table, or any table a test
