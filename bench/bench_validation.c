@@ -8,10 +8,14 @@
  * deployment (source page) on its own fitting-half rows, as `testbench calibrate` fits a user's
  * deployment; the built-in line is the one plan's band follows.
  *
- *   build/bench_validation [--calibration FILE] [--fit P[,P...]] [--table FILE] [FILE.yaml ...]
+ *   build/bench_validation [--calibration FILE] [--fit P[,P...] [--fit-rows S[,S...]]]
+ *                          [--table FILE] [FILE.yaml ...]
  *
  * --fit fits the named efficiencies (calibrate's least squares) to the fitting half only and
- * prints them: how the built-in defaults in engine/calibration.c were chosen.
+ * prints them: how the built-in defaults in engine/calibration.c were chosen; --fit-rows keeps
+ * the fitting-half rows whose id contains one of the strings (or, given as "!S", drops those).
+ * Besides the medians it prints the rows with a scored figure beyond 1.5x and the medians of
+ * the Blackwell rows (compute capability >= 10) alone.
  * --table writes the held-out rows' combinations and errors with the built-in defaults as C
  * (src/plan/validation_table.c): the basis of plan's band (plan/band.h).
  *   (default: every YAML file in bench/validation in the source tree)
@@ -33,6 +37,8 @@
 #include "plan/validation.h"
 
 enum { M_TPS, M_TTFT, M_TPOT, M_TTFT_ALL, M_N };
+/* A scored figure off by more than this either way counts against the target (issue 21). */
+#define FAR 1.5
 static const char *const metric_names[M_N] = {"output tok/s", "TTFT", "TPOT", "TTFT (all)"};
 
 /* A TTFT that measures the queue, or one no GPU could produce, is shown, not scored. */
@@ -61,8 +67,36 @@ static bool row_point(const struct validation_row *r, struct calibrate_point *p)
     return validation_predict(r, NULL, &pr, err, sizeof(err)) == 0 && pr.fits;
 }
 
-/* Fits 'which' on the fitting half: each row becomes a calibrate point per replica. */
-static int fit_defaults(const struct validation_set *set, const char *calibration, char *list)
+/* True when rows (a comma list of id substrings, or NULL for every row) selects row id: an id
+ * with one of the substrings, or, when every entry is "!S", an id without any of them. */
+static bool row_selected(const char *rows, const char *id)
+{
+    if (!rows)
+        return true;
+    bool all_excl = true, hit = false;
+    for (const char *p = rows; *p;) {
+        size_t n = strcspn(p, ",");
+        bool excl = *p == '!';
+        size_t skip = excl ? 1 : 0;
+        char part[128];
+        size_t len = n - skip < sizeof(part) ? n - skip : sizeof(part) - 1;
+        snprintf(part, sizeof(part), "%.*s", (int)len, p + skip);
+        all_excl = all_excl && excl;
+        if (len && strstr(id, part)) {
+            if (excl)
+                return false;
+            hit = true;
+        }
+        p += n;
+        p += *p == ',';
+    }
+    return hit || all_excl;
+}
+
+/* Fits 'which' on the fitting half (the rows 'rows' selects): each row becomes a calibrate point
+ * per replica. */
+static int fit_defaults(const struct validation_set *set, const char *calibration, char *list,
+                        const char *rows)
 {
     bool which[CAL_N_PARAMS] = {false};
     for (char *save = NULL, *tok = strtok_r(list, ",", &save); tok;
@@ -81,7 +115,7 @@ static int fit_defaults(const struct validation_set *set, const char *calibratio
     cs.pts = xcalloc(set->n + 1, sizeof(*cs.pts));
     for (size_t i = 0; i < set->n; i++) {
         const struct validation_row *r = &set->rows[i];
-        if (r->held_out)
+        if (r->held_out || !row_selected(rows, r->id))
             continue; /* never tune on the held-out half */
         if (row_point(r, &cs.pts[cs.n]))
             cs.n++;
@@ -266,22 +300,26 @@ int main(int argc, char **argv)
 {
     const char *calibration = NULL;
     char *fit = NULL;
-    const char *table = NULL; /* --table FILE: write the held-out rows' band table (C) */
+    const char *table = NULL;    /* --table FILE: write the held-out rows' band table (C) */
+    const char *fit_rows = NULL; /* --fit-rows S[,S...]: fit on the rows whose id has one */
     static const struct option longopts[] = {{"calibration", required_argument, NULL, 'c'},
                                              {"fit", required_argument, NULL, 'f'},
+                                             {"fit-rows", required_argument, NULL, 'r'},
                                              {"table", required_argument, NULL, 't'},
                                              {NULL, 0, NULL, 0}};
     int c;
-    while ((c = getopt_long(argc, argv, "c:f:t:", longopts, NULL)) != -1) {
+    while ((c = getopt_long(argc, argv, "c:f:r:t:", longopts, NULL)) != -1) {
         if (c == 'c') {
             calibration = optarg;
         } else if (c == 'f') {
             fit = optarg;
         } else if (c == 't') {
             table = optarg;
+        } else if (c == 'r') {
+            fit_rows = optarg;
         } else {
-            fprintf(stderr, "usage: bench_validation [--calibration FILE] [--fit P[,P...]] "
-                            "[--table FILE] [FILE.yaml ...]\n");
+            fprintf(stderr, "usage: bench_validation [--calibration FILE] [--fit P[,P...] "
+                            "[--fit-rows S[,S...]]] [--table FILE] [FILE.yaml ...]\n");
             return 2;
         }
     }
@@ -310,7 +348,7 @@ int main(int argc, char **argv)
     }
 
     if (fit) {
-        int frc = fit_defaults(&set, calibration, fit);
+        int frc = fit_defaults(&set, calibration, fit, fit_rows);
         validation_set_release(&set);
         return frc;
     }
@@ -329,13 +367,17 @@ int main(int argc, char **argv)
     }
     /* ratios[half][metric][row]: built-in (or --calibration) figures; cal_ratios: with each
      * deployment's request_s fitted on its own fitting-half rows, a separate line. */
-    double *ratios[2][M_N], *cal_ratios[2][M_N];
-    size_t counts[2] = {0, 0};
+    double *ratios[2][M_N], *cal_ratios[2][M_N], *bw_ratios[2][M_N];
+    size_t counts[2] = {0, 0}, bw_counts[2] = {0, 0};
     for (int h = 0; h < 2; h++)
         for (int m = 0; m < M_N; m++) {
             ratios[h][m] = xcalloc(set.n + 1, sizeof(double));
             cal_ratios[h][m] = xcalloc(set.n + 1, sizeof(double));
+            bw_ratios[h][m] = xcalloc(set.n + 1, sizeof(double));
         }
+    /* Rows with a scored figure off by more than FAR (either way), per half. */
+    char far_ids[2][4096] = {"", ""};
+    size_t far_n[2] = {0, 0};
     struct deployment {
         char key[512];
         struct cost_calibration cal;
@@ -394,9 +436,16 @@ int main(int argc, char **argv)
         printf("%s%s%s\n", r->ttft_queue_dominated ? "  (TTFT queue-dominated)" : "",
                r->ttft_implausible ? "  (TTFT implausible)" : "",
                vr.tpot_is_mean ? "" : "  (medians)");
+        const struct gpu_spec *gs = catalog_find_gpu(cat, r->gpu);
+        bool blackwell = gs && gs->compute_capability >= 10.0;
+        bool far = false;
         for (int m = 0; m < M_N; m++) {
             ratios[h][m][counts[h]] = v[m];
             cal_ratios[h][m][counts[h]] = vcal[m];
+            if (blackwell)
+                bw_ratios[h][m][bw_counts[h]] = v[m];
+            if (m != M_TTFT_ALL && isfinite(v[m]) && (v[m] > FAR || v[m] < 1 / FAR))
+                far = true;
             if (m == M_TTFT_ALL)
                 continue; /* shown for information; the worst row is judged on scored figures */
             double off = isfinite(v[m]) ? (v[m] > 1 ? v[m] : 1 / v[m]) : 1;
@@ -413,10 +462,21 @@ int main(int argc, char **argv)
             }
         }
         counts[h]++;
+        bw_counts[h] += blackwell;
+        if (far) {
+            size_t len = strlen(far_ids[h]);
+            snprintf(far_ids[h] + len, sizeof(far_ids[h]) - len, "%s%s", len ? ", " : "", r->id);
+            far_n[h]++;
+        }
     }
     printf("\nmedian |predicted / published - 1|:\n");
     print_medians(ratios, counts);
     printf("worst row: %s, %s off by %.2fx\n", worst_id, worst_metric, worst);
+    printf("rows with a scored figure beyond %.1fx: fitting %zu%s%s%s, held-out %zu%s%s%s\n", FAR,
+           far_n[0], far_n[0] ? " (" : "", far_ids[0], far_n[0] ? ")" : "", far_n[1],
+           far_n[1] ? " (" : "", far_ids[1], far_n[1] ? ")" : "");
+    printf("\nBlackwell rows alone (compute capability >= 10: RTX PRO 6000, RTX 5090):\n");
+    print_medians(bw_ratios, bw_counts);
     printf("\nafter calibration (request_s fitted per deployment, i.e. per source page, on its "
            "fitting-half rows;\nother defaults as built in):\n");
     print_medians(cal_ratios, counts);
@@ -427,6 +487,7 @@ int main(int argc, char **argv)
         for (int m = 0; m < M_N; m++) {
             free(ratios[h][m]);
             free(cal_ratios[h][m]);
+            free(bw_ratios[h][m]);
         }
     validation_set_release(&set);
     return 0;

@@ -1,5 +1,6 @@
 /* test_catalog.c - the embedded catalog, lookups by HF id / short name / alias, user folders. */
 #include <errno.h>
+#include <math.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -75,6 +76,20 @@ static void embedded_has_everything(void **state)
     assert_true(awq->bytes_per_weight > 0.52 && awq->bytes_per_weight < 0.57);
     assert_string_equal(awq->compute, "fp16");
     assert_true(catalog_find_quant(c, "nvfp4")->bytes_per_weight == 0.5625);
+    /* Tensor-parallel topology (docs/ENGINE.md, "Multi-GPU"): NVLink on the SXM boards, PCIe
+     * peer-to-peer elsewhere but on GeForce boards, whose driver disables it. */
+    assert_true(catalog_find_gpu(c, "h200")->nvlink);
+    assert_false(catalog_find_gpu(c, "rtx-pro-6000")->nvlink);
+    assert_true(catalog_find_gpu(c, "rtx-pro-6000")->p2p);
+    assert_false(catalog_find_gpu(c, "rtx-5090")->p2p);
+    assert_false(catalog_find_gpu(c, "rtx-4090")->p2p);
+    const struct gpu_spec *pro = catalog_find_gpu(c, "rtx-pro-6000");
+    assert_true(fabs(pro->numa_p2p_bandwidth_gbs - 55.0 * 39 / 54) < 1e-9);
+    assert_true(pro->host_bandwidth_gbs == 27.5);
+    /* GLM-4.5-Air's first layer has a dense MLP (first_k_dense_replace 1). */
+    assert_int_equal(catalog_find_model(c, "glm-4.5-air")->dense_layers, 1);
+    assert_int_equal(catalog_find_model(c, "glm-4.6")->dense_layers, 3);
+    assert_string_equal(catalog_find_quant(c, "fp8-block")->compute, "fp8");
     catalog_free(c);
 }
 
@@ -145,7 +160,10 @@ static void user_dir(void **state)
     assert_string_equal(t->name, "acme/Tiny-1B-Instruct");
     assert_int_equal(t->head_dim, 128); /* hidden / heads */
     assert_ptr_equal(catalog_find_model(c, "acme/Tiny-1B"), t);
-    assert_non_null(catalog_find_gpu(c, "test-gpu"));
+    const struct gpu_spec *tg = catalog_find_gpu(c, "test-gpu");
+    assert_non_null(tg);
+    assert_true(tg->p2p && !tg->nvlink); /* a user GPU: PCIe peer-to-peer unless it says not */
+    assert_true(tg->host_bandwidth_gbs == tg->p2p_bandwidth_gbs / 2);
     catalog_free(c);
 
     /* A bad file names file:line:column and the key. */
@@ -156,6 +174,13 @@ static void user_dir(void **state)
     assert_null(c);
     assert_non_null(strstr(err, "bad.yaml:3:"));
     assert_non_null(strstr(err, "layers"));
+    unlink(p);
+    snprintf(p, sizeof(p), "%s/models/dense.yaml", dir);
+    write_file(p, "name: x/dense\nparams_b: 1\nlayers: 4\nhidden: 64\nheads: 4\nvocab: 100\n"
+                  "dense_layers: 1\n");
+    assert_int_equal(catalog_load(&c, dir, err, sizeof(err)), -EINVAL);
+    assert_non_null(strstr(err, "dense_layers needs experts"));
+    assert_non_null(strstr(err, "dense.yaml:1:"));
     unlink(p);
     snprintf(p, sizeof(p), "%s/models/typo.yaml", dir);
     write_file(p, "name: x/y\nparams_b: 1\nlayerz: 3\n");

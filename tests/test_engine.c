@@ -11,6 +11,8 @@
 
 #include <cmocka.h>
 
+#include "config/catalog.h"
+#include "engine/calibration.h"
 #include "engine/cost.h"
 #include "engine/engine.h"
 
@@ -443,13 +445,134 @@ static void abort_mid_step(void **state)
     free(p);
 }
 
+/* A decode step of 'tokens' requests on model m: its parts (docs/ENGINE.md, "Step duration"). */
+static void decode_parts(const struct cost_model *m, long tokens, double *comm, double *ovh)
+{
+    struct step_load l = {.tokens = tokens, .seqs = (int)tokens, .sampled = (int)tokens};
+    l.attn_full = l.kv_full = 1000.0 * (double)tokens;
+    double c, mem;
+    cost_step_parts(m, &l, &c, &mem, comm, ovh);
+}
+
+static void model_of(struct cost_model *m, const struct catalog *cat, const char *gpu, int tp,
+                     int p2p, int numa, int servers)
+{
+    struct engine_config c = cfg_of(gpu, "llama-3.1-70b", "fp8");
+    c.tensor_parallel_size = tp;
+    c.p2p = p2p;
+    c.numa_nodes = numa;
+    c.host_servers = servers;
+    char err[512];
+    int rc = cost_model_init(m, cat, &c, err, sizeof(err));
+    if (rc)
+        fprintf(stderr, "%s\n", err);
+    assert_int_equal(rc, 0);
+}
+
+/* The tensor-parallel all-reduce follows the group's path (docs/ENGINE.md, "Multi-GPU"): one
+ * latency per all-reduce over NVLink (vLLM's custom kernel), 2 (TP - 1) ring steps over PCIe
+ * peer-to-peer, across sockets at the cross-socket bandwidth, or staged through host memory
+ * without peer-to-peer (GeForce, or p2p off); the CPU-side costs grow with the busy servers on
+ * the host. */
+static void tensor_parallel_topology(void **state)
+{
+    (void)state;
+    struct catalog *cat = NULL;
+    char err[512];
+    assert_int_equal(catalog_load(&cat, NULL, err, sizeof(err)), 0);
+    struct cost_calibration cal;
+    cost_calibration_default(&cal);
+    const double layers = 80, hidden = 8192, tokens = 64;
+    double bytes = tokens * hidden * 2.0, comm, ovh;
+    struct cost_model m;
+
+    /* NVLink, TP 8: one latency per all-reduce whatever the group's size. */
+    model_of(&m, cat, "h100-sxm", 8, ENGINE_P2P_CATALOG, 1, 1);
+    decode_parts(&m, (long)tokens, &comm, &ovh);
+    double want = 2 * layers * (cal.p[CAL_AR_NVLINK_S] + 2.0 * 7 / 8 * bytes / 450e9);
+    assert_true(fabs(comm - want) / want < 1e-9);
+
+    /* PCIe peer-to-peer on the RTX PRO 6000, TP 4: six ring steps at 55 GB/s. */
+    model_of(&m, cat, "rtx-pro-6000", 4, ENGINE_P2P_CATALOG, 1, 1);
+    assert_true(m.p2p);
+    decode_parts(&m, (long)tokens, &comm, &ovh);
+    want = 2 * layers * (6 * cal.p[CAL_HOP_PCIE_S] + 2.0 * 3 / 4 * bytes / 55e9);
+    assert_true(fabs(comm - want) / want < 1e-9);
+    double pcie = comm;
+
+    /* Across two sockets: the same steps at the cross-socket bandwidth (39/54 of it). */
+    model_of(&m, cat, "rtx-pro-6000", 4, ENGINE_P2P_CATALOG, 2, 1);
+    decode_parts(&m, (long)tokens, &comm, &ovh);
+    want = 2 * layers * (6 * cal.p[CAL_HOP_PCIE_S] + 2.0 * 3 / 4 * bytes / (55e9 * 39 / 54));
+    assert_true(fabs(comm - want) / want < 1e-9);
+    assert_true(comm > pcie);
+
+    /* p2p off: staged through host memory, half the P2P bandwidth, the host hop per step. */
+    model_of(&m, cat, "rtx-pro-6000", 4, ENGINE_P2P_OFF, 1, 1);
+    assert_false(m.p2p);
+    decode_parts(&m, (long)tokens, &comm, &ovh);
+    want = 2 * layers * (6 * cal.p[CAL_HOP_HOST_S] + 2.0 * 3 / 4 * bytes / 27.5e9);
+    assert_true(fabs(comm - want) / want < 1e-9);
+    assert_true(comm > 10 * pcie);
+
+    /* GeForce: the catalog says no peer-to-peer; --p2p on overrides it. */
+    model_of(&m, cat, "rtx-5090", 2, ENGINE_P2P_CATALOG, 1, 1);
+    assert_false(m.p2p);
+    double host = 0;
+    decode_parts(&m, (long)tokens, &host, &ovh);
+    model_of(&m, cat, "rtx-5090", 2, ENGINE_P2P_ON, 1, 1);
+    assert_true(m.p2p);
+    decode_parts(&m, (long)tokens, &comm, &ovh);
+    assert_true(comm < host);
+
+    /* Several busy servers on one host: the CPU-side costs grow by host_contention each. */
+    model_of(&m, cat, "rtx-pro-6000", 1, ENGINE_P2P_CATALOG, 1, 1);
+    double alone = 0;
+    decode_parts(&m, (long)tokens, &comm, &alone);
+    assert_true(comm == 0.0);
+    model_of(&m, cat, "rtx-pro-6000", 1, ENGINE_P2P_CATALOG, 1, 8);
+    m.cal.p[CAL_HOST_CONTENTION] = 0.05;
+    decode_parts(&m, (long)tokens, &comm, &ovh);
+    assert_true(fabs(ovh - alone * 1.35) / alone < 1e-9);
+    assert_true(fabs(cost_host_factor(&m) - 1.35) < 1e-12);
+
+    /* numa_nodes beyond the group is an error. */
+    struct engine_config c = cfg_of("rtx-pro-6000", "llama-3.1-70b", "fp8");
+    c.tensor_parallel_size = 2;
+    c.numa_nodes = 4;
+    assert_int_equal(cost_model_init(&m, cat, &c, err, sizeof(err)), -EINVAL);
+    assert_non_null(strstr(err, "numa_nodes 4"));
+    catalog_free(cat);
+}
+
+/* The leading dense layers of an MoE model (first_k_dense_replace) have a dense MLP: GLM-4.5-Air
+ * has 45 MoE layers of 128 experts, not 46, and the rest of its parameters are dense. */
+static void dense_layers_of_a_moe_model(void **state)
+{
+    (void)state;
+    struct catalog *cat = NULL;
+    char err[512];
+    assert_int_equal(catalog_load(&cat, NULL, err, sizeof(err)), 0);
+    struct engine_config c = cfg_of("h200", "zai-org/GLM-4.5-Air", "awq");
+    struct cost_model m;
+    assert_int_equal(cost_model_init(&m, cat, &c, err, sizeof(err)), 0);
+    assert_true(fabs(m.expert_params - 128.0 * 3 * 4096 * 1408 * 45) < 1.0);
+    assert_true(fabs(m.dense_params + m.expert_params + m.embed_params - 106.8e9) < 1e3);
+    catalog_free(cat);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(kv_bytes_and_capacity), cmocka_unit_test(errors),
-        cmocka_unit_test(single_stream_decode),  cmocka_unit_test(batching),
-        cmocka_unit_test(kv_pressure),           cmocka_unit_test(prefix_cache),
+        cmocka_unit_test(kv_bytes_and_capacity),
+        cmocka_unit_test(errors),
+        cmocka_unit_test(single_stream_decode),
+        cmocka_unit_test(batching),
+        cmocka_unit_test(kv_pressure),
+        cmocka_unit_test(prefix_cache),
         cmocka_unit_test(abort_mid_step),
+        cmocka_unit_test(tensor_parallel_topology),
+        cmocka_unit_test(dense_layers_of_a_moe_model),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

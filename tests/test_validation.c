@@ -22,6 +22,7 @@
 #include "config/catalog.h"
 #include "core/stats.h"
 #include "core/xalloc.h"
+#include "engine/engine.h"
 #include "plan/band.h"
 #include "plan/validation.h"
 #include "tb_proc.h"
@@ -504,6 +505,33 @@ static void the_combination_follows_the_engine(void **state)
             assert_string_equal(k.dim[d], cases[i].want[d]);
         }
     }
+    /* The parallelism follows the all-reduce's path: PCIe peer-to-peer across sockets, or staged
+     * through host memory without peer-to-peer (GeForce, or p2p off). */
+    static const struct {
+        const char *gpu;
+        int p2p, numa;
+        const char *want;
+    } paths[] = {
+        {"rtx-pro-6000", ENGINE_P2P_CATALOG, 1, "TP over PCIe"},
+        {"rtx-pro-6000", ENGINE_P2P_CATALOG, 2, "TP over PCIe across sockets"},
+        {"rtx-pro-6000", ENGINE_P2P_OFF, 2, "TP through host memory"},
+        {"rtx-5090", ENGINE_P2P_CATALOG, 1, "TP through host memory"},
+        {"rtx-5090", ENGINE_P2P_ON, 1, "TP over PCIe"},
+        {"h200", ENGINE_P2P_OFF, 1, "TP over NVLink"},
+    };
+    for (size_t i = 0; i < sizeof(paths) / sizeof(paths[0]); i++) {
+        struct plan_query q;
+        memset(&q, 0, sizeof(q));
+        q.gpu = paths[i].gpu;
+        q.model = "llama-3.1-8b";
+        q.tensor_parallel_size = 4;
+        q.p2p = paths[i].p2p;
+        q.numa_nodes = paths[i].numa;
+        q.prompt_tokens = 100;
+        struct band_key k;
+        assert_int_equal(band_key_of_query(&q, cat, &k, err, sizeof(err)), 0);
+        assert_string_equal(k.dim[BD_PARALLEL], paths[i].want);
+    }
     catalog_free(cat);
     /* A user's GPU without compute_capability. */
     char dir[] = "/tmp/tb_band_cat_XXXXXX";
@@ -531,6 +559,91 @@ static void the_combination_follows_the_engine(void **state)
     rmdir(dir);
 }
 
+/* A row's topology keys load and reach the planner's query (numa_nodes, p2p, max_num_seqs;
+ * replicas are the busy servers on the host); a bad value fails with file:line:column. */
+static void topology_keys_load(void **state)
+{
+    (void)state;
+    char path[] = "/tmp/tb_vrow_XXXXXX";
+    int fd = mkstemp(path);
+    assert_true(fd >= 0);
+    static const char head[] = "rows:\n"
+                               "  - id: t\n"
+                               "    source: test fixture\n"
+                               "    engine: vllm\n"
+                               "    engine_version: test\n"
+                               "    gpu: rtx-pro-6000\n"
+                               "    model: llama-3.1-8b\n"
+                               "    max_model_len: 4096\n"
+                               "    tensor_parallel_size: 4\n"
+                               "    replicas: 2\n"
+                               "    prompt_tokens: 100\n"
+                               "    output_tokens: 100\n"
+                               "    concurrency: 8\n"
+                               "    prompts: 8\n"
+                               "    output_throughput: 100\n";
+    FILE *f = fdopen(fd, "w");
+    assert_non_null(f);
+    fprintf(f, "%s    numa_nodes: 2\n    p2p: false\n    max_num_seqs: 64\n", head);
+    fclose(f);
+    struct validation_set s;
+    validation_set_init(&s);
+    char err[512];
+    assert_int_equal(validation_load(&s, path, err, sizeof(err)), 0);
+    struct plan_query q;
+    validation_query(&s.rows[0], NULL, &q);
+    assert_int_equal(q.numa_nodes, 2);
+    assert_int_equal(q.p2p, ENGINE_P2P_OFF);
+    assert_int_equal(q.max_num_seqs, 64);
+    assert_int_equal(q.host_servers, 2);
+    validation_set_release(&s);
+    static const char *const bad[] = {"    numa_nodes: 8\n", "    p2p: maybe\n"};
+    static const char *const why[] = {"numa_nodes between 1 and", "expected true or false"};
+    for (int i = 0; i < 2; i++) {
+        f = fopen(path, "w");
+        assert_non_null(f);
+        fprintf(f, "%s%s", head, bad[i]);
+        fclose(f);
+        validation_set_init(&s);
+        assert_int_not_equal(validation_load(&s, path, err, sizeof(err)), 0);
+        assert_non_null(strstr(err, path));
+        assert_non_null(strstr(err, why[i]));
+        validation_set_release(&s);
+    }
+    remove(path);
+}
+
+/* plan --p2p off plans the all-reduce through host memory, slower than PCIe peer-to-peer; a
+ * bad value is refused with what the option takes. */
+static void plan_topology_flags(void **state)
+{
+    (void)state;
+    static const char base[] = "--gpu rtx-pro-6000 --model llama-3.1-70b --quantization fp8 "
+                               "--tensor-parallel-size 2 --users 1 --population streams "
+                               "--requests 4 --output-tokens 32";
+    char *a = xasprintf("%s --numa-nodes 2 --servers-per-host 3", base);
+    json_t *j = plan_json(a), *r = j; /* one row: the object itself */
+    assert_true(json_is_true(json_object_get(r, "p2p")));
+    assert_int_equal((int)num(r, "numa_nodes"), 2);
+    assert_int_equal((int)num(r, "servers_per_host"), 3);
+    double on = num(r, "tpot_mean_ms");
+    json_decref(j);
+    free(a);
+    a = xasprintf("%s --p2p off", base);
+    j = plan_json(a);
+    r = j;
+    assert_true(json_is_false(json_object_get(r, "p2p")));
+    assert_true(num(r, "tpot_mean_ms") > on * 1.2);
+    json_decref(j);
+    free(a);
+    char *out = NULL;
+    char *cmd = xasprintf("timeout 60 %s plan %s --p2p maybe 2>&1", TB_BINARY, base);
+    assert_int_not_equal(tb_shell_capture(cmd, &out), 0);
+    assert_non_null(strstr(out, "on or off"));
+    free(out);
+    free(cmd);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -541,6 +654,8 @@ int main(void)
         cmocka_unit_test(the_70b_fp8_on_the_target_gpu_is_extrapolated),
         cmocka_unit_test(plan_json_carries_the_rows),
         cmocka_unit_test(a_profile_for_this_gpu_gives_its_fit_error),
+        cmocka_unit_test(topology_keys_load),
+        cmocka_unit_test(plan_topology_flags),
     };
     return cmocka_run_group_tests(tests, group_setup, group_teardown);
 }

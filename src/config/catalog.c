@@ -46,6 +46,10 @@ static const struct field gpu_fields[] = {
     GF(tdp_w, F_DOUBLE),
     GF(p2p_bandwidth_gbs, F_DOUBLE),
     GF(compute_capability, F_DOUBLE),
+    GF(nvlink, F_BOOL),
+    GF(p2p, F_BOOL),
+    GF(host_bandwidth_gbs, F_DOUBLE),
+    GF(numa_p2p_bandwidth_gbs, F_DOUBLE),
     GF(interconnect, F_STR),
     GF(source, F_STR),
     GF(mig, F_MIG),
@@ -74,6 +78,7 @@ static const struct field model_fields[] = {
     MF(moe_intermediate, F_INT),
     MF(sliding_window, F_INT),
     MF(sliding_layers, F_INT),
+    MF(dense_layers, F_INT),
     MF(dtype, F_STR),
     MF(native_quantization, F_STR),
     {"native_quantization_scope", F_STR, (size_t)-1}, /* "experts" or "all", handled below */
@@ -399,6 +404,8 @@ static int apply_entry(struct catalog *c, enum kind kind, yaml_document_t *doc, 
                 existing = i;
         if (existing != (size_t)-1)
             gpu_copy(&tmp.g, &c->gpus[existing]);
+        else
+            tmp.g.p2p = true; /* PCIe P2P unless the entry says the driver disables it */
     } else if (kind == K_MODEL) {
         for (size_t i = 0; i < c->n_models; i++)
             if (strcasecmp(c->models[i].name, name) == 0)
@@ -460,6 +467,11 @@ static int apply_entry(struct catalog *c, enum kind kind, yaml_document_t *doc, 
             g->source = xstrdup(file);
         if (g->p2p_bandwidth_gbs <= 0)
             g->p2p_bandwidth_gbs = 25;
+        /* Staged through host memory, a transfer crosses PCIe twice (docs/ENGINE.md). */
+        if (g->host_bandwidth_gbs <= 0)
+            g->host_bandwidth_gbs = g->p2p_bandwidth_gbs / 2;
+        if (g->numa_p2p_bandwidth_gbs <= 0)
+            g->numa_p2p_bandwidth_gbs = g->p2p_bandwidth_gbs * CATALOG_NUMA_P2P_RATIO;
     } else if (kind == K_MODEL) {
         struct model_spec *m = &tmp.m;
         if (m->layers <= 0 || m->hidden <= 0 || m->heads <= 0 || m->vocab <= 0 ||
@@ -483,6 +495,12 @@ static int apply_entry(struct catalog *c, enum kind kind, yaml_document_t *doc, 
         }
         if (m->sliding_layers == m->layers) {
             rc = fail_at(err, errlen, file, map, "at least one full-attention layer needed", name);
+            goto out;
+        }
+        if (m->dense_layers < 0 || m->dense_layers >= m->layers ||
+            (m->dense_layers > 0 && m->experts <= 0)) {
+            rc = fail_at(err, errlen, file, map,
+                         "dense_layers needs experts and fewer than 'layers'", name);
             goto out;
         }
         if (m->experts > 0 && (m->experts_per_token <= 0 || m->moe_intermediate <= 0 ||
@@ -809,6 +827,10 @@ static void add_mig_slices(struct catalog *c)
             g.tdp_w = p->tdp_w;
             g.p2p_bandwidth_gbs = p->p2p_bandwidth_gbs;
             g.compute_capability = p->compute_capability;
+            g.nvlink = p->nvlink;
+            g.p2p = p->p2p;
+            g.host_bandwidth_gbs = p->host_bandwidth_gbs;
+            g.numa_p2p_bandwidth_gbs = p->numa_p2p_bandwidth_gbs;
             g.interconnect = xstrdup(p->interconnect ? p->interconnect : "");
             g.source = xasprintf("%s; MIG profile %s: memory %.4g, SMs %.4g of the GPU, up to %d "
                                  "instances (NVIDIA MIG user guide, supported MIG profiles: "

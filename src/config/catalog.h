@@ -23,6 +23,10 @@ struct catalog_blob {
 extern const struct catalog_blob catalog_blobs[];
 
 #define CATALOG_MAX_ALIASES 12
+/* Cross-socket over same-socket PCIe P2P bandwidth when a GPU entry gives none: 39 / 54 GB/s,
+ * measured on a dual EPYC 9374F host with eight RTX PRO 6000 (github.com/voipmonitor/rtx6kpro,
+ * hardware/pcie-bandwidth.md, "Unidirectional P2P Bandwidth"; docs/ENGINE.md, "Multi-GPU"). */
+#define CATALOG_NUMA_P2P_RATIO (39.0 / 54.0)
 #define CATALOG_MAX_MIG 8 /* MIG GPU-instance profiles per GPU entry */
 
 /* One MIG GPU-instance profile (NVIDIA MIG user guide, "Supported MIG Profiles"): the share of
@@ -51,6 +55,16 @@ struct gpu_spec {
     /* CUDA compute capability (8.9 = sm_89; NVIDIA's CUDA GPUs page), 0 = not given: the GPU
      * family plan's band judges its basis on (plan/band.h), not used by the cost model. */
     double compute_capability;
+    /* Topology for tensor parallelism (docs/ENGINE.md, "Multi-GPU"): nvlink = GPUs joined by
+     * NVLink/NVSwitch, else PCIe; p2p = the driver enables PCIe peer-to-peer for this board
+     * (GeForce boards: not with NVIDIA's driver), else all-reduces are staged through host
+     * memory at host_bandwidth_gbs; numa_p2p_bandwidth_gbs = P2P between GPUs under different
+     * CPU sockets. Left out of an entry: nvlink false, p2p true, host_bandwidth_gbs half of
+     * p2p_bandwidth_gbs, numa_p2p_bandwidth_gbs CATALOG_NUMA_P2P_RATIO of it. */
+    bool nvlink;
+    bool p2p;
+    double host_bandwidth_gbs;
+    double numa_p2p_bandwidth_gbs;
     char *interconnect;
     char *source;
     struct mig_profile mig[CATALOG_MAX_MIG]; /* `mig:` in the GPU's YAML */
@@ -73,9 +87,10 @@ struct model_spec {
     int experts, experts_per_token, moe_intermediate; /* 0 for dense */
     int sliding_window;                               /* tokens; 0 = none */
     int sliding_layers;                               /* how many layers use the window */
-    char *dtype;                                      /* "bf16" | "fp16" */
-    char *native_quantization;                        /* e.g. "mxfp4" for gpt-oss, or NULL */
-    bool native_experts_only; /* the native quantization covers MoE experts only */
+    int dense_layers; /* MoE: leading layers with a dense MLP (first_k_dense_replace), 0 = none */
+    char *dtype;      /* "bf16" | "fp16" */
+    char *native_quantization; /* e.g. "mxfp4" for gpt-oss, or NULL */
+    bool native_experts_only;  /* the native quantization covers MoE experts only */
     int max_model_len;
     char *source;
 };

@@ -21,15 +21,40 @@
 #define CAL_MAX_FIT_ERROR_PCT 1000.0
 
 static const char *const param_names[CAL_N_PARAMS] = {
-    "gemm",         "gemm_int4", "gemm_fp4_upcast", "moe",        "attention", "weight_bandwidth",
-    "kv_bandwidth", "step_s",    "request_s",       "sequence_s",
+    "gemm",
+    "gemm_int4",
+    "gemm_fp4_upcast",
+    "moe",
+    "attention",
+    "weight_bandwidth",
+    "kv_bandwidth",
+    "step_s",
+    "request_s",
+    "sequence_s",
+    "allreduce_nvlink_s",
+    "allreduce_hop_pcie_s",
+    "allreduce_hop_host_s",
+    "host_contention",
 };
 
-/* Efficiencies are fractions of a peak; the three fixed costs are seconds. A fit that leaves
- * these ranges is describing something else (a wrong GPU, a throttled card). */
-static const double param_lo[CAL_N_PARAMS] = {0.02, 0.02, 0.02, 0.05, 0.02,
-                                              0.05, 0.05, 0.0,  0.0,  0.0};
-static const double param_hi[CAL_N_PARAMS] = {1.0, 1.0, 1.0, 1.5, 1.0, 1.0, 1.0, 0.05, 2.0, 1e-3};
+/* Efficiencies are fractions of a peak; the fixed costs are seconds; host_contention is a
+ * fraction of the CPU-side costs per other server. A fit that leaves these ranges is describing
+ * something else (a wrong GPU, a throttled card). */
+static const double param_lo[CAL_N_PARAMS] = {0.02, 0.02, 0.02, 0.05, 0.02, 0.05, 0.05,
+                                              0.0,  0.0,  0.0,  0.0,  0.0,  0.0,  0.0};
+static const double param_hi[CAL_N_PARAMS] = {1.0,  1.0, 1.0,  1.5,  1.0,  1.0,  1.0,
+                                              0.05, 2.0, 1e-3, 1e-4, 1e-4, 1e-3, 1.0};
+
+bool calibration_param_is_overhead(enum calibration_param p)
+{
+    return p == CAL_STEP_S || p == CAL_REQUEST_S || p == CAL_SEQ_S || p == CAL_AR_NVLINK_S ||
+           p == CAL_HOP_PCIE_S || p == CAL_HOP_HOST_S || p == CAL_HOST_CONTENTION;
+}
+
+bool calibration_param_fitted_by_default(enum calibration_param p)
+{
+    return !calibration_param_is_overhead(p) || p == CAL_REQUEST_S;
+}
 
 const char *calibration_param_name(enum calibration_param p)
 {
@@ -63,6 +88,20 @@ void cost_calibration_default(struct cost_calibration *c)
     c->p[CAL_REQUEST_S] = 0.015;
     c->attn_context_knee = 40960;
     c->p[CAL_SEQ_S] = 5.55e-5;
+    /* Tensor-parallel topology and host contention (docs/ENGINE.md, "Multi-GPU", "Several
+     * servers on one host"). allreduce_nvlink_s: vLLM's custom all-reduce on H100, 9-10 us at
+     * TP 2/4/8 (sgl-project/sglang pull request 2904); fitted on the fitting half's NVLink rows
+     * that are not 1,000-request bursts it comes out 20.7 us with their median error 5.0 -> 5.3 %,
+     * so the measured value stays. allreduce_hop_pcie_s: NCCL's measured 24 us on eight RTX PRO
+     * 6000 / 14 ring steps (the one fitting row over PCIe would put it at 27.7 us: its kernel
+     * class and per-layer floor, not the link). allreduce_hop_host_s: fitted on the one fitting
+     * row without peer-to-peer (`bench_validation --fit allreduce_hop_host_s --fit-rows
+     * rtx5090x4-tp4`, 172.6 us). host_contention: fitted on the fitting rows with several
+     * servers on one host (5.7e-16: none shows). */
+    c->p[CAL_AR_NVLINK_S] = 10e-6;
+    c->p[CAL_HOP_PCIE_S] = 1.7e-6;
+    c->p[CAL_HOP_HOST_S] = 172.6e-6;
+    c->p[CAL_HOST_CONTENTION] = 0;
 }
 
 static int node_double(const char *file, const yaml_node_t *n, const char *key, double lo,
@@ -145,7 +184,7 @@ static int load_section(struct cost_calibration *c, yaml_document_t *doc, yaml_n
             return rc;
         rc = -ENOENT;
         for (int i = 0; i < CAL_N_PARAMS; i++) {
-            bool is_overhead = i == CAL_STEP_S || i == CAL_REQUEST_S || i == CAL_SEQ_S;
+            bool is_overhead = calibration_param_is_overhead((enum calibration_param)i);
             if (is_overhead == overhead && strcmp(k, param_names[i]) == 0)
                 rc = node_double(file, vn, k, param_lo[i], param_hi[i], &c->p[i], err, errlen);
         }
@@ -268,13 +307,15 @@ int cost_calibration_write(const struct cost_calibration *c, FILE *f)
     fprintf(f, "model: \"%s\"\n", c->model);
     fprintf(f, "efficiency:\n");
     for (int i = 0; i < CAL_N_PARAMS; i++)
-        if (i != CAL_STEP_S && i != CAL_REQUEST_S && i != CAL_SEQ_S)
+        if (!calibration_param_is_overhead((enum calibration_param)i))
             fprintf(f, "  %s: %.4f\n", param_names[i], c->p[i]);
     fprintf(f, "  attention_context_knee: %.0f\n", c->attn_context_knee);
     fprintf(f, "overhead:\n");
     fprintf(f, "  step_s: %.6f\n", c->p[CAL_STEP_S]);
     fprintf(f, "  request_s: %.6f\n", c->p[CAL_REQUEST_S]);
     fprintf(f, "  sequence_s: %.7f\n", c->p[CAL_SEQ_S]);
+    for (int i = CAL_AR_NVLINK_S; i <= CAL_HOST_CONTENTION; i++)
+        fprintf(f, "  %s: %.8g\n", param_names[i], c->p[i]);
     fprintf(f, "fit:\n");
     fprintf(f, "  points: %d\n", c->points);
     fprintf(f, "  parameters: %d\n", c->parameters);

@@ -15,16 +15,20 @@
 
 /* The parameters `testbench calibrate` fits, in this order (calibration_param_*). */
 enum calibration_param {
-    CAL_GEMM = 0,  /* dense GEMM: achieved / tensor peak of the weights' compute dtype */
-    CAL_GEMM_INT4, /* weight-only int4 (AWQ/GPTQ, Marlin dequantise) GEMM, / 16-bit peak */
-    CAL_GEMM_FP4W, /* FP4 weights on a GPU without FP4 tensor cores (upcast), / 16-bit peak */
-    CAL_MOE,       /* fused MoE GEMM (load imbalance, padding), relative to the class above */
-    CAL_ATTN,      /* attention prefill at short context, / 16-bit peak */
-    CAL_WEIGHT_BW, /* streaming weights: achieved / datasheet bandwidth */
-    CAL_KV_BW,     /* paged-attention KV reads: achieved / datasheet bandwidth */
-    CAL_STEP_S,    /* fixed cost per engine step (scheduler, launch, sampling) */
-    CAL_REQUEST_S, /* fixed cost per request outside the GPU, added to TTFT */
-    CAL_SEQ_S,     /* per scheduled sequence per step (scheduler, sampling, output processing) */
+    CAL_GEMM = 0,    /* dense GEMM: achieved / tensor peak of the weights' compute dtype */
+    CAL_GEMM_INT4,   /* weight-only int4 (AWQ/GPTQ, Marlin dequantise) GEMM, / 16-bit peak */
+    CAL_GEMM_FP4W,   /* FP4 weights on a GPU without FP4 tensor cores (upcast), / 16-bit peak */
+    CAL_MOE,         /* fused MoE GEMM (load imbalance, padding), relative to the class above */
+    CAL_ATTN,        /* attention prefill at short context, / 16-bit peak */
+    CAL_WEIGHT_BW,   /* streaming weights: achieved / datasheet bandwidth */
+    CAL_KV_BW,       /* paged-attention KV reads: achieved / datasheet bandwidth */
+    CAL_STEP_S,      /* fixed cost per engine step (scheduler, launch, sampling) */
+    CAL_REQUEST_S,   /* fixed cost per request outside the GPU, added to TTFT */
+    CAL_SEQ_S,       /* per scheduled sequence per step (scheduler, sampling, output processing) */
+    CAL_AR_NVLINK_S, /* per tensor-parallel all-reduce over NVLink (vLLM's custom kernel) */
+    CAL_HOP_PCIE_S,  /* per ring step of an NCCL all-reduce over PCIe peer-to-peer */
+    CAL_HOP_HOST_S,  /* ... staged through host memory (no peer-to-peer) */
+    CAL_HOST_CONTENTION, /* CPU-side costs grow by this per other busy server on the host */
     CAL_N_PARAMS
 };
 
@@ -63,5 +67,13 @@ bool cost_calibration_other_gpu(const struct cost_calibration *c, const char *na
                                 const char *display_name);
 /* Lowest and highest value a fitted or loaded parameter may take. */
 void calibration_param_range(enum calibration_param p, double *lo, double *hi);
+/* True for the parameters a profile writes under `overhead:` (seconds, or the host-contention
+ * factor), false for the efficiencies under `efficiency:`. */
+bool calibration_param_is_overhead(enum calibration_param p);
+/* True for the parameters `testbench calibrate` fits by default when the points constrain them;
+ * the others (fixed costs that trade off against the bandwidth efficiencies at the points a
+ * calibration run measures, and the topology terms) only when --fit names them
+ * (docs/CALIBRATION.md). */
+bool calibration_param_fitted_by_default(enum calibration_param p);
 
 #endif

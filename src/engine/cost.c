@@ -93,6 +93,18 @@ int cost_model_init(struct cost_model *m, const struct catalog *cat,
                  md->heads, m->tp);
         return -EINVAL;
     }
+    m->numa_nodes = cfg->numa_nodes > 0 ? cfg->numa_nodes : 1;
+    if (cfg->numa_nodes < 0 || m->numa_nodes > m->tp) {
+        snprintf(err, errlen, "numa_nodes %d must be between 1 and tensor_parallel_size %d",
+                 cfg->numa_nodes, m->tp);
+        return -EINVAL;
+    }
+    m->host_servers = cfg->host_servers > 0 ? cfg->host_servers : 1;
+    if (cfg->host_servers < 0 || m->host_servers > 64) {
+        snprintf(err, errlen, "servers per host %d out of range (1-64)", cfg->host_servers);
+        return -EINVAL;
+    }
+    m->p2p = cfg->p2p == ENGINE_P2P_ON ? true : cfg->p2p == ENGINE_P2P_OFF ? false : g->p2p;
     m->block_size = cfg->block_size > 0 ? cfg->block_size : 16;
     if (cfg->block_size < 0 || m->block_size > 1024) {
         snprintf(err, errlen, "block_size %d out of range", cfg->block_size);
@@ -146,8 +158,9 @@ int cost_model_init(struct cost_model *m, const struct catalog *cat,
     double h = md->hidden, v = md->vocab;
     m->lm_head_params = v * h;
     m->embed_params = v * h * (md->tie_word_embeddings ? 1 : 2);
-    if (md->experts > 0)
-        m->expert_params = (double)md->experts * 3.0 * h * md->moe_intermediate * md->layers;
+    if (md->experts > 0) /* the leading dense_layers have a dense MLP, counted in dense_params */
+        m->expert_params =
+            (double)md->experts * 3.0 * h * md->moe_intermediate * (md->layers - md->dense_layers);
     m->dense_params = md->params_b * 1e9 - m->embed_params - m->expert_params;
     if (m->dense_params < 0)
         m->dense_params = 0;
@@ -212,7 +225,14 @@ int cost_model_init(struct cost_model *m, const struct catalog *cat,
     m->peak_flops = peak_for(g, compute);
     m->attn_flops = g->fp16_tflops * 1e12;
     m->bandwidth = g->bandwidth_gbs * 1e9;
-    m->p2p_bandwidth = g->p2p_bandwidth_gbs * 1e9;
+    /* The path a tensor-parallel all-reduce takes (docs/ENGINE.md, "Multi-GPU"): NVLink; PCIe
+     * peer-to-peer (between sockets when the group spans them); or, without peer-to-peer,
+     * staged through host memory. */
+    m->p2p_bandwidth = (g->nvlink           ? g->p2p_bandwidth_gbs
+                        : !m->p2p           ? g->host_bandwidth_gbs
+                        : m->numa_nodes > 1 ? g->numa_p2p_bandwidth_gbs
+                                            : g->p2p_bandwidth_gbs) *
+                       1e9;
 
     /* Scheduler defaults: vLLM arg_utils get_batch_defaults, OpenAI API server context; the
      * A100 stays in the small tier whatever its memory (vLLM tests/engine/test_arg_utils.py,
@@ -338,6 +358,25 @@ static double attn_efficiency(const struct cost_model *m, double ctx)
     return m->cal.p[CAL_ATTN] / (1.0 + ctx / knee);
 }
 
+/* One tensor-parallel all-reduce's latency on the group's path (docs/ENGINE.md, "Multi-GPU").
+ * Over NVLink vLLM runs its custom all-reduce, one kernel whatever the group's size; over PCIe
+ * with more than two GPUs it disables it ("not supported on more than two PCIe-only GPUs",
+ * vllm/distributed/device_communicators/custom_all_reduce.py) and NCCL's ring takes
+ * 2 (TP - 1) steps, each over PCIe peer-to-peer or staged through host memory. */
+static double allreduce_latency_s(const struct cost_model *m)
+{
+    const struct cost_calibration *cal = &m->cal;
+    if (m->gpu->nvlink)
+        return cal->p[CAL_AR_NVLINK_S];
+    double steps = 2.0 * (m->tp - 1);
+    return steps * (m->p2p ? cal->p[CAL_HOP_PCIE_S] : cal->p[CAL_HOP_HOST_S]);
+}
+
+double cost_host_factor(const struct cost_model *m)
+{
+    return 1.0 + m->cal.p[CAL_HOST_CONTENTION] * (m->host_servers - 1);
+}
+
 void cost_step_parts(const struct cost_model *m, const struct step_load *l, double *compute_s,
                      double *memory_s, double *comm_s, double *overhead_s)
 {
@@ -382,14 +421,17 @@ void cost_step_parts(const struct cost_model *m, const struct step_load *l, doub
     *memory_s =
         w / (m->bandwidth * cal->p[CAL_WEIGHT_BW]) + kv / (m->bandwidth * cal->p[CAL_KV_BW]);
 
-    /* Tensor parallel: two ring all-reduces of the hidden state per layer. */
+    /* Tensor parallel: two all-reduces of the hidden state per layer, each its path's latency
+     * plus 2 (TP - 1)/TP of its bytes over the path's bandwidth. */
     *comm_s = 0;
     if (m->tp > 1) {
         double bytes = (double)l->tokens * md->hidden * 2.0;
-        double per = COST_ALLREDUCE_LAT_S + 2.0 * (tp - 1.0) / tp * bytes / m->p2p_bandwidth;
+        double per = allreduce_latency_s(m) + 2.0 * (tp - 1.0) / tp * bytes / m->p2p_bandwidth;
         *comm_s = 2.0 * md->layers * per;
     }
-    *overhead_s = cal->p[CAL_STEP_S] + cal->p[CAL_SEQ_S] * l->seqs;
+    /* CPU-side costs (scheduler, input preparation, sampling, output processing) grow with the
+     * other busy servers on the host ("Several servers on one host"). */
+    *overhead_s = (cal->p[CAL_STEP_S] + cal->p[CAL_SEQ_S] * l->seqs) * cost_host_factor(m);
 }
 
 double cost_step_time(const struct cost_model *m, const struct step_load *l)

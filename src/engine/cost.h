@@ -13,10 +13,9 @@
 #include "engine/engine.h"
 
 /* Defaults (docs/ENGINE.md says why each); the efficiencies live in engine/calibration.h. */
-#define COST_NONTORCH_GIB 1.0      /* non-torch allocations + CUDA graph pool */
-#define COST_NONTORCH_TP_GIB 0.5   /* NCCL buffers when tensor_parallel_size > 1 */
-#define COST_ALLREDUCE_LAT_S 10e-6 /* per all-reduce launch + sync */
-#define COST_LORA_RANK 16          /* vLLM's default --max-lora-rank */
+#define COST_NONTORCH_GIB 1.0    /* non-torch allocations + CUDA graph pool */
+#define COST_NONTORCH_TP_GIB 0.5 /* NCCL buffers when tensor_parallel_size > 1 */
+#define COST_LORA_RANK 16        /* vLLM's default --max-lora-rank */
 
 #define GIB (1024.0 * 1024.0 * 1024.0)
 
@@ -28,6 +27,9 @@ struct cost_model {
     char kv_dtype[16];
     char compute_dtype[8]; /* peak used for weight FLOPs: fp16 | fp8 | int8 | fp4 */
     int tp;
+    int numa_nodes;   /* CPU sockets the tensor-parallel group spans */
+    int host_servers; /* busy servers sharing the host, this one included */
+    bool p2p;         /* PCIe peer-to-peer in effect (NVLink groups ignore it) */
     int block_size;
     int max_model_len;
     int max_num_seqs;
@@ -99,6 +101,9 @@ void cost_model_info(const struct cost_model *m, struct engine_info *info);
 long cost_blocks_for(const struct cost_model *m, long n);
 /* Sliding-window blocks alone for a request of n tokens. */
 long cost_sliding_blocks(const struct cost_model *m, long n);
+/* The factor by which CPU-side fixed costs (step_s, sequence_s, request_s) grow with the other
+ * busy servers on the host: 1 + host_contention x (host_servers - 1). */
+double cost_host_factor(const struct cost_model *m);
 /* Step duration in seconds (roofline: max(compute, memory) + all-reduce + overhead). */
 double cost_step_time(const struct cost_model *m, const struct step_load *l);
 /* The parts, for docs and tests. */

@@ -549,7 +549,7 @@ int engine_check(const struct engine *e, const struct engine_request *r, char *e
 
 double engine_request_overhead(const struct engine *e)
 {
-    return e->cm.cal.p[CAL_REQUEST_S];
+    return e->cm.cal.p[CAL_REQUEST_S] * cost_host_factor(&e->cm);
 }
 
 int engine_add(struct engine *e, const struct engine_request *r, char *err, size_t errlen)

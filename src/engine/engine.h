@@ -21,6 +21,9 @@
 
 struct cost_calibration;
 
+/* PCIe peer-to-peer between the GPUs of a tensor-parallel group (engine_config.p2p). */
+enum { ENGINE_P2P_CATALOG = 0, ENGINE_P2P_ON = 1, ENGINE_P2P_OFF = 2 };
+
 /* Serving options, named as vLLM's flags. Strings are borrowed for the call to engine_new. */
 struct engine_config {
     const char *gpu;            /* catalog name or alias; NULL = "rtx-pro-6000" */
@@ -33,9 +36,15 @@ struct engine_config {
     int max_num_batched_tokens;    /* 0 = vLLM's default for the GPU */
     int enable_prefix_caching;     /* -1 = default (on), 0 off, 1 on */
     int tensor_parallel_size;      /* 0 = 1 */
-    int block_size;                /* 0 = 16 */
-    int num_lora_slots;            /* LoRA adapters served; reserves memory like vLLM */
-    const char *catalog_dir;       /* extra catalog folder, or NULL */
+    /* Topology (docs/ENGINE.md, "Multi-GPU"): ENGINE_P2P_* (0 = the catalog's p2p); the CPU
+     * sockets the tensor-parallel group spans (0 = 1); busy servers sharing the host, this one
+     * included (0 = 1; "Several servers on one host"). */
+    int p2p;
+    int numa_nodes;
+    int host_servers;
+    int block_size;          /* 0 = 16 */
+    int num_lora_slots;      /* LoRA adapters served; reserves memory like vLLM */
+    const char *catalog_dir; /* extra catalog folder, or NULL */
     /* Efficiencies and fixed costs (engine/calibration.h), borrowed for the call to engine_new;
      * NULL = the built-in defaults. */
     const struct cost_calibration *calibration;

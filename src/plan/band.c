@@ -73,11 +73,13 @@ void band_key_of(const struct cost_model *m, int prompt_tokens, struct band_key 
              : prompt_tokens <= 8192  ? "2k-8k"
              : prompt_tokens <= 32768 ? "8k-32k"
                                       : ">32k");
-    const char *ic = m->gpu->interconnect ? m->gpu->interconnect : "";
+    /* The all-reduce's path (docs/ENGINE.md, "Multi-GPU"). */
     snprintf(k->dim[BD_PARALLEL], sizeof(k->dim[BD_PARALLEL]), "%s",
-             m->tp <= 1                      ? "1 GPU"
-             : strncmp(ic, "NVLink", 6) == 0 ? "TP over NVLink"
-                                             : "TP over PCIe");
+             m->tp <= 1          ? "1 GPU"
+             : m->gpu->nvlink    ? "TP over NVLink"
+             : !m->p2p           ? "TP through host memory"
+             : m->numa_nodes > 1 ? "TP over PCIe across sockets"
+                                 : "TP over PCIe");
 }
 
 int band_key_of_query(const struct plan_query *q, const struct catalog *cat, struct band_key *k,
@@ -94,6 +96,9 @@ int band_key_of_query(const struct plan_query *q, const struct catalog *cat, str
     c.max_num_seqs = q->max_num_seqs;
     c.max_num_batched_tokens = q->max_num_batched_tokens;
     c.tensor_parallel_size = q->tensor_parallel_size;
+    c.p2p = q->p2p;
+    c.numa_nodes = q->numa_nodes;
+    c.host_servers = q->host_servers;
     struct cost_model m;
     int rc = cost_model_init(&m, cat, &c, err, errlen);
     if (!rc)

@@ -2,11 +2,11 @@
  * band.h - how far to trust a prediction, judged on the combination it falls in: the GPU family
  * (compute capability), the weight format as the engine runs it, the KV cache dtype, the model
  * class (dense or MoE), the prompt-length bucket and the parallelism (one GPU, tensor parallel
- * over NVLink or PCIe). The held-out half of bench/validation/ (published vLLM measurements)
- * gives, per row, its combination and its prediction error (validation_table.c, written by
- * `build/bench_validation --table`); a prediction's band is the error of the held-out rows like
- * it, widened when they are few and marked extrapolated when there are none. docs/ENGINE.md,
- * "Uncertainty", gives the rule.
+ * over NVLink, PCIe peer-to-peer, PCIe across sockets or host memory). The held-out half of
+ * bench/validation/ (published vLLM measurements) gives, per row, its combination and its
+ * prediction error (validation_table.c, written by `build/bench_validation --table`); a
+ * prediction's band is the error of the held-out rows like it, widened when they are few and
+ * marked extrapolated when there are none. docs/ENGINE.md, "Uncertainty", gives the rule.
  */
 #ifndef TB_PLAN_BAND_H
 #define TB_PLAN_BAND_H
@@ -20,7 +20,7 @@
 enum band_dim { BD_GPU, BD_WEIGHTS, BD_KV, BD_MODEL, BD_PROMPT, BD_PARALLEL, BD_N };
 
 struct band_key {
-    char dim[BD_N][24]; /* "sm_120", "int4-weight-only", "fp8", "moe", "<=2k", "1 GPU" */
+    char dim[BD_N][32]; /* "sm_120", "int4-weight-only", "fp8", "moe", "<=2k", "1 GPU" */
 };
 
 /* One held-out row of bench/validation with its combination and |predicted/published - 1| in

@@ -468,9 +468,11 @@ int calibrate_fit(const struct calibrate_set *s, const char *catalog_dir, const 
     /* Which parameters the points constrain: those a 25 % change moves some figure by more than
      * CAL_SENSITIVITY. */
     for (int i = 0; i < CAL_N_PARAMS; i++) {
-        /* step_s and sequence_s only when asked: at a fixed batch size each trades off
-         * against the bandwidth efficiencies (docs/CALIBRATION.md). */
-        bool want = which ? which[i] : i != CAL_STEP_S && i != CAL_SEQ_S;
+        /* The fixed costs but request_s only when asked: at a fixed batch size step_s and
+         * sequence_s trade off against the bandwidth efficiencies, and a calibration run on one
+         * GPU says nothing of the all-reduce or of other servers (docs/CALIBRATION.md). */
+        bool want =
+            which ? which[i] : calibration_param_fitted_by_default((enum calibration_param)i);
         if (!want)
             continue;
         struct cost_calibration c = *cal;
@@ -534,8 +536,10 @@ static void calibrate_usage(void)
             "Fits the cost model's efficiencies to results measured on your GPU and writes a\n"
             "calibration profile (default: calibration-GPU-ENGINE-VERSION.yaml).\n"
             "Parameters: gemm, gemm_int4, gemm_fp4_upcast, moe, attention, weight_bandwidth,\n"
-            "kv_bandwidth, step_s, request_s, sequence_s (default: every one the results\n"
-            "constrain, except step_s and sequence_s). --gpu names the GPU the results came\n"
+            "kv_bandwidth, request_s (default: every one of these the results constrain), and\n"
+            "the fixed costs fitted only when --fit names them: step_s, sequence_s,\n"
+            "allreduce_nvlink_s, allreduce_hop_pcie_s, allreduce_hop_host_s,\n"
+            "host_contention. --gpu names the GPU the results came\n"
             "from when they do not say; one that contradicts them needs --force.\n");
 }
 
@@ -631,7 +635,9 @@ int calibrate_main(int argc, char **argv)
             if (parse_fit_list(optarg, which)) {
                 log_error(
                     "calibrate: unknown parameter in --fit (gemm, gemm_int4, gemm_fp4_upcast, moe, "
-                    "attention, weight_bandwidth, kv_bandwidth, step_s, request_s, sequence_s)");
+                    "attention, weight_bandwidth, kv_bandwidth, step_s, request_s, sequence_s, "
+                    "allreduce_nvlink_s, allreduce_hop_pcie_s, allreduce_hop_host_s, "
+                    "host_contention)");
                 return TB_EXIT_USAGE;
             }
             have_which = true;

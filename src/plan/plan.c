@@ -65,6 +65,9 @@ static void plan_fill_config(const struct plan_opts *o, const struct plan_row *r
     c->max_num_batched_tokens = o->max_num_batched_tokens;
     c->enable_prefix_caching = o->prefix_caching ? 1 : 0;
     c->tensor_parallel_size = o->tp;
+    c->p2p = o->p2p;
+    c->numa_nodes = o->numa_nodes;
+    c->host_servers = o->host_servers;
     c->catalog_dir = o->catalog_dir;
     c->calibration = o->have_cal ? &o->cal : NULL;
 }
@@ -255,6 +258,9 @@ static void plan_opts_from_query(const struct plan_query *q, struct plan_opts *o
     o->max_num_batched_tokens = q->max_num_batched_tokens;
     o->gpu_memory_utilization = q->gpu_memory_utilization;
     o->tp = q->tensor_parallel_size;
+    o->p2p = q->p2p;
+    o->numa_nodes = q->numa_nodes;
+    o->host_servers = q->host_servers;
     o->catalog_dir = q->catalog_dir;
     o->prefix_caching = q->prefix_caching;
     o->slo = q->slo;

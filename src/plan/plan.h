@@ -23,6 +23,9 @@ struct plan_query {
     int tensor_parallel_size;      /* 0 = 1 */
     int max_num_seqs;              /* 0 = vLLM's default */
     int max_num_batched_tokens;    /* 0 = vLLM's default */
+    int p2p;          /* PCIe peer-to-peer for tensor parallelism: ENGINE_P2P_* (0 = catalog's) */
+    int numa_nodes;   /* CPU sockets the tensor-parallel group spans; 0 = 1 */
+    int host_servers; /* busy servers sharing this server's host (several replicas); 0 = 1 */
     bool prefix_caching;
     int prompt_tokens; /* per request, or the mean when the lengths below vary */
     int output_tokens;
@@ -60,7 +63,7 @@ struct plan_band {
     double tps_pct, tpot_pct, ttft_pct;
     bool extrapolated;     /* no held-out row like this one: the band is a guess */
     int rows_like;         /* held-out rows with this combination the band rests on */
-    char combination[192]; /* "GPU sm_120, weights fp8, KV fp8, dense, prompt <=2k, 1 GPU" */
+    char combination[256]; /* "GPU sm_120, weights fp8, KV fp8, dense, prompt <=2k, 1 GPU" */
     /* The ids of the rows it rests on (the nearest ones when extrapolated), pointing into the
      * row table the band was computed from (the built-in one lives as long as the program);
      * past PLAN_BAND_MAX_IDS they are counted in row_ids_more. */

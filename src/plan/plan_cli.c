@@ -137,6 +137,9 @@ static json_t *plan_row_json(const struct plan_opts *o, const struct plan_row *r
     json_object_set_new(j, "quantization", json_string(m->weight_dtype));
     json_object_set_new(j, "kv_cache_dtype", json_string(m->kv_dtype));
     json_object_set_new(j, "tensor_parallel_size", json_integer(m->tp));
+    json_object_set_new(j, "p2p", json_boolean(m->p2p));
+    json_object_set_new(j, "numa_nodes", json_integer(m->numa_nodes));
+    json_object_set_new(j, "servers_per_host", json_integer(m->host_servers));
     json_object_set_new(j, "gpu_memory_utilization",
                         json_real(m->requested_bytes / m->total_bytes));
     json_object_set_new(j, "total_gib", json_real(r->info.total_gib));
@@ -446,7 +449,8 @@ static void plan_usage(void)
         "    [--think-time-distribution fixed|exponential|lognormal] [--message-tokens MIN-MAX]\n"
         "    [--start-spread-s X] [--shared-prefix-tokens N] [--api completions|chat]\n"
         "    [--max-num-seqs N] [--max-num-batched-tokens N] [--gpu-memory-utilization F]\n"
-        "    [--tensor-parallel-size N] [--catalog DIR] [--slo PROFILE] [--slo-ttft-ms X]\n"
+        "    [--tensor-parallel-size N] [--p2p on|off] [--numa-nodes N]\n"
+        "    [--servers-per-host N] [--catalog DIR] [--slo PROFILE] [--slo-ttft-ms X]\n"
         "    [--slo-tpot-ms X] [--no-enable-prefix-caching] [--calibration FILE] [--json]\n"
         "Defaults: %d users in conversation (sessions of %d turns, think time exponential\n"
         "mean %g s, first prompt %d tokens, later messages 64-256 tokens, answers %d tokens,\n"
@@ -490,6 +494,10 @@ enum {
     OPT_API,
     OPT_SLO,
     OPT_CONTEXT,
+    OPT_P2P,
+    OPT_NUMA,
+    OPT_SERVERS,
+    OPT_END, /* one past the last; plan_long_opts lists them in this order */
 };
 
 static const struct option plan_long_opts[] = {
@@ -524,6 +532,9 @@ static const struct option plan_long_opts[] = {
     {"api", required_argument, NULL, OPT_API},
     {"slo", required_argument, NULL, OPT_SLO},
     {"context", required_argument, NULL, OPT_CONTEXT},
+    {"p2p", required_argument, NULL, OPT_P2P},
+    {"numa-nodes", required_argument, NULL, OPT_NUMA},
+    {"servers-per-host", required_argument, NULL, OPT_SERVERS},
     {NULL, 0, NULL, 0},
 };
 
@@ -551,6 +562,12 @@ static const char *opt_range(int c)
         return "a fraction above 0 and at most 1";
     case OPT_TP:
         return "a whole number of GPUs from 1 to 64";
+    case OPT_P2P:
+        return "on or off";
+    case OPT_NUMA:
+        return "a whole number of CPU sockets from 1 to the tensor-parallel size";
+    case OPT_SERVERS:
+        return "a whole number of servers from 1 to 64";
     case OPT_TURNS:
         return "a whole number from 1 to 1000";
     case OPT_THINK:
@@ -620,6 +637,15 @@ static int plan_option(int c, char *arg, struct plan_opts *o, bool *chat, double
         return parse_double(arg, 1e-9, 1, &o->gpu_memory_utilization);
     case OPT_TP:
         return parse_int(arg, 1, 64, &o->tp);
+    case OPT_P2P:
+        if (strcmp(arg, "on") != 0 && strcmp(arg, "off") != 0)
+            return -EINVAL;
+        o->p2p = strcmp(arg, "on") == 0 ? ENGINE_P2P_ON : ENGINE_P2P_OFF;
+        return 0;
+    case OPT_NUMA:
+        return parse_int(arg, 1, 64, &o->numa_nodes);
+    case OPT_SERVERS:
+        return parse_int(arg, 1, 64, &o->host_servers);
     case OPT_CATALOG:
         o->catalog_dir = arg;
         return 0;
@@ -694,7 +720,7 @@ static int plan_parse(int argc, char **argv, struct plan_opts *o)
                 return -EBADMSG;
             continue;
         }
-        if (c < OPT_GPU || c > OPT_CONTEXT) {
+        if (c < OPT_GPU || c >= OPT_END) {
             log_error("plan: unknown or incomplete option '%s'", argv[optind - 1]);
             return -EINVAL;
         }

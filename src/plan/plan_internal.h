@@ -39,6 +39,9 @@ struct plan_opts {
     int max_num_batched_tokens;
     double gpu_memory_utilization;
     int tp;
+    int p2p;          /* ENGINE_P2P_* (--p2p on|off) */
+    int numa_nodes;   /* --numa-nodes: CPU sockets the tensor-parallel group spans */
+    int host_servers; /* --servers-per-host: busy servers sharing the host */
     const char *catalog_dir;
     struct slo_cfg slo; /* the default profile unless --slo or --slo-*-ms say otherwise */
     bool json;

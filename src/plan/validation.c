@@ -38,7 +38,7 @@ void validation_set_release(struct validation_set *s)
     memset(s, 0, sizeof(*s));
 }
 
-enum vtype { V_STR, V_INT, V_DOUBLE, V_BOOL };
+enum vtype { V_STR, V_INT, V_DOUBLE, V_BOOL, V_TRI };
 
 struct vfield {
     const char *key;
@@ -79,6 +79,9 @@ static const struct vfield vfields[] = {
     VI(max_model_len, true),
     VD(gpu_memory_utilization, false),
     VI(tensor_parallel_size, false),
+    VI(max_num_seqs, false),
+    VI(numa_nodes, false),
+    {"p2p", V_TRI, offsetof(struct validation_row, p2p), 0, false},
     VI(replicas, false),
     VI(prompt_tokens, true),
     VI(output_tokens, true),
@@ -126,6 +129,11 @@ static int set_vfield(struct validation_row *r, const struct vfield *f, const ya
         *(double *)(void *)p = x;
         return 0;
     }
+    case V_TRI: /* a boolean that may be left out (-1) */
+        if (strcmp(s, "true") != 0 && strcmp(s, "false") != 0)
+            return yaml_node_fail(err, errlen, file, v, f->key, "expected true or false");
+        *(int *)(void *)p = strcmp(s, "true") == 0;
+        return 0;
     case V_BOOL:
         if (strcmp(s, "true") == 0)
             *(bool *)(void *)p = true;
@@ -146,6 +154,8 @@ static int load_row(struct validation_row *r, yaml_document_t *doc, yaml_node_t 
     memset(r, 0, sizeof(*r));
     r->gpu_memory_utilization = 0.9;
     r->tensor_parallel_size = 1;
+    r->numa_nodes = 1;
+    r->p2p = -1;
     r->replicas = 1;
     r->output_tps = r->ttft_mean_ms = r->ttft_median_ms = NAN;
     r->tpot_mean_ms = r->tpot_median_ms = NAN;
@@ -170,11 +180,13 @@ static int load_row(struct validation_row *r, yaml_document_t *doc, yaml_node_t 
         if (vfields[i].required && !seen[i])
             return yaml_node_fail(err, errlen, file, map, vfields[i].key, "missing");
     if (r->replicas < 1 || r->concurrency < r->replicas || r->prompts < r->replicas ||
-        r->tensor_parallel_size < 1 || r->prompt_tokens < 1 || r->output_tokens < 1)
+        r->tensor_parallel_size < 1 || r->prompt_tokens < 1 || r->output_tokens < 1 ||
+        r->max_num_seqs < 0 || r->numa_nodes < 1 || r->numa_nodes > r->tensor_parallel_size)
         return yaml_node_fail(
             err, errlen, file, map, r->id,
-            "replicas, tensor_parallel_size, prompt/output tokens must be >= 1 and "
-            "concurrency and prompts at least one per replica");
+            "replicas, tensor_parallel_size, prompt/output tokens must be >= 1, max_num_seqs >= 0, "
+            "numa_nodes between 1 and tensor_parallel_size, and concurrency and prompts at least "
+            "one per replica");
     if (isnan(r->output_tps) && isnan(r->ttft_mean_ms) && isnan(r->ttft_median_ms) &&
         isnan(r->tpot_mean_ms) && isnan(r->tpot_median_ms))
         return yaml_node_fail(err, errlen, file, map, r->id, "publishes no figure to compare");
@@ -324,6 +336,12 @@ void validation_query(const struct validation_row *r, const char *calibration, s
     q->max_model_len = r->max_model_len;
     q->gpu_memory_utilization = r->gpu_memory_utilization;
     q->tensor_parallel_size = r->tensor_parallel_size;
+    q->max_num_seqs = r->max_num_seqs;
+    q->numa_nodes = r->numa_nodes;
+    q->p2p = r->p2p < 0 ? ENGINE_P2P_CATALOG : r->p2p ? ENGINE_P2P_ON : ENGINE_P2P_OFF;
+    /* Servers sharing the host: every replica is busy (the loader checks concurrency >= replicas;
+     * one user through a balancer to idle servers is a row of one replica). */
+    q->host_servers = r->replicas;
     q->prefix_caching = true;
     q->prompt_tokens = r->prompt_tokens;
     q->output_tokens = r->output_tokens;
