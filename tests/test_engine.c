@@ -535,6 +535,18 @@ static void tensor_parallel_topology(void **state)
     decode_parts(&m, (long)tokens, &comm, &ovh);
     assert_true(fabs(ovh - alone * 1.35) / alone < 1e-9);
     assert_true(fabs(cost_host_factor(&m) - 1.35) < 1e-12);
+    /* ... and so does the cost before the engine sees a request (request_s). */
+    struct cost_calibration busy = cal;
+    busy.p[CAL_HOST_CONTENTION] = 0.05;
+    struct engine_config ec = cfg_of("rtx-pro-6000", "llama-3.1-8b", NULL);
+    ec.calibration = &busy;
+    struct engine *e = new_engine(&ec);
+    assert_true(fabs(engine_request_overhead(e) - cal.p[CAL_REQUEST_S]) < 1e-12);
+    engine_free(e);
+    ec.host_servers = 8;
+    e = new_engine(&ec);
+    assert_true(fabs(engine_request_overhead(e) - cal.p[CAL_REQUEST_S] * 1.35) < 1e-12);
+    engine_free(e);
 
     /* numa_nodes beyond the group is an error. */
     struct engine_config c = cfg_of("rtx-pro-6000", "llama-3.1-70b", "fp8");

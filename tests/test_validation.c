@@ -637,6 +637,13 @@ static void plan_topology_flags(void **state)
     json_decref(j);
     free(a);
     char *out = NULL;
+    a = xasprintf("plan %s --p2p off --servers-per-host 2", base);
+    assert_int_equal(run_tb(a, &out), 0);
+    assert_non_null(strstr(out, "x2 (tensor parallel over host memory (no peer-to-peer)), 2 busy "
+                                "servers on the host"));
+    free(out);
+    free(a);
+    out = NULL;
     char *cmd = xasprintf("timeout 60 %s plan %s --p2p maybe 2>&1", TB_BINARY, base);
     assert_int_not_equal(tb_shell_capture(cmd, &out), 0);
     assert_non_null(strstr(out, "on or off"));

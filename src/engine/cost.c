@@ -372,6 +372,14 @@ static double allreduce_latency_s(const struct cost_model *m)
     return steps * (m->p2p ? cal->p[CAL_HOP_PCIE_S] : cal->p[CAL_HOP_HOST_S]);
 }
 
+const char *cost_allreduce_path(const struct cost_model *m)
+{
+    return m->gpu->nvlink      ? "NVLink"
+           : !m->p2p           ? "host memory (no peer-to-peer)"
+           : m->numa_nodes > 1 ? "PCIe peer-to-peer across sockets"
+                               : "PCIe peer-to-peer";
+}
+
 double cost_host_factor(const struct cost_model *m)
 {
     return 1.0 + m->cal.p[CAL_HOST_CONTENTION] * (m->host_servers - 1);

@@ -101,6 +101,9 @@ void cost_model_info(const struct cost_model *m, struct engine_info *info);
 long cost_blocks_for(const struct cost_model *m, long n);
 /* Sliding-window blocks alone for a request of n tokens. */
 long cost_sliding_blocks(const struct cost_model *m, long n);
+/* The path of the tensor-parallel all-reduce, in words: "NVLink", "PCIe peer-to-peer", "PCIe
+ * peer-to-peer across sockets" or "host memory (no peer-to-peer)". */
+const char *cost_allreduce_path(const struct cost_model *m);
 /* The factor by which CPU-side fixed costs (step_s, sequence_s, request_s) grow with the other
  * busy servers on the host: 1 + host_contention x (host_servers - 1). */
 double cost_host_factor(const struct cost_model *m);

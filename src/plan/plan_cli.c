@@ -253,7 +253,9 @@ static void print_header(const struct plan_row *r)
     const struct model_spec *md = m->model;
     printf("testbench plan: %s on %s", md->name, g->display_name);
     if (m->tp > 1)
-        printf(" x%d (tensor parallel)", m->tp);
+        printf(" x%d (tensor parallel over %s)", m->tp, cost_allreduce_path(m));
+    if (m->host_servers > 1)
+        printf(", %d busy servers on the host", m->host_servers);
     printf("\n\n");
     char fp4[32] = "n/a";
     if (g->fp4_tflops > 0)
