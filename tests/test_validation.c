@@ -584,7 +584,10 @@ static void topology_keys_load(void **state)
                                "    output_throughput: 100\n";
     FILE *f = fdopen(fd, "w");
     assert_non_null(f);
-    fprintf(f, "%s    numa_nodes: 2\n    p2p: false\n    max_num_seqs: 64\n", head);
+    fprintf(f,
+            "%s    numa_nodes: 2\n    p2p: false\n    max_num_seqs: 64\n"
+            "    max_num_batched_tokens: 4096\n",
+            head);
     fclose(f);
     struct validation_set s;
     validation_set_init(&s);
@@ -595,6 +598,7 @@ static void topology_keys_load(void **state)
     assert_int_equal(q.numa_nodes, 2);
     assert_int_equal(q.p2p, ENGINE_P2P_OFF);
     assert_int_equal(q.max_num_seqs, 64);
+    assert_int_equal(q.max_num_batched_tokens, 4096);
     assert_int_equal(q.host_servers, 2);
     validation_set_release(&s);
     static const char *const bad[] = {"    numa_nodes: 8\n", "    p2p: maybe\n"};

@@ -80,6 +80,7 @@ static const struct vfield vfields[] = {
     VD(gpu_memory_utilization, false),
     VI(tensor_parallel_size, false),
     VI(max_num_seqs, false),
+    VI(max_num_batched_tokens, false),
     VI(numa_nodes, false),
     {"p2p", V_TRI, offsetof(struct validation_row, p2p), 0, false},
     VI(replicas, false),
@@ -181,10 +182,12 @@ static int load_row(struct validation_row *r, yaml_document_t *doc, yaml_node_t 
             return yaml_node_fail(err, errlen, file, map, vfields[i].key, "missing");
     if (r->replicas < 1 || r->concurrency < r->replicas || r->prompts < r->replicas ||
         r->tensor_parallel_size < 1 || r->prompt_tokens < 1 || r->output_tokens < 1 ||
-        r->max_num_seqs < 0 || r->numa_nodes < 1 || r->numa_nodes > r->tensor_parallel_size)
+        r->max_num_seqs < 0 || r->max_num_batched_tokens < 0 || r->numa_nodes < 1 ||
+        r->numa_nodes > r->tensor_parallel_size)
         return yaml_node_fail(
             err, errlen, file, map, r->id,
-            "replicas, tensor_parallel_size, prompt/output tokens must be >= 1, max_num_seqs >= 0, "
+            "replicas, tensor_parallel_size, prompt/output tokens must be >= 1, max_num_seqs and "
+            "max_num_batched_tokens >= 0, "
             "numa_nodes between 1 and tensor_parallel_size, and concurrency and prompts at least "
             "one per replica");
     if (isnan(r->output_tps) && isnan(r->ttft_mean_ms) && isnan(r->ttft_median_ms) &&
@@ -337,6 +340,7 @@ void validation_query(const struct validation_row *r, const char *calibration, s
     q->gpu_memory_utilization = r->gpu_memory_utilization;
     q->tensor_parallel_size = r->tensor_parallel_size;
     q->max_num_seqs = r->max_num_seqs;
+    q->max_num_batched_tokens = r->max_num_batched_tokens;
     q->numa_nodes = r->numa_nodes;
     q->p2p = r->p2p < 0 ? ENGINE_P2P_CATALOG : r->p2p ? ENGINE_P2P_ON : ENGINE_P2P_OFF;
     /* Servers sharing the host: every replica is busy (the loader checks concurrency >= replicas;

@@ -25,10 +25,11 @@ struct validation_row {
     int max_model_len;
     double gpu_memory_utilization;
     int tensor_parallel_size;
-    int max_num_seqs; /* 0 = vLLM's default for the GPU */
-    int numa_nodes;   /* CPU sockets the tensor-parallel group spans (1) */
-    int p2p;          /* PCIe peer-to-peer: -1 the catalog's, 0 off, 1 on */
-    int replicas;     /* independent servers behind a balancer, each with concurrency / replicas */
+    int max_num_seqs;           /* 0 = vLLM's default for the GPU */
+    int max_num_batched_tokens; /* 0 = vLLM's default for the GPU */
+    int numa_nodes;             /* CPU sockets the tensor-parallel group spans (1) */
+    int p2p;                    /* PCIe peer-to-peer: -1 the catalog's, 0 off, 1 on */
+    int replicas; /* independent servers behind a balancer, each with concurrency / replicas */
     int prompt_tokens, output_tokens;
     int concurrency; /* closed-loop users over all replicas */
     int prompts;     /* requests over all replicas */
