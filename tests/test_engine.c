@@ -256,9 +256,14 @@ static void single_stream_decode(void **state)
     engine_free(e);
     free(p);
 
-    /* MoE at batch 1 reads only the routed experts: faster than streaming every weight. */
+    /* MoE at batch 1 reads only the routed experts: faster than streaming every weight (the
+     * memory part; without the MoE layers' kernel floor, tested in moe_kernel_floor). */
     c = cfg_of("h100", "Qwen/Qwen3-30B-A3B", NULL);
     c.max_model_len = 4096;
+    struct cost_calibration no_floor;
+    cost_calibration_default(&no_floor);
+    no_floor.p[CAL_MOE_LAYER_S] = 0;
+    c.calibration = &no_floor;
     e = new_engine(&c);
     p = make_prompt(32, 9);
     memset(&t, 0, sizeof(t));
@@ -573,6 +578,44 @@ static void dense_layers_of_a_moe_model(void **state)
     catalog_free(cat);
 }
 
+/* The MoE layer's kernel floor (docs/ENGINE.md, "Kernel floor"): a step of an MoE model takes
+ * at least moe_layer_s per MoE layer on the GPU; the floor is a maximum with the roofline, so
+ * a large step does not pay it, and a dense model has none. */
+static void moe_kernel_floor(void **state)
+{
+    (void)state;
+    struct catalog *cat = NULL;
+    char err[512];
+    assert_int_equal(catalog_load(&cat, NULL, err, sizeof(err)), 0);
+    struct engine_config c = cfg_of("h200", "zai-org/GLM-4.5-Air", "awq");
+    struct cost_model m;
+    assert_int_equal(cost_model_init(&m, cat, &c, err, sizeof(err)), 0);
+    /* 46 layers, the first dense: 45 MoE layers. */
+    assert_true(fabs(cost_kernel_floor_s(&m) - 45 * m.cal.p[CAL_MOE_LAYER_S]) < 1e-12);
+    assert_true(m.cal.p[CAL_MOE_LAYER_S] > 0);
+
+    /* One user decoding: the roofline is shorter than the floor, so the floor is the GPU time. */
+    struct step_load one = {
+        .tokens = 1, .seqs = 1, .sampled = 1, .attn_full = 1000, .kv_full = 1000};
+    double cmp, mem, comm, ovh;
+    cost_step_parts(&m, &one, &cmp, &mem, &comm, &ovh);
+    assert_true(fmax(cmp, mem) < cost_kernel_floor_s(&m));
+    assert_true(fabs(cost_step_time(&m, &one) - (cost_kernel_floor_s(&m) + comm + ovh)) < 1e-12);
+
+    /* A full prefill step: the roofline is longer, and the step is the roofline alone. */
+    struct step_load big = {
+        .tokens = 8192, .seqs = 4, .sampled = 4, .attn_full = 8192.0 * 1024, .kv_full = 8192};
+    cost_step_parts(&m, &big, &cmp, &mem, &comm, &ovh);
+    assert_true(fmax(cmp, mem) > cost_kernel_floor_s(&m));
+    assert_true(fabs(cost_step_time(&m, &big) - (fmax(cmp, mem) + comm + ovh)) < 1e-12);
+
+    /* A dense model has no floor. */
+    c = cfg_of("h200", "llama-3.1-8b", NULL);
+    assert_int_equal(cost_model_init(&m, cat, &c, err, sizeof(err)), 0);
+    assert_true(cost_kernel_floor_s(&m) == 0.0);
+    catalog_free(cat);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -585,6 +628,7 @@ int main(void)
         cmocka_unit_test(abort_mid_step),
         cmocka_unit_test(tensor_parallel_topology),
         cmocka_unit_test(dense_layers_of_a_moe_model),
+        cmocka_unit_test(moe_kernel_floor),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -333,7 +333,8 @@ static void the_70b_fp8_on_the_target_gpu_is_extrapolated(void **state)
     double w;
     double overall = hand_median(NULL, 0, &c_all, &w);
     (void)c;
-    assert_true(num(u, "output_throughput_pct") >= 2 * overall - 1e-6);
+    /* The table keeps 2 decimals of each row's error, and plan --json prints 2 of the band. */
+    assert_true(num(u, "output_throughput_pct") >= 2 * overall - 0.02);
     assert_true(num(u, "output_throughput_pct") > 11.0); /* main's old flat band */
     struct validation_set s;
     load_all(&s);

@@ -29,6 +29,7 @@ enum calibration_param {
     CAL_HOP_PCIE_S,  /* per ring step of an NCCL all-reduce over PCIe peer-to-peer */
     CAL_HOP_HOST_S,  /* ... staged through host memory (no peer-to-peer) */
     CAL_HOST_CONTENTION, /* CPU-side costs grow by this per other busy server on the host */
+    CAL_MOE_LAYER_S,     /* least GPU time per MoE layer per step (routing, grouped GEMMs) */
     CAL_N_PARAMS
 };
 

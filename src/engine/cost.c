@@ -442,9 +442,21 @@ void cost_step_parts(const struct cost_model *m, const struct step_load *l, doub
     *overhead_s = (cal->p[CAL_STEP_S] + cal->p[CAL_SEQ_S] * l->seqs) * cost_host_factor(m);
 }
 
+double cost_kernel_floor_s(const struct cost_model *m)
+{
+    const struct model_spec *md = m->model;
+    int moe_layers = md->experts > 0 ? md->layers - md->dense_layers : 0;
+    return moe_layers * m->cal.p[CAL_MOE_LAYER_S];
+}
+
 double cost_step_time(const struct cost_model *m, const struct step_load *l)
 {
     double c, mem, comm, o;
     cost_step_parts(m, l, &c, &mem, &comm, &o);
-    return (c > mem ? c : mem) + comm + o;
+    /* A step is never shorter on the GPU than its kernels' own latency; only an MoE layer's
+     * (router, top-k, token alignment, two grouped GEMMs, combine) is large enough to show at
+     * a few users: fitted, dense models show none (docs/ENGINE.md). */
+    double gpu = c > mem ? c : mem;
+    double floor_s = cost_kernel_floor_s(m);
+    return (gpu > floor_s ? gpu : floor_s) + comm + o;
 }

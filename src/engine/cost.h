@@ -109,6 +109,9 @@ const char *cost_allreduce_path(const struct cost_model *m);
 double cost_host_factor(const struct cost_model *m);
 /* Step duration in seconds (roofline: max(compute, memory) + all-reduce + overhead). */
 double cost_step_time(const struct cost_model *m, const struct step_load *l);
+/* The least GPU time a step takes whatever its load: an MoE layer's kernels have a latency of
+ * their own (moe_layer_s per MoE layer; docs/ENGINE.md, "Kernel floor"). */
+double cost_kernel_floor_s(const struct cost_model *m);
 /* The parts, for docs and tests. */
 void cost_step_parts(const struct cost_model *m, const struct step_load *l, double *compute_s,
                      double *memory_s, double *comm_s, double *overhead_s);

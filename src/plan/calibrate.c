@@ -539,7 +539,7 @@ static void calibrate_usage(void)
             "kv_bandwidth, request_s (default: every one of these the results constrain), and\n"
             "the fixed costs fitted only when --fit names them: step_s, sequence_s,\n"
             "allreduce_nvlink_s, allreduce_hop_pcie_s, allreduce_hop_host_s,\n"
-            "host_contention. --gpu names the GPU the results came\n"
+            "host_contention, moe_layer_s. --gpu names the GPU the results came\n"
             "from when they do not say; one that contradicts them needs --force.\n");
 }
 
@@ -637,7 +637,7 @@ int calibrate_main(int argc, char **argv)
                     "calibrate: unknown parameter in --fit (gemm, gemm_int4, gemm_fp4_upcast, moe, "
                     "attention, weight_bandwidth, kv_bandwidth, step_s, request_s, sequence_s, "
                     "allreduce_nvlink_s, allreduce_hop_pcie_s, allreduce_hop_host_s, "
-                    "host_contention)");
+                    "host_contention, moe_layer_s)");
                 return TB_EXIT_USAGE;
             }
             have_which = true;
