@@ -562,17 +562,24 @@ static void tensor_parallel_topology(void **state)
     catalog_free(cat);
 }
 
+/* GLM-4.5-Air AWQ on one H200: an MoE model whose first layer is dense. */
+static struct catalog *glm_air(struct cost_model *m)
+{
+    struct catalog *cat = NULL;
+    char err[512];
+    assert_int_equal(catalog_load(&cat, NULL, err, sizeof(err)), 0);
+    struct engine_config c = cfg_of("h200", "zai-org/GLM-4.5-Air", "awq");
+    assert_int_equal(cost_model_init(m, cat, &c, err, sizeof(err)), 0);
+    return cat;
+}
+
 /* The leading dense layers of an MoE model (first_k_dense_replace) have a dense MLP: GLM-4.5-Air
  * has 45 MoE layers of 128 experts, not 46, and the rest of its parameters are dense. */
 static void dense_layers_of_a_moe_model(void **state)
 {
     (void)state;
-    struct catalog *cat = NULL;
-    char err[512];
-    assert_int_equal(catalog_load(&cat, NULL, err, sizeof(err)), 0);
-    struct engine_config c = cfg_of("h200", "zai-org/GLM-4.5-Air", "awq");
     struct cost_model m;
-    assert_int_equal(cost_model_init(&m, cat, &c, err, sizeof(err)), 0);
+    struct catalog *cat = glm_air(&m);
     assert_true(fabs(m.expert_params - 128.0 * 3 * 4096 * 1408 * 45) < 1.0);
     assert_true(fabs(m.dense_params + m.expert_params + m.embed_params - 106.8e9) < 1e3);
     catalog_free(cat);
@@ -584,12 +591,8 @@ static void dense_layers_of_a_moe_model(void **state)
 static void moe_kernel_floor(void **state)
 {
     (void)state;
-    struct catalog *cat = NULL;
-    char err[512];
-    assert_int_equal(catalog_load(&cat, NULL, err, sizeof(err)), 0);
-    struct engine_config c = cfg_of("h200", "zai-org/GLM-4.5-Air", "awq");
     struct cost_model m;
-    assert_int_equal(cost_model_init(&m, cat, &c, err, sizeof(err)), 0);
+    struct catalog *cat = glm_air(&m);
     /* 46 layers, the first dense: 45 MoE layers. */
     assert_true(fabs(cost_kernel_floor_s(&m) - 45 * m.cal.p[CAL_MOE_LAYER_S]) < 1e-12);
     assert_true(m.cal.p[CAL_MOE_LAYER_S] > 0);
@@ -610,7 +613,8 @@ static void moe_kernel_floor(void **state)
     assert_true(fabs(cost_step_time(&m, &big) - (fmax(cmp, mem) + comm + ovh)) < 1e-12);
 
     /* A dense model has no floor. */
-    c = cfg_of("h200", "llama-3.1-8b", NULL);
+    char err[512];
+    struct engine_config c = cfg_of("h200", "llama-3.1-8b", NULL);
     assert_int_equal(cost_model_init(&m, cat, &c, err, sizeof(err)), 0);
     assert_true(cost_kernel_floor_s(&m) == 0.0);
     catalog_free(cat);

@@ -317,11 +317,9 @@ int cost_calibration_write(const struct cost_calibration *c, FILE *f)
             fprintf(f, "  %s: %.4f\n", param_names[i], c->p[i]);
     fprintf(f, "  attention_context_knee: %.0f\n", c->attn_context_knee);
     fprintf(f, "overhead:\n");
-    fprintf(f, "  step_s: %.6f\n", c->p[CAL_STEP_S]);
-    fprintf(f, "  request_s: %.6f\n", c->p[CAL_REQUEST_S]);
-    fprintf(f, "  sequence_s: %.7f\n", c->p[CAL_SEQ_S]);
-    for (int i = CAL_AR_NVLINK_S; i <= CAL_MOE_LAYER_S; i++)
-        fprintf(f, "  %s: %.8g\n", param_names[i], c->p[i]);
+    for (int i = 0; i < CAL_N_PARAMS; i++)
+        if (calibration_param_is_overhead((enum calibration_param)i))
+            fprintf(f, "  %s: %.8g\n", param_names[i], c->p[i]);
     fprintf(f, "fit:\n");
     fprintf(f, "  points: %d\n", c->points);
     fprintf(f, "  parameters: %d\n", c->parameters);

@@ -228,10 +228,14 @@ int cost_model_init(struct cost_model *m, const struct catalog *cat,
     /* The path a tensor-parallel all-reduce takes (docs/ENGINE.md, "Multi-GPU"): NVLink; PCIe
      * peer-to-peer (between sockets when the group spans them); or, without peer-to-peer,
      * staged through host memory. */
-    m->p2p_bandwidth = (g->nvlink           ? g->p2p_bandwidth_gbs
-                        : !m->p2p           ? g->host_bandwidth_gbs
-                        : m->numa_nodes > 1 ? g->numa_p2p_bandwidth_gbs
-                                            : g->p2p_bandwidth_gbs) *
+    m->ar_path = m->tp <= 1          ? AR_NONE
+                 : g->nvlink         ? AR_NVLINK
+                 : !m->p2p           ? AR_HOST
+                 : m->numa_nodes > 1 ? AR_PCIE_NUMA
+                                     : AR_PCIE;
+    m->p2p_bandwidth = (m->ar_path == AR_HOST        ? g->host_bandwidth_gbs
+                        : m->ar_path == AR_PCIE_NUMA ? g->numa_p2p_bandwidth_gbs
+                                                     : g->p2p_bandwidth_gbs) *
                        1e9;
 
     /* Scheduler defaults: vLLM arg_utils get_batch_defaults, OpenAI API server context; the
@@ -366,18 +370,22 @@ static double attn_efficiency(const struct cost_model *m, double ctx)
 static double allreduce_latency_s(const struct cost_model *m)
 {
     const struct cost_calibration *cal = &m->cal;
-    if (m->gpu->nvlink)
+    if (m->ar_path == AR_NVLINK)
         return cal->p[CAL_AR_NVLINK_S];
     double steps = 2.0 * (m->tp - 1);
-    return steps * (m->p2p ? cal->p[CAL_HOP_PCIE_S] : cal->p[CAL_HOP_HOST_S]);
+    return steps * (m->ar_path == AR_HOST ? cal->p[CAL_HOP_HOST_S] : cal->p[CAL_HOP_PCIE_S]);
 }
 
 const char *cost_allreduce_path(const struct cost_model *m)
 {
-    return m->gpu->nvlink      ? "NVLink"
-           : !m->p2p           ? "host memory (no peer-to-peer)"
-           : m->numa_nodes > 1 ? "PCIe peer-to-peer across sockets"
-                               : "PCIe peer-to-peer";
+    static const char *const words[] = {
+        [AR_NONE] = "one GPU",
+        [AR_NVLINK] = "NVLink",
+        [AR_PCIE] = "PCIe peer-to-peer",
+        [AR_PCIE_NUMA] = "PCIe peer-to-peer across sockets",
+        [AR_HOST] = "host memory (no peer-to-peer)",
+    };
+    return words[m->ar_path];
 }
 
 double cost_host_factor(const struct cost_model *m)

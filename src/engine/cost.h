@@ -19,6 +19,16 @@
 
 #define GIB (1024.0 * 1024.0 * 1024.0)
 
+/* The path a tensor-parallel all-reduce takes (docs/ENGINE.md, "Multi-GPU"): decided once in
+ * cost_model_init, it picks the latency, the bandwidth and the words for it. */
+enum cost_ar_path {
+    AR_NONE,      /* one GPU */
+    AR_NVLINK,    /* vLLM's custom all-reduce over NVLink */
+    AR_PCIE,      /* NCCL ring over PCIe peer-to-peer */
+    AR_PCIE_NUMA, /* ... between GPUs under different CPU sockets */
+    AR_HOST,      /* ... staged through host memory (no peer-to-peer) */
+};
+
 struct cost_model {
     const struct gpu_spec *gpu;
     const struct model_spec *model;
@@ -27,9 +37,10 @@ struct cost_model {
     char kv_dtype[16];
     char compute_dtype[8]; /* peak used for weight FLOPs: fp16 | fp8 | int8 | fp4 */
     int tp;
-    int numa_nodes;   /* CPU sockets the tensor-parallel group spans */
-    int host_servers; /* busy servers sharing the host, this one included */
-    bool p2p;         /* PCIe peer-to-peer in effect (NVLink groups ignore it) */
+    int numa_nodes;            /* CPU sockets the tensor-parallel group spans */
+    int host_servers;          /* busy servers sharing the host, this one included */
+    bool p2p;                  /* PCIe peer-to-peer in effect (NVLink groups ignore it) */
+    enum cost_ar_path ar_path; /* the all-reduce's path, from the three above and the GPU */
     int block_size;
     int max_model_len;
     int max_num_seqs;
@@ -102,7 +113,7 @@ long cost_blocks_for(const struct cost_model *m, long n);
 /* Sliding-window blocks alone for a request of n tokens. */
 long cost_sliding_blocks(const struct cost_model *m, long n);
 /* The path of the tensor-parallel all-reduce, in words: "NVLink", "PCIe peer-to-peer", "PCIe
- * peer-to-peer across sockets" or "host memory (no peer-to-peer)". */
+ * peer-to-peer across sockets" or "host memory (no peer-to-peer)" ("one GPU" without TP). */
 const char *cost_allreduce_path(const struct cost_model *m);
 /* The factor by which CPU-side fixed costs (step_s, sequence_s, request_s) grow with the other
  * busy servers on the host: 1 + host_contention x (host_servers - 1). */

@@ -74,31 +74,21 @@ void band_key_of(const struct cost_model *m, int prompt_tokens, struct band_key 
              : prompt_tokens <= 32768 ? "8k-32k"
                                       : ">32k");
     /* The all-reduce's path (docs/ENGINE.md, "Multi-GPU"). */
-    snprintf(k->dim[BD_PARALLEL], sizeof(k->dim[BD_PARALLEL]), "%s",
-             m->tp <= 1          ? "1 GPU"
-             : m->gpu->nvlink    ? "TP over NVLink"
-             : !m->p2p           ? "TP through host memory"
-             : m->numa_nodes > 1 ? "TP over PCIe across sockets"
-                                 : "TP over PCIe");
+    static const char *const parallel[] = {
+        [AR_NONE] = "1 GPU",
+        [AR_NVLINK] = "TP over NVLink",
+        [AR_PCIE] = "TP over PCIe",
+        [AR_PCIE_NUMA] = "TP over PCIe across sockets",
+        [AR_HOST] = "TP through host memory",
+    };
+    snprintf(k->dim[BD_PARALLEL], sizeof(k->dim[BD_PARALLEL]), "%s", parallel[m->ar_path]);
 }
 
 int band_key_of_query(const struct plan_query *q, const struct catalog *cat, struct band_key *k,
                       char *err, size_t errlen)
 {
     struct engine_config c;
-    memset(&c, 0, sizeof(c));
-    c.gpu = q->gpu;
-    c.model = q->model;
-    c.quantization = q->quantization;
-    c.kv_cache_dtype = q->kv_cache_dtype;
-    c.max_model_len = q->max_model_len;
-    c.gpu_memory_utilization = q->gpu_memory_utilization;
-    c.max_num_seqs = q->max_num_seqs;
-    c.max_num_batched_tokens = q->max_num_batched_tokens;
-    c.tensor_parallel_size = q->tensor_parallel_size;
-    c.p2p = q->p2p;
-    c.numa_nodes = q->numa_nodes;
-    c.host_servers = q->host_servers;
+    plan_query_engine_config(q, &c);
     struct cost_model m;
     int rc = cost_model_init(&m, cat, &c, err, errlen);
     if (!rc)

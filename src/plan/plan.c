@@ -51,15 +51,17 @@ int plan_requests_for(const struct plan_opts *o, int users)
                                                               : PLAN_MIN_REQUESTS;
 }
 
-static void plan_fill_config(const struct plan_opts *o, const struct plan_row *row,
+/* The engine's options for weights 'quant' and window 'window' (max_model_len) under o; the
+ * strings and o's calibration are borrowed. */
+static void plan_fill_config(const struct plan_opts *o, const char *quant, int window,
                              struct engine_config *c)
 {
     memset(c, 0, sizeof(*c));
     c->gpu = o->gpu;
     c->model = o->model;
-    c->quantization = row->quant;
+    c->quantization = quant;
     c->kv_cache_dtype = o->kv_dtype;
-    c->max_model_len = row->window;
+    c->max_model_len = window;
     c->gpu_memory_utilization = o->gpu_memory_utilization;
     c->max_num_seqs = o->max_num_seqs;
     c->max_num_batched_tokens = o->max_num_batched_tokens;
@@ -76,7 +78,7 @@ static void plan_fill_config(const struct plan_opts *o, const struct plan_row *r
 static int plan_simulate(const struct plan_opts *o, struct plan_row *row, char *err, size_t errlen)
 {
     struct engine_config c;
-    plan_fill_config(o, row, &c);
+    plan_fill_config(o, row->quant, row->window, &c);
     struct engine *e = NULL;
     int rc = engine_new(&e, &c, err, errlen);
     if (rc)
@@ -204,7 +206,7 @@ int plan_row_run(const struct plan_opts *o, const struct catalog *cat, struct pl
 {
     struct engine_config c;
     char err[512];
-    plan_fill_config(o, row, &c);
+    plan_fill_config(o, row->quant, row->window, &c);
     int rc = cost_model_init(&row->cm, cat, &c, err, sizeof(err));
     if (rc) {
         log_error("plan: %s", err);
@@ -305,6 +307,14 @@ static void prediction_from_row(const struct plan_row *row, struct plan_predicti
     out->meets_slo = row->ok;
     out->band = row->band;
     snprintf(out->verdict, sizeof(out->verdict), "%s", row->verdict);
+}
+
+void plan_query_engine_config(const struct plan_query *q, struct engine_config *c)
+{
+    struct plan_opts o;
+    plan_opts_from_query(q, &o);
+    o.have_cal = false; /* o is gone on return: c must not borrow its calibration */
+    plan_fill_config(&o, q->quantization, q->max_model_len, c);
 }
 
 int plan_predict_with(const struct plan_query *q, const struct catalog *cat,

@@ -105,6 +105,11 @@ MUST_USE int plan_predict(const struct plan_query *q, struct plan_prediction *ou
                           size_t errlen);
 struct catalog;
 struct cost_calibration;
+struct engine_config;
+/* The engine options query q plans with (the built-in calibration): one place that maps a
+ * query onto vLLM's flags, for plan and for the band's combination. Strings are borrowed from
+ * q. */
+void plan_query_engine_config(const struct plan_query *q, struct engine_config *c);
 /* plan_predict over a loaded catalog with the given efficiencies (NULL = defaults; q->calibration
  * is then ignored): the inner loop of `testbench calibrate`. */
 MUST_USE int plan_predict_with(const struct plan_query *q, const struct catalog *cat,
